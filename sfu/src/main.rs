@@ -1,0 +1,5 @@
+//! `sfu`: runs one SFU node.
+
+fn main() {
+    println!("sfu: not yet implemented");
+}

@@ -1,0 +1,1 @@
+//! Signaling service: rooms, auth, SDP relay and opaque key relay.
