@@ -14,7 +14,7 @@
  *
  * @module receiver
  */
-import { asBytes, asInt } from './bytes.mjs';
+import { asBytes, asInt, bytesEqual } from './bytes.mjs';
 import { ErrorCode, fail } from './errors.mjs';
 import { decodeKid, MAX_GENERATION, MAX_SLOT, MAX_STEP } from './kid.mjs';
 import { checkCandidateLength, openMediaFrame } from './media.mjs';
@@ -145,8 +145,10 @@ export class ReceiverKeyStore {
 
   /**
    * Stores the base key of (`slot`, `generation`) at ratchet `step` for `suite` (from an opened
-   * key envelope). Returns true if stored; false when it is older than what is held: a step below
-   * the held one (the receiver ratcheted past it) or a generation older than the 3 kept.
+   * key envelope). Returns true if stored (or already held); false when it is older than what is
+   * held: a step below the held one (the receiver ratcheted past it) or a generation older than
+   * the 3 kept. A later step of a held generation advances it like an authenticated frame would
+   * (the held step stays usable for the 2 s grace period).
    */
   addKey({ slot, generation, step = 0, suite, baseKey }, now) {
     asInt(slot, 0, MAX_SLOT, 'slot');
@@ -165,10 +167,18 @@ export class ReceiverKeyStore {
     const held = gens.get(generation);
     if (held) {
       if (step < held.step) return false;
-      const fresh = new Generation(params, step, key);
-      if (step > held.step && held.suite === params) {
-        fresh.previous = { step: held.step, baseKey: held.baseKey, until: now + this._opts.previousStepGraceMs };
+      if (held.suite === params && step === held.step && bytesEqual(held.baseKey, key)) return true;
+      if (held.suite === params && step > held.step) {
+        // The sender moved on (join): advance in place so the replay windows of the step in
+        // flight survive. States derived ahead of `step` came from the old chain: drop them.
+        for (const [kid, state] of held.kids) if (state.step >= step) held.kids.delete(kid);
+        held.ahead.clear();
+        held.advanceTo(step, key, now, this._opts.previousStepGraceMs);
+        return true;
       }
+      // Same step with another key, or another suite: a new key entirely. Frames under the old
+      // key cannot authenticate under the new one, so fresh replay windows are safe.
+      const fresh = new Generation(params, step, key);
       fresh.firstAuthAt = held.firstAuthAt;
       fresh.retireAt = held.retireAt;
       gens.set(generation, fresh);

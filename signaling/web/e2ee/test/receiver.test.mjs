@@ -164,6 +164,22 @@ describe('receiver key store', () => {
     await store.decryptFrame('vp8', await (await sender(baseKey, { step: 4 })).encryptFrame('vp8', frame(rng)), 2100);
   });
 
+  test('addKey of a key already held (re-delivered envelope) keeps the replay windows', async () => {
+    const rng = seededRandom(22);
+    const baseKey = rng.bytes(32);
+    const store = new ReceiverKeyStore();
+    store.addKey({ slot: SLOT, generation: 1, step: 0, suite: SUITE, baseKey }, 0);
+    const s = await sender(baseKey);
+    const wire = await s.encryptFrame('vp8', frame(rng));
+    await store.decryptFrame('vp8', wire, 0);
+    assert.ok(store.addKey({ slot: SLOT, generation: 1, step: 0, suite: SUITE, baseKey: Uint8Array.from(baseKey) }, 10));
+    await rejectsWithCode(store.decryptFrame('vp8', wire, 20), 'replay');
+    // Advancing by envelope keeps the old step's windows for its grace period too.
+    assert.ok(store.addKey({ slot: SLOT, generation: 1, step: 2, suite: SUITE, baseKey: await ratchetBaseKeyBy(SUITE, baseKey, 2) }, 30));
+    await rejectsWithCode(store.decryptFrame('vp8', wire, 40), 'replay');
+    await store.decryptFrame('vp8', await s.encryptFrame('vp8', frame(rng)), 40);
+  });
+
   test('unknown sender, bad KID, removed sender and bad arguments give their codes', async () => {
     const rng = seededRandom(19);
     const baseKey = rng.bytes(32);
