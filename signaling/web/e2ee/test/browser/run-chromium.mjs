@@ -37,7 +37,7 @@ function fileFor(urlPath) {
  * Serves the suite, runs Chromium on it and resolves with the page's summary
  * (`{userAgent, passed, failed, results: [{name, ok, error?}]}`).
  */
-export async function runInChromium({ chromium = '/usr/bin/chromium', timeoutMs = 90_000 } = {}) {
+export async function runInChromium({ chromium = '/usr/bin/chromium', timeoutMs = 60_000 } = {}) {
   let deliver;
   const summary = new Promise((resolve) => {
     deliver = resolve;
