@@ -83,7 +83,7 @@ class Generation {
     this.previous = null;
     /** Base keys of steps ahead of `step`, derived on demand (promises, shared by callers). */
     this.ahead = new Map();
-    /** Per-KID state: `{ key: Promise<SframeKey>, replay: ReplayWindow, step }`. */
+    /** Per-KID state: `{ key: Promise<SframeKey>, replay: ReplayWindow, step, baseKey }`. */
     this.kids = new Map();
     this.firstAuthAt = null;
     this.retireAt = Infinity;
