@@ -5,11 +5,7 @@
  *
  * @module tools/check-fixtures
  */
-import {
-  bytesEqual,
-  fromHex,
-  toHex,
-} from '../bytes.mjs';
+import { bytesEqual, fromBase64Url, fromHex, toBase64Url, toHex } from '../bytes.mjs';
 import { E2eeError } from '../errors.mjs';
 import { openEnvelope } from '../envelope.mjs';
 import { importX25519PrivateKey, x25519PublicKeyOf } from '../hpke.mjs';
@@ -18,7 +14,6 @@ import { decodeKid, encodeKid } from '../kid.mjs';
 import { decryptMediaFrameWithKey, encryptMediaFrame } from '../media.mjs';
 import { ReceiverKeyStore } from '../receiver.mjs';
 import { ratchetBaseKeyBy, SframeKey } from '../sframe.mjs';
-import { fromBase64Url, toBase64Url } from '../bytes.mjs';
 import { safetyNumber, securityCode } from '../verification.mjs';
 
 function check(condition, message) {

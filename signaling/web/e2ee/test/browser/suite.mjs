@@ -2,7 +2,7 @@
 // cross-implementation fixtures (made here, and the Rust-made file when the server has one)
 // and a media round trip inside a module worker (where RTCRtpScriptTransform code runs).
 // Results are shown on the page and POSTed to /results.
-import { concat, fromHex, toHex } from '../../bytes.mjs';
+import { fromHex, toHex } from '../../bytes.mjs';
 import { deriveX25519KeyPair, HpkeAead, setupBaseR, setupBaseS } from '../../hpke.mjs';
 import { aeadOpen, aeadSeal, importAeadKey } from '../../sframe-aead.mjs';
 import { decodeHeader, encodeHeader } from '../../sframe-header.mjs';
