@@ -1,0 +1,580 @@
+//! The baseline: the same packet stream a publisher sends in the scenarios, fanned out to N
+//! receivers by the simplest possible relay, so an SFU's cost per forwarded packet has a floor
+//! to be compared with.
+//!
+//! A publisher thread sends real Opus frames (20 ms) and a VP8-shaped camera stream (one
+//! simulcast layer, the one a subscriber receives) packetized into RTP exactly as a WebRTC
+//! stack does (VP8 payload descriptor, 1200-byte packets), each packet ending in a
+//! [`Probe`]. A relay thread receives each packet on one UDP socket and sends it to every
+//! receiver with one `send_to` per receiver (no batching, no encryption, no per-subscriber
+//! state); it measures its own CPU time with the thread CPU clock. Receivers read the probes and
+//! measure latency, loss and jitter like the scenarios' receivers. With an impairment, the
+//! publisher's packets cross an [`ImpairmentRelay`] before the relay. Everything is on
+//! 127.0.0.1 and stops by itself after the configured duration.
+
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtp::codec::vp8::Vp8Payloader;
+use rtp::packetizer::Payloader;
+use shared::marshal::Marshal;
+use thiserror::Error;
+
+use crate::impairment::{Impairment, ImpairmentRelay, RelayConfig, RelayError, RelayStats};
+use crate::media::opus_tone::{FRAME_MS, OpusSourceError, OpusToneSource};
+use crate::media::vp8_frames::{Vp8Config, Vp8ConfigError, Vp8FrameGenerator};
+use crate::probe::{PROBE_LEN, Probe};
+use crate::process_usage::{ProcessUsageError, thread_cpu_time};
+use crate::receiver_stats::{ReceiverStats, StatsTotals};
+
+/// RTP packets are at most this long, as WebRTC stacks send them.
+pub const RTP_MTU: usize = 1200;
+
+/// Size of the fixed RTP header (no CSRCs, no extensions).
+const RTP_HEADER_LEN: usize = 12;
+
+/// Most receivers a baseline run accepts.
+pub const MAX_RECEIVERS: usize = 1000;
+
+/// Longest baseline run accepted.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+
+/// Probe stream numbers used by the baseline publisher.
+const AUDIO_STREAM: u8 = 0;
+const VIDEO_STREAM: u8 = 1;
+
+/// What a baseline run sends and to how many receivers.
+#[derive(Debug, Clone)]
+pub struct BaselineConfig {
+    /// Receivers each packet is fanned out to.
+    pub receivers: usize,
+    /// How long the publisher sends.
+    pub duration: Duration,
+    /// Bitrate of the video layer (0 for audio only).
+    pub video_bitrate_bps: u32,
+    /// Whether the publisher sends Opus audio too.
+    pub audio: bool,
+    /// Impairment between the publisher and the relay.
+    pub impairment: Option<Impairment>,
+    /// Seed of the frame generator and the impairment.
+    pub seed: u64,
+}
+
+impl Default for BaselineConfig {
+    /// 50 receivers for 10 s, audio plus the 1.7 Mb/s top camera layer, no impairment.
+    fn default() -> Self {
+        BaselineConfig {
+            receivers: 50,
+            duration: Duration::from_secs(10),
+            video_bitrate_bps: 1_700_000,
+            audio: true,
+            impairment: None,
+            seed: 1,
+        }
+    }
+}
+
+/// What a baseline run measured.
+#[derive(Debug, Clone)]
+pub struct BaselineOutcome {
+    /// Wall-clock seconds the publisher sent for.
+    pub measured_s: f64,
+    /// RTP packets the publisher sent.
+    pub packets_sent: u64,
+    /// Packets the relay received.
+    pub relay_packets_in: u64,
+    /// Packets the relay sent (received × receivers).
+    pub relay_packets_out: u64,
+    /// CPU seconds of the relay thread.
+    pub relay_cpu_seconds: f64,
+    /// Receivers that received at least one packet.
+    pub receivers_reached: u64,
+    /// Latency, loss and jitter over all receivers.
+    pub totals: StatsTotals,
+    /// Counters of the impairment relay, when there was one.
+    pub impairment: Option<RelayStats>,
+}
+
+/// Progress of a running baseline, passed to the caller's callback about ten times a second.
+#[derive(Debug, Clone, Copy)]
+pub struct BaselineProgress {
+    /// Time since the publisher started.
+    pub elapsed: Duration,
+    /// The configured duration.
+    pub duration: Duration,
+    /// Packets the relay has sent so far.
+    pub relayed: u64,
+}
+
+/// Why a baseline run failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum BaselineError {
+    /// Receivers or duration out of range.
+    #[error("invalid baseline configuration: {0}")]
+    Config(&'static str),
+    /// A socket or thread could not be set up.
+    #[error("baseline I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The Opus encoder failed.
+    #[error(transparent)]
+    Opus(#[from] OpusSourceError),
+    /// The video generator refused its configuration.
+    #[error(transparent)]
+    Video(#[from] Vp8ConfigError),
+    /// The impairment relay failed to start.
+    #[error(transparent)]
+    Impairment(#[from] RelayError),
+    /// The relay could not read its CPU clock.
+    #[error(transparent)]
+    Cpu(#[from] ProcessUsageError),
+    /// RTP packetization failed.
+    #[error("RTP packetization: {0}")]
+    Rtp(String),
+    /// A worker thread panicked.
+    #[error("baseline {0} thread panicked")]
+    Panicked(&'static str),
+}
+
+/// Runs the baseline, calling `progress` about every 100 ms, and returns what it measured.
+pub fn run_baseline(
+    config: &BaselineConfig,
+    progress: &mut dyn FnMut(BaselineProgress),
+) -> Result<BaselineOutcome, BaselineError> {
+    if config.receivers == 0 || config.receivers > MAX_RECEIVERS {
+        return Err(BaselineError::Config("receivers must be 1..=1000"));
+    }
+    if config.duration.is_zero() || config.duration > MAX_DURATION {
+        return Err(BaselineError::Config("duration must be 1 ms..=1 h"));
+    }
+    if !config.audio && config.video_bitrate_bps == 0 {
+        return Err(BaselineError::Config(
+            "nothing to send: no audio and no video",
+        ));
+    }
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let epoch = Instant::now();
+
+    // Receivers first, so the relay knows where to send.
+    let receivers = Receivers::start(config.receivers, epoch)?;
+
+    // The relay.
+    let relay_socket = StdUdpSocket::bind(loopback)?;
+    relay_socket.set_read_timeout(Some(Duration::from_millis(20)))?;
+    let relay_addr = relay_socket.local_addr()?;
+    let relay_stop = Arc::new(AtomicBool::new(false));
+    let relayed = Arc::new(AtomicU64::new(0));
+    let relay = {
+        let stop = Arc::clone(&relay_stop);
+        let relayed = Arc::clone(&relayed);
+        let targets = receivers.addrs.clone();
+        std::thread::Builder::new()
+            .name("baseline-relay".into())
+            .spawn(move || relay_loop(&relay_socket, &targets, &stop, &relayed))?
+    };
+
+    // Optional impaired link in front of the relay.
+    let impairment = match config.impairment {
+        Some(imp) if !imp.is_none() => {
+            let mut rc = RelayConfig::symmetric(relay_addr, imp);
+            rc.to_client = Impairment::default();
+            rc.seed = config.seed;
+            rc.lifetime = config.duration + Duration::from_secs(30);
+            Some(ImpairmentRelay::start(rc)?)
+        }
+        _ => None,
+    };
+    let publish_to = impairment
+        .as_ref()
+        .map_or(relay_addr, ImpairmentRelay::local_addr);
+
+    // The publisher.
+    let publisher = {
+        let config = config.clone();
+        std::thread::Builder::new()
+            .name("baseline-publisher".into())
+            .spawn(move || publish(&config, publish_to, epoch))?
+    };
+
+    let started = Instant::now();
+    while !publisher.is_finished() {
+        progress(BaselineProgress {
+            elapsed: started.elapsed().min(config.duration),
+            duration: config.duration,
+            relayed: relayed.load(Ordering::Relaxed),
+        });
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let measured_s = started.elapsed().as_secs_f64();
+    let packets_sent = publisher
+        .join()
+        .map_err(|_| BaselineError::Panicked("publisher"))??;
+
+    // Let packets in flight (including the impairment's delay line) arrive.
+    let drain = config
+        .impairment
+        .map_or(Duration::ZERO, |i| i.delay + i.jitter)
+        + Duration::from_millis(200);
+    std::thread::sleep(drain);
+    let impairment = impairment.map(ImpairmentRelay::stop);
+    relay_stop.store(true, Ordering::Relaxed);
+    let (relay_in, relay_out, relay_cpu) = relay
+        .join()
+        .map_err(|_| BaselineError::Panicked("relay"))??;
+    let per_receiver = receivers.stop()?;
+    progress(BaselineProgress {
+        elapsed: config.duration,
+        duration: config.duration,
+        relayed: relay_out,
+    });
+
+    let mut totals = StatsTotals::default();
+    let mut reached = 0;
+    for stats in &per_receiver {
+        let t = stats.totals();
+        if t.received > 0 {
+            reached += 1;
+        }
+        totals.merge(&t);
+    }
+    Ok(BaselineOutcome {
+        measured_s,
+        packets_sent,
+        relay_packets_in: relay_in,
+        relay_packets_out: relay_out,
+        relay_cpu_seconds: relay_cpu.as_secs_f64(),
+        receivers_reached: reached,
+        totals,
+        impairment,
+    })
+}
+
+/// The relay: receive one packet, send it to every receiver. Returns packets in, packets out
+/// and the thread's CPU time spent in the loop.
+fn relay_loop(
+    socket: &StdUdpSocket,
+    targets: &[SocketAddr],
+    stop: &AtomicBool,
+    relayed: &AtomicU64,
+) -> Result<(u64, u64, Duration), BaselineError> {
+    let cpu_start = thread_cpu_time()?;
+    let mut buf = [0u8; 2048];
+    let (mut packets_in, mut packets_out) = (0u64, 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        let len = match socket.recv(&mut buf) {
+            Ok(len) => len,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        packets_in += 1;
+        for target in targets {
+            // A full receive buffer at one receiver is that receiver's loss, not the relay's
+            // failure: keep serving the others.
+            if socket.send_to(&buf[..len], target).is_ok() {
+                packets_out += 1;
+            }
+        }
+        relayed.store(packets_out, Ordering::Relaxed);
+    }
+    let cpu = thread_cpu_time()?.saturating_sub(cpu_start);
+    Ok((packets_in, packets_out, cpu))
+}
+
+/// Builds RTP packets with a probe trailer and sends them to one address.
+struct RtpSender {
+    socket: StdUdpSocket,
+    ssrc: u32,
+    payload_type: u8,
+    seq: u16,
+    probe_seq: u32,
+    stream: u8,
+    sent: u64,
+}
+
+impl RtpSender {
+    fn new(socket: StdUdpSocket, ssrc: u32, payload_type: u8, stream: u8) -> Self {
+        RtpSender {
+            socket,
+            ssrc,
+            payload_type,
+            seq: 0,
+            probe_seq: 0,
+            stream,
+            sent: 0,
+        }
+    }
+
+    fn send(
+        &mut self,
+        payload: &[u8],
+        timestamp: u32,
+        marker: bool,
+        epoch: Instant,
+    ) -> Result<(), BaselineError> {
+        let probe = Probe {
+            sender: 0,
+            stream: self.stream,
+            seq: self.probe_seq,
+            send_time_us: epoch.elapsed().as_micros() as u64,
+        };
+        let mut body = Vec::with_capacity(payload.len() + PROBE_LEN);
+        body.extend_from_slice(payload);
+        probe.append_to(&mut body);
+        let packet = rtp::Packet {
+            header: rtp::Header {
+                version: 2,
+                marker,
+                payload_type: self.payload_type,
+                sequence_number: self.seq,
+                timestamp,
+                ssrc: self.ssrc,
+                ..Default::default()
+            },
+            payload: Bytes::from(body),
+        };
+        let wire = packet
+            .marshal()
+            .map_err(|e| BaselineError::Rtp(e.to_string()))?;
+        // Loopback UDP only fails on a full socket buffer; that packet is lost like on a
+        // real network and the receivers count it.
+        let _ = self.socket.send(&wire);
+        self.seq = self.seq.wrapping_add(1);
+        self.probe_seq += 1;
+        self.sent += 1;
+        Ok(())
+    }
+}
+
+/// The publisher: audio every 20 ms, video every 1/30 s, until the duration is over.
+fn publish(config: &BaselineConfig, to: SocketAddr, epoch: Instant) -> Result<u64, BaselineError> {
+    let socket = || -> std::io::Result<StdUdpSocket> {
+        let s = StdUdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        s.connect(to)?;
+        Ok(s)
+    };
+    let mut audio = if config.audio {
+        Some((
+            OpusToneSource::new(440.0, 32_000)?,
+            RtpSender::new(socket()?, 0x1111_0001, 111, AUDIO_STREAM),
+        ))
+    } else {
+        None
+    };
+    let mut video = if config.video_bitrate_bps > 0 {
+        // The probe rides in every packet, so the frame budget leaves room for one per
+        // packet plus the RTP and VP8 descriptor headers (about 6 packets per keyframe).
+        let generator = Vp8FrameGenerator::new(Vp8Config {
+            width: 1280,
+            height: 720,
+            fps: 30,
+            bitrate_bps: config.video_bitrate_bps,
+            keyframe_interval: 300,
+            keyframe_factor: 6.0,
+            trailer_len: 0,
+            seed: config.seed,
+        })?;
+        Some((
+            generator,
+            Vp8Payloader::default(),
+            RtpSender::new(socket()?, 0x2222_0002, 96, VIDEO_STREAM),
+        ))
+    } else {
+        None
+    };
+
+    let start = Instant::now();
+    let end = start + config.duration;
+    let audio_interval = Duration::from_millis(u64::from(FRAME_MS));
+    let video_interval = Duration::from_secs(1) / 30;
+    let (mut next_audio, mut next_video) = (start, start);
+    let (mut audio_frames, mut video_frames) = (0u32, 0u32);
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        if let Some((source, sender)) = audio.as_mut()
+            && now >= next_audio
+        {
+            let frame = source.next_frame()?;
+            let ts = audio_frames.wrapping_mul(48_000 / 1000 * FRAME_MS);
+            sender.send(&frame, ts, false, epoch)?;
+            audio_frames += 1;
+            next_audio += audio_interval;
+        }
+        if let Some((generator, payloader, sender)) = video.as_mut()
+            && now >= next_video
+        {
+            let frame = generator.next_frame();
+            let chunks = payloader
+                .payload(
+                    RTP_MTU - RTP_HEADER_LEN - PROBE_LEN,
+                    &Bytes::from(frame.data),
+                )
+                .map_err(|e| BaselineError::Rtp(e.to_string()))?;
+            let ts = video_frames.wrapping_mul(90_000 / 30);
+            let last = chunks.len().saturating_sub(1);
+            for (i, chunk) in chunks.iter().enumerate() {
+                sender.send(chunk, ts, i == last, epoch)?;
+            }
+            video_frames += 1;
+            next_video += video_interval;
+        }
+        let mut next = end;
+        if audio.is_some() {
+            next = next.min(next_audio);
+        }
+        if video.is_some() {
+            next = next.min(next_video);
+        }
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let sent = audio.map_or(0, |(_, s)| s.sent) + video.map_or(0, |(_, _, s)| s.sent);
+    Ok(sent)
+}
+
+/// The receivers: one socket each, all served by one thread running a small tokio runtime.
+struct Receivers {
+    addrs: Vec<SocketAddr>,
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: std::thread::JoinHandle<Vec<ReceiverStats>>,
+}
+
+impl Receivers {
+    fn start(n: usize, epoch: Instant) -> Result<Self, BaselineError> {
+        let mut sockets = Vec::with_capacity(n);
+        let mut addrs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s = StdUdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+            s.set_nonblocking(true)?;
+            addrs.push(s.local_addr()?);
+            sockets.push(s);
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("baseline-receivers".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let tasks: Vec<_> = sockets
+                        .into_iter()
+                        .map(|s| tokio::spawn(receive(s, epoch, stop_rx.clone())))
+                        .collect();
+                    let mut out = Vec::with_capacity(tasks.len());
+                    for task in tasks {
+                        // A receiver task only ends by returning its stats; a panic inside
+                        // one is a bug that should fail the run loudly.
+                        out.push(task.await.expect("receiver task panicked"));
+                    }
+                    out
+                })
+            })?;
+        Ok(Receivers {
+            addrs,
+            stop,
+            thread,
+        })
+    }
+
+    fn stop(self) -> Result<Vec<ReceiverStats>, BaselineError> {
+        // Receivers that already ended have dropped their end; nothing to tell them.
+        let _ = self.stop.send(true);
+        self.thread
+            .join()
+            .map_err(|_| BaselineError::Panicked("receivers"))
+    }
+}
+
+async fn receive(
+    socket: StdUdpSocket,
+    epoch: Instant,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> ReceiverStats {
+    let mut stats = ReceiverStats::new();
+    let Ok(socket) = tokio::net::UdpSocket::from_std(socket) else {
+        return stats;
+    };
+    let mut buf = [0u8; 2048];
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return stats,
+            received = socket.recv(&mut buf) => {
+                let Ok(len) = received else { continue };
+                let arrival = epoch.elapsed().as_micros() as u64;
+                // Anything that is not one of our probed packets is ignored (and cannot be
+                // confused with one: the probe has a magic number).
+                if let Ok((_, probe)) = Probe::split_trailer(&buf[..len]) {
+                    stats.on_probe(&probe, arrival);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_out_of_range_configs() {
+        let mut noop = |_: BaselineProgress| {};
+        for config in [
+            BaselineConfig {
+                receivers: 0,
+                ..BaselineConfig::default()
+            },
+            BaselineConfig {
+                receivers: MAX_RECEIVERS + 1,
+                ..BaselineConfig::default()
+            },
+            BaselineConfig {
+                duration: Duration::ZERO,
+                ..BaselineConfig::default()
+            },
+            BaselineConfig {
+                audio: false,
+                video_bitrate_bps: 0,
+                ..BaselineConfig::default()
+            },
+        ] {
+            assert!(matches!(
+                run_baseline(&config, &mut noop),
+                Err(BaselineError::Config(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn short_run_relays_every_packet_to_every_receiver() {
+        let config = BaselineConfig {
+            receivers: 5,
+            duration: Duration::from_millis(600),
+            video_bitrate_bps: 500_000,
+            ..BaselineConfig::default()
+        };
+        let mut ticks = 0;
+        let out = run_baseline(&config, &mut |_| ticks += 1).unwrap();
+        assert!(ticks >= 2);
+        // 30 audio frames and ~18 video frames of several packets each.
+        assert!(out.packets_sent >= 40, "{out:?}");
+        assert_eq!(out.relay_packets_in, out.packets_sent);
+        assert_eq!(out.relay_packets_out, out.packets_sent * 5);
+        assert_eq!(out.receivers_reached, 5);
+        assert_eq!(out.totals.received, out.packets_sent * 5);
+        assert_eq!(out.totals.lost, 0);
+        assert!(out.relay_cpu_seconds > 0.0);
+        assert!(out.totals.latency.p99_ms().unwrap() < 500.0);
+    }
+}

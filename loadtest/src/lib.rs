@@ -1,0 +1,33 @@
+//! `loadtest`: simulated callers and viewers against the SFU and signaling service, and the
+//! parts they are made of.
+//!
+//! The binary (`loadtest meeting|broadcast|baseline`) is a thin CLI over this library. Other
+//! crates use the library too: the SFU's integration tests put an [`impairment::ImpairmentRelay`]
+//! between a client and the SFU to test behaviour under loss, delay, jitter, reordering and a
+//! bandwidth cap.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`media`] | Opus test tone (real libopus), VP8-shaped simulcast frames |
+//! | [`probe`] | the send-time/sequence trailer carried inside each encrypted frame |
+//! | [`receiver_stats`] | latency, loss, reordering, RFC 3550 jitter per received stream |
+//! | [`histogram`] | HDR-histogram percentiles of durations |
+//! | [`report`] | the JSON report and the summary table |
+//! | [`process_usage`] | CPU seconds and peak RSS of a process from `/proc`; thread CPU time |
+//! | [`metrics_scrape`] | Prometheus text-format scraper |
+//! | [`service_process`] | start a service, wait for health, stop it with SIGTERM |
+//! | [`impairment`] | the impairing UDP relay and its `--impair` syntax |
+//! | [`baseline`] | the plain UDP relay baseline |
+//! | [`scenario`] | `meeting` and `broadcast` configuration (not wired to services yet) |
+
+pub mod baseline;
+pub mod histogram;
+pub mod impairment;
+pub mod media;
+pub mod metrics_scrape;
+pub mod probe;
+pub mod process_usage;
+pub mod receiver_stats;
+pub mod report;
+pub mod scenario;
+pub mod service_process;

@@ -1,0 +1,339 @@
+//! The outcome of a run: a JSON report (`--report FILE`) and the table printed at the end.
+//!
+//! A field that a scenario did not measure is `null` in JSON and `-` in the table, never a
+//! made-up zero: the baseline has no joins and no SFU, a run against `--url` services started
+//! elsewhere has no SFU process to read. Field meanings are listed in `loadtest/README.md`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::histogram::DurationHistogram;
+use crate::receiver_stats::StatsTotals;
+
+/// Which scenario produced a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    /// Callers all publishing and subscribing to each other.
+    Meeting,
+    /// A presenter and many subscribe-only viewers.
+    Broadcast,
+    /// The plain UDP relay, for the cost of moving the same packets without an SFU.
+    Baseline,
+}
+
+/// Everything a run measured. See the crate README for each field's definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Wall-clock seconds of the measured phase (after joining).
+    pub duration_s: f64,
+    /// The services' URL, or `null` when no services were involved.
+    pub target: Option<String>,
+    /// The link impairment applied, in `--impair` syntax, or `null`.
+    pub impairment: Option<String>,
+    /// Simulated participants (callers; presenter plus viewers; for the baseline, receivers).
+    pub participants: u64,
+    /// Participants that completed joining (for the baseline: receivers that got a packet).
+    pub joined: u64,
+    /// Median time from starting to join to having the SFU's answer and a connected transport.
+    pub join_ms_p50: Option<f64>,
+    /// 99th percentile of the join time.
+    pub join_ms_p99: Option<f64>,
+    /// 99th percentile over receivers of the time from joining to the first decrypted frame.
+    pub first_decrypted_frame_ms_p99: Option<f64>,
+    /// Median end-to-end latency of a frame: send time in the probe to decrypted arrival.
+    pub latency_ms_p50: Option<f64>,
+    /// 99th percentile of that latency.
+    pub latency_ms_p99: Option<f64>,
+    /// Packets (frames) missing within each received stream's sequence range, in percent.
+    pub loss_pct: Option<f64>,
+    /// 99th percentile of the RFC 3550 interarrival jitter estimate, sampled at every arrival.
+    pub jitter_ms_p99: Option<f64>,
+    /// Distinct frames (packets, for the baseline) received over all receivers.
+    pub frames_received: u64,
+    /// Frames (packets) sent by all publishers.
+    pub frames_sent: u64,
+    /// Frames that failed SFrame authentication or decryption at a receiver.
+    pub decrypt_failures: Option<u64>,
+    /// Packets the SFU (or the baseline relay) sent to subscribers during the run.
+    pub packets_forwarded: Option<u64>,
+    /// CPU seconds (user + system) the SFU process used during the run.
+    pub sfu_cpu_seconds: Option<f64>,
+    /// The SFU process' peak resident memory (VmHWM) in bytes.
+    pub sfu_peak_rss_bytes: Option<u64>,
+    /// `packets_forwarded / sfu_cpu_seconds`.
+    pub forwarded_packets_per_cpu_second: Option<f64>,
+    /// CPU seconds of the baseline relay thread.
+    pub relay_cpu_seconds: Option<f64>,
+    /// Baseline only: packets relayed per CPU second of the relay thread.
+    pub relay_packets_per_cpu_second: Option<f64>,
+}
+
+/// Why a report could not be written.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// Serialising failed (cannot happen for this struct, kept for the type's honesty).
+    #[error("serialising report: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Writing the file failed.
+    #[error("writing report: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// `numerator / denominator` when the denominator is meaningfully above zero.
+pub fn per_second(numerator: u64, seconds: f64) -> Option<f64> {
+    (seconds.is_finite() && seconds > 1e-6).then(|| numerator as f64 / seconds)
+}
+
+impl Report {
+    /// An empty report for `scenario`: counts zero, every measurement `None`.
+    pub fn new(scenario: Scenario) -> Self {
+        Report {
+            scenario,
+            duration_s: 0.0,
+            target: None,
+            impairment: None,
+            participants: 0,
+            joined: 0,
+            join_ms_p50: None,
+            join_ms_p99: None,
+            first_decrypted_frame_ms_p99: None,
+            latency_ms_p50: None,
+            latency_ms_p99: None,
+            loss_pct: None,
+            jitter_ms_p99: None,
+            frames_received: 0,
+            frames_sent: 0,
+            decrypt_failures: None,
+            packets_forwarded: None,
+            sfu_cpu_seconds: None,
+            sfu_peak_rss_bytes: None,
+            forwarded_packets_per_cpu_second: None,
+            relay_cpu_seconds: None,
+            relay_packets_per_cpu_second: None,
+        }
+    }
+
+    /// Fills latency, loss, jitter and frames received from the receivers' merged totals.
+    pub fn set_receiver_totals(&mut self, totals: &StatsTotals) {
+        self.latency_ms_p50 = totals.latency.p50_ms();
+        self.latency_ms_p99 = totals.latency.p99_ms();
+        self.jitter_ms_p99 = totals.jitter.p99_ms();
+        self.loss_pct = totals.loss_pct();
+        self.frames_received = totals.received;
+    }
+
+    /// Fills the join percentiles from per-participant join times.
+    pub fn set_join_times(&mut self, joins: &DurationHistogram) {
+        self.join_ms_p50 = joins.p50_ms();
+        self.join_ms_p99 = joins.p99_ms();
+    }
+
+    /// Fills the SFU's cost: CPU seconds and peak memory of its process and the packets it
+    /// forwarded (from its `/metrics`), and their ratio.
+    pub fn set_sfu_cost(&mut self, cpu_seconds: f64, peak_rss_bytes: u64, packets_forwarded: u64) {
+        self.sfu_cpu_seconds = Some(cpu_seconds);
+        self.sfu_peak_rss_bytes = Some(peak_rss_bytes);
+        self.packets_forwarded = Some(packets_forwarded);
+        self.forwarded_packets_per_cpu_second = per_second(packets_forwarded, cpu_seconds);
+    }
+
+    /// Fills the baseline relay's cost.
+    pub fn set_relay_cost(&mut self, cpu_seconds: f64, packets_relayed: u64) {
+        self.relay_cpu_seconds = Some(cpu_seconds);
+        self.packets_forwarded = Some(packets_relayed);
+        self.relay_packets_per_cpu_second = per_second(packets_relayed, cpu_seconds);
+    }
+
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> Result<String, ReportError> {
+        Ok(serde_json::to_string_pretty(self)?)
+    }
+
+    /// Writes the JSON report to `path`.
+    pub fn write_json(&self, path: &Path) -> Result<(), ReportError> {
+        let mut text = self.to_json()?;
+        text.push('\n');
+        std::fs::write(path, text)?;
+        Ok(())
+    }
+
+    /// A two-column table of every field, for the end of a run.
+    pub fn summary_table(&self) -> String {
+        let opt_f = |v: Option<f64>, unit: &str| match v {
+            Some(v) if v.abs() >= 1000.0 => format!("{v:.0}{unit}"),
+            Some(v) => format!("{v:.2}{unit}"),
+            None => "-".to_owned(),
+        };
+        let opt_u = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+        let mib = |v: Option<u64>| {
+            v.map_or_else(
+                || "-".to_owned(),
+                |b| format!("{:.1} MiB", b as f64 / 1_048_576.0),
+            )
+        };
+        let scenario = match self.scenario {
+            Scenario::Meeting => "meeting",
+            Scenario::Broadcast => "broadcast",
+            Scenario::Baseline => "baseline",
+        };
+        let rows: Vec<(&str, String)> = vec![
+            ("scenario", scenario.to_owned()),
+            ("duration", format!("{:.1} s", self.duration_s)),
+            ("target", self.target.clone().unwrap_or_else(|| "-".into())),
+            (
+                "impairment",
+                self.impairment.clone().unwrap_or_else(|| "-".into()),
+            ),
+            ("participants", self.participants.to_string()),
+            ("joined", self.joined.to_string()),
+            ("join p50", opt_f(self.join_ms_p50, " ms")),
+            ("join p99", opt_f(self.join_ms_p99, " ms")),
+            (
+                "first decrypted frame p99",
+                opt_f(self.first_decrypted_frame_ms_p99, " ms"),
+            ),
+            ("latency p50", opt_f(self.latency_ms_p50, " ms")),
+            ("latency p99", opt_f(self.latency_ms_p99, " ms")),
+            ("loss", opt_f(self.loss_pct, " %")),
+            ("jitter p99", opt_f(self.jitter_ms_p99, " ms")),
+            ("frames sent", self.frames_sent.to_string()),
+            ("frames received", self.frames_received.to_string()),
+            ("decrypt failures", opt_u(self.decrypt_failures)),
+            ("packets forwarded", opt_u(self.packets_forwarded)),
+            ("sfu cpu", opt_f(self.sfu_cpu_seconds, " s")),
+            ("sfu peak rss", mib(self.sfu_peak_rss_bytes)),
+            (
+                "forwarded pkts / cpu s",
+                opt_f(self.forwarded_packets_per_cpu_second, ""),
+            ),
+            ("relay cpu", opt_f(self.relay_cpu_seconds, " s")),
+            (
+                "relay pkts / cpu s",
+                opt_f(self.relay_packets_per_cpu_second, ""),
+            ),
+        ];
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        for (k, v) in rows {
+            // Writing to a String cannot fail.
+            let _ = writeln!(out, "{k:<width$}  {v}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Probe;
+    use crate::receiver_stats::ReceiverStats;
+
+    #[test]
+    fn json_has_every_documented_field_and_nulls_for_unmeasured() {
+        let report = Report::new(Scenario::Baseline);
+        let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+        for field in [
+            "scenario",
+            "participants",
+            "joined",
+            "join_ms_p50",
+            "join_ms_p99",
+            "first_decrypted_frame_ms_p99",
+            "latency_ms_p50",
+            "latency_ms_p99",
+            "loss_pct",
+            "jitter_ms_p99",
+            "decrypt_failures",
+            "packets_forwarded",
+            "sfu_cpu_seconds",
+            "sfu_peak_rss_bytes",
+            "forwarded_packets_per_cpu_second",
+            "relay_packets_per_cpu_second",
+        ] {
+            assert!(json.get(field).is_some(), "missing {field}");
+        }
+        assert_eq!(json["scenario"], "baseline");
+        assert!(json["sfu_cpu_seconds"].is_null());
+        assert!(json["latency_ms_p99"].is_null());
+    }
+
+    #[test]
+    fn receiver_totals_and_costs_fill_the_report() {
+        let mut rx = ReceiverStats::new();
+        for seq in (0..200u32).filter(|s| s % 50 != 7) {
+            let sent = u64::from(seq) * 10_000;
+            let latency = if seq % 100 == 99 { 80_000 } else { 4_000 };
+            rx.on_probe(
+                &Probe {
+                    sender: 1,
+                    stream: 0,
+                    seq,
+                    send_time_us: sent,
+                },
+                sent + latency,
+            );
+        }
+        let mut report = Report::new(Scenario::Meeting);
+        report.set_receiver_totals(&rx.totals());
+        report.set_sfu_cost(2.0, 50 << 20, 10_000);
+        let mut joins = DurationHistogram::new();
+        for ms in 1..=100 {
+            joins.record_ms(f64::from(ms));
+        }
+        report.set_join_times(&joins);
+        assert_eq!(report.frames_received, 196);
+        assert_eq!(report.loss_pct, Some(2.0));
+        // Percentiles are exact to the histogram's 0.1 %.
+        let approx = |v: Option<f64>, want: f64| (v.unwrap() - want).abs() <= want * 0.001;
+        assert!(
+            approx(report.latency_ms_p50, 4.0),
+            "{:?}",
+            report.latency_ms_p50
+        );
+        // 2 of 196 samples are 80 ms: p99 (the 195th smallest) is 80 ms.
+        assert!(
+            approx(report.latency_ms_p99, 80.0),
+            "{:?}",
+            report.latency_ms_p99
+        );
+        assert_eq!(report.forwarded_packets_per_cpu_second, Some(5000.0));
+        assert!(approx(report.join_ms_p50, 50.0));
+        assert!(approx(report.join_ms_p99, 99.0));
+        let back: Report = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+        assert_eq!(back, report);
+        let table = report.summary_table();
+        assert!(
+            table.contains("loss") && table.contains("2.00 %"),
+            "{table}"
+        );
+        assert!(table.contains("50.0 MiB"), "{table}");
+    }
+
+    #[test]
+    fn zero_cpu_gives_no_rate_instead_of_infinity() {
+        let mut report = Report::new(Scenario::Baseline);
+        report.set_relay_cost(0.0, 1000);
+        assert_eq!(report.relay_packets_per_cpu_second, None);
+        assert!(report.summary_table().contains("relay pkts / cpu s"));
+    }
+
+    #[test]
+    fn writes_json_to_a_file() {
+        let dir = std::env::temp_dir().join(format!("loadtest-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.json");
+        let mut report = Report::new(Scenario::Broadcast);
+        report.participants = 501;
+        report.write_json(&path).unwrap();
+        let back: Report = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back.participants, 501);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
