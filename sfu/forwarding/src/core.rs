@@ -1,0 +1,645 @@
+//! [`Sfu`]: the forwarding core's state, its commands, and the sans-IO run loop
+//! (`handle_*` in, `poll_output`/`poll_timeout` out).
+
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    Config, DownstreamParams, Error, Event, ExtensionIds, Gauges, MediaKind, Metrics, Output,
+    ParticipantId, ParticipantStats, Role, RoomId, RoomPolicy, SubscriptionId, TrackId, TrackKind,
+    TrackSpec,
+    bwe::Bwe,
+    recv_stats::RecvStats,
+    rewriter::Rewriter,
+    rtx_buffer::RtxBuffer,
+    slab::Slab,
+    state::{AudioActivity, Layer, Participant, RateMeter, Room, Source, Subscription, Track},
+    twcc::PacketStatus,
+};
+
+/// The forwarding core of one SFU shard. See the crate docs for the run loop.
+#[derive(Debug)]
+pub struct Sfu {
+    pub(crate) config: Config,
+    pub(crate) epoch: Instant,
+    pub(crate) ntp_at_epoch: u64,
+    pub(crate) rooms: Slab<Room>,
+    pub(crate) participants: Slab<Participant>,
+    pub(crate) tracks: Slab<Track>,
+    pub(crate) subs: Slab<Subscription>,
+    pub(crate) out: VecDeque<Output>,
+    pub(crate) metrics: Metrics,
+    pub(crate) next_speakers: Instant,
+    pub(crate) next_allocation: Instant,
+    pub(crate) next_reports: Instant,
+    pub(crate) scratch_statuses: Vec<PacketStatus>,
+}
+
+/// Converts a wall-clock time to a 64-bit NTP timestamp (seconds since 1900 in the high half),
+/// for [`Sfu::new`]: the shell reads the clock, the core never does.
+pub fn ntp_from_system_time(t: std::time::SystemTime) -> u64 {
+    const UNIX_TO_NTP: u64 = 2_208_988_800;
+    let d = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    duration_to_ntp(d).wrapping_add(UNIX_TO_NTP << 32)
+}
+
+pub(crate) fn duration_to_ntp(d: Duration) -> u64 {
+    (d.as_secs() << 32).wrapping_add((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)
+}
+
+impl Sfu {
+    /// A core with no rooms. `now` anchors its clock; `ntp_now` is the wall-clock NTP time at
+    /// `now` (see [`ntp_from_system_time`]), used in the sender reports it writes.
+    pub fn new(config: Config, now: Instant, ntp_now: u64) -> Self {
+        Self {
+            next_speakers: now + config.speaker_interval,
+            next_allocation: now + config.allocation_interval,
+            next_reports: now + config.report_interval,
+            config,
+            epoch: now,
+            ntp_at_epoch: ntp_now,
+            rooms: Slab::default(),
+            participants: Slab::default(),
+            tracks: Slab::default(),
+            subs: Slab::default(),
+            out: VecDeque::new(),
+            metrics: Metrics::default(),
+            scratch_statuses: Vec::new(),
+        }
+    }
+
+    /// The next packet to send or event to report, in order; `None` when there is nothing.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When [`Sfu::handle_timeout`] should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        Some(
+            self.next_speakers
+                .min(self.next_allocation)
+                .min(self.next_reports),
+        )
+    }
+
+    /// Runs whatever is due at `now`: speaker detection with loudest-N and last-N, layer
+    /// allocation, sender and receiver reports.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_speakers {
+            self.next_speakers = now + self.config.speaker_interval;
+            self.evaluate_speakers(now);
+        }
+        if now >= self.next_allocation {
+            self.next_allocation = now + self.config.allocation_interval;
+            let ids: Vec<ParticipantId> = self
+                .participants
+                .iter()
+                .map(|(i, g, _)| ParticipantId::new((i, g)))
+                .collect();
+            for id in ids {
+                self.allocate(now, id);
+            }
+        }
+        if now >= self.next_reports {
+            self.next_reports = now + self.config.report_interval;
+            self.send_reports(now);
+        }
+    }
+
+    /// Node-wide counters for the metrics endpoint.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Node-wide gauges for the metrics endpoint.
+    pub fn gauges(&self) -> Gauges {
+        let mut g = Gauges {
+            rooms: self.rooms.len() as u64,
+            participants: self.participants.len() as u64,
+            ..Gauges::default()
+        };
+        for (_, _, t) in self.tracks.iter() {
+            g.tracks.add(t.kind.media_kind(), 1);
+        }
+        g
+    }
+
+    /// Statistics of one participant.
+    pub fn participant_stats(&self, id: ParticipantId) -> Option<ParticipantStats> {
+        let p = self.participants.get(id.index, id.generation)?;
+        let mut s = p.stats;
+        s.estimate_bps = p.bwe.estimate_bps();
+        Some(s)
+    }
+
+    /// The participants of a room, in join order.
+    pub fn room_participants(&self, room: RoomId) -> Option<&[ParticipantId]> {
+        self.rooms
+            .get(room.index, room.generation)
+            .map(|r| r.participants.as_slice())
+    }
+
+    /// The active speakers of a room as last announced, loudest first.
+    pub fn active_speakers(&self, room: RoomId) -> Option<&[ParticipantId]> {
+        self.rooms
+            .get(room.index, room.generation)
+            .map(|r| r.speakers.as_slice())
+    }
+
+    /// The layer a subscriber currently receives of a track (`None`: nothing forwarded yet, or
+    /// paused), and the layer it should receive next.
+    pub fn subscription_layers(
+        &self,
+        subscriber: ParticipantId,
+        track: TrackId,
+    ) -> Option<(Option<u8>, Option<u8>)> {
+        let sid = self.find_subscription(subscriber, track)?;
+        let s = self.subs.get(sid.index, sid.generation)?;
+        Some((s.current_layer, s.target_layer))
+    }
+
+    /// Whether a subscription is currently forwarded (not paused by loudest-N or last-N).
+    pub fn is_forwarding(&self, subscriber: ParticipantId, track: TrackId) -> Option<bool> {
+        let sid = self.find_subscription(subscriber, track)?;
+        self.subs.get(sid.index, sid.generation).map(|s| !s.paused)
+    }
+
+    // ---- commands ----
+
+    /// Opens a room with `policy`. Refused when the policy exceeds the hard limits.
+    pub fn create_room(&mut self, policy: RoomPolicy) -> Result<RoomId, Error> {
+        if !policy.within_limits() {
+            return Err(Error::PolicyExceedsLimits);
+        }
+        Ok(RoomId::new(self.rooms.insert(Room {
+            policy,
+            participants: Vec::new(),
+            publishers: 0,
+            viewers: 0,
+            tracks: Vec::new(),
+            speakers: Vec::new(),
+            speaker_order: Vec::new(),
+        })))
+    }
+
+    /// Closes a room: every participant, track and subscription in it goes away.
+    pub fn close_room(&mut self, now: Instant, room: RoomId) -> Result<(), Error> {
+        let r = self
+            .rooms
+            .get(room.index, room.generation)
+            .ok_or(Error::UnknownRoom)?;
+        for p in r.participants.clone() {
+            self.remove_participant(now, p)?;
+        }
+        self.rooms.remove(room.index, room.generation);
+        self.out
+            .push_back(Output::Event(Event::RoomClosed { room }));
+        Ok(())
+    }
+
+    /// Admits a participant with `role` into `room`. `ext` are the header-extension ids its SDP
+    /// negotiated. Refused when the role is not allowed in the room's kind or the room is full
+    /// for that role (100 callers per meeting, 500 viewers per broadcast by default).
+    pub fn add_participant(
+        &mut self,
+        room: RoomId,
+        role: Role,
+        ext: ExtensionIds,
+    ) -> Result<ParticipantId, Error> {
+        let r = self
+            .rooms
+            .get_mut(room.index, room.generation)
+            .ok_or(Error::UnknownRoom)?;
+        if !role.allowed_in(r.policy.kind) {
+            return Err(Error::RoleNotAllowed);
+        }
+        if role.can_publish() {
+            if r.publishers >= r.policy.max_publishers {
+                return Err(Error::Capacity);
+            }
+            r.publishers += 1;
+        } else {
+            if r.viewers >= r.policy.max_viewers {
+                return Err(Error::Capacity);
+            }
+            r.viewers += 1;
+        }
+        let id = ParticipantId::new(self.participants.insert(Participant {
+            room,
+            role,
+            ext,
+            tracks: Vec::new(),
+            sources: Vec::new(),
+            subscriptions: Vec::new(),
+            twcc_seq: 0,
+            bwe: Bwe::new(
+                self.config.initial_estimate_bps,
+                self.config.min_estimate_bps,
+                self.config.max_estimate_bps,
+            ),
+            stats: ParticipantStats::default(),
+        }));
+        r.participants.push(id);
+        r.speaker_order.push(id);
+        Ok(id)
+    }
+
+    /// Removes a participant: its tracks are unpublished and its subscriptions dropped.
+    pub fn remove_participant(&mut self, now: Instant, id: ParticipantId) -> Result<(), Error> {
+        let p = self
+            .participants
+            .get(id.index, id.generation)
+            .ok_or(Error::UnknownParticipant)?;
+        let tracks = p.tracks.clone();
+        let subs = p.subscriptions.clone();
+        let (room, role) = (p.room, p.role);
+        for t in tracks {
+            self.unpublish(now, t)?;
+        }
+        for s in subs {
+            self.drop_subscription(s);
+        }
+        self.participants.remove(id.index, id.generation);
+        if let Some(r) = self.rooms.get_mut(room.index, room.generation) {
+            r.participants.retain(|p| *p != id);
+            r.speaker_order.retain(|p| *p != id);
+            r.speakers.retain(|p| *p != id);
+            if role.can_publish() {
+                r.publishers -= 1;
+            } else {
+                r.viewers -= 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes a track for `publisher`. Refused for roles that may not publish, codecs not
+    /// allowed for the kind, and inconsistent layer descriptions.
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        publisher: ParticipantId,
+        spec: TrackSpec,
+    ) -> Result<TrackId, Error> {
+        let _ = now;
+        let p = self
+            .participants
+            .get(publisher.index, publisher.generation)
+            .ok_or(Error::UnknownParticipant)?;
+        if !p.role.can_publish() {
+            return Err(Error::PublishNotAllowed);
+        }
+        use crate::Codec::*;
+        let codec_ok = match spec.kind {
+            TrackKind::Audio => spec.codec == Opus && spec.layers.len() == 1,
+            TrackKind::Camera | TrackKind::Screen => match spec.codec {
+                Vp8 => (1..=crate::MAX_LAYERS).contains(&spec.layers.len()),
+                Vp9 => spec.layers.len() == 1,
+                Opus => false,
+            },
+        };
+        if !codec_ok {
+            return Err(
+                if spec.layers.is_empty() || spec.layers.len() > crate::MAX_LAYERS {
+                    Error::InvalidTrack
+                } else {
+                    Error::CodecNotAllowed
+                },
+            );
+        }
+        // Layers must be tellable apart, SSRCs unique, mid unique for this publisher.
+        let mut ssrcs: Vec<u32> = p.sources.iter().map(|s| s.ssrc).collect();
+        for l in &spec.layers {
+            if spec.layers.len() > 1 && l.rid.is_none() && l.ssrc.is_none() {
+                return Err(Error::InvalidTrack);
+            }
+            for s in [l.ssrc, l.rtx_ssrc].into_iter().flatten() {
+                if ssrcs.contains(&s) {
+                    return Err(Error::InvalidTrack);
+                }
+                ssrcs.push(s);
+            }
+        }
+        if spec.mid.is_empty()
+            || p.tracks.iter().any(|t| {
+                self.tracks
+                    .get(t.index, t.generation)
+                    .is_some_and(|t| t.mid == spec.mid)
+            })
+        {
+            return Err(Error::InvalidTrack);
+        }
+        let room = p.room;
+        let buffer_len = if spec.kind == TrackKind::Audio {
+            128
+        } else {
+            self.config.retransmit_buffer_packets
+        };
+        let layers: Vec<Layer> = spec
+            .layers
+            .into_iter()
+            .map(|l| Layer {
+                ssrc: l.ssrc,
+                rtx_ssrc: l.rtx_ssrc,
+                spec: l,
+                buffer: RtxBuffer::new(buffer_len),
+                recv: RecvStats::default(),
+                rate: RateMeter::default(),
+                last_packet: None,
+                last_keyframe_request: None,
+                fir_seq: 0,
+                sr: None,
+            })
+            .collect();
+        let kind = spec.kind;
+        let id = TrackId::new(self.tracks.insert(Track {
+            room,
+            publisher,
+            kind,
+            codec: spec.codec,
+            mid: spec.mid,
+            payload_type: spec.payload_type,
+            rtx_payload_type: spec.rtx_payload_type,
+            layers,
+            subscribers: Vec::new(),
+            audio: AudioActivity {
+                selected: true,
+                ..AudioActivity::default()
+            },
+        }));
+        // The track was just inserted.
+        let t = self
+            .tracks
+            .get(id.index, id.generation)
+            .expect("just inserted");
+        let mut new_sources = Vec::new();
+        for (i, l) in t.layers.iter().enumerate() {
+            if let Some(ssrc) = l.ssrc {
+                new_sources.push(Source {
+                    ssrc,
+                    track: id,
+                    layer: i as u8,
+                    rtx: false,
+                });
+            }
+            if let Some(ssrc) = l.rtx_ssrc {
+                new_sources.push(Source {
+                    ssrc,
+                    track: id,
+                    layer: i as u8,
+                    rtx: true,
+                });
+            }
+        }
+        if let Some(p) = self
+            .participants
+            .get_mut(publisher.index, publisher.generation)
+        {
+            p.tracks.push(id);
+            p.sources.extend(new_sources);
+        }
+        if let Some(r) = self.rooms.get_mut(room.index, room.generation) {
+            r.tracks.push(id);
+        }
+        self.out.push_back(Output::Event(Event::TrackPublished {
+            room,
+            publisher,
+            track: id,
+            kind,
+        }));
+        Ok(id)
+    }
+
+    /// Unpublishes a track; its subscriptions are dropped.
+    pub fn unpublish(&mut self, now: Instant, track: TrackId) -> Result<(), Error> {
+        let _ = now;
+        let t = self
+            .tracks
+            .remove(track.index, track.generation)
+            .ok_or(Error::UnknownTrack)?;
+        for s in &t.subscribers {
+            self.drop_subscription(*s);
+        }
+        if let Some(p) = self
+            .participants
+            .get_mut(t.publisher.index, t.publisher.generation)
+        {
+            p.tracks.retain(|x| *x != track);
+            p.sources.retain(|s| s.track != track);
+        }
+        if let Some(r) = self.rooms.get_mut(t.room.index, t.room.generation) {
+            r.tracks.retain(|x| *x != track);
+        }
+        self.out.push_back(Output::Event(Event::TrackUnpublished {
+            room: t.room,
+            publisher: t.publisher,
+            track,
+        }));
+        Ok(())
+    }
+
+    /// Subscribes `subscriber` to `track`, sent as `down` describes. Video subscriptions start
+    /// at the next keyframe of the allocated layer (a keyframe is requested).
+    pub fn subscribe(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        track: TrackId,
+        down: DownstreamParams,
+    ) -> Result<SubscriptionId, Error> {
+        let p = self
+            .participants
+            .get(subscriber.index, subscriber.generation)
+            .ok_or(Error::UnknownParticipant)?;
+        let t = self
+            .tracks
+            .get(track.index, track.generation)
+            .ok_or(Error::UnknownTrack)?;
+        if t.room != p.room || t.publisher == subscriber {
+            return Err(Error::CannotSubscribe);
+        }
+        for s in &p.subscriptions {
+            if let Some(s) = self.subs.get(s.index, s.generation) {
+                let rtx = s.down.rtx.map(|r| r.ssrc);
+                if s.track == track
+                    || s.down.ssrc == down.ssrc
+                    || rtx == Some(down.ssrc)
+                    || down.rtx.is_some_and(|r| {
+                        r.ssrc == down.ssrc || Some(r.ssrc) == rtx || r.ssrc == s.down.ssrc
+                    })
+                {
+                    return Err(Error::DuplicateSubscription);
+                }
+            }
+        }
+        let mid = down
+            .mid
+            .as_deref()
+            .filter(|m| !m.is_empty() && m.len() <= 16)
+            .map(|m| {
+                let mut b = [0u8; 16];
+                b[..m.len()].copy_from_slice(m.as_bytes());
+                (b, m.len() as u8)
+            });
+        let kind = t.kind.media_kind();
+        let paused = kind == MediaKind::Audio && !t.audio.selected;
+        let sub = Subscription {
+            subscriber,
+            track,
+            kind,
+            down,
+            mid,
+            ext: p.ext,
+            rewriter: Rewriter::default(),
+            current_layer: None,
+            target_layer: None,
+            requested_height: None,
+            max_layer: None,
+            pinned: false,
+            paused,
+            history: Vec::new(),
+            rtx_seq: 0,
+            packets_sent: 0,
+            octets_sent: 0,
+            last_sr: None,
+            keyframe_asked_at: None,
+        };
+        let sid = SubscriptionId::new(self.subs.insert(sub));
+        if let Some(t) = self.tracks.get_mut(track.index, track.generation) {
+            t.subscribers.push(sid);
+        }
+        if let Some(p) = self
+            .participants
+            .get_mut(subscriber.index, subscriber.generation)
+        {
+            p.subscriptions.push(sid);
+        }
+        if kind == MediaKind::Audio {
+            if let Some(s) = self.subs.get_mut(sid.index, sid.generation) {
+                s.target_layer = Some(0);
+            }
+        } else {
+            self.apply_last_n(now, subscriber);
+            self.allocate(now, subscriber);
+        }
+        Ok(sid)
+    }
+
+    /// Ends a subscription.
+    pub fn unsubscribe(&mut self, subscriber: ParticipantId, track: TrackId) -> Result<(), Error> {
+        let sid = self
+            .find_subscription(subscriber, track)
+            .ok_or(Error::NotSubscribed)?;
+        self.drop_subscription(sid);
+        Ok(())
+    }
+
+    /// Sets the size at which the subscriber shows a video track: it gets the smallest layer at
+    /// least that tall (bandwidth permitting). A height of 0 stops the video until set again.
+    pub fn set_requested_size(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        track: TrackId,
+        width: u32,
+        height: u32,
+    ) -> Result<(), Error> {
+        let _ = width;
+        let s = self.subscription_mut(subscriber, track)?;
+        s.requested_height = Some(height);
+        self.allocate(now, subscriber);
+        Ok(())
+    }
+
+    /// Caps the layer a subscriber receives of a track (`None` removes the cap).
+    pub fn set_max_layer(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        track: TrackId,
+        max_layer: Option<u8>,
+    ) -> Result<(), Error> {
+        let s = self.subscription_mut(subscriber, track)?;
+        s.max_layer = max_layer;
+        self.allocate(now, subscriber);
+        Ok(())
+    }
+
+    /// Pins (or unpins) a video track for a subscriber: pinned tracks are forwarded on top of
+    /// last-N and get bandwidth first.
+    pub fn set_pinned(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        track: TrackId,
+        pinned: bool,
+    ) -> Result<(), Error> {
+        let s = self.subscription_mut(subscriber, track)?;
+        s.pinned = pinned;
+        self.apply_last_n(now, subscriber);
+        self.allocate(now, subscriber);
+        Ok(())
+    }
+
+    // ---- helpers ----
+
+    pub(crate) fn find_subscription(
+        &self,
+        subscriber: ParticipantId,
+        track: TrackId,
+    ) -> Option<SubscriptionId> {
+        let p = self
+            .participants
+            .get(subscriber.index, subscriber.generation)?;
+        p.subscriptions.iter().copied().find(|s| {
+            self.subs
+                .get(s.index, s.generation)
+                .is_some_and(|s| s.track == track)
+        })
+    }
+
+    fn subscription_mut(
+        &mut self,
+        subscriber: ParticipantId,
+        track: TrackId,
+    ) -> Result<&mut Subscription, Error> {
+        if self
+            .participants
+            .get(subscriber.index, subscriber.generation)
+            .is_none()
+        {
+            return Err(Error::UnknownParticipant);
+        }
+        let sid = self
+            .find_subscription(subscriber, track)
+            .ok_or(Error::NotSubscribed)?;
+        self.subs
+            .get_mut(sid.index, sid.generation)
+            .ok_or(Error::NotSubscribed)
+    }
+
+    fn drop_subscription(&mut self, sid: SubscriptionId) {
+        let Some(s) = self.subs.remove(sid.index, sid.generation) else {
+            return;
+        };
+        if let Some(t) = self.tracks.get_mut(s.track.index, s.track.generation) {
+            t.subscribers.retain(|x| *x != sid);
+        }
+        if let Some(p) = self
+            .participants
+            .get_mut(s.subscriber.index, s.subscriber.generation)
+        {
+            p.subscriptions.retain(|x| *x != sid);
+        }
+    }
+
+    /// NTP time at `now`.
+    pub(crate) fn ntp(&self, now: Instant) -> u64 {
+        self.ntp_at_epoch
+            .wrapping_add(duration_to_ntp(now.saturating_duration_since(self.epoch)))
+    }
+}
