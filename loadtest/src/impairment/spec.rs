@@ -205,19 +205,30 @@ impl FromStr for Impairment {
 }
 
 impl fmt::Display for Impairment {
+    /// The `--impair` form of the non-default settings (`loss=0%` for a perfect link).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "loss={}%,delay={}us,jitter={}us,reorder={}%",
-            self.loss * 100.0,
-            self.delay.as_micros(),
-            self.jitter.as_micros(),
-            self.reorder * 100.0
-        )?;
-        if let Some(rate) = self.rate_bps {
-            write!(f, ",rate={rate}bit")?;
+        let ms = |d: Duration| d.as_micros() as f64 / 1000.0;
+        let default = Impairment::default();
+        let mut parts = Vec::new();
+        if self.loss != 0.0 || self.is_none() {
+            parts.push(format!("loss={}%", self.loss * 100.0));
         }
-        write!(f, ",queue={}b", self.queue_limit_bytes)
+        if !self.delay.is_zero() {
+            parts.push(format!("delay={}ms", ms(self.delay)));
+        }
+        if !self.jitter.is_zero() {
+            parts.push(format!("jitter={}ms", ms(self.jitter)));
+        }
+        if self.reorder != 0.0 {
+            parts.push(format!("reorder={}%", self.reorder * 100.0));
+        }
+        if let Some(rate) = self.rate_bps {
+            parts.push(format!("rate={rate}bit"));
+        }
+        if self.queue_limit_bytes != default.queue_limit_bytes {
+            parts.push(format!("queue={}b", self.queue_limit_bytes));
+        }
+        f.write_str(&parts.join(","))
     }
 }
 
@@ -251,6 +262,14 @@ mod tests {
             .unwrap();
         let again: Impairment = i.to_string().parse().unwrap();
         assert_eq!(i, again);
+        assert_eq!(
+            "delay=40ms,queue=64kb"
+                .parse::<Impairment>()
+                .unwrap()
+                .to_string(),
+            "delay=40ms,queue=65536b"
+        );
+        assert_eq!(Impairment::default().to_string(), "loss=0%");
     }
 
     #[test]
