@@ -16,6 +16,7 @@
 //! | [`process_usage`] | CPU seconds and peak RSS of a process from `/proc`; thread CPU time |
 //! | [`metrics_scrape`] | Prometheus text-format scraper |
 //! | [`service_process`] | start a service, wait for health, stop it with SIGTERM |
+//! | [`sfu_cost`] | the SFU's CPU, peak memory and forwarded packets over a run |
 //! | [`impairment`] | the impairing UDP relay and its `--impair` syntax |
 //! | [`baseline`] | the plain UDP relay baseline |
 //! | [`scenario`] | `meeting` and `broadcast` configuration (not wired to services yet) |
@@ -31,3 +32,4 @@ pub mod receiver_stats;
 pub mod report;
 pub mod scenario;
 pub mod service_process;
+pub mod sfu_cost;

@@ -5,8 +5,8 @@
 //! a load test that printed numbers without real services behind them would be worse than none.
 //! The pieces they will use exist and are tested: media sources ([`crate::media`]), probes
 //! ([`crate::probe`]), receiver statistics ([`crate::receiver_stats`]), service processes
-//! ([`crate::service_process`]), SFU cost ([`crate::process_usage`],
-//! [`crate::metrics_scrape`]), links ([`crate::impairment`]) and the [`crate::report`].
+//! ([`crate::service_process`]), SFU cost ([`crate::sfu_cost`]), links
+//! ([`crate::impairment`]) and the [`crate::report`].
 
 use std::time::Duration;
 
