@@ -1,0 +1,211 @@
+/**
+ * The media transform worker: every outgoing encoded frame is SFrame-encrypted with this
+ * device's current sender key, every incoming frame is decrypted with the sender's key from one
+ * {@link ReceiverKeyStore}. A frame that cannot be encrypted (no key yet, refused codec) is
+ * dropped, never sent in clear; a frame that fails to decrypt is dropped, never decoded, and
+ * counted.
+ *
+ * Attach with `new RTCRtpScriptTransform(worker, options)` (the `rtctransform` event), or, where
+ * only `createEncodedStreams()` exists, post `{type: 'stream', readable, writable, options}`.
+ * `options`: `{side: 'send'|'recv', id: string, kind: 'audio'|'video', stream?: number}`
+ * (`stream` is the KID stream of a sender: 0 audio, 1 camera, 2 screen video, 3 screen audio).
+ *
+ * Messages in: `sender-key {slot, generation, step, suite, baseKey}`, `receiver-key {slot,
+ * generation, step, suite, baseKey}`, `remove-sender {slot}`, `stats`. Messages out:
+ * `stats {transforms, totals}` (answer to `stats` and every second), `unknown-kid {slot,
+ * generation}` (throttled per slot: the page asks that sender for its key).
+ *
+ * @module e2ee-worker
+ */
+import { decodeKid } from './e2ee/kid.mjs';
+import { encodeKid } from './e2ee/kid.mjs';
+import { SenderContext } from './e2ee/media.mjs';
+import { ReceiverKeyStore } from './e2ee/receiver.mjs';
+import { decodeHeader } from './e2ee/sframe-header.mjs';
+
+const store = new ReceiverKeyStore();
+/** @type {{slot: number, generation: number, step: number, suite: number, baseKey: Uint8Array} | null} */
+let senderKey = null;
+/** Sender contexts of the current key, per KID stream (promises, created on first use). */
+let senderContexts = new Map();
+/** Every attached transform: id -> state. */
+const transforms = new Map();
+const unknownKidReported = new Map();
+let keyChanges = 0;
+
+function newState(options, transformer) {
+  return {
+    id: String(options.id ?? `t${transforms.size}`),
+    side: options.side,
+    kind: options.kind,
+    stream: options.stream ?? (options.kind === 'audio' ? 0 : 1),
+    transformer,
+    frames: 0,
+    failures: 0,
+    dropped: 0,
+    empty: 0,
+    lastError: null,
+    lastSlot: null,
+    lastGeneration: null,
+    keyframesRequested: 0,
+  };
+}
+
+function codecOf(frame, state) {
+  const mime = frame.getMetadata?.().mimeType;
+  if (typeof mime === 'string' && mime.includes('/')) return mime.split('/')[1].toLowerCase();
+  return state.kind === 'audio' ? 'opus' : 'vp8';
+}
+
+function exactBuffer(bytes) {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
+}
+
+function senderContext(stream) {
+  let ctx = senderContexts.get(stream);
+  if (!ctx) {
+    const { slot, generation, step, suite, baseKey } = senderKey;
+    ctx = SenderContext.create({ suite, baseKey, kid: encodeKid({ slot, stream, generation, step }) });
+    senderContexts.set(stream, ctx);
+  }
+  return ctx;
+}
+
+async function encrypt(frame, controller, state) {
+  if (!senderKey) {
+    state.dropped += 1;
+    return;
+  }
+  try {
+    const ctx = await senderContext(state.stream);
+    const wire = await ctx.encryptFrame(codecOf(frame, state), new Uint8Array(frame.data));
+    frame.data = exactBuffer(wire);
+    state.frames += 1;
+    controller.enqueue(frame);
+  } catch (err) {
+    state.dropped += 1;
+    state.lastError = err?.code ?? String(err);
+  }
+}
+
+function reportUnknownKid(frame, state) {
+  // Find the KID after the nominal prefix to learn which sender's key is missing.
+  const data = new Uint8Array(frame.data);
+  const prefix = state.kind === 'audio' ? 1 : data.length > 0 && (data[0] & 1) === 0 ? 10 : 3;
+  let fields;
+  try {
+    fields = decodeKid(decodeHeader(data.subarray(prefix)).kid);
+  } catch {
+    return;
+  }
+  const now = performance.now();
+  if ((unknownKidReported.get(fields.slot) ?? -Infinity) > now - 1000) return;
+  unknownKidReported.set(fields.slot, now);
+  self.postMessage({ type: 'unknown-kid', slot: fields.slot, generation: fields.generation });
+}
+
+async function decrypt(frame, controller, state) {
+  if (frame.data.byteLength === 0) {
+    // Nothing to decode and nothing to authenticate (the depacketizer can hand over an empty
+    // audio frame): dropped, not counted as a decrypt failure.
+    state.empty += 1;
+    return;
+  }
+  try {
+    const out = await store.decryptFrame(codecOf(frame, state), new Uint8Array(frame.data), performance.now());
+    frame.data = exactBuffer(out.frame);
+    state.frames += 1;
+    state.lastSlot = out.slot;
+    state.lastGeneration = out.generation;
+    controller.enqueue(frame);
+  } catch (err) {
+    state.failures += 1;
+    state.lastError = err?.code ?? String(err);
+    if (err?.code === 'unknown_kid') reportUnknownKid(frame, state);
+  }
+}
+
+function attach(readable, writable, options, transformer) {
+  const state = newState(options, transformer);
+  transforms.set(state.id, state);
+  const run = state.side === 'send' ? encrypt : decrypt;
+  readable
+    .pipeThrough(new TransformStream({ transform: (frame, controller) => run(frame, controller, state) }))
+    .pipeTo(writable)
+    .catch((err) => {
+      state.lastError = `pipe closed: ${err?.message ?? err}`;
+    })
+    .finally(() => transforms.delete(state.id));
+}
+
+function requestKeyframes(side, filter = () => true) {
+  for (const state of transforms.values()) {
+    if (state.side !== side || state.kind !== 'video' || !state.transformer || !filter(state)) continue;
+    const t = state.transformer;
+    const call = side === 'send' ? t.generateKeyFrame : t.sendKeyFrameRequest;
+    if (typeof call !== 'function') continue;
+    state.keyframesRequested += 1;
+    Promise.resolve()
+      .then(() => call.call(t))
+      .catch(() => {});
+  }
+}
+
+function stats() {
+  const list = [...transforms.values()].map(({ transformer: _t, ...rest }) => rest);
+  const totals = { encrypted: 0, decrypted: 0, failures: 0, dropped: 0, keyChanges };
+  for (const s of list) {
+    if (s.side === 'send') totals.encrypted += s.frames;
+    else totals.decrypted += s.frames;
+    totals.failures += s.failures;
+    totals.dropped += s.dropped;
+  }
+  return { type: 'stats', transforms: list, totals };
+}
+
+self.addEventListener('rtctransform', (event) => {
+  const t = event.transformer;
+  attach(t.readable, t.writable, t.options ?? {}, t);
+});
+
+self.addEventListener('message', (event) => {
+  const msg = event.data ?? {};
+  switch (msg.type) {
+    case 'stream':
+      attach(msg.readable, msg.writable, msg.options ?? {}, null);
+      break;
+    case 'sender-key':
+      senderKey = { slot: msg.slot, generation: msg.generation, step: msg.step, suite: msg.suite, baseKey: msg.baseKey };
+      senderContexts = new Map();
+      keyChanges += 1;
+      requestKeyframes('send');
+      break;
+    case 'receiver-key': {
+      const now = performance.now();
+      try {
+        store.addKey(msg, now);
+      } catch (err) {
+        self.postMessage({ type: 'error', message: `receiver key refused: ${err?.code ?? err}` });
+        break;
+      }
+      keyChanges += 1;
+      unknownKidReported.delete(msg.slot);
+      // A decoder that missed frames under an unknown key needs a keyframe under the new one.
+      requestKeyframes('recv', (s) => s.lastSlot === null || s.lastSlot === msg.slot || s.failures > 0);
+      break;
+    }
+    case 'remove-sender':
+      store.removeSender(msg.slot);
+      break;
+    case 'stats':
+      self.postMessage(stats());
+      break;
+    default:
+      break;
+  }
+});
+
+setInterval(() => {
+  store.prune(performance.now());
+  self.postMessage(stats());
+}, 1000);

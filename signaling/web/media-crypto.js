@@ -1,0 +1,94 @@
+/**
+ * Page side of the media encryption: owns one transform worker (e2ee-worker.js) and attaches
+ * it to RTP senders and receivers with `RTCRtpScriptTransform`, or with `createEncodedStreams()`
+ * where only that exists (the peer connection then needs {@link MediaCrypto.peerConnectionConfig}).
+ *
+ * @module media-crypto
+ */
+
+/** True when this browser can transform encoded frames at all. */
+export function encodedTransformSupported() {
+  return typeof RTCRtpScriptTransform === 'function' || typeof RTCRtpSender?.prototype?.createEncodedStreams === 'function';
+}
+
+/** One transform worker and the frames it encrypts and decrypts. */
+export class MediaCrypto {
+  /**
+   * @param {object} [o]
+   * @param {URL|string} [o.workerUrl] the worker module (default: e2ee-worker.js beside this file)
+   * @param {'script'|'streams'} [o.mode] force a mechanism (tests); default: script transform when present
+   */
+  constructor({ workerUrl = new URL('./e2ee-worker.js', import.meta.url), mode } = {}) {
+    this.mode = mode ?? (typeof RTCRtpScriptTransform === 'function' ? 'script' : 'streams');
+    this.worker = new Worker(workerUrl, { type: 'module', name: 'e2ee' });
+    this.latest = { transforms: [], totals: { encrypted: 0, decrypted: 0, failures: 0, dropped: 0, keyChanges: 0 } };
+    /** Called with `{slot, generation}` when frames arrive under a key this device lacks. */
+    this.onUnknownKid = () => {};
+    /** Called with each stats report of the worker. */
+    this.onStats = () => {};
+    this._waiters = [];
+    this.worker.addEventListener('message', (e) => this._onMessage(e.data));
+  }
+
+  /** Extra `RTCPeerConnection` configuration the chosen mechanism needs. */
+  peerConnectionConfig() {
+    return this.mode === 'streams' ? { encodedInsertableStreams: true } : {};
+  }
+
+  _onMessage(msg) {
+    if (msg?.type === 'stats') {
+      this.latest = msg;
+      this.onStats(msg);
+      for (const w of this._waiters.splice(0)) w(msg);
+    } else if (msg?.type === 'unknown-kid') {
+      this.onUnknownKid(msg);
+    }
+  }
+
+  _attach(endpoint, options) {
+    if (this.mode === 'script') {
+      endpoint.transform = new RTCRtpScriptTransform(this.worker, options);
+    } else {
+      const { readable, writable } = endpoint.createEncodedStreams();
+      this.worker.postMessage({ type: 'stream', readable, writable, options }, [readable, writable]);
+    }
+  }
+
+  /** Encrypts everything `sender` sends. `stream` is the KID stream (0 audio, 1 camera, 2 screen). */
+  attachSender(sender, { id, kind, stream }) {
+    this._attach(sender, { side: 'send', id, kind, stream });
+  }
+
+  /** Decrypts everything `receiver` receives; frames failing authentication are dropped. */
+  attachReceiver(receiver, { id, kind }) {
+    this._attach(receiver, { side: 'recv', id, kind });
+  }
+
+  /** Sets the key this device sends under (from the key manager). */
+  setSenderKey({ slot, generation, step, suite, baseKey }) {
+    this.worker.postMessage({ type: 'sender-key', slot, generation, step, suite, baseKey });
+  }
+
+  /** Adds another sender's key (from an opened envelope). */
+  addReceiverKey({ slot, generation, step, suite, baseKey }) {
+    this.worker.postMessage({ type: 'receiver-key', slot, generation, step, suite, baseKey });
+  }
+
+  /** Forgets a sender's keys (it left). */
+  removeSender(slot) {
+    this.worker.postMessage({ type: 'remove-sender', slot });
+  }
+
+  /** Resolves with a fresh stats report of the worker. */
+  stats() {
+    return new Promise((resolve) => {
+      this._waiters.push(resolve);
+      this.worker.postMessage({ type: 'stats' });
+    });
+  }
+
+  /** Stops the worker. */
+  close() {
+    this.worker.terminate();
+  }
+}
