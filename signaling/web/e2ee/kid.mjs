@@ -17,13 +17,16 @@ export const MAX_STEP = 255;
 export const MAX_SLOT = 4095;
 /** Highest generation. */
 export const MAX_GENERATION = 65535;
-/** Highest value of the 4-bit stream field (values above {@link Stream.SCREEN_AUDIO} are reserved). */
-export const MAX_STREAM = 15;
+/**
+ * Highest stream number in use. The field has 4 bits; 4..15 are reserved, and a KID carrying one
+ * is refused (`bad_kid`) like the Rust crate does, until a stream is defined for it.
+ */
+export const MAX_STREAM = Stream.SCREEN_AUDIO;
 
 /**
  * @typedef {object} KidFields
  * @property {number} slot 0..4095
- * @property {number} stream 0..15
+ * @property {number} stream 0..3 (see {@link Stream})
  * @property {number} generation 0..65535
  * @property {number} step 0..255
  */
@@ -38,8 +41,8 @@ export function encodeKid({ slot, stream, generation, step }) {
 }
 
 /**
- * Splits a KID (bigint or number) into its fields. Any of bits 40..63 set, a negative or
- * non-integer value: `bad_kid`.
+ * Splits a KID (bigint or number) into its fields. Any of bits 40..63 set, a reserved stream
+ * number, a negative or non-integer value: `bad_kid`.
  * @returns {KidFields}
  */
 export function decodeKid(kid) {
@@ -54,9 +57,11 @@ export function decodeKid(kid) {
     fail(ErrorCode.BAD_KID, 'KID must be a non-negative integer');
   }
   const low = n % 2 ** 24;
+  const stream = (low >>> 8) & 0xf;
+  if (stream > MAX_STREAM) fail(ErrorCode.BAD_KID, `KID uses reserved stream number ${stream}`);
   return {
     slot: low >>> 12,
-    stream: (low >>> 8) & 0xf,
+    stream,
     generation: Math.floor(n / 2 ** 24),
     step: low & 0xff,
   };

@@ -62,9 +62,9 @@ test('frames shorter than their prefix: sent whole as prefix with an empty plain
   }
 });
 
-test('KID layout: fields round trip, key id is kid >> 8, bits 40..63 refused', async () => {
+test('KID layout: fields round trip, key id is kid >> 8, bits 40..63 and reserved streams refused', async () => {
   for (let i = 0; i < 500; i++) {
-    const fields = { slot: rng.int(4095), stream: rng.int(15), generation: rng.int(65535), step: rng.int(255) };
+    const fields = { slot: rng.int(4095), stream: rng.int(3), generation: rng.int(65535), step: rng.int(255) };
     const kid = encodeKid(fields);
     assert.ok(kid < 2 ** 40);
     assert.deepEqual(decodeKid(kid), fields);
@@ -77,7 +77,9 @@ test('KID layout: fields round trip, key id is kid >> 8, bits 40..63 refused', a
   await rejectsWithCode(() => decodeKid((1n << 64n) - 1n), 'bad_kid');
   await rejectsWithCode(() => decodeKid(-1), 'bad_kid');
   await rejectsWithCode(() => decodeKid('7'), 'bad_kid');
-  for (const bad of [{ slot: 4096 }, { stream: 16 }, { generation: 65536 }, { step: 256 }, { step: -1 }, { slot: 1.5 }]) {
+  await rejectsWithCode(() => decodeKid(4 << 8), 'bad_kid', 'reserved stream 4');
+  await rejectsWithCode(() => decodeKid(15 << 8), 'bad_kid', 'reserved stream 15');
+  for (const bad of [{ slot: 4096 }, { stream: 4 }, { stream: 16 }, { generation: 65536 }, { step: 256 }, { step: -1 }, { slot: 1.5 }]) {
     await rejectsWithCode(() => encodeKid({ slot: 0, stream: 0, generation: 0, step: 0, ...bad }), 'bad_kid', JSON.stringify(bad));
   }
 });
