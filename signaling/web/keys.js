@@ -7,7 +7,9 @@
  *   and used at once (nobody holds an older key to protect).
  * - `membership` `ratchet` (somebody joined): the current key is ratcheted one step (RFC 9605
  *   §5.1) and used at once; only the joiners get the ratcheted key (the others ratchet by
- *   themselves, within their look-ahead). Past step 255 a new generation is made instead.
+ *   themselves, within their look-ahead). Past step 255 a new generation is made instead, and
+ *   so it is with a SHA-512 suite (the default 0x0005), whose 64-byte ratcheted key does not fit
+ *   the 32-byte envelope of docs/e2ee.md §3 (see the README).
  * - `membership` `rekey` (somebody left), and every {@link KEY_DEFAULTS.periodicMs} (5 min): a
  *   new generation, wrapped to every remaining recipient; it is used once all of them acked, or
  *   after {@link KEY_DEFAULTS.ackTimeoutMs}. A rekey while one is pending replaces it (the
@@ -23,7 +25,7 @@
  *
  * @module keys
  */
-import { createEnvelope, openEnvelope } from './e2ee/envelope.mjs';
+import { BASE_KEY_LENGTH, createEnvelope, openEnvelope } from './e2ee/envelope.mjs';
 import { ratchetBaseKey } from './e2ee/sframe.mjs';
 import { MAX_GENERATION, MAX_STEP } from './e2ee/kid.mjs';
 import { DEFAULT_SUITE } from './e2ee/suites.mjs';
@@ -60,6 +62,7 @@ export class KeyManager {
    * @param {(err: Error, context: string) => void} [o.onError]
    * @param {(n: number) => Uint8Array} [o.randomBytes]
    * @param {Partial<typeof KEY_DEFAULTS>} [o.options]
+   * @param {number} [o.suite] SFrame suite to send with (default 0x0005)
    */
   constructor(o) {
     this.identity = o.identity;
@@ -67,7 +70,7 @@ export class KeyManager {
     this.call = o.call;
     this.slot = o.slot;
     this.canPublish = o.canPublish;
-    this.suite = DEFAULT_SUITE;
+    this.suite = o.suite ?? DEFAULT_SUITE;
     this._send = o.send;
     this._onSenderKey = o.onSenderKey ?? (() => {});
     this._onReceiverKey = o.onReceiverKey ?? (() => {});
@@ -139,6 +142,13 @@ export class KeyManager {
       return;
     }
     const baseKey = await ratchetBaseKey(this.suite, cur.baseKey);
+    if (baseKey.length !== BASE_KEY_LENGTH) {
+      // The ratchet yields Nh bytes (64 for the SHA-512 suite 0x0005) but an envelope carries
+      // exactly a 32-byte base key (docs/e2ee.md §3): the ratcheted key cannot be sent to the
+      // joiner. A new generation for everyone keeps the joiner out of past media instead.
+      await this._newGeneration(now, 'join');
+      return;
+    }
     const step = cur.step + 1;
     this._use({ generation: cur.generation, step, baseKey }, now, 'ratchet');
     await this._wrapTo(joiners, cur.generation, step, baseKey);
