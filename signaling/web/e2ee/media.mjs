@@ -116,8 +116,10 @@ export class SenderContext {
 
   /** Encrypts `plaintext` with `metadata` as one SFrame (`header || ct || tag`). */
   encrypt(plaintext, metadata) {
+    const pt = asBytes(plaintext, 'plaintext');
+    const meta = asBytes(metadata ?? new Uint8Array(0), 'metadata');
     const ctr = this.takeCounter();
-    return this.key.encrypt(ctr, metadata, plaintext);
+    return this.key.encrypt(ctr, meta, pt);
   }
 
   /** Encrypts one encoded media frame of `codec`: returns `prefix || sframe`. */

@@ -245,6 +245,8 @@ describe('sender context', () => {
     const s = await SenderContext.create({ baseKey: new Uint8Array(32), kid: 5n });
     await rejectsWithCode(() => s.encryptFrame('h264', new Uint8Array(10)), 'unsupported_codec');
     await rejectsWithCode(() => s.encryptFrame('vp8', 'frame'), 'invalid_argument');
+    await rejectsWithCode(() => s.encrypt([1, 2]), 'invalid_argument');
+    await rejectsWithCode(() => s.encrypt(Uint8Array.of(1), 'meta'), 'invalid_argument');
     assert.equal(s.nextCounter, 0n);
     await rejectsWithCode(() => new SenderContext({}, 0n), 'invalid_argument');
     await rejectsWithCode(SenderContext.create({ baseKey: new Uint8Array(32), kid: -1 }), 'invalid_argument');
