@@ -10,6 +10,7 @@
 //! |---|---|
 //! | [`media`] | Opus test tone (real libopus), VP8-shaped simulcast frames |
 //! | [`probe`] | the send-time/sequence trailer carried inside each encrypted frame |
+//! | [`secure_media`] | probe + real SFrame (e2ee-frames) on send, decrypt + measure on receive |
 //! | [`receiver_stats`] | latency, loss, reordering, RFC 3550 jitter per received stream |
 //! | [`histogram`] | HDR-histogram percentiles of durations |
 //! | [`report`] | the JSON report and the summary table |
@@ -31,5 +32,6 @@ pub mod process_usage;
 pub mod receiver_stats;
 pub mod report;
 pub mod scenario;
+pub mod secure_media;
 pub mod service_process;
 pub mod sfu_cost;

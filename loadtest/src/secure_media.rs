@@ -1,0 +1,330 @@
+//! Frames as a load-test participant sends and receives them: the probe appended to the encoded
+//! frame, the result encrypted with SFrame (crate `e2ee-frames`, docs/e2ee.md), and on the
+//! receiving side decrypted, checked and measured.
+//!
+//! On the wire a frame is `clear_prefix || sframe_header || ciphertext || tag` exactly as a real
+//! client sends it: the SFU reads the clear prefix (VP8 frame tag, start code and size; Opus TOC)
+//! and nothing else. The probe is at the end of the plaintext, so it is encrypted and
+//! authenticated with the frame; a receiver can only measure a frame it decrypted.
+
+use std::time::Instant;
+
+use e2ee_frames::{Codec, KeyStore, ReceiveError, SendError, Sender, Stream};
+use thiserror::Error;
+
+use crate::probe::{PROBE_LEN, Probe, ProbeError};
+use crate::receiver_stats::ReceiverStats;
+
+/// Why a frame could not be sealed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// SFrame refused to encrypt (counter or ratchet step exhausted).
+    #[error(transparent)]
+    Send(#[from] SendError),
+}
+
+/// Why a received frame was not accepted.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// SFrame refused the frame: unknown key, bad header, failed authentication, replay.
+    #[error(transparent)]
+    Decrypt(#[from] ReceiveError),
+    /// The frame decrypted but carries no valid probe (not a load-test frame).
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+}
+
+/// One participant's sending side: numbers frames per probe stream and encrypts them.
+#[derive(Debug)]
+pub struct FrameSealer {
+    sender: Sender,
+    participant: u16,
+    next_seq: [u32; 256],
+    plaintext: Vec<u8>,
+}
+
+impl FrameSealer {
+    /// A sealer for `participant` encrypting with `sender` (its current generation's keys).
+    pub fn new(sender: Sender, participant: u16) -> Self {
+        FrameSealer {
+            sender,
+            participant,
+            next_seq: [0; 256],
+            plaintext: Vec::new(),
+        }
+    }
+
+    /// The SFrame sender (to ratchet it or start a new generation).
+    pub fn sender_mut(&mut self) -> &mut Sender {
+        &mut self.sender
+    }
+
+    /// Appends a probe for `probe_stream` stamped `send_time_us` to `frame` (an encoded Opus
+    /// or VP8 frame), encrypts it on SFrame stream `stream` and writes the wire form to `out`.
+    /// Returns the probe that was sent.
+    pub fn seal(
+        &mut self,
+        stream: Stream,
+        codec: Codec,
+        probe_stream: u8,
+        frame: &[u8],
+        send_time_us: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<Probe, SealError> {
+        let seq = &mut self.next_seq[usize::from(probe_stream)];
+        let probe = Probe {
+            sender: self.participant,
+            stream: probe_stream,
+            seq: *seq,
+            send_time_us,
+        };
+        self.plaintext.clear();
+        self.plaintext.extend_from_slice(frame);
+        probe.append_to(&mut self.plaintext);
+        self.sender
+            .encrypt_media(stream, codec, &self.plaintext, out)?;
+        *seq = seq.wrapping_add(1);
+        Ok(probe)
+    }
+}
+
+/// One participant's receiving side: its key store, what it measured and what it refused.
+#[derive(Debug, Default)]
+pub struct FrameOpener {
+    keys: KeyStore,
+    stats: ReceiverStats,
+    decrypt_failures: u64,
+    replays: u64,
+    probe_failures: u64,
+    first_frame_us: Option<u64>,
+    plaintext: Vec<u8>,
+}
+
+impl FrameOpener {
+    /// An opener with an empty key store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The key store, to install keys from envelopes.
+    pub fn keys_mut(&mut self) -> &mut KeyStore {
+        &mut self.keys
+    }
+
+    /// Decrypts a wire frame of `codec` that arrived at `arrival_us` (run clock; `now` is the
+    /// same instant for the key store's timers), records its probe and returns it with the
+    /// encoded frame (probe removed). Failures are counted and returned.
+    pub fn open(
+        &mut self,
+        now: Instant,
+        codec: Codec,
+        wire: &[u8],
+        arrival_us: u64,
+    ) -> Result<(Probe, &[u8]), OpenError> {
+        match self
+            .keys
+            .decrypt_media(now, codec, wire, &mut self.plaintext)
+        {
+            Ok(_) => {}
+            Err(e @ ReceiveError::Replay(_)) => {
+                self.replays += 1;
+                return Err(e.into());
+            }
+            Err(e) => {
+                self.decrypt_failures += 1;
+                return Err(e.into());
+            }
+        }
+        let (frame, probe) = match Probe::split_trailer(&self.plaintext) {
+            Ok(v) => v,
+            Err(e) => {
+                self.probe_failures += 1;
+                return Err(e.into());
+            }
+        };
+        self.first_frame_us.get_or_insert(arrival_us);
+        self.stats.on_probe(&probe, arrival_us);
+        Ok((probe, frame))
+    }
+
+    /// Latency, loss and jitter of the frames that decrypted.
+    pub fn stats(&self) -> &ReceiverStats {
+        &self.stats
+    }
+
+    /// Frames refused by SFrame other than replays (unknown key, bad header, failed
+    /// authentication): the report's `decrypt_failures`.
+    pub fn decrypt_failures(&self) -> u64 {
+        self.decrypt_failures
+    }
+
+    /// Frames refused as replays (a counter already seen).
+    pub fn replays(&self) -> u64 {
+        self.replays
+    }
+
+    /// Frames that decrypted but held no probe.
+    pub fn probe_failures(&self) -> u64 {
+        self.probe_failures
+    }
+
+    /// Arrival time (run clock, µs) of the first frame that decrypted, for the report's
+    /// `first_decrypted_frame_ms`.
+    pub fn first_frame_us(&self) -> Option<u64> {
+        self.first_frame_us
+    }
+}
+
+/// Bytes SFrame adds to a frame of `suite` at most (header up to 17 bytes plus the tag), plus
+/// the probe: what a sender budgets per frame on top of the encoded media.
+pub fn overhead_bytes(suite: e2ee_frames::CipherSuite) -> usize {
+    e2ee_frames::MAX_HEADER_LEN + suite.tag_len() + PROBE_LEN
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::opus_tone::{OpusToneSource, SAMPLE_RATE, SAMPLES_PER_FRAME};
+    use crate::media::vp8_frames::{CAMERA_LAYERS, SimulcastSource, Vp8Header};
+    use e2ee_frames::{BaseKey, CipherSuite};
+
+    const SUITE: CipherSuite = CipherSuite::Aes256GcmSha512_128;
+
+    fn pair(slot: u16) -> (FrameSealer, FrameOpener) {
+        let key_bytes = [slot as u8 ^ 0x5a; 32];
+        let sender = Sender::new(SUITE, slot, 0, BaseKey::from_bytes(&key_bytes).unwrap()).unwrap();
+        let mut opener = FrameOpener::new();
+        opener
+            .keys_mut()
+            .install(
+                Instant::now(),
+                slot,
+                0,
+                0,
+                SUITE,
+                BaseKey::from_bytes(&key_bytes).unwrap(),
+            )
+            .unwrap();
+        (FrameSealer::new(sender, slot), opener)
+    }
+
+    #[test]
+    fn opus_frames_survive_encryption_and_decode() {
+        let (mut sealer, mut opener) = pair(3);
+        let mut source = OpusToneSource::new(1000.0, 32_000).unwrap();
+        let mut decoder = opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono).unwrap();
+        let mut wire = Vec::new();
+        for i in 0..25u64 {
+            let frame = source.next_frame().unwrap();
+            let sent = sealer
+                .seal(Stream::Audio, Codec::Opus, 0, &frame, i * 20_000, &mut wire)
+                .unwrap();
+            // The TOC byte stays readable for the SFU; the rest is ciphertext.
+            assert_eq!(wire[0], frame[0]);
+            assert!(wire.len() > frame.len() + PROBE_LEN);
+            assert!(wire.len() <= frame.len() + overhead_bytes(SUITE));
+            let (probe, opened) = opener
+                .open(Instant::now(), Codec::Opus, &wire, i * 20_000 + 3_000)
+                .unwrap();
+            assert_eq!(probe, sent);
+            assert_eq!(opened, &frame[..]);
+            let mut pcm = vec![0i16; SAMPLES_PER_FRAME];
+            assert_eq!(
+                decoder.decode(opened, &mut pcm, false).unwrap(),
+                SAMPLES_PER_FRAME
+            );
+        }
+        let t = opener.stats().totals();
+        assert_eq!((t.received, t.lost), (25, 0));
+        assert_eq!(opener.first_frame_us(), Some(3_000));
+        assert_eq!(opener.decrypt_failures(), 0);
+    }
+
+    #[test]
+    fn vp8_clear_prefix_is_what_the_sfu_reads() {
+        let (mut sealer, mut opener) = pair(9);
+        let mut video = SimulcastSource::new(&CAMERA_LAYERS, 30, 90, 0, 4).unwrap();
+        let mut wire = Vec::new();
+        for _ in 0..3 {
+            for (n, (layer, frame)) in video.next_frames().into_iter().enumerate() {
+                sealer
+                    .seal(
+                        Stream::Camera,
+                        Codec::Vp8,
+                        1 + n as u8,
+                        &frame.data,
+                        0,
+                        &mut wire,
+                    )
+                    .unwrap();
+                let seen = Vp8Header::parse(&wire).unwrap();
+                assert_eq!(seen.keyframe, frame.keyframe);
+                if frame.keyframe {
+                    assert_eq!(&wire[..10], &frame.data[..10]);
+                    assert_eq!(seen.picture_size, Some((layer.width, layer.height)));
+                } else {
+                    assert_eq!(&wire[..3], &frame.data[..3]);
+                }
+                // Past the prefix the SFU sees ciphertext, not the frame.
+                assert_ne!(&wire[10..40], &frame.data[10..40]);
+                let (_, opened) = opener.open(Instant::now(), Codec::Vp8, &wire, 1).unwrap();
+                assert_eq!(opened, &frame.data[..]);
+            }
+        }
+        // Three probe streams (one per layer), three frames each.
+        assert_eq!(opener.stats().streams().len(), 3);
+        assert_eq!(opener.stats().totals().received, 9);
+    }
+
+    #[test]
+    fn tampering_replay_and_unknown_keys_are_counted_not_measured() {
+        let (mut sealer, mut opener) = pair(1);
+        let mut wire = Vec::new();
+        let frame = [0xfcu8, 1, 2, 3, 4, 5, 6, 7];
+        sealer
+            .seal(Stream::Audio, Codec::Opus, 0, &frame, 0, &mut wire)
+            .unwrap();
+        let now = Instant::now();
+        for flip in [0usize, 5, wire.len() - 1] {
+            let mut bad = wire.clone();
+            bad[flip] ^= 0x01;
+            assert!(
+                opener.open(now, Codec::Opus, &bad, 0).is_err(),
+                "flip {flip}"
+            );
+        }
+        assert_eq!(opener.decrypt_failures(), 3);
+        opener.open(now, Codec::Opus, &wire, 0).unwrap();
+        assert!(matches!(
+            opener.open(now, Codec::Opus, &wire, 0),
+            Err(OpenError::Decrypt(ReceiveError::Replay(_)))
+        ));
+        assert_eq!(opener.replays(), 1);
+        let (mut stranger, _) = pair(2);
+        stranger
+            .seal(Stream::Audio, Codec::Opus, 0, &frame, 0, &mut wire)
+            .unwrap();
+        assert!(opener.open(now, Codec::Opus, &wire, 0).is_err());
+        assert_eq!(opener.decrypt_failures(), 4);
+        assert_eq!(opener.stats().totals().received, 1);
+    }
+
+    #[test]
+    fn truncated_wire_frames_are_errors_for_every_length() {
+        let (mut sealer, mut opener) = pair(4);
+        let mut wire = Vec::new();
+        sealer
+            .seal(Stream::Audio, Codec::Opus, 0, &[0xfc; 60], 0, &mut wire)
+            .unwrap();
+        for len in 0..wire.len() {
+            assert!(
+                opener
+                    .open(Instant::now(), Codec::Opus, &wire[..len], 0)
+                    .is_err()
+            );
+        }
+        assert_eq!(opener.decrypt_failures(), wire.len() as u64);
+    }
+}
