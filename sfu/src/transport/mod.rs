@@ -1,0 +1,33 @@
+//! The transport shell: ICE-lite, DTLS-SRTP and consent freshness for many peer connections on
+//! one UDP socket per shard, driving the sans-IO `rtc` crate directly.
+//!
+//! See the crate's README for the demultiplexing rules, the API and what `rtc` does and does not
+//! do here.
+
+mod allow_list;
+mod codecs;
+mod config;
+mod dtls_alert;
+mod error;
+mod events;
+mod media;
+mod peer;
+mod shard;
+mod stats;
+mod stun_gate;
+
+pub use allow_list::SourceAllowList;
+pub use codecs::{
+    ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, DEPENDENCY_DESCRIPTOR_URI, MID_URI, REPAIRED_RID_URI,
+    RID_URI, TRANSPORT_CC_URI,
+};
+pub use config::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONSENT_TIMEOUT, DtlsRole, TransportConfig};
+pub use error::{StartError, TransportError};
+pub use events::{
+    CloseReason, IncomingTrack, MediaKind, NegotiatedCodec, NegotiatedExtension,
+    NegotiatedOutgoingTrack, OutgoingTrack, PeerEvent, PeerId,
+};
+pub use media::{MediaHandler, Outbox};
+pub use shard::{PeerAdded, ShardHandle, start_shard};
+pub use stats::{ShardStats, StunRefusal};
+pub use stun_gate::StunParseError;

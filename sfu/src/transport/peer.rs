@@ -1,0 +1,373 @@
+//! One peer connection inside a shard: the `rtc` state machine plus what the shard knows about it
+//! (its ICE credentials, the remote addresses it proved, its timers).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::ice::network_type::NetworkType;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_RTX;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::RTCTrackEventInit;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::peer_connection::certificate::RTCCertificate;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCRtpHeaderExtensionParameters, RTCRtpRtxParameters,
+};
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverId};
+
+use super::codecs::{codec_for_mime, media_kind, rtc_kind, sfu_media_engine};
+use super::config::{DtlsRole, TransportConfig};
+use super::error::TransportError;
+use super::events::{
+    IncomingTrack, NegotiatedCodec, NegotiatedExtension, NegotiatedOutgoingTrack, OutgoingTrack,
+};
+
+/// At most this many remote addresses are bound to one peer (each one proved by an authenticated
+/// binding request); older ones are forgotten first.
+pub(crate) const MAX_ADDRESSES_PER_PEER: usize = 4;
+
+/// Everything shared by the peers of one shard when building their connections.
+pub(crate) struct PeerFactory {
+    pub(crate) certificate: RTCCertificate,
+    /// The advertised address and the socket's port: the single host candidate.
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) dtls_role: DtlsRole,
+    pub(crate) consent_timeout: Duration,
+}
+
+impl PeerFactory {
+    pub(crate) fn new(config: &TransportConfig, port: u16) -> Result<Self, String> {
+        let provider = rtc::crypto::default_provider().map_err(|e| e.to_string())?;
+        let params = rcgen_params()?;
+        let certificate = RTCCertificate::generate(
+            provider.crypto(),
+            rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+            params,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Self {
+            certificate,
+            local_addr: SocketAddr::new(config.advertised_ip, port),
+            dtls_role: config.dtls_role,
+            consent_timeout: config.consent_timeout,
+        })
+    }
+
+    fn build_connection(
+        &self,
+        ufrag: &str,
+        pwd: &str,
+        now: Instant,
+    ) -> Result<RTCPeerConnection, TransportError> {
+        let network = if self.local_addr.is_ipv4() {
+            NetworkType::Udp4
+        } else {
+            NetworkType::Udp6
+        };
+        // rtc's own ICE failure detection is a backstop behind the shard's consent check: it
+        // fires a third later, so the shard's `ConsentExpired` is what normally ends a silent
+        // peer.
+        let disconnected = self.consent_timeout / 3;
+        let setting_engine = SettingEngineBuilder::new()
+            .with_lite(true)
+            .with_ice_credentials(ufrag.to_owned(), pwd.to_owned())
+            .with_answering_dtls_role(match self.dtls_role {
+                DtlsRole::Server => RTCDtlsRole::Server,
+                DtlsRole::Client => RTCDtlsRole::Client,
+            })
+            .with_ice_timeouts(
+                Some(disconnected),
+                Some(self.consent_timeout),
+                Some(Duration::from_secs(2)),
+            )
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_network_types(vec![network])
+            .build();
+        let configuration = RTCConfigurationBuilder::new()
+            .with_certificates(vec![self.certificate.clone()])
+            .build();
+        Ok(RTCPeerConnectionBuilder::new()
+            .with_configuration(configuration)
+            .with_setting_engine(setting_engine)
+            .with_media_engine(sfu_media_engine()?)
+            .build(now)?)
+    }
+
+    fn host_candidate(&self) -> Result<rtc::peer_connection::transport::RTCIceCandidateInit, TransportError> {
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: self.local_addr.ip().to_string(),
+                port: self.local_addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()?;
+        Ok(RTCIceCandidate::from(&candidate).to_json()?)
+    }
+}
+
+fn rcgen_params() -> Result<rtc::peer_connection::certificate::CertificateParams, String> {
+    rtc::peer_connection::certificate::CertificateParams::new(vec!["sfu".to_owned()])
+        .map_err(|e| e.to_string())
+}
+
+/// One outgoing track and the `rtc` sender carrying it.
+struct OutgoingSender {
+    ssrc: u32,
+    sender: RTCRtpSenderId,
+}
+
+/// A peer connection held by a shard.
+pub(crate) struct Peer {
+    pub(crate) pc: RTCPeerConnection,
+    pub(crate) ufrag: String,
+    pub(crate) pwd: String,
+    /// Remote addresses proved by authenticated binding requests, newest last.
+    pub(crate) addresses: Vec<SocketAddr>,
+    pub(crate) created: Instant,
+    pub(crate) last_consent: Option<Instant>,
+    pub(crate) connected: bool,
+    /// The deadline this peer is filed under in the shard's timer set.
+    pub(crate) scheduled: Option<Instant>,
+    /// Whether the peer is queued for the shard's next output pass.
+    pub(crate) dirty: bool,
+    /// An outgoing track changed while an offer was outstanding: offer again after the answer.
+    pub(crate) renegotiate_after_answer: bool,
+    outgoing: Vec<OutgoingSender>,
+}
+
+impl Peer {
+    /// Builds a peer connection answering `offer`, with `outgoing` tracks already attached so the
+    /// answer carries them.
+    pub(crate) fn from_offer(
+        factory: &PeerFactory,
+        ufrag: String,
+        pwd: String,
+        offer: String,
+        outgoing: &[OutgoingTrack],
+        now: Instant,
+    ) -> Result<(Self, String), TransportError> {
+        let pc = factory.build_connection(&ufrag, &pwd, now)?;
+        let mut peer = Self {
+            pc,
+            ufrag,
+            pwd,
+            addresses: Vec::new(),
+            created: now,
+            last_consent: None,
+            connected: false,
+            scheduled: None,
+            dirty: false,
+            renegotiate_after_answer: false,
+            outgoing: Vec::new(),
+        };
+        for track in outgoing {
+            peer.attach_outgoing(track)?;
+        }
+        peer.pc
+            .set_remote_description(now, RTCSessionDescription::offer(offer)?)?;
+        peer.pc.add_local_candidate(factory.host_candidate()?)?;
+        let answer = peer.pc.create_answer(None)?;
+        peer.pc.set_local_description(now, answer)?;
+        let sdp = peer
+            .pc
+            .local_description()
+            .ok_or_else(|| TransportError::Negotiation("no local description".to_owned()))?
+            .sdp;
+        Ok((peer, sdp))
+    }
+
+    /// Adds an outgoing track to the connection (negotiated by the next offer or answer).
+    pub(crate) fn attach_outgoing(&mut self, track: &OutgoingTrack) -> Result<(), TransportError> {
+        let codec = codec_for_mime(&track.mime_type).ok_or_else(|| {
+            TransportError::Negotiation(format!("codec {} is not offered", track.mime_type))
+        })?;
+        let media_track = MediaStreamTrack::new(
+            track.stream_id.clone(),
+            track.track_id.clone(),
+            track.track_id.clone(),
+            rtc_kind(track.kind),
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(track.ssrc),
+                    rtx: track.rtx_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc }),
+                    ..Default::default()
+                },
+                active: true,
+                codec,
+                ..Default::default()
+            }],
+        );
+        let sender = self.pc.add_track(media_track)?;
+        self.outgoing.push(OutgoingSender {
+            ssrc: track.ssrc,
+            sender,
+        });
+        Ok(())
+    }
+
+    /// Removes the outgoing track sending `ssrc` (negotiated by the next offer).
+    pub(crate) fn detach_outgoing(&mut self, ssrc: u32) -> Result<(), TransportError> {
+        let index = self
+            .outgoing
+            .iter()
+            .position(|o| o.ssrc == ssrc)
+            .ok_or_else(|| TransportError::Negotiation(format!("no outgoing track {ssrc}")))?;
+        let sender = self.outgoing.remove(index).sender;
+        self.pc.remove_track(sender)?;
+        Ok(())
+    }
+
+    /// Whether an offer/answer exchange can start now.
+    pub(crate) fn is_stable(&self) -> bool {
+        self.pc.pending_local_description().is_none()
+            && self.pc.pending_remote_description().is_none()
+    }
+
+    /// Creates and applies a local offer (server-initiated renegotiation).
+    pub(crate) fn create_offer(&mut self, now: Instant) -> Result<String, TransportError> {
+        if !self.is_stable() {
+            return Err(TransportError::NegotiationInProgress);
+        }
+        let offer = self.pc.create_offer(None)?;
+        let sdp = offer.sdp.clone();
+        self.pc.set_local_description(now, offer)?;
+        Ok(sdp)
+    }
+
+    /// Applies the client's answer to the SFU's outstanding offer.
+    pub(crate) fn apply_answer(&mut self, now: Instant, sdp: String) -> Result<(), TransportError> {
+        self.pc
+            .set_remote_description(now, RTCSessionDescription::answer(sdp)?)?;
+        Ok(())
+    }
+
+    /// Answers a client-initiated renegotiation offer.
+    pub(crate) fn apply_offer(&mut self, now: Instant, sdp: String) -> Result<String, TransportError> {
+        if !self.is_stable() {
+            return Err(TransportError::NegotiationInProgress);
+        }
+        self.pc
+            .set_remote_description(now, RTCSessionDescription::offer(sdp)?)?;
+        let answer = self.pc.create_answer(None)?;
+        let sdp = answer.sdp.clone();
+        self.pc.set_local_description(now, answer)?;
+        Ok(sdp)
+    }
+
+    /// Binds `addr` to this peer after an authenticated request; returns the address forgotten to
+    /// stay within [`MAX_ADDRESSES_PER_PEER`], if any.
+    pub(crate) fn bind_address(&mut self, addr: SocketAddr) -> Option<SocketAddr> {
+        if let Some(pos) = self.addresses.iter().position(|a| *a == addr) {
+            // Most recently proved goes last.
+            let a = self.addresses.remove(pos);
+            self.addresses.push(a);
+            return None;
+        }
+        self.addresses.push(addr);
+        if self.addresses.len() > MAX_ADDRESSES_PER_PEER {
+            Some(self.addresses.remove(0))
+        } else {
+            None
+        }
+    }
+
+    /// What `rtc` negotiated for a track the peer opened.
+    pub(crate) fn incoming_track(&mut self, init: &RTCTrackEventInit) -> Option<IncomingTrack> {
+        let transceiver_id = RTCRtpTransceiverId::from(init.receiver_id);
+        let mid = self
+            .pc
+            .rtp_transceiver(transceiver_id)
+            .and_then(|t| t.mid().clone())
+            .unwrap_or_default();
+        let mut receiver = self.pc.rtp_receiver(init.receiver_id)?;
+        let kind = media_kind(receiver.track().kind())?;
+        let params = receiver.get_parameters();
+        Some(IncomingTrack {
+            mid,
+            rid: init.rid.clone().filter(|r| !r.is_empty()),
+            ssrc: init.ssrc,
+            kind,
+            codecs: negotiated_codecs(&params.rtp_parameters.codecs),
+            header_extensions: negotiated_extensions(&params.rtp_parameters.header_extensions),
+        })
+    }
+
+    /// Whether the peer sends any track.
+    pub(crate) fn has_outgoing(&self) -> bool {
+        !self.outgoing.is_empty()
+    }
+
+    /// What the last negotiation settled for every outgoing track.
+    pub(crate) fn negotiated_outgoing(&mut self) -> Vec<NegotiatedOutgoingTrack> {
+        let mut out = Vec::with_capacity(self.outgoing.len());
+        for o in &self.outgoing {
+            let mid = self
+                .pc
+                .rtp_transceiver(RTCRtpTransceiverId::from(o.sender))
+                .and_then(|t| t.mid().clone());
+            let Some(mut sender) = self.pc.rtp_sender(o.sender) else {
+                continue;
+            };
+            let params = sender.get_parameters();
+            out.push(NegotiatedOutgoingTrack {
+                ssrc: o.ssrc,
+                mid,
+                codecs: negotiated_codecs(&params.rtp_parameters.codecs),
+                header_extensions: negotiated_extensions(&params.rtp_parameters.header_extensions),
+            });
+        }
+        out
+    }
+}
+
+fn negotiated_codecs(codecs: &[RTCRtpCodecParameters]) -> Vec<NegotiatedCodec> {
+    let mut out: Vec<NegotiatedCodec> = codecs
+        .iter()
+        .filter(|c| !c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RTX))
+        .map(|c| NegotiatedCodec {
+            payload_type: c.payload_type,
+            mime_type: c.rtp_codec.mime_type.clone(),
+            clock_rate: c.rtp_codec.clock_rate,
+            fmtp: c.rtp_codec.sdp_fmtp_line.clone(),
+            rtx_payload_type: None,
+        })
+        .collect();
+    for rtx in codecs
+        .iter()
+        .filter(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RTX))
+    {
+        let apt = rtx
+            .rtp_codec
+            .sdp_fmtp_line
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("apt="))
+            .and_then(|v| v.parse::<u8>().ok());
+        if let Some(primary) = out.iter_mut().find(|c| Some(c.payload_type) == apt) {
+            primary.rtx_payload_type = Some(rtx.payload_type);
+        }
+    }
+    out
+}
+
+fn negotiated_extensions(exts: &[RTCRtpHeaderExtensionParameters]) -> Vec<NegotiatedExtension> {
+    exts.iter()
+        .filter_map(|e| {
+            Some(NegotiatedExtension {
+                uri: e.uri.clone(),
+                id: u8::try_from(e.id).ok()?,
+            })
+        })
+        .collect()
+}

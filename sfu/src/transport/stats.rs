@@ -1,0 +1,61 @@
+//! Counters a shard keeps about itself. Plain integers owned by the shard task; a snapshot is
+//! read with [`ShardHandle::stats`](super::ShardHandle::stats).
+
+/// Why a STUN request was refused before reaching any peer connection (the `reason` label of
+/// `sfu_stun_rejected_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StunRefusal {
+    /// MESSAGE-INTEGRITY did not verify with the named peer's password.
+    BadIntegrity,
+    /// USERNAME names no peer of this shard.
+    UnknownUsername,
+    /// The source address is outside the allow-list.
+    SourceNotAllowed,
+    /// Not parseable as an ICE binding request.
+    Malformed,
+}
+
+/// A snapshot of a shard's state and counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    /// Peer connections currently held.
+    pub peers: usize,
+    /// Remote addresses currently bound to peers (each learnt from an authenticated request).
+    pub bound_addresses: usize,
+    /// ICE usernames currently registered.
+    pub registered_usernames: usize,
+    /// STUN requests refused for bad MESSAGE-INTEGRITY.
+    pub stun_bad_integrity: u64,
+    /// STUN requests refused for an unknown USERNAME.
+    pub stun_unknown_username: u64,
+    /// Datagrams refused because their source is outside the allow-list.
+    pub source_not_allowed: u64,
+    /// STUN datagrams refused as malformed.
+    pub stun_malformed: u64,
+    /// Non-STUN datagrams from addresses bound to no peer (dropped unread).
+    pub unknown_source: u64,
+    /// Datagrams dropped because the socket's send queue was full.
+    pub send_queue_full: u64,
+    /// Datagrams the shard refused to send to an address not validated for that peer.
+    pub send_unvalidated_destination: u64,
+    /// Peers dropped for lack of consent (RFC 7675).
+    pub consent_expired: u64,
+    /// RTP packets delivered to the media handler.
+    pub rtp_in: u64,
+    /// RTCP compound packets delivered to the media handler.
+    pub rtcp_in: u64,
+    /// Datagrams written to the socket.
+    pub datagrams_out: u64,
+}
+
+impl ShardStats {
+    pub(crate) fn count_refusal(&mut self, refusal: StunRefusal) {
+        match refusal {
+            StunRefusal::BadIntegrity => self.stun_bad_integrity += 1,
+            StunRefusal::UnknownUsername => self.stun_unknown_username += 1,
+            StunRefusal::SourceNotAllowed => self.source_not_allowed += 1,
+            StunRefusal::Malformed => self.stun_malformed += 1,
+        }
+    }
+}

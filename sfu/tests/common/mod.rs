@@ -1,0 +1,150 @@
+//! Shared pieces of the transport tests: a real WebRTC client (the async `webrtc` crate) on
+//! loopback, a pass-through media handler standing in for the forwarding core, a UDP relay to
+//! replay or silence traffic, and a STUN request builder.
+//!
+//! Network rule: everything binds 127.0.0.1, mDNS is off, UDP4 only, the ICE server list is
+//! explicitly empty and the SFU advertises only 127.0.0.1.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+pub mod relay;
+pub mod stun;
+pub mod test_peer;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use sfu::transport::{
+    MediaHandler, Outbox, PeerEvent, PeerId, ShardHandle, TransportConfig, start_shard,
+};
+use tokio::sync::mpsc;
+
+/// What the pass-through handler reports to a test.
+#[derive(Debug, Clone)]
+pub enum Observed {
+    Event(PeerEvent),
+    /// An RTP packet received from a peer (decrypted bytes).
+    Rtp(PeerId, Vec<u8>),
+}
+
+/// TEST-ONLY forwarding shim, standing in for the `sfu-forwarding` core until it is glued in:
+/// forwards every RTP packet from a publisher to every subscriber route registered with
+/// [`Route`], rewriting SSRC and payload type, and reports everything to the test.
+pub struct PassThrough {
+    observed: mpsc::UnboundedSender<Observed>,
+    routes: HashMap<PeerId, Vec<Route>>,
+    route_rx: std::sync::mpsc::Receiver<(PeerId, Route)>,
+}
+
+/// Where a publisher's packets go: to `subscriber` with this SSRC and payload type.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub subscriber: PeerId,
+    pub ssrc: u32,
+    pub payload_type: u8,
+}
+
+impl PassThrough {
+    pub fn new() -> (
+        Self,
+        mpsc::UnboundedReceiver<Observed>,
+        std::sync::mpsc::Sender<(PeerId, Route)>,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (route_tx, route_rx) = std::sync::mpsc::channel();
+        (
+            Self {
+                observed: tx,
+                routes: HashMap::new(),
+                route_rx,
+            },
+            rx,
+            route_tx,
+        )
+    }
+}
+
+impl MediaHandler for PassThrough {
+    fn on_peer_event(&mut self, event: PeerEvent, _out: &mut Outbox<'_>) {
+        let _ = self.observed.send(Observed::Event(event));
+    }
+
+    fn on_rtp(&mut self, peer: PeerId, rtp: &[u8], _now: Instant, out: &mut Outbox<'_>) {
+        while let Ok((publisher, route)) = self.route_rx.try_recv() {
+            self.routes.entry(publisher).or_default().push(route);
+        }
+        let _ = self.observed.send(Observed::Rtp(peer, rtp.to_vec()));
+        if let Some(routes) = self.routes.get(&peer) {
+            for route in routes {
+                let mut packet = rtp.to_vec();
+                packet[1] = (packet[1] & 0x80) | (route.payload_type & 0x7f);
+                packet[8..12].copy_from_slice(&route.ssrc.to_be_bytes());
+                let _ = out.send_rtp_bytes(route.subscriber, &packet);
+            }
+        }
+    }
+
+    fn on_rtcp(&mut self, _peer: PeerId, _rtcp: &[u8], _now: Instant, _out: &mut Outbox<'_>) {}
+}
+
+/// An SFU shard on 127.0.0.1 with the pass-through handler.
+pub struct TestSfu {
+    pub handle: ShardHandle,
+    pub observed: mpsc::UnboundedReceiver<Observed>,
+    pub routes: std::sync::mpsc::Sender<(PeerId, Route)>,
+}
+
+impl TestSfu {
+    pub async fn start(config: TransportConfig) -> Self {
+        let (handler, observed, routes) = PassThrough::new();
+        let handle = start_shard(config, handler).await.expect("shard starts");
+        Self {
+            handle,
+            observed,
+            routes,
+        }
+    }
+
+    /// Waits up to `timeout` for an observation matching `pred`, skipping others.
+    pub async fn wait_for<T>(
+        &mut self,
+        timeout: Duration,
+        mut pred: impl FnMut(&Observed) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.observed.recv()).await;
+            match next {
+                Ok(Some(obs)) => {
+                    if let Some(t) = pred(&obs) {
+                        return Some(t);
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Waits for `peer` to connect.
+    pub async fn wait_connected(&mut self, peer: PeerId, timeout: Duration) -> bool {
+        self.wait_for(timeout, |o| match o {
+            Observed::Event(PeerEvent::Connected { peer: p, .. }) if *p == peer => Some(()),
+            _ => None,
+        })
+        .await
+        .is_some()
+    }
+}
+
+/// Loopback config with the given consent timeout.
+pub fn loopback_config() -> TransportConfig {
+    TransportConfig::loopback()
+}
+
+/// Installs a tracing subscriber once (RUST_LOG controls it) so failures can be diagnosed.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}

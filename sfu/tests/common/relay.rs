@@ -1,0 +1,99 @@
+//! A UDP relay between a client and the SFU on loopback: lets a test duplicate (replay) SRTP
+//! packets or silence a peer without the client knowing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tokio::net::UdpSocket;
+
+/// Controls shared with the relay task.
+#[derive(Default)]
+pub struct RelayControl {
+    /// Drop everything in both directions.
+    pub blackhole: AtomicBool,
+    /// Send the next client→SFU SRTP packet twice (set back to false once done).
+    pub replay_next_srtp: AtomicBool,
+    /// SRTP packets replayed so far.
+    pub replayed: AtomicUsize,
+}
+
+pub struct Relay {
+    /// The address the client should send to (put it in the SFU's answer).
+    pub client_facing: SocketAddr,
+    pub control: Arc<RelayControl>,
+}
+
+impl Relay {
+    /// Starts a relay forwarding datagrams from one client to `sfu`, using one socket facing the
+    /// client and one facing the SFU (so the SFU sees a single remote address).
+    pub async fn start(sfu: SocketAddr) -> Self {
+        let client_side = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let sfu_side = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let client_facing = client_side.local_addr().unwrap();
+        let control = Arc::new(RelayControl::default());
+        let client_addr = Arc::new(tokio::sync::Mutex::new(None::<SocketAddr>));
+
+        {
+            let (client_side, sfu_side, control, client_addr) = (
+                client_side.clone(),
+                sfu_side.clone(),
+                control.clone(),
+                client_addr.clone(),
+            );
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                while let Ok((n, from)) = client_side.recv_from(&mut buf).await {
+                    *client_addr.lock().await = Some(from);
+                    if control.blackhole.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let _ = sfu_side.send_to(&buf[..n], sfu).await;
+                    let is_rtp = matches!(buf[0], 128..=191) && n > 12 && !matches!(buf[1], 192..=223);
+                    if is_rtp && control.replay_next_srtp.swap(false, Ordering::SeqCst) {
+                        let _ = sfu_side.send_to(&buf[..n], sfu).await;
+                        control.replayed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+        {
+            let control = control.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                while let Ok((n, _)) = sfu_side.recv_from(&mut buf).await {
+                    if control.blackhole.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    if let Some(client) = *client_addr.lock().await {
+                        let _ = client_side.send_to(&buf[..n], client).await;
+                    }
+                }
+            });
+        }
+        Self {
+            client_facing,
+            control,
+        }
+    }
+}
+
+/// Replaces the port of every `a=candidate` line of `sdp` (SFU answers carry exactly one, the
+/// SFU's host candidate) with `port`, so the client talks to a relay instead.
+pub fn redirect_candidates(sdp: &str, port: u16) -> String {
+    sdp.lines()
+        .map(|line| {
+            if let Some(rest) = line.strip_prefix("a=candidate:") {
+                let mut fields: Vec<String> = rest.split(' ').map(str::to_owned).collect();
+                if fields.len() > 5 {
+                    fields[5] = port.to_string();
+                }
+                format!("a=candidate:{}", fields.join(" "))
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        + "\r\n"
+}

@@ -1,0 +1,225 @@
+//! A real WebRTC client for the tests: the async `webrtc` 0.21 crate, bound to 127.0.0.1:0,
+//! mDNS disabled, UDP4 only, an explicitly empty ICE server list.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::ice::network_type::NetworkType;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_VP8, MediaEngine};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::{RTCIceGatheringState, RTCPeerConnectionState};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use tokio::sync::{mpsc, watch};
+use webrtc::media_stream::MediaStreamTrack;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler};
+
+/// The publisher's VP8 payload type in `register_default_codecs`.
+pub const VP8_PT: u8 = 96;
+
+struct Handler {
+    state: watch::Sender<RTCPeerConnectionState>,
+    gathered: watch::Sender<bool>,
+    rtp: mpsc::UnboundedSender<rtc::rtp::Packet>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.state.send(state);
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let rtp = self.rtp.clone();
+        tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                if let TrackRemoteEvent::OnRtpPacket(packet) = event {
+                    let _ = rtp.send(packet);
+                }
+            }
+        });
+    }
+}
+
+/// A test client.
+pub struct TestPeer {
+    pub pc: Arc<dyn PeerConnection>,
+    pub state: watch::Receiver<RTCPeerConnectionState>,
+    gathered: watch::Receiver<bool>,
+    /// RTP packets received on any remote track.
+    pub rtp: mpsc::UnboundedReceiver<rtc::rtp::Packet>,
+    /// The publisher's VP8 track and its SSRC, when publishing.
+    pub track: Option<(Arc<TrackLocalStaticRTP>, u32)>,
+    seq: u16,
+}
+
+impl TestPeer {
+    async fn build() -> Self {
+        let mut media_engine = MediaEngine::default();
+        media_engine
+            .register_default_codecs()
+            .expect("default codecs register");
+        let setting_engine = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_network_types(vec![NetworkType::Udp4])
+            .build();
+        let configuration = RTCConfigurationBuilder::new().with_ice_servers(vec![]).build();
+        let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
+        let (gathered_tx, gathered) = watch::channel(false);
+        let (rtp_tx, rtp) = mpsc::unbounded_channel();
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(configuration)
+            .with_media_engine(media_engine)
+            .with_setting_engine(setting_engine)
+            .with_handler(Arc::new(Handler {
+                state: state_tx,
+                gathered: gathered_tx,
+                rtp: rtp_tx,
+            }))
+            .with_udp_addrs(vec!["127.0.0.1:0"])
+            .build()
+            .await
+            .expect("client peer connection builds");
+        Self {
+            pc: Arc::new(pc),
+            state,
+            gathered,
+            rtp,
+            track: None,
+            seq: 0,
+        }
+    }
+
+    /// A client that publishes one VP8 track.
+    pub async fn publisher() -> Self {
+        let mut peer = Self::build().await;
+        let ssrc = 0x1234_5678;
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "pub-stream".to_owned(),
+            "pub-video".to_owned(),
+            "pub-video".to_owned(),
+            RtpCodecKind::Video,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                active: true,
+                codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_VP8.to_owned(),
+                    clock_rate: 90000,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }],
+        )));
+        peer.pc
+            .add_track(track.clone() as Arc<dyn TrackLocal>)
+            .await
+            .expect("track added");
+        peer.track = Some((track, ssrc));
+        peer
+    }
+
+    /// A client that only receives one video track.
+    pub async fn subscriber() -> Self {
+        let peer = Self::build().await;
+        peer.pc
+            .add_transceiver_from_kind(
+                RtpCodecKind::Video,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("recvonly transceiver added");
+        peer
+    }
+
+    /// Creates an offer, waits for gathering (no trickle) and returns the complete SDP.
+    pub async fn offer(&self) -> String {
+        let offer = self.pc.create_offer(None).await.expect("offer");
+        self.pc.set_local_description(offer).await.expect("set local offer");
+        let mut gathered = self.gathered.clone();
+        tokio::time::timeout(Duration::from_secs(5), gathered.wait_for(|g| *g))
+            .await
+            .expect("gathering completes")
+            .expect("handler alive");
+        self.pc
+            .local_description()
+            .await
+            .expect("local description")
+            .sdp
+    }
+
+    pub async fn apply_answer(&self, sdp: String) {
+        self.pc
+            .set_remote_description(RTCSessionDescription::answer(sdp).expect("answer parses"))
+            .await
+            .expect("answer applies");
+    }
+
+    /// Answers an offer from the SFU (renegotiation).
+    pub async fn answer(&self, sdp: String) -> String {
+        self.pc
+            .set_remote_description(RTCSessionDescription::offer(sdp).expect("offer parses"))
+            .await
+            .expect("offer applies");
+        let answer = self.pc.create_answer(None).await.expect("answer");
+        self.pc
+            .set_local_description(answer)
+            .await
+            .expect("set local answer");
+        self.pc
+            .local_description()
+            .await
+            .expect("local description")
+            .sdp
+    }
+
+    /// Waits until the connection reaches `wanted`.
+    pub async fn wait_state(&self, wanted: RTCPeerConnectionState, timeout: Duration) -> bool {
+        let mut state = self.state.clone();
+        tokio::time::timeout(timeout, state.wait_for(|s| *s == wanted))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Sends one VP8-shaped RTP packet with `payload` on the published track.
+    pub async fn send_rtp(&mut self, payload: &[u8]) {
+        let (track, ssrc) = self.track.as_ref().expect("publisher");
+        self.seq = self.seq.wrapping_add(1);
+        let packet = rtc::rtp::Packet {
+            header: rtc::rtp::Header {
+                version: 2,
+                payload_type: VP8_PT,
+                sequence_number: self.seq,
+                timestamp: u32::from(self.seq) * 3000,
+                ssrc: *ssrc,
+                marker: true,
+                ..Default::default()
+            },
+            payload: bytes::Bytes::copy_from_slice(payload),
+        };
+        track.write_rtp(packet).await.expect("rtp written");
+    }
+
+    pub async fn close(&self) {
+        let _ = self.pc.close().await;
+    }
+}
