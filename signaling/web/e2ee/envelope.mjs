@@ -1,5 +1,6 @@
 /**
- * Key envelopes (docs/e2ee.md §3): a sender's 32-byte base key of (slot, generation, step),
+ * Key envelopes (docs/e2ee.md §3): a sender's base key of (slot, generation, step) — 32 bytes at
+ * step 0, the suite's Nh bytes once ratcheted —
  * HPKE-sealed to one recipient device (base mode, X25519 / HKDF-SHA256 / AES-256-GCM) and signed
  * with the sender's IK. Signaling relays the JSON wire form untouched and cannot open it.
  *
@@ -23,10 +24,18 @@ import {
 import { MAX_GENERATION, MAX_SLOT, MAX_STEP } from './kid.mjs';
 import { suiteParams } from './suites.mjs';
 
-/** Length of the wrapped base key. */
+/** Length of a freshly drawn base key (step 0 of a generation). */
 export const BASE_KEY_LENGTH = 32;
-/** Length of the envelope ciphertext: base key + AES-GCM tag. */
-export const ENVELOPE_CT_LENGTH = BASE_KEY_LENGTH + 16;
+/** AES-256-GCM tag length added to the wrapped key. */
+const TAG_LENGTH = 16;
+
+/**
+ * Length of the base key an envelope carries (docs/e2ee.md §3): 32 bytes at step 0; once
+ * ratcheted (RFC 9605 §5.1) the key is the suite's hash length Nh (32 or 64 bytes).
+ */
+export function envelopeKeyLength(suite, step) {
+  return step === 0 ? BASE_KEY_LENGTH : suiteParams(suite).nh;
+}
 
 const INFO_LABEL = utf8('e2ee-sfu/hpke-info/v1');
 const AAD_LABEL = utf8('e2ee-sfu/hpke-aad/v1');
@@ -78,14 +87,14 @@ export function envelopeSignedMessage(f, enc, ct) {
 }
 
 /**
- * Seals `baseKey` (32 bytes) to the device of `recipientBundle` (verified here) and signs the
+ * Seals `baseKey` (`envelopeKeyLength(suite, step)` bytes) to the device of `recipientBundle` (verified here) and signs the
  * envelope with `sender` (a DeviceIdentity). Returns the JSON wire object.
  */
 export async function createEnvelope({ room, call, sender, recipientBundle, slot, generation, step = 0, suite, baseKey }) {
   const recipient = await verifyBundle(recipientBundle);
   const f = { room, call, sender: sender?.deviceId, recipient: recipient.device, slot, generation, step, suite };
   checkFields(f);
-  const key = asBytesOfLength(baseKey, BASE_KEY_LENGTH, 'base key', ErrorCode.BAD_KEY);
+  const key = asBytesOfLength(baseKey, envelopeKeyLength(f.suite, f.step), 'base key', ErrorCode.BAD_KEY);
   const { enc, ct } = await hpkeSeal(recipient.hpkeKey, envelopeInfo(f), envelopeAad(f), key, { aead: HpkeAead.AES_256_GCM });
   const sig = await signWithIdentity(sender, envelopeSignedMessage(f, enc, ct));
   return {
@@ -116,7 +125,7 @@ export function parseEnvelope(envelope) {
   return {
     ...f,
     enc: b64Field(obj, 'enc', X25519_KEY_LENGTH),
-    ct: b64Field(obj, 'ct', ENVELOPE_CT_LENGTH),
+    ct: b64Field(obj, 'ct', envelopeKeyLength(f.suite, f.step) + TAG_LENGTH),
     sig: b64Field(obj, 'sig', ED25519_SIGNATURE_LENGTH),
   };
 }

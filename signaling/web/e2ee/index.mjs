@@ -46,5 +46,5 @@ export {
   verifyBundle,
   verifyEd25519,
 } from './identity.mjs';
-export { BASE_KEY_LENGTH, createEnvelope, envelopeAad, envelopeInfo, openEnvelope, parseEnvelope } from './envelope.mjs';
+export { BASE_KEY_LENGTH, createEnvelope, envelopeKeyLength, envelopeAad, envelopeInfo, openEnvelope, parseEnvelope } from './envelope.mjs';
 export { fingerprintHalf, formatDigitGroups, safetyNumber, securityCode } from './verification.mjs';

@@ -90,7 +90,9 @@ describe('key envelopes', () => {
     // Mallory relabels Alice's envelope as her own: her signature would be needed.
     await rejectsWithCode(openEnvelope({ ...env, sender: 'dev-mallory' }, { ...ctx, senderBundle: malloryBundle }), 'bad_signature');
     for (const [name, value] of [['slot', 4], ['generation', 8], ['step', 1], ['suite', 4], ['enc', flip(env.enc)], ['ct', flip(env.ct, 40)], ['sig', flip(env.sig, 63)]]) {
-      await rejectsWithCode(openEnvelope({ ...env, [name]: value }, ctx), 'bad_signature', `changed ${name}`);
+      // A later step with suite 5 means a 64-byte key, so the 48-byte ct no longer parses.
+      const expected = name === 'step' ? 'malformed' : 'bad_signature';
+      await rejectsWithCode(openEnvelope({ ...env, [name]: value }, ctx), expected, `changed ${name}`);
     }
     // A correctly signed envelope whose HPKE layer does not open (ct changed, then re-signed):
     // shows the AAD and the AEAD are checked after the signature.

@@ -107,12 +107,14 @@ export async function makeFixtures() {
   const envelopes = [];
   const pairs = [[0, 1, 5], [1, 2, 5], [2, 0, 4]];
   for (const [s, r, suite] of pairs) {
-    const baseKey = randomBytes(32);
+    // Step 0 carries the drawn 32-byte key; a later step carries the ratcheted key (Nh bytes).
+    const step = envelopes.length === 0 ? 0 : 1 + randomInt(254);
+    const baseKey = step === 0 ? randomBytes(32) : await ratchetBaseKeyBy(suite, randomBytes(32), step);
     const room = 'standup';
     const call = `c-${toHex(randomBytes(4))}`;
     const envelope = await createEnvelope({
       room, call, sender: devices[s], recipientBundle: bundles[r],
-      slot: randomInt(4095), generation: randomInt(65535), step: randomInt(255), suite, baseKey,
+      slot: randomInt(4095), generation: randomInt(65535), step, suite, baseKey,
     });
     envelopes.push({
       room, call, sender_bundle: bundles[s], recipient_bundle: bundles[r],
