@@ -13,6 +13,7 @@
 //! | [`secure_media`] | probe + real SFrame (e2ee-frames) on send, decrypt + measure on receive |
 //! | [`receiver_stats`] | latency, loss, reordering, RFC 3550 jitter per received stream |
 //! | [`histogram`] | HDR-histogram percentiles of durations |
+//! | [`progress`] | the joining/running progress bar |
 //! | [`report`] | the JSON report and the summary table |
 //! | [`process_usage`] | CPU seconds and peak RSS of a process from `/proc`; thread CPU time |
 //! | [`metrics_scrape`] | Prometheus text-format scraper |
@@ -29,6 +30,7 @@ pub mod media;
 pub mod metrics_scrape;
 pub mod probe;
 pub mod process_usage;
+pub mod progress;
 pub mod receiver_stats;
 pub mod report;
 pub mod scenario;

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use loadtest::baseline::{BaselineConfig, BaselineProgress, run_baseline};
 use loadtest::impairment::Impairment;
+use loadtest::progress::RunProgress;
 use loadtest::report::{Report, Scenario};
 use loadtest::scenario::{
     BroadcastConfig, CommonConfig, MeetingConfig, Target, run_broadcast, run_meeting,
@@ -175,22 +175,15 @@ fn baseline(
         impairment: args.impair,
         seed: args.seed,
     };
-    let bar = ProgressBar::new(config.duration.as_millis() as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:40}] {elapsed_precise}/{duration_precise} {msg}",
-        )
-        // The template is a constant known to be valid.
-        .expect("valid progress template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("baseline x{receivers}"));
+    // The baseline has no join phase: its receivers are sockets, ready at once.
+    let progress = RunProgress::joining(&format!("baseline x{receivers}"), receivers as u64);
+    progress.set_joined(receivers as u64);
+    progress.start_running(config.duration);
     let outcome = run_baseline(&config, &mut |p: BaselineProgress| {
-        bar.set_position(p.elapsed.as_millis() as u64);
-        bar.set_message(format!("{} packets relayed", p.relayed));
+        progress.set_running(p.elapsed, format!("{} packets relayed", p.relayed));
     })
     .map_err(|e| e.to_string())?;
-    bar.finish_and_clear();
+    progress.finish();
 
     let mut report = Report::new(Scenario::Baseline);
     report.duration_s = outcome.measured_s;
