@@ -31,12 +31,14 @@ use crate::twcc::PacketStatus;
 const HISTORY: usize = 4096;
 const DELAY_WINDOW: Duration = Duration::from_secs(5);
 
+/// One sent packet in 8 bytes (the ring is written once per packet per subscriber, so it is kept
+/// small): size 0 marks an empty slot; the send time is µs on the core's clock modulo 2^32
+/// (71 minutes), unwrapped against the feedback's arrival time.
 #[derive(Debug, Clone, Copy, Default)]
 struct SendRecord {
-    valid: bool,
     seq: u16,
-    size: u32,
-    sent_us: i64,
+    size: u16,
+    sent_us: u32,
 }
 
 /// See the module docs.
@@ -86,15 +88,15 @@ impl Bwe {
             self.history.resize(HISTORY, SendRecord::default());
         }
         self.history[usize::from(seq) % HISTORY] = SendRecord {
-            valid: true,
             seq,
-            size: size as u32,
-            sent_us,
+            size: size.clamp(1, usize::from(u16::MAX)) as u16,
+            sent_us: sent_us as u32,
         };
     }
 
-    /// Updates the estimate from one feedback's statuses.
-    pub(crate) fn on_feedback(&mut self, now: Instant, statuses: &[PacketStatus]) {
+    /// Updates the estimate from one feedback's statuses; `now_us` is `now` in µs on the clock
+    /// `on_sent` used.
+    pub(crate) fn on_feedback(&mut self, now: Instant, now_us: i64, statuses: &[PacketStatus]) {
         let (mut received, mut lost, mut delay_sum, mut bytes) = (0u64, 0u64, 0i64, 0u64);
         let (mut first_arrival, mut last_arrival) = (i64::MAX, i64::MIN);
         let mut min_delay = i64::MAX;
@@ -102,12 +104,13 @@ impl Bwe {
             let Some(rec) = self.history.get(usize::from(s.seq) % HISTORY) else {
                 continue;
             };
-            if !rec.valid || rec.seq != s.seq {
+            if rec.size == 0 || rec.seq != s.seq {
                 continue;
             }
+            let sent_us = now_us - i64::from((now_us as u32).wrapping_sub(rec.sent_us));
             match s.received_at_us {
                 Some(at) => {
-                    let delay = at.saturating_sub(rec.sent_us);
+                    let delay = at.saturating_sub(sent_us);
                     received += 1;
                     delay_sum = delay_sum.saturating_add(delay);
                     min_delay = min_delay.min(delay);
@@ -187,7 +190,7 @@ mod tests {
                 }
             })
             .collect();
-        bwe.on_feedback(now, &statuses);
+        bwe.on_feedback(now, 4_000_000, &statuses);
     }
 
     #[test]
@@ -195,7 +198,7 @@ mod tests {
         let t0 = Instant::now();
         let mut bwe = Bwe::new(1_000_000, 50_000, 20_000_000);
         for seq in 0..4000u16 {
-            bwe.on_sent(seq, i64::from(seq) * 1000, 1000);
+            bwe.on_sent(seq, i64::from(seq) * 1000 - 1_000_000, 1000);
         }
         for i in 0..10u16 {
             feed(

@@ -637,6 +637,11 @@ impl Sfu {
         }
     }
 
+    /// Microseconds since the core's epoch.
+    pub(crate) fn micros(&self, now: Instant) -> i64 {
+        now.saturating_duration_since(self.epoch).as_micros() as i64
+    }
+
     /// NTP time at `now`.
     pub(crate) fn ntp(&self, now: Instant) -> u64 {
         self.ntp_at_epoch

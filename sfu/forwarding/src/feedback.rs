@@ -90,10 +90,11 @@ impl Sfu {
                 }
                 RtcpPacket::TransportCc { fci, .. } => {
                     let mut statuses = std::mem::take(&mut self.scratch_statuses);
+                    let now_us = self.micros(now);
                     if twcc::parse_feedback(fci, &mut statuses).is_ok()
                         && let Some(p) = self.participants.get_mut(from.index, from.generation)
                     {
-                        p.bwe.on_feedback(now, &statuses);
+                        p.bwe.on_feedback(now, now_us, &statuses);
                     }
                     self.scratch_statuses = statuses;
                 }

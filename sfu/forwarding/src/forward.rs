@@ -11,7 +11,7 @@ use crate::{
     media_packet::MediaPacket,
     rtcp,
     rtp::{Extensions, HeaderBuf, OutHeader, RtpPacket},
-    state::{SentRecord, Source},
+    state::{NO_PICTURE_ID, SentRecord, Source},
     vp8::Vp8Descriptor,
 };
 
@@ -140,6 +140,7 @@ impl Sfu {
         }
 
         let mut sent = 0;
+        let now_us = now.saturating_duration_since(self.epoch).as_micros() as i64;
         let mut header = HeaderBuf::default();
         for &sid in &track.subscribers {
             let Some(sub) = self.subs.get_mut(sid.index, sid.generation) else {
@@ -206,8 +207,7 @@ impl Sfu {
             }
             let size = header.as_slice().len() + media.payload.len();
             if sub.ext.transport_cc.is_some() {
-                let sent_us = now.saturating_duration_since(self.epoch).as_micros() as i64;
-                to.bwe.on_sent(twcc, sent_us, size);
+                to.bwe.on_sent(twcc, now_us, size);
             }
             to.stats.packets_sent += 1;
             to.stats.bytes_sent += size as u64;
@@ -216,13 +216,12 @@ impl Sfu {
                 .octets_sent
                 .wrapping_add((size - header.as_slice().len()) as u32);
             sub.record(SentRecord {
-                valid: true,
                 out_seq: rw.seq,
                 src_seq: media.seq,
                 layer: layer_index,
                 retransmits: 0,
                 out_ts: rw.timestamp,
-                out_pid: rw.picture_id,
+                out_pid: rw.picture_id.unwrap_or(NO_PICTURE_ID),
                 out_tl0: rw.tl0_pic_idx,
             });
             self.metrics.packets_sent.add(kind, 1);
@@ -360,6 +359,7 @@ impl Sfu {
         lost: impl Iterator<Item = u16>,
     ) {
         let max_age = self.config.retransmit_max_age;
+        let now_us = self.micros(now);
         let max_per_packet = self.config.retransmit_max_per_packet;
         for out_seq in lost {
             let Some(sub) = self.subs.get_mut(sid.index, sid.generation) else {
@@ -419,12 +419,11 @@ impl Sfu {
                 header.push(&out_seq.to_be_bytes());
             }
             if let Some(d) = media.vp8 {
-                d.write_rewritten(rec_copy.out_pid, rec_copy.out_tl0, &mut header);
+                d.write_rewritten(rec_copy.picture_id(), rec_copy.out_tl0, &mut header);
             }
             let size = header.as_slice().len() + media.payload.len();
             if sub.ext.transport_cc.is_some() {
-                let sent_us = now.saturating_duration_since(self.epoch).as_micros() as i64;
-                to.bwe.on_sent(twcc, sent_us, size);
+                to.bwe.on_sent(twcc, now_us, size);
             }
             to.stats.packets_retransmitted += 1;
             let kind = sub.kind;

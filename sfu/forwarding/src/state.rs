@@ -127,17 +127,43 @@ pub(crate) struct Track {
 }
 
 /// One entry of a subscription's send history, for answering NACKs: what was sent under an
-/// output sequence number.
-#[derive(Debug, Clone, Copy, Default)]
+/// output sequence number. 16 bytes, since one is written per packet per subscriber.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct SentRecord {
-    pub(crate) valid: bool,
+    pub(crate) out_ts: u32,
     pub(crate) out_seq: u16,
     pub(crate) src_seq: u16,
+    /// Picture id sent, or [`NO_PICTURE_ID`].
+    pub(crate) out_pid: u16,
+    pub(crate) out_tl0: Option<u8>,
+    /// Source layer, or [`EMPTY_SLOT`] for a slot never written.
     pub(crate) layer: u8,
     pub(crate) retransmits: u8,
-    pub(crate) out_ts: u32,
-    pub(crate) out_pid: Option<u16>,
-    pub(crate) out_tl0: Option<u8>,
+}
+
+/// `SentRecord::out_pid` when the packet had no picture id (ids are 15-bit).
+pub(crate) const NO_PICTURE_ID: u16 = u16::MAX;
+/// `SentRecord::layer` of an unused slot.
+pub(crate) const EMPTY_SLOT: u8 = u8::MAX;
+
+impl Default for SentRecord {
+    fn default() -> Self {
+        Self {
+            out_ts: 0,
+            out_seq: 0,
+            src_seq: 0,
+            out_pid: NO_PICTURE_ID,
+            out_tl0: None,
+            layer: EMPTY_SLOT,
+            retransmits: 0,
+        }
+    }
+}
+
+impl SentRecord {
+    pub(crate) fn picture_id(&self) -> Option<u16> {
+        (self.out_pid != NO_PICTURE_ID).then_some(self.out_pid)
+    }
 }
 
 pub(crate) const HISTORY_LEN: usize = 1024;
@@ -180,7 +206,7 @@ impl Subscription {
     pub(crate) fn sent(&mut self, out_seq: u16) -> Option<&mut SentRecord> {
         self.history
             .get_mut(usize::from(out_seq) % HISTORY_LEN)
-            .filter(|r| r.valid && r.out_seq == out_seq)
+            .filter(|r| r.layer != EMPTY_SLOT && r.out_seq == out_seq)
     }
 
     pub(crate) fn mid_bytes(&self) -> Option<&[u8]> {
