@@ -86,6 +86,7 @@ export async function launch() {
 /** Opens `path` on the server in a new page and collects its console errors. */
 export async function openPage(context, url) {
   const page = await context.newPage();
+  page.setDefaultTimeout(8000);
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });

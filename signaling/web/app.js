@@ -1,0 +1,128 @@
+/**
+ * Page entry: the lobby (room, token, name, watch-only), then the call screen.
+ *
+ * URL parameters (query or fragment; prefer the fragment for the token, it never reaches a
+ * server log): `room`, `token`, `name`, `watch=1` (broadcast viewer: watch only), `test=1`
+ * (loopback only: empty ICE server list, 127.0.0.0/8 candidates only), `join=1` (join at once),
+ * `signaling=ws://…` (default: `/v1/rtc` on this origin), `admin_key` (a trusted recording-policy
+ * admin key, base64url; may repeat; also `<meta name="e2ee-admin-keys">`, space separated).
+ *
+ * @module app
+ */
+import { Call } from './call.js';
+import { IdentityStore } from './identity-store.js';
+import { encodedTransformSupported } from './media-crypto.js';
+import { h, icon, replace } from './ui/dom.js';
+import { CallView } from './ui/call-view.js';
+
+/** Parameters from the query string and the fragment (the fragment wins). */
+export function pageParams(location = globalThis.location) {
+  const q = new URLSearchParams(location.search);
+  const f = new URLSearchParams(location.hash.replace(/^#/, ''));
+  const get = (k) => f.get(k) ?? q.get(k);
+  const adminKeys = [...q.getAll('admin_key'), ...f.getAll('admin_key')];
+  const meta = document.querySelector('meta[name="e2ee-admin-keys"]')?.content?.trim();
+  if (meta) adminKeys.push(...meta.split(/\s+/));
+  return {
+    room: get('room') ?? '',
+    token: get('token') ?? '',
+    name: get('name') ?? '',
+    watchOnly: get('watch') === '1',
+    testMode: get('test') === '1',
+    autoJoin: get('join') === '1',
+    signalingUrl: get('signaling') ?? undefined,
+    trustedAdminKeys: adminKeys,
+  };
+}
+
+function lobby(root, params, onJoin, error) {
+  const room = h('input', { name: 'room', required: true, value: params.room, placeholder: 'standup', autocomplete: 'off' });
+  const name = h('input', { name: 'name', value: params.name, placeholder: 'Your name', autocomplete: 'name' });
+  const token = h('textarea', { name: 'token', required: true, rows: 3, placeholder: 'Paste the access token you were given', spellcheck: 'false' });
+  token.value = params.token;
+  const watch = h('input', { type: 'checkbox', name: 'watch' });
+  watch.checked = params.watchOnly;
+  const supported = encodedTransformSupported();
+  const form = h(
+    'form',
+    {
+      class: 'lobby-card',
+      onsubmit: (e) => {
+        e.preventDefault();
+        onJoin({ ...params, room: room.value.trim(), name: name.value.trim(), token: token.value.trim(), watchOnly: watch.checked });
+      },
+    },
+    h('div', { class: 'brand' }, icon('lock'), h('span', {}, 'Private call')),
+    h('p', { class: 'lede' }, 'Audio, video and screens are encrypted on your device. The servers relay them without being able to see or hear them.'),
+    h('label', {}, 'Room', room),
+    h('label', {}, 'Name', name),
+    h('label', {}, 'Access token', token),
+    h('label', { class: 'check' }, watch, 'Watch only (broadcast viewer)'),
+    error ? h('div', { class: 'form-error', role: 'alert' }, icon('warn'), error) : null,
+    supported ? null : h('div', { class: 'form-error' }, icon('warn'), 'This browser cannot encrypt media frames (no encoded transforms): joining is not possible.'),
+    h('button', { class: 'primary big', type: 'submit', disabled: !supported }, 'Join'),
+    params.testMode ? h('p', { class: 'hint' }, 'Test mode: loopback network only.') : null,
+  );
+  replace(root, h('div', { class: 'lobby' }, form));
+}
+
+function ended(root, reason, again) {
+  const text = { leave: 'You left the call.', kicked: 'You were removed from the call.', room_closed: 'The room was closed.', replaced: 'You joined from another window.', connection_closed: 'The connection was lost.' }[reason] ?? `The call ended (${reason}).`;
+  replace(root, h('div', { class: 'lobby' }, h('div', { class: 'lobby-card' }, h('div', { class: 'brand' }, icon('lock'), h('span', {}, 'Call ended')), h('p', { class: 'lede' }, text), h('button', { class: 'primary big', onclick: again }, 'Back to the lobby'))));
+}
+
+/** Mounts a call view for `call` into `root` and keeps it drawn; returns the view. */
+export function mountCall(root, call, options = {}) {
+  const actions = {
+    setMic: (on) => call.setMic(on),
+    setCamera: (on) => call.setCamera(on),
+    setScreen: (on) => call.setScreen(on).catch((e) => call._warn('screen', `Screen share failed: ${e.message}`)),
+    pin: (d) => call.pin(d),
+    leave: () => call.leave(),
+    safetyNumber: (d) => call.safetyNumberWith(d),
+    setVerified: (d, v) => call.setVerified(d, v),
+  };
+  const view = new CallView(root, actions, options);
+  let scheduled = false;
+  const draw = () => {
+    scheduled = false;
+    const sizes = view.render(call.state);
+    call.setVisibleSizes?.(sizes);
+  };
+  const schedule = () => {
+    if (!scheduled) {
+      scheduled = true;
+      requestAnimationFrame(draw);
+    }
+  };
+  call.addEventListener('change', schedule);
+  addEventListener('resize', schedule);
+  draw();
+  return view;
+}
+
+/** Starts the page. */
+export async function main(root = document.getElementById('app')) {
+  const params = pageParams();
+  const store = await IdentityStore.open();
+  const join = async (p) => {
+    replace(root, h('div', { class: 'lobby' }, h('div', { class: 'lobby-card' }, h('div', { class: 'brand' }, icon('lock'), h('span', {}, 'Joining…')), h('p', { class: 'lede' }, 'Checking keys and connecting.'))));
+    const call = new Call({ ...p, identityStore: store });
+    window.call = call; // for the browser tests and the console
+    try {
+      await call.join();
+    } catch (err) {
+      lobby(root, p, join, `${err.message}${err.code ? ` (${err.code})` : ''}`);
+      return;
+    }
+    const view = mountCall(root, call);
+    call.addEventListener('change', () => {
+      if (call.state.phase === 'left' && !view.gone) {
+        view.gone = true;
+        ended(root, call.state.leftReason, () => lobby(root, p, join));
+      }
+    });
+  };
+  if (params.autoJoin && params.room && params.token) await join(params);
+  else lobby(root, params, join);
+}

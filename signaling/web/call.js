@@ -1,0 +1,582 @@
+/**
+ * One call: the signaling session (docs/protocol.md §2), the peer connection to the SFU, the key
+ * manager and the media encryption, and the state the UI draws (`call.state`, with a `change`
+ * event after every update).
+ *
+ * Flow: `join` → `joined` (slot, roster, recording policy) → bundles verified and pinned → key
+ * manager started (publishers) → the offer (non-trickle, complete) with the published tracks →
+ * `answer`. Then roster deltas, membership notices (rekeying), key envelopes/acks/requests,
+ * speakers, published tracks (subscriptions), SFU renegotiation offers, and every few seconds a
+ * `stats` message with the decrypt failures.
+ *
+ * Remote media is matched to its publisher by, in order: the SDP msid stream id (the publisher's
+ * device id), the track id (`TR_<device>_<n>`, or any id announced in `track_published`), and
+ * the slot in the KIDs the worker decrypts.
+ *
+ * @module call
+ */
+import { createBundle, verifyBundle } from './e2ee/identity.mjs';
+import { formatDigitGroups, safetyNumber, securityCode } from './e2ee/verification.mjs';
+import { Stream } from './e2ee/kid.mjs';
+import { KeyManager } from './keys.js';
+import { MediaCrypto } from './media-crypto.js';
+import { gatheringComplete, isLoopbackCandidate, loopbackOnlySdp, testModeRtcConfig } from './loopback-only.js';
+import { recorderNamed, verifyRecordingPolicy } from './recording-policy.js';
+import { SignalingClient } from './signaling-client.js';
+import { QualityMonitor, qualityLevel } from './stats.js';
+
+/** Simulcast encodings of the camera (DESIGN §3: VP8, 3 layers). */
+export const CAMERA_LAYERS = [
+  { rid: 'low', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'medium', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'high', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
+const STATS_INTERVAL_MS = 5000;
+
+function trackOwnerFromId(id) {
+  const m = /^TR_(.+)_(\d+)$/.exec(id ?? '');
+  return m ? m[1] : null;
+}
+
+/** A call in a room, from `join` to `leave`. */
+export class Call extends EventTarget {
+  /**
+   * @param {object} o
+   * @param {string} o.room
+   * @param {string} o.token JWT from the application
+   * @param {string} [o.name] display name
+   * @param {string} [o.signalingUrl] default: `/v1/rtc` on this origin
+   * @param {import('./identity-store.js').IdentityStore} o.identityStore
+   * @param {boolean} [o.watchOnly] broadcast viewer: publish nothing
+   * @param {boolean} [o.testMode] loopback only: empty ICE servers, 127.0.0.0/8 candidates only
+   * @param {string[]} [o.trustedAdminKeys] admin keys whose recording policies are accepted
+   */
+  constructor(o) {
+    super();
+    this.options = o;
+    this.signaling = new SignalingClient(o.signalingUrl);
+    this.pc = null;
+    this.media = null;
+    this.keys = null;
+    this.local = { mic: null, camera: null, screen: null, screenSender: null };
+    this._tracks = new Map(); // track id -> {publisher, kind, source}
+    this._remote = new Map(); // receiver transform id -> {track, kind, device, source}
+    this._bundles = new Map(); // device -> verified bundle
+    this._keyTimer = null;
+    this._statsTimer = null;
+    this._lastReported = { failures: 0, decrypted: 0 };
+    this._keyRequests = new Map();
+    /** What the UI draws. */
+    this.state = {
+      phase: 'idle',
+      error: null,
+      room: o.room,
+      call: null,
+      kind: null,
+      self: null,
+      participants: new Map(),
+      activeSpeaker: null,
+      pinned: null,
+      securityCode: null,
+      recorded: null,
+      warnings: [],
+      local: { micOn: false, cameraOn: false, screenOn: false },
+      quality: null,
+      e2ee: { generation: null, step: null, decrypted: 0, failures: 0, refusedEnvelopes: 0 },
+    };
+  }
+
+  _changed() {
+    this.dispatchEvent(new Event('change'));
+  }
+
+  _warn(kind, text, extra = {}) {
+    this.state.warnings.push({ kind, text, at: Date.now(), ...extra });
+    this._changed();
+  }
+
+  /** Joins the room and starts media. Rejects with the server's error (code + message). */
+  async join() {
+    const o = this.options;
+    this.state.phase = 'joining';
+    this._changed();
+    try {
+      this.identity = await o.identityStore.deviceIdentity();
+      const bundle = await createBundle(this.identity);
+      await this.signaling.connect();
+      this._listen();
+      const joined = await this.signaling.join({ room: o.room, token: o.token, name: o.name, bundle });
+      await this._onJoined(joined);
+      if (joined.media) await this._startMedia();
+      this.state.phase = 'in-call';
+      this._changed();
+    } catch (err) {
+      this.state.phase = 'error';
+      this.state.error = { code: err.code ?? 'client', message: err.message };
+      this._changed();
+      throw err;
+    }
+  }
+
+  async _onJoined(j) {
+    const s = this.state;
+    s.call = j.call;
+    s.kind = j.kind;
+    s.self = { device: j.device, slot: j.slot, role: j.role, canPublish: !!j.can_publish && !this.options.watchOnly, canSubscribe: !!j.can_subscribe };
+    if (j.recording) {
+      try {
+        this.policy = await verifyRecordingPolicy(j.recording, { room: this.options.room, trustedAdminKeys: this.options.trustedAdminKeys });
+        s.recorded = { recorders: this.policy.recorders.map((r) => r.device), verified: true };
+      } catch (err) {
+        // A recorded room whose policy does not verify: refuse to send keys to any recorder,
+        // and say so in the badge.
+        this.policy = null;
+        s.recorded = { recorders: [], verified: false, problem: err.message };
+        this._warn('recording-policy', `Recording policy refused: ${err.message}`);
+      }
+    }
+    this.keys = new KeyManager({
+      identity: this.identity,
+      room: this.options.room,
+      call: j.call,
+      slot: j.slot,
+      canPublish: s.self.canPublish,
+      send: (m) => this.signaling.send(m),
+      onSenderKey: (k) => this._onSenderKey(k),
+      onReceiverKey: (k) => this.media?.addReceiverKey(k),
+      onError: (err, ctx) => console.warn(`keys: ${ctx}: ${err.code ?? err.message}`),
+    });
+    this.media = new MediaCrypto();
+    this.media.onUnknownKid = (m) => this._onUnknownKid(m);
+    this.media.onStats = (st) => this._onWorkerStats(st);
+    s.participants.set(j.device, {
+      device: j.device, identity: null, name: this.options.name || 'You', role: j.role, slot: j.slot,
+      self: true, verified: true, keyChanged: false, speaking: 0, quality: null,
+      identityKey: this.identity.identity.publicKey,
+    });
+    for (const d of j.roster?.devices ?? []) await this._addDevice(d);
+    for (const t of j.tracks ?? []) this._tracks.set(t.id, t);
+    await this._updateSecurityCode();
+    await this.keys.start(performance.now());
+    this._scheduleKeys();
+  }
+
+  async _addDevice(d) {
+    const s = this.state;
+    if (d.device === s.self.device) {
+      const me = s.participants.get(d.device);
+      me.identity = d.identity;
+      me.name = d.name ?? me.name;
+      return;
+    }
+    let verified;
+    try {
+      verified = await verifyBundle(d.bundle);
+      if (verified.device !== d.device) throw new Error('bundle names another device');
+    } catch (err) {
+      this._warn('bad-bundle', `${d.name ?? d.identity ?? d.device}: device bundle refused (${err.code ?? err.message}); no keys are exchanged with it`);
+      return;
+    }
+    this._bundles.set(d.device, d.bundle);
+    let recipient = true;
+    if (d.role === 'recorder' && !recorderNamed(this.policy, d)) {
+      recipient = false;
+      this._warn('recorder-refused', `A recorder (${d.device}) that the room's signed policy does not name joined; it gets no keys.`);
+    }
+    const pin = await this.options.identityStore.observe(d.identity ?? d.device, d.device, verified.identityKey);
+    if (pin.result === 'changed') {
+      this._warn('key-changed', `${d.name ?? d.identity}'s identity key changed since you last saw this device. Compare safety numbers before trusting it.`, { device: d.device });
+    }
+    s.participants.set(d.device, {
+      device: d.device, identity: d.identity, name: d.name ?? d.identity ?? d.device, role: d.role, slot: d.slot,
+      self: false, verified: pin.verified, keyChanged: pin.result === 'changed', speaking: 0, quality: null,
+      identityKey: verified.identityKey, recipient,
+    });
+    this.keys.addDevice({ ...d, recipient });
+  }
+
+  async _updateSecurityCode() {
+    const roster = [...this.state.participants.values()]
+      .filter((p) => p.identityKey)
+      .map((p) => ({ device: p.device, identityKey: p.identityKey, role: p.role, slot: p.slot }));
+    this.state.securityCode = await securityCode({ room: this.options.room, call: this.state.call, roster });
+    this._changed();
+  }
+
+  /** The 60-digit safety number with `device` (12 groups of 5); computed on demand. */
+  async safetyNumberWith(device) {
+    const p = this.state.participants.get(device);
+    const me = this.state.participants.get(this.state.self.device);
+    const n = await safetyNumber({ device: me.device, identityKey: me.identityKey }, { device: p.device, identityKey: p.identityKey });
+    return formatDigitGroups(n);
+  }
+
+  /** Marks `device`'s current identity key as verified (persisted) or not. */
+  async setVerified(device, verified) {
+    const p = this.state.participants.get(device);
+    await this.options.identityStore.setVerified(p.identity ?? p.device, p.device, p.identityKey, verified);
+    p.verified = verified;
+    if (verified) p.keyChanged = false;
+    this.state.warnings = this.state.warnings.filter((w) => !(verified && w.kind === 'key-changed' && w.device === device));
+    this._changed();
+  }
+
+  _listen() {
+    const sig = this.signaling;
+    sig.on('roster', (m) => this._onRoster(m));
+    sig.on('membership', (m) => this._serial(() => this.keys?.onMembership(m, performance.now())).then(() => this._scheduleKeys()));
+    sig.on('key_envelope', (m) => this._serial(() => this.keys?.onKeyEnvelope(m.envelope)));
+    sig.on('key_ack', (m) => {
+      this.keys?.onKeyAck(m, performance.now());
+      this._scheduleKeys();
+    });
+    sig.on('key_request', (m) => this._serial(() => this.keys?.onKeyRequest(m)));
+    sig.on('speakers', (m) => this._onSpeakers(m));
+    sig.on('track_published', (m) => {
+      this._tracks.set(m.track.id, m.track);
+      this._subscribe();
+    });
+    sig.on('track_unpublished', (m) => {
+      this._tracks.delete(m.track);
+      this._subscribe();
+    });
+    sig.on('offer', (m) => this._serial(() => this._onRemoteOffer(m)));
+    sig.on('error', (m) => this._warn('server', `${m.code}: ${m.message}`));
+    sig.on('left', (m) => this._ended(m.reason));
+    sig.addEventListener('close', () => {
+      if (this.state.phase === 'in-call') this._ended('connection_closed');
+    });
+  }
+
+  /** Runs async handlers one after another, in message order. */
+  _serial(fn) {
+    this._queue = (this._queue ?? Promise.resolve()).then(fn).catch((err) => console.warn('call:', err));
+    return this._queue;
+  }
+
+  _onRoster(m) {
+    this._serial(async () => {
+      const now = performance.now();
+      for (const d of m.added ?? []) await this._addDevice(d);
+      for (const id of m.removed ?? []) {
+        const p = this.state.participants.get(id);
+        this.state.participants.delete(id);
+        if (p) this.media?.removeSender(p.slot);
+        if (this.state.pinned === id) this.state.pinned = null;
+      }
+      this.keys.removeDevices(m.removed ?? [], now);
+      await this._updateSecurityCode();
+      this._subscribe();
+    });
+  }
+
+  _onSenderKey(k) {
+    this.media?.setSenderKey({ ...k, slot: this.state.self.slot });
+    this.state.e2ee.generation = k.generation;
+    this.state.e2ee.step = k.step;
+    this._changed();
+  }
+
+  _scheduleKeys() {
+    clearTimeout(this._keyTimer);
+    const at = this.keys?.nextDeadline() ?? Infinity;
+    if (!Number.isFinite(at)) return;
+    this._keyTimer = setTimeout(() => {
+      this._serial(() => this.keys.poll(performance.now())).then(() => this._scheduleKeys());
+    }, Math.max(0, at - performance.now()));
+  }
+
+  _onUnknownKid({ slot, generation }) {
+    const p = [...this.state.participants.values()].find((x) => x.slot === slot && !x.self);
+    if (!p) return;
+    const last = this._keyRequests.get(p.device) ?? 0;
+    if (Date.now() - last < 2000) return;
+    this._keyRequests.set(p.device, Date.now());
+    this.signaling.send({ type: 'key_request', to: p.device, generation });
+  }
+
+  _onWorkerStats(st) {
+    const e = this.state.e2ee;
+    e.decrypted = st.totals.decrypted;
+    e.failures = st.totals.failures;
+    e.refusedEnvelopes = this.keys?.refusedEnvelopes ?? 0;
+    for (const t of st.transforms) {
+      const r = this._remote.get(t.id);
+      if (!r) continue;
+      r.failures = t.failures;
+      if (!r.device && t.lastSlot !== null) {
+        r.device = [...this.state.participants.values()].find((p) => p.slot === t.lastSlot)?.device ?? null;
+        if (r.device) this._placeRemote(r);
+      }
+    }
+  }
+
+  _onSpeakers(m) {
+    const levels = new Map((m.speakers ?? []).map((x) => [x.device, x.level]));
+    for (const p of this.state.participants.values()) p.speaking = levels.get(p.device) ?? 0;
+    this.state.activeSpeaker = m.speakers?.[0]?.device ?? this.state.activeSpeaker;
+    this._changed();
+  }
+
+  _rtcConfig() {
+    const extra = this.media.peerConnectionConfig();
+    // The SFU is ICE-lite on a public address: no STUN/TURN needed; an explicitly empty list.
+    return this.options.testMode ? testModeRtcConfig(extra) : { ...extra, iceServers: [] };
+  }
+
+  async _startMedia() {
+    this.pc = new RTCPeerConnection(this._rtcConfig());
+    this.pc.addEventListener('track', (e) => this._onTrack(e));
+    const self = this.state.self;
+    const tracks = [];
+    if (self.canPublish) {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720, frameRate: 30 } });
+      this.local.mic = stream.getAudioTracks()[0] ?? null;
+      this.local.camera = stream.getVideoTracks()[0] ?? null;
+      if (this.local.mic) {
+        const t = this.pc.addTransceiver(this.local.mic, { direction: 'sendonly', streams: [stream] });
+        this.media.attachSender(t.sender, { id: 'send-mic', kind: 'audio', stream: Stream.AUDIO });
+        this._preferCodec(t, 'audio', /opus/i);
+        tracks.push({ transceiver: t, kind: 'audio', source: 'microphone' });
+      }
+      if (this.local.camera) {
+        const t = this.pc.addTransceiver(this.local.camera, { direction: 'sendonly', streams: [stream], sendEncodings: CAMERA_LAYERS });
+        this.media.attachSender(t.sender, { id: 'send-camera', kind: 'video', stream: Stream.CAMERA });
+        this._preferCodec(t, 'video', /vp8/i);
+        tracks.push({ transceiver: t, kind: 'video', source: 'camera', layers: CAMERA_LAYERS.map((l) => l.rid) });
+      }
+      this.state.local.micOn = !!this.local.mic;
+      this.state.local.cameraOn = !!this.local.camera;
+      const me = this.state.participants.get(self.device);
+      me.videoTrack = this.local.camera;
+    } else {
+      // Receive-only sections (docs/protocol.md `offer`): one for audio, one for video.
+      this.pc.addTransceiver('audio', { direction: 'recvonly' });
+      this.pc.addTransceiver('video', { direction: 'recvonly' });
+    }
+    this._published = tracks;
+    await this._negotiate();
+    this.monitor = new QualityMonitor(this.pc, (q) => this._onQuality(q));
+    this._statsTimer = setInterval(() => this._sendStats(), STATS_INTERVAL_MS);
+    this._subscribe();
+    this._changed();
+  }
+
+  _preferCodec(transceiver, kind, pattern) {
+    const caps = RTCRtpReceiver.getCapabilities(kind)?.codecs ?? [];
+    const preferred = caps.filter((c) => pattern.test(c.mimeType));
+    const rest = caps.filter((c) => /rtx|red|ulpfec|cn|telephone-event/i.test(c.mimeType));
+    if (preferred.length && typeof transceiver.setCodecPreferences === 'function') {
+      try {
+        transceiver.setCodecPreferences([...preferred, ...rest]);
+      } catch {
+        // Some browsers refuse codec lists with extras; the default order still offers VP8/Opus.
+      }
+    }
+  }
+
+  _localSdp() {
+    const sdp = this.pc.localDescription.sdp;
+    return this.options.testMode ? loopbackOnlySdp(sdp) : sdp;
+  }
+
+  _remoteSdp(sdp) {
+    return this.options.testMode ? loopbackOnlySdp(sdp) : sdp;
+  }
+
+  async _negotiate() {
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    await gatheringComplete(this.pc);
+    const tracks = this._published
+      .filter((t) => t.transceiver.mid !== null && t.transceiver.direction !== 'inactive')
+      .map((t) => ({ mid: t.transceiver.mid, kind: t.kind, source: t.source, ...(t.layers ? { layers: t.layers } : {}) }));
+    const answer = this.signaling.next(['answer'], 15_000);
+    this.signaling.send({ type: 'offer', sdp: this._localSdp(), ...(this.state.self.canPublish ? { tracks } : {}) });
+    const m = await answer;
+    await this.pc.setRemoteDescription({ type: 'answer', sdp: this._remoteSdp(m.sdp) });
+  }
+
+  async _onRemoteOffer(m) {
+    if (!this.pc) return;
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: this._remoteSdp(m.sdp) });
+    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    await gatheringComplete(this.pc);
+    this.signaling.send({ type: 'answer', sdp: this._localSdp() });
+  }
+
+  _onTrack(e) {
+    const id = `recv-${e.transceiver.mid ?? this._remote.size}`;
+    this.media.attachReceiver(e.receiver, { id, kind: e.track.kind });
+    const announced = this._tracks.get(e.track.id);
+    const streamOwner = e.streams?.[0]?.id;
+    const device =
+      (streamOwner && this.state.participants.has(streamOwner) && streamOwner) ||
+      announced?.publisher ||
+      trackOwnerFromId(e.track.id) ||
+      null;
+    const r = { id, track: e.track, kind: e.track.kind, device, source: announced?.source ?? (e.track.kind === 'audio' ? 'microphone' : 'camera'), failures: 0 };
+    this._remote.set(id, r);
+    e.track.addEventListener('ended', () => this._remote.delete(id));
+    this._placeRemote(r);
+  }
+
+  _placeRemote(r) {
+    const p = r.device && this.state.participants.get(r.device);
+    if (!p) return;
+    if (r.kind === 'audio') p.audioTrack = r.track;
+    else if (r.source === 'screen') p.screenTrack = r.track;
+    else p.videoTrack = r.track;
+    p.transformIds = [...new Set([...(p.transformIds ?? []), r.id])];
+    this._changed();
+  }
+
+  /** Sends the wanted tracks: everything visible, with the tile sizes the UI reported. */
+  _subscribe() {
+    if (!this.pc || !this.state.self?.canSubscribe) return;
+    const visible = this.visibleSizes ?? new Map();
+    const subscriptions = [];
+    for (const t of this._tracks.values()) {
+      if (t.publisher === this.state.self.device) continue;
+      if (t.kind === 'audio') {
+        subscriptions.push({ track: t.id });
+        continue;
+      }
+      const size = visible.get(t.publisher) ?? { width: 0, height: 0 };
+      const sub = { track: t.id, width: Math.round(size.width), height: Math.round(size.height) };
+      if (this.state.pinned === t.publisher || t.source === 'screen') sub.layer = 'high';
+      subscriptions.push(sub);
+    }
+    this.signaling.send({ type: 'subscribe', subscriptions: subscriptions.slice(0, 512) });
+  }
+
+  /** The UI reports tile sizes (device -> {width, height}); hidden tiles are 0×0. */
+  setVisibleSizes(sizes) {
+    this.visibleSizes = sizes;
+    clearTimeout(this._subTimer);
+    this._subTimer = setTimeout(() => this._subscribe(), 300);
+  }
+
+  /** Pins a participant's tile (null to unpin). */
+  pin(device) {
+    this.state.pinned = this.state.pinned === device ? null : device;
+    this._subscribe();
+    this._changed();
+  }
+
+  _onQuality(q) {
+    this.state.quality = { ...q, level: qualityLevel({ loss: q.loss, rtt: q.rtt ?? 0 }), decryptFailures: this.state.e2ee.failures };
+    const byTrack = new Map();
+    for (const r of this._remote.values()) byTrack.set(r.track.id, r);
+    for (const p of this.state.participants.values()) if (!p.self) p.quality = null;
+    for (const inb of q.inbound) {
+      const r = byTrack.get(inb.trackIdentifier);
+      const p = r?.device && this.state.participants.get(r.device);
+      if (!p) continue;
+      const prev = p.quality ?? { bitrate: 0, loss: 0, decryptFailures: 0 };
+      p.quality = {
+        bitrate: prev.bitrate + inb.bitrate,
+        loss: Math.max(prev.loss, inb.loss),
+        rtt: q.rtt,
+        width: inb.width ?? prev.width,
+        height: inb.height ?? prev.height,
+        layer: inb.layer ?? prev.layer,
+        decryptFailures: prev.decryptFailures + (r.failures ?? 0),
+      };
+      p.quality.level = qualityLevel({ loss: p.quality.loss, rtt: q.rtt ?? 0 });
+    }
+    this._changed();
+  }
+
+  _sendStats() {
+    const e = this.state.e2ee;
+    const q = this.state.quality;
+    const msg = {
+      type: 'stats',
+      decrypt_failures: Math.max(0, e.failures - this._lastReported.failures),
+      frames_decrypted: Math.max(0, e.decrypted - this._lastReported.decrypted),
+    };
+    if (q?.rtt !== null && q?.rtt !== undefined) msg.rtt_seconds = q.rtt;
+    if (q) msg.loss_ratio = q.loss;
+    const jitters = (q?.inbound ?? []).map((x) => x.jitter).filter((x) => typeof x === 'number');
+    if (jitters.length) msg.jitter_seconds = Math.max(...jitters);
+    this._lastReported = { failures: e.failures, decrypted: e.decrypted };
+    this.signaling.send(msg);
+  }
+
+  /** Mutes or unmutes the microphone (the track keeps sending encrypted silence). */
+  setMic(on) {
+    if (this.local.mic) this.local.mic.enabled = on;
+    this.state.local.micOn = !!this.local.mic && on;
+    this._changed();
+  }
+
+  /** Turns the camera picture on or off. */
+  setCamera(on) {
+    if (this.local.camera) this.local.camera.enabled = on;
+    this.state.local.cameraOn = !!this.local.camera && on;
+    this._changed();
+  }
+
+  /** Starts or stops sharing the screen (a third sendonly section, KID stream 2). */
+  async setScreen(on) {
+    if (!this.pc || !this.state.self.canPublish) return;
+    if (on && !this.local.screen) {
+      const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
+      const track = stream.getVideoTracks()[0];
+      track.addEventListener('ended', () => this.setScreen(false));
+      let t = this.local.screenTransceiver;
+      if (t) {
+        await t.sender.replaceTrack(track);
+        t.direction = 'sendonly';
+      } else {
+        t = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+        this.media.attachSender(t.sender, { id: 'send-screen', kind: 'video', stream: Stream.SCREEN_VIDEO });
+        this._preferCodec(t, 'video', /vp8/i);
+        this.local.screenTransceiver = t;
+        this._published.push({ transceiver: t, kind: 'video', source: 'screen' });
+      }
+      this.local.screen = track;
+      this.state.participants.get(this.state.self.device).screenTrack = track;
+      this.state.local.screenOn = true;
+      await this._serial(() => this._negotiate());
+    } else if (!on && this.local.screen) {
+      this.local.screen.stop();
+      this.local.screen = null;
+      this.local.screenTransceiver.direction = 'inactive';
+      this.state.participants.get(this.state.self.device).screenTrack = null;
+      this.state.local.screenOn = false;
+      await this._serial(() => this._negotiate());
+    }
+    this._changed();
+  }
+
+  /** Leaves the call (`leave`, then `left`), stops media and closes everything. */
+  async leave() {
+    if (this.state.phase === 'in-call') {
+      const left = this.signaling.next(['left'], 3000).catch(() => null);
+      this.signaling.send({ type: 'leave' });
+      await left;
+    }
+    this._ended('leave');
+  }
+
+  _ended(reason) {
+    if (this.state.phase === 'left') return;
+    this.state.phase = 'left';
+    this.state.leftReason = reason;
+    clearTimeout(this._keyTimer);
+    clearInterval(this._statsTimer);
+    this.monitor?.stop();
+    for (const t of [this.local.mic, this.local.camera, this.local.screen]) t?.stop();
+    this.pc?.close();
+    this.media?.close();
+    this.signaling.close();
+    this._changed();
+  }
+
+  /** True if only loopback candidates appear in `sdp` (test mode self-check). */
+  static sdpIsLoopbackOnly(sdp) {
+    return sdp.split('\r\n').filter((l) => l.startsWith('a=candidate:')).every(isLoopbackCandidate);
+  }
+}

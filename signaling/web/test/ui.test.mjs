@@ -1,0 +1,119 @@
+// The call UI in headless Chromium: the real page modules draw test scenes (a made-up roster
+// with real identities, security code and safety numbers); the test checks what is on screen and
+// saves screenshots under artifacts/web/.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { artifact, launch, openPage, serveStatic, SKIP } from './harness.mjs';
+
+describe('web client UI in chromium', { skip: SKIP }, () => {
+  let server;
+  let browser;
+  before(async () => {
+    server = await serveStatic();
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  async function scene(query) {
+    const { page, errors } = await openPage(browser.context, `${server.url}/test/pages/ui-demo.html?${query}`);
+    await page.waitForFunction(() => window.sceneReady, null, { timeout: 15_000 });
+    const failure = await page.evaluate(() => window.sceneError ?? null);
+    assert.equal(failure, null);
+    await page.waitForTimeout(400); // let videos start
+    return { page, errors, info: await page.evaluate(() => window.sceneInfo) };
+  }
+
+  test('lobby: the real page at / shows the join form', { timeout: 20_000 }, async () => {
+    const { page, errors } = await openPage(browser.context, `${server.url}/?room=standup#name=Robin`);
+    await page.waitForSelector('form.lobby-card');
+    assert.equal(await page.inputValue('input[name=room]'), 'standup');
+    assert.equal(await page.inputValue('input[name=name]'), 'Robin');
+    assert.equal(await page.isDisabled('button[type=submit]'), false, 'encoded transforms are supported');
+    // The device identity was created and kept in IndexedDB, with non-extractable private keys.
+    const id = await page.evaluate(async () => {
+      const { IdentityStore } = await import('/identity-store.js');
+      const store = await IdentityStore.open();
+      const a = await store.deviceIdentity();
+      const b = await (await IdentityStore.open()).deviceIdentity();
+      let exported = 'exported';
+      try { await crypto.subtle.exportKey('pkcs8', a.identity.privateKey); } catch (e) { exported = e.name; }
+      return { same: a.deviceId === b.deviceId, extractable: a.identity.privateKey.extractable || a.hpke.privateKey.extractable, exported };
+    });
+    assert.deepEqual(id, { same: true, extractable: false, exported: 'InvalidAccessError' });
+    await page.screenshot({ path: artifact('lobby.png') });
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('grid: names, active speaker, "N more" beyond the visible tiles, security code, recorded badge, key-change warning', { timeout: 30_000 }, async () => {
+    const { page, errors, info } = await scene('n=9&tiles=8&recorded=1&changed=2&failures=0');
+    const tiles = await page.$$eval('.grid .tile:not(.more)', (els) => els.map((e) => ({ name: e.querySelector('.name').textContent, video: e.classList.contains('has-video'), speaking: e.classList.contains('speaking') })));
+    assert.equal(tiles.length, 7, 'visible tiles minus one for "+N more"');
+    assert.equal(tiles.filter((t) => t.speaking).length, 1);
+    assert.ok(tiles[0].speaking, 'the active speaker comes first');
+    assert.equal(await page.textContent('.tile.more .more-label'), '3 more');
+    assert.ok(!tiles.some((t) => t.name.includes('Compliance recorder')), 'the recorder has no tile');
+    assert.match(await page.textContent('.badge.recorded'), /Recorded/);
+    assert.match(await page.textContent('.warning.key-changed'), /Chen Wei's identity key changed/);
+    const chip = await page.textContent('.code-chip');
+    assert.equal(chip.replace(/\s/g, ''), info.securityCode);
+    assert.match(await page.textContent('.tile[data-device="dev-alice"] .fail-count'), /37/, 'the tile indicator counts decrypt failures');
+    await page.screenshot({ path: artifact('grid.png') });
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('security panel: call code, safety number on demand, verified mark', { timeout: 30_000 }, async () => {
+    const { page, errors, info } = await scene('n=4&panel=security&recorded=1&changed=1');
+    const code = (await page.textContent('.security-panel .code')).replace(/\s/g, '');
+    assert.equal(code, info.securityCode);
+    assert.equal(code.length, 25);
+    assert.match(await page.textContent('.recorded-card'), /Compliance|rec-1/);
+    assert.match(await page.textContent('.person.changed'), /Key changed/);
+    const alice = page.locator('.person[data-device="dev-alice"]');
+    await alice.locator('button.link').click();
+    await page.waitForSelector('.person[data-device="dev-alice"] .safety-number', { timeout: 10_000 });
+    const groups = await page.$$eval('.person[data-device="dev-alice"] .safety-number span', (s) => s.map((x) => x.textContent));
+    assert.equal(groups.length, 12);
+    assert.ok(groups.every((g) => /^\d{5}$/.test(g)));
+    // The same number as computed independently in the page from both identities.
+    const expected = await page.evaluate(() => window.sceneCall.safetyNumberWith('dev-alice'));
+    assert.equal(groups.join(' '), expected);
+    await page.locator('.person[data-device="dev-alice"] .safety button.primary').click();
+    await page.waitForSelector('.person[data-device="dev-alice"] .pill.ok');
+    await page.screenshot({ path: artifact('security-panel.png') });
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('quality panel and pinned screen share on the stage', { timeout: 30_000 }, async () => {
+    const { page, errors } = await scene('n=5&panel=quality&screen=1&failures=3');
+    assert.match(await page.textContent('.quality-panel'), /Decrypt failures/);
+    assert.equal(await page.locator('.quality-panel .stat.bad .stat-value').first().textContent(), '37');
+    const rows = await page.$$eval('.quality-panel tbody tr', (r) => r.map((x) => x.textContent));
+    assert.ok(rows.some((r) => r.includes('high') || r.includes('medium')), rows.join('|'));
+    assert.ok(await page.locator('.stage .tile.screen').count() === 1, 'the screen share is on the stage');
+    assert.ok((await page.locator('.tile-quality .fail-count').count()) >= 1, 'the tile indicator shows decrypt failures');
+    await page.screenshot({ path: artifact('quality-panel.png') });
+    // Pin someone else: the stage shows the pinned tile.
+    await page.evaluate(() => window.sceneCall.pin('dev-dana'));
+    await page.waitForSelector('.stage .tile.pinned[data-device="dev-dana"]');
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('broadcast viewer: watch only, no publishing controls', { timeout: 30_000 }, async () => {
+    const { page, errors } = await scene('n=2&watch=1&screen=0');
+    assert.equal(await page.locator('[data-ctl=mic]').count(), 0);
+    assert.equal(await page.locator('[data-ctl=camera]').count(), 0);
+    assert.equal(await page.locator('[data-ctl=screen]').count(), 0);
+    assert.equal(await page.locator('[data-ctl=leave]').count(), 1);
+    assert.match(await page.textContent('.badge.viewer'), /Watching/);
+    await page.screenshot({ path: artifact('viewer.png') });
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+});

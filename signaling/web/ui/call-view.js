@@ -1,0 +1,113 @@
+/**
+ * The in-call screen: top bar (room, E2EE state, persistent "recorded" badge, security code,
+ * overall quality), warnings (identity key changed, refused recorder or bundle), the grid, the
+ * side panel (security or quality) and the control bar (mic, camera, screen, panels, leave).
+ * Watch-only viewers get no publishing controls.
+ *
+ * @module ui/call-view
+ */
+import { h, icon, replace } from './dom.js';
+import { Grid, qualityBars } from './grid.js';
+import { QualityPanel } from './quality.js';
+import { codeGroups, VerificationPanel } from './verification.js';
+
+/** Draws a call; `actions` are the Call's operations (see app.js). */
+export class CallView {
+  constructor(root, actions, options = {}) {
+    this.root = root;
+    this.actions = actions;
+    this.panel = options.panel ?? null; // 'security' | 'quality' | null
+    this.dismissed = new Set();
+    this.topbar = h('header', { class: 'topbar' });
+    this.warnings = h('div', { class: 'warnings', role: 'alert' });
+    this.gridRoot = h('main', { class: 'stage-area' });
+    this.side = h('aside', { class: 'side' });
+    this.controls = h('footer', { class: 'controls' });
+    this.body = h('div', { class: 'call-body' }, this.gridRoot, this.side);
+    root.replaceChildren(h('div', { class: 'call' }, this.topbar, this.warnings, this.body, this.controls));
+    this.grid = new Grid(this.gridRoot, { pin: (d) => actions.pin(d) }, { visibleTiles: options.visibleTiles });
+    this.securityPanel = new VerificationPanel(h('div', { class: 'panel security-panel' }), actions);
+    this.qualityPanel = new QualityPanel(h('div', { class: 'panel quality-panel' }));
+  }
+
+  /** Opens a side panel (or closes it when already open). */
+  togglePanel(name, state) {
+    this.panel = this.panel === name ? null : name;
+    this.render(state);
+  }
+
+  /** Renders `state`; returns the visible tile sizes. */
+  render(state) {
+    this._topbar(state);
+    this._warnings(state);
+    this._controls(state);
+    this.body.classList.toggle('with-side', !!this.panel);
+    if (this.panel === 'security') {
+      this.securityPanel.render(state);
+      this.side.replaceChildren(this.securityPanel.root);
+    } else if (this.panel === 'quality') {
+      this.qualityPanel.render(state);
+      this.side.replaceChildren(this.qualityPanel.root);
+    } else {
+      this.side.replaceChildren();
+    }
+    return this.grid.render(state);
+  }
+
+  _topbar(state) {
+    const count = [...state.participants.values()].filter((p) => p.role !== 'recorder').length;
+    const watching = state.self && !state.self.canPublish;
+    replace(
+      this.topbar,
+      h('div', { class: 'room' }, h('span', { class: 'room-name' }, state.room ?? ''), h('span', { class: 'count', title: 'Participants' }, icon('users'), String(count))),
+      h('span', { class: 'badge e2ee', title: 'Media is encrypted on each device; the servers cannot read it' }, icon('lock'), 'End-to-end encrypted'),
+      state.recorded
+        ? h('span', { class: `badge recorded ${state.recorded.verified ? '' : 'unverified'}`, title: state.recorded.verified ? 'A recorder named in the room’s signed policy receives the keys' : 'Recording policy not verified: the recorder gets no keys' }, icon('rec', 'rec-dot'), 'Recorded')
+        : null,
+      watching ? h('span', { class: 'badge viewer' }, icon('eye'), 'Watching') : null,
+      h('span', { class: 'spacer' }),
+      h(
+        'button',
+        { class: 'code-chip', title: 'Call security code: compare it with the others', onclick: () => this.togglePanel('security', state) },
+        icon('shield'),
+        codeGroups(state.securityCode).slice(0, 5).join(' ') || '…',
+      ),
+      h('button', { class: 'quality-chip', title: 'Call quality', onclick: () => this.togglePanel('quality', state) }, qualityBars(state.quality)),
+    );
+  }
+
+  _warnings(state) {
+    const shown = state.warnings.filter((w) => !this.dismissed.has(w));
+    replace(
+      this.warnings,
+      shown.map((w) =>
+        h(
+          'div',
+          { class: `warning ${w.kind}` },
+          icon('warn'),
+          h('span', {}, w.text),
+          w.kind === 'key-changed' ? h('button', { class: 'link', onclick: () => { this.panel = 'security'; this.render(state); } }, 'Review') : null,
+          h('button', { class: 'close', 'aria-label': 'Dismiss', onclick: () => { this.dismissed.add(w); this.render(state); } }, '×'),
+        ),
+      ),
+    );
+  }
+
+  _controls(state) {
+    const l = state.local;
+    const publish = !!state.self?.canPublish;
+    const btn = (name, on, label, onIcon, offIcon, onclick, extra = '') =>
+      h('button', { class: `ctl ${on ? 'on' : 'off'} ${extra}`, 'aria-pressed': String(on), title: label, dataset: { ctl: name }, onclick }, icon(on ? onIcon : offIcon), h('span', {}, label));
+    replace(
+      this.controls,
+      publish ? btn('mic', l.micOn, l.micOn ? 'Mute' : 'Unmute', 'mic', 'micOff', () => this.actions.setMic(!l.micOn)) : null,
+      publish ? btn('camera', l.cameraOn, l.cameraOn ? 'Stop video' : 'Start video', 'camera', 'cameraOff', () => this.actions.setCamera(!l.cameraOn)) : null,
+      publish ? btn('screen', l.screenOn, l.screenOn ? 'Stop sharing' : 'Share screen', 'screen', 'screen', () => this.actions.setScreen(!l.screenOn), l.screenOn ? 'sharing' : 'neutral') : null,
+      h('span', { class: 'ctl-gap' }),
+      btn('security', this.panel === 'security', 'Security', 'shield', 'shield', () => this.togglePanel('security', state), 'panel-btn'),
+      btn('quality', this.panel === 'quality', 'Quality', 'chart', 'chart', () => this.togglePanel('quality', state), 'panel-btn'),
+      h('span', { class: 'ctl-gap' }),
+      h('button', { class: 'ctl leave', title: 'Leave', dataset: { ctl: 'leave' }, onclick: () => this.actions.leave() }, icon('leave'), h('span', {}, 'Leave')),
+    );
+  }
+}
