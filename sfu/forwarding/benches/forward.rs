@@ -61,7 +61,9 @@ impl Source {
 fn setup(viewers: usize, source: &mut Source) -> Setup {
     let now = Instant::now();
     let mut sfu = Sfu::new(Config::default(), now, 0);
-    let room = sfu.create_room(RoomPolicy::broadcast()).expect("valid policy");
+    let room = sfu
+        .create_room(RoomPolicy::broadcast())
+        .expect("valid policy");
     let presenter = sfu
         .add_participant(room, Role::Presenter, EXT)
         .expect("room has space");
@@ -137,14 +139,14 @@ fn forward(c: &mut Criterion) {
     for fan_out in [1usize, 10, 100, 500] {
         let mut source = Source::default();
         let mut s = setup(fan_out, &mut source);
-        assert_eq!(s.send(source.next(false)), fan_out, "every viewer receives the packet");
+        assert_eq!(
+            s.send(source.next(false)),
+            fan_out,
+            "every viewer receives the packet"
+        );
         g.throughput(Throughput::Elements(fan_out as u64));
         g.bench_with_input(BenchmarkId::from_parameter(fan_out), &fan_out, |b, _| {
-            b.iter_batched(
-                || source.next(false),
-                |p| s.send(p),
-                BatchSize::SmallInput,
-            );
+            b.iter_batched(|| source.next(false), |p| s.send(p), BatchSize::SmallInput);
         });
     }
     g.finish();

@@ -78,8 +78,12 @@ fn roles_are_confined_to_their_kind_of_room() {
         sim.sfu.add_participant(broadcast, Role::Caller, EXT),
         Err(Error::RoleNotAllowed)
     );
-    sim.sfu.add_participant(meeting, Role::Recorder, EXT).unwrap();
-    sim.sfu.add_participant(broadcast, Role::Recorder, EXT).unwrap();
+    sim.sfu
+        .add_participant(meeting, Role::Recorder, EXT)
+        .unwrap();
+    sim.sfu
+        .add_participant(broadcast, Role::Recorder, EXT)
+        .unwrap();
 }
 
 #[test]
@@ -89,7 +93,10 @@ fn policies_beyond_the_hard_limits_are_refused() {
         max_publishers: 101,
         ..RoomPolicy::meeting()
     };
-    assert_eq!(sim.sfu.create_room(too_big), Err(Error::PolicyExceedsLimits));
+    assert_eq!(
+        sim.sfu.create_room(too_big),
+        Err(Error::PolicyExceedsLimits)
+    );
     let too_many_viewers = RoomPolicy {
         max_viewers: 501,
         ..RoomPolicy::broadcast()
@@ -153,24 +160,39 @@ fn unknown_stale_and_cross_room_ids_are_refused() {
 
 #[test]
 fn codecs_outside_e2ee_policy_and_bad_layouts_are_refused() {
-    assert_eq!(sfu_forwarding::Codec::from_mime("video/H264"), Err(Error::CodecNotAllowed));
-    assert_eq!(sfu_forwarding::Codec::from_mime("AV1"), Err(Error::CodecNotAllowed));
-    assert_eq!(sfu_forwarding::Codec::from_mime("video/VP8"), Ok(sfu_forwarding::Codec::Vp8));
+    assert_eq!(
+        sfu_forwarding::Codec::from_mime("video/H264"),
+        Err(Error::CodecNotAllowed)
+    );
+    assert_eq!(
+        sfu_forwarding::Codec::from_mime("AV1"),
+        Err(Error::CodecNotAllowed)
+    );
+    assert_eq!(
+        sfu_forwarding::Codec::from_mime("video/VP8"),
+        Ok(sfu_forwarding::Codec::Vp8)
+    );
     let mut sim = Sim::new(Config::default());
     let room = sim.sfu.create_room(RoomPolicy::meeting()).unwrap();
     let p = sim.sfu.add_participant(room, Role::Caller, EXT).unwrap();
     let mut spec = SimulcastCamera::new(1).spec("v0");
     spec.codec = sfu_forwarding::Codec::Opus;
-    assert_eq!(sim.sfu.publish(sim.now, p, spec), Err(Error::CodecNotAllowed));
+    assert_eq!(
+        sim.sfu.publish(sim.now, p, spec),
+        Err(Error::CodecNotAllowed)
+    );
     let mut spec = SimulcastCamera::new(1).spec("v0");
     spec.layers.push(spec.layers[0].clone());
     assert_eq!(sim.sfu.publish(sim.now, p, spec), Err(Error::InvalidTrack));
     let mut spec = SimulcastCamera::new(1).spec("v0");
     spec.layers[1].ssrc = spec.layers[0].ssrc;
     assert_eq!(sim.sfu.publish(sim.now, p, spec), Err(Error::InvalidTrack));
-    sim.sfu.publish(sim.now, p, SimulcastCamera::new(1).spec("v0")).unwrap();
+    sim.sfu
+        .publish(sim.now, p, SimulcastCamera::new(1).spec("v0"))
+        .unwrap();
     assert_eq!(
-        sim.sfu.publish(sim.now, p, SimulcastCamera::new(10).spec("v0")),
+        sim.sfu
+            .publish(sim.now, p, SimulcastCamera::new(10).spec("v0")),
         Err(Error::InvalidTrack),
         "mid already used"
     );

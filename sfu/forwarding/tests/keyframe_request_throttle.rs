@@ -61,7 +61,10 @@ fn pli_flood_reaches_the_publisher_at_most_five_times_a_second() {
 fn throttle_is_per_source_not_per_subscriber() {
     let mut r = CameraRoom::new(Config::default(), 3, false);
     let (a, b, c) = (r.subscribers[0], r.subscribers[1], r.subscribers[2]);
-    r.sim.sfu.set_max_layer(r.sim.now, b, r.track, Some(0)).unwrap();
+    r.sim
+        .sfu
+        .set_max_layer(r.sim.now, b, r.track, Some(0))
+        .unwrap();
     r.send_frame([true; 3]);
     r.sim.advance(Duration::from_millis(300));
     requests(&mut r);
@@ -85,7 +88,10 @@ fn fir_is_forwarded_as_fir_with_its_own_sequence() {
     rtcp::write_fir(&mut fir, 4242, 10_000, 9);
     r.sim.sfu.handle_rtcp(r.sim.now, sub, &fir).unwrap();
     let out = r.sim.drain();
-    assert!(out.iter().any(|o| matches!(o, sfu_forwarding::Output::Event(Event::KeyframeRequested { layer: 2, .. }))));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        sfu_forwarding::Output::Event(Event::KeyframeRequested { layer: 2, .. })
+    )));
     let mut firs = Vec::new();
     for p in rtcp_to(&out, r.publisher) {
         for packet in RtcpIter::new(&p).flatten() {

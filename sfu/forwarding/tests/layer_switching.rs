@@ -23,7 +23,11 @@ fn assert_continuous(rx: &[Received], ssrc: u32) {
     for w in rx.windows(2) {
         let (a, b) = (&w[0], &w[1]);
         assert_eq!(b.ssrc, ssrc);
-        assert_eq!(b.seq, a.seq.wrapping_add(1), "sequence gap between {a:?} and {b:?}");
+        assert_eq!(
+            b.seq,
+            a.seq.wrapping_add(1),
+            "sequence gap between {a:?} and {b:?}"
+        );
         let pid_step = b.pid.unwrap().wrapping_sub(a.pid.unwrap()) % 32768;
         let ts_step = b.ts.wrapping_sub(a.ts) as i32;
         if b.start {
@@ -43,7 +47,11 @@ fn assert_continuous(rx: &[Received], ssrc: u32) {
             assert_eq!(b.layer(), a.layer(), "layer changed inside a frame");
         }
         if b.layer() != a.layer() {
-            assert!(b.keyframe_start(), "switched to layer {} on a delta frame", b.layer());
+            assert!(
+                b.keyframe_start(),
+                "switched to layer {} on a delta frame",
+                b.layer()
+            );
         }
         if b.layer() == a.layer() && b.start {
             assert_eq!(ts_step, 3000, "within a layer the source's spacing is kept");
@@ -85,7 +93,10 @@ fn switches_only_at_keyframes_and_stream_stays_continuous() {
     assert_eq!(rtcp_to(&out, r.publisher).len(), 1, "one PLI for layer 0");
     for _ in 0..4 {
         let got = received_by(&r.send_frame([false, true, false]), sub);
-        assert!(got.iter().all(|p| p.layer() == 2), "no switch before layer 0's keyframe");
+        assert!(
+            got.iter().all(|p| p.layer() == 2),
+            "no switch before layer 0's keyframe"
+        );
         rx.extend(got);
     }
     let got = received_by(&r.send_frame([true, false, false]), sub);
@@ -94,7 +105,10 @@ fn switches_only_at_keyframes_and_stream_stays_continuous() {
     rx.extend(got);
 
     // Back up: layer 1's keyframe does not count, layer 2's does.
-    r.sim.sfu.set_max_layer(r.sim.now, sub, r.track, None).unwrap();
+    r.sim
+        .sfu
+        .set_max_layer(r.sim.now, sub, r.track, None)
+        .unwrap();
     for _ in 0..3 {
         rx.extend(received_by(&r.send_frame([false, true, false]), sub));
     }
@@ -143,7 +157,7 @@ fn feedback_for(rx: &[Received], now_us: i64, lose_every: usize) -> Option<Vec<u
     let (&first, &last) = (seqs.first()?, seqs.last()?);
     let n = usize::from(last.wrapping_sub(first)) + 1;
     let arrivals: Vec<Option<i64>> = (0..n)
-        .map(|i| (lose_every == 0 || i % lose_every != 0).then_some(now_us + i as i64 * 100))
+        .map(|i| (lose_every == 0 || !i.is_multiple_of(lose_every)).then_some(now_us + i as i64 * 100))
         .collect();
     let mut buf = Vec::new();
     twcc::write_feedback(&mut buf, 77, 0, first, 0, &arrivals);
@@ -163,7 +177,7 @@ fn congestion_feedback_moves_the_subscriber_down_and_recovery_back_up() {
     let sub = r.subscribers[0];
     let mut all = Vec::new();
     let step = |r: &mut CameraRoom, frame: usize, lose_every: usize, all: &mut Vec<Output>| {
-        let out = r.send_frame([frame % 30 == 0; 3]);
+        let out = r.send_frame([frame.is_multiple_of(30); 3]);
         let rx = received_by(&out, sub);
         if let Some(fb) = feedback_for(&rx, frame as i64 * 33_333, lose_every) {
             r.sim.sfu.handle_rtcp(r.sim.now, sub, &fb).unwrap();
@@ -174,7 +188,10 @@ fn congestion_feedback_moves_the_subscriber_down_and_recovery_back_up() {
     for frame in 0..60 {
         step(&mut r, frame, 0, &mut all);
     }
-    assert_eq!(r.sim.sfu.subscription_layers(sub, r.track), Some((Some(2), Some(2))));
+    assert_eq!(
+        r.sim.sfu.subscription_layers(sub, r.track),
+        Some((Some(2), Some(2)))
+    );
     // A third of the packets lost: the estimate collapses and the layer follows at the next
     // keyframe (every 30 frames here).
     for frame in 60..80 {
@@ -184,16 +201,29 @@ fn congestion_feedback_moves_the_subscriber_down_and_recovery_back_up() {
         step(&mut r, frame, 0, &mut all);
     }
     let stats = r.sim.sfu.participant_stats(sub).unwrap();
-    assert!(stats.estimate_bps < 500_000, "estimate {}", stats.estimate_bps);
-    assert_eq!(r.sim.sfu.subscription_layers(sub, r.track), Some((Some(0), Some(0))));
+    assert!(
+        stats.estimate_bps < 500_000,
+        "estimate {}",
+        stats.estimate_bps
+    );
+    assert_eq!(
+        r.sim.sfu.subscription_layers(sub, r.track),
+        Some((Some(0), Some(0)))
+    );
     assert!(r.sim.sfu.metrics().layer_switches_down >= 1);
     // Clean feedback: the estimate grows by 8 % per second and the top layer returns.
     for frame in 100..1300 {
         step(&mut r, frame, 0, &mut all);
     }
-    assert_eq!(r.sim.sfu.subscription_layers(sub, r.track).unwrap().0, Some(2));
+    assert_eq!(
+        r.sim.sfu.subscription_layers(sub, r.track).unwrap().0,
+        Some(2)
+    );
     assert!(r.sim.sfu.metrics().layer_switches_up >= 1);
-    let rx: Vec<Received> = received_by(&all, sub).into_iter().filter(|p| !p.retransmit).collect();
+    let rx: Vec<Received> = received_by(&all, sub)
+        .into_iter()
+        .filter(|p| !p.retransmit)
+        .collect();
     assert_continuous(&rx, 10_000);
 }
 
@@ -237,7 +267,10 @@ fn late_packets_from_before_a_switch_are_not_forwarded() {
     let mut r = CameraRoom::new(config(), 1, false);
     let sub = r.subscribers[0];
     r.send_frame([false, false, true]);
-    r.sim.sfu.set_max_layer(r.sim.now, sub, r.track, Some(0)).unwrap();
+    r.sim
+        .sfu
+        .set_max_layer(r.sim.now, sub, r.track, Some(0))
+        .unwrap();
     // A layer-0 delta frame, held back, then the keyframe that switches, then the late frame.
     r.sim.advance(FRAME);
     let early = r.camera.frame([false; 3]);

@@ -23,7 +23,16 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 /// A valid camera packet carrying extensions and a full VP8 descriptor, `len` bytes long.
 fn valid_rtp(len: usize) -> Vec<u8> {
     let payload = vp8_payload(3, 1, true, true, &vec![0x55; len.saturating_sub(34)]);
-    rtp(5002, VIDEO_PT, 9, 9, true, &[(1, b"v0"), (2, b"f"), (5, &[0, 1])], &payload).to_vec()
+    rtp(
+        5002,
+        VIDEO_PT,
+        9,
+        9,
+        true,
+        &[(1, b"v0"), (2, b"f"), (5, &[0, 1])],
+        &payload,
+    )
+    .to_vec()
 }
 
 fn valid_rtcp() -> Vec<u8> {
@@ -68,7 +77,11 @@ fn rtp_of_every_length_from_0_to_1500_never_panics() {
         }
         cases.push(v2);
         for case in cases {
-            if r.sim.sfu.handle_rtp(r.sim.now, attacker, case.into()).is_err() {
+            if r.sim
+                .sfu
+                .handle_rtp(r.sim.now, attacker, case.into())
+                .is_err()
+            {
                 errors += 1;
             }
         }

@@ -20,7 +20,10 @@ fn nack(media_ssrc: u32, lost: &[u16]) -> Vec<u8> {
 fn nack_is_answered_on_rtx_with_the_original_packet() {
     let mut r = CameraRoom::new(Config::default(), 2, true);
     let (sub, other) = (r.subscribers[0], r.subscribers[1]);
-    r.sim.sfu.set_max_layer(r.sim.now, sub, r.track, Some(0)).unwrap();
+    r.sim
+        .sfu
+        .set_max_layer(r.sim.now, sub, r.track, Some(0))
+        .unwrap();
     let mut rx = received_by(&r.send_frame([true; 3]), sub);
     for _ in 0..5 {
         rx.extend(received_by(&r.send_frame([false; 3]), sub));
@@ -33,12 +36,19 @@ fn nack_is_answered_on_rtx_with_the_original_packet() {
     let out = r.sim.drain();
     let resent = received_by(&out, sub);
     assert_eq!(resent.len(), 2);
-    assert!(received_by(&out, other).is_empty(), "only the NACKing subscriber gets them");
+    assert!(
+        received_by(&out, other).is_empty(),
+        "only the NACKing subscriber gets them"
+    );
     for (orig, re) in lost.iter().zip(&resent) {
         assert!(re.retransmit);
         assert_eq!(re.ssrc, 10_001, "sent on the RTX SSRC");
         assert_eq!(re.pt, RTX_PT);
-        assert_eq!(re.osn, Some(orig.seq), "RTX payload starts with the original seq");
+        assert_eq!(
+            re.osn,
+            Some(orig.seq),
+            "RTX payload starts with the original seq"
+        );
         assert_eq!(re.ts, orig.ts);
         assert_eq!(re.pid, orig.pid);
         assert_eq!(re.frame, orig.frame);
@@ -79,13 +89,19 @@ fn retransmission_is_bounded_by_age() {
     // Still within the 1 s age limit.
     r.sim.advance(Duration::from_millis(900));
     r.sim.drain();
-    r.sim.sfu.handle_rtcp(r.sim.now, sub, &nack(10_000, &[seq])).unwrap();
+    r.sim
+        .sfu
+        .handle_rtcp(r.sim.now, sub, &nack(10_000, &[seq]))
+        .unwrap();
     assert_eq!(received_by(&r.sim.drain(), sub).len(), 1);
     // Past it.
     r.sim.advance(Duration::from_millis(200));
     r.sim.drain();
     let misses = r.sim.sfu.metrics().dropped.nack_miss;
-    r.sim.sfu.handle_rtcp(r.sim.now, sub, &nack(10_000, &[seq])).unwrap();
+    r.sim
+        .sfu
+        .handle_rtcp(r.sim.now, sub, &nack(10_000, &[seq]))
+        .unwrap();
     assert!(received_by(&r.sim.drain(), sub).is_empty());
     assert_eq!(r.sim.sfu.metrics().dropped.nack_miss, misses + 1);
 }
@@ -102,7 +118,10 @@ fn retransmission_is_bounded_by_count() {
         true,
     );
     let sub = r.subscribers[0];
-    r.sim.sfu.set_max_layer(r.sim.now, sub, r.track, Some(0)).unwrap();
+    r.sim
+        .sfu
+        .set_max_layer(r.sim.now, sub, r.track, Some(0))
+        .unwrap();
     let mut rx = received_by(&r.send_frame([true; 3]), sub);
     // 3 packets per frame: 30 frames push 90 packets through a 64-packet buffer.
     for _ in 0..30 {
@@ -114,7 +133,11 @@ fn retransmission_is_bounded_by_count() {
     let evicted = rx[rx.len() - 65].seq;
     r.sim
         .sfu
-        .handle_rtcp(r.sim.now, sub, &nack(10_000, &[oldest, evicted, kept, newest]))
+        .handle_rtcp(
+            r.sim.now,
+            sub,
+            &nack(10_000, &[oldest, evicted, kept, newest]),
+        )
         .unwrap();
     let resent: Vec<u16> = received_by(&r.sim.drain(), sub)
         .iter()
@@ -131,7 +154,10 @@ fn one_packet_is_resent_at_most_three_times() {
     let seq = received_by(&r.send_frame([true; 3]), sub)[0].seq;
     let mut total = 0;
     for _ in 0..10 {
-        r.sim.sfu.handle_rtcp(r.sim.now, sub, &nack(10_000, &[seq])).unwrap();
+        r.sim
+            .sfu
+            .handle_rtcp(r.sim.now, sub, &nack(10_000, &[seq]))
+            .unwrap();
         total += received_by(&r.sim.drain(), sub).len();
     }
     assert_eq!(total, 3);
@@ -143,7 +169,10 @@ fn nack_for_a_stream_the_participant_does_not_receive_is_ignored() {
     let (a, b) = (r.subscribers[0], r.subscribers[1]);
     let seq = received_by(&r.send_frame([true; 3]), a)[0].seq;
     // b names a's downstream SSRC: nothing is sent to anyone.
-    r.sim.sfu.handle_rtcp(r.sim.now, b, &nack(10_000, &[seq])).unwrap();
+    r.sim
+        .sfu
+        .handle_rtcp(r.sim.now, b, &nack(10_000, &[seq]))
+        .unwrap();
     let out = r.sim.drain();
     assert!(received_by(&out, a).is_empty());
     assert!(received_by(&out, b).is_empty());

@@ -5,7 +5,9 @@
 mod common;
 
 use common::*;
-use sfu_forwarding::{Codec, Config, LayerSpec, PacketError, Role, RoomPolicy, TrackKind, TrackSpec};
+use sfu_forwarding::{
+    Codec, Config, LayerSpec, PacketError, Role, RoomPolicy, TrackKind, TrackSpec,
+};
 
 #[test]
 fn ssrcs_are_learned_from_mid_and_rid_and_rtx_is_unwrapped() {
@@ -34,22 +36,57 @@ fn ssrcs_are_learned_from_mid_and_rid_and_rtx_is_unwrapped() {
         .unwrap();
     sim.sfu.set_max_layer(sim.now, sub, track, Some(0)).unwrap();
     // Without mid/rid an unknown SSRC cannot be placed.
-    let stray = rtp(0xABC, VIDEO_PT, 1, 1, true, &[], &vp8_payload(1, 1, true, true, &[0, 0, 0]));
-    assert_eq!(sim.sfu.handle_rtp(sim.now, publisher, stray), Err(PacketError::UnknownSsrc));
+    let stray = rtp(
+        0xABC,
+        VIDEO_PT,
+        1,
+        1,
+        true,
+        &[],
+        &vp8_payload(1, 1, true, true, &[0, 0, 0]),
+    );
+    assert_eq!(
+        sim.sfu.handle_rtp(sim.now, publisher, stray),
+        Err(PacketError::UnknownSsrc)
+    );
     // First packet with mid "1" and rid "q" binds SSRC 0xAAA to layer 0.
     let exts: &[(u8, &[u8])] = &[(1, b"1"), (2, b"q")];
-    let kf = rtp(0xAAA, VIDEO_PT, 100, 9000, true, exts, &vp8_payload(1, 1, true, true, &[0, 0, 0]));
+    let kf = rtp(
+        0xAAA,
+        VIDEO_PT,
+        100,
+        9000,
+        true,
+        exts,
+        &vp8_payload(1, 1, true, true, &[0, 0, 0]),
+    );
     assert_eq!(sim.sfu.handle_rtp(sim.now, publisher, kf), Ok(1));
     // Later packets without extensions are recognised by SSRC. Packet 101 is lost upstream.
     sim.advance(FRAME);
     for seq in [102u16, 103] {
-        let p = rtp(0xAAA, VIDEO_PT, seq, 12000, seq == 103, &[], &vp8_payload(2, 2, seq == 102, false, &[0, 0, 0]));
+        let p = rtp(
+            0xAAA,
+            VIDEO_PT,
+            seq,
+            12000,
+            seq == 103,
+            &[],
+            &vp8_payload(2, 2, seq == 102, false, &[0, 0, 0]),
+        );
         assert_eq!(sim.sfu.handle_rtp(sim.now, publisher, p), Ok(1));
     }
     // The publisher repairs 101 on its RTX stream (repaired-rid "q", original seq in front).
     let mut rtx_payload = 101u16.to_be_bytes().to_vec();
     rtx_payload.extend(vp8_payload(1, 1, false, true, &[7, 7, 7]));
-    let rtx = rtp(0xBBB, RTX_PT, 5, 9000, false, &[(1, b"1"), (3, b"q")], &rtx_payload);
+    let rtx = rtp(
+        0xBBB,
+        RTX_PT,
+        5,
+        9000,
+        false,
+        &[(1, b"1"), (3, b"q")],
+        &rtx_payload,
+    );
     assert_eq!(sim.sfu.handle_rtp(sim.now, publisher, rtx), Ok(1));
     let rx = received_by(&sim.drain(), sub);
     let seqs: Vec<u16> = rx.iter().map(|p| p.seq).collect();
@@ -62,6 +99,17 @@ fn ssrcs_are_learned_from_mid_and_rid_and_rtx_is_unwrapped() {
     assert_eq!(rx[3].frame, [0, 7, 7]);
     assert_eq!(rx[3].ts, rx[0].ts);
     // A second SSRC claiming an already bound rid is refused.
-    let dup = rtp(0xCCC, VIDEO_PT, 1, 1, true, exts, &vp8_payload(1, 1, true, true, &[0, 0, 0]));
-    assert_eq!(sim.sfu.handle_rtp(sim.now, publisher, dup), Err(PacketError::UnknownSsrc));
+    let dup = rtp(
+        0xCCC,
+        VIDEO_PT,
+        1,
+        1,
+        true,
+        exts,
+        &vp8_payload(1, 1, true, true, &[0, 0, 0]),
+    );
+    assert_eq!(
+        sim.sfu.handle_rtp(sim.now, publisher, dup),
+        Err(PacketError::UnknownSsrc)
+    );
 }

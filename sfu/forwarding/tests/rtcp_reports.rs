@@ -24,12 +24,12 @@ fn publisher_gets_receiver_reports_with_its_loss() {
     let mut r = CameraRoom::new(Config::default(), 1, false);
     let mut out = Vec::new();
     // 1.2 s of frames, with every 10th packet of layer 0 lost on the way.
-    let mut n = 0;
+    let mut n = 0u32;
     for _ in 0..36 {
         r.sim.advance(FRAME);
         for (layer, p) in r.camera.frame([false; 3]) {
             n += 1;
-            if layer == 0 && n % 10 == 0 {
+            if layer == 0 && n.is_multiple_of(10) {
                 continue;
             }
             r.sim.sfu.handle_rtp(r.sim.now, r.publisher, p).unwrap();
@@ -45,7 +45,11 @@ fn publisher_gets_receiver_reports_with_its_loss() {
         })
         .flatten()
         .collect();
-    assert_eq!(blocks.len(), 3, "one block per layer after one report interval");
+    assert_eq!(
+        blocks.len(),
+        3,
+        "one block per layer after one report interval"
+    );
     let l0 = blocks.iter().find(|b| b.ssrc == r.camera.ssrcs[0]).unwrap();
     let l2 = blocks.iter().find(|b| b.ssrc == r.camera.ssrcs[2]).unwrap();
     assert!(l0.cumulative_lost > 0 && l0.fraction_lost > 0, "{l0:?}");
@@ -64,7 +68,10 @@ fn publisher_gets_receiver_reports_with_its_loss() {
         })
         .collect();
     assert_eq!(loss_events.len(), 3);
-    assert!(loss_events.iter().any(|f| (0.05..0.2).contains(f)), "{loss_events:?}");
+    assert!(
+        loss_events.iter().any(|f| (0.05..0.2).contains(f)),
+        "{loss_events:?}"
+    );
 }
 
 #[test]
@@ -179,6 +186,9 @@ fn publisher_sender_report_is_translated_for_subscribers() {
     // Both clocks advanced by the same time since the publisher's SR.
     let ntp_elapsed = (sr_ntp - ntp) as f64 / 4_294_967_296.0;
     let rtp_elapsed = f64::from(sr_rtp.wrapping_sub(first.ts)) / 90_000.0;
-    assert!((ntp_elapsed - rtp_elapsed).abs() < 0.001, "{ntp_elapsed} vs {rtp_elapsed}");
+    assert!(
+        (ntp_elapsed - rtp_elapsed).abs() < 0.001,
+        "{ntp_elapsed} vs {rtp_elapsed}"
+    );
     assert!(ntp_elapsed > 0.9 && ntp_elapsed <= (r.sim.now - sr_at).as_secs_f64() + 0.001);
 }

@@ -7,8 +7,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use common::*;
 use sfu_forwarding::{
-    Codec, Config, Event, LayerSpec, ParticipantId, Role, RoomPolicy, TrackId, TrackKind,
-    TrackSpec,
+    Codec, Config, Event, LayerSpec, ParticipantId, Role, RoomPolicy, TrackId, TrackKind, TrackSpec,
 };
 
 struct Caller {
@@ -39,7 +38,10 @@ impl Room {
         let mut callers = Vec::new();
         for i in 0..n {
             let id = sim.sfu.add_participant(room, Role::Caller, EXT).unwrap();
-            let audio = sim.sfu.publish(sim.now, id, audio_spec(100 + i as u32)).unwrap();
+            let audio = sim
+                .sfu
+                .publish(sim.now, id, audio_spec(100 + i as u32))
+                .unwrap();
             let camera = cameras.then(|| {
                 let spec = TrackSpec {
                     kind: TrackKind::Camera,
@@ -101,9 +103,17 @@ impl Room {
                     None => opus(100 + i as u32, c.seq, u32::from(c.seq) * 960, 127, false),
                 };
                 self.sim.sfu.handle_rtp(self.sim.now, c.id, pkt).unwrap();
-                if c.camera.is_some() && step % 5 == 0 {
+                if c.camera.is_some() && step.is_multiple_of(5) {
                     let payload = vp8_payload(c.seq, 0, true, true, &[0, 0, 0]);
-                    let p = rtp(200 + i as u32, VIDEO_PT, c.seq, u32::from(c.seq) * 1800, true, &[], &payload);
+                    let p = rtp(
+                        200 + i as u32,
+                        VIDEO_PT,
+                        c.seq,
+                        u32::from(c.seq) * 1800,
+                        true,
+                        &[],
+                        &payload,
+                    );
                     self.sim.sfu.handle_rtp(self.sim.now, c.id, p).unwrap();
                 }
             }
@@ -197,17 +207,27 @@ fn resumed_audio_stream_stays_continuous() {
     r.callers[2].level = None;
     r.run(2000);
     let got: Vec<_> = r.log.iter().filter(|(_, p)| p.ssrc == 1030).collect();
-    assert!(got.len() > heard_before + 50, "caller 3 is heard after it got loud");
+    assert!(
+        got.len() > heard_before + 50,
+        "caller 3 is heard after it got loud"
+    );
     let mut resumptions = 0;
     for w in got.windows(2) {
         let ((t0, a), (t1, b)) = (w[0], w[1]);
-        assert_eq!(b.seq, a.seq.wrapping_add(1), "no sequence gap across the pause");
+        assert_eq!(
+            b.seq,
+            a.seq.wrapping_add(1),
+            "no sequence gap across the pause"
+        );
         let elapsed_ticks = (*t1 - *t0).as_secs_f64() * 48_000.0;
         let step = b.ts.wrapping_sub(a.ts);
         if step != 960 {
             resumptions += 1;
             // Across the pause the timestamp advances by the time that passed.
-            assert!((f64::from(step) - elapsed_ticks).abs() <= 1.0, "{step} vs {elapsed_ticks}");
+            assert!(
+                (f64::from(step) - elapsed_ticks).abs() <= 1.0,
+                "{step} vs {elapsed_ticks}"
+            );
         }
     }
     assert_eq!(resumptions, 1);
@@ -230,8 +250,16 @@ fn cameras_follow_last_n_plus_pinned() {
     assert_eq!(seen, BTreeSet::from([4, 0]));
     // Pinning caller 3 adds it on top of last-N.
     let cam3 = r.callers[3].camera.unwrap();
-    r.sim.sfu.set_pinned(r.sim.now, r.listener, cam3, true).unwrap();
+    r.sim
+        .sfu
+        .set_pinned(r.sim.now, r.listener, cam3, true)
+        .unwrap();
     let (_, seen, _) = r.run(400);
     assert_eq!(seen, BTreeSet::from([4, 0, 3]));
-    assert_eq!(r.sim.sfu.is_forwarding(r.listener, r.callers[1].camera.unwrap()), Some(false));
+    assert_eq!(
+        r.sim
+            .sfu
+            .is_forwarding(r.listener, r.callers[1].camera.unwrap()),
+        Some(false)
+    );
 }

@@ -63,14 +63,24 @@ fuzz_target!(|data: &[u8]| {
             ..LayerSpec::default()
         }],
     };
-    let (Ok(cam), Ok(mic)) = (sfu.publish(now, people[0], camera), sfu.publish(now, people[0], audio))
-    else {
+    let (Ok(cam), Ok(mic)) = (
+        sfu.publish(now, people[0], camera),
+        sfu.publish(now, people[0], audio),
+    ) else {
         return;
     };
     for (i, sub) in people[1..].iter().enumerate() {
         let base = 0x1000 + 16 * i as u32;
-        let rtx = Some(RtxParams { ssrc: base + 1, payload_type: 97 });
-        let down = |ssrc, payload_type, rtx| DownstreamParams { ssrc, payload_type, rtx, mid: None };
+        let rtx = Some(RtxParams {
+            ssrc: base + 1,
+            payload_type: 97,
+        });
+        let down = |ssrc, payload_type, rtx| DownstreamParams {
+            ssrc,
+            payload_type,
+            rtx,
+            mid: None,
+        };
         let _ = sfu.subscribe(now, *sub, cam, down(base, 96, rtx));
         let _ = sfu.subscribe(now, *sub, mic, down(base + 2, 111, None));
     }

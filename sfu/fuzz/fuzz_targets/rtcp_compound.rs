@@ -18,7 +18,8 @@ fuzz_target!(|data: &[u8]| {
         };
         seen += 1;
         match p {
-            RtcpPacket::SenderReport { reports, .. } | RtcpPacket::ReceiverReport { reports, .. } => {
+            RtcpPacket::SenderReport { reports, .. }
+            | RtcpPacket::ReceiverReport { reports, .. } => {
                 assert!(reports.count() <= 31);
             }
             RtcpPacket::Nack { lost, .. } => {

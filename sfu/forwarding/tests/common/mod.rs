@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sfu_forwarding::{
     Codec, Config, DownstreamParams, Event, ExtensionIds, LayerSpec, Output, ParticipantId, Role,
-    RoomId, RoomPolicy, RtxParams, Sfu, TrackId, TrackKind, TrackSpec, Transmit,
-    rtp::RtpPacket,
+    RoomId, RoomPolicy, RtxParams, Sfu, TrackId, TrackKind, TrackSpec, Transmit, rtp::RtpPacket,
     vp8::Vp8Descriptor,
 };
 
@@ -77,7 +76,7 @@ pub fn rtp(
             block.push(id << 4 | (v.len() as u8 - 1));
             block.extend_from_slice(v);
         }
-        while block.len() % 4 != 0 {
+        while !block.len().is_multiple_of(4) {
             block.push(0);
         }
         b.extend_from_slice(&[0xBE, 0xDE]);
@@ -152,7 +151,7 @@ impl SimulcastCamera {
     /// One frame on every layer; `keyframe[i]` makes layer i's frame a keyframe.
     pub fn frame(&mut self, keyframe: [bool; 3]) -> Vec<(usize, Bytes)> {
         let mut out = Vec::new();
-        for layer in 0..3 {
+        for (layer, &key) in keyframe.iter().enumerate() {
             for i in 0..self.packets_per_frame {
                 let seq = self.seq[layer];
                 let mut body = vec![layer as u8, (seq >> 8) as u8, seq as u8];
@@ -161,7 +160,7 @@ impl SimulcastCamera {
                     self.pid[layer],
                     self.tl0[layer],
                     i == 0,
-                    keyframe[layer],
+                    key,
                     &body,
                 );
                 out.push((
@@ -221,10 +220,7 @@ impl Received {
 }
 
 pub fn parse_transmit(t: &Transmit, rtx_pt: Option<u8>) -> Option<Received> {
-    let Transmit::Rtp {
-        to, retransmit, ..
-    } = t
-    else {
+    let Transmit::Rtp { to, retransmit, .. } = t else {
         return None;
     };
     let mut bytes = Vec::new();
@@ -337,7 +333,15 @@ pub fn audio_spec(ssrc: u32) -> TrackSpec {
 /// An Opus packet with an audio level (-dBov) and the voice flag.
 pub fn opus(ssrc: u32, seq: u16, ts: u32, level: u8, voice: bool) -> Bytes {
     let v = [u8::from(voice) << 7 | level];
-    rtp(ssrc, OPUS_PT, seq, ts, false, &[(4, &v)], &[0xFC, 1, 2, 3, 4, 5])
+    rtp(
+        ssrc,
+        OPUS_PT,
+        seq,
+        ts,
+        false,
+        &[(4, &v)],
+        &[0xFC, 1, 2, 3, 4, 5],
+    )
 }
 
 /// A meeting with one camera publisher and `n` subscribers subscribed to its camera.
@@ -353,7 +357,10 @@ pub struct CameraRoom {
 impl CameraRoom {
     pub fn new(config: Config, n: usize, rtx: bool) -> Self {
         let mut sim = Sim::new(config);
-        let room = sim.sfu.create_room(RoomPolicy::meeting()).expect("valid policy");
+        let room = sim
+            .sfu
+            .create_room(RoomPolicy::meeting())
+            .expect("valid policy");
         let publisher = sim
             .sfu
             .add_participant(room, Role::Caller, EXT)
