@@ -109,6 +109,7 @@ export class Call extends EventTarget {
       const joined = await this.signaling.join({ room: o.room, token: o.token, name: o.name, bundle });
       await this._onJoined(joined);
       if (joined.media) await this._startMedia();
+      else this._warn('media', 'No media server is attached to this room: keys and the roster work, audio and video do not.');
       this.state.phase = 'in-call';
       this._changed();
     } catch (err) {

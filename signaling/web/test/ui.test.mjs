@@ -43,6 +43,24 @@ describe('web client UI in chromium', { skip: SKIP }, () => {
       return { same: a.deviceId === b.deviceId, extractable: a.identity.privateKey.extractable || a.hpke.privateKey.extractable, exported };
     });
     assert.deepEqual(id, { same: true, extractable: false, exported: 'InvalidAccessError' });
+    // Pins: first sight, same key, verified mark kept across reopening, changed key clears it.
+    const pins = await page.evaluate(async () => {
+      const { IdentityStore } = await import('/identity-store.js');
+      const k1 = crypto.getRandomValues(new Uint8Array(32));
+      const k2 = crypto.getRandomValues(new Uint8Array(32));
+      const s1 = await IdentityStore.open();
+      const out = [await s1.observe('bob', 'dev-b', k1)];
+      await s1.setVerified('bob', 'dev-b', k1, true);
+      const s2 = await IdentityStore.open();
+      out.push(await s2.observe('bob', 'dev-b', k1), await s2.observe('bob', 'dev-b', k2), await s2.observe('bob', 'dev-b', k2));
+      return out;
+    });
+    assert.deepEqual(pins, [
+      { result: 'new', verified: false },
+      { result: 'same', verified: true },
+      { result: 'changed', verified: false },
+      { result: 'same', verified: false },
+    ]);
     await page.screenshot({ path: artifact('lobby.png') });
     assert.deepEqual(errors, []);
     await page.close();
@@ -112,6 +130,7 @@ describe('web client UI in chromium', { skip: SKIP }, () => {
     assert.equal(await page.locator('[data-ctl=screen]').count(), 0);
     assert.equal(await page.locator('[data-ctl=leave]').count(), 1);
     assert.match(await page.textContent('.badge.viewer'), /Watching/);
+    assert.equal(await page.locator('.tile.self').count(), 0, 'a viewer has no tile of its own');
     await page.screenshot({ path: artifact('viewer.png') });
     assert.deepEqual(errors, []);
     await page.close();

@@ -30,7 +30,8 @@ function hueFor(device) {
  * (always in view), then the others by speaking level and name.
  */
 export function orderParticipants(state) {
-  const list = [...state.participants.values()].filter((p) => p.role !== 'recorder');
+  // Recorders have no tile; a watch-only viewer does not see itself.
+  const list = [...state.participants.values()].filter((p) => p.role !== 'recorder' && !(p.self && state.self && !state.self.canPublish));
   const score = (p) =>
     (state.pinned === p.device ? 1000 : 0) +
     (p.screenTrack ? 500 : 0) +
