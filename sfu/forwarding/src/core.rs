@@ -648,3 +648,23 @@ impl Sfu {
             .wrapping_add(duration_to_ntp(now.saturating_duration_since(self.epoch)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_can_move_to_the_shells_task() {
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<Sfu>();
+        assert_send::<Output>();
+    }
+
+    #[test]
+    fn ntp_conversion_matches_the_epochs() {
+        let unix_2000 = std::time::UNIX_EPOCH + Duration::from_secs(946_684_800);
+        // 2000-01-01 is 3,155,673,600 s after the NTP epoch (1900-01-01).
+        assert_eq!(ntp_from_system_time(unix_2000), 3_155_673_600u64 << 32);
+        assert_eq!(duration_to_ntp(Duration::from_millis(500)), 1 << 31);
+    }
+}

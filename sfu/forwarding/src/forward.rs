@@ -15,6 +15,10 @@ use crate::{
     vp8::Vp8Descriptor,
 };
 
+/// Largest gap in a publisher's video stream that the SFU NACKs upstream (one NACK per gap,
+/// sent when the packet after the gap arrives); larger jumps are treated as a restart.
+const MAX_UPSTREAM_NACK: u16 = 32;
+
 impl Sfu {
     /// Handles one SRTP-decrypted RTP packet from participant `from`. Returns how many packets
     /// were queued for subscribers. A malformed or unexpected packet is an `Err`, counted in
@@ -124,7 +128,16 @@ impl Sfu {
         let Some(layer) = track.layers.get_mut(usize::from(layer_index)) else {
             return Err(PacketError::UnknownSsrc);
         };
+        let mut upstream_nack = None;
         if !source.rtx {
+            if kind == MediaKind::Video
+                && let (Some(ssrc), Some((first, count))) = (
+                    layer.ssrc,
+                    layer.recv.missing_before(seq, MAX_UPSTREAM_NACK),
+                )
+            {
+                upstream_nack = Some((ssrc, first, count));
+            }
             layer.recv.update(seq, p.timestamp, arrival_ticks);
         }
         layer.rate.add(now, packet.len());
@@ -237,6 +250,16 @@ impl Sfu {
         }
         if sent == 0 {
             self.metrics.dropped.no_subscriber += 1;
+        }
+        if let Some((ssrc, first, count)) = upstream_nack {
+            let lost: Vec<u16> = (0..count).map(|i| first.wrapping_add(i)).collect();
+            let mut buf = Vec::with_capacity(16 + 4 * lost.len());
+            rtcp::write_nack(&mut buf, self.config.rtcp_ssrc, ssrc, &lost);
+            self.metrics.feedback.nack_sent += 1;
+            self.out.push_back(Output::Transmit(Transmit::Rtcp {
+                to: from,
+                packet: Bytes::from(buf),
+            }));
         }
         Ok(sent)
     }

@@ -46,6 +46,18 @@ impl RecvStats {
         self.last_transit = Some(transit);
     }
 
+    /// The sequence numbers skipped if `seq` arrives next: (first missing, count), when the gap
+    /// is 1 to `max_gap` packets. Larger jumps are a stream restart, not loss.
+    pub(crate) fn missing_before(&self, seq: u16, max_gap: u16) -> Option<(u16, u16)> {
+        if !self.started || !seq_newer(seq, self.max_seq) {
+            return None;
+        }
+        let gap = seq.wrapping_sub(self.max_seq).wrapping_sub(1);
+        (1..=max_gap)
+            .contains(&gap)
+            .then(|| (self.max_seq.wrapping_add(1), gap))
+    }
+
     /// Whether any packet was received.
     pub(crate) fn started(&self) -> bool {
         self.started

@@ -157,7 +157,9 @@ fn feedback_for(rx: &[Received], now_us: i64, lose_every: usize) -> Option<Vec<u
     let (&first, &last) = (seqs.first()?, seqs.last()?);
     let n = usize::from(last.wrapping_sub(first)) + 1;
     let arrivals: Vec<Option<i64>> = (0..n)
-        .map(|i| (lose_every == 0 || !i.is_multiple_of(lose_every)).then_some(now_us + i as i64 * 100))
+        .map(|i| {
+            (lose_every == 0 || !i.is_multiple_of(lose_every)).then_some(now_us + i as i64 * 100)
+        })
         .collect();
     let mut buf = Vec::new();
     twcc::write_feedback(&mut buf, 77, 0, first, 0, &arrivals);

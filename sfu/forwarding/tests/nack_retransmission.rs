@@ -177,3 +177,36 @@ fn nack_for_a_stream_the_participant_does_not_receive_is_ignored() {
     assert!(received_by(&out, a).is_empty());
     assert!(received_by(&out, b).is_empty());
 }
+
+#[test]
+fn loss_on_the_publisher_uplink_is_nacked_upstream() {
+    let mut r = CameraRoom::new(Config::default(), 1, true);
+    r.send_frame([true; 3]);
+    r.sim.advance(FRAME);
+    // Layer 1 loses its second and third packets of this frame on the way in.
+    let frame = r.camera.frame([false; 3]);
+    let mut lost = Vec::new();
+    for (i, (layer, p)) in frame.into_iter().enumerate() {
+        if layer == 1 && (i == 4 || i == 5) {
+            lost.push(u16::from_be_bytes([p[2], p[3]]));
+            continue;
+        }
+        r.sim.sfu.handle_rtp(r.sim.now, r.publisher, p).unwrap();
+    }
+    // The gap shows when layer 1's next packet arrives.
+    let out = r.send_frame([false; 3]);
+    let mut nacked = Vec::new();
+    for packet in rtcp_to(&out, r.publisher) {
+        for p in rtcp::RtcpIter::new(&packet).flatten() {
+            if let rtcp::RtcpPacket::Nack {
+                media_ssrc, lost, ..
+            } = p
+            {
+                assert_eq!(media_ssrc, r.camera.ssrcs[1]);
+                nacked.extend(lost);
+            }
+        }
+    }
+    assert_eq!(nacked, lost);
+    assert_eq!(r.sim.sfu.metrics().feedback.nack_sent, 1);
+}

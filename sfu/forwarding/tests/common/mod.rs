@@ -156,13 +156,7 @@ impl SimulcastCamera {
                 let seq = self.seq[layer];
                 let mut body = vec![layer as u8, (seq >> 8) as u8, seq as u8];
                 body.resize(3 + self.filler[layer], 0xAB);
-                let payload = vp8_payload(
-                    self.pid[layer],
-                    self.tl0[layer],
-                    i == 0,
-                    key,
-                    &body,
-                );
+                let payload = vp8_payload(self.pid[layer], self.tl0[layer], i == 0, key, &body);
                 out.push((
                     layer,
                     rtp(
