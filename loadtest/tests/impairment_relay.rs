@@ -88,7 +88,8 @@ fn loss_and_delay_match_the_configuration() {
         "no packet may beat the delay: {min:?}"
     );
     let med = median(delays);
-    assert!(med < Duration::from_millis(45), "median delay {med:?}");
+    // Slack for a loaded machine: the relay thread may be scheduled late, never early.
+    assert!(med < Duration::from_millis(55), "median delay {med:?}");
     // Without jitter or reorder the order is kept.
     assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
     assert_eq!(stats.flows, 1);
