@@ -523,7 +523,7 @@ impl Sfu {
                 s.target_layer = Some(0);
             }
         } else {
-            self.apply_last_n(now, subscriber);
+            self.apply_last_n(subscriber);
             self.allocate(now, subscriber);
         }
         Ok(sid)
@@ -540,6 +540,8 @@ impl Sfu {
 
     /// Sets the size at which the subscriber shows a video track: it gets the smallest layer at
     /// least that tall (bandwidth permitting). A height of 0 stops the video until set again.
+    /// Layers are matched on height; the width is taken for the API's symmetry with what
+    /// clients report (a visible element's size) and not used.
     pub fn set_requested_size(
         &mut self,
         now: Instant,
@@ -580,7 +582,7 @@ impl Sfu {
     ) -> Result<(), Error> {
         let s = self.subscription_mut(subscriber, track)?;
         s.pinned = pinned;
-        self.apply_last_n(now, subscriber);
+        self.apply_last_n(subscriber);
         self.allocate(now, subscriber);
         Ok(())
     }

@@ -43,7 +43,7 @@
 //!
 //! # Hot path
 //!
-//! Each incoming packet is parsed once into a [`MediaPacket`](media_packet) of copied header
+//! Each incoming packet is parsed once into a `MediaPacket` of copied header
 //! fields plus a `Bytes` slice of the payload after the VP8 descriptor. Per subscriber only a
 //! [`HeaderBuf`] (RTP header, extension block, rewritten descriptor: at most 64 bytes, on the
 //! stack) is written; the payload is shared by reference count. Rooms, participants, tracks and
@@ -65,7 +65,7 @@
 //!
 //! # Policies
 //!
-//! - Layers: see [`Sfu::set_requested_size`] and the estimator in [`bwe`](crate#bandwidth-estimation).
+//! - Layers: see [`Sfu::set_requested_size`] and [Bandwidth estimation](#bandwidth-estimation).
 //!   A subscriber switches layer only at a keyframe of the new layer; the output stream stays
 //!   continuous in sequence number, timestamp and picture id across switches.
 //! - NACKs are answered from a per-source ring of the last

@@ -88,7 +88,7 @@ impl Sfu {
             }
             if order_changed {
                 for p in participants {
-                    self.apply_last_n(now, p);
+                    self.apply_last_n(p);
                     self.allocate(now, p);
                 }
             }
@@ -120,8 +120,7 @@ impl Sfu {
 
     /// Pauses or resumes a subscriber's camera subscriptions: the `last_n` most recent speakers'
     /// cameras are forwarded, plus pinned ones. Screen shares are always forwarded.
-    pub(crate) fn apply_last_n(&mut self, now: Instant, subscriber: ParticipantId) {
-        let _ = now;
+    pub(crate) fn apply_last_n(&mut self, subscriber: ParticipantId) {
         let Some(p) = self
             .participants
             .get(subscriber.index, subscriber.generation)
