@@ -111,3 +111,26 @@ export function artifact(name) {
   mkdirSync(ARTIFACTS, { recursive: true });
   return join(ARTIFACTS, name);
 }
+
+/**
+ * Launches Chromium for several independent devices: each `newContext()` has its own storage
+ * (IndexedDB, so its own device identity). Playwright gives the browser a fresh temporary
+ * profile.
+ */
+export async function launchBrowser() {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+  return {
+    browser,
+    async newContext() {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, permissions: ['camera', 'microphone'] });
+      await context.route(/.*/, (route) => {
+        const u = new URL(route.request().url());
+        if (u.hostname === '127.0.0.1') route.continue();
+        else route.abort();
+      });
+      return context;
+    },
+    close: () => browser.close(),
+  };
+}
