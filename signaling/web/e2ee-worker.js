@@ -17,8 +17,7 @@
  *
  * @module e2ee-worker
  */
-import { decodeKid } from './e2ee/kid.mjs';
-import { encodeKid } from './e2ee/kid.mjs';
+import { decodeKid, encodeKid } from './e2ee/kid.mjs';
 import { SenderContext } from './e2ee/media.mjs';
 import { ReceiverKeyStore } from './e2ee/receiver.mjs';
 import { decodeHeader } from './e2ee/sframe-header.mjs';

@@ -80,6 +80,14 @@ describe('web client UI in chromium', { skip: SKIP }, () => {
     assert.equal(chip.replace(/\s/g, ''), info.securityCode);
     assert.match(await page.textContent('.tile[data-device="dev-alice"] .fail-count'), /37/, 'the tile indicator counts decrypt failures');
     await page.screenshot({ path: artifact('grid.png') });
+    // Mute and camera off: the controls and the own tile follow.
+    await page.click('[data-ctl=mic]');
+    await page.click('[data-ctl=camera]');
+    await page.waitForSelector('[data-ctl=mic][aria-pressed=false]');
+    assert.match(await page.textContent('[data-ctl=mic]'), /Unmute/);
+    assert.match(await page.textContent('[data-ctl=camera]'), /Start video/);
+    assert.equal(await page.locator('.tile.self.has-video').count(), 0);
+    assert.equal(await page.locator('.tile.self .mark.muted').count(), 1);
     assert.deepEqual(errors, []);
     await page.close();
   });
