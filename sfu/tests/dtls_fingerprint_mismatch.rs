@@ -47,7 +47,10 @@ async fn expect_dtls_teardown(sfu: &mut TestSfu, peer: PeerId, start: Instant) {
         .expect("the peer is torn down");
     let elapsed = start.elapsed();
     assert_eq!(reason, CloseReason::DtlsFailed);
-    assert!(elapsed < Duration::from_secs(1), "torn down after {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "torn down after {elapsed:?}"
+    );
     let stats = sfu.handle.stats().await.unwrap();
     assert_eq!(stats.peers, 0);
     assert_eq!(stats.registered_usernames, 0);
@@ -67,7 +70,10 @@ async fn sfu_rejects_client_certificate(role: DtlsRole) {
         DtlsRole::Server => "a=setup:passive",
         DtlsRole::Client => "a=setup:active",
     };
-    assert!(added.answer.contains(expected_setup), "SFU takes the {role:?} role");
+    assert!(
+        added.answer.contains(expected_setup),
+        "SFU takes the {role:?} role"
+    );
     let start = Instant::now();
     client.apply_answer(added.answer).await;
     expect_dtls_teardown(&mut sfu, added.peer, start).await;
@@ -91,7 +97,11 @@ async fn client_rejecting_sfu_certificate_tears_down_the_peer() {
     common::init_tracing();
     let mut sfu = TestSfu::start(loopback_config()).await;
     let client = TestPeer::publisher().await;
-    let added = sfu.handle.add_peer(client.offer().await, vec![]).await.unwrap();
+    let added = sfu
+        .handle
+        .add_peer(client.offer().await, vec![])
+        .await
+        .unwrap();
     let start = Instant::now();
     client.apply_answer(tamper_fingerprint(&added.answer)).await;
     expect_dtls_teardown(&mut sfu, added.peer, start).await;

@@ -21,14 +21,22 @@ async fn publisher_rtp_reaches_subscriber_with_identical_payload() {
         .add_peer(publisher.offer().await, vec![])
         .await
         .expect("publisher added");
-    assert!(added.answer.contains("a=ice-lite"), "the SFU answers as ICE-lite");
     assert!(
-        added.answer.contains(&format!("127.0.0.1 {sfu_port} typ host")),
+        added.answer.contains("a=ice-lite"),
+        "the SFU answers as ICE-lite"
+    );
+    assert!(
+        added
+            .answer
+            .contains(&format!("127.0.0.1 {sfu_port} typ host")),
         "the SFU advertises only its configured address and port"
     );
     publisher.apply_answer(added.answer).await;
     let publisher_id = added.peer;
-    assert!(sfu.wait_connected(publisher_id, Duration::from_secs(10)).await);
+    assert!(
+        sfu.wait_connected(publisher_id, Duration::from_secs(10))
+            .await
+    );
 
     let subscriber_ssrc = 0x5EED_0001;
     let mut subscriber = TestPeer::subscriber().await;
@@ -47,7 +55,11 @@ async fn publisher_rtp_reaches_subscriber_with_identical_payload() {
         )
         .await
         .expect("subscriber added");
-    assert!(sub_added.answer.contains(&format!("127.0.0.1 {sfu_port} typ host")));
+    assert!(
+        sub_added
+            .answer
+            .contains(&format!("127.0.0.1 {sfu_port} typ host"))
+    );
     let subscriber_id = sub_added.peer;
     let payload_type = sfu
         .wait_for(Duration::from_secs(5), |o| match o {
@@ -63,7 +75,10 @@ async fn publisher_rtp_reaches_subscriber_with_identical_payload() {
         .await
         .expect("the subscriber's track is negotiated with VP8");
     subscriber.apply_answer(sub_added.answer).await;
-    assert!(sfu.wait_connected(subscriber_id, Duration::from_secs(10)).await);
+    assert!(
+        sfu.wait_connected(subscriber_id, Duration::from_secs(10))
+            .await
+    );
 
     sfu.routes
         .send((
@@ -97,7 +112,11 @@ async fn publisher_rtp_reaches_subscriber_with_identical_payload() {
     // Identify which payload it was and check every byte.
     let i = u32::from(packet.payload[0]);
     let expected: Vec<u8> = (0..200u32).map(|b| (b * 7 + i) as u8).collect();
-    assert_eq!(&packet.payload[..], &expected[..], "payload bytes are identical");
+    assert_eq!(
+        &packet.payload[..],
+        &expected[..],
+        "payload bytes are identical"
+    );
 
     // And the next one arrives too, byte for byte.
     let payload: Vec<u8> = (0..900u32).map(|b| (b ^ 0x5a) as u8).collect();

@@ -24,9 +24,15 @@ async fn silent_peer_is_freed_within(consent: Duration) {
         .await
         .unwrap();
     publisher
-        .apply_answer(redirect_candidates(&added.answer, relay.client_facing.port()))
+        .apply_answer(redirect_candidates(
+            &added.answer,
+            relay.client_facing.port(),
+        ))
         .await;
-    assert!(sfu.wait_connected(added.peer, Duration::from_secs(10)).await);
+    assert!(
+        sfu.wait_connected(added.peer, Duration::from_secs(10))
+            .await
+    );
     let connected = sfu.handle.stats().await.unwrap();
     assert_eq!((connected.peers, connected.bound_addresses), (1, 1));
 
@@ -45,8 +51,14 @@ async fn silent_peer_is_freed_within(consent: Duration) {
     let elapsed = silent_since.elapsed();
     assert_eq!(reason, CloseReason::ConsentExpired);
     // Consent was last refreshed at most one keepalive interval before the silence began.
-    assert!(elapsed <= consent + Duration::from_millis(500), "dropped after {elapsed:?}");
-    assert!(elapsed >= consent.saturating_sub(Duration::from_secs(3)), "dropped too early: {elapsed:?}");
+    assert!(
+        elapsed <= consent + Duration::from_millis(500),
+        "dropped after {elapsed:?}"
+    );
+    assert!(
+        elapsed >= consent.saturating_sub(Duration::from_secs(3)),
+        "dropped too early: {elapsed:?}"
+    );
 
     let stats = sfu.handle.stats().await.unwrap();
     assert_eq!(stats.peers, 0, "peer freed");

@@ -30,14 +30,25 @@ async fn source_outside_allow_list_gets_no_answer() {
     for _ in 0..3 {
         outsider.send_to(&request, sfu_addr).await.unwrap();
     }
-    outsider.send_to(b"\x80\x60not-even-stun", sfu_addr).await.unwrap();
+    outsider
+        .send_to(b"\x80\x60not-even-stun", sfu_addr)
+        .await
+        .unwrap();
     let mut buf = [0u8; 1500];
-    let answer = tokio::time::timeout(Duration::from_millis(500), outsider.recv_from(&mut buf)).await;
-    assert!(answer.is_err(), "a source outside the allow-list gets no answer");
+    let answer =
+        tokio::time::timeout(Duration::from_millis(500), outsider.recv_from(&mut buf)).await;
+    assert!(
+        answer.is_err(),
+        "a source outside the allow-list gets no answer"
+    );
     let stats = sfu.handle.stats().await.unwrap();
     assert_eq!(stats.source_not_allowed, 4);
     assert_eq!(stats.bound_addresses, 0);
-    assert_eq!(stats.stun_bad_integrity + stats.stun_unknown_username, 0, "refused before parsing");
+    assert_eq!(
+        stats.stun_bad_integrity + stats.stun_unknown_username,
+        0,
+        "refused before parsing"
+    );
 
     let insider = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     insider.send_to(&request, sfu_addr).await.unwrap();

@@ -22,9 +22,15 @@ async fn replayed_srtp_packet_is_delivered_once() {
         .await
         .unwrap();
     publisher
-        .apply_answer(redirect_candidates(&added.answer, relay.client_facing.port()))
+        .apply_answer(redirect_candidates(
+            &added.answer,
+            relay.client_facing.port(),
+        ))
         .await;
-    assert!(sfu.wait_connected(added.peer, Duration::from_secs(10)).await);
+    assert!(
+        sfu.wait_connected(added.peer, Duration::from_secs(10))
+            .await
+    );
 
     // Packets 0..40, each with a unique first payload byte; packet 20 is replayed by the relay.
     const COUNT: u8 = 40;
@@ -55,9 +61,24 @@ async fn replayed_srtp_packet_is_delivered_once() {
     {
         *seen.entry(marker).or_default() += 1;
     }
-    assert_eq!(relay.control.replayed.load(Ordering::SeqCst), 1, "the relay replayed one packet");
-    assert_eq!(seen.get(&REPLAYED), Some(&1), "the replayed packet is delivered once");
-    assert!(seen.values().all(|&n| n == 1), "every packet at most once: {seen:?}");
-    assert!(seen.len() >= usize::from(COUNT) - 2, "the stream keeps flowing: {}", seen.len());
+    assert_eq!(
+        relay.control.replayed.load(Ordering::SeqCst),
+        1,
+        "the relay replayed one packet"
+    );
+    assert_eq!(
+        seen.get(&REPLAYED),
+        Some(&1),
+        "the replayed packet is delivered once"
+    );
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "every packet at most once: {seen:?}"
+    );
+    assert!(
+        seen.len() >= usize::from(COUNT) - 2,
+        "the stream keeps flowing: {}",
+        seen.len()
+    );
     publisher.close().await;
 }

@@ -40,7 +40,8 @@ async fn bad_integrity_allocates_nothing_and_gets_no_answer() {
     attacker.send_to(&tampered, sfu_addr).await.unwrap();
 
     let mut buf = [0u8; 1500];
-    let answer = tokio::time::timeout(Duration::from_millis(500), attacker.recv_from(&mut buf)).await;
+    let answer =
+        tokio::time::timeout(Duration::from_millis(500), attacker.recv_from(&mut buf)).await;
     assert!(answer.is_err(), "no answer to a request with bad integrity");
 
     let after = sfu.handle.stats().await.unwrap();

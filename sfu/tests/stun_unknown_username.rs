@@ -40,11 +40,15 @@ async fn unknown_username_allocates_nothing_and_gets_no_answer() {
         .unwrap();
 
     let mut buf = [0u8; 1500];
-    let answer = tokio::time::timeout(Duration::from_millis(500), attacker.recv_from(&mut buf)).await;
+    let answer =
+        tokio::time::timeout(Duration::from_millis(500), attacker.recv_from(&mut buf)).await;
     assert!(answer.is_err(), "no answer to an unknown username");
 
     let after = sfu.handle.stats().await.unwrap();
-    assert_eq!(after.stun_unknown_username, before.stun_unknown_username + FLOOD + 1);
+    assert_eq!(
+        after.stun_unknown_username,
+        before.stun_unknown_username + FLOOD + 1
+    );
     assert_eq!(after.peers, before.peers, "no peer created");
     assert_eq!(after.bound_addresses, 0, "no address bound");
     assert_eq!(after.registered_usernames, 1, "no username registered");

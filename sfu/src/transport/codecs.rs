@@ -9,8 +9,7 @@ use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MIME_TYPE_VP9, MediaEngine,
 };
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability,
-    RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 
 use super::events::MediaKind;
@@ -33,13 +32,19 @@ pub const DEPENDENCY_DESCRIPTOR_URI: &str =
     "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension";
 
 fn video_feedback() -> Vec<RTCPFeedback> {
-    [("goog-remb", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli"), ("transport-cc", "")]
-        .into_iter()
-        .map(|(typ, parameter)| RTCPFeedback {
-            typ: typ.to_owned(),
-            parameter: parameter.to_owned(),
-        })
-        .collect()
+    [
+        ("goog-remb", ""),
+        ("ccm", "fir"),
+        ("nack", ""),
+        ("nack", "pli"),
+        ("transport-cc", ""),
+    ]
+    .into_iter()
+    .map(|(typ, parameter)| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    })
+    .collect()
 }
 
 /// The SFU's codec table: `(kind, parameters)`.
@@ -63,7 +68,14 @@ pub(crate) fn sfu_codecs() -> Vec<(RtpCodecKind, RTCRtpCodecParameters)> {
     vec![
         (
             RtpCodecKind::Audio,
-            codec(MIME_TYPE_OPUS, 48000, 2, "minptime=10;useinbandfec=1", audio_feedback, 111),
+            codec(
+                MIME_TYPE_OPUS,
+                48000,
+                2,
+                "minptime=10;useinbandfec=1",
+                audio_feedback,
+                111,
+            ),
         ),
         (
             RtpCodecKind::Video,
@@ -75,7 +87,14 @@ pub(crate) fn sfu_codecs() -> Vec<(RtpCodecKind, RTCRtpCodecParameters)> {
         ),
         (
             RtpCodecKind::Video,
-            codec(MIME_TYPE_VP9, 90000, 0, "profile-id=0", video_feedback(), 98),
+            codec(
+                MIME_TYPE_VP9,
+                90000,
+                0,
+                "profile-id=0",
+                video_feedback(),
+                98,
+            ),
         ),
         (
             RtpCodecKind::Video,
@@ -90,7 +109,12 @@ pub(crate) fn sfu_media_engine() -> Result<MediaEngine, rtc::shared::error::Erro
     for (kind, codec) in sfu_codecs() {
         engine.register_codec(codec, kind)?;
     }
-    let audio = [MID_URI, AUDIO_LEVEL_URI, TRANSPORT_CC_URI, ABS_SEND_TIME_URI];
+    let audio = [
+        MID_URI,
+        AUDIO_LEVEL_URI,
+        TRANSPORT_CC_URI,
+        ABS_SEND_TIME_URI,
+    ];
     let video = [
         MID_URI,
         RID_URI,

@@ -64,7 +64,9 @@ impl TransportConfig {
             advertised_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             allowed_sources: SourceAllowList::new(vec![IpNet::V4(
                 // The literal is a valid /8 network, so this cannot fail.
-                "127.0.0.0/8".parse().expect("valid loopback network literal"),
+                "127.0.0.0/8"
+                    .parse()
+                    .expect("valid loopback network literal"),
             )]),
             consent_timeout: DEFAULT_CONSENT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,

@@ -52,7 +52,11 @@ impl Outbox<'_> {
     /// Sends an RTP packet to `peer`. Its SSRC should be one of the peer's outgoing tracks (or
     /// their RTX SSRCs) and its payload type one negotiated for it; `rtc` does not check on this
     /// path, the receiving client does.
-    pub fn send_rtp(&mut self, peer: PeerId, packet: rtc::rtp::Packet) -> Result<(), TransportError> {
+    pub fn send_rtp(
+        &mut self,
+        peer: PeerId,
+        packet: rtc::rtp::Packet,
+    ) -> Result<(), TransportError> {
         self.write(peer, RTCMessage::RtpPacket(String::new(), packet))
     }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_RTX;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -16,7 +17,6 @@ use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RTCRtpHeaderExtensionParameters, RTCRtpRtxParameters,
@@ -101,7 +101,9 @@ impl PeerFactory {
             .build(now)?)
     }
 
-    fn host_candidate(&self) -> Result<rtc::peer_connection::transport::RTCIceCandidateInit, TransportError> {
+    fn host_candidate(
+        &self,
+    ) -> Result<rtc::peer_connection::transport::RTCIceCandidateInit, TransportError> {
         let candidate = CandidateHostConfig {
             base_config: CandidateConfig {
                 network: "udp".to_owned(),
@@ -254,7 +256,11 @@ impl Peer {
     }
 
     /// Answers a client-initiated renegotiation offer.
-    pub(crate) fn apply_offer(&mut self, now: Instant, sdp: String) -> Result<String, TransportError> {
+    pub(crate) fn apply_offer(
+        &mut self,
+        now: Instant,
+        sdp: String,
+    ) -> Result<String, TransportError> {
         if !self.is_stable() {
             return Err(TransportError::NegotiationInProgress);
         }

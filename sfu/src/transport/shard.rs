@@ -155,7 +155,11 @@ impl ShardHandle {
 
     /// Stops sending the track with `ssrc` to `peer`; the resulting offer arrives as
     /// [`PeerEvent::LocalOffer`].
-    pub async fn remove_outgoing_track(&self, peer: PeerId, ssrc: u32) -> Result<(), TransportError> {
+    pub async fn remove_outgoing_track(
+        &self,
+        peer: PeerId,
+        ssrc: u32,
+    ) -> Result<(), TransportError> {
         self.request(|reply| Command::RemoveOutgoingTrack { peer, ssrc, reply })
             .await?
     }
@@ -179,7 +183,8 @@ impl ShardHandle {
 
     /// Closes and frees `peer`; `false` if there was no such peer.
     pub async fn remove_peer(&self, peer: PeerId) -> Result<bool, TransportError> {
-        self.request(|reply| Command::RemovePeer { peer, reply }).await
+        self.request(|reply| Command::RemovePeer { peer, reply })
+            .await
     }
 
     /// A snapshot of the shard's counters and state sizes.
@@ -325,23 +330,17 @@ impl<H: MediaHandler> ShardState<H> {
                 let _ = reply.send(self.add_peer(offer, &outgoing, now));
             }
             Command::ApplyOffer { peer, sdp, reply } => {
-                let result = self
-                    .peer_mut(peer)
-                    .and_then(|p| p.apply_offer(now, sdp));
+                let result = self.peer_mut(peer).and_then(|p| p.apply_offer(now, sdp));
                 self.after_negotiation(peer, now);
                 let _ = reply.send(result);
             }
             Command::ApplyAnswer { peer, sdp, reply } => {
-                let result = self
-                    .peer_mut(peer)
-                    .and_then(|p| p.apply_answer(now, sdp));
+                let result = self.peer_mut(peer).and_then(|p| p.apply_answer(now, sdp));
                 self.after_negotiation(peer, now);
                 let _ = reply.send(result);
             }
             Command::AddOutgoingTrack { peer, track, reply } => {
-                let result = self
-                    .peer_mut(peer)
-                    .and_then(|p| p.attach_outgoing(&track));
+                let result = self.peer_mut(peer).and_then(|p| p.attach_outgoing(&track));
                 if result.is_ok() {
                     self.offer_if_stable(peer, now);
                 }
@@ -452,7 +451,11 @@ impl<H: MediaHandler> ShardState<H> {
             let outgoing = peer.negotiated_outgoing();
             self.emit(PeerEvent::Negotiated { peer: id, outgoing }, now);
         }
-        if self.peers.get(&id).is_some_and(|p| p.renegotiate_after_answer) {
+        if self
+            .peers
+            .get(&id)
+            .is_some_and(|p| p.renegotiate_after_answer)
+        {
             self.offer_if_stable(id, now);
         }
         self.mark_dirty(id);
@@ -607,10 +610,7 @@ impl<H: MediaHandler> ShardState<H> {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        let deadline = peer
-            .pc
-            .poll_timeout()
-            .map_or(liveness, |t| t.min(liveness));
+        let deadline = peer.pc.poll_timeout().map_or(liveness, |t| t.min(liveness));
         if peer.scheduled != Some(deadline) {
             if let Some(old) = peer.scheduled.take() {
                 self.timers.remove(&(old, id));

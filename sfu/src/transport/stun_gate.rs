@@ -152,8 +152,8 @@ pub(crate) fn parse(raw: &[u8]) -> Result<StunMessage<'_>, StunParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtc::stun::message::TransactionId;
     use rtc::stun::integrity::MessageIntegrity;
+    use rtc::stun::message::TransactionId;
     use rtc::stun::message::{BINDING_REQUEST as RTC_BINDING_REQUEST, Message, Setter};
     use rtc::stun::textattrs::Username;
 

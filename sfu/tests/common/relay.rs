@@ -49,7 +49,8 @@ impl Relay {
                         continue;
                     }
                     let _ = sfu_side.send_to(&buf[..n], sfu).await;
-                    let is_rtp = matches!(buf[0], 128..=191) && n > 12 && !matches!(buf[1], 192..=223);
+                    let is_rtp =
+                        matches!(buf[0], 128..=191) && n > 12 && !matches!(buf[1], 192..=223);
                     if is_rtp && control.replay_next_srtp.swap(false, Ordering::SeqCst) {
                         let _ = sfu_side.send_to(&buf[..n], sfu).await;
                         control.replayed.fetch_add(1, Ordering::SeqCst);

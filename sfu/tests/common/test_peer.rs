@@ -77,7 +77,9 @@ impl TestPeer {
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .with_network_types(vec![NetworkType::Udp4])
             .build();
-        let configuration = RTCConfigurationBuilder::new().with_ice_servers(vec![]).build();
+        let configuration = RTCConfigurationBuilder::new()
+            .with_ice_servers(vec![])
+            .build();
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (gathered_tx, gathered) = watch::channel(false);
         let (rtp_tx, rtp) = mpsc::unbounded_channel();
@@ -154,7 +156,10 @@ impl TestPeer {
     /// Creates an offer, waits for gathering (no trickle) and returns the complete SDP.
     pub async fn offer(&self) -> String {
         let offer = self.pc.create_offer(None).await.expect("offer");
-        self.pc.set_local_description(offer).await.expect("set local offer");
+        self.pc
+            .set_local_description(offer)
+            .await
+            .expect("set local offer");
         let mut gathered = self.gathered.clone();
         tokio::time::timeout(Duration::from_secs(5), gathered.wait_for(|g| *g))
             .await
