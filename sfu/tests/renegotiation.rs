@@ -22,7 +22,10 @@ async fn sfu_offers_a_new_track_to_a_connected_subscriber() {
         .await
         .unwrap();
     publisher.apply_answer(published.answer).await;
-    assert!(sfu.wait_connected(published.peer, Duration::from_secs(10)).await);
+    assert!(
+        sfu.wait_connected(published.peer, Duration::from_secs(10))
+            .await
+    );
 
     let mut subscriber = TestPeer::subscriber().await;
     let joined = sfu
@@ -31,7 +34,10 @@ async fn sfu_offers_a_new_track_to_a_connected_subscriber() {
         .await
         .unwrap();
     subscriber.apply_answer(joined.answer).await;
-    assert!(sfu.wait_connected(joined.peer, Duration::from_secs(10)).await);
+    assert!(
+        sfu.wait_connected(joined.peer, Duration::from_secs(10))
+            .await
+    );
 
     let ssrc = 0x0BAD_CAFE;
     sfu.handle
@@ -57,7 +63,10 @@ async fn sfu_offers_a_new_track_to_a_connected_subscriber() {
         })
         .await
         .expect("the SFU offers the new track");
-    assert!(offer.contains(&format!("a=ssrc:{ssrc}")), "the offer announces the SSRC");
+    assert!(
+        offer.contains(&format!("a=ssrc:{ssrc}")),
+        "the offer announces the SSRC"
+    );
     let answer = subscriber.answer(offer).await;
     sfu.handle.apply_answer(joined.peer, answer).await.unwrap();
     let payload_type = sfu

@@ -5,7 +5,12 @@
 //! Network rule: everything binds 127.0.0.1, mDNS is off, UDP4 only, the ICE server list is
 //! explicitly empty and the SFU advertises only 127.0.0.1.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    reason = "shared by several test binaries, each using a different subset"
+)]
 
 pub mod relay;
 pub mod stun;

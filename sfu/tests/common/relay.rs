@@ -21,6 +21,8 @@ pub struct RelayControl {
 pub struct Relay {
     /// The address the client should send to (put it in the SFU's answer).
     pub client_facing: SocketAddr,
+    /// The address the SFU sees (and sends to).
+    pub sfu_facing: SocketAddr,
     pub control: Arc<RelayControl>,
 }
 
@@ -31,6 +33,7 @@ impl Relay {
         let client_side = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let sfu_side = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let client_facing = client_side.local_addr().unwrap();
+        let sfu_facing = sfu_side.local_addr().unwrap();
         let control = Arc::new(RelayControl::default());
         let client_addr = Arc::new(tokio::sync::Mutex::new(None::<SocketAddr>));
 
@@ -74,6 +77,7 @@ impl Relay {
         }
         Self {
             client_facing,
+            sfu_facing,
             control,
         }
     }
