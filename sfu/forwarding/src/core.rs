@@ -293,6 +293,9 @@ impl Sfu {
         if !p.role.can_publish() {
             return Err(Error::PublishNotAllowed);
         }
+        if p.tracks.len() >= crate::MAX_TRACKS_PER_PARTICIPANT {
+            return Err(Error::TooManyTracks);
+        }
         use crate::Codec::*;
         let codec_ok = match spec.kind {
             TrackKind::Audio => spec.codec == Opus && spec.layers.len() == 1,

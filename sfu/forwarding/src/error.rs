@@ -38,6 +38,10 @@ pub enum Error {
     /// The track description is inconsistent (layer count, duplicate SSRC or mid, ...).
     #[error("invalid track description")]
     InvalidTrack,
+    /// The participant already publishes the most tracks allowed
+    /// ([`crate::MAX_TRACKS_PER_PARTICIPANT`]).
+    #[error("too many tracks for one participant")]
+    TooManyTracks,
     /// The subscriber and the track are in different rooms, or the track is the subscriber's own.
     #[error("cannot subscribe to this track")]
     CannotSubscribe,

@@ -142,7 +142,6 @@ impl Sfu {
         }
         layer.rate.add(now, packet.len());
         layer.last_packet = Some(now);
-        layer.buffer.insert(&media);
         if let Some(level) = media.audio_level {
             track.audio.sum += if level.voice {
                 u64::from(127 - level.level)
@@ -250,6 +249,9 @@ impl Sfu {
         }
         if sent == 0 {
             self.metrics.dropped.no_subscriber += 1;
+        } else {
+            // Only what somebody received can be NACKed: layers nobody receives are not kept.
+            layer.buffer.insert(&media);
         }
         if let Some((ssrc, first, count)) = upstream_nack {
             let lost: Vec<u16> = (0..count).map(|i| first.wrapping_add(i)).collect();

@@ -118,7 +118,7 @@ pub use metrics::{ByKind, Dropped, Feedback, Gauges, Metrics, ParticipantStats};
 pub use output::{Direction, Event, Output, Transmit};
 pub use policy::{
     Codec, Config, DownstreamParams, LayerSpec, MAX_BROADCAST_PRESENTERS, MAX_BROADCAST_VIEWERS,
-    MAX_LAYERS, MAX_MEETING_CALLERS, MediaKind, Role, RoomKind, RoomPolicy, RtxParams, TrackKind,
-    TrackSpec,
+    MAX_LAYERS, MAX_MEETING_CALLERS, MAX_TRACKS_PER_PARTICIPANT, MediaKind, Role, RoomKind,
+    RoomPolicy, RtxParams, TrackKind, TrackSpec,
 };
 pub use rtp::{AudioLevel, ExtensionIds, HeaderBuf};

@@ -9,6 +9,9 @@ pub const MAX_MEETING_CALLERS: usize = 100;
 pub const MAX_BROADCAST_VIEWERS: usize = 500;
 /// Hard cap on presenters in a broadcast room.
 pub const MAX_BROADCAST_PRESENTERS: usize = 16;
+/// Most tracks one participant may publish (microphone, camera, screen video and audio, with
+/// room to spare); bounds what one peer can make the core hold.
+pub const MAX_TRACKS_PER_PARTICIPANT: usize = 8;
 /// Most simulcast layers one track may have.
 pub const MAX_LAYERS: usize = 3;
 

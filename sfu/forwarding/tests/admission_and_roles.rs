@@ -197,3 +197,18 @@ fn codecs_outside_e2ee_policy_and_bad_layouts_are_refused() {
         "mid already used"
     );
 }
+
+#[test]
+fn one_participant_cannot_publish_without_bound() {
+    let mut sim = Sim::new(Config::default());
+    let room = sim.sfu.create_room(RoomPolicy::meeting()).unwrap();
+    let p = sim.sfu.add_participant(room, Role::Caller, EXT).unwrap();
+    for i in 0..sfu_forwarding::MAX_TRACKS_PER_PARTICIPANT {
+        let mut spec = audio_spec(100 + i as u32);
+        spec.mid = format!("a{i}");
+        sim.sfu.publish(sim.now, p, spec).unwrap();
+    }
+    let mut spec = audio_spec(99);
+    spec.mid = "last".into();
+    assert_eq!(sim.sfu.publish(sim.now, p, spec), Err(Error::TooManyTracks));
+}
