@@ -72,6 +72,10 @@ impl Sfu {
             if Some(p.payload_type) != track.rtx_payload_type {
                 return Err(PacketError::UnknownPayloadType);
             }
+            if p.padding && p.payload_offset == p.payload_end {
+                // A padding-only RTX packet: the publisher's bandwidth probe, nothing to forward.
+                return Ok(0);
+            }
             let osn = packet
                 .get(p.payload_offset..p.payload_offset + 2)
                 .filter(|_| p.payload_offset + 2 <= p.payload_end)

@@ -98,6 +98,13 @@ fn ssrcs_are_learned_from_mid_and_rid_and_rtx_is_unwrapped() {
     );
     assert_eq!(rx[3].frame, [0, 7, 7]);
     assert_eq!(rx[3].ts, rx[0].ts);
+    // Padding-only RTX (a browser's bandwidth probe) is accepted and goes nowhere.
+    let mut probe = rtp(0xBBB, RTX_PT, 6, 9000, false, &[], &[0; 255]).to_vec();
+    probe[0] |= 0x20;
+    *probe.last_mut().unwrap() = 255;
+    let malformed = sim.sfu.metrics().dropped.malformed;
+    assert_eq!(sim.sfu.handle_rtp(sim.now, publisher, probe.into()), Ok(0));
+    assert_eq!(sim.sfu.metrics().dropped.malformed, malformed);
     // A second SSRC claiming an already bound rid is refused.
     let dup = rtp(
         0xCCC,
