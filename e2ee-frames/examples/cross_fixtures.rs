@@ -26,11 +26,11 @@ fn main() -> ExitCode {
     // Serializing strings and numbers cannot fail.
     let json = serde_json::to_string_pretty(&fixtures).expect("fixtures serialize");
     let path = std::path::Path::new(&out);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            eprintln!("cannot create {}: {e}", dir.display());
-            return ExitCode::FAILURE;
-        }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        eprintln!("cannot create {}: {e}", dir.display());
+        return ExitCode::FAILURE;
     }
     if let Err(e) = std::fs::write(path, json + "\n") {
         eprintln!("cannot write {out}: {e}");

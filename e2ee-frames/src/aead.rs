@@ -68,10 +68,7 @@ pub struct SframeAead {
 enum Inner {
     Gcm128(Aes128Gcm),
     Gcm256(Aes256Gcm),
-    CtrHmac {
-        enc: Aes128,
-        auth: Hmac<Sha256>,
-    },
+    CtrHmac { enc: Aes128, auth: Hmac<Sha256> },
 }
 
 impl std::fmt::Debug for SframeAead {
@@ -214,8 +211,11 @@ impl SframeAead {
 
 /// Runs `f` with the AAD parts as one contiguous slice (on the stack when short).
 fn with_aad<R>(parts: &[&[u8]], f: impl FnOnce(&[u8]) -> R) -> R {
-    if let [single] = parts {
-        return f(single);
+    let mut non_empty = parts.iter().filter(|p| !p.is_empty());
+    match (non_empty.next(), non_empty.next()) {
+        (None, _) => return f(&[]),
+        (Some(single), None) => return f(single),
+        _ => {}
     }
     let total: usize = parts.iter().map(|p| p.len()).sum();
     if total <= STACK_AAD {
@@ -247,7 +247,9 @@ fn gcm_seal<C: AeadInOut<NonceSize = aes_gcm::aead::consts::U12>>(
     Ok(())
 }
 
-fn gcm_open<C: AeadInOut<NonceSize = aes_gcm::aead::consts::U12, TagSize = aes_gcm::aead::consts::U16>>(
+fn gcm_open<
+    C: AeadInOut<NonceSize = aes_gcm::aead::consts::U12, TagSize = aes_gcm::aead::consts::U16>,
+>(
     cipher: &C,
     nonce: &[u8; NONCE_LEN],
     aad_parts: &[&[u8]],

@@ -1,5 +1,6 @@
 //! Key envelopes (docs/e2ee.md §3): a sender's base key for (slot, generation, step) sealed
-//! with HPKE to one recipient device and signed with the sender's identity key.
+//! with HPKE to one recipient device and signed with the sender's identity key. The key is 32
+//! bytes at step 0 and the suite's `Nh` bytes once ratcheted, so `ct` is 48 or 80 bytes.
 
 use rand::CryptoRng;
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,18 @@ use crate::wire::{FieldTooLong, b64_array, b64_vec, put_lp};
 const INFO_LABEL: &[u8] = b"e2ee-sfu/hpke-info/v1";
 const AAD_LABEL: &[u8] = b"e2ee-sfu/hpke-aad/v1";
 const SIG_LABEL: &[u8] = b"e2ee-sfu/envelope/v1";
+/// AES-256-GCM tag added to the wrapped key.
+const HPKE_TAG_LEN: usize = 16;
+
+/// Length of the base key an envelope carries (docs/e2ee.md §3): 32 bytes at step 0 (freshly
+/// drawn), the suite's `Nh` once ratcheted (RFC 9605 §5.1).
+pub fn envelope_key_len(suite: CipherSuite, step: u8) -> usize {
+    if step == 0 {
+        BASE_KEY_LEN
+    } else {
+        suite.hash_len()
+    }
+}
 
 /// Why an envelope was not made or was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -47,9 +60,15 @@ pub enum EnvelopeError {
     /// A text field is too long to length-prefix.
     #[error(transparent)]
     FieldTooLong(#[from] FieldTooLong),
-    /// The base key is not 32 bytes.
-    #[error("base key must be 32 bytes, got {0}")]
-    BaseKeyLength(usize),
+    /// The base key (or the ciphertext wrapping it) has the wrong length for its suite and
+    /// step: 32 bytes at step 0, the suite's `Nh` once ratcheted.
+    #[error("base key must be {expected} bytes for this suite and step, got {actual}")]
+    BaseKeyLength {
+        /// Length the suite and step call for.
+        expected: usize,
+        /// Length found.
+        actual: usize,
+    },
     /// HPKE failed (for a recipient: not for this device's key, or altered).
     #[error(transparent)]
     Hpke(#[from] HpkeError),
@@ -159,7 +178,8 @@ impl KeyEnvelope {
         Ok(out)
     }
 
-    /// Wraps `base_key` (32 bytes) for `recipient`, signed by `sender`.
+    /// Wraps `base_key` for `recipient`, signed by `sender`. The key must have the length
+    /// [`envelope_key_len`] gives for the grant's suite and step.
     pub fn seal(
         sender: &DeviceKeys,
         recipient: &VerifiedBundle,
@@ -172,8 +192,12 @@ impl KeyEnvelope {
         if grant.slot > MAX_SLOT {
             return Err(KidError::SlotOutOfRange(grant.slot).into());
         }
-        if base_key.as_bytes().len() != BASE_KEY_LEN {
-            return Err(EnvelopeError::BaseKeyLength(base_key.as_bytes().len()));
+        let expected = envelope_key_len(grant.suite, grant.step);
+        if base_key.as_bytes().len() != expected {
+            return Err(EnvelopeError::BaseKeyLength {
+                expected,
+                actual: base_key.as_bytes().len(),
+            });
         }
         let names = Names {
             room,
@@ -241,6 +265,13 @@ impl KeyEnvelope {
         if self.slot > MAX_SLOT {
             return Err(KidError::SlotOutOfRange(self.slot).into());
         }
+        let expected = envelope_key_len(suite, self.step);
+        if self.ct.len() != expected + HPKE_TAG_LEN {
+            return Err(EnvelopeError::BaseKeyLength {
+                expected,
+                actual: self.ct.len().saturating_sub(HPKE_TAG_LEN),
+            });
+        }
         let mut plain = open_with::<AesGcm256>(
             me.hpke_private(),
             &self.enc,
@@ -248,11 +279,14 @@ impl KeyEnvelope {
             &aad(self.slot, self.generation, self.step, self.suite),
             &self.ct,
         )?;
-        let key = if plain.len() == BASE_KEY_LEN {
-            // Length checked: 32 is within BaseKey's 1..=64.
-            Ok(BaseKey::from_bytes(&plain).expect("32-byte key"))
+        let key = if plain.len() == expected {
+            // 32 or Nh (at most 64) bytes: within BaseKey's 1..=64.
+            Ok(BaseKey::from_bytes(&plain).expect("32- or Nh-byte key"))
         } else {
-            Err(EnvelopeError::BaseKeyLength(plain.len()))
+            Err(EnvelopeError::BaseKeyLength {
+                expected,
+                actual: plain.len(),
+            })
         };
         zeroize::Zeroize::zeroize(&mut plain);
         let grant = KeyGrant {

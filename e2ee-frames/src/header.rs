@@ -160,7 +160,10 @@ mod tests {
                 assert_eq!(Header::parse(enc.as_bytes()), Ok((h, enc.len())));
             }
         }
-        assert_eq!(Header::new(u64::MAX, u64::MAX).encoded_len(), MAX_HEADER_LEN);
+        assert_eq!(
+            Header::new(u64::MAX, u64::MAX).encoded_len(),
+            MAX_HEADER_LEN
+        );
     }
 
     #[test]

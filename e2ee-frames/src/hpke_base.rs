@@ -86,8 +86,8 @@ pub(crate) fn open_with<A: HpkeAead>(
     aad: &[u8],
     ciphertext: &[u8],
 ) -> Result<Vec<u8>, HpkeError> {
-    let enc = <HpkeKem as hpke::Kem>::EncappedKey::from_bytes(enc)
-        .map_err(|_| HpkeError::InvalidKey)?;
+    let enc =
+        <HpkeKem as hpke::Kem>::EncappedKey::from_bytes(enc).map_err(|_| HpkeError::InvalidKey)?;
     hpke::single_shot_open::<A, hpke::kdf::HkdfSha256, HpkeKem>(
         &OpModeR::Base,
         sk,

@@ -33,7 +33,11 @@ impl DeviceId {
             && id
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok { Ok(DeviceId(id)) } else { Err(InvalidDeviceId) }
+        if ok {
+            Ok(DeviceId(id))
+        } else {
+            Err(InvalidDeviceId)
+        }
     }
 
     /// A random id: 128 random bits in base64url (22 characters), the default.

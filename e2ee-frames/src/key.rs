@@ -281,7 +281,13 @@ impl SframeKey {
                 found: header.kid,
             });
         }
-        self.decrypt_parsed(header, &frame[..header_len], &frame[header_len..], metadata, out)?;
+        self.decrypt_parsed(
+            header,
+            &frame[..header_len],
+            &frame[header_len..],
+            metadata,
+            out,
+        )?;
         Ok(header)
     }
 

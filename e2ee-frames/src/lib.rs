@@ -26,7 +26,7 @@ pub mod suite;
 pub mod verification;
 pub mod wire;
 
-pub use envelope::{EnvelopeError, KeyEnvelope, KeyGrant};
+pub use envelope::{EnvelopeError, KeyEnvelope, KeyGrant, envelope_key_len};
 pub use header::{Header, HeaderError, MAX_HEADER_LEN};
 pub use identity::{BundleError, DeviceBundle, DeviceId, DeviceKeys, VerifiedBundle};
 pub use key::{BaseKey, SframeError, SframeKey};

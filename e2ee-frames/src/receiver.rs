@@ -2,17 +2,17 @@
 //! with bounded look-ahead, a per-KID replay window that moves only after authentication, and
 //! eviction of old steps and generations. Time is passed in; nothing here reads a clock.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap;
 use thiserror::Error;
 
+use crate::MAX_HEADER_LEN;
 use crate::header::{Header, HeaderError};
 use crate::key::{BaseKey, SframeError, SframeKey};
 use crate::kid::{Kid, KidError, MAX_SLOT};
 use crate::media::{Codec, frame_kind, nominal_prefix_len};
 use crate::suite::CipherSuite;
-use crate::MAX_HEADER_LEN;
 
 /// How many ratchet steps past the newest held step a frame may ask for.
 pub const RATCHET_LOOKAHEAD: u8 = 16;
@@ -210,7 +210,8 @@ impl GenerationKeys {
 /// Receiver key store: every sender's generations, keyed by slot.
 #[derive(Debug, Default)]
 pub struct KeyStore {
-    senders: HashMap<u16, Vec<GenerationKeys>>,
+    /// Generations per sender slot, oldest first (at most [`MAX_GENERATIONS`]).
+    senders: FxHashMap<u16, Vec<GenerationKeys>>,
 }
 
 impl KeyStore {
@@ -239,9 +240,7 @@ impl KeyStore {
         let gens = self.senders.entry(slot).or_default();
         if let Some(g) = gens.iter_mut().find(|g| g.generation == generation) {
             if g.suite != suite {
-                return Err(InstallError::SuiteMismatch {
-                    held: g.suite.id(),
-                });
+                return Err(InstallError::SuiteMismatch { held: g.suite.id() });
             }
             let held = g.current.step;
             return if step > held {
@@ -308,28 +307,58 @@ impl KeyStore {
         metadata: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<Received, ReceiveError> {
+        self.decrypt_frame(now, frame, metadata, out, false)
+    }
+
+    /// [`KeyStore::decrypt`]; with `empty_only`, a frame whose ciphertext is not empty (body
+    /// longer than a tag) is refused before any decryption.
+    fn decrypt_frame(
+        &mut self,
+        now: Instant,
+        frame: &[u8],
+        metadata: &[u8],
+        out: &mut Vec<u8>,
+        empty_only: bool,
+    ) -> Result<Received, ReceiveError> {
         let (header, header_len) = Header::parse(frame)?;
         let (header_bytes, body) = frame.split_at(header_len);
         let kid = Kid::from_u64(header.kid)?;
-        self.expire(now, kid.slot());
         let gens = self
             .senders
             .get_mut(&kid.slot())
             .ok_or(ReceiveError::UnknownKid(header.kid))?;
+        expire_generations(now, gens);
         let g = gens
             .iter_mut()
             .find(|g| g.generation == kid.generation())
             .ok_or(ReceiveError::UnknownKid(header.kid))?;
         let suite = g.suite;
+        if empty_only && body.len() != suite.tag_len() {
+            return Err(ReceiveError::Authentication);
+        }
         let held = g.current.step;
         let requested = kid.step();
 
         if requested == held {
-            open(g.current.state(suite, kid), header, header_bytes, body, metadata, out)?;
+            open(
+                g.current.state(suite, kid),
+                header,
+                header_bytes,
+                body,
+                metadata,
+                out,
+            )?;
         } else if requested < held {
             match &mut g.previous {
                 Some((prev, _)) if prev.step == requested => {
-                    open(prev.state(suite, kid), header, header_bytes, body, metadata, out)?;
+                    open(
+                        prev.state(suite, kid),
+                        header,
+                        header_bytes,
+                        body,
+                        metadata,
+                        out,
+                    )?;
                 }
                 _ => return Err(ReceiveError::StepTooOld { held, requested }),
             }
@@ -341,7 +370,14 @@ impl KeyStore {
                 .base_key
                 .ratchet_by(suite, u32::from(requested - held));
             let mut next = StepKeys::new(requested, base);
-            open(next.state(suite, kid), header, header_bytes, body, metadata, out)?;
+            open(
+                next.state(suite, kid),
+                header,
+                header_bytes,
+                body,
+                metadata,
+                out,
+            )?;
             g.ratchet_to(now, next);
         } else {
             return Err(ReceiveError::RatchetBeyondBound { held, requested });
@@ -365,9 +401,10 @@ impl KeyStore {
     /// original encoded frame (`clear_prefix || plaintext`) to `out` (cleared first).
     ///
     /// The prefix length comes from the codec and the frame's first byte. A frame shorter
-    /// than its nominal prefix was sent whole as prefix with an empty plaintext; such frames
-    /// are found by also trying the shorter prefixes whose remainder is only a header and a
-    /// tag (bounded: at most 10 tries of an empty-plaintext frame).
+    /// than its nominal prefix was sent whole as prefix with an empty plaintext (docs/e2ee.md
+    /// §1.2): only when the nominal prefix fails are shorter prefixes tried, and only those
+    /// whose remainder is exactly an SFrame header plus a tag (at most 10 tries, each of an
+    /// empty ciphertext). The first that authenticates wins.
     pub fn decrypt_media(
         &mut self,
         now: Instant,
@@ -406,9 +443,9 @@ impl KeyStore {
                     continue;
                 }
                 out.extend_from_slice(prefix);
-                match self.decrypt(now, sframe, prefix, out) {
-                    Ok(r) if out.len() == p => return Ok(r),
-                    _ => out.clear(),
+                match self.decrypt_frame(now, sframe, prefix, out, true) {
+                    Ok(r) => return Ok(r),
+                    Err(_) => out.clear(),
                 }
             }
         }
@@ -419,14 +456,21 @@ impl KeyStore {
         let Some(gens) = self.senders.get_mut(&slot) else {
             return;
         };
-        gens.retain(|g| g.evict_at.is_none_or(|t| now < t));
-        for g in gens.iter_mut() {
-            if g.previous.as_ref().is_some_and(|(_, until)| now >= *until) {
-                g.previous = None;
-            }
-        }
+        expire_generations(now, gens);
         if gens.is_empty() {
             self.senders.remove(&slot);
+        }
+    }
+}
+
+/// Drops generations and previous steps whose time is up.
+fn expire_generations(now: Instant, gens: &mut Vec<GenerationKeys>) {
+    if gens.iter().any(|g| g.evict_at.is_some_and(|t| now >= t)) {
+        gens.retain(|g| g.evict_at.is_none_or(|t| now < t));
+    }
+    for g in gens.iter_mut() {
+        if g.previous.as_ref().is_some_and(|(_, until)| now >= *until) {
+            g.previous = None;
         }
     }
 }
@@ -466,7 +510,10 @@ mod tests {
         }
         assert_eq!(w.check(1000 - 129), Err(ReceiveError::Replay(871)));
         w.accept(1128);
-        assert!(w.check(1000).is_err(), "1000 stays seen after a shift of 128");
+        assert!(
+            w.check(1000).is_err(),
+            "1000 stays seen after a shift of 128"
+        );
         assert!(w.check(1001).is_ok());
         w.accept(5000);
         assert!(w.check(4872).is_ok());

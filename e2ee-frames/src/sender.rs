@@ -3,11 +3,11 @@
 
 use thiserror::Error;
 
+use crate::Header;
 use crate::key::{BaseKey, SframeError, SframeKey};
 use crate::kid::{Kid, KidError, Stream};
 use crate::media::{Codec, clear_prefix_len};
 use crate::suite::CipherSuite;
-use crate::Header;
 
 /// Why a frame was not encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]

@@ -75,7 +75,10 @@ mod tests {
         let mut out = Vec::new();
         put_lp(&mut out, b"abc").unwrap();
         assert_eq!(out, [0, 3, b'a', b'b', b'c']);
-        assert_eq!(put_lp(&mut out, &vec![0; 65_536]), Err(FieldTooLong(65_536)));
+        assert_eq!(
+            put_lp(&mut out, &vec![0; 65_536]),
+            Err(FieldTooLong(65_536))
+        );
         assert_eq!(b64_encode(&[0xfb, 0xff]), "-_8");
         assert_eq!(b64_decode("-_8"), Some(vec![0xfb, 0xff]));
         assert_eq!(b64_decode("-_8="), None);

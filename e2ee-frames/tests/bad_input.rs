@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use e2ee_frames::aead::{AeadError, SframeAead};
+use e2ee_frames::hpke_base::HpkeError;
 use e2ee_frames::{
     BaseKey, BundleError, CipherSuite, Codec, DeviceBundle, DeviceId, DeviceKeys, EnvelopeError,
     Header, HeaderError, InstallError, KeyEnvelope, KeyGrant, KeyStore, Kid, KidError,
@@ -24,19 +25,28 @@ fn truncated_headers() {
     for n in 1..17 {
         assert_eq!(
             Header::parse(&full.as_bytes()[..n]),
-            Err(HeaderError::Truncated { needed: 17, available: n })
+            Err(HeaderError::Truncated {
+                needed: 17,
+                available: n
+            })
         );
     }
     let key = SframeKey::derive(CipherSuite::DEFAULT, &base(), u64::MAX);
     let mut out = Vec::new();
     assert_eq!(
         key.decrypt_into(&[0x88, 1], b"", &mut out),
-        Err(SframeError::Header(HeaderError::Truncated { needed: 3, available: 2 }))
+        Err(SframeError::Header(HeaderError::Truncated {
+            needed: 3,
+            available: 2
+        }))
     );
     let mut store = KeyStore::new();
     assert_eq!(
         store.decrypt(Instant::now(), &[0xf0], b"", &mut out),
-        Err(ReceiveError::Header(HeaderError::Truncated { needed: 9, available: 1 }))
+        Err(ReceiveError::Header(HeaderError::Truncated {
+            needed: 9,
+            available: 1
+        }))
     );
 }
 
@@ -45,10 +55,14 @@ fn maximal_kid_and_ctr() {
     // SFrame itself takes any 64-bit KID and counter.
     let key = SframeKey::derive(CipherSuite::DEFAULT, &base(), u64::MAX);
     let mut wire = Vec::new();
-    key.encrypt_into(u64::MAX, b"m", b"payload", &mut wire).unwrap();
+    key.encrypt_into(u64::MAX, b"m", b"payload", &mut wire)
+        .unwrap();
     assert_eq!(wire.len(), 17 + 7 + 16);
     let mut out = Vec::new();
-    assert_eq!(key.decrypt_into(&wire, b"m", &mut out), Ok(Header::new(u64::MAX, u64::MAX)));
+    assert_eq!(
+        key.decrypt_into(&wire, b"m", &mut out),
+        Ok(Header::new(u64::MAX, u64::MAX))
+    );
     // The project's KID layout refuses bits 40..63.
     let mut store = KeyStore::new();
     assert_eq!(
@@ -59,20 +73,31 @@ fn maximal_kid_and_ctr() {
     let now = Instant::now();
     let kid = Kid::new(4095, Stream::ScreenAudio, u16::MAX, 0).unwrap();
     let mut sender = Sender::new(CipherSuite::DEFAULT, 4095, u16::MAX, base()).unwrap();
-    sender.advance_counter(Stream::ScreenAudio, u64::MAX).unwrap();
+    sender
+        .advance_counter(Stream::ScreenAudio, u64::MAX)
+        .unwrap();
     let mut frame = Vec::new();
-    let h = sender.encrypt(Stream::ScreenAudio, b"", b"last", &mut frame).unwrap();
+    let h = sender
+        .encrypt(Stream::ScreenAudio, b"", b"last", &mut frame)
+        .unwrap();
     assert_eq!(h, Header::new(kid.to_u64(), u64::MAX));
     assert_eq!(
         sender.encrypt(Stream::ScreenAudio, b"", b"wrap", &mut Vec::new()),
         Err(SendError::CounterExhausted)
     );
     assert_eq!(
-        sender.advance_counter(Stream::Audio, 0).and(sender.advance_counter(Stream::ScreenAudio, 0)),
+        sender
+            .advance_counter(Stream::Audio, 0)
+            .and(sender.advance_counter(Stream::ScreenAudio, 0)),
         Err(SendError::CounterExhausted)
     );
-    store.install(now, 4095, u16::MAX, 0, CipherSuite::DEFAULT, base()).unwrap();
-    assert_eq!(store.decrypt(now, &frame, b"", &mut out).unwrap().ctr, u64::MAX);
+    store
+        .install(now, 4095, u16::MAX, 0, CipherSuite::DEFAULT, base())
+        .unwrap();
+    assert_eq!(
+        store.decrypt(now, &frame, b"", &mut out).unwrap().ctr,
+        u64::MAX
+    );
     // Reserved stream numbers and slot 4096 are refused.
     assert_eq!(Kid::from_u64(0x0f00), Err(KidError::ReservedStream(15)));
     assert_eq!(
@@ -85,14 +110,21 @@ fn maximal_kid_and_ctr() {
 fn unknown_kid_and_ratchet_beyond_bound() {
     let now = Instant::now();
     let mut store = KeyStore::new();
-    store.install(now, 1, 1, 10, CipherSuite::DEFAULT, base()).unwrap();
+    store
+        .install(now, 1, 1, 10, CipherSuite::DEFAULT, base())
+        .unwrap();
     let mut out = Vec::new();
     for (slot, generation) in [(2, 1), (1, 2)] {
-        let kid = Kid::new(slot, Stream::Audio, generation, 10).unwrap().to_u64();
+        let kid = Kid::new(slot, Stream::Audio, generation, 10)
+            .unwrap()
+            .to_u64();
         let key = SframeKey::derive(CipherSuite::DEFAULT, &base(), kid);
         let mut wire = Vec::new();
         key.encrypt_into(0, b"", b"x", &mut wire).unwrap();
-        assert_eq!(store.decrypt(now, &wire, b"", &mut out), Err(ReceiveError::UnknownKid(kid)));
+        assert_eq!(
+            store.decrypt(now, &wire, b"", &mut out),
+            Err(ReceiveError::UnknownKid(kid))
+        );
     }
     for step in [27u8, 255] {
         let kid = Kid::new(1, Stream::Audio, 1, step).unwrap().to_u64();
@@ -102,7 +134,10 @@ fn unknown_kid_and_ratchet_beyond_bound() {
             .unwrap();
         assert_eq!(
             store.decrypt(now, &wire, b"", &mut out),
-            Err(ReceiveError::RatchetBeyondBound { held: 10, requested: step })
+            Err(ReceiveError::RatchetBeyondBound {
+                held: 10,
+                requested: step
+            })
         );
     }
     let mut sender = Sender::new(CipherSuite::DEFAULT, 1, 1, base()).unwrap();
@@ -112,7 +147,10 @@ fn unknown_kid_and_ratchet_beyond_bound() {
     assert_eq!(sender.ratchet(), Err(SendError::StepExhausted));
     assert_eq!(
         store.install(now, 1, 1, 3, CipherSuite::DEFAULT, base()),
-        Err(InstallError::StaleStep { held: 10, offered: 3 })
+        Err(InstallError::StaleStep {
+            held: 10,
+            offered: 3
+        })
     );
 }
 
@@ -122,17 +160,27 @@ fn wrong_suite() {
     assert_eq!(CipherSuite::try_from(6), Err(UnknownSuite(6)));
     assert_eq!(
         SframeAead::new(CipherSuite::Aes128GcmSha256_128, &[0; 32]).err(),
-        Some(AeadError::KeyLength { expected: 16, actual: 32 })
+        Some(AeadError::KeyLength {
+            expected: 16,
+            actual: 32
+        })
     );
     // A frame sealed under suite 4 does not open under the same base key held as suite 5.
     let now = Instant::now();
     let mut sender = Sender::new(CipherSuite::Aes128GcmSha256_128, 1, 0, base()).unwrap();
     let mut wire = Vec::new();
-    sender.encrypt(Stream::Audio, b"", b"hello", &mut wire).unwrap();
+    sender
+        .encrypt(Stream::Audio, b"", b"hello", &mut wire)
+        .unwrap();
     let mut store = KeyStore::new();
-    store.install(now, 1, 0, 0, CipherSuite::DEFAULT, base()).unwrap();
+    store
+        .install(now, 1, 0, 0, CipherSuite::DEFAULT, base())
+        .unwrap();
     let mut out = Vec::new();
-    assert_eq!(store.decrypt(now, &wire, b"", &mut out), Err(ReceiveError::Authentication));
+    assert_eq!(
+        store.decrypt(now, &wire, b"", &mut out),
+        Err(ReceiveError::Authentication)
+    );
     assert_eq!(
         store.install(now, 1, 0, 1, CipherSuite::Aes128GcmSha256_128, base()),
         Err(InstallError::SuiteMismatch { held: 5 })
@@ -144,7 +192,12 @@ fn device(name: &str) -> DeviceKeys {
 }
 
 fn grant() -> KeyGrant {
-    KeyGrant { slot: 3, generation: 7, step: 0, suite: CipherSuite::DEFAULT }
+    KeyGrant {
+        slot: 3,
+        generation: 7,
+        step: 0,
+        suite: CipherSuite::DEFAULT,
+    }
 }
 
 #[test]
@@ -153,17 +206,43 @@ fn wrong_recipient_room_call_and_bad_signatures() {
     let alice_b = alice.bundle().verify().unwrap();
     let bob_b = bob.bundle().verify().unwrap();
     let key = BaseKey::random(&mut rand::rng());
-    let env = KeyEnvelope::seal(&alice, &bob_b, "standup", "c-1", grant(), &key, &mut rand::rng())
-        .unwrap();
+    let env = KeyEnvelope::seal(
+        &alice,
+        &bob_b,
+        "standup",
+        "c-1",
+        grant(),
+        &key,
+        &mut rand::rng(),
+    )
+    .unwrap();
     assert_eq!(env.ct.len(), 48);
 
     let (g, opened) = env.open(&bob, &alice_b, "standup", "c-1").unwrap();
     assert_eq!((g, opened), (grant(), key.clone()));
 
-    assert_eq!(env.open(&eve, &alice_b, "standup", "c-1"), Err(EnvelopeError::WrongRecipient));
-    assert_eq!(env.open(&bob, &alice_b, "other", "c-1"), Err(EnvelopeError::WrongRoom));
-    assert_eq!(env.open(&bob, &alice_b, "standup", "c-2"), Err(EnvelopeError::WrongCall));
-    assert_eq!(env.open(&bob, &bob_b, "standup", "c-1"), Err(EnvelopeError::SenderMismatch));
+    assert_eq!(
+        env.open(&eve, &alice_b, "standup", "c-1"),
+        Err(EnvelopeError::WrongRecipient)
+    );
+    // A device that takes Bob's name but not his HPKE key cannot open it.
+    let impostor = device("dev-B");
+    assert_eq!(
+        env.open(&impostor, &alice_b, "standup", "c-1"),
+        Err(EnvelopeError::Hpke(HpkeError::Open))
+    );
+    assert_eq!(
+        env.open(&bob, &alice_b, "other", "c-1"),
+        Err(EnvelopeError::WrongRoom)
+    );
+    assert_eq!(
+        env.open(&bob, &alice_b, "standup", "c-2"),
+        Err(EnvelopeError::WrongCall)
+    );
+    assert_eq!(
+        env.open(&bob, &bob_b, "standup", "c-1"),
+        Err(EnvelopeError::SenderMismatch)
+    );
 
     // Eve relabels the recipient to herself: the signature no longer verifies, and even with
     // the signature out of the way HPKE would not open for her key.
@@ -195,23 +274,91 @@ fn wrong_recipient_room_call_and_bad_signatures() {
     bad_sig.sig[10] ^= 1;
     tampered.push(bad_sig);
     for e in tampered {
-        assert_eq!(e.open(&bob, &alice_b, "standup", "c-1"), Err(EnvelopeError::BadSignature));
+        assert_eq!(
+            e.open(&bob, &alice_b, "standup", "c-1"),
+            Err(EnvelopeError::BadSignature)
+        );
     }
 
     // Eve signs her own envelope but claims to be Alice: Alice's key does not verify it.
-    let mut forged = KeyEnvelope::seal(&eve, &bob_b, "standup", "c-1", grant(), &key, &mut rand::rng())
-        .unwrap();
+    let mut forged = KeyEnvelope::seal(
+        &eve,
+        &bob_b,
+        "standup",
+        "c-1",
+        grant(),
+        &key,
+        &mut rand::rng(),
+    )
+    .unwrap();
     forged.sender = "dev-A".into();
-    assert_eq!(forged.open(&bob, &alice_b, "standup", "c-1"), Err(EnvelopeError::BadSignature));
-
-    // A ratcheted (64-byte, SHA-512) key does not fit the 32-byte envelope of docs/e2ee.md §3.
-    let ratcheted = key.ratchet(CipherSuite::DEFAULT);
     assert_eq!(
-        KeyEnvelope::seal(&alice, &bob_b, "r", "c", grant(), &ratcheted, &mut rand::rng()),
-        Err(EnvelopeError::BaseKeyLength(64))
+        forged.open(&bob, &alice_b, "standup", "c-1"),
+        Err(EnvelopeError::BadSignature)
     );
+
+    // The key's length follows suite and step: 32 at step 0, Nh once ratcheted (64 for the
+    // default suite), so ct is 48 or 80 bytes.
+    let ratcheted = key.ratchet(CipherSuite::DEFAULT);
+    let step1 = KeyGrant { step: 1, ..grant() };
+    let env1 = KeyEnvelope::seal(
+        &alice,
+        &bob_b,
+        "r",
+        "c",
+        step1,
+        &ratcheted,
+        &mut rand::rng(),
+    )
+    .unwrap();
+    assert_eq!(env1.ct.len(), 80);
     assert_eq!(
-        KeyEnvelope::seal(&alice, &bob_b, "r", "c", KeyGrant { slot: 4096, ..grant() }, &key, &mut rand::rng()),
+        env1.open(&bob, &alice_b, "r", "c").unwrap(),
+        (step1, ratcheted.clone())
+    );
+    let sha256_step1 = KeyGrant {
+        step: 1,
+        suite: CipherSuite::Aes128GcmSha256_128,
+        ..grant()
+    };
+    let ratcheted_256 = key.ratchet(CipherSuite::Aes128GcmSha256_128);
+    let env2 = KeyEnvelope::seal(
+        &alice,
+        &bob_b,
+        "r",
+        "c",
+        sha256_step1,
+        &ratcheted_256,
+        &mut rand::rng(),
+    )
+    .unwrap();
+    assert_eq!(env2.ct.len(), 48);
+    for (g, k, expected) in [
+        (grant(), &ratcheted, 32),
+        (step1, &key, 64),
+        (sha256_step1, &ratcheted, 32),
+    ] {
+        assert_eq!(
+            KeyEnvelope::seal(&alice, &bob_b, "r", "c", g, k, &mut rand::rng()),
+            Err(EnvelopeError::BaseKeyLength {
+                expected,
+                actual: k.as_bytes().len()
+            })
+        );
+    }
+    assert_eq!(
+        KeyEnvelope::seal(
+            &alice,
+            &bob_b,
+            "r",
+            "c",
+            KeyGrant {
+                slot: 4096,
+                ..grant()
+            },
+            &key,
+            &mut rand::rng()
+        ),
         Err(EnvelopeError::Kid(KidError::SlotOutOfRange(4096)))
     );
 }
@@ -243,9 +390,15 @@ fn bundles_and_json_refuse_bad_input() {
         &json.replace("\"v\":1", "\"v\":\"1\""),
         &json.replacen("\"sig\":\"", "\"sig\":\"AA", 1),
     ] {
-        assert!(matches!(DeviceBundle::from_json(text), Err(BundleError::Json(_))), "{text}");
+        assert!(
+            matches!(DeviceBundle::from_json(text), Err(BundleError::Json(_))),
+            "{text}"
+        );
     }
-    assert!(matches!(KeyEnvelope::from_json("{\"v\":1}"), Err(EnvelopeError::Json(_))));
+    assert!(matches!(
+        KeyEnvelope::from_json("{\"v\":1}"),
+        Err(EnvelopeError::Json(_))
+    ));
     for bad_id in ["", "a b", "é", &"x".repeat(65)] {
         assert!(DeviceId::new(bad_id).is_err());
     }

@@ -7,7 +7,8 @@ mod fixtures;
 
 use std::path::PathBuf;
 
-const JS_COMMAND: &str = "node signaling/web/e2ee/tools/cross-fixtures.mjs target/e2ee-fixtures/js-made.json";
+const JS_COMMAND: &str =
+    "node signaling/web/e2ee/tools/cross-fixtures.mjs target/e2ee-fixtures/js-made.json";
 
 fn js_fixture_path() -> PathBuf {
     match std::env::var_os("E2EE_FIXTURES_DIR") {
@@ -31,7 +32,12 @@ fn js_made_fixtures_check_in_rust() {
     });
     let fixtures: fixtures::Fixtures = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{} is not a fixture file: {e}", path.display()));
-    assert_eq!(fixtures.generator, "js", "{} was not made by the JS side", path.display());
+    assert_eq!(
+        fixtures.generator,
+        "js",
+        "{} was not made by the JS side",
+        path.display()
+    );
     match fixtures::check(&fixtures) {
         Ok(n) => assert!(n > 30, "only {n} cases checked"),
         Err(failures) => panic!(

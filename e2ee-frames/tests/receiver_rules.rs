@@ -4,9 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2ee_frames::{
-    BaseKey, CipherSuite, Codec, KeyStore, Kid, ReceiveError, Sender, Stream,
-};
+use e2ee_frames::{BaseKey, CipherSuite, Codec, KeyStore, Kid, ReceiveError, Sender, Stream};
 
 const SUITE: CipherSuite = CipherSuite::DEFAULT;
 
@@ -16,7 +14,9 @@ fn key(byte: u8) -> BaseKey {
 
 fn frame(sender: &mut Sender, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    sender.encrypt(Stream::Camera, b"", payload, &mut out).unwrap();
+    sender
+        .encrypt(Stream::Camera, b"", payload, &mut out)
+        .unwrap();
     out
 }
 
@@ -38,7 +38,10 @@ fn ratchet_look_ahead_is_bounded_to_16_steps() {
     let f17 = frame(&mut far, b"step 17");
     assert_eq!(
         open(&mut store, t0, &f17),
-        Err(ReceiveError::RatchetBeyondBound { held: 0, requested: 17 })
+        Err(ReceiveError::RatchetBeyondBound {
+            held: 0,
+            requested: 17
+        })
     );
 
     let mut near = Sender::new(SUITE, 7, 1, key(1)).unwrap();
@@ -74,7 +77,10 @@ fn old_steps_are_refused_except_the_previous_for_two_seconds() {
     let t2 = t0 + Duration::from_millis(2_001);
     assert_eq!(
         open(&mut store, t2, &at0_c),
-        Err(ReceiveError::StepTooOld { held: 1, requested: 0 })
+        Err(ReceiveError::StepTooOld {
+            held: 1,
+            requested: 0
+        })
     );
 
     // Two ratchets on: step 1 was the previous, step 0 is gone for good.
@@ -84,7 +90,10 @@ fn old_steps_are_refused_except_the_previous_for_two_seconds() {
     assert_eq!(open(&mut store, t2, &at3).unwrap(), b"three");
     assert_eq!(
         open(&mut store, t2, &at0_c),
-        Err(ReceiveError::StepTooOld { held: 3, requested: 0 })
+        Err(ReceiveError::StepTooOld {
+            held: 3,
+            requested: 0
+        })
     );
 }
 
@@ -100,14 +109,24 @@ fn a_forged_frame_does_not_move_the_ratchet_or_the_window() {
         forger.ratchet().unwrap();
     }
     let forged = frame(&mut forger, b"x");
-    assert_eq!(open(&mut store, t0, &forged), Err(ReceiveError::Authentication));
-    assert_eq!(store.held_step(t0, 9, 4), Some(0), "ratchet moved on a forged frame");
+    assert_eq!(
+        open(&mut store, t0, &forged),
+        Err(ReceiveError::Authentication)
+    );
+    assert_eq!(
+        store.held_step(t0, 9, 4),
+        Some(0),
+        "ratchet moved on a forged frame"
+    );
 
     // Forged frame with a huge counter at step 0 must not move the window.
     let mut forger0 = Sender::new(SUITE, 9, 4, key(99)).unwrap();
     forger0.advance_counter(Stream::Camera, 1_000_000).unwrap();
     let forged_high = frame(&mut forger0, b"x");
-    assert_eq!(open(&mut store, t0, &forged_high), Err(ReceiveError::Authentication));
+    assert_eq!(
+        open(&mut store, t0, &forged_high),
+        Err(ReceiveError::Authentication)
+    );
 
     let mut sender = Sender::new(SUITE, 9, 4, key(3)).unwrap();
     let genuine = frame(&mut sender, b"genuine ctr 0");
@@ -124,14 +143,29 @@ fn replay_window_is_128_below_the_highest_authenticated() {
 
     // Deliver 200 first, then late ones.
     open(&mut store, t0, &frames[200]).unwrap();
-    assert_eq!(open(&mut store, t0, &frames[200]), Err(ReceiveError::Replay(200)));
+    assert_eq!(
+        open(&mut store, t0, &frames[200]),
+        Err(ReceiveError::Replay(200))
+    );
     open(&mut store, t0, &frames[72]).unwrap(); // 200 - 128: the lowest tracked
-    assert_eq!(open(&mut store, t0, &frames[71]), Err(ReceiveError::Replay(71)));
-    assert_eq!(open(&mut store, t0, &frames[72]), Err(ReceiveError::Replay(72)));
+    assert_eq!(
+        open(&mut store, t0, &frames[71]),
+        Err(ReceiveError::Replay(71))
+    );
+    assert_eq!(
+        open(&mut store, t0, &frames[72]),
+        Err(ReceiveError::Replay(72))
+    );
     open(&mut store, t0, &frames[150]).unwrap();
     open(&mut store, t0, &frames[299]).unwrap();
-    assert_eq!(open(&mut store, t0, &frames[150]), Err(ReceiveError::Replay(150)));
-    assert_eq!(open(&mut store, t0, &frames[170]), Err(ReceiveError::Replay(170)));
+    assert_eq!(
+        open(&mut store, t0, &frames[150]),
+        Err(ReceiveError::Replay(150))
+    );
+    assert_eq!(
+        open(&mut store, t0, &frames[170]),
+        Err(ReceiveError::Replay(170))
+    );
     open(&mut store, t0, &frames[171]).unwrap();
 }
 
@@ -143,8 +177,12 @@ fn windows_are_per_kid() {
     let mut sender = Sender::new(SUITE, 2, 0, key(5)).unwrap();
     let mut audio = Vec::new();
     let mut video = Vec::new();
-    sender.encrypt(Stream::Audio, b"", b"a0", &mut audio).unwrap();
-    sender.encrypt(Stream::Camera, b"", b"v0", &mut video).unwrap();
+    sender
+        .encrypt(Stream::Audio, b"", b"a0", &mut audio)
+        .unwrap();
+    sender
+        .encrypt(Stream::Camera, b"", b"v0", &mut video)
+        .unwrap();
     // Both carry counter 0 under different KIDs: both accepted.
     assert_eq!(open(&mut store, t0, &audio).unwrap(), b"a0");
     assert_eq!(open(&mut store, t0, &video).unwrap(), b"v0");
@@ -155,7 +193,9 @@ fn at_most_three_generations_and_old_ones_expire_after_a_newer_one_authenticates
     let t0 = Instant::now();
     let mut store = KeyStore::new();
     for g in 0..3u16 {
-        store.install(t0, 5, g, 0, SUITE, key(10 + g as u8)).unwrap();
+        store
+            .install(t0, 5, g, 0, SUITE, key(10 + g as u8))
+            .unwrap();
     }
     assert_eq!(store.generations(t0, 5), vec![0, 1, 2]);
     store.install(t0, 5, 3, 0, SUITE, key(13)).unwrap();
@@ -163,7 +203,10 @@ fn at_most_three_generations_and_old_ones_expire_after_a_newer_one_authenticates
     let mut g0 = Sender::new(SUITE, 5, 0, key(10)).unwrap();
     let f0 = frame(&mut g0, b"g0");
     let kid0 = Kid::new(5, Stream::Camera, 0, 0).unwrap().to_u64();
-    assert_eq!(open(&mut store, t0, &f0), Err(ReceiveError::UnknownKid(kid0)));
+    assert_eq!(
+        open(&mut store, t0, &f0),
+        Err(ReceiveError::UnknownKid(kid0))
+    );
 
     let mut g1 = Sender::new(SUITE, 5, 1, key(11)).unwrap();
     let mut g3 = Sender::new(SUITE, 5, 3, key(13)).unwrap();

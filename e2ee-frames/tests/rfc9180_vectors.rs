@@ -45,7 +45,12 @@ fn vector() -> Value {
 }
 
 fn hex(v: &Value, field: &str) -> Vec<u8> {
-    hex::decode(v[field].as_str().unwrap_or_else(|| panic!("{field} missing"))).unwrap()
+    hex::decode(
+        v[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field} missing")),
+    )
+    .unwrap()
 }
 
 fn arr(v: &Value, field: &str) -> [u8; 32] {
@@ -81,8 +86,7 @@ fn rfc9180_a1_1_base_seal_and_open() {
     assert_eq!(enc, arr(setup, "enc"));
     assert_eq!(sealed, ct);
 
-    let opened =
-        hpke_base::open::<AesGcm128>(&arr(setup, "skRm"), &enc, &info, &aad, &ct).unwrap();
+    let opened = hpke_base::open::<AesGcm128>(&arr(setup, "skRm"), &enc, &info, &aad, &ct).unwrap();
     assert_eq!(opened, pt);
 
     // Altered inputs do not open.
@@ -90,13 +94,31 @@ fn rfc9180_a1_1_base_seal_and_open() {
     bad_ct[0] ^= 1;
     let other_sk = hpke_base::derive_keypair(b"some other recipient key material").0;
     for (sk, enc, info, aad, ct) in [
-        (arr(setup, "skRm"), &enc[..], &info[..], &aad[..], &bad_ct[..]),
-        (arr(setup, "skRm"), &enc[..], &b"other info"[..], &aad[..], &ct[..]),
-        (arr(setup, "skRm"), &enc[..], &info[..], &b"Count-1"[..], &ct[..]),
+        (
+            arr(setup, "skRm"),
+            &enc[..],
+            &info[..],
+            &aad[..],
+            &bad_ct[..],
+        ),
+        (
+            arr(setup, "skRm"),
+            &enc[..],
+            &b"other info"[..],
+            &aad[..],
+            &ct[..],
+        ),
+        (
+            arr(setup, "skRm"),
+            &enc[..],
+            &info[..],
+            &b"Count-1"[..],
+            &ct[..],
+        ),
         (other_sk, &enc[..], &info[..], &aad[..], &ct[..]),
     ] {
         assert_eq!(
-            hpke_base::open::<AesGcm128>(&sk, enc, &info, &aad, &ct),
+            hpke_base::open::<AesGcm128>(&sk, enc, info, aad, ct),
             Err(HpkeError::Open)
         );
     }

@@ -11,8 +11,12 @@ fn vectors() -> Value {
 }
 
 fn hex(v: &Value, field: &str) -> Vec<u8> {
-    hex::decode(v[field].as_str().unwrap_or_else(|| panic!("{field} missing")))
-        .expect("vector hex is valid")
+    hex::decode(
+        v[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field} missing")),
+    )
+    .expect("vector hex is valid")
 }
 
 fn num(v: &Value, field: &str) -> u64 {
@@ -35,7 +39,11 @@ fn rfc9605_header_encodings() {
         let encoded = hex(case, "encoded");
         assert_eq!(header.encode().as_bytes(), &encoded[..], "{case}");
         assert_eq!(header.encoded_len(), encoded.len());
-        assert_eq!(Header::parse(&encoded), Ok((header, encoded.len())), "{case}");
+        assert_eq!(
+            Header::parse(&encoded),
+            Ok((header, encoded.len())),
+            "{case}"
+        );
         // Trailing bytes are the ciphertext: parsing stops at the header's end.
         let mut longer = encoded.clone();
         longer.extend_from_slice(&[0xaa; 5]);

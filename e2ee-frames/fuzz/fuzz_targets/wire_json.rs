@@ -11,9 +11,15 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(bundle) = DeviceBundle::from_json(text) {
         let _ = bundle.verify();
-        assert_eq!(DeviceBundle::from_json(&bundle.to_json()).ok(), Some(bundle));
+        assert_eq!(
+            DeviceBundle::from_json(&bundle.to_json()).ok(),
+            Some(bundle)
+        );
     }
     if let Ok(envelope) = KeyEnvelope::from_json(text) {
-        assert_eq!(KeyEnvelope::from_json(&envelope.to_json()).ok(), Some(envelope));
+        assert_eq!(
+            KeyEnvelope::from_json(&envelope.to_json()).ok(),
+            Some(envelope)
+        );
     }
 });

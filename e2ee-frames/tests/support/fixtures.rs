@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use e2ee_frames::{
     BaseKey, CipherSuite, Codec, DeviceBundle, DeviceId, DeviceIdentity, DeviceKeys, KeyEnvelope,
-    KeyGrant, KeyStore, Kid, RosterEntry, Sender, SframeKey, Stream, safety_number,
-    security_code,
+    KeyGrant, KeyStore, Kid, RosterEntry, Sender, SframeKey, Stream, safety_number, security_code,
 };
 use rand::{CryptoRng, RngExt as _};
 use serde::{Deserialize, Serialize};
@@ -169,14 +168,49 @@ pub(crate) fn generate(rng: &mut impl CryptoRng) -> Fixtures {
     }
 
     let frames: Vec<(Codec, Stream, CipherSuite, Vec<u8>)> = vec![
-        (Codec::Vp8, Stream::Camera, CipherSuite::DEFAULT, vp8_frame(rng, true, 300)),
-        (Codec::Vp8, Stream::Camera, CipherSuite::DEFAULT, vp8_frame(rng, false, 120)),
-        (Codec::Vp8, Stream::ScreenVideo, CipherSuite::Aes128GcmSha256_128, vp8_frame(rng, true, 10)),
-        (Codec::Opus, Stream::Audio, CipherSuite::DEFAULT, random_bytes(rng, 80)),
-        (Codec::Opus, Stream::ScreenAudio, CipherSuite::Aes128CtrHmacSha256_80, random_bytes(rng, 1)),
+        (
+            Codec::Vp8,
+            Stream::Camera,
+            CipherSuite::DEFAULT,
+            vp8_frame(rng, true, 300),
+        ),
+        (
+            Codec::Vp8,
+            Stream::Camera,
+            CipherSuite::DEFAULT,
+            vp8_frame(rng, false, 120),
+        ),
+        (
+            Codec::Vp8,
+            Stream::ScreenVideo,
+            CipherSuite::Aes128GcmSha256_128,
+            vp8_frame(rng, true, 10),
+        ),
+        (
+            Codec::Opus,
+            Stream::Audio,
+            CipherSuite::DEFAULT,
+            random_bytes(rng, 80),
+        ),
+        (
+            Codec::Opus,
+            Stream::ScreenAudio,
+            CipherSuite::Aes128CtrHmacSha256_80,
+            random_bytes(rng, 1),
+        ),
         // Shorter than the prefix: sent whole as prefix, empty plaintext (docs/e2ee.md §1.2).
-        (Codec::Vp8, Stream::Camera, CipherSuite::Aes128CtrHmacSha256_64, vp8_frame(rng, true, 6)),
-        (Codec::Vp8, Stream::Camera, CipherSuite::Aes128CtrHmacSha256_32, vp8_frame(rng, false, 2)),
+        (
+            Codec::Vp8,
+            Stream::Camera,
+            CipherSuite::Aes128CtrHmacSha256_64,
+            vp8_frame(rng, true, 6),
+        ),
+        (
+            Codec::Vp8,
+            Stream::Camera,
+            CipherSuite::Aes128CtrHmacSha256_32,
+            vp8_frame(rng, false, 2),
+        ),
     ];
     let mut media = Vec::new();
     for (codec, stream, suite, frame) in frames {
@@ -187,7 +221,9 @@ pub(crate) fn generate(rng: &mut impl CryptoRng) -> Fixtures {
             sender.ratchet().expect("at most 255 steps");
         }
         let ctr = rng.random_range(0..100_000);
-        sender.advance_counter(stream, ctr).expect("fresh counter moves forward");
+        sender
+            .advance_counter(stream, ctr)
+            .expect("fresh counter moves forward");
         let mut wire = Vec::new();
         sender
             .encrypt_media(stream, codec, &frame, &mut wire)
@@ -238,8 +274,8 @@ pub(crate) fn generate(rng: &mut impl CryptoRng) -> Fixtures {
     let devices: Vec<DeviceKeys> = ["dev-alice", "dev-bob", "dev-carol"]
         .into_iter()
         .map(|name| {
-            let id = DeviceId::new(format!("{name}-{}", rng.random_range(0..10_000)))
-                .expect("valid id");
+            let id =
+                DeviceId::new(format!("{name}-{}", rng.random_range(0..10_000))).expect("valid id");
             DeviceKeys::generate(id, rng)
         })
         .collect();
@@ -251,7 +287,6 @@ pub(crate) fn generate(rng: &mut impl CryptoRng) -> Fixtures {
         (1, 2, CipherSuite::DEFAULT),
         (2, 0, CipherSuite::Aes128GcmSha256_128),
     ] {
-        let base = BaseKey::random(rng);
         let room = "standup".to_owned();
         let call = format!("c-{}", hex::encode(random_bytes(rng, 4)));
         let grant = KeyGrant {
@@ -260,6 +295,9 @@ pub(crate) fn generate(rng: &mut impl CryptoRng) -> Fixtures {
             step: rng.random(),
             suite,
         };
+        // The key of (slot, generation, step): drawn at step 0, ratcheted up to `step`
+        // (32 bytes at step 0, Nh after).
+        let base = BaseKey::random(rng).ratchet_by(suite, u32::from(grant.step));
         let recipient = bundles[r].verify().expect("own bundle verifies");
         let envelope = KeyEnvelope::seal(&devices[s], &recipient, &room, &call, grant, &base, rng)
             .expect("valid envelope inputs");
@@ -284,8 +322,14 @@ pub(crate) fn generate(rng: &mut impl CryptoRng) -> Fixtures {
         .map(|(a, b)| {
             let ((da, ka), (db, kb)) = (ident(&devices[a]), ident(&devices[b]));
             let number = safety_number(
-                DeviceIdentity { device: &da, identity_key: &ka },
-                DeviceIdentity { device: &db, identity_key: &kb },
+                DeviceIdentity {
+                    device: &da,
+                    identity_key: &ka,
+                },
+                DeviceIdentity {
+                    device: &db,
+                    identity_key: &kb,
+                },
             );
             SafetyCase {
                 a: side(&devices[a]),
@@ -325,7 +369,10 @@ pub(crate) fn generate(rng: &mut impl CryptoRng) -> Fixtures {
         media,
         ratchet,
         kid,
-        bundles: bundles.into_iter().map(|bundle| BundleCase { bundle }).collect(),
+        bundles: bundles
+            .into_iter()
+            .map(|bundle| BundleCase { bundle })
+            .collect(),
         envelopes,
         safety_numbers,
         security_codes,
@@ -377,10 +424,18 @@ fn code_of(room: &str, call: &str, roster: &[RosterCase]) -> Result<String, Stri
 fn check_sframe(c: &SframeCase) -> Result<(), String> {
     let suite = suite(c.suite)?;
     let key = SframeKey::derive(suite, &base_key(&c.base_key)?, c.kid);
-    let (metadata, plaintext, ct) = (unhex(&c.metadata)?, unhex(&c.plaintext)?, unhex(&c.ciphertext)?);
+    let (metadata, plaintext, ct) = (
+        unhex(&c.metadata)?,
+        unhex(&c.plaintext)?,
+        unhex(&c.ciphertext)?,
+    );
     let mut out = Vec::new();
-    let header = key.decrypt_into(&ct, &metadata, &mut out).map_err(|e| e.to_string())?;
-    ensure(header.ctr == c.ctr, || format!("ctr {} != {}", header.ctr, c.ctr))?;
+    let header = key
+        .decrypt_into(&ct, &metadata, &mut out)
+        .map_err(|e| e.to_string())?;
+    ensure(header.ctr == c.ctr, || {
+        format!("ctr {} != {}", header.ctr, c.ctr)
+    })?;
     ensure(out == plaintext, || "plaintext differs".into())?;
     // Encryption is deterministic: this side makes the same bytes.
     out.clear();
@@ -396,26 +451,41 @@ fn check_media(c: &MediaCase) -> Result<(), String> {
     let now = Instant::now();
     let mut store = KeyStore::new();
     store
-        .install(now, kid.slot(), kid.generation(), kid.step(), suite, base_key(&c.base_key)?)
+        .install(
+            now,
+            kid.slot(),
+            kid.generation(),
+            kid.step(),
+            suite,
+            base_key(&c.base_key)?,
+        )
         .map_err(|e| e.to_string())?;
     let mut frame = Vec::new();
     let got = store
         .decrypt_media(now, codec, &unhex(&c.wire)?, &mut frame)
         .map_err(|e| e.to_string())?;
-    ensure(got.kid == kid && got.ctr == c.ctr, || format!("kid/ctr {got:?}"))?;
+    ensure(got.kid == kid && got.ctr == c.ctr, || {
+        format!("kid/ctr {got:?}")
+    })?;
     ensure(frame == unhex(&c.frame)?, || "frame differs".into())
 }
 
 fn check_ratchet(c: &RatchetCase) -> Result<(), String> {
     let got = base_key(&c.base_key)?.ratchet_by(suite(c.suite)?, c.steps);
-    ensure(got.as_bytes() == unhex(&c.ratcheted)?, || "ratcheted key differs".into())
+    ensure(got.as_bytes() == unhex(&c.ratcheted)?, || {
+        "ratcheted key differs".into()
+    })
 }
 
 fn check_kid(c: &KidCase) -> Result<(), String> {
     let stream = Stream::try_from(c.stream).map_err(|e| e.to_string())?;
     let kid = Kid::new(c.slot, stream, c.generation, c.step).map_err(|e| e.to_string())?;
-    ensure(kid.to_u64() == c.kid, || format!("encodes to {}", kid.to_u64()))?;
-    ensure(Kid::from_u64(c.kid) == Ok(kid), || "decodes differently".into())
+    ensure(kid.to_u64() == c.kid, || {
+        format!("encodes to {}", kid.to_u64())
+    })?;
+    ensure(Kid::from_u64(c.kid) == Ok(kid), || {
+        "decodes differently".into()
+    })
 }
 
 fn check_envelope(c: &EnvelopeCase) -> Result<(), String> {
@@ -437,7 +507,9 @@ fn check_envelope(c: &EnvelopeCase) -> Result<(), String> {
     let (grant, key) = envelope
         .open(&me, &sender, &c.room, &c.call)
         .map_err(|e| e.to_string())?;
-    ensure(key.as_bytes() == unhex(&c.base_key)?, || "base key differs".into())?;
+    ensure(key.as_bytes() == unhex(&c.base_key)?, || {
+        "base key differs".into()
+    })?;
     ensure(
         grant.slot == envelope.slot
             && grant.generation == envelope.generation
@@ -449,12 +521,20 @@ fn check_envelope(c: &EnvelopeCase) -> Result<(), String> {
 
 fn check_safety(c: &SafetyCase) -> Result<(), String> {
     let (ka, kb) = (key32(&c.a.identity_key)?, key32(&c.b.identity_key)?);
-    let a = DeviceIdentity { device: &c.a.device, identity_key: &ka };
-    let b = DeviceIdentity { device: &c.b.device, identity_key: &kb };
+    let a = DeviceIdentity {
+        device: &c.a.device,
+        identity_key: &ka,
+    };
+    let b = DeviceIdentity {
+        device: &c.b.device,
+        identity_key: &kb,
+    };
     let n1 = safety_number(a, b);
     let n2 = safety_number(b, a);
     ensure(n1 == n2, || "not symmetric".into())?;
-    ensure(n1.digits() == c.number, || format!("{} != {}", n1.digits(), c.number))
+    ensure(n1.digits() == c.number, || {
+        format!("{} != {}", n1.digits(), c.number)
+    })
 }
 
 /// Checks every case; returns how many were checked, or every failure.
@@ -471,7 +551,10 @@ pub(crate) fn check(f: &Fixtures) -> Result<usize, Vec<String>> {
         run(format!("sframe[{i}] suite {}", c.suite), check_sframe(c));
     }
     for (i, c) in f.media.iter().enumerate() {
-        run(format!("media[{i}] {} suite {}", c.codec, c.suite), check_media(c));
+        run(
+            format!("media[{i}] {} suite {}", c.codec, c.suite),
+            check_media(c),
+        );
     }
     for (i, c) in f.ratchet.iter().enumerate() {
         run(format!("ratchet[{i}] suite {}", c.suite), check_ratchet(c));
@@ -480,7 +563,10 @@ pub(crate) fn check(f: &Fixtures) -> Result<usize, Vec<String>> {
         run(format!("kid[{i}]"), check_kid(c));
     }
     for (i, c) in f.bundles.iter().enumerate() {
-        run(format!("bundles[{i}]"), c.bundle.verify().map(drop).map_err(|e| e.to_string()));
+        run(
+            format!("bundles[{i}]"),
+            c.bundle.verify().map(drop).map_err(|e| e.to_string()),
+        );
     }
     for (i, c) in f.envelopes.iter().enumerate() {
         run(format!("envelopes[{i}]"), check_envelope(c));
@@ -515,7 +601,9 @@ pub(crate) fn check(f: &Fixtures) -> Result<usize, Vec<String>> {
     run(
         "coverage: media vp8 keyframe, vp8 delta, opus".into(),
         ensure(
-            has_media("vp8", Some(true)) && has_media("vp8", Some(false)) && has_media("opus", None),
+            has_media("vp8", Some(true))
+                && has_media("vp8", Some(false))
+                && has_media("opus", None),
             || "missing".into(),
         ),
     );
@@ -530,7 +618,14 @@ pub(crate) fn check(f: &Fixtures) -> Result<usize, Vec<String>> {
         ("safety_numbers", f.safety_numbers.len()),
         ("security_codes", f.security_codes.len()),
     ] {
-        run(format!("coverage: {name} not empty"), ensure(n > 0, || "empty".into()));
+        run(
+            format!("coverage: {name} not empty"),
+            ensure(n > 0, || "empty".into()),
+        );
     }
-    if failures.is_empty() { Ok(count) } else { Err(failures) }
+    if failures.is_empty() {
+        Ok(count)
+    } else {
+        Err(failures)
+    }
 }
