@@ -428,25 +428,17 @@ impl KeyStore {
             }
             None => ReceiveError::TooShort,
         };
-        let retry = matches!(
-            first,
-            ReceiveError::Authentication
-                | ReceiveError::TooShort
-                | ReceiveError::Header(_)
-                | ReceiveError::Kid(_)
-                | ReceiveError::UnknownKid(_)
-        );
-        if retry {
-            for p in (0..nominal.min(wire.len())).rev() {
-                let (prefix, sframe) = wire.split_at(p);
-                if sframe.len() > MAX_HEADER_LEN + crate::aead::MAX_TAG_LEN {
-                    continue;
-                }
-                out.extend_from_slice(prefix);
-                match self.decrypt_frame(now, sframe, prefix, out, true) {
-                    Ok(r) => return Ok(r),
-                    Err(_) => out.clear(),
-                }
+        // With a short frame the nominal attempt reads the header at the wrong offset and can
+        // fail in any way, so every error leads here; the candidates are few and tiny.
+        for p in (0..nominal.min(wire.len())).rev() {
+            let (prefix, sframe) = wire.split_at(p);
+            if sframe.len() > MAX_HEADER_LEN + crate::aead::MAX_TAG_LEN {
+                continue;
+            }
+            out.extend_from_slice(prefix);
+            match self.decrypt_frame(now, sframe, prefix, out, true) {
+                Ok(r) => return Ok(r),
+                Err(_) => out.clear(),
             }
         }
         Err(first)
