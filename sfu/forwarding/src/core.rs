@@ -244,7 +244,9 @@ impl Sfu {
             stats: ParticipantStats::default(),
         }));
         r.participants.push(id);
-        r.speaker_order.push(id);
+        if role.can_publish() {
+            r.speaker_order.push(id);
+        }
         Ok(id)
     }
 
