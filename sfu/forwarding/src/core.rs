@@ -32,6 +32,7 @@ pub struct Sfu {
     pub(crate) out: VecDeque<Output>,
     pub(crate) metrics: Metrics,
     pub(crate) next_speakers: Instant,
+    pub(crate) next_feedback: Instant,
     pub(crate) next_allocation: Instant,
     pub(crate) next_reports: Instant,
     pub(crate) scratch_statuses: Vec<PacketStatus>,
@@ -57,6 +58,7 @@ impl Sfu {
     pub fn new(config: Config, now: Instant, ntp_now: u64) -> Self {
         Self {
             next_speakers: now + config.speaker_interval,
+            next_feedback: now + config.feedback_interval,
             next_allocation: now + config.allocation_interval,
             next_reports: now + config.report_interval,
             config,
@@ -81,17 +83,22 @@ impl Sfu {
     pub fn poll_timeout(&self) -> Option<Instant> {
         Some(
             self.next_speakers
+                .min(self.next_feedback)
                 .min(self.next_allocation)
                 .min(self.next_reports),
         )
     }
 
-    /// Runs whatever is due at `now`: speaker detection with loudest-N and last-N, layer
-    /// allocation, sender and receiver reports.
+    /// Runs whatever is due at `now`: speaker detection with loudest-N and last-N,
+    /// transport-wide CC feedback to publishers, layer allocation, sender and receiver reports.
     pub fn handle_timeout(&mut self, now: Instant) {
         if now >= self.next_speakers {
             self.next_speakers = now + self.config.speaker_interval;
             self.evaluate_speakers(now);
+        }
+        if now >= self.next_feedback {
+            self.next_feedback = now + self.config.feedback_interval;
+            self.send_transport_feedback();
         }
         if now >= self.next_allocation {
             self.next_allocation = now + self.config.allocation_interval;
@@ -236,6 +243,7 @@ impl Sfu {
             sources: Vec::new(),
             subscriptions: Vec::new(),
             twcc_seq: 0,
+            twcc_rx: Default::default(),
             bwe: Bwe::new(
                 self.config.initial_estimate_bps,
                 self.config.min_estimate_bps,

@@ -120,9 +120,13 @@ impl Sfu {
 
         self.metrics.packets_received.add(kind, 1);
         self.metrics.bytes_received.add(kind, packet.len() as u64);
+        let now_us = now.saturating_duration_since(self.epoch).as_micros() as i64;
         if let Some(participant) = self.participants.get_mut(from.index, from.generation) {
             participant.stats.packets_received += 1;
             participant.stats.bytes_received += packet.len() as u64;
+            if let Some(seq) = ext.transport_cc {
+                participant.twcc_rx.on_packet(seq, now_us);
+            }
         }
 
         let clock_rate = track.codec.clock_rate();
@@ -156,7 +160,6 @@ impl Sfu {
         }
 
         let mut sent = 0;
-        let now_us = now.saturating_duration_since(self.epoch).as_micros() as i64;
         let mut header = HeaderBuf::default();
         for &sid in &track.subscribers {
             let Some(sub) = self.subs.get_mut(sid.index, sid.generation) else {

@@ -78,6 +78,8 @@
 //!   [`Config::speaker_interval`] and smoothed; scores above [`Config::speaker_threshold`] speak.
 //!   In rooms above [`RoomPolicy::loudest_n_threshold`] participants only the
 //!   [`RoomPolicy::loudest_n`] loudest audio tracks are forwarded.
+//! - Publishers get transport-wide CC feedback for their packets every
+//!   [`Config::feedback_interval`], and NACKs for gaps in their video streams.
 //! - Cameras: each subscriber receives the [`RoomPolicy::last_n`] most recent speakers' cameras
 //!   plus pinned ones; screen shares always.
 //!
@@ -109,6 +111,7 @@ mod seq;
 mod slab;
 mod state;
 pub mod twcc;
+mod twcc_receiver;
 pub mod vp8;
 
 pub use crate::core::{Sfu, ntp_from_system_time};

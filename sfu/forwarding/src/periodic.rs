@@ -303,6 +303,25 @@ impl Sfu {
         }
     }
 
+    /// Sends each publisher transport-wide CC feedback for the packets that arrived since the
+    /// last one.
+    pub(crate) fn send_transport_feedback(&mut self) {
+        let rtcp_ssrc = self.config.rtcp_ssrc;
+        for (index, generation, p) in self.participants.iter_mut() {
+            let Some(media_ssrc) = p.sources.first().map(|s| s.ssrc) else {
+                continue;
+            };
+            let mut buf = Vec::new();
+            p.twcc_rx.write_feedback(&mut buf, rtcp_ssrc, media_ssrc);
+            if !buf.is_empty() {
+                self.out.push_back(Output::Transmit(Transmit::Rtcp {
+                    to: ParticipantId::new((index, generation)),
+                    packet: Bytes::from(buf),
+                }));
+            }
+        }
+    }
+
     /// Sends RRs to publishers (one block per received layer) and SRs to subscribers (one per
     /// forwarded stream).
     pub(crate) fn send_reports(&mut self, now: Instant) {

@@ -123,6 +123,8 @@ pub struct Config {
     pub keyframe_request_interval: Duration,
     /// How often active speakers and loudest-N are re-evaluated.
     pub speaker_interval: Duration,
+    /// How often transport-wide CC feedback is sent to publishers.
+    pub feedback_interval: Duration,
     /// How often layers are re-allocated from the bandwidth estimates.
     pub allocation_interval: Duration,
     /// How often SR (to subscribers) and RR (to publishers) are sent.
@@ -149,6 +151,7 @@ impl Default for Config {
             retransmit_max_per_packet: 3,
             keyframe_request_interval: Duration::from_millis(200),
             speaker_interval: Duration::from_millis(200),
+            feedback_interval: Duration::from_millis(100),
             allocation_interval: Duration::from_millis(500),
             report_interval: Duration::from_secs(1),
             layer_timeout: Duration::from_millis(1500),

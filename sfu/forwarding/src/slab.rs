@@ -84,4 +84,11 @@ impl<T> Slab<T> {
             .enumerate()
             .filter_map(|(i, e)| e.value.as_ref().map(|v| (i as u32, e.generation, v)))
     }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (u32, u32, &mut T)> {
+        self.entries
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, e)| e.value.as_mut().map(|v| (i as u32, e.generation, v)))
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::{
     Codec, DownstreamParams, ExtensionIds, LayerSpec, MediaKind, ParticipantId, ParticipantStats,
     Role, RoomId, RoomPolicy, SubscriptionId, TrackId, TrackKind, bwe::Bwe, recv_stats::RecvStats,
-    rewriter::Rewriter, rtx_buffer::RtxBuffer,
+    rewriter::Rewriter, rtx_buffer::RtxBuffer, twcc_receiver::TwccReceiver,
 };
 
 #[derive(Debug)]
@@ -42,6 +42,8 @@ pub(crate) struct Participant {
     pub(crate) subscriptions: Vec<SubscriptionId>,
     pub(crate) twcc_seq: u16,
     pub(crate) bwe: Bwe,
+    /// Arrivals of this participant's packets, for transport-cc feedback to it.
+    pub(crate) twcc_rx: TwccReceiver,
     pub(crate) stats: ParticipantStats,
 }
 

@@ -192,3 +192,74 @@ fn publisher_sender_report_is_translated_for_subscribers() {
     );
     assert!(ntp_elapsed > 0.9 && ntp_elapsed <= (r.sim.now - sr_at).as_secs_f64() + 0.001);
 }
+
+#[test]
+fn publisher_gets_transport_cc_feedback_for_its_packets() {
+    use sfu_forwarding::twcc;
+    let mut r = CameraRoom::new(Config::default(), 1, false);
+    // Drain the timers up to a feedback boundary first.
+    r.sim.advance(Duration::from_millis(100));
+    r.sim.drain();
+    let send = |r: &mut CameraRoom, seq: u16| {
+        let ext = seq.to_be_bytes();
+        let p = rtp(
+            5000,
+            VIDEO_PT,
+            100 + seq,
+            1,
+            false,
+            &[(5, &ext)],
+            &vp8_payload(1, 1, false, false, &[0, 0, 0]),
+        );
+        r.sim.sfu.handle_rtp(r.sim.now, r.publisher, p).unwrap();
+    };
+    for seq in 0u16..10 {
+        r.sim.now += Duration::from_millis(5);
+        if seq != 4 {
+            send(&mut r, seq);
+        }
+    }
+    r.sim.advance(Duration::from_millis(60));
+    let feedback = |out: &[sfu_forwarding::Output], to| {
+        let mut all = Vec::new();
+        for p in rtcp_to(out, to) {
+            for packet in RtcpIter::new(&p).flatten() {
+                if let RtcpPacket::TransportCc { fci, .. } = packet {
+                    let mut statuses = Vec::new();
+                    let h = twcc::parse_feedback(fci, &mut statuses).expect("valid feedback");
+                    all.push((h, statuses));
+                }
+            }
+        }
+        all
+    };
+    let fb = feedback(&r.sim.drain(), r.publisher);
+    assert_eq!(fb.len(), 1);
+    let (h, statuses) = &fb[0];
+    assert_eq!((h.base_seq, h.status_count, h.feedback_count), (0, 10, 0));
+    for s in statuses {
+        assert_eq!(s.received_at_us.is_some(), s.seq != 4);
+    }
+    let times: Vec<i64> = statuses.iter().filter_map(|s| s.received_at_us).collect();
+    assert!(
+        times
+            .windows(2)
+            .all(|w| matches!(w[1] - w[0], 4750..=5250 | 9750..=10250))
+    );
+    // The late packet 4 is not reported again; the next feedback starts after 9.
+    send(&mut r, 4);
+    send(&mut r, 10);
+    send(&mut r, 12);
+    r.sim.advance(Duration::from_millis(100));
+    let fb = feedback(&r.sim.drain(), r.publisher);
+    assert_eq!(fb.len(), 1);
+    let (h, statuses) = &fb[0];
+    assert_eq!((h.base_seq, h.status_count, h.feedback_count), (10, 3, 1));
+    assert_eq!(
+        statuses
+            .iter()
+            .map(|s| s.received_at_us.is_some())
+            .collect::<Vec<_>>(),
+        vec![true, false, true]
+    );
+}
