@@ -1,1 +1,21 @@
 //! Signaling service: rooms, auth, SDP relay and opaque key relay.
+//!
+//! Clients speak the JSON protocol of `docs/protocol.md` on the WebSocket `/v1/rtc`
+//! ([`protocol`], [`session`]); tokens are HS256 JWTs ([`auth`]); rooms and their rules live in
+//! [`room`], owned by one task each ([`hub`]); admins use `/v1/rooms` ([`admin`], described by
+//! `openapi.json`); operators scrape `/metrics` ([`metrics`]). Media is handled by a node behind
+//! the [`media::MediaNode`] trait; without one, SDP is answered with `media_unavailable`.
+//! The service never holds a media key: it checks the shape of public bundles and key envelopes
+//! and routes them by recipient.
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod hub;
+pub mod media;
+pub mod metrics;
+pub mod policy;
+pub mod protocol;
+pub mod room;
+pub mod server;
+pub mod session;

@@ -1,0 +1,401 @@
+//! Access tokens: JWT HS256 signed with an API key's secret, `iss` naming the key.
+//!
+//! Verification is default-deny: the algorithm is pinned to HS256 before anything else is read
+//! (so `alg: none` and every other algorithm are refused), the issuer must be a configured API
+//! key, `exp` is required and `nbf` checked, and every grant must be present and consistent with
+//! the role. Tokens are never logged.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::policy::Role;
+use crate::protocol::{ErrorCode, validate_device_id};
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECONDS: u64 = 5;
+
+/// Longest token accepted, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+/// The claims of an access token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// API key id; selects the secret the token is verified with.
+    pub iss: String,
+    /// Expiry, Unix seconds (required).
+    pub exp: u64,
+    /// Not-before, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Issued-at, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// What the bearer may do. Absent means nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants: Option<GrantClaims>,
+}
+
+/// The `grants` object as written in a token: every field optional so a missing one is reported
+/// as such rather than as a parse error.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantClaims {
+    /// The only room the token admits to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// The user identity (shown to others in the roster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// The role in the room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// May publish media (default false).
+    #[serde(default)]
+    pub can_publish: bool,
+    /// May subscribe to media (default false).
+    #[serde(default)]
+    pub can_subscribe: bool,
+}
+
+/// Verified grants: what a connection may do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grants {
+    /// The room.
+    pub room: String,
+    /// The identity.
+    pub identity: String,
+    /// The role.
+    pub role: Role,
+    /// May publish.
+    pub can_publish: bool,
+    /// May subscribe.
+    pub can_subscribe: bool,
+}
+
+/// Why a token is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// Not a JWT, bad signature, unknown key, or a refused algorithm.
+    #[error("invalid token: {0}")]
+    BadToken(&'static str),
+    /// `exp` has passed.
+    #[error("token expired")]
+    Expired,
+    /// `nbf` is in the future.
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// A grant is missing or grants nothing.
+    #[error("token lacks the {0} grant")]
+    MissingGrant(&'static str),
+    /// The grants contradict the role (e.g. a viewer allowed to publish).
+    #[error("{0}")]
+    Inconsistent(&'static str),
+}
+
+impl AuthError {
+    /// The error code a client is sent.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AuthError::BadToken(_) => ErrorCode::BadToken,
+            AuthError::Expired => ErrorCode::TokenExpired,
+            AuthError::NotYetValid => ErrorCode::TokenNotYetValid,
+            AuthError::MissingGrant(_) => ErrorCode::MissingGrant,
+            AuthError::Inconsistent(_) => ErrorCode::Forbidden,
+        }
+    }
+}
+
+/// A secret that never shows up in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret string.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+/// Verifies tokens against the configured API keys.
+pub struct TokenVerifier {
+    keys: BTreeMap<String, DecodingKey>,
+}
+
+impl fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field("api_keys", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl TokenVerifier {
+    /// A verifier for these API keys (key id → secret).
+    pub fn new(keys: &BTreeMap<String, Secret>) -> Self {
+        TokenVerifier {
+            keys: keys
+                .iter()
+                .map(|(id, s)| (id.clone(), DecodingKey::from_secret(s.expose().as_bytes())))
+                .collect(),
+        }
+    }
+
+    /// Verifies a token and returns its grants, or why it is refused.
+    pub fn verify(&self, token: &str) -> Result<Grants, AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::BadToken("too long"));
+        }
+        // Pin the algorithm before trusting anything in the token: `none` does not even parse
+        // as an `Algorithm`, and any other algorithm is refused here.
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| AuthError::BadToken("malformed"))?;
+        if header.alg != Algorithm::HS256 {
+            return Err(AuthError::BadToken("algorithm not allowed"));
+        }
+        // The issuer selects the key; it is read unverified only to pick the key, then
+        // checked again by the verified decode below.
+        let unverified: IssOnly = jsonwebtoken::dangerous::insecure_decode_claims(token)
+            .map_err(|_| AuthError::BadToken("malformed"))?;
+        let key = self
+            .keys
+            .get(&unverified.iss)
+            .ok_or(AuthError::BadToken("unknown API key"))?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        validation.set_issuer(&[&unverified.iss]);
+        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                ErrorKind::InvalidSignature => AuthError::BadToken("bad signature"),
+                ErrorKind::InvalidAlgorithm => AuthError::BadToken("algorithm not allowed"),
+                ErrorKind::MissingRequiredClaim(_) => AuthError::BadToken("missing exp or iss"),
+                _ => AuthError::BadToken("malformed"),
+            }
+        })?;
+        grants_from(data.claims)
+    }
+}
+
+#[derive(Deserialize)]
+struct IssOnly {
+    iss: String,
+}
+
+fn grants_from(claims: Claims) -> Result<Grants, AuthError> {
+    let g = claims.grants.ok_or(AuthError::MissingGrant("grants"))?;
+    let room = g
+        .room
+        .filter(|r| !r.is_empty())
+        .ok_or(AuthError::MissingGrant("room"))?;
+    let identity = g
+        .identity
+        .filter(|i| !i.is_empty() && i.len() <= 256)
+        .ok_or(AuthError::MissingGrant("identity"))?;
+    let role = g.role.ok_or(AuthError::MissingGrant("role"))?;
+    if !g.can_publish && !g.can_subscribe {
+        return Err(AuthError::MissingGrant("can_publish or can_subscribe"));
+    }
+    if g.can_publish && !role.may_publish() {
+        return Err(AuthError::Inconsistent(
+            "this role cannot be granted can_publish",
+        ));
+    }
+    validate_room_name(&room).map_err(|_| AuthError::MissingGrant("room"))?;
+    Ok(Grants {
+        room,
+        identity,
+        role,
+        can_publish: g.can_publish,
+        can_subscribe: g.can_subscribe,
+    })
+}
+
+/// Checks a room name: 1–64 characters `[A-Za-z0-9_-]` (the same alphabet as device ids).
+pub fn validate_room_name(name: &str) -> Result<(), crate::protocol::ShapeError> {
+    validate_device_id(name)
+}
+
+/// What the `signaling token` command and tests put in a token.
+#[derive(Clone, Debug)]
+pub struct TokenRequest {
+    /// API key id (`iss`).
+    pub api_key: String,
+    /// Its secret.
+    pub secret: Secret,
+    /// Grants.
+    pub grants: GrantClaims,
+    /// Lifetime from now, seconds.
+    pub ttl_seconds: u64,
+}
+
+/// Why a token could not be issued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// The JWT library failed to sign.
+    #[error("signing failed: {0}")]
+    Sign(#[from] jsonwebtoken::errors::Error),
+}
+
+/// Signs a development token (HS256) valid from now for `ttl_seconds`.
+pub fn issue_token(req: &TokenRequest) -> Result<String, IssueError> {
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = Claims {
+        iss: req.api_key.clone(),
+        exp: now + req.ttl_seconds,
+        nbf: Some(now),
+        iat: Some(now),
+        grants: Some(req.grants.clone()),
+    };
+    sign_claims(&claims, req.secret.expose())
+}
+
+/// Signs arbitrary claims with HS256 (tests use it to build expired or odd tokens).
+pub fn sign_claims(claims: &Claims, secret: &str) -> Result<String, IssueError> {
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn verifier() -> TokenVerifier {
+        let mut keys = BTreeMap::new();
+        keys.insert("k1".to_string(), Secret::new("s1"));
+        TokenVerifier::new(&keys)
+    }
+
+    fn claims(grants: GrantClaims) -> Claims {
+        let now = jsonwebtoken::get_current_timestamp();
+        Claims {
+            iss: "k1".into(),
+            exp: now + 60,
+            nbf: Some(now),
+            iat: Some(now),
+            grants: Some(grants),
+        }
+    }
+
+    fn caller() -> GrantClaims {
+        GrantClaims {
+            room: Some("r".into()),
+            identity: Some("alice".into()),
+            role: Some(Role::Caller),
+            can_publish: true,
+            can_subscribe: true,
+        }
+    }
+
+    #[test]
+    fn good_token_gives_grants() {
+        let t = sign_claims(&claims(caller()), "s1").unwrap();
+        let g = verifier().verify(&t).unwrap();
+        assert_eq!(g.room, "r");
+        assert_eq!(g.role, Role::Caller);
+        assert!(g.can_publish && g.can_subscribe);
+    }
+
+    #[test]
+    fn refusals() {
+        let v = verifier();
+        let wrong_secret = sign_claims(&claims(caller()), "s2").unwrap();
+        assert_eq!(
+            v.verify(&wrong_secret),
+            Err(AuthError::BadToken("bad signature"))
+        );
+        let mut c = claims(caller());
+        c.iss = "nobody".into();
+        assert_eq!(
+            v.verify(&sign_claims(&c, "s1").unwrap()),
+            Err(AuthError::BadToken("unknown API key"))
+        );
+        let mut c = claims(caller());
+        c.exp = jsonwebtoken::get_current_timestamp() - 120;
+        assert_eq!(
+            v.verify(&sign_claims(&c, "s1").unwrap()),
+            Err(AuthError::Expired)
+        );
+        let mut c = claims(caller());
+        c.nbf = Some(jsonwebtoken::get_current_timestamp() + 120);
+        assert_eq!(
+            v.verify(&sign_claims(&c, "s1").unwrap()),
+            Err(AuthError::NotYetValid)
+        );
+        let mut g = caller();
+        g.role = Some(Role::Viewer);
+        assert_eq!(
+            v.verify(&sign_claims(&claims(g), "s1").unwrap())
+                .unwrap_err()
+                .code(),
+            ErrorCode::Forbidden
+        );
+        let mut g = caller();
+        g.can_publish = false;
+        g.can_subscribe = false;
+        assert!(matches!(
+            v.verify(&sign_claims(&claims(g), "s1").unwrap()),
+            Err(AuthError::MissingGrant(_))
+        ));
+        let mut c = claims(caller());
+        c.grants = None;
+        assert_eq!(
+            v.verify(&sign_claims(&c, "s1").unwrap()),
+            Err(AuthError::MissingGrant("grants"))
+        );
+        assert!(v.verify("not a token").is_err());
+        assert!(v.verify("").is_err());
+    }
+
+    #[test]
+    fn alg_none_and_other_algorithms_are_refused() {
+        let v = verifier();
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(caller())).unwrap());
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            body
+        );
+        assert!(matches!(v.verify(&none), Err(AuthError::BadToken(_))));
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &claims(caller()),
+            &EncodingKey::from_secret(b"s1"),
+        )
+        .unwrap();
+        assert_eq!(
+            v.verify(&hs512),
+            Err(AuthError::BadToken("algorithm not allowed"))
+        );
+    }
+}

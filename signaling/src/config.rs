@@ -1,0 +1,238 @@
+//! Service configuration: a TOML file, overridden by environment variables and flags (see
+//! `main.rs`), with defaults for everything but the secrets.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::auth::Secret;
+use crate::hub::HubSettings;
+use crate::room::RekeyTiming;
+use crate::session::SessionLimits;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on for HTTP, WebSocket, admin and metrics.
+    pub listen: SocketAddr,
+    /// Bearer token for the admin API; the admin API refuses everything without one.
+    pub admin_token: Option<Secret>,
+    /// API keys: key id (the tokens' `iss`) → HS256 secret.
+    pub api_keys: BTreeMap<String, Secret>,
+    /// Whether a join may create a missing room (as an ephemeral meeting). Off in production.
+    pub auto_create_rooms: bool,
+    /// Limits.
+    pub limits: LimitsConfig,
+    /// Membership notice timing.
+    pub rekey: RekeyConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7880)),
+            admin_token: None,
+            api_keys: BTreeMap::new(),
+            auto_create_rooms: false,
+            limits: LimitsConfig::default(),
+            rekey: RekeyConfig::default(),
+        }
+    }
+}
+
+/// Limits (see [`SessionLimits`]).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest client message, bytes.
+    pub max_message_bytes: usize,
+    /// Sustained client messages per second per connection.
+    pub messages_per_second: u32,
+    /// Burst above that.
+    pub message_burst: u32,
+    /// Consecutive rate-limited messages before the connection is closed.
+    pub flood_close_after: u32,
+    /// New WebSocket connections per second per client IP.
+    pub connections_per_second_per_ip: u32,
+    /// Burst of new connections per client IP.
+    pub connection_burst_per_ip: u32,
+    /// Ping interval, milliseconds.
+    pub ping_interval_ms: u64,
+    /// Idle timeout, milliseconds.
+    pub idle_timeout_ms: u64,
+    /// Outbound queue per connection, messages.
+    pub outbound_queue: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_message_bytes: 64 * 1024,
+            messages_per_second: 50,
+            message_burst: 100,
+            flood_close_after: 200,
+            connections_per_second_per_ip: 10,
+            connection_burst_per_ip: 50,
+            ping_interval_ms: 15_000,
+            idle_timeout_ms: 45_000,
+            outbound_queue: 2048,
+        }
+    }
+}
+
+/// Membership notice timing (see [`RekeyTiming`]).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RekeyConfig {
+    /// Debounce after a leave, milliseconds.
+    pub debounce_ms: u64,
+    /// Longest wait while leaves continue, milliseconds.
+    pub max_delay_ms: u64,
+    /// Least time between viewer-caused rekeys in broadcasts, milliseconds.
+    pub broadcast_viewer_interval_ms: u64,
+}
+
+impl Default for RekeyConfig {
+    fn default() -> Self {
+        let t = RekeyTiming::default();
+        RekeyConfig {
+            debounce_ms: t.debounce.as_millis() as u64,
+            max_delay_ms: t.max_delay.as_millis() as u64,
+            broadcast_viewer_interval_ms: t.broadcast_viewer_interval.as_millis() as u64,
+        }
+    }
+}
+
+/// A configuration problem.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("parsing {path}: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The TOML error.
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(&'static str),
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Checks ranges and builds the session limits.
+    pub fn session_limits(&self) -> Result<SessionLimits, ConfigError> {
+        let l = &self.limits;
+        if l.max_message_bytes == 0 || l.max_message_bytes > 1 << 20 {
+            return Err(ConfigError::Invalid(
+                "limits.max_message_bytes must be 1..=1048576",
+            ));
+        }
+        if l.ping_interval_ms == 0 || l.idle_timeout_ms <= l.ping_interval_ms {
+            return Err(ConfigError::Invalid(
+                "limits.idle_timeout_ms must exceed a non-zero limits.ping_interval_ms",
+            ));
+        }
+        Ok(SessionLimits {
+            max_message_bytes: l.max_message_bytes,
+            messages_per_second: NonZeroU32::new(l.messages_per_second).ok_or(
+                ConfigError::Invalid("limits.messages_per_second must be > 0"),
+            )?,
+            message_burst: NonZeroU32::new(l.message_burst)
+                .ok_or(ConfigError::Invalid("limits.message_burst must be > 0"))?,
+            flood_close_after: l.flood_close_after,
+            ping_interval: Duration::from_millis(l.ping_interval_ms),
+            idle_timeout: Duration::from_millis(l.idle_timeout_ms),
+        })
+    }
+
+    /// Checks ranges and builds the hub settings.
+    pub fn hub_settings(&self) -> Result<HubSettings, ConfigError> {
+        if self.limits.outbound_queue == 0 {
+            return Err(ConfigError::Invalid("limits.outbound_queue must be > 0"));
+        }
+        Ok(HubSettings {
+            rekey: RekeyTiming {
+                debounce: Duration::from_millis(self.rekey.debounce_ms),
+                max_delay: Duration::from_millis(self.rekey.max_delay_ms),
+                broadcast_viewer_interval: Duration::from_millis(
+                    self.rekey.broadcast_viewer_interval_ms,
+                ),
+            },
+            outbound_queue: self.limits.outbound_queue,
+        })
+    }
+
+    /// The per-IP connection quota.
+    pub fn connection_quota(&self) -> Result<governor::Quota, ConfigError> {
+        let rate = NonZeroU32::new(self.limits.connections_per_second_per_ip).ok_or(
+            ConfigError::Invalid("limits.connections_per_second_per_ip must be > 0"),
+        )?;
+        let burst = NonZeroU32::new(self.limits.connection_burst_per_ip).ok_or(
+            ConfigError::Invalid("limits.connection_burst_per_ip must be > 0"),
+        )?;
+        Ok(governor::Quota::per_second(rate).allow_burst(burst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_file_overrides_defaults() {
+        let c: Config = toml::from_str(
+            r#"
+            listen = "127.0.0.1:9000"
+            admin_token = "adm"
+            auto_create_rooms = true
+            [api_keys]
+            k1 = "s1"
+            [limits]
+            messages_per_second = 5
+            [rekey]
+            debounce_ms = 10
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.api_keys["k1"].expose(), "s1");
+        assert_eq!(c.limits.messages_per_second, 5);
+        assert_eq!(c.limits.max_message_bytes, 65536);
+        assert_eq!(
+            c.hub_settings().unwrap().rekey.debounce,
+            Duration::from_millis(10)
+        );
+        assert!(
+            !format!("{c:?}").contains("adm\""),
+            "secrets stay out of Debug"
+        );
+        assert!(toml::from_str::<Config>("nonsense = 1").is_err());
+    }
+}

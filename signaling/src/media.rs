@@ -1,0 +1,205 @@
+//! The boundary between signaling and a media node (the SFU).
+//!
+//! Signaling owns rooms, identities, grants and keys; a media node owns peer connections and
+//! forwarding. Everything signaling asks of an SFU is one of the async methods of [`MediaNode`],
+//! and everything an SFU tells signaling is a [`MediaEvent`] on the stream returned by
+//! [`MediaNode::events`]. The embedded SFU (`signaling dev`) and a remote SFU reached over its
+//! control API both implement this trait; when no node is attached, the service answers SDP and
+//! subscription messages with `media_unavailable` rather than pretending.
+//!
+//! Contract:
+//! - `create_room` is called once before any participant of the room is added, `close_room` once
+//!   when the room closes (after which the node frees everything of the room and sends no more
+//!   events for it).
+//! - `add_participant` is called with a participant's first SDP offer and returns the answer;
+//!   later offers and answers go through `renegotiate`. A node may start a renegotiation itself
+//!   (new tracks to subscribe) by sending [`MediaEvent::Offer`]; the client's answer comes back
+//!   through `renegotiate`.
+//! - The node enforces `can_publish`/`can_subscribe` of the [`ParticipantSpec`] itself as well
+//!   (signaling already refuses offers that send media without `can_publish`).
+//! - `remove_participant` is called when a device leaves, is kicked or its connection drops; it is
+//!   idempotent.
+//! - Events name rooms and devices by the ids signaling gave; unknown ones are ignored.
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+
+use crate::policy::{Role, RoomKind};
+use crate::protocol::{Speaker, Subscription, TrackAnnouncement, TrackInfo};
+
+/// What a media node is told about a room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaRoomSpec {
+    /// Room name.
+    pub room: String,
+    /// Meeting or broadcast.
+    pub kind: RoomKind,
+}
+
+/// What a media node is told about a participant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParticipantSpec {
+    /// Device id, unique in the room.
+    pub device: String,
+    /// Slot assigned by signaling (KID bits 12–23).
+    pub slot: u16,
+    /// Role.
+    pub role: Role,
+    /// May publish.
+    pub can_publish: bool,
+    /// May subscribe.
+    pub can_subscribe: bool,
+}
+
+/// An SDP offer or answer. `Debug` shows only its size: SDP carries ICE credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SessionDescription {
+    /// An offer.
+    Offer(String),
+    /// An answer.
+    Answer(String),
+}
+
+impl std::fmt::Debug for SessionDescription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionDescription::Offer(s) => write!(f, "Offer({} bytes)", s.len()),
+            SessionDescription::Answer(s) => write!(f, "Answer({} bytes)", s.len()),
+        }
+    }
+}
+
+/// Connection quality of one participant as the media node measures it.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct MediaQuality {
+    /// Round-trip time, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_seconds: Option<f64>,
+    /// Loss ratio 0–1 of what the participant publishes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_loss_ratio: Option<f64>,
+    /// Loss ratio 0–1 of what the participant receives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscribe_loss_ratio: Option<f64>,
+    /// Jitter, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter_seconds: Option<f64>,
+    /// Estimated bandwidth towards the participant, bits per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_bitrate_bps: Option<u64>,
+}
+
+/// Something a media node tells signaling.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MediaEvent {
+    /// A publisher's track is flowing and can be subscribed to.
+    TrackPublished {
+        /// Room name.
+        room: String,
+        /// The track.
+        track: TrackInfo,
+    },
+    /// A track stopped.
+    TrackUnpublished {
+        /// Room name.
+        room: String,
+        /// Track id.
+        track: String,
+    },
+    /// The active speakers changed (loudest first).
+    ActiveSpeakers {
+        /// Room name.
+        room: String,
+        /// Speakers.
+        speakers: Vec<Speaker>,
+    },
+    /// The node dropped a participant's media session (consent expired, DTLS failure...).
+    ParticipantGone {
+        /// Room name.
+        room: String,
+        /// Device id.
+        device: String,
+        /// Short reason for logs and the admin API.
+        reason: String,
+    },
+    /// Periodic quality report for one participant.
+    Quality {
+        /// Room name.
+        room: String,
+        /// Device id.
+        device: String,
+        /// Measurements.
+        quality: MediaQuality,
+    },
+    /// The node starts a renegotiation: signaling forwards this offer to the client.
+    Offer {
+        /// Room name.
+        room: String,
+        /// Device id.
+        device: String,
+        /// The SDP offer.
+        sdp: String,
+    },
+}
+
+/// Why a media node refused or failed a request.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MediaError {
+    /// The node does not know the room.
+    #[error("room not known to the media node")]
+    UnknownRoom,
+    /// The node does not know the participant.
+    #[error("participant not known to the media node")]
+    UnknownParticipant,
+    /// The SDP or the request was refused (bad SDP, codec not allowed in E2EE rooms...).
+    #[error("refused by the media node: {0}")]
+    Refused(String),
+    /// The node could not be reached or failed inside.
+    #[error("media node failure: {0}")]
+    Failed(String),
+}
+
+/// A media node (SFU) as signaling sees it. See the module docs for the contract.
+#[async_trait]
+pub trait MediaNode: Send + Sync + 'static {
+    /// Prepares a room.
+    async fn create_room(&self, room: &MediaRoomSpec) -> Result<(), MediaError>;
+
+    /// Closes a room and frees everything in it.
+    async fn close_room(&self, room: &str) -> Result<(), MediaError>;
+
+    /// Adds a participant with its first SDP offer and the tracks it announces; returns the
+    /// SDP answer.
+    async fn add_participant(
+        &self,
+        room: &str,
+        participant: &ParticipantSpec,
+        offer: String,
+        tracks: Vec<TrackAnnouncement>,
+    ) -> Result<String, MediaError>;
+
+    /// Applies a later offer (returns the answer) or the answer to a node-initiated offer
+    /// (returns `None`).
+    async fn renegotiate(
+        &self,
+        room: &str,
+        device: &str,
+        description: SessionDescription,
+        tracks: Vec<TrackAnnouncement>,
+    ) -> Result<Option<String>, MediaError>;
+
+    /// Replaces a participant's subscriptions (tracks, layers, visible sizes).
+    async fn set_subscriptions(
+        &self,
+        room: &str,
+        device: &str,
+        subscriptions: Vec<Subscription>,
+    ) -> Result<(), MediaError>;
+
+    /// Removes a participant (idempotent).
+    async fn remove_participant(&self, room: &str, device: &str) -> Result<(), MediaError>;
+
+    /// The node's events. Called once, when the node is attached.
+    fn events(&self) -> BoxStream<'static, MediaEvent>;
+}

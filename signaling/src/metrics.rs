@@ -1,0 +1,150 @@
+//! Prometheus metrics with the `signaling_` names of docs/metrics.md.
+//!
+//! No label carries a room, device or identity (cardinality); per-room detail is on the admin API.
+//! Every label value is registered at start so each series exists (at 0) before it is used.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::policy::Role;
+use crate::protocol::{CLIENT_MESSAGE_TYPES, REJECT_REASONS, SERVER_MESSAGE_TYPES};
+
+/// All signaling metrics, registered in their own registry.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Open client WebSockets.
+    pub connections: IntGauge,
+    /// Rooms that exist.
+    pub rooms: IntGauge,
+    /// Joined devices by role.
+    pub participants: IntGaugeVec,
+    /// Join attempts by result (`ok`, `refused`).
+    pub joins: IntCounterVec,
+    /// Join message to SDP answer delivered.
+    pub join_latency: Histogram,
+    /// Client messages by type.
+    pub messages_received: IntCounterVec,
+    /// Server messages by type.
+    pub messages_sent: IntCounterVec,
+    /// Key envelopes delivered.
+    pub key_envelopes_relayed: IntCounter,
+    /// Refusals by reason.
+    pub rejected: IntCounterVec,
+    /// Decrypt failures reported by clients.
+    pub client_decrypt_failures: IntCounter,
+}
+
+/// A metric could not be registered (a programming error: duplicate or invalid name).
+#[derive(Debug, thiserror::Error)]
+#[error("metrics registration: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+impl Metrics {
+    /// Creates and registers every metric, plus the process collector.
+    pub fn new() -> Result<Self, MetricsError> {
+        let registry = Registry::new();
+        let connections = IntGauge::new("signaling_connections", "Open client WebSockets")?;
+        let rooms = IntGauge::new("signaling_rooms", "Rooms that exist")?;
+        let participants = IntGaugeVec::new(
+            Opts::new("signaling_participants", "Joined devices"),
+            &["role"],
+        )?;
+        let joins = IntCounterVec::new(
+            Opts::new("signaling_joins_total", "Join attempts"),
+            &["result"],
+        )?;
+        let join_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "signaling_join_latency_seconds",
+                "Join message to SDP answer delivered",
+            )
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+        )?;
+        let messages_received = IntCounterVec::new(
+            Opts::new(
+                "signaling_messages_received_total",
+                "Client messages by type",
+            ),
+            &["type"],
+        )?;
+        let messages_sent = IntCounterVec::new(
+            Opts::new("signaling_messages_sent_total", "Server messages by type"),
+            &["type"],
+        )?;
+        let key_envelopes_relayed = IntCounter::new(
+            "signaling_key_envelopes_relayed_total",
+            "Opaque key envelopes delivered",
+        )?;
+        let rejected = IntCounterVec::new(
+            Opts::new("signaling_rejected_total", "Refused requests"),
+            &["reason"],
+        )?;
+        let client_decrypt_failures = IntCounter::new(
+            "signaling_client_decrypt_failures_total",
+            "Decrypt failures reported by clients in their stats messages",
+        )?;
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(rooms.clone()))?;
+        registry.register(Box::new(participants.clone()))?;
+        registry.register(Box::new(joins.clone()))?;
+        registry.register(Box::new(join_latency.clone()))?;
+        registry.register(Box::new(messages_received.clone()))?;
+        registry.register(Box::new(messages_sent.clone()))?;
+        registry.register(Box::new(key_envelopes_relayed.clone()))?;
+        registry.register(Box::new(rejected.clone()))?;
+        registry.register(Box::new(client_decrypt_failures.clone()))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        for role in Role::ALL {
+            participants.with_label_values(&[role.as_str()]);
+        }
+        for result in ["ok", "refused"] {
+            joins.with_label_values(&[result]);
+        }
+        for ty in CLIENT_MESSAGE_TYPES.iter().chain(&["unknown"]) {
+            messages_received.with_label_values(&[*ty]);
+        }
+        for ty in SERVER_MESSAGE_TYPES {
+            messages_sent.with_label_values(&[*ty]);
+        }
+        for reason in REJECT_REASONS {
+            rejected.with_label_values(&[*reason]);
+        }
+        Ok(Metrics {
+            registry,
+            connections,
+            rooms,
+            participants,
+            joins,
+            join_latency,
+            messages_received,
+            messages_sent,
+            key_envelopes_relayed,
+            rejected,
+            client_decrypt_failures,
+        })
+    }
+
+    /// Counts a refusal under `reason` (one of [`REJECT_REASONS`]).
+    pub fn reject(&self, reason: &str) {
+        self.rejected.with_label_values(&[reason]).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for I/O reasons; a failure would be a malformed
+        // metric family, which registration already refuses.
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

@@ -1,0 +1,415 @@
+//! Room policies: kinds, roles, capacities and the signed recording policy.
+//!
+//! A policy is fixed when the room is created (admin API, or defaults for auto-created rooms).
+//! The recording policy is a document signed by an admin Ed25519 key: clients verify the
+//! signature against the admin key they trust; the service only checks its shape and uses the
+//! recorder devices it names to admit `recorder` joins.
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{ShapeError, decode_b64, validate_device_id};
+
+/// Most callers in a meeting (DESIGN §1).
+pub const MAX_MEETING_CALLERS: u32 = 100;
+/// Most viewers in a broadcast (DESIGN §1).
+pub const MAX_BROADCAST_VIEWERS: u32 = 500;
+/// Most presenters in a broadcast.
+pub const MAX_BROADCAST_PRESENTERS: u32 = 16;
+/// Most recorder devices a recording policy may name.
+pub const MAX_RECORDERS: usize = 4;
+
+/// A participant's role, granted by its token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Meeting participant: publishes and subscribes.
+    Caller,
+    /// Broadcast presenter: publishes to viewers.
+    Presenter,
+    /// Broadcast viewer: subscribes only.
+    Viewer,
+    /// Compliance recorder named by the room's signed recording policy: subscribes only.
+    Recorder,
+}
+
+impl Role {
+    /// Every role, in label order.
+    pub const ALL: [Role; 4] = [Role::Caller, Role::Presenter, Role::Viewer, Role::Recorder];
+
+    /// The role as written on the wire and in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Caller => "caller",
+            Role::Presenter => "presenter",
+            Role::Viewer => "viewer",
+            Role::Recorder => "recorder",
+        }
+    }
+
+    /// Whether a token of this role may carry `can_publish`.
+    pub fn may_publish(self) -> bool {
+        matches!(self, Role::Caller | Role::Presenter)
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s:?} (caller, presenter, viewer, recorder)"))
+    }
+}
+
+/// The kind of room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    /// Everyone is a caller (up to [`MAX_MEETING_CALLERS`]).
+    Meeting,
+    /// Presenters publish to viewers (up to [`MAX_BROADCAST_VIEWERS`]).
+    Broadcast,
+}
+
+/// A room's policy as stored and returned by the admin API.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RoomPolicy {
+    /// Meeting or broadcast.
+    pub kind: RoomKind,
+    /// Caller capacity (meetings; 0 for broadcasts).
+    pub max_callers: u32,
+    /// Presenter capacity (broadcasts; 0 for meetings).
+    pub max_presenters: u32,
+    /// Viewer capacity (broadcasts; 0 for meetings).
+    pub max_viewers: u32,
+    /// Always true: the service does not host unencrypted rooms.
+    pub e2ee: bool,
+    /// The signed recording policy, when the room is recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingPolicy>,
+}
+
+/// What an admin asks for when creating a room; missing capacities take the kind's maximum.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomPolicyRequest {
+    /// Meeting or broadcast.
+    pub kind: RoomKind,
+    /// Caller capacity for meetings (1–100).
+    #[serde(default)]
+    pub max_callers: Option<u32>,
+    /// Presenter capacity for broadcasts (1–16).
+    #[serde(default)]
+    pub max_presenters: Option<u32>,
+    /// Viewer capacity for broadcasts (0–500).
+    #[serde(default)]
+    pub max_viewers: Option<u32>,
+    /// Must be true (or absent): end-to-end encryption is required.
+    #[serde(default)]
+    pub e2ee: Option<bool>,
+    /// Signed recording policy, when the room is recorded.
+    #[serde(default)]
+    pub recording: Option<RecordingPolicy>,
+}
+
+/// Why a room policy request is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// `e2ee: false` was asked for.
+    #[error("end-to-end encryption is required in every room")]
+    E2eeRequired,
+    /// A capacity is zero or above the kind's maximum.
+    #[error("{field} must be between {min} and {max}")]
+    Capacity {
+        /// Which capacity.
+        field: &'static str,
+        /// Smallest allowed.
+        min: u32,
+        /// Largest allowed.
+        max: u32,
+    },
+    /// A capacity was given that does not apply to this kind of room.
+    #[error("{field} does not apply to a {kind} room")]
+    NotApplicable {
+        /// Which capacity.
+        field: &'static str,
+        /// The room kind.
+        kind: &'static str,
+    },
+    /// The recording policy has the wrong shape.
+    #[error("recording policy: {0}")]
+    Recording(#[from] ShapeError),
+    /// The recording policy names another room.
+    #[error("recording policy names room {0:?}, not this room")]
+    RecordingRoom(String),
+}
+
+impl RoomPolicyRequest {
+    /// Checks the request and fills in defaults for the room named `room`.
+    pub fn into_policy(self, room: &str) -> Result<RoomPolicy, PolicyError> {
+        if self.e2ee == Some(false) {
+            return Err(PolicyError::E2eeRequired);
+        }
+        fn cap(
+            v: Option<u32>,
+            field: &'static str,
+            min: u32,
+            max: u32,
+        ) -> Result<u32, PolicyError> {
+            match v {
+                None => Ok(max),
+                Some(n) if (min..=max).contains(&n) => Ok(n),
+                Some(_) => Err(PolicyError::Capacity { field, min, max }),
+            }
+        }
+        fn absent(
+            v: Option<u32>,
+            field: &'static str,
+            kind: &'static str,
+        ) -> Result<(), PolicyError> {
+            match v {
+                None => Ok(()),
+                Some(_) => Err(PolicyError::NotApplicable { field, kind }),
+            }
+        }
+        let (max_callers, max_presenters, max_viewers) = match self.kind {
+            RoomKind::Meeting => {
+                absent(self.max_presenters, "max_presenters", "meeting")?;
+                absent(self.max_viewers, "max_viewers", "meeting")?;
+                (
+                    cap(self.max_callers, "max_callers", 1, MAX_MEETING_CALLERS)?,
+                    0,
+                    0,
+                )
+            }
+            RoomKind::Broadcast => {
+                absent(self.max_callers, "max_callers", "broadcast")?;
+                (
+                    0,
+                    cap(
+                        self.max_presenters,
+                        "max_presenters",
+                        1,
+                        MAX_BROADCAST_PRESENTERS,
+                    )?,
+                    cap(self.max_viewers, "max_viewers", 0, MAX_BROADCAST_VIEWERS)?,
+                )
+            }
+        };
+        if let Some(rec) = &self.recording {
+            let doc = rec.document()?;
+            if doc.room != room {
+                return Err(PolicyError::RecordingRoom(doc.room));
+            }
+        }
+        Ok(RoomPolicy {
+            kind: self.kind,
+            max_callers,
+            max_presenters,
+            max_viewers,
+            e2ee: true,
+            recording: self.recording,
+        })
+    }
+}
+
+impl RoomPolicy {
+    /// The default policy of an auto-created room: a meeting at full capacity, not recorded.
+    pub fn default_meeting() -> Self {
+        RoomPolicy {
+            kind: RoomKind::Meeting,
+            max_callers: MAX_MEETING_CALLERS,
+            max_presenters: 0,
+            max_viewers: 0,
+            e2ee: true,
+            recording: None,
+        }
+    }
+
+    /// How many devices of `role` the room admits.
+    pub fn capacity(&self, role: Role) -> u32 {
+        match (self.kind, role) {
+            (RoomKind::Meeting, Role::Caller) => self.max_callers,
+            (RoomKind::Broadcast, Role::Presenter) => self.max_presenters,
+            (RoomKind::Broadcast, Role::Viewer) => self.max_viewers,
+            (_, Role::Recorder) => self
+                .recording
+                .as_ref()
+                .and_then(|r| r.document().ok())
+                .map_or(0, |d| d.recorders.len() as u32),
+            _ => 0,
+        }
+    }
+}
+
+/// The signed recording policy blob, carried to clients untouched.
+///
+/// `document` is base64url (no padding) of a UTF-8 JSON [`RecordingDocument`]; `sig` is an Ed25519
+/// signature by `admin_key` over `"e2ee-sfu/recording-policy/v1" || document bytes`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingPolicy {
+    /// Format version (1).
+    pub v: u32,
+    /// base64url of the JSON document bytes that were signed.
+    pub document: String,
+    /// The admin's Ed25519 public key, base64url of 32 bytes.
+    pub admin_key: String,
+    /// Ed25519 signature, base64url of 64 bytes.
+    pub sig: String,
+}
+
+/// The signed document inside a [`RecordingPolicy`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingDocument {
+    /// Format version (1).
+    pub v: u32,
+    /// The room it applies to.
+    pub room: String,
+    /// The enrolled recorder devices.
+    pub recorders: Vec<RecorderDevice>,
+    /// Issue time, Unix seconds.
+    pub issued_at: u64,
+}
+
+/// One enrolled recorder device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecorderDevice {
+    /// Its device id.
+    pub device: String,
+    /// Its Ed25519 identity key, base64url of 32 bytes.
+    pub identity_key: String,
+}
+
+/// Largest encoded recording document accepted, in bytes.
+const MAX_RECORDING_DOCUMENT: usize = 8 * 1024;
+
+impl RecordingPolicy {
+    /// Checks the blob's shape and returns the document it carries (signature not verified:
+    /// that is the clients' job, against the admin key they trust).
+    pub fn document(&self) -> Result<RecordingDocument, ShapeError> {
+        if self.v != 1 {
+            return Err(ShapeError::Version(self.v));
+        }
+        if self.document.len() > MAX_RECORDING_DOCUMENT {
+            return Err(ShapeError::Document("document too large".into()));
+        }
+        let admin_key = decode_b64("admin_key", &self.admin_key)?;
+        if admin_key.len() != 32 {
+            return Err(ShapeError::Length {
+                field: "admin_key",
+                expected: 32,
+                got: admin_key.len(),
+            });
+        }
+        let sig = decode_b64("sig", &self.sig)?;
+        if sig.len() != 64 {
+            return Err(ShapeError::Length {
+                field: "sig",
+                expected: 64,
+                got: sig.len(),
+            });
+        }
+        let bytes = decode_b64("document", &self.document)?;
+        let doc: RecordingDocument = serde_json::from_slice(&bytes)
+            .map_err(|e| ShapeError::Document(format!("document: {e}")))?;
+        if doc.v != 1 {
+            return Err(ShapeError::Version(doc.v));
+        }
+        if doc.recorders.is_empty() || doc.recorders.len() > MAX_RECORDERS {
+            return Err(ShapeError::Document(format!(
+                "document must name 1-{MAX_RECORDERS} recorders"
+            )));
+        }
+        for r in &doc.recorders {
+            validate_device_id(&r.device)?;
+            let ik = decode_b64("identity_key", &r.identity_key)?;
+            if ik.len() != 32 {
+                return Err(ShapeError::Length {
+                    field: "identity_key",
+                    expected: 32,
+                    got: ik.len(),
+                });
+            }
+        }
+        Ok(doc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn recording(room: &str) -> RecordingPolicy {
+        let doc = serde_json::json!({
+            "v": 1, "room": room, "issued_at": 1,
+            "recorders": [{"device": "rec-1", "identity_key": URL_SAFE_NO_PAD.encode([1u8; 32])}]
+        });
+        RecordingPolicy {
+            v: 1,
+            document: URL_SAFE_NO_PAD.encode(serde_json::to_vec(&doc).unwrap()),
+            admin_key: URL_SAFE_NO_PAD.encode([2u8; 32]),
+            sig: URL_SAFE_NO_PAD.encode([3u8; 64]),
+        }
+    }
+
+    fn req(kind: RoomKind) -> RoomPolicyRequest {
+        RoomPolicyRequest {
+            kind,
+            max_callers: None,
+            max_presenters: None,
+            max_viewers: None,
+            e2ee: None,
+            recording: None,
+        }
+    }
+
+    #[test]
+    fn defaults_and_caps() {
+        let m = req(RoomKind::Meeting).into_policy("r").unwrap();
+        assert_eq!((m.max_callers, m.capacity(Role::Caller)), (100, 100));
+        assert_eq!(m.capacity(Role::Viewer), 0);
+        let b = req(RoomKind::Broadcast).into_policy("r").unwrap();
+        assert_eq!(b.capacity(Role::Viewer), 500);
+        assert_eq!(b.capacity(Role::Caller), 0);
+        let mut too_big = req(RoomKind::Meeting);
+        too_big.max_callers = Some(101);
+        assert!(matches!(
+            too_big.into_policy("r"),
+            Err(PolicyError::Capacity { .. })
+        ));
+        let mut plain = req(RoomKind::Meeting);
+        plain.e2ee = Some(false);
+        assert_eq!(plain.into_policy("r"), Err(PolicyError::E2eeRequired));
+        let mut wrong = req(RoomKind::Meeting);
+        wrong.max_viewers = Some(3);
+        assert!(matches!(
+            wrong.into_policy("r"),
+            Err(PolicyError::NotApplicable { .. })
+        ));
+    }
+
+    #[test]
+    fn recording_policy_shape() {
+        let mut r = req(RoomKind::Meeting);
+        r.recording = Some(recording("r"));
+        let p = r.into_policy("r").unwrap();
+        assert_eq!(p.capacity(Role::Recorder), 1);
+        let mut other = req(RoomKind::Meeting);
+        other.recording = Some(recording("other"));
+        assert!(matches!(
+            other.into_policy("r"),
+            Err(PolicyError::RecordingRoom(_))
+        ));
+        let mut bad = recording("r");
+        bad.sig = URL_SAFE_NO_PAD.encode([3u8; 63]);
+        assert!(bad.document().is_err());
+        let mut garbage = recording("r");
+        garbage.document = URL_SAFE_NO_PAD.encode(b"not json");
+        assert!(matches!(garbage.document(), Err(ShapeError::Document(_))));
+    }
+}

@@ -1,0 +1,674 @@
+//! One client connection on `/v1/rtc`, generic over any `Sink`/`Stream` of WebSocket messages.
+//!
+//! [`run_session`] is what the axum handler runs on a real socket; tests can run it on channels.
+//! The session authenticates the `join`, then relays between the client and its room's actor
+//! (see [`crate::hub`]) and the media node. Per connection it enforces the message size cap
+//! (close 1009), a message rate limit (excess dropped with `rate_limited`; a sustained flood
+//! closes with 1008), pings and an idle timeout. Malformed, unknown and wrong-state messages get
+//! an `error` and the connection goes on. Nothing of a token or an SDP is logged.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{Instrument as _, Span, debug, info, info_span, warn};
+
+use crate::auth::{Grants, TokenVerifier, validate_room_name};
+use crate::hub::{Hub, HubError, Outbound, RoomCommand};
+use crate::media::{ParticipantSpec, SessionDescription};
+use crate::policy::RoomPolicy;
+use crate::protocol::{
+    CLIENT_MESSAGE_TYPES, ClientMessage, ClientOffer, ErrorCode, Join, LeftNotice,
+    MAX_DECRYPT_FAILURES_PER_REPORT, MAX_NAME_BYTES, MAX_SDP_BYTES, MAX_SUBSCRIPTIONS,
+    MAX_TRACKS_PER_OFFER, PROTOCOL_VERSION, SdpBody, ServerMessage, TypeTag, sdp_sends_media,
+};
+use crate::room::{ConnId, Departure, JoinRequest};
+
+/// WebSocket close code for a message over the size cap (RFC 6455 §7.4.1).
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code for a policy violation (sustained flooding).
+pub const CLOSE_POLICY: u16 = 1008;
+/// Close code when the idle timeout passes ("going away").
+pub const CLOSE_IDLE: u16 = 1001;
+/// Normal closure.
+pub const CLOSE_NORMAL: u16 = 1000;
+
+/// Per-connection limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Largest message accepted, bytes (64 KiB).
+    pub max_message_bytes: usize,
+    /// Sustained messages per second.
+    pub messages_per_second: NonZeroU32,
+    /// Burst allowance above the sustained rate.
+    pub message_burst: NonZeroU32,
+    /// Consecutive rate-limited messages after which the connection is closed (1008).
+    pub flood_close_after: u32,
+    /// Interval between server pings.
+    pub ping_interval: Duration,
+    /// Silence (no frame at all) after which the connection is closed.
+    pub idle_timeout: Duration,
+}
+
+/// What every session needs from the server.
+#[derive(Clone)]
+pub struct SessionContext {
+    /// Rooms.
+    pub hub: Hub,
+    /// Token verification.
+    pub verifier: Arc<TokenVerifier>,
+    /// Limits.
+    pub limits: SessionLimits,
+    /// Whether a join may create a room (as an ephemeral meeting) that does not exist.
+    pub auto_create_rooms: bool,
+}
+
+/// Classifies transport errors: only "message too big" gets a 1009 close.
+pub trait TransportError: std::fmt::Display {
+    /// Whether the transport refused a message for its size.
+    fn is_message_too_big(&self) -> bool;
+}
+
+impl TransportError for axum::Error {
+    fn is_message_too_big(&self) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = source {
+            if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
+                return true;
+            }
+            source = e.source();
+        }
+        false
+    }
+}
+
+impl TransportError for Infallible {
+    fn is_message_too_big(&self) -> bool {
+        match *self {}
+    }
+}
+
+/// Runs one client session until the client leaves, is removed or the connection ends.
+pub async fn run_session<W, R, E>(sink: W, stream: R, ctx: SessionContext, peer: Option<SocketAddr>)
+where
+    W: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+    E: TransportError,
+{
+    let conn = ctx.hub.next_conn_id();
+    let span = info_span!("conn", conn, peer = ?peer, room = tracing::field::Empty, device = tracing::field::Empty);
+    let metrics = ctx.hub.metrics().clone();
+    metrics.connections.inc();
+    let limiter = RateLimiter::direct(
+        Quota::per_second(ctx.limits.messages_per_second).allow_burst(ctx.limits.message_burst),
+    );
+    let mut session = Session {
+        sink,
+        ctx,
+        conn,
+        joined: None,
+        limiter,
+        limited_in_row: 0,
+        last_rate_error: None,
+        span: span.clone(),
+    };
+    async {
+        debug!("connected");
+        session.run(stream).await;
+        if let Some(j) = &session.joined {
+            let _ = j.room_tx.send(RoomCommand::Leave {
+                conn,
+                device: j.device.clone(),
+                how: Departure::Dropped,
+            });
+        }
+        debug!("disconnected");
+    }
+    .instrument(span)
+    .await;
+    metrics.connections.dec();
+}
+
+struct JoinedState {
+    room: String,
+    device: String,
+    grants: Grants,
+    slot: u16,
+    room_tx: mpsc::UnboundedSender<RoomCommand>,
+    media_session: bool,
+    join_started: Option<Instant>,
+}
+
+struct Session<W> {
+    sink: W,
+    ctx: SessionContext,
+    conn: ConnId,
+    joined: Option<JoinedState>,
+    limiter: DefaultDirectRateLimiter,
+    limited_in_row: u32,
+    last_rate_error: Option<Instant>,
+    span: Span,
+}
+
+/// What to do after handling an input.
+enum Flow {
+    Continue,
+    Close(u16, &'static str),
+}
+
+async fn recv_outbound(rx: &mut Option<mpsc::Receiver<Outbound>>) -> Option<Outbound> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl<W: Sink<Message> + Unpin> Session<W> {
+    async fn run<R, E>(&mut self, mut stream: R)
+    where
+        R: Stream<Item = Result<Message, E>> + Unpin,
+        E: TransportError,
+    {
+        let limits = self.ctx.limits;
+        let mut outbound: Option<mpsc::Receiver<Outbound>> = None;
+        let mut idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
+        let mut ping = tokio::time::interval_at(
+            tokio::time::Instant::now() + limits.ping_interval,
+            limits.ping_interval,
+        );
+        let flow = loop {
+            tokio::select! {
+                frame = stream.next() => {
+                    let flow = match frame {
+                        None => break Flow::Continue,
+                        Some(Err(e)) if e.is_message_too_big() => {
+                            self.ctx.hub.metrics().reject("oversized");
+                            Flow::Close(CLOSE_TOO_BIG, "message too big")
+                        }
+                        Some(Err(e)) => {
+                            debug!(error = %e, "transport error");
+                            break Flow::Continue;
+                        }
+                        Some(Ok(msg)) => {
+                            idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
+                            match msg {
+                                Message::Text(text) => self.handle_text(text.as_str(), &mut outbound).await,
+                                Message::Binary(b) => self.handle_binary(b.len()).await,
+                                Message::Ping(_) | Message::Pong(_) => Flow::Continue,
+                                Message::Close(_) => break Flow::Continue,
+                            }
+                        }
+                    };
+                    if let Flow::Close(..) = flow {
+                        break flow;
+                    }
+                }
+                item = recv_outbound(&mut outbound) => {
+                    match item {
+                        Some(Outbound::Message { ty, text }) => {
+                            if self.write(ty, text).await.is_err() {
+                                break Flow::Continue;
+                            }
+                        }
+                        Some(Outbound::Close(reason)) => {
+                            let msg = ServerMessage::Left(LeftNotice { reason });
+                            let _ = self.write(msg.type_name(), msg.to_json().into()).await;
+                            // Already out of the room: nothing to leave on exit.
+                            self.joined = None;
+                            break Flow::Close(CLOSE_NORMAL, "left the room");
+                        }
+                        None => {
+                            self.joined = None;
+                            break Flow::Close(CLOSE_POLICY, "dropped: outbound queue overflowed");
+                        }
+                    }
+                }
+                _ = ping.tick() => {
+                    if self.sink.send(Message::Ping(Default::default())).await.is_err() {
+                        break Flow::Continue;
+                    }
+                }
+                () = tokio::time::sleep_until(idle_deadline) => {
+                    self.ctx.hub.metrics().reject("idle_timeout");
+                    break Flow::Close(CLOSE_IDLE, "idle timeout");
+                }
+            }
+        };
+        if let Flow::Close(code, reason) = flow {
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            };
+            let _ = self.sink.send(Message::Close(Some(frame))).await;
+        }
+        let _ = self.sink.close().await;
+    }
+
+    async fn write(&mut self, ty: &'static str, text: Utf8Bytes) -> Result<(), ()> {
+        self.sink.send(Message::Text(text)).await.map_err(|_| ())?;
+        let metrics = self.ctx.hub.metrics();
+        metrics.messages_sent.with_label_values(&[ty]).inc();
+        if ty == "key_envelope" {
+            metrics.key_envelopes_relayed.inc();
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, msg: ServerMessage) -> Flow {
+        match self.write(msg.type_name(), msg.to_json().into()).await {
+            Ok(()) => Flow::Continue,
+            Err(()) => Flow::Close(CLOSE_NORMAL, "write failed"),
+        }
+    }
+
+    async fn refuse(&mut self, code: ErrorCode, message: impl Into<String>) -> Flow {
+        self.ctx.hub.metrics().reject(code.metric_reason());
+        self.send(ServerMessage::error(code, message)).await
+    }
+
+    /// Applies the size cap and the rate limit; `Some` when the message must not be handled.
+    async fn admit(&mut self, len: usize) -> Option<Flow> {
+        if len > self.ctx.limits.max_message_bytes {
+            self.ctx.hub.metrics().reject("oversized");
+            return Some(Flow::Close(CLOSE_TOO_BIG, "message too big"));
+        }
+        if self.limiter.check().is_err() {
+            self.ctx.hub.metrics().reject("rate_limited");
+            self.limited_in_row += 1;
+            if self.limited_in_row > self.ctx.limits.flood_close_after {
+                warn!("message flood; closing");
+                return Some(Flow::Close(CLOSE_POLICY, "message rate limit exceeded"));
+            }
+            let now = Instant::now();
+            if self
+                .last_rate_error
+                .is_none_or(|t| now - t >= Duration::from_secs(1))
+            {
+                self.last_rate_error = Some(now);
+                let msg =
+                    ServerMessage::error(ErrorCode::RateLimited, "too many messages; dropped");
+                return Some(self.send(msg).await);
+            }
+            return Some(Flow::Continue);
+        }
+        self.limited_in_row = 0;
+        None
+    }
+
+    async fn handle_binary(&mut self, len: usize) -> Flow {
+        if let Some(flow) = self.admit(len).await {
+            return flow;
+        }
+        self.count_received("unknown");
+        self.refuse(
+            ErrorCode::Malformed,
+            "binary messages are not part of the protocol",
+        )
+        .await
+    }
+
+    fn count_received(&self, ty: &str) {
+        self.ctx
+            .hub
+            .metrics()
+            .messages_received
+            .with_label_values(&[ty])
+            .inc();
+    }
+
+    async fn handle_text(
+        &mut self,
+        text: &str,
+        outbound: &mut Option<mpsc::Receiver<Outbound>>,
+    ) -> Flow {
+        if let Some(flow) = self.admit(text.len()).await {
+            return flow;
+        }
+        let ty = match serde_json::from_str::<TypeTag<'_>>(text) {
+            Ok(tag) => tag.ty.into_owned(),
+            Err(_) => {
+                self.count_received("unknown");
+                return self
+                    .refuse(
+                        ErrorCode::Malformed,
+                        "not a JSON object with a string `type`",
+                    )
+                    .await;
+            }
+        };
+        let Some(&known) = CLIENT_MESSAGE_TYPES.iter().find(|t| **t == ty) else {
+            self.count_received("unknown");
+            return self
+                .refuse(ErrorCode::UnknownType, "unknown message type")
+                .await;
+        };
+        self.count_received(known);
+        let msg = match serde_json::from_str::<ClientMessage>(text) {
+            Ok(m) => m,
+            Err(e) => {
+                // serde's message names the field and expected type; it is only sent back to
+                // the connection that wrote it and never logged.
+                return self
+                    .refuse(ErrorCode::Malformed, format!("bad {known}: {e}"))
+                    .await;
+            }
+        };
+        match (msg, self.joined.is_some()) {
+            (ClientMessage::Join(join), false) => self.join(join, outbound).await,
+            (ClientMessage::Join(_), true) => {
+                self.refuse(ErrorCode::WrongState, "already joined").await
+            }
+            (other, false) => {
+                let what = other.type_name();
+                self.refuse(ErrorCode::WrongState, format!("{what} before join"))
+                    .await
+            }
+            (ClientMessage::Offer(offer), true) => self.offer(offer).await,
+            (ClientMessage::Answer(answer), true) => self.answer(answer).await,
+            (ClientMessage::Subscribe(update), true) => {
+                let Some(j) = &self.joined else {
+                    return Flow::Continue;
+                };
+                if !j.grants.can_subscribe {
+                    return self
+                        .refuse(ErrorCode::Forbidden, "token does not grant can_subscribe")
+                        .await;
+                }
+                if update.subscriptions.len() > MAX_SUBSCRIPTIONS {
+                    return self
+                        .refuse(ErrorCode::Malformed, "too many subscriptions")
+                        .await;
+                }
+                let _ = j.room_tx.send(RoomCommand::Subscriptions {
+                    conn: self.conn,
+                    device: j.device.clone(),
+                    subscriptions: update.subscriptions.clone(),
+                });
+                let (room, device) = (j.room.clone(), j.device.clone());
+                let Some(node) = self.ctx.hub.media().cloned() else {
+                    return self.media_unavailable().await;
+                };
+                match node
+                    .set_subscriptions(&room, &device, update.subscriptions)
+                    .await
+                {
+                    Ok(()) => Flow::Continue,
+                    Err(e) => self.refuse(ErrorCode::MediaError, e.to_string()).await,
+                }
+            }
+            (ClientMessage::KeyEnvelope(body), true) => {
+                self.to_room(|conn, device| RoomCommand::Envelope {
+                    conn,
+                    device,
+                    envelope: Box::new(body.envelope),
+                })
+            }
+            (ClientMessage::KeyAck(ack), true) => {
+                self.to_room(|conn, device| RoomCommand::Ack { conn, device, ack })
+            }
+            (ClientMessage::KeyRequest(req), true) => {
+                self.to_room(|conn, device| RoomCommand::Request { conn, device, req })
+            }
+            (ClientMessage::Stats(stats), true) => {
+                let failures = stats.decrypt_failures.min(MAX_DECRYPT_FAILURES_PER_REPORT);
+                self.ctx
+                    .hub
+                    .metrics()
+                    .client_decrypt_failures
+                    .inc_by(failures);
+                self.to_room(|conn, device| RoomCommand::Stats {
+                    conn,
+                    device,
+                    stats,
+                })
+            }
+            (ClientMessage::Leave(_), true) => {
+                info!("leave");
+                // The room answers with `Outbound::Close`, which ends the session.
+                self.to_room(|conn, device| RoomCommand::Leave {
+                    conn,
+                    device,
+                    how: Departure::Left,
+                })
+            }
+        }
+    }
+
+    fn to_room(&self, make: impl FnOnce(ConnId, String) -> RoomCommand) -> Flow {
+        match &self.joined {
+            Some(j) if j.room_tx.send(make(self.conn, j.device.clone())).is_err() => {
+                Flow::Close(CLOSE_NORMAL, "room closed")
+            }
+            _ => Flow::Continue,
+        }
+    }
+
+    async fn media_unavailable(&mut self) -> Flow {
+        self.refuse(
+            ErrorCode::MediaUnavailable,
+            "no media node (SFU) is attached to this signaling service",
+        )
+        .await
+    }
+
+    async fn join(&mut self, join: Join, outbound: &mut Option<mpsc::Receiver<Outbound>>) -> Flow {
+        let metrics = self.ctx.hub.metrics().clone();
+        let started = Instant::now();
+        match self.try_join(join, outbound, started).await {
+            Ok(()) => {
+                metrics.joins.with_label_values(&["ok"]).inc();
+                Flow::Continue
+            }
+            Err((code, message)) => {
+                metrics.joins.with_label_values(&["refused"]).inc();
+                info!(code = code.as_str(), "join refused");
+                self.refuse(code, message).await
+            }
+        }
+    }
+
+    async fn try_join(
+        &mut self,
+        join: Join,
+        outbound: &mut Option<mpsc::Receiver<Outbound>>,
+        started: Instant,
+    ) -> Result<(), (ErrorCode, String)> {
+        if join.v != PROTOCOL_VERSION {
+            return Err((
+                ErrorCode::UnsupportedVersion,
+                format!(
+                    "protocol version {} is not supported (this server speaks {PROTOCOL_VERSION})",
+                    join.v
+                ),
+            ));
+        }
+        join.device
+            .validate()
+            .map_err(|e| (ErrorCode::BadBundle, e.to_string()))?;
+        if join.name.as_ref().is_some_and(|n| n.len() > MAX_NAME_BYTES) {
+            return Err((
+                ErrorCode::Malformed,
+                format!("name longer than {MAX_NAME_BYTES} bytes"),
+            ));
+        }
+        validate_room_name(&join.room).map_err(|_| {
+            (
+                ErrorCode::Malformed,
+                "room must be 1-64 characters of [A-Za-z0-9_-]".to_string(),
+            )
+        })?;
+        let grants = self
+            .ctx
+            .verifier
+            .verify(&join.token)
+            .map_err(|e| (e.code(), e.to_string()))?;
+        if grants.room != join.room {
+            return Err((ErrorCode::WrongRoom, "the token grants another room".into()));
+        }
+        let device = join.device.device.clone();
+        let req = JoinRequest {
+            conn: self.conn,
+            grants: grants.clone(),
+            bundle: join.device,
+            name: join.name,
+            now_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        // An ephemeral room can close between lookup and join; one retry covers that race.
+        for _ in 0..2 {
+            let room_tx = self.lookup_room(&join.room).await?;
+            let (tx, rx) = mpsc::channel(self.ctx.hub.outbound_queue());
+            let (reply, answer) = oneshot::channel();
+            let cmd = RoomCommand::Join {
+                req: Box::new(req.clone()),
+                tx,
+                reply,
+            };
+            if room_tx.send(cmd).is_err() {
+                continue;
+            }
+            let Ok(result) = answer.await else { continue };
+            let slot = result.map_err(|e| (e.code(), e.to_string()))?;
+            self.span.record("room", join.room.as_str());
+            self.span.record("device", device.as_str());
+            info!(role = grants.role.as_str(), slot, "joined");
+            *outbound = Some(rx);
+            self.joined = Some(JoinedState {
+                room: join.room.clone(),
+                device,
+                grants,
+                slot,
+                room_tx,
+                media_session: false,
+                join_started: Some(started),
+            });
+            return Ok(());
+        }
+        Err((ErrorCode::RoomNotFound, "room closed while joining".into()))
+    }
+
+    async fn lookup_room(
+        &self,
+        name: &str,
+    ) -> Result<mpsc::UnboundedSender<RoomCommand>, (ErrorCode, String)> {
+        if let Some(tx) = self.ctx.hub.room(name) {
+            return Ok(tx);
+        }
+        if !self.ctx.auto_create_rooms {
+            return Err((
+                ErrorCode::RoomNotFound,
+                format!("room {name:?} does not exist"),
+            ));
+        }
+        match self
+            .ctx
+            .hub
+            .create_room(name, RoomPolicy::default_meeting(), true)
+            .await
+        {
+            Ok(_) | Err(HubError::Exists) => {}
+            Err(e) => return Err((ErrorCode::MediaError, e.to_string())),
+        }
+        self.ctx
+            .hub
+            .room(name)
+            .ok_or((ErrorCode::RoomNotFound, "room closed while joining".into()))
+    }
+
+    async fn offer(&mut self, offer: ClientOffer) -> Flow {
+        let Some(j) = &self.joined else {
+            return Flow::Continue;
+        };
+        if offer.sdp.len() > MAX_SDP_BYTES || offer.tracks.len() > MAX_TRACKS_PER_OFFER {
+            return self.refuse(ErrorCode::Malformed, "offer too large").await;
+        }
+        if !j.grants.can_publish && (!offer.tracks.is_empty() || sdp_sends_media(&offer.sdp)) {
+            return self
+                .refuse(
+                    ErrorCode::Forbidden,
+                    "this token may not publish: offer receive-only media",
+                )
+                .await;
+        }
+        let Some(node) = self.ctx.hub.media().cloned() else {
+            return self.media_unavailable().await;
+        };
+        let (room, device) = (j.room.clone(), j.device.clone());
+        let result = if j.media_session {
+            node.renegotiate(
+                &room,
+                &device,
+                SessionDescription::Offer(offer.sdp),
+                offer.tracks,
+            )
+            .await
+            .and_then(|a| {
+                a.ok_or_else(|| crate::media::MediaError::Failed("no answer to an offer".into()))
+            })
+        } else {
+            let spec = ParticipantSpec {
+                device: device.clone(),
+                slot: j.slot,
+                role: j.grants.role,
+                can_publish: j.grants.can_publish,
+                can_subscribe: j.grants.can_subscribe,
+            };
+            node.add_participant(&room, &spec, offer.sdp, offer.tracks)
+                .await
+        };
+        match result {
+            Ok(sdp) => {
+                let flow = self.send(ServerMessage::Answer(SdpBody { sdp })).await;
+                if let Some(j) = &mut self.joined {
+                    j.media_session = true;
+                    if let Some(t) = j.join_started.take() {
+                        self.ctx
+                            .hub
+                            .metrics()
+                            .join_latency
+                            .observe(t.elapsed().as_secs_f64());
+                    }
+                }
+                flow
+            }
+            Err(e) => self.refuse(ErrorCode::MediaError, e.to_string()).await,
+        }
+    }
+
+    async fn answer(&mut self, answer: SdpBody) -> Flow {
+        let Some(j) = &self.joined else {
+            return Flow::Continue;
+        };
+        if answer.sdp.len() > MAX_SDP_BYTES {
+            return self.refuse(ErrorCode::Malformed, "answer too large").await;
+        }
+        let Some(node) = self.ctx.hub.media().cloned() else {
+            return self.media_unavailable().await;
+        };
+        if !j.media_session {
+            return self
+                .refuse(ErrorCode::WrongState, "answer without a media session")
+                .await;
+        }
+        let (room, device) = (j.room.clone(), j.device.clone());
+        match node
+            .renegotiate(
+                &room,
+                &device,
+                SessionDescription::Answer(answer.sdp),
+                Vec::new(),
+            )
+            .await
+        {
+            Ok(_) => Flow::Continue,
+            Err(e) => self.refuse(ErrorCode::MediaError, e.to_string()).await,
+        }
+    }
+}
