@@ -73,10 +73,14 @@ describe('web client against signaling dev', { skip: signalingSkip() }, () => {
     page.setDefaultTimeout(8000);
     const errors = [];
     page.on('pageerror', (e) => errors.push(String(e)));
+    let visits = 0;
     const open = async () => {
-      const q = new URLSearchParams({ room, name, join: '1', test: '1', signaling: sig.url });
+      // A different query each time: a URL differing only in its fragment would not reload.
+      const q = new URLSearchParams({ room, name, join: '1', test: '1', signaling: sig.url, visit: String(++visits) });
       await page.goto(`${server.url}/?${q}#token=${token(room, identity)}`);
-      await page.waitForFunction(() => window.call?.state.phase === 'in-call', null, { timeout: 10_000 });
+      await page.waitForFunction(() => window.call?.state.phase === 'in-call' || window.call?.state.phase === 'error', null, { timeout: 10_000 });
+      const failed = await page.evaluate(() => window.call.state.error);
+      assert.equal(failed, null, `${identity} could not join`);
     };
     await open();
     const view = () =>
