@@ -352,3 +352,70 @@ async fn stats_feed_the_decrypt_failure_counter() {
         4
     );
 }
+
+#[tokio::test]
+async fn a_reconnecting_device_replaces_its_old_connection() {
+    let s = TestServer::start(config()).await;
+    s.meeting("re").await;
+    let mut a = s.connect().await;
+    a.join("re", &token("re", "alice", Role::Caller), "dev-a")
+        .await;
+    let mut old_b = s.connect().await;
+    old_b
+        .join("re", &token("re", "bob", Role::Caller), "dev-b")
+        .await;
+    a.recv_type("membership").await;
+
+    // Bob's device comes back on a new connection (same device id, same identity).
+    let mut new_b = s.connect().await;
+    let j = new_b
+        .join("re", &token("re", "bob", Role::Caller), "dev-b")
+        .await;
+    assert_eq!(devices(&j["roster"]), vec!["dev-a", "dev-b"]);
+    assert_eq!(old_b.recv_type("left").await["reason"], "replaced");
+    assert!(matches!(old_b.next().await, Seen::Closed(Some(1000))));
+    // Alice sees the old device leave and the new one join, and rekeys for the departure.
+    assert_eq!(a.recv_type("roster").await["removed"], json!(["dev-b"]));
+    assert_eq!(a.recv_type("roster").await["added"][0]["device"], "dev-b");
+    assert_eq!(a.recv_type("membership").await["action"], "ratchet");
+    assert_eq!(a.recv_type("membership").await["action"], "rekey");
+
+    // Another identity cannot take the device id.
+    let mut thief = s.connect().await;
+    thief
+        .send(&common::join_msg(
+            "re",
+            &token("re", "mallory", Role::Caller),
+            "dev-b",
+        ))
+        .await;
+    thief.expect_error("duplicate_device").await;
+}
+
+#[tokio::test]
+async fn a_kick_disconnects_the_device_and_triggers_a_rekey() {
+    let s = TestServer::start(config()).await;
+    s.meeting("kk").await;
+    let mut a = s.connect().await;
+    a.join("kk", &token("kk", "alice", Role::Caller), "dev-a")
+        .await;
+    let mut b = s.connect().await;
+    b.join("kk", &token("kk", "bob", Role::Caller), "dev-b")
+        .await;
+    a.recv_type("membership").await;
+    let r = s
+        .http
+        .delete(s.url("/v1/rooms/kk/participants/dev-b"))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .expect("kick");
+    assert_eq!(r.status(), 204);
+    assert_eq!(b.recv_type("left").await["reason"], "kicked");
+    assert_eq!(a.recv_type("roster").await["removed"], json!(["dev-b"]));
+    let rekey = a.recv_type("membership").await;
+    assert_eq!(
+        (rekey["action"].clone(), rekey["left"].clone()),
+        (json!("rekey"), json!(["dev-b"]))
+    );
+}
