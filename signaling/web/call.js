@@ -470,6 +470,11 @@ export class Call extends EventTarget {
     const byTrack = new Map();
     for (const r of this._remote.values()) byTrack.set(r.track.id, r);
     for (const p of this.state.participants.values()) if (!p.self) p.quality = null;
+    const me = this.state.participants.get(this.state.self.device);
+    const high = q.outbound.filter((o) => o.kind === 'video' && o.width).sort((a, b) => b.width - a.width)[0];
+    if (me) {
+      me.quality = { level: this.state.quality.level, bitrate: q.sendBitrate, loss: q.loss, rtt: q.rtt, width: high?.width ?? null, height: high?.height ?? null, layer: high?.rid ?? null, decryptFailures: 0 };
+    }
     for (const inb of q.inbound) {
       const r = byTrack.get(inb.trackIdentifier);
       const p = r?.device && this.state.participants.get(r.device);
