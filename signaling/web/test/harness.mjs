@@ -17,8 +17,11 @@ export const WEB_ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const ARTIFACTS = fileURLToPath(new URL('../../../artifacts/web/', import.meta.url));
 /** The Chromium binary. */
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const PLAYWRIGHT = fileURLToPath(new URL('../node_modules/playwright-core/package.json', import.meta.url));
 /** Why a browser test is skipped, or false. */
-export const SKIP = !existsSync(CHROMIUM) && `${CHROMIUM} not installed (scripts/install-deps installs Debian's chromium)`;
+export const SKIP =
+  (!existsSync(CHROMIUM) && `${CHROMIUM} not installed (scripts/install-deps installs Debian's chromium)`) ||
+  (!existsSync(PLAYWRIGHT) && 'playwright-core not installed (cd signaling/web && npm ci)');
 
 /** The flags of DESIGN §8, plus loopback-only host resolution. */
 export const CHROMIUM_FLAGS = [
