@@ -70,7 +70,7 @@ describe('web client against signaling dev', { skip: signalingSkip() }, () => {
   async function device(room, identity, name) {
     const context = await chromium.newContext();
     const page = await context.newPage();
-    page.setDefaultTimeout(8000);
+    page.setDefaultTimeout(15_000);
     const errors = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     let visits = 0;
@@ -78,7 +78,7 @@ describe('web client against signaling dev', { skip: signalingSkip() }, () => {
       // A different query each time: a URL differing only in its fragment would not reload.
       const q = new URLSearchParams({ room, name, join: '1', test: '1', signaling: sig.url, visit: String(++visits) });
       await page.goto(`${server.url}/?${q}#token=${token(room, identity)}`);
-      await page.waitForFunction(() => window.call?.state.phase === 'in-call' || window.call?.state.phase === 'error', null, { timeout: 10_000 });
+      await page.waitForFunction(() => window.call?.state.phase === 'in-call' || window.call?.state.phase === 'error', null, { timeout: 20_000 });
       const failed = await page.evaluate(() => window.call.state.error);
       assert.equal(failed, null, `${identity} could not join`);
     };
@@ -100,7 +100,7 @@ describe('web client against signaling dev', { skip: signalingSkip() }, () => {
     return { context, page, errors, open, view };
   }
 
-  test('join, key exchange, security code, rotation on join and leave, key-change warning', { timeout: 60_000 }, async () => {
+  test('join, key exchange, security code, rotation on join and leave, key-change warning', { timeout: 120_000 }, async () => {
     const room = `web-${Date.now()}`;
     const a = await device(room, 'alice', 'Alice');
     const b = await device(room, 'bob', 'Bob');
@@ -112,7 +112,7 @@ describe('web client against signaling dev', { skip: signalingSkip() }, () => {
     const both = await waitFor(async () => {
       const [va, vb] = [await a.view(), await b.view()];
       return { ok: va.received[vb.device] && vb.received[va.device] && va.code === vb.code && va.participants.length === 2, va, vb };
-    }, { timeoutMs: 10_000 });
+    }, { timeoutMs: 20_000 });
     assert.ok(both.ok, JSON.stringify(both));
     assert.match(both.va.code, /^\d{25}$/);
     assert.equal(both.va.refused + both.vb.refused, 0);
@@ -129,7 +129,7 @@ describe('web client against signaling dev', { skip: signalingSkip() }, () => {
       const carolHas = Object.keys(v[2].received).length === 2;
       const current = v[0].sending.generation === v[2].received[v[0].device]?.generation && v[1].sending.generation === v[2].received[v[1].device]?.generation;
       return { ok: codes.size === 1 && carolHas && current && v.every((x) => x.participants.length === 3), v };
-    }, { timeoutMs: 10_000 });
+    }, { timeoutMs: 20_000 });
     assert.ok(three.ok, JSON.stringify(three.v));
     assert.notEqual(three.v[0].code, codeWithTwo);
     await a.page.screenshot({ path: artifact('signaling-three.png') });
@@ -142,7 +142,7 @@ describe('web client against signaling dev', { skip: signalingSkip() }, () => {
     const rekeyed = await waitFor(async () => {
       const [va, vb] = [await a.view(), await b.view()];
       return { ok: va.participants.length === 2 && va.sending.generation > before.sending.generation && vb.received[va.device]?.generation === va.sending.generation && va.code === codeWithTwo, va, vb };
-    }, { timeoutMs: 15_000 });
+    }, { timeoutMs: 20_000 });
     assert.ok(rekeyed.ok, JSON.stringify(rekeyed));
     assert.match(await c.page.textContent('.lobby-card'), /You left the call/);
 
@@ -162,7 +162,7 @@ describe('web client against signaling dev', { skip: signalingSkip() }, () => {
     const warned = await waitFor(async () => {
       const va = await a.view();
       return { ok: va.warnings.includes('key-changed') && va.participants.includes(B.device), va };
-    }, { timeoutMs: 10_000 });
+    }, { timeoutMs: 20_000 });
     assert.ok(warned.ok, JSON.stringify(warned.va));
     await a.page.waitForSelector('.warning.key-changed');
     assert.match(await a.page.textContent('.warning.key-changed'), /Bob's identity key changed/);
