@@ -82,7 +82,7 @@ fn rtp(ssrc: u32) -> Bytes {
         },
         payload: Bytes::from(vec![0x5a; PAYLOAD]),
     };
-    packet.marshal().expect("packet marshals")
+    packet.marshal().expect("packet marshals").freeze()
 }
 
 async fn setup(n: usize) -> Setup {
