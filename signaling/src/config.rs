@@ -35,7 +35,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7880)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token: None,
             api_keys: BTreeMap::new(),
             auto_create_rooms: false,

@@ -2,7 +2,7 @@
 //! one-process local deployment (`dev`).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -45,13 +45,19 @@ struct ServeArgs {
     /// TOML configuration file (flags and environment override it).
     #[arg(long, env = "SIGNALING_CONFIG")]
     config: Option<PathBuf>,
-    /// Listen address.
+    /// Listen address (IP and port at once; `--bind-address`/`--http-port` override its parts).
     #[arg(long, env = "SIGNALING_LISTEN")]
     listen: Option<SocketAddr>,
+    /// IP the HTTP and WebSocket port binds (containers use 0.0.0.0).
+    #[arg(long, env = "SIGNALING_BIND_ADDRESS")]
+    bind_address: Option<IpAddr>,
+    /// HTTP and WebSocket port.
+    #[arg(long, env = "SIGNALING_HTTP_PORT")]
+    http_port: Option<u16>,
     /// Admin API bearer token.
     #[arg(long, env = "SIGNALING_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
-    /// API key as KEY=SECRET (repeatable; environment: comma-separated).
+    /// API key as KEY:SECRET or KEY=SECRET (repeatable; environment: comma-separated).
     #[arg(
         long = "api-key",
         env = "SIGNALING_API_KEYS",
@@ -67,7 +73,7 @@ struct ServeArgs {
 #[derive(Args)]
 struct DevArgs {
     /// Listen address.
-    #[arg(long, default_value = "127.0.0.1:7880")]
+    #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
 }
 
@@ -103,9 +109,10 @@ fn parse_api_keys(pairs: &[String]) -> Result<BTreeMap<String, Secret>, String> 
     pairs
         .iter()
         .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
+        // `key_id:secret` is the deployment contract (deploy/README.md); `=` is accepted too.
+        .map(|p| match p.split_once([':', '=']) {
             Some((k, s)) if !k.is_empty() && !s.is_empty() => Ok((k.to_string(), Secret::new(s))),
-            _ => Err("--api-key must be KEY=SECRET".to_string()),
+            _ => Err("--api-key must be KEY:SECRET".to_string()),
         })
         .collect()
 }
@@ -117,6 +124,12 @@ fn serve_config(args: ServeArgs) -> Result<Config, String> {
     };
     if let Some(listen) = args.listen {
         config.listen = listen;
+    }
+    if let Some(ip) = args.bind_address {
+        config.listen.set_ip(ip);
+    }
+    if let Some(port) = args.http_port {
+        config.listen.set_port(port);
     }
     if let Some(t) = args.admin_token {
         config.admin_token = Some(Secret::new(t));
