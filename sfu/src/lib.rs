@@ -4,4 +4,7 @@
 //! many `rtc` peer connections (ICE-lite, DTLS-SRTP, consent freshness), demultiplexed by ICE
 //! username then by remote address.
 
+pub mod control;
+pub mod node;
+pub mod ops;
 pub mod transport;

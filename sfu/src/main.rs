@@ -1,5 +1,355 @@
-//! `sfu`: runs one SFU node.
+//! `sfu`: runs one SFU node (media on one UDP port; metrics, probes and the control API on one
+//! HTTP port), or with `sfu drain` asks a running node on this host to drain.
+//!
+//! Settings come from flags, the environment and a TOML file (keys are the flag names with `-`
+//! replaced by `_`), in that order of precedence; see `deploy/README.md` §1.
 
-fn main() {
-    println!("sfu: not yet implemented");
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
+use serde::Deserialize;
+use sfu::control::{self, ControlState};
+use sfu::node::{NodeConfig, NodeHandle, Observer, start_node};
+use sfu::ops::{self, OpsState, SfuMetrics};
+use sfu::transport::{SourceAllowList, TransportConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sfu",
+    about = "Selective forwarding unit for end-to-end-encrypted media"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Ask the SFU on 127.0.0.1:$SFU_HTTP_PORT to drain, then wait until it has no peers or the
+    /// drain timeout passes (a Kubernetes preStop hook).
+    Drain,
+}
+
+/// Every setting; `None` means "not given here" so the file and the defaults can fill it.
+#[derive(Args, Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// TOML config file.
+    #[arg(long, env = "SFU_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// IP the HTTP and UDP sockets bind.
+    #[arg(long, env = "SFU_BIND_ADDRESS")]
+    bind_address: Option<IpAddr>,
+    /// HTTP port (metrics, probes, control API).
+    #[arg(long, env = "SFU_HTTP_PORT")]
+    http_port: Option<u16>,
+    /// The one UDP media port.
+    #[arg(long, env = "SFU_UDP_PORT")]
+    udp_port: Option<u16>,
+    /// The IP put in ICE candidates (required when binding 0.0.0.0).
+    #[arg(long, env = "SFU_ADVERTISED_ADDRESS")]
+    advertised_address: Option<IpAddr>,
+    /// Name of this node in logs and the control API.
+    #[arg(long, env = "SFU_NODE_ID")]
+    node_id: Option<String>,
+    /// Shared secret of the control API (from the environment or file, not a flag, in
+    /// production: flags show in `ps`).
+    #[arg(long, env = "SFU_CONTROL_SECRET", hide_env_values = true)]
+    control_secret: Option<String>,
+    /// Seconds to wait for peers to leave after SIGTERM.
+    #[arg(long = "drain-timeout", env = "SFU_DRAIN_TIMEOUT_SECONDS")]
+    drain_timeout: Option<u64>,
+    /// `tracing` filter (then `RUST_LOG`, then `info`).
+    #[arg(long, env = "SFU_LOG")]
+    log: Option<String>,
+    /// PEM certificate for HTTPS on the HTTP port.
+    #[arg(long, env = "SFU_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM key for HTTPS on the HTTP port.
+    #[arg(long, env = "SFU_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Comma-separated source networks whose media is answered (default: 127.0.0.0/8 when
+    /// bound to loopback, everything otherwise).
+    #[arg(long, env = "SFU_ALLOWED_SOURCES", value_delimiter = ',')]
+    allowed_sources: Option<Vec<String>>,
+}
+
+macro_rules! fill {
+    ($into:ident, $from:ident, $($field:ident),*) => {
+        $( if $into.$field.is_none() { $into.$field = $from.$field; } )*
+    };
+}
+
+/// Settings with defaults applied.
+struct Resolved {
+    bind: IpAddr,
+    http_port: u16,
+    udp_port: u16,
+    advertised: IpAddr,
+    node_id: String,
+    secret: String,
+    drain_timeout: Duration,
+    allowed: Vec<IpNet>,
+}
+
+fn resolve(mut s: Settings) -> Result<(Resolved, Settings), String> {
+    if let Some(path) = &s.config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("config file {}: {e}", path.display()))?;
+        let file: Settings =
+            toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+        fill!(
+            s,
+            file,
+            bind_address,
+            http_port,
+            udp_port,
+            advertised_address,
+            node_id,
+            control_secret,
+            drain_timeout,
+            log,
+            tls_cert,
+            tls_key,
+            allowed_sources
+        );
+    }
+    let bind = s.bind_address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let advertised = match s.advertised_address {
+        Some(a) => a,
+        None if bind.is_unspecified() => {
+            return Err(
+                "SFU_ADVERTISED_ADDRESS is required when binding an unspecified address".into(),
+            );
+        }
+        None => bind,
+    };
+    let secret = s
+        .control_secret
+        .clone()
+        .ok_or("SFU_CONTROL_SECRET is required")?;
+    let allowed = match &s.allowed_sources {
+        Some(nets) => nets
+            .iter()
+            .map(|n| {
+                n.trim()
+                    .parse::<IpNet>()
+                    .map_err(|e| format!("allowed source {n}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None if bind.is_loopback() => vec!["127.0.0.0/8".parse().map_err(|_| "network")?],
+        None => vec![
+            "0.0.0.0/0".parse().map_err(|_| "network")?,
+            "::/0".parse().map_err(|_| "network")?,
+        ],
+    };
+    let node_id = s.node_id.clone().unwrap_or_else(|| {
+        std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "sfu".to_owned())
+    });
+    Ok((
+        Resolved {
+            bind,
+            http_port: s.http_port.unwrap_or(7880),
+            udp_port: s.udp_port.unwrap_or(7882),
+            advertised,
+            node_id,
+            secret,
+            drain_timeout: Duration::from_secs(s.drain_timeout.unwrap_or(60)),
+            allowed,
+        },
+        s,
+    ))
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let (resolved, settings) = match resolve(cli.settings) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sfu: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let filter = settings
+        .log
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sfu: tokio runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Some(Command::Drain) => drain_client(&resolved).await,
+            None => serve(resolved, settings).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sfu: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(r: Resolved, s: Settings) -> Result<(), String> {
+    if s.tls_cert.is_some() || s.tls_key.is_some() {
+        return Err(
+            "SFU_TLS_CERT/SFU_TLS_KEY: HTTPS is not implemented in this build; \
+                    keep the HTTP port on a private network"
+                .into(),
+        );
+    }
+    let metrics = Arc::new(SfuMetrics::new().map_err(|e| e.to_string())?);
+    let mut transport = TransportConfig::loopback();
+    transport.bind = SocketAddr::new(r.bind, r.udp_port);
+    transport.advertised_ip = r.advertised;
+    transport.allowed_sources = SourceAllowList::new(r.allowed.clone());
+    let node = start_node(
+        NodeConfig {
+            transport,
+            forwarding: Default::default(),
+        },
+        Some(metrics.clone() as Arc<dyn Observer>),
+    )
+    .await
+    .map_err(|e| format!("media transport: {e}"))?;
+    let app = ops::router(OpsState {
+        node: node.clone(),
+        metrics,
+    })
+    .merge(control::router(ControlState {
+        node: node.clone(),
+        secret: r.secret.as_str().into(),
+        node_id: r.node_id.as_str().into(),
+    }));
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(r.bind, r.http_port))
+        .await
+        .map_err(|e| format!("HTTP port: {e}"))?;
+    tracing::info!(
+        node_id = %r.node_id,
+        http = %SocketAddr::new(r.bind, r.http_port),
+        udp = %node.udp_addr(),
+        advertised = %r.advertised,
+        "sfu serving"
+    );
+    let drain_node = node.clone();
+    let drain_timeout = r.drain_timeout;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            wait_for_sigterm().await;
+            drain(&drain_node, drain_timeout).await;
+        })
+        .await
+        .map_err(|e| format!("HTTP server: {e}"))
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn wait_for_sigterm() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Stops admitting, then waits for the peers to leave or the timeout.
+async fn drain(node: &NodeHandle, timeout: Duration) {
+    node.start_drain();
+    tracing::info!(participants = node.participant_count(), "draining");
+    let deadline = tokio::time::Instant::now() + timeout;
+    while node.participant_count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tracing::info!(participants = node.participant_count(), "drained; stopping");
+}
+
+/// One HTTP/1.1 request to the local node; returns the status code and the body.
+async fn local_request(r: &Resolved, method: &str, path: &str) -> Result<(u16, String), String> {
+    let host = if r.bind.is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        r.bind
+    };
+    let mut stream = tokio::net::TcpStream::connect(SocketAddr::new(host, r.http_port))
+        .await
+        .map_err(|e| format!("connect to the local SFU: {e}"))?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n",
+        r.secret
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("malformed HTTP response")?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+async fn drain_client(r: &Resolved) -> Result<(), String> {
+    let (status, _) = local_request(r, "POST", "/control/drain").await?;
+    if status != 202 {
+        return Err(format!("drain refused: HTTP {status}"));
+    }
+    let deadline = tokio::time::Instant::now() + r.drain_timeout;
+    while tokio::time::Instant::now() < deadline {
+        let (_, body) = local_request(r, "GET", "/control/status").await?;
+        let peers = serde_json::from_str::<serde_json::Value>(body.trim())
+            .ok()
+            .and_then(|v| v.get("participants").and_then(|p| p.as_u64()));
+        if peers == Some(0) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(())
 }

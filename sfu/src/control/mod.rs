@@ -1,0 +1,352 @@
+//! The control API signaling uses to drive this node: JSON over HTTP under `/control/`, every
+//! request authenticated with `Authorization: Bearer <SFU_CONTROL_SECRET>` (401 otherwise). Put
+//! the port on a private network or enable TLS (`--tls-cert`/`--tls-key`) where it crosses hosts.
+//!
+//! | method and path | body | answer |
+//! |---|---|---|
+//! | `POST /control/rooms` | `{"room": "r1", "kind": "meeting"\|"broadcast"}` | 201; 409 when it exists, 503 while draining |
+//! | `DELETE /control/rooms/{room}` | | 204; 404 unknown |
+//! | `POST /control/rooms/{room}/participants` | `{"device": "d1", "role": "caller"\|"presenter"\|"viewer"\|"recorder", "offer": "<sdp>", "subscribe": [Subscription]}` | 200 `{"answer": "<sdp>"}` |
+//! | `POST /control/rooms/{room}/participants/{device}/sdp` | `{"type": "offer"\|"answer", "sdp": "<sdp>"}` | 200 `{"answer": "<sdp>"}` for an offer, `{"answer": null}` for an answer |
+//! | `PUT /control/rooms/{room}/participants/{device}/subscriptions` | `[Subscription]` (replaces all) | 204 |
+//! | `DELETE /control/rooms/{room}/participants/{device}` | | 204 (idempotent) |
+//! | `GET /control/events` | | a stream of newline-delimited JSON [`NodeEvent`]s |
+//! | `POST /control/drain` | | 202: stop admitting rooms and participants (`sfu drain`) |
+//! | `GET /control/status` | | `{"node_id", "participants", "draining"}` |
+//!
+//! A `Subscription` is `{"track": "t…", "max_layer": 0-2?, "width": u32?, "height": u32?,
+//! "pinned": bool?}`; track ids come from `track_published` events.
+//!
+//! Events (`"type"` field): `track_published {room, publisher, track, kind, mid}`,
+//! `track_unpublished {room, publisher, track}`, `active_speakers {room, speakers}`,
+//! `participant_gone {room, device, reason}`, `quality {room, device, direction, kind,
+//! loss_ratio, jitter_seconds, rtt_seconds?}`, `offer {room, device, sdp}` (a node-initiated
+//! renegotiation: deliver to the client, post its answer to `.../sdp`).
+//!
+//! Errors are `{"error": "<reason>"}` with 400 (bad request or SDP), 404 (unknown room,
+//! participant or track), 409 (exists), 422 (refused by policy or capacity), 503 (draining).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use serde::{Deserialize, Serialize};
+use sfu_forwarding::{Role, RoomPolicy};
+
+use crate::node::{LayerPrefs, NodeError, NodeHandle, SessionDescription, SubscriptionRequest};
+
+/// What the control handlers use.
+#[derive(Clone)]
+pub struct ControlState {
+    /// The node.
+    pub node: NodeHandle,
+    /// The shared secret (compared in constant time).
+    pub secret: Arc<str>,
+    /// This node's name, reported by `/control/status`.
+    pub node_id: Arc<str>,
+}
+
+/// The router of `/control/…`, behind the bearer-secret check.
+pub fn router(state: ControlState) -> Router {
+    Router::new()
+        .route("/control/rooms", post(create_room))
+        .route("/control/rooms/{room}", delete(close_room))
+        .route("/control/rooms/{room}/participants", post(add_participant))
+        .route(
+            "/control/rooms/{room}/participants/{device}",
+            delete(remove_participant),
+        )
+        .route(
+            "/control/rooms/{room}/participants/{device}/sdp",
+            post(renegotiate),
+        )
+        .route(
+            "/control/rooms/{room}/participants/{device}/subscriptions",
+            put(set_subscriptions),
+        )
+        .route("/control/events", get(events))
+        .route("/control/drain", post(drain))
+        .route("/control/status", get(status))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+/// Equal-length byte strings compared without an early exit (the secret's length is not
+/// secret).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn authenticate(State(s): State<ControlState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(token) if constant_time_eq(token.as_bytes(), s.secret.as_bytes()) => {
+            next.run(request).await
+        }
+        _ => error(StatusCode::UNAUTHORIZED, "unauthorized"),
+    }
+}
+
+fn error(status: StatusCode, reason: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": reason }))).into_response()
+}
+
+fn node_error(e: NodeError) -> Response {
+    let status = match &e {
+        NodeError::UnknownRoom | NodeError::UnknownParticipant | NodeError::UnknownTrack => {
+            StatusCode::NOT_FOUND
+        }
+        NodeError::RoomExists | NodeError::ParticipantExists => StatusCode::CONFLICT,
+        NodeError::Draining => StatusCode::SERVICE_UNAVAILABLE,
+        NodeError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        NodeError::Transport(_) => StatusCode::BAD_REQUEST,
+    };
+    error(status, &e.to_string())
+}
+
+/// Room kind in `POST /control/rooms`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKindBody {
+    /// Up to 100 callers.
+    Meeting,
+    /// Up to 16 presenters and 500 viewers.
+    Broadcast,
+}
+
+/// Body of `POST /control/rooms`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct CreateRoom {
+    /// Room name (signaling's id).
+    pub room: String,
+    /// Meeting or broadcast.
+    pub kind: RoomKindBody,
+    /// Forward only this many loudest audio tracks in large rooms (default 3).
+    #[serde(default)]
+    pub loudest_n: Option<usize>,
+    /// Cameras of this many recent speakers per subscriber (default 25).
+    #[serde(default)]
+    pub last_n: Option<usize>,
+}
+
+/// A participant role.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleBody {
+    /// Meeting participant (publishes and subscribes).
+    Caller,
+    /// Broadcast presenter.
+    Presenter,
+    /// Broadcast viewer (never publishes).
+    Viewer,
+    /// Recorder (never publishes).
+    Recorder,
+}
+
+/// One wanted subscription.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct SubscriptionBody {
+    /// Track id from `track_published`.
+    pub track: String,
+    /// Highest layer (0 = lowest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_layer: Option<u8>,
+    /// Visible width.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Visible height (0 hides the video).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Forward on top of last-N.
+    #[serde(default)]
+    pub pinned: bool,
+}
+
+impl From<SubscriptionBody> for SubscriptionRequest {
+    fn from(b: SubscriptionBody) -> Self {
+        SubscriptionRequest {
+            track: b.track,
+            prefs: LayerPrefs {
+                max_layer: b.max_layer,
+                size: b.height.map(|h| (b.width.unwrap_or(0), h)),
+                pinned: b.pinned,
+            },
+        }
+    }
+}
+
+/// Body of `POST /control/rooms/{room}/participants`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AddParticipant {
+    /// Device id (unique in the room).
+    pub device: String,
+    /// Role.
+    pub role: RoleBody,
+    /// The client's SDP offer.
+    pub offer: String,
+    /// Tracks to subscribe in the first answer.
+    #[serde(default)]
+    pub subscribe: Vec<SubscriptionBody>,
+}
+
+/// Body of `POST …/sdp`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct SdpBody {
+    /// `offer` or `answer`.
+    #[serde(rename = "type")]
+    pub kind: SdpKind,
+    /// The SDP.
+    pub sdp: String,
+}
+
+/// Offer or answer.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SdpKind {
+    /// A client offer.
+    Offer,
+    /// The client's answer to a node offer.
+    Answer,
+}
+
+/// An SDP answer (or `null` after an applied answer).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AnswerBody {
+    /// The SDP answer.
+    pub answer: Option<String>,
+}
+
+async fn create_room(State(s): State<ControlState>, Json(b): Json<CreateRoom>) -> Response {
+    let mut policy = match b.kind {
+        RoomKindBody::Meeting => RoomPolicy::meeting(),
+        RoomKindBody::Broadcast => RoomPolicy::broadcast(),
+    };
+    if let Some(n) = b.loudest_n {
+        policy.loudest_n = n;
+    }
+    if let Some(n) = b.last_n {
+        policy.last_n = n;
+    }
+    match s.node.create_room(&b.room, policy) {
+        Ok(()) => StatusCode::CREATED.into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn close_room(State(s): State<ControlState>, Path(room): Path<String>) -> Response {
+    match s.node.close_room(&room).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn add_participant(
+    State(s): State<ControlState>,
+    Path(room): Path<String>,
+    Json(b): Json<AddParticipant>,
+) -> Response {
+    let role = match b.role {
+        RoleBody::Caller => Role::Caller,
+        RoleBody::Presenter => Role::Presenter,
+        RoleBody::Viewer => Role::Viewer,
+        RoleBody::Recorder => Role::Recorder,
+    };
+    let subscribe = b.subscribe.into_iter().map(Into::into).collect();
+    match s
+        .node
+        .add_participant(&room, &b.device, role, b.offer, subscribe)
+        .await
+    {
+        Ok(answer) => Json(AnswerBody {
+            answer: Some(answer),
+        })
+        .into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn renegotiate(
+    State(s): State<ControlState>,
+    Path((room, device)): Path<(String, String)>,
+    Json(b): Json<SdpBody>,
+) -> Response {
+    let description = match b.kind {
+        SdpKind::Offer => SessionDescription::Offer(b.sdp),
+        SdpKind::Answer => SessionDescription::Answer(b.sdp),
+    };
+    match s.node.renegotiate(&room, &device, description).await {
+        Ok(answer) => Json(AnswerBody { answer }).into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn set_subscriptions(
+    State(s): State<ControlState>,
+    Path((room, device)): Path<(String, String)>,
+    Json(b): Json<Vec<SubscriptionBody>>,
+) -> Response {
+    let subs = b.into_iter().map(Into::into).collect();
+    match s.node.set_subscriptions(&room, &device, subs).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn remove_participant(
+    State(s): State<ControlState>,
+    Path((room, device)): Path<(String, String)>,
+) -> Response {
+    match s.node.remove_participant(&room, &device).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn events(State(s): State<ControlState>) -> Response {
+    let rx = s.node.events();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(event) => {
+                    // Serializing a plain enum of strings and numbers cannot fail.
+                    let mut line = serde_json::to_vec(&event).unwrap_or_default();
+                    line.push(b'\n');
+                    return Some((Ok::<_, std::convert::Infallible>(line), rx));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "control event listener fell behind");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+async fn drain(State(s): State<ControlState>) -> StatusCode {
+    s.node.start_drain();
+    tracing::info!("draining on request");
+    StatusCode::ACCEPTED
+}
+
+async fn status(State(s): State<ControlState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "node_id": &*s.node_id,
+        "participants": s.node.participant_count(),
+        "draining": s.node.is_draining(),
+    }))
+}

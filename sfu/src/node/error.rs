@@ -1,0 +1,35 @@
+//! Why a node command was refused.
+
+use thiserror::Error;
+
+use crate::transport::TransportError;
+
+/// A refused or failed command of the [`NodeHandle`](super::NodeHandle).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// No room of that name exists on this node.
+    #[error("unknown room")]
+    UnknownRoom,
+    /// A room of that name already exists.
+    #[error("room already exists")]
+    RoomExists,
+    /// No participant of that name is in the room.
+    #[error("unknown participant")]
+    UnknownParticipant,
+    /// A participant of that name is already in the room.
+    #[error("participant already exists")]
+    ParticipantExists,
+    /// No track of that id is published in the room.
+    #[error("unknown track")]
+    UnknownTrack,
+    /// The node is draining: it admits no new room or participant.
+    #[error("node is draining")]
+    Draining,
+    /// The forwarding core refused the command (policy, capacity, role).
+    #[error("refused: {0}")]
+    Refused(#[from] sfu_forwarding::Error),
+    /// The transport refused or failed (bad SDP, negotiation in progress, shard gone).
+    #[error("transport: {0}")]
+    Transport(#[from] TransportError),
+}

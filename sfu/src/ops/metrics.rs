@@ -1,0 +1,326 @@
+//! The Prometheus registry of `/metrics`: names, types and labels of `docs/metrics.md`, filled
+//! from the node's snapshot at each scrape (counters) and observed as they happen (histograms).
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use sfu_forwarding::{Direction, MediaKind};
+
+use crate::node::{NodeSnapshot, Observer};
+
+/// Every `sfu_` metric of docs/metrics.md plus the process collector.
+pub struct SfuMetrics {
+    registry: Registry,
+    rooms: IntGauge,
+    participants: IntGauge,
+    tracks: IntGaugeVec,
+    packets_received: IntCounterVec,
+    bytes_received: IntCounterVec,
+    packets_sent: IntCounterVec,
+    bytes_sent: IntCounterVec,
+    packets_dropped: IntCounterVec,
+    rtcp_feedback: IntCounterVec,
+    stun_rejected: IntCounterVec,
+    layer_switches: IntCounterVec,
+    consent_expired: IntCounter,
+    loss: HistogramVec,
+    jitter: HistogramVec,
+    rtt: Histogram,
+    join_latency: Histogram,
+    forwarding_latency: Histogram,
+}
+
+/// Why the registry could not be built (a duplicate or invalid name: a programming error).
+#[derive(Debug, thiserror::Error)]
+#[error("metrics registry: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, prometheus::Error> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn histogram_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> Result<HistogramVec, prometheus::Error> {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)?;
+    r.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+fn histogram(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+) -> Result<Histogram, prometheus::Error> {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
+    r.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+/// Sets a counter to `value` (the node's counters only grow; a lower value is ignored).
+fn set_counter(c: &IntCounter, value: u64) {
+    let current = c.get();
+    if value > current {
+        c.inc_by(value - current);
+    }
+}
+
+fn kind_label(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+    }
+}
+
+impl SfuMetrics {
+    /// Builds the registry with every metric and the process collector.
+    pub fn new() -> Result<Self, MetricsError> {
+        let r = Registry::new();
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        let rooms = IntGauge::new("sfu_rooms", "rooms open on this node")?;
+        r.register(Box::new(rooms.clone()))?;
+        let participants = IntGauge::new("sfu_participants", "peer connections admitted")?;
+        r.register(Box::new(participants.clone()))?;
+        let tracks = IntGaugeVec::new(Opts::new("sfu_tracks", "published tracks"), &["kind"])?;
+        r.register(Box::new(tracks.clone()))?;
+        let ratio_buckets = vec![0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
+        let time_buckets = vec![0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0];
+        Ok(Self {
+            packets_received: counter_vec(
+                &r,
+                "sfu_packets_received_total",
+                "RTP packets received from publishers",
+                &["kind"],
+            )?,
+            bytes_received: counter_vec(
+                &r,
+                "sfu_bytes_received_total",
+                "RTP payload+header bytes received",
+                &["kind"],
+            )?,
+            packets_sent: counter_vec(
+                &r,
+                "sfu_packets_sent_total",
+                "RTP packets sent to subscribers",
+                &["kind", "type"],
+            )?,
+            bytes_sent: counter_vec(
+                &r,
+                "sfu_bytes_sent_total",
+                "RTP bytes sent",
+                &["kind", "type"],
+            )?,
+            packets_dropped: counter_vec(
+                &r,
+                "sfu_packets_dropped_total",
+                "packets dropped",
+                &["reason"],
+            )?,
+            rtcp_feedback: counter_vec(
+                &r,
+                "sfu_rtcp_feedback_total",
+                "feedback messages",
+                &["type", "direction"],
+            )?,
+            stun_rejected: counter_vec(
+                &r,
+                "sfu_stun_rejected_total",
+                "STUN requests refused",
+                &["reason"],
+            )?,
+            layer_switches: counter_vec(
+                &r,
+                "sfu_layer_switches_total",
+                "simulcast layer switches",
+                &["direction"],
+            )?,
+            consent_expired: {
+                let c = IntCounter::new(
+                    "sfu_consent_expired_total",
+                    "peers dropped for silence (RFC 7675)",
+                )?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
+            loss: histogram_vec(
+                &r,
+                "sfu_loss_ratio",
+                "fraction lost per RTCP report interval",
+                &["direction", "kind"],
+                ratio_buckets,
+            )?,
+            jitter: histogram_vec(
+                &r,
+                "sfu_jitter_seconds",
+                "interarrival jitter from RTCP reports",
+                &["direction", "kind"],
+                time_buckets.clone(),
+            )?,
+            rtt: histogram(
+                &r,
+                "sfu_rtt_seconds",
+                "round-trip time from RTCP SR/RR",
+                time_buckets,
+            )?,
+            join_latency: histogram(
+                &r,
+                "sfu_join_latency_seconds",
+                "offer received to DTLS connected",
+                vec![0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0],
+            )?,
+            forwarding_latency: histogram(
+                &r,
+                "sfu_forwarding_latency_seconds",
+                "time from packet received to packet handed to the socket",
+                vec![0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05],
+            )?,
+            registry: r,
+            rooms,
+            participants,
+            tracks,
+        })
+    }
+
+    /// Copies a node snapshot into the gauges and counters.
+    pub fn update(&self, s: &NodeSnapshot) {
+        self.rooms.set(s.gauges.rooms as i64);
+        self.participants.set(s.gauges.participants as i64);
+        self.tracks
+            .with_label_values(&["audio"])
+            .set(s.gauges.tracks.audio as i64);
+        self.tracks
+            .with_label_values(&["video"])
+            .set(s.gauges.tracks.video as i64);
+        let m = &s.metrics;
+        for (kind, by) in [("audio", 0), ("video", 1)] {
+            let pick = |b: &sfu_forwarding::ByKind| if by == 0 { b.audio } else { b.video };
+            set_counter(
+                &self.packets_received.with_label_values(&[kind]),
+                pick(&m.packets_received),
+            );
+            set_counter(
+                &self.bytes_received.with_label_values(&[kind]),
+                pick(&m.bytes_received),
+            );
+            set_counter(
+                &self.packets_sent.with_label_values(&[kind, "initial"]),
+                pick(&m.packets_sent),
+            );
+            set_counter(
+                &self.packets_sent.with_label_values(&[kind, "retransmit"]),
+                pick(&m.packets_retransmitted),
+            );
+            set_counter(
+                &self.bytes_sent.with_label_values(&[kind, "initial"]),
+                pick(&m.bytes_sent),
+            );
+            set_counter(
+                &self.bytes_sent.with_label_values(&[kind, "retransmit"]),
+                pick(&m.bytes_retransmitted),
+            );
+        }
+        let d = &m.dropped;
+        let mut dropped = vec![
+            ("malformed", d.malformed),
+            ("unknown_ssrc", d.unknown_ssrc),
+            ("unknown_participant", d.unknown_participant),
+            ("not_publisher", d.not_publisher),
+            ("no_subscriber", d.no_subscriber),
+            ("stale", d.stale),
+            ("nack_miss", d.nack_miss),
+        ];
+        let f = &m.feedback;
+        for (t, dir, v) in [
+            ("nack", "received", f.nack_received),
+            ("nack", "sent", f.nack_sent),
+            ("pli", "received", f.pli_received),
+            ("pli", "sent", f.pli_sent),
+            ("fir", "received", f.fir_received),
+            ("fir", "sent", f.fir_sent),
+        ] {
+            set_counter(&self.rtcp_feedback.with_label_values(&[t, dir]), v);
+        }
+        set_counter(
+            &self.layer_switches.with_label_values(&["up"]),
+            m.layer_switches_up,
+        );
+        set_counter(
+            &self.layer_switches.with_label_values(&["down"]),
+            m.layer_switches_down,
+        );
+        if let Some(t) = &s.shard {
+            dropped.push(("queue_full", t.send_queue_full));
+            for (reason, v) in [
+                ("bad_integrity", t.stun_bad_integrity),
+                ("unknown_username", t.stun_unknown_username),
+                ("source_not_allowed", t.source_not_allowed),
+                ("malformed", t.stun_malformed),
+            ] {
+                set_counter(&self.stun_rejected.with_label_values(&[reason]), v);
+            }
+            set_counter(&self.consent_expired, t.consent_expired);
+        }
+        for (reason, v) in dropped {
+            set_counter(&self.packets_dropped.with_label_values(&[reason]), v);
+        }
+    }
+
+    /// The text exposition (format 0.0.4) of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec fails only on an invalid metric family, which the registry
+        // refuses at registration; an empty answer is the worst case.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Observer for SfuMetrics {
+    fn join_latency(&self, latency: Duration) {
+        self.join_latency.observe(latency.as_secs_f64());
+    }
+
+    fn forwarding_latency(&self, latency: Duration) {
+        self.forwarding_latency.observe(latency.as_secs_f64());
+    }
+
+    fn quality(
+        &self,
+        direction: Direction,
+        kind: MediaKind,
+        loss: f64,
+        jitter: f64,
+        rtt: Option<f64>,
+    ) {
+        let dir = match direction {
+            Direction::Publisher => "publisher",
+            Direction::Subscriber => "subscriber",
+        };
+        self.loss
+            .with_label_values(&[dir, kind_label(kind)])
+            .observe(loss);
+        self.jitter
+            .with_label_values(&[dir, kind_label(kind)])
+            .observe(jitter);
+        if let Some(rtt) = rtt {
+            self.rtt.observe(rtt);
+        }
+    }
+}
