@@ -19,3 +19,4 @@ pub mod protocol;
 pub mod room;
 pub mod server;
 pub mod session;
+mod web_client;

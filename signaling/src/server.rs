@@ -123,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .fallback(crate::web_client::serve)
         .with_state(state)
 }
 
