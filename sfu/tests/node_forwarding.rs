@@ -16,7 +16,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use sfu::node::{NodeConfig, NodeEvent, NodeHandle, SubscriptionRequest, start_node};
+use sfu::node::{NodeConfig, NodeEvent, NodeHandle, SubscriptionRequest, TrackClass, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
 use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::TrackLocal;
@@ -156,6 +156,7 @@ async fn one_publisher_three_subscribers_receive_identical_audio_and_video_paylo
             Role::Caller,
             publisher.offer().await,
             vec![],
+            &[],
         )
         .await
         .expect("publisher added");
@@ -166,7 +167,7 @@ async fn one_publisher_three_subscribers_receive_identical_audio_and_video_paylo
             .await
     );
     let mut audio_seq = 0;
-    let mut published: HashMap<&'static str, String> = HashMap::new();
+    let mut published: HashMap<TrackClass, String> = HashMap::new();
     for i in 0..100u8 {
         send_round(&mut publisher, &audio, i, &mut audio_seq).await;
         while let Ok(e) = events.try_recv() {
@@ -188,7 +189,7 @@ async fn one_publisher_three_subscribers_receive_identical_audio_and_video_paylo
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(
-        published.contains_key("audio") && published.contains_key("camera"),
+        published.contains_key(&TrackClass::Audio) && published.contains_key(&TrackClass::Camera),
         "audio and camera published: {published:?}"
     );
 
@@ -209,6 +210,7 @@ async fn one_publisher_three_subscribers_receive_identical_audio_and_video_paylo
                         prefs: Default::default(),
                     })
                     .collect(),
+                &[],
             )
             .await
             .expect("subscriber added");

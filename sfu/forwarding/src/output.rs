@@ -107,6 +107,8 @@ pub enum Event {
         room: RoomId,
         /// Speaking participants, loudest first (empty when nobody speaks).
         speakers: Vec<ParticipantId>,
+        /// Each speaker's smoothed audio level, 0 (silence) to 1 (0 dBov), same order.
+        levels: Vec<f32>,
     },
     /// A keyframe request (PLI or FIR) was sent to a publisher.
     KeyframeRequested {

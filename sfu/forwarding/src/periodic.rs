@@ -56,9 +56,12 @@ impl Sfu {
             // Loudest first; ties keep the previous selection, then a stable order.
             scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.3.cmp(&a.3)).then(a.1.cmp(&b.1)));
             let mut speakers: Vec<ParticipantId> = Vec::new();
+            let mut levels: Vec<f32> = Vec::new();
             for (score, _, publisher, _) in &scored {
                 if *score >= self.config.speaker_threshold && !speakers.contains(publisher) {
                     speakers.push(*publisher);
+                    // Scores average `127 - level` of RFC 6464 (-dBov): 127 is 0 dBov.
+                    levels.push((*score / 127.0).clamp(0.0, 1.0));
                 }
             }
             let Some(room) = self.rooms.get_mut(room_id.index, room_id.generation) else {
@@ -77,6 +80,7 @@ impl Sfu {
                 self.out.push_back(Output::Event(Event::ActiveSpeakers {
                     room: room_id,
                     speakers,
+                    levels,
                 }));
             }
             let participants = room.participants.clone();

@@ -6,8 +6,8 @@
 //! |---|---|---|
 //! | `POST /control/rooms` | `{"room": "r1", "kind": "meeting"\|"broadcast"}` | 201; 409 when it exists, 503 while draining |
 //! | `DELETE /control/rooms/{room}` | | 204; 404 unknown |
-//! | `POST /control/rooms/{room}/participants` | `{"device": "d1", "role": "caller"\|"presenter"\|"viewer"\|"recorder", "offer": "<sdp>", "subscribe": [Subscription]}` | 200 `{"answer": "<sdp>"}` |
-//! | `POST /control/rooms/{room}/participants/{device}/sdp` | `{"type": "offer"\|"answer", "sdp": "<sdp>"}` | 200 `{"answer": "<sdp>"}` for an offer, `{"answer": null}` for an answer |
+//! | `POST /control/rooms/{room}/participants` | `{"device": "d1", "role": "caller"\|"presenter"\|"viewer"\|"recorder", "offer": "<sdp>", "subscribe": [Subscription], "screen_mids": ["1"]}` | 200 `{"answer": "<sdp>"}` |
+//! | `POST /control/rooms/{room}/participants/{device}/sdp` | `{"type": "offer"\|"answer", "sdp": "<sdp>", "screen_mids": […]}` | 200 `{"answer": "<sdp>"}` for an offer, `{"answer": null}` for an answer |
 //! | `PUT /control/rooms/{room}/participants/{device}/subscriptions` | `[Subscription]` (replaces all) | 204 |
 //! | `DELETE /control/rooms/{room}/participants/{device}` | | 204 (idempotent) |
 //! | `GET /control/events` | | a stream of newline-delimited JSON [`NodeEvent`]s |
@@ -17,8 +17,12 @@
 //! A `Subscription` is `{"track": "t…", "max_layer": 0-2?, "width": u32?, "height": u32?,
 //! "pinned": bool?}`; track ids come from `track_published` events.
 //!
-//! Events (`"type"` field): `track_published {room, publisher, track, kind, mid}`,
-//! `track_unpublished {room, publisher, track}`, `active_speakers {room, speakers}`,
+//! `screen_mids` (optional) names the media sections whose video is screen share; it is
+//! published with kind `screen` rather than `camera`.
+//!
+//! Events (`"type"` field): `track_published {room, publisher, track, kind: audio|camera|screen,
+//! mid}`, `track_unpublished {room, publisher, track}`, `active_speakers {room, speakers:
+//! [{device, level}]}`,
 //! `participant_gone {room, device, reason}`, `quality {room, device, direction, kind,
 //! loss_ratio, jitter_seconds, rtt_seconds?}`, `offer {room, device, sdp}` (a node-initiated
 //! renegotiation: deliver to the client, post its answer to `.../sdp`).
@@ -197,6 +201,9 @@ pub struct AddParticipant {
     /// Tracks to subscribe in the first answer.
     #[serde(default)]
     pub subscribe: Vec<SubscriptionBody>,
+    /// Media sections (`a=mid`) whose video is screen share.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub screen_mids: Vec<String>,
 }
 
 /// Body of `POST …/sdp`.
@@ -207,6 +214,9 @@ pub struct SdpBody {
     pub kind: SdpKind,
     /// The SDP.
     pub sdp: String,
+    /// With an offer: media sections (`a=mid`) whose video is screen share.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub screen_mids: Vec<String>,
 }
 
 /// Offer or answer.
@@ -264,7 +274,7 @@ async fn add_participant(
     let subscribe = b.subscribe.into_iter().map(Into::into).collect();
     match s
         .node
-        .add_participant(&room, &b.device, role, b.offer, subscribe)
+        .add_participant(&room, &b.device, role, b.offer, subscribe, &b.screen_mids)
         .await
     {
         Ok(answer) => Json(AnswerBody {
@@ -284,7 +294,11 @@ async fn renegotiate(
         SdpKind::Offer => SessionDescription::Offer(b.sdp),
         SdpKind::Answer => SessionDescription::Answer(b.sdp),
     };
-    match s.node.renegotiate(&room, &device, description).await {
+    match s
+        .node
+        .renegotiate(&room, &device, description, &b.screen_mids)
+        .await
+    {
         Ok(answer) => Json(AnswerBody { answer }).into_response(),
         Err(e) => node_error(e),
     }

@@ -1,10 +1,53 @@
-//! What the node tells the control API (and through it, signaling).
+//! What the node tells the control API (and through it, signaling). The same types travel as
+//! newline-delimited JSON on `GET /control/events`, so a remote listener deserializes exactly
+//! what an embedded one receives.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// What a published track carries, as the node classifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackClass {
+    /// Opus audio (microphone or screen audio).
+    Audio,
+    /// Camera video.
+    Camera,
+    /// Screen-share video (the publisher named its media section as screen).
+    Screen,
+}
+
+/// Which way the media of a quality figure flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityDirection {
+    /// Media the participant sends, measured by the SFU.
+    Publisher,
+    /// Media the participant receives, from its receiver reports.
+    Subscriber,
+}
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaClass {
+    /// Audio.
+    Audio,
+    /// Video.
+    Video,
+}
+
+/// One active speaker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveSpeaker {
+    /// Device name.
+    pub device: String,
+    /// Smoothed audio level, 0 (silence) to 1 (0 dBov).
+    pub level: f32,
+}
 
 /// Something that happened on the node, named by the room and device names the control API
 /// gave. Delivered on [`NodeHandle::events`](super::NodeHandle::events).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum NodeEvent {
@@ -16,8 +59,8 @@ pub enum NodeEvent {
         publisher: String,
         /// Track id, unique on the node (use it to subscribe).
         track: String,
-        /// `audio`, `camera` or `screen`.
-        kind: &'static str,
+        /// Audio, camera or screen.
+        kind: TrackClass,
         /// The media section (`a=mid`) of the publisher's SDP carrying it.
         mid: String,
     },
@@ -35,7 +78,7 @@ pub enum NodeEvent {
         /// Room name.
         room: String,
         /// Devices speaking, loudest first.
-        speakers: Vec<String>,
+        speakers: Vec<ActiveSpeaker>,
     },
     /// The node dropped a participant's media session by itself (consent expired, DTLS
     /// failure, connect timeout, closed by the peer).
@@ -45,7 +88,7 @@ pub enum NodeEvent {
         /// Device name.
         device: String,
         /// Short reason, e.g. `consent_expired`.
-        reason: &'static str,
+        reason: String,
     },
     /// A reception-quality figure about one participant (from RTCP reports).
     Quality {
@@ -53,17 +96,16 @@ pub enum NodeEvent {
         room: String,
         /// Device name.
         device: String,
-        /// `publisher` (media it sends, measured by the SFU) or `subscriber` (media it
-        /// receives, from its receiver reports).
-        direction: &'static str,
-        /// `audio` or `video`.
-        kind: &'static str,
+        /// Media it sends or media it receives.
+        direction: QualityDirection,
+        /// Audio or video.
+        kind: MediaClass,
         /// Fraction lost in the report interval, 0–1.
         loss_ratio: f64,
         /// Interarrival jitter, seconds.
         jitter_seconds: f64,
         /// Round-trip time, seconds, when known.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         rtt_seconds: Option<f64>,
     },
     /// The node starts a renegotiation (tracks added or removed): deliver this offer to the

@@ -40,7 +40,7 @@ use sfu_forwarding::{Gauges, Metrics, Role, RoomPolicy, Sfu, TrackId, Transmit};
 use tokio::sync::{broadcast, mpsc};
 
 pub use error::NodeError;
-pub use events::NodeEvent;
+pub use events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, TrackClass};
 pub use state::{LayerPrefs, Observer};
 
 use crate::transport::{
@@ -300,7 +300,8 @@ impl NodeHandle {
 
     /// Adds participant `device` with `role` to `room` from its SDP offer and returns the SDP
     /// answer. `subscribe` tracks (ids from [`NodeEvent::TrackPublished`]) are in the answer
-    /// already, so media flows as soon as the peer connects.
+    /// already, so media flows as soon as the peer connects. Video in the media sections named
+    /// in `screen_mids` is published as screen share.
     pub async fn add_participant(
         &self,
         room: &str,
@@ -308,6 +309,7 @@ impl NodeHandle {
         role: Role,
         offer: String,
         subscribe: Vec<SubscriptionRequest>,
+        screen_mids: &[String],
     ) -> Result<String, NodeError> {
         let (participant, outgoing) = {
             let mut state = lock(&self.inner.state);
@@ -333,6 +335,7 @@ impl NodeHandle {
                     peer: None,
                     subs: HashMap::new(),
                     published_mids: HashMap::new(),
+                    screen_mids: screen_mids.iter().cloned().collect(),
                 },
             );
             let outgoing = plan_subscriptions(&mut state, participant, wanted);
@@ -368,16 +371,28 @@ impl NodeHandle {
     }
 
     /// Applies a participant's later offer (returns the answer) or its answer to a node offer
-    /// (returns `None`).
+    /// (returns `None`). With an offer, `screen_mids` adds media sections whose video is
+    /// screen share (sections announced before stay so).
     pub async fn renegotiate(
         &self,
         room: &str,
         device: &str,
         description: SessionDescription,
+        screen_mids: &[String],
     ) -> Result<Option<String>, NodeError> {
         let peer = self.peer_of(room, device)?;
         match description {
             SessionDescription::Offer(sdp) => {
+                {
+                    let mut state = lock(&self.inner.state);
+                    let p = state
+                        .devices
+                        .get(&(room.to_owned(), device.to_owned()))
+                        .copied();
+                    if let Some(m) = p.and_then(|p| state.members.get_mut(&p)) {
+                        m.screen_mids.extend(screen_mids.iter().cloned());
+                    }
+                }
                 Ok(Some(self.inner.shard.apply_offer(peer, sdp).await?))
             }
             SessionDescription::Answer(sdp) => {

@@ -2,7 +2,7 @@
 //! task, packet by packet) and the node's command methods: the core, and the names and SDP
 //! facts the core does not keep (room and device names, peer ids, chosen downstream SSRCs).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use sfu_forwarding::{
 };
 use tokio::sync::{broadcast, mpsc};
 
-use super::events::NodeEvent;
+use super::events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, TrackClass};
 use crate::transport::{
     CloseReason, IncomingTrack, MediaHandler, MediaKind, Outbox, PeerEvent, PeerId,
 };
@@ -73,6 +73,9 @@ pub(crate) struct Member {
     pub(crate) subs: HashMap<TrackId, u32>,
     /// Media sections already published (a simulcast track reports one stream per rid).
     pub(crate) published_mids: HashMap<String, TrackId>,
+    /// Media sections the participant announced as screen share (video there is published as
+    /// [`TrackKind::Screen`]).
+    pub(crate) screen_mids: HashSet<String>,
 }
 
 /// An outgoing track handed to the transport whose negotiation has not completed yet.
@@ -124,11 +127,11 @@ pub(crate) fn parse_track(name: &str) -> Option<TrackId> {
         .map(TrackId::from_u64)
 }
 
-fn kind_name(kind: TrackKind) -> &'static str {
+fn track_class(kind: TrackKind) -> TrackClass {
     match kind {
-        TrackKind::Audio => "audio",
-        TrackKind::Camera => "camera",
-        TrackKind::Screen => "screen",
+        TrackKind::Audio => TrackClass::Audio,
+        TrackKind::Camera => TrackClass::Camera,
+        TrackKind::Screen => TrackClass::Screen,
     }
 }
 
@@ -245,7 +248,7 @@ impl State {
                     self.emit(NodeEvent::ParticipantGone {
                         room: member.room,
                         device: member.device,
-                        reason: reason_name(&reason),
+                        reason: reason_name(&reason).to_owned(),
                     });
                 }
             }
@@ -289,6 +292,7 @@ impl State {
         };
         let kind = match track.kind {
             MediaKind::Audio => TrackKind::Audio,
+            MediaKind::Video if member.screen_mids.contains(&track.mid) => TrackKind::Screen,
             MediaKind::Video => TrackKind::Camera,
         };
         let layer = match &track.rid {
@@ -351,7 +355,7 @@ impl State {
                     room: room.clone(),
                     publisher: m.device.clone(),
                     track: track_name(track),
-                    kind: kind_name(kind),
+                    kind: track_class(kind),
                     mid,
                 });
             }
@@ -380,13 +384,23 @@ impl State {
                     track: track_name(track),
                 });
             }
-            Event::ActiveSpeakers { room, speakers } => {
+            Event::ActiveSpeakers {
+                room,
+                speakers,
+                levels,
+            } => {
                 let Some(room) = self.room_names.get(&room) else {
                     return;
                 };
                 let speakers = speakers
                     .iter()
-                    .filter_map(|p| self.members.get(p).map(|m| m.device.clone()))
+                    .zip(levels)
+                    .filter_map(|(p, level)| {
+                        self.members.get(p).map(|m| ActiveSpeaker {
+                            device: m.device.clone(),
+                            level,
+                        })
+                    })
                     .collect();
                 self.emit(NodeEvent::ActiveSpeakers {
                     room: room.clone(),
@@ -411,12 +425,12 @@ impl State {
                     room,
                     device,
                     direction: match direction {
-                        Direction::Publisher => "publisher",
-                        Direction::Subscriber => "subscriber",
+                        Direction::Publisher => QualityDirection::Publisher,
+                        Direction::Subscriber => QualityDirection::Subscriber,
                     },
                     kind: match kind {
-                        CoreKind::Audio => "audio",
-                        CoreKind::Video => "video",
+                        CoreKind::Audio => MediaClass::Audio,
+                        CoreKind::Video => MediaClass::Video,
                     },
                     loss_ratio: fraction_lost,
                     jitter_seconds,
