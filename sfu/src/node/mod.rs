@@ -336,6 +336,7 @@ impl NodeHandle {
                     subs: HashMap::new(),
                     published_mids: HashMap::new(),
                     screen_mids: screen_mids.iter().cloned().collect(),
+                    simulcast: sdp::simulcast_layers(&offer),
                 },
             );
             let outgoing = plan_subscriptions(&mut state, participant, wanted);
@@ -391,6 +392,10 @@ impl NodeHandle {
                         .copied();
                     if let Some(m) = p.and_then(|p| state.members.get_mut(&p)) {
                         m.screen_mids.extend(screen_mids.iter().cloned());
+                        // Sections already published keep their layers; new ones are added.
+                        for (mid, layers) in sdp::simulcast_layers(&sdp) {
+                            m.simulcast.entry(mid).or_insert(layers);
+                        }
                     }
                 }
                 Ok(Some(self.inner.shard.apply_offer(peer, sdp).await?))

@@ -15,6 +15,7 @@ use sfu_forwarding::{
 use tokio::sync::{broadcast, mpsc};
 
 use super::events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, TrackClass};
+use super::sdp::RidLayer;
 use crate::transport::{
     CloseReason, IncomingTrack, MediaHandler, MediaKind, Outbox, PeerEvent, PeerId,
 };
@@ -76,6 +77,9 @@ pub(crate) struct Member {
     /// Media sections the participant announced as screen share (video there is published as
     /// [`TrackKind::Screen`]).
     pub(crate) screen_mids: HashSet<String>,
+    /// Simulcast layers per media section, lowest first, read from the participant's offers
+    /// (`a=rid` / `a=simulcast`; see [`super::sdp::simulcast_layers`]).
+    pub(crate) simulcast: HashMap<String, Vec<RidLayer>>,
 }
 
 /// An outgoing track handed to the transport whose negotiation has not completed yet.
@@ -295,15 +299,32 @@ impl State {
             MediaKind::Video if member.screen_mids.contains(&track.mid) => TrackKind::Screen,
             MediaKind::Video => TrackKind::Camera,
         };
-        let layer = match &track.rid {
-            Some(rid) => LayerSpec {
+        // A simulcast section is published once with every layer its offer announced (the
+        // core binds the other rids' SSRCs from their first packets); a rid the offer did not
+        // announce, or a plain section, is one layer.
+        let announced = match (&track.rid, member.simulcast.get(&track.mid)) {
+            (Some(rid), Some(layers)) if layers.iter().any(|l| &l.rid == rid) => Some(layers),
+            _ => None,
+        };
+        let layers = match (announced, &track.rid) {
+            (Some(layers), _) => layers
+                .iter()
+                .map(|l| LayerSpec {
+                    rid: Some(l.rid.clone()),
+                    ssrc: (track.rid.as_ref() == Some(&l.rid)).then_some(track.ssrc),
+                    width: l.width,
+                    height: l.height,
+                    ..LayerSpec::default()
+                })
+                .collect(),
+            (None, Some(rid)) => vec![LayerSpec {
                 rid: Some(rid.clone()),
                 ..LayerSpec::default()
-            },
-            None => LayerSpec {
+            }],
+            (None, None) => vec![LayerSpec {
                 ssrc: Some(track.ssrc),
                 ..LayerSpec::default()
-            },
+            }],
         };
         let spec = TrackSpec {
             kind,
@@ -311,7 +332,7 @@ impl State {
             mid: track.mid.clone(),
             payload_type: primary.payload_type,
             rtx_payload_type: primary.rtx_payload_type,
-            layers: vec![layer],
+            layers,
         };
         match self.sfu.publish(now, p, spec) {
             Ok(id) => {

@@ -7,6 +7,9 @@ use std::time::Duration;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_VP8, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -20,7 +23,9 @@ use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, Registry,
+};
 
 /// The publisher's VP8 payload type in `register_default_codecs`.
 pub const VP8_PT: u8 = 96;
@@ -65,14 +70,42 @@ pub struct TestPeer {
     /// The publisher's VP8 track and its SSRC, when publishing.
     pub track: Option<(Arc<TrackLocalStaticRTP>, u32)>,
     seq: u16,
+    /// Simulcast layers when publishing simulcast: rid, SSRC and that stream's last sequence
+    /// number.
+    pub layers: Vec<(String, u32, u16)>,
+}
+
+/// What [`TestPeer::build_with`] adds to the default codecs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerOptions {
+    /// Register the mid / rid / repaired-rid header extensions (simulcast by rid).
+    pub simulcast_extensions: bool,
+    /// Register the transport-wide CC extension and feedback, and run the receiver-side TWCC
+    /// and RTCP report interceptors (the client then tells the SFU what arrived when).
+    pub twcc_feedback: bool,
 }
 
 impl TestPeer {
     async fn build() -> Self {
+        Self::build_with(PeerOptions::default()).await
+    }
+
+    /// A client whose media engine has the default codecs plus what `options` asks for.
+    pub async fn build_with(options: PeerOptions) -> Self {
         let mut media_engine = MediaEngine::default();
         media_engine
             .register_default_codecs()
             .expect("default codecs register");
+        if options.simulcast_extensions {
+            configure_simulcast_extension_headers(&mut media_engine)
+                .expect("simulcast extensions register");
+        }
+        let mut registry = Registry::new();
+        if options.twcc_feedback {
+            registry = configure_twcc_receiver_only(registry, &mut media_engine)
+                .expect("twcc receiver registers");
+            registry = configure_rtcp_reports(registry);
+        }
         let setting_engine = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .with_network_types(vec![NetworkType::Udp4])
@@ -86,6 +119,7 @@ impl TestPeer {
         let pc = PeerConnectionBuilder::new()
             .with_configuration(configuration)
             .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
             .with_setting_engine(setting_engine)
             .with_handler(Arc::new(Handler {
                 state: state_tx,
@@ -103,7 +137,89 @@ impl TestPeer {
             rtp,
             track: None,
             seq: 0,
+            layers: Vec::new(),
         }
+    }
+
+    /// A client that publishes one VP8 track as rid simulcast, one encoding per rid in
+    /// `rids` (announced in that order), with SSRCs `0x5100_0000 + index`.
+    pub async fn simulcast_publisher(rids: &[&str]) -> Self {
+        let mut peer = Self::build_with(PeerOptions {
+            simulcast_extensions: true,
+            ..Default::default()
+        })
+        .await;
+        let codings = rids
+            .iter()
+            .enumerate()
+            .map(|(i, rid)| RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    rid: (*rid).to_owned(),
+                    ssrc: Some(0x5100_0000 + i as u32),
+                    ..Default::default()
+                },
+                active: true,
+                codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_VP8.to_owned(),
+                    clock_rate: 90000,
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+            .collect();
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "pub-stream".to_owned(),
+            "pub-simulcast".to_owned(),
+            "pub-simulcast".to_owned(),
+            RtpCodecKind::Video,
+            codings,
+        )));
+        peer.pc
+            .add_track(track.clone() as Arc<dyn TrackLocal>)
+            .await
+            .expect("simulcast track added");
+        peer.layers = rids
+            .iter()
+            .enumerate()
+            .map(|(i, rid)| ((*rid).to_owned(), 0x5100_0000 + i as u32, 0))
+            .collect();
+        peer.track = Some((track, 0x5100_0000));
+        peer
+    }
+
+    /// Sends one VP8-shaped RTP packet on simulcast layer `index` (as created), with the mid
+    /// and rid header extensions under the ids `ext` = `(mid id, rid id)` the offer carried.
+    pub async fn send_layer(
+        &mut self,
+        index: usize,
+        ext: (u8, u8),
+        mid: &str,
+        timestamp: u32,
+        payload: &[u8],
+    ) {
+        let (track, _) = self.track.as_ref().expect("publisher");
+        let (rid, ssrc, seq) = &mut self.layers[index];
+        *seq = seq.wrapping_add(1);
+        let mut header = rtc::rtp::Header {
+            version: 2,
+            payload_type: VP8_PT,
+            sequence_number: *seq,
+            timestamp,
+            ssrc: *ssrc,
+            marker: true,
+            ..Default::default()
+        };
+        header
+            .set_extension(ext.0, bytes::Bytes::copy_from_slice(mid.as_bytes()))
+            .expect("mid extension fits");
+        header
+            .set_extension(ext.1, bytes::Bytes::copy_from_slice(rid.as_bytes()))
+            .expect("rid extension fits");
+        let packet = rtc::rtp::Packet {
+            header,
+            payload: bytes::Bytes::copy_from_slice(payload),
+        };
+        track.write_rtp(packet).await.expect("rtp written");
     }
 
     /// A client that publishes one VP8 track.
