@@ -12,6 +12,7 @@ mod error;
 mod events;
 mod media;
 mod peer;
+mod rtcp_delivery;
 mod shard;
 mod stats;
 mod stun_gate;

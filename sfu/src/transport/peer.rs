@@ -29,6 +29,7 @@ use super::error::TransportError;
 use super::events::{
     IncomingTrack, NegotiatedCodec, NegotiatedExtension, NegotiatedOutgoingTrack, OutgoingTrack,
 };
+use super::rtcp_delivery;
 
 /// At most this many remote addresses are bound to one peer (each one proved by an authenticated
 /// binding request); older ones are forgotten first.
@@ -98,6 +99,10 @@ impl PeerFactory {
             .with_configuration(configuration)
             .with_setting_engine(setting_engine)
             .with_media_engine(sfu_media_engine()?)
+            .with_interceptor_registry(rtc::interceptor::Registry::new().with(
+                rtc::interceptor::Slot::from(rtcp_delivery::SLOT),
+                rtcp_delivery::DeliverRtcp::default(),
+            ))
             .build(now)?)
     }
 

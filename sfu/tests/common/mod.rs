@@ -13,6 +13,7 @@
 )]
 
 pub mod relay;
+pub mod simulcast;
 pub mod stun;
 pub mod test_peer;
 

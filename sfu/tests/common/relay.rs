@@ -1,9 +1,11 @@
 //! A UDP relay between a client and the SFU on loopback: lets a test duplicate (replay) SRTP
-//! packets or silence a peer without the client knowing.
+//! packets, silence a peer, or police the SFU→client direction to a bit rate (a slow, lossy
+//! downlink) without the client knowing.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use tokio::net::UdpSocket;
 
@@ -16,7 +18,15 @@ pub struct RelayControl {
     pub replay_next_srtp: AtomicBool,
     /// SRTP packets replayed so far.
     pub replayed: AtomicUsize,
+    /// Police SFU→client datagrams to this many bit/s (0 = no limit): a token bucket of
+    /// [`POLICER_BURST_BYTES`] drops what does not fit, like a slow link with a short queue.
+    pub downlink_bps: AtomicU64,
+    /// SFU→client datagrams dropped by the policer.
+    pub policed: AtomicUsize,
 }
+
+/// Depth of the downlink policer's token bucket.
+pub const POLICER_BURST_BYTES: f64 = 4000.0;
 
 pub struct Relay {
     /// The address the client should send to (put it in the SFU's answer).
@@ -65,10 +75,27 @@ impl Relay {
             let control = control.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 2048];
+                let mut tokens = POLICER_BURST_BYTES;
+                let mut refilled = Instant::now();
                 while let Ok((n, _)) = sfu_side.recv_from(&mut buf).await {
                     if control.blackhole.load(Ordering::SeqCst) {
                         continue;
                     }
+                    let bps = control.downlink_bps.load(Ordering::SeqCst);
+                    let now = Instant::now();
+                    if bps > 0 {
+                        let elapsed = now.duration_since(refilled).as_secs_f64();
+                        tokens = (tokens + elapsed * bps as f64 / 8.0).min(POLICER_BURST_BYTES);
+                        if tokens < n as f64 {
+                            control.policed.fetch_add(1, Ordering::SeqCst);
+                            refilled = now;
+                            continue;
+                        }
+                        tokens -= n as f64;
+                    } else {
+                        tokens = POLICER_BURST_BYTES;
+                    }
+                    refilled = now;
                     if let Some(client) = *client_addr.lock().await {
                         let _ = client_side.send_to(&buf[..n], client).await;
                     }

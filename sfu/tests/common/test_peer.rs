@@ -255,7 +255,12 @@ impl TestPeer {
 
     /// A client that only receives one video track.
     pub async fn subscriber() -> Self {
-        let peer = Self::build().await;
+        Self::subscriber_with(PeerOptions::default()).await
+    }
+
+    /// A client with `options` that only receives one video track.
+    pub async fn subscriber_with(options: PeerOptions) -> Self {
+        let peer = Self::build_with(options).await;
         peer.pc
             .add_transceiver_from_kind(
                 RtpCodecKind::Video,
