@@ -6,9 +6,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
+use axum::Router;
 use clap::{Args, Parser, Subcommand};
+use sfu::transport::TransportConfig;
 use signaling::auth::{GrantClaims, Secret, TokenRequest, issue_token};
 use signaling::config::Config;
+use signaling::media::{EmbeddedSfu, MediaNode, RemoteSfu};
 use signaling::policy::Role;
 use tracing_subscriber::EnvFilter;
 
@@ -68,6 +73,16 @@ struct ServeArgs {
     /// Let a join create a missing room as an ephemeral meeting.
     #[arg(long, env = "SIGNALING_AUTO_CREATE_ROOMS")]
     auto_create_rooms: Option<bool>,
+    /// The SFU's control API, e.g. `http://127.0.0.1:7880` (`https://` across hosts). Without
+    /// it, SDP messages are answered `media_unavailable`.
+    #[arg(long, env = "SIGNALING_SFU_URL")]
+    sfu_url: Option<String>,
+    /// The SFU's control secret (its `SFU_CONTROL_SECRET`).
+    #[arg(long, env = "SIGNALING_SFU_CONTROL_SECRET", hide_env_values = true)]
+    sfu_control_secret: Option<String>,
+    /// A CA certificate (PEM) to trust for an `https://` SFU URL, besides the system's roots.
+    #[arg(long, env = "SIGNALING_SFU_CA_FILE")]
+    sfu_ca_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -75,6 +90,19 @@ struct DevArgs {
     /// Listen address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// UDP port of the embedded SFU on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    udp_port: u16,
+    /// Name of the demo room created at start.
+    #[arg(long, default_value = "demo")]
+    room: String,
+}
+
+/// Where `serve` finds its SFU.
+struct SfuTarget {
+    url: String,
+    secret: Secret,
+    ca_pem: Option<Vec<u8>>,
 }
 
 #[derive(Args)]
@@ -117,6 +145,28 @@ fn parse_api_keys(pairs: &[String]) -> Result<BTreeMap<String, Secret>, String> 
         .collect()
 }
 
+fn sfu_target(args: &ServeArgs) -> Result<Option<SfuTarget>, String> {
+    let Some(url) = args.sfu_url.clone().filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let secret = args
+        .sfu_control_secret
+        .clone()
+        .filter(|s| !s.is_empty())
+        .ok_or("--sfu-url needs --sfu-control-secret (SIGNALING_SFU_CONTROL_SECRET)")?;
+    let ca_pem = match &args.sfu_ca_file {
+        Some(path) => {
+            Some(std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?)
+        }
+        None => None,
+    };
+    Ok(Some(SfuTarget {
+        url,
+        secret: Secret::new(secret),
+        ca_pem,
+    }))
+}
+
 fn serve_config(args: ServeArgs) -> Result<Config, String> {
     let mut config = match &args.config {
         Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
@@ -141,16 +191,64 @@ fn serve_config(args: ServeArgs) -> Result<Config, String> {
     Ok(config)
 }
 
-async fn run(config: Config) -> Result<(), String> {
+/// The media node `run` attaches.
+enum Media {
+    /// A separate SFU process.
+    Remote(SfuTarget),
+    /// An SFU in this process on 127.0.0.1 (`dev`), with its UDP port and demo room.
+    Embedded { udp_port: u16, room: String },
+}
+
+async fn run(config: Config, media: Media) -> Result<(), String> {
     if config.api_keys.is_empty() {
         tracing::warn!("no API keys configured: every token will be refused");
     }
-    // No media node yet: the SFU plugs in through `signaling::media::MediaNode`.
-    let server = signaling::server::start(&config, None)
+    let (node, extra, demo_room): (Arc<dyn MediaNode>, Router, Option<String>) = match media {
+        Media::Remote(t) => {
+            let node =
+                RemoteSfu::new(&t.url, t.secret, t.ca_pem.as_deref()).map_err(|e| e.to_string())?;
+            tracing::info!(sfu = %t.url, "media through a separate SFU");
+            (Arc::new(node), Router::new(), None)
+        }
+        Media::Embedded { udp_port, room } => {
+            let mut transport = TransportConfig::loopback();
+            transport.bind.set_port(udp_port);
+            let sfu = EmbeddedSfu::start(transport)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(udp = %sfu.node().udp_addr(), "embedded SFU on loopback");
+            let ops = Router::new().nest("/sfu", sfu.ops_router());
+            (Arc::new(sfu), ops, Some(room))
+        }
+    };
+    let server = signaling::server::start_with_routes(&config, Some(node), extra)
         .await
         .map_err(|e| e.to_string())?;
     let addr = server.local_addr();
     tracing::info!(%addr, "serving /v1/rtc, /v1/rooms, /metrics, /healthz");
+    if let Some(room) = demo_room {
+        let policy = signaling::policy::RoomPolicy::default_meeting();
+        server
+            .hub()
+            .create_room(&room, policy, false)
+            .await
+            .map_err(|e| format!("demo room: {e}"))?;
+        print_join_urls(addr, &room)?;
+    }
+    wait(server).await
+}
+
+/// Signaling alone: SDP and subscriptions are answered `media_unavailable`.
+async fn run_without_media(config: Config) -> Result<(), String> {
+    tracing::warn!("no --sfu-url: running without a media node");
+    let server = signaling::server::start(&config, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(addr = %server.local_addr(), "serving /v1/rtc, /v1/rooms, /metrics, /healthz");
+    wait(server).await
+}
+
+async fn wait(server: signaling::server::RunningServer) -> Result<(), String> {
     tokio::select! {
         r = server.wait() => r.map_err(|e| e.to_string()),
         _ = tokio::signal::ctrl_c() => {
@@ -158,6 +256,29 @@ async fn run(config: Config) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// Prints two join links for the demo room (tokens in the fragment, which never reaches a
+/// server log), for two browser windows.
+fn print_join_urls(addr: SocketAddr, room: &str) -> Result<(), String> {
+    println!("Demo room {room:?}: open each link in its own browser window.");
+    for identity in ["alice", "bob"] {
+        let token = issue_token(&TokenRequest {
+            api_key: DEV_API_KEY.into(),
+            secret: Secret::new(DEV_API_SECRET),
+            grants: GrantClaims {
+                room: Some(room.into()),
+                identity: Some(identity.into()),
+                role: Some(Role::Caller),
+                can_publish: true,
+                can_subscribe: true,
+            },
+            ttl_seconds: 12 * 3600,
+        })
+        .map_err(|e| e.to_string())?;
+        println!("  http://{addr}/#room={room}&name={identity}&test=1&join=1&token={token}");
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -171,7 +292,13 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Token(args) => token(args),
-        Command::Serve(args) => serve_config(args).and_then(|c| runtime()?.block_on(run(c))),
+        Command::Serve(args) => sfu_target(&args).and_then(|target| {
+            let config = serve_config(args)?;
+            match target {
+                Some(t) => runtime()?.block_on(run(config, Media::Remote(t))),
+                None => runtime()?.block_on(run_without_media(config)),
+            }
+        }),
         Command::Dev(args) => {
             let config = Config {
                 listen: args.listen,
@@ -181,12 +308,15 @@ fn main() -> ExitCode {
                 ..Config::default()
             };
             eprintln!(
-                "signaling dev: the embedded SFU is not built in yet; running signaling alone \
-                 (SDP gets `media_unavailable`). API key {DEV_API_KEY}/{DEV_API_SECRET}, admin \
-                 token {DEV_ADMIN_TOKEN}, rooms auto-created. Tokens: `signaling token --room R \
-                 --identity I --role caller`."
+                "signaling dev: signaling and an SFU in one process on 127.0.0.1 (loopback only). \
+                 API key {DEV_API_KEY}/{DEV_API_SECRET}, admin token {DEV_ADMIN_TOKEN}, rooms \
+                 auto-created. More tokens: `signaling token --room R --identity I --role caller`."
             );
-            runtime().and_then(|rt| rt.block_on(run(config)))
+            let media = Media::Embedded {
+                udp_port: args.udp_port,
+                room: args.room,
+            };
+            runtime().and_then(|rt| rt.block_on(run(config, media)))
         }
     };
     match result {

@@ -793,10 +793,16 @@ impl Room {
         }]
     }
 
-    /// Stores a quality report from the media node.
+    /// Stores a quality report from the media node: the figures it carries replace the
+    /// member's earlier ones, the others stay.
     pub fn record_quality(&mut self, device: &str, quality: MediaQuality) {
         if let Some(m) = self.members.get_mut(device) {
-            m.media_quality = Some(quality);
+            let q = m.media_quality.get_or_insert_with(MediaQuality::default);
+            q.rtt_seconds = quality.rtt_seconds.or(q.rtt_seconds);
+            q.publish_loss_ratio = quality.publish_loss_ratio.or(q.publish_loss_ratio);
+            q.subscribe_loss_ratio = quality.subscribe_loss_ratio.or(q.subscribe_loss_ratio);
+            q.jitter_seconds = quality.jitter_seconds.or(q.jitter_seconds);
+            q.available_bitrate_bps = quality.available_bitrate_bps.or(q.available_bitrate_bps);
         }
     }
 

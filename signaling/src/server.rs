@@ -132,6 +132,15 @@ pub async fn start(
     config: &Config,
     media: Option<Arc<dyn MediaNode>>,
 ) -> Result<RunningServer, ServeError> {
+    start_with_routes(config, media, Router::new()).await
+}
+
+/// Like [`start`], also serving `extra` routes (the embedded SFU's `/sfu/metrics`, ...).
+pub async fn start_with_routes(
+    config: &Config,
+    media: Option<Arc<dyn MediaNode>>,
+    extra: Router,
+) -> Result<RunningServer, ServeError> {
     let limits = config.session_limits()?;
     let settings = config.hub_settings()?;
     let quota = config.connection_quota()?;
@@ -159,7 +168,9 @@ pub async fn start(
         addr: config.listen,
         source,
     })?;
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = extra
+        .merge(router(state.clone()))
+        .into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         // Forget idle per-IP limiter state now and then so it cannot grow without bound.

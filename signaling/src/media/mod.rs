@@ -20,6 +20,19 @@
 //! - `remove_participant` is called when a device leaves, is kicked or its connection drops; it is
 //!   idempotent.
 //! - Events name rooms and devices by the ids signaling gave; unknown ones are ignored.
+//!
+//! Implementations: [`EmbeddedSfu`] runs an SFU node inside this process (`signaling dev`);
+//! [`RemoteSfu`] drives a separate `sfu` process over its control API (`signaling serve
+//! --sfu-url`). Both translate the node's events the same way (`translate`): a track's source
+//! and simulcast layers come from what the publisher announced with its offer, which the node
+//! does not know.
+
+mod embedded;
+mod remote;
+mod translate;
+
+pub use embedded::EmbeddedSfu;
+pub use remote::RemoteSfu;
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
@@ -51,23 +64,9 @@ pub struct ParticipantSpec {
     pub can_subscribe: bool,
 }
 
-/// An SDP offer or answer. `Debug` shows only its size: SDP carries ICE credentials.
-#[derive(Clone, PartialEq, Eq)]
-pub enum SessionDescription {
-    /// An offer.
-    Offer(String),
-    /// An answer.
-    Answer(String),
-}
-
-impl std::fmt::Debug for SessionDescription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SessionDescription::Offer(s) => write!(f, "Offer({} bytes)", s.len()),
-            SessionDescription::Answer(s) => write!(f, "Answer({} bytes)", s.len()),
-        }
-    }
-}
+/// An SDP offer or answer (the SFU node's own type: `Debug` shows only its size, since SDP
+/// carries ICE credentials).
+pub use sfu::node::SessionDescription;
 
 /// Connection quality of one participant as the media node measures it.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]

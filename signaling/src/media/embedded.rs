@@ -1,0 +1,182 @@
+//! An SFU node running inside the signaling process (`signaling dev` and tests): calls go
+//! straight to its [`NodeHandle`], events come from its broadcast channel.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures_util::stream::{self, BoxStream, StreamExt as _};
+use sfu::node::{NodeConfig, NodeHandle, Observer, start_node};
+use sfu::ops::{OpsState, SfuMetrics};
+use sfu::transport::TransportConfig;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::translate::{Announcements, media_error, node_policy, node_role, subscription};
+use super::{
+    MediaError, MediaEvent, MediaNode, MediaRoomSpec, ParticipantSpec, SessionDescription,
+};
+use crate::protocol::{Subscription, TrackAnnouncement};
+
+/// Why the embedded SFU did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmbeddedStartError {
+    /// Its metrics registry could not be built.
+    #[error("SFU metrics: {0}")]
+    Metrics(String),
+    /// Its UDP socket could not be bound.
+    #[error("SFU media transport: {0}")]
+    Transport(String),
+}
+
+/// An SFU node in this process.
+#[derive(Clone)]
+pub struct EmbeddedSfu {
+    node: NodeHandle,
+    metrics: Arc<SfuMetrics>,
+    announced: Arc<Announcements>,
+}
+
+impl std::fmt::Debug for EmbeddedSfu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedSfu")
+            .field("udp", &self.node.udp_addr())
+            .finish()
+    }
+}
+
+impl EmbeddedSfu {
+    /// Starts a node with `transport` (use [`TransportConfig::loopback`] for development and
+    /// tests: 127.0.0.1 only) on the current tokio runtime.
+    pub async fn start(transport: TransportConfig) -> Result<Self, EmbeddedStartError> {
+        let metrics =
+            Arc::new(SfuMetrics::new().map_err(|e| EmbeddedStartError::Metrics(e.to_string()))?);
+        let node = start_node(
+            NodeConfig {
+                transport,
+                forwarding: Default::default(),
+            },
+            Some(metrics.clone() as Arc<dyn Observer>),
+        )
+        .await
+        .map_err(|e| EmbeddedStartError::Transport(e.to_string()))?;
+        Ok(EmbeddedSfu {
+            node,
+            metrics,
+            announced: Arc::default(),
+        })
+    }
+
+    /// The node itself (its UDP address, counters, drain).
+    pub fn node(&self) -> &NodeHandle {
+        &self.node
+    }
+
+    /// The SFU's `/metrics`, `/healthz` and `/readyz`, to be mounted (signaling serves them
+    /// under `/sfu/`).
+    pub fn ops_router(&self) -> axum::Router {
+        sfu::ops::router(OpsState {
+            node: self.node.clone(),
+            metrics: self.metrics.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl MediaNode for EmbeddedSfu {
+    async fn create_room(&self, room: &MediaRoomSpec) -> Result<(), MediaError> {
+        self.node
+            .create_room(&room.room, node_policy(room.kind))
+            .map_err(media_error)
+    }
+
+    async fn close_room(&self, room: &str) -> Result<(), MediaError> {
+        self.announced.forget_room(room);
+        self.node.close_room(room).await.map_err(media_error)
+    }
+
+    async fn add_participant(
+        &self,
+        room: &str,
+        participant: &ParticipantSpec,
+        offer: String,
+        tracks: Vec<TrackAnnouncement>,
+    ) -> Result<String, MediaError> {
+        let screen = self.announced.record(room, &participant.device, tracks);
+        let answer = self
+            .node
+            .add_participant(
+                room,
+                &participant.device,
+                node_role(participant.role),
+                offer,
+                Vec::new(),
+                &screen,
+            )
+            .await;
+        if answer.is_err() {
+            self.announced.forget(room, &participant.device);
+        }
+        answer.map_err(media_error)
+    }
+
+    async fn renegotiate(
+        &self,
+        room: &str,
+        device: &str,
+        description: SessionDescription,
+        tracks: Vec<TrackAnnouncement>,
+    ) -> Result<Option<String>, MediaError> {
+        let screen = self.announced.record(room, device, tracks);
+        self.node
+            .renegotiate(room, device, description, &screen)
+            .await
+            .map_err(media_error)
+    }
+
+    async fn set_subscriptions(
+        &self,
+        room: &str,
+        device: &str,
+        subscriptions: Vec<Subscription>,
+    ) -> Result<(), MediaError> {
+        self.node
+            .set_subscriptions(
+                room,
+                device,
+                subscriptions.into_iter().map(subscription).collect(),
+            )
+            .await
+            .map_err(media_error)
+    }
+
+    async fn remove_participant(&self, room: &str, device: &str) -> Result<(), MediaError> {
+        self.announced.forget(room, device);
+        self.node
+            .remove_participant(room, device)
+            .await
+            .map_err(media_error)
+    }
+
+    fn events(&self) -> BoxStream<'static, MediaEvent> {
+        let announced = self.announced.clone();
+        stream::unfold(self.node.events(), move |mut rx| {
+            let announced = announced.clone();
+            async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(event) => {
+                            if let Some(e) = announced.event(event) {
+                                return Some((e, rx));
+                            }
+                        }
+                        Err(RecvError::Lagged(n)) => {
+                            tracing::warn!(missed = n, "signaling fell behind the SFU's events");
+                        }
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+}

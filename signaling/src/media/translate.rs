@@ -1,0 +1,219 @@
+//! Translation between signaling's view of media and the SFU node's: roles, room kinds,
+//! subscriptions and errors one way, node events the other way. The node knows a track only by
+//! its media section and codec; what a publisher announced with its offer (source, simulcast
+//! layers) is kept here per device and joined to the node's `track_published`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use sfu::node::{
+    LayerPrefs, NodeError, NodeEvent, QualityDirection, SubscriptionRequest, TrackClass,
+};
+
+use super::{MediaError, MediaEvent, MediaQuality};
+use crate::policy::{Role, RoomKind};
+use crate::protocol::{
+    Layer, Speaker, Subscription, TrackAnnouncement, TrackInfo, TrackKind, TrackSource,
+};
+
+/// What publishers announced, per (room, device), by media section.
+#[derive(Debug, Default)]
+pub(super) struct Announcements {
+    by_device: Mutex<HashMap<(String, String), HashMap<String, TrackAnnouncement>>>,
+}
+
+impl Announcements {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), HashMap<String, TrackAnnouncement>>>
+    {
+        // A panic while holding this lock leaves a map that is still usable.
+        self.by_device
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records a device's announced tracks (added to what it announced before) and returns the
+    /// media sections whose video is screen share.
+    pub(super) fn record(
+        &self,
+        room: &str,
+        device: &str,
+        tracks: Vec<TrackAnnouncement>,
+    ) -> Vec<String> {
+        let mut map = self.lock();
+        let entry = map.entry((room.to_owned(), device.to_owned())).or_default();
+        for t in tracks {
+            entry.insert(t.mid.clone(), t);
+        }
+        entry
+            .values()
+            .filter(|t| t.kind == TrackKind::Video && t.source == TrackSource::Screen)
+            .map(|t| t.mid.clone())
+            .collect()
+    }
+
+    /// Forgets a device.
+    pub(super) fn forget(&self, room: &str, device: &str) {
+        self.lock().remove(&(room.to_owned(), device.to_owned()));
+    }
+
+    /// Forgets a room.
+    pub(super) fn forget_room(&self, room: &str) {
+        self.lock().retain(|(r, _), _| r != room);
+    }
+
+    /// The track as signaling announces it: source and layers as the publisher announced
+    /// them, or derived from the node's classification when it announced nothing for the mid.
+    fn track_info(
+        &self,
+        room: &str,
+        publisher: String,
+        track: String,
+        class: TrackClass,
+        mid: &str,
+    ) -> TrackInfo {
+        let announced = self
+            .lock()
+            .get(&(room.to_owned(), publisher.clone()))
+            .and_then(|m| m.get(mid))
+            .cloned();
+        let kind = match class {
+            TrackClass::Audio => TrackKind::Audio,
+            TrackClass::Camera | TrackClass::Screen => TrackKind::Video,
+        };
+        let (source, layers) = match announced {
+            Some(a) if a.kind == kind => (a.source, a.layers),
+            _ => (
+                match class {
+                    TrackClass::Audio => TrackSource::Microphone,
+                    TrackClass::Camera => TrackSource::Camera,
+                    TrackClass::Screen => TrackSource::Screen,
+                },
+                Vec::new(),
+            ),
+        };
+        TrackInfo {
+            id: track,
+            publisher,
+            kind,
+            source,
+            layers,
+        }
+    }
+
+    /// Translates one node event.
+    pub(super) fn event(&self, event: NodeEvent) -> Option<MediaEvent> {
+        Some(match event {
+            NodeEvent::TrackPublished {
+                room,
+                publisher,
+                track,
+                kind,
+                mid,
+            } => {
+                let track = self.track_info(&room, publisher, track, kind, &mid);
+                MediaEvent::TrackPublished { room, track }
+            }
+            NodeEvent::TrackUnpublished { room, track, .. } => {
+                MediaEvent::TrackUnpublished { room, track }
+            }
+            NodeEvent::ActiveSpeakers { room, speakers } => MediaEvent::ActiveSpeakers {
+                room,
+                speakers: speakers
+                    .into_iter()
+                    .map(|s| Speaker {
+                        device: s.device,
+                        level: s.level,
+                    })
+                    .collect(),
+            },
+            NodeEvent::ParticipantGone {
+                room,
+                device,
+                reason,
+            } => {
+                self.forget(&room, &device);
+                MediaEvent::ParticipantGone {
+                    room,
+                    device,
+                    reason,
+                }
+            }
+            NodeEvent::Quality {
+                room,
+                device,
+                direction,
+                kind: _,
+                loss_ratio,
+                jitter_seconds,
+                rtt_seconds,
+            } => {
+                let mut quality = MediaQuality {
+                    rtt_seconds,
+                    jitter_seconds: Some(jitter_seconds),
+                    ..MediaQuality::default()
+                };
+                match direction {
+                    QualityDirection::Publisher => quality.publish_loss_ratio = Some(loss_ratio),
+                    QualityDirection::Subscriber => quality.subscribe_loss_ratio = Some(loss_ratio),
+                }
+                MediaEvent::Quality {
+                    room,
+                    device,
+                    quality,
+                }
+            }
+            NodeEvent::Offer { room, device, sdp } => MediaEvent::Offer { room, device, sdp },
+            // A newer node may send events this build does not know.
+            #[allow(unreachable_patterns)]
+            _ => return None,
+        })
+    }
+}
+
+/// The node's role for a participant.
+pub(super) fn node_role(role: Role) -> sfu_forwarding::Role {
+    match role {
+        Role::Caller => sfu_forwarding::Role::Caller,
+        Role::Presenter => sfu_forwarding::Role::Presenter,
+        Role::Viewer => sfu_forwarding::Role::Viewer,
+        Role::Recorder => sfu_forwarding::Role::Recorder,
+    }
+}
+
+/// The node's room policy for a room kind.
+pub(super) fn node_policy(kind: RoomKind) -> sfu_forwarding::RoomPolicy {
+    match kind {
+        RoomKind::Meeting => sfu_forwarding::RoomPolicy::meeting(),
+        RoomKind::Broadcast => sfu_forwarding::RoomPolicy::broadcast(),
+    }
+}
+
+/// A client's subscription as the node takes it.
+pub(super) fn subscription(s: Subscription) -> SubscriptionRequest {
+    SubscriptionRequest {
+        track: s.track,
+        prefs: LayerPrefs {
+            max_layer: s.layer.map(|l| match l {
+                Layer::Low => 0,
+                Layer::Medium => 1,
+                Layer::High => 2,
+            }),
+            size: s.height.map(|h| (s.width.unwrap_or(0), h)),
+            pinned: false,
+        },
+    }
+}
+
+/// A node refusal as signaling reports it.
+pub(super) fn media_error(e: NodeError) -> MediaError {
+    match e {
+        NodeError::UnknownRoom => MediaError::UnknownRoom,
+        NodeError::UnknownParticipant => MediaError::UnknownParticipant,
+        other @ (NodeError::Transport(_) | NodeError::UnknownTrack | NodeError::Refused(_)) => {
+            MediaError::Refused(other.to_string())
+        }
+        other => MediaError::Failed(other.to_string()),
+    }
+}
