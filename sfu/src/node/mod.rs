@@ -142,6 +142,8 @@ pub async fn start_node(
         deferred: deferred_tx,
         observer,
         send_failures: 0,
+        departed: HashMap::new(),
+        after_drain: Vec::new(),
     }));
     let shard = start_shard(
         config.transport,

@@ -108,6 +108,13 @@ pub(crate) struct State {
     pub(crate) observer: Option<Arc<dyn Observer>>,
     /// Transmits the core produced for peers that were not connected yet, or could not be sent.
     pub(crate) send_failures: u64,
+    /// Room and device names of participants forgotten since the last [`State::drain`]: the
+    /// core reports their tracks' `TrackUnpublished` only when its output is drained, after the
+    /// node dropped the member.
+    pub(crate) departed: HashMap<ParticipantId, (String, String)>,
+    /// Node events to emit after the core's output is drained (so a participant's
+    /// `TrackUnpublished` events come before its `ParticipantGone`).
+    pub(crate) after_drain: Vec<NodeEvent>,
 }
 
 /// Locks the state; a poisoned lock (a panic elsewhere while holding it) still holds
@@ -171,11 +178,14 @@ impl State {
         self.members
             .get(&p)
             .map(|m| (m.room.clone(), m.device.clone()))
+            .or_else(|| self.departed.get(&p).cloned())
     }
 
     /// Forgets a participant everywhere (core, maps, pending subscriptions).
     pub(crate) fn forget(&mut self, now: Instant, p: ParticipantId) -> Option<Member> {
         let member = self.members.remove(&p)?;
+        self.departed
+            .insert(p, (member.room.clone(), member.device.clone()));
         self.devices
             .remove(&(member.room.clone(), member.device.clone()));
         if let Some(peer) = member.peer {
@@ -249,7 +259,7 @@ impl State {
                 if let Some(member) = self.forget(now, p)
                     && reason != CloseReason::Removed
                 {
-                    self.emit(NodeEvent::ParticipantGone {
+                    self.after_drain.push(NodeEvent::ParticipantGone {
                         room: member.room,
                         device: member.device,
                         reason: reason_name(&reason).to_owned(),
@@ -381,9 +391,7 @@ impl State {
                 });
             }
             Event::TrackUnpublished {
-                room,
-                publisher,
-                track,
+                publisher, track, ..
             } => {
                 self.tracks.remove(&track);
                 for m in self.members.values_mut() {
@@ -394,14 +402,16 @@ impl State {
                     }
                 }
                 self.pending.retain(|_, s| s.track != track);
-                let (Some(room), Some(m)) =
-                    (self.room_names.get(&room), self.members.get(&publisher))
-                else {
+                // The publisher may have left already (its departure is what unpublished the
+                // track); its names are kept until this drain ends. The room name comes from the
+                // participant too, as a closing room's name is forgotten before its events
+                // arrive.
+                let Some((room, device)) = self.names(publisher) else {
                     return;
                 };
                 self.emit(NodeEvent::TrackUnpublished {
-                    room: room.clone(),
-                    publisher: m.device.clone(),
+                    room,
+                    publisher: device,
                     track: track_name(track),
                 });
             }
@@ -481,6 +491,10 @@ impl State {
                 Output::Event(e) => self.on_core_event(e),
             }
         }
+        for event in std::mem::take(&mut self.after_drain) {
+            self.emit(event);
+        }
+        self.departed.clear();
     }
 }
 

@@ -1,0 +1,185 @@
+//! A publisher whose client goes away (closes its peer connection) is cleaned up by the node by
+//! itself: the node reports its track as `TrackUnpublished` and then the publisher as
+//! `ParticipantGone`, and renegotiates with each subscriber an offer that no longer sends the
+//! track (its SSRCs are gone from the SDP). Real `webrtc` clients; the whole node.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::test_peer::TestPeer;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use sfu::node::{NodeConfig, NodeEvent, SessionDescription, SubscriptionRequest, start_node};
+use sfu::transport::TransportConfig;
+use sfu_forwarding::{Role, RoomPolicy};
+
+/// The `a=ssrc:` values of an SDP.
+fn ssrcs(sdp: &str) -> Vec<u32> {
+    let mut out: Vec<u32> = sdp
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=ssrc:"))
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_gone_unpublishes_its_track_and_removes_it_from_subscribers() {
+    common::init_tracing();
+    let config = NodeConfig {
+        transport: TransportConfig {
+            // A peer that vanishes without a word is still dropped within the test's time.
+            consent_timeout: Duration::from_secs(3),
+            ..TransportConfig::loopback()
+        },
+        ..Default::default()
+    };
+    let node = start_node(config, None)
+        .await
+        .expect("node starts on loopback");
+    let mut events = node.events();
+    node.create_room("room", RoomPolicy::meeting())
+        .expect("room created");
+
+    let mut publisher = TestPeer::publisher().await;
+    let answer = node
+        .add_participant(
+            "room",
+            "alice",
+            Role::Caller,
+            publisher.offer().await,
+            vec![],
+            &[],
+        )
+        .await
+        .expect("publisher added");
+    publisher.apply_answer(answer).await;
+    assert!(
+        publisher
+            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
+            .await
+    );
+    // VP8 keyframes: descriptor with S = 1, frame tag P = 0.
+    let frame = [0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 7, 7, 7];
+    let mut track = None;
+    for _ in 0..100 {
+        publisher.send_rtp(&frame).await;
+        while let Ok(e) = events.try_recv() {
+            if let NodeEvent::TrackPublished { track: t, .. } = e {
+                track = Some(t);
+            }
+        }
+        if track.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let track = track.expect("track published");
+
+    let mut subscriber = TestPeer::subscriber().await;
+    let answer = node
+        .add_participant(
+            "room",
+            "bob",
+            Role::Caller,
+            subscriber.offer().await,
+            vec![SubscriptionRequest {
+                track: track.clone(),
+                prefs: Default::default(),
+            }],
+            &[],
+        )
+        .await
+        .expect("subscriber added");
+    let sent_ssrcs = ssrcs(&answer);
+    assert!(!sent_ssrcs.is_empty(), "the answer sends the track");
+    subscriber.apply_answer(answer).await;
+    assert!(
+        subscriber
+            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
+            .await
+    );
+    let mut received = false;
+    for _ in 0..100 {
+        publisher.send_rtp(&frame).await;
+        if let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_millis(30), subscriber.rtp.recv()).await
+        {
+            received = true;
+            break;
+        }
+    }
+    assert!(received, "media flows before the publisher goes");
+
+    // The publisher's client goes away.
+    let gone_at = Instant::now();
+    publisher.close().await;
+    let mut order = Vec::new();
+    let mut offer = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    while order.len() < 2 || offer.is_none() {
+        let Ok(Ok(e)) = tokio::time::timeout_at(deadline, events.recv()).await else {
+            break;
+        };
+        match e {
+            NodeEvent::TrackUnpublished {
+                room,
+                publisher,
+                track: t,
+            } => {
+                assert_eq!((room.as_str(), publisher.as_str()), ("room", "alice"));
+                assert_eq!(t, track);
+                order.push("track_unpublished");
+            }
+            NodeEvent::ParticipantGone {
+                room,
+                device,
+                reason,
+            } => {
+                assert_eq!((room.as_str(), device.as_str()), ("room", "alice"));
+                assert!(
+                    ["peer_closed", "consent_expired", "failed"].contains(&reason.as_str()),
+                    "reason {reason}"
+                );
+                order.push("participant_gone");
+            }
+            NodeEvent::Offer { device, sdp, .. } if device == "bob" => offer = Some(sdp),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        order,
+        ["track_unpublished", "participant_gone"],
+        "both events, the track first"
+    );
+    assert!(
+        gone_at.elapsed() < Duration::from_secs(6),
+        "noticed within the consent timeout"
+    );
+    assert_eq!(node.participant_count(), 1);
+
+    // The subscriber is offered a session without the track, and accepts it.
+    let offer = offer.expect("the subscriber is offered the removal");
+    for ssrc in &sent_ssrcs {
+        assert!(!ssrcs(&offer).contains(ssrc), "SSRC {ssrc} no longer sent");
+    }
+    let answer = subscriber.answer(offer).await;
+    node.renegotiate("room", "bob", SessionDescription::Answer(answer), &[])
+        .await
+        .expect("answer applied");
+    // The track id is no longer subscribable.
+    let refused = node
+        .set_subscriptions(
+            "room",
+            "bob",
+            vec![SubscriptionRequest {
+                track,
+                prefs: Default::default(),
+            }],
+        )
+        .await;
+    assert!(refused.is_err(), "the unpublished track is unknown");
+    subscriber.close().await;
+}
