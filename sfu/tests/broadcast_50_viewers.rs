@@ -1,0 +1,269 @@
+//! A 50-viewer broadcast through the whole node with real `webrtc` clients on loopback: one
+//! presenter publishes Opus audio and a VP8 camera, 50 viewers join with both tracks in their
+//! first answer, and every viewer receives both with the payload bytes exactly as sent (audio
+//! untouched; VP8 frame bytes after the payload descriptor untouched).
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::test_peer::TestPeer;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use sfu::node::{NodeConfig, NodeEvent, SubscriptionRequest, TrackClass, start_node};
+use sfu_forwarding::{Role, RoomPolicy};
+use webrtc::media_stream::MediaStreamTrack;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+
+const VIEWERS: usize = 50;
+/// Packets of each kind every viewer must receive.
+const WANTED: usize = 10;
+const OPUS_PT: u8 = 111;
+const AUDIO_SSRC: u32 = 0x2222_0001;
+const AUDIO_MARK: u8 = 0xA7;
+
+async fn add_audio_track(peer: &TestPeer) -> Arc<TrackLocalStaticRTP> {
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "presenter".to_owned(),
+        "presenter-audio".to_owned(),
+        "presenter-audio".to_owned(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(AUDIO_SSRC),
+                ..Default::default()
+            },
+            active: true,
+            codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_OPUS.to_owned(),
+                clock_rate: 48000,
+                channels: 2,
+                ..Default::default()
+            },
+            ..Default::default()
+        }],
+    )));
+    peer.pc
+        .add_track(track.clone() as Arc<dyn TrackLocal>)
+        .await
+        .expect("audio track added");
+    track
+}
+
+/// A viewer: recvonly video (from the helper) and recvonly audio.
+async fn viewer() -> TestPeer {
+    let peer = TestPeer::subscriber().await;
+    peer.pc
+        .add_transceiver_from_kind(
+            RtpCodecKind::Audio,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("recvonly audio transceiver added");
+    peer
+}
+
+/// The VP8 frame (after the descriptor) of round `r`: keyframe tag, the round, derived bytes.
+fn frame(r: u8) -> Vec<u8> {
+    let mut f = vec![0x10, 0x02, 0x00, 0x9d, r];
+    f.extend((0..200u32).map(|i| (i as u8).wrapping_mul(31) ^ r));
+    f
+}
+
+fn video_payload(r: u8) -> Vec<u8> {
+    let mut p = vec![0x90, 0x80, 0x80, r];
+    p.extend(frame(r));
+    p
+}
+
+fn audio_payload(r: u8) -> Vec<u8> {
+    let mut p = vec![AUDIO_MARK, r];
+    p.extend((0..80u32).map(|i| (i as u8).wrapping_mul(13).wrapping_add(r)));
+    p
+}
+
+/// Length of a VP8 payload descriptor (RFC 7741 §4.2), read independently of the SFU.
+fn descriptor_len(p: &[u8]) -> usize {
+    let mut len = 1;
+    if p[0] & 0x80 != 0 {
+        let x = p[1];
+        len += 1;
+        if x & 0x80 != 0 {
+            len += if p[len] & 0x80 != 0 { 2 } else { 1 };
+        }
+        if x & 0x40 != 0 {
+            len += 1;
+        }
+        if x & 0x30 != 0 {
+            len += 1;
+        }
+    }
+    len
+}
+
+struct Presenter {
+    peer: TestPeer,
+    audio: Arc<TrackLocalStaticRTP>,
+    audio_seq: u16,
+    round: u8,
+}
+
+impl Presenter {
+    async fn send_round(&mut self) {
+        self.round = self.round.wrapping_add(1);
+        self.peer.send_rtp(&video_payload(self.round)).await;
+        self.audio_seq = self.audio_seq.wrapping_add(1);
+        let packet = rtc::rtp::Packet {
+            header: rtc::rtp::Header {
+                version: 2,
+                payload_type: OPUS_PT,
+                sequence_number: self.audio_seq,
+                timestamp: u32::from(self.audio_seq) * 960,
+                ssrc: AUDIO_SSRC,
+                ..Default::default()
+            },
+            payload: bytes::Bytes::from(audio_payload(self.round)),
+        };
+        self.audio
+            .write_rtp(packet)
+            .await
+            .expect("audio rtp written");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_viewers_receive_the_presenters_audio_and_video_unchanged() {
+    common::init_tracing();
+    let node = start_node(NodeConfig::default(), None)
+        .await
+        .expect("node starts on loopback");
+    let mut events = node.events();
+    node.create_room("show", RoomPolicy::broadcast())
+        .expect("room created");
+
+    let peer = TestPeer::publisher().await;
+    let audio = add_audio_track(&peer).await;
+    let answer = node
+        .add_participant(
+            "show",
+            "presenter",
+            Role::Presenter,
+            peer.offer().await,
+            vec![],
+            &[],
+        )
+        .await
+        .expect("presenter added");
+    peer.apply_answer(answer).await;
+    assert!(
+        peer.wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
+            .await
+    );
+    let mut presenter = Presenter {
+        peer,
+        audio,
+        audio_seq: 0,
+        round: 0,
+    };
+    let mut tracks: HashMap<TrackClass, String> = HashMap::new();
+    for _ in 0..100 {
+        presenter.send_round().await;
+        while let Ok(e) = events.try_recv() {
+            if let NodeEvent::TrackPublished { track, kind, .. } = e {
+                tracks.insert(kind, track);
+            }
+        }
+        if tracks.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        tracks.contains_key(&TrackClass::Audio) && tracks.contains_key(&TrackClass::Camera),
+        "audio and camera published: {tracks:?}"
+    );
+    let subscriptions: Vec<SubscriptionRequest> = tracks
+        .values()
+        .map(|t| SubscriptionRequest {
+            track: t.clone(),
+            prefs: Default::default(),
+        })
+        .collect();
+
+    let mut viewers = Vec::with_capacity(VIEWERS);
+    for v in 0..VIEWERS {
+        let peer = viewer().await;
+        let answer = node
+            .add_participant(
+                "show",
+                &format!("viewer-{v}"),
+                Role::Viewer,
+                peer.offer().await,
+                subscriptions.clone(),
+                &[],
+            )
+            .await
+            .expect("viewer added");
+        peer.apply_answer(answer).await;
+        viewers.push(peer);
+    }
+    for peer in &viewers {
+        assert!(
+            peer.wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(20))
+                .await,
+            "every viewer connects"
+        );
+    }
+    assert_eq!(node.participant_count(), VIEWERS + 1);
+
+    // (audio, video) packets each viewer received, every byte checked.
+    let mut got = vec![(0usize, 0usize); VIEWERS];
+    for _ in 0..500 {
+        presenter.send_round().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for (v, peer) in viewers.iter_mut().enumerate() {
+            while let Ok(packet) = peer.rtp.try_recv() {
+                let p = &packet.payload[..];
+                if p.first() == Some(&AUDIO_MARK) && p.len() == audio_payload(0).len() {
+                    assert_eq!(p, &audio_payload(p[1])[..], "audio payload unchanged");
+                    got[v].0 += 1;
+                } else {
+                    let f = &p[descriptor_len(p)..];
+                    assert_eq!(f, &frame(f[4])[..], "video frame bytes unchanged");
+                    got[v].1 += 1;
+                }
+            }
+        }
+        if got.iter().all(|(a, v)| *a >= WANTED && *v >= WANTED) {
+            break;
+        }
+    }
+    let short: Vec<(usize, (usize, usize))> = got
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, (a, v))| *a < WANTED || *v < WANTED)
+        .collect();
+    assert!(
+        short.is_empty(),
+        "every viewer receives audio and video; short (viewer, (audio, video)): {short:?}"
+    );
+    let snapshot = node.snapshot().await;
+    assert_eq!(snapshot.gauges.participants, (VIEWERS + 1) as u64);
+    assert!(snapshot.metrics.packets_sent.audio >= (VIEWERS * WANTED) as u64);
+    assert!(snapshot.metrics.packets_sent.video >= (VIEWERS * WANTED) as u64);
+    presenter.peer.close().await;
+    for peer in &viewers {
+        peer.close().await;
+    }
+}
