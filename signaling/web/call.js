@@ -34,6 +34,17 @@ export const CAMERA_LAYERS = [
 
 const STATS_INTERVAL_MS = 5000;
 
+/** The mids of the media sections in which `sdp`'s author sends (`sendrecv` or `sendonly`). */
+export function remoteSendingMids(sdp) {
+  const mids = new Set();
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const mid = /^a=mid:(\S+)/m.exec(section)?.[1];
+    const dir = /^a=(sendrecv|sendonly|recvonly|inactive)\s*$/m.exec(section)?.[1] ?? 'sendrecv';
+    if (mid !== undefined && (dir === 'sendrecv' || dir === 'sendonly')) mids.add(mid);
+  }
+  return mids;
+}
+
 function trackOwnerFromId(id) {
   const m = /^TR_(.+)_(\d+)$/.exec(id ?? '');
   return m ? m[1] : null;
@@ -149,6 +160,7 @@ export class Call extends EventTarget {
       onError: (err, ctx) => console.warn(`keys: ${ctx}: ${err.code ?? err.message}`),
     });
     this.media = new MediaCrypto();
+    if (this.options.testMode) this.media.recordPlaintextHashes(20_000);
     this.media.onUnknownKid = (m) => this._onUnknownKid(m);
     this.media.onStats = (st) => this._onWorkerStats(st);
     s.participants.set(j.device, {
@@ -338,12 +350,14 @@ export class Call extends EventTarget {
       if (this.local.mic) {
         const t = this.pc.addTransceiver(this.local.mic, { direction: 'sendonly', streams: [stream] });
         this.media.attachSender(t.sender, { id: 'send-mic', kind: 'audio', stream: Stream.AUDIO });
+        this._decryptIncoming(t.receiver, 'recv-mic', 'audio');
         this._preferCodec(t, 'audio', /opus/i);
         tracks.push({ transceiver: t, kind: 'audio', source: 'microphone' });
       }
       if (this.local.camera) {
         const t = this.pc.addTransceiver(this.local.camera, { direction: 'sendonly', streams: [stream], sendEncodings: CAMERA_LAYERS });
         this.media.attachSender(t.sender, { id: 'send-camera', kind: 'video', stream: Stream.CAMERA });
+        this._decryptIncoming(t.receiver, 'recv-camera', 'video');
         this._preferCodec(t, 'video', /vp8/i);
         tracks.push({ transceiver: t, kind: 'video', source: 'camera', layers: CAMERA_LAYERS.map((l) => l.rid) });
       }
@@ -353,8 +367,10 @@ export class Call extends EventTarget {
       me.videoTrack = this.local.camera;
     } else {
       // Receive-only sections (docs/protocol.md `offer`): one for audio, one for video.
-      this.pc.addTransceiver('audio', { direction: 'recvonly' });
-      this.pc.addTransceiver('video', { direction: 'recvonly' });
+      const audio = this.pc.addTransceiver('audio', { direction: 'recvonly' });
+      const video = this.pc.addTransceiver('video', { direction: 'recvonly' });
+      this._decryptIncoming(audio.receiver, 'recv-audio', 'audio');
+      this._decryptIncoming(video.receiver, 'recv-video', 'video');
     }
     this._published = tracks;
     await this._negotiate();
@@ -400,15 +416,26 @@ export class Call extends EventTarget {
 
   async _onRemoteOffer(m) {
     if (!this.pc) return;
-    await this.pc.setRemoteDescription({ type: 'offer', sdp: this._remoteSdp(m.sdp) });
+    const sdp = this._remoteSdp(m.sdp);
+    await this.pc.setRemoteDescription({ type: 'offer', sdp });
+    // The SFU may forward a track on a media section this device opened for sending (it turns
+    // the section `sendrecv`) as well as on new sections. Our transceiver would answer
+    // `sendonly` there and never receive: widen its direction to take the forwarded media.
+    const sending = remoteSendingMids(sdp);
+    for (const t of this.pc.getTransceivers()) {
+      if (t.mid === null || !sending.has(t.mid)) continue;
+      if (t.direction === 'sendonly') t.direction = 'sendrecv';
+      else if (t.direction === 'inactive') t.direction = 'recvonly';
+    }
     await this.pc.setLocalDescription(await this.pc.createAnswer());
     await gatheringComplete(this.pc);
     this.signaling.send({ type: 'answer', sdp: this._localSdp() });
   }
 
   _onTrack(e) {
-    const id = `recv-${e.transceiver.mid ?? this._remote.size}`;
-    this.media.attachReceiver(e.receiver, { id, kind: e.track.kind });
+    // Transceivers this device created already decrypt (see _decryptIncoming); a section the
+    // SFU added gets its transform here, once (a renegotiation fires `track` again).
+    const id = this._decryptIncoming(e.receiver, `recv-${e.transceiver.mid ?? this._remote.size}`, e.track.kind);
     const announced = this._tracks.get(e.track.id);
     const streamOwner = e.streams?.[0]?.id;
     const device =
@@ -420,6 +447,22 @@ export class Call extends EventTarget {
     this._remote.set(id, r);
     e.track.addEventListener('ended', () => this._remote.delete(id));
     this._placeRemote(r);
+  }
+
+  /**
+   * Puts the decrypting transform on `receiver` unless it has one; returns its transform id.
+   * Called when a transceiver is created as well as on `track`: the SFU may forward media on a
+   * section this device opened for sending (it turns it `sendrecv`), and Chromium (156) never
+   * runs frames through a receiver transform set after a negotiation in which that receiver
+   * did not receive. So every transceiver decrypts from its creation.
+   */
+  _decryptIncoming(receiver, id, kind) {
+    this._decrypting ??= new WeakMap();
+    const have = this._decrypting.get(receiver);
+    if (have) return have;
+    this._decrypting.set(receiver, id);
+    this.media.attachReceiver(receiver, { id, kind });
+    return id;
   }
 
   _placeRemote(r) {
@@ -448,7 +491,13 @@ export class Call extends EventTarget {
       if (this.state.pinned === t.publisher || t.source === 'screen') sub.layer = 'high';
       subscriptions.push(sub);
     }
-    this.signaling.send({ type: 'subscribe', subscriptions: subscriptions.slice(0, 512) });
+    // The UI reports tile sizes on every redraw: send only a changed set (each `subscribe`
+    // replaces the whole set on the SFU).
+    const msg = { type: 'subscribe', subscriptions: subscriptions.slice(0, 512) };
+    const key = JSON.stringify(msg.subscriptions);
+    if (key === this._lastSubscription) return;
+    this._lastSubscription = key;
+    this.signaling.send(msg);
   }
 
   /** The UI reports tile sizes (device -> {width, height}); hidden tiles are 0×0. */
@@ -538,6 +587,7 @@ export class Call extends EventTarget {
       } else {
         t = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
         this.media.attachSender(t.sender, { id: 'send-screen', kind: 'video', stream: Stream.SCREEN_VIDEO });
+        this._decryptIncoming(t.receiver, 'recv-screen', 'video');
         this._preferCodec(t, 'video', /vp8/i);
         this.local.screenTransceiver = t;
         this._published.push({ transceiver: t, kind: 'video', source: 'screen' });

@@ -15,6 +15,11 @@
  * `stats {transforms, totals}` (answer to `stats` and every second), `unknown-kid {slot,
  * generation}` (throttled per slot: the page asks that sender for its key).
  *
+ * Test hook: `record-plaintext {limit}` makes the worker keep a short hash (first 8 bytes of
+ * SHA-256, hex) of up to `limit` decrypted frames, returned by `plaintext-hashes` as
+ * `plaintext-hashes {hashes}`. The loopback tests compare them with what a keyless party on the
+ * SFU's path received; the page only turns it on in test mode.
+ *
  * @module e2ee-worker
  */
 import { decodeKid, encodeKid } from './e2ee/kid.mjs';
@@ -31,6 +36,18 @@ let senderContexts = new Map();
 const transforms = new Map();
 const unknownKidReported = new Map();
 let keyChanges = 0;
+/** Test hook: short hashes of decrypted frames (null: not recording). */
+let plaintextHashes = null;
+let plaintextLimit = 0;
+
+function recordPlaintext(bytes) {
+  if (!plaintextHashes || plaintextHashes.length >= plaintextLimit) return;
+  plaintextHashes.push(null);
+  const at = plaintextHashes.length - 1;
+  crypto.subtle.digest('SHA-256', bytes).then((d) => {
+    plaintextHashes[at] = [...new Uint8Array(d, 0, 8)].map((b) => b.toString(16).padStart(2, '0')).join('');
+  });
+}
 
 function newState(options, transformer) {
   return {
@@ -113,6 +130,7 @@ async function decrypt(frame, controller, state) {
   try {
     const out = await store.decryptFrame(codecOf(frame, state), new Uint8Array(frame.data), performance.now());
     frame.data = exactBuffer(out.frame);
+    recordPlaintext(out.frame);
     state.frames += 1;
     state.lastSlot = out.slot;
     state.lastGeneration = out.generation;
@@ -198,6 +216,13 @@ self.addEventListener('message', (event) => {
       break;
     case 'stats':
       self.postMessage(stats());
+      break;
+    case 'record-plaintext':
+      plaintextHashes = [];
+      plaintextLimit = Math.max(0, Math.min(100_000, Number(msg.limit) || 0));
+      break;
+    case 'plaintext-hashes':
+      self.postMessage({ type: 'plaintext-hashes', hashes: (plaintextHashes ?? []).filter(Boolean) });
       break;
     default:
       break;

@@ -27,6 +27,7 @@ export class MediaCrypto {
     /** Called with each stats report of the worker. */
     this.onStats = () => {};
     this._waiters = [];
+    this._hashWaiters = [];
     this.worker.addEventListener('message', (e) => this._onMessage(e.data));
   }
 
@@ -40,6 +41,8 @@ export class MediaCrypto {
       this.latest = msg;
       this.onStats(msg);
       for (const w of this._waiters.splice(0)) w(msg);
+    } else if (msg?.type === 'plaintext-hashes') {
+      for (const w of this._hashWaiters.splice(0)) w(msg.hashes);
     } else if (msg?.type === 'unknown-kid') {
       this.onUnknownKid(msg);
     }
@@ -84,6 +87,22 @@ export class MediaCrypto {
     return new Promise((resolve) => {
       this._waiters.push(resolve);
       this.worker.postMessage({ type: 'stats' });
+    });
+  }
+
+  /**
+   * Test hook (loopback test mode only): keep short hashes (8 bytes of SHA-256, hex) of up to
+   * `limit` decrypted frames, so a test can show that nobody on the SFU's path saw them.
+   */
+  recordPlaintextHashes(limit) {
+    this.worker.postMessage({ type: 'record-plaintext', limit });
+  }
+
+  /** Resolves with the recorded plaintext hashes (see {@link recordPlaintextHashes}). */
+  plaintextHashes() {
+    return new Promise((resolve) => {
+      this._hashWaiters.push(resolve);
+      this.worker.postMessage({ type: 'plaintext-hashes' });
     });
   }
 
