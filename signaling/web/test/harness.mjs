@@ -125,8 +125,8 @@ export async function launchBrowser() {
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
   return {
     browser,
-    async newContext() {
-      const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, permissions: ['camera', 'microphone'] });
+    async newContext(options = {}) {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, permissions: ['camera', 'microphone'], ...options });
       await context.route(/.*/, (route) => {
         const u = new URL(route.request().url());
         if (u.hostname === '127.0.0.1') route.continue();

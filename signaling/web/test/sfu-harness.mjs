@@ -1,0 +1,232 @@
+/**
+ * Shared parts of the browser tests that run calls through the real service: spawning
+ * `signaling dev` (signaling + embedded SFU) or the split deployment (`sfu` + `signaling serve`)
+ * on port 0 of 127.0.0.1, issuing tokens with the same binary, opening the page the service
+ * serves, and reading a page's call state, decoded frames and picture.
+ *
+ * Binaries: `$SIGNALING_BIN` / `$SFU_BIN`, else `target/debug/{signaling,sfu}` at the repository
+ * root (the test command builds them before the Node tests).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { SKIP } from './harness.mjs';
+
+/** The repository root. */
+export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+/** The signaling binary. */
+export const SIGNALING_BIN = process.env.SIGNALING_BIN || `${REPO}target/debug/signaling`;
+/** The SFU binary. */
+export const SFU_BIN = process.env.SFU_BIN || `${REPO}target/debug/sfu`;
+
+/** Why the real-service tests are skipped, or false. */
+export function serviceSkip({ sfu = false } = {}) {
+  if (SKIP) return SKIP;
+  if (!existsSync(SIGNALING_BIN)) return `${SIGNALING_BIN} not built (cargo build -p signaling)`;
+  if (sfu && !existsSync(SFU_BIN)) return `${SFU_BIN} not built (cargo build -p sfu)`;
+  let help = '';
+  try {
+    help = execFileSync(SIGNALING_BIN, ['dev', '--help'], { stdio: 'pipe', timeout: 5000, encoding: 'utf8' });
+  } catch {
+    help = '';
+  }
+  if (!/--udp-port/.test(help)) return `${SIGNALING_BIN} has no embedded SFU yet (signaling dev --udp-port missing)`;
+  return false;
+}
+
+/** A development token from the binary (dev API key). */
+export function token(room, identity, role = 'caller') {
+  return execFileSync(SIGNALING_BIN, ['token', '--room', room, '--identity', identity, '--role', role], { encoding: 'utf8' }).trim();
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Waits for `re` in a child's output (stdout and stderr); resolves with the match. */
+function waitForOutput(child, re, what, timeoutMs = 15_000) {
+  let log = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not start: ${log.slice(-2000)}`)), timeoutMs);
+    const onData = (d) => {
+      // eslint-disable-next-line no-control-regex
+      log = (log + d).replace(/\x1b\[[0-9;]*m/g, '').slice(-20_000);
+      const m = re.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited (${code}): ${log.slice(-2000)}`));
+    });
+  });
+}
+
+function stopper(child) {
+  return () =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+      child.once('exit', () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+}
+
+/**
+ * `signaling dev --listen 127.0.0.1:0`: signaling and an SFU in one process. Resolves with
+ * `{http, stop}`; `http` is parsed from the join links the command prints.
+ */
+export async function startDev() {
+  const child = spawn(SIGNALING_BIN, ['dev', '--listen', '127.0.0.1:0', '--room', 'demo'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });
+  const m = await waitForOutput(child, /(http:\/\/127\.0\.0\.1:\d+)\/#room=demo&name=\w+&test=1&join=1&token=/, 'signaling dev');
+  child.stdout.resume();
+  child.stderr.resume();
+  return { child, http: m[1], stop: stopper(child) };
+}
+
+/**
+ * The production split: `sfu` with a control secret on free ports, then `signaling serve` on
+ * it. Resolves with `{http, sfuControl, controlSecret, adminToken, stop}`.
+ */
+export async function startSplit() {
+  const controlSecret = `ctl-${Math.random().toString(36).slice(2)}${Date.now()}`;
+  const adminToken = `adm-${Math.random().toString(36).slice(2)}`;
+  // `sfu --http-port 0` logs `http=127.0.0.1:0`, not the port it bound, so the test picks a
+  // free port itself (a short race with other processes, acceptable on a test machine).
+  const httpPort = await freePort();
+  const sfu = spawn(SFU_BIN, ['--control-secret', controlSecret, '--http-port', String(httpPort), '--udp-port', '0', '--bind-address', '127.0.0.1', '--advertised-address', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
+  await waitForOutput(sfu, /sfu serving/, 'sfu');
+  const sfuControl = `http://127.0.0.1:${httpPort}`;
+  const sig = spawn(
+    SIGNALING_BIN,
+    ['serve', '--sfu-url', sfuControl, '--sfu-control-secret', controlSecret, '--api-key', 'devkey:devsecret', '--admin-token', adminToken, '--auto-create-rooms', 'true', '--bind-address', '127.0.0.1', '--http-port', '0'],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } },
+  );
+  const gm = await waitForOutput(sig, /signaling listening addr=(127\.0\.0\.1:\d+)/, 'signaling serve');
+  sfu.stdout.resume();
+  sig.stdout.resume();
+  const stopSig = stopper(sig);
+  const stopSfu = stopper(sfu);
+  return {
+    http: `http://${gm[1]}`,
+    sfuControl,
+    controlSecret,
+    adminToken,
+    stop: async () => {
+      await stopSig();
+      await stopSfu();
+    },
+  };
+}
+
+/** The window the call tests use (CSS pixels). */
+export const WINDOW = { width: 1280, height: 800 };
+
+/**
+ * Opens the page the service serves as one device (its own browser context: its own
+ * IndexedDB identity) and joins `room`. Options: `role`, `watch` (viewer).
+ */
+export async function openDevice(chromium, http, room, identity, { role = 'caller', watch = false, name = identity, viewport = WINDOW } = {}) {
+  const context = await chromium.newContext({ viewport });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20_000);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  const q = new URLSearchParams({ room, name, join: '1', test: '1', ...(watch ? { watch: '1' } : {}) });
+  await page.goto(`${http}/?${q}#token=${token(room, identity, role)}`);
+  await page.waitForFunction(() => window.call?.state.phase === 'in-call' || window.call?.state.phase === 'error', null, { timeout: 30_000 });
+  const failed = await page.evaluate(() => window.call.state.error);
+  if (failed) throw new Error(`${identity} could not join: ${JSON.stringify(failed)}`);
+  const device = await page.evaluate(() => window.call.state.self.device);
+  return { context, page, errors, device, identity, view: () => view(page) };
+}
+
+/** What a page's call looks like now: keys, code, decoded frames per remote track, worker counts. */
+export function view(page) {
+  return page.evaluate(async () => {
+    const c = window.call;
+    const inbound = [];
+    if (c.pc) {
+      const report = await c.pc.getStats();
+      report.forEach((s) => {
+        if (s.type === 'inbound-rtp') {
+          inbound.push({ kind: s.kind, track: s.trackIdentifier, packets: s.packetsReceived ?? 0, framesDecoded: s.framesDecoded ?? 0, energy: s.totalAudioEnergy ?? 0, width: s.frameWidth ?? null });
+        }
+      });
+    }
+    const remote = [...c._remote.values()].map((r) => ({ id: r.id, kind: r.kind, device: r.device, source: r.source, trackId: r.track.id, failures: r.failures }));
+    const w = await c.media.stats();
+    return {
+      device: c.state.self.device,
+      slot: c.state.self.slot,
+      phase: c.state.phase,
+      code: c.state.securityCode,
+      participants: [...c.state.participants.keys()].sort(),
+      sending: c.keys.current && { generation: c.keys.current.generation, step: c.keys.current.step },
+      received: Object.fromEntries(c.keys.received),
+      remote,
+      inbound,
+      videoDecoded: inbound.filter((s) => s.kind === 'video').reduce((a, s) => a + s.framesDecoded, 0),
+      audioPackets: inbound.filter((s) => s.kind === 'audio').reduce((a, s) => a + s.packets, 0),
+      audioEnergy: inbound.filter((s) => s.kind === 'audio').reduce((a, s) => a + s.energy, 0),
+      worker: w.totals,
+      recvTransforms: w.transforms.filter((t) => t.side === 'recv').map((t) => ({ id: t.id, kind: t.kind, frames: t.frames, failures: t.failures, lastSlot: t.lastSlot, lastError: t.lastError })),
+      warnings: c.state.warnings.map((x) => `${x.kind}: ${x.text}`),
+    };
+  });
+}
+
+/** Frames decoded from `device`'s camera (or `source`) on this page, by the receiver's stats. */
+export function decodedFrom(v, device, source = 'camera') {
+  const ids = new Set(v.remote.filter((r) => r.device === device && r.kind === 'video' && r.source === source).map((r) => r.trackId));
+  return v.inbound.filter((s) => s.kind === 'video' && ids.has(s.track)).reduce((a, s) => a + s.framesDecoded, 0);
+}
+
+/**
+ * Samples the picture of `device`'s tile video (or a stage video for `source: 'screen'`) into
+ * a canvas: `{width, height, mean, distinct}` (mean luma 0–255, distinct coarse colours).
+ */
+export function picture(page, device, source = 'camera') {
+  return page.evaluate(
+    ({ device, source }) => {
+      const c = window.call;
+      const p = c.state.participants.get(device);
+      const track = source === 'screen' ? p?.screenTrack : p?.videoTrack;
+      const video = [...document.querySelectorAll('video')].find((v) => v.srcObject?.getVideoTracks?.()[0] === track);
+      if (!video || !video.videoWidth) return { width: 0, height: 0, mean: 0, distinct: 0, found: !!video };
+      const canvas = document.createElement('canvas');
+      canvas.width = 160;
+      canvas.height = 90;
+      const g = canvas.getContext('2d', { willReadFrequently: true });
+      g.drawImage(video, 0, 0, canvas.width, canvas.height);
+      const d = g.getImageData(0, 0, canvas.width, canvas.height).data;
+      let sum = 0;
+      const colours = new Set();
+      for (let i = 0; i < d.length; i += 4) {
+        sum += 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
+        colours.add(`${d[i] >> 5},${d[i + 1] >> 5},${d[i + 2] >> 5}`);
+      }
+      return { width: video.videoWidth, height: video.videoHeight, mean: sum / (d.length / 4), distinct: colours.size };
+    },
+    { device, source },
+  );
+}
+
+/** Sleeps `ms`. */
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
