@@ -140,7 +140,7 @@ describe('a keyless party on the SFU path (split deployment)', { skip: serviceSk
     }
   });
 
-  test('both cameras reach the keyless party too', { todo: 'SFU: video to a subscriber often stalls or never starts (README, "Found in the SFU"); the frames above are what it got' }, () => {
+  test('both cameras reach the keyless party too', { todo: 'SFU: simulcast cameras to a subscriber often stall or never start (README, "Found in the SFU"); the frames above are what it got' }, () => {
     assert.ok(keylessVideo, 'needs the test above');
     assert.equal(keylessVideo.cameras, 2, `video seen: ${JSON.stringify(keylessVideo)}`);
   });

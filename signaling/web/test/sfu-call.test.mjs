@@ -66,7 +66,7 @@ describe('browser calls through signaling dev and its SFU', { skip: serviceSkip(
     assert.deepEqual([...a.errors, ...b.errors], []);
   });
 
-  test('the first joiner\'s camera plays at the second joiner', { timeout: 30_000, todo: 'SFU: the first joiner\'s video reaches a later subscriber for a few packets only (README, "Found in the SFU")' }, async () => {
+  test('the first joiner\'s camera plays at the second joiner', { timeout: 30_000, todo: 'SFU: a simulcast camera reaches a later subscriber for a few packets only (README, "Found in the SFU")' }, async () => {
     assert.ok(a && b, 'needs the two-party call');
     const v1 = await b.view();
     await sleep(3000);
@@ -156,7 +156,7 @@ describe('browser calls through signaling dev and its SFU', { skip: serviceSkip(
     assert.deepEqual([...a.errors, ...b.errors, ...c.errors], []);
   });
 
-  test('after the rekey the two keep seeing each other', { timeout: 30_000, todo: 'SFU: video forwarding to a subscriber stalls after another participant joins and renegotiates (README, "Found in the SFU")' }, async () => {
+  test('after the rekey the two keep seeing each other', { timeout: 30_000, todo: 'SFU: simulcast camera forwarding stalls when another participant joins (README, "Found in the SFU")' }, async () => {
     assert.ok(afterRekey, 'needs the rekey test');
     const s = afterRekey;
     const going = await waitFor(async () => {

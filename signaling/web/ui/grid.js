@@ -30,8 +30,9 @@ function hueFor(device) {
  * (always in view), then the others by speaking level and name.
  */
 export function orderParticipants(state) {
-  // Recorders have no tile; a watch-only viewer does not see itself.
-  const list = [...state.participants.values()].filter((p) => p.role !== 'recorder' && !(p.self && state.self && !state.self.canPublish));
+  // Recorders and broadcast viewers (they publish nothing; a presenter may have hundreds) have
+  // no tile; the top bar counts them. A watch-only viewer does not see itself.
+  const list = [...state.participants.values()].filter((p) => p.role !== 'recorder' && !(p.role === 'viewer' && !p.self) && !(p.self && state.self && !state.self.canPublish));
   const score = (p) =>
     (state.pinned === p.device ? 1000 : 0) +
     (p.screenTrack ? 500 : 0) +
