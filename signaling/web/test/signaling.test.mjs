@@ -1,4 +1,5 @@
-// The real page against the real signaling service (`signaling dev`, no media node yet): three
+// The real page against the real signaling service (`signaling dev`; media goes through its
+// SFU too, the media tests are sfu-call.test.mjs and broadcast.test.mjs): three
 // browser devices (separate storage, so separate identities) join a room, exchange HPKE key
 // envelopes through the service, agree on the call security code, rotate keys on join and leave
 // per docs/protocol.md §4, and a device that comes back with a new identity key under the same
@@ -7,11 +8,12 @@
 // Needs the signaling binary: $SIGNALING_BIN, else target/debug/signaling (built by the test
 // command's cargo steps). Skipped, saying why, when it is missing or does not run `dev`.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { artifact, launchBrowser, serveStatic, SKIP, waitFor } from './harness.mjs';
+import { startDev } from './sfu-harness.mjs';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = process.env.SIGNALING_BIN || `${REPO}target/debug/signaling`;
@@ -34,22 +36,10 @@ function token(room, identity, role = 'caller') {
 }
 
 async function startSignaling() {
-  const child = spawn(BIN, ['dev', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
-  let log = '';
-  const addr = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`signaling did not start: ${log}`)), 10_000);
-    child.stderr.on('data', (d) => {
-      log += d;
-      // eslint-disable-next-line no-control-regex
-      const m = /addr[=:]\s*"?(127\.0\.0\.1:\d+)/.exec(log.replace(/\x1b\[[0-9;]*m/g, ''));
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`signaling exited (${code}): ${log}`)));
-  });
-  return { child, url: `ws://${addr}/v1/rtc`, stop: () => child.kill('SIGTERM') };
+  // The join links `signaling dev` prints name its HTTP address (its logs also name the
+  // embedded SFU's UDP address).
+  const dev = await startDev();
+  return { url: `${dev.http.replace(/^http/, 'ws')}/v1/rtc`, stop: dev.stop };
 }
 
 describe('web client against signaling dev', { skip: signalingSkip() }, () => {
@@ -63,7 +53,7 @@ describe('web client against signaling dev', { skip: signalingSkip() }, () => {
   });
   after(async () => {
     await chromium?.close();
-    sig?.stop();
+    await sig?.stop();
     await server?.close();
   });
 
