@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use sfu::control::{self, ControlState};
 use sfu::node::{NodeConfig, NodeHandle, Observer, start_node};
-use sfu::ops::{self, OpsState, SfuMetrics};
+use sfu::ops::{self, OpsState, SfuMetrics, tls};
 use sfu::transport::{SourceAllowList, TransportConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -98,6 +98,8 @@ struct Resolved {
     secret: String,
     drain_timeout: Duration,
     allowed: Vec<IpNet>,
+    /// Certificate and key files when the HTTP port serves HTTPS.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 fn resolve(mut s: Settings) -> Result<(Resolved, Settings), String> {
@@ -159,6 +161,11 @@ fn resolve(mut s: Settings) -> Result<(Resolved, Settings), String> {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "sfu".to_owned())
     });
+    let tls = match (s.tls_cert.clone(), s.tls_key.clone()) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err("SFU_TLS_CERT and SFU_TLS_KEY must be given together".into()),
+    };
     Ok((
         Resolved {
             bind,
@@ -169,6 +176,7 @@ fn resolve(mut s: Settings) -> Result<(Resolved, Settings), String> {
             secret,
             drain_timeout: Duration::from_secs(s.drain_timeout.unwrap_or(60)),
             allowed,
+            tls,
         },
         s,
     ))
@@ -201,7 +209,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Some(Command::Drain) => drain_client(&resolved).await,
-            None => serve(resolved, settings).await,
+            None => serve(resolved).await,
         }
     });
     match result {
@@ -213,14 +221,12 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn serve(r: Resolved, s: Settings) -> Result<(), String> {
-    if s.tls_cert.is_some() || s.tls_key.is_some() {
-        return Err(
-            "SFU_TLS_CERT/SFU_TLS_KEY: HTTPS is not implemented in this build; \
-                    keep the HTTP port on a private network"
-                .into(),
-        );
-    }
+async fn serve(r: Resolved) -> Result<(), String> {
+    // Load the TLS files before anything binds, so a bad certificate fails the start.
+    let tls = match &r.tls {
+        Some((cert, key)) => Some(tls::server_config(cert, key).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let metrics = Arc::new(SfuMetrics::new().map_err(|e| e.to_string())?);
     let mut transport = TransportConfig::loopback();
     transport.bind = SocketAddr::new(r.bind, r.udp_port);
@@ -250,19 +256,26 @@ async fn serve(r: Resolved, s: Settings) -> Result<(), String> {
     tracing::info!(
         node_id = %r.node_id,
         http = %SocketAddr::new(r.bind, r.http_port),
+        https = tls.is_some(),
         udp = %node.udp_addr(),
         advertised = %r.advertised,
         "sfu serving"
     );
     let drain_node = node.clone();
     let drain_timeout = r.drain_timeout;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            wait_for_sigterm().await;
-            drain(&drain_node, drain_timeout).await;
-        })
-        .await
-        .map_err(|e| format!("HTTP server: {e}"))
+    let shutdown = async move {
+        wait_for_sigterm().await;
+        drain(&drain_node, drain_timeout).await;
+    };
+    match tls {
+        Some(config) => tls::serve_https(listener, config, app, shutdown)
+            .await
+            .map_err(|e| format!("HTTPS server: {e}")),
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| format!("HTTP server: {e}")),
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -306,9 +319,31 @@ async fn local_request(r: &Resolved, method: &str, path: &str) -> Result<(u16, S
     } else {
         r.bind
     };
-    let mut stream = tokio::net::TcpStream::connect(SocketAddr::new(host, r.http_port))
+    let stream = tokio::net::TcpStream::connect(SocketAddr::new(host, r.http_port))
         .await
         .map_err(|e| format!("connect to the local SFU: {e}"))?;
+    match &r.tls {
+        None => exchange(stream, r, method, path).await,
+        Some((cert, _)) => {
+            // The node's own certificate, pinned: whatever name it carries, only it is accepted.
+            let config = tls::pinned_client_config(cert).map_err(|e| e.to_string())?;
+            let name = rustls::pki_types::ServerName::IpAddress(host.into());
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, stream)
+                .await
+                .map_err(|e| format!("TLS to the local SFU: {e}"))?;
+            exchange(stream, r, method, path).await
+        }
+    }
+}
+
+/// Writes one request on `stream` and reads the whole response.
+async fn exchange(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    r: &Resolved,
+    method: &str,
+    path: &str,
+) -> Result<(u16, String), String> {
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
          Content-Length: 0\r\nConnection: close\r\n\r\n",

@@ -3,6 +3,7 @@
 //! draining). None needs credentials and none reveals a room, participant or key.
 
 mod metrics;
+pub mod tls;
 
 use std::sync::Arc;
 
