@@ -96,6 +96,11 @@ export class CallView {
   _controls(state) {
     const l = state.local;
     const publish = !!state.self?.canPublish;
+    // Redraw the buttons only when what they show changes: the call redraws several times a
+    // second, and a button replaced between a press and its release loses the click.
+    const key = JSON.stringify([publish, l.micOn, l.cameraOn, l.screenOn, this.panel]);
+    if (key === this._controlsKey && this.controls.childElementCount) return;
+    this._controlsKey = key;
     const btn = (name, on, label, onIcon, offIcon, onclick, extra = '') =>
       h('button', { class: `ctl ${on ? 'on' : 'off'} ${extra}`, 'aria-pressed': String(on), title: label, dataset: { ctl: name }, onclick }, icon(on ? onIcon : offIcon), h('span', {}, label));
     replace(
