@@ -657,8 +657,16 @@ impl<H: MediaHandler> ShardState<H> {
                     self.stats.send_unvalidated_destination += 1;
                     continue;
                 }
-                if !peer.connected && dtls_alert::contains_alert(&transmit.message) {
-                    close = Some(CloseReason::DtlsFailed);
+                if dtls_alert::contains_alert(&transmit.message) {
+                    if peer.connected {
+                        // After the handshake `rtc-dtls` sends an alert only as the reply to
+                        // the peer's authenticated close_notify or on a fatal error: either way
+                        // the session is over, though `rtc` keeps reporting `Connected` (a
+                        // closed DTLS transport over connected ICE counts as connected).
+                        close.get_or_insert(CloseReason::PeerClosed);
+                    } else {
+                        close = Some(CloseReason::DtlsFailed);
+                    }
                 }
                 send_or_queue(
                     &self.socket,
