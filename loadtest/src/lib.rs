@@ -18,22 +18,34 @@
 //! | [`process_usage`] | CPU seconds and peak RSS of a process from `/proc`; thread CPU time |
 //! | [`metrics_scrape`] | Prometheus text-format scraper |
 //! | [`service_process`] | start a service, wait for health, stop it with SIGTERM |
+//! | [`services`] | start `sfu` + `signaling serve` (or use `--url`), create the room |
 //! | [`sfu_cost`] | the SFU's CPU, peak memory and forwarded packets over a run |
 //! | [`impairment`] | the impairing UDP relay and its `--impair` syntax |
 //! | [`baseline`] | the plain UDP relay baseline |
-//! | [`scenario`] | `meeting` and `broadcast` configuration (not wired to services yet) |
+//! | [`client_protocol`] | the client side of the signaling protocol, HS256 tokens |
+//! | [`key_exchange`] | sender keys wrapped in signed HPKE envelopes, ratchets, generations |
+//! | [`rtc_peer`] | a loopback-only `webrtc` peer connection, simulcast publishing |
+//! | [`rtp_media`] | VP8 frames to RTP payloads and back |
+//! | [`participant`] | one simulated caller, presenter or viewer |
+//! | [`scenario`] | `meeting` and `broadcast`: services, room, participants, report |
 
 pub mod baseline;
+pub mod client_protocol;
 pub mod histogram;
 pub mod impairment;
+pub mod key_exchange;
 pub mod media;
 pub mod metrics_scrape;
+pub mod participant;
 pub mod probe;
 pub mod process_usage;
 pub mod progress;
 pub mod receiver_stats;
 pub mod report;
+pub mod rtc_peer;
+pub mod rtp_media;
 pub mod scenario;
 pub mod secure_media;
 pub mod service_process;
+pub mod services;
 pub mod sfu_cost;

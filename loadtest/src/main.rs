@@ -40,6 +40,27 @@ struct CommonArgs {
     /// With --url: the SFU's /metrics URL, to read the packets it forwarded.
     #[arg(long, global = true, requires = "url")]
     sfu_metrics: Option<String>,
+    /// With --url: the API key tokens are signed with, as KEY:SECRET (default: the
+    /// `signaling dev` key).
+    #[arg(
+        long,
+        global = true,
+        requires = "url",
+        env = "LOADTEST_API_KEY",
+        hide_env_values = true,
+        default_value = "devkey:devsecret"
+    )]
+    api_key: String,
+    /// With --url: the admin token to create the room with (without it the room must exist
+    /// or be auto-created by the service).
+    #[arg(
+        long,
+        global = true,
+        requires = "url",
+        env = "LOADTEST_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
     /// Write the JSON report to this file.
     #[arg(long, global = true)]
     report: Option<PathBuf>,
@@ -150,6 +171,12 @@ fn common_config(args: &CommonArgs) -> CommonConfig {
                 signaling: url.clone(),
                 sfu_pid: args.sfu_pid,
                 sfu_metrics: args.sfu_metrics.clone(),
+                api_key: args
+                    .api_key
+                    .split_once(':')
+                    .map(|(k, s)| (k.to_owned(), s.to_owned()))
+                    .unwrap_or_else(|| (args.api_key.clone(), String::new())),
+                admin_token: args.admin_token.clone(),
             },
             None => Target::Spawn,
         },

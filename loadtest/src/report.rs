@@ -60,6 +60,11 @@ pub struct Report {
     pub frames_sent: u64,
     /// Frames that failed SFrame authentication or decryption at a receiver.
     pub decrypt_failures: Option<u64>,
+    /// Frames that arrived at a receiver before the key of their KID (not authentication
+    /// failures: the receiver held no key to try).
+    pub frames_without_key: Option<u64>,
+    /// Participants expected to receive media that decrypted no frame at all.
+    pub receivers_without_frames: Option<u64>,
     /// Packets the SFU (or the baseline relay) sent to subscribers during the run.
     pub packets_forwarded: Option<u64>,
     /// CPU seconds (user + system) the SFU process used during the run.
@@ -111,6 +116,8 @@ impl Report {
             frames_received: 0,
             frames_sent: 0,
             decrypt_failures: None,
+            frames_without_key: None,
+            receivers_without_frames: None,
             packets_forwarded: None,
             sfu_cpu_seconds: None,
             sfu_peak_rss_bytes: None,
@@ -206,6 +213,11 @@ impl Report {
             ("frames sent", self.frames_sent.to_string()),
             ("frames received", self.frames_received.to_string()),
             ("decrypt failures", opt_u(self.decrypt_failures)),
+            ("frames without key", opt_u(self.frames_without_key)),
+            (
+                "receivers without frames",
+                opt_u(self.receivers_without_frames),
+            ),
             ("packets forwarded", opt_u(self.packets_forwarded)),
             ("sfu cpu", opt_f(self.sfu_cpu_seconds, " s")),
             ("sfu peak rss", mib(self.sfu_peak_rss_bytes)),

@@ -1,19 +1,31 @@
-//! The `meeting` and `broadcast` scenarios: their configuration and limits, and where they will
-//! run once the signaling service and the SFU can be driven.
+//! The `meeting` and `broadcast` scenarios: their configuration and limits, and the run.
 //!
-//! Until then both return [`ScenarioError::NotWired`] after validating their configuration:
-//! a load test that printed numbers without real services behind them would be worse than none.
-//! The pieces they will use exist and are tested: media sources ([`crate::media`]), probes
-//! ([`crate::probe`]), receiver statistics ([`crate::receiver_stats`]), service processes
-//! ([`crate::service_process`]), SFU cost ([`crate::sfu_cost`]), links
-//! ([`crate::impairment`]) and the [`crate::report`].
+//! A run starts the services (or uses the ones at `--url`), creates the room, starts the
+//! participants (each a [`crate::participant`] on a shared two-thread Tokio runtime), waits
+//! for them to join, measures for the configured duration (the SFU's CPU, memory and
+//! forwarded packets over exactly that phase, [`crate::sfu_cost`]), stops everyone and merges
+//! what each receiver measured into a [`Report`]. Every phase is bounded: joining gives up
+//! after [`join_timeout`], stopping after [`STOP_TIMEOUT`].
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
+use tokio::sync::watch;
 
+use crate::client_protocol::{Grants, sign_token};
+use crate::histogram::DurationHistogram;
 use crate::impairment::Impairment;
-use crate::report::Report;
+use crate::participant::{
+    LiveCounters, ParticipantOutcome, ParticipantSpec, Role, run_participant,
+};
+use crate::progress::RunProgress;
+use crate::receiver_stats::StatsTotals;
+use crate::report::{Report, Scenario};
+use crate::services::{Services, ServicesError};
+use crate::sfu_cost::{SfuCostError, SfuCostMeter};
 
 /// Largest meeting (DESIGN.md: rooms of up to 100 callers).
 pub const MAX_CALLERS: usize = 100;
@@ -32,6 +44,10 @@ pub enum Target {
         sfu_pid: Option<u32>,
         /// The SFU's `/metrics` URL, to read the packets it forwarded, if known.
         sfu_metrics: Option<String>,
+        /// API key id and secret to sign the participants' tokens with.
+        api_key: (String, String),
+        /// Admin token to create the room with (without it the room must exist).
+        admin_token: Option<String>,
     },
     /// Start `signaling` and `sfu` from the same directory as `loadtest` and stop them after.
     Spawn,
@@ -68,18 +84,30 @@ pub struct BroadcastConfig {
 }
 
 /// Why a scenario did not run.
-#[derive(Debug, Error, PartialEq)]
+#[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ScenarioError {
     /// The scenario's configuration is out of range.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// The scenario cannot run yet: it needs the signaling service and the SFU.
-    #[error(
-        "not yet wired: needs signaling+SFU (the `{0}` scenario drives the real signaling \
-         protocol and SFU, which cannot be driven yet; `loadtest baseline` runs today)"
-    )]
-    NotWired(&'static str),
+    /// The services could not be started or the room created.
+    #[error(transparent)]
+    Services(#[from] ServicesError),
+    /// The async runtime could not be built.
+    #[error("runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The SFU's cost could not be read.
+    #[error(transparent)]
+    Cost(#[from] SfuCostError),
+}
+
+/// How long participants may take to stop after the measured phase.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long joining may take: 20 s plus the time the join rate needs.
+pub fn join_timeout(participants: usize, rate_per_s: Option<f64>) -> Duration {
+    let paced = rate_per_s.map_or(0.0, |r| participants as f64 / r);
+    Duration::from_secs(20) + Duration::from_secs_f64(paced)
 }
 
 fn check_common(common: &CommonConfig) -> Result<(), ScenarioError> {
@@ -88,27 +116,27 @@ fn check_common(common: &CommonConfig) -> Result<(), ScenarioError> {
             "duration must be between 1 s and 3600 s".into(),
         ));
     }
+    if common.impairment.is_some_and(|i| !i.is_none()) {
+        return Err(ScenarioError::Config(
+            "--impair applies to the baseline only for now (the scenarios' WebRTC peers are \
+             not routed through the impairment relay yet)"
+                .into(),
+        ));
+    }
     Ok(())
 }
 
-/// Runs a meeting. Not wired yet: validates and returns [`ScenarioError::NotWired`].
-pub fn run_meeting(common: &CommonConfig, config: &MeetingConfig) -> Result<Report, ScenarioError> {
-    check_common(common)?;
+fn meeting_valid(config: &MeetingConfig) -> Result<(), ScenarioError> {
     if !(2..=MAX_CALLERS).contains(&config.callers) {
         return Err(ScenarioError::Config(format!(
             "callers must be 2..={MAX_CALLERS}, got {}",
             config.callers
         )));
     }
-    Err(ScenarioError::NotWired("meeting"))
+    Ok(())
 }
 
-/// Runs a broadcast. Not wired yet: validates and returns [`ScenarioError::NotWired`].
-pub fn run_broadcast(
-    common: &CommonConfig,
-    config: &BroadcastConfig,
-) -> Result<Report, ScenarioError> {
-    check_common(common)?;
+fn broadcast_valid(config: &BroadcastConfig) -> Result<(), ScenarioError> {
     if !(1..=MAX_VIEWERS).contains(&config.viewers) {
         return Err(ScenarioError::Config(format!(
             "viewers must be 1..={MAX_VIEWERS}, got {}",
@@ -122,7 +150,278 @@ pub fn run_broadcast(
             "join rate must be a positive number of viewers per second, got {rate}"
         )));
     }
-    Err(ScenarioError::NotWired("broadcast"))
+    Ok(())
+}
+
+/// Runs a meeting: every caller publishes and subscribes.
+pub fn run_meeting(common: &CommonConfig, config: &MeetingConfig) -> Result<Report, ScenarioError> {
+    check_common(common)?;
+    meeting_valid(config)?;
+    let plan = Plan {
+        scenario: Scenario::Meeting,
+        kind: "meeting",
+        first: Vec::new(),
+        rest: (0..config.callers).map(|_| Role::Caller).collect(),
+        rate_per_s: None,
+    };
+    run(common, &plan)
+}
+
+/// Runs a broadcast: the presenter joins and publishes first, then the viewers join.
+pub fn run_broadcast(
+    common: &CommonConfig,
+    config: &BroadcastConfig,
+) -> Result<Report, ScenarioError> {
+    check_common(common)?;
+    broadcast_valid(config)?;
+    let plan = Plan {
+        scenario: Scenario::Broadcast,
+        kind: "broadcast",
+        first: vec![Role::Presenter],
+        rest: (0..config.viewers).map(|_| Role::Viewer).collect(),
+        rate_per_s: config.join_rate_per_s,
+    };
+    run(common, &plan)
+}
+
+/// Who joins in which order.
+struct Plan {
+    scenario: Scenario,
+    kind: &'static str,
+    /// Joined (and connected) before the rest start.
+    first: Vec<Role>,
+    /// Joined at `rate_per_s` (all at once when `None`).
+    rest: Vec<Role>,
+    rate_per_s: Option<f64>,
+}
+
+fn run(common: &CommonConfig, plan: &Plan) -> Result<Report, ScenarioError> {
+    let services = match &common.target {
+        Target::Spawn => Services::start()?,
+        Target::Url {
+            signaling,
+            sfu_pid,
+            sfu_metrics,
+            api_key,
+            admin_token,
+        } => Services::external(
+            signaling,
+            api_key.clone(),
+            admin_token.clone(),
+            *sfu_pid,
+            sfu_metrics.clone(),
+        ),
+    };
+    let result = run_with(common, plan, &services);
+    if result.is_err()
+        && let Some(dir) = &services.log_dir
+    {
+        eprintln!("service logs: {}", dir.display());
+    }
+    services.stop();
+    result
+}
+
+fn run_with(
+    common: &CommonConfig,
+    plan: &Plan,
+    services: &Services,
+) -> Result<Report, ScenarioError> {
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let room = format!(
+        "lt-{}-{}-{}",
+        plan.kind,
+        std::process::id(),
+        now_unix % 100_000
+    );
+    services.create_room(&room, plan.kind)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(ScenarioError::Runtime)?;
+    let total = plan.first.len() + plan.rest.len();
+    let label = match plan.scenario {
+        Scenario::Meeting => format!("meeting x{total}"),
+        _ => format!("broadcast 1+{}", plan.rest.len()),
+    };
+    let progress = RunProgress::joining(&label, total as u64);
+    let counters = Arc::new(LiveCounters::default());
+    let (stop_tx, stop) = watch::channel(false);
+    let epoch = Instant::now();
+    let ttl =
+        (join_timeout(total, plan.rate_per_s) + common.duration + STOP_TIMEOUT).as_secs() + 60;
+    let spec = |index: usize, role: Role| ParticipantSpec {
+        index: index as u16,
+        role,
+        room: room.clone(),
+        ws_url: services.ws_url(),
+        token: sign_token(
+            &Grants {
+                room: room.clone(),
+                identity: format!("lt-{index}"),
+                role: match role {
+                    Role::Caller => "caller",
+                    Role::Presenter => "presenter",
+                    Role::Viewer => "viewer",
+                }
+                .into(),
+                can_publish: role != Role::Viewer,
+            },
+            &services.api_key.0,
+            &services.api_key.1,
+            now_unix,
+            ttl,
+        ),
+        epoch,
+        seed: common.seed,
+    };
+
+    let (outcomes, measured, cost) = runtime.block_on(async {
+        let mut handles = Vec::with_capacity(total);
+        let join_deadline = Instant::now() + join_timeout(total, plan.rate_per_s);
+        for (i, role) in plan.first.iter().enumerate() {
+            handles.push(tokio::spawn(run_participant(
+                spec(i, *role),
+                counters.clone(),
+                stop.clone(),
+            )));
+        }
+        // The first participants (the presenter) connect before the others start.
+        while (counters.joined.load(Ordering::Relaxed) as usize) < plan.first.len()
+            && Instant::now() < join_deadline
+            && !handles.iter().all(|h| h.is_finished())
+        {
+            progress.set_joined(counters.joined.load(Ordering::Relaxed));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let start_rest = Instant::now();
+        let mut next = 0usize;
+        while Instant::now() < join_deadline {
+            // Start whoever is due by the join rate.
+            let due = match plan.rate_per_s {
+                None => plan.rest.len(),
+                Some(r) => ((start_rest.elapsed().as_secs_f64() * r).floor() as usize + 1)
+                    .min(plan.rest.len()),
+            };
+            while next < due {
+                let index = plan.first.len() + next;
+                handles.push(tokio::spawn(run_participant(
+                    spec(index, plan.rest[next]),
+                    counters.clone(),
+                    stop.clone(),
+                )));
+                next += 1;
+            }
+            let joined = counters.joined.load(Ordering::Relaxed);
+            progress.set_joined(joined);
+            let ended = handles.iter().filter(|h| h.is_finished()).count() as u64;
+            if next == plan.rest.len() && joined + ended >= total as u64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Measured phase.
+        let meter = {
+            let (pid, url) = (services.sfu_pid, services.sfu_metrics.clone());
+            tokio::task::spawn_blocking(move || SfuCostMeter::start(pid, url.as_deref()))
+                .await
+                .ok()
+        };
+        progress.start_running(common.duration);
+        let started = Instant::now();
+        while started.elapsed() < common.duration {
+            progress.set_running(
+                started.elapsed(),
+                format!(
+                    "{} frames sent, {} decrypted",
+                    counters.frames_sent.load(Ordering::Relaxed),
+                    counters.frames_decrypted.load(Ordering::Relaxed)
+                ),
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let measured = started.elapsed();
+        let cost = match meter {
+            Some(Ok(meter)) => tokio::task::spawn_blocking(move || meter.finish())
+                .await
+                .ok(),
+            Some(Err(e)) => Some(Err(e)),
+            None => None,
+        };
+        let _ = stop_tx.send(true);
+        let mut outcomes = Vec::with_capacity(handles.len());
+        for h in handles {
+            match tokio::time::timeout(STOP_TIMEOUT, h).await {
+                Ok(Ok(o)) => outcomes.push(o),
+                _ => outcomes.push(ParticipantOutcome {
+                    failure: Some("did not stop in time".into()),
+                    ..Default::default()
+                }),
+            }
+        }
+        (outcomes, measured, cost)
+    });
+    progress.finish();
+    runtime.shutdown_timeout(Duration::from_secs(2));
+
+    let mut report = Report::new(plan.scenario);
+    report.duration_s = measured.as_secs_f64();
+    report.target = match &common.target {
+        Target::Url { signaling, .. } => Some(signaling.clone()),
+        Target::Spawn => Some(services.base_url.clone()),
+    };
+    report.participants = total as u64;
+    merge_outcomes(&mut report, &outcomes, plan);
+    match cost {
+        Some(Ok(cost)) => cost.apply_to(&mut report),
+        Some(Err(e)) => eprintln!("SFU cost not measured: {e}"),
+        None => eprintln!("SFU cost not measured"),
+    }
+    Ok(report)
+}
+
+/// Merges every participant's measurements into the report and prints the first failures.
+fn merge_outcomes(report: &mut Report, outcomes: &[ParticipantOutcome], plan: &Plan) {
+    let mut joins = DurationHistogram::new();
+    let mut first_frames = DurationHistogram::new();
+    let mut totals = StatsTotals::default();
+    let (mut decrypt_failures, mut keyless, mut without_frames) = (0, 0, 0);
+    let mut failures: BTreeMap<String, usize> = BTreeMap::new();
+    let roles: Vec<Role> = plan.first.iter().chain(&plan.rest).copied().collect();
+    for (o, role) in outcomes.iter().zip(roles) {
+        if o.joined {
+            report.joined += 1;
+        }
+        if let Some(ms) = o.join_ms {
+            joins.record_ms(ms);
+        }
+        // Everyone but a broadcast presenter receives media.
+        let receives = role != Role::Presenter;
+        match o.first_frame_ms {
+            Some(ms) => first_frames.record_ms(ms),
+            None if receives => without_frames += 1,
+            None => {}
+        }
+        totals.merge(&o.totals);
+        decrypt_failures += o.decrypt_failures;
+        keyless += o.frames_without_key;
+        report.frames_sent += o.frames_sent;
+        for e in o.failure.iter().chain(&o.errors) {
+            *failures.entry(e.clone()).or_default() += 1;
+        }
+    }
+    report.set_join_times(&joins);
+    report.first_decrypted_frame_ms_p99 = first_frames.p99_ms();
+    report.set_receiver_totals(&totals);
+    report.decrypt_failures = Some(decrypt_failures);
+    report.frames_without_key = Some(keyless);
+    report.receivers_without_frames = Some(without_frames);
+    for (e, n) in failures.iter().take(8) {
+        eprintln!("{n} participant(s): {e}");
+    }
 }
 
 #[cfg(test)]
@@ -139,21 +438,15 @@ mod tests {
     }
 
     #[test]
-    fn valid_scenarios_say_they_are_not_wired() {
-        assert_eq!(
-            run_meeting(&common(), &MeetingConfig { callers: 10 }),
-            Err(ScenarioError::NotWired("meeting"))
-        );
-        assert_eq!(
-            run_broadcast(
-                &common(),
-                &BroadcastConfig {
-                    viewers: 500,
-                    join_rate_per_s: Some(50.0)
-                }
-            ),
-            Err(ScenarioError::NotWired("broadcast"))
-        );
+    fn impairment_is_refused_and_join_time_grows_with_the_rate() {
+        let mut c = common();
+        c.impairment = Some("loss=1%".parse().unwrap());
+        assert!(matches!(
+            run_meeting(&c, &MeetingConfig { callers: 2 }),
+            Err(ScenarioError::Config(_))
+        ));
+        assert_eq!(join_timeout(500, None), Duration::from_secs(20));
+        assert_eq!(join_timeout(500, Some(50.0)), Duration::from_secs(30));
     }
 
     #[test]

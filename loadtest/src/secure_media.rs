@@ -96,6 +96,7 @@ pub struct FrameOpener {
     keys: KeyStore,
     stats: ReceiverStats,
     decrypt_failures: u64,
+    keyless: u64,
     replays: u64,
     probe_failures: u64,
     first_frame_us: Option<u64>,
@@ -132,6 +133,14 @@ impl FrameOpener {
                 self.replays += 1;
                 return Err(e.into());
             }
+            Err(
+                e @ (ReceiveError::UnknownKid(_)
+                | ReceiveError::StepTooOld { .. }
+                | ReceiveError::RatchetBeyondBound { .. }),
+            ) => {
+                self.keyless += 1;
+                return Err(e.into());
+            }
             Err(e) => {
                 self.decrypt_failures += 1;
                 return Err(e.into());
@@ -154,10 +163,18 @@ impl FrameOpener {
         &self.stats
     }
 
-    /// Frames refused by SFrame other than replays (unknown key, bad header, failed
-    /// authentication): the report's `decrypt_failures`.
+    /// Frames refused by SFrame that were held keys for but did not authenticate or parse
+    /// (bad header, bad KID, truncated, failed authentication): the report's
+    /// `decrypt_failures`.
     pub fn decrypt_failures(&self) -> u64 {
         self.decrypt_failures
+    }
+
+    /// Frames that arrived before their key (no key for the KID's sender and generation, a
+    /// step older than the held one or beyond the look-ahead): the report's
+    /// `frames_without_key`, separate from authentication failures.
+    pub fn frames_without_key(&self) -> u64 {
+        self.keyless
     }
 
     /// Frames refused as replays (a counter already seen).
@@ -306,8 +323,10 @@ mod tests {
         stranger
             .seal(Stream::Audio, Codec::Opus, 0, &frame, 0, &mut wire)
             .unwrap();
+        // A sender whose key this receiver never got: counted apart from forgeries.
         assert!(opener.open(now, Codec::Opus, &wire, 0).is_err());
-        assert_eq!(opener.decrypt_failures(), 4);
+        assert_eq!(opener.decrypt_failures(), 3);
+        assert_eq!(opener.frames_without_key(), 1);
         assert_eq!(opener.stats().totals().received, 1);
     }
 
