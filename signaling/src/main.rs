@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use sfu::transport::TransportConfig;
 use signaling::auth::{GrantClaims, Secret, TokenRequest, issue_token};
 use signaling::config::Config;
-use signaling::media::{EmbeddedSfu, MediaNode, RemoteSfu};
+use signaling::media::{EmbeddedSfu, MediaNode, RemoteSfu, SfuPool};
 use signaling::policy::Role;
 use tracing_subscriber::EnvFilter;
 
@@ -73,8 +73,9 @@ struct ServeArgs {
     /// Let a join create a missing room as an ephemeral meeting.
     #[arg(long, env = "SIGNALING_AUTO_CREATE_ROOMS")]
     auto_create_rooms: Option<bool>,
-    /// The SFU's control API, e.g. `http://127.0.0.1:7880` (`https://` across hosts). Without
-    /// it, SDP messages are answered `media_unavailable`.
+    /// The SFU nodes' control APIs, comma-separated, e.g. `http://127.0.0.1:7880` (`https://`
+    /// across hosts); rooms are spread over them. Without it, SDP messages are answered
+    /// `media_unavailable`.
     #[arg(long, env = "SIGNALING_SFU_URL")]
     sfu_url: Option<String>,
     /// The SFU's control secret (its `SFU_CONTROL_SECRET`).
@@ -205,10 +206,19 @@ async fn run(config: Config, media: Media) -> Result<(), String> {
     }
     let (node, extra, demo_room): (Arc<dyn MediaNode>, Router, Option<String>) = match media {
         Media::Remote(t) => {
-            let node =
-                RemoteSfu::new(&t.url, t.secret, t.ca_pem.as_deref()).map_err(|e| e.to_string())?;
-            tracing::info!(sfu = %t.url, "media through a separate SFU");
-            (Arc::new(node), Router::new(), None)
+            let mut nodes: Vec<Arc<dyn MediaNode>> = Vec::new();
+            for url in t.url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+                let node = RemoteSfu::new(url, t.secret.clone(), t.ca_pem.as_deref())
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(sfu = %url, "media through a separate SFU");
+                nodes.push(Arc::new(node));
+            }
+            let node: Arc<dyn MediaNode> = if nodes.len() == 1 {
+                nodes.remove(0)
+            } else {
+                Arc::new(SfuPool::new(nodes).map_err(|e| e.to_string())?)
+            };
+            (node, Router::new(), None)
         }
         Media::Embedded { udp_port, room } => {
             let mut transport = TransportConfig::loopback();

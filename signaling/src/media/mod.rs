@@ -23,15 +23,18 @@
 //!
 //! Implementations: [`EmbeddedSfu`] runs an SFU node inside this process (`signaling dev`);
 //! [`RemoteSfu`] drives a separate `sfu` process over its control API (`signaling serve
-//! --sfu-url`). Both translate the node's events the same way (`translate`): a track's source
+//! --sfu-url`); [`SfuPool`] spreads rooms over several such nodes (a comma-separated
+//! `--sfu-url`). Both translate the node's events the same way (`translate`): a track's source
 //! and simulcast layers come from what the publisher announced with its offer, which the node
 //! does not know.
 
 mod embedded;
+mod pool;
 mod remote;
 mod translate;
 
-pub use embedded::EmbeddedSfu;
+pub use embedded::{EmbeddedSfu, EmbeddedStartError};
+pub use pool::SfuPool;
 pub use remote::RemoteSfu;
 
 use async_trait::async_trait;

@@ -47,6 +47,41 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// A server with an SFU node embedded in the test process (loopback only).
+    pub async fn start_with_sfu(config: Config) -> (Self, signaling::media::EmbeddedSfu) {
+        let sfu = signaling::media::EmbeddedSfu::start(sfu::transport::TransportConfig::loopback())
+            .await
+            .expect("embedded SFU starts on loopback");
+        let server = signaling::server::start_with_routes(
+            &config,
+            Some(std::sync::Arc::new(sfu.clone())),
+            axum::Router::new().nest("/sfu", sfu.ops_router()),
+        )
+        .await
+        .expect("server starts");
+        (
+            TestServer {
+                server,
+                http: reqwest::Client::new(),
+            },
+            sfu,
+        )
+    }
+
+    /// A server with `node` as its media node.
+    pub async fn start_with_node(
+        config: Config,
+        node: std::sync::Arc<dyn signaling::media::MediaNode>,
+    ) -> Self {
+        let server = signaling::server::start(&config, Some(node))
+            .await
+            .expect("server starts");
+        TestServer {
+            server,
+            http: reqwest::Client::new(),
+        }
+    }
+
     pub async fn start(config: Config) -> Self {
         let server = signaling::server::start(&config, None)
             .await
@@ -109,7 +144,10 @@ impl TestServer {
         let (ws, _) = tokio_tungstenite::connect_async(self.ws_url())
             .await
             .expect("ws connect");
-        Client { ws }
+        Client {
+            ws,
+            transcript: Vec::new(),
+        }
     }
 }
 
@@ -176,6 +214,8 @@ pub fn envelope(room: &str, call: &str, sender: &str, recipient: &str, slot: u64
 
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Every text message this client sent and received, in order (what the service saw of it).
+    pub transcript: Vec<String>,
 }
 
 /// What a client saw instead of a JSON message.
@@ -187,13 +227,11 @@ pub enum Seen {
 
 impl Client {
     pub async fn send(&mut self, v: &Value) {
-        self.ws
-            .send(Message::text(v.to_string()))
-            .await
-            .expect("ws send");
+        self.send_text(v.to_string()).await;
     }
 
     pub async fn send_text(&mut self, s: String) {
+        self.transcript.push(s.clone());
         self.ws.send(Message::text(s)).await.expect("ws send");
     }
 
@@ -205,6 +243,7 @@ impl Client {
                 .expect("message within 5 s");
             match item {
                 Some(Ok(Message::Text(t))) => {
+                    self.transcript.push(t.as_str().to_owned());
                     return Seen::Json(
                         serde_json::from_str(t.as_str()).expect("server sends JSON"),
                     );
