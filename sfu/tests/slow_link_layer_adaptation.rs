@@ -109,10 +109,12 @@ async fn subscriber_on_a_slow_lossy_link_drops_a_layer_and_climbs_back_when_it_r
     let up = node.snapshot().await.metrics.layer_switches_up;
     assert!(up >= 2, "switched up at the start and after recovery: {up}");
 
-    // Through all of it: one SSRC, and every layer change at a keyframe of the new layer.
+    // Through all of it: one SSRC, and every layer change at a keyframe of the new layer
+    // (checked where no packet was lost in between: the policer may drop the keyframe itself,
+    // and this client does not NACK).
     assert!(seen.iter().all(|s| s.ssrc == seen[0].ssrc), "one SSRC");
     for pair in seen.windows(2) {
-        if pair[1].rank != pair[0].rank {
+        if pair[1].rank != pair[0].rank && pair[1].seq == pair[0].seq.wrapping_add(1) {
             assert!(
                 pair[1].keyframe,
                 "switch to layer {} at a keyframe",
