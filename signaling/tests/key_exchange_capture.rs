@@ -99,35 +99,35 @@ async fn five_clients_exchange_keys_and_the_service_never_sees_a_base_key() {
         });
     }
     // Earlier members learn of later ones from roster updates.
-    for m in 0..5 {
-        while members[m].bundles.len() < 4 {
-            let roster = members[m].ws.recv_type("roster").await;
+    for member in &mut members {
+        while member.bundles.len() < 4 {
+            let roster = member.ws.recv_type("roster").await;
             for d in roster["added"].as_array().expect("added") {
                 let id = d["device"].as_str().expect("id").to_owned();
-                members[m].bundles.insert(id, verified(&d["bundle"]));
+                member.bundles.insert(id, verified(&d["bundle"]));
             }
         }
     }
 
     // Each member seals its key to each other member; signaling routes the envelopes.
-    for m in 0..5 {
+    for member in &mut members {
         let grant = KeyGrant {
-            slot: members[m].slot,
+            slot: member.slot,
             generation: 1,
             step: 0,
             suite: SUITE,
         };
-        let sealed: Vec<Value> = members[m]
+        let sealed: Vec<Value> = member
             .bundles
             .values()
             .map(|to| {
                 let env = KeyEnvelope::seal(
-                    &members[m].keys,
+                    &member.keys,
                     to,
                     ROOM,
-                    &members[m].call,
+                    &member.call,
                     grant,
-                    &members[m].base,
+                    &member.base,
                     &mut rand10::rng(),
                 )
                 .expect("seals");
@@ -135,7 +135,7 @@ async fn five_clients_exchange_keys_and_the_service_never_sees_a_base_key() {
             })
             .collect();
         for msg in sealed {
-            members[m].ws.send(&msg).await;
+            member.ws.send(&msg).await;
         }
     }
 

@@ -162,8 +162,8 @@ const CONTROL_SECRET: &str = "control-secret-for-the-test-0123456789";
 
 async fn call(s: &TestServer, node: &NodeHandle) {
     s.meeting("call").await;
-    let mut alice = Device::join(&s, "call", "alice-dev").await;
-    let mut bob = Device::join(&s, "call", "bob-dev").await;
+    let mut alice = Device::join(s, "call", "alice-dev").await;
+    let mut bob = Device::join(s, "call", "bob-dev").await;
     let roster = alice.ws.recv_type("roster").await;
     assert_eq!(roster["added"][0]["device"], "bob-dev");
 
