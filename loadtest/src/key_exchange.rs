@@ -248,7 +248,7 @@ mod tests {
 
         let mut sender = Sender::new(SUITE, 1, 0, BaseKey::random(&mut rng)).unwrap();
         let mut store = KeyStore::new();
-        let mut install = |env: &KeyEnvelope, store: &mut KeyStore| {
+        let install = |env: &KeyEnvelope, store: &mut KeyStore| {
             // Through the JSON wire form, as signaling relays it.
             let env = KeyEnvelope::from_json(&env.to_json()).unwrap();
             let (g, key) = ring_b.open(&env).unwrap();

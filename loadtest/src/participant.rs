@@ -49,8 +49,10 @@ pub const SCREEN_LAYER: SimulcastLayer = SimulcastLayer {
 /// Screen-share frame rate.
 pub const SCREEN_FPS: u32 = 15;
 
-/// Frames between periodic keyframes (2 s of camera video).
-const KEYFRAME_INTERVAL: u32 = 60;
+/// Seconds between periodic keyframes. Short because the publisher does not answer PLI yet
+/// (the `webrtc` crate delivers RTCP to the application only through a custom interceptor):
+/// a new subscriber's video starts at the next periodic keyframe.
+const KEYFRAME_INTERVAL_S: u32 = 1;
 
 /// How often batched work (subscriptions, ratchets, rekey switches) is flushed.
 const TICK: Duration = Duration::from_millis(100);
@@ -822,7 +824,7 @@ async fn publish_media(
     let Ok(mut video) = SimulcastSource::new(
         &layers,
         fps,
-        KEYFRAME_INTERVAL,
+        fps * KEYFRAME_INTERVAL_S,
         PROBE_LEN,
         spec.seed ^ u64::from(spec.index),
     ) else {

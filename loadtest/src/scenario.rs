@@ -99,6 +99,9 @@ pub enum ScenarioError {
     /// The SFU's cost could not be read.
     #[error(transparent)]
     Cost(#[from] SfuCostError),
+    /// Not one participant joined: there is nothing to report.
+    #[error("no participant joined (the first failures are listed above)")]
+    NobodyJoined,
 }
 
 /// How long participants may take to stop after the measured phase.
@@ -375,6 +378,9 @@ fn run_with(
     };
     report.participants = total as u64;
     merge_outcomes(&mut report, &outcomes, plan);
+    if report.joined == 0 {
+        return Err(ScenarioError::NobodyJoined);
+    }
     match cost {
         Some(Ok(cost)) => cost.apply_to(&mut report),
         Some(Err(e)) => eprintln!("SFU cost not measured: {e}"),
