@@ -362,7 +362,7 @@ impl Sfu {
                 buffer: RtxBuffer::new(buffer_len),
                 recv: RecvStats::default(),
                 rate: RateMeter::default(),
-                last_packet: None,
+                last_media: None,
                 last_keyframe_request: None,
                 fir_seq: 0,
                 sr: None,

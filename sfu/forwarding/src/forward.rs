@@ -149,7 +149,10 @@ impl Sfu {
             layer.recv.update(seq, p.timestamp, arrival_ticks);
         }
         layer.rate.add(now, packet.len());
-        layer.last_packet = Some(now);
+        if !body.is_empty() {
+            // Only media makes a layer available to the allocator; padding-only probes do not.
+            layer.last_media = Some(now);
+        }
         if let Some(level) = media.audio_level {
             track.audio.sum += if level.voice {
                 u64::from(127 - level.level)

@@ -220,7 +220,7 @@ impl Sfu {
             for (i, l) in t.layers.iter().take(n).enumerate() {
                 costs[i] = l.cost_bps(i) as i64;
                 available[i] = l.ssrc.is_some()
-                    && l.last_packet.is_some_and(|at| {
+                    && l.last_media.is_some_and(|at| {
                         now.saturating_duration_since(at) <= self.config.layer_timeout
                     });
             }

@@ -84,7 +84,10 @@ pub(crate) struct Layer {
     pub(crate) buffer: RtxBuffer,
     pub(crate) recv: RecvStats,
     pub(crate) rate: RateMeter,
-    pub(crate) last_packet: Option<Instant>,
+    /// When the layer last carried media. Padding-only packets (a browser's bandwidth probes,
+    /// which Chromium sends on the media SSRC of a layer it does not encode) do not count: a
+    /// layer that only pads has no keyframe to switch to.
+    pub(crate) last_media: Option<Instant>,
     pub(crate) last_keyframe_request: Option<Instant>,
     pub(crate) fir_seq: u8,
     pub(crate) sr: Option<PublisherSr>,

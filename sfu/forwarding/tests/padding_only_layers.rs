@@ -142,7 +142,10 @@ impl Call {
             self.sim.advance(FRAME);
             self.frames += 1;
             for p in self.camera.frame(self.frames) {
-                self.sim.sfu.handle_rtp(self.sim.now, self.alice, p).unwrap();
+                self.sim
+                    .sfu
+                    .handle_rtp(self.sim.now, self.alice, p)
+                    .unwrap();
             }
             let out = self.sim.drain();
             self.camera.on_rtcp(&out, self.alice);
@@ -184,7 +187,11 @@ fn video_resumes_after_the_tile_was_hidden() {
     let (sfu, now) = (&mut call.sim.sfu, call.sim.now);
     sfu.set_requested_size(now, call.bob, call.track, 0, 0)
         .unwrap();
-    assert_eq!(call.run(Duration::from_millis(300)), 0, "hidden: nothing sent");
+    assert_eq!(
+        call.run(Duration::from_millis(300)),
+        0,
+        "hidden: nothing sent"
+    );
     let (sfu, now) = (&mut call.sim.sfu, call.sim.now);
     sfu.set_requested_size(now, call.bob, call.track, 1280, 720)
         .unwrap();
