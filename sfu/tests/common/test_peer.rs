@@ -349,3 +349,76 @@ impl TestPeer {
         let _ = self.pc.close().await;
     }
 }
+
+impl TestPeer {
+    /// A client with the default codecs whose interceptor chain is `registry`: lets a test
+    /// install its own interceptor, e.g. one that hands inbound RTCP to the application.
+    pub async fn build_with_registry(registry: Registry) -> Self {
+        let mut media_engine = MediaEngine::default();
+        media_engine
+            .register_default_codecs()
+            .expect("default codecs register");
+        let setting_engine = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_network_types(vec![NetworkType::Udp4])
+            .build();
+        let configuration = RTCConfigurationBuilder::new()
+            .with_ice_servers(vec![])
+            .build();
+        let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
+        let (gathered_tx, gathered) = watch::channel(false);
+        let (rtp_tx, rtp) = mpsc::unbounded_channel();
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(configuration)
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(setting_engine)
+            .with_handler(Arc::new(Handler {
+                state: state_tx,
+                gathered: gathered_tx,
+                rtp: rtp_tx,
+            }))
+            .with_udp_addrs(vec!["127.0.0.1:0"])
+            .build()
+            .await
+            .expect("client peer connection builds");
+        Self {
+            pc: Arc::new(pc),
+            state,
+            gathered,
+            rtp,
+            track: None,
+            seq: 0,
+            layers: Vec::new(),
+        }
+    }
+
+    /// Adds one VP8 track with SSRC `ssrc` to a client built without one, as
+    /// [`TestPeer::publisher`] does; [`TestPeer::send_rtp`] then writes on it.
+    pub async fn add_video_track(&mut self, ssrc: u32) {
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "pub-stream".to_owned(),
+            "pub-video".to_owned(),
+            "pub-video".to_owned(),
+            RtpCodecKind::Video,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                active: true,
+                codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_VP8.to_owned(),
+                    clock_rate: 90000,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }],
+        )));
+        self.pc
+            .add_track(track.clone() as Arc<dyn TrackLocal>)
+            .await
+            .expect("track added");
+        self.track = Some((track, ssrc));
+    }
+}

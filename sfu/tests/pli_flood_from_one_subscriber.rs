@@ -1,0 +1,267 @@
+//! Attack: one subscriber floods the SFU with PLIs (200 a second for 3 s) for the video it
+//! receives, through its real DTLS-SRTP session. The publisher is a real `webrtc` client that
+//! reads the RTCP arriving on its sender: it must see keyframe requests at most 5 times a second
+//! (the core's `keyframe_request_interval`), plus one for the window's edge, and at least one
+//! (the flood is throttled, not swallowed).
+
+mod common;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::test_peer::TestPeer;
+use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::sansio::Protocol;
+use sfu::node::{NodeConfig, NodeEvent, SubscriptionRequest, start_node};
+use sfu_forwarding::{Role, RoomPolicy};
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::peer_connection::Registry;
+
+/// How long the subscriber floods.
+const FLOOD: Duration = Duration::from_secs(3);
+/// PLIs per second the subscriber sends.
+const FLOOD_RATE: u32 = 200;
+/// The most keyframe requests per second the publisher may see.
+const ALLOWED_PER_SECOND: f64 = 5.0;
+
+/// Test-side interceptor: `rtc` 0.21 drops inbound RTCP at the end of the chain unless it is
+/// marked [`Attribute::DeliverToApplication`]; this marks every inbound RTCP packet so the
+/// publisher's track sees the SFU's keyframe requests.
+#[derive(Default)]
+struct DeliverRtcp {
+    reads: VecDeque<TaggedPacket>,
+    writes: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverRtcp {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if matches!(msg.message.packet, Packet::Rtcp(_))
+            && !msg.message.has(&Attribute::DeliverToApplication)
+        {
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.reads.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.reads.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.writes.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.writes.pop_front()
+    }
+}
+
+impl Interceptor for DeliverRtcp {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+/// A VP8 keyframe-shaped payload (descriptor with a 15-bit picture id, then frame bytes).
+fn video_payload(i: u16) -> Vec<u8> {
+    let picture_id = 0x8000 | (i & 0x7fff);
+    let mut p = vec![0x90, 0x80, (picture_id >> 8) as u8, picture_id as u8];
+    p.extend_from_slice(&[0x10, 0x02, 0x00, 0x9d]);
+    p.extend((0..200u16).map(|b| (b ^ i) as u8));
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pli_flood_from_one_subscriber_reaches_the_publisher_at_most_5_times_a_second() {
+    common::init_tracing();
+    let node = start_node(NodeConfig::default(), None)
+        .await
+        .expect("node starts on loopback");
+    let mut events = node.events();
+    node.create_room("room-1", RoomPolicy::meeting())
+        .expect("room created");
+
+    // The publisher hands every inbound RTCP packet to its track.
+    let mut publisher = TestPeer::build_with_registry(
+        Registry::new().with(Slot::from(20_000), DeliverRtcp::default()),
+    )
+    .await;
+    publisher.add_video_track(0x1234_5678).await;
+    let answer = node
+        .add_participant(
+            "room-1",
+            "alice",
+            Role::Caller,
+            publisher.offer().await,
+            vec![],
+            &[],
+        )
+        .await
+        .expect("publisher added");
+    publisher.apply_answer(answer).await;
+    assert!(
+        publisher
+            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
+            .await
+    );
+
+    // Every PLI the publisher's sender receives, with its arrival time.
+    let (pli_tx, mut plis) = mpsc::unbounded_channel::<Instant>();
+    let (track, _) = publisher.track.clone().expect("publisher has a track");
+    tokio::spawn(async move {
+        while let Some(event) = track.poll().await {
+            let TrackLocalEvent::OnRtcpPacket(packets) = event else {
+                continue;
+            };
+            for p in packets {
+                if p.as_any().downcast_ref::<PictureLossIndication>().is_some() {
+                    let _ = pli_tx.send(Instant::now());
+                }
+            }
+        }
+    });
+
+    // The publisher sends video at 50 frames a second for the whole test, from its own task.
+    let sending = Arc::new(AtomicBool::new(true));
+    let (video_track, _) = publisher.track.clone().expect("publisher has a track");
+    let video_track = video_track as Arc<dyn TrackLocal>;
+    let keep_sending = sending.clone();
+    let sender = tokio::spawn(async move {
+        let mut i = 0u16;
+        while keep_sending.load(Ordering::Relaxed) {
+            i = i.wrapping_add(1);
+            let packet = rtc::rtp::Packet {
+                header: rtc::rtp::Header {
+                    version: 2,
+                    payload_type: common::test_peer::VP8_PT,
+                    sequence_number: i,
+                    timestamp: u32::from(i) * 1800,
+                    ssrc: 0x1234_5678,
+                    marker: true,
+                    ..Default::default()
+                },
+                payload: bytes::Bytes::from(video_payload(i)),
+            };
+            let _ = video_track.write_rtp(packet).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+
+    let video = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(NodeEvent::TrackPublished { track, .. }) = events.recv().await {
+                break track;
+            }
+        }
+    })
+    .await
+    .expect("the camera track is published");
+
+    let mut subscriber = TestPeer::subscriber().await;
+    let answer = node
+        .add_participant(
+            "room-1",
+            "mallory",
+            Role::Caller,
+            subscriber.offer().await,
+            vec![SubscriptionRequest {
+                track: video,
+                prefs: Default::default(),
+            }],
+            &[],
+        )
+        .await
+        .expect("subscriber added");
+    subscriber.apply_answer(answer).await;
+    assert!(
+        subscriber
+            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
+            .await
+    );
+    let forwarded = tokio::time::timeout(Duration::from_secs(5), subscriber.rtp.recv())
+        .await
+        .expect("the subscriber receives video")
+        .expect("subscriber channel open");
+    let media_ssrc = forwarded.header.ssrc;
+    let receiver = subscriber
+        .pc
+        .get_receivers()
+        .await
+        .into_iter()
+        .next()
+        .expect("the subscriber has its video receiver");
+    let remote = receiver.track().clone();
+
+    // Let the keyframe requests from the joins age out of the throttle, then forget them.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    while plis.try_recv().is_ok() {}
+
+    // The flood: FLOOD_RATE PLIs a second for FLOOD, through the subscriber's real session.
+    let start = Instant::now();
+    let mut sent = 0u32;
+    let total = FLOOD_RATE * FLOOD.as_secs() as u32;
+    let mut ticker = tokio::time::interval(FLOOD / total);
+    for _ in 0..total {
+        ticker.tick().await;
+        remote
+            .write_rtcp(vec![Box::new(PictureLossIndication {
+                sender_ssrc: 0x0bad_0001,
+                media_ssrc,
+            })])
+            .await
+            .expect("pli written");
+        sent += 1;
+    }
+    let window = start.elapsed();
+    // In-flight requests land within a few milliseconds on loopback.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let window_end = start + window + Duration::from_millis(100);
+    let mut received = 0u32;
+    while let Ok(at) = plis.try_recv() {
+        if at >= start && at <= window_end {
+            received += 1;
+        }
+    }
+    let snapshot = node.snapshot().await;
+
+    sending.store(false, Ordering::Relaxed);
+    let _ = sender.await;
+
+    let seconds = (window + Duration::from_millis(100)).as_secs_f64();
+    let allowed = (ALLOWED_PER_SECOND * seconds).floor() as u32 + 1;
+    eprintln!(
+        "sent {sent} PLIs in {window:?}; publisher received {received} (allowed {allowed}); \
+         core pli_received {} pli_sent {}",
+        snapshot.metrics.feedback.pli_received, snapshot.metrics.feedback.pli_sent
+    );
+    assert!(
+        snapshot.metrics.feedback.pli_received >= u64::from(sent) * 9 / 10,
+        "the flood reached the SFU: {} of {sent}",
+        snapshot.metrics.feedback.pli_received
+    );
+    assert!(
+        received <= allowed,
+        "publisher saw {received} PLIs in {seconds:.2} s, at most {allowed} allowed"
+    );
+    assert!(
+        received >= 1,
+        "the flood is throttled, not dropped entirely"
+    );
+
+    publisher.close().await;
+    subscriber.close().await;
+}
