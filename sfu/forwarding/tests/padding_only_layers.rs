@@ -48,7 +48,7 @@ impl LimitedCamera {
             .map(|(_, p)| p)
             .collect();
         // The other layers' sequence numbers stay where they were: nothing was sent on them.
-        if n % 15 == 0 {
+        if n.is_multiple_of(15) {
             out.push(padding_only(
                 self.camera.ssrcs[2],
                 self.high_seq,
