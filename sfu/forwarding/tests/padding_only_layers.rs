@@ -203,3 +203,66 @@ fn video_resumes_after_the_tile_was_hidden() {
     );
     assert_eq!(call.camera.high_requests, 0);
 }
+
+/// Chromium probes its uplink with padding-only RTX packets; its congestion controller grows the
+/// estimate only if the probes are reported as received in transport-cc feedback. They are not
+/// forwarded, but their arrival must be reported like any packet's.
+#[test]
+fn padding_only_rtx_probes_are_reported_in_transport_cc_feedback() {
+    use sfu_forwarding::twcc;
+    let mut r = CameraRoom::new(Config::default(), 1, false);
+    r.sim.advance(Duration::from_millis(100));
+    r.sim.drain();
+    let media = |seq: u16| {
+        rtp(
+            5000,
+            VIDEO_PT,
+            100 + seq,
+            1,
+            false,
+            &[(5, &seq.to_be_bytes())],
+            &vp8_payload(1, 1, false, false, &[0, 0, 0]),
+        )
+    };
+    let probe = |seq: u16| {
+        let mut padding = vec![0u8; 200];
+        padding[199] = 200;
+        let twcc = seq.to_be_bytes();
+        let exts: &[(u8, &[u8])] = &[(1, b"v0"), (3, b"q"), (5, &twcc)];
+        let mut p = rtp(7000, RTX_PT, seq, 1, false, exts, &padding).to_vec();
+        p[0] |= 0x20;
+        Bytes::from(p)
+    };
+    r.sim
+        .sfu
+        .handle_rtp(r.sim.now, r.publisher, media(0))
+        .unwrap();
+    for seq in 1u16..=5 {
+        r.sim.now += Duration::from_millis(2);
+        assert_eq!(
+            r.sim.sfu.handle_rtp(r.sim.now, r.publisher, probe(seq)),
+            Ok(0),
+            "a probe is not forwarded"
+        );
+    }
+    r.sim
+        .sfu
+        .handle_rtp(r.sim.now, r.publisher, media(6))
+        .unwrap();
+    r.sim.advance(Duration::from_millis(100));
+    let mut statuses = Vec::new();
+    let mut reported = Vec::new();
+    for p in rtcp_to(&r.sim.drain(), r.publisher) {
+        for packet in RtcpIter::new(&p).flatten() {
+            if let RtcpPacket::TransportCc { fci, .. } = packet {
+                twcc::parse_feedback(fci, &mut statuses).expect("valid feedback");
+                reported.extend(statuses.iter().map(|s| (s.seq, s.received_at_us.is_some())));
+            }
+        }
+    }
+    let expected: Vec<(u16, bool)> = (0u16..=6).map(|s| (s, true)).collect();
+    assert_eq!(
+        reported, expected,
+        "(transport-wide seq, reported received)"
+    );
+}
