@@ -59,7 +59,21 @@ impl Sfu {
         if !participant.role.can_publish() {
             return Err(PacketError::NotPublisher);
         }
-        let ext = Extensions::parse(p.extension, &participant.ext)?;
+        let ids = participant.ext;
+        let ext = Extensions::parse(p.extension, &ids)?;
+        let now_us = now.saturating_duration_since(self.epoch).as_micros() as i64;
+        if let Some(seq) = ext.transport_cc
+            && let Some(participant) = self.participants.get_mut(from.index, from.generation)
+        {
+            // Every packet that arrived is reported to the publisher's congestion controller,
+            // also the padding-only probes returned early below: a probe reported lost keeps a
+            // browser's estimate (and with it its simulcast layers) from growing.
+            participant.twcc_rx.on_packet(seq, now_us);
+        }
+        let participant = self
+            .participants
+            .get(from.index, from.generation)
+            .ok_or(PacketError::UnknownParticipant)?;
         let source = match participant.sources.iter().find(|s| s.ssrc == p.ssrc) {
             Some(s) => *s,
             None => self.bind_source(from, &p, &ext)?,
@@ -120,13 +134,9 @@ impl Sfu {
 
         self.metrics.packets_received.add(kind, 1);
         self.metrics.bytes_received.add(kind, packet.len() as u64);
-        let now_us = now.saturating_duration_since(self.epoch).as_micros() as i64;
         if let Some(participant) = self.participants.get_mut(from.index, from.generation) {
             participant.stats.packets_received += 1;
             participant.stats.bytes_received += packet.len() as u64;
-            if let Some(seq) = ext.transport_cc {
-                participant.twcc_rx.on_packet(seq, now_us);
-            }
         }
 
         let clock_rate = track.codec.clock_rate();
