@@ -9,7 +9,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
+use e2ee_frames::suite::CipherSuite;
+
 use crate::policy::{RecordingPolicy, Role, RoomKind};
+
+/// Length of the AES-256-GCM tag an HPKE envelope ciphertext ends with.
+const HPKE_TAG_LEN: usize = 16;
 
 /// The protocol version a client states in `join.v` and the server echoes in `joined.v`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -257,7 +262,8 @@ pub struct KeyEnvelope {
     pub suite: u16,
     /// HPKE encapsulated key, base64url of 32 bytes.
     pub enc: String,
-    /// HPKE ciphertext, base64url of 48 bytes.
+    /// HPKE ciphertext, base64url: the base key (32 bytes at step 0, the suite's hash length
+    /// once ratcheted) plus the 16-byte tag, so 48 or 80 bytes.
     pub ct: String,
     /// Ed25519 signature, base64url of 64 bytes.
     pub sig: String,
@@ -274,11 +280,11 @@ impl KeyEnvelope {
         if self.slot > 4095 {
             return Err(ShapeError::Range("slot"));
         }
-        if !(1..=5).contains(&self.suite) {
-            return Err(ShapeError::Range("suite"));
-        }
+        let suite = CipherSuite::try_from(self.suite).map_err(|_| ShapeError::Range("suite"))?;
         check_b64_len("enc", &self.enc, 32)?;
-        check_b64_len("ct", &self.ct, 48)?;
+        // The same rule the clients seal and open by (docs/e2ee.md §3).
+        let key_len = e2ee_frames::envelope::envelope_key_len(suite, self.step);
+        check_b64_len("ct", &self.ct, key_len + HPKE_TAG_LEN)?;
         check_b64_len("sig", &self.sig, 64)
     }
 }
@@ -958,6 +964,19 @@ mod tests {
         let mut bad = env.clone();
         bad.suite = 6;
         assert_eq!(bad.validate(), Err(ShapeError::Range("suite")));
+        let mut ratcheted = env.clone();
+        ratcheted.step = 1;
+        assert!(
+            ratcheted.validate().is_err(),
+            "a ratcheted suite-5 key is 64 bytes"
+        );
+        ratcheted.ct = b64(80);
+        assert_eq!(ratcheted.validate(), Ok(()));
+        ratcheted.suite = 4;
+        assert!(
+            ratcheted.validate().is_err(),
+            "a ratcheted suite-4 key is 32 bytes"
+        );
         let mut bad = env;
         bad.ct = b64(47);
         assert!(bad.validate().is_err());

@@ -68,29 +68,37 @@ fn serve_refuses_a_bad_config_file() {
 }
 
 #[test]
-fn dev_says_signaling_runs_alone_and_serves() {
+fn dev_runs_signaling_with_an_embedded_sfu_and_prints_join_links() {
     use std::io::BufRead as _;
     // Port 0: the OS picks a free loopback port; the child is killed when the test is done.
     let mut child = Command::new(BIN)
-        .args(["dev", "--listen", "127.0.0.1:0"])
+        .args(["dev", "--listen", "127.0.0.1:0", "--room", "standup"])
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("starts");
-    let stderr = child.stderr.take().expect("piped stderr");
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    for reader in [
+        Box::new(stdout) as Box<dyn std::io::Read + Send>,
+        Box::new(stderr),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(reader)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
             }
-        }
-    });
+        });
+    }
     let mut seen = String::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !seen.contains("signaling listening") {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while seen.matches("#room=standup&").count() < 2 {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {
@@ -102,6 +110,14 @@ fn dev_says_signaling_runs_alone_and_serves() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(seen.contains("embedded SFU is not built in yet"), "{seen}");
+    assert!(seen.contains("embedded SFU on loopback"), "{seen}");
     assert!(seen.contains("signaling listening"), "{seen}");
+    for name in ["alice", "bob"] {
+        let link = seen
+            .lines()
+            .find(|l| l.contains(&format!("&name={name}&")))
+            .unwrap_or_else(|| panic!("a join link for {name}: {seen}"));
+        assert!(link.trim().starts_with("http://127.0.0.1:"), "{link}");
+        assert!(link.contains("&test=1&join=1&token=ey"), "{link}");
+    }
 }

@@ -1,8 +1,10 @@
 //! Two real WebRTC clients (the `webrtc` crate, loopback only) hold an end-to-end-encrypted call
-//! through the real signaling service and its embedded SFU: the sender's key travels as an HPKE
-//! envelope through signaling, the SDP offer/answer and the SFU's renegotiation offer travel
-//! through signaling, and every VP8 frame the subscriber receives decrypts to exactly what the
-//! publisher encrypted. The SFU forwards what it cannot read.
+//! through the real signaling service and an SFU (embedded, or a separate node reached over its
+//! control API): each sender's key travels as an HPKE envelope through signaling, the SDP
+//! offer/answer and the SFU's renegotiation offers travel through signaling, and every audio and
+//! VP8 frame each side receives decrypts to exactly what the other encrypted. The SFU forwards
+//! what it cannot read, and its speaker detection (from the audio-level extension) reaches the
+//! clients as `speakers` updates.
 
 mod common;
 #[path = "../../sfu/tests/common/test_peer.rs"]
@@ -21,14 +23,21 @@ use e2ee_frames::media::Codec;
 use e2ee_frames::receiver::KeyStore;
 use e2ee_frames::sender::Sender;
 use e2ee_frames::suite::CipherSuite;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
 use serde_json::{Value, json};
 use sfu::control::ControlState;
 use sfu::node::{NodeConfig, NodeHandle, start_node};
 use signaling::auth::Secret;
 use signaling::media::RemoteSfu;
 use signaling::policy::Role;
-use test_peer::TestPeer;
+use test_peer::{PeerOptions, TestPeer};
+use webrtc::media_stream::MediaStreamTrack;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
 const SUITE: CipherSuite = CipherSuite::Aes256GcmSha512_128;
 const FRAMES: u32 = 400;
@@ -62,35 +71,6 @@ impl Device {
     fn call(&self) -> String {
         self.joined["call"].as_str().expect("call id").to_owned()
     }
-
-    /// Sends the first offer with `tracks` and applies the answer signaling relays back.
-    async fn connect(&mut self, peer: &TestPeer, tracks: Value) {
-        let sdp = peer.offer().await;
-        self.ws
-            .send(&json!({"type": "offer", "sdp": sdp, "tracks": tracks}))
-            .await;
-        let answer = self.ws.recv_type("answer").await;
-        peer.apply_answer(answer["sdp"].as_str().expect("answer sdp").to_owned())
-            .await;
-        assert!(
-            peer.wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-                .await,
-            "peer connects to the SFU"
-        );
-    }
-}
-
-/// The `a=mid` of the first video media section of an SDP.
-fn video_mid(sdp: &str) -> String {
-    let mut in_video = false;
-    for line in sdp.lines() {
-        if line.starts_with("m=") {
-            in_video = line.starts_with("m=video");
-        } else if in_video && let Some(mid) = line.strip_prefix("a=mid:") {
-            return mid.trim().to_owned();
-        }
-    }
-    panic!("no video mid in the offer")
 }
 
 /// Encoded VP8 frame number `i`: a keyframe every 10 frames (10-byte clear prefix), delta frames
@@ -159,6 +139,286 @@ async fn two_callers_exchange_sframe_video_through_signaling_and_a_remote_sfu() 
 }
 
 const CONTROL_SECRET: &str = "control-secret-for-the-test-0123456789";
+const OPUS_PT: u8 = 111;
+
+/// One caller's media: its peer connection, its Opus track, its SFrame sender and the keys it
+/// received, and the audio level it "speaks" at (RFC 6464 -dBov).
+struct Media {
+    peer: TestPeer,
+    audio: Arc<TrackLocalStaticRTP>,
+    audio_ssrc: u32,
+    audio_level_id: u8,
+    level: u8,
+    store: KeyStore,
+}
+
+/// An Opus track added before the offer.
+async fn add_audio(peer: &TestPeer, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        format!("s{ssrc}"),
+        format!("a{ssrc}"),
+        format!("a{ssrc}"),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            active: true,
+            codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_OPUS.to_owned(),
+                clock_rate: 48000,
+                channels: 2,
+                ..Default::default()
+            },
+            ..Default::default()
+        }],
+    )));
+    peer.pc
+        .add_track(track.clone() as Arc<dyn TrackLocal>)
+        .await
+        .expect("audio track added");
+    track
+}
+
+/// The `a=mid` of the first media section of `kind` in an SDP.
+fn mid_of(sdp: &str, kind: &str) -> String {
+    let mut in_kind = false;
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            in_kind = line.starts_with(&format!("m={kind}"));
+        } else if in_kind && let Some(mid) = line.strip_prefix("a=mid:") {
+            return mid.trim().to_owned();
+        }
+    }
+    panic!("no {kind} mid in the offer")
+}
+
+/// The id the offer gives the audio-level extension.
+fn audio_level_id(sdp: &str) -> u8 {
+    sdp.lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("a=extmap:")?;
+            let (id, uri) = rest.split_once(' ')?;
+            uri.trim()
+                .eq("urn:ietf:params:rtp-hdrext:ssrc-audio-level")
+                .then(|| id.split('/').next()?.parse().ok())?
+        })
+        .expect("audio-level extension offered")
+}
+
+/// Encoded Opus frame number `i`: a TOC byte (the 1-byte clear prefix), then the number.
+fn opus_frame(i: u32) -> Vec<u8> {
+    let mut frame = vec![0x78];
+    frame.extend_from_slice(&i.to_be_bytes());
+    frame.extend((0..60u32).map(|b| (b.wrapping_mul(7) ^ i) as u8));
+    frame
+}
+
+/// Seals `from`'s key for `to` and sends it through signaling; `to` opens it and installs it.
+async fn send_key(from: &mut Device, to: &mut Device, base: &BaseKey, store: &mut KeyStore) {
+    let to_bundle = DeviceBundle::from_json(&to.keys.bundle().to_json())
+        .expect("bundle parses")
+        .verify()
+        .expect("self-signed");
+    let grant = KeyGrant {
+        slot: from.slot(),
+        generation: 1,
+        step: 0,
+        suite: SUITE,
+    };
+    let envelope = KeyEnvelope::seal(
+        &from.keys,
+        &to_bundle,
+        "call",
+        &from.call(),
+        grant,
+        base,
+        &mut rand10::rng(),
+    )
+    .expect("envelope seals");
+    from.ws
+        .send(&json!({"type": "key_envelope", "envelope": serde_json::to_value(&envelope).expect("json")}))
+        .await;
+    let relayed = to.ws.recv_type("key_envelope").await;
+    let relayed: KeyEnvelope =
+        serde_json::from_value(relayed["envelope"].clone()).expect("envelope parses");
+    // The sender's bundle as the recipient knows it: from the roster signaling relayed.
+    let from_bundle = DeviceBundle::from_json(&from.keys.bundle().to_json())
+        .expect("bundle parses")
+        .verify()
+        .expect("self-signed");
+    let (got_grant, got_key) = relayed
+        .open(&to.keys, &from_bundle, "call", &to.call())
+        .expect("the recipient opens the envelope");
+    assert_eq!(got_grant, grant);
+    assert_eq!(
+        got_key.as_bytes(),
+        base.as_bytes(),
+        "both derive the same key"
+    );
+    store
+        .install(Instant::now(), grant.slot, 1, 0, SUITE, got_key)
+        .expect("key installs");
+}
+
+/// Joins the media session: offer with the announced audio and camera tracks, answer applied.
+async fn publish(dev: &mut Device, audio_ssrc: u32, level: u8) -> Media {
+    let peer = TestPeer::publisher_with(PeerOptions {
+        audio_level: true,
+        ..Default::default()
+    })
+    .await;
+    let audio = add_audio(&peer, audio_ssrc).await;
+    let sdp = peer.offer().await;
+    let tracks = json!([
+        {"mid": mid_of(&sdp, "audio"), "kind": "audio", "source": "microphone"},
+        {"mid": mid_of(&sdp, "video"), "kind": "video", "source": "camera"},
+    ]);
+    let audio_level_id = audio_level_id(&sdp);
+    dev.ws
+        .send(&json!({"type": "offer", "sdp": sdp, "tracks": tracks}))
+        .await;
+    let answer = dev.ws.recv_type("answer").await;
+    peer.apply_answer(answer["sdp"].as_str().expect("answer sdp").to_owned())
+        .await;
+    assert!(
+        peer.wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
+            .await,
+        "peer connects to the SFU"
+    );
+    Media {
+        peer,
+        audio,
+        audio_ssrc,
+        audio_level_id,
+        level,
+        store: KeyStore::new(),
+    }
+}
+
+/// Sends encrypted frame `i` of both tracks.
+async fn send_frames(m: &mut Media, sender: &mut Sender, i: u32, audio_seq: &mut u16) {
+    let mut wire = Vec::new();
+    sender
+        .encrypt_media(Stream::Camera, Codec::Vp8, &vp8_frame(i), &mut wire)
+        .expect("frame encrypts");
+    // VP8 payload descriptor: S bit, partition 0, no extensions.
+    let mut payload = vec![0x10];
+    payload.extend_from_slice(&wire);
+    m.peer.send_rtp(&payload).await;
+    sender
+        .encrypt_media(Stream::Audio, Codec::Opus, &opus_frame(i), &mut wire)
+        .expect("audio encrypts");
+    *audio_seq = audio_seq.wrapping_add(1);
+    let packet = rtc::rtp::Packet {
+        header: rtc::rtp::Header {
+            version: 2,
+            payload_type: OPUS_PT,
+            sequence_number: *audio_seq,
+            timestamp: u32::from(*audio_seq) * 960,
+            ssrc: m.audio_ssrc,
+            extension: true,
+            extension_profile: 0xBEDE,
+            extensions: vec![rtc::rtp::header::Extension {
+                id: m.audio_level_id,
+                // V (voice) set, level in -dBov.
+                payload: bytes::Bytes::from(vec![0x80 | m.level]),
+            }],
+            ..Default::default()
+        },
+        payload: bytes::Bytes::from(wire),
+    };
+    m.audio.write_rtp(packet).await.expect("audio written");
+}
+
+/// Reads `dev`'s messages until the other's two tracks are published, subscribes to them and
+/// answers the SFU's renegotiation offer; returns the `speakers` messages seen meanwhile.
+async fn subscribe_all(dev: &mut Device, peer: &TestPeer, other: &str, speakers: &mut Vec<Value>) {
+    let mut tracks: Vec<Value> = Vec::new();
+    while tracks.len() < 2 {
+        let m = dev.ws.recv().await;
+        match m["type"].as_str() {
+            // Everyone hears of every track, its own included.
+            Some("track_published") if m["track"]["publisher"] == other => {
+                tracks.push(m["track"].clone());
+            }
+            Some("speakers") => speakers.push(m),
+            _ => {}
+        }
+    }
+    let sources: Vec<&str> = tracks.iter().filter_map(|t| t["source"].as_str()).collect();
+    assert!(
+        sources.contains(&"microphone") && sources.contains(&"camera"),
+        "the announced sources: {tracks:?}"
+    );
+    let subs: Vec<Value> = tracks.iter().map(|t| json!({"track": t["id"]})).collect();
+    dev.ws
+        .send(&json!({"type": "subscribe", "subscriptions": subs}))
+        .await;
+    loop {
+        let m = dev.ws.recv().await;
+        match m["type"].as_str() {
+            Some("offer") => {
+                let answer = peer
+                    .answer(m["sdp"].as_str().expect("offer sdp").to_owned())
+                    .await;
+                dev.ws.send(&json!({"type": "answer", "sdp": answer})).await;
+                return;
+            }
+            Some("speakers") => speakers.push(m),
+            _ => {}
+        }
+    }
+}
+
+/// The receiving half of a caller: what its peer connection receives and the keys it holds.
+struct Receiver {
+    rtp: tokio::sync::mpsc::UnboundedReceiver<rtc::rtp::Packet>,
+    store: KeyStore,
+}
+
+/// Decrypts what `m` receives until `want` video frames, all from `slot`, each equal to what
+/// was encrypted (audio frames that arrive are checked the same way).
+///
+/// Audio is not required here: the SFU forwards the audio (its counters show it, and
+/// `sfu/tests/node_forwarding.rs` checks the bytes), but this `webrtc`-crate client surfaces no
+/// track for audio forwarded on its own sendrecv audio section after renegotiation; known gap.
+async fn receive(m: &mut Receiver, slot: u16, want: u32) {
+    let (mut audio, mut video) = (0u32, 0u32);
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while video < want {
+        let packet = tokio::time::timeout_at(deadline, m.rtp.recv())
+            .await
+            .unwrap_or_else(|_| panic!("frames arrive within 15 s: {audio} audio, {video} video"))
+            .expect("peer open");
+        let is_audio = packet.header.payload_type == OPUS_PT;
+        let (codec, wire) = if is_audio {
+            (Codec::Opus, &packet.payload[..])
+        } else {
+            (
+                Codec::Vp8,
+                &packet.payload[vp8_descriptor_len(&packet.payload)..],
+            )
+        };
+        let received = m
+            .store
+            .decrypt_media(Instant::now(), codec, wire, &mut out)
+            .expect("every forwarded frame authenticates with the sender's key");
+        assert_eq!(received.kid.slot(), slot);
+        if is_audio {
+            let index = u32::from_be_bytes(out[1..5].try_into().expect("4 bytes"));
+            assert_eq!(out, opus_frame(index), "audio frame {index} intact");
+            audio += 1;
+        } else {
+            let prefix = if out[0] & 1 == 0 { 10 } else { 3 };
+            let index = u32::from_be_bytes(out[prefix..prefix + 4].try_into().expect("4 bytes"));
+            assert_eq!(out, vp8_frame(index), "video frame {index} intact");
+            video += 1;
+        }
+    }
+}
 
 async fn call(s: &TestServer, node: &NodeHandle) {
     s.meeting("call").await;
@@ -166,137 +426,83 @@ async fn call(s: &TestServer, node: &NodeHandle) {
     let mut bob = Device::join(s, "call", "bob-dev").await;
     let roster = alice.ws.recv_type("roster").await;
     assert_eq!(roster["added"][0]["device"], "bob-dev");
-
-    // Alice's sender key reaches Bob as an HPKE envelope relayed by signaling.
-    let base = BaseKey::random(&mut rand10::rng());
-    let bob_bundle = DeviceBundle::from_json(&roster["added"][0]["bundle"].to_string())
-        .expect("bundle parses")
-        .verify()
-        .expect("bob's bundle is self-signed");
-    let grant = KeyGrant {
-        slot: alice.slot(),
-        generation: 1,
-        step: 0,
-        suite: SUITE,
-    };
-    let envelope = KeyEnvelope::seal(
-        &alice.keys,
-        &bob_bundle,
-        "call",
-        &alice.call(),
-        grant,
-        &base,
-        &mut rand10::rng(),
-    )
-    .expect("envelope seals");
-    alice
-        .ws
-        .send(&json!({"type": "key_envelope", "envelope": serde_json::to_value(&envelope).expect("json")}))
-        .await;
-    let relayed = bob.ws.recv_type("key_envelope").await;
-    let relayed: KeyEnvelope =
-        serde_json::from_value(relayed["envelope"].clone()).expect("envelope parses");
-    let alice_bundle = bob.joined["roster"]["devices"]
-        .as_array()
-        .expect("roster devices")
-        .iter()
-        .find(|d| d["device"] == "alice-dev")
-        .map(|d| DeviceBundle::from_json(&d["bundle"].to_string()).expect("bundle parses"))
-        .expect("alice in bob's roster")
-        .verify()
-        .expect("alice's bundle is self-signed");
-    let (got_grant, got_key) = relayed
-        .open(&bob.keys, &alice_bundle, "call", &bob.call())
-        .expect("bob opens the envelope");
-    assert_eq!(got_grant, grant);
     assert_eq!(
-        got_key.as_bytes(),
-        base.as_bytes(),
-        "bob derives alice's key"
+        roster["added"][0]["bundle"],
+        serde_json::from_str::<Value>(&bob.keys.bundle().to_json()).expect("json"),
+        "signaling relays bundles unchanged"
     );
-    let mut store = KeyStore::new();
-    store
-        .install(Instant::now(), grant.slot, 1, 0, SUITE, got_key)
-        .expect("key installs");
 
-    // Alice publishes camera video; Bob connects receive-only.
-    let mut publisher = TestPeer::publisher().await;
-    let offer_sdp = publisher.offer().await;
-    let mid = video_mid(&offer_sdp);
-    alice
-        .ws
-        .send(&json!({"type": "offer", "sdp": offer_sdp,
-            "tracks": [{"mid": mid, "kind": "video", "source": "camera"}]}))
-        .await;
-    let answer = alice.ws.recv_type("answer").await;
-    publisher
-        .apply_answer(answer["sdp"].as_str().expect("answer sdp").to_owned())
-        .await;
-    assert!(
-        publisher
-            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await
+    // Both publish audio and camera; Alice speaks louder than Bob.
+    let mut a = publish(&mut alice, 0x2222_0001, 10).await;
+    let mut b = publish(&mut bob, 0x2222_0002, 50).await;
+
+    // Each sender key reaches the other as an HPKE envelope relayed by signaling.
+    let (alice_key, bob_key) = (
+        BaseKey::random(&mut rand10::rng()),
+        BaseKey::random(&mut rand10::rng()),
     );
-    let mut subscriber = TestPeer::subscriber().await;
-    bob.connect(&subscriber, json!([])).await;
+    send_key(&mut alice, &mut bob, &alice_key, &mut b.store).await;
+    send_key(&mut bob, &mut alice, &bob_key, &mut a.store).await;
+    let mut a_sender = Sender::new(SUITE, alice.slot(), 1, alice_key).expect("sender");
+    let mut b_sender = Sender::new(SUITE, bob.slot(), 1, bob_key).expect("sender");
 
-    // Alice sends encrypted frames for up to FRAMES × 20 ms while Bob subscribes.
-    let mut sender = Sender::new(SUITE, alice.slot(), 1, base).expect("sender");
+    // A first second of frames publishes the tracks; then each side subscribes to the other's.
+    let (mut a_seq, mut b_seq) = (0u16, 0u16);
+    for i in 0..50 {
+        send_frames(&mut a, &mut a_sender, i, &mut a_seq).await;
+        send_frames(&mut b, &mut b_sender, i, &mut b_seq).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut speakers: Vec<Value> = Vec::new();
+    subscribe_all(&mut alice, &a.peer, "bob-dev", &mut speakers).await;
+    subscribe_all(&mut bob, &b.peer, "alice-dev", &mut speakers).await;
+
+    // A task keeps both sending; the receive halves stay here.
+    let mut a_rx = Receiver {
+        rtp: std::mem::replace(&mut a.peer.rtp, tokio::sync::mpsc::unbounded_channel().1),
+        store: std::mem::take(&mut a.store),
+    };
+    let mut b_rx = Receiver {
+        rtp: std::mem::replace(&mut b.peer.rtp, tokio::sync::mpsc::unbounded_channel().1),
+        store: std::mem::take(&mut b.store),
+    };
     let sending = tokio::spawn(async move {
-        let mut wire = Vec::new();
-        for i in 0..FRAMES {
-            sender
-                .encrypt_media(Stream::Camera, Codec::Vp8, &vp8_frame(i), &mut wire)
-                .expect("frame encrypts");
-            // VP8 payload descriptor: S bit, partition 0, no extensions.
-            let mut payload = vec![0x10];
-            payload.extend_from_slice(&wire);
-            publisher.send_rtp(&payload).await;
+        for i in 50..FRAMES {
+            send_frames(&mut a, &mut a_sender, i, &mut a_seq).await;
+            send_frames(&mut b, &mut b_sender, i, &mut b_seq).await;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        publisher
+        (a, b)
     });
-
-    // Bob learns of the track from signaling, subscribes, and answers the SFU's offer.
-    let published = bob.ws.recv_type("track_published").await;
-    let track = &published["track"];
-    assert_eq!(track["publisher"], "alice-dev");
-    assert_eq!(track["kind"], "video");
-    assert_eq!(track["source"], "camera", "the announced source: {track}");
-    bob.ws
-        .send(&json!({"type": "subscribe", "subscriptions": [{"track": track["id"]}]}))
-        .await;
-    let offer = bob.ws.recv_type("offer").await;
-    let answer = subscriber
-        .answer(offer["sdp"].as_str().expect("offer sdp").to_owned())
-        .await;
-    bob.ws.send(&json!({"type": "answer", "sdp": answer})).await;
-
-    // Every frame Bob receives decrypts to the frame Alice encrypted.
-    let mut decrypted = 0u32;
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while decrypted < 50 {
-        let packet = tokio::time::timeout_at(deadline, subscriber.rtp.recv())
-            .await
-            .expect("frames arrive within 15 s")
-            .expect("subscriber open");
-        let wire = &packet.payload[vp8_descriptor_len(&packet.payload)..];
-        let received = store
-            .decrypt_media(Instant::now(), Codec::Vp8, wire, &mut out)
-            .expect("every forwarded frame authenticates with alice's key");
-        let prefix = if out[0] & 1 == 0 { 10 } else { 3 };
-        let index = u32::from_be_bytes(out[prefix..prefix + 4].try_into().expect("4 bytes"));
-        assert_eq!(out, vp8_frame(index), "frame {index} intact");
-        assert_eq!(received.kid.slot(), alice.slot());
-        decrypted += 1;
-    }
+    receive(&mut a_rx, bob.slot(), 30).await;
+    receive(&mut b_rx, alice.slot(), 30).await;
     let stats = node.snapshot().await;
     assert!(
-        stats.metrics.packets_sent.video >= 50,
-        "the SFU forwarded what bob decrypted: {:?}",
+        stats.metrics.packets_sent.video >= 60 && stats.metrics.packets_sent.audio >= 60,
+        "the SFU forwarded both sides' audio and video: {:?}",
         stats.metrics.packets_sent
     );
+
+    // The SFU's speaker detection reaches both clients: Alice is the loudest.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let loudest = loop {
+        if let Some(m) = speakers
+            .iter()
+            .rev()
+            .find(|m| m["speakers"][0]["device"].is_string())
+        {
+            break m.clone();
+        }
+        let m = tokio::time::timeout_at(deadline, bob.ws.recv_type("speakers"))
+            .await
+            .expect("a speakers update within 5 s");
+        speakers.push(m);
+    };
+    assert_eq!(loudest["speakers"][0]["device"], "alice-dev", "{loudest}");
+    // Levels are the SFU's smoothed scores (rising from 0 as speech starts), ordered.
+    let level = |i: usize| loudest["speakers"][i]["level"].as_f64().unwrap_or(0.0);
+    assert!(level(0) > 0.0 && level(0) <= 1.0, "{loudest}");
+    assert!(level(1) < level(0), "Bob at -50 dBov is quieter: {loudest}");
 
     // Bob leaves: Alice's roster drops him and the SFU forgets his session.
     bob.ws.send(&json!({"type": "leave"})).await;

@@ -83,13 +83,11 @@ pub struct PeerOptions {
     /// Register the transport-wide CC extension and feedback, and run the receiver-side TWCC
     /// and RTCP report interceptors (the client then tells the SFU what arrived when).
     pub twcc_feedback: bool,
+    /// Register the RFC 6464 audio-level extension for audio (the SFU's speaker detection).
+    pub audio_level: bool,
 }
 
 impl TestPeer {
-    async fn build() -> Self {
-        Self::build_with(PeerOptions::default()).await
-    }
-
     /// A client whose media engine has the default codecs plus what `options` asks for.
     pub async fn build_with(options: PeerOptions) -> Self {
         let mut media_engine = MediaEngine::default();
@@ -99,6 +97,17 @@ impl TestPeer {
         if options.simulcast_extensions {
             configure_simulcast_extension_headers(&mut media_engine)
                 .expect("simulcast extensions register");
+        }
+        if options.audio_level {
+            media_engine
+                .register_header_extension(
+                    rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+                        uri: "urn:ietf:params:rtp-hdrext:ssrc-audio-level".to_owned(),
+                    },
+                    RtpCodecKind::Audio,
+                    None,
+                )
+                .expect("audio-level extension registers");
         }
         let mut registry = Registry::new();
         if options.twcc_feedback {
@@ -224,7 +233,12 @@ impl TestPeer {
 
     /// A client that publishes one VP8 track.
     pub async fn publisher() -> Self {
-        let mut peer = Self::build().await;
+        Self::publisher_with(PeerOptions::default()).await
+    }
+
+    /// A client with `options` that publishes one VP8 track.
+    pub async fn publisher_with(options: PeerOptions) -> Self {
+        let mut peer = Self::build_with(options).await;
         let ssrc = 0x1234_5678;
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
             "pub-stream".to_owned(),
