@@ -244,7 +244,7 @@ async fn metrics_and_health() {
         .json()
         .await
         .expect("json");
-    assert_eq!(health, json!({"status": "ok", "media": "none"}));
+    assert_eq!(health, json!({"status": "ok", "media": "attached"}));
 
     s.meeting("m").await;
     let mut a = s.connect().await;

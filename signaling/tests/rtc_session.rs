@@ -31,7 +31,7 @@ async fn join_gives_slot_roster_and_notifies_others() {
     assert_eq!(ja["v"], 1);
     assert_eq!(ja["room"], "standup");
     assert_eq!(ja["role"], "caller");
-    assert_eq!(ja["media"], false);
+    assert_eq!(ja["media"], true, "the SFU is attached");
     assert!(ja["call"].as_str().is_some_and(|c| c.starts_with("c-")));
     assert_eq!(devices(&ja["roster"]), vec!["dev-a"]);
     let v1 = ja["roster"]["version"].as_u64().expect("version");
@@ -283,7 +283,7 @@ async fn acks_and_key_requests_are_routed() {
 
 #[tokio::test]
 async fn sdp_without_media_node_is_media_unavailable_and_viewers_cannot_publish() {
-    let s = TestServer::start(config()).await;
+    let s = TestServer::start_without_media(config()).await;
     s.create_room(json!({"name": "b", "kind": "broadcast"}))
         .await;
     let mut p = s.connect().await;

@@ -82,7 +82,14 @@ impl TestServer {
         }
     }
 
+    /// The real service: signaling with an SFU node embedded (loopback only), as `signaling
+    /// dev` runs it.
     pub async fn start(config: Config) -> Self {
+        Self::start_with_sfu(config).await.0
+    }
+
+    /// Signaling with no media node attached.
+    pub async fn start_without_media(config: Config) -> Self {
         let server = signaling::server::start(&config, None)
             .await
             .expect("server starts");
