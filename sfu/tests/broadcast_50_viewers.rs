@@ -10,15 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::test_peer::TestPeer;
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use sfu::node::{NodeConfig, NodeEvent, SubscriptionRequest, TrackClass, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
-use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
@@ -28,50 +22,6 @@ const WANTED: usize = 10;
 const OPUS_PT: u8 = 111;
 const AUDIO_SSRC: u32 = 0x2222_0001;
 const AUDIO_MARK: u8 = 0xA7;
-
-async fn add_audio_track(peer: &TestPeer) -> Arc<TrackLocalStaticRTP> {
-    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        "presenter".to_owned(),
-        "presenter-audio".to_owned(),
-        "presenter-audio".to_owned(),
-        RtpCodecKind::Audio,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(AUDIO_SSRC),
-                ..Default::default()
-            },
-            active: true,
-            codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_OPUS.to_owned(),
-                clock_rate: 48000,
-                channels: 2,
-                ..Default::default()
-            },
-            ..Default::default()
-        }],
-    )));
-    peer.pc
-        .add_track(track.clone() as Arc<dyn TrackLocal>)
-        .await
-        .expect("audio track added");
-    track
-}
-
-/// A viewer: recvonly video (from the helper) and recvonly audio.
-async fn viewer() -> TestPeer {
-    let peer = TestPeer::subscriber().await;
-    peer.pc
-        .add_transceiver_from_kind(
-            RtpCodecKind::Audio,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Recvonly,
-                ..Default::default()
-            }),
-        )
-        .await
-        .expect("recvonly audio transceiver added");
-    peer
-}
 
 /// The VP8 frame (after the descriptor) of round `r`: keyframe tag, the round, derived bytes.
 fn frame(r: u8) -> Vec<u8> {
@@ -152,7 +102,7 @@ async fn fifty_viewers_receive_the_presenters_audio_and_video_unchanged() {
         .expect("room created");
 
     let peer = TestPeer::publisher().await;
-    let audio = add_audio_track(&peer).await;
+    let audio = peer.add_audio_track(AUDIO_SSRC).await;
     let answer = node
         .add_participant(
             "show",
@@ -202,7 +152,7 @@ async fn fifty_viewers_receive_the_presenters_audio_and_video_unchanged() {
 
     let mut viewers = Vec::with_capacity(VIEWERS);
     for v in 0..VIEWERS {
-        let peer = viewer().await;
+        let peer = TestPeer::audio_video_subscriber().await;
         let answer = node
             .add_participant(
                 "show",

@@ -6,70 +6,18 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::test_peer::TestPeer;
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use sfu::node::{NodeConfig, NodeEvent, NodeHandle, SubscriptionRequest, TrackClass, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
-use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
 const OPUS_PT: u8 = 111;
 const AUDIO_SSRC: u32 = 0x2222_0001;
 const AUDIO_MARK: u8 = 0xA7;
-
-/// An Opus track added to `peer` before its offer; returns it for writing RTP.
-async fn add_audio_track(peer: &TestPeer) -> Arc<TrackLocalStaticRTP> {
-    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        "pub-stream".to_owned(),
-        "pub-audio".to_owned(),
-        "pub-audio".to_owned(),
-        RtpCodecKind::Audio,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(AUDIO_SSRC),
-                ..Default::default()
-            },
-            active: true,
-            codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_OPUS.to_owned(),
-                clock_rate: 48000,
-                channels: 2,
-                ..Default::default()
-            },
-            ..Default::default()
-        }],
-    )));
-    peer.pc
-        .add_track(track.clone() as Arc<dyn TrackLocal>)
-        .await
-        .expect("audio track added");
-    track
-}
-
-/// A subscriber with a recvonly video (from the helper) and a recvonly audio transceiver.
-async fn subscriber() -> TestPeer {
-    let peer = TestPeer::subscriber().await;
-    peer.pc
-        .add_transceiver_from_kind(
-            RtpCodecKind::Audio,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Recvonly,
-                ..Default::default()
-            }),
-        )
-        .await
-        .expect("recvonly audio transceiver added");
-    peer
-}
 
 /// A VP8 payload: descriptor with a 15-bit picture id (X, S, I, M set), then a keyframe's
 /// "encrypted" frame: frame tag with P = 0, the index, and index-dependent bytes.
@@ -148,7 +96,7 @@ async fn one_publisher_three_subscribers_receive_identical_audio_and_video_paylo
 
     // The publisher joins and starts sending; its tracks are published on their first packets.
     let mut publisher = TestPeer::publisher().await;
-    let audio = add_audio_track(&publisher).await;
+    let audio = publisher.add_audio_track(AUDIO_SSRC).await;
     let answer = node
         .add_participant(
             "room-1",
@@ -196,7 +144,7 @@ async fn one_publisher_three_subscribers_receive_identical_audio_and_video_paylo
     // Three subscribers join with both tracks in their first answer.
     let mut subscribers = Vec::new();
     for n in 0..3 {
-        let peer = subscriber().await;
+        let peer = TestPeer::audio_video_subscriber().await;
         let answer = node
             .add_participant(
                 "room-1",

@@ -23,11 +23,7 @@ use e2ee_frames::media::Codec;
 use e2ee_frames::receiver::KeyStore;
 use e2ee_frames::sender::Sender;
 use e2ee_frames::suite::CipherSuite;
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
 use serde_json::{Value, json};
 use sfu::control::ControlState;
 use sfu::node::{NodeConfig, NodeHandle, start_node};
@@ -35,7 +31,6 @@ use signaling::auth::Secret;
 use signaling::media::RemoteSfu;
 use signaling::policy::Role;
 use test_peer::{PeerOptions, TestPeer};
-use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
@@ -152,35 +147,6 @@ struct Media {
     store: KeyStore,
 }
 
-/// An Opus track added before the offer.
-async fn add_audio(peer: &TestPeer, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
-    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        format!("s{ssrc}"),
-        format!("a{ssrc}"),
-        format!("a{ssrc}"),
-        RtpCodecKind::Audio,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            active: true,
-            codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_OPUS.to_owned(),
-                clock_rate: 48000,
-                channels: 2,
-                ..Default::default()
-            },
-            ..Default::default()
-        }],
-    )));
-    peer.pc
-        .add_track(track.clone() as Arc<dyn TrackLocal>)
-        .await
-        .expect("audio track added");
-    track
-}
-
 /// The `a=mid` of the first media section of `kind` in an SDP.
 fn mid_of(sdp: &str, kind: &str) -> String {
     let mut in_kind = false;
@@ -269,7 +235,7 @@ async fn publish(dev: &mut Device, audio_ssrc: u32, level: u8) -> Media {
         ..Default::default()
     })
     .await;
-    let audio = add_audio(&peer, audio_ssrc).await;
+    let audio = peer.add_audio_track(audio_ssrc).await;
     let sdp = peer.offer().await;
     let tracks = json!([
         {"mid": mid_of(&sdp, "audio"), "kind": "audio", "source": "microphone"},

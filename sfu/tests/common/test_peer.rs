@@ -10,7 +10,9 @@ use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_VP8, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::{RTCIceGatheringState, RTCPeerConnectionState};
@@ -264,6 +266,51 @@ impl TestPeer {
             .await
             .expect("track added");
         peer.track = Some((track, ssrc));
+        peer
+    }
+
+    /// Adds an Opus track with `ssrc` (before the offer) and returns it for writing RTP.
+    pub async fn add_audio_track(&self, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            format!("stream-{ssrc:08x}"),
+            format!("audio-{ssrc:08x}"),
+            format!("audio-{ssrc:08x}"),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                active: true,
+                codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_OPUS.to_owned(),
+                    clock_rate: 48000,
+                    channels: 2,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }],
+        )));
+        self.pc
+            .add_track(track.clone() as Arc<dyn TrackLocal>)
+            .await
+            .expect("audio track added");
+        track
+    }
+
+    /// A client that only receives: one video and one audio track.
+    pub async fn audio_video_subscriber() -> Self {
+        let peer = Self::subscriber().await;
+        peer.pc
+            .add_transceiver_from_kind(
+                RtpCodecKind::Audio,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("recvonly audio transceiver added");
         peer
     }
 
