@@ -302,8 +302,10 @@ impl NodeHandle {
 
     /// Adds participant `device` with `role` to `room` from its SDP offer and returns the SDP
     /// answer. `subscribe` tracks (ids from [`NodeEvent::TrackPublished`]) are in the answer
-    /// already, so media flows as soon as the peer connects. Video in the media sections named
-    /// in `screen_mids` is published as screen share.
+    /// when the offer only receives their kind (a viewer), so media flows as soon as the peer
+    /// connects; a publisher gets them in a [`NodeEvent::Offer`] right after it connected (its
+    /// own sending sections are never used for them). Video in the media sections named in
+    /// `screen_mids` is published as screen share.
     pub async fn add_participant(
         &self,
         room: &str,

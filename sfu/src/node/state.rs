@@ -277,6 +277,7 @@ impl State {
         track: TrackId,
         prefs: LayerPrefs,
     ) {
+        tracing::debug!(?sub, ?track, ?prefs, "layer wishes");
         // These fail only for an unknown subscription, which was just checked or created.
         let _ = self.sfu.set_max_layer(now, sub, track, prefs.max_layer);
         if let Some((w, h)) = prefs.size {
@@ -297,6 +298,7 @@ impl State {
         if member.published_mids.contains_key(&track.mid) {
             return;
         }
+        tracing::debug!(%peer, mid = %track.mid, rid = ?track.rid, ssrc = track.ssrc, "incoming track");
         let Some(primary) = track.codecs.first() else {
             return;
         };
@@ -468,7 +470,8 @@ impl State {
                     rtt_seconds,
                 });
             }
-            _ => {}
+            // Layer switches, keyframe requests and the like: visible with RUST_LOG=sfu=debug.
+            other => tracing::debug!(event = ?other, "core event"),
         }
     }
 

@@ -21,7 +21,9 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RTCRtpHeaderExtensionParameters, RTCRtpRtxParameters,
 };
-use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverId};
+use rtc::rtp_transceiver::{
+    RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId, RTCRtpTransceiverInit,
+};
 
 use super::codecs::{codec_for_mime, media_kind, rtc_kind, sfu_media_engine};
 use super::config::{DtlsRole, TransportConfig};
@@ -152,11 +154,19 @@ pub(crate) struct Peer {
     /// An outgoing track changed while an offer was outstanding: offer again after the answer.
     pub(crate) renegotiate_after_answer: bool,
     outgoing: Vec<OutgoingSender>,
+    /// Outgoing tracks held back from the answer because the client's offer sends media of
+    /// their kind: the shard attaches them and offers once the peer is connected.
+    deferred: Vec<OutgoingTrack>,
+    /// Whether the shard offers once the peer is connected (deferred or unplaced tracks).
+    offer_on_connect: bool,
 }
 
 impl Peer {
-    /// Builds a peer connection answering `offer`, with `outgoing` tracks already attached so the
-    /// answer carries them.
+    /// Builds a peer connection answering `offer`. `outgoing` tracks of a kind the client only
+    /// receives are attached so the answer carries them; the others are deferred (see
+    /// [`Peer::take_deferred`]): an answer can only place them in the client's own sending
+    /// sections, where Chromium drops them on a simulcast section (it expects its rids there)
+    /// and other stacks mix them up with the client's own track.
     pub(crate) fn from_offer(
         factory: &PeerFactory,
         ufrag: String,
@@ -178,15 +188,28 @@ impl Peer {
             dirty: false,
             renegotiate_after_answer: false,
             outgoing: Vec::new(),
+            deferred: Vec::new(),
+            offer_on_connect: false,
         };
         for track in outgoing {
-            peer.attach_outgoing(track)?;
+            if offer_sends(&offer, track.kind) {
+                peer.deferred.push(track.clone());
+            } else {
+                peer.attach_outgoing(track)?;
+            }
         }
         peer.pc
             .set_remote_description(now, RTCSessionDescription::offer(offer)?)?;
         peer.pc.add_local_candidate(factory.host_candidate()?)?;
         let answer = peer.pc.create_answer(None)?;
         peer.pc.set_local_description(now, answer)?;
+        // Attached tracks the offer had no free section for wait for the offer on connect too.
+        let unplaced = peer.outgoing.iter().any(|o| {
+            peer.pc
+                .rtp_transceiver(RTCRtpTransceiverId::from(o.sender))
+                .is_none_or(|t| t.mid().is_none())
+        });
+        peer.offer_on_connect = unplaced || !peer.deferred.is_empty();
         let sdp = peer
             .pc
             .local_description()
@@ -216,16 +239,43 @@ impl Peer {
                 ..Default::default()
             }],
         );
-        let sender = self.pc.add_track(media_track)?;
+        // Always a new `sendonly` section: `add_track` would reuse a section the client sends
+        // its own media on (where Chromium drops what arrives on a simulcast section), and a
+        // client's `sendrecv` section never matches a `sendonly` transceiver.
+        let transceiver = self.pc.add_transceiver_from_track(
+            media_track,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )?;
         self.outgoing.push(OutgoingSender {
             ssrc: track.ssrc,
-            sender,
+            sender: RTCRtpSenderId::from(transceiver),
         });
         Ok(())
     }
 
+    /// Holds an outgoing track back until the peer is connected (see [`Peer::take_deferred`]).
+    pub(crate) fn defer_outgoing(&mut self, track: OutgoingTrack) {
+        self.deferred.push(track);
+        self.offer_on_connect = true;
+    }
+
+    /// On connect: the outgoing tracks held back until then (the shard attaches them) and
+    /// whether the shard should offer.
+    pub(crate) fn take_deferred(&mut self) -> (Vec<OutgoingTrack>, bool) {
+        let offer = std::mem::take(&mut self.offer_on_connect);
+        (std::mem::take(&mut self.deferred), offer)
+    }
+
     /// Removes the outgoing track sending `ssrc` (negotiated by the next offer).
     pub(crate) fn detach_outgoing(&mut self, ssrc: u32) -> Result<(), TransportError> {
+        if let Some(i) = self.deferred.iter().position(|t| t.ssrc == ssrc) {
+            self.deferred.remove(i);
+            return Ok(());
+        }
         let index = self
             .outgoing
             .iter()
@@ -324,23 +374,44 @@ impl Peer {
     pub(crate) fn negotiated_outgoing(&mut self) -> Vec<NegotiatedOutgoingTrack> {
         let mut out = Vec::with_capacity(self.outgoing.len());
         for o in &self.outgoing {
-            let mid = self
+            // A track not placed in any media section yet waits for the next negotiation.
+            let Some(mid) = self
                 .pc
                 .rtp_transceiver(RTCRtpTransceiverId::from(o.sender))
-                .and_then(|t| t.mid().clone());
+                .and_then(|t| t.mid().clone())
+            else {
+                continue;
+            };
             let Some(mut sender) = self.pc.rtp_sender(o.sender) else {
                 continue;
             };
             let params = sender.get_parameters();
             out.push(NegotiatedOutgoingTrack {
                 ssrc: o.ssrc,
-                mid,
+                mid: Some(mid),
                 codecs: negotiated_codecs(&params.rtp_parameters.codecs),
                 header_extensions: negotiated_extensions(&params.rtp_parameters.header_extensions),
             });
         }
         out
     }
+}
+
+/// Whether `offer` has a media section of `kind` in which the client sends (`sendrecv`, the
+/// default, or `sendonly`).
+fn offer_sends(offer: &str, kind: crate::transport::MediaKind) -> bool {
+    let wanted = match kind {
+        crate::transport::MediaKind::Audio => "m=audio ",
+        crate::transport::MediaKind::Video => "m=video ",
+    };
+    let mut sections = offer.split("\nm=").skip(1).map(|s| format!("m={s}"));
+    sections.any(|section| {
+        section.starts_with(wanted)
+            && !section.lines().any(|l| {
+                let l = l.trim_end();
+                l == "a=recvonly" || l == "a=inactive"
+            })
+    })
 }
 
 fn negotiated_codecs(codecs: &[RTCRtpCodecParameters]) -> Vec<NegotiatedCodec> {

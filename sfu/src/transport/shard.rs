@@ -115,8 +115,10 @@ impl ShardHandle {
         rx.await.map_err(|_| TransportError::ShardStopped)
     }
 
-    /// Adds a peer from its SDP offer and returns the answer. `outgoing` tracks are attached
-    /// before answering, so a subscriber joining a room gets its tracks in the first answer.
+    /// Adds a peer from its SDP offer and returns the answer. Each `outgoing` track gets a
+    /// section of its own: in this answer when the offer only receives that kind (a viewer's
+    /// `recvonly` sections), otherwise in an offer the shard sends as soon as the peer is
+    /// connected ([`PeerEvent::LocalOffer`]); never on a section the client sends on.
     pub async fn add_peer(
         &self,
         offer: String,
@@ -340,11 +342,19 @@ impl<H: MediaHandler> ShardState<H> {
                 let _ = reply.send(result);
             }
             Command::AddOutgoingTrack { peer, track, reply } => {
-                let result = self.peer_mut(peer).and_then(|p| p.attach_outgoing(&track));
-                if result.is_ok() {
+                let result = self.peer_mut(peer).and_then(|p| {
+                    if p.connected {
+                        p.attach_outgoing(&track).map(|()| true)
+                    } else {
+                        // Offered once connected, after the client has its answer.
+                        p.defer_outgoing(track);
+                        Ok(false)
+                    }
+                });
+                if let Ok(true) = result {
                     self.offer_if_stable(peer, now);
                 }
-                let _ = reply.send(result);
+                let _ = reply.send(result.map(|_| ()));
             }
             Command::RemoveOutgoingTrack { peer, ssrc, reply } => {
                 let result = self.peer_mut(peer).and_then(|p| p.detach_outgoing(ssrc));
@@ -461,6 +471,23 @@ impl<H: MediaHandler> ShardState<H> {
         self.mark_dirty(id);
     }
 
+    /// Attaches the outgoing tracks held back from a peer's first answer and offers them.
+    fn offer_deferred(&mut self, id: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let (deferred, offer) = peer.take_deferred();
+        if !offer {
+            return;
+        }
+        for track in &deferred {
+            if let Err(err) = peer.attach_outgoing(track) {
+                warn!(%id, %err, ssrc = track.ssrc, "could not attach a deferred outgoing track");
+            }
+        }
+        self.offer_if_stable(id, now);
+    }
+
     fn offer_if_stable(&mut self, id: PeerId, now: Instant) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
@@ -556,6 +583,7 @@ impl<H: MediaHandler> ShardState<H> {
             message: BytesMut::from(data),
         });
         if let Err(err) = result {
+            self.stats.count_rtc_refusal(&err);
             debug!(%id, %err, "rtc refused a datagram");
         }
         self.mark_dirty(id);
@@ -708,8 +736,14 @@ impl<H: MediaHandler> ShardState<H> {
             }
         }
 
+        let connected_now = events
+            .iter()
+            .any(|e| matches!(e, PeerEvent::Connected { .. }));
         for event in events {
             self.emit(event, now);
+        }
+        if connected_now {
+            self.offer_deferred(id, now);
         }
         let mut inbox = std::mem::take(&mut self.inbox);
         for message in inbox.drain(..) {
