@@ -12,7 +12,9 @@
 //!   descriptor plus opaque (end-to-end encrypted) bytes, so it goes only to the attacker's own
 //!   subscriber, never to anyone else's;
 //! - malformed RTCP never reaches the core: the SFU's SRTCP layer (`rtc`) refuses it after
-//!   decryption (so no core counter moves for it), and the attacker's session stays up.
+//!   decryption and the shard counts it (`ShardStats::transport_refused`, exported as
+//!   `sfu_packets_dropped_total{reason="transport_refused"}`), and the attacker's session stays
+//!   up.
 
 mod common;
 
@@ -363,9 +365,10 @@ async fn malformed_rtp_and_rtcp_at_every_length_from_an_authenticated_peer_is_co
 
     eprintln!(
         "honest sent {honest_sent}, viewers got {honest_got:?}; garbage rtp {} (truncated \
-         descriptors {truncated}) rtcp {rtcp_written}; shard rtp_in +{rtp_in} rtcp_in +{rtcp_in}; dropped malformed +{malformed} \
+         descriptors {truncated}) rtcp {rtcp_written}; shard rtp_in +{rtp_in} rtcp_in +{rtcp_in} refused +{}; dropped malformed +{malformed} \
          unknown_ssrc +{} no_subscriber +{}; rtcp_received +{}",
         MAX_LEN + 1,
+        shard_after.transport_refused - shard_before.transport_refused,
         d(|x| x.unknown_ssrc),
         d(|x| x.no_subscriber),
         after.metrics.rtcp_received - before.metrics.rtcp_received,
@@ -401,6 +404,13 @@ async fn malformed_rtp_and_rtcp_at_every_length_from_an_authenticated_peer_is_co
         after.metrics.rtcp_received - before.metrics.rtcp_received,
         rtcp_in,
         "every RTCP compound the shard delivered was examined by the core"
+    );
+    // ... and is counted there (`sfu_packets_dropped_total{reason="transport_refused"}`).
+    let refused = shard_after.transport_refused - shard_before.transport_refused;
+    assert!(
+        refused + rtcp_in >= rtcp_written,
+        "every malformed RTCP compound is either refused and counted by the transport or \
+         handed to the core: refused +{refused}, delivered +{rtcp_in} of {rtcp_written}"
     );
     assert!(
         mallory

@@ -80,5 +80,7 @@ async fn replayed_srtp_packet_is_delivered_once() {
         "the stream keeps flowing: {}",
         seen.len()
     );
+    let stats = sfu.handle.stats().await.expect("shard running");
+    assert_eq!(stats.srtp_replayed, 1, "the replay is counted: {stats:?}");
     publisher.close().await;
 }

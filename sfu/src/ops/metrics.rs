@@ -267,6 +267,9 @@ impl SfuMetrics {
         );
         if let Some(t) = &s.shard {
             dropped.push(("queue_full", t.send_queue_full));
+            dropped.push(("replay", t.srtp_replayed));
+            dropped.push(("unauthenticated", t.srtp_unauthenticated));
+            dropped.push(("transport_refused", t.transport_refused));
             for (reason, v) in [
                 ("bad_integrity", t.stun_bad_integrity),
                 ("unknown_username", t.stun_unknown_username),

@@ -47,9 +47,30 @@ pub struct ShardStats {
     pub rtcp_in: u64,
     /// Datagrams written to the socket.
     pub datagrams_out: u64,
+    /// SRTP/SRTCP packets from a connected peer seen before (replay protection, RFC 3711).
+    pub srtp_replayed: u64,
+    /// SRTP/SRTCP packets from a connected peer whose authentication tag did not verify.
+    pub srtp_unauthenticated: u64,
+    /// Other datagrams from a known peer its `rtc` session refused: RTP or RTCP malformed after
+    /// decryption (the RTCP the SFU never sees), and DTLS records it rejected.
+    pub transport_refused: u64,
 }
 
 impl ShardStats {
+    /// Counts a datagram the peer's `rtc` session refused, by why.
+    pub(crate) fn count_rtc_refusal(&mut self, err: &rtc::shared::error::Error) {
+        use rtc::shared::error::Error;
+        match err {
+            Error::ErrDuplicated
+            | Error::SrtpSsrcDuplicated(..)
+            | Error::SrtcpSsrcDuplicated(..) => self.srtp_replayed += 1,
+            Error::ErrFailedToVerifyAuthTag
+            | Error::RtpFailedToVerifyAuthTag
+            | Error::RtcpFailedToVerifyAuthTag => self.srtp_unauthenticated += 1,
+            _ => self.transport_refused += 1,
+        }
+    }
+
     pub(crate) fn count_refusal(&mut self, refusal: StunRefusal) {
         match refusal {
             StunRefusal::BadIntegrity => self.stun_bad_integrity += 1,

@@ -853,8 +853,8 @@ impl RTCPeerConnection {
                     && transceiver.direction().has_recv()
             }) && let Some(receiver) = transceiver.receiver_mut()
             {
-                // PATCH (e2ee-sfu, see sfu/vendor/README.md in that project): a renegotiation that leaves a simulcast
-                // section's rids as they were keeps its receiver. Re-creating it forgot the SSRC
+                // PATCH (e2ee-sfu, sfu/vendor/README.md there): a renegotiation that leaves a
+                // simulcast section's rids as they were keeps its receiver. Re-creating it forgot the SSRC
                 // each rid was bound to by its first packets, and a browser stops sending the
                 // mid/rid header extensions once the SSRC is acknowledged, so every later packet
                 // of the publisher's simulcast layers was dropped after any renegotiation.
