@@ -255,7 +255,8 @@ async fn serve(r: Resolved) -> Result<(), String> {
         .map_err(|e| format!("HTTP port: {e}"))?;
     tracing::info!(
         node_id = %r.node_id,
-        http = %SocketAddr::new(r.bind, r.http_port),
+        // The bound address: with `--http-port 0` the port the system chose.
+        http = %listener.local_addr().unwrap_or(SocketAddr::new(r.bind, r.http_port)),
         https = tls.is_some(),
         udp = %node.udp_addr(),
         advertised = %r.advertised,

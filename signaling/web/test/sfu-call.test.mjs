@@ -4,8 +4,8 @@
 // second's camera (not black); a device given a wrong key decodes nothing, shows the decrypt
 // failures in its quality panel, and recovers when the sender sends its key again; when a
 // third device leaves, the other two switch to a new generation and keep playing each other's
-// media. Two `todo` tests run what the SFU does not deliver yet (README, "Found in the SFU"):
-// the first joiner's camera at the second joiner, and video after a renegotiation.
+// media. Cameras play both ways, also the first joiner's at the second joiner and after the
+// renegotiations that joins and leaves cause (README, "Found in the SFU").
 //
 // Needs `signaling` with the embedded SFU ($SIGNALING_BIN, else target/debug/signaling);
 // skipped, saying why, without it.
@@ -66,7 +66,7 @@ describe('browser calls through signaling dev and its SFU', { skip: serviceSkip(
     assert.deepEqual([...a.errors, ...b.errors], []);
   });
 
-  test('the first joiner\'s camera plays at the second joiner', { timeout: 30_000, todo: 'SFU: a simulcast camera reaches a later subscriber for a few packets only (README, "Found in the SFU")' }, async () => {
+  test('the first joiner\'s camera plays at the second joiner', { timeout: 30_000 }, async () => {
     assert.ok(a && b, 'needs the two-party call');
     const v1 = await b.view();
     await sleep(3000);
@@ -139,8 +139,7 @@ describe('browser calls through signaling dev and its SFU', { skip: serviceSkip(
     }, { timeoutMs: 20_000, intervalMs: 500 });
     assert.ok(rekeyed.ok, `no rekey: ${JSON.stringify({ a: rekeyed.va.sending, b: rekeyed.vb.sending, ra: rekeyed.va.received, rb: rekeyed.vb.received })}`);
     // Media under the new generations plays on both sides: each keeps decrypting and playing
-    // the other's microphone, with no failure. (Video after a renegotiation is the SFU gap of
-    // the todo test below.)
+    // the other's microphone, with no failure (video: the next test).
     const s = rekeyed;
     const mic = (v) => v.recvTransforms.filter((t) => t.kind === 'audio').reduce((n, t) => n + t.frames, 0);
     const going = await waitFor(async () => {
@@ -156,7 +155,7 @@ describe('browser calls through signaling dev and its SFU', { skip: serviceSkip(
     assert.deepEqual([...a.errors, ...b.errors, ...c.errors], []);
   });
 
-  test('after the rekey the two keep seeing each other', { timeout: 30_000, todo: 'SFU: simulcast camera forwarding stalls when another participant joins (README, "Found in the SFU")' }, async () => {
+  test('after the rekey the two keep seeing each other', { timeout: 30_000 }, async () => {
     assert.ok(afterRekey, 'needs the rekey test');
     const s = afterRekey;
     const going = await waitFor(async () => {

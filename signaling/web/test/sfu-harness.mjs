@@ -8,8 +8,7 @@
  * root (the test command builds them before the Node tests).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createWriteStream, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SKIP } from './harness.mjs';
 
@@ -38,18 +37,6 @@ export function serviceSkip({ sfu = false } = {}) {
 /** A development token from the binary (dev API key). */
 export function token(room, identity, role = 'caller') {
   return execFileSync(SIGNALING_BIN, ['token', '--room', room, '--identity', identity, '--role', role], { encoding: 'utf8' }).trim();
-}
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Waits for `re` in a child's output (stdout and stderr); resolves with the match. */
@@ -93,10 +80,13 @@ function stopper(child) {
  * `{http, stop}`; `http` is parsed from the join links the command prints.
  */
 export async function startDev() {
-  const child = spawn(SIGNALING_BIN, ['dev', '--listen', '127.0.0.1:0', '--room', 'demo'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });
+  // SERVICE_LOG=<RUST_LOG filter> with SERVICE_LOG_FILE=<path> keeps the service's log for
+  // debugging a failing browser test.
+  const child = spawn(SIGNALING_BIN, ['dev', '--listen', '127.0.0.1:0', '--room', 'demo'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.SERVICE_LOG || 'warn' } });
   const m = await waitForOutput(child, /(http:\/\/127\.0\.0\.1:\d+)\/#room=demo&name=\w+&test=1&join=1&token=/, 'signaling dev');
   child.stdout.resume();
-  child.stderr.resume();
+  if (process.env.SERVICE_LOG_FILE) child.stderr.pipe(createWriteStream(process.env.SERVICE_LOG_FILE));
+  else child.stderr.resume();
   return { child, http: m[1], stop: stopper(child) };
 }
 
@@ -107,11 +97,9 @@ export async function startDev() {
 export async function startSplit() {
   const controlSecret = `ctl-${Math.random().toString(36).slice(2)}${Date.now()}`;
   const adminToken = `adm-${Math.random().toString(36).slice(2)}`;
-  // `sfu --http-port 0` logs `http=127.0.0.1:0`, not the port it bound, so the test picks a
-  // free port itself (a short race with other processes, acceptable on a test machine).
-  const httpPort = await freePort();
-  const sfu = spawn(SFU_BIN, ['--control-secret', controlSecret, '--http-port', String(httpPort), '--udp-port', '0', '--bind-address', '127.0.0.1', '--advertised-address', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
-  await waitForOutput(sfu, /sfu serving/, 'sfu');
+  // Port 0: the SFU logs the address it bound.
+  const sfu = spawn(SFU_BIN, ['--control-secret', controlSecret, '--http-port', '0', '--udp-port', '0', '--bind-address', '127.0.0.1', '--advertised-address', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
+  const httpPort = (await waitForOutput(sfu, /sfu serving.*http=127\.0\.0\.1:(\d+)/, 'sfu'))[1];
   const sfuControl = `http://127.0.0.1:${httpPort}`;
   const sig = spawn(
     SIGNALING_BIN,
