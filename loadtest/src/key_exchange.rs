@@ -19,13 +19,9 @@ use thiserror::Error;
 
 use crate::client_protocol::{RosterDevice, WireBundle};
 
-/// The suite every load-test sender uses.
-///
-/// AES_128_GCM_SHA256_128 rather than the default AES_256_GCM_SHA512_128: with a SHA-512
-/// suite a ratcheted base key is 64 bytes and its envelope's `ct` 80 bytes (docs/e2ee.md §3),
-/// which the signaling service refuses today (`bad_envelope: ct must be 48 bytes`, its
-/// protocol check allows 48 only); with SHA-256 every envelope is 48 bytes.
-pub const SUITE: CipherSuite = CipherSuite::Aes128GcmSha256_128;
+/// The suite every load-test sender uses: the project's default, AES_256_GCM_SHA512_128 (a
+/// ratcheted base key is 64 bytes, its envelope's `ct` 80 bytes; docs/e2ee.md §3).
+pub const SUITE: CipherSuite = CipherSuite::Aes256GcmSha512_128;
 
 /// Why a key operation failed.
 #[derive(Debug, Error)]
