@@ -98,7 +98,8 @@ fn dev_runs_signaling_with_an_embedded_sfu_and_prints_join_links() {
     }
     let mut seen = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while seen.matches("#room=standup&").count() < 2 {
+    // The links and the listening line come from different tasks, in either order.
+    while seen.matches("#room=standup&").count() < 2 || !seen.contains("signaling listening") {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {

@@ -463,11 +463,12 @@ impl NodeHandle {
             let added = plan_subscriptions(&mut state, p, new);
             (peer, removed, added)
         };
-        for ssrc in removed {
-            self.inner.shard.remove_outgoing_track(peer, ssrc).await?;
-        }
-        for track in added {
-            self.inner.shard.add_outgoing_track(peer, track).await?;
+        if !(removed.is_empty() && added.is_empty()) {
+            // One offer for the whole change.
+            self.inner
+                .shard
+                .update_outgoing(peer, removed, added)
+                .await?;
         }
         Ok(())
     }

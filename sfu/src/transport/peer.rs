@@ -263,6 +263,11 @@ impl Peer {
         self.offer_on_connect = true;
     }
 
+    /// Asks for an offer once the peer is connected (an outgoing track removed before then).
+    pub(crate) fn offer_when_connected(&mut self) {
+        self.offer_on_connect = true;
+    }
+
     /// On connect: the outgoing tracks held back until then (the shard attaches them) and
     /// whether the shard should offer.
     pub(crate) fn take_deferred(&mut self) -> (Vec<OutgoingTrack>, bool) {

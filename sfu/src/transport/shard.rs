@@ -63,14 +63,10 @@ enum Command {
         sdp: String,
         reply: oneshot::Sender<Result<(), TransportError>>,
     },
-    AddOutgoingTrack {
+    UpdateOutgoing {
         peer: PeerId,
-        track: OutgoingTrack,
-        reply: oneshot::Sender<Result<(), TransportError>>,
-    },
-    RemoveOutgoingTrack {
-        peer: PeerId,
-        ssrc: u32,
+        remove: Vec<u32>,
+        add: Vec<OutgoingTrack>,
         reply: oneshot::Sender<Result<(), TransportError>>,
     },
     SendRtp {
@@ -151,8 +147,7 @@ impl ShardHandle {
         peer: PeerId,
         track: OutgoingTrack,
     ) -> Result<(), TransportError> {
-        self.request(|reply| Command::AddOutgoingTrack { peer, track, reply })
-            .await?
+        self.update_outgoing(peer, Vec::new(), vec![track]).await
     }
 
     /// Stops sending the track with `ssrc` to `peer`; the resulting offer arrives as
@@ -162,8 +157,25 @@ impl ShardHandle {
         peer: PeerId,
         ssrc: u32,
     ) -> Result<(), TransportError> {
-        self.request(|reply| Command::RemoveOutgoingTrack { peer, ssrc, reply })
-            .await?
+        self.update_outgoing(peer, vec![ssrc], Vec::new()).await
+    }
+
+    /// Stops sending the tracks with the SSRCs in `remove` and starts sending `add`, negotiated
+    /// by one offer ([`PeerEvent::LocalOffer`]; before the peer is connected, by the offer sent
+    /// when it is). Stops at the first failure, keeping the changes before it.
+    pub async fn update_outgoing(
+        &self,
+        peer: PeerId,
+        remove: Vec<u32>,
+        add: Vec<OutgoingTrack>,
+    ) -> Result<(), TransportError> {
+        self.request(|reply| Command::UpdateOutgoing {
+            peer,
+            remove,
+            add,
+            reply,
+        })
+        .await?
     }
 
     /// Sends one RTP packet to `peer` from outside the shard (the forwarding core running inside
@@ -341,27 +353,17 @@ impl<H: MediaHandler> ShardState<H> {
                 self.after_negotiation(peer, now);
                 let _ = reply.send(result);
             }
-            Command::AddOutgoingTrack { peer, track, reply } => {
-                let result = self.peer_mut(peer).and_then(|p| {
-                    if p.connected {
-                        p.attach_outgoing(&track).map(|()| true)
-                    } else {
-                        // Offered once connected, after the client has its answer.
-                        p.defer_outgoing(track);
-                        Ok(false)
-                    }
-                });
+            Command::UpdateOutgoing {
+                peer,
+                remove,
+                add,
+                reply,
+            } => {
+                let result = self.update_outgoing(peer, remove, add);
                 if let Ok(true) = result {
                     self.offer_if_stable(peer, now);
                 }
                 let _ = reply.send(result.map(|_| ()));
-            }
-            Command::RemoveOutgoingTrack { peer, ssrc, reply } => {
-                let result = self.peer_mut(peer).and_then(|p| p.detach_outgoing(ssrc));
-                if result.is_ok() {
-                    self.offer_if_stable(peer, now);
-                }
-                let _ = reply.send(result);
             }
             Command::SendRtp { peer, rtp } => {
                 if let Err(err) = self.outbox(now).send_rtp_bytes(peer, &rtp) {
@@ -469,6 +471,34 @@ impl<H: MediaHandler> ShardState<H> {
             self.offer_if_stable(id, now);
         }
         self.mark_dirty(id);
+    }
+
+    /// Applies an outgoing-track change; returns whether an offer should follow now (a peer not
+    /// connected yet gets its tracks in the offer sent when it is).
+    fn update_outgoing(
+        &mut self,
+        peer: PeerId,
+        remove: Vec<u32>,
+        add: Vec<OutgoingTrack>,
+    ) -> Result<bool, TransportError> {
+        let p = self.peer_mut(peer)?;
+        let mut changed = false;
+        for ssrc in remove {
+            p.detach_outgoing(ssrc)?;
+            changed = true;
+        }
+        for track in add {
+            if p.connected {
+                p.attach_outgoing(&track)?;
+                changed = true;
+            } else {
+                p.defer_outgoing(track);
+            }
+        }
+        if changed && !p.connected {
+            p.offer_when_connected();
+        }
+        Ok(changed && p.connected)
     }
 
     /// Attaches the outgoing tracks held back from a peer's first answer and offers them.
@@ -583,8 +613,13 @@ impl<H: MediaHandler> ShardState<H> {
             message: BytesMut::from(data),
         });
         if let Err(err) = result {
-            self.stats.count_rtc_refusal(&err);
             debug!(%id, %err, "rtc refused a datagram");
+        }
+        // What the session's handlers refused inside (SRTP replay and authentication, RTP/RTCP
+        // malformed after decryption) is counted there, not returned.
+        let refused = peer.pc.take_read_errors();
+        if refused != Default::default() {
+            self.stats.add_rtc_refusals(&refused);
         }
         self.mark_dirty(id);
     }

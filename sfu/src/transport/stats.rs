@@ -57,18 +57,11 @@ pub struct ShardStats {
 }
 
 impl ShardStats {
-    /// Counts a datagram the peer's `rtc` session refused, by why.
-    pub(crate) fn count_rtc_refusal(&mut self, err: &rtc::shared::error::Error) {
-        use rtc::shared::error::Error;
-        match err {
-            Error::ErrDuplicated
-            | Error::SrtpSsrcDuplicated(..)
-            | Error::SrtcpSsrcDuplicated(..) => self.srtp_replayed += 1,
-            Error::ErrFailedToVerifyAuthTag
-            | Error::RtpFailedToVerifyAuthTag
-            | Error::RtcpFailedToVerifyAuthTag => self.srtp_unauthenticated += 1,
-            _ => self.transport_refused += 1,
-        }
+    /// Adds what a peer's `rtc` session refused since it was last asked.
+    pub(crate) fn add_rtc_refusals(&mut self, e: &rtc::peer_connection::RTCReadErrors) {
+        self.srtp_replayed += e.replayed;
+        self.srtp_unauthenticated += e.unauthenticated;
+        self.transport_refused += e.other;
     }
 
     pub(crate) fn count_refusal(&mut self, refusal: StunRefusal) {

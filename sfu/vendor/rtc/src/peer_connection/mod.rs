@@ -245,6 +245,8 @@ pub mod certificate;
 pub mod configuration;
 pub mod event;
 pub(crate) mod handler;
+/// PATCH (e2ee-sfu): see [`RTCPeerConnection::take_read_errors`].
+pub use handler::RTCReadErrors;
 mod internal;
 pub mod message;
 pub mod sdp;
@@ -759,6 +761,13 @@ pub struct RTCPeerConnection {
 }
 
 impl RTCPeerConnection {
+    /// PATCH (e2ee-sfu): received datagrams the read pipeline refused since the last call, by
+    /// why (replayed or unauthenticated SRTP/SRTCP, or anything else), so an application can
+    /// count what its peers sent that never reached it.
+    pub fn take_read_errors(&mut self) -> RTCReadErrors {
+        std::mem::take(&mut self.pipeline_context.read_errors)
+    }
+
     /// Creates an SDP offer to start a new WebRTC connection to a remote peer.
     ///
     /// The offer includes information about the attached media tracks, codecs and options supported

@@ -131,11 +131,47 @@ pub(crate) struct PipelineContext {
     // Statistics accumulator
     pub(crate) stats: RTCStatsAccumulator,
 
+    /// PATCH (e2ee-sfu): datagrams a read handler refused, by why; see
+    /// [`RTCPeerConnection::take_read_errors`](super::RTCPeerConnection::take_read_errors).
+    pub(crate) read_errors: RTCReadErrors,
+
     /// The newest instant the pipeline has been given, through a datagram, a write or a timeout.
     ///
     /// `close()` takes no time of its own, and this crate reads no clock, so the `close_notify`
     /// it sends is stamped with this.
     pub(crate) now: Instant,
+}
+
+/// PATCH (e2ee-sfu): counts of received datagrams that a handler of the read pipeline refused
+/// (each was logged at debug level only: a peer sending garbage must not flood the log).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RTCReadErrors {
+    /// SRTP/SRTCP packets already received (replay protection, RFC 3711).
+    pub replayed: u64,
+    /// SRTP/SRTCP packets whose authentication tag did not verify.
+    pub unauthenticated: u64,
+    /// Anything else: RTP or RTCP malformed after decryption, DTLS records refused, ...
+    pub other: u64,
+}
+
+impl RTCReadErrors {
+    fn count(&mut self, err: &Error) {
+        match err {
+            Error::ErrDuplicated
+            | Error::SrtpSsrcDuplicated(..)
+            | Error::SrtcpSsrcDuplicated(..) => self.replayed += 1,
+            Error::ErrFailedToVerifyAuthTag
+            | Error::RtpFailedToVerifyAuthTag
+            | Error::RtcpFailedToVerifyAuthTag => self.unauthenticated += 1,
+            _ => self.other += 1,
+        }
+    }
+
+    fn add(&mut self, other: &Self) {
+        self.replayed += other.replayed;
+        self.unauthenticated += other.unauthenticated;
+        self.other += other.other;
+    }
 }
 
 impl PipelineContext {
@@ -292,16 +328,20 @@ impl RTCPeerConnection {
         }
 
         use sansio::Protocol;
+        let mut read_errors = RTCReadErrors::default();
         for_each_handler!(forward: process_handler!(self, handler, {
             while let Some(msg) = intermediate_routs.pop_front() {
                 if let Err(err) = handler.handle_read(msg) {
-                    warn!("{}.handle_read got error: {}", handler.name(), err);
+                    read_errors.count(&err);
+                    log::debug!("{}.handle_read got error: {}", handler.name(), err);
                 }
             }
             while let Some(msg) = handler.poll_read() {
                 intermediate_routs.push_back(msg);
             }
         }));
+
+        self.pipeline_context.read_errors.add(&read_errors);
 
         // Finally, put intermediate_routs into RTCPeerConnection's routs
         while let Some(msg) = intermediate_routs.pop_front() {
