@@ -302,9 +302,9 @@ impl NodeHandle {
 
     /// Adds participant `device` with `role` to `room` from its SDP offer and returns the SDP
     /// answer. `subscribe` tracks (ids from [`NodeEvent::TrackPublished`]) are in the answer
-    /// when the offer only receives their kind (a viewer), so media flows as soon as the peer
-    /// connects; a publisher gets them in a [`NodeEvent::Offer`] right after it connected (its
-    /// own sending sections are never used for them). Video in the media sections named in
+    /// when the offer has `recvonly` sections for them (a viewer), so media flows as soon as
+    /// the peer connects; the others come in a [`NodeEvent::Offer`] right after it connected
+    /// (a publisher's own sending sections are never used for them). Video in the media sections named in
     /// `screen_mids` is published as screen share.
     pub async fn add_participant(
         &self,

@@ -154,19 +154,19 @@ pub(crate) struct Peer {
     /// An outgoing track changed while an offer was outstanding: offer again after the answer.
     pub(crate) renegotiate_after_answer: bool,
     outgoing: Vec<OutgoingSender>,
-    /// Outgoing tracks held back from the answer because the client's offer sends media of
-    /// their kind: the shard attaches them and offers once the peer is connected.
+    /// Outgoing tracks added before the peer connected: the shard attaches them and offers once
+    /// it is.
     deferred: Vec<OutgoingTrack>,
-    /// Whether the shard offers once the peer is connected (deferred or unplaced tracks).
+    /// Whether the shard offers once the peer is connected (deferred tracks, tracks the first
+    /// answer had no section for, tracks removed before then).
     offer_on_connect: bool,
 }
 
 impl Peer {
-    /// Builds a peer connection answering `offer`. `outgoing` tracks of a kind the client only
-    /// receives are attached so the answer carries them; the others are deferred (see
-    /// [`Peer::take_deferred`]): an answer can only place them in the client's own sending
-    /// sections, where Chromium drops them on a simulcast section (it expects its rids there)
-    /// and other stacks mix them up with the client's own track.
+    /// Builds a peer connection answering `offer`. Each `outgoing` track gets a `sendonly`
+    /// transceiver of its own (see [`Peer::attach_outgoing`]): the answer carries those a
+    /// `recvonly` section of the offer took (a viewer's); the others are offered once the peer
+    /// is connected ([`Peer::take_deferred`]).
     pub(crate) fn from_offer(
         factory: &PeerFactory,
         ufrag: String,
@@ -192,24 +192,20 @@ impl Peer {
             offer_on_connect: false,
         };
         for track in outgoing {
-            if offer_sends(&offer, track.kind) {
-                peer.deferred.push(track.clone());
-            } else {
-                peer.attach_outgoing(track)?;
-            }
+            peer.attach_outgoing(track)?;
         }
         peer.pc
             .set_remote_description(now, RTCSessionDescription::offer(offer)?)?;
         peer.pc.add_local_candidate(factory.host_candidate()?)?;
         let answer = peer.pc.create_answer(None)?;
         peer.pc.set_local_description(now, answer)?;
-        // Attached tracks the offer had no free section for wait for the offer on connect too.
-        let unplaced = peer.outgoing.iter().any(|o| {
+        // Tracks the offer had no `recvonly` section for (a publisher's offer has none) wait for
+        // the offer the shard sends once the peer is connected.
+        peer.offer_on_connect = peer.outgoing.iter().any(|o| {
             peer.pc
                 .rtp_transceiver(RTCRtpTransceiverId::from(o.sender))
                 .is_none_or(|t| t.mid().is_none())
         });
-        peer.offer_on_connect = unplaced || !peer.deferred.is_empty();
         let sdp = peer
             .pc
             .local_description()
@@ -400,23 +396,6 @@ impl Peer {
         }
         out
     }
-}
-
-/// Whether `offer` has a media section of `kind` in which the client sends (`sendrecv`, the
-/// default, or `sendonly`).
-fn offer_sends(offer: &str, kind: crate::transport::MediaKind) -> bool {
-    let wanted = match kind {
-        crate::transport::MediaKind::Audio => "m=audio ",
-        crate::transport::MediaKind::Video => "m=video ",
-    };
-    let mut sections = offer.split("\nm=").skip(1).map(|s| format!("m={s}"));
-    sections.any(|section| {
-        section.starts_with(wanted)
-            && !section.lines().any(|l| {
-                let l = l.trim_end();
-                l == "a=recvonly" || l == "a=inactive"
-            })
-    })
 }
 
 fn negotiated_codecs(codecs: &[RTCRtpCodecParameters]) -> Vec<NegotiatedCodec> {

@@ -112,9 +112,9 @@ impl ShardHandle {
     }
 
     /// Adds a peer from its SDP offer and returns the answer. Each `outgoing` track gets a
-    /// section of its own: in this answer when the offer only receives that kind (a viewer's
-    /// `recvonly` sections), otherwise in an offer the shard sends as soon as the peer is
-    /// connected ([`PeerEvent::LocalOffer`]); never on a section the client sends on.
+    /// section of its own: in this answer when the offer has a `recvonly` section for it (a
+    /// viewer's), otherwise in an offer the shard sends as soon as the peer is connected
+    /// ([`PeerEvent::LocalOffer`]); never a section the client sends on.
     pub async fn add_peer(
         &self,
         offer: String,
