@@ -118,7 +118,11 @@ export class Call extends EventTarget {
       await this.signaling.connect();
       this._listen();
       const joined = await this.signaling.join({ room: o.room, token: o.token, name: o.name, bundle });
-      await this._onJoined(joined);
+      // Key envelopes that arrive while the roster is still being verified wait for it (they
+      // queue behind this): opened before, the sender would be unknown and the key refused.
+      const onJoined = this._onJoined(joined);
+      this._queue = onJoined.catch(() => {});
+      await onJoined;
       if (joined.media) await this._startMedia();
       else this._warn('media', 'No media server is attached to this room: keys and the roster work, audio and video do not.');
       this.state.phase = 'in-call';

@@ -103,7 +103,10 @@ export async function waitFor(fn, { timeoutMs = 10_000, intervalMs = 250 } = {})
   let last;
   for (;;) {
     last = await fn();
-    if (last?.ok ?? last) return last;
+    // `{ ok, ... }` results: only a truthy `ok` ends the wait (an `ok` built with `&&` can be
+    // `undefined`, which must not read as "done").
+    const done = last !== null && typeof last === 'object' && 'ok' in last ? Boolean(last.ok) : Boolean(last);
+    if (done) return last;
     if (Date.now() > end) return last;
     await new Promise((r) => setTimeout(r, intervalMs));
   }
