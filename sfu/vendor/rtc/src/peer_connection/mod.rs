@@ -768,6 +768,35 @@ impl RTCPeerConnection {
         std::mem::take(&mut self.pipeline_context.read_errors)
     }
 
+    /// PATCH (e2ee-sfu): protects one marshalled RTP packet with the connection's SRTP context
+    /// and returns the datagram with the remote address of the selected ICE candidate pair,
+    /// for the caller to send. Unlike `handle_write`, the packet does not cross the interceptor
+    /// chain, the statistics or the handler queues: one parse of the header, one encryption,
+    /// one buffer. Meant for a forwarder that answers RTCP feedback itself (an SFU), where the
+    /// interceptors have nothing to do with forwarded packets.
+    ///
+    /// Fails before ICE has selected a pair or DTLS has produced the SRTP keys.
+    pub fn protect_rtp(
+        &mut self,
+        rtp: &[u8],
+    ) -> Result<(std::net::SocketAddr, bytes::BytesMut)> {
+        let peer_addr = self
+            .pipeline_context
+            .ice_handler_context
+            .ice_transport
+            .agent
+            .get_selected_candidate_pair()
+            .map(|(_, remote)| remote.addr())
+            .ok_or_else(|| Error::Other("no selected ICE candidate pair yet".to_owned()))?;
+        let context = self
+            .pipeline_context
+            .srtp_handler_context
+            .local_srtp_context
+            .as_mut()
+            .ok_or_else(|| Error::Other("no SRTP context yet".to_owned()))?;
+        Ok((peer_addr, context.encrypt_rtp(rtp)?))
+    }
+
     /// Creates an SDP offer to start a new WebRTC connection to a remote peer.
     ///
     /// The offer includes information about the attached media tracks, codecs and options supported
