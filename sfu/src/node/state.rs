@@ -6,8 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use rtc::shared::marshal::Unmarshal;
+use bytes::Bytes;
 use sfu_forwarding::{
     Codec, Direction, DownstreamParams, Event, LayerSpec, MediaKind as CoreKind, Output,
     ParticipantId, RoomId, RtxParams, Sfu, TrackId, TrackKind, TrackSpec, Transmit,
@@ -501,23 +500,6 @@ impl State {
     }
 }
 
-/// Converts a core transmit into the `rtc` packet the transport encrypts. The payload after the
-/// core's header (RTP header, extensions, rewritten VP8 descriptor) is shared, not copied, when
-/// the header holds no descriptor (audio); with a descriptor, descriptor and payload are joined.
-pub(crate) fn to_rtc_rtp(header: &[u8], payload: Bytes) -> Option<rtc::rtp::Packet> {
-    let mut rest = header;
-    let header = rtc::rtp::Header::unmarshal(&mut rest).ok()?;
-    let payload = if rest.is_empty() {
-        payload
-    } else {
-        let mut joined = BytesMut::with_capacity(rest.len() + payload.len());
-        joined.extend_from_slice(rest);
-        joined.extend_from_slice(&payload);
-        joined.freeze()
-    };
-    Some(rtc::rtp::Packet { header, payload })
-}
-
 /// The [`MediaHandler`] the node plugs into its transport shard: runs the forwarding core on the
 /// shard's task, sending through the shard's outbox without a channel hop.
 pub(crate) struct Glue {
@@ -528,10 +510,7 @@ fn send_via_outbox(out: &mut Outbox<'_>, failures: &mut u64, peer: PeerId, t: Tr
     let sent = match t {
         Transmit::Rtp {
             header, payload, ..
-        } => match to_rtc_rtp(header.as_slice(), payload) {
-            Some(packet) => out.send_rtp(peer, packet).is_ok(),
-            None => false,
-        },
+        } => out.send_rtp(peer, header.as_slice(), &payload).is_ok(),
         Transmit::Rtcp { packet, .. } => out.send_rtcp_bytes(peer, &packet).is_ok(),
     };
     if !sent {

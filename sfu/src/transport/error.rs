@@ -24,6 +24,10 @@ pub enum TransportError {
     /// The peer's DTLS-SRTP is not up yet, so nothing can be sent to it.
     #[error("peer {0} is not connected")]
     NotConnected(PeerId),
+    /// `rtc` chose a destination the peer never proved with an authenticated binding request;
+    /// nothing was sent.
+    #[error("peer {0} has no validated address for its selected candidate pair")]
+    UnvalidatedDestination(PeerId),
     /// The shard task is gone.
     #[error("shard stopped")]
     ShardStopped,

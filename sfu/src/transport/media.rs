@@ -1,18 +1,20 @@
 //! The seam between the transport shard and the forwarding core: a [`MediaHandler`] runs inside
 //! the shard task, receives decrypted RTP/RTCP as borrowed bytes (no per-packet channel hop, no
 //! copy into an owned buffer) and sends through an [`Outbox`] that encrypts and queues on the
-//! shard's socket directly.
+//! shard's socket directly. Forwarded RTP takes the short way: assembled in one reused buffer,
+//! SRTP-protected into its datagram and batched for `sendmmsg` ([`super::send_batch`]), without
+//! crossing the `rtc` pipeline.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::sansio::Protocol;
-use rtc::shared::marshal::Unmarshal;
 
 use super::error::TransportError;
 use super::events::{PeerEvent, PeerId};
 use super::peer::Peer;
+use super::send_batch::SendBatch;
 
 /// What the rest of the SFU plugs into a shard. All calls happen on the shard's task, in the
 /// order packets and events occur; a call must not block.
@@ -30,11 +32,12 @@ pub trait MediaHandler: Send + 'static {
 }
 
 /// Sends media on the shard's peers from inside a [`MediaHandler`] callback. Packets are
-/// SRTP-encrypted by the peer's `rtc` connection and written to the socket when the callback
-/// returns (several packets to several peers are written in one pass).
+/// SRTP-encrypted with the peer's keys and written to the socket when the shard's pass ends
+/// (several packets to several peers in as few system calls as the kernel takes).
 pub struct Outbox<'a> {
     pub(crate) peers: &'a mut HashMap<PeerId, Peer>,
     pub(crate) dirty: &'a mut Vec<PeerId>,
+    pub(crate) batch: &'a mut SendBatch,
     pub(crate) now: Instant,
 }
 
@@ -49,22 +52,43 @@ impl Outbox<'_> {
         self.peers.get(&peer).is_some_and(|p| p.connected)
     }
 
-    /// Sends an RTP packet to `peer`. Its SSRC should be one of the peer's outgoing tracks (or
-    /// their RTX SSRCs) and its payload type one negotiated for it; `rtc` does not check on this
-    /// path, the receiving client does.
+    /// Sends an RTP packet to `peer`, given as the bytes of its start (fixed header, CSRCs,
+    /// header extensions and any payload bytes the forwarder rewrote) and the rest of its
+    /// payload; the two are joined in a reused buffer, not allocated per copy. Its SSRC should
+    /// be one of the peer's outgoing tracks (or their RTX SSRCs) and its payload type one
+    /// negotiated for it; nothing checks that on this path, the receiving client does.
     pub fn send_rtp(
         &mut self,
-        peer: PeerId,
-        packet: rtc::rtp::Packet,
+        peer_id: PeerId,
+        head: &[u8],
+        payload: &[u8],
     ) -> Result<(), TransportError> {
-        self.write(peer, RTCMessage::RtpPacket(String::new(), packet))
+        let peer = self
+            .peers
+            .get_mut(&peer_id)
+            .ok_or(TransportError::UnknownPeer(peer_id))?;
+        if !peer.connected {
+            return Err(TransportError::NotConnected(peer_id));
+        }
+        let assembly = &mut self.batch.assembly;
+        assembly.clear();
+        assembly.extend_from_slice(head);
+        assembly.extend_from_slice(payload);
+        let (dest, datagram) = peer
+            .pc
+            .protect_rtp(assembly)
+            .map_err(|e| TransportError::MalformedPacket(e.to_string()))?;
+        if !peer.addresses.contains(&dest) {
+            self.batch.unvalidated_destination += 1;
+            return Err(TransportError::UnvalidatedDestination(peer_id));
+        }
+        self.batch.datagrams.push((dest, datagram));
+        Ok(())
     }
 
-    /// Parses and sends an RTP packet given as bytes.
-    pub fn send_rtp_bytes(&mut self, peer: PeerId, mut rtp: &[u8]) -> Result<(), TransportError> {
-        let packet = rtc::rtp::Packet::unmarshal(&mut rtp)
-            .map_err(|e| TransportError::MalformedPacket(e.to_string()))?;
-        self.send_rtp(peer, packet)
+    /// Sends an RTP packet given as one buffer (see [`Outbox::send_rtp`]).
+    pub fn send_rtp_bytes(&mut self, peer: PeerId, rtp: &[u8]) -> Result<(), TransportError> {
+        self.send_rtp(peer, rtp, &[])
     }
 
     /// Parses and sends an RTCP compound packet given as bytes.

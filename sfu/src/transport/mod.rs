@@ -13,6 +13,7 @@ mod events;
 mod media;
 mod peer;
 mod rtcp_delivery;
+mod send_batch;
 mod shard;
 mod stats;
 mod stun_gate;

@@ -28,6 +28,7 @@ use super::error::{StartError, TransportError};
 use super::events::{CloseReason, OutgoingTrack, PeerEvent, PeerId};
 use super::media::{MediaHandler, Outbox};
 use super::peer::{Peer, PeerFactory};
+use super::send_batch::{self, SendBatch};
 use super::stats::{ShardStats, StunRefusal};
 use super::stun_gate::{self, StunMessage};
 
@@ -232,6 +233,7 @@ pub async fn start_shard<H: MediaHandler>(
         stats: ShardStats::default(),
         handler,
         pending_out: VecDeque::new(),
+        batch: SendBatch::default(),
         scratch: Vec::with_capacity(RECV_BUFFER),
         inbox: Vec::new(),
     };
@@ -256,6 +258,8 @@ struct ShardState<H> {
     stats: ShardStats,
     handler: H,
     pending_out: VecDeque<(SocketAddr, BytesMut)>,
+    /// Forwarded RTP protected during this pass, written together when it ends.
+    batch: SendBatch,
     /// Reused buffer the decrypted packets are marshalled into before the handler sees them.
     scratch: Vec<u8>,
     /// Reused list of messages taken from one peer before they are dispatched.
@@ -322,6 +326,7 @@ async fn run<H: MediaHandler>(mut state: ShardState<H>, mut commands: mpsc::Rece
     for id in ids {
         state.close_peer(id, CloseReason::Shutdown, now);
     }
+    state.flush_batch();
     state.flush_pending();
     info!("transport shard stopped");
 }
@@ -402,6 +407,7 @@ impl<H: MediaHandler> ShardState<H> {
         Outbox {
             peers: &mut self.peers,
             dirty: &mut self.dirty,
+            batch: &mut self.batch,
             now,
         }
     }
@@ -410,6 +416,7 @@ impl<H: MediaHandler> ShardState<H> {
         let mut outbox = Outbox {
             peers: &mut self.peers,
             dirty: &mut self.dirty,
+            batch: &mut self.batch,
             now,
         };
         self.handler.on_peer_event(event, &mut outbox);
@@ -705,6 +712,31 @@ impl<H: MediaHandler> ShardState<H> {
             }
         }
         self.flush_pending();
+        self.flush_batch();
+    }
+
+    /// Writes the forwarded RTP protected during this pass (after what was queued before it);
+    /// what the socket does not take now is queued behind it.
+    fn flush_batch(&mut self) {
+        self.stats.send_unvalidated_destination +=
+            std::mem::take(&mut self.batch.unvalidated_destination);
+        if self.batch.datagrams.is_empty() {
+            return;
+        }
+        let written = if self.pending_out.is_empty() {
+            send_batch::send_all(&self.socket, &self.batch.datagrams)
+        } else {
+            0
+        };
+        self.stats.datagrams_out += written as u64;
+        for (dest, data) in self.batch.datagrams.drain(written..) {
+            if self.pending_out.len() >= self.config.max_pending_datagrams {
+                self.stats.send_queue_full += 1;
+                continue;
+            }
+            self.pending_out.push_back((dest, data));
+        }
+        self.batch.datagrams.clear();
     }
 
     fn drive_peer(&mut self, id: PeerId, now: Instant) {
@@ -822,6 +854,7 @@ impl<H: MediaHandler> ShardState<H> {
         let mut outbox = Outbox {
             peers: &mut self.peers,
             dirty: &mut self.dirty,
+            batch: &mut self.batch,
             now,
         };
         if is_rtp {
