@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::test_peer::TestPeer;
+use common::test_peer::{TestPeer, vp8_descriptor_len};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use sfu::node::{NodeConfig, NodeEvent, SubscriptionRequest, TrackClass, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
@@ -40,25 +40,6 @@ fn audio_payload(r: u8) -> Vec<u8> {
     let mut p = vec![AUDIO_MARK, r];
     p.extend((0..80u32).map(|i| (i as u8).wrapping_mul(13).wrapping_add(r)));
     p
-}
-
-/// Length of a VP8 payload descriptor (RFC 7741 §4.2), read independently of the SFU.
-fn descriptor_len(p: &[u8]) -> usize {
-    let mut len = 1;
-    if p[0] & 0x80 != 0 {
-        let x = p[1];
-        len += 1;
-        if x & 0x80 != 0 {
-            len += if p[len] & 0x80 != 0 { 2 } else { 1 };
-        }
-        if x & 0x40 != 0 {
-            len += 1;
-        }
-        if x & 0x30 != 0 {
-            len += 1;
-        }
-    }
-    len
 }
 
 struct Presenter {
@@ -188,7 +169,7 @@ async fn fifty_viewers_receive_the_presenters_audio_and_video_unchanged() {
                     assert_eq!(p, &audio_payload(p[1])[..], "audio payload unchanged");
                     got[v].0 += 1;
                 } else {
-                    let f = &p[descriptor_len(p)..];
+                    let f = &p[vp8_descriptor_len(p)..];
                     assert_eq!(f, &frame(f[4])[..], "video frame bytes unchanged");
                     got[v].1 += 1;
                 }

@@ -20,7 +20,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::test_peer::TestPeer;
+use common::test_peer::{TestPeer, vp8_descriptor_len};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtcp::raw_packet::RawPacket;
 use sfu::node::{NodeConfig, NodeEvent, NodeHandle, SubscriptionRequest, start_node};
@@ -115,25 +115,6 @@ fn good_payload(i: u16) -> (Vec<u8>, Vec<u8>) {
     let mut payload = vec![0x90, 0x80, (picture_id >> 8) as u8, picture_id as u8];
     payload.extend_from_slice(&frame);
     (payload, frame)
-}
-
-/// Length of a VP8 payload descriptor (RFC 7741 §4.2), read independently of the SFU's parser.
-fn vp8_descriptor_len(p: &[u8]) -> usize {
-    let mut len = 1;
-    if p[0] & 0x80 != 0 {
-        let x = p[1];
-        len += 1;
-        if x & 0x80 != 0 {
-            len += if p[len] & 0x80 != 0 { 2 } else { 1 };
-        }
-        if x & 0x40 != 0 {
-            len += 1;
-        }
-        if x & 0x30 != 0 {
-            len += 1;
-        }
-    }
-    len
 }
 
 /// Whether `p` is cut off inside the VP8 payload descriptor it announces: such a payload

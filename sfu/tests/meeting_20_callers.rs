@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::test_peer::TestPeer;
+use common::test_peer::{TestPeer, vp8_descriptor_len};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use sfu::node::{NodeConfig, NodeEvent, SessionDescription, SubscriptionRequest, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
@@ -31,25 +31,6 @@ fn payload(c: u8, r: u8) -> Vec<u8> {
     let mut p = vec![0x90, 0x80, 0x80, r];
     p.extend(frame(c, r));
     p
-}
-
-/// Length of a VP8 payload descriptor (RFC 7741 §4.2), read independently of the SFU.
-fn descriptor_len(p: &[u8]) -> usize {
-    let mut len = 1;
-    if p[0] & 0x80 != 0 {
-        let x = p[1];
-        len += 1;
-        if x & 0x80 != 0 {
-            len += if p[len] & 0x80 != 0 { 2 } else { 1 };
-        }
-        if x & 0x40 != 0 {
-            len += 1;
-        }
-        if x & 0x30 != 0 {
-            len += 1;
-        }
-    }
-    len
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +138,7 @@ async fn twenty_callers_each_receive_every_other_callers_frames_unchanged() {
         for (s, peer) in callers.iter_mut().enumerate() {
             while let Ok(packet) = peer.rtp.try_recv() {
                 let p = &packet.payload[..];
-                let f = &p[descriptor_len(p)..];
+                let f = &p[vp8_descriptor_len(p)..];
                 let (c, r) = (f[4], f[5]);
                 assert_eq!(f, &frame(c, r)[..], "frame bytes unchanged");
                 assert_ne!(usize::from(c), s, "no caller receives itself");

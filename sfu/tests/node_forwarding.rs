@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::test_peer::TestPeer;
+use common::test_peer::{TestPeer, vp8_descriptor_len};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use sfu::node::{NodeConfig, NodeEvent, NodeHandle, SubscriptionRequest, TrackClass, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
@@ -34,26 +34,6 @@ fn audio_payload(i: u8) -> Vec<u8> {
     let mut p = vec![AUDIO_MARK, i];
     p.extend((0..120u32).map(|b| (b.wrapping_mul(13) + u32::from(i)) as u8));
     p
-}
-
-/// Length of a VP8 payload descriptor (RFC 7741 §4.2), read by the test independently of the
-/// SFU's parser.
-fn vp8_descriptor_len(p: &[u8]) -> usize {
-    let mut len = 1;
-    if p[0] & 0x80 != 0 {
-        let x = p[1];
-        len += 1;
-        if x & 0x80 != 0 {
-            len += if p[len] & 0x80 != 0 { 2 } else { 1 };
-        }
-        if x & 0x40 != 0 {
-            len += 1;
-        }
-        if x & 0x30 != 0 {
-            len += 1;
-        }
-    }
-    len
 }
 
 async fn send_round(

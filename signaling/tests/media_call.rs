@@ -11,6 +11,8 @@ mod common;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 mod test_peer;
 
+use test_peer::vp8_descriptor_len;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,25 +81,6 @@ fn vp8_frame(i: u32) -> Vec<u8> {
     frame.extend_from_slice(&i.to_be_bytes());
     frame.extend((0..300u32).map(|b| (b.wrapping_mul(29) ^ i) as u8));
     frame
-}
-
-/// Length of a VP8 payload descriptor (RFC 7741 §4.2), read independently of the SFU.
-fn vp8_descriptor_len(p: &[u8]) -> usize {
-    let mut len = 1;
-    if p[0] & 0x80 != 0 {
-        let x = p[1];
-        len += 1;
-        if x & 0x80 != 0 {
-            len += if p[len] & 0x80 != 0 { 2 } else { 1 };
-        }
-        if x & 0x40 != 0 {
-            len += 1;
-        }
-        if x & 0x30 != 0 {
-            len += 1;
-        }
-    }
-    len
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,17 +327,14 @@ struct Receiver {
     store: KeyStore,
 }
 
-/// Decrypts what `m` receives until `want` video frames, all from `slot`, each equal to what
-/// was encrypted (audio frames that arrive are checked the same way).
-///
-/// Audio is not required here: the SFU forwards the audio (its counters show it, and
-/// `sfu/tests/node_forwarding.rs` checks the bytes), but this `webrtc`-crate client surfaces no
-/// track for audio forwarded on its own sendrecv audio section after renegotiation; known gap.
+/// Decrypts what `m` receives until `want` video frames and `want` audio frames, all from
+/// `slot`, each equal to what was encrypted. (The SFU sends every forwarded track on a
+/// `sendonly` section of its own, never on the client's sending sections.)
 async fn receive(m: &mut Receiver, slot: u16, want: u32) {
     let (mut audio, mut video) = (0u32, 0u32);
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while video < want {
+    while video < want || audio < want {
         let packet = tokio::time::timeout_at(deadline, m.rtp.recv())
             .await
             .unwrap_or_else(|_| panic!("frames arrive within 15 s: {audio} audio, {video} video"))

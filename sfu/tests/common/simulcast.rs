@@ -50,24 +50,10 @@ pub fn payload(rank: u8, frame: u16, keyframe: bool) -> Vec<u8> {
     p
 }
 
-/// Offset of the VP8 frame after the payload descriptor (RFC 7741 §4.2), read independently of
-/// the SFU's parser.
+/// The VP8 frame after the payload descriptor (RFC 7741 §4.2), read independently of the SFU's
+/// parser.
 pub fn frame_of(p: &[u8]) -> &[u8] {
-    let mut len = 1;
-    if p[0] & 0x80 != 0 {
-        let x = p[1];
-        len += 1;
-        if x & 0x80 != 0 {
-            len += if p[len] & 0x80 != 0 { 2 } else { 1 };
-        }
-        if x & 0x40 != 0 {
-            len += 1;
-        }
-        if x & 0x30 != 0 {
-            len += 1;
-        }
-    }
-    &p[len..]
+    &p[super::test_peer::vp8_descriptor_len(p)..]
 }
 
 /// What the subscriber saw of one received packet.

@@ -483,3 +483,22 @@ impl TestPeer {
         self.track = Some((track, ssrc));
     }
 }
+
+/// Length of a VP8 payload descriptor (RFC 7741 §4.2), read independently of the SFU's parser.
+pub fn vp8_descriptor_len(p: &[u8]) -> usize {
+    let mut len = 1;
+    if p[0] & 0x80 != 0 {
+        let x = p[1];
+        len += 1;
+        if x & 0x80 != 0 {
+            len += if p[len] & 0x80 != 0 { 2 } else { 1 };
+        }
+        if x & 0x40 != 0 {
+            len += 1;
+        }
+        if x & 0x30 != 0 {
+            len += 1;
+        }
+    }
+    len
+}
