@@ -108,6 +108,8 @@ pub struct ParticipantSpec {
     pub epoch: Instant,
     /// Seed of frame sizes.
     pub seed: u64,
+    /// The SFU's media address and the impairment relay in front of it, when media is impaired.
+    pub media_via: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
 }
 
 /// Counters shared with the runner while the run goes on.
@@ -313,7 +315,10 @@ impl<'a> Session<'a> {
             }
         }
         // Media session: tracks, offer, answer.
-        let (peer, incoming) = RtcPeer::new().await?;
+        let (mut peer, incoming) = RtcPeer::new().await?;
+        if let Some((server, relay)) = self.spec.media_via {
+            peer.route_media_via(server, relay);
+        }
         let mut published = Vec::new();
         let mut announcements = Vec::new();
         match self.spec.role {
@@ -785,6 +790,7 @@ async fn receive_media(
             let before = r.broken_frames();
             let frame = r.push(
                 packet.header.sequence_number,
+                packet.header.timestamp,
                 packet.header.marker,
                 &packet.payload,
             );

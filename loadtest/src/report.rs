@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::impairment::RelayStats;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -77,6 +78,10 @@ pub struct Report {
     pub relay_cpu_seconds: Option<f64>,
     /// Baseline only: packets relayed per CPU second of the relay thread.
     pub relay_packets_per_cpu_second: Option<f64>,
+    /// Meeting and broadcast with `--impair`: what the impairment relay between the clients and
+    /// the SFU did (packets per direction, dropped by loss or queue, reordered), or `null`.
+    #[serde(default)]
+    pub impairment_relay: Option<RelayStats>,
 }
 
 /// Why a report could not be written.
@@ -124,6 +129,7 @@ impl Report {
             forwarded_packets_per_cpu_second: None,
             relay_cpu_seconds: None,
             relay_packets_per_cpu_second: None,
+            impairment_relay: None,
         }
     }
 
@@ -229,6 +235,21 @@ impl Report {
             (
                 "relay pkts / cpu s",
                 opt_f(self.relay_packets_per_cpu_second, ""),
+            ),
+            (
+                "impairment drops",
+                self.impairment_relay.map_or_else(
+                    || "-".into(),
+                    |r| {
+                        format!(
+                            "{} of {} to the SFU, {} of {} to clients",
+                            r.to_server.dropped_loss + r.to_server.dropped_queue,
+                            r.to_server.received,
+                            r.to_client.dropped_loss + r.to_client.dropped_queue,
+                            r.to_client.received
+                        )
+                    },
+                ),
             ),
         ];
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);

@@ -188,6 +188,8 @@ pub struct RtcPeer {
     pc: Arc<dyn PeerConnection>,
     state: watch::Receiver<RTCPeerConnectionState>,
     gathered: watch::Receiver<bool>,
+    /// Candidates of the SFU at `.0` are reached at `.1` instead (an impairment relay).
+    media_via: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
 }
 
 impl std::fmt::Debug for RtcPeer {
@@ -235,6 +237,7 @@ impl RtcPeer {
                 pc: Arc::new(pc),
                 state,
                 gathered,
+                media_via: None,
             },
             incoming,
         ))
@@ -345,9 +348,24 @@ impl RtcPeer {
             .ok_or_else(|| PeerError::Webrtc("no local description".into()))
     }
 
+    /// Sends media for the SFU at `server` to `relay` instead (an impairment relay in front of
+    /// the SFU): its candidates in every remote description are rewritten before they apply.
+    pub fn route_media_via(&mut self, server: std::net::SocketAddr, relay: std::net::SocketAddr) {
+        self.media_via = Some((server, relay));
+    }
+
+    /// A remote description as it is applied: loopback candidates only, routed via the relay.
+    fn remote_sdp(&self, sdp: &str) -> String {
+        let sdp = loopback_only_sdp(sdp);
+        match self.media_via {
+            Some((server, relay)) => rewrite_candidates(&sdp, server, relay),
+            None => sdp,
+        }
+    }
+
     /// Applies the SFU's answer to our offer.
     pub async fn apply_answer(&self, sdp: &str) -> Result<(), PeerError> {
-        let desc = RTCSessionDescription::answer(loopback_only_sdp(sdp)).map_err(webrtc_err)?;
+        let desc = RTCSessionDescription::answer(self.remote_sdp(sdp)).map_err(webrtc_err)?;
         self.pc
             .set_remote_description(desc)
             .await
@@ -356,7 +374,7 @@ impl RtcPeer {
 
     /// Answers an offer from the SFU (renegotiation).
     pub async fn answer(&self, sdp: &str) -> Result<String, PeerError> {
-        let desc = RTCSessionDescription::offer(loopback_only_sdp(sdp)).map_err(webrtc_err)?;
+        let desc = RTCSessionDescription::offer(self.remote_sdp(sdp)).map_err(webrtc_err)?;
         self.pc
             .set_remote_description(desc)
             .await
@@ -429,9 +447,54 @@ pub fn loopback_only_sdp(sdp: &str) -> String {
     out
 }
 
+/// `sdp` with every candidate at `from` (address and port) moved to `to`.
+pub fn rewrite_candidates(
+    sdp: &str,
+    from: std::net::SocketAddr,
+    to: std::net::SocketAddr,
+) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let body = line.trim_end();
+        if body.starts_with("a=candidate:") {
+            let mut fields: Vec<&str> = body.split(' ').collect();
+            // a=candidate:foundation component transport priority address port typ ...
+            let matches = fields.len() > 5
+                && fields[4].parse::<std::net::IpAddr>().ok() == Some(from.ip())
+                && fields[5].parse::<u16>().ok() == Some(from.port());
+            if matches {
+                let (ip, port) = (to.ip().to_string(), to.port().to_string());
+                fields[4] = &ip;
+                fields[5] = &port;
+                out.push_str(&fields.join(" "));
+                out.push_str(&line[body.len()..]);
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn candidates_of_the_server_are_moved_to_the_relay() {
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n\
+            a=candidate:2 1 udp 2130706431 127.0.0.1 40001 typ host\r\n";
+        let out = rewrite_candidates(
+            sdp,
+            "127.0.0.1:40000".parse().unwrap(),
+            "127.0.0.1:5555".parse().unwrap(),
+        );
+        assert_eq!(
+            out,
+            "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 5555 typ host\r\n\
+             a=candidate:2 1 udp 2130706431 127.0.0.1 40001 typ host\r\n"
+        );
+    }
 
     #[test]
     fn only_loopback_candidates_survive() {

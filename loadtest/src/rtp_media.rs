@@ -6,9 +6,11 @@
 //!   reads and rewrites the descriptor and reads the frame's first byte (the clear VP8 frame
 //!   tag); everything after the clear prefix is SFrame ciphertext.
 //!
-//! [`Vp8Reassembler`] puts a frame back together on the receiving side from packets in
-//! sequence order: a frame starts at a packet with S = 1 and partition 0 and ends at the marker
-//! bit; a frame with a missing packet is dropped (the probe inside counts it as lost).
+//! [`Vp8Reassembler`] puts a frame back together on the receiving side, as a browser's jitter
+//! buffer does: the packets of one RTP timestamp, from the one with S = 1 and partition 0 to the
+//! one with the marker bit, in any arrival order, so a packet recovered by NACK/RTX later still
+//! completes its frame. A frame still incomplete when [`MAX_PENDING_FRAMES`] newer frames are
+//! in progress is given up (the probe inside counts it as lost).
 
 use bytes::Bytes;
 use thiserror::Error;
@@ -98,14 +100,47 @@ pub fn vp8_descriptor(payload: &[u8]) -> Result<(usize, bool), DepacketizeError>
     Ok((len, starts_frame))
 }
 
-/// Rebuilds VP8 frames from one RTP stream's packets, arriving in order (the WebRTC stack
-/// hands them over in arrival order; a reordered packet ends the frame it belongs to).
+/// Frames of one stream held while packets are missing (about half a second of a 15-30 fps
+/// stream: room for a retransmission round trip or two).
+pub const MAX_PENDING_FRAMES: usize = 12;
+
+/// Timestamps of completed frames remembered, so a late duplicate does not start a frame again.
+const COMPLETED_REMEMBERED: usize = 32;
+
+/// One frame in progress: its packets' data in arrival order and where each one lies.
+#[derive(Debug)]
+struct PendingFrame {
+    timestamp: u32,
+    data: Vec<u8>,
+    /// (sequence number, offset in `data`, length), in arrival order.
+    parts: Vec<(u16, usize, usize)>,
+    first_seq: Option<u16>,
+    last_seq: Option<u16>,
+}
+
+impl PendingFrame {
+    /// Whether every packet from the first to the marker is here.
+    fn is_complete(&self) -> bool {
+        match (self.first_seq, self.last_seq) {
+            (Some(first), Some(last)) => {
+                usize::from(last.wrapping_sub(first)) + 1 == self.parts.len()
+                    && self
+                        .parts
+                        .iter()
+                        .all(|(seq, ..)| seq.wrapping_sub(first) <= last.wrapping_sub(first))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Rebuilds VP8 frames from one RTP stream's packets (see the module documentation).
 #[derive(Debug, Default)]
 pub struct Vp8Reassembler {
+    pending: std::collections::VecDeque<PendingFrame>,
+    completed: std::collections::VecDeque<u32>,
     frame: Vec<u8>,
-    /// Sequence number the next packet of the frame in progress must have.
-    next_seq: Option<u16>,
-    /// Frames dropped because a packet was missing.
+    /// Frames given up because a packet never arrived.
     broken_frames: u64,
 }
 
@@ -115,10 +150,11 @@ impl Vp8Reassembler {
         Self::default()
     }
 
-    /// Takes one packet; returns the complete frame when `marker` ends one.
+    /// Takes one packet; returns the frame it completes, if any.
     pub fn push(
         &mut self,
         seq: u16,
+        timestamp: u32,
         marker: bool,
         payload: &[u8],
     ) -> Result<Option<&[u8]>, DepacketizeError> {
@@ -127,30 +163,68 @@ impl Vp8Reassembler {
         if data.is_empty() {
             return Err(DepacketizeError::Empty);
         }
-        if starts {
-            if self.next_seq.is_some() {
-                self.broken_frames += 1;
-            }
-            self.frame.clear();
-        } else if self.next_seq != Some(seq) {
-            // A middle packet without its predecessor: the frame is incomplete.
-            if self.next_seq.is_some() {
-                self.broken_frames += 1;
-            }
-            self.next_seq = None;
+        if self.completed.contains(&timestamp) {
             return Ok(None);
         }
-        self.frame.extend_from_slice(data);
-        if marker {
-            self.next_seq = None;
-            Ok(Some(&self.frame))
-        } else {
-            self.next_seq = Some(seq.wrapping_add(1));
-            Ok(None)
+        let index = match self.pending.iter().position(|f| f.timestamp == timestamp) {
+            Some(i) => i,
+            None => {
+                if self.pending.len() == MAX_PENDING_FRAMES {
+                    self.pending.pop_front();
+                    self.broken_frames += 1;
+                }
+                self.pending.push_back(PendingFrame {
+                    timestamp,
+                    data: Vec::with_capacity(data.len() * 8),
+                    parts: Vec::new(),
+                    first_seq: None,
+                    last_seq: None,
+                });
+                self.pending.len() - 1
+            }
+        };
+        let frame = &mut self.pending[index];
+        if frame.parts.iter().any(|(s, ..)| *s == seq) {
+            return Ok(None);
         }
+        frame.parts.push((seq, frame.data.len(), data.len()));
+        frame.data.extend_from_slice(data);
+        if starts {
+            frame.first_seq = Some(seq);
+        }
+        if marker {
+            frame.last_seq = Some(seq);
+        }
+        if !frame.is_complete() {
+            return Ok(None);
+        }
+        let Some(frame) = self.pending.remove(index) else {
+            return Ok(None);
+        };
+        if self.completed.len() == COMPLETED_REMEMBERED {
+            self.completed.pop_front();
+        }
+        self.completed.push_back(timestamp);
+        let first = frame.first_seq.unwrap_or(seq);
+        let in_order = frame
+            .parts
+            .windows(2)
+            .all(|w| w[0].0.wrapping_sub(first) < w[1].0.wrapping_sub(first));
+        if in_order {
+            self.frame = frame.data;
+        } else {
+            let mut parts = frame.parts;
+            parts.sort_by_key(|(s, ..)| s.wrapping_sub(first));
+            self.frame.clear();
+            for (_, offset, len) in parts {
+                self.frame
+                    .extend_from_slice(&frame.data[offset..offset + len]);
+            }
+        }
+        Ok(Some(&self.frame))
     }
 
-    /// Frames dropped because one of their packets was missing or out of order.
+    /// Frames given up because one of their packets never arrived.
     pub fn broken_frames(&self) -> u64 {
         self.broken_frames
     }
@@ -181,7 +255,10 @@ mod tests {
             let mut got = None;
             for (i, b) in payloads.iter().enumerate() {
                 let last = i + 1 == payloads.len();
-                got = r.push(seq, last, b).unwrap().map(<[u8]>::to_vec);
+                got = r
+                    .push(seq, n as u32 * 3000, last, b)
+                    .unwrap()
+                    .map(<[u8]>::to_vec);
                 seq = seq.wrapping_add(1);
                 assert_eq!(got.is_some(), last);
             }
@@ -201,20 +278,39 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_packet_drops_its_frame_only() {
+    fn a_late_packet_completes_its_frame_and_a_lost_one_drops_only_its_frame() {
         let mut p = Vp8Packetizer::new(1);
         let mut r = Vp8Reassembler::new();
         let mut out = Vec::new();
         let f = frame(3000, 1);
         p.packetize(&f, &mut out);
         assert_eq!(out.len(), 3);
-        assert_eq!(r.push(10, false, &out[0]).unwrap(), None);
-        // Packet 11 lost.
-        assert_eq!(r.push(12, true, &out[2]).unwrap(), None);
-        assert_eq!(r.broken_frames(), 1);
-        let g = frame(500, 2);
+        assert_eq!(r.push(10, 100, false, &out[0]).unwrap(), None);
+        // Packet 11 late (a retransmission): the frame waits for it.
+        assert_eq!(r.push(12, 100, true, &out[2]).unwrap(), None);
+        assert_eq!(r.push(11, 100, false, &out[1]).unwrap(), Some(&f[..]));
+        // A duplicate of a completed frame is ignored.
+        assert_eq!(r.push(11, 100, false, &out[1]).unwrap(), None);
+        // Frame 200 loses packet 14 for good: it is given up once enough newer frames came.
+        let g = frame(3000, 2);
         p.packetize(&g, &mut out);
-        assert_eq!(r.push(13, true, &out[0]).unwrap(), Some(&g[..]));
+        assert_eq!(r.push(13, 200, false, &out[0]).unwrap(), None);
+        assert_eq!(r.push(15, 200, true, &out[2]).unwrap(), None);
+        let mut seq = 16u16;
+        for i in 0..MAX_PENDING_FRAMES as u32 {
+            let h = frame(500, i as u8);
+            p.packetize(&h, &mut out);
+            assert_eq!(r.push(seq, 300 + i, true, &out[0]).unwrap(), Some(&h[..]));
+            seq += 1;
+        }
+        assert_eq!(r.broken_frames(), 0, "completed frames do not push it out");
+        for i in 0..MAX_PENDING_FRAMES as u32 {
+            let h = frame(3000, i as u8);
+            p.packetize(&h, &mut out);
+            assert_eq!(r.push(seq, 1000 + i, false, &out[0]).unwrap(), None);
+            seq += 3;
+        }
+        assert_eq!(r.broken_frames(), 1);
     }
 
     #[test]
@@ -235,6 +331,6 @@ mod tests {
             );
         }
         let mut r = Vp8Reassembler::new();
-        assert_eq!(r.push(0, true, &full), Err(DepacketizeError::Empty));
+        assert_eq!(r.push(0, 0, true, &full), Err(DepacketizeError::Empty));
     }
 }

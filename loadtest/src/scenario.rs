@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::client_protocol::{Grants, sign_token};
 use crate::histogram::DurationHistogram;
-use crate::impairment::Impairment;
+use crate::impairment::{Impairment, ImpairmentRelay, RelayConfig};
 use crate::participant::{
     LiveCounters, ParticipantOutcome, ParticipantSpec, Role, run_participant,
 };
@@ -119,10 +119,12 @@ fn check_common(common: &CommonConfig) -> Result<(), ScenarioError> {
             "duration must be between 1 s and 3600 s".into(),
         ));
     }
-    if common.impairment.is_some_and(|i| !i.is_none()) {
+    if common.impairment.is_some_and(|i| !i.is_none())
+        && matches!(common.target, Target::Url { .. })
+    {
         return Err(ScenarioError::Config(
-            "--impair applies to the baseline only for now (the scenarios' WebRTC peers are \
-             not routed through the impairment relay yet)"
+            "--impair needs the services loadtest starts itself (it puts the impairment relay \
+             in front of the SFU's media port, which --url does not name)"
                 .into(),
         ));
     }
@@ -256,6 +258,32 @@ fn run_with(
     let epoch = Instant::now();
     let ttl =
         (join_timeout(total, plan.rate_per_s) + common.duration + STOP_TIMEOUT).as_secs() + 60;
+    // With an impairment, every client's media crosses the relay (one upstream socket per
+    // client, so the SFU still sees one address per participant); signaling does not.
+    let relay = match (
+        common.impairment.filter(|i| !i.is_none()),
+        services.sfu_media,
+    ) {
+        (Some(impairment), Some(server)) => Some(
+            ImpairmentRelay::start(RelayConfig {
+                seed: common.seed,
+                max_flows: total + 16,
+                lifetime: Duration::from_secs(ttl),
+                ..RelayConfig::symmetric(server, impairment)
+            })
+            .map_err(|e| ScenarioError::Config(format!("impairment relay: {e}")))?,
+        ),
+        (Some(_), None) => {
+            return Err(ScenarioError::Config(
+                "--impair needs the SFU's media address (services started by loadtest)".into(),
+            ));
+        }
+        (None, _) => None,
+    };
+    let media_via = relay
+        .as_ref()
+        .zip(services.sfu_media)
+        .map(|(r, server)| (server, r.local_addr()));
     let spec = |index: usize, role: Role| ParticipantSpec {
         index: index as u16,
         role,
@@ -280,6 +308,7 @@ fn run_with(
         ),
         epoch,
         seed: common.seed,
+        media_via,
     };
 
     let (outcomes, measured, cost) = runtime.block_on(async {
@@ -369,6 +398,7 @@ fn run_with(
     });
     progress.finish();
     runtime.shutdown_timeout(Duration::from_secs(2));
+    let relay_stats = relay.map(ImpairmentRelay::stop);
 
     let mut report = Report::new(plan.scenario);
     report.duration_s = measured.as_secs_f64();
@@ -377,6 +407,8 @@ fn run_with(
         Target::Spawn => Some(services.base_url.clone()),
     };
     report.participants = total as u64;
+    report.impairment = relay_stats.and(common.impairment).map(|i| i.to_string());
+    report.impairment_relay = relay_stats;
     merge_outcomes(&mut report, &outcomes, plan);
     if report.joined == 0 {
         return Err(ScenarioError::NobodyJoined);
@@ -444,9 +476,16 @@ mod tests {
     }
 
     #[test]
-    fn impairment_is_refused_and_join_time_grows_with_the_rate() {
+    fn impairment_with_external_services_is_refused_and_join_time_grows_with_the_rate() {
         let mut c = common();
         c.impairment = Some("loss=1%".parse().unwrap());
+        c.target = Target::Url {
+            signaling: "http://127.0.0.1:9".into(),
+            sfu_pid: None,
+            sfu_metrics: None,
+            api_key: ("k".into(), "s".into()),
+            admin_token: None,
+        };
         assert!(matches!(
             run_meeting(&c, &MeetingConfig { callers: 2 }),
             Err(ScenarioError::Config(_))

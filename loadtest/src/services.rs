@@ -69,6 +69,8 @@ pub struct Services {
     pub sfu_pid: Option<u32>,
     /// The SFU's `/metrics` URL.
     pub sfu_metrics: Option<String>,
+    /// The SFU's media (UDP) address, when loadtest started it.
+    pub sfu_media: Option<std::net::SocketAddr>,
     /// Where the started services' logs are.
     pub log_dir: Option<PathBuf>,
     started: Vec<ServiceProcess>,
@@ -114,6 +116,7 @@ impl Services {
             admin_token,
             sfu_pid,
             sfu_metrics,
+            sfu_media: None,
             log_dir: None,
             started: Vec::new(),
         }
@@ -190,6 +193,7 @@ impl Services {
             admin_token: Some(admin_token),
             sfu_pid,
             sfu_metrics: Some(format!("http://127.0.0.1:{sfu_http}/metrics")),
+            sfu_media: Some(std::net::SocketAddr::from(([127, 0, 0, 1], sfu_udp))),
             log_dir: Some(log_dir),
             started: vec![sfu, signaling],
         })

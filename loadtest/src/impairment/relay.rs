@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -127,7 +127,7 @@ struct Counters {
 }
 
 /// A snapshot of one direction's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectionStats {
     /// Packets that entered the relay in this direction.
     pub received: u64,
@@ -146,7 +146,7 @@ pub struct DirectionStats {
 }
 
 /// A snapshot of a relay's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayStats {
     /// Client to server.
     pub to_server: DirectionStats,
