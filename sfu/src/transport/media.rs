@@ -63,13 +63,7 @@ impl Outbox<'_> {
         head: &[u8],
         payload: &[u8],
     ) -> Result<(), TransportError> {
-        let peer = self
-            .peers
-            .get_mut(&peer_id)
-            .ok_or(TransportError::UnknownPeer(peer_id))?;
-        if !peer.connected {
-            return Err(TransportError::NotConnected(peer_id));
-        }
+        let peer = connected_peer(self.peers, peer_id)?;
         let assembly = &mut self.batch.assembly;
         assembly.clear();
         assembly.extend_from_slice(head);
@@ -100,13 +94,7 @@ impl Outbox<'_> {
     }
 
     fn write(&mut self, peer_id: PeerId, message: RTCMessage) -> Result<(), TransportError> {
-        let peer = self
-            .peers
-            .get_mut(&peer_id)
-            .ok_or(TransportError::UnknownPeer(peer_id))?;
-        if !peer.connected {
-            return Err(TransportError::NotConnected(peer_id));
-        }
+        let peer = connected_peer(self.peers, peer_id)?;
         peer.pc.handle_write(TaggedRTCMessage {
             now: self.now,
             message,
@@ -117,4 +105,16 @@ impl Outbox<'_> {
         }
         Ok(())
     }
+}
+
+/// The peer `id` if it exists and its DTLS-SRTP is up (nothing can be sent to it before).
+fn connected_peer(
+    peers: &mut HashMap<PeerId, Peer>,
+    id: PeerId,
+) -> Result<&mut Peer, TransportError> {
+    let peer = peers.get_mut(&id).ok_or(TransportError::UnknownPeer(id))?;
+    if !peer.connected {
+        return Err(TransportError::NotConnected(id));
+    }
+    Ok(peer)
 }
