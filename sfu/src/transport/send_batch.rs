@@ -1,4 +1,5 @@
-//! The datagrams a shard produces in one pass, written to its socket together.
+//! The datagrams a shard produces in one pass, written to its socket together: what the peers'
+//! `rtc` sessions emit (ICE, DTLS, RTCP) and, above all, forwarded RTP.
 //!
 //! Forwarded RTP does not cross the `rtc` pipeline: [`Outbox`](super::Outbox) assembles each
 //! copy in one reused buffer, the peer's SRTP context protects it into a datagram of its own
@@ -18,7 +19,7 @@ use tokio::net::UdpSocket;
 /// Datagrams handed to one `sendmmsg` call (Linux accepts up to 1024).
 pub(crate) const MAX_PER_CALL: usize = 128;
 
-/// Protected datagrams waiting for the end of the pass, and the buffer copies are assembled in.
+/// Datagrams waiting for the end of the pass, and the buffer forwarded copies are assembled in.
 #[derive(Default)]
 pub(crate) struct SendBatch {
     pub(crate) datagrams: Vec<(SocketAddr, BytesMut)>,

@@ -258,7 +258,8 @@ struct ShardState<H> {
     stats: ShardStats,
     handler: H,
     pending_out: VecDeque<(SocketAddr, BytesMut)>,
-    /// Forwarded RTP protected during this pass, written together when it ends.
+    /// Every datagram of this pass (forwarded RTP, `rtc`'s own output), written together when it
+    /// ends.
     batch: SendBatch,
     /// Reused buffer the decrypted packets are marshalled into before the handler sees them.
     scratch: Vec<u8>,
@@ -715,8 +716,8 @@ impl<H: MediaHandler> ShardState<H> {
         self.flush_batch();
     }
 
-    /// Writes the forwarded RTP protected during this pass (after what was queued before it);
-    /// what the socket does not take now is queued behind it.
+    /// Writes the datagrams of this pass (after what was queued before them); what the socket
+    /// does not take now is queued behind them.
     fn flush_batch(&mut self) {
         self.stats.send_unvalidated_destination +=
             std::mem::take(&mut self.batch.unvalidated_destination);
@@ -763,14 +764,7 @@ impl<H: MediaHandler> ShardState<H> {
                         close = Some(CloseReason::DtlsFailed);
                     }
                 }
-                send_or_queue(
-                    &self.socket,
-                    &mut self.pending_out,
-                    &mut self.stats,
-                    self.config.max_pending_datagrams,
-                    dest,
-                    transmit.message,
-                );
+                self.batch.datagrams.push((dest, transmit.message));
             }
             while let Some(event) = peer.pc.poll_event() {
                 match event {
@@ -887,14 +881,7 @@ impl<H: MediaHandler> ShardState<H> {
             while let Some(transmit) = peer.pc.poll_write() {
                 let dest = transmit.transport.peer_addr;
                 if peer.addresses.contains(&dest) {
-                    send_or_queue(
-                        &self.socket,
-                        &mut self.pending_out,
-                        &mut self.stats,
-                        self.config.max_pending_datagrams,
-                        dest,
-                        transmit.message,
-                    );
+                    self.batch.datagrams.push((dest, transmit.message));
                 }
             }
         }
@@ -903,49 +890,12 @@ impl<H: MediaHandler> ShardState<H> {
         self.emit(PeerEvent::Closed { peer: id, reason }, now);
     }
 
+    /// Writes what waited for the socket to become writable, oldest first.
     fn flush_pending(&mut self) {
-        while let Some((dest, data)) = self.pending_out.front() {
-            match self.socket.try_send_to(data, *dest) {
-                Ok(_) => {
-                    self.stats.datagrams_out += 1;
-                    self.pending_out.pop_front();
-                }
-                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(err) => {
-                    debug!(%err, %dest, "send_to failed");
-                    self.pending_out.pop_front();
-                }
-            }
-        }
+        let written = send_batch::send_all(&self.socket, self.pending_out.make_contiguous());
+        self.stats.datagrams_out += written as u64;
+        self.pending_out.drain(..written);
     }
-}
-
-fn send_or_queue(
-    socket: &UdpSocket,
-    pending: &mut VecDeque<(SocketAddr, BytesMut)>,
-    stats: &mut ShardStats,
-    max_pending: usize,
-    dest: SocketAddr,
-    data: BytesMut,
-) {
-    if pending.is_empty() {
-        match socket.try_send_to(&data, dest) {
-            Ok(_) => {
-                stats.datagrams_out += 1;
-                return;
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(err) => {
-                debug!(%err, %dest, "send_to failed");
-                return;
-            }
-        }
-    }
-    if pending.len() >= max_pending {
-        stats.send_queue_full += 1;
-        return;
-    }
-    pending.push_back((dest, data));
 }
 
 /// ICE characters (RFC 8839 `ice-char`): ALPHA / DIGIT / "+" / "/". 64 of them, so a random
