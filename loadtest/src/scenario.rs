@@ -27,10 +27,10 @@ use crate::report::{Report, Scenario};
 use crate::services::{Services, ServicesError};
 use crate::sfu_cost::{SfuCostError, SfuCostMeter};
 
-/// Largest meeting (DESIGN.md: rooms of up to 100 callers).
+/// Largest meeting (docs/architecture.md §4.5: rooms of up to 100 callers).
 pub const MAX_CALLERS: usize = 100;
 
-/// Largest broadcast audience (DESIGN.md: 500-viewer broadcasts).
+/// Largest broadcast audience (docs/architecture.md §4.5: 500-viewer broadcasts).
 pub const MAX_VIEWERS: usize = 500;
 
 /// Where the services under test are.

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-/// Hard cap on callers in a meeting room (DESIGN.md §1).
+/// Hard cap on callers in a meeting room (docs/architecture.md §4.5).
 pub const MAX_MEETING_CALLERS: usize = 100;
-/// Hard cap on viewers in a broadcast room (DESIGN.md §1).
+/// Hard cap on viewers in a broadcast room (docs/architecture.md §4.5).
 pub const MAX_BROADCAST_VIEWERS: usize = 500;
 /// Hard cap on presenters in a broadcast room.
 pub const MAX_BROADCAST_PRESENTERS: usize = 16;
@@ -194,7 +194,7 @@ pub enum MediaKind {
 }
 
 /// Codecs the core forwards. H.264 and AV1 are deliberately absent: E2EE rooms refuse them until
-/// codec-aware partial encryption exists (DESIGN.md §3), see [`Codec::from_mime`].
+/// codec-aware partial encryption exists (docs/architecture.md §2.1), see [`Codec::from_mime`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
     /// Opus audio, 48 kHz.

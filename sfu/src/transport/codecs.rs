@@ -1,6 +1,6 @@
 //! The codecs and RTP header extensions the SFU negotiates.
 //!
-//! Opus for audio; VP8 and VP9 (profile 0) with RTX for video (DESIGN.md §3: H.264 and AV1 are
+//! Opus; VP8 and VP9 (profile 0) with RTX for video (docs/architecture.md §2.1: H.264 and AV1 are
 //! refused in E2EE rooms, so they are never offered or accepted). Header extensions are those the
 //! forwarding core routes on: mid, rid, repaired rid, audio level, transport-wide CC, absolute
 //! send time and the dependency descriptor.
