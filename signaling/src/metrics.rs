@@ -96,9 +96,7 @@ impl Metrics {
         registry.register(Box::new(key_envelopes_relayed.clone()))?;
         registry.register(Box::new(rejected.clone()))?;
         registry.register(Box::new(client_decrypt_failures.clone()))?;
-        registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        registry.register(Box::new(process_metrics::ProcessCollector::for_self()?))?;
         for role in Role::ALL {
             participants.with_label_values(&[role.as_str()]);
         }

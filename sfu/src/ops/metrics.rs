@@ -91,9 +91,7 @@ impl SfuMetrics {
     /// Builds the registry with every metric and the process collector.
     pub fn new() -> Result<Self, MetricsError> {
         let r = Registry::new();
-        r.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        r.register(Box::new(process_metrics::ProcessCollector::for_self()?))?;
         let rooms = IntGauge::new("sfu_rooms", "rooms open on this node")?;
         r.register(Box::new(rooms.clone()))?;
         let participants = IntGauge::new("sfu_participants", "peer connections admitted")?;
