@@ -1,0 +1,114 @@
+//! Demultiplexing: which peer a datagram on the shared socket belongs to.
+//!
+//! A STUN binding request is routed by the ufrag in its USERNAME (the SFU made every ufrag, so
+//! it names the peer) and admitted only if its MESSAGE-INTEGRITY verifies with that peer's
+//! password; the source address is then bound to the peer. Every other datagram is routed by
+//! its source address, so only addresses that proved the ICE password reach a peer's DTLS and
+//! SRTP. Sources outside the allow-list are dropped first, unread.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tracing::debug;
+
+use super::ShardState;
+use crate::transport::dtls_alert;
+use crate::transport::events::CloseReason;
+use crate::transport::media::MediaHandler;
+use crate::transport::stats::StunRefusal;
+use crate::transport::stun_gate::{self, StunMessage};
+
+impl<H: MediaHandler> ShardState<H> {
+    pub(super) fn on_datagram(&mut self, src: SocketAddr, data: &[u8], now: Instant) {
+        if !self.config.allowed_sources.allows(src.ip()) {
+            self.stats.count_refusal(StunRefusal::SourceNotAllowed);
+            return;
+        }
+        let id = if stun_gate::looks_like_stun(data) {
+            match stun_gate::parse(data) {
+                Err(_) => {
+                    self.stats.count_refusal(StunRefusal::Malformed);
+                    return;
+                }
+                Ok(StunMessage::BindingRequest(request)) => {
+                    let Some(&id) = self.by_ufrag.get(request.local_ufrag) else {
+                        self.stats.count_refusal(StunRefusal::UnknownUsername);
+                        return;
+                    };
+                    let Some(peer) = self.peers.get_mut(&id) else {
+                        // by_ufrag and peers change together in add_peer and close_peer.
+                        self.by_ufrag.remove(request.local_ufrag);
+                        self.stats.count_refusal(StunRefusal::UnknownUsername);
+                        return;
+                    };
+                    if !request.verify(peer.pwd.as_bytes()) {
+                        self.stats.count_refusal(StunRefusal::BadIntegrity);
+                        return;
+                    }
+                    peer.last_consent = Some(now);
+                    let forgotten = peer.bind_address(src);
+                    if let Some(old) = forgotten
+                        && self.by_addr.get(&old) == Some(&id)
+                    {
+                        self.by_addr.remove(&old);
+                    }
+                    if let Some(previous) = self.by_addr.insert(src, id)
+                        && previous != id
+                        && let Some(prev_peer) = self.peers.get_mut(&previous)
+                    {
+                        // The address proved another peer's password: it belongs to that peer now.
+                        prev_peer.addresses.retain(|a| *a != src);
+                    }
+                    id
+                }
+                Ok(StunMessage::Other) => match self.by_addr.get(&src) {
+                    Some(&id) => id,
+                    None => {
+                        self.stats.unknown_source += 1;
+                        return;
+                    }
+                },
+            }
+        } else {
+            match self.by_addr.get(&src) {
+                Some(&id) => id,
+                None => {
+                    self.stats.unknown_source += 1;
+                    return;
+                }
+            }
+        };
+
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if !peer.connected && dtls_alert::contains_alert(data) {
+            debug!(%id, "DTLS alert from peer before connection was up");
+            self.close_peer(id, CloseReason::DtlsFailed, now);
+            return;
+        }
+        let result = peer.pc.handle_read(TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.advertised,
+                peer_addr: src,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(data),
+        });
+        if let Err(err) = result {
+            debug!(%id, %err, "rtc refused a datagram");
+        }
+        // What the session's handlers refused inside (SRTP replay and authentication, RTP/RTCP
+        // malformed after decryption) is counted there, not returned.
+        let refused = peer.pc.take_read_errors();
+        if refused != Default::default() {
+            self.stats.add_rtc_refusals(&refused);
+        }
+        self.mark_dirty(id);
+    }
+}

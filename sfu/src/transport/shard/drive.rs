@@ -1,0 +1,331 @@
+//! The shard task's loop: wait for a command, a datagram, a timer or a writable socket; handle
+//! it; then drive every peer touched (its `rtc` output, events and decrypted media) and write
+//! the pass's datagrams together.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::sansio::Protocol;
+use rtc::shared::marshal::{Marshal, MarshalSize};
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use super::commands::Command;
+use super::{RECV_BATCH, RECV_BUFFER, ShardState};
+use crate::transport::dtls_alert;
+use crate::transport::events::{CloseReason, PeerEvent, PeerId};
+use crate::transport::media::{MediaHandler, Outbox};
+use crate::transport::peer::Peer;
+use crate::transport::send_batch;
+
+enum Wake {
+    Command(Option<Command>),
+    Datagram(std::io::Result<(usize, SocketAddr)>),
+    Timer,
+    Writable,
+}
+
+pub(super) async fn run<H: MediaHandler>(
+    mut state: ShardState<H>,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let socket = state.socket.clone();
+    let mut buf = vec![0u8; RECV_BUFFER];
+    loop {
+        state.drive_dirty(Instant::now());
+        let deadline = state.timers.first().map(|(t, _)| *t);
+        let wake = tokio::select! {
+            biased;
+            command = commands.recv() => Wake::Command(command),
+            received = socket.recv_from(&mut buf) => Wake::Datagram(received),
+            () = sleep_until(deadline), if deadline.is_some() => Wake::Timer,
+            ready = socket.writable(), if !state.pending_out.is_empty() => {
+                if ready.is_err() { state.pending_out.clear(); }
+                Wake::Writable
+            }
+        };
+        match wake {
+            Wake::Command(None) => break,
+            Wake::Command(Some(command)) => {
+                state.on_command(command);
+                // Take what else is queued, so sends issued together are flushed together.
+                for _ in 1..RECV_BATCH {
+                    match commands.try_recv() {
+                        Ok(command) => state.on_command(command),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Wake::Datagram(Ok((n, src))) => {
+                let now = Instant::now();
+                state.on_datagram(src, &buf[..n], now);
+                // Read what else is already queued before driving peers, so their output is
+                // produced and sent in one pass.
+                for _ in 1..RECV_BATCH {
+                    match socket.try_recv_from(&mut buf) {
+                        Ok((n, src)) => state.on_datagram(src, &buf[..n], now),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Wake::Datagram(Err(err)) => {
+                // ICMP errors surface here on some platforms; they concern one destination.
+                debug!(%err, "recv_from failed");
+            }
+            Wake::Timer => state.on_timers(Instant::now()),
+            Wake::Writable => state.flush_pending(),
+        }
+    }
+    let ids: Vec<PeerId> = state.peers.keys().copied().collect();
+    let now = Instant::now();
+    for id in ids {
+        state.close_peer(id, CloseReason::Shutdown, now);
+    }
+    state.flush_batch();
+    state.flush_pending();
+    info!("transport shard stopped");
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
+
+impl<H: MediaHandler> ShardState<H> {
+    fn on_timers(&mut self, now: Instant) {
+        while let Some(&(deadline, id)) = self.timers.first() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            peer.scheduled = None;
+            if let Some(reason) = self.expiry(id, now) {
+                self.close_peer(id, reason, now);
+                continue;
+            }
+            if let Some(peer) = self.peers.get_mut(&id)
+                && let Err(err) = peer.pc.handle_timeout(now)
+            {
+                debug!(%id, %err, "handle_timeout failed");
+            }
+            self.mark_dirty(id);
+        }
+    }
+
+    /// The shard's own deadline for `id`: consent once connected, connect timeout before.
+    fn liveness_deadline(&self, peer: &Peer) -> Instant {
+        if peer.connected {
+            peer.last_consent.unwrap_or(peer.created) + self.config.consent_timeout
+        } else {
+            peer.created + self.config.connect_timeout
+        }
+    }
+
+    fn expiry(&self, id: PeerId, now: Instant) -> Option<CloseReason> {
+        let peer = self.peers.get(&id)?;
+        (now >= self.liveness_deadline(peer)).then_some(if peer.connected {
+            CloseReason::ConsentExpired
+        } else {
+            CloseReason::ConnectTimeout
+        })
+    }
+
+    fn reschedule(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        let liveness = self.liveness_deadline(peer);
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let deadline = peer.pc.poll_timeout().map_or(liveness, |t| t.min(liveness));
+        if peer.scheduled != Some(deadline) {
+            if let Some(old) = peer.scheduled.take() {
+                self.timers.remove(&(old, id));
+            }
+            peer.scheduled = Some(deadline);
+            self.timers.insert((deadline, id));
+        }
+    }
+
+    /// Drains every peer touched since the last pass: transmits, events, media for the handler.
+    fn drive_dirty(&mut self, now: Instant) {
+        // Handler callbacks can dirty other peers; bound the passes so a pathological handler
+        // cannot spin the shard.
+        for _ in 0..8 {
+            if self.dirty.is_empty() {
+                break;
+            }
+            let batch = std::mem::take(&mut self.dirty);
+            for &id in &batch {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.dirty = false;
+                }
+                self.drive_peer(id, now);
+            }
+            let mut batch = batch;
+            batch.clear();
+            if self.dirty.is_empty() {
+                self.dirty = batch;
+            }
+        }
+        self.flush_pending();
+        self.flush_batch();
+    }
+
+    /// Writes the datagrams of this pass (after what was queued before them); what the socket
+    /// does not take now is queued behind them.
+    fn flush_batch(&mut self) {
+        self.stats.send_unvalidated_destination +=
+            std::mem::take(&mut self.batch.unvalidated_destination);
+        if self.batch.datagrams.is_empty() {
+            return;
+        }
+        let written = if self.pending_out.is_empty() {
+            send_batch::send_all(&self.socket, &self.batch.datagrams)
+        } else {
+            0
+        };
+        self.stats.datagrams_out += written as u64;
+        for (dest, data) in self.batch.datagrams.drain(written..) {
+            if self.pending_out.len() >= self.config.max_pending_datagrams {
+                self.stats.send_queue_full += 1;
+                continue;
+            }
+            self.pending_out.push_back((dest, data));
+        }
+        self.batch.datagrams.clear();
+    }
+
+    fn drive_peer(&mut self, id: PeerId, now: Instant) {
+        let mut close: Option<CloseReason> = None;
+        let mut events = Vec::new();
+        {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                return;
+            };
+            while let Some(transmit) = peer.pc.poll_write() {
+                let dest = transmit.transport.peer_addr;
+                if !peer.addresses.contains(&dest) {
+                    self.stats.send_unvalidated_destination += 1;
+                    continue;
+                }
+                if dtls_alert::contains_alert(&transmit.message) {
+                    if peer.connected {
+                        // After the handshake `rtc-dtls` sends an alert only as the reply to
+                        // the peer's authenticated close_notify or on a fatal error: either way
+                        // the session is over, though `rtc` keeps reporting `Connected` (a
+                        // closed DTLS transport over connected ICE counts as connected).
+                        close.get_or_insert(CloseReason::PeerClosed);
+                    } else {
+                        close = Some(CloseReason::DtlsFailed);
+                    }
+                }
+                self.batch.datagrams.push((dest, transmit.message));
+            }
+            while let Some(event) = peer.pc.poll_event() {
+                match event {
+                    RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
+                        RTCPeerConnectionState::Connected if !peer.connected => {
+                            peer.connected = true;
+                            events.push(PeerEvent::Connected {
+                                peer: id,
+                                join_latency: now.saturating_duration_since(peer.created),
+                            });
+                        }
+                        RTCPeerConnectionState::Failed => {
+                            close.get_or_insert(CloseReason::Failed);
+                        }
+                        RTCPeerConnectionState::Closed => {
+                            close.get_or_insert(CloseReason::PeerClosed);
+                        }
+                        _ => {}
+                    },
+                    RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                        if let Some(track) = peer.incoming_track(&init) {
+                            events.push(PeerEvent::IncomingTrack { peer: id, track });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(message) = peer.pc.poll_read() {
+                self.inbox.push(message.message);
+            }
+        }
+
+        let connected_now = events
+            .iter()
+            .any(|e| matches!(e, PeerEvent::Connected { .. }));
+        for event in events {
+            self.emit(event, now);
+        }
+        if connected_now {
+            self.offer_deferred(id, now);
+        }
+        let mut inbox = std::mem::take(&mut self.inbox);
+        for message in inbox.drain(..) {
+            self.dispatch_media(id, message, now);
+        }
+        self.inbox = inbox;
+
+        if let Some(reason) = close {
+            self.close_peer(id, reason, now);
+        } else {
+            self.reschedule(id);
+        }
+    }
+
+    fn dispatch_media(&mut self, id: PeerId, message: RTCMessage, now: Instant) {
+        self.scratch.clear();
+        let is_rtp = match message {
+            RTCMessage::RtpPacket(_, packet) => {
+                self.scratch.resize(packet.marshal_size(), 0);
+                if packet.marshal_to(&mut self.scratch).is_err() {
+                    return;
+                }
+                self.stats.rtp_in += 1;
+                true
+            }
+            RTCMessage::RtcpPacket(_, packets) => {
+                let total = packets.iter().map(|p| p.marshal_size()).sum();
+                self.scratch.resize(total, 0);
+                let mut offset = 0;
+                for packet in &packets {
+                    match packet.marshal_to(&mut self.scratch[offset..]) {
+                        Ok(n) => offset += n,
+                        Err(_) => return,
+                    }
+                }
+                self.stats.rtcp_in += 1;
+                false
+            }
+            _ => return,
+        };
+        let mut outbox = Outbox {
+            peers: &mut self.peers,
+            dirty: &mut self.dirty,
+            batch: &mut self.batch,
+            now,
+        };
+        if is_rtp {
+            self.handler.on_rtp(id, &self.scratch, now, &mut outbox);
+        } else {
+            self.handler.on_rtcp(id, &self.scratch, now, &mut outbox);
+        }
+    }
+
+    /// Writes what waited for the socket to become writable, oldest first.
+    fn flush_pending(&mut self) {
+        let written = send_batch::send_all(&self.socket, self.pending_out.make_contiguous());
+        self.stats.datagrams_out += written as u64;
+        self.pending_out.drain(..written);
+    }
+}

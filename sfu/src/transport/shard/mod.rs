@@ -1,0 +1,168 @@
+//! The shard: one tokio task owning one UDP socket and many peer connections.
+//!
+//! Its jobs, one file each: [`commands`] (the [`ShardHandle`] other tasks hold and the shard's
+//! side of each request), [`demux`] (which peer a datagram belongs to), [`negotiation`] (offers,
+//! answers and outgoing-track changes) and [`drive`] (the task's loop: receive, drive `rtc`,
+//! timers, the pass's send batch). This file holds the state they share, the start, and what
+//! every job needs: events to the handler, the dirty list, closing a peer.
+
+mod commands;
+mod demux;
+mod drive;
+mod negotiation;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rtc::peer_connection::message::RTCMessage;
+use rtc::sansio::Protocol;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::info;
+
+use super::config::TransportConfig;
+use super::error::{StartError, TransportError};
+use super::events::{CloseReason, PeerEvent, PeerId};
+use super::media::{MediaHandler, Outbox};
+use super::peer::{Peer, PeerFactory};
+use super::send_batch::SendBatch;
+use super::stats::ShardStats;
+
+pub use commands::{PeerAdded, ShardHandle};
+
+/// Largest datagram read from the socket.
+const RECV_BUFFER: usize = 2048;
+/// Datagrams read per wake-up before peers are driven (bounds the work per wake-up).
+const RECV_BATCH: usize = 64;
+/// Capacity of the command channel.
+const COMMAND_CAPACITY: usize = 1024;
+
+/// Binds the shard's socket, spawns its task on the current tokio runtime and returns a handle.
+pub async fn start_shard<H: MediaHandler>(
+    config: TransportConfig,
+    handler: H,
+) -> Result<ShardHandle, StartError> {
+    let socket = UdpSocket::bind(config.bind).await?;
+    let local_addr = socket.local_addr()?;
+    let factory = PeerFactory::new(&config, local_addr.port()).map_err(StartError::Certificate)?;
+    let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
+    let advertised = SocketAddr::new(config.advertised_ip, local_addr.port());
+    info!(%local_addr, %advertised, "transport shard listening");
+    let state = ShardState {
+        socket: Arc::new(socket),
+        advertised,
+        config,
+        factory,
+        peers: HashMap::new(),
+        by_ufrag: HashMap::new(),
+        by_addr: HashMap::new(),
+        timers: BTreeSet::new(),
+        dirty: Vec::new(),
+        next_id: 1,
+        stats: ShardStats::default(),
+        handler,
+        pending_out: VecDeque::new(),
+        batch: SendBatch::default(),
+        scratch: Vec::with_capacity(RECV_BUFFER),
+        inbox: Vec::new(),
+    };
+    tokio::spawn(drive::run(state, rx));
+    Ok(ShardHandle {
+        commands: tx,
+        local_addr,
+    })
+}
+
+struct ShardState<H> {
+    socket: Arc<UdpSocket>,
+    advertised: SocketAddr,
+    config: TransportConfig,
+    factory: PeerFactory,
+    peers: HashMap<PeerId, Peer>,
+    by_ufrag: HashMap<String, PeerId>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    timers: BTreeSet<(Instant, PeerId)>,
+    dirty: Vec<PeerId>,
+    next_id: u64,
+    stats: ShardStats,
+    handler: H,
+    pending_out: VecDeque<(SocketAddr, BytesMut)>,
+    /// Every datagram of this pass (forwarded RTP, `rtc`'s own output), written together when it
+    /// ends.
+    batch: SendBatch,
+    /// Reused buffer the decrypted packets are marshalled into before the handler sees them.
+    scratch: Vec<u8>,
+    /// Reused list of messages taken from one peer before they are dispatched.
+    inbox: Vec<RTCMessage>,
+}
+
+impl<H: MediaHandler> ShardState<H> {
+    fn peer_mut(&mut self, peer: PeerId) -> Result<&mut Peer, TransportError> {
+        self.peers
+            .get_mut(&peer)
+            .ok_or(TransportError::UnknownPeer(peer))
+    }
+
+    fn outbox(&mut self, now: Instant) -> Outbox<'_> {
+        Outbox {
+            peers: &mut self.peers,
+            dirty: &mut self.dirty,
+            batch: &mut self.batch,
+            now,
+        }
+    }
+
+    fn emit(&mut self, event: PeerEvent, now: Instant) {
+        let mut outbox = Outbox {
+            peers: &mut self.peers,
+            dirty: &mut self.dirty,
+            batch: &mut self.batch,
+            now,
+        };
+        self.handler.on_peer_event(event, &mut outbox);
+    }
+
+    fn mark_dirty(&mut self, id: PeerId) {
+        if let Some(peer) = self.peers.get_mut(&id)
+            && !peer.dirty
+        {
+            peer.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// Closes `id`, frees every trace of it (ufrag, addresses, timers) and tells the handler.
+    fn close_peer(&mut self, id: PeerId, reason: CloseReason, now: Instant) {
+        let Some(mut peer) = self.peers.remove(&id) else {
+            return;
+        };
+        self.by_ufrag.remove(&peer.ufrag);
+        for addr in &peer.addresses {
+            if self.by_addr.get(addr) == Some(&id) {
+                self.by_addr.remove(addr);
+            }
+        }
+        if let Some(deadline) = peer.scheduled.take() {
+            self.timers.remove(&(deadline, id));
+        }
+        if reason == CloseReason::ConsentExpired {
+            self.stats.consent_expired += 1;
+        }
+        if matches!(reason, CloseReason::Removed | CloseReason::Shutdown) && peer.connected {
+            // Say goodbye (DTLS close_notify) to an address the peer proved.
+            let _ = peer.pc.close();
+            while let Some(transmit) = peer.pc.poll_write() {
+                let dest = transmit.transport.peer_addr;
+                if peer.addresses.contains(&dest) {
+                    self.batch.datagrams.push((dest, transmit.message));
+                }
+            }
+        }
+        info!(%id, ?reason, "peer closed");
+        drop(peer);
+        self.emit(PeerEvent::Closed { peer: id, reason }, now);
+    }
+}
