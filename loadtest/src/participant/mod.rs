@@ -1,0 +1,201 @@
+//! One simulated participant: joins over the real signaling protocol, runs a real WebRTC
+//! session with the SFU, exchanges SFrame keys through signaling, publishes encrypted media
+//! and decrypts and measures every frame it receives.
+//!
+//! Three tasks per participant:
+//! - the **control loop** ([`run_participant`], `session.rs`): the WebSocket, the peer
+//!   connection's negotiation, subscriptions and key exchange (protocol §2, §4; the sender-key
+//!   side is in `keys.rs`);
+//! - the **publisher** (callers and presenters, once connected; `media_tasks.rs`): Opus test
+//!   tone every 20 ms, VP8-shaped frames per layer at the layer's frame rate, each frame with a
+//!   probe, sealed with SFrame and packetized into RTP;
+//! - the **receiver** (`media_tasks.rs`): every RTP packet of every remote track, VP8 frames
+//!   reassembled, every frame decrypted and measured ([`FrameOpener`]).
+//!
+//! This file holds what they share: the participant's spec, counters, outcome and errors.
+
+mod keys;
+mod media_tasks;
+mod session;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::media::vp8_frames::SimulcastLayer;
+use crate::receiver_stats::StatsTotals;
+use crate::rtc_peer::PeerError;
+use crate::secure_media::{FrameOpener, FrameSealer};
+use session::Session;
+
+/// The screen share a presenter sends: one 2.5 Mbit/s layer.
+pub const SCREEN_LAYER: SimulcastLayer = SimulcastLayer {
+    rid: "",
+    width: 1920,
+    height: 1080,
+    bitrate_bps: 2_500_000,
+};
+
+/// Screen-share frame rate.
+pub const SCREEN_FPS: u32 = 15;
+
+/// Server errors kept per participant for the run's diagnostics.
+const MAX_ERRORS_KEPT: usize = 4;
+
+/// What a participant does in the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Meeting caller: publishes Opus and three-layer camera simulcast, subscribes to all.
+    Caller,
+    /// Broadcast presenter: publishes Opus and a single-layer screen share.
+    Presenter,
+    /// Broadcast viewer: subscribes only.
+    Viewer,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Caller => "caller",
+            Role::Presenter => "presenter",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    fn publishes(self) -> bool {
+        self != Role::Viewer
+    }
+}
+
+/// How one participant is run.
+#[derive(Debug, Clone)]
+pub struct ParticipantSpec {
+    /// Index in the run (the probe's sender field).
+    pub index: u16,
+    /// Role.
+    pub role: Role,
+    /// Room name.
+    pub room: String,
+    /// WebSocket URL of `/v1/rtc`.
+    pub ws_url: String,
+    /// Access token.
+    pub token: String,
+    /// The run's clock origin (probe times are µs since it).
+    pub epoch: Instant,
+    /// Seed of frame sizes.
+    pub seed: u64,
+    /// The SFU's media address and the impairment relay in front of it, when media is impaired.
+    pub media_via: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+}
+
+/// Counters shared with the runner while the run goes on.
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    /// Participants whose transport connected.
+    pub joined: AtomicU64,
+    /// Frames decrypted so far, over all participants.
+    pub frames_decrypted: AtomicU64,
+    /// Frames sent so far, over all publishers.
+    pub frames_sent: AtomicU64,
+}
+
+/// What one participant measured.
+#[derive(Debug, Clone, Default)]
+pub struct ParticipantOutcome {
+    /// Whether its transport connected.
+    pub joined: bool,
+    /// From opening the WebSocket to a connected transport.
+    pub join_ms: Option<f64>,
+    /// From opening the WebSocket to the first decrypted frame.
+    pub first_frame_ms: Option<f64>,
+    /// Received streams' statistics.
+    pub totals: StatsTotals,
+    /// Frames that failed SFrame authentication.
+    pub decrypt_failures: u64,
+    /// Frames that arrived before their key.
+    pub frames_without_key: u64,
+    /// VP8 frames lost to a missing RTP packet before decryption.
+    pub broken_frames: u64,
+    /// Frames this participant published.
+    pub frames_sent: u64,
+    /// Envelopes refused (bad signature, unknown sender...).
+    pub envelope_failures: u64,
+    /// The first server errors (code: message).
+    pub errors: Vec<String>,
+    /// Why the participant stopped early, if it did.
+    pub failure: Option<String>,
+}
+
+/// Why a participant stopped.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ParticipantError {
+    /// The WebSocket failed.
+    #[error("websocket: {0}")]
+    WebSocket(String),
+    /// The server closed the connection or removed the participant.
+    #[error("server ended the session: {0}")]
+    Closed(String),
+    /// The server refused the join.
+    #[error("join refused: {0}")]
+    Refused(String),
+    /// The peer connection failed.
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    /// No media node is attached to the signaling service.
+    #[error("signaling has no media node (joined.media is false)")]
+    NoMedia,
+    /// A sender key could not be made.
+    #[error("sender key: {0}")]
+    Key(String),
+}
+
+/// Receiving state shared by the control loop (installs keys) and the receiver task.
+type SharedOpener = Arc<Mutex<FrameOpener>>;
+
+/// Sending state shared by the control loop (ratchets) and the publisher task.
+type SharedSealer = Arc<Mutex<FrameSealer>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock means a task panicked; its state is still the best there is.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs one participant until `stop` turns true (or the session fails).
+pub async fn run_participant(
+    spec: ParticipantSpec,
+    counters: Arc<LiveCounters>,
+    mut stop: watch::Receiver<bool>,
+) -> ParticipantOutcome {
+    let mut outcome = ParticipantOutcome::default();
+    let opener: SharedOpener = Arc::new(Mutex::new(FrameOpener::new()));
+    let started = Instant::now();
+    let result = Session::run(&spec, &counters, &opener, &mut stop, &mut outcome, started).await;
+    if let Err(e) = result {
+        outcome.failure = Some(e.to_string());
+    }
+    let opener = lock(&opener);
+    outcome.totals = opener.stats().totals();
+    outcome.decrypt_failures = opener.decrypt_failures();
+    outcome.frames_without_key = opener.frames_without_key();
+    outcome.first_frame_ms = opener.first_frame_us().map(|us| {
+        let started_us = started.duration_since(spec.epoch).as_micros() as f64;
+        ((us as f64 - started_us) / 1000.0).max(0.0)
+    });
+    outcome
+}
+
+/// Resolves once `stop` is true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped here, not held in a `select!` across awaits.
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+fn keep_error(outcome: &mut ParticipantOutcome, e: String) {
+    if outcome.errors.len() < MAX_ERRORS_KEPT {
+        outcome.errors.push(e);
+    }
+}
