@@ -8,12 +8,12 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
+use crate::app_state::AppState;
 use crate::auth::validate_room_name;
 use crate::hub::HubError;
 use crate::policy::RoomPolicyRequest;
-use crate::protocol::validate_device_id;
 use crate::room::{RoomDetail, RoomSummary};
-use crate::server::AppState;
+use crate::shape::validate_device_id;
 
 /// An admin API error: HTTP status, stable code and human message.
 #[derive(Debug)]

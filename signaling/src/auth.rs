@@ -12,7 +12,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::policy::Role;
-use crate::protocol::{ErrorCode, validate_device_id};
+use crate::protocol::ErrorCode;
+use crate::shape::{ShapeError, validate_device_id};
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 5;
@@ -236,7 +237,7 @@ fn grants_from(claims: Claims) -> Result<Grants, AuthError> {
 }
 
 /// Checks a room name: 1–64 characters `[A-Za-z0-9_-]` (the same alphabet as device ids).
-pub fn validate_room_name(name: &str) -> Result<(), crate::protocol::ShapeError> {
+pub fn validate_room_name(name: &str) -> Result<(), ShapeError> {
     validate_device_id(name)
 }
 

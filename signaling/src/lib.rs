@@ -9,6 +9,7 @@
 //! and routes them by recipient.
 
 pub mod admin;
+pub mod app_state;
 pub mod auth;
 pub mod config;
 pub mod hub;
@@ -19,4 +20,5 @@ pub mod protocol;
 pub mod room;
 pub mod server;
 pub mod session;
+pub mod shape;
 mod web_client;

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{ShapeError, decode_b64, validate_device_id};
+use crate::shape::{ShapeError, decode_b64, validate_device_id};
 
 /// Most callers in a meeting (DESIGN §1).
 pub const MAX_MEETING_CALLERS: u32 = 100;

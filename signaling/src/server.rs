@@ -1,6 +1,6 @@
 //! The HTTP server: `/v1/rtc` (WebSocket), `/v1/rooms` (admin), `/metrics`, `/healthz`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,33 +11,21 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use futures_util::StreamExt as _;
-use governor::{DefaultKeyedRateLimiter, RateLimiter};
+use governor::RateLimiter;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::admin;
-use crate::auth::{Secret, TokenVerifier};
+use crate::app_state::AppState;
+use crate::auth::TokenVerifier;
 use crate::config::{Config, ConfigError};
 use crate::hub::Hub;
 use crate::media::MediaNode;
 use crate::metrics::{Metrics, MetricsError};
 use crate::protocol::{ErrorBody, ErrorCode};
 use crate::session::{SessionContext, run_session};
-
-/// State shared by every handler.
-#[derive(Clone)]
-pub struct AppState {
-    /// Rooms.
-    pub hub: Hub,
-    /// What each WebSocket session gets.
-    pub session: SessionContext,
-    /// Admin bearer token.
-    pub admin_token: Option<Secret>,
-    /// Per-IP connection limiter.
-    pub ip_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

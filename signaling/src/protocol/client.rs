@@ -1,0 +1,182 @@
+//! Client → server messages on `/v1/rtc` and the limits they are held to.
+
+use serde::{Deserialize, Serialize};
+
+use super::keys::{DeviceBundle, EnvelopeBody};
+use super::media::{SdpBody, Subscription, TrackAnnouncement};
+
+/// Longest display name accepted in `join.name`, in bytes.
+pub const MAX_NAME_BYTES: usize = 128;
+
+/// Longest SDP accepted in an `offer` or `answer`, in bytes (below the 64 KiB frame cap anyway).
+pub const MAX_SDP_BYTES: usize = 60 * 1024;
+
+/// Most entries in one `subscribe` message.
+pub const MAX_SUBSCRIPTIONS: usize = 512;
+
+/// Most announced tracks in one `offer` message.
+pub const MAX_TRACKS_PER_OFFER: usize = 16;
+
+/// Every `type` a client may send, as counted in `signaling_messages_received_total`.
+pub const CLIENT_MESSAGE_TYPES: &[&str] = &[
+    "join",
+    "offer",
+    "answer",
+    "subscribe",
+    "key_envelope",
+    "key_ack",
+    "key_request",
+    "stats",
+    "leave",
+];
+
+/// A message from a client.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Authenticate and enter a room. The first and only valid message before joining.
+    Join(Join),
+    /// An SDP offer for the client's media session (first offer creates it).
+    Offer(ClientOffer),
+    /// An SDP answer to a server-initiated `offer`.
+    Answer(SdpBody),
+    /// Replace the set of subscribed tracks.
+    Subscribe(SubscriptionUpdate),
+    /// A wrapped sender key for one recipient device, relayed unopened.
+    KeyEnvelope(EnvelopeBody),
+    /// Acknowledges a key generation to the device that sent it.
+    KeyAck(KeyAck),
+    /// Asks a sending device to (re)send its current key to this device.
+    KeyRequest(KeyRequest),
+    /// Client-side statistics (decrypt failures feed a Prometheus counter).
+    Stats(ClientStats),
+    /// Leave the room and close the connection.
+    Leave(Leave),
+}
+
+impl ClientMessage {
+    /// The `type` tag of this message.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientMessage::Join(_) => "join",
+            ClientMessage::Offer(_) => "offer",
+            ClientMessage::Answer(_) => "answer",
+            ClientMessage::Subscribe(_) => "subscribe",
+            ClientMessage::KeyEnvelope(_) => "key_envelope",
+            ClientMessage::KeyAck(_) => "key_ack",
+            ClientMessage::KeyRequest(_) => "key_request",
+            ClientMessage::Stats(_) => "stats",
+            ClientMessage::Leave(_) => "leave",
+        }
+    }
+}
+
+/// Just the `type` field of any message, read first to count and classify it.
+#[derive(Deserialize)]
+pub struct TypeTag<'a> {
+    /// The message type as sent (borrowed when unescaped).
+    #[serde(rename = "type", borrow)]
+    pub ty: std::borrow::Cow<'a, str>,
+}
+
+/// `join`: the token, the device's public bundle and an optional display name.
+#[derive(Deserialize)]
+pub struct Join {
+    /// Protocol version the client speaks; must equal [`PROTOCOL_VERSION`](super::PROTOCOL_VERSION).
+    pub v: u32,
+    /// The room to join; must equal the token's room grant.
+    pub room: String,
+    /// The JWT (never logged).
+    pub token: String,
+    /// The device's public key bundle (docs/e2ee.md §2).
+    pub device: DeviceBundle,
+    /// Display name shown to others (untrusted, at most [`MAX_NAME_BYTES`]).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl std::fmt::Debug for Join {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Join")
+            .field("v", &self.v)
+            .field("room", &self.room)
+            .field("token", &"<redacted>")
+            .field("device", &self.device.device)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// `offer` from a client: SDP plus the tracks it announces for publishing.
+#[derive(Deserialize)]
+pub struct ClientOffer {
+    /// The SDP offer (never logged).
+    pub sdp: String,
+    /// Tracks the client publishes with this offer (empty for a subscribe-only client).
+    #[serde(default)]
+    pub tracks: Vec<TrackAnnouncement>,
+}
+
+impl std::fmt::Debug for ClientOffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOffer")
+            .field("sdp_bytes", &self.sdp.len())
+            .field("tracks", &self.tracks)
+            .finish()
+    }
+}
+
+/// `subscribe`: the full set of wanted tracks (replaces the previous set).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubscriptionUpdate {
+    /// Wanted tracks; at most [`MAX_SUBSCRIPTIONS`].
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// `key_ack` from a client: it holds `to`'s key of this generation and step.
+#[derive(Clone, Debug, Deserialize)]
+pub struct KeyAck {
+    /// The device whose key is acknowledged.
+    pub to: String,
+    /// Acknowledged generation.
+    pub generation: u16,
+    /// Acknowledged ratchet step.
+    #[serde(default)]
+    pub step: u8,
+}
+
+/// `key_request` from a client: asks `to` to send its current key.
+#[derive(Clone, Debug, Deserialize)]
+pub struct KeyRequest {
+    /// The sending device asked for its key.
+    pub to: String,
+    /// The generation the requester failed to find, when known.
+    #[serde(default)]
+    pub generation: Option<u16>,
+}
+
+/// `stats` from a client; counters are deltas since its previous `stats`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientStats {
+    /// Frames that failed SFrame authentication or had no key since the last report.
+    pub decrypt_failures: u64,
+    /// Frames decrypted since the last report.
+    pub frames_decrypted: u64,
+    /// Round-trip time to the SFU in seconds, as the client's WebRTC stack sees it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_seconds: Option<f64>,
+    /// Inbound loss ratio 0–1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_ratio: Option<f64>,
+    /// Inbound jitter in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter_seconds: Option<f64>,
+}
+
+/// Most decrypt failures one `stats` message may add to the counter (a liar cannot overflow it).
+pub const MAX_DECRYPT_FAILURES_PER_REPORT: u64 = 1_000_000;
+
+/// `leave`: no fields.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Leave {}

@@ -1,0 +1,158 @@
+//! Media descriptions in the protocol: SDP bodies, the tracks a publisher announces and the
+//! server publishes, subscriptions and active speakers, used in both directions.
+
+use serde::{Deserialize, Serialize};
+
+/// An SDP body (`answer` from a client; `offer`/`answer` from the server).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SdpBody {
+    /// The SDP (never logged).
+    pub sdp: String,
+}
+
+impl std::fmt::Debug for SdpBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SdpBody")
+            .field("sdp_bytes", &self.sdp.len())
+            .finish()
+    }
+}
+
+/// What a publisher says about one track it sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackAnnouncement {
+    /// The SDP media id (`a=mid`) carrying the track.
+    pub mid: String,
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// What the track shows.
+    pub source: TrackSource,
+    /// Simulcast layers sent (empty when not simulcast).
+    #[serde(default)]
+    pub layers: Vec<Layer>,
+}
+
+/// Media kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackKind {
+    /// Opus audio.
+    Audio,
+    /// VP8/VP9 video.
+    Video,
+}
+
+/// Track source, matching the KID stream field of docs/e2ee.md §1.1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackSource {
+    /// Microphone audio (stream 0).
+    Microphone,
+    /// Camera video (stream 1).
+    Camera,
+    /// Screen-share video (stream 2).
+    Screen,
+    /// Screen-share audio (stream 3).
+    ScreenAudio,
+}
+
+/// A simulcast layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    /// The lowest resolution layer.
+    Low,
+    /// The middle layer.
+    Medium,
+    /// The full resolution layer.
+    High,
+}
+
+/// One wanted track.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    /// Track id as published in `track_published`.
+    pub track: String,
+    /// Highest layer wanted; absent lets the SFU choose from the visible size and bandwidth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<Layer>,
+    /// Width in CSS pixels the track is shown at (0 = hidden).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Height in CSS pixels the track is shown at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+}
+
+/// A published track as clients see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    /// Track id (unique in the room), used in `subscribe`.
+    pub id: String,
+    /// Publishing device.
+    pub publisher: String,
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// What it shows.
+    pub source: TrackSource,
+    /// Simulcast layers available.
+    #[serde(default)]
+    pub layers: Vec<Layer>,
+}
+
+/// One active speaker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Speaker {
+    /// Device id.
+    pub device: String,
+    /// Audio level 0–1 (1 = loudest).
+    pub level: f32,
+}
+
+/// Whether an SDP offers to send media: any media section whose direction is `sendrecv` or
+/// `sendonly` (a section without a direction attribute is `sendrecv`, RFC 8866 §6.7).
+///
+/// Only direction attributes are read; nothing of the SDP is kept or logged.
+pub fn sdp_sends_media(sdp: &str) -> bool {
+    // Per media section: (accepted, direction seen, sends).
+    let mut sections: Vec<(bool, bool, bool)> = Vec::new();
+    for line in sdp.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with("m=") {
+            // A rejected section (port 0) carries nothing.
+            let accepted = line
+                .split_whitespace()
+                .nth(1)
+                .is_some_and(|port| port != "0");
+            sections.push((accepted, false, false));
+        } else if let Some(section) = sections.last_mut() {
+            match line {
+                "a=sendrecv" | "a=sendonly" => *section = (section.0, true, true),
+                "a=recvonly" | "a=inactive" => *section = (section.0, true, false),
+                _ => {}
+            }
+        }
+    }
+    sections
+        .iter()
+        .any(|&(accepted, seen, sends)| accepted && (sends || !seen))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdp_direction_scan() {
+        let recv = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=inactive\r\n";
+        assert!(!sdp_sends_media(recv));
+        let send = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\n";
+        assert!(sdp_sends_media(send));
+        let implicit = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n";
+        assert!(sdp_sends_media(implicit));
+        let rejected = "v=0\r\nm=audio 0 UDP/TLS/RTP/SAVPF 111\r\n";
+        assert!(!sdp_sends_media(rejected));
+        assert!(!sdp_sends_media(""));
+        assert!(!sdp_sends_media("garbage\nwithout media"));
+    }
+}

@@ -1,0 +1,251 @@
+//! Server → client messages on `/v1/rtc`.
+
+use serde::Serialize;
+
+use super::error_code::{ErrorBody, ErrorCode};
+use super::keys::{DeviceBundle, EnvelopeBody};
+use super::media::{SdpBody, Speaker, TrackInfo};
+use crate::policy::{RecordingPolicy, Role, RoomKind};
+
+/// Every `type` the server sends, as counted in `signaling_messages_sent_total`.
+pub const SERVER_MESSAGE_TYPES: &[&str] = &[
+    "joined",
+    "roster",
+    "membership",
+    "offer",
+    "answer",
+    "track_published",
+    "track_unpublished",
+    "speakers",
+    "key_envelope",
+    "key_ack",
+    "key_request",
+    "error",
+    "left",
+];
+
+/// A message from the server.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Join accepted: this device's slot, the room and the roster snapshot.
+    Joined(Box<Joined>),
+    /// Roster change (delta) with the new roster version.
+    Roster(RosterDelta),
+    /// Membership changed: senders ratchet (join) or start a new key generation (leave).
+    Membership(MembershipNotice),
+    /// A server-initiated SDP offer (renegotiation by the SFU).
+    Offer(SdpBody),
+    /// The SFU's answer to the client's offer.
+    Answer(SdpBody),
+    /// A track became available.
+    TrackPublished(TrackPublished),
+    /// A track went away.
+    TrackUnpublished(TrackUnpublished),
+    /// The current active speakers, loudest first.
+    Speakers(Speakers),
+    /// A key envelope addressed to this device.
+    KeyEnvelope(EnvelopeBody),
+    /// A recipient acknowledged this device's key.
+    KeyAck(KeyAckNotice),
+    /// A device asks this device for its current key.
+    KeyRequest(KeyRequestNotice),
+    /// A request was refused or something went wrong.
+    Error(ErrorBody),
+    /// This device is out of the room (after `leave`, a kick or the room closing).
+    Left(LeftNotice),
+}
+
+impl ServerMessage {
+    /// The `type` tag of this message.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ServerMessage::Joined(_) => "joined",
+            ServerMessage::Roster(_) => "roster",
+            ServerMessage::Membership(_) => "membership",
+            ServerMessage::Offer(_) => "offer",
+            ServerMessage::Answer(_) => "answer",
+            ServerMessage::TrackPublished(_) => "track_published",
+            ServerMessage::TrackUnpublished(_) => "track_unpublished",
+            ServerMessage::Speakers(_) => "speakers",
+            ServerMessage::KeyEnvelope(_) => "key_envelope",
+            ServerMessage::KeyAck(_) => "key_ack",
+            ServerMessage::KeyRequest(_) => "key_request",
+            ServerMessage::Error(_) => "error",
+            ServerMessage::Left(_) => "left",
+        }
+    }
+
+    /// An `error` message.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMessage::Error(ErrorBody {
+            code,
+            message: message.into(),
+        })
+    }
+
+    /// Serializes to JSON text.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs (strings, numbers, enums, no maps with non-string keys)
+        // cannot fail.
+        serde_json::to_string(self).expect("server messages always serialize")
+    }
+}
+
+/// Body of `joined`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Joined {
+    /// Protocol version spoken ([`PROTOCOL_VERSION`](super::PROTOCOL_VERSION)).
+    pub v: u32,
+    /// Room name.
+    pub room: String,
+    /// Current call id (binds key envelopes, docs/e2ee.md §3).
+    pub call: String,
+    /// Room kind.
+    pub kind: RoomKind,
+    /// This device id.
+    pub device: String,
+    /// This device's slot (KID bits 12–23).
+    pub slot: u16,
+    /// This device's role.
+    pub role: Role,
+    /// Whether this device may publish.
+    pub can_publish: bool,
+    /// Whether this device may subscribe.
+    pub can_subscribe: bool,
+    /// Whether a media node (SFU) is attached; without one SDP is refused with `media_unavailable`.
+    pub media: bool,
+    /// The signed recording policy when the room is recorded (clients verify it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingPolicy>,
+    /// The roster as this device sees it.
+    pub roster: Roster,
+    /// Tracks currently published.
+    pub tracks: Vec<TrackInfo>,
+}
+
+/// A full roster snapshot.
+#[derive(Clone, Debug, Serialize)]
+pub struct Roster {
+    /// Roster version: grows with every change in the room (a device may see gaps).
+    pub version: u64,
+    /// Devices visible to this device, itself included.
+    pub devices: Vec<RosterEntry>,
+}
+
+/// One device in the roster.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RosterEntry {
+    /// Device id.
+    pub device: String,
+    /// The token identity the device joined as.
+    pub identity: String,
+    /// Display name, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Role in the room.
+    pub role: Role,
+    /// Slot (KID bits 12–23).
+    pub slot: u16,
+    /// Whether it may publish (and so sends key envelopes).
+    pub can_publish: bool,
+    /// Its public bundle, as it sent it.
+    pub bundle: DeviceBundle,
+}
+
+/// Body of `roster`: a delta against the previous version.
+#[derive(Clone, Debug, Serialize)]
+pub struct RosterDelta {
+    /// New roster version.
+    pub version: u64,
+    /// Devices that joined.
+    pub added: Vec<RosterEntry>,
+    /// Device ids that left.
+    pub removed: Vec<String>,
+}
+
+/// What a sender must do about a membership change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipAction {
+    /// Someone joined: ratchet the current key forward and send it to the joiners only.
+    Ratchet,
+    /// Someone left: make a new generation and send it to everyone remaining.
+    Rekey,
+}
+
+/// Body of `membership`, sent to devices that may publish.
+#[derive(Clone, Debug, Serialize)]
+pub struct MembershipNotice {
+    /// Ratchet or rekey.
+    pub action: MembershipAction,
+    /// Devices that joined (for `ratchet`).
+    pub joined: Vec<String>,
+    /// Devices that left since the previous rekey (for `rekey`).
+    pub left: Vec<String>,
+    /// Roster version the notice refers to.
+    pub roster_version: u64,
+}
+
+/// Body of `track_published`.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrackPublished {
+    /// The track.
+    pub track: TrackInfo,
+}
+
+/// Body of `track_unpublished`.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrackUnpublished {
+    /// Track id.
+    pub track: String,
+}
+
+/// Body of `speakers`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Speakers {
+    /// Loudest first.
+    pub speakers: Vec<Speaker>,
+}
+
+/// Body of a delivered `key_ack`.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyAckNotice {
+    /// The acknowledging device.
+    pub from: String,
+    /// Acknowledged generation.
+    pub generation: u16,
+    /// Acknowledged step.
+    pub step: u8,
+}
+
+/// Body of a delivered `key_request`.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyRequestNotice {
+    /// The requesting device.
+    pub from: String,
+    /// The generation it failed to find, when it said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u16>,
+}
+
+/// Body of `left`.
+#[derive(Clone, Debug, Serialize)]
+pub struct LeftNotice {
+    /// Why: `leave`, `kicked`, `room_closed`, `replaced`.
+    pub reason: LeaveReason,
+}
+
+/// The reason in `left`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// The client asked to leave.
+    Leave,
+    /// An admin removed the device.
+    Kicked,
+    /// An admin closed the room.
+    RoomClosed,
+    /// The same device joined again on another connection.
+    Replaced,
+}
