@@ -1,0 +1,88 @@
+//! What the media node and clients report about media: published tracks, active speakers,
+//! quality figures, subscriptions and client stats, and node-initiated messages to one device.
+
+use super::{ConnId, Output, Room};
+use crate::media::MediaQuality;
+use crate::protocol::{
+    ClientStats, ServerMessage, Speaker, Speakers, Subscription, TrackInfo, TrackPublished,
+    TrackUnpublished,
+};
+
+impl Room {
+    /// Stores a member's latest client stats.
+    pub fn record_stats(&mut self, conn: ConnId, device: &str, stats: ClientStats) {
+        if let Some(m) = self.members.get_mut(device).filter(|m| m.conn == conn) {
+            m.client_stats = Some(stats);
+        }
+    }
+
+    /// Stores a member's subscriptions.
+    pub fn record_subscriptions(&mut self, conn: ConnId, device: &str, subs: Vec<Subscription>) {
+        if let Some(m) = self.members.get_mut(device).filter(|m| m.conn == conn) {
+            m.subscriptions = subs;
+        }
+    }
+
+    /// A media node published a track.
+    pub fn publish(&mut self, track: TrackInfo) -> Vec<Output> {
+        if !self.members.contains_key(&track.publisher) {
+            return Vec::new();
+        }
+        self.tracks.insert(track.id.clone(), track.clone());
+        let to = self.all_conns();
+        vec![Output::Send {
+            to,
+            message: ServerMessage::TrackPublished(TrackPublished { track }),
+        }]
+    }
+
+    /// A track went away.
+    pub fn unpublish(&mut self, track: &str) -> Vec<Output> {
+        if self.tracks.remove(track).is_none() {
+            return Vec::new();
+        }
+        let to = self.all_conns();
+        vec![Output::Send {
+            to,
+            message: ServerMessage::TrackUnpublished(TrackUnpublished {
+                track: track.into(),
+            }),
+        }]
+    }
+
+    /// The active speakers changed.
+    pub fn speakers(&self, speakers: Vec<Speaker>) -> Vec<Output> {
+        let speakers: Vec<Speaker> = speakers
+            .into_iter()
+            .filter(|s| self.members.contains_key(&s.device))
+            .collect();
+        vec![Output::Send {
+            to: self.all_conns(),
+            message: ServerMessage::Speakers(Speakers { speakers }),
+        }]
+    }
+
+    /// Stores a quality report from the media node: the figures it carries replace the
+    /// member's earlier ones, the others stay.
+    pub fn record_quality(&mut self, device: &str, quality: MediaQuality) {
+        if let Some(m) = self.members.get_mut(device) {
+            let q = m.media_quality.get_or_insert_with(MediaQuality::default);
+            q.rtt_seconds = quality.rtt_seconds.or(q.rtt_seconds);
+            q.publish_loss_ratio = quality.publish_loss_ratio.or(q.publish_loss_ratio);
+            q.subscribe_loss_ratio = quality.subscribe_loss_ratio.or(q.subscribe_loss_ratio);
+            q.jitter_seconds = quality.jitter_seconds.or(q.jitter_seconds);
+            q.available_bitrate_bps = quality.available_bitrate_bps.or(q.available_bitrate_bps);
+        }
+    }
+
+    /// Forwards a node-initiated message (offer, or an error) to one device.
+    pub fn to_device(&self, device: &str, message: ServerMessage) -> Vec<Output> {
+        match self.members.get(device) {
+            Some(m) => vec![Output::Send {
+                to: vec![m.conn],
+                message,
+            }],
+            None => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! One room's state and rules, without I/O.
+//!
+//! [`Room`] takes inputs (join, leave, key traffic, media events, admin actions) with the current
+//! time passed in, and returns [`Output`]s: messages to deliver to connections and connections
+//! to close. The room actor in [`crate::hub`] owns one `Room` and does the delivering; unit tests
+//! drive a `Room` directly on virtual time.
+//!
+//! Rules held here:
+//! - capacity per role and which roles a room kind admits (recorders only as named by the signed
+//!   recording policy);
+//! - roster visibility: in broadcasts a viewer sees the publishers, the recorder and itself, not
+//!   the other viewers; everyone else sees everyone;
+//! - key traffic is addressed only to devices in the sender's roster, envelopes name the sender's
+//!   own device, room, call and slot;
+//! - membership notices: a join makes every publisher ratchet (at once); leaves make every
+//!   publisher rekey after a debounce, and in broadcasts viewer leaves are coalesced to at most
+//!   one rekey per `broadcast_viewer_interval`.
+//!
+//! The rules are spread over one file each: `roster` (who is in, who sees whom, joins and
+//! leaves), `capacity` (roles, places and slots), `rekey` (when membership notices go out),
+//! `keys` (routing key envelopes, acks and requests), `media` (tracks, speakers and quality
+//! reports from the media node) and `admin` (the admin API's views).
+
+mod admin;
+mod capacity;
+mod keys;
+mod media;
+mod rekey;
+mod roster;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crate::media::MediaQuality;
+use crate::policy::{Role, RoomPolicy};
+use crate::protocol::{
+    ClientStats, LeaveReason, RosterEntry, ServerMessage, Subscription, TrackInfo,
+};
+
+pub use admin::{ParticipantDetail, RoomDetail, RoomSummary};
+pub use capacity::JoinError;
+pub use keys::RouteError;
+use rekey::PendingRekey;
+pub use rekey::RekeyTiming;
+pub use roster::JoinRequest;
+
+/// Identifies one client connection (unique for the process lifetime).
+pub type ConnId = u64;
+
+/// Something the room wants done.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Deliver `message` to each connection in `to`.
+    Send {
+        /// Recipients.
+        to: Vec<ConnId>,
+        /// The message.
+        message: ServerMessage,
+    },
+    /// Tell a connection it is out of the room (`left`), then close it.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// A device is gone: the media node should drop its session.
+    MediaRemove {
+        /// Device id.
+        device: String,
+    },
+}
+
+/// How a member departs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Departure {
+    /// The client sent `leave`.
+    Left,
+    /// Its connection ended.
+    Dropped,
+    /// An admin kicked it.
+    Kicked,
+    /// The same device joined on a new connection.
+    Replaced,
+    /// Its outbound queue overflowed.
+    SlowConsumer,
+}
+
+/// One joined device.
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// Its roster entry.
+    pub entry: RosterEntry,
+    /// Its connection.
+    pub conn: ConnId,
+    /// May subscribe.
+    pub can_subscribe: bool,
+    /// Join time, Unix seconds.
+    pub joined_at_unix: u64,
+    /// Latest client stats.
+    pub client_stats: Option<ClientStats>,
+    /// Latest media node measurements.
+    pub media_quality: Option<MediaQuality>,
+    /// Current subscriptions.
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// A room.
+#[derive(Debug)]
+pub struct Room {
+    name: String,
+    call: String,
+    policy: RoomPolicy,
+    created_at_unix: u64,
+    timing: RekeyTiming,
+    roster_version: u64,
+    members: BTreeMap<String, Member>,
+    next_slot: u32,
+    tracks: BTreeMap<String, TrackInfo>,
+    pending: PendingRekey,
+    last_rekey: Option<Instant>,
+    closed: bool,
+}
+
+impl Room {
+    /// A new, empty room. `call` is a fresh random call id (see docs/e2ee.md §3).
+    pub fn new(
+        name: String,
+        call: String,
+        policy: RoomPolicy,
+        timing: RekeyTiming,
+        created_at_unix: u64,
+    ) -> Self {
+        Room {
+            name,
+            call,
+            policy,
+            created_at_unix,
+            timing,
+            roster_version: 0,
+            members: BTreeMap::new(),
+            next_slot: 0,
+            tracks: BTreeMap::new(),
+            pending: PendingRekey::default(),
+            last_rekey: None,
+            closed: false,
+        }
+    }
+
+    /// Room name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Current call id.
+    pub fn call(&self) -> &str {
+        &self.call
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &RoomPolicy {
+        &self.policy
+    }
+
+    /// Whether no device is joined.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Whether the room was closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The member holding `device`, if any.
+    pub fn member(&self, device: &str) -> Option<&Member> {
+        self.members.get(device)
+    }
+
+    /// Joined devices per role.
+    pub fn counts(&self) -> BTreeMap<Role, u32> {
+        let mut c = BTreeMap::new();
+        for m in self.members.values() {
+            *c.entry(m.entry.role).or_insert(0) += 1;
+        }
+        c
+    }
+
+    fn all_conns(&self) -> Vec<ConnId> {
+        self.members.values().map(|m| m.conn).collect()
+    }
+
+    /// Closes the room: every member is told and disconnected.
+    pub fn close(&mut self) -> Vec<Output> {
+        self.closed = true;
+        self.pending = PendingRekey::default();
+        std::mem::take(&mut self.members)
+            .into_values()
+            .map(|m| Output::Close {
+                conn: m.conn,
+                reason: LeaveReason::RoomClosed,
+            })
+            .collect()
+    }
+}

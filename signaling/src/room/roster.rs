@@ -1,0 +1,210 @@
+//! Who is in the room and who sees whom: joins, leaves, kicks and the roster notices they cause.
+
+use std::time::Instant;
+
+use super::{ConnId, Departure, JoinError, Member, Output, Room};
+use crate::auth::Grants;
+use crate::policy::{Role, RoomKind};
+use crate::protocol::{
+    DeviceBundle, Joined, LeaveReason, MembershipAction, MembershipNotice, PROTOCOL_VERSION,
+    Roster, RosterDelta, RosterEntry, ServerMessage,
+};
+
+/// A join as the room sees it: verified grants plus the device's bundle.
+#[derive(Clone, Debug)]
+pub struct JoinRequest {
+    /// The joining connection.
+    pub conn: ConnId,
+    /// Verified token grants.
+    pub grants: Grants,
+    /// Shape-checked device bundle.
+    pub bundle: DeviceBundle,
+    /// Display name.
+    pub name: Option<String>,
+    /// Wall-clock join time, Unix seconds (admin API only).
+    pub now_unix: u64,
+}
+
+impl Room {
+    pub(super) fn sees(&self, viewer: &RosterEntry, subject: &RosterEntry) -> bool {
+        self.policy.kind == RoomKind::Meeting
+            || viewer.role != Role::Viewer
+            || subject.role != Role::Viewer
+            || viewer.device == subject.device
+    }
+
+    /// Connections of members (other than `subject`) that see `subject`, filtered by `keep`.
+    pub(super) fn watchers(
+        &self,
+        subject: &RosterEntry,
+        keep: impl Fn(&Member) -> bool,
+    ) -> Vec<ConnId> {
+        self.members
+            .values()
+            .filter(|m| m.entry.device != subject.device)
+            .filter(|m| self.sees(&m.entry, subject) && keep(m))
+            .map(|m| m.conn)
+            .collect()
+    }
+
+    /// Admits a device. On success returns the `joined` body for it and the notices for others.
+    pub fn join(
+        &mut self,
+        req: JoinRequest,
+        now: Instant,
+        media: bool,
+    ) -> Result<(Joined, Vec<Output>), JoinError> {
+        if self.closed {
+            return Err(JoinError::Closed);
+        }
+        self.check_role(&req.grants, &req.bundle)?;
+        let replacing = match self.members.get(&req.bundle.device) {
+            Some(old) if old.entry.identity == req.grants.identity => Some(old.entry.role),
+            Some(_) => return Err(JoinError::DuplicateDevice),
+            None => None,
+        };
+        let role = req.grants.role;
+        self.check_capacity(role, replacing)?;
+        let mut out = Vec::new();
+        if replacing.is_some() {
+            out.extend(self.remove(&req.bundle.device, Departure::Replaced, now));
+        }
+        let slot = self.allocate_slot().ok_or(JoinError::NoSlot)?;
+        let entry = RosterEntry {
+            device: req.bundle.device.clone(),
+            identity: req.grants.identity.clone(),
+            name: req.name,
+            role,
+            slot,
+            can_publish: req.grants.can_publish,
+            bundle: req.bundle,
+        };
+        self.roster_version += 1;
+        let version = self.roster_version;
+        let roster_watchers = self.watchers(&entry, |_| true);
+        let senders = self.watchers(&entry, |m| m.entry.can_publish);
+        if !roster_watchers.is_empty() {
+            out.push(Output::Send {
+                to: roster_watchers,
+                message: ServerMessage::Roster(RosterDelta {
+                    version,
+                    added: vec![entry.clone()],
+                    removed: vec![],
+                }),
+            });
+        }
+        if !senders.is_empty() {
+            out.push(Output::Send {
+                to: senders,
+                message: ServerMessage::Membership(MembershipNotice {
+                    action: MembershipAction::Ratchet,
+                    joined: vec![entry.device.clone()],
+                    left: vec![],
+                    roster_version: version,
+                }),
+            });
+        }
+        let devices: Vec<RosterEntry> = self
+            .members
+            .values()
+            .filter(|m| self.sees(&entry, &m.entry))
+            .map(|m| m.entry.clone())
+            .chain(std::iter::once(entry.clone()))
+            .collect();
+        let joined = Joined {
+            v: PROTOCOL_VERSION,
+            room: self.name.clone(),
+            call: self.call.clone(),
+            kind: self.policy.kind,
+            device: entry.device.clone(),
+            slot,
+            role,
+            can_publish: entry.can_publish,
+            can_subscribe: req.grants.can_subscribe,
+            media,
+            recording: self.policy.recording.clone(),
+            roster: Roster { version, devices },
+            tracks: self.tracks.values().cloned().collect(),
+        };
+        self.members.insert(
+            entry.device.clone(),
+            Member {
+                entry,
+                conn: req.conn,
+                can_subscribe: req.grants.can_subscribe,
+                joined_at_unix: req.now_unix,
+                client_stats: None,
+                media_quality: None,
+                subscriptions: Vec::new(),
+            },
+        );
+        Ok((joined, out))
+    }
+
+    /// Removes `device` if `conn` still holds it (a stale connection cannot remove its
+    /// replacement).
+    pub fn leave(
+        &mut self,
+        conn: ConnId,
+        device: &str,
+        how: Departure,
+        now: Instant,
+    ) -> Vec<Output> {
+        match self.members.get(device) {
+            Some(m) if m.conn == conn => self.remove(device, how, now),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Removes `device` (an admin kick).
+    pub fn kick(&mut self, device: &str, now: Instant) -> Option<Vec<Output>> {
+        self.members
+            .contains_key(device)
+            .then(|| self.remove(device, Departure::Kicked, now))
+    }
+
+    fn remove(&mut self, device: &str, how: Departure, now: Instant) -> Vec<Output> {
+        let Some(gone) = self.members.remove(device) else {
+            return Vec::new();
+        };
+        self.roster_version += 1;
+        let mut out = Vec::new();
+        let watchers = self.watchers(&gone.entry, |_| true);
+        if !watchers.is_empty() {
+            out.push(Output::Send {
+                to: watchers,
+                message: ServerMessage::Roster(RosterDelta {
+                    version: self.roster_version,
+                    added: vec![],
+                    removed: vec![gone.entry.device.clone()],
+                }),
+            });
+        }
+        let reason = match how {
+            Departure::Left => Some(LeaveReason::Leave),
+            Departure::Kicked => Some(LeaveReason::Kicked),
+            Departure::Replaced => Some(LeaveReason::Replaced),
+            Departure::Dropped | Departure::SlowConsumer => None,
+        };
+        if let Some(reason) = reason {
+            out.push(Output::Close {
+                conn: gone.conn,
+                reason,
+            });
+        }
+        out.push(Output::MediaRemove {
+            device: gone.entry.device.clone(),
+        });
+        let stale: Vec<String> = self
+            .tracks
+            .values()
+            .filter(|t| t.publisher == gone.entry.device)
+            .map(|t| t.id.clone())
+            .collect();
+        for id in stale {
+            out.extend(self.unpublish(&id));
+        }
+        self.schedule_rekey(gone.entry, now);
+        out
+    }
+}
