@@ -1,0 +1,411 @@
+//! The task that owns one room: it applies [`RoomCommand`]s to the [`Room`] in order, fires its
+//! rekey timer, and delivers the room's [`Output`]s onto each connection's bounded outbound
+//! queue. A connection whose queue is full is dropped from the room rather than slowing everyone
+//! else down.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::HubInner;
+use crate::media::{MediaEvent, MediaNode};
+use crate::metrics::Metrics;
+use crate::policy::Role;
+use crate::protocol::{
+    ClientStats, ErrorCode, KeyAck, KeyEnvelope, KeyRequest, LeaveReason, ServerMessage,
+    Subscription,
+};
+use crate::room::{
+    ConnId, Departure, JoinError, JoinRequest, Output, Room, RoomDetail, RoomSummary,
+};
+
+/// What a room sends to one connection.
+#[derive(Clone, Debug)]
+pub enum Outbound {
+    /// A serialized server message.
+    Message {
+        /// Its `type`, for metrics.
+        ty: &'static str,
+        /// The JSON text.
+        text: Utf8Bytes,
+    },
+    /// The device is out of the room: send `left` and close.
+    Close(LeaveReason),
+}
+
+/// A request to a room's actor.
+#[derive(Debug)]
+pub enum RoomCommand {
+    /// Admit a device; its outbound queue is `tx`. Replies with the slot.
+    Join {
+        /// The join.
+        req: Box<JoinRequest>,
+        /// The connection's outbound queue.
+        tx: mpsc::Sender<Outbound>,
+        /// Slot on success.
+        reply: oneshot::Sender<Result<u16, JoinError>>,
+    },
+    /// A device left or its connection ended.
+    Leave {
+        /// Connection.
+        conn: ConnId,
+        /// Device.
+        device: String,
+        /// How.
+        how: Departure,
+    },
+    /// Relay a key envelope.
+    Envelope {
+        /// Connection.
+        conn: ConnId,
+        /// Sending device.
+        device: String,
+        /// The envelope.
+        envelope: Box<KeyEnvelope>,
+    },
+    /// Relay a key acknowledgement.
+    Ack {
+        /// Connection.
+        conn: ConnId,
+        /// Acknowledging device.
+        device: String,
+        /// The ack.
+        ack: KeyAck,
+    },
+    /// Relay a key request.
+    Request {
+        /// Connection.
+        conn: ConnId,
+        /// Requesting device.
+        device: String,
+        /// The request.
+        req: KeyRequest,
+    },
+    /// Store client stats.
+    Stats {
+        /// Connection.
+        conn: ConnId,
+        /// Device.
+        device: String,
+        /// Stats.
+        stats: ClientStats,
+    },
+    /// Store subscriptions.
+    Subscriptions {
+        /// Connection.
+        conn: ConnId,
+        /// Device.
+        device: String,
+        /// Subscriptions.
+        subscriptions: Vec<Subscription>,
+    },
+    /// An event from the media node.
+    Media(MediaEvent),
+    /// Admin: summary.
+    Summary(oneshot::Sender<RoomSummary>),
+    /// Admin: detail.
+    Detail(oneshot::Sender<RoomDetail>),
+    /// Admin: remove a device; replies whether it was there.
+    Kick {
+        /// Device.
+        device: String,
+        /// Whether it was in the room.
+        reply: oneshot::Sender<bool>,
+    },
+    /// Admin: close the room.
+    Close(oneshot::Sender<()>),
+}
+
+/// A joined connection: its device and its outbound queue.
+struct ConnHandle {
+    device: String,
+    tx: mpsc::Sender<Outbound>,
+}
+
+/// The owner of one room (see the module docs).
+pub(super) struct RoomActor {
+    room: Room,
+    id: u64,
+    ephemeral: bool,
+    hub: Weak<HubInner>,
+    metrics: Metrics,
+    media: Option<Arc<dyn MediaNode>>,
+    conns: HashMap<ConnId, ConnHandle>,
+    counts: BTreeMap<Role, u32>,
+}
+
+impl RoomActor {
+    /// An actor for `room`, registered in `hub` under `id` (so a newer room of the same name is
+    /// not unregistered when this one ends).
+    pub(super) fn new(
+        room: Room,
+        id: u64,
+        ephemeral: bool,
+        hub: Weak<HubInner>,
+        metrics: Metrics,
+        media: Option<Arc<dyn MediaNode>>,
+    ) -> Self {
+        RoomActor {
+            room,
+            id,
+            ephemeral,
+            hub,
+            metrics,
+            media,
+            conns: HashMap::new(),
+            counts: BTreeMap::new(),
+        }
+    }
+
+    /// Serves commands until the room closes (or, when ephemeral, empties), then unregisters it.
+    pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<RoomCommand>) {
+        loop {
+            let deadline = self.room.poll_timeout();
+            let cmd = tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => Some(cmd),
+                    None => break,
+                },
+                () = sleep_until(deadline) => None,
+            };
+            let now = Instant::now();
+            match cmd {
+                Some(cmd) => self.handle(cmd, now),
+                None => {
+                    let out = self.room.handle_timeout(now);
+                    self.deliver(out, now);
+                }
+            }
+            self.update_gauges();
+            if self.room.is_closed() || (self.ephemeral && self.room.is_empty()) {
+                break;
+            }
+        }
+        self.shutdown(&mut rx);
+    }
+
+    fn shutdown(mut self, rx: &mut mpsc::UnboundedReceiver<RoomCommand>) {
+        if let Some(hub) = self.hub.upgrade() {
+            let mut rooms = hub.rooms.lock().unwrap_or_else(|e| e.into_inner());
+            if rooms.get(self.room.name()).is_some_and(|e| e.id == self.id) {
+                rooms.remove(self.room.name());
+            }
+        }
+        rx.close();
+        if !self.room.is_closed() {
+            let out = self.room.close();
+            self.deliver(out, Instant::now());
+        }
+        self.update_gauges();
+        self.metrics.rooms.dec();
+        if let Some(node) = self.media.clone() {
+            let name = self.room.name().to_string();
+            tokio::spawn(async move {
+                if let Err(e) = node.close_room(&name).await {
+                    debug!(room = %name, error = %e, "media close_room failed");
+                }
+            });
+        }
+        info!(room = self.room.name(), "room closed");
+    }
+
+    fn update_gauges(&mut self) {
+        let now = self.room.counts();
+        for role in Role::ALL {
+            let before = i64::from(self.counts.get(&role).copied().unwrap_or(0));
+            let after = i64::from(now.get(&role).copied().unwrap_or(0));
+            if before != after {
+                self.metrics
+                    .participants
+                    .with_label_values(&[role.as_str()])
+                    .add(after - before);
+            }
+        }
+        self.counts = now;
+    }
+
+    fn send_error(&self, conn: ConnId, code: ErrorCode, message: String) {
+        self.metrics.reject(code.metric_reason());
+        if let Some(c) = self.conns.get(&conn) {
+            let msg = ServerMessage::error(code, message);
+            let _ = c.tx.try_send(Outbound::Message {
+                ty: "error",
+                text: msg.to_json().into(),
+            });
+        }
+    }
+
+    fn handle(&mut self, cmd: RoomCommand, now: Instant) {
+        match cmd {
+            RoomCommand::Join { req, tx, reply } => {
+                let conn = req.conn;
+                let device = req.bundle.device.clone();
+                match self.room.join(*req, now, self.media.is_some()) {
+                    Ok((joined, out)) => {
+                        let slot = joined.slot;
+                        let msg = ServerMessage::Joined(Box::new(joined));
+                        // The queue is fresh, so the first message always fits.
+                        let _ = tx.try_send(Outbound::Message {
+                            ty: "joined",
+                            text: msg.to_json().into(),
+                        });
+                        self.conns.insert(conn, ConnHandle { device, tx });
+                        self.deliver(out, now);
+                        let _ = reply.send(Ok(slot));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            RoomCommand::Leave { conn, device, how } => {
+                let out = self.room.leave(conn, &device, how, now);
+                self.deliver(out, now);
+                self.conns.remove(&conn);
+            }
+            RoomCommand::Envelope {
+                conn,
+                device,
+                envelope,
+            } => match self.room.route_envelope(conn, &device, *envelope) {
+                Ok(out) => self.deliver(vec![out], now),
+                Err(e) => self.send_error(conn, e.code(), e.to_string()),
+            },
+            RoomCommand::Ack { conn, device, ack } => match self.room.route_ack(conn, &device, ack)
+            {
+                Ok(out) => self.deliver(vec![out], now),
+                Err(e) => self.send_error(conn, e.code(), e.to_string()),
+            },
+            RoomCommand::Request { conn, device, req } => {
+                match self.room.route_request(conn, &device, req) {
+                    Ok(out) => self.deliver(vec![out], now),
+                    Err(e) => self.send_error(conn, e.code(), e.to_string()),
+                }
+            }
+            RoomCommand::Stats {
+                conn,
+                device,
+                stats,
+            } => self.room.record_stats(conn, &device, stats),
+            RoomCommand::Subscriptions {
+                conn,
+                device,
+                subscriptions,
+            } => self.room.record_subscriptions(conn, &device, subscriptions),
+            RoomCommand::Media(ev) => {
+                let out = match ev {
+                    MediaEvent::TrackPublished { track, .. } => self.room.publish(track),
+                    MediaEvent::TrackUnpublished { track, .. } => self.room.unpublish(&track),
+                    MediaEvent::ActiveSpeakers { speakers, .. } => self.room.speakers(speakers),
+                    MediaEvent::Quality {
+                        device, quality, ..
+                    } => {
+                        self.room.record_quality(&device, quality);
+                        Vec::new()
+                    }
+                    MediaEvent::Offer { device, sdp, .. } => self.room.to_device(
+                        &device,
+                        ServerMessage::Offer(crate::protocol::SdpBody { sdp }),
+                    ),
+                    MediaEvent::ParticipantGone { device, reason, .. } => {
+                        info!(room = self.room.name(), device = %device, %reason, "media session gone");
+                        self.room.to_device(
+                            &device,
+                            ServerMessage::error(
+                                ErrorCode::MediaError,
+                                format!(
+                                    "media session ended ({reason}); send a new offer to reconnect"
+                                ),
+                            ),
+                        )
+                    }
+                };
+                self.deliver(out, now);
+            }
+            RoomCommand::Summary(reply) => {
+                let _ = reply.send(self.room.summary());
+            }
+            RoomCommand::Detail(reply) => {
+                let _ = reply.send(self.room.detail());
+            }
+            RoomCommand::Kick { device, reply } => {
+                let found = match self.room.kick(&device, now) {
+                    Some(out) => {
+                        info!(room = self.room.name(), device = %device, "kicked");
+                        self.deliver(out, now);
+                        true
+                    }
+                    None => false,
+                };
+                let _ = reply.send(found);
+            }
+            RoomCommand::Close(reply) => {
+                let out = self.room.close();
+                self.deliver(out, now);
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// Delivers outputs; connections whose queue overflows are dropped from the room (which may
+    /// produce more outputs, delivered in the same loop).
+    fn deliver(&mut self, out: Vec<Output>, now: Instant) {
+        let mut queue: std::collections::VecDeque<Output> = out.into();
+        while let Some(o) = queue.pop_front() {
+            match o {
+                Output::Send { to, message } => {
+                    let ty = message.type_name();
+                    let text: Utf8Bytes = message.to_json().into();
+                    for conn in to {
+                        let Some(c) = self.conns.get(&conn) else {
+                            continue;
+                        };
+                        let item = Outbound::Message {
+                            ty,
+                            text: text.clone(),
+                        };
+                        if let Err(mpsc::error::TrySendError::Full(_)) = c.tx.try_send(item) {
+                            warn!(room = self.room.name(), device = %c.device, "outbound queue full; dropping the connection");
+                            self.metrics.reject("slow_consumer");
+                            let device = c.device.clone();
+                            // Dropping the sender ends the connection's queue: it closes.
+                            self.conns.remove(&conn);
+                            queue.extend(self.room.leave(
+                                conn,
+                                &device,
+                                Departure::SlowConsumer,
+                                now,
+                            ));
+                        }
+                    }
+                }
+                Output::Close { conn, reason } => {
+                    if let Some(c) = self.conns.remove(&conn) {
+                        let _ = c.tx.try_send(Outbound::Close(reason));
+                    }
+                }
+                Output::MediaRemove { device } => {
+                    if let Some(node) = self.media.clone() {
+                        let room = self.room.name().to_string();
+                        tokio::spawn(async move {
+                            if let Err(e) = node.remove_participant(&room, &device).await {
+                                debug!(room = %room, device = %device, error = %e, "media remove failed");
+                            }
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
