@@ -5,12 +5,10 @@
 //! tile is hidden for a moment, must still get the lowest layer: the SFU must neither target
 //! nor request a keyframe on a layer that only carries padding.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use sfu_forwarding::{
     Config, Output, ParticipantId, Role, RoomPolicy, TrackId,
     rtcp::{RtcpIter, RtcpPacket},

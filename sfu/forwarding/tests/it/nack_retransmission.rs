@@ -3,11 +3,9 @@
 //! media stream; never for packets older than the age limit, evicted by newer ones, or already
 //! resent too often.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use sfu_forwarding::{Config, rtcp};
 
 fn nack(media_ssrc: u32, lost: &[u16]) -> Vec<u8> {

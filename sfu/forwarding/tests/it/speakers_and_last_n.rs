@@ -1,11 +1,9 @@
 //! Active-speaker detection from the RFC 6464 audio level, loudest-N audio forwarding in large
 //! rooms, and last-N plus pinned camera forwarding.
 
-mod common;
-
 use std::{collections::BTreeSet, time::Duration};
 
-use common::*;
+use crate::common::*;
 use sfu_forwarding::{
     Codec, Config, Event, LayerSpec, ParticipantId, Role, RoomPolicy, TrackId, TrackKind, TrackSpec,
 };

@@ -1,9 +1,7 @@
 //! Malformed RTP and RTCP at every length from 0 to 1500 bytes: each is an `Err` that is
 //! counted, nothing panics, and other subscribers keep receiving.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use sfu_forwarding::{Config, PacketError, rtcp, twcc};
 

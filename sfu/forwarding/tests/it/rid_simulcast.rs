@@ -2,9 +2,7 @@
 //! header extensions of their first packets; RTX from the publisher (repaired-rid) is unwrapped
 //! and fills the gap it repairs.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use sfu_forwarding::{
     Codec, Config, LayerSpec, PacketError, Role, RoomPolicy, TrackKind, TrackSpec,
 };

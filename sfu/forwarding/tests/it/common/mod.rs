@@ -1,8 +1,6 @@
 //! Shared test harness: the core on virtual time, real RTP/RTCP packets built byte by byte, and
 //! helpers to read back what the core sent.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
-
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,7 +10,7 @@ use sfu_forwarding::{
     vp8::Vp8Descriptor,
 };
 
-pub const EXT: ExtensionIds = ExtensionIds {
+pub(crate) const EXT: ExtensionIds = ExtensionIds {
     mid: Some(1),
     rid: Some(2),
     repaired_rid: Some(3),
@@ -20,19 +18,19 @@ pub const EXT: ExtensionIds = ExtensionIds {
     transport_cc: Some(5),
 };
 
-pub const VIDEO_PT: u8 = 96;
-pub const RTX_PT: u8 = 97;
-pub const OPUS_PT: u8 = 111;
+pub(crate) const VIDEO_PT: u8 = 96;
+pub(crate) const RTX_PT: u8 = 97;
+pub(crate) const OPUS_PT: u8 = 111;
 /// 30 frames per second.
-pub const FRAME: Duration = Duration::from_nanos(33_333_333);
+pub(crate) const FRAME: Duration = Duration::from_nanos(33_333_333);
 
-pub struct Sim {
-    pub sfu: Sfu,
-    pub now: Instant,
+pub(crate) struct Sim {
+    pub(crate) sfu: Sfu,
+    pub(crate) now: Instant,
 }
 
 impl Sim {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         let now = Instant::now();
         Self {
             sfu: Sfu::new(config, now, 0xE000_0000_0000_0000),
@@ -41,20 +39,20 @@ impl Sim {
     }
 
     /// Moves virtual time forward and runs due timers.
-    pub fn advance(&mut self, d: Duration) {
+    pub(crate) fn advance(&mut self, d: Duration) {
         self.now += d;
         if self.sfu.poll_timeout().is_some_and(|t| t <= self.now) {
             self.sfu.handle_timeout(self.now);
         }
     }
 
-    pub fn drain(&mut self) -> Vec<Output> {
+    pub(crate) fn drain(&mut self) -> Vec<Output> {
         std::iter::from_fn(|| self.sfu.poll_output()).collect()
     }
 }
 
 /// An RTP packet with one-byte header extensions.
-pub fn rtp(
+pub(crate) fn rtp(
     ssrc: u32,
     pt: u8,
     seq: u16,
@@ -89,7 +87,7 @@ pub fn rtp(
 
 /// A VP8 payload: descriptor with 15-bit picture id and TL0PICIDX, then the frame bytes whose
 /// first byte is the frame tag (clear prefix), then `tag` bytes that identify the packet.
-pub fn vp8_payload(pid: u16, tl0: u8, start: bool, keyframe: bool, body: &[u8]) -> Vec<u8> {
+pub(crate) fn vp8_payload(pid: u16, tl0: u8, start: bool, keyframe: bool, body: &[u8]) -> Vec<u8> {
     let mut p = vec![
         0x80 | if start { 0x10 } else { 0 },
         0xC0,
@@ -103,19 +101,19 @@ pub fn vp8_payload(pid: u16, tl0: u8, start: bool, keyframe: bool, body: &[u8]) 
 }
 
 /// A publisher of a three-layer VP8 camera, each layer on its own SSRC.
-pub struct SimulcastCamera {
-    pub ssrcs: [u32; 3],
-    pub seq: [u16; 3],
-    pub pid: [u16; 3],
-    pub tl0: [u8; 3],
-    pub ts: u32,
-    pub packets_per_frame: usize,
+pub(crate) struct SimulcastCamera {
+    pub(crate) ssrcs: [u32; 3],
+    pub(crate) seq: [u16; 3],
+    pub(crate) pid: [u16; 3],
+    pub(crate) tl0: [u8; 3],
+    pub(crate) ts: u32,
+    pub(crate) packets_per_frame: usize,
     /// Filler bytes per packet per layer, for realistic bitrates (about 150, 500, 860 kbit/s).
-    pub filler: [usize; 3],
+    pub(crate) filler: [usize; 3],
 }
 
 impl SimulcastCamera {
-    pub fn new(base_ssrc: u32) -> Self {
+    pub(crate) fn new(base_ssrc: u32) -> Self {
         Self {
             ssrcs: [base_ssrc, base_ssrc + 1, base_ssrc + 2],
             // Different starting points per layer, as real encoders have.
@@ -128,7 +126,7 @@ impl SimulcastCamera {
         }
     }
 
-    pub fn spec(&self, mid: &str) -> TrackSpec {
+    pub(crate) fn spec(&self, mid: &str) -> TrackSpec {
         TrackSpec {
             kind: TrackKind::Camera,
             codec: Codec::Vp8,
@@ -149,7 +147,7 @@ impl SimulcastCamera {
     }
 
     /// One frame on every layer; `keyframe[i]` makes layer i's frame a keyframe.
-    pub fn frame(&mut self, keyframe: [bool; 3]) -> Vec<(usize, Bytes)> {
+    pub(crate) fn frame(&mut self, keyframe: [bool; 3]) -> Vec<(usize, Bytes)> {
         let mut out = Vec::new();
         for (layer, &key) in keyframe.iter().enumerate() {
             for i in 0..self.packets_per_frame {
@@ -181,40 +179,38 @@ impl SimulcastCamera {
 
 /// What a subscriber received in one RTP transmit, parsed back from the bytes.
 #[derive(Debug, Clone)]
-pub struct Received {
-    pub to: ParticipantId,
-    pub retransmit: bool,
-    pub ssrc: u32,
-    pub pt: u8,
-    pub seq: u16,
-    pub ts: u32,
-    pub marker: bool,
-    pub transport_seq: Option<u16>,
-    pub audio_level: Option<u8>,
-    pub pid: Option<u16>,
-    pub tl0: Option<u8>,
-    pub start: bool,
+pub(crate) struct Received {
+    pub(crate) retransmit: bool,
+    pub(crate) ssrc: u32,
+    pub(crate) pt: u8,
+    pub(crate) seq: u16,
+    pub(crate) ts: u32,
+    pub(crate) marker: bool,
+    pub(crate) transport_seq: Option<u16>,
+    pub(crate) pid: Option<u16>,
+    pub(crate) tl0: Option<u8>,
+    pub(crate) start: bool,
     /// The first bytes of the frame after the VP8 descriptor (or of the audio payload).
-    pub frame: [u8; 3],
+    pub(crate) frame: [u8; 3],
     /// The whole payload after the descriptor.
-    pub frame_len: usize,
+    pub(crate) frame_len: usize,
     /// For RTX: the original sequence number.
-    pub osn: Option<u16>,
+    pub(crate) osn: Option<u16>,
 }
 
 impl Received {
     /// Source layer recorded in the test frame body.
-    pub fn layer(&self) -> u8 {
+    pub(crate) fn layer(&self) -> u8 {
         self.frame[1]
     }
 
-    pub fn keyframe_start(&self) -> bool {
+    pub(crate) fn keyframe_start(&self) -> bool {
         self.start && self.frame[0] & 1 == 0
     }
 }
 
-pub fn parse_transmit(t: &Transmit, rtx_pt: Option<u8>) -> Option<Received> {
-    let Transmit::Rtp { to, retransmit, .. } = t else {
+pub(crate) fn parse_transmit(t: &Transmit, rtx_pt: Option<u8>) -> Option<Received> {
+    let Transmit::Rtp { retransmit, .. } = t else {
         return None;
     };
     let mut bytes = Vec::new();
@@ -239,7 +235,6 @@ pub fn parse_transmit(t: &Transmit, rtx_pt: Option<u8>) -> Option<Received> {
         )
     };
     Some(Received {
-        to: *to,
         retransmit: *retransmit,
         ssrc: p.ssrc,
         pt: p.payload_type,
@@ -247,7 +242,6 @@ pub fn parse_transmit(t: &Transmit, rtx_pt: Option<u8>) -> Option<Received> {
         ts: p.timestamp,
         marker: p.marker,
         transport_seq: ext.transport_cc,
-        audio_level: ext.audio_level.map(|a| a.level),
         pid,
         tl0,
         start,
@@ -258,7 +252,7 @@ pub fn parse_transmit(t: &Transmit, rtx_pt: Option<u8>) -> Option<Received> {
 }
 
 /// RTP transmits to `to`, parsed.
-pub fn received_by(outputs: &[Output], to: ParticipantId) -> Vec<Received> {
+pub(crate) fn received_by(outputs: &[Output], to: ParticipantId) -> Vec<Received> {
     outputs
         .iter()
         .filter_map(|o| match o {
@@ -269,7 +263,7 @@ pub fn received_by(outputs: &[Output], to: ParticipantId) -> Vec<Received> {
 }
 
 /// RTCP transmits to `to`.
-pub fn rtcp_to(outputs: &[Output], to: ParticipantId) -> Vec<Bytes> {
+pub(crate) fn rtcp_to(outputs: &[Output], to: ParticipantId) -> Vec<Bytes> {
     outputs
         .iter()
         .filter_map(|o| match o {
@@ -279,7 +273,7 @@ pub fn rtcp_to(outputs: &[Output], to: ParticipantId) -> Vec<Bytes> {
         .collect()
 }
 
-pub fn events(outputs: &[Output]) -> Vec<Event> {
+pub(crate) fn events(outputs: &[Output]) -> Vec<Event> {
     outputs
         .iter()
         .filter_map(|o| match o {
@@ -289,7 +283,7 @@ pub fn events(outputs: &[Output]) -> Vec<Event> {
         .collect()
 }
 
-pub fn downstream(ssrc: u32, rtx: bool) -> DownstreamParams {
+pub(crate) fn downstream(ssrc: u32, rtx: bool) -> DownstreamParams {
     DownstreamParams {
         ssrc,
         payload_type: VIDEO_PT,
@@ -301,7 +295,7 @@ pub fn downstream(ssrc: u32, rtx: bool) -> DownstreamParams {
     }
 }
 
-pub fn audio_downstream(ssrc: u32) -> DownstreamParams {
+pub(crate) fn audio_downstream(ssrc: u32) -> DownstreamParams {
     DownstreamParams {
         ssrc,
         payload_type: OPUS_PT,
@@ -310,7 +304,7 @@ pub fn audio_downstream(ssrc: u32) -> DownstreamParams {
     }
 }
 
-pub fn audio_spec(ssrc: u32) -> TrackSpec {
+pub(crate) fn audio_spec(ssrc: u32) -> TrackSpec {
     TrackSpec {
         kind: TrackKind::Audio,
         codec: Codec::Opus,
@@ -325,7 +319,7 @@ pub fn audio_spec(ssrc: u32) -> TrackSpec {
 }
 
 /// An Opus packet with an audio level (-dBov) and the voice flag.
-pub fn opus(ssrc: u32, seq: u16, ts: u32, level: u8, voice: bool) -> Bytes {
+pub(crate) fn opus(ssrc: u32, seq: u16, ts: u32, level: u8, voice: bool) -> Bytes {
     let v = [u8::from(voice) << 7 | level];
     rtp(
         ssrc,
@@ -339,17 +333,17 @@ pub fn opus(ssrc: u32, seq: u16, ts: u32, level: u8, voice: bool) -> Bytes {
 }
 
 /// A meeting with one camera publisher and `n` subscribers subscribed to its camera.
-pub struct CameraRoom {
-    pub sim: Sim,
-    pub room: RoomId,
-    pub publisher: ParticipantId,
-    pub track: TrackId,
-    pub camera: SimulcastCamera,
-    pub subscribers: Vec<ParticipantId>,
+pub(crate) struct CameraRoom {
+    pub(crate) sim: Sim,
+    pub(crate) room: RoomId,
+    pub(crate) publisher: ParticipantId,
+    pub(crate) track: TrackId,
+    pub(crate) camera: SimulcastCamera,
+    pub(crate) subscribers: Vec<ParticipantId>,
 }
 
 impl CameraRoom {
-    pub fn new(config: Config, n: usize, rtx: bool) -> Self {
+    pub(crate) fn new(config: Config, n: usize, rtx: bool) -> Self {
         let mut sim = Sim::new(config);
         let room = sim
             .sfu
@@ -388,7 +382,7 @@ impl CameraRoom {
 
     /// Sends one frame on every layer (after advancing one frame interval) and returns the
     /// outputs it caused.
-    pub fn send_frame(&mut self, keyframe: [bool; 3]) -> Vec<Output> {
+    pub(crate) fn send_frame(&mut self, keyframe: [bool; 3]) -> Vec<Output> {
         self.sim.advance(FRAME);
         for (_, p) in self.camera.frame(keyframe) {
             self.sim

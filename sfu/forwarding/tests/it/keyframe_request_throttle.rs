@@ -1,11 +1,9 @@
 //! PLI/FIR from subscribers are forwarded to the publisher of the layer the subscriber receives,
 //! throttled per source: a flood reaches the publisher at most 5 times a second.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use sfu_forwarding::{
     Config, Event,
     rtcp::{self, RtcpIter, RtcpPacket},

@@ -2,11 +2,9 @@
 //! SRs to subscribers (translated from the publisher's SR when there is one), and RTT and loss
 //! from the subscribers' RRs.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use sfu_forwarding::{
     Config, Direction, Event, MediaKind,
     rtcp::{self, ReportBlock, RtcpIter, RtcpPacket, SenderInfo},

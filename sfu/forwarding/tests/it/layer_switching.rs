@@ -3,11 +3,9 @@
 //! picture ids, TL0PICIDX). Layer choice follows the requested size and the bandwidth estimate
 //! from transport-wide CC feedback.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use sfu_forwarding::{Config, Event, Output, twcc};
 

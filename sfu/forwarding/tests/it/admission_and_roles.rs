@@ -1,9 +1,7 @@
 //! Capacity and role refusals: default deny for publishing, hard caps of 100 callers per
 //! meeting and 500 viewers per broadcast, unknown and stale ids.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use sfu_forwarding::{
     Config, Error, MAX_BROADCAST_VIEWERS, MAX_MEETING_CALLERS, PacketError, Role, RoomKind,
     RoomPolicy,
