@@ -16,6 +16,7 @@
 //! | [`progress`] | the joining/running progress bar |
 //! | [`report`] | the JSON report and the summary table |
 //! | [`process_usage`] | CPU seconds and peak RSS of a process from `/proc`; thread CPU time |
+//! | [`http_client`] | the one HTTP client (reqwest, blocking): no proxy, no redirects, deadlines |
 //! | [`metrics_scrape`] | Prometheus text-format scraper |
 //! | [`service_process`] | start a service, wait for health, stop it with SIGTERM |
 //! | [`services`] | start `sfu` + `signaling serve` (or use `--url`), create the room |
@@ -32,6 +33,7 @@
 pub mod baseline;
 pub mod client_protocol;
 pub mod histogram;
+pub mod http_client;
 pub mod impairment;
 pub mod key_exchange;
 pub mod media;

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::http_client::{self, HttpError};
+
 /// Largest `/metrics` body read (a page is tens of kilobytes; anything bigger is refused).
 const MAX_BODY: u64 = 8 << 20;
 
@@ -79,9 +81,9 @@ pub enum ScrapeError {
     Http {
         /// The URL.
         url: String,
-        /// What ureq said.
+        /// What the HTTP client said.
         #[source]
-        source: Box<ureq::Error>,
+        source: Box<HttpError>,
     },
     /// The page is not valid exposition text.
     #[error("parsing {url}: {source}")]
@@ -109,19 +111,8 @@ pub fn scrape(url: &str, timeout: Duration) -> Result<Exposition, ScrapeError> {
 
 /// A plain HTTP GET returning the body as text; no proxy (everything is on loopback), no
 /// redirects, body capped.
-pub(crate) fn http_get_text(url: &str, timeout: Duration) -> Result<String, ureq::Error> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .proxy(None)
-        .max_redirects(0)
-        .timeout_global(Some(timeout))
-        .build()
-        .into();
-    let mut response = agent.get(url).call()?;
-    response
-        .body_mut()
-        .with_config()
-        .limit(MAX_BODY)
-        .read_to_string()
+pub(crate) fn http_get_text(url: &str, timeout: Duration) -> Result<String, HttpError> {
+    http_client::get_text(url, timeout, MAX_BODY)
 }
 
 /// Parses exposition text.

@@ -17,6 +17,7 @@ use std::time::Duration;
 use rand::Rng as _;
 use thiserror::Error;
 
+use crate::http_client;
 use crate::service_process::{ServiceError, ServiceProcess, ServiceSpec, sibling_binary};
 
 /// How long a started service may take to answer its health URL.
@@ -24,6 +25,12 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long a service gets to exit on SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The deadline of the admin call that creates the room.
+const ROOM_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most of a refusal's body quoted in the error.
+const MAX_ERROR_BODY: u64 = 10 << 20;
 
 /// Signaling limits for a run where every client shares one address.
 const SIGNALING_CONFIG: &str = "\
@@ -225,24 +232,21 @@ impl Services {
             reason,
         };
         let body = serde_json::json!({ "name": name, "kind": kind }).to_string();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .proxy(None)
-            .max_redirects(0)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut response = agent
-            .post(&format!("{}/v1/rooms", self.base_url))
-            .header("authorization", &format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .send(body.as_bytes())
+        let response = http_client::client(ROOM_REQUEST_TIMEOUT)
+            .and_then(|client| {
+                Ok(client
+                    .post(format!("{}/v1/rooms", self.base_url))
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()?)
+            })
             .map_err(|e| fail(e.to_string()))?;
         let status = response.status().as_u16();
         if (200..300).contains(&status) || status == 409 {
             Ok(())
         } else {
-            let text = response.body_mut().read_to_string().unwrap_or_default();
+            let text = http_client::read_text(response, MAX_ERROR_BODY).unwrap_or_default();
             Err(fail(format!("HTTP {status}: {text}")))
         }
     }

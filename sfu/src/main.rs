@@ -16,7 +16,6 @@ use sfu::control::{self, ControlState};
 use sfu::node::{NodeConfig, NodeHandle, Observer, start_node};
 use sfu::ops::{self, OpsState, SfuMetrics, tls};
 use sfu::transport::{SourceAllowList, TransportConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -313,72 +312,72 @@ async fn drain(node: &NodeHandle, timeout: Duration) {
     tracing::info!(participants = node.participant_count(), "drained; stopping");
 }
 
-/// One HTTP/1.1 request to the local node; returns the status code and the body.
-async fn local_request(r: &Resolved, method: &str, path: &str) -> Result<(u16, String), String> {
+/// One request to the local node (the workspace's HTTP client, reqwest; over HTTPS with the
+/// node's own certificate pinned when it serves HTTPS); returns the status code and the body.
+async fn local_request(
+    r: &Resolved,
+    method: reqwest::Method,
+    path: &str,
+) -> Result<(u16, String), String> {
     let host = if r.bind.is_unspecified() {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {
         r.bind
     };
-    let stream = tokio::net::TcpStream::connect(SocketAddr::new(host, r.http_port))
-        .await
-        .map_err(|e| format!("connect to the local SFU: {e}"))?;
-    match &r.tls {
-        None => exchange(stream, r, method, path).await,
+    let node = SocketAddr::new(host, r.http_port);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none());
+    let (client, url) = match &r.tls {
+        None => (client, format!("http://{node}{path}")),
         Some((cert, _)) => {
             // The node's own certificate, pinned: whatever name it carries, only it is accepted.
             let config = tls::pinned_client_config(cert).map_err(|e| e.to_string())?;
-            let name = rustls::pki_types::ServerName::IpAddress(host.into());
-            let stream = tokio_rustls::TlsConnector::from(config)
-                .connect(name, stream)
-                .await
-                .map_err(|e| format!("TLS to the local SFU: {e}"))?;
-            exchange(stream, r, method, path).await
+            (
+                client.use_preconfigured_tls(Arc::unwrap_or_clone(config)),
+                format!("https://{node}{path}"),
+            )
         }
-    }
-}
-
-/// Writes one request on `stream` and reads the whole response.
-async fn exchange(
-    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    r: &Resolved,
-    method: &str,
-    path: &str,
-) -> Result<(u16, String), String> {
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
-         Content-Length: 0\r\nConnection: close\r\n\r\n",
-        r.secret
-    );
-    stream
-        .write_all(request.as_bytes())
+    };
+    let client = client.build().map_err(|e| with_causes(&e))?;
+    let response = client
+        .request(method, url)
+        .bearer_auth(&r.secret)
+        .send()
         .await
-        .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("malformed HTTP response")?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+        .map_err(|e| {
+            if e.is_connect() {
+                format!("connect to the local SFU: {}", with_causes(&e))
+            } else {
+                format!("request to the local SFU: {}", with_causes(&e))
+            }
+        })?;
+    let status = response.status().as_u16();
+    let body = response.text().await.map_err(|e| with_causes(&e))?;
     Ok((status, body))
 }
 
+/// An error's message and the causes under it (reqwest's own message does not say whether the
+/// connection was refused or the certificate did not match).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 async fn drain_client(r: &Resolved) -> Result<(), String> {
-    let (status, _) = local_request(r, "POST", "/control/drain").await?;
+    let (status, _) = local_request(r, reqwest::Method::POST, "/control/drain").await?;
     if status != 202 {
         return Err(format!("drain refused: HTTP {status}"));
     }
     let deadline = tokio::time::Instant::now() + r.drain_timeout;
     while tokio::time::Instant::now() < deadline {
-        let (_, body) = local_request(r, "GET", "/control/status").await?;
+        let (_, body) = local_request(r, reqwest::Method::GET, "/control/status").await?;
         let peers = serde_json::from_str::<serde_json::Value>(body.trim())
             .ok()
             .and_then(|v| v.get("participants").and_then(|p| p.as_u64()));
