@@ -20,6 +20,7 @@ use sfu::transport::{SourceAllowList, TransportConfig};
 #[derive(Parser, Debug)]
 #[command(
     name = "sfu",
+    version,
     about = "Selective forwarding unit for end-to-end-encrypted media"
 )]
 struct Cli {
