@@ -17,7 +17,7 @@ use futures_util::StreamExt as _;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-use crate::media::{MediaEvent, MediaNode, MediaRoomSpec};
+use crate::media_node::{MediaEvent, MediaNode, MediaRoomSpec};
 use crate::metrics::Metrics;
 use crate::policy::RoomPolicy;
 use crate::room::{ConnId, RekeyTiming, Room, RoomDetail, RoomSummary};

@@ -2,18 +2,20 @@
 //!
 //! Clients speak the JSON protocol of `docs/protocol.md` on the WebSocket `/v1/rtc`
 //! ([`protocol`], [`session`]); tokens are HS256 JWTs ([`auth`]); rooms and their rules live in
-//! [`room`], owned by one task each ([`hub`]); admins use `/v1/rooms` ([`admin`], described by
+//! [`room`], owned by one task each ([`hub`]); admins use `/v1/rooms` ([`admin_api`], described by
 //! `openapi.json`); operators scrape `/metrics` ([`metrics`]). Media is handled by a node behind
-//! the [`media::MediaNode`] trait; without one, SDP is answered with `media_unavailable`.
+//! the [`media_node::MediaNode`] trait; without one, SDP is answered with `media_unavailable`.
 //! The service never holds a media key: it checks the shape of public bundles and key envelopes
 //! and routes them by recipient.
 
-pub mod admin;
+pub mod admin_api;
 pub mod app_state;
 pub mod auth;
 pub mod config;
 pub mod hub;
-pub mod media;
+pub mod media_node;
+/// The earlier path of [`media_node`], kept so `signaling::media::…` callers still build.
+pub use media_node as media;
 pub mod metrics;
 pub mod policy;
 pub mod protocol;

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use sfu::transport::TransportConfig;
 use signaling::auth::{GrantClaims, Secret, TokenRequest, issue_token};
 use signaling::config::Config;
-use signaling::media::{EmbeddedSfu, MediaNode, RemoteSfu, SfuPool};
+use signaling::media_node::{EmbeddedSfu, MediaNode, RemoteSfu, SfuPool};
 use signaling::policy::Role;
 use tracing_subscriber::EnvFilter;
 

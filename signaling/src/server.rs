@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::get;
 use futures_util::StreamExt as _;
 use governor::RateLimiter;
 use tokio::net::TcpListener;
@@ -17,12 +17,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use crate::admin;
+use crate::admin_api;
 use crate::app_state::AppState;
 use crate::auth::TokenVerifier;
 use crate::config::{Config, ConfigError};
 use crate::hub::Hub;
-use crate::media::MediaNode;
+use crate::media_node::MediaNode;
 use crate::metrics::{Metrics, MetricsError};
 use crate::protocol::{ErrorBody, ErrorCode};
 use crate::session::{SessionContext, run_session};
@@ -100,15 +100,7 @@ impl RunningServer {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/rtc", get(rtc))
-        .route("/v1/rooms", get(admin::list_rooms).post(admin::create_room))
-        .route(
-            "/v1/rooms/{name}",
-            get(admin::get_room).delete(admin::close_room),
-        )
-        .route(
-            "/v1/rooms/{name}/participants/{device}",
-            delete(admin::kick),
-        )
+        .merge(admin_api::routes())
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(crate::web_client::serve)

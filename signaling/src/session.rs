@@ -21,7 +21,7 @@ use tracing::{Instrument as _, Span, debug, info, info_span, warn};
 
 use crate::auth::{Grants, TokenVerifier, validate_room_name};
 use crate::hub::{Hub, HubError, Outbound, RoomCommand};
-use crate::media::{ParticipantSpec, SessionDescription};
+use crate::media_node::{ParticipantSpec, SessionDescription};
 use crate::policy::RoomPolicy;
 use crate::protocol::{
     CLIENT_MESSAGE_TYPES, ClientMessage, ClientOffer, ErrorCode, Join, LeftNotice,
@@ -610,7 +610,9 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             )
             .await
             .and_then(|a| {
-                a.ok_or_else(|| crate::media::MediaError::Failed("no answer to an offer".into()))
+                a.ok_or_else(|| {
+                    crate::media_node::MediaError::Failed("no answer to an offer".into())
+                })
             })
         } else {
             let spec = ParticipantSpec {

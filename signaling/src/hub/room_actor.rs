@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::HubInner;
-use crate::media::{MediaEvent, MediaNode};
+use crate::media_node::{MediaEvent, MediaNode};
 use crate::metrics::Metrics;
 use crate::policy::Role;
 use crate::protocol::{

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::Room;
-use crate::media::MediaQuality;
+use crate::media_node::MediaQuality;
 use crate::policy::{Role, RoomKind, RoomPolicy};
 use crate::protocol::{ClientStats, TrackInfo};
 

@@ -2,7 +2,7 @@
 //! quality figures, subscriptions and client stats, and node-initiated messages to one device.
 
 use super::{ConnId, Output, Room};
-use crate::media::MediaQuality;
+use crate::media_node::MediaQuality;
 use crate::protocol::{
     ClientStats, ServerMessage, Speaker, Speakers, Subscription, TrackInfo, TrackPublished,
     TrackUnpublished,

@@ -33,7 +33,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::media::MediaQuality;
+use crate::media_node::MediaQuality;
 use crate::policy::{Role, RoomPolicy};
 use crate::protocol::{
     ClientStats, LeaveReason, RosterEntry, ServerMessage, Subscription, TrackInfo,

@@ -2,9 +2,11 @@
 //! `signaling/openapi.json` describes it; a test validates real responses against it.
 
 use axum::Json;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
@@ -14,6 +16,14 @@ use crate::hub::HubError;
 use crate::policy::RoomPolicyRequest;
 use crate::room::{RoomDetail, RoomSummary};
 use crate::shape::validate_device_id;
+
+/// The admin API's routes, served by [`crate::server::router`].
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/rooms", get(list_rooms).post(create_room))
+        .route("/v1/rooms/{name}", get(get_room).delete(close_room))
+        .route("/v1/rooms/{name}/participants/{device}", delete(kick))
+}
 
 /// An admin API error: HTTP status, stable code and human message.
 #[derive(Debug)]
@@ -101,7 +111,7 @@ pub(crate) struct RoomList {
     rooms: Vec<RoomSummary>,
 }
 
-pub(crate) async fn create_room(
+async fn create_room(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<CreateRoom>, axum::extract::rejection::JsonRejection>,
@@ -125,7 +135,7 @@ pub(crate) async fn create_room(
     Ok((StatusCode::CREATED, Json(detail)))
 }
 
-pub(crate) async fn list_rooms(
+async fn list_rooms(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<RoomList>, ApiError> {
@@ -135,7 +145,7 @@ pub(crate) async fn list_rooms(
     }))
 }
 
-pub(crate) async fn get_room(
+async fn get_room(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
@@ -144,7 +154,7 @@ pub(crate) async fn get_room(
     Ok(Json(state.hub.detail(&name).await?))
 }
 
-pub(crate) async fn close_room(
+async fn close_room(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
@@ -154,7 +164,7 @@ pub(crate) async fn close_room(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub(crate) async fn kick(
+async fn kick(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((name, device)): Path<(String, String)>,
