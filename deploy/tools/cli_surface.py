@@ -38,7 +38,7 @@ import re
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -58,6 +58,11 @@ ALIAS = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=\"?(?:\S*/)?(sfu|signaling|loadt
 BOLD_CONTEXT = re.compile(r"^\*\*`([^`]+)`\*\*")
 CODE_SPAN = re.compile(r"`([^`]+)`")
 ALWAYS_ACCEPTED = frozenset({"help"})
+# Variables of deploy/check and deploy/live-check themselves (which binary to run), named in the
+# guide beside the binaries' settings but read by no binary.
+SCRIPT_VARIABLES = frozenset({"SFU_BIN", "SIGNALING_BIN", "LOADTEST_BIN"})
+# Flags every clap command has; a settings table need not list them.
+STANDARD_FLAGS = frozenset({"help", "version"})
 
 
 class InputError(Exception):
@@ -74,6 +79,8 @@ class Use:
     name: str  # without the leading `--`
     binary: str | None = None
     subcommand: str | None = None
+    # "table" for a row of a settings table (those must list every setting of their command).
+    origin: str = "text"
 
     @property
     def where(self) -> str:
@@ -264,9 +271,10 @@ def text_uses(path: str, line: int, text: str, aliases: dict[str, str],
 
 def env_uses(path: str, line: int, text: str, binary: str | None = None,
              subcommand: str | None = None) -> list[Use]:
+    """Our variables named in `text`; those of `binary` (and `RUST_LOG`) tied to its command."""
     return [Use(path, line, "env", name, binary if _env_binary(name) in (None, binary) else None,
                 subcommand if _env_binary(name) in (None, binary) else None)
-            for name in ENV_NAME.findall(text)]
+            for name in ENV_NAME.findall(text) if name not in SCRIPT_VARIABLES]
 
 
 def _env_binary(name: str) -> str | None:
@@ -328,8 +336,10 @@ def markdown_uses(path: str, text: str, subcommands: dict[str, set[str]]) -> lis
                 for part in span.split(","):
                     flag = FLAG.match(part.strip().split(" ")[0])
                     if flag:
-                        uses.append(Use(path, number, "flag", flag.group(1), *context))
-            uses += env_uses(path, number, line, *context)
+                        uses.append(Use(path, number, "flag", flag.group(1), *context,
+                                        origin="table"))
+            uses += [replace(u, origin="table") if u.binary else u
+                     for u in env_uses(path, number, line, *context)]
         else:
             uses += env_uses(path, number, line)
 
@@ -566,6 +576,28 @@ def problems(uses: list[Use], surface: Surface) -> list[str]:
     return out
 
 
+def table_gaps(uses: list[Use], surface: Surface) -> list[str]:
+    """A settings table must list every flag and variable its command's --help has."""
+    tables: dict[tuple[str, str, str | None], list[Use]] = {}
+    for use in uses:
+        if use.origin == "table":
+            tables.setdefault((use.path, use.binary, use.subcommand), []).append(use)
+    out = []
+    for (path, binary, sub), rows in tables.items():
+        help_ = surface.helps.get((binary, sub))
+        if help_ is None:
+            continue
+        first = min(u.line for u in rows)
+        flags = {u.name for u in rows if u.kind == "flag"}
+        env = {u.name for u in rows if u.kind == "env"}
+        command = f"{binary} {sub}" if sub else binary
+        for name in sorted(help_.flags - STANDARD_FLAGS - flags):
+            out.append(f"{path}:{first}: the `{command}` table lacks --{name}, which its --help lists")
+        for name in sorted(help_.env - env):
+            out.append(f"{path}:{first}: the `{command}` table lacks {name}, which its --help lists")
+    return out
+
+
 def binary_paths(root: Path = ROOT) -> dict[str, Path]:
     default = root / "target" / "debug"
     return {b: Path(os.environ.get(f"{b.upper()}_BIN", default / b)) for b in BINARIES}
@@ -588,7 +620,7 @@ def main(argv: list[str]) -> int:
             shown = f"--{use.name}" if use.kind == "flag" else use.name
             print(f"{use.where}: {shown} ({use.command if use.binary else 'by prefix'})")
         return 0
-    found = version_problems + problems(uses, surface)
+    found = version_problems + problems(uses, surface) + table_gaps(uses, surface)
     for line in found:
         print(line)
     flags = sum(u.kind == "flag" for u in uses)

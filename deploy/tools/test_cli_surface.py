@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cli_surface import Surface, Use, file_uses, parse_help, problems
+from cli_surface import Surface, Use, file_uses, parse_help, problems, table_gaps
 
 TOOLS = Path(__file__).resolve().parent
 
@@ -322,3 +322,22 @@ def test_command_line_reports_a_missing_binary(tmp_path):
     assert done.returncode == 2, done
     assert "no-such-sfu missing" in done.stderr
 
+
+
+def test_a_settings_table_must_list_every_setting_of_its_command(tmp_path):
+    text = """\
+**`signaling serve`**
+
+| flag | environment |
+|---|---|
+| `--sfu-url` | `SIGNALING_SFU_URL` |
+| `--log` | `SIGNALING_LOG` |
+
+Run it from `deploy/live-check` with `$SIGNALING_BIN` set (a variable of the script, not ours).
+"""
+    uses = uses_of(tmp_path, "d.md", text)
+    assert {u.name for u in uses} == {"sfu-url", "SIGNALING_SFU_URL", "log", "SIGNALING_LOG"}
+    assert table_gaps(uses, surface()) == [
+        "d.md:5: the `signaling serve` table lacks --api-keys, which its --help lists",
+        "d.md:5: the `signaling serve` table lacks SIGNALING_API_KEYS, which its --help lists",
+    ]
