@@ -120,7 +120,9 @@ class Surface:
 
 # ---- help text -------------------------------------------------------------------------------
 
-HELP_FLAG = re.compile(r"^\s+(?:-[A-Za-z0-9], )?--([a-z0-9][a-z0-9-]*)", re.M)
+# clap's option lines: `  -h, --help` or `      --config <CONFIG>` (descriptions are indented
+# further, so a flag named inside one is not taken for an option).
+HELP_FLAG = re.compile(r"^  (?:-[A-Za-z0-9], |    )--([a-z0-9][a-z0-9-]*)", re.M)
 HELP_ENV = re.compile(r"\[env: ([A-Z][A-Z0-9_]*)[=\]]")
 HELP_COMMAND = re.compile(r"^  ([a-z][a-z0-9-]*)(?:\s{2,}|$)")
 

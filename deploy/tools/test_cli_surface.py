@@ -32,6 +32,7 @@ Options:
 
       --http-port <HTTP_PORT>
           HTTP port (metrics, probes, control API) [env: SFU_HTTP_PORT=]
+          --in-a-description is not an option
       --control-secret <CONTROL_SECRET>
           Shared secret of the control API [env: SFU_CONTROL_SECRET]
       --drain-timeout <DRAIN_TIMEOUT>
