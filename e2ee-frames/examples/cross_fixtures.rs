@@ -7,7 +7,7 @@
 //! The file is checked with this crate before it is written, so a broken file is never handed
 //! to the JavaScript side.
 
-#[path = "../tests/support/fixtures.rs"]
+#[path = "../tests/it/fixtures.rs"]
 mod fixtures;
 
 use std::process::ExitCode;

@@ -41,7 +41,7 @@ fn clamp(mut k: [u8; 32]) -> [u8; 32] {
 }
 
 fn vector() -> Value {
-    serde_json::from_str(include_str!("data/hpke-rfc9180-a1-1-base.json")).unwrap()
+    serde_json::from_str(include_str!("../data/hpke-rfc9180-a1-1-base.json")).unwrap()
 }
 
 fn hex(v: &Value, field: &str) -> Vec<u8> {

@@ -6,7 +6,7 @@ use e2ee_frames::{BaseKey, CipherSuite, Header, SframeKey};
 use serde_json::Value;
 
 fn vectors() -> Value {
-    let text = include_str!("data/sframe-rfc9605.json");
+    let text = include_str!("../data/sframe-rfc9605.json");
     serde_json::from_str(text).expect("vector file is valid JSON")
 }
 
