@@ -28,8 +28,10 @@
 
 mod error;
 mod events;
+mod glue;
 mod sdp;
 mod state;
+mod translate;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,7 +48,8 @@ pub use state::{LayerPrefs, Observer};
 use crate::transport::{
     OutgoingTrack, PeerId, ShardHandle, ShardStats, StartError, TransportConfig, start_shard,
 };
-use state::{Deferred, Glue, Member, PendingSub, State, lock, parse_track, track_name};
+use glue::Glue;
+use state::{Deferred, Member, PendingSub, State, lock, parse_track, track_name};
 
 /// How often the background task checks the core's timers when no packet arrived to run them.
 const TIMER_TICK: Duration = Duration::from_millis(20);
