@@ -25,10 +25,16 @@
 //!
 //! The core writes the transport-wide CC extension and all NACK/PLI/SR/RR/feedback RTCP; the
 //! transport runs no `rtc` interceptors.
+//!
+//! Files: this one starts the node and holds its handle and background task;
+//! `participants.rs` has the room and participant commands, `state.rs` the state behind the
+//! lock, `translate.rs` what events do to it, `glue.rs` the shard-side handler, `sdp.rs` what
+//! is read from offers.
 
 mod error;
 mod events;
 mod glue;
+mod participants;
 mod sdp;
 mod state;
 mod translate;
@@ -38,18 +44,16 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
-use sfu_forwarding::{Gauges, Metrics, Role, RoomPolicy, Sfu, TrackId, Transmit};
+use sfu_forwarding::{Gauges, Metrics, Sfu, Transmit};
 use tokio::sync::{broadcast, mpsc};
 
 pub use error::NodeError;
 pub use events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, TrackClass};
 pub use state::{LayerPrefs, Observer};
 
-use crate::transport::{
-    OutgoingTrack, PeerId, ShardHandle, ShardStats, StartError, TransportConfig, start_shard,
-};
+use crate::transport::{PeerId, ShardHandle, ShardStats, StartError, TransportConfig, start_shard};
 use glue::Glue;
-use state::{Deferred, Member, PendingSub, State, lock, parse_track, track_name};
+use state::{Deferred, State, lock};
 
 /// How often the background task checks the core's timers when no packet arrived to run them.
 const TIMER_TICK: Duration = Duration::from_millis(20);
@@ -256,328 +260,4 @@ impl NodeHandle {
             shard: self.inner.shard.stats().await.ok(),
         }
     }
-
-    /// Opens a room named `room` with `policy`.
-    pub fn create_room(&self, room: &str, policy: RoomPolicy) -> Result<(), NodeError> {
-        let mut state = lock(&self.inner.state);
-        if state.draining {
-            return Err(NodeError::Draining);
-        }
-        if state.rooms.contains_key(room) {
-            return Err(NodeError::RoomExists);
-        }
-        let id = state.sfu.create_room(policy)?;
-        state.rooms.insert(room.to_owned(), id);
-        state.room_names.insert(id, room.to_owned());
-        tracing::info!(room, "room created");
-        Ok(())
-    }
-
-    /// Closes a room: every participant in it is removed and its peer connection closed.
-    pub async fn close_room(&self, room: &str) -> Result<(), NodeError> {
-        let peers = {
-            let mut state = lock(&self.inner.state);
-            let id = state.rooms.remove(room).ok_or(NodeError::UnknownRoom)?;
-            state.room_names.remove(&id);
-            let now = Instant::now();
-            let members: Vec<_> = state
-                .members
-                .iter()
-                .filter(|(_, m)| m.room == room)
-                .map(|(p, _)| *p)
-                .collect();
-            let mut peers = Vec::new();
-            for p in members {
-                if let Some(m) = state.forget(now, p) {
-                    peers.extend(m.peer);
-                }
-            }
-            state.sfu.close_room(now, id)?;
-            peers
-        };
-        for peer in peers {
-            // Already gone is fine.
-            let _ = self.inner.shard.remove_peer(peer).await;
-        }
-        tracing::info!(room, "room closed");
-        Ok(())
-    }
-
-    /// Adds participant `device` with `role` to `room` from its SDP offer and returns the SDP
-    /// answer. `subscribe` tracks (ids from [`NodeEvent::TrackPublished`]) are in the answer
-    /// when the offer has `recvonly` sections for them (a viewer), so media flows as soon as
-    /// the peer connects; the others come in a [`NodeEvent::Offer`] right after it connected
-    /// (a publisher's own sending sections are never used for them). Video in the media sections named in
-    /// `screen_mids` is published as screen share.
-    pub async fn add_participant(
-        &self,
-        room: &str,
-        device: &str,
-        role: Role,
-        offer: String,
-        subscribe: Vec<SubscriptionRequest>,
-        screen_mids: &[String],
-    ) -> Result<String, NodeError> {
-        let (participant, outgoing) = {
-            let mut state = lock(&self.inner.state);
-            if state.draining {
-                return Err(NodeError::Draining);
-            }
-            let room_id = *state.rooms.get(room).ok_or(NodeError::UnknownRoom)?;
-            let key = (room.to_owned(), device.to_owned());
-            if state.devices.contains_key(&key) {
-                return Err(NodeError::ParticipantExists);
-            }
-            let wanted = resolve_tracks(&state, room, &subscribe)?;
-            let participant =
-                state
-                    .sfu
-                    .add_participant(room_id, role, sdp::extension_ids(&offer))?;
-            state.devices.insert(key, participant);
-            state.members.insert(
-                participant,
-                Member {
-                    room: room.to_owned(),
-                    device: device.to_owned(),
-                    peer: None,
-                    subs: HashMap::new(),
-                    published_mids: HashMap::new(),
-                    screen_mids: screen_mids.iter().cloned().collect(),
-                    simulcast: sdp::simulcast_layers(&offer),
-                },
-            );
-            let outgoing = plan_subscriptions(&mut state, participant, wanted);
-            (participant, outgoing)
-        };
-        match self.inner.shard.add_peer(offer, outgoing).await {
-            Ok(added) => {
-                let registered = {
-                    let mut state = lock(&self.inner.state);
-                    match state.members.get_mut(&participant) {
-                        Some(m) => {
-                            m.peer = Some(added.peer);
-                            state.peers.insert(added.peer, participant);
-                            true
-                        }
-                        None => false,
-                    }
-                };
-                if registered {
-                    tracing::info!(room, device, peer = %added.peer, "participant added");
-                    Ok(added.answer)
-                } else {
-                    // Removed (or its room closed) while the transport was answering.
-                    let _ = self.inner.shard.remove_peer(added.peer).await;
-                    Err(NodeError::UnknownParticipant)
-                }
-            }
-            Err(e) => {
-                lock(&self.inner.state).forget(Instant::now(), participant);
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Applies a participant's later offer (returns the answer) or its answer to a node offer
-    /// (returns `None`). With an offer, `screen_mids` adds media sections whose video is
-    /// screen share (sections announced before stay so).
-    pub async fn renegotiate(
-        &self,
-        room: &str,
-        device: &str,
-        description: SessionDescription,
-        screen_mids: &[String],
-    ) -> Result<Option<String>, NodeError> {
-        let peer = self.peer_of(room, device)?;
-        match description {
-            SessionDescription::Offer(sdp) => {
-                {
-                    let mut state = lock(&self.inner.state);
-                    let p = state
-                        .devices
-                        .get(&(room.to_owned(), device.to_owned()))
-                        .copied();
-                    if let Some(m) = p.and_then(|p| state.members.get_mut(&p)) {
-                        m.screen_mids.extend(screen_mids.iter().cloned());
-                        // Sections already published keep their layers; new ones are added.
-                        for (mid, layers) in sdp::simulcast_layers(&sdp) {
-                            m.simulcast.entry(mid).or_insert(layers);
-                        }
-                    }
-                }
-                Ok(Some(self.inner.shard.apply_offer(peer, sdp).await?))
-            }
-            SessionDescription::Answer(sdp) => {
-                self.inner.shard.apply_answer(peer, sdp).await?;
-                Ok(None)
-            }
-        }
-    }
-
-    /// Replaces a participant's subscriptions: tracks not listed are unsubscribed, new ones are
-    /// added (the node renegotiates: watch for [`NodeEvent::Offer`]), and layer wishes of
-    /// existing ones are updated.
-    pub async fn set_subscriptions(
-        &self,
-        room: &str,
-        device: &str,
-        subscriptions: Vec<SubscriptionRequest>,
-    ) -> Result<(), NodeError> {
-        let (peer, removed, added) = {
-            let mut state = lock(&self.inner.state);
-            let now = Instant::now();
-            let p = *state
-                .devices
-                .get(&(room.to_owned(), device.to_owned()))
-                .ok_or(NodeError::UnknownParticipant)?;
-            let peer = state
-                .members
-                .get(&p)
-                .and_then(|m| m.peer)
-                .ok_or(NodeError::UnknownParticipant)?;
-            let wanted = resolve_tracks(&state, room, &subscriptions)?;
-            let current: Vec<(TrackId, u32)> = state
-                .members
-                .get(&p)
-                .map(|m| m.subs.iter().map(|(t, s)| (*t, *s)).collect())
-                .unwrap_or_default();
-            let mut removed = Vec::new();
-            for (track, ssrc) in &current {
-                if !wanted.iter().any(|(t, _)| t == track) {
-                    // Not subscribed in the core yet when still pending: nothing to undo there.
-                    let _ = state.sfu.unsubscribe(p, *track);
-                    state.pending.remove(ssrc);
-                    if let Some(m) = state.members.get_mut(&p) {
-                        m.subs.remove(track);
-                    }
-                    removed.push(*ssrc);
-                }
-            }
-            let mut new = Vec::new();
-            for (track, prefs) in wanted {
-                match current.iter().find(|(t, _)| *t == track) {
-                    Some((_, ssrc)) => match state.pending.get_mut(ssrc) {
-                        Some(pending) => pending.prefs = prefs,
-                        None => state.apply_prefs(now, p, track, prefs),
-                    },
-                    None => new.push((track, prefs)),
-                }
-            }
-            let added = plan_subscriptions(&mut state, p, new);
-            (peer, removed, added)
-        };
-        if !(removed.is_empty() && added.is_empty()) {
-            // One offer for the whole change.
-            self.inner
-                .shard
-                .update_outgoing(peer, removed, added)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Removes a participant and closes its peer connection. Removing one that is not there
-    /// is not an error (idempotent).
-    pub async fn remove_participant(&self, room: &str, device: &str) -> Result<(), NodeError> {
-        let peer = {
-            let mut state = lock(&self.inner.state);
-            let Some(p) = state
-                .devices
-                .get(&(room.to_owned(), device.to_owned()))
-                .copied()
-            else {
-                return Ok(());
-            };
-            state.forget(Instant::now(), p).and_then(|m| m.peer)
-        };
-        if let Some(peer) = peer {
-            // Already closed by itself is fine.
-            let _ = self.inner.shard.remove_peer(peer).await;
-        }
-        tracing::info!(room, device, "participant removed");
-        Ok(())
-    }
-
-    fn peer_of(&self, room: &str, device: &str) -> Result<PeerId, NodeError> {
-        let state = lock(&self.inner.state);
-        state
-            .devices
-            .get(&(room.to_owned(), device.to_owned()))
-            .and_then(|p| state.members.get(p))
-            .and_then(|m| m.peer)
-            .ok_or(NodeError::UnknownParticipant)
-    }
-}
-
-/// Checks that every requested track exists in `room`, returning core ids and wishes.
-fn resolve_tracks(
-    state: &State,
-    room: &str,
-    requests: &[SubscriptionRequest],
-) -> Result<Vec<(TrackId, LayerPrefs)>, NodeError> {
-    requests
-        .iter()
-        .map(|r| {
-            let id = parse_track(&r.track).ok_or(NodeError::UnknownTrack)?;
-            let entry = state.tracks.get(&id).ok_or(NodeError::UnknownTrack)?;
-            let in_room = state
-                .members
-                .get(&entry.publisher)
-                .is_some_and(|m| m.room == room);
-            if !in_room {
-                return Err(NodeError::UnknownTrack);
-            }
-            Ok((id, r.prefs))
-        })
-        .collect()
-}
-
-/// Chooses downstream SSRCs for new subscriptions of `subscriber`, records them as pending and
-/// returns the outgoing tracks to add to its peer connection. A participant's own tracks are
-/// skipped.
-fn plan_subscriptions(
-    state: &mut State,
-    subscriber: sfu_forwarding::ParticipantId,
-    wanted: Vec<(TrackId, LayerPrefs)>,
-) -> Vec<OutgoingTrack> {
-    let mut outgoing = Vec::new();
-    for (track, prefs) in wanted {
-        let Some(entry) = state.tracks.get(&track).cloned() else {
-            continue;
-        };
-        if entry.publisher == subscriber {
-            continue;
-        }
-        let stream_id = state
-            .members
-            .get(&entry.publisher)
-            .map(|m| m.device.clone())
-            .unwrap_or_default();
-        let ssrc = state.allocate_ssrc();
-        let rtx_ssrc = state.allocate_ssrc();
-        state.pending.insert(
-            ssrc,
-            PendingSub {
-                subscriber,
-                track,
-                rtx_ssrc,
-                prefs,
-            },
-        );
-        if let Some(m) = state.members.get_mut(&subscriber) {
-            m.subs.insert(track, ssrc);
-        }
-        outgoing.push(OutgoingTrack {
-            kind: match entry.kind.media_kind() {
-                sfu_forwarding::MediaKind::Audio => crate::transport::MediaKind::Audio,
-                sfu_forwarding::MediaKind::Video => crate::transport::MediaKind::Video,
-            },
-            ssrc,
-            rtx_ssrc: Some(rtx_ssrc),
-            stream_id,
-            track_id: track_name(track),
-            mime_type: entry.mime,
-        });
-    }
-    outgoing
 }
