@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use loadtest::impairment::{Impairment, ImpairmentRelay, RelayConfig, RelayError};
 
+use crate::common::poll_until;
+
 fn bind() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(Duration::from_millis(300)))
@@ -220,7 +222,12 @@ fn stops_by_itself_and_refuses_non_loopback() {
     let mut config = RelayConfig::symmetric(server.local_addr().unwrap(), Impairment::default());
     config.lifetime = Duration::from_millis(100);
     let relay = ImpairmentRelay::start(config).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // The relay's port is free again once the relay has ended and closed its socket.
+    poll_until(
+        Duration::from_secs(1),
+        "the relay to close its port after its 100 ms lifetime",
+        || UdpSocket::bind(relay.local_addr()).is_ok(),
+    );
     let client = bind();
     client.send_to(b"late", relay.local_addr()).unwrap();
     std::thread::sleep(Duration::from_millis(100));

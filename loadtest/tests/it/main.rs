@@ -1,0 +1,8 @@
+//! The load test's integration tests, one binary (one link) for all of them: the impairment relay
+//! on real sockets, and the real `loadtest` binary's CLI and scenarios, each a module.
+
+mod common;
+
+mod baseline_cli;
+mod impairment_relay;
+mod scenarios_cli;
