@@ -10,7 +10,7 @@
 //! | `POST /control/rooms/{room}/participants/{device}/sdp` | `{"type": "offer"\|"answer", "sdp": "<sdp>", "screen_mids": […]}` | 200 `{"answer": "<sdp>"}` for an offer, `{"answer": null}` for an answer |
 //! | `PUT /control/rooms/{room}/participants/{device}/subscriptions` | `[Subscription]` (replaces all) | 204 |
 //! | `DELETE /control/rooms/{room}/participants/{device}` | | 204 (idempotent) |
-//! | `GET /control/events` | | a stream of newline-delimited JSON [`NodeEvent`]s |
+//! | `GET /control/events` | | a stream of newline-delimited JSON [`WireEvent`]s |
 //! | `POST /control/drain` | | 202: stop admitting rooms and participants (`sfu drain`) |
 //! | `GET /control/status` | | `{"node_id", "participants", "draining"}` |
 //!
@@ -27,7 +27,10 @@
 //! loss_ratio, jitter_seconds, rtt_seconds?}`, `offer {room, device, sdp}` (a node-initiated
 //! renegotiation: deliver to the client, post its answer to `.../sdp`).
 //!
-//! Errors are `{"error": "<reason>"}` with 400 (bad request or SDP), 404 (unknown room,
+//! The bodies are the types of the `sfu-control-api` crate (re-exported here), which signaling's
+//! client uses too.
+//!
+//! Errors are `{"error": "<reason>"}` ([`ErrorBody`]) with 400 (bad request or SDP), 404 (unknown room,
 //! participant or track), 409 (exists), 422 (refused by policy or capacity), 503 (draining).
 
 use std::sync::Arc;
@@ -40,10 +43,18 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use serde::{Deserialize, Serialize};
+use sfu_control_api::NodeEvent as WireEvent;
 use sfu_forwarding::{Role, RoomPolicy};
 
-use crate::node::{LayerPrefs, NodeError, NodeHandle, SessionDescription, SubscriptionRequest};
+use crate::node::{
+    LayerPrefs, MediaClass, NodeError, NodeEvent, NodeHandle, QualityDirection, SessionDescription,
+    SubscriptionRequest, TrackClass,
+};
+
+pub use sfu_control_api::{
+    AddParticipant, AnswerBody, CreateRoom, ErrorBody, NodeStatus, RoleBody, RoomKindBody, SdpBody,
+    SdpKind, SubscriptionBody,
+};
 
 /// What the control handlers use.
 #[derive(Clone)]
@@ -102,7 +113,10 @@ async fn authenticate(State(s): State<ControlState>, request: Request, next: Nex
 }
 
 fn error(status: StatusCode, reason: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": reason }))).into_response()
+    let body = ErrorBody {
+        error: reason.to_owned(),
+    };
+    (status, Json(body)).into_response()
 }
 
 fn node_error(e: NodeError) -> Response {
@@ -118,64 +132,6 @@ fn node_error(e: NodeError) -> Response {
     error(status, &e.to_string())
 }
 
-/// Room kind in `POST /control/rooms`.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum RoomKindBody {
-    /// Up to 100 callers.
-    Meeting,
-    /// Up to 16 presenters and 500 viewers.
-    Broadcast,
-}
-
-/// Body of `POST /control/rooms`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct CreateRoom {
-    /// Room name (signaling's id).
-    pub room: String,
-    /// Meeting or broadcast.
-    pub kind: RoomKindBody,
-    /// Forward only this many loudest audio tracks in large rooms (default 3).
-    #[serde(default)]
-    pub loudest_n: Option<usize>,
-    /// Cameras of this many recent speakers per subscriber (default 25).
-    #[serde(default)]
-    pub last_n: Option<usize>,
-}
-
-/// A participant role.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum RoleBody {
-    /// Meeting participant (publishes and subscribes).
-    Caller,
-    /// Broadcast presenter.
-    Presenter,
-    /// Broadcast viewer (never publishes).
-    Viewer,
-    /// Recorder (never publishes).
-    Recorder,
-}
-
-/// One wanted subscription.
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
-pub struct SubscriptionBody {
-    /// Track id from `track_published`.
-    pub track: String,
-    /// Highest layer (0 = lowest).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_layer: Option<u8>,
-    /// Visible width.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub width: Option<u32>,
-    /// Visible height (0 hides the video).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub height: Option<u32>,
-    /// Forward on top of last-N.
-    #[serde(default)]
-    pub pinned: bool,
-}
-
 impl From<SubscriptionBody> for SubscriptionRequest {
     fn from(b: SubscriptionBody) -> Self {
         SubscriptionRequest {
@@ -189,51 +145,81 @@ impl From<SubscriptionBody> for SubscriptionRequest {
     }
 }
 
-/// Body of `POST /control/rooms/{room}/participants`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct AddParticipant {
-    /// Device id (unique in the room).
-    pub device: String,
-    /// Role.
-    pub role: RoleBody,
-    /// The client's SDP offer.
-    pub offer: String,
-    /// Tracks to subscribe in the first answer.
-    #[serde(default)]
-    pub subscribe: Vec<SubscriptionBody>,
-    /// Media sections (`a=mid`) whose video is screen share.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub screen_mids: Vec<String>,
-}
-
-/// Body of `POST …/sdp`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct SdpBody {
-    /// `offer` or `answer`.
-    #[serde(rename = "type")]
-    pub kind: SdpKind,
-    /// The SDP.
-    pub sdp: String,
-    /// With an offer: media sections (`a=mid`) whose video is screen share.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub screen_mids: Vec<String>,
-}
-
-/// Offer or answer.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum SdpKind {
-    /// A client offer.
-    Offer,
-    /// The client's answer to a node offer.
-    Answer,
-}
-
-/// An SDP answer (or `null` after an applied answer).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct AnswerBody {
-    /// The SDP answer.
-    pub answer: Option<String>,
+impl From<NodeEvent> for WireEvent {
+    /// The node's event as `GET /control/events` carries it (field for field).
+    fn from(e: NodeEvent) -> Self {
+        match e {
+            NodeEvent::TrackPublished {
+                room,
+                publisher,
+                track,
+                kind,
+                mid,
+            } => WireEvent::TrackPublished {
+                room,
+                publisher,
+                track,
+                kind: match kind {
+                    TrackClass::Audio => sfu_control_api::TrackClass::Audio,
+                    TrackClass::Camera => sfu_control_api::TrackClass::Camera,
+                    TrackClass::Screen => sfu_control_api::TrackClass::Screen,
+                },
+                mid,
+            },
+            NodeEvent::TrackUnpublished {
+                room,
+                publisher,
+                track,
+            } => WireEvent::TrackUnpublished {
+                room,
+                publisher,
+                track,
+            },
+            NodeEvent::ActiveSpeakers { room, speakers } => WireEvent::ActiveSpeakers {
+                room,
+                speakers: speakers
+                    .into_iter()
+                    .map(|s| sfu_control_api::ActiveSpeaker {
+                        device: s.device,
+                        level: s.level,
+                    })
+                    .collect(),
+            },
+            NodeEvent::ParticipantGone {
+                room,
+                device,
+                reason,
+            } => WireEvent::ParticipantGone {
+                room,
+                device,
+                reason,
+            },
+            NodeEvent::Quality {
+                room,
+                device,
+                direction,
+                kind,
+                loss_ratio,
+                jitter_seconds,
+                rtt_seconds,
+            } => WireEvent::Quality {
+                room,
+                device,
+                direction: match direction {
+                    QualityDirection::Publisher => sfu_control_api::QualityDirection::Publisher,
+                    QualityDirection::Subscriber => sfu_control_api::QualityDirection::Subscriber,
+                },
+                kind: match kind {
+                    MediaClass::Audio => sfu_control_api::MediaClass::Audio,
+                    MediaClass::Video => sfu_control_api::MediaClass::Video,
+                },
+                loss_ratio,
+                jitter_seconds,
+                rtt_seconds,
+            },
+            NodeEvent::Offer { room, device, sdp } => WireEvent::Offer { room, device, sdp },
+        }
+    }
 }
 
 async fn create_room(State(s): State<ControlState>, Json(b): Json<CreateRoom>) -> Response {
@@ -333,7 +319,7 @@ async fn events(State(s): State<ControlState>) -> Response {
             match rx.recv().await {
                 Ok(event) => {
                     // Serializing a plain enum of strings and numbers cannot fail.
-                    let mut line = serde_json::to_vec(&event).unwrap_or_default();
+                    let mut line = serde_json::to_vec(&WireEvent::from(event)).unwrap_or_default();
                     line.push(b'\n');
                     return Some((Ok::<_, std::convert::Infallible>(line), rx));
                 }
@@ -357,10 +343,76 @@ async fn drain(State(s): State<ControlState>) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-async fn status(State(s): State<ControlState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "node_id": &*s.node_id,
-        "participants": s.node.participant_count(),
-        "draining": s.node.is_draining(),
-    }))
+async fn status(State(s): State<ControlState>) -> Json<NodeStatus> {
+    Json(NodeStatus {
+        draining: s.node.is_draining(),
+        node_id: s.node_id.to_string(),
+        participants: s.node.participant_count(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::ActiveSpeaker;
+
+    /// The events stream writes the wire type; its JSON must be what the node's own event
+    /// serializes to, field for field.
+    #[test]
+    fn wire_events_serialize_like_node_events() {
+        let events = [
+            NodeEvent::TrackPublished {
+                room: "r".into(),
+                publisher: "d1".into(),
+                track: "t1".into(),
+                kind: TrackClass::Camera,
+                mid: "1".into(),
+            },
+            NodeEvent::TrackUnpublished {
+                room: "r".into(),
+                publisher: "d1".into(),
+                track: "t1".into(),
+            },
+            NodeEvent::ActiveSpeakers {
+                room: "r".into(),
+                speakers: vec![ActiveSpeaker {
+                    device: "d1".into(),
+                    level: 0.75,
+                }],
+            },
+            NodeEvent::ParticipantGone {
+                room: "r".into(),
+                device: "d1".into(),
+                reason: "dtls_failed".into(),
+            },
+            NodeEvent::Quality {
+                room: "r".into(),
+                device: "d1".into(),
+                direction: QualityDirection::Publisher,
+                kind: MediaClass::Video,
+                loss_ratio: 0.5,
+                jitter_seconds: 0.25,
+                rtt_seconds: None,
+            },
+            NodeEvent::Quality {
+                room: "r".into(),
+                device: "d2".into(),
+                direction: QualityDirection::Subscriber,
+                kind: MediaClass::Audio,
+                loss_ratio: 0.0,
+                jitter_seconds: 0.0,
+                rtt_seconds: Some(0.125),
+            },
+            NodeEvent::Offer {
+                room: "r".into(),
+                device: "d1".into(),
+                sdp: "v=0".into(),
+            },
+        ];
+        for event in events {
+            let node_json = serde_json::to_string(&event).unwrap();
+            let wire_json = serde_json::to_string(&WireEvent::from(event)).unwrap();
+            assert_eq!(wire_json, node_json);
+        }
+    }
 }

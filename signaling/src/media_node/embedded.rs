@@ -5,15 +5,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures_util::stream::{self, BoxStream, StreamExt as _};
-use sfu::node::{NodeConfig, NodeHandle, Observer, start_node};
+use sfu::node::{NodeConfig, NodeError, NodeHandle, Observer, SubscriptionRequest, start_node};
 use sfu::ops::{OpsState, SfuMetrics};
 use sfu::transport::TransportConfig;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::translate::{Announcements, media_error, node_policy, node_role, subscription};
+use super::translate::{Announcements, subscription_body};
 use super::{
     MediaError, MediaEvent, MediaNode, MediaRoomSpec, ParticipantSpec, SessionDescription,
 };
+use crate::policy::{Role, RoomKind};
 use crate::protocol::{Subscription, TrackAnnouncement};
 
 /// Why the embedded SFU did not start.
@@ -127,6 +128,10 @@ impl MediaNode for EmbeddedSfu {
         tracks: Vec<TrackAnnouncement>,
     ) -> Result<Option<String>, MediaError> {
         let screen = self.announced.record(room, device, tracks);
+        let description = match description {
+            SessionDescription::Offer(sdp) => sfu::node::SessionDescription::Offer(sdp),
+            SessionDescription::Answer(sdp) => sfu::node::SessionDescription::Answer(sdp),
+        };
         self.node
             .renegotiate(room, device, description, &screen)
             .await
@@ -165,7 +170,8 @@ impl MediaNode for EmbeddedSfu {
                 loop {
                     match rx.recv().await {
                         Ok(event) => {
-                            if let Some(e) = announced.event(event) {
+                            // The same wire event a remote node sends, so both translate alike.
+                            if let Some(e) = announced.event(event.into()) {
                                 return Some((e, rx));
                             }
                         }
@@ -178,5 +184,41 @@ impl MediaNode for EmbeddedSfu {
             }
         })
         .boxed()
+    }
+}
+
+/// The node's role for a participant.
+fn node_role(role: Role) -> sfu_forwarding::Role {
+    match role {
+        Role::Caller => sfu_forwarding::Role::Caller,
+        Role::Presenter => sfu_forwarding::Role::Presenter,
+        Role::Viewer => sfu_forwarding::Role::Viewer,
+        Role::Recorder => sfu_forwarding::Role::Recorder,
+    }
+}
+
+/// The node's room policy for a room kind.
+fn node_policy(kind: RoomKind) -> sfu_forwarding::RoomPolicy {
+    match kind {
+        RoomKind::Meeting => sfu_forwarding::RoomPolicy::meeting(),
+        RoomKind::Broadcast => sfu_forwarding::RoomPolicy::broadcast(),
+    }
+}
+
+/// A client's subscription as the node takes it (through the control API's body, so the
+/// embedded and the remote node read a subscription the same way).
+fn subscription(s: Subscription) -> SubscriptionRequest {
+    subscription_body(s).into()
+}
+
+/// A node refusal as signaling reports it.
+fn media_error(e: NodeError) -> MediaError {
+    match e {
+        NodeError::UnknownRoom => MediaError::UnknownRoom,
+        NodeError::UnknownParticipant => MediaError::UnknownParticipant,
+        other @ (NodeError::Transport(_) | NodeError::UnknownTrack | NodeError::Refused(_)) => {
+            MediaError::Refused(other.to_string())
+        }
+        other => MediaError::Failed(other.to_string()),
     }
 }

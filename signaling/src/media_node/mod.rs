@@ -67,9 +67,24 @@ pub struct ParticipantSpec {
     pub can_subscribe: bool,
 }
 
-/// An SDP offer or answer (the SFU node's own type: `Debug` shows only its size, since SDP
-/// carries ICE credentials).
-pub use sfu::node::SessionDescription;
+/// An SDP offer or answer handed to [`MediaNode::renegotiate`].
+#[derive(Clone, PartialEq, Eq)]
+pub enum SessionDescription {
+    /// A new offer from the client (it adds or removes tracks); the node answers.
+    Offer(String),
+    /// The client's answer to a node-initiated offer ([`MediaEvent::Offer`]).
+    Answer(String),
+}
+
+impl std::fmt::Debug for SessionDescription {
+    // SDP carries ICE credentials: show only the size.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionDescription::Offer(s) => write!(f, "Offer({} bytes)", s.len()),
+            SessionDescription::Answer(s) => write!(f, "Answer({} bytes)", s.len()),
+        }
+    }
+}
 
 /// Connection quality of one participant as the media node measures it.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]

@@ -10,19 +10,17 @@ use async_trait::async_trait;
 use futures_util::stream::{BoxStream, StreamExt as _};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
-use sfu::control::{
-    AddParticipant, AnswerBody, CreateRoom, RoleBody, RoomKindBody, SdpBody, SdpKind,
+use sfu_control_api::{
+    AddParticipant, AnswerBody, CreateRoom, ErrorBody, NodeEvent, SdpBody, SdpKind,
     SubscriptionBody,
 };
-use sfu::node::NodeEvent;
 use tokio::sync::mpsc;
 
-use super::translate::{Announcements, subscription};
+use super::translate::{Announcements, role_body, room_kind_body, subscription_body};
 use super::{
     MediaError, MediaEvent, MediaNode, MediaRoomSpec, ParticipantSpec, SessionDescription,
 };
 use crate::auth::Secret;
-use crate::policy::{Role, RoomKind};
 use crate::protocol::{Subscription, TrackAnnouncement};
 
 /// Longest a control request may take (an SDP answer needs the node to set up a peer).
@@ -90,11 +88,9 @@ impl RemoteSfu {
             return Ok(resp);
         }
         let reason = resp
-            .json::<serde_json::Value>()
+            .json::<ErrorBody>()
             .await
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| status.to_string());
+            .map_or_else(|_| status.to_string(), |b| b.error);
         Err(match status {
             StatusCode::NOT_FOUND if reason.contains("room") => MediaError::UnknownRoom,
             StatusCode::NOT_FOUND if reason.contains("participant") => {
@@ -134,26 +130,6 @@ fn segment(s: &str) -> String {
     out
 }
 
-fn role_body(role: Role) -> RoleBody {
-    match role {
-        Role::Caller => RoleBody::Caller,
-        Role::Presenter => RoleBody::Presenter,
-        Role::Viewer => RoleBody::Viewer,
-        Role::Recorder => RoleBody::Recorder,
-    }
-}
-
-fn subscription_body(s: Subscription) -> SubscriptionBody {
-    let req = subscription(s);
-    SubscriptionBody {
-        track: req.track,
-        max_layer: req.prefs.max_layer,
-        width: req.prefs.size.map(|(w, _)| w),
-        height: req.prefs.size.map(|(_, h)| h),
-        pinned: req.prefs.pinned,
-    }
-}
-
 async fn answer_of(resp: reqwest::Response) -> Result<Option<String>, MediaError> {
     resp.json::<AnswerBody>()
         .await
@@ -166,10 +142,7 @@ impl MediaNode for RemoteSfu {
     async fn create_room(&self, room: &MediaRoomSpec) -> Result<(), MediaError> {
         let body = CreateRoom {
             room: room.room.clone(),
-            kind: match room.kind {
-                RoomKind::Meeting => RoomKindBody::Meeting,
-                RoomKind::Broadcast => RoomKindBody::Broadcast,
-            },
+            kind: room_kind_body(room.kind),
             loudest_n: None,
             last_n: None,
         };

@@ -1,16 +1,18 @@
-//! Translation between signaling's view of media and the SFU node's: roles, room kinds,
-//! subscriptions and errors one way, node events the other way. The node knows a track only by
-//! its media section and codec; what a publisher announced with its offer (source, simulcast
-//! layers) is kept here per device and joined to the node's `track_published`.
+//! Translation between signaling's view of media and the SFU node's control API
+//! (`sfu-control-api`): roles, room kinds and subscriptions one way, node events the other way.
+//! The node knows a track only by its media section and codec; what a publisher announced with
+//! its offer (source, simulcast layers) is kept here per device and joined to the node's
+//! `track_published`. Both the remote and the embedded node go through these types, so they
+//! translate the same way.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use sfu::node::{
-    LayerPrefs, NodeError, NodeEvent, QualityDirection, SubscriptionRequest, TrackClass,
+use sfu_control_api::{
+    NodeEvent, QualityDirection, RoleBody, RoomKindBody, SubscriptionBody, TrackClass,
 };
 
-use super::{MediaError, MediaEvent, MediaQuality};
+use super::{MediaEvent, MediaQuality};
 use crate::policy::{Role, RoomKind};
 use crate::protocol::{
     Layer, Speaker, Subscription, TrackAnnouncement, TrackInfo, TrackKind, TrackSource,
@@ -173,47 +175,35 @@ impl Announcements {
 }
 
 /// The node's role for a participant.
-pub(super) fn node_role(role: Role) -> sfu_forwarding::Role {
+pub(super) fn role_body(role: Role) -> RoleBody {
     match role {
-        Role::Caller => sfu_forwarding::Role::Caller,
-        Role::Presenter => sfu_forwarding::Role::Presenter,
-        Role::Viewer => sfu_forwarding::Role::Viewer,
-        Role::Recorder => sfu_forwarding::Role::Recorder,
+        Role::Caller => RoleBody::Caller,
+        Role::Presenter => RoleBody::Presenter,
+        Role::Viewer => RoleBody::Viewer,
+        Role::Recorder => RoleBody::Recorder,
     }
 }
 
-/// The node's room policy for a room kind.
-pub(super) fn node_policy(kind: RoomKind) -> sfu_forwarding::RoomPolicy {
+/// The node's room kind.
+pub(super) fn room_kind_body(kind: RoomKind) -> RoomKindBody {
     match kind {
-        RoomKind::Meeting => sfu_forwarding::RoomPolicy::meeting(),
-        RoomKind::Broadcast => sfu_forwarding::RoomPolicy::broadcast(),
+        RoomKind::Meeting => RoomKindBody::Meeting,
+        RoomKind::Broadcast => RoomKindBody::Broadcast,
     }
 }
 
-/// A client's subscription as the node takes it.
-pub(super) fn subscription(s: Subscription) -> SubscriptionRequest {
-    SubscriptionRequest {
+/// A client's subscription as the node takes it: the layer as an index (0 = lowest), the
+/// visible size only when a height is given (a missing width then counts as 0), never pinned.
+pub(super) fn subscription_body(s: Subscription) -> SubscriptionBody {
+    SubscriptionBody {
         track: s.track,
-        prefs: LayerPrefs {
-            max_layer: s.layer.map(|l| match l {
-                Layer::Low => 0,
-                Layer::Medium => 1,
-                Layer::High => 2,
-            }),
-            size: s.height.map(|h| (s.width.unwrap_or(0), h)),
-            pinned: false,
-        },
-    }
-}
-
-/// A node refusal as signaling reports it.
-pub(super) fn media_error(e: NodeError) -> MediaError {
-    match e {
-        NodeError::UnknownRoom => MediaError::UnknownRoom,
-        NodeError::UnknownParticipant => MediaError::UnknownParticipant,
-        other @ (NodeError::Transport(_) | NodeError::UnknownTrack | NodeError::Refused(_)) => {
-            MediaError::Refused(other.to_string())
-        }
-        other => MediaError::Failed(other.to_string()),
+        max_layer: s.layer.map(|l| match l {
+            Layer::Low => 0,
+            Layer::Medium => 1,
+            Layer::High => 2,
+        }),
+        width: s.height.map(|_| s.width.unwrap_or(0)),
+        height: s.height,
+        pinned: false,
     }
 }

@@ -1,0 +1,215 @@
+//! The events of `GET /control/events`: what the node tells signaling, one JSON object per line,
+//! tagged by `"type"`. The SFU converts its own node events into these (field for field), so a
+//! remote listener reads exactly what an embedded one receives.
+
+use serde::{Deserialize, Serialize};
+
+/// What a published track carries, as the node classifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackClass {
+    /// Opus audio (microphone or screen audio).
+    Audio,
+    /// Camera video.
+    Camera,
+    /// Screen-share video (the publisher named its media section as screen).
+    Screen,
+}
+
+/// Which way the media of a quality figure flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityDirection {
+    /// Media the participant sends, measured by the SFU.
+    Publisher,
+    /// Media the participant receives, from its receiver reports.
+    Subscriber,
+}
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaClass {
+    /// Audio.
+    Audio,
+    /// Video.
+    Video,
+}
+
+/// One active speaker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveSpeaker {
+    /// Device name.
+    pub device: String,
+    /// Smoothed audio level, 0 (silence) to 1 (0 dBov).
+    pub level: f32,
+}
+
+/// Something that happened on the node, named by the room and device names the control API
+/// gave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NodeEvent {
+    /// A publisher's track is flowing and can be subscribed to.
+    TrackPublished {
+        /// Room name.
+        room: String,
+        /// Publishing device.
+        publisher: String,
+        /// Track id, unique on the node (use it to subscribe).
+        track: String,
+        /// Audio, camera or screen.
+        kind: TrackClass,
+        /// The media section (`a=mid`) of the publisher's SDP carrying it.
+        mid: String,
+    },
+    /// A track went away (unpublished, or its publisher left).
+    TrackUnpublished {
+        /// Room name.
+        room: String,
+        /// Publishing device.
+        publisher: String,
+        /// Track id.
+        track: String,
+    },
+    /// The active speakers of a room changed, loudest first.
+    ActiveSpeakers {
+        /// Room name.
+        room: String,
+        /// Devices speaking, loudest first.
+        speakers: Vec<ActiveSpeaker>,
+    },
+    /// The node dropped a participant's media session by itself (consent expired, DTLS
+    /// failure, connect timeout, closed by the peer).
+    ParticipantGone {
+        /// Room name.
+        room: String,
+        /// Device name.
+        device: String,
+        /// Short reason, e.g. `consent_expired`.
+        reason: String,
+    },
+    /// A reception-quality figure about one participant (from RTCP reports).
+    Quality {
+        /// Room name.
+        room: String,
+        /// Device name.
+        device: String,
+        /// Media it sends or media it receives.
+        direction: QualityDirection,
+        /// Audio or video.
+        kind: MediaClass,
+        /// Fraction lost in the report interval, 0–1.
+        loss_ratio: f64,
+        /// Interarrival jitter, seconds.
+        jitter_seconds: f64,
+        /// Round-trip time, seconds, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rtt_seconds: Option<f64>,
+    },
+    /// The node starts a renegotiation (tracks added or removed): deliver this offer to the
+    /// client and return its answer with `renegotiate`.
+    Offer {
+        /// Room name.
+        room: String,
+        /// Device name.
+        device: String,
+        /// The SDP offer.
+        sdp: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn round_trip(event: NodeEvent, expected: serde_json::Value) {
+        assert_eq!(serde_json::to_value(&event).unwrap(), expected);
+        assert_eq!(
+            serde_json::from_value::<NodeEvent>(expected).unwrap(),
+            event
+        );
+    }
+
+    #[test]
+    fn track_events_round_trip() {
+        round_trip(
+            NodeEvent::TrackPublished {
+                room: "r".into(),
+                publisher: "d1".into(),
+                track: "t1".into(),
+                kind: TrackClass::Screen,
+                mid: "2".into(),
+            },
+            json!({"type": "track_published", "room": "r", "publisher": "d1", "track": "t1", "kind": "screen", "mid": "2"}),
+        );
+        round_trip(
+            NodeEvent::TrackUnpublished {
+                room: "r".into(),
+                publisher: "d1".into(),
+                track: "t1".into(),
+            },
+            json!({"type": "track_unpublished", "room": "r", "publisher": "d1", "track": "t1"}),
+        );
+    }
+
+    #[test]
+    fn speakers_gone_and_offer_round_trip() {
+        round_trip(
+            NodeEvent::ActiveSpeakers {
+                room: "r".into(),
+                speakers: vec![ActiveSpeaker {
+                    device: "d1".into(),
+                    level: 0.5,
+                }],
+            },
+            json!({"type": "active_speakers", "room": "r", "speakers": [{"device": "d1", "level": 0.5}]}),
+        );
+        round_trip(
+            NodeEvent::ParticipantGone {
+                room: "r".into(),
+                device: "d1".into(),
+                reason: "consent_expired".into(),
+            },
+            json!({"type": "participant_gone", "room": "r", "device": "d1", "reason": "consent_expired"}),
+        );
+        round_trip(
+            NodeEvent::Offer {
+                room: "r".into(),
+                device: "d1".into(),
+                sdp: "v=0".into(),
+            },
+            json!({"type": "offer", "room": "r", "device": "d1", "sdp": "v=0"}),
+        );
+    }
+
+    #[test]
+    fn quality_round_trips_with_and_without_rtt() {
+        round_trip(
+            NodeEvent::Quality {
+                room: "r".into(),
+                device: "d1".into(),
+                direction: QualityDirection::Subscriber,
+                kind: MediaClass::Video,
+                loss_ratio: 0.25,
+                jitter_seconds: 0.5,
+                rtt_seconds: Some(0.125),
+            },
+            json!({"type": "quality", "room": "r", "device": "d1", "direction": "subscriber", "kind": "video", "loss_ratio": 0.25, "jitter_seconds": 0.5, "rtt_seconds": 0.125}),
+        );
+        round_trip(
+            NodeEvent::Quality {
+                room: "r".into(),
+                device: "d1".into(),
+                direction: QualityDirection::Publisher,
+                kind: MediaClass::Audio,
+                loss_ratio: 0.0,
+                jitter_seconds: 0.0,
+                rtt_seconds: None,
+            },
+            json!({"type": "quality", "room": "r", "device": "d1", "direction": "publisher", "kind": "audio", "loss_ratio": 0.0, "jitter_seconds": 0.0}),
+        );
+    }
+}

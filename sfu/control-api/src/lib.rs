@@ -1,0 +1,19 @@
+//! The wire types of the SFU's control API: the JSON that signaling sends to an `sfu` process
+//! and the JSON it gets back, defined once for both ends (the server in `sfu/src/control/`, the
+//! client in `signaling/src/media_node/remote.rs`).
+//!
+//! The API itself (paths, methods, status codes) is described in `sfu/src/control/mod.rs`. This
+//! crate holds only the shapes: [`requests`] (bodies signaling sends), [`responses`] (bodies the
+//! node answers with, including the [`ErrorBody`] of every refusal) and [`events`] (the
+//! newline-delimited JSON of `GET /control/events`). It depends on serde alone and does no I/O,
+//! so a client can use it without pulling in the SFU.
+
+pub mod events;
+pub mod requests;
+pub mod responses;
+
+pub use events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, TrackClass};
+pub use requests::{
+    AddParticipant, CreateRoom, RoleBody, RoomKindBody, SdpBody, SdpKind, SubscriptionBody,
+};
+pub use responses::{AnswerBody, ErrorBody, NodeStatus};
