@@ -148,3 +148,13 @@ fn bad_flags_are_usage_errors() {
         assert!(output.stdout.is_empty());
     }
 }
+
+#[test]
+fn version_flag_prints_the_package_version() {
+    let output = loadtest().arg("--version").output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("loadtest {}", env!("CARGO_PKG_VERSION"))
+    );
+}
