@@ -14,7 +14,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked -p signaling --bin signaling \
+    cargo build --release --locked -p signaling --no-default-features --bin signaling \
  && install -D -m 0755 target/release/signaling /out/signaling
 
 # busybox's static wget runs the HEALTHCHECK in an image that has no shell.

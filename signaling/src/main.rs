@@ -1,5 +1,9 @@
 //! `signaling`: the signaling service (`serve`), a development token issuer (`token`) and a
-//! one-process local deployment (`dev`).
+//! one-process local deployment (`dev`, with the `embedded-sfu` feature).
+//!
+//! `serve` refuses to start without API keys or without a media node (`--sfu-url`) unless told
+//! it is a development run (`--development`), so a production deployment cannot come up
+//! half-configured by accident.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -10,10 +14,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use clap::{Args, Parser, Subcommand};
+#[cfg(feature = "embedded-sfu")]
 use sfu::transport::TransportConfig;
 use signaling::auth::{GrantClaims, Secret, TokenRequest, issue_token};
 use signaling::config::Config;
-use signaling::media_node::{EmbeddedSfu, MediaNode, RemoteSfu, SfuPool};
+#[cfg(feature = "embedded-sfu")]
+use signaling::media_node::EmbeddedSfu;
+use signaling::media_node::{MediaNode, RemoteSfu, SfuPool};
 use signaling::policy::Role;
 use tracing_subscriber::EnvFilter;
 
@@ -22,6 +29,7 @@ const DEV_API_KEY: &str = "devkey";
 /// Its secret: for local development only.
 const DEV_API_SECRET: &str = "devsecret";
 /// Admin token of `signaling dev`.
+#[cfg(feature = "embedded-sfu")]
 const DEV_ADMIN_TOKEN: &str = "devadmin";
 
 #[derive(Parser)]
@@ -31,6 +39,9 @@ const DEV_ADMIN_TOKEN: &str = "devadmin";
     about = "End-to-end-encrypted conferencing: signaling service"
 )]
 struct Cli {
+    /// Log filter, e.g. `info` or `signaling=debug,info` (falls back to `RUST_LOG`, then `info`).
+    #[arg(long, env = "SIGNALING_LOG", global = true)]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,6 +51,7 @@ enum Command {
     /// Run the signaling service.
     Serve(ServeArgs),
     /// Run locally for development: signaling with dev keys and auto-created rooms.
+    #[cfg(feature = "embedded-sfu")]
     Dev(DevArgs),
     /// Print a development access token (HS256 JWT).
     Token(TokenArgs),
@@ -62,9 +74,11 @@ struct ServeArgs {
     /// Admin API bearer token.
     #[arg(long, env = "SIGNALING_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
-    /// API key as KEY:SECRET or KEY=SECRET (repeatable; environment: comma-separated).
+    /// API keys as KEY:SECRET or KEY=SECRET (repeatable or comma-separated; `--api-key` is an
+    /// older name).
     #[arg(
-        long = "api-key",
+        long = "api-keys",
+        alias = "api-key",
         env = "SIGNALING_API_KEYS",
         value_delimiter = ',',
         hide_env_values = true
@@ -84,8 +98,12 @@ struct ServeArgs {
     /// A CA certificate (PEM) to trust for an `https://` SFU URL, besides the system's roots.
     #[arg(long, env = "SIGNALING_SFU_CA_FILE")]
     sfu_ca_file: Option<PathBuf>,
+    /// A development run: start even without API keys or without `--sfu-url` (with a warning).
+    #[arg(long, env = "SIGNALING_DEVELOPMENT")]
+    development: bool,
 }
 
+#[cfg(feature = "embedded-sfu")]
 #[derive(Args)]
 struct DevArgs {
     /// Listen address.
@@ -168,6 +186,42 @@ fn sfu_target(args: &ServeArgs) -> Result<Option<SfuTarget>, String> {
     }))
 }
 
+/// Refuses a `serve` that lacks API keys or a media node, unless it is a development run (then
+/// it warns).
+fn check_serve_settings(
+    config: &Config,
+    target: Option<&SfuTarget>,
+    development: bool,
+) -> Result<(), String> {
+    let mut missing = Vec::new();
+    if config.api_keys.is_empty() {
+        missing.push(
+            "no API keys, so every token would be refused: set --api-keys KEY:SECRET \
+             (SIGNALING_API_KEYS) or `api_keys` in the config file",
+        );
+    }
+    if target.is_none() {
+        missing.push(
+            "no media node, so every SDP offer would be answered media_unavailable: set \
+             --sfu-url (SIGNALING_SFU_URL) to the SFU's control API",
+        );
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if development {
+        for m in &missing {
+            tracing::warn!("development run: {m}");
+        }
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to start: {}; or pass --development (SIGNALING_DEVELOPMENT=true) for a \
+         development run",
+        missing.join("; ")
+    ))
+}
+
 fn serve_config(args: ServeArgs) -> Result<Config, String> {
     let mut config = match &args.config {
         Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
@@ -197,13 +251,11 @@ enum Media {
     /// A separate SFU process.
     Remote(SfuTarget),
     /// An SFU in this process on 127.0.0.1 (`dev`), with its UDP port and demo room.
+    #[cfg(feature = "embedded-sfu")]
     Embedded { udp_port: u16, room: String },
 }
 
 async fn run(config: Config, media: Media) -> Result<(), String> {
-    if config.api_keys.is_empty() {
-        tracing::warn!("no API keys configured: every token will be refused");
-    }
     let (node, extra, demo_room): (Arc<dyn MediaNode>, Router, Option<String>) = match media {
         Media::Remote(t) => {
             let mut nodes: Vec<Arc<dyn MediaNode>> = Vec::new();
@@ -220,6 +272,7 @@ async fn run(config: Config, media: Media) -> Result<(), String> {
             };
             (node, Router::new(), None)
         }
+        #[cfg(feature = "embedded-sfu")]
         Media::Embedded { udp_port, room } => {
             let mut transport = TransportConfig::loopback();
             transport.bind.set_port(udp_port);
@@ -250,7 +303,6 @@ async fn run(config: Config, media: Media) -> Result<(), String> {
 
 /// Signaling alone: SDP and subscriptions are answered `media_unavailable`.
 async fn run_without_media(config: Config) -> Result<(), String> {
-    tracing::warn!("no --sfu-url: running without a media node");
     let server = signaling::server::start(&config, None)
         .await
         .map_err(|e| e.to_string())?;
@@ -291,24 +343,40 @@ fn print_join_urls(addr: SocketAddr, room: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The log filter: `--log`/`SIGNALING_LOG`, else `RUST_LOG`, else `info`.
+fn log_filter(log: Option<&str>) -> Result<EnvFilter, String> {
+    match log.filter(|l| !l.is_empty()) {
+        Some(l) => EnvFilter::try_new(l).map_err(|e| format!("--log {l:?}: {e}")),
+        None => Ok(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let filter = match log_filter(cli.log.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("signaling: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
         Command::Token(args) => token(args),
         Command::Serve(args) => sfu_target(&args).and_then(|target| {
+            let development = args.development;
             let config = serve_config(args)?;
+            check_serve_settings(&config, target.as_ref(), development)?;
             match target {
                 Some(t) => runtime()?.block_on(run(config, Media::Remote(t))),
                 None => runtime()?.block_on(run_without_media(config)),
             }
         }),
+        #[cfg(feature = "embedded-sfu")]
         Command::Dev(args) => {
             let config = Config {
                 listen: args.listen,

@@ -21,18 +21,21 @@
 //!   idempotent.
 //! - Events name rooms and devices by the ids signaling gave; unknown ones are ignored.
 //!
-//! Implementations: [`EmbeddedSfu`] runs an SFU node inside this process (`signaling dev`);
+//! Implementations: `EmbeddedSfu` runs an SFU node inside this process (`signaling dev`; only
+//! with the `embedded-sfu` feature);
 //! [`RemoteSfu`] drives a separate `sfu` process over its control API (`signaling serve
 //! --sfu-url`); [`SfuPool`] spreads rooms over several such nodes (a comma-separated
 //! `--sfu-url`). Both translate the node's events the same way (`translate`): a track's source
 //! and simulcast layers come from what the publisher announced with its offer, which the node
 //! does not know.
 
+#[cfg(feature = "embedded-sfu")]
 mod embedded;
 mod pool;
 mod remote;
 mod translate;
 
+#[cfg(feature = "embedded-sfu")]
 pub use embedded::{EmbeddedSfu, EmbeddedStartError};
 pub use pool::SfuPool;
 pub use remote::RemoteSfu;
