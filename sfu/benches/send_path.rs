@@ -17,7 +17,7 @@
     reason = "a bench binary sharing the test helpers; not a library"
 )]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::net::SocketAddr;

@@ -7,7 +7,7 @@
 //! clients as `speakers` updates.
 
 mod common;
-#[path = "../../sfu/tests/common/test_peer.rs"]
+#[path = "../../sfu/tests/it/common/test_peer.rs"]
 #[allow(dead_code, unreachable_pub, missing_docs)]
 mod test_peer;
 

@@ -5,12 +5,12 @@
 //! a keyframe of the new layer, and the subscriber's SSRC and sequence numbers run on without a
 //! gap or a repeat across the switches.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::simulcast::{Seen, Source, run};
-use common::test_peer::TestPeer;
+use crate::common::simulcast::{Seen, Source, run};
+use crate::common::test_peer::TestPeer;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use sfu::node::{LayerPrefs, NodeConfig, SubscriptionRequest, start_node};
 use sfu_forwarding::{Role, RoomPolicy};

@@ -5,17 +5,10 @@
 //! Network rule: everything binds 127.0.0.1, mDNS is off, UDP4 only, the ICE server list is
 //! explicitly empty and the SFU advertises only 127.0.0.1.
 
-#![allow(
-    dead_code,
-    unreachable_pub,
-    missing_docs,
-    reason = "shared by several test binaries, each using a different subset"
-)]
-
-pub mod relay;
-pub mod simulcast;
-pub mod stun;
-pub mod test_peer;
+pub(crate) mod relay;
+pub(crate) mod simulcast;
+pub(crate) mod stun;
+pub(crate) mod test_peer;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -27,7 +20,7 @@ use tokio::sync::mpsc;
 
 /// What the pass-through handler reports to a test.
 #[derive(Debug, Clone)]
-pub enum Observed {
+pub(crate) enum Observed {
     Event(PeerEvent),
     /// An RTP packet received from a peer (decrypted bytes).
     Rtp(PeerId, Vec<u8>),
@@ -36,7 +29,7 @@ pub enum Observed {
 /// TEST-ONLY forwarding shim, standing in for the `sfu-forwarding` core until it is glued in:
 /// forwards every RTP packet from a publisher to every subscriber route registered with
 /// [`Route`], rewriting SSRC and payload type, and reports everything to the test.
-pub struct PassThrough {
+pub(crate) struct PassThrough {
     observed: mpsc::UnboundedSender<Observed>,
     routes: HashMap<PeerId, Vec<Route>>,
     route_rx: std::sync::mpsc::Receiver<(PeerId, Route)>,
@@ -44,14 +37,14 @@ pub struct PassThrough {
 
 /// Where a publisher's packets go: to `subscriber` with this SSRC and payload type.
 #[derive(Debug, Clone, Copy)]
-pub struct Route {
-    pub subscriber: PeerId,
-    pub ssrc: u32,
-    pub payload_type: u8,
+pub(crate) struct Route {
+    pub(crate) subscriber: PeerId,
+    pub(crate) ssrc: u32,
+    pub(crate) payload_type: u8,
 }
 
 impl PassThrough {
-    pub fn new() -> (
+    pub(crate) fn new() -> (
         Self,
         mpsc::UnboundedReceiver<Observed>,
         std::sync::mpsc::Sender<(PeerId, Route)>,
@@ -94,14 +87,14 @@ impl MediaHandler for PassThrough {
 }
 
 /// An SFU shard on 127.0.0.1 with the pass-through handler.
-pub struct TestSfu {
-    pub handle: ShardHandle,
-    pub observed: mpsc::UnboundedReceiver<Observed>,
-    pub routes: std::sync::mpsc::Sender<(PeerId, Route)>,
+pub(crate) struct TestSfu {
+    pub(crate) handle: ShardHandle,
+    pub(crate) observed: mpsc::UnboundedReceiver<Observed>,
+    pub(crate) routes: std::sync::mpsc::Sender<(PeerId, Route)>,
 }
 
 impl TestSfu {
-    pub async fn start(config: TransportConfig) -> Self {
+    pub(crate) async fn start(config: TransportConfig) -> Self {
         let (handler, observed, routes) = PassThrough::new();
         let handle = start_shard(config, handler).await.expect("shard starts");
         Self {
@@ -112,7 +105,7 @@ impl TestSfu {
     }
 
     /// Waits up to `timeout` for an observation matching `pred`, skipping others.
-    pub async fn wait_for<T>(
+    pub(crate) async fn wait_for<T>(
         &mut self,
         timeout: Duration,
         mut pred: impl FnMut(&Observed) -> Option<T>,
@@ -132,7 +125,7 @@ impl TestSfu {
     }
 
     /// Waits for `peer` to connect.
-    pub async fn wait_connected(&mut self, peer: PeerId, timeout: Duration) -> bool {
+    pub(crate) async fn wait_connected(&mut self, peer: PeerId, timeout: Duration) -> bool {
         self.wait_for(timeout, |o| match o {
             Observed::Event(PeerEvent::Connected { peer: p, .. }) if *p == peer => Some(()),
             _ => None,
@@ -143,12 +136,12 @@ impl TestSfu {
 }
 
 /// Loopback config with the given consent timeout.
-pub fn loopback_config() -> TransportConfig {
+pub(crate) fn loopback_config() -> TransportConfig {
     TransportConfig::loopback()
 }
 
 /// Installs a tracing subscriber once (RUST_LOG controls it) so failures can be diagnosed.
-pub fn init_tracing() {
+pub(crate) fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()

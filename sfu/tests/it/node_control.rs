@@ -3,12 +3,12 @@
 //! answer connects; `/metrics`, `/healthz` and `/readyz` answer without credentials and
 //! `/readyz` turns 503 once the node drains.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::test_peer::TestPeer;
+use crate::common::test_peer::TestPeer;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use sfu::control::{self, ControlState};
 use sfu::node::{NodeConfig, Observer, start_node};

@@ -8,7 +8,7 @@ use rtc::stun::textattrs::Username;
 
 /// A binding request with USERNAME `username`, MESSAGE-INTEGRITY keyed with `password` and a
 /// FINGERPRINT.
-pub fn binding_request(username: &str, password: &str) -> Vec<u8> {
+pub(crate) fn binding_request(username: &str, password: &str) -> Vec<u8> {
     let provider = rtc::crypto::default_provider().expect("ring provider");
     let mut msg = Message::new();
     let setters: Vec<Box<dyn Setter>> = vec![
@@ -26,7 +26,7 @@ pub fn binding_request(username: &str, password: &str) -> Vec<u8> {
 }
 
 /// The `a=ice-ufrag` and `a=ice-pwd` of an SDP.
-pub fn ice_credentials(sdp: &str) -> (String, String) {
+pub(crate) fn ice_credentials(sdp: &str) -> (String, String) {
     let find = |key: &str| {
         sdp.lines()
             .find_map(|l| l.trim().strip_prefix(key).map(str::to_owned))

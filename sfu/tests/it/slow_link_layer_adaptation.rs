@@ -8,14 +8,14 @@
 //! subscriber is moved back to the top layer. The estimate's floor is set to 200 kbit/s so the
 //! climb back takes seconds, not the half minute a climb from the default 50 kbit/s would.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::relay::{Relay, redirect_candidates};
-use common::simulcast::{Seen, Source, run};
-use common::test_peer::{PeerOptions, TestPeer};
+use crate::common::relay::{Relay, redirect_candidates};
+use crate::common::simulcast::{Seen, Source, run};
+use crate::common::test_peer::{PeerOptions, TestPeer};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use sfu::node::{NodeConfig, SubscriptionRequest, start_node};
 use sfu_forwarding::{Role, RoomPolicy};

@@ -1,12 +1,12 @@
 //! A publisher and a subscriber connect through one SFU UDP port; the publisher's RTP reaches the
 //! subscriber with identical payload bytes (through the test-only pass-through forwarding shim).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::test_peer::TestPeer;
-use common::{Observed, Route, TestSfu, loopback_config};
+use crate::common::test_peer::TestPeer;
+use crate::common::{Observed, Route, TestSfu, loopback_config};
 use sfu::transport::{MediaKind, OutgoingTrack, PeerEvent};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,11 +16,11 @@
 //!   `sfu_packets_dropped_total{reason="transport_refused"}`), and the attacker's session stays
 //!   up.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::test_peer::{TestPeer, vp8_descriptor_len};
+use crate::common::test_peer::{TestPeer, vp8_descriptor_len};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtcp::raw_packet::RawPacket;
 use sfu::node::{NodeConfig, NodeEvent, NodeHandle, SubscriptionRequest, start_node};

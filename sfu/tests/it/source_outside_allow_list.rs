@@ -1,13 +1,13 @@
 //! Attack: a correctly keyed STUN request from a source outside the allow-list. It gets no
 //! answer and is counted; the same request from an allowed source is answered.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::stun::{binding_request, ice_credentials};
-use common::test_peer::TestPeer;
-use common::{TestSfu, loopback_config};
+use crate::common::stun::{binding_request, ice_credentials};
+use crate::common::test_peer::TestPeer;
+use crate::common::{TestSfu, loopback_config};
 use sfu::transport::SourceAllowList;
 use tokio::net::UdpSocket;
 

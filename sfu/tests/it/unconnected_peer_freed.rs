@@ -1,12 +1,12 @@
 //! Attack (resource exhaustion through signaling): offers whose clients never connect. Each peer
 //! is dropped and freed once the connect timeout passes.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::test_peer::TestPeer;
-use common::{Observed, TestSfu, loopback_config};
+use crate::common::test_peer::TestPeer;
+use crate::common::{Observed, TestSfu, loopback_config};
 use sfu::transport::{CloseReason, PeerEvent};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

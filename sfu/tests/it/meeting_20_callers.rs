@@ -4,12 +4,12 @@
 //! frames with the frame bytes exactly as sent (the SFU rewrites only RTP headers and the VP8
 //! payload descriptor).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::test_peer::{TestPeer, vp8_descriptor_len};
+use crate::common::test_peer::{TestPeer, vp8_descriptor_len};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use sfu::node::{NodeConfig, NodeEvent, SessionDescription, SubscriptionRequest, start_node};
 use sfu_forwarding::{Role, RoomPolicy};

@@ -2,12 +2,12 @@
 //! must refuse in either DTLS role: no media flows, and the peer is torn down (all state freed)
 //! within 1 s.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::test_peer::TestPeer;
-use common::{Observed, TestSfu, loopback_config};
+use crate::common::test_peer::TestPeer;
+use crate::common::{Observed, TestSfu, loopback_config};
 use sfu::transport::{CloseReason, DtlsRole, PeerEvent, PeerId};
 
 /// Changes the first byte of every SHA-256 fingerprint in `sdp`.

@@ -2,12 +2,12 @@
 //! added for it the SFU sends an offer, the client answers, and the publisher's RTP then reaches
 //! it. Removing the track renegotiates again.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::test_peer::TestPeer;
-use common::{Observed, Route, TestSfu, loopback_config};
+use crate::common::test_peer::TestPeer;
+use crate::common::{Observed, Route, TestSfu, loopback_config};
 use sfu::transport::{MediaKind, OutgoingTrack, PeerEvent};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

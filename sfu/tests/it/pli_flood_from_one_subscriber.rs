@@ -4,14 +4,14 @@
 //! (the core's `keyframe_request_interval`), plus one for the window's edge, and at least one
 //! (the flood is throttled, not swallowed).
 
-mod common;
+use crate::common;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::test_peer::TestPeer;
+use crate::common::test_peer::TestPeer;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;

@@ -2,13 +2,13 @@
 //! does not verify. The shard must answer nothing, bind no address, create nothing, and count
 //! the refusal. A correctly keyed request from the same socket is the positive control.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::stun::{binding_request, ice_credentials};
-use common::test_peer::TestPeer;
-use common::{TestSfu, loopback_config};
+use crate::common::stun::{binding_request, ice_credentials};
+use crate::common::test_peer::TestPeer;
+use crate::common::{TestSfu, loopback_config};
 use tokio::net::UdpSocket;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

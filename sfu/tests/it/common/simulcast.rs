@@ -10,15 +10,15 @@ use sfu::node::{NodeEvent, NodeHandle, TrackClass};
 use sfu_forwarding::Role;
 use tokio::sync::broadcast;
 
-pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
-pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+pub(crate) const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+pub(crate) const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 
 /// The rids as the publisher announces them (highest first) and their quality rank.
-pub const RIDS: [&str; 3] = ["f", "h", "q"];
-pub const RANK: [u8; 3] = [2, 1, 0];
+pub(crate) const RIDS: [&str; 3] = ["f", "h", "q"];
+pub(crate) const RANK: [u8; 3] = [2, 1, 0];
 
 /// The `a=extmap` id of `uri` and the first video section's mid in the client's offer.
-pub fn offer_facts(sdp: &str) -> ((u8, u8), String) {
+pub(crate) fn offer_facts(sdp: &str) -> ((u8, u8), String) {
     let id = |uri: &str| {
         sdp.lines()
             .filter_map(|l| l.trim_end().strip_prefix("a=extmap:"))
@@ -40,7 +40,7 @@ pub fn offer_facts(sdp: &str) -> ((u8, u8), String) {
 /// 15-bit picture id), then the frame: tag (P = 0 for keyframes), rank, frame number, filler
 /// of 100, 350 or 800 bytes by rank (about 35, 110 and 250 kbit/s at the senders' ~35 frames
 /// per second).
-pub fn payload(rank: u8, frame: u16, keyframe: bool) -> Vec<u8> {
+pub(crate) fn payload(rank: u8, frame: u16, keyframe: bool) -> Vec<u8> {
     let picture_id = 0x8000 | (frame & 0x7fff);
     let mut p = vec![0x90, 0x80, (picture_id >> 8) as u8, picture_id as u8];
     p.extend_from_slice(&[if keyframe { 0x10 } else { 0x11 }, 0x02, 0x00, 0x9d, rank]);
@@ -52,30 +52,30 @@ pub fn payload(rank: u8, frame: u16, keyframe: bool) -> Vec<u8> {
 
 /// The VP8 frame after the payload descriptor (RFC 7741 §4.2), read independently of the SFU's
 /// parser.
-pub fn frame_of(p: &[u8]) -> &[u8] {
+pub(crate) fn frame_of(p: &[u8]) -> &[u8] {
     &p[super::test_peer::vp8_descriptor_len(p)..]
 }
 
 /// What the subscriber saw of one received packet.
 #[derive(Debug, Clone, Copy)]
-pub struct Seen {
-    pub ssrc: u32,
-    pub seq: u16,
-    pub rank: u8,
-    pub keyframe: bool,
+pub(crate) struct Seen {
+    pub(crate) ssrc: u32,
+    pub(crate) seq: u16,
+    pub(crate) rank: u8,
+    pub(crate) keyframe: bool,
 }
 
 /// The publisher and its frame counter: one frame on every layer per round, a keyframe on
 /// every layer each 10th frame.
-pub struct Source {
-    pub peer: TestPeer,
-    pub ext: (u8, u8),
-    pub mid: String,
-    pub frame: u16,
+pub(crate) struct Source {
+    pub(crate) peer: TestPeer,
+    pub(crate) ext: (u8, u8),
+    pub(crate) mid: String,
+    pub(crate) frame: u16,
 }
 
 impl Source {
-    pub async fn send_frame(&mut self) {
+    pub(crate) async fn send_frame(&mut self) {
         self.frame += 1;
         for (index, rank) in RANK.iter().enumerate() {
             let p = payload(*rank, self.frame, self.frame % 10 == 1);
@@ -89,7 +89,7 @@ impl Source {
 
 /// Sends frames until `enough` says the packets seen so far suffice (at most `frames`),
 /// recording and checking what the subscriber receives. Returns whether it sufficed.
-pub async fn run(
+pub(crate) async fn run(
     source: &mut Source,
     subscriber: &mut TestPeer,
     seen: &mut Vec<Seen>,
@@ -125,7 +125,7 @@ pub async fn run(
 impl Source {
     /// Joins `device` to `room` as a caller publishing the three layers, sends until the node
     /// reports the track published, and returns the source and the track id.
-    pub async fn join(
+    pub(crate) async fn join(
         node: &NodeHandle,
         events: &mut broadcast::Receiver<NodeEvent>,
         room: &str,

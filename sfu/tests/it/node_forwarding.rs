@@ -3,12 +3,12 @@
 //! receive them, and every payload byte the publisher's client encrypted-and-sent arrives
 //! unchanged (the SFU rewrites RTP headers and the VP8 payload descriptor, never frame bytes).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::test_peer::{TestPeer, vp8_descriptor_len};
+use crate::common::test_peer::{TestPeer, vp8_descriptor_len};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use sfu::node::{NodeConfig, NodeEvent, NodeHandle, SubscriptionRequest, TrackClass, start_node};
 use sfu_forwarding::{Role, RoomPolicy};

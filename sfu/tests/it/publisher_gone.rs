@@ -3,11 +3,11 @@
 //! `ParticipantGone`, and renegotiates with each subscriber an offer that no longer sends the
 //! track (its SSRCs are gone from the SDP). Real `webrtc` clients; the whole node.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::test_peer::TestPeer;
+use crate::common::test_peer::TestPeer;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use sfu::node::{NodeConfig, NodeEvent, SessionDescription, SubscriptionRequest, start_node};
 use sfu::transport::TransportConfig;

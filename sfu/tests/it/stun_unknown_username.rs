@@ -1,13 +1,13 @@
 //! Attack: STUN binding requests naming no peer of the shard (a flood of made-up usernames).
 //! The shard must answer nothing, allocate nothing and count each refusal.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::stun::{binding_request, ice_credentials};
-use common::test_peer::TestPeer;
-use common::{TestSfu, loopback_config};
+use crate::common::stun::{binding_request, ice_credentials};
+use crate::common::test_peer::TestPeer;
+use crate::common::{TestSfu, loopback_config};
 use tokio::net::UdpSocket;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,14 +1,14 @@
 //! Attack (or just a vanished client): a connected peer goes silent. RFC 7675 consent expires and
 //! the SFU drops the peer and frees all its state, within the consent timeout.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::relay::{Relay, redirect_candidates};
-use common::test_peer::TestPeer;
-use common::{Observed, TestSfu, loopback_config};
+use crate::common::relay::{Relay, redirect_candidates};
+use crate::common::test_peer::TestPeer;
+use crate::common::{Observed, TestSfu, loopback_config};
 use sfu::transport::{CloseReason, DEFAULT_CONSENT_TIMEOUT, PeerEvent};
 
 async fn silent_peer_is_freed_within(consent: Duration) {

@@ -30,7 +30,7 @@ use webrtc::peer_connection::{
 };
 
 /// The publisher's VP8 payload type in `register_default_codecs`.
-pub const VP8_PT: u8 = 96;
+pub(crate) const VP8_PT: u8 = 96;
 
 struct Handler {
     state: watch::Sender<RTCPeerConnectionState>,
@@ -63,35 +63,35 @@ impl PeerConnectionEventHandler for Handler {
 }
 
 /// A test client.
-pub struct TestPeer {
-    pub pc: Arc<dyn PeerConnection>,
-    pub state: watch::Receiver<RTCPeerConnectionState>,
+pub(crate) struct TestPeer {
+    pub(crate) pc: Arc<dyn PeerConnection>,
+    pub(crate) state: watch::Receiver<RTCPeerConnectionState>,
     gathered: watch::Receiver<bool>,
     /// RTP packets received on any remote track.
-    pub rtp: mpsc::UnboundedReceiver<rtc::rtp::Packet>,
+    pub(crate) rtp: mpsc::UnboundedReceiver<rtc::rtp::Packet>,
     /// The publisher's VP8 track and its SSRC, when publishing.
-    pub track: Option<(Arc<TrackLocalStaticRTP>, u32)>,
+    pub(crate) track: Option<(Arc<TrackLocalStaticRTP>, u32)>,
     seq: u16,
     /// Simulcast layers when publishing simulcast: rid, SSRC and that stream's last sequence
     /// number.
-    pub layers: Vec<(String, u32, u16)>,
+    pub(crate) layers: Vec<(String, u32, u16)>,
 }
 
 /// What [`TestPeer::build_with`] adds to the default codecs.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PeerOptions {
+pub(crate) struct PeerOptions {
     /// Register the mid / rid / repaired-rid header extensions (simulcast by rid).
-    pub simulcast_extensions: bool,
+    pub(crate) simulcast_extensions: bool,
     /// Register the transport-wide CC extension and feedback, and run the receiver-side TWCC
     /// and RTCP report interceptors (the client then tells the SFU what arrived when).
-    pub twcc_feedback: bool,
+    pub(crate) twcc_feedback: bool,
     /// Register the RFC 6464 audio-level extension for audio (the SFU's speaker detection).
-    pub audio_level: bool,
+    pub(crate) audio_level: bool,
 }
 
 impl TestPeer {
     /// A client whose media engine has the default codecs plus what `options` asks for.
-    pub async fn build_with(options: PeerOptions) -> Self {
+    pub(crate) async fn build_with(options: PeerOptions) -> Self {
         let mut media_engine = MediaEngine::default();
         media_engine
             .register_default_codecs()
@@ -154,7 +154,7 @@ impl TestPeer {
 
     /// A client that publishes one VP8 track as rid simulcast, one encoding per rid in
     /// `rids` (announced in that order), with SSRCs `0x5100_0000 + index`.
-    pub async fn simulcast_publisher(rids: &[&str]) -> Self {
+    pub(crate) async fn simulcast_publisher(rids: &[&str]) -> Self {
         let mut peer = Self::build_with(PeerOptions {
             simulcast_extensions: true,
             ..Default::default()
@@ -200,7 +200,7 @@ impl TestPeer {
 
     /// Sends one VP8-shaped RTP packet on simulcast layer `index` (as created), with the mid
     /// and rid header extensions under the ids `ext` = `(mid id, rid id)` the offer carried.
-    pub async fn send_layer(
+    pub(crate) async fn send_layer(
         &mut self,
         index: usize,
         ext: (u8, u8),
@@ -234,12 +234,12 @@ impl TestPeer {
     }
 
     /// A client that publishes one VP8 track.
-    pub async fn publisher() -> Self {
+    pub(crate) async fn publisher() -> Self {
         Self::publisher_with(PeerOptions::default()).await
     }
 
     /// A client with `options` that publishes one VP8 track.
-    pub async fn publisher_with(options: PeerOptions) -> Self {
+    pub(crate) async fn publisher_with(options: PeerOptions) -> Self {
         let mut peer = Self::build_with(options).await;
         let ssrc = 0x1234_5678;
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
@@ -270,7 +270,7 @@ impl TestPeer {
     }
 
     /// Adds an Opus track with `ssrc` (before the offer) and returns it for writing RTP.
-    pub async fn add_audio_track(&self, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+    pub(crate) async fn add_audio_track(&self, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
             format!("stream-{ssrc:08x}"),
             format!("audio-{ssrc:08x}"),
@@ -299,7 +299,7 @@ impl TestPeer {
     }
 
     /// A client that only receives: one video and one audio track.
-    pub async fn audio_video_subscriber() -> Self {
+    pub(crate) async fn audio_video_subscriber() -> Self {
         let peer = Self::subscriber().await;
         peer.pc
             .add_transceiver_from_kind(
@@ -315,12 +315,12 @@ impl TestPeer {
     }
 
     /// A client that only receives one video track.
-    pub async fn subscriber() -> Self {
+    pub(crate) async fn subscriber() -> Self {
         Self::subscriber_with(PeerOptions::default()).await
     }
 
     /// A client with `options` that only receives one video track.
-    pub async fn subscriber_with(options: PeerOptions) -> Self {
+    pub(crate) async fn subscriber_with(options: PeerOptions) -> Self {
         let peer = Self::build_with(options).await;
         peer.pc
             .add_transceiver_from_kind(
@@ -336,7 +336,7 @@ impl TestPeer {
     }
 
     /// Creates an offer, waits for gathering (no trickle) and returns the complete SDP.
-    pub async fn offer(&self) -> String {
+    pub(crate) async fn offer(&self) -> String {
         let offer = self.pc.create_offer(None).await.expect("offer");
         self.pc
             .set_local_description(offer)
@@ -354,7 +354,7 @@ impl TestPeer {
             .sdp
     }
 
-    pub async fn apply_answer(&self, sdp: String) {
+    pub(crate) async fn apply_answer(&self, sdp: String) {
         self.pc
             .set_remote_description(RTCSessionDescription::answer(sdp).expect("answer parses"))
             .await
@@ -362,7 +362,7 @@ impl TestPeer {
     }
 
     /// Answers an offer from the SFU (renegotiation).
-    pub async fn answer(&self, sdp: String) -> String {
+    pub(crate) async fn answer(&self, sdp: String) -> String {
         self.pc
             .set_remote_description(RTCSessionDescription::offer(sdp).expect("offer parses"))
             .await
@@ -380,7 +380,11 @@ impl TestPeer {
     }
 
     /// Waits until the connection reaches `wanted`.
-    pub async fn wait_state(&self, wanted: RTCPeerConnectionState, timeout: Duration) -> bool {
+    pub(crate) async fn wait_state(
+        &self,
+        wanted: RTCPeerConnectionState,
+        timeout: Duration,
+    ) -> bool {
         let mut state = self.state.clone();
         tokio::time::timeout(timeout, state.wait_for(|s| *s == wanted))
             .await
@@ -388,7 +392,7 @@ impl TestPeer {
     }
 
     /// Sends one VP8-shaped RTP packet with `payload` on the published track.
-    pub async fn send_rtp(&mut self, payload: &[u8]) {
+    pub(crate) async fn send_rtp(&mut self, payload: &[u8]) {
         let (track, ssrc) = self.track.as_ref().expect("publisher");
         self.seq = self.seq.wrapping_add(1);
         let packet = rtc::rtp::Packet {
@@ -406,7 +410,7 @@ impl TestPeer {
         track.write_rtp(packet).await.expect("rtp written");
     }
 
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let _ = self.pc.close().await;
     }
 }
@@ -414,7 +418,7 @@ impl TestPeer {
 impl TestPeer {
     /// A client with the default codecs whose interceptor chain is `registry`: lets a test
     /// install its own interceptor, e.g. one that hands inbound RTCP to the application.
-    pub async fn build_with_registry(registry: Registry) -> Self {
+    pub(crate) async fn build_with_registry(registry: Registry) -> Self {
         let mut media_engine = MediaEngine::default();
         media_engine
             .register_default_codecs()
@@ -456,7 +460,7 @@ impl TestPeer {
 
     /// Adds one VP8 track with SSRC `ssrc` to a client built without one, as
     /// [`TestPeer::publisher`] does; [`TestPeer::send_rtp`] then writes on it.
-    pub async fn add_video_track(&mut self, ssrc: u32) {
+    pub(crate) async fn add_video_track(&mut self, ssrc: u32) {
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
             "pub-stream".to_owned(),
             "pub-video".to_owned(),
@@ -485,7 +489,7 @@ impl TestPeer {
 }
 
 /// Length of a VP8 payload descriptor (RFC 7741 §4.2), read independently of the SFU's parser.
-pub fn vp8_descriptor_len(p: &[u8]) -> usize {
+pub(crate) fn vp8_descriptor_len(p: &[u8]) -> usize {
     let mut len = 1;
     if p[0] & 0x80 != 0 {
         let x = p[1];

@@ -3,13 +3,13 @@
 //! first answer, and every viewer receives both with the payload bytes exactly as sent (audio
 //! untouched; VP8 frame bytes after the payload descriptor untouched).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::test_peer::{TestPeer, vp8_descriptor_len};
+use crate::common::test_peer::{TestPeer, vp8_descriptor_len};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use sfu::node::{NodeConfig, NodeEvent, SubscriptionRequest, TrackClass, start_node};
 use sfu_forwarding::{Role, RoomPolicy};

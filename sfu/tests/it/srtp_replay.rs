@@ -1,14 +1,14 @@
 //! Attack: an on-path attacker replays a captured SRTP packet. The SFU delivers it once.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::relay::{Relay, redirect_candidates};
-use common::test_peer::TestPeer;
-use common::{Observed, TestSfu, loopback_config};
+use crate::common::relay::{Relay, redirect_candidates};
+use crate::common::test_peer::TestPeer;
+use crate::common::{Observed, TestSfu, loopback_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_srtp_packet_is_delivered_once() {

@@ -1,0 +1,25 @@
+//! The SFU's integration tests, one binary (one link of the WebRTC stack) for all of them: each
+//! module is one behaviour of the transport or the node against real `webrtc` peers on
+//! loopback (or the real `sfu` binary), `common` the shared peers, relay and STUN helpers.
+
+mod common;
+
+mod broadcast_50_viewers;
+mod control_api_tls;
+mod dtls_fingerprint_mismatch;
+mod malformed_media_from_authenticated_peer;
+mod meeting_20_callers;
+mod node_control;
+mod node_forwarding;
+mod node_simulcast;
+mod pli_flood_from_one_subscriber;
+mod publish_subscribe;
+mod publisher_gone;
+mod renegotiation;
+mod silent_peer_freed;
+mod slow_link_layer_adaptation;
+mod source_outside_allow_list;
+mod srtp_replay;
+mod stun_bad_integrity;
+mod stun_unknown_username;
+mod unconnected_peer_freed;
