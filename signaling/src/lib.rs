@@ -14,8 +14,6 @@ pub mod auth;
 pub mod config;
 pub mod hub;
 pub mod media_node;
-/// The earlier path of [`media_node`], kept so `signaling::media::…` callers still build.
-pub use media_node as media;
 pub mod metrics;
 pub mod policy;
 pub mod protocol;

@@ -4,7 +4,7 @@
 //! every sender's base key and ratcheted key in raw, base64url, base64 and hex form. None is there,
 //! while every client derives the same keys (each decrypts every other sender's frame).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Instant;

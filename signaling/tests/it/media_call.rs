@@ -6,8 +6,8 @@
 //! what it cannot read, and its speaker detection (from the audio-level extension) reaches the
 //! clients as `speakers` updates.
 
-mod common;
-#[path = "../../sfu/tests/it/common/test_peer.rs"]
+use crate::common;
+#[path = "../../../sfu/tests/it/common/test_peer.rs"]
 #[allow(dead_code, unreachable_pub, missing_docs)]
 mod test_peer;
 
@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use sfu::control::ControlState;
 use sfu::node::{NodeConfig, NodeHandle, start_node};
 use signaling::auth::Secret;
-use signaling::media::RemoteSfu;
+use signaling::media_node::RemoteSfu;
 use signaling::policy::Role;
 use test_peer::{PeerOptions, TestPeer};
 use webrtc::media_stream::track_local::TrackLocal;

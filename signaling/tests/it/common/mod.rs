@@ -48,10 +48,11 @@ pub struct TestServer {
 
 impl TestServer {
     /// A server with an SFU node embedded in the test process (loopback only).
-    pub async fn start_with_sfu(config: Config) -> (Self, signaling::media::EmbeddedSfu) {
-        let sfu = signaling::media::EmbeddedSfu::start(sfu::transport::TransportConfig::loopback())
-            .await
-            .expect("embedded SFU starts on loopback");
+    pub async fn start_with_sfu(config: Config) -> (Self, signaling::media_node::EmbeddedSfu) {
+        let sfu =
+            signaling::media_node::EmbeddedSfu::start(sfu::transport::TransportConfig::loopback())
+                .await
+                .expect("embedded SFU starts on loopback");
         let server = signaling::server::start_with_routes(
             &config,
             Some(std::sync::Arc::new(sfu.clone())),
@@ -71,7 +72,7 @@ impl TestServer {
     /// A server with `node` as its media node.
     pub async fn start_with_node(
         config: Config,
-        node: std::sync::Arc<dyn signaling::media::MediaNode>,
+        node: std::sync::Arc<dyn signaling::media_node::MediaNode>,
     ) -> Self {
         let server = signaling::server::start(&config, Some(node))
             .await

@@ -1,7 +1,7 @@
 //! Token and capacity refusals, each with its error code, over real sockets; the 100 callers and
 //! 500 viewers that fill the rooms join through the generic Sink/Stream path to stay fast.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,7 +1,7 @@
 //! Limits with real sockets: oversized messages (close 1009), message floods, connection floods,
 //! garbage — each refused, counted in /metrics, and other clients unaffected.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Real WebSocket clients against the real service: join, roster, membership notices, key relay,
 //! and SDP without a media node.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The admin REST API against the running service, every response validated against the
 //! component schemas of `openapi.json`; and `/metrics` carrying every name of docs/metrics.md.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,7 +12,7 @@ use signaling::policy::Role;
 /// Validates `instance` against `#/components/schemas/<name>` of the OpenAPI document.
 fn check(name: &str, instance: &Value) {
     let doc: Value =
-        serde_json::from_str(include_str!("../openapi.json")).expect("openapi.json parses");
+        serde_json::from_str(include_str!("../../openapi.json")).expect("openapi.json parses");
     let schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$ref": format!("#/components/schemas/{name}"),
@@ -251,7 +251,7 @@ async fn metrics_and_health() {
     a.join("m", &token("m", "alice", Role::Caller), "dev-a")
         .await;
     let text = s.metrics().await;
-    let doc = include_str!("../../docs/metrics.md");
+    let doc = include_str!("../../../docs/metrics.md");
     let names: Vec<&str> = doc
         .lines()
         .filter_map(|l| l.strip_prefix("| `signaling_"))

@@ -1,7 +1,7 @@
 //! The service serves the web client at `/` with the types browsers require for module scripts,
 //! and never serves tests, tools or `node_modules`.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, config};
 

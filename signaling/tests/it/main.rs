@@ -1,0 +1,15 @@
+//! The signaling service's integration tests, one binary (one link of the WebRTC stack and the
+//! embedded SFU) for all of them: each module is one behaviour of the real service over real
+//! sockets (or the real `signaling` binary), `common` the shared server, clients and tokens.
+
+mod common;
+
+mod admin_api;
+mod cli;
+mod cli_serve_settings;
+mod key_exchange_capture;
+mod media_call;
+mod rtc_admission;
+mod rtc_limits;
+mod rtc_session;
+mod web_client;
