@@ -220,3 +220,16 @@ fn a_certificate_without_a_key_is_refused_at_start() {
     assert!(stderr.contains("TLS key"), "names the key file: {stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn version_flag_prints_the_package_version() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sfu"))
+        .arg("--version")
+        .output()
+        .expect("sfu runs");
+    assert!(output.status.success(), "sfu --version exits 0: {output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("sfu {}", env!("CARGO_PKG_VERSION"))
+    );
+}

@@ -28,6 +28,12 @@ const FLOOD: Duration = Duration::from_secs(3);
 const FLOOD_RATE: u32 = 200;
 /// The most keyframe requests per second the publisher may see.
 const ALLOWED_PER_SECOND: f64 = 5.0;
+/// How long no keyframe request may reach the publisher before the flood starts: longer than
+/// the throttle's interval (1 / ALLOWED_PER_SECOND), so the joins' requests have aged out.
+const QUIET: Duration = Duration::from_millis(300);
+/// Slack on the window for the publisher's arrival times: its stack may hand two requests over
+/// closer together than the SFU sent them.
+const ARRIVAL_JITTER: Duration = Duration::from_millis(100);
 
 /// Test-side interceptor: `rtc` 0.21 drops inbound RTCP at the end of the chain unless it is
 /// marked [`Attribute::DeliverToApplication`]; this marks every inbound RTCP packet so the
@@ -206,9 +212,20 @@ async fn pli_flood_from_one_subscriber_reaches_the_publisher_at_most_5_times_a_s
         .expect("the subscriber has its video receiver");
     let remote = receiver.track().clone();
 
-    // Let the keyframe requests from the joins age out of the throttle, then forget them.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    while plis.try_recv().is_ok() {}
+    // Let the keyframe requests from the joins age out of the throttle (no request reaches the
+    // publisher for QUIET, longer than the throttle interval), forgetting them as they come.
+    let mut last_pli = Instant::now();
+    common::poll_until(
+        Duration::from_secs(5),
+        "the joins' keyframe requests to settle",
+        async || {
+            while plis.try_recv().is_ok() {
+                last_pli = Instant::now();
+            }
+            last_pli.elapsed() >= QUIET
+        },
+    )
+    .await;
 
     // The flood: FLOOD_RATE PLIs a second for FLOOD, through the subscriber's real session.
     let start = Instant::now();
@@ -226,10 +243,16 @@ async fn pli_flood_from_one_subscriber_reaches_the_publisher_at_most_5_times_a_s
             .expect("pli written");
         sent += 1;
     }
-    let window = start.elapsed();
-    // In-flight requests land within a few milliseconds on loopback.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let window_end = start + window + Duration::from_millis(100);
+    // The window closes once the SFU has counted (nearly) every request of the flood: what it
+    // forwards by then has left for the publisher, which is on loopback.
+    common::poll_until(
+        Duration::from_secs(2),
+        "the SFU to count the flood's PLIs",
+        async || node.snapshot().await.metrics.feedback.pli_received >= u64::from(sent) * 9 / 10,
+    )
+    .await;
+    let window_end = Instant::now();
+    let window = window_end - start;
     let mut received = 0u32;
     while let Ok(at) = plis.try_recv() {
         if at >= start && at <= window_end {
@@ -241,7 +264,7 @@ async fn pli_flood_from_one_subscriber_reaches_the_publisher_at_most_5_times_a_s
     sending.store(false, Ordering::Relaxed);
     let _ = sender.await;
 
-    let seconds = (window + Duration::from_millis(100)).as_secs_f64();
+    let seconds = (window + ARRIVAL_JITTER).as_secs_f64();
     let allowed = (ALLOWED_PER_SECOND * seconds).floor() as u32 + 1;
     eprintln!(
         "sent {sent} PLIs in {window:?}; publisher received {received} (allowed {allowed}); \
