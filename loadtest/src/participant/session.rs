@@ -272,7 +272,7 @@ impl<'a> Session<'a> {
                     }
                 }
                 _ = tick.tick() => {
-                    if let Err(e) = self.on_tick(outcome).await {
+                    if let Err(e) = self.on_tick().await {
                         break Err(e);
                     }
                 }
@@ -385,13 +385,13 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    async fn on_tick(&mut self, outcome: &mut ParticipantOutcome) -> Result<(), ParticipantError> {
+    async fn on_tick(&mut self) -> Result<(), ParticipantError> {
         // One ratchet for every joiner since the last tick.
         if !self.ratchet_for.is_empty()
             && let Some(sealer) = self.sealer.clone()
         {
             let joiners: Vec<String> = self.ratchet_for.drain().collect();
-            let (change, envelopes) = {
+            let envelopes: Vec<_> = {
                 let mut s = lock(&sealer);
                 let mut rng = rand_crypto::rng();
                 let change = ratchet_or_rotate(s.sender_mut(), &mut rng)
@@ -400,13 +400,10 @@ impl<'a> Session<'a> {
                     KeyChange::Ratcheted => joiners,
                     KeyChange::NewGeneration => self.ring.peer_ids().map(str::to_owned).collect(),
                 };
-                let envelopes: Vec<_> = to
-                    .iter()
+                to.iter()
                     .filter_map(|d| self.ring.wrap(s.sender_mut(), d, &mut rng).ok())
-                    .collect();
-                (change, envelopes)
+                    .collect()
             };
-            let _ = change;
             for env in &envelopes {
                 self.send_envelope(env).await?;
             }
@@ -442,7 +439,6 @@ impl<'a> Session<'a> {
                 .collect();
             send(&mut self.ws, &ClientMessage::Subscribe { subscriptions }).await?;
         }
-        let _ = outcome;
         Ok(())
     }
 }
