@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::shape::{ShapeError, decode_b64, validate_device_id};
 
-/// Most callers in a meeting (DESIGN §1).
+/// Most callers in a meeting (docs/architecture.md §4.5).
 pub const MAX_MEETING_CALLERS: u32 = 100;
-/// Most viewers in a broadcast (DESIGN §1).
+/// Most viewers in a broadcast (docs/architecture.md §4.5).
 pub const MAX_BROADCAST_VIEWERS: u32 = 500;
 /// Most presenters in a broadcast.
 pub const MAX_BROADCAST_PRESENTERS: u32 = 16;

@@ -25,7 +25,7 @@ import { recorderNamed, verifyRecordingPolicy } from './recording-policy.js';
 import { SignalingClient } from './signaling-client.js';
 import { QualityMonitor, qualityLevel } from './stats.js';
 
-/** Simulcast encodings of the camera (DESIGN §3: VP8, 3 layers). */
+/** Simulcast encodings of the camera (docs/architecture.md §2.1: VP8, 3 layers). */
 export const CAMERA_LAYERS = [
   { rid: 'low', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
   { rid: 'medium', scaleResolutionDownBy: 2, maxBitrate: 500_000 },

@@ -1,6 +1,6 @@
 /**
  * Key manager: this device's sender key (generations, ratchet steps) and the keys it receives,
- * following DESIGN §4 and the membership notices of docs/protocol.md §4.
+ * following docs/architecture.md §3.3 and the membership notices of docs/protocol.md §4.
  *
  * Sending (only when the device may publish):
  * - start: generation 0 with a random 32-byte base key, wrapped to every recipient in the roster
@@ -34,7 +34,7 @@ import { DEFAULT_SUITE } from './e2ee/suites.mjs';
 export const KEY_DEFAULTS = Object.freeze({
   /** A new generation is used after this long even if some recipients did not ack. */
   ackTimeoutMs: 3000,
-  /** Periodic rotation (DESIGN §4). */
+  /** Periodic rotation (docs/architecture.md §3.3). */
   periodicMs: 5 * 60 * 1000,
 });
 

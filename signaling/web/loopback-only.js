@@ -1,5 +1,5 @@
 /**
- * Test mode (loopback only, DESIGN §8): no ICE servers at all (an explicitly empty list, so no
+ * Test mode (loopback only, docs/architecture.md §8): no ICE servers at all (an explicitly empty list, so no
  * stack falls back to a public STUN server) and only 127.0.0.0/8 candidates, in SDP and in
  * trickled candidates. Never used outside tests and local development.
  *

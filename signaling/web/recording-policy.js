@@ -1,5 +1,5 @@
 /**
- * Recording policy (DESIGN §4, docs/protocol.md §3 and `joined.recording`): a JSON document
+ * Recording policy (docs/architecture.md §3.5, docs/protocol.md §3 and `joined.recording`): a JSON document
  * naming the recorder devices, signed by an admin key. The client checks the signature, checks
  * that the admin key is one it trusts (when it was configured with any), and then wraps keys only
  * to recorders the policy names.

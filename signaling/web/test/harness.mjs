@@ -1,7 +1,7 @@
 /**
  * Shared parts of the browser tests: a static server for `signaling/web/` on 127.0.0.1:0 (the
  * page at `/`, modules under the same origin, as the signaling service serves them) and headless
- * Debian Chromium driven by playwright-core with the flags of DESIGN §8, a fresh profile and
+ * Debian Chromium driven by playwright-core with the flags of docs/architecture.md §8, a fresh profile and
  * loopback-only host resolution. Playwright never downloads a browser here: it is given
  * `/usr/bin/chromium` (or $CHROMIUM).
  */
@@ -23,7 +23,7 @@ export const SKIP =
   (!existsSync(CHROMIUM) && `${CHROMIUM} not installed (scripts/install-deps installs Debian's chromium)`) ||
   (!existsSync(PLAYWRIGHT) && 'playwright-core not installed (cd signaling/web && npm ci)');
 
-/** The flags of DESIGN §8, plus loopback-only host resolution. */
+/** The flags of docs/architecture.md §8, plus loopback-only host resolution. */
 export const CHROMIUM_FLAGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',

@@ -127,7 +127,7 @@ describe('a keyless party on the SFU path (split deployment)', { skip: serviceSk
       const same = seen.hashes.filter((h) => plaintext.has(h));
       assert.deepEqual(same, [], 'a forwarded frame equals a decrypted one');
       // Its decoder gets the forwarded frames.
-      // VP8 keyframes keep their 10-byte header in the clear (DESIGN: the authenticated clear
+      // VP8 keyframes keep their 10-byte header in the clear (docs/architecture.md §2.3: the authenticated clear
       // prefix), so a decoder handed `prefix || ciphertext` now and then turns the random bits
       // after it into a noise picture (2 of 140 frames in one run): what it never gets is a
       // frame of the content (the hash check above). Anything beyond the odd keyframe decoding

@@ -1,4 +1,4 @@
-// The key manager's rotation rules (DESIGN §4, docs/protocol.md §4) on virtual time, with real
+// The key manager's rotation rules (docs/architecture.md §3.3, docs/protocol.md §4) on virtual time, with real
 // identities, real HPKE envelopes and the real ratchet; a tiny in-memory router stands in for
 // the signaling relay (it routes by recipient exactly as the service does).
 import assert from 'node:assert/strict';

@@ -7,7 +7,7 @@
  * The server serves this module's directory under /e2ee/, the RFC vectors under /vectors/ and,
  * when present, the Rust-made fixture file under /fixtures/ (E2EE_FIXTURES_DIR or
  * target/e2ee-fixtures). Chromium gets a fresh profile, loopback-only host resolution and the
- * flags of DESIGN §8; the page posts its results to /results.
+ * flags of docs/architecture.md §8; the page posts its results to /results.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
