@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use crate::auth::Secret;
 use crate::hub::HubSettings;
 use crate::room::RekeyTiming;
 use crate::session::SessionLimits;
+use crate::turn_credentials::TurnCredentials;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -30,6 +31,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Membership notice timing.
     pub rekey: RekeyConfig,
+    /// TURN servers whose credentials `joined` carries (none configured: no TURN).
+    pub turn: TurnConfig,
 }
 
 impl Default for Config {
@@ -41,6 +44,7 @@ impl Default for Config {
             auto_create_rooms: false,
             limits: LimitsConfig::default(),
             rekey: RekeyConfig::default(),
+            turn: TurnConfig::default(),
         }
     }
 }
@@ -108,6 +112,34 @@ impl Default for RekeyConfig {
     }
 }
 
+/// TURN servers (coturn with `use-auth-secret`): each `joined` carries credentials for them,
+/// minted with the shared secret (see [`TurnCredentials`]). No URLs: no TURN, and `joined` has
+/// no `ice_servers`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TurnConfig {
+    /// `turn:`/`turns:` URLs given to clients, e.g. `turns:turn.example.com:443?transport=tcp`.
+    pub urls: Vec<String>,
+    /// The shared secret (coturn's `static-auth-secret`); prefer `secret_file`.
+    pub secret: Option<Secret>,
+    /// A file holding the shared secret (surrounding whitespace is ignored).
+    pub secret_file: Option<PathBuf>,
+    /// Lifetime of minted credentials, seconds. A relay allocation cannot be refreshed after
+    /// its credential expires, so this should outlast the longest call.
+    pub ttl_seconds: u64,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig {
+            urls: Vec::new(),
+            secret: None,
+            secret_file: None,
+            ttl_seconds: 12 * 3600,
+        }
+    }
+}
+
 /// A configuration problem.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -131,6 +163,9 @@ pub enum ConfigError {
     /// A value is out of range.
     #[error("invalid configuration: {0}")]
     Invalid(&'static str),
+    /// The TURN settings are refused.
+    #[error("invalid TURN configuration: {0}")]
+    Turn(#[from] crate::turn_credentials::TurnSettingsError),
 }
 
 impl Config {
@@ -186,7 +221,46 @@ impl Config {
                 ),
             },
             outbound_queue: self.limits.outbound_queue,
+            turn: self.turn_credentials()?.map(std::sync::Arc::new),
         })
+    }
+
+    /// The TURN credential minter, `None` when no TURN URL is configured; reads `turn.secret_file`.
+    pub fn turn_credentials(&self) -> Result<Option<TurnCredentials>, ConfigError> {
+        let t = &self.turn;
+        if t.urls.is_empty() {
+            if t.secret.is_some() || t.secret_file.is_some() {
+                return Err(ConfigError::Invalid(
+                    "a TURN secret is set but turn.urls is empty",
+                ));
+            }
+            return Ok(None);
+        }
+        let secret = match (&t.secret, &t.secret_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "set turn.secret or turn.secret_file, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(ConfigError::Invalid(
+                    "turn.urls needs turn.secret_file or turn.secret (SIGNALING_TURN_SECRET)",
+                ));
+            }
+            (Some(s), None) => s.clone(),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                Secret::new(text.trim())
+            }
+        };
+        Ok(Some(TurnCredentials::new(
+            t.urls.clone(),
+            secret,
+            Duration::from_secs(t.ttl_seconds),
+        )?))
     }
 
     /// The per-IP connection quota.
@@ -234,5 +308,48 @@ mod tests {
             "secrets stay out of Debug"
         );
         assert!(toml::from_str::<Config>("nonsense = 1").is_err());
+        assert!(
+            c.turn_credentials().unwrap().is_none(),
+            "no TURN by default"
+        );
+    }
+
+    #[test]
+    fn turn_settings_from_toml_and_secret_file() {
+        let dir = std::env::temp_dir().join(format!("turn-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secret");
+        std::fs::write(&file, "north\n").unwrap();
+        let c: Config = toml::from_str(&format!(
+            r#"
+            [turn]
+            urls = ["turns:turn.example.com:443?transport=tcp"]
+            secret_file = {file:?}
+            ttl_seconds = 600
+            "#
+        ))
+        .unwrap();
+        let t = c.turn_credentials().unwrap().expect("TURN configured");
+        assert_eq!(t.ttl(), Duration::from_secs(600));
+        let minted = t.mint_with_id(1_700_085_800, "q3x9Zl0V");
+        // The file's trailing newline is not part of the secret (see turn_credentials tests).
+        assert_eq!(minted.credential, "fH/+D4iqqSjjTKMs2+2RSLvTWg0=");
+        assert!(c.hub_settings().unwrap().turn.is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let mut bad = Config::default();
+        bad.turn.secret = Some(Secret::new("s"));
+        assert!(bad.turn_credentials().is_err(), "secret without URLs");
+        bad.turn.urls = vec!["turn:127.0.0.1:3478".into()];
+        assert!(bad.turn_credentials().unwrap().is_some());
+        bad.turn.secret_file = Some(PathBuf::from("/nonexistent/turn-secret"));
+        assert!(bad.turn_credentials().is_err(), "both secret and file");
+        bad.turn.secret = None;
+        assert!(matches!(
+            bad.turn_credentials(),
+            Err(ConfigError::Read { .. })
+        ));
+        bad.turn.secret_file = None;
+        assert!(bad.turn_credentials().is_err(), "URLs without a secret");
     }
 }

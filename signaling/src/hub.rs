@@ -21,6 +21,7 @@ use crate::media_node::{MediaEvent, MediaNode, MediaRoomSpec};
 use crate::metrics::Metrics;
 use crate::policy::RoomPolicy;
 use crate::room::{ConnId, RekeyTiming, Room, RoomDetail, RoomSummary};
+use crate::turn_credentials::TurnCredentials;
 
 mod room_actor;
 
@@ -46,12 +47,14 @@ pub enum HubError {
 }
 
 /// Settings the hub applies to every room and connection.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct HubSettings {
     /// Membership notice timing.
     pub rekey: RekeyTiming,
     /// Capacity of each connection's outbound queue (messages).
     pub outbound_queue: usize,
+    /// TURN credentials for `joined.ice_servers`; `None`: no TURN.
+    pub turn: Option<Arc<TurnCredentials>>,
 }
 
 /// The registry of rooms (cheap to clone).

@@ -7,6 +7,8 @@
 //! the [`media_node::MediaNode`] trait; without one, SDP is answered with `media_unavailable`.
 //! The service never holds a media key: it checks the shape of public bundles and key envelopes
 //! and routes them by recipient.
+//! When TURN servers are configured, `joined` carries time-limited TURN credentials
+//! ([`turn_credentials`]) so that calls connect where UDP to the SFU is blocked.
 
 pub mod admin_api;
 pub mod app_state;
@@ -21,4 +23,5 @@ pub mod room;
 pub mod server;
 pub mod session;
 pub mod shape;
+pub mod turn_credentials;
 mod web_client;

@@ -101,6 +101,48 @@ struct ServeArgs {
     /// A development run: start even without API keys or without `--sfu-url` (with a warning).
     #[arg(long, env = "SIGNALING_DEVELOPMENT")]
     development: bool,
+    #[command(flatten)]
+    turn: TurnArgs,
+}
+
+/// TURN servers whose credentials `joined` carries (override `[turn]` of the config file).
+#[derive(Args)]
+struct TurnArgs {
+    /// TURN server URLs given to clients, comma-separated, e.g.
+    /// `turns:turn.example.com:443?transport=tcp,turn:turn.example.com:3478?transport=udp`.
+    #[arg(long, env = "SIGNALING_TURN_URLS", value_delimiter = ',')]
+    turn_urls: Vec<String>,
+    /// File holding the TURN shared secret (coturn's `static-auth-secret`).
+    #[arg(long, env = "SIGNALING_TURN_SECRET_FILE")]
+    turn_secret_file: Option<PathBuf>,
+    /// The TURN shared secret itself (prefer `--turn-secret-file`).
+    #[arg(long, env = "SIGNALING_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
+    /// Lifetime of minted TURN credentials, seconds (default 43200).
+    #[arg(long, env = "SIGNALING_TURN_TTL_SECONDS")]
+    turn_ttl_seconds: Option<u64>,
+}
+
+impl TurnArgs {
+    fn apply(self, turn: &mut signaling::config::TurnConfig) {
+        let urls: Vec<String> = self
+            .turn_urls
+            .into_iter()
+            .filter(|u| !u.is_empty())
+            .collect();
+        if !urls.is_empty() {
+            turn.urls = urls;
+        }
+        if let Some(f) = self.turn_secret_file {
+            turn.secret_file = Some(f);
+        }
+        if let Some(s) = self.turn_secret.filter(|s| !s.is_empty()) {
+            turn.secret = Some(Secret::new(s));
+        }
+        if let Some(t) = self.turn_ttl_seconds {
+            turn.ttl_seconds = t;
+        }
+    }
 }
 
 #[cfg(feature = "embedded-sfu")]
@@ -115,6 +157,8 @@ struct DevArgs {
     /// Name of the demo room created at start.
     #[arg(long, default_value = "demo")]
     room: String,
+    #[command(flatten)]
+    turn: TurnArgs,
 }
 
 /// Where `serve` finds its SFU.
@@ -243,6 +287,7 @@ fn serve_config(args: ServeArgs) -> Result<Config, String> {
     if let Some(a) = args.auto_create_rooms {
         config.auto_create_rooms = a;
     }
+    args.turn.apply(&mut config.turn);
     Ok(config)
 }
 
@@ -378,13 +423,14 @@ fn main() -> ExitCode {
         }),
         #[cfg(feature = "embedded-sfu")]
         Command::Dev(args) => {
-            let config = Config {
+            let mut config = Config {
                 listen: args.listen,
                 auto_create_rooms: true,
                 admin_token: Some(Secret::new(DEV_ADMIN_TOKEN)),
                 api_keys: BTreeMap::from([(DEV_API_KEY.to_string(), Secret::new(DEV_API_SECRET))]),
                 ..Config::default()
             };
+            args.turn.apply(&mut config.turn);
             eprintln!(
                 "signaling dev: signaling and an SFU in one process on 127.0.0.1 (loopback only). \
                  API key {DEV_API_KEY}/{DEV_API_SECRET}, admin token {DEV_ADMIN_TOKEN}, rooms \

@@ -3,7 +3,8 @@
  *
  * URL parameters (query or fragment; prefer the fragment for the token, it never reaches a
  * server log): `room`, `token`, `name`, `watch=1` (broadcast viewer: watch only), `test=1`
- * (loopback only: empty ICE server list, 127.0.0.0/8 candidates only), `join=1` (join at once),
+ * (loopback only: ICE servers and candidates on 127.0.0.0/8 only), `relay=1` (media only through
+ * the TURN servers `joined` names: `iceTransportPolicy: "relay"`), `join=1` (join at once),
  * `signaling=ws://…` (default: `/v1/rtc` on this origin), `admin_key` (a trusted recording-policy
  * admin key, base64url; may repeat; also `<meta name="e2ee-admin-keys">`, space separated).
  *
@@ -29,6 +30,7 @@ export function pageParams(location = globalThis.location) {
     name: get('name') ?? '',
     watchOnly: get('watch') === '1',
     testMode: get('test') === '1',
+    relayOnly: get('relay') === '1',
     autoJoin: get('join') === '1',
     signalingUrl: get('signaling') ?? undefined,
     trustedAdminKeys: adminKeys,

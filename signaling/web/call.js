@@ -50,6 +50,13 @@ function trackOwnerFromId(id) {
   return m ? m[1] : null;
 }
 
+/** `joined.ice_servers` (docs/protocol.md) as `RTCIceServer`s. */
+export function rtcIceServers(list) {
+  return (Array.isArray(list) ? list : [])
+    .filter((x) => x && Array.isArray(x.urls) && x.urls.length && typeof x.username === 'string' && typeof x.credential === 'string')
+    .map((x) => ({ urls: x.urls, username: x.username, credential: x.credential }));
+}
+
 /** A call in a room, from `join` to `leave`. */
 export class Call extends EventTarget {
   /**
@@ -60,7 +67,8 @@ export class Call extends EventTarget {
    * @param {string} [o.signalingUrl] default: `/v1/rtc` on this origin
    * @param {import('./identity-store.js').IdentityStore} o.identityStore
    * @param {boolean} [o.watchOnly] broadcast viewer: publish nothing
-   * @param {boolean} [o.testMode] loopback only: empty ICE servers, 127.0.0.0/8 candidates only
+   * @param {boolean} [o.testMode] loopback only: ICE servers on 127.0.0.0/8 only, 127.0.0.0/8 candidates only
+   * @param {boolean} [o.relayOnly] `iceTransportPolicy: "relay"`: media only through the TURN servers of `joined`
    * @param {string[]} [o.trustedAdminKeys] admin keys whose recording policies are accepted
    */
   constructor(o) {
@@ -137,6 +145,7 @@ export class Call extends EventTarget {
 
   async _onJoined(j) {
     const s = this.state;
+    this._iceServers = j.ice_servers ?? [];
     s.call = j.call;
     s.kind = j.kind;
     s.self = { device: j.device, slot: j.slot, role: j.role, canPublish: !!j.can_publish && !this.options.watchOnly, canSubscribe: !!j.can_subscribe };
@@ -337,9 +346,14 @@ export class Call extends EventTarget {
   }
 
   _rtcConfig() {
-    const extra = this.media.peerConnectionConfig();
-    // The SFU is ICE-lite on a public address: no STUN/TURN needed; an explicitly empty list.
-    return this.options.testMode ? testModeRtcConfig(extra) : { ...extra, iceServers: [] };
+    const extra = { ...this.media.peerConnectionConfig() };
+    // `relayOnly`: only relay candidates (through TURN), to test the path UDP-blocking networks
+    // take. Without it, host candidates reach the ICE-lite SFU directly when UDP is open.
+    if (this.options.relayOnly) extra.iceTransportPolicy = 'relay';
+    // The TURN servers and credentials of `joined.ice_servers` (none configured: an explicitly
+    // empty list, so no stack falls back to a public STUN server).
+    const iceServers = rtcIceServers(this._iceServers);
+    return this.options.testMode ? testModeRtcConfig(extra, iceServers) : { ...extra, iceServers };
   }
 
   async _startMedia() {

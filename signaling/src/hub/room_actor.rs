@@ -16,8 +16,8 @@ use crate::media_node::{MediaEvent, MediaNode};
 use crate::metrics::Metrics;
 use crate::policy::Role;
 use crate::protocol::{
-    ClientStats, ErrorCode, KeyAck, KeyEnvelope, KeyRequest, LeaveReason, ServerMessage,
-    Subscription,
+    ClientStats, ErrorCode, IceServer, Joined, KeyAck, KeyEnvelope, KeyRequest, LeaveReason,
+    ServerMessage, Subscription,
 };
 use crate::room::{
     ConnId, Departure, JoinError, JoinRequest, Output, Room, RoomDetail, RoomSummary,
@@ -228,6 +228,25 @@ impl RoomActor {
         self.counts = now;
     }
 
+    /// TURN credentials for a device that joined with media, when TURN is configured. The
+    /// opaque id in the username is logged (debug) with the device, never the credential.
+    fn ice_servers(&self, joined: &Joined) -> Vec<IceServer> {
+        let Some(turn) = self.hub.upgrade().and_then(|hub| hub.settings.turn.clone()) else {
+            return Vec::new();
+        };
+        if !joined.media {
+            return Vec::new();
+        }
+        let server = turn.mint(super::unix_now());
+        debug!(
+            room = self.room.name(),
+            device = %joined.device,
+            turn_username = %server.username,
+            "TURN credentials minted"
+        );
+        vec![server]
+    }
+
     fn send_error(&self, conn: ConnId, code: ErrorCode, message: String) {
         self.metrics.reject(code.metric_reason());
         if let Some(c) = self.conns.get(&conn) {
@@ -245,8 +264,9 @@ impl RoomActor {
                 let conn = req.conn;
                 let device = req.bundle.device.clone();
                 match self.room.join(*req, now, self.media.is_some()) {
-                    Ok((joined, out)) => {
+                    Ok((mut joined, out)) => {
                         let slot = joined.slot;
+                        joined.ice_servers = self.ice_servers(&joined);
                         let msg = ServerMessage::Joined(Box::new(joined));
                         // The queue is fresh, so the first message always fits.
                         let _ = tx.try_send(Outbound::Message {

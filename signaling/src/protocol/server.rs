@@ -122,6 +122,35 @@ pub struct Joined {
     pub roster: Roster,
     /// Tracks currently published.
     pub tracks: Vec<TrackInfo>,
+    /// TURN servers with credentials minted for this join (empty, and left out, when the
+    /// service has no TURN servers configured or no media node).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// One entry of `joined.ice_servers`: what a client passes to `RTCPeerConnection` as an
+/// `RTCIceServer` (`urls`, `username`, `credential`). `Debug` leaves the credential out.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct IceServer {
+    /// `turn:`/`turns:` URLs of the TURN server(s).
+    pub urls: Vec<String>,
+    /// `<unix expiry>:<opaque id>` (no identity in it).
+    pub username: String,
+    /// base64(HMAC-SHA1(shared secret, username)).
+    pub credential: String,
+    /// Seconds the credential stays valid from `joined`.
+    pub ttl: u64,
+}
+
+impl std::fmt::Debug for IceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceServer")
+            .field("urls", &self.urls)
+            .field("username", &self.username)
+            .field("credential", &"<secret>")
+            .field("ttl", &self.ttl)
+            .finish()
+    }
 }
 
 /// A full roster snapshot.

@@ -125,6 +125,7 @@ impl Room {
             recording: self.policy.recording.clone(),
             roster: Roster { version, devices },
             tracks: self.tracks.values().cloned().collect(),
+            ice_servers: Vec::new(),
         };
         self.members.insert(
             entry.device.clone(),

@@ -12,4 +12,5 @@ mod media_call;
 mod rtc_admission;
 mod rtc_limits;
 mod rtc_session;
+mod turn_relay;
 mod web_client;

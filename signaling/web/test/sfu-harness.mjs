@@ -76,13 +76,14 @@ function stopper(child) {
 }
 
 /**
- * `signaling dev --listen 127.0.0.1:0`: signaling and an SFU in one process. Resolves with
- * `{http, stop}`; `http` is parsed from the join links the command prints.
+ * `signaling dev --listen 127.0.0.1:0`: signaling and an SFU in one process, with `args` added
+ * (e.g. `--turn-urls`). Resolves with `{http, stop}`; `http` is parsed from the join links the
+ * command prints.
  */
-export async function startDev() {
+export async function startDev({ args = [] } = {}) {
   // SERVICE_LOG=<RUST_LOG filter> with SERVICE_LOG_FILE=<path> keeps the service's log for
   // debugging a failing browser test.
-  const child = spawn(SIGNALING_BIN, ['dev', '--listen', '127.0.0.1:0', '--room', 'demo'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.SERVICE_LOG || 'warn' } });
+  const child = spawn(SIGNALING_BIN, ['dev', '--listen', '127.0.0.1:0', '--room', 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.SERVICE_LOG || 'warn' } });
   const m = await waitForOutput(child, /(http:\/\/127\.0\.0\.1:\d+)\/#room=demo&name=\w+&test=1&join=1&token=/, 'signaling dev');
   child.stdout.resume();
   if (process.env.SERVICE_LOG_FILE) child.stderr.pipe(createWriteStream(process.env.SERVICE_LOG_FILE));
@@ -128,15 +129,16 @@ export const WINDOW = { width: 1280, height: 800 };
 
 /**
  * Opens the page the service serves as one device (its own browser context: its own
- * IndexedDB identity) and joins `room`. Options: `role`, `watch` (viewer).
+ * IndexedDB identity) and joins `room`. Options: `role`, `watch` (viewer), `params` (more URL
+ * parameters, e.g. `{relay: '1'}`).
  */
-export async function openDevice(chromium, http, room, identity, { role = 'caller', watch = false, name = identity, viewport = WINDOW } = {}) {
+export async function openDevice(chromium, http, room, identity, { role = 'caller', watch = false, name = identity, viewport = WINDOW, params = {} } = {}) {
   const context = await chromium.newContext({ viewport });
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  const q = new URLSearchParams({ room, name, join: '1', test: '1', ...(watch ? { watch: '1' } : {}) });
+  const q = new URLSearchParams({ room, name, join: '1', test: '1', ...(watch ? { watch: '1' } : {}), ...params });
   await page.goto(`${http}/?${q}#token=${token(room, identity, role)}`);
   await page.waitForFunction(() => window.call?.state.phase === 'in-call' || window.call?.state.phase === 'error', null, { timeout: 30_000 });
   const failed = await page.evaluate(() => window.call.state.error);
