@@ -231,7 +231,7 @@ impl Config {
         if t.urls.is_empty() {
             if t.secret.is_some() || t.secret_file.is_some() {
                 return Err(ConfigError::Invalid(
-                    "a TURN secret is set but turn.urls is empty",
+                    "a TURN secret is set but turn.urls (--turn-urls) is empty",
                 ));
             }
             return Ok(None);
@@ -244,7 +244,8 @@ impl Config {
             }
             (None, None) => {
                 return Err(ConfigError::Invalid(
-                    "turn.urls needs turn.secret_file or turn.secret (SIGNALING_TURN_SECRET)",
+                    "turn.urls (--turn-urls) needs the shared secret: turn.secret_file \
+                     (--turn-secret-file) or turn.secret (SIGNALING_TURN_SECRET)",
                 ));
             }
             (Some(s), None) => s.clone(),

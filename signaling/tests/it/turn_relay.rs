@@ -320,3 +320,64 @@ async fn joined_has_no_ice_servers_without_turn() {
     assert_eq!(joined["media"], true);
     assert!(joined.get("ice_servers").is_none(), "{joined}");
 }
+
+/// `signaling serve --development` with `args`, no setting from this process's environment;
+/// returns its exit status and standard error once it exits (killed after 10 s).
+fn serve_exit(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signaling"));
+    cmd.args(["serve", "--development", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (var, _) in std::env::vars() {
+        if var.starts_with("SIGNALING_") {
+            cmd.env_remove(var);
+        }
+    }
+    let mut child = cmd.spawn().expect("signaling starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("signaling serve {args:?} kept running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr)
+        .expect("stderr");
+    (status, stderr)
+}
+
+#[test]
+fn serve_refuses_turn_settings_without_a_secret_or_urls() {
+    let (status, stderr) = serve_exit(&["--turn-urls", "turn:127.0.0.1:3478?transport=udp"]);
+    assert!(!status.success());
+    assert!(stderr.contains("--turn-secret-file"), "{stderr}");
+    assert!(stderr.contains("SIGNALING_TURN_SECRET"), "{stderr}");
+
+    let (status, stderr) = serve_exit(&["--turn-secret", "s3cret-value"]);
+    assert!(!status.success());
+    assert!(stderr.contains("--turn-urls"), "{stderr}");
+    assert!(
+        !stderr.contains("s3cret-value"),
+        "the secret stays out of the message"
+    );
+
+    let (status, stderr) = serve_exit(&[
+        "--turn-urls",
+        "http://turn.example.com",
+        "--turn-secret",
+        "s",
+    ]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("not a turn:, turns: or stun: URL"),
+        "{stderr}"
+    );
+}
