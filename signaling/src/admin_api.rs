@@ -1,5 +1,9 @@
 //! Admin REST API under `/v1/rooms` (bearer token): create, list, inspect, kick, close.
 //! `signaling/openapi.json` describes it; a test validates real responses against it.
+//!
+//! Request bodies are strict, as the document's `additionalProperties: false` says: a field the
+//! API does not know (a typo such as `max_caller`) is refused with 400 `unknown_field` naming it,
+//! never ignored (an ignored capacity typo silently creates a room of the default size).
 
 use axum::Json;
 use axum::Router;
@@ -13,7 +17,7 @@ use subtle::ConstantTimeEq as _;
 use crate::app_state::AppState;
 use crate::auth::validate_room_name;
 use crate::hub::HubError;
-use crate::policy::RoomPolicyRequest;
+use crate::policy::{RecordingPolicy, RoomKind, RoomPolicyRequest};
 use crate::room::{RoomDetail, RoomSummary};
 use crate::shape::validate_device_id;
 
@@ -31,6 +35,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    field: Option<String>,
 }
 
 /// The JSON body of every admin API error.
@@ -38,6 +43,8 @@ pub struct ApiError {
 struct ErrorJson<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
 }
 
 impl ApiError {
@@ -46,8 +53,30 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
         }
     }
+
+    /// A 400 for a request body that does not fit: `unknown_field` (naming the field) when it
+    /// has a field the API does not know, `malformed` otherwise.
+    fn bad_body(e: &serde_json::Error) -> Self {
+        let message = e.to_string();
+        match unknown_field_name(&message) {
+            Some(field) => ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "unknown_field",
+                field: Some(field.to_owned()),
+                message,
+            },
+            None => ApiError::new(StatusCode::BAD_REQUEST, "malformed", message),
+        }
+    }
+}
+
+/// The field named by serde's "unknown field `name`, expected …" message.
+fn unknown_field_name(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once('`').map(|(name, _)| name)
 }
 
 impl IntoResponse for ApiError {
@@ -55,6 +84,7 @@ impl IntoResponse for ApiError {
         let body = Json(ErrorJson {
             code: self.code,
             message: &self.message,
+            field: self.field.as_deref(),
         });
         (self.status, body).into_response()
     }
@@ -97,12 +127,39 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// `POST /v1/rooms` body.
+/// `POST /v1/rooms` body: the name and the policy's fields side by side. The policy's fields are
+/// repeated here rather than flattened, because serde cannot refuse unknown fields through
+/// `flatten`.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CreateRoom {
     name: String,
-    #[serde(flatten)]
-    policy: RoomPolicyRequest,
+    kind: RoomKind,
+    #[serde(default)]
+    max_callers: Option<u32>,
+    #[serde(default)]
+    max_presenters: Option<u32>,
+    #[serde(default)]
+    max_viewers: Option<u32>,
+    #[serde(default)]
+    e2ee: Option<bool>,
+    #[serde(default)]
+    recording: Option<RecordingPolicy>,
+}
+
+impl CreateRoom {
+    /// The room's name and the policy asked for.
+    fn into_parts(self) -> (String, RoomPolicyRequest) {
+        let policy = RoomPolicyRequest {
+            kind: self.kind,
+            max_callers: self.max_callers,
+            max_presenters: self.max_presenters,
+            max_viewers: self.max_viewers,
+            e2ee: self.e2ee,
+            recording: self.recording,
+        };
+        (self.name, policy)
+    }
 }
 
 /// `GET /v1/rooms` body.
@@ -114,24 +171,30 @@ pub(crate) struct RoomList {
 async fn create_room(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<CreateRoom>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<RoomDetail>), ApiError> {
     authorize(&state, &headers)?;
-    let Json(req) =
+    let Json(body) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.body_text()))?;
-    validate_room_name(&req.name).map_err(|_| {
+    let (name, policy) = CreateRoom::deserialize(body)
+        .map_err(|e| {
+            let error = ApiError::bad_body(&e);
+            state.hub.metrics().reject(error.code);
+            error
+        })?
+        .into_parts();
+    validate_room_name(&name).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "malformed",
             "name must be 1-64 characters of [A-Za-z0-9_-]",
         )
     })?;
-    let policy = req
-        .policy
-        .into_policy(&req.name)
+    let policy = policy
+        .into_policy(&name)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_policy", e.to_string()))?;
-    state.hub.create_room(&req.name, policy, false).await?;
-    let detail = state.hub.detail(&req.name).await?;
+    state.hub.create_room(&name, policy, false).await?;
+    let detail = state.hub.detail(&name).await?;
     Ok((StatusCode::CREATED, Json(detail)))
 }
 

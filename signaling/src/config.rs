@@ -59,7 +59,8 @@ pub struct LimitsConfig {
     pub messages_per_second: u32,
     /// Burst above that.
     pub message_burst: u32,
-    /// Consecutive rate-limited messages before the connection is closed.
+    /// Rate-limited (dropped) messages tolerated within 10 s before the connection is closed
+    /// (1008); accepted messages in between do not reset the count.
     pub flood_close_after: u32,
     /// New WebSocket connections per second per client IP.
     pub connections_per_second_per_ip: u32,

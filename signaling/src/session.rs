@@ -3,8 +3,10 @@
 //! [`run_session`] is what the axum handler runs on a real socket; tests can run it on channels.
 //! The session authenticates the `join`, then relays between the client and its room's actor
 //! (see [`crate::hub`]) and the media node. Per connection it enforces the message size cap
-//! (close 1009), a message rate limit (excess dropped with `rate_limited`; a sustained flood
-//! closes with 1008), pings and an idle timeout. Malformed, unknown and wrong-state messages get
+//! (close 1009), a message rate limit (excess dropped with `rate_limited`; more drops than the
+//! flood allowance within a sliding window close with 1008, see [`flood`]), bounds on `stats`
+//! ([`stats_gate`]), pings and an idle timeout. A device without a publish grant may only send
+//! SDP in which no media section can send ([`crate::protocol::sdp_sending_section`]). Malformed, unknown and wrong-state messages get
 //! an `error` and the connection goes on. Nothing of a token or an SDP is logged.
 
 use std::convert::Infallible;
@@ -24,11 +26,18 @@ use crate::hub::{Hub, HubError, Outbound, RoomCommand};
 use crate::media_node::{ParticipantSpec, SessionDescription};
 use crate::policy::RoomPolicy;
 use crate::protocol::{
-    CLIENT_MESSAGE_TYPES, ClientMessage, ClientOffer, ErrorCode, Join, LeftNotice,
-    MAX_DECRYPT_FAILURES_PER_REPORT, MAX_NAME_BYTES, MAX_SDP_BYTES, MAX_SUBSCRIPTIONS,
-    MAX_TRACKS_PER_OFFER, PROTOCOL_VERSION, SdpBody, ServerMessage, TypeTag, sdp_sends_media,
+    CLIENT_MESSAGE_TYPES, ClientMessage, ClientOffer, ClientStats, ErrorCode, Join, LeftNotice,
+    MAX_NAME_BYTES, MAX_SDP_BYTES, MAX_SUBSCRIPTIONS, MAX_TRACKS_PER_OFFER, PROTOCOL_VERSION,
+    SdpBody, ServerMessage, TypeTag, sdp_sending_section,
 };
 use crate::room::{ConnId, Departure, JoinRequest};
+
+mod flood;
+mod stats_gate;
+
+pub use flood::FLOOD_WINDOW;
+use flood::FloodDetector;
+use stats_gate::StatsGate;
 
 /// WebSocket close code for a message over the size cap (RFC 6455 §7.4.1).
 pub const CLOSE_TOO_BIG: u16 = 1009;
@@ -48,7 +57,8 @@ pub struct SessionLimits {
     pub messages_per_second: NonZeroU32,
     /// Burst allowance above the sustained rate.
     pub message_burst: NonZeroU32,
-    /// Consecutive rate-limited messages after which the connection is closed (1008).
+    /// Rate-limited (dropped) messages tolerated within [`FLOOD_WINDOW`]; one more closes the
+    /// connection (1008). Messages that get through in between do not reset the count.
     pub flood_close_after: u32,
     /// Interval between server pings.
     pub ping_interval: Duration,
@@ -105,6 +115,7 @@ where
     let span = info_span!("conn", conn, peer = ?peer, room = tracing::field::Empty, device = tracing::field::Empty);
     let metrics = ctx.hub.metrics().clone();
     metrics.connections.inc();
+    let flood_allowance = ctx.limits.flood_close_after;
     let limiter = RateLimiter::direct(
         Quota::per_second(ctx.limits.messages_per_second).allow_burst(ctx.limits.message_burst),
     );
@@ -114,7 +125,7 @@ where
         conn,
         joined: None,
         limiter,
-        limited_in_row: 0,
+        flood: FloodDetector::new(flood_allowance, Instant::now()),
         last_rate_error: None,
         span: span.clone(),
     };
@@ -143,6 +154,7 @@ struct JoinedState {
     room_tx: mpsc::UnboundedSender<RoomCommand>,
     media_session: bool,
     join_started: Option<Instant>,
+    stats_gate: StatsGate,
 }
 
 struct Session<W> {
@@ -151,7 +163,7 @@ struct Session<W> {
     conn: ConnId,
     joined: Option<JoinedState>,
     limiter: DefaultDirectRateLimiter,
-    limited_in_row: u32,
+    flood: FloodDetector,
     last_rate_error: Option<Instant>,
     span: Span,
 }
@@ -268,7 +280,18 @@ impl<W: Sink<Message> + Unpin> Session<W> {
     }
 
     async fn refuse(&mut self, code: ErrorCode, message: impl Into<String>) -> Flow {
-        self.ctx.hub.metrics().reject(code.metric_reason());
+        self.refuse_as(code, code.metric_reason(), message).await
+    }
+
+    /// Like [`Self::refuse`], counted under `reason` (one of `REJECT_REASONS`) instead of the
+    /// code's own.
+    async fn refuse_as(
+        &mut self,
+        code: ErrorCode,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> Flow {
+        self.ctx.hub.metrics().reject(reason);
         self.send(ServerMessage::error(code, message)).await
     }
 
@@ -280,12 +303,15 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         }
         if self.limiter.check().is_err() {
             self.ctx.hub.metrics().reject("rate_limited");
-            self.limited_in_row += 1;
-            if self.limited_in_row > self.ctx.limits.flood_close_after {
-                warn!("message flood; closing");
-                return Some(Flow::Close(CLOSE_POLICY, "message rate limit exceeded"));
-            }
             let now = Instant::now();
+            if self.flood.record_drop(now) {
+                warn!("message flood; closing");
+                self.ctx.hub.metrics().reject("flood");
+                return Some(Flow::Close(
+                    CLOSE_POLICY,
+                    "message flood: rate limit exceeded",
+                ));
+            }
             if self
                 .last_rate_error
                 .is_none_or(|t| now - t >= Duration::from_secs(1))
@@ -297,7 +323,6 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             }
             return Some(Flow::Continue);
         }
-        self.limited_in_row = 0;
         None
     }
 
@@ -415,19 +440,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             (ClientMessage::KeyRequest(req), true) => {
                 self.to_room(|conn, device| RoomCommand::Request { conn, device, req })
             }
-            (ClientMessage::Stats(stats), true) => {
-                let failures = stats.decrypt_failures.min(MAX_DECRYPT_FAILURES_PER_REPORT);
-                self.ctx
-                    .hub
-                    .metrics()
-                    .client_decrypt_failures
-                    .inc_by(failures);
-                self.to_room(|conn, device| RoomCommand::Stats {
-                    conn,
-                    device,
-                    stats,
-                })
-            }
+            (ClientMessage::Stats(stats), true) => self.stats(stats).await,
             (ClientMessage::Leave(_), true) => {
                 info!("leave");
                 // The room answers with `Outbound::Close`, which ends the session.
@@ -438,6 +451,44 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 })
             }
         }
+    }
+
+    /// A `stats` report: within the device's bounds it feeds the decrypt-failure counter and
+    /// the room's latest stats; outside them it is refused whole and adds nothing.
+    async fn stats(&mut self, stats: ClientStats) -> Flow {
+        let Some(j) = &mut self.joined else {
+            return Flow::Continue;
+        };
+        if let Err(refusal) = j.stats_gate.admit(&stats, Instant::now()) {
+            return self
+                .refuse_as(refusal.code(), refusal.metric_reason(), refusal.message())
+                .await;
+        }
+        self.ctx
+            .hub
+            .metrics()
+            .client_decrypt_failures
+            .inc_by(stats.decrypt_failures);
+        self.to_room(|conn, device| RoomCommand::Stats {
+            conn,
+            device,
+            stats,
+        })
+    }
+
+    /// Refuses an SDP from a device without a publish grant when any media section of it can
+    /// send (`None` when it may go on).
+    async fn refuse_sending_sdp(&mut self, sdp: &str) -> Option<Flow> {
+        let sending = sdp_sending_section(sdp)?;
+        info!("receive-only device sent an SDP that can send; refused");
+        Some(
+            self.refuse_as(
+                ErrorCode::Forbidden,
+                "sdp_sends_without_grant",
+                format!("this token may not publish: offer receive-only media ({sending})"),
+            )
+            .await,
+        )
     }
 
     fn to_room(&self, make: impl FnOnce(ConnId, String) -> RoomCommand) -> Flow {
@@ -548,6 +599,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 room_tx,
                 media_session: false,
                 join_started: Some(started),
+                stats_gate: StatsGate::new(Instant::now()),
             });
             return Ok(());
         }
@@ -589,14 +641,23 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         if offer.sdp.len() > MAX_SDP_BYTES || offer.tracks.len() > MAX_TRACKS_PER_OFFER {
             return self.refuse(ErrorCode::Malformed, "offer too large").await;
         }
-        if !j.grants.can_publish && (!offer.tracks.is_empty() || sdp_sends_media(&offer.sdp)) {
-            return self
-                .refuse(
-                    ErrorCode::Forbidden,
-                    "this token may not publish: offer receive-only media",
-                )
-                .await;
+        if !j.grants.can_publish {
+            if !offer.tracks.is_empty() {
+                return self
+                    .refuse_as(
+                        ErrorCode::Forbidden,
+                        "sdp_sends_without_grant",
+                        "this token may not publish: announce no tracks",
+                    )
+                    .await;
+            }
+            if let Some(flow) = self.refuse_sending_sdp(&offer.sdp).await {
+                return flow;
+            }
         }
+        let Some(j) = &self.joined else {
+            return Flow::Continue;
+        };
         let Some(node) = self.ctx.hub.media().cloned() else {
             return self.media_unavailable().await;
         };
@@ -651,6 +712,14 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         if answer.sdp.len() > MAX_SDP_BYTES {
             return self.refuse(ErrorCode::Malformed, "answer too large").await;
         }
+        if !j.grants.can_publish
+            && let Some(flow) = self.refuse_sending_sdp(&answer.sdp).await
+        {
+            return flow;
+        }
+        let Some(j) = &self.joined else {
+            return Flow::Continue;
+        };
         let Some(node) = self.ctx.hub.media().cloned() else {
             return self.media_unavailable().await;
         };

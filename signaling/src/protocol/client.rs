@@ -174,8 +174,49 @@ pub struct ClientStats {
     pub jitter_seconds: Option<f64>,
 }
 
-/// Most decrypt failures one `stats` message may add to the counter (a liar cannot overflow it).
-pub const MAX_DECRYPT_FAILURES_PER_REPORT: u64 = 1_000_000;
+/// Most frames per second a client can receive, so most it can report (`decrypt_failures` plus
+/// `frames_decrypted`) per second since its previous report. A meeting forwards at most 3 audio
+/// streams above 10 participants (10 below: 500 frames/s at 50 frames/s) and 25 cameras
+/// (1,500 frames/s at 60 fps), plus screen shares: about 2,100; 3,000 leaves room.
+pub const MAX_FRAMES_PER_SECOND: u64 = 3_000;
+
+/// Longest time a device's frame allowance accrues over (a background tab reports late).
+pub const MAX_STATS_SPAN_SECONDS: u64 = 60;
+
+/// `stats` messages accepted back to back; then [`STATS_PER_SECOND`].
+pub const STATS_BURST: u32 = 2;
+
+/// Sustained `stats` messages per second per connection (clients send one every few seconds).
+pub const STATS_PER_SECOND: u32 = 1;
+
+/// Largest `rtt_seconds` or `jitter_seconds` accepted.
+pub const MAX_STATS_SECONDS: f64 = 60.0;
+
+impl ClientStats {
+    /// Checks the ratio and time fields: `loss_ratio` within 0–1, `rtt_seconds` and
+    /// `jitter_seconds` within 0–[`MAX_STATS_SECONDS`]. The counters are bounded by time instead
+    /// (see [`MAX_FRAMES_PER_SECOND`]).
+    pub fn check_ranges(&self) -> Result<(), String> {
+        let within =
+            |v: Option<f64>, max: f64| v.is_none_or(|v| v.is_finite() && (0.0..=max).contains(&v));
+        if !within(self.loss_ratio, 1.0) {
+            return Err("loss_ratio must be within 0-1".into());
+        }
+        if !within(self.rtt_seconds, MAX_STATS_SECONDS)
+            || !within(self.jitter_seconds, MAX_STATS_SECONDS)
+        {
+            return Err(format!(
+                "rtt_seconds and jitter_seconds must be within 0-{MAX_STATS_SECONDS}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Frames the report claims were received: `decrypt_failures + frames_decrypted`.
+    pub fn frames_received(&self) -> u64 {
+        self.decrypt_failures.saturating_add(self.frames_decrypted)
+    }
+}
 
 /// `leave`: no fields.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -163,6 +163,11 @@ pub const REJECT_REASONS: &[&str] = &[
     "internal",
     "idle_timeout",
     "slow_consumer",
+    "flood",
+    "stats_too_frequent",
+    "stats_out_of_bounds",
+    "sdp_sends_without_grant",
+    "unknown_field",
 ];
 
 #[cfg(test)]

@@ -7,18 +7,21 @@
 //!
 //! Client → server messages are in `client`, server → client messages in `server`, error codes
 //! in `error_code`; bundles and envelopes (`keys`) and SDP and track descriptions (`media`)
-//! travel both ways. Every item is re-exported here, so paths stay `protocol::Name`.
+//! travel both ways; `sdp_send_check` judges whether an SDP lets a device send media (a viewer's
+//! must not). Every item is re-exported here, so paths stay `protocol::Name`.
 
 mod client;
 mod error_code;
 mod keys;
 mod media;
+mod sdp_send_check;
 mod server;
 
 pub use client::*;
 pub use error_code::*;
 pub use keys::*;
 pub use media::*;
+pub use sdp_send_check::*;
 pub use server::*;
 
 /// The protocol version a client states in `join.v` and the server echoes in `joined.v`.

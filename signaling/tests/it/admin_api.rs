@@ -9,8 +9,9 @@ use common::{ADMIN, Seen, TestServer, config, token};
 use serde_json::{Value, json};
 use signaling::policy::Role;
 
-/// Validates `instance` against `#/components/schemas/<name>` of the OpenAPI document.
-fn check(name: &str, instance: &Value) {
+/// What is wrong with `instance` against `#/components/schemas/<name>` of the OpenAPI document
+/// (nothing when it fits).
+pub(crate) fn schema_errors(name: &str, instance: &Value) -> Vec<String> {
     let doc: Value =
         serde_json::from_str(include_str!("../../openapi.json")).expect("openapi.json parses");
     let schema = json!({
@@ -19,10 +20,15 @@ fn check(name: &str, instance: &Value) {
         "components": doc["components"],
     });
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator
+    validator
         .iter_errors(instance)
         .map(|e| format!("{e} at {}", e.instance_path))
-        .collect();
+        .collect()
+}
+
+/// Validates `instance` against `#/components/schemas/<name>` of the OpenAPI document.
+pub(crate) fn check(name: &str, instance: &Value) {
+    let errors = schema_errors(name, instance);
     assert!(
         errors.is_empty(),
         "{name} does not match openapi.json: {errors:?}\n{instance}"

@@ -5,12 +5,16 @@
 mod common;
 
 mod admin_api;
+mod admin_api_strict;
 mod cli;
 mod cli_serve_settings;
 mod key_exchange_capture;
 mod media_call;
 mod rtc_admission;
+mod rtc_flood;
 mod rtc_limits;
 mod rtc_session;
 mod turn_relay;
+mod stats_bounds;
+mod viewer_sdp;
 mod web_client;

@@ -9,7 +9,7 @@
 use crate::common;
 #[path = "../../../sfu/tests/it/common/test_peer.rs"]
 #[allow(dead_code, unreachable_pub, missing_docs)]
-mod test_peer;
+pub(crate) mod test_peer;
 
 use test_peer::vp8_descriptor_len;
 

@@ -1,0 +1,110 @@
+//! A message flood from a real WebSocket client at about 5,000 messages/s against the default
+//! limits (50/s, burst 100, 200 drops tolerated within 10 s): closed with 1008 while it floods,
+//! counted, and the other client of the room goes on. One message in 100 gets through the rate
+//! limit, which must not reset the flood count.
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestServer, config, token};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::json;
+use signaling::config::LimitsConfig;
+use signaling::policy::Role;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How long the flood may last at most; the close must come well before.
+const FLOOD_FOR: Duration = Duration::from_secs(3);
+
+// Two threads: the service reads the flood on one while the flooder writes on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_at_5k_per_second_closes_1008() {
+    let mut c = config();
+    let defaults = LimitsConfig::default();
+    c.limits.messages_per_second = defaults.messages_per_second;
+    c.limits.message_burst = defaults.message_burst;
+    c.limits.flood_close_after = defaults.flood_close_after;
+    let s = TestServer::start(c).await;
+    s.meeting("flood").await;
+    // The flooder writes each message at once (TCP_NODELAY, as browsers do): with Nagle's
+    // algorithm and delayed acknowledgements the kernel would bunch the flood into 40 ms lumps.
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(s.ws_url(), None, true)
+        .await
+        .expect("ws connect");
+    let mut a = common::Client {
+        ws,
+        transcript: Vec::new(),
+    };
+    a.join("flood", &token("flood", "attacker", Role::Caller), "dev-a")
+        .await;
+    let mut b = s.connect().await;
+    b.join("flood", &token("flood", "bystander", Role::Caller), "dev-b")
+        .await;
+    a.recv_type("membership").await;
+
+    let (mut tx, mut rx) = a.ws.split();
+    let started = Instant::now();
+    // 5 messages every millisecond: 5,000/s, smooth (a late tick is not made up with a burst,
+    // which alone would drop 200 in a row), bounded by FLOOD_FOR and by the connection closing.
+    let flood = tokio::spawn(async move {
+        let msg = json!({"type": "key_request", "to": "dev-nobody"}).to_string();
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sent = 0u32;
+        while started.elapsed() < FLOOD_FOR {
+            tick.tick().await;
+            for _ in 0..5 {
+                if tx.feed(Message::text(msg.clone())).await.is_err() {
+                    return sent;
+                }
+                sent += 1;
+            }
+            if tx.flush().await.is_err() {
+                return sent;
+            }
+        }
+        sent
+    });
+    let close = tokio::time::timeout(FLOOD_FOR + common::WAIT, async {
+        loop {
+            match rx.next().await {
+                Some(Ok(Message::Close(frame))) => {
+                    break frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => break None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten();
+    let closed_after = started.elapsed();
+    let sent = flood.await.expect("flood task");
+
+    let (code, reason) = close.unwrap_or_else(|| {
+        panic!("not closed with a code while flooding ({sent} messages in {closed_after:?})")
+    });
+    assert_eq!(code, 1008, "closed for flooding ({reason})");
+    assert!(reason.contains("flood"), "the reason says why: {reason}");
+    assert!(
+        closed_after < FLOOD_FOR,
+        "closed while flooding, after {closed_after:?} and {sent} messages"
+    );
+    assert_eq!(
+        s.metric("signaling_rejected_total{reason=\"flood\"}").await,
+        1.0
+    );
+    assert!(
+        s.metric("signaling_rejected_total{reason=\"rate_limited\"}")
+            .await
+            > f64::from(defaults.flood_close_after)
+    );
+
+    // The bystander sees the attacker leave and is served as before.
+    assert_eq!(b.recv_type("roster").await["removed"], json!(["dev-a"]));
+    b.send(&json!({"type": "key_request", "to": "dev-nobody"}))
+        .await;
+    b.expect_error("not_in_roster").await;
+}
