@@ -14,7 +14,7 @@ mod rtc_admission;
 mod rtc_flood;
 mod rtc_limits;
 mod rtc_session;
-mod turn_relay;
 mod stats_bounds;
+mod turn_relay;
 mod viewer_sdp;
 mod web_client;
