@@ -1,9 +1,10 @@
 //! The HTTP listener: its own accept loop over hyper's HTTP/1 connection (WebSocket upgrades
 //! included), because `axum::serve` exposes no timeouts. Each accepted connection needs a
 //! [`ConnectionSlot`] (global and per-IP caps; a WebSocket keeps the slot of its connection),
-//! must send a complete request head within the header-read timeout, and is closed after the idle
-//! timeout without a byte either way (until it is upgraded; a WebSocket has its own pings and
-//! idle timeout). On shutdown the loop stops accepting and every connection closes once its
+//! must send a complete request head within the header-read timeout (hyper's timer, which also
+//! runs while a keep-alive connection waits for its next request), and is closed after the idle
+//! timeout without a byte either way, even mid-request (until it is upgraded; a WebSocket has its
+//! own pings and idle timeout). On shutdown the loop stops accepting and every connection closes once its
 //! request in flight is answered. Each connection refused or closed for a limit is counted in
 //! `signaling_connection_drops_total{reason}`.
 
@@ -131,10 +132,12 @@ impl Connection {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                () = activity.silent_for(self.limits.idle_timeout), if !closing => {
+                () = activity.silent_for(self.limits.idle_timeout) => {
+                    // Not graceful: a request stalled mid-body would never finish. Dropping the
+                    // connection closes the socket.
                     self.metrics.connection_dropped("http_idle_timeout");
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
+                    debug!(%peer, "silent for the idle timeout; closed");
+                    break Ok(());
                 }
             }
         };

@@ -1,7 +1,7 @@
 //! Connection-level limits on real sockets: idle TCP connections are closed after the
 //! header-read timeout or refused past the per-IP cap while a client from another address joins;
-//! a client that stops reading is dropped after the write timeout, counted, and nobody else
-//! notices.
+//! a request stalled mid-body is closed after the idle timeout; a client that stops reading is
+//! dropped after the write timeout, counted, and nobody else notices.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,12 +9,12 @@ use std::time::Duration;
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use signaling::policy::Role;
-use tokio::io::AsyncReadExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{Client, TestServer, config, envelope, join_msg, poll_until, token};
+use crate::common::{ADMIN, Client, TestServer, config, envelope, join_msg, poll_until, token};
 
 /// A TCP connection to `to` from the loopback address `from`, with `recv_buffer` bytes of
 /// receive buffer when given.
@@ -94,6 +94,39 @@ async fn idle_tcp_connections_do_not_exhaust_descriptors() {
         .send(&json!({"type": "stats", "decrypt_failures": 0}))
         .await;
     honest.expect_silence(Duration::from_millis(200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_request_body_is_closed_after_the_idle_timeout() {
+    let mut c = config();
+    c.limits.http_idle_timeout_ms = 500;
+    let s = TestServer::start(c).await;
+    let addr = s.server.local_addr();
+    // A complete head (so the header-read timeout is passed), then a body that never comes.
+    let mut tcp = tcp_from([127, 0, 0, 1], addr, None).await;
+    let head = format!(
+        "POST /v1/rooms HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\":"
+    );
+    tcp.write_all(head.as_bytes()).await.expect("send head");
+    let started = tokio::time::Instant::now();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut byte))
+        .await
+        .expect("closed within 5 s");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed without an answer: {read:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "not before the idle timeout"
+    );
+    assert_eq!(
+        s.metric("signaling_connection_drops_total{reason=\"http_idle_timeout\"}")
+            .await,
+        1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
