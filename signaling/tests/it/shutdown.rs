@@ -14,7 +14,7 @@ use signaling::policy::Role;
 use signaling::session::{CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{API_KEY, API_SECRET, Client, TestServer, config, join_msg, token};
+use crate::common::{ADMIN, API_KEY, API_SECRET, Client, TestServer, config, join_msg, token};
 
 const BIN: &str = env!("CARGO_BIN_EXE_signaling");
 const CONTROL_SECRET: &str = "control-secret-for-the-test-0123456789";
@@ -51,6 +51,7 @@ impl Service {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--log", "info"])
             .args(["--api-keys", &format!("{API_KEY}:{API_SECRET}")])
+            .env("SIGNALING_ADMIN_TOKEN", ADMIN)
             .args(["--auto-create-rooms", "true", "--sfu-url", sfu_url])
             .args([
                 "--shutdown-timeout-ms",
@@ -103,6 +104,19 @@ impl Service {
             ws,
             transcript: Vec::new(),
         }
+    }
+
+    /// Creates a persistent meeting through the admin API; returns the HTTP status.
+    async fn create_meeting(&self, name: &str) -> u16 {
+        reqwest::Client::new()
+            .post(format!("http://{}/v1/rooms", self.addr))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({"name": name, "kind": "meeting"}))
+            .send()
+            .await
+            .expect("admin request")
+            .status()
+            .as_u16()
     }
 
     fn sigterm(&self) {
@@ -159,33 +173,46 @@ async fn close_frame(client: &mut Client) -> (u16, String) {
 async fn signaling_sigterm_closes_1001_and_exits_0() {
     let sfu = start_sfu().await;
     let mut first = Service::start(&sfu);
+    // A persistent room (it outlives its last participant, so only the drain closes it) and an
+    // ephemeral one (auto-created by a join).
+    assert_eq!(first.create_meeting("standup").await, 201);
     let mut alice = first.connect().await;
     alice
         .join("standup", &token("standup", "alice", Role::Caller), "dev-a")
+        .await;
+    let mut carol = first.connect().await;
+    carol
+        .join("adhoc", &token("adhoc", "carol", Role::Caller), "dev-c")
         .await;
 
     first.sigterm();
     let (code, reason) = close_frame(&mut alice).await;
     assert_eq!(code, CLOSE_GOING_AWAY);
     assert_eq!(reason, CLOSE_REASON_SHUTDOWN);
+    assert_eq!(close_frame(&mut carol).await.0, CLOSE_GOING_AWAY);
     let status = first
         .exit_within(SHUTDOWN_TIMEOUT + Duration::from_secs(2))
         .await;
     assert_eq!(status.code(), Some(0), "exits 0");
 
-    // The SFU kept no room of the stopped service: a new one creates the same name on it.
+    // The SFU kept no room of the stopped service: a new one creates the same names on it.
     let second = Service::start(&sfu);
+    assert_eq!(
+        second.create_meeting("standup").await,
+        201,
+        "the SFU still had the persistent room"
+    );
     let mut bob = second.connect().await;
     bob.send(&join_msg(
-        "standup",
-        &token("standup", "bob", Role::Caller),
+        "adhoc",
+        &token("adhoc", "bob", Role::Caller),
         "dev-b",
     ))
     .await;
     let joined = bob.recv().await;
     assert_eq!(
         joined["type"], "joined",
-        "the room name is free again: {joined}"
+        "the SFU still had the ephemeral room: {joined}"
     );
     assert_eq!(joined["media"], true, "{joined}");
 }
