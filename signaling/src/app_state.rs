@@ -1,10 +1,11 @@
-//! What every HTTP handler shares: the rooms, the session context, the admin token and the
-//! per-IP connection limiter. Built once by [`crate::server::start`], cloned into each request.
+//! What every HTTP handler shares: the rooms, the session context, the admin token, the
+//! per-IP connection limiter and whether the server drains. Built once by [`crate::server::start`], cloned into each request.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use governor::DefaultKeyedRateLimiter;
+use tokio::sync::watch;
 
 use crate::auth::Secret;
 use crate::hub::Hub;
@@ -21,4 +22,6 @@ pub struct AppState {
     pub admin_token: Option<Secret>,
     /// Per-IP connection limiter.
     pub ip_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// True while the server drains (`/readyz` answers 503).
+    pub draining: watch::Receiver<bool>,
 }

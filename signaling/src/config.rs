@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::auth::Secret;
 use crate::hub::HubSettings;
+use crate::listener::HttpLimits;
 use crate::room::RekeyTiming;
 use crate::session::SessionLimits;
 use crate::turn_credentials::TurnCredentials;
@@ -33,6 +34,9 @@ pub struct Config {
     pub rekey: RekeyConfig,
     /// TURN servers whose credentials `joined` carries (none configured: no TURN).
     pub turn: TurnConfig,
+    /// After SIGTERM or SIGINT, the longest the service takes to close its WebSockets (1001),
+    /// its rooms (on the media node too) and its HTTP connections before it exits, milliseconds.
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -45,6 +49,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             rekey: RekeyConfig::default(),
             turn: TurnConfig::default(),
+            shutdown_timeout_ms: 10_000,
         }
     }
 }
@@ -72,6 +77,19 @@ pub struct LimitsConfig {
     pub idle_timeout_ms: u64,
     /// Outbound queue per connection, messages.
     pub outbound_queue: usize,
+    /// Longest one WebSocket write may block (a client that stops reading is dropped after it),
+    /// milliseconds.
+    pub write_timeout_ms: u64,
+    /// Open TCP connections (HTTP and WebSocket) the listener holds at once; more are closed at
+    /// accept.
+    pub max_connections: usize,
+    /// Open TCP connections per client IP; more are closed at accept.
+    pub max_connections_per_ip: usize,
+    /// Longest a connection may take to send a complete request head, milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// An HTTP connection (not upgraded to a WebSocket) with no byte read or written for this
+    /// long is closed, milliseconds.
+    pub http_idle_timeout_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -86,6 +104,11 @@ impl Default for LimitsConfig {
             ping_interval_ms: 15_000,
             idle_timeout_ms: 45_000,
             outbound_queue: 2048,
+            write_timeout_ms: 10_000,
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            header_read_timeout_ms: 10_000,
+            http_idle_timeout_ms: 60_000,
         }
     }
 }
@@ -205,7 +228,35 @@ impl Config {
             flood_close_after: l.flood_close_after,
             ping_interval: Duration::from_millis(l.ping_interval_ms),
             idle_timeout: Duration::from_millis(l.idle_timeout_ms),
+            write_timeout: nonzero_ms(l.write_timeout_ms, "limits.write_timeout_ms must be > 0")?,
         })
+    }
+
+    /// Checks ranges and builds the listener's connection limits.
+    pub fn http_limits(&self) -> Result<HttpLimits, ConfigError> {
+        let l = &self.limits;
+        if l.max_connections == 0 || l.max_connections_per_ip == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_connections and limits.max_connections_per_ip must be > 0",
+            ));
+        }
+        Ok(HttpLimits {
+            max_connections: l.max_connections,
+            max_connections_per_ip: l.max_connections_per_ip,
+            header_read_timeout: nonzero_ms(
+                l.header_read_timeout_ms,
+                "limits.header_read_timeout_ms must be > 0",
+            )?,
+            idle_timeout: nonzero_ms(
+                l.http_idle_timeout_ms,
+                "limits.http_idle_timeout_ms must be > 0",
+            )?,
+        })
+    }
+
+    /// The shutdown timeout.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
     }
 
     /// Checks ranges and builds the hub settings.
@@ -275,6 +326,14 @@ impl Config {
         )?;
         Ok(governor::Quota::per_second(rate).allow_burst(burst))
     }
+}
+
+/// `ms` as a duration, refused when zero.
+fn nonzero_ms(ms: u64, what: &'static str) -> Result<Duration, ConfigError> {
+    if ms == 0 {
+        return Err(ConfigError::Invalid(what));
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! guards the name → room map.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -69,6 +69,8 @@ struct HubInner {
     media: Option<Arc<dyn MediaNode>>,
     settings: HubSettings,
     next_id: AtomicU64,
+    /// `close_room` calls to the media node not finished yet (see [`Hub::close_all`]).
+    media_closes_pending: Arc<AtomicUsize>,
 }
 
 struct RoomEntry {
@@ -109,6 +111,7 @@ impl Hub {
                 media,
                 settings,
                 next_id: AtomicU64::new(1),
+                media_closes_pending: Arc::new(AtomicUsize::new(0)),
             }),
         };
         if let Some(node) = hub.inner.media.clone() {
@@ -260,5 +263,25 @@ impl Hub {
     /// Closes a room, disconnecting everyone in it.
     pub async fn close(&self, name: &str) -> Result<(), HubError> {
         self.ask(name, RoomCommand::Close).await
+    }
+
+    /// Closes every room (disconnecting whoever is still in one) and waits until the media node
+    /// has closed them too, or `deadline` passes. Returns whether everything closed in time.
+    /// Used when the service shuts down, so the SFU keeps no room of it.
+    pub async fn close_all(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let names: Vec<String> = self.rooms().keys().cloned().collect();
+            if names.is_empty() && self.inner.media_closes_pending.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            for name in names {
+                // A room that closes on its own meanwhile answers NotFound: nothing to do.
+                let _ = tokio::time::timeout_at(deadline, self.close(&name)).await;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 }

@@ -4,6 +4,9 @@
 //! `serve` refuses to start without API keys or without a media node (`--sfu-url`) unless told
 //! it is a development run (`--development`), so a production deployment cannot come up
 //! half-configured by accident.
+//!
+//! On SIGTERM or SIGINT the service drains (`signaling::server::RunningServer::drain`) within
+//! its shutdown timeout and exits 0.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -101,6 +104,9 @@ struct ServeArgs {
     /// A development run: start even without API keys or without `--sfu-url` (with a warning).
     #[arg(long, env = "SIGNALING_DEVELOPMENT")]
     development: bool,
+    /// After SIGTERM/SIGINT, the longest the drain takes before the process exits, milliseconds.
+    #[arg(long, env = "SIGNALING_SHUTDOWN_TIMEOUT_MS")]
+    shutdown_timeout_ms: Option<u64>,
     #[command(flatten)]
     turn: TurnArgs,
 }
@@ -288,6 +294,9 @@ fn serve_config(args: ServeArgs) -> Result<Config, String> {
         config.auto_create_rooms = a;
     }
     args.turn.apply(&mut config.turn);
+    if let Some(ms) = args.shutdown_timeout_ms {
+        config.shutdown_timeout_ms = ms;
+    }
     Ok(config)
 }
 
@@ -343,7 +352,7 @@ async fn run(config: Config, media: Media) -> Result<(), String> {
             .map_err(|e| format!("demo room: {e}"))?;
         print_join_urls(addr, &room)?;
     }
-    wait(server).await
+    wait(server, config.shutdown_timeout()).await
 }
 
 /// Signaling alone: SDP and subscriptions are answered `media_unavailable`.
@@ -352,17 +361,44 @@ async fn run_without_media(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(addr = %server.local_addr(), "serving /v1/rtc, /v1/rooms, /metrics, /healthz");
-    wait(server).await
+    wait(server, config.shutdown_timeout()).await
 }
 
-async fn wait(server: signaling::server::RunningServer) -> Result<(), String> {
+/// Serves until SIGTERM or SIGINT, then drains within `shutdown_timeout`.
+async fn wait(
+    mut server: signaling::server::RunningServer,
+    shutdown_timeout: std::time::Duration,
+) -> Result<(), String> {
+    let signal = stop_signal()?;
     tokio::select! {
-        r = server.wait() => r.map_err(|e| e.to_string()),
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("shutting down");
-            Ok(())
-        }
+        r = server.wait() => return r.map_err(|e| e.to_string()),
+        name = signal => tracing::info!(signal = name, ?shutdown_timeout, "draining"),
     }
+    server.drain(shutdown_timeout).await;
+    Ok(())
+}
+
+/// Resolves with the signal's name on the first SIGTERM or SIGINT (Ctrl-C).
+#[cfg(unix)]
+fn stop_signal() -> Result<impl std::future::Future<Output = &'static str>, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    })
+}
+
+/// Resolves on the first Ctrl-C.
+#[cfg(not(unix))]
+fn stop_signal() -> Result<impl std::future::Future<Output = &'static str>, String> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    })
 }
 
 /// Prints two join links for the demo room (tokens in the fragment, which never reaches a

@@ -11,6 +11,16 @@ use prometheus::{
 use crate::policy::Role;
 use crate::protocol::{CLIENT_MESSAGE_TYPES, REJECT_REASONS, SERVER_MESSAGE_TYPES};
 
+/// The `reason` labels of `signaling_connection_drops_total`: connections the server refused or
+/// closed for a limit (the listener's caps and timeouts, a WebSocket write that blocked).
+pub const CONNECTION_DROP_REASONS: &[&str] = &[
+    "global_limit",
+    "per_ip_limit",
+    "header_timeout",
+    "http_idle_timeout",
+    "write_timeout",
+];
+
 /// All signaling metrics, registered in their own registry.
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -35,6 +45,8 @@ pub struct Metrics {
     pub rejected: IntCounterVec,
     /// Decrypt failures reported by clients.
     pub client_decrypt_failures: IntCounter,
+    /// TCP connections refused or closed for a limit, by reason.
+    pub connection_drops: IntCounterVec,
 }
 
 /// A metric could not be registered (a programming error: duplicate or invalid name).
@@ -86,6 +98,14 @@ impl Metrics {
             "signaling_client_decrypt_failures_total",
             "Decrypt failures reported by clients in their stats messages",
         )?;
+        let connection_drops = IntCounterVec::new(
+            Opts::new(
+                "signaling_connection_drops_total",
+                "TCP connections refused or closed for a limit",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(connection_drops.clone()))?;
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(rooms.clone()))?;
         registry.register(Box::new(participants.clone()))?;
@@ -112,6 +132,9 @@ impl Metrics {
         for reason in REJECT_REASONS {
             rejected.with_label_values(&[*reason]);
         }
+        for reason in CONNECTION_DROP_REASONS {
+            connection_drops.with_label_values(&[*reason]);
+        }
         Ok(Metrics {
             registry,
             connections,
@@ -124,12 +147,19 @@ impl Metrics {
             key_envelopes_relayed,
             rejected,
             client_decrypt_failures,
+            connection_drops,
         })
     }
 
     /// Counts a refusal under `reason` (one of [`REJECT_REASONS`]).
     pub fn reject(&self, reason: &str) {
         self.rejected.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a connection refused or closed under `reason` (one of
+    /// [`CONNECTION_DROP_REASONS`]).
+    pub fn connection_dropped(&self, reason: &str) {
+        self.connection_drops.with_label_values(&[reason]).inc();
     }
 
     /// The Prometheus text exposition of every metric.

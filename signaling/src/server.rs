@@ -1,4 +1,11 @@
-//! The HTTP server: `/v1/rtc` (WebSocket), `/v1/rooms` (admin), `/metrics`, `/healthz`.
+//! The HTTP server: `/v1/rtc` (WebSocket), `/v1/rooms` (admin), `/metrics`, `/healthz`,
+//! `/readyz`; its start and its drain.
+//!
+//! Draining ([`RunningServer::drain`], on SIGTERM or SIGINT): `/readyz` turns 503 and every
+//! WebSocket session closes with 1001 and [`CLOSE_REASON_SHUTDOWN`](crate::session::CLOSE_REASON_SHUTDOWN)
+//! (one that connects meanwhile is closed the same way at once); then every room is closed, on
+//! the media node too, so that a restarted service can create the same names again; then the
+//! listener stops accepting and the HTTP connections close. All of it within one timeout.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -6,22 +13,24 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Extension, State, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt as _;
 use governor::RateLimiter;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::info;
+use tokio::time::Instant;
+use tracing::{info, warn};
 
 use crate::admin_api;
 use crate::app_state::AppState;
 use crate::auth::TokenVerifier;
 use crate::config::{Config, ConfigError};
 use crate::hub::Hub;
+use crate::listener::SlotHandle;
 use crate::media_node::MediaNode;
 use crate::metrics::{Metrics, MetricsError};
 use crate::protocol::{ErrorBody, ErrorCode};
@@ -51,8 +60,30 @@ pub enum ServeError {
 pub struct RunningServer {
     addr: SocketAddr,
     state: AppState,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    /// True from the start of a drain: `/readyz` 503, sessions close with 1001.
+    draining: watch::Sender<bool>,
+    /// True once the listener must stop accepting and close its connections.
+    stop_listener: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
+}
+
+/// How a drain ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DrainOutcome {
+    /// Every WebSocket session closed within the timeout.
+    pub sessions_closed: bool,
+    /// Every room closed, on the media node too, within the timeout.
+    pub rooms_closed: bool,
+    /// The listener and all its connections ended within the timeout.
+    pub listener_stopped: bool,
+}
+
+impl DrainOutcome {
+    /// Everything finished within the timeout.
+    pub fn complete(&self) -> bool {
+        self.sessions_closed && self.rooms_closed && self.listener_stopped
+    }
 }
 
 impl std::fmt::Debug for RunningServer {
@@ -79,20 +110,73 @@ impl RunningServer {
         self.state.session.clone()
     }
 
-    /// Stops accepting, ends the server task and waits for it.
+    /// Stops accepting, ends the server task and waits for it (no drain: see [`Self::drain`]).
     pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        let _ = self.stop_listener.send(true);
         let _ = (&mut self.task).await;
+        self.sweeper.abort();
     }
 
-    /// Waits until the server stops (it stops on its own only on an I/O error).
-    pub async fn wait(mut self) -> std::io::Result<()> {
-        match (&mut self.task).await {
-            Ok(r) => r,
-            Err(e) => Err(std::io::Error::other(e)),
+    /// Waits until the listener stops (it stops on its own only if its task fails).
+    pub async fn wait(&mut self) -> std::io::Result<()> {
+        (&mut self.task).await.map_err(std::io::Error::other)
+    }
+
+    /// Whether a drain has begun.
+    pub fn is_draining(&self) -> bool {
+        *self.draining.borrow()
+    }
+
+    /// Begins draining without waiting: `/readyz` answers 503 and every WebSocket session closes
+    /// with 1001 (see the module docs). [`Self::drain`] does this first.
+    pub fn begin_drain(&self) {
+        let _ = self.draining.send(true);
+    }
+
+    /// Drains within `timeout` (see the module docs) and stops the server. Whatever is not done
+    /// when the timeout passes is abandoned (the listener and its connections are aborted).
+    pub async fn drain(mut self, timeout: Duration) -> DrainOutcome {
+        let deadline = Instant::now() + timeout;
+        self.begin_drain();
+        let metrics = self.state.hub.metrics().clone();
+        let sessions_closed = wait_until(deadline, || metrics.connections.get() == 0).await;
+        let rooms_closed = self.state.hub.close_all(deadline).await;
+        let _ = self.stop_listener.send(true);
+        let listener_stopped = tokio::time::timeout_at(deadline, &mut self.task)
+            .await
+            .is_ok();
+        if !listener_stopped {
+            self.task.abort();
         }
+        self.sweeper.abort();
+        let outcome = DrainOutcome {
+            sessions_closed,
+            rooms_closed,
+            listener_stopped,
+        };
+        if outcome.complete() {
+            info!("drained");
+        } else {
+            warn!(
+                ?outcome,
+                ?timeout,
+                "shutdown timeout passed before the drain finished"
+            );
+        }
+        outcome
+    }
+}
+
+/// Polls `done` every 10 ms until it holds (true) or `deadline` passes (false).
+async fn wait_until(deadline: Instant, done: impl Fn() -> bool) -> bool {
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -103,6 +187,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin_api::routes())
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .fallback(crate::web_client::serve)
         .with_state(state)
 }
@@ -124,9 +209,12 @@ pub async fn start_with_routes(
     let limits = config.session_limits()?;
     let settings = config.hub_settings()?;
     let quota = config.connection_quota()?;
+    let http_limits = config.http_limits()?;
     let metrics = Metrics::new()?;
     let hub = Hub::new(metrics, media, settings);
     let ip_limiter = Arc::new(RateLimiter::keyed(quota));
+    let (draining, draining_rx) = watch::channel(false);
+    let (stop_listener, stop_rx) = watch::channel(false);
     let state = AppState {
         hub: hub.clone(),
         session: SessionContext {
@@ -134,9 +222,11 @@ pub async fn start_with_routes(
             verifier: Arc::new(TokenVerifier::new(&config.api_keys)),
             limits,
             auto_create_rooms: config.auto_create_rooms,
+            shutdown: draining_rx.clone(),
         },
         admin_token: config.admin_token.clone(),
         ip_limiter: ip_limiter.clone(),
+        draining: draining_rx,
     };
     let listener = TcpListener::bind(config.listen)
         .await
@@ -148,39 +238,37 @@ pub async fn start_with_routes(
         addr: config.listen,
         source,
     })?;
-    let app = extra
-        .merge(router(state.clone()))
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        // Forget idle per-IP limiter state now and then so it cannot grow without bound.
-        let sweeper = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                ip_limiter.retain_recent();
-            }
-        });
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
-        sweeper.abort();
-        result
+    let app = extra.merge(router(state.clone()));
+    // Forget idle per-IP limiter state now and then so it cannot grow without bound.
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            ip_limiter.retain_recent();
+        }
     });
+    let task = tokio::spawn(crate::listener::serve(
+        listener,
+        app,
+        http_limits,
+        state.hub.metrics().clone(),
+        stop_rx,
+    ));
     info!(%addr, "signaling listening");
     Ok(RunningServer {
         addr,
         state,
-        shutdown: Some(tx),
+        draining,
+        stop_listener,
         task,
+        sweeper,
     })
 }
 
 async fn rtc(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    slot: Option<Extension<SlotHandle>>,
     ws: WebSocketUpgrade,
 ) -> Response {
     if state.ip_limiter.check_key(&peer.ip()).is_err() {
@@ -195,9 +283,11 @@ async fn rtc(
     let max = ctx.limits.max_message_bytes;
     ws.max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| {
+        .on_upgrade(move |socket| async move {
+            // The connection's place under the listener's caps lasts as long as the session.
+            let _slot = slot;
             let (sink, stream) = socket.split();
-            run_session(sink, stream, ctx, Some(peer))
+            run_session(sink, stream, ctx, Some(peer)).await;
         })
 }
 
@@ -207,6 +297,26 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.hub.metrics().render(),
     )
         .into_response()
+}
+
+/// `200 ready` while serving with a media node attached; `503` while draining (`draining`) or
+/// while no media node is attached (`no_media`).
+async fn readyz(State(state): State<AppState>) -> Response {
+    let not_ready = if *state.draining.borrow() {
+        Some("draining")
+    } else if state.hub.media().is_none() {
+        Some("no_media")
+    } else {
+        None
+    };
+    match not_ready {
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": reason })),
+        )
+            .into_response(),
+        None => Json(serde_json::json!({ "status": "ready", "media": "attached" })).into_response(),
+    }
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -5,8 +5,11 @@
 //! (see [`crate::hub`]) and the media node. Per connection it enforces the message size cap
 //! (close 1009), a message rate limit (excess dropped with `rate_limited`; more drops than the
 //! flood allowance within a sliding window close with 1008, see [`flood`]), bounds on `stats`
-//! ([`stats_gate`]), pings and an idle timeout. A device without a publish grant may only send
-//! SDP in which no media section can send ([`crate::protocol::sdp_sending_section`]). Malformed, unknown and wrong-state messages get
+//! ([`stats_gate`]), pings, an idle timeout, and a write timeout (a client that stops reading is
+//! dropped and counted once one write blocks that long). A device without a publish grant may
+//! only send SDP in which no media section can send ([`crate::protocol::sdp_sending_section`]).
+//! When the server shuts down, every session closes with 1001 and [`CLOSE_REASON_SHUTDOWN`].
+//! Malformed, unknown and wrong-state messages get
 //! an `error` and the connection goes on. Nothing of a token or an SDP is logged.
 
 use std::convert::Infallible;
@@ -18,7 +21,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument as _, Span, debug, info, info_span, warn};
 
 use crate::auth::{Grants, TokenVerifier, validate_room_name};
@@ -47,6 +50,11 @@ pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_IDLE: u16 = 1001;
 /// Normal closure.
 pub const CLOSE_NORMAL: u16 = 1000;
+/// Close code when the server shuts down ("going away"; the reason is [`CLOSE_REASON_SHUTDOWN`]).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close reason when the server shuts down: clients reconnect (to another instance) and join
+/// again (`docs/protocol.md` §1).
+pub const CLOSE_REASON_SHUTDOWN: &str = "server shutting down";
 
 /// Per-connection limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +72,8 @@ pub struct SessionLimits {
     pub ping_interval: Duration,
     /// Silence (no frame at all) after which the connection is closed.
     pub idle_timeout: Duration,
+    /// Longest one write to the client may block before the connection is dropped.
+    pub write_timeout: Duration,
 }
 
 /// What every session needs from the server.
@@ -77,6 +87,8 @@ pub struct SessionContext {
     pub limits: SessionLimits,
     /// Whether a join may create a room (as an ephemeral meeting) that does not exist.
     pub auto_create_rooms: bool,
+    /// Turns true when the server shuts down: the session closes with 1001.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// Classifies transport errors: only "message too big" gets a 1009 close.
@@ -127,6 +139,7 @@ where
         limiter,
         flood: FloodDetector::new(flood_allowance, Instant::now()),
         last_rate_error: None,
+        write_stalled: false,
         span: span.clone(),
     };
     async {
@@ -165,6 +178,8 @@ struct Session<W> {
     limiter: DefaultDirectRateLimiter,
     flood: FloodDetector,
     last_rate_error: Option<Instant>,
+    /// A write blocked past the write timeout: nothing more is written, not even a close frame.
+    write_stalled: bool,
     span: Span,
 }
 
@@ -172,6 +187,13 @@ struct Session<W> {
 enum Flow {
     Continue,
     Close(u16, &'static str),
+}
+
+/// Resolves when the server shuts down (never when it is gone without saying so).
+async fn shutdown_requested(mut rx: watch::Receiver<bool>) {
+    if rx.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 async fn recv_outbound(rx: &mut Option<mpsc::Receiver<Outbound>>) -> Option<Outbound> {
@@ -194,6 +216,8 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             tokio::time::Instant::now() + limits.ping_interval,
             limits.ping_interval,
         );
+        let shutdown = shutdown_requested(self.ctx.shutdown.clone());
+        tokio::pin!(shutdown);
         let flow = loop {
             tokio::select! {
                 frame = stream.next() => {
@@ -242,9 +266,12 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                     }
                 }
                 _ = ping.tick() => {
-                    if self.sink.send(Message::Ping(Default::default())).await.is_err() {
+                    if self.send_frame(Message::Ping(Default::default())).await.is_err() {
                         break Flow::Continue;
                     }
+                }
+                () = &mut shutdown => {
+                    break Flow::Close(CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN);
                 }
                 () = tokio::time::sleep_until(idle_deadline) => {
                     self.ctx.hub.metrics().reject("idle_timeout");
@@ -257,13 +284,32 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 code,
                 reason: Utf8Bytes::from_static(reason),
             };
-            let _ = self.sink.send(Message::Close(Some(frame))).await;
+            let _ = self.send_frame(Message::Close(Some(frame))).await;
         }
-        let _ = self.sink.close().await;
+        if !self.write_stalled {
+            let _ = tokio::time::timeout(limits.write_timeout, self.sink.close()).await;
+        }
+    }
+
+    /// Sends one frame within the write timeout. A write that blocks longer (the client stopped
+    /// reading) is counted and marks the session stalled: nothing more is written to it.
+    async fn send_frame(&mut self, msg: Message) -> Result<(), ()> {
+        if self.write_stalled {
+            return Err(());
+        }
+        match tokio::time::timeout(self.ctx.limits.write_timeout, self.sink.send(msg)).await {
+            Ok(sent) => sent.map_err(|_| ()),
+            Err(_) => {
+                self.write_stalled = true;
+                self.ctx.hub.metrics().connection_dropped("write_timeout");
+                warn!("a write blocked past the write timeout (client not reading); dropping");
+                Err(())
+            }
+        }
     }
 
     async fn write(&mut self, ty: &'static str, text: Utf8Bytes) -> Result<(), ()> {
-        self.sink.send(Message::Text(text)).await.map_err(|_| ())?;
+        self.send_frame(Message::Text(text)).await?;
         let metrics = self.ctx.hub.metrics();
         metrics.messages_sent.with_label_values(&[ty]).inc();
         if ty == "key_envelope" {

@@ -189,6 +189,16 @@ impl RoomActor {
     }
 
     fn shutdown(mut self, rx: &mut mpsc::UnboundedReceiver<RoomCommand>) {
+        // The media node's close is counted from before the room leaves the registry until it is
+        // done, so `Hub::close_all` can wait for the node to have closed the room.
+        let pending = match (&self.media, self.hub.upgrade()) {
+            (Some(_), Some(hub)) => {
+                hub.media_closes_pending
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                Some(hub.media_closes_pending.clone())
+            }
+            _ => None,
+        };
         if let Some(hub) = self.hub.upgrade() {
             let mut rooms = hub.rooms.lock().unwrap_or_else(|e| e.into_inner());
             if rooms.get(self.room.name()).is_some_and(|e| e.id == self.id) {
@@ -207,6 +217,9 @@ impl RoomActor {
             tokio::spawn(async move {
                 if let Err(e) = node.close_room(&name).await {
                     debug!(room = %name, error = %e, "media close_room failed");
+                }
+                if let Some(p) = pending {
+                    p.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                 }
             });
         }

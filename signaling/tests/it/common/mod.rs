@@ -41,6 +41,25 @@ pub fn config() -> Config {
     c
 }
 
+/// How often [`poll_until`] looks again.
+const POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Waits until `condition` holds, looking every few milliseconds, for at most `limit`; panics
+/// naming `awaited` when it still does not hold by then (instead of sleeping a guessed time).
+pub async fn poll_until(limit: Duration, awaited: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up after {limit:?} waiting for: {awaited}"
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
 pub struct TestServer {
     pub server: RunningServer,
     pub http: reqwest::Client,
