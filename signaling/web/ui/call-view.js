@@ -20,11 +20,12 @@ export class CallView {
     this.dismissed = new Set();
     this.topbar = h('header', { class: 'topbar' });
     this.warnings = h('div', { class: 'warnings', role: 'alert' });
+    this.notices = h('div', { class: 'notices', role: 'status' });
     this.gridRoot = h('main', { class: 'stage-area' });
     this.side = h('aside', { class: 'side' });
     this.controls = h('footer', { class: 'controls' });
     this.body = h('div', { class: 'call-body' }, this.gridRoot, this.side);
-    root.replaceChildren(h('div', { class: 'call' }, this.topbar, this.warnings, this.body, this.controls));
+    root.replaceChildren(h('div', { class: 'call' }, this.topbar, this.warnings, this.notices, this.body, this.controls));
     this.grid = new Grid(this.gridRoot, { pin: (d) => actions.pin(d) }, { visibleTiles: options.visibleTiles });
     this.securityPanel = new VerificationPanel(h('div', { class: 'panel security-panel' }), actions);
     this.qualityPanel = new QualityPanel(h('div', { class: 'panel quality-panel' }));
@@ -40,6 +41,7 @@ export class CallView {
   render(state) {
     this._topbar(state);
     this._warnings(state);
+    this._notices(state);
     this._controls(state);
     this.body.classList.toggle('with-side', !!this.panel);
     if (this.panel === 'security') {
@@ -88,6 +90,27 @@ export class CallView {
           h('span', {}, w.text),
           w.kind === 'key-changed' ? h('button', { class: 'link', onclick: () => { this.panel = 'security'; this.render(state); } }, 'Review') : null,
           h('button', { class: 'close', 'aria-label': 'Dismiss', onclick: () => { this.dismissed.add(w); this.render(state); } }, '×'),
+        ),
+      ),
+    );
+  }
+
+  /** Notes that are not problems (joined without a camera, ...): calm, dismissable. */
+  _notices(state) {
+    const shown = (state.notices ?? []).filter((n) => !this.dismissed.has(n));
+    const key = shown.map((n) => n.text).join('\n');
+    if (key === this._noticesKey) return;
+    this._noticesKey = key;
+    const glyph = { 'no-camera': 'cameraOff', 'no-microphone': 'micOff' };
+    replace(
+      this.notices,
+      shown.map((n) =>
+        h(
+          'div',
+          { class: `notice ${n.kind}` },
+          icon(glyph[n.kind] ?? 'eye'),
+          h('span', {}, n.text),
+          h('button', { class: 'close', 'aria-label': 'Dismiss', onclick: () => { this.dismissed.add(n); this.render(state); } }, '×'),
         ),
       ),
     );
