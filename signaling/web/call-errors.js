@@ -15,6 +15,16 @@ export function isRacedSubscription(m) {
   return m?.code === 'media_error' && /unknown track/i.test(m.message ?? '');
 }
 
+/**
+ * True for a refusal that only says someone left while a message to them was on its way: a
+ * raced subscription, or a key message (`key_envelope`, `key_ack`, `key_request`) to a device
+ * that the server has already taken off the roster (the roster update follows). Nothing for a
+ * user to do; no banner.
+ */
+export function isDepartureRace(m) {
+  return isRacedSubscription(m) || m?.code === 'not_in_roster';
+}
+
 const SERVER_TEXT = {
   media_error: 'The media server had a problem with your audio or video. If others stop hearing or seeing you, leave and join again.',
   rate_limited: 'Your browser sent too many messages at once; some were dropped. If the call misbehaves, leave and join again.',

@@ -24,7 +24,7 @@ import { gatheringComplete, isLoopbackCandidate, loopbackOnlySdp, testModeRtcCon
 import { recorderNamed, verifyRecordingPolicy } from './recording-policy.js';
 import { SignalingClient } from './signaling-client.js';
 import { QualityMonitor, qualityLevel } from './stats.js';
-import { isRacedSubscription, joinFailureText, serverErrorText } from './call-errors.js';
+import { isDepartureRace, isRacedSubscription, joinFailureText, serverErrorText } from './call-errors.js';
 
 /** Simulcast encodings of the camera (docs/architecture.md §2.1: VP8, 3 layers). */
 export const CAMERA_LAYERS = [
@@ -126,9 +126,10 @@ export class Call extends EventTarget {
 
   /**
    * A server `error`: the code and the server's words go to the console and the quality panel
-   * (the last 20); a banner, in words a user understands, only for a real problem. A
-   * subscription refused because a track it named just went away is a normal race: the set is
-   * sent again without the tracks of departed publishers.
+   * (the last 20); a banner, in words a user understands, only for a real problem. Refusals
+   * that only say someone just left are normal races (`isDepartureRace`): a subscription that
+   * named a departed track is sent again without it, a key message to a departed device is
+   * simply dropped.
    */
   _onServerError(m) {
     console.warn(`server error ${m.code}: ${m.message}`);
@@ -137,6 +138,8 @@ export class Call extends EventTarget {
       this._lastSubscription = null;
       clearTimeout(this._resubscribeTimer);
       this._resubscribeTimer = setTimeout(() => this._subscribe(), 250);
+    }
+    if (isDepartureRace(m)) {
       this._changed();
       return;
     }
@@ -432,6 +435,8 @@ export class Call extends EventTarget {
       }
       this.state.local.micOn = !!this.local.mic;
       this.state.local.cameraOn = !!this.local.camera;
+      this.state.local.hasMic = !!this.local.mic;
+      this.state.local.hasCamera = !!this.local.camera;
       const me = this.state.participants.get(self.device);
       me.videoTrack = this.local.camera;
     }

@@ -2,12 +2,16 @@
 // codes and failed joins become sentences without machine codes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isRacedSubscription, joinFailureText, serverErrorText } from '../call-errors.js';
+import { isDepartureRace, isRacedSubscription, joinFailureText, serverErrorText } from '../call-errors.js';
 
-test('a subscription naming a track that just left is a race, other media errors are not', () => {
+test('a subscription naming a track that just left, or a key message to a device that left, is a race; other errors are not', () => {
   assert.equal(isRacedSubscription({ code: 'media_error', message: 'refused by the media node: unknown track' }), true);
   assert.equal(isRacedSubscription({ code: 'media_error', message: 'participant not known to the media node' }), false);
   assert.equal(isRacedSubscription({ code: 'malformed', message: 'unknown track' }), false);
+  // A key message to a device that left while it was on its way.
+  assert.equal(isDepartureRace({ code: 'not_in_roster', message: 'device "x" is not in your roster' }), true);
+  assert.equal(isDepartureRace({ code: 'media_error', message: 'refused by the media node: unknown track' }), true);
+  assert.equal(isDepartureRace({ code: 'media_error', message: 'media node failure: x' }), false);
 });
 
 test('server errors and failed joins read as sentences without codes', () => {

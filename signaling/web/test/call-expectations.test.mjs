@@ -134,7 +134,8 @@ describe('the call a user expects', { skip: serviceSkip() }, () => {
     const a = await openDevice(chromium, dev.http, room, 'alice', { name: 'Alice', init: WATCH_BANNERS });
     const n = await openDevice(chromium, dev.http, room, 'nadia', { name: 'Nadia', init: `(${WATCH_BANNERS})(); (${NO_CAMERA})();` });
     const local = await n.page.evaluate(() => ({ ...window.call.state.local, published: window.call._published.map((t) => t.source) }));
-    assert.deepEqual(local, { micOn: true, cameraOn: false, screenOn: false, published: ['microphone'] });
+    assert.deepEqual(local, { micOn: true, cameraOn: false, screenOn: false, hasMic: true, hasCamera: false, published: ['microphone'] });
+    assert.equal(await n.page.isDisabled('[data-ctl=camera]'), true, 'no camera button to press');
     // Alice has Nadia in her roster and receives and decrypts her microphone.
     const heard = await waitFor(async () => {
       const va = await a.view();

@@ -121,15 +121,23 @@ export class CallView {
     const publish = !!state.self?.canPublish;
     // Redraw the buttons only when what they show changes: the call redraws several times a
     // second, and a button replaced between a press and its release loses the click.
-    const key = JSON.stringify([publish, l.micOn, l.cameraOn, l.screenOn, this.panel]);
+    const key = JSON.stringify([publish, l.micOn, l.cameraOn, l.screenOn, l.hasMic, l.hasCamera, this.panel]);
     if (key === this._controlsKey && this.controls.childElementCount) return;
     this._controlsKey = key;
     const btn = (name, on, label, onIcon, offIcon, onclick, extra = '') =>
       h('button', { class: `ctl ${on ? 'on' : 'off'} ${extra}`, 'aria-pressed': String(on), title: label, dataset: { ctl: name }, onclick }, icon(on ? onIcon : offIcon), h('span', {}, label));
+    // A device the call could not use (no camera, no microphone): its button is off for good.
+    const missing = (el, gone, why) => {
+      if (gone) {
+        el.disabled = true;
+        el.title = why;
+      }
+      return el;
+    };
     replace(
       this.controls,
-      publish ? btn('mic', l.micOn, l.micOn ? 'Mute' : 'Unmute', 'mic', 'micOff', () => this.actions.setMic(!l.micOn)) : null,
-      publish ? btn('camera', l.cameraOn, l.cameraOn ? 'Stop video' : 'Start video', 'camera', 'cameraOff', () => this.actions.setCamera(!l.cameraOn)) : null,
+      publish ? missing(btn('mic', l.micOn, l.micOn ? 'Mute' : 'Unmute', 'mic', 'micOff', () => this.actions.setMic(!l.micOn)), l.hasMic === false, 'No microphone') : null,
+      publish ? missing(btn('camera', l.cameraOn, l.cameraOn ? 'Stop video' : 'Start video', 'camera', 'cameraOff', () => this.actions.setCamera(!l.cameraOn)), l.hasCamera === false, 'No camera') : null,
       publish ? btn('screen', l.screenOn, l.screenOn ? 'Stop sharing' : 'Share screen', 'screen', 'screen', () => this.actions.setScreen(!l.screenOn), l.screenOn ? 'sharing' : 'neutral') : null,
       h('span', { class: 'ctl-gap' }),
       btn('security', this.panel === 'security', 'Security', 'shield', 'shield', () => this.togglePanel('security', state), 'panel-btn'),
