@@ -1,7 +1,8 @@
 // The call a user expects, through the real service (`signaling dev` with its embedded SFU):
 // a normal three-person call (joins, a screen share started and stopped, a leave) never shows
-// an error banner; a device without a camera joins audio-only and is heard; a join attempt
-// that fails leaves no ghost participant in the room.
+// an error banner; a device without a camera joins audio-only and is heard, one with no device
+// at all watches and listens; a join attempt that fails leaves no ghost participant in the
+// room.
 //
 // Banners are watched throughout, not only at the end: an init script records every warning
 // banner (`.warning`) and lobby error (`.form-error`) the moment it is added to the page.
@@ -34,6 +35,11 @@ const NO_CAMERA = () => {
   md.getUserMedia = (c) => (c?.video ? Promise.reject(new DOMException('Requested device not found', 'NotFoundError')) : gum(c));
   const enumerate = md.enumerateDevices.bind(md);
   md.enumerateDevices = async () => (await enumerate()).filter((d) => d.kind !== 'videoinput');
+};
+
+/** A browser with neither camera nor microphone. */
+const NO_DEVICES = () => {
+  navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Requested device not found', 'NotFoundError'));
 };
 
 /** A join that fails after `joined`: the peer connection cannot make its offer. */
@@ -149,6 +155,20 @@ describe('the call a user expects', { skip: serviceSkip() }, () => {
     assert.ok(note.some((t) => /camera/i.test(t)), `a note about the camera: ${JSON.stringify(note)}`);
     assert.deepEqual(await banners(n), []);
     await n.page.screenshot({ path: artifact('call-no-camera.png') });
+
+    // Neither camera nor microphone: Olga still joins, watches and listens, and is told so.
+    const o = await openDevice(chromium, dev.http, room, 'olga', { name: 'Olga', init: `(${WATCH_BANNERS})(); (${NO_DEVICES})();` });
+    const listens = await waitFor(async () => {
+      const vo = await o.view();
+      const fromAlice = vo.remote.filter((r) => r.device === a.device && r.kind === 'audio').map((r) => r.id);
+      const frames = vo.recvTransforms.filter((t) => fromAlice.includes(t.id)).reduce((x, t) => x + t.frames, 0);
+      return { ok: frames > 50 && vo.audioEnergy > 0, frames };
+    }, { timeoutMs: 30_000, intervalMs: 500 });
+    assert.ok(listens.ok, JSON.stringify(listens));
+    const olgaNote = await o.page.locator('.notice').allTextContents();
+    assert.ok(olgaNote.some((t) => /watch and listen/.test(t)), JSON.stringify(olgaNote));
+    assert.deepEqual(await banners(o), []);
+    await o.context.close();
 
     // A join that fails after `joined` (its offer cannot be made): the page says so and the
     // room does not keep the device.
