@@ -114,7 +114,8 @@ export async function main(root = document.getElementById('app')) {
     try {
       await call.join();
     } catch (err) {
-      lobby(root, p, join, `${err.message}${err.code ? ` (${err.code})` : ''}`);
+      // The words for a user; the code and the browser's message went to the console.
+      lobby(root, p, join, call.state.error?.text ?? err.message);
       return;
     }
     const view = mountCall(root, call);

@@ -24,6 +24,7 @@ import { gatheringComplete, isLoopbackCandidate, loopbackOnlySdp, testModeRtcCon
 import { recorderNamed, verifyRecordingPolicy } from './recording-policy.js';
 import { SignalingClient } from './signaling-client.js';
 import { QualityMonitor, qualityLevel } from './stats.js';
+import { isDepartureRace, isRacedSubscription, joinFailureText, serverErrorText } from './call-errors.js';
 
 /** Simulcast encodings of the camera (docs/architecture.md §2.1: VP8, 3 layers). */
 export const CAMERA_LAYERS = [
@@ -100,6 +101,8 @@ export class Call extends EventTarget {
       securityCode: null,
       recorded: null,
       warnings: [],
+      notices: [],
+      serverErrors: [],
       local: { micOn: false, cameraOn: false, screenOn: false },
       quality: null,
       e2ee: { generation: null, step: null, decrypted: 0, failures: 0, refusedEnvelopes: 0 },
@@ -113,6 +116,34 @@ export class Call extends EventTarget {
   _warn(kind, text, extra = {}) {
     this.state.warnings.push({ kind, text, at: Date.now(), ...extra });
     this._changed();
+  }
+
+  /** An informational note (not a problem): drawn calmly, never as an error banner. */
+  _note(kind, text) {
+    this.state.notices.push({ kind, text, at: Date.now() });
+    this._changed();
+  }
+
+  /**
+   * A server `error`: the code and the server's words go to the console and the quality panel
+   * (the last 20); a banner, in words a user understands, only for a real problem. Refusals
+   * that only say someone just left are normal races (`isDepartureRace`): a subscription that
+   * named a departed track is sent again without it, a key message to a departed device is
+   * simply dropped.
+   */
+  _onServerError(m) {
+    console.warn(`server error ${m.code}: ${m.message}`);
+    this.state.serverErrors = [...this.state.serverErrors, { code: m.code, message: m.message, at: Date.now() }].slice(-20);
+    if (isRacedSubscription(m)) {
+      this._lastSubscription = null;
+      clearTimeout(this._resubscribeTimer);
+      this._resubscribeTimer = setTimeout(() => this._subscribe(), 250);
+    }
+    if (isDepartureRace(m)) {
+      this._changed();
+      return;
+    }
+    this._warn('server', serverErrorText(m), { code: m.code });
   }
 
   /** Joins the room and starts media. Rejects with the server's error (code + message). */
@@ -131,16 +162,36 @@ export class Call extends EventTarget {
       const onJoined = this._onJoined(joined);
       this._queue = onJoined.catch(() => {});
       await onJoined;
+      this._joined = true;
       if (joined.media) await this._startMedia();
       else this._warn('media', 'No media server is attached to this room: keys and the roster work, audio and video do not.');
       this.state.phase = 'in-call';
       this._changed();
     } catch (err) {
+      // Leave the room at once: a device whose join failed must not stay in the others' roster.
+      console.warn('join failed:', err.code ?? err.name, err.message);
+      this._abandon();
       this.state.phase = 'error';
-      this.state.error = { code: err.code ?? 'client', message: err.message };
+      this.state.error = { code: typeof err.code === 'string' ? err.code : (err.name ?? 'client'), message: err.message, text: joinFailureText(err) };
       this._changed();
       throw err;
     }
+  }
+
+  /** After a failed join: `leave` if the room has us, then media, timers and the socket closed. */
+  _abandon() {
+    clearTimeout(this._keyTimer);
+    clearInterval(this._statsTimer);
+    this.monitor?.stop();
+    for (const t of [this.local.mic, this.local.camera, this.local.screen]) t?.stop();
+    try {
+      if (this._joined) this.signaling.send({ type: 'leave' });
+    } catch {
+      // The socket is already gone: closing it below (or its loss) removes the device too.
+    }
+    this.pc?.close();
+    this.media?.close();
+    this.signaling.close();
   }
 
   async _onJoined(j) {
@@ -268,7 +319,7 @@ export class Call extends EventTarget {
       this._subscribe();
     });
     sig.on('offer', (m) => this._serial(() => this._onRemoteOffer(m)));
-    sig.on('error', (m) => this._warn('server', `${m.code}: ${m.message}`));
+    sig.on('error', (m) => this._onServerError(m));
     sig.on('left', (m) => this._ended(m.reason));
     sig.addEventListener('close', () => {
       if (this.state.phase === 'in-call') this._ended('connection_closed');
@@ -288,6 +339,9 @@ export class Call extends EventTarget {
       for (const id of m.removed ?? []) {
         const p = this.state.participants.get(id);
         this.state.participants.delete(id);
+        // Its tracks are gone from the media node with it (their `track_unpublished` may come
+        // later): a subscription naming one would be refused as a whole.
+        for (const [tid, t] of this._tracks) if (t.publisher === id) this._tracks.delete(tid);
         if (p) this.media?.removeSender(p.slot);
         if (this.state.pinned === id) this.state.pinned = null;
       }
@@ -362,7 +416,7 @@ export class Call extends EventTarget {
     const self = this.state.self;
     const tracks = [];
     if (self.canPublish) {
-      const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720, frameRate: 30 } });
+      const stream = await this._localMedia();
       this.local.mic = stream.getAudioTracks()[0] ?? null;
       this.local.camera = stream.getVideoTracks()[0] ?? null;
       if (this.local.mic) {
@@ -381,9 +435,12 @@ export class Call extends EventTarget {
       }
       this.state.local.micOn = !!this.local.mic;
       this.state.local.cameraOn = !!this.local.camera;
+      this.state.local.hasMic = !!this.local.mic;
+      this.state.local.hasCamera = !!this.local.camera;
       const me = this.state.participants.get(self.device);
       me.videoTrack = this.local.camera;
-    } else {
+    }
+    if (!tracks.length) {
       // Receive-only sections (docs/protocol.md `offer`): one for audio, one for video.
       const audio = this.pc.addTransceiver('audio', { direction: 'recvonly' });
       const video = this.pc.addTransceiver('video', { direction: 'recvonly' });
@@ -392,10 +449,49 @@ export class Call extends EventTarget {
     }
     this._published = tracks;
     await this._negotiate();
+    // The media node knows this device from its answer on: subscriptions wait for it.
+    this._mediaReady = true;
     this.monitor = new QualityMonitor(this.pc, (q) => this._onQuality(q));
     this._statsTimer = setInterval(() => this._sendStats(), STATS_INTERVAL_MS);
     this._subscribe();
     this._changed();
+  }
+
+  /**
+   * The camera and microphone, or what of them there is: a device without a camera joins with
+   * its microphone, one without a microphone with its camera, one with neither (or refused
+   * both) watches and listens; each case with a note that says so. Never rejects.
+   */
+  async _localMedia() {
+    const md = navigator.mediaDevices;
+    const video = { width: 1280, height: 720, frameRate: 30 };
+    const attempt = async (c) => {
+      try {
+        return { stream: await md.getUserMedia(c) };
+      } catch (err) {
+        console.warn(`getUserMedia(${Object.keys(c).join('+')}): ${err.name}: ${err.message}`);
+        return { err };
+      }
+    };
+    const both = await attempt({ audio: true, video });
+    if (both.stream) return both.stream;
+    const blocked = both.err?.name === 'NotAllowedError' || both.err?.name === 'SecurityError';
+    const audio = await attempt({ audio: true });
+    if (audio.stream) {
+      this._note('no-camera', blocked
+        ? 'Camera access is blocked, so you joined with audio only. Allow the camera in the browser\'s site settings and join again to be seen.'
+        : 'No camera could be used, so you joined with audio only: the others hear you but do not see you.');
+      return audio.stream;
+    }
+    const cam = await attempt({ video });
+    if (cam.stream) {
+      this._note('no-microphone', 'No microphone could be used: the others see you but cannot hear you.');
+      return cam.stream;
+    }
+    this._note('no-devices', blocked
+      ? 'Camera and microphone access is blocked: you can watch and listen, but the others cannot see or hear you. Allow them in the browser\'s site settings and join again.'
+      : 'No camera or microphone could be used: you can watch and listen, but the others cannot see or hear you.');
+    return new MediaStream();
   }
 
   _preferCodec(transceiver, kind, pattern) {
@@ -495,7 +591,7 @@ export class Call extends EventTarget {
 
   /** Sends the wanted tracks: everything visible, with the tile sizes the UI reported. */
   _subscribe() {
-    if (!this.pc || !this.state.self?.canSubscribe) return;
+    if (!this._mediaReady || this.state.phase === 'left' || !this.state.self?.canSubscribe) return;
     const visible = this.visibleSizes ?? new Map();
     const subscriptions = [];
     for (const t of this._tracks.values()) {

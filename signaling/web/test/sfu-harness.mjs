@@ -130,10 +130,12 @@ export const WINDOW = { width: 1280, height: 800 };
 /**
  * Opens the page the service serves as one device (its own browser context: its own
  * IndexedDB identity) and joins `room`. Options: `role`, `watch` (viewer), `params` (more URL
- * parameters, e.g. `{relay: '1'}`).
+ * parameters, e.g. `{relay: '1'}`), `init` (a script run in the page before its own, e.g. one
+ * that takes the camera away).
  */
-export async function openDevice(chromium, http, room, identity, { role = 'caller', watch = false, name = identity, viewport = WINDOW, params = {} } = {}) {
+export async function openDevice(chromium, http, room, identity, { role = 'caller', watch = false, name = identity, viewport = WINDOW, params = {}, init = null } = {}) {
   const context = await chromium.newContext({ viewport });
+  if (init) await context.addInitScript(init);
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);
   const errors = [];

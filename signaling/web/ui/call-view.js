@@ -20,11 +20,12 @@ export class CallView {
     this.dismissed = new Set();
     this.topbar = h('header', { class: 'topbar' });
     this.warnings = h('div', { class: 'warnings', role: 'alert' });
+    this.notices = h('div', { class: 'notices', role: 'status' });
     this.gridRoot = h('main', { class: 'stage-area' });
     this.side = h('aside', { class: 'side' });
     this.controls = h('footer', { class: 'controls' });
     this.body = h('div', { class: 'call-body' }, this.gridRoot, this.side);
-    root.replaceChildren(h('div', { class: 'call' }, this.topbar, this.warnings, this.body, this.controls));
+    root.replaceChildren(h('div', { class: 'call' }, this.topbar, this.warnings, this.notices, this.body, this.controls));
     this.grid = new Grid(this.gridRoot, { pin: (d) => actions.pin(d) }, { visibleTiles: options.visibleTiles });
     this.securityPanel = new VerificationPanel(h('div', { class: 'panel security-panel' }), actions);
     this.qualityPanel = new QualityPanel(h('div', { class: 'panel quality-panel' }));
@@ -40,6 +41,7 @@ export class CallView {
   render(state) {
     this._topbar(state);
     this._warnings(state);
+    this._notices(state);
     this._controls(state);
     this.body.classList.toggle('with-side', !!this.panel);
     if (this.panel === 'security') {
@@ -93,20 +95,49 @@ export class CallView {
     );
   }
 
+  /** Notes that are not problems (joined without a camera, ...): calm, dismissable. */
+  _notices(state) {
+    const shown = (state.notices ?? []).filter((n) => !this.dismissed.has(n));
+    const key = shown.map((n) => n.text).join('\n');
+    if (key === this._noticesKey) return;
+    this._noticesKey = key;
+    const glyph = { 'no-camera': 'cameraOff', 'no-microphone': 'micOff' };
+    replace(
+      this.notices,
+      shown.map((n) =>
+        h(
+          'div',
+          { class: `notice ${n.kind}` },
+          icon(glyph[n.kind] ?? 'eye'),
+          h('span', {}, n.text),
+          h('button', { class: 'close', 'aria-label': 'Dismiss', onclick: () => { this.dismissed.add(n); this.render(state); } }, '×'),
+        ),
+      ),
+    );
+  }
+
   _controls(state) {
     const l = state.local;
     const publish = !!state.self?.canPublish;
     // Redraw the buttons only when what they show changes: the call redraws several times a
     // second, and a button replaced between a press and its release loses the click.
-    const key = JSON.stringify([publish, l.micOn, l.cameraOn, l.screenOn, this.panel]);
+    const key = JSON.stringify([publish, l.micOn, l.cameraOn, l.screenOn, l.hasMic, l.hasCamera, this.panel]);
     if (key === this._controlsKey && this.controls.childElementCount) return;
     this._controlsKey = key;
     const btn = (name, on, label, onIcon, offIcon, onclick, extra = '') =>
       h('button', { class: `ctl ${on ? 'on' : 'off'} ${extra}`, 'aria-pressed': String(on), title: label, dataset: { ctl: name }, onclick }, icon(on ? onIcon : offIcon), h('span', {}, label));
+    // A device the call could not use (no camera, no microphone): its button is off for good.
+    const missing = (el, gone, why) => {
+      if (gone) {
+        el.disabled = true;
+        el.title = why;
+      }
+      return el;
+    };
     replace(
       this.controls,
-      publish ? btn('mic', l.micOn, l.micOn ? 'Mute' : 'Unmute', 'mic', 'micOff', () => this.actions.setMic(!l.micOn)) : null,
-      publish ? btn('camera', l.cameraOn, l.cameraOn ? 'Stop video' : 'Start video', 'camera', 'cameraOff', () => this.actions.setCamera(!l.cameraOn)) : null,
+      publish ? missing(btn('mic', l.micOn, l.micOn ? 'Mute' : 'Unmute', 'mic', 'micOff', () => this.actions.setMic(!l.micOn)), l.hasMic === false, 'No microphone') : null,
+      publish ? missing(btn('camera', l.cameraOn, l.cameraOn ? 'Stop video' : 'Start video', 'camera', 'cameraOff', () => this.actions.setCamera(!l.cameraOn)), l.hasCamera === false, 'No camera') : null,
       publish ? btn('screen', l.screenOn, l.screenOn ? 'Stop sharing' : 'Share screen', 'screen', 'screen', () => this.actions.setScreen(!l.screenOn), l.screenOn ? 'sharing' : 'neutral') : null,
       h('span', { class: 'ctl-gap' }),
       btn('security', this.panel === 'security', 'Security', 'shield', 'shield', () => this.togglePanel('security', state), 'panel-btn'),

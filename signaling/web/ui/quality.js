@@ -50,6 +50,16 @@ export class QualityPanel {
           : `Sending key: generation ${e.generation}, step ${e.step}`,
         e.refusedEnvelopes ? h('span', { class: 'bad' }, ` · ${e.refusedEnvelopes} key envelopes refused`) : null,
       ),
+      // Server refusals, with their codes (banners say them in words, or not at all when they
+      // are a normal race such as a subscription to a track that just went away).
+      state.serverErrors?.length
+        ? h(
+            'div',
+            { class: 'server-errors' },
+            h('h3', {}, 'Server messages'),
+            h('ul', {}, state.serverErrors.slice(-5).map((x) => h('li', {}, h('code', {}, x.code), ` ${x.message}`))),
+          )
+        : null,
       out.length
         ? h(
             'table',
