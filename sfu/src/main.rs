@@ -84,7 +84,10 @@ struct Settings {
     #[arg(long = "http-header-timeout", env = "SFU_HTTP_HEADER_TIMEOUT_SECONDS")]
     http_header_timeout: Option<u64>,
     /// Seconds to read a request's body and answer it (not a streamed event body).
-    #[arg(long = "http-request-timeout", env = "SFU_HTTP_REQUEST_TIMEOUT_SECONDS")]
+    #[arg(
+        long = "http-request-timeout",
+        env = "SFU_HTTP_REQUEST_TIMEOUT_SECONDS"
+    )]
     http_request_timeout: Option<u64>,
     /// `SO_RCVBUF` of the media socket in bytes (default: the system's).
     #[arg(long, env = "SFU_UDP_RECEIVE_BUFFER_BYTES")]
@@ -346,7 +349,10 @@ async fn drain(node: &NodeHandle, deadline: tokio::time::Instant) {
     node.stop_event_streams();
     tracing::info!(participants = node.participant_count(), "draining");
     let started = tokio::time::Instant::now();
-    let reserve = deadline.saturating_duration_since(started).min(DRAIN_HTTP_RESERVE) / 2;
+    let reserve = deadline
+        .saturating_duration_since(started)
+        .min(DRAIN_HTTP_RESERVE)
+        / 2;
     while node.participant_count() > 0 && tokio::time::Instant::now() + reserve < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -73,7 +73,11 @@ pub(super) fn json_rejection(rejection: JsonRejection) -> Response {
         _ => (StatusCode::BAD_REQUEST, "invalid_body"),
     };
     // serde's message quotes the offending value (possibly megabytes of it): cut it short.
-    error_response(status, code, &truncate(&rejection.body_text(), MAX_ECHO_CHARS))
+    error_response(
+        status,
+        code,
+        &truncate(&rejection.body_text(), MAX_ECHO_CHARS),
+    )
 }
 
 /// A path that does not decode (invalid percent-encoding, not UTF-8).
@@ -85,9 +89,9 @@ pub(super) fn path_rejection(rejection: PathRejection) -> Response {
     )
 }
 
-/// Checks a room or device name: 1 to [`MAX_NAME_BYTES`] bytes, no control characters (a name
-/// goes into log lines).
-pub(super) fn check_name(what: &str, name: &str) -> Result<(), Response> {
+/// The refusal of a bad room or device name, if it is bad. A name is 1 to [`MAX_NAME_BYTES`]
+/// bytes without control characters (names go into log lines).
+pub(super) fn check_name(what: &str, name: &str) -> Option<Response> {
     let problem = if name.is_empty() {
         "is empty"
     } else if name.len() > MAX_NAME_BYTES {
@@ -95,37 +99,37 @@ pub(super) fn check_name(what: &str, name: &str) -> Result<(), Response> {
     } else if name.chars().any(char::is_control) {
         "has control characters"
     } else {
-        return Ok(());
+        return None;
     };
-    Err(error_response(
+    Some(error_response(
         StatusCode::BAD_REQUEST,
         "invalid_name",
         &format!("{what} name {problem}"),
     ))
 }
 
-/// Checks an SDP's size.
-pub(super) fn check_sdp(sdp: &str) -> Result<(), Response> {
+/// The refusal of an oversized SDP, if it is.
+pub(super) fn check_sdp(sdp: &str) -> Option<Response> {
     if sdp.len() > MAX_SDP_BYTES {
-        return Err(error_response(
+        return Some(error_response(
             StatusCode::BAD_REQUEST,
             "sdp_too_large",
             "SDP is larger than 256 KiB",
         ));
     }
-    Ok(())
+    None
 }
 
-/// Checks the length of a list in a request.
-pub(super) fn check_items(what: &str, count: usize) -> Result<(), Response> {
+/// The refusal of a list in a request that is too long, if it is.
+pub(super) fn check_items(what: &str, count: usize) -> Option<Response> {
     if count > MAX_ITEMS {
-        return Err(error_response(
+        return Some(error_response(
             StatusCode::BAD_REQUEST,
             "too_many_items",
             &format!("more than {MAX_ITEMS} {what}"),
         ));
     }
-    Ok(())
+    None
 }
 
 /// The node's refusal as a JSON error.
@@ -178,9 +182,9 @@ mod tests {
 
     #[test]
     fn names_are_bounded_and_printable() {
-        assert!(check_name("room", "r1").is_ok());
-        assert!(check_name("room", "").is_err());
-        assert!(check_name("room", &"x".repeat(MAX_NAME_BYTES + 1)).is_err());
-        assert!(check_name("device", "a\nb").is_err());
+        assert!(check_name("room", "r1").is_none());
+        assert!(check_name("room", "").is_some());
+        assert!(check_name("room", &"x".repeat(MAX_NAME_BYTES + 1)).is_some());
+        assert!(check_name("device", "a\nb").is_some());
     }
 }

@@ -53,11 +53,10 @@ use sfu_forwarding::{Role, RoomPolicy};
 
 mod errors;
 
-pub use errors::{MAX_NAME_BYTES, RejectedCode, error_response, truncate};
 use errors::{
-    MAX_BODY_BYTES, check_items, check_name, check_sdp, json_rejection, node_error,
-    path_rejection,
+    MAX_BODY_BYTES, check_items, check_name, check_sdp, json_rejection, node_error, path_rejection,
 };
+pub use errors::{MAX_NAME_BYTES, RejectedCode, error_response, truncate};
 
 use crate::node::{
     LayerPrefs, MediaClass, NodeEvent, NodeHandle, QualityDirection, SessionDescription,
@@ -231,7 +230,7 @@ macro_rules! accept {
 /// Returns the refusal of a failed input check.
 macro_rules! check {
     ($checked:expr) => {
-        if let Err(refusal) = $checked {
+        if let Some(refusal) = $checked {
             return refusal;
         }
     };

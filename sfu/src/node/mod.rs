@@ -31,8 +31,8 @@
 //! lock, `translate.rs` what events do to it, `glue.rs` the shard-side handler, `sdp.rs` what
 //! is read from offers.
 
-mod error;
 mod direction;
+mod error;
 mod events;
 mod glue;
 mod participants;

@@ -128,7 +128,10 @@ pub async fn serve(
         .await
         .is_err()
     {
-        tracing::warn!(?grace, "HTTP connections still open at the end of the drain; closing");
+        tracing::warn!(
+            ?grace,
+            "HTTP connections still open at the end of the drain; closing"
+        );
     }
     Ok(())
 }

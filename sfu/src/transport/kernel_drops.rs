@@ -21,10 +21,12 @@ fn inode_of_fd(fd: RawFd) -> Option<u64> {
 
 /// The kernel's count of datagrams dropped on the UDP socket with `inode`.
 pub(crate) fn receive_drops(inode: u64) -> Option<u64> {
-    ["/proc/net/udp", "/proc/net/udp6"].iter().find_map(|table| {
-        let text = std::fs::read_to_string(table).ok()?;
-        drops_in_table(&text, inode)
-    })
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .find_map(|table| {
+            let text = std::fs::read_to_string(table).ok()?;
+            drops_in_table(&text, inode)
+        })
 }
 
 /// The `drops` column (the last) of the row whose `inode` column (the tenth) is `inode`.

@@ -79,9 +79,11 @@ async fn control_api_malformed_input_gets_json_errors() {
         ),
         (
             "wrong type for subscriptions",
-            http.put(format!("{base}/control/rooms/r1/participants/d1/subscriptions"))
-                .header("content-type", json)
-                .body(r#"{"track": "t1"}"#),
+            http.put(format!(
+                "{base}/control/rooms/r1/participants/d1/subscriptions"
+            ))
+            .header("content-type", json)
+            .body(r#"{"track": "t1"}"#),
             400,
             "invalid_body",
         ),
@@ -113,9 +115,16 @@ async fn control_api_malformed_input_gets_json_errors() {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        assert!(content_type.starts_with("application/json"), "{what}: {content_type}");
+        assert!(
+            content_type.starts_with("application/json"),
+            "{what}: {content_type}"
+        );
         let text = response.text().await.expect("body");
-        assert!(text.len() < 400, "{what}: a short answer, got {} bytes", text.len());
+        assert!(
+            text.len() < 400,
+            "{what}: a short answer, got {} bytes",
+            text.len()
+        );
         let body: ErrorBody = serde_json::from_str(&text).expect("an ErrorBody");
         assert_eq!(body.code, code, "{what}: {text}");
         assert!(!body.error.is_empty(), "{what}: a reason");
@@ -132,7 +141,12 @@ async fn control_api_malformed_input_gets_json_errors() {
 
     // Counted by code.
     let metrics = scrape(&http, &base).await;
-    for code in ["malformed_json", "invalid_body", "invalid_name", "body_too_large"] {
+    for code in [
+        "malformed_json",
+        "invalid_body",
+        "invalid_name",
+        "body_too_large",
+    ] {
         let sample = format!(r#"sfu_control_requests_rejected_total{{code="{code}"}}"#);
         assert!(
             metric(&metrics, &sample).unwrap_or(0.0) >= 1.0,

@@ -62,7 +62,9 @@ async fn debug_logs_contain_no_ice_password() {
     let mut stretch = async |packets: u32| {
         let before = node.lines().len();
         for _ in 0..packets {
-            publisher.send_rtp(&[0x90, 0x80, 0x80, 0x01, 0x10, 0x02, 0x00]).await;
+            publisher
+                .send_rtp(&[0x90, 0x80, 0x80, 0x01, 0x10, 0x02, 0x00])
+                .await;
             sent += 1;
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -88,8 +90,14 @@ async fn debug_logs_contain_no_ice_password() {
         "{many} log lines while sending 500 packets ({few} for 50): per-packet logging"
     );
     for line in &lines {
-        assert!(!line.contains(&client_pwd), "the client's ICE password logged: {line}");
-        assert!(!line.contains(&sfu_pwd), "the SFU's ICE password logged: {line}");
+        assert!(
+            !line.contains(&client_pwd),
+            "the client's ICE password logged: {line}"
+        );
+        assert!(
+            !line.contains(&sfu_pwd),
+            "the SFU's ICE password logged: {line}"
+        );
     }
     assert_eq!(sent, 550);
     publisher.close().await;

@@ -58,7 +58,14 @@ async fn garbage_datagrams_are_counted() {
         .expect("room created");
     let mut publisher = TestPeer::publisher().await;
     let answer = node
-        .add_participant("r", "alice", Role::Caller, publisher.offer().await, vec![], &[])
+        .add_participant(
+            "r",
+            "alice",
+            Role::Caller,
+            publisher.offer().await,
+            vec![],
+            &[],
+        )
         .await
         .expect("publisher added");
     publisher.apply_answer(answer).await;
@@ -85,19 +92,27 @@ async fn garbage_datagrams_are_counted() {
     });
     // The publisher keeps sending meanwhile.
     while !sender.is_finished() {
-        publisher.send_rtp(&[0x90, 0x80, 0x80, 0x01, 0x10, 0x02, 0x00]).await;
+        publisher
+            .send_rtp(&[0x90, 0x80, 0x80, 0x01, 0x10, 0x02, 0x00])
+            .await;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     sender.await.expect("burst sent");
 
     // Every datagram of the burst is counted under one reason or another.
     let mut after = before;
-    poll_until(Duration::from_secs(10), "every burst datagram counted", async || {
-        after = dropped(&node, &metrics).await;
-        let moved = (after.0 - before.0) + (after.1 - before.1) + (after.2 - before.2)
-            + (after.3 - before.3);
-        moved >= BURST
-    })
+    poll_until(
+        Duration::from_secs(10),
+        "every burst datagram counted",
+        async || {
+            after = dropped(&node, &metrics).await;
+            let moved = (after.0 - before.0)
+                + (after.1 - before.1)
+                + (after.2 - before.2)
+                + (after.3 - before.3);
+            moved >= BURST
+        },
+    )
     .await;
     let (garbage, unknown, malformed, kernel) = (
         after.0 - before.0,
@@ -117,10 +132,16 @@ async fn garbage_datagrams_are_counted() {
 
     // The connected publisher is unaffected: still connected, its media still arrives.
     let base = received(&node).await;
-    poll_until(Duration::from_secs(5), "the publisher's media after the burst", async || {
-        publisher.send_rtp(&[0x90, 0x80, 0x80, 0x02, 0x10, 0x02, 0x00]).await;
-        received(&node).await > base + 10
-    })
+    poll_until(
+        Duration::from_secs(5),
+        "the publisher's media after the burst",
+        async || {
+            publisher
+                .send_rtp(&[0x90, 0x80, 0x80, 0x02, 0x10, 0x02, 0x00])
+                .await;
+            received(&node).await > base + 10
+        },
+    )
     .await;
     assert_eq!(node.participant_count(), 1);
     publisher.close().await;

@@ -58,10 +58,14 @@ async fn sfu_idle_tcp_connections_do_not_exhaust_descriptors() {
         })
         .collect();
     let mut peak = 0;
-    poll_until(Duration::from_secs(5), "every idle connection closed", async || {
-        peak = peak.max(open_descriptors(node.pid()));
-        idle.iter_mut().all(closed_by_server)
-    })
+    poll_until(
+        Duration::from_secs(5),
+        "every idle connection closed",
+        async || {
+            peak = peak.max(open_descriptors(node.pid()));
+            idle.iter_mut().all(closed_by_server)
+        },
+    )
     .await;
     assert!(
         peak <= baseline + CAP + 10,

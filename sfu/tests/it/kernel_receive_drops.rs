@@ -44,7 +44,11 @@ async fn kernel_receive_drops_exported() {
     .await
     .expect("node starts");
     let target = node.udp_addr();
-    assert_eq!(proc_drops(target.port()), Some(0), "no drops before the burst");
+    assert_eq!(
+        proc_drops(target.port()),
+        Some(0),
+        "no drops before the burst"
+    );
 
     // A bounded burst of full-size datagrams, as fast as one thread sends them.
     tokio::task::spawn_blocking(move || {
@@ -60,12 +64,16 @@ async fn kernel_receive_drops_exported() {
     let kernel = proc_drops(target.port()).expect("socket in /proc/net/udp");
     assert!(kernel > 0, "the tiny buffer overflowed");
     let mut exported = 0;
-    poll_until(Duration::from_secs(5), "the kernel's drops exported", async || {
-        metrics.update(&node.snapshot().await);
-        exported = metric(&metrics.render(), "sfu_udp_receive_buffer_drops_total")
-            .unwrap_or(0.0) as u64;
-        exported == kernel
-    })
+    poll_until(
+        Duration::from_secs(5),
+        "the kernel's drops exported",
+        async || {
+            metrics.update(&node.snapshot().await);
+            exported = metric(&metrics.render(), "sfu_udp_receive_buffer_drops_total")
+                .unwrap_or(0.0) as u64;
+            exported == kernel
+        },
+    )
     .await;
     // Nothing more arrives, so the kernel's number stands still and the metric with it.
     assert_eq!(proc_drops(target.port()), Some(exported));

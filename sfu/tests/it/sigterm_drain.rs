@@ -15,11 +15,8 @@ const MARGIN: Duration = Duration::from_millis(1500);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sfu_sigterm_drains_within_timeout() {
-    let mut node = SfuProcess::start(&[
-        ("SFU_DRAIN_TIMEOUT_SECONDS", "3"),
-        ("RUST_LOG", "info"),
-    ])
-    .await;
+    let mut node =
+        SfuProcess::start(&[("SFU_DRAIN_TIMEOUT_SECONDS", "3"), ("RUST_LOG", "info")]).await;
     let base = node.base();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))

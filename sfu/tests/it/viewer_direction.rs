@@ -97,7 +97,10 @@ async fn viewer_sendonly_sdp_variants_refused_by_sfu() {
         .add_participant("show", "v1", Role::Viewer, clean.clone(), vec![], &[])
         .await
         .expect("recvonly viewer joins");
-    assert!(!answer.contains("a=recvonly"), "the SFU never answers that it receives");
+    assert!(
+        !answer.contains("a=recvonly"),
+        "the SFU never answers that it receives"
+    );
     let renegotiated = node
         .renegotiate(
             "show",
@@ -107,18 +110,22 @@ async fn viewer_sendonly_sdp_variants_refused_by_sfu() {
         )
         .await;
     assert!(
-        matches!(
-            renegotiated,
-            Err(NodeError::SendsWithoutPublishRight(_))
-        ),
+        matches!(renegotiated, Err(NodeError::SendsWithoutPublishRight(_))),
         "{renegotiated:?}"
     );
 
     // A presenter may send.
     let presenter = TestPeer::publisher().await;
-    node.add_participant("show", "p1", Role::Presenter, presenter.offer().await, vec![], &[])
-        .await
-        .expect("presenter joins");
+    node.add_participant(
+        "show",
+        "p1",
+        Role::Presenter,
+        presenter.offer().await,
+        vec![],
+        &[],
+    )
+    .await
+    .expect("presenter joins");
     assert_eq!(node.participant_count(), 2);
     let gauges = node.snapshot().await.gauges;
     assert_eq!(

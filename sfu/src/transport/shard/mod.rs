@@ -25,8 +25,8 @@ use tracing::info;
 
 use super::config::TransportConfig;
 use super::error::{StartError, TransportError};
-use super::kernel_drops;
 use super::events::{CloseReason, PeerEvent, PeerId};
+use super::kernel_drops;
 use super::media::{MediaHandler, Outbox};
 use super::peer::{Peer, PeerFactory};
 use super::send_batch::SendBatch;

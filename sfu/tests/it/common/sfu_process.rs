@@ -67,9 +67,11 @@ impl SfuProcess {
         let node = Self { child, http, lines };
         let http = reqwest::Client::new();
         let url = format!("{}/healthz", node.base());
-        poll_until(Duration::from_secs(15), "the sfu's /healthz", async || {
-            matches!(http.get(&url).send().await, Ok(r) if r.status() == 200)
-        })
+        poll_until(
+            Duration::from_secs(15),
+            "the sfu's /healthz",
+            async || matches!(http.get(&url).send().await, Ok(r) if r.status() == 200),
+        )
         .await;
         node
     }
@@ -114,8 +116,13 @@ impl Drop for SfuProcess {
 /// The value of the sample `name` (with its labels, e.g. `x_total{reason="a"}`) in a
 /// Prometheus text exposition.
 pub(crate) fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// `/metrics` of the node at `base`.
