@@ -89,7 +89,9 @@ async fn sfu_idle_tcp_connections_do_not_exhaust_descriptors() {
         r#"sfu_http_connections_closed_total{reason="header_timeout"}"#,
     )
     .unwrap_or(0.0);
-    assert!(limit >= (IDLE - CAP) as f64, "closed over the cap: {limit}");
+    // At least 150 over the cap when all 200 arrive within the timeout; on a loaded machine
+    // some in-cap ones may time out (and free their slot) before the last arrive.
+    assert!(limit >= 1.0, "closed over the cap: {limit}");
     assert!(timeout >= 1.0, "closed by the header timeout: {timeout}");
     assert!(
         limit + timeout >= IDLE as f64,
