@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use sfu::control::{self, ControlState};
 use sfu::node::{NodeConfig, NodeHandle, Observer, start_node};
-use sfu::ops::{self, OpsState, SfuMetrics, tls};
+use sfu::ops::{self, HttpLimits, OpsState, SfuMetrics, tls};
 use sfu::transport::{SourceAllowList, TransportConfig};
 
 #[derive(Parser, Debug)]
@@ -76,6 +76,22 @@ struct Settings {
     /// PEM key for HTTPS on the HTTP port.
     #[arg(long, env = "SFU_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// Most HTTP connections open at once (more are closed on accept).
+    #[arg(long, env = "SFU_HTTP_MAX_CONNECTIONS")]
+    http_max_connections: Option<usize>,
+    /// Seconds a client has for the TLS handshake and each request's headers (also how long
+    /// an idle kept-alive connection stays open).
+    #[arg(long = "http-header-timeout", env = "SFU_HTTP_HEADER_TIMEOUT_SECONDS")]
+    http_header_timeout: Option<u64>,
+    /// Seconds to read a request's body and answer it (not a streamed event body).
+    #[arg(
+        long = "http-request-timeout",
+        env = "SFU_HTTP_REQUEST_TIMEOUT_SECONDS"
+    )]
+    http_request_timeout: Option<u64>,
+    /// `SO_RCVBUF` of the media socket in bytes (default: the system's).
+    #[arg(long, env = "SFU_UDP_RECEIVE_BUFFER_BYTES")]
+    udp_receive_buffer: Option<usize>,
     /// Comma-separated source networks whose media is answered (default: 127.0.0.0/8 when
     /// bound to loopback, everything otherwise).
     #[arg(long, env = "SFU_ALLOWED_SOURCES", value_delimiter = ',')]
@@ -87,6 +103,10 @@ macro_rules! fill {
         $( if $into.$field.is_none() { $into.$field = $from.$field; } )*
     };
 }
+
+/// At most this much of the drain timeout is kept for the HTTP server to finish open requests
+/// after the wait for peers (half of it, or half the timeout when that is shorter).
+const DRAIN_HTTP_RESERVE: Duration = Duration::from_secs(2);
 
 /// Settings with defaults applied.
 struct Resolved {
@@ -100,6 +120,8 @@ struct Resolved {
     allowed: Vec<IpNet>,
     /// Certificate and key files when the HTTP port serves HTTPS.
     tls: Option<(PathBuf, PathBuf)>,
+    http_limits: HttpLimits,
+    udp_receive_buffer: Option<usize>,
 }
 
 fn resolve(mut s: Settings) -> Result<(Resolved, Settings), String> {
@@ -121,7 +143,11 @@ fn resolve(mut s: Settings) -> Result<(Resolved, Settings), String> {
             log,
             tls_cert,
             tls_key,
-            allowed_sources
+            allowed_sources,
+            http_max_connections,
+            http_header_timeout,
+            http_request_timeout,
+            udp_receive_buffer
         );
     }
     let bind = s.bind_address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -177,6 +203,19 @@ fn resolve(mut s: Settings) -> Result<(Resolved, Settings), String> {
             drain_timeout: Duration::from_secs(s.drain_timeout.unwrap_or(60)),
             allowed,
             tls,
+            http_limits: {
+                let defaults = HttpLimits::default();
+                HttpLimits {
+                    max_connections: s.http_max_connections.unwrap_or(defaults.max_connections),
+                    header_timeout: s
+                        .http_header_timeout
+                        .map_or(defaults.header_timeout, Duration::from_secs),
+                    request_timeout: s
+                        .http_request_timeout
+                        .map_or(defaults.request_timeout, Duration::from_secs),
+                }
+            },
+            udp_receive_buffer: s.udp_receive_buffer,
         },
         s,
     ))
@@ -232,6 +271,7 @@ async fn serve(r: Resolved) -> Result<(), String> {
     transport.bind = SocketAddr::new(r.bind, r.udp_port);
     transport.advertised_ip = r.advertised;
     transport.allowed_sources = SourceAllowList::new(r.allowed.clone());
+    transport.receive_buffer_bytes = r.udp_receive_buffer;
     let node = start_node(
         NodeConfig {
             transport,
@@ -241,6 +281,7 @@ async fn serve(r: Resolved) -> Result<(), String> {
     )
     .await
     .map_err(|e| format!("media transport: {e}"))?;
+    let http_metrics = metrics.http_connections();
     let app = ops::router(OpsState {
         node: node.clone(),
         metrics,
@@ -266,17 +307,14 @@ async fn serve(r: Resolved) -> Result<(), String> {
     let drain_timeout = r.drain_timeout;
     let shutdown = async move {
         wait_for_sigterm().await;
-        drain(&drain_node, drain_timeout).await;
+        let deadline = tokio::time::Instant::now() + drain_timeout;
+        drain(&drain_node, deadline).await;
+        // What is left of the drain timeout is the HTTP server's grace period.
+        deadline.saturating_duration_since(tokio::time::Instant::now())
     };
-    match tls {
-        Some(config) => tls::serve_https(listener, config, app, shutdown)
-            .await
-            .map_err(|e| format!("HTTPS server: {e}")),
-        None => axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| format!("HTTP server: {e}")),
-    }
+    ops::serve(listener, tls, app, r.http_limits, http_metrics, shutdown)
+        .await
+        .map_err(|e| format!("HTTP server: {e}"))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -302,13 +340,21 @@ async fn wait_for_sigterm() {
     }
 }
 
-/// Stops admitting, then waits for the peers to leave or the timeout.
-async fn drain(node: &NodeHandle, timeout: Duration) {
+/// Stops admitting and ends the control event streams (so no listener holds the shutdown
+/// open), then waits for the peers to leave until shortly before `deadline`; the rest of the
+/// time is the HTTP server's to finish open requests. `/healthz` and `/readyz` answer
+/// throughout.
+async fn drain(node: &NodeHandle, deadline: tokio::time::Instant) {
     node.start_drain();
+    node.stop_event_streams();
     tracing::info!(participants = node.participant_count(), "draining");
-    let deadline = tokio::time::Instant::now() + timeout;
-    while node.participant_count() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = tokio::time::Instant::now();
+    let reserve = deadline
+        .saturating_duration_since(started)
+        .min(DRAIN_HTTP_RESERVE)
+        / 2;
+    while node.participant_count() > 0 && tokio::time::Instant::now() + reserve < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tracing::info!(participants = node.participant_count(), "drained; stopping");
 }

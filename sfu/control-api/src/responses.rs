@@ -10,14 +10,20 @@ pub struct AnswerBody {
     pub answer: Option<String>,
 }
 
-/// Body of every refusal (4xx and 5xx): `{"error": "<reason>"}`.
+/// Body of every refusal (4xx and 5xx): `{"error": "<reason>", "code": "<code>"}`.
 ///
-/// The reason is the node's human-readable explanation; a client may look for the words `room`
-/// or `participant` in a 404 to tell an unknown room from an unknown participant.
+/// The reason is the node's human-readable explanation (short: it never repeats more than a
+/// few dozen characters of the request); the code is stable and machine-readable, e.g.
+/// `malformed_json`, `invalid_body`, `invalid_name`, `unknown_room`, `unknown_participant`
+/// (the list is in `sfu/src/control/errors.rs`). A node older than the code sends none; it
+/// reads as empty.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct ErrorBody {
     /// Why the request was refused.
     pub error: String,
+    /// Stable machine-readable code of the refusal.
+    #[serde(default)]
+    pub code: String,
 }
 
 /// Answer of `GET /control/status`.
@@ -58,14 +64,17 @@ mod tests {
     fn error_body_round_trips() {
         let body = ErrorBody {
             error: "unknown room".into(),
+            code: "unknown_room".into(),
         };
+        let text = r#"{"error":"unknown room","code":"unknown_room"}"#;
+        assert_eq!(serde_json::to_string(&body).unwrap(), text);
+        assert_eq!(serde_json::from_str::<ErrorBody>(text).unwrap(), body);
+        // A node without codes still parses.
         assert_eq!(
-            serde_json::to_string(&body).unwrap(),
-            r#"{"error":"unknown room"}"#
-        );
-        assert_eq!(
-            serde_json::from_str::<ErrorBody>(r#"{"error":"unknown room"}"#).unwrap(),
-            body
+            serde_json::from_str::<ErrorBody>(r#"{"error":"unknown room"}"#)
+                .unwrap()
+                .code,
+            ""
         );
     }
 

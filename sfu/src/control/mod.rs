@@ -30,24 +30,36 @@
 //! The bodies are the types of the `sfu-control-api` crate (re-exported here), which signaling's
 //! client uses too.
 //!
-//! Errors are `{"error": "<reason>"}` ([`ErrorBody`]) with 400 (bad request or SDP), 404 (unknown room,
-//! participant or track), 409 (exists), 422 (refused by policy or capacity), 503 (draining).
+//! Errors are `{"error": "<short reason>", "code": "<stable code>"}` ([`ErrorBody`]) with 400
+//! (malformed JSON, wrong types, names over 128 bytes, bad SDP, a viewer's offer that sends),
+//! 401, 404 (unknown route, room, participant or track), 409 (exists), 413 (body over 512 KiB),
+//! 415, 422 (refused by policy or capacity), 503 (draining); every code is listed in
+//! `control/errors.rs`. Unknown routes and methods answer JSON too.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
+use futures_util::StreamExt;
 use sfu_control_api::NodeEvent as WireEvent;
 use sfu_forwarding::{Role, RoomPolicy};
 
+mod errors;
+
+use errors::{
+    MAX_BODY_BYTES, check_items, check_name, check_sdp, json_rejection, node_error, path_rejection,
+};
+pub use errors::{MAX_NAME_BYTES, RejectedCode, error_response, truncate};
+
 use crate::node::{
-    LayerPrefs, MediaClass, NodeError, NodeEvent, NodeHandle, QualityDirection, SessionDescription,
+    LayerPrefs, MediaClass, NodeEvent, NodeHandle, QualityDirection, SessionDescription,
     SubscriptionRequest, TrackClass,
 };
 
@@ -89,6 +101,9 @@ pub fn router(state: ControlState) -> Router {
         .route("/control/drain", post(drain))
         .route("/control/status", get(status))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .method_not_allowed_fallback(errors::method_not_allowed)
+        .fallback(errors::not_found)
         .with_state(state)
 }
 
@@ -108,28 +123,8 @@ async fn authenticate(State(s): State<ControlState>, request: Request, next: Nex
         Some(token) if constant_time_eq(token.as_bytes(), s.secret.as_bytes()) => {
             next.run(request).await
         }
-        _ => error(StatusCode::UNAUTHORIZED, "unauthorized"),
+        _ => error_response(StatusCode::UNAUTHORIZED, "unauthorized", "unauthorized"),
     }
-}
-
-fn error(status: StatusCode, reason: &str) -> Response {
-    let body = ErrorBody {
-        error: reason.to_owned(),
-    };
-    (status, Json(body)).into_response()
-}
-
-fn node_error(e: NodeError) -> Response {
-    let status = match &e {
-        NodeError::UnknownRoom | NodeError::UnknownParticipant | NodeError::UnknownTrack => {
-            StatusCode::NOT_FOUND
-        }
-        NodeError::RoomExists | NodeError::ParticipantExists => StatusCode::CONFLICT,
-        NodeError::Draining => StatusCode::SERVICE_UNAVAILABLE,
-        NodeError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        NodeError::Transport(_) => StatusCode::BAD_REQUEST,
-    };
-    error(status, &e.to_string())
 }
 
 impl From<SubscriptionBody> for SubscriptionRequest {
@@ -222,7 +217,31 @@ impl From<NodeEvent> for WireEvent {
     }
 }
 
-async fn create_room(State(s): State<ControlState>, Json(b): Json<CreateRoom>) -> Response {
+/// Unwraps an extractor's result or returns its JSON refusal.
+macro_rules! accept {
+    ($extracted:expr, $reject:path) => {
+        match $extracted {
+            Ok(value) => value,
+            Err(rejection) => return $reject(rejection),
+        }
+    };
+}
+
+/// Returns the refusal of a failed input check.
+macro_rules! check {
+    ($checked:expr) => {
+        if let Some(refusal) = $checked {
+            return refusal;
+        }
+    };
+}
+
+async fn create_room(
+    State(s): State<ControlState>,
+    body: Result<Json<CreateRoom>, JsonRejection>,
+) -> Response {
+    let Json(b) = accept!(body, json_rejection);
+    check!(check_name("room", &b.room));
     let mut policy = match b.kind {
         RoomKindBody::Meeting => RoomPolicy::meeting(),
         RoomKindBody::Broadcast => RoomPolicy::broadcast(),
@@ -239,7 +258,12 @@ async fn create_room(State(s): State<ControlState>, Json(b): Json<CreateRoom>) -
     }
 }
 
-async fn close_room(State(s): State<ControlState>, Path(room): Path<String>) -> Response {
+async fn close_room(
+    State(s): State<ControlState>,
+    room: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Path(room) = accept!(room, path_rejection);
+    check!(check_name("room", &room));
     match s.node.close_room(&room).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => node_error(e),
@@ -248,9 +272,16 @@ async fn close_room(State(s): State<ControlState>, Path(room): Path<String>) -> 
 
 async fn add_participant(
     State(s): State<ControlState>,
-    Path(room): Path<String>,
-    Json(b): Json<AddParticipant>,
+    room: Result<Path<String>, PathRejection>,
+    body: Result<Json<AddParticipant>, JsonRejection>,
 ) -> Response {
+    let Path(room) = accept!(room, path_rejection);
+    let Json(b) = accept!(body, json_rejection);
+    check!(check_name("room", &room));
+    check!(check_name("device", &b.device));
+    check!(check_sdp(&b.offer));
+    check!(check_items("subscriptions", b.subscribe.len()));
+    check!(check_items("screen sections", b.screen_mids.len()));
     let role = match b.role {
         RoleBody::Caller => Role::Caller,
         RoleBody::Presenter => Role::Presenter,
@@ -273,9 +304,15 @@ async fn add_participant(
 
 async fn renegotiate(
     State(s): State<ControlState>,
-    Path((room, device)): Path<(String, String)>,
-    Json(b): Json<SdpBody>,
+    names: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Json<SdpBody>, JsonRejection>,
 ) -> Response {
+    let Path((room, device)) = accept!(names, path_rejection);
+    let Json(b) = accept!(body, json_rejection);
+    check!(check_name("room", &room));
+    check!(check_name("device", &device));
+    check!(check_sdp(&b.sdp));
+    check!(check_items("screen sections", b.screen_mids.len()));
     let description = match b.kind {
         SdpKind::Offer => SessionDescription::Offer(b.sdp),
         SdpKind::Answer => SessionDescription::Answer(b.sdp),
@@ -292,9 +329,14 @@ async fn renegotiate(
 
 async fn set_subscriptions(
     State(s): State<ControlState>,
-    Path((room, device)): Path<(String, String)>,
-    Json(b): Json<Vec<SubscriptionBody>>,
+    names: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Json<Vec<SubscriptionBody>>, JsonRejection>,
 ) -> Response {
+    let Path((room, device)) = accept!(names, path_rejection);
+    let Json(b) = accept!(body, json_rejection);
+    check!(check_name("room", &room));
+    check!(check_name("device", &device));
+    check!(check_items("subscriptions", b.len()));
     let subs = b.into_iter().map(Into::into).collect();
     match s.node.set_subscriptions(&room, &device, subs).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -304,8 +346,11 @@ async fn set_subscriptions(
 
 async fn remove_participant(
     State(s): State<ControlState>,
-    Path((room, device)): Path<(String, String)>,
+    names: Result<Path<(String, String)>, PathRejection>,
 ) -> Response {
+    let Path((room, device)) = accept!(names, path_rejection);
+    check!(check_name("room", &room));
+    check!(check_name("device", &device));
     match s.node.remove_participant(&room, &device).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => node_error(e),
@@ -330,6 +375,8 @@ async fn events(State(s): State<ControlState>) -> Response {
             }
         }
     });
+    // The stream ends when the process shuts down, so no listener holds the drain open.
+    let stream = stream.take_until(s.node.event_streams_stopped());
     (
         [(header::CONTENT_TYPE, "application/x-ndjson")],
         Body::from_stream(stream),

@@ -26,6 +26,10 @@ pub enum NodeError {
     /// The node is draining: it admits no new room or participant.
     #[error("node is draining")]
     Draining,
+    /// A participant whose role may not publish offered media sections that send (their
+    /// positions are named); nothing was created.
+    #[error("a participant without the publish right offers to send in media section {0}")]
+    SendsWithoutPublishRight(String),
     /// The forwarding core refused the command (policy, capacity, role).
     #[error("refused: {0}")]
     Refused(#[from] sfu_forwarding::Error),

@@ -31,6 +31,7 @@
 //! lock, `translate.rs` what events do to it, `glue.rs` the shard-side handler, `sdp.rs` what
 //! is read from offers.
 
+mod direction;
 mod error;
 mod events;
 mod glue;
@@ -45,7 +46,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use sfu_forwarding::{Gauges, Metrics, Sfu, Transmit};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 pub use error::NodeError;
 pub use events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, TrackClass};
@@ -108,12 +109,17 @@ pub struct NodeSnapshot {
     pub gauges: Gauges,
     /// The transport shard's counters (absent when the shard did not answer).
     pub shard: Option<ShardStats>,
+    /// Datagrams the kernel dropped on the media socket for a full receive buffer (absent where
+    /// the system does not report it).
+    pub udp_receive_buffer_drops: Option<u64>,
 }
 
 struct Inner {
     state: Arc<Mutex<State>>,
     shard: ShardHandle,
     events: broadcast::Sender<NodeEvent>,
+    /// Set once when the process shuts down: open event streams end and new ones end at once.
+    streams_stopped: watch::Sender<bool>,
 }
 
 /// The control surface of a running node. Cheap to clone; the node's background task stops
@@ -163,6 +169,7 @@ pub async fn start_node(
         state,
         shard,
         events,
+        streams_stopped: watch::Sender::new(false),
     });
     tokio::spawn(background(Arc::downgrade(&inner), deferred_rx));
     Ok(NodeHandle { inner })
@@ -233,6 +240,23 @@ impl NodeHandle {
         self.inner.events.subscribe()
     }
 
+    /// Ends every open event stream (and any opened later) at once: the process is shutting
+    /// down and must not wait on listeners that never hang up. Listeners see their stream end,
+    /// as on any disconnect.
+    pub fn stop_event_streams(&self) {
+        self.inner.streams_stopped.send_replace(true);
+    }
+
+    /// Resolves once [`stop_event_streams`](Self::stop_event_streams) was called (at once if
+    /// it already was). An event stream selects on it.
+    pub fn event_streams_stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stopped = self.inner.streams_stopped.subscribe();
+        async move {
+            // An error means the node is gone, which ends the streams just as well.
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        }
+    }
+
     /// Starts draining: no new room or participant is admitted; existing ones keep forwarding.
     pub fn start_drain(&self) {
         lock(&self.inner.state).draining = true;
@@ -258,6 +282,7 @@ impl NodeHandle {
             metrics,
             gauges,
             shard: self.inner.shard.stats().await.ok(),
+            udp_receive_buffer_drops: self.inner.shard.kernel_receive_drops(),
         }
     }
 }

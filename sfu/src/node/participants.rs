@@ -8,7 +8,9 @@ use std::time::Instant;
 use sfu_forwarding::{Role, RoomPolicy, TrackId};
 
 use super::state::{Member, PendingSub, State, lock, parse_track, track_name};
-use super::{LayerPrefs, NodeError, NodeHandle, SessionDescription, SubscriptionRequest, sdp};
+use super::{
+    LayerPrefs, NodeError, NodeHandle, SessionDescription, SubscriptionRequest, direction, sdp,
+};
 use crate::transport::{OutgoingTrack, PeerId};
 
 impl NodeHandle {
@@ -73,6 +75,9 @@ impl NodeHandle {
         subscribe: Vec<SubscriptionRequest>,
         screen_mids: &[String],
     ) -> Result<String, NodeError> {
+        if !role.can_publish() {
+            refuse_sending(&offer)?;
+        }
         let (participant, outgoing) = {
             let mut state = lock(&self.inner.state);
             if state.draining {
@@ -95,6 +100,7 @@ impl NodeHandle {
                     room: room.to_owned(),
                     device: device.to_owned(),
                     peer: None,
+                    can_publish: role.can_publish(),
                     subs: HashMap::new(),
                     published_mids: HashMap::new(),
                     screen_mids: screen_mids.iter().cloned().collect(),
@@ -144,6 +150,21 @@ impl NodeHandle {
         screen_mids: &[String],
     ) -> Result<Option<String>, NodeError> {
         let peer = self.peer_of(room, device)?;
+        let can_publish = {
+            let state = lock(&self.inner.state);
+            state
+                .devices
+                .get(&(room.to_owned(), device.to_owned()))
+                .and_then(|p| state.members.get(p))
+                .is_some_and(|m| m.can_publish)
+        };
+        if !can_publish {
+            match &description {
+                SessionDescription::Offer(sdp) | SessionDescription::Answer(sdp) => {
+                    refuse_sending(sdp)?;
+                }
+            }
+        }
         match description {
             SessionDescription::Offer(sdp) => {
                 {
@@ -335,4 +356,14 @@ fn plan_subscriptions(
         });
     }
     outgoing
+}
+
+/// Refuses an SDP with media sections that send (for a participant without the publish right).
+fn refuse_sending(sdp: &str) -> Result<(), NodeError> {
+    let sending = direction::sending_sections(sdp);
+    if sending.is_empty() {
+        return Ok(());
+    }
+    let positions: Vec<String> = sending.iter().take(8).map(ToString::to_string).collect();
+    Err(NodeError::SendsWithoutPublishRight(positions.join(", ")))
 }

@@ -67,6 +67,9 @@ pub(crate) struct Member {
     pub(crate) room: String,
     pub(crate) device: String,
     pub(crate) peer: Option<PeerId>,
+    /// Whether the role may publish; without it every SDP that sends is refused
+    /// (`node/direction.rs`).
+    pub(crate) can_publish: bool,
     /// Subscriptions: track → downstream SSRC (negotiated or pending).
     pub(crate) subs: HashMap<TrackId, u32>,
     /// Media sections already published (a simulcast track reports one stream per rid).

@@ -115,12 +115,21 @@ impl State {
         if member.published_mids.contains_key(&track.mid) {
             return;
         }
-        tracing::debug!(%peer, mid = %track.mid, rid = ?track.rid, ssrc = track.ssrc, "incoming track");
+        tracing::debug!(
+            %peer,
+            mid = for_log(&track.mid),
+            rid = ?track.rid.as_deref().map(for_log),
+            ssrc = track.ssrc,
+            "incoming track"
+        );
         let Some(primary) = track.codecs.first() else {
             return;
         };
         let Ok(codec) = Codec::from_mime(&primary.mime_type) else {
-            tracing::debug!(mime = %primary.mime_type, "incoming track with a codec the core refuses");
+            tracing::debug!(
+                mime = for_log(&primary.mime_type),
+                "incoming track with a codec the core refuses"
+            );
             return;
         };
         let kind = match track.kind {
@@ -291,4 +300,14 @@ impl State {
             other => tracing::debug!(event = ?other, "core event"),
         }
     }
+}
+
+/// A client-supplied SDP token (mid, rid, MIME type) cut to at most 64 bytes for a log line, so
+/// a hostile SDP cannot make one long.
+fn for_log(text: &str) -> &str {
+    let mut end = text.len().min(64);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }

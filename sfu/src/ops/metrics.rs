@@ -26,6 +26,8 @@ pub struct SfuMetrics {
     stun_rejected: IntCounterVec,
     layer_switches: IntCounterVec,
     consent_expired: IntCounter,
+    udp_receive_buffer_drops: IntCounter,
+    http: HttpConnectionMetrics,
     loss: HistogramVec,
     jitter: HistogramVec,
     rtt: Histogram,
@@ -157,6 +159,33 @@ impl SfuMetrics {
                 r.register(Box::new(c.clone()))?;
                 c
             },
+            udp_receive_buffer_drops: {
+                let c = IntCounter::new(
+                    "sfu_udp_receive_buffer_drops_total",
+                    "datagrams the kernel dropped on the media socket for a full receive buffer",
+                )?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
+            http: HttpConnectionMetrics {
+                open: {
+                    let g = IntGauge::new("sfu_http_connections", "open HTTP connections")?;
+                    r.register(Box::new(g.clone()))?;
+                    g
+                },
+                closed: counter_vec(
+                    &r,
+                    "sfu_http_connections_closed_total",
+                    "HTTP connections closed or requests ended by a limit",
+                    &["reason"],
+                )?,
+                rejected: counter_vec(
+                    &r,
+                    "sfu_control_requests_rejected_total",
+                    "control API requests refused, by the error code of the answer",
+                    &["code"],
+                )?,
+            },
             loss: histogram_vec(
                 &r,
                 "sfu_loss_ratio",
@@ -268,6 +297,8 @@ impl SfuMetrics {
             dropped.push(("replay", t.srtp_replayed));
             dropped.push(("unauthenticated", t.srtp_unauthenticated));
             dropped.push(("transport_refused", t.transport_refused));
+            dropped.push(("garbage", t.garbage));
+            dropped.push(("unknown_source", t.unknown_source));
             for (reason, v) in [
                 ("bad_integrity", t.stun_bad_integrity),
                 ("unknown_username", t.stun_unknown_username),
@@ -278,9 +309,18 @@ impl SfuMetrics {
             }
             set_counter(&self.consent_expired, t.consent_expired);
         }
+        if let Some(drops) = s.udp_receive_buffer_drops {
+            set_counter(&self.udp_receive_buffer_drops, drops);
+        }
         for (reason, v) in dropped {
             set_counter(&self.packets_dropped.with_label_values(&[reason]), v);
         }
+    }
+
+    /// The HTTP listener's connection gauge and limit counters (for
+    /// [`serve`](super::http_server::serve)).
+    pub fn http_connections(&self) -> HttpConnectionMetrics {
+        self.http.clone()
     }
 
     /// The text exposition (format 0.0.4) of every metric.
@@ -323,5 +363,42 @@ impl Observer for SfuMetrics {
         if let Some(rtt) = rtt {
             self.rtt.observe(rtt);
         }
+    }
+}
+
+/// The HTTP listener's metrics: open connections, connections and requests ended by a limit
+/// (`connection_limit`, `header_timeout`, `request_timeout`, `tls_handshake`) and control API
+/// refusals by error code. Cheap to clone (shared counters).
+#[derive(Clone)]
+pub struct HttpConnectionMetrics {
+    open: IntGauge,
+    closed: IntCounterVec,
+    rejected: IntCounterVec,
+}
+
+impl HttpConnectionMetrics {
+    /// Counts an open connection until the returned guard is dropped.
+    pub fn opened(&self) -> OpenConnection {
+        self.open.inc();
+        OpenConnection(self.open.clone())
+    }
+
+    /// Counts a connection (or request) ended by the limit `reason`.
+    pub fn closed(&self, reason: &str) {
+        self.closed.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a control API request refused with the error `code`.
+    pub fn rejected(&self, code: &str) {
+        self.rejected.with_label_values(&[code]).inc();
+    }
+}
+
+/// An open HTTP connection in `sfu_http_connections`; dropping it closes the count.
+pub struct OpenConnection(IntGauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

@@ -1,7 +1,9 @@
 //! Operations endpoints on the SFU's HTTP port: `/metrics` (Prometheus text, names from
-//! `docs/metrics.md`), `/healthz` (the process' event loop answers) and `/readyz` (503 while
-//! draining). None needs credentials and none reveals a room, participant or key.
+//! `docs/metrics.md`), `/healthz` (the process' event loop answers: 200 `ok`, or 200 `draining`
+//! during a drain) and `/readyz` (503 while draining). None needs credentials and none reveals
+//! a room, participant or key. The listener itself, with its limits, is [`http_server`].
 
+pub mod http_server;
 mod metrics;
 pub mod tls;
 
@@ -13,7 +15,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-pub use metrics::{MetricsError, SfuMetrics};
+pub use http_server::{HttpLimits, serve};
+pub use metrics::{HttpConnectionMetrics, MetricsError, OpenConnection, SfuMetrics};
 
 use crate::node::NodeHandle;
 
@@ -44,8 +47,13 @@ async fn metrics_handler(State(s): State<OpsState>) -> impl IntoResponse {
     )
 }
 
-async fn healthz() -> &'static str {
-    "ok"
+/// 200 while the process serves, also during the drain (then with the body `draining`).
+async fn healthz(State(s): State<OpsState>) -> &'static str {
+    if s.node.is_draining() {
+        "draining"
+    } else {
+        "ok"
+    }
 }
 
 async fn readyz(State(s): State<OpsState>) -> (StatusCode, &'static str) {

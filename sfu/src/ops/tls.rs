@@ -2,29 +2,16 @@
 //! hosts: rustls (ring provider, TLS 1.2 and 1.3, HTTP/1.1 over ALPN), certificate chain and key
 //! from PEM files (`--tls-cert`/`--tls-key`, `SFU_TLS_CERT`/`SFU_TLS_KEY`).
 //!
-//! [`serve_https`] is the TLS counterpart of `axum::serve(..).with_graceful_shutdown(..)`: it
-//! accepts TCP connections, runs the TLS handshake (bounded by [`HANDSHAKE_TIMEOUT`], so a
-//! client that opens a connection and says nothing holds only a task for that long) and serves
-//! the router over HTTP/1.1; on shutdown it stops accepting and waits for open connections to
-//! finish their requests.
+//! This module loads the server's configuration ([`server_config`]) and the pinned client
+//! configuration `sfu drain` uses; the listener that runs the handshakes (bounded by the
+//! header-read timeout) is [`super::http_server`].
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::Router;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
-
-/// Longest time a client gets to complete the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the TLS settings could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -77,60 +64,6 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
             .with_single_cert(chain, key_der)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// Serves `app` over HTTPS on `listener` until `shutdown` resolves, then stops accepting and
-/// waits for the open connections to finish.
-pub async fn serve_https(
-    listener: TcpListener,
-    tls: Arc<ServerConfig>,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send,
-) -> std::io::Result<()> {
-    let acceptor = TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // Out of descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "HTTPS accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let service = TowerToHyperService::new(app.clone());
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let stream =
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
-                    let connection = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(connection).await {
-                        tracing::debug!(%peer, error = %e, "HTTPS connection ended with an error");
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
 }
 
 /// A client configuration that trusts exactly the certificate in `cert` (its first, leaf

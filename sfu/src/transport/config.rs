@@ -53,6 +53,10 @@ pub struct TransportConfig {
     /// Upper bound on datagrams waiting for socket buffer space; beyond it they are dropped and
     /// counted (a slow socket never blocks the shard).
     pub max_pending_datagrams: usize,
+    /// `SO_RCVBUF` of the UDP socket in bytes (the kernel doubles it and caps it at
+    /// `net.core.rmem_max`); `None` keeps the system default. What does not fit is dropped by
+    /// the kernel and exported as `sfu_udp_receive_buffer_drops_total`.
+    pub receive_buffer_bytes: Option<usize>,
 }
 
 impl TransportConfig {
@@ -73,6 +77,7 @@ impl TransportConfig {
             dtls_role: DtlsRole::Server,
             max_peers: 4096,
             max_pending_datagrams: 8192,
+            receive_buffer_bytes: None,
         }
     }
 }

@@ -10,6 +10,7 @@ mod config;
 mod dtls_alert;
 mod error;
 mod events;
+mod kernel_drops;
 mod media;
 mod peer;
 mod rtcp_delivery;

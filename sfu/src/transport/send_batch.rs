@@ -42,7 +42,7 @@ pub(crate) fn send_all(socket: &UdpSocket, datagrams: &[(SocketAddr, BytesMut)])
             Ok(n) => written += n.max(1).min(end - written),
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
             Err(err) => {
-                tracing::debug!(%err, dest = %datagrams[written].0, "sendmmsg failed");
+                tracing::trace!(%err, dest = %datagrams[written].0, "sendmmsg failed");
                 written += 1;
             }
         }

@@ -35,6 +35,9 @@ pub struct ShardStats {
     pub stun_malformed: u64,
     /// Non-STUN datagrams from addresses bound to no peer (dropped unread).
     pub unknown_source: u64,
+    /// Datagrams of no protocol the shard speaks: neither STUN, DTLS nor RTP/RTCP by their
+    /// first byte (RFC 7983), dropped unread whatever their source.
+    pub garbage: u64,
     /// Datagrams dropped because the socket's send queue was full.
     pub send_queue_full: u64,
     /// Datagrams the shard refused to send to an address not validated for that peer.
@@ -52,7 +55,8 @@ pub struct ShardStats {
     /// SRTP/SRTCP packets from a connected peer whose authentication tag did not verify.
     pub srtp_unauthenticated: u64,
     /// Other datagrams from a known peer its `rtc` session refused: RTP or RTCP malformed after
-    /// decryption (the RTCP the SFU never sees), and DTLS records it rejected.
+    /// decryption (the RTCP the SFU never sees), DTLS records it rejected, and datagrams its
+    /// `handle_read` refused outright.
     pub transport_refused: u64,
 }
 

@@ -5,8 +5,13 @@
 mod common;
 
 mod broadcast_50_viewers;
+mod control_api_malformed_input;
 mod control_api_tls;
+mod debug_logs_no_credentials;
 mod dtls_fingerprint_mismatch;
+mod garbage_datagrams;
+mod idle_tcp_connections;
+mod kernel_receive_drops;
 mod malformed_media_from_authenticated_peer;
 mod meeting_20_callers;
 mod node_control;
@@ -16,6 +21,7 @@ mod pli_flood_from_one_subscriber;
 mod publish_subscribe;
 mod publisher_gone;
 mod renegotiation;
+mod sigterm_drain;
 mod silent_peer_freed;
 mod slow_link_layer_adaptation;
 mod source_outside_allow_list;
@@ -23,3 +29,4 @@ mod srtp_replay;
 mod stun_bad_integrity;
 mod stun_unknown_username;
 mod unconnected_peer_freed;
+mod viewer_direction;

@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
-use tracing::debug;
+use tracing::trace;
 
 use super::ShardState;
 use crate::transport::error::TransportError;
 use crate::transport::events::{CloseReason, OutgoingTrack, PeerId};
+use crate::transport::kernel_drops;
 use crate::transport::media::MediaHandler;
 use crate::transport::stats::ShardStats;
 
@@ -67,12 +68,20 @@ pub(super) enum Command {
 pub struct ShardHandle {
     pub(super) commands: mpsc::Sender<Command>,
     pub(super) local_addr: SocketAddr,
+    /// The socket's inode, where `/proc` reports its kernel drops.
+    pub(super) socket_inode: Option<u64>,
 }
 
 impl ShardHandle {
     /// The socket's bound address (its port is the advertised port).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Datagrams the kernel dropped on this shard's socket because its receive buffer was full
+    /// (`/proc/net/udp`'s `drops`); `None` where the system does not report it.
+    pub fn kernel_receive_drops(&self) -> Option<u64> {
+        self.socket_inode.and_then(kernel_drops::receive_drops)
     }
 
     async fn request<T>(
@@ -218,12 +227,12 @@ impl<H: MediaHandler> ShardState<H> {
             }
             Command::SendRtp { peer, rtp } => {
                 if let Err(err) = self.outbox(now).send_rtp_bytes(peer, &rtp) {
-                    debug!(%peer, %err, "send_rtp refused");
+                    trace!(%peer, %err, "send_rtp refused");
                 }
             }
             Command::SendRtcp { peer, rtcp } => {
                 if let Err(err) = self.outbox(now).send_rtcp_bytes(peer, &rtcp) {
-                    debug!(%peer, %err, "send_rtcp refused");
+                    trace!(%peer, %err, "send_rtcp refused");
                 }
             }
             Command::RemovePeer { peer, reply } => {

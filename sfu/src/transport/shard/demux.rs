@@ -12,7 +12,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use tracing::debug;
+use tracing::{debug, trace};
 
 use super::ShardState;
 use crate::transport::dtls_alert;
@@ -25,6 +25,10 @@ impl<H: MediaHandler> ShardState<H> {
     pub(super) fn on_datagram(&mut self, src: SocketAddr, data: &[u8], now: Instant) {
         if !self.config.allowed_sources.allows(src.ip()) {
             self.stats.count_refusal(StunRefusal::SourceNotAllowed);
+            return;
+        }
+        if !is_webrtc_protocol(data) {
+            self.stats.garbage += 1;
             return;
         }
         let id = if stun_gate::looks_like_stun(data) {
@@ -101,7 +105,8 @@ impl<H: MediaHandler> ShardState<H> {
             message: BytesMut::from(data),
         });
         if let Err(err) = result {
-            debug!(%id, %err, "rtc refused a datagram");
+            self.stats.transport_refused += 1;
+            trace!(%id, %err, "rtc refused a datagram");
         }
         // What the session's handlers refused inside (SRTP replay and authentication, RTP/RTCP
         // malformed after decryption) is counted there, not returned.
@@ -110,5 +115,28 @@ impl<H: MediaHandler> ShardState<H> {
             self.stats.add_rtc_refusals(&refused);
         }
         self.mark_dirty(id);
+    }
+}
+
+/// Whether the first byte puts the datagram in one of the protocols the shard speaks (RFC 7983
+/// §7: 0–3 STUN, 20–63 DTLS, 128–191 RTP/RTCP). Anything else (empty, ZRTP, TURN channel data,
+/// random bytes) is garbage, dropped before any lookup.
+fn is_webrtc_protocol(data: &[u8]) -> bool {
+    matches!(data.first(), Some(0..=3 | 20..=63 | 128..=191))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_webrtc_protocol;
+
+    #[test]
+    fn first_byte_classifies_stun_dtls_and_rtp_and_nothing_else() {
+        for first in [0u8, 3, 20, 63, 128, 191] {
+            assert!(is_webrtc_protocol(&[first, 0, 0, 0]), "{first}");
+        }
+        for first in [4u8, 19, 64, 79, 127, 192, 255] {
+            assert!(!is_webrtc_protocol(&[first, 0, 0, 0]), "{first}");
+        }
+        assert!(!is_webrtc_protocol(&[]));
     }
 }

@@ -26,6 +26,7 @@ use tracing::info;
 use super::config::TransportConfig;
 use super::error::{StartError, TransportError};
 use super::events::{CloseReason, PeerEvent, PeerId};
+use super::kernel_drops;
 use super::media::{MediaHandler, Outbox};
 use super::peer::{Peer, PeerFactory};
 use super::send_batch::SendBatch;
@@ -46,6 +47,11 @@ pub async fn start_shard<H: MediaHandler>(
     handler: H,
 ) -> Result<ShardHandle, StartError> {
     let socket = UdpSocket::bind(config.bind).await?;
+    if let Some(bytes) = config.receive_buffer_bytes {
+        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RcvBuf, &bytes)
+            .map_err(std::io::Error::from)?;
+    }
+    let socket_inode = kernel_drops::socket_inode(&socket);
     let local_addr = socket.local_addr()?;
     let factory = PeerFactory::new(&config, local_addr.port()).map_err(StartError::Certificate)?;
     let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
@@ -73,6 +79,7 @@ pub async fn start_shard<H: MediaHandler>(
     Ok(ShardHandle {
         commands: tx,
         local_addr,
+        socket_inode,
     })
 }
 

@@ -6,6 +6,7 @@
 //! explicitly empty and the SFU advertises only 127.0.0.1.
 
 pub(crate) mod relay;
+pub(crate) mod sfu_process;
 pub(crate) mod simulcast;
 pub(crate) mod stun;
 pub(crate) mod test_peer;

@@ -12,7 +12,7 @@ use crate::peer_connection::message::internal::{
 };
 use crate::peer_connection::transport::dtls::role::RTCDtlsRole;
 use crate::statistics::accumulator::RTCStatsAccumulator;
-use log::{debug, warn};
+use log::{debug, trace, warn};
 use sctp::PayloadProtocolIdentifier;
 use shared::TransportContext;
 use shared::error::{Error, Result};
@@ -254,7 +254,8 @@ impl<'a>
             if is_open {
                 while let Some(data_channel_message) = data_channel.poll_read() {
                     let payload_len = data_channel_message.payload.len();
-                    debug!("recv application message {:?}", msg.transport.peer_addr);
+                    // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+                    trace!("recv application message {:?}", msg.transport.peer_addr);
 
                     // Track received message stats
                     self.stats
@@ -307,7 +308,8 @@ impl<'a>
             }
         } else {
             // Bypass
-            debug!("bypass DataChannel read {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("bypass DataChannel read {:?}", msg.transport.peer_addr);
             self.ctx.read_outs.push_back(msg);
         }
         Ok(())
@@ -322,7 +324,8 @@ impl<'a>
         self.ctx.observe(now);
 
         if let RTCMessageInternal::Dtls(DTLSMessage::DataChannel(message)) = msg.message {
-            debug!("send application message {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("send application message {:?}", msg.transport.peer_addr);
 
             if let DataChannelEvent::Message(RTCDataChannelMessage { is_string, data }) =
                 message.data_channel_event
@@ -373,7 +376,8 @@ impl<'a>
             }
         } else {
             // Bypass
-            debug!("bypass DataChannel write {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("bypass DataChannel write {:?}", msg.transport.peer_addr);
             self.ctx.write_outs.push_back(msg);
         }
         Ok(())

@@ -4,7 +4,7 @@ use crate::peer_connection::message::internal::{
 };
 
 use crate::statistics::accumulator::RTCStatsAccumulator;
-use log::{debug, error};
+use log::{error, trace};
 use shared::error::Error;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -106,7 +106,8 @@ impl<'a>
                 });
             }
         } else {
-            debug!("drop non-RAW packet {:?}", msg.message);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("drop non-RAW packet {:?}", msg.message);
         }
         Ok(())
     }
@@ -131,7 +132,8 @@ impl<'a>
                 });
             }
             _ => {
-                debug!("drop non-RAW packet {:?}", msg.message);
+                // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+                trace!("drop non-RAW packet {:?}", msg.message);
             }
         }
         Ok(())

@@ -11,7 +11,7 @@ use crypto::RTCCryptoProvider;
 use dtls::endpoint::EndpointEvent;
 use dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use dtls::state::State;
-use log::{debug, warn};
+use log::{debug, trace, warn};
 use shared::TransportContext;
 use shared::error::{Error, Result};
 use srtp::option::{srtcp_replay_protection, srtp_replay_protection};
@@ -201,7 +201,8 @@ impl<'a>
 
     fn handle_read(&mut self, msg: TaggedRTCMessageInternal) -> Result<()> {
         if let RTCMessageInternal::Dtls(DTLSMessage::Raw(dtls_message)) = msg.message {
-            debug!("recv dtls RAW {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("recv dtls RAW {:?}", msg.transport.peer_addr);
 
             // Once the transport is closed, by either side, nothing more is exchanged on it. A
             // late datagram (the peer's close_notify reply, say) must not reach an endpoint whose
@@ -265,11 +266,13 @@ impl<'a>
                         }
                     }
                     EndpointEvent::ApplicationData(message) => {
-                        debug!("recv dtls application RAW {:?}", msg.transport.peer_addr);
+                        // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+                        trace!("recv dtls application RAW {:?}", msg.transport.peer_addr);
                         messages.push(message);
                     }
                     EndpointEvent::PeerClosed => {
-                        debug!("dtls closed by peer {:?}", msg.transport.peer_addr);
+                        // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+                        trace!("dtls closed by peer {:?}", msg.transport.peer_addr);
                         peer_closed = true;
                     }
                     _ => {}
@@ -308,7 +311,8 @@ impl<'a>
             }
 
             for message in messages {
-                debug!("recv dtls application RAW {:?}", msg.transport.peer_addr);
+                // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+                trace!("recv dtls application RAW {:?}", msg.transport.peer_addr);
                 self.ctx.read_outs.push_back(TaggedRTCMessageInternal {
                     now: msg.now,
                     transport: msg.transport,
@@ -330,7 +334,8 @@ impl<'a>
             }
         } else {
             // Bypass
-            debug!("bypass dtls read {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("bypass dtls read {:?}", msg.transport.peer_addr);
             self.ctx.read_outs.push_back(msg);
         }
         Ok(())
@@ -342,7 +347,8 @@ impl<'a>
 
     fn handle_write(&mut self, msg: TaggedRTCMessageInternal) -> Result<()> {
         if let RTCMessageInternal::Dtls(DTLSMessage::Raw(dtls_message)) = msg.message {
-            debug!("send dtls RAW {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("send dtls RAW {:?}", msg.transport.peer_addr);
 
             let dtls_endpoint = self
                 .ctx
@@ -361,7 +367,8 @@ impl<'a>
             }
         } else {
             // Bypass
-            debug!("Bypass dtls write {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("Bypass dtls write {:?}", msg.transport.peer_addr);
             self.ctx.write_outs.push_back(msg);
         }
         Ok(())

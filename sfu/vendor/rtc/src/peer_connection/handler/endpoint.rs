@@ -15,7 +15,7 @@ use crate::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RTCRtpCodingPara
 use crate::rtp_transceiver::{PayloadType, SSRC, internal::RTCRtpTransceiverInternal};
 use crate::statistics::accumulator::RTCStatsAccumulator;
 use interceptor::Packet;
-use log::{debug, trace, warn};
+use log::{trace, warn};
 use shared::TransportContext;
 use shared::error::{Error, Result};
 use shared::marshal::MarshalSize;
@@ -148,7 +148,8 @@ impl<'a> EndpointHandler<'a> {
         transport_context: TransportContext,
         mut rtp_packet: rtp::Packet,
     ) -> Result<()> {
-        debug!("handle_rtp_message {}", transport_context.peer_addr);
+        // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+        trace!("handle_rtp_message {}", transport_context.peer_addr);
 
         // RFC 4588: if this packet belongs to a retransmission (RTX) stream,
         // de-encapsulate it back into its primary stream before dispatching.
@@ -194,7 +195,8 @@ impl<'a> EndpointHandler<'a> {
                 })),
             });
         } else {
-            debug!("drop rtp packet ssrc = {}", ssrc);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("drop rtp packet ssrc = {}", ssrc);
         }
         Ok(())
     }
@@ -205,7 +207,8 @@ impl<'a> EndpointHandler<'a> {
         transport_context: TransportContext,
         rtcp_packets: Vec<Box<dyn rtcp::Packet>>,
     ) -> Result<()> {
-        debug!("handle_rtcp_message {}", transport_context.peer_addr);
+        // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+        trace!("handle_rtcp_message {}", transport_context.peer_addr);
 
         let rtcp_ssrc = if let Some(rtcp_packet) = rtcp_packets.first() {
             rtcp_packet.destination_ssrc().first().cloned()
@@ -224,10 +227,12 @@ impl<'a> EndpointHandler<'a> {
                     })),
                 });
             } else {
-                debug!("drop rtcp packet ssrc = {}", rtcp_ssrc);
+                // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+                trace!("drop rtcp packet ssrc = {}", rtcp_ssrc);
             }
         } else {
-            debug!("drop rtcp packet due to empty ssrc");
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("drop rtcp packet due to empty ssrc");
         }
 
         Ok(())
@@ -239,7 +244,8 @@ impl<'a> EndpointHandler<'a> {
         transport_context: TransportContext,
         data_channel_id: RTCDataChannelId,
     ) -> Result<()> {
-        debug!("data channel is open for {:?}", transport_context);
+        // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+        trace!("data channel is open for {:?}", transport_context);
         self.ctx.event_outs.push_back(TaggedRTCEventInternal {
             now,
             event: RTCEventInternal::RTCPeerConnectionEvent(RTCPeerConnectionEvent::OnDataChannel(
@@ -256,7 +262,8 @@ impl<'a> EndpointHandler<'a> {
         transport_context: TransportContext,
         data_channel_id: RTCDataChannelId,
     ) -> Result<()> {
-        debug!("data channel is close for {:?}", transport_context);
+        // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+        trace!("data channel is close for {:?}", transport_context);
         self.ctx.event_outs.push_back(TaggedRTCEventInternal {
             now,
             event: RTCEventInternal::RTCPeerConnectionEvent(RTCPeerConnectionEvent::OnDataChannel(
@@ -274,7 +281,8 @@ impl<'a> EndpointHandler<'a> {
         data_channel_id: RTCDataChannelId,
         data_channel_message: RTCDataChannelMessage,
     ) -> Result<()> {
-        debug!("data channel recv message for {:?}", transport_context);
+        // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+        trace!("data channel recv message for {:?}", transport_context);
         self.ctx.read_outs.push_back(TaggedRTCMessageInternal {
             now,
             transport: transport_context,

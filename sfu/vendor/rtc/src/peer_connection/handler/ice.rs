@@ -82,7 +82,8 @@ impl<'a>
             .is_some()
         {
             // only ICE connection is ready and bypass it
-            debug!("bypass ice read {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("bypass ice read {:?}", msg.transport.peer_addr);
 
             // Track packets/bytes received on the selected candidate pair. Look
             // the accumulator up via the cached key (set on the last
@@ -127,7 +128,8 @@ impl<'a>
             msg.transport.local_addr = local.base_addr();
             msg.transport.peer_addr = remote.addr();
             msg.transport.transport_protocol = local.network_type().to_protocol();
-            debug!("Bypass ice write {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("Bypass ice write {:?}", msg.transport.peer_addr);
 
             // Track packets/bytes sent on the selected candidate pair. Look the
             // accumulator up via the cached key to avoid allocating it per packet.

@@ -764,7 +764,8 @@ impl<'a>
                 message: packet.into(),
             })?;
         } else {
-            debug!("interceptor read bypass {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("interceptor read bypass {:?}", msg.transport.peer_addr);
             self.ctx.read_outs.push_back(msg);
         }
         Ok(())
@@ -821,7 +822,8 @@ impl<'a>
                 message: packet.into(),
             })?;
         } else {
-            debug!("interceptor bypass {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("interceptor bypass {:?}", msg.transport.peer_addr);
             self.ctx.write_outs.push_back(msg);
         }
         Ok(())

@@ -333,7 +333,8 @@ impl RTCPeerConnection {
             while let Some(msg) = intermediate_routs.pop_front() {
                 if let Err(err) = handler.handle_read(msg) {
                     read_errors.count(&err);
-                    log::debug!("{}.handle_read got error: {}", handler.name(), err);
+                    // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+                    log::trace!("{}.handle_read got error: {}", handler.name(), err);
                 }
             }
             while let Some(msg) = handler.poll_read() {

@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use datachannel::data_channel::DataChannelMessage;
 use datachannel::message::Message;
 use datachannel::message::message_channel_threshold::DataChannelThreshold;
-use log::{debug, warn};
+use log::{debug, trace, warn};
 use sctp::{
     Association, AssociationError, AssociationEvent, AssociationHandle, ClientConfig,
     DatagramEvent, EndpointEvent, Event, Payload, PayloadProtocolIdentifier, StreamEvent, StreamId,
@@ -330,7 +330,8 @@ impl<'a>
     fn handle_read(&mut self, msg: TaggedRTCMessageInternal) -> Result<()> {
         let now = msg.now;
         if let RTCMessageInternal::Dtls(DTLSMessage::Raw(dtls_message)) = msg.message {
-            debug!("recv sctp RAW {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("recv sctp RAW {:?}", msg.transport.peer_addr);
 
             if self.ctx.sctp_transport.sctp_endpoint.is_none() {
                 warn!(
@@ -540,7 +541,8 @@ impl<'a>
             self.ctx.observe(now);
         } else {
             // Bypass
-            debug!("bypass sctp read {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("bypass sctp read {:?}", msg.transport.peer_addr);
             self.ctx.read_outs.push_back(msg);
         }
         Ok(())
@@ -671,7 +673,8 @@ impl<'a>
             self.ctx.observe(now);
         } else {
             // Bypass
-            debug!("Bypass sctp write {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("Bypass sctp write {:?}", msg.transport.peer_addr);
             self.ctx.write_outs.push_back(msg);
         }
         Ok(())

@@ -4,7 +4,7 @@ use crate::peer_connection::message::internal::{
 };
 
 use interceptor::Packet;
-use log::debug;
+use log::{debug, trace};
 use shared::error::{Error, Result};
 use shared::marshal::{Marshal, Unmarshal};
 use shared::util::is_rtcp;
@@ -49,7 +49,8 @@ impl<'a>
 
     fn handle_read(&mut self, msg: TaggedRTCMessageInternal) -> Result<()> {
         if let RTCMessageInternal::Rtp(RTPMessage::Raw(message)) = msg.message {
-            debug!("srtp read {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("srtp read {:?}", msg.transport.peer_addr);
 
             #[allow(clippy::collapsible_else_if)]
             if is_rtcp(&message) {
@@ -93,7 +94,8 @@ impl<'a>
                 }
             }
         } else {
-            debug!("bypass srtp read {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("bypass srtp read {:?}", msg.transport.peer_addr);
             self.ctx.read_outs.push_back(msg);
         }
         Ok(())
@@ -105,7 +107,8 @@ impl<'a>
 
     fn handle_write(&mut self, msg: TaggedRTCMessageInternal) -> Result<()> {
         if let RTCMessageInternal::Rtp(message) = msg.message {
-            debug!("srtp write {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("srtp write {:?}", msg.transport.peer_addr);
 
             let encrypted = match message {
                 RTPMessage::Packet(Packet::Rtcp(rtcp_packets)) => {
@@ -136,7 +139,8 @@ impl<'a>
                 }
                 RTPMessage::Raw(raw_packet) => {
                     // Bypass
-                    debug!("Bypass srtp write {:?}", msg.transport.peer_addr);
+                    // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+                    trace!("Bypass srtp write {:?}", msg.transport.peer_addr);
                     raw_packet
                 }
                 RTPMessage::TrackPacket(_) => {
@@ -158,7 +162,8 @@ impl<'a>
             });
         } else {
             // Bypass
-            debug!("Bypass srtp write {:?}", msg.transport.peer_addr);
+            // PATCH (e2ee-sfu): once per packet, so trace, not debug.
+            trace!("Bypass srtp write {:?}", msg.transport.peer_addr);
             self.ctx.write_outs.push_back(msg);
         }
         Ok(())
