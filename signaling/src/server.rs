@@ -210,10 +210,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    let media = if state.hub.media().is_some() {
-        "attached"
-    } else {
-        "none"
+    let media = match state.hub.media() {
+        Some(node) if node.is_attached() => "attached",
+        Some(_) => "detached",
+        None => "none",
     };
     Json(serde_json::json!({ "status": "ok", "media": media })).into_response()
 }
