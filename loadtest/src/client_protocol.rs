@@ -232,6 +232,13 @@ pub enum ServerMessage {
         /// Its id.
         track: String,
     },
+    /// The SFU lost this device's media session: start a fresh one (new peer connection, new
+    /// offer); keys are unaffected.
+    MediaReset {
+        /// Why (`media_node_restarted`, `media_events_lost`).
+        #[serde(default)]
+        reason: String,
+    },
     /// A key envelope addressed to this device.
     KeyEnvelope {
         /// The envelope (parsed by `e2ee-frames`).

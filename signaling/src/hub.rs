@@ -17,7 +17,7 @@ use futures_util::StreamExt as _;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-use crate::media_node::{MediaEvent, MediaNode, MediaRoomSpec};
+use crate::media_node::{MediaNode, MediaRoomSpec};
 use crate::metrics::Metrics;
 use crate::policy::RoomPolicy;
 use crate::room::{ConnId, RekeyTiming, Room, RoomDetail, RoomSummary};
@@ -120,15 +120,7 @@ impl Hub {
                 let mut events = node.events();
                 while let Some(ev) = events.next().await {
                     let Some(inner) = weak.upgrade() else { break };
-                    let room = match &ev {
-                        MediaEvent::TrackPublished { room, .. }
-                        | MediaEvent::TrackUnpublished { room, .. }
-                        | MediaEvent::ActiveSpeakers { room, .. }
-                        | MediaEvent::ParticipantGone { room, .. }
-                        | MediaEvent::Quality { room, .. }
-                        | MediaEvent::Offer { room, .. } => room.clone(),
-                    };
-                    if let Some(tx) = (Hub { inner }).room(&room) {
+                    if let Some(tx) = (Hub { inner }).room(ev.room()) {
                         let _ = tx.send(RoomCommand::Media(ev));
                     }
                 }

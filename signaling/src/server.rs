@@ -300,11 +300,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `200 ready` while serving with a media node attached; `503` while draining (`draining`) or
-/// while no media node is attached (`no_media`).
+/// while no media node is attached or the attached one is unreachable (`no_media`).
 async fn readyz(State(state): State<AppState>) -> Response {
     let not_ready = if *state.draining.borrow() {
         Some("draining")
-    } else if state.hub.media().is_none() {
+    } else if !state.hub.media().is_some_and(|node| node.is_attached()) {
         Some("no_media")
     } else {
         None
@@ -320,10 +320,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    let media = if state.hub.media().is_some() {
-        "attached"
-    } else {
-        "none"
+    let media = match state.hub.media() {
+        Some(node) if node.is_attached() => "attached",
+        Some(_) => "detached",
+        None => "none",
     };
     Json(serde_json::json!({ "status": "ok", "media": media })).into_response()
 }

@@ -708,27 +708,35 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             return self.media_unavailable().await;
         };
         let (room, device) = (j.room.clone(), j.device.clone());
+        let spec = ParticipantSpec {
+            device: device.clone(),
+            slot: j.slot,
+            role: j.grants.role,
+            can_publish: j.grants.can_publish,
+            can_subscribe: j.grants.can_subscribe,
+        };
         let result = if j.media_session {
-            node.renegotiate(
-                &room,
-                &device,
-                SessionDescription::Offer(offer.sdp),
-                offer.tracks,
-            )
-            .await
-            .and_then(|a| {
-                a.ok_or_else(|| {
-                    crate::media_node::MediaError::Failed("no answer to an offer".into())
-                })
-            })
+            match node
+                .renegotiate(
+                    &room,
+                    &device,
+                    SessionDescription::Offer(offer.sdp.clone()),
+                    offer.tracks.clone(),
+                )
+                .await
+            {
+                // The node lost the session (it restarted, or dropped the peer): a fresh one.
+                Err(crate::media_node::MediaError::UnknownParticipant) => {
+                    node.add_participant(&room, &spec, offer.sdp, offer.tracks)
+                        .await
+                }
+                other => other.and_then(|a| {
+                    a.ok_or_else(|| {
+                        crate::media_node::MediaError::Failed("no answer to an offer".into())
+                    })
+                }),
+            }
         } else {
-            let spec = ParticipantSpec {
-                device: device.clone(),
-                slot: j.slot,
-                role: j.grants.role,
-                can_publish: j.grants.can_publish,
-                can_subscribe: j.grants.can_subscribe,
-            };
             node.add_participant(&room, &spec, offer.sdp, offer.tracks)
                 .await
         };

@@ -7,7 +7,8 @@
  * manager started (publishers) → the offer (non-trickle, complete) with the published tracks →
  * `answer`. Then roster deltas, membership notices (rekeying), key envelopes/acks/requests,
  * speakers, published tracks (subscriptions), SFU renegotiation offers, and every few seconds a
- * `stats` message with the decrypt failures.
+ * `stats` message with the decrypt failures. On `media_reset` (the SFU restarted) a fresh peer
+ * connection with the same local tracks and a new offer; keys are untouched.
  *
  * Remote media is matched to its publisher by, in order: the SDP msid stream id (the publisher's
  * device id), the track id (`TR_<device>_<n>`, or any id announced in `track_published`), and
@@ -319,6 +320,7 @@ export class Call extends EventTarget {
       this._subscribe();
     });
     sig.on('offer', (m) => this._serial(() => this._onRemoteOffer(m)));
+    sig.on('media_reset', (m) => this._serial(() => this._restartMedia(m.reason)));
     sig.on('error', (m) => this._onServerError(m));
     sig.on('left', (m) => this._ended(m.reason));
     sig.addEventListener('close', () => {
@@ -416,7 +418,9 @@ export class Call extends EventTarget {
     const self = this.state.self;
     const tracks = [];
     if (self.canPublish) {
-      const stream = await this._localMedia();
+      // After a media reset the local tracks are reused as they are (muted stays muted).
+      const stream = this._localStream ?? (await this._localMedia());
+      this._localStream = stream;
       this.local.mic = stream.getAudioTracks()[0] ?? null;
       this.local.camera = stream.getVideoTracks()[0] ?? null;
       if (this.local.mic) {
@@ -492,6 +496,33 @@ export class Call extends EventTarget {
       ? 'Camera and microphone access is blocked: you can watch and listen, but the others cannot see or hear you. Allow them in the browser\'s site settings and join again.'
       : 'No camera or microphone could be used: you can watch and listen, but the others cannot see or hear you.');
     return new MediaStream();
+  }
+
+  /**
+   * `media_reset`: the SFU lost this device's media session. Closes the peer connection, forgets
+   * the remote tracks and starts a fresh session (new peer connection, same local tracks, a new
+   * offer). A screen share ends; the sender keys and the key exchange are untouched.
+   */
+  async _restartMedia(reason) {
+    if (!this.pc || this.state.phase !== 'in-call') return;
+    console.warn(`media_reset: ${reason}`);
+    this._note('media-reset', 'The media server restarted: reconnecting audio and video…');
+    clearInterval(this._statsTimer);
+    this.monitor?.stop();
+    this.pc.close();
+    this.local.screen?.stop();
+    this.local.screen = null;
+    this.local.screenTransceiver = null;
+    this.state.local.screenOn = false;
+    this._tracks.clear();
+    this._remote.clear();
+    this._lastSubscription = null;
+    for (const p of this.state.participants.values()) {
+      if (p.self) continue;
+      p.audioTrack = p.videoTrack = p.screenTrack = null;
+      p.transformIds = [];
+    }
+    await this._startMedia();
   }
 
   _preferCodec(transceiver, kind, pattern) {

@@ -123,6 +123,8 @@ pub struct ParticipantOutcome {
     pub frames_sent: u64,
     /// Envelopes refused (bad signature, unknown sender...).
     pub envelope_failures: u64,
+    /// `media_reset`s received (each started a fresh media session).
+    pub media_resets: u64,
     /// The first server errors (code: message).
     pub errors: Vec<String>,
     /// Why the participant stopped early, if it did.

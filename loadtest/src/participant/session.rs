@@ -131,6 +131,142 @@ impl<'a> Session<'a> {
                 keep_error(outcome, e.to_string());
             }
         }
+        let (mut state, incoming, published) = self.start_media().await?;
+
+        // Keys: a publisher's first generation goes to everyone in the roster.
+        if self.spec.role.publishes() && self.joined.can_publish {
+            let sender = Sender::new(
+                SUITE,
+                self.joined.slot,
+                0,
+                BaseKey::random(&mut rand_crypto::rng()),
+            )
+            .map_err(|e| ParticipantError::Key(e.to_string()))?;
+            let everyone: Vec<String> = self.ring.peer_ids().map(str::to_owned).collect();
+            self.send_keys(&sender, &everyone, outcome).await?;
+            self.sealer = Some(Arc::new(Mutex::new(FrameSealer::new(
+                sender,
+                self.spec.index,
+            ))));
+        }
+
+        let mut receiver = tokio::spawn(receive_media(
+            incoming,
+            self.opener.clone(),
+            self.spec.epoch,
+            counters.clone(),
+        ));
+        let mut publisher: Option<tokio::task::JoinHandle<u64>> = None;
+        let (mut pub_stop_tx, mut pub_stop) = watch::channel(false);
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut local_tracks = Some(published);
+
+        let result = loop {
+            tokio::select! {
+                msg = next_message(&mut self.ws) => {
+                    match msg {
+                        Ok(ServerMessage::MediaReset { .. }) => {
+                            // The SFU lost the media session: stop the media tasks, close the
+                            // peer connection and start a fresh one (keys stay as they are).
+                            outcome.media_resets += 1;
+                            let _ = pub_stop_tx.send(true);
+                            if let Some(p) = publisher.take() {
+                                outcome.frames_sent += p.await.unwrap_or(0);
+                            }
+                            receiver.abort();
+                            if let Ok(broken) = (&mut receiver).await {
+                                outcome.broken_frames += broken;
+                            }
+                            if let Some(peer) = self.peer.take() {
+                                peer.close().await;
+                            }
+                            self.tracks.clear();
+                            self.subscriptions_dirty = true;
+                            self.connected = false;
+                            (pub_stop_tx, pub_stop) = watch::channel(false);
+                            let (new_state, incoming, published) = match self.start_media().await {
+                                Ok(media) => media,
+                                Err(e) => break Err(e),
+                            };
+                            state = new_state;
+                            local_tracks = Some(published);
+                            receiver = tokio::spawn(receive_media(
+                                incoming,
+                                self.opener.clone(),
+                                self.spec.epoch,
+                                counters.clone(),
+                            ));
+                        }
+                        Ok(m) => {
+                            if let Err(e) = self.on_message(m, outcome).await {
+                                break Err(e);
+                            }
+                        }
+                        Err(e) => break Err(e),
+                    }
+                }
+                changed = state.changed() => {
+                    if changed.is_err() {
+                        break Err(ParticipantError::Closed("peer connection gone".into()));
+                    }
+                    let s = *state.borrow_and_update();
+                    match s {
+                        RTCPeerConnectionState::Connected if !self.connected => {
+                            self.connected = true;
+                            if !outcome.joined {
+                                outcome.joined = true;
+                                outcome.join_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+                                counters.joined.fetch_add(1, Ordering::Relaxed);
+                            }
+                            if let (Some(sealer), Some(tracks)) = (&self.sealer, local_tracks.take()) {
+                                publisher = Some(tokio::spawn(publish_media(
+                                    self.spec.clone(),
+                                    sealer.clone(),
+                                    tracks.into_iter().map(|(_, t)| t).collect(),
+                                    counters.clone(),
+                                    pub_stop.clone(),
+                                )));
+                            }
+                        }
+                        RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                            break Err(ParticipantError::Closed(format!("peer connection {s}")));
+                        }
+                        _ => {}
+                    }
+                }
+                _ = tick.tick() => {
+                    if let Err(e) = self.on_tick().await {
+                        break Err(e);
+                    }
+                }
+                _ = stopped(stop) => break Ok(()),
+            }
+        };
+        let _ = pub_stop_tx.send(true);
+        if let Some(p) = publisher {
+            outcome.frames_sent += p.await.unwrap_or(0);
+        }
+        receiver.abort();
+        if let Ok(broken) = receiver.await {
+            outcome.broken_frames += broken;
+        }
+        result
+    }
+
+    /// A media session: a new peer connection with this participant's tracks, its offer sent
+    /// (the answer comes back through the message loop). Returns the connection state to
+    /// watch, the incoming media and the local tracks to publish once connected.
+    async fn start_media(
+        &mut self,
+    ) -> Result<
+        (
+            watch::Receiver<RTCPeerConnectionState>,
+            tokio::sync::mpsc::UnboundedReceiver<crate::rtc_peer::Incoming>,
+            Vec<(&'static str, crate::rtc_peer::LocalTrack)>,
+        ),
+        ParticipantError,
+    > {
         // Media session: tracks, offer, answer.
         let (mut peer, incoming) = RtcPeer::new().await?;
         if let Some((server, relay)) = self.spec.media_via {
@@ -200,94 +336,9 @@ impl<'a> Session<'a> {
             },
         )
         .await?;
-        let mut state = peer.state();
+        let state = peer.state();
         self.peer = Some(peer);
-
-        // Keys: a publisher's first generation goes to everyone in the roster.
-        if self.spec.role.publishes() && self.joined.can_publish {
-            let sender = Sender::new(
-                SUITE,
-                self.joined.slot,
-                0,
-                BaseKey::random(&mut rand_crypto::rng()),
-            )
-            .map_err(|e| ParticipantError::Key(e.to_string()))?;
-            let everyone: Vec<String> = self.ring.peer_ids().map(str::to_owned).collect();
-            self.send_keys(&sender, &everyone, outcome).await?;
-            self.sealer = Some(Arc::new(Mutex::new(FrameSealer::new(
-                sender,
-                self.spec.index,
-            ))));
-        }
-
-        let receiver = tokio::spawn(receive_media(
-            incoming,
-            self.opener.clone(),
-            self.spec.epoch,
-            counters.clone(),
-        ));
-        let mut publisher: Option<tokio::task::JoinHandle<u64>> = None;
-        let (pub_stop_tx, pub_stop) = watch::channel(false);
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut local_tracks = Some(published);
-
-        let result = loop {
-            tokio::select! {
-                msg = next_message(&mut self.ws) => {
-                    match msg {
-                        Ok(m) => {
-                            if let Err(e) = self.on_message(m, outcome).await {
-                                break Err(e);
-                            }
-                        }
-                        Err(e) => break Err(e),
-                    }
-                }
-                changed = state.changed() => {
-                    if changed.is_err() {
-                        break Err(ParticipantError::Closed("peer connection gone".into()));
-                    }
-                    let s = *state.borrow_and_update();
-                    match s {
-                        RTCPeerConnectionState::Connected if !self.connected => {
-                            self.connected = true;
-                            outcome.joined = true;
-                            outcome.join_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-                            counters.joined.fetch_add(1, Ordering::Relaxed);
-                            if let (Some(sealer), Some(tracks)) = (&self.sealer, local_tracks.take()) {
-                                publisher = Some(tokio::spawn(publish_media(
-                                    self.spec.clone(),
-                                    sealer.clone(),
-                                    tracks.into_iter().map(|(_, t)| t).collect(),
-                                    counters.clone(),
-                                    pub_stop.clone(),
-                                )));
-                            }
-                        }
-                        RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                            break Err(ParticipantError::Closed(format!("peer connection {s}")));
-                        }
-                        _ => {}
-                    }
-                }
-                _ = tick.tick() => {
-                    if let Err(e) = self.on_tick().await {
-                        break Err(e);
-                    }
-                }
-                _ = stopped(stop) => break Ok(()),
-            }
-        };
-        let _ = pub_stop_tx.send(true);
-        if let Some(p) = publisher {
-            outcome.frames_sent = p.await.unwrap_or(0);
-        }
-        receiver.abort();
-        if let Ok(broken) = receiver.await {
-            outcome.broken_frames = broken;
-        }
-        result
+        Ok((state, incoming, published))
     }
 
     async fn on_message(
@@ -380,7 +431,10 @@ impl<'a> Session<'a> {
                 keep_error(outcome, format!("{code}: {message}"));
             }
             ServerMessage::Left { reason } => return Err(ParticipantError::Closed(reason)),
-            ServerMessage::Joined(_) | ServerMessage::Unknown => {}
+            // A media reset restarts the media session in the loop of `drive`.
+            ServerMessage::Joined(_)
+            | ServerMessage::MediaReset { .. }
+            | ServerMessage::Unknown => {}
         }
         Ok(())
     }

@@ -4,16 +4,19 @@
 //!
 //! The API itself (paths, methods, status codes) is described in `sfu/src/control/mod.rs`. This
 //! crate holds only the shapes: [`requests`] (bodies signaling sends), [`responses`] (bodies the
-//! node answers with, including the [`ErrorBody`] of every refusal) and [`events`] (the
-//! newline-delimited JSON of `GET /control/events`). It depends on serde alone and does no I/O,
+//! node answers with, including the [`ErrorBody`] of every refusal), [`events`] (what the node
+//! reports) and [`stream`] (the newline-delimited framing of `GET /control/events`: sequence
+//! numbers, the node's instance id, heartbeats and resets, and the resume query). It depends on serde alone and does no I/O,
 //! so a client can use it without pulling in the SFU.
 
 pub mod events;
 pub mod requests;
 pub mod responses;
+pub mod stream;
 
 pub use events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, TrackClass};
 pub use requests::{
     AddParticipant, CreateRoom, RoleBody, RoomKindBody, SdpBody, SdpKind, SubscriptionBody,
 };
 pub use responses::{AnswerBody, ErrorBody, NodeStatus};
+pub use stream::{EventsQuery, ResetReason, StreamLine};

@@ -10,7 +10,7 @@
 //! | `POST /control/rooms/{room}/participants/{device}/sdp` | `{"type": "offer"\|"answer", "sdp": "<sdp>", "screen_mids": […]}` | 200 `{"answer": "<sdp>"}` for an offer, `{"answer": null}` for an answer |
 //! | `PUT /control/rooms/{room}/participants/{device}/subscriptions` | `[Subscription]` (replaces all) | 204 |
 //! | `DELETE /control/rooms/{room}/participants/{device}` | | 204 (idempotent) |
-//! | `GET /control/events` | | a stream of newline-delimited JSON [`WireEvent`]s |
+//! | `GET /control/events?instance=<id>&since=<seq>` | | a never-ending stream of newline-delimited JSON lines (below) |
 //! | `POST /control/drain` | | 202: stop admitting rooms and participants (`sfu drain`) |
 //! | `GET /control/status` | | `{"node_id", "participants", "draining"}` |
 //!
@@ -27,6 +27,17 @@
 //! loss_ratio, jitter_seconds, rtt_seconds?}`, `offer {room, device, sdp}` (a node-initiated
 //! renegotiation: deliver to the client, post its answer to `.../sdp`).
 //!
+//! Every line of the event stream is a `sfu_control_api::StreamLine`, tagged by `"line"`:
+//! `event {instance, seq, event}` (one of the events above, numbered from 1 per node process),
+//! `heartbeat {instance, seq}` (first on every connection, then after 2 s of silence; a client
+//! treats a stream silent for much longer as dead) and `reset {instance, seq, reason:
+//! instance_changed|events_lost}`. `instance` is a random id drawn when the process starts. The
+//! node keeps the last 4096 events: a client that reconnects with the `instance` and the last
+//! `seq` it read gets every later event, in order, exactly once; when the buffer no longer
+//! reaches back or the instance differs it gets a `reset` first and must treat the node as
+//! restarted (its rooms and participants are gone or out of step). Without a query the stream
+//! starts with the next event. See [`EventLog`].
+//!
 //! The bodies are the types of the `sfu-control-api` crate (re-exported here), which signaling's
 //! client uses too.
 //!
@@ -42,13 +53,13 @@ use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use futures_util::StreamExt;
-use sfu_control_api::NodeEvent as WireEvent;
+use futures_util::StreamExt as _;
+use sfu_control_api::{EventsQuery, NodeEvent as WireEvent};
 use sfu_forwarding::{Role, RoomPolicy};
 
 mod errors;
@@ -63,6 +74,9 @@ use crate::node::{
     SubscriptionRequest, TrackClass,
 };
 
+mod event_log;
+
+pub use event_log::{EventLog, HEARTBEAT_INTERVAL, REPLAY_CAPACITY};
 pub use sfu_control_api::{
     AddParticipant, AnswerBody, CreateRoom, ErrorBody, NodeStatus, RoleBody, RoomKindBody, SdpBody,
     SdpKind, SubscriptionBody,
@@ -79,8 +93,16 @@ pub struct ControlState {
     pub node_id: Arc<str>,
 }
 
-/// The router of `/control/…`, behind the bearer-secret check.
+/// The router of `/control/…`, behind the bearer-secret check. Starts numbering the node's
+/// events (a new [`EventLog`] with a fresh instance id); call inside a Tokio runtime, once per
+/// node process.
 pub fn router(state: ControlState) -> Router {
+    let log = EventLog::start(state.node.events(), event_log::REPLAY_CAPACITY);
+    router_with_log(state, log)
+}
+
+/// [`router`] serving the events of `log` on `GET /control/events`.
+pub fn router_with_log(state: ControlState, log: EventLog) -> Router {
     Router::new()
         .route("/control/rooms", post(create_room))
         .route("/control/rooms/{room}", delete(close_room))
@@ -104,6 +126,7 @@ pub fn router(state: ControlState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .method_not_allowed_fallback(errors::method_not_allowed)
         .fallback(errors::not_found)
+        .layer(Extension(log))
         .with_state(state)
 }
 
@@ -357,29 +380,19 @@ async fn remove_participant(
     }
 }
 
-async fn events(State(s): State<ControlState>) -> Response {
-    let rx = s.node.events();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(event) => {
-                    // Serializing a plain enum of strings and numbers cannot fail.
-                    let mut line = serde_json::to_vec(&WireEvent::from(event)).unwrap_or_default();
-                    line.push(b'\n');
-                    return Some((Ok::<_, std::convert::Infallible>(line), rx));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "control event listener fell behind");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    });
-    // The stream ends when the process shuts down, so no listener holds the drain open.
-    let stream = stream.take_until(s.node.event_streams_stopped());
+async fn events(
+    State(s): State<ControlState>,
+    Extension(log): Extension<EventLog>,
+    Query(query): Query<EventsQuery>,
+) -> Response {
     (
         [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(stream),
+        Body::from_stream(
+            log.stream(&query, event_log::HEARTBEAT_INTERVAL)
+                .map(Ok::<_, std::convert::Infallible>)
+                // The stream ends when the process shuts down, so no listener holds the drain open.
+                .take_until(s.node.event_streams_stopped()),
+        ),
     )
         .into_response()
 }

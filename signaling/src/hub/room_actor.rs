@@ -356,6 +356,10 @@ impl RoomActor {
                             ),
                         )
                     }
+                    MediaEvent::MediaReset { reason, .. } => {
+                        warn!(room = self.room.name(), %reason, "media sessions reset");
+                        self.room.media_reset(&reason)
+                    }
                 };
                 self.deliver(out, now);
             }

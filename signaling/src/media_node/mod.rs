@@ -20,6 +20,10 @@
 //! - `remove_participant` is called when a device leaves, is kicked or its connection drops; it is
 //!   idempotent.
 //! - Events name rooms and devices by the ids signaling gave; unknown ones are ignored.
+//! - When a node loses its state (a remote node restarted), the implementation re-creates the
+//!   rooms it holds and sends [`MediaEvent::MediaReset`] for each; signaling then tells the
+//!   room's clients (`media_reset`) to start fresh media sessions, whose first offer goes to
+//!   `add_participant` again. [`MediaNode::is_attached`] says whether the node is reachable.
 //!
 //! Implementations: `EmbeddedSfu` runs an SFU node inside this process (`signaling dev`; only
 //! with the `embedded-sfu` feature);
@@ -160,6 +164,30 @@ pub enum MediaEvent {
         /// The SDP offer.
         sdp: String,
     },
+    /// The node lost the room's media state (it restarted, or its events could not be
+    /// resumed) and the room was re-created on it: every media session of the room is gone,
+    /// clients must start fresh ones.
+    MediaReset {
+        /// Room name.
+        room: String,
+        /// Short reason, e.g. `media_node_restarted`.
+        reason: String,
+    },
+}
+
+impl MediaEvent {
+    /// The room the event is about.
+    pub fn room(&self) -> &str {
+        match self {
+            MediaEvent::TrackPublished { room, .. }
+            | MediaEvent::TrackUnpublished { room, .. }
+            | MediaEvent::ActiveSpeakers { room, .. }
+            | MediaEvent::ParticipantGone { room, .. }
+            | MediaEvent::Quality { room, .. }
+            | MediaEvent::Offer { room, .. }
+            | MediaEvent::MediaReset { room, .. } => room,
+        }
+    }
 }
 
 /// Why a media node refused or failed a request.
@@ -222,4 +250,10 @@ pub trait MediaNode: Send + Sync + 'static {
 
     /// The node's events. Called once, when the node is attached.
     fn events(&self) -> BoxStream<'static, MediaEvent>;
+
+    /// Whether the node is reachable now (`/healthz` reports `media: detached` otherwise). A
+    /// node in this process always is.
+    fn is_attached(&self) -> bool {
+        true
+    }
 }

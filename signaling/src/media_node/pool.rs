@@ -126,4 +126,9 @@ impl MediaNode for SfuPool {
     fn events(&self) -> BoxStream<'static, MediaEvent> {
         stream::select_all(self.nodes.iter().map(|n| n.events())).boxed()
     }
+
+    /// Attached while every node is: a room placed on an unreachable node has no media.
+    fn is_attached(&self) -> bool {
+        self.nodes.iter().all(|n| n.is_attached())
+    }
 }

@@ -1,9 +1,19 @@
 //! A separate `sfu` process driven over its HTTP control API (`sfu/src/control/mod.rs`
 //! documents it): JSON requests with the shared bearer secret, events as newline-delimited JSON
-//! from `GET /control/events`, reconnected with backoff when the stream breaks. Use `https://`
-//! where the control port crosses hosts.
+//! from `GET /control/events`. Use `https://` where the control port crosses hosts.
+//!
+//! The event stream never ends by itself, so it has no request timeout; it is treated as dead
+//! when the node's heartbeats stop for `EVENT_STREAM_IDLE` (8 s), and reconnected with backoff,
+//! resuming after the last event read (`?instance=…&since=…`): nothing is lost or repeated.
+//! When the node answers `reset` (it restarted, or the events in between are gone) this client
+//! re-creates every room it created on the node and emits [`MediaEvent::MediaReset`] for each,
+//! so signaling tells the room's clients to start a fresh media session.
+//! [`RemoteSfu::is_attached`](MediaNode::is_attached) is false from a failed connection attempt
+//! until the stream is back.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,8 +21,8 @@ use futures_util::stream::{BoxStream, StreamExt as _};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use sfu_control_api::{
-    AddParticipant, AnswerBody, CreateRoom, ErrorBody, NodeEvent, SdpBody, SdpKind,
-    SubscriptionBody,
+    AddParticipant, AnswerBody, CreateRoom, ErrorBody, EventsQuery, ResetReason, SdpBody, SdpKind,
+    StreamLine, SubscriptionBody,
 };
 use tokio::sync::mpsc;
 
@@ -23,8 +33,12 @@ use super::{
 use crate::auth::Secret;
 use crate::protocol::{Subscription, TrackAnnouncement};
 
-/// Longest a control request may take (an SDP answer needs the node to set up a peer).
+/// Longest a control request may take (an SDP answer needs the node to set up a peer). Not
+/// applied to the event stream, which never ends.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest the event stream may stay silent before it counts as dead (the node sends a
+/// heartbeat after 2 s without events).
+const EVENT_STREAM_IDLE: Duration = Duration::from_secs(8);
 /// Wait before reconnecting a broken event stream (doubles up to [`MAX_BACKOFF`]).
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -38,6 +52,10 @@ pub struct RemoteSfu {
     secret: Secret,
     http: reqwest::Client,
     announced: Arc<Announcements>,
+    /// The rooms created on the node and not closed, to re-create after a node restart.
+    rooms: Arc<Mutex<HashMap<String, MediaRoomSpec>>>,
+    /// Whether the event stream is connected (or has not failed to connect yet).
+    attached: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for RemoteSfu {
@@ -67,7 +85,28 @@ impl RemoteSfu {
             secret,
             http,
             announced: Arc::default(),
+            rooms: Arc::default(),
+            attached: Arc::new(AtomicBool::new(true)),
         })
+    }
+
+    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, MediaRoomSpec>> {
+        // A panic while holding this lock leaves a map that is still usable.
+        self.rooms
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn post_room(&self, room: &MediaRoomSpec) -> Result<(), MediaError> {
+        let body = CreateRoom {
+            room: room.room.clone(),
+            kind: room_kind_body(room.kind),
+            loudest_n: None,
+            last_n: None,
+        };
+        self.send_json(Method::POST, "/control/rooms", &body)
+            .await
+            .map(drop)
     }
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
@@ -76,10 +115,16 @@ impl RemoteSfu {
             .bearer_auth(self.secret.expose())
     }
 
-    /// Sends a request and maps the node's status codes to [`MediaError`]s.
+    /// Sends a request with [`REQUEST_TIMEOUT`] and maps the node's status codes to
+    /// [`MediaError`]s.
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, MediaError> {
+        self.execute(req.timeout(REQUEST_TIMEOUT)).await
+    }
+
+    /// Sends a request as it is (no timeout beyond the connect timeout) and maps the node's
+    /// status codes to [`MediaError`]s.
+    async fn execute(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, MediaError> {
         let resp = req
-            .timeout(REQUEST_TIMEOUT)
             .send()
             .await
             .map_err(|e| MediaError::Failed(format!("SFU unreachable: {e}")))?;
@@ -140,18 +185,13 @@ async fn answer_of(resp: reqwest::Response) -> Result<Option<String>, MediaError
 #[async_trait]
 impl MediaNode for RemoteSfu {
     async fn create_room(&self, room: &MediaRoomSpec) -> Result<(), MediaError> {
-        let body = CreateRoom {
-            room: room.room.clone(),
-            kind: room_kind_body(room.kind),
-            loudest_n: None,
-            last_n: None,
-        };
-        self.send_json(Method::POST, "/control/rooms", &body)
-            .await
-            .map(drop)
+        self.post_room(room).await?;
+        self.rooms().insert(room.room.clone(), room.clone());
+        Ok(())
     }
 
     async fn close_room(&self, room: &str) -> Result<(), MediaError> {
+        self.rooms().remove(room);
         self.announced.forget_room(room);
         let path = format!("/control/rooms/{}", segment(room));
         self.send(self.request(Method::DELETE, &path))
@@ -247,60 +287,207 @@ impl MediaNode for RemoteSfu {
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
             .boxed()
     }
+
+    fn is_attached(&self) -> bool {
+        self.attached.load(Ordering::Relaxed)
+    }
 }
 
-/// Reads the node's event stream until signaling stops listening, reconnecting with backoff.
+/// Where the event stream stands: the node instance and the last sequence number read, and a
+/// node reset not yet recovered from.
+#[derive(Debug, Default)]
+struct Cursor {
+    instance: Option<String>,
+    seq: u64,
+    pending_reset: Option<ResetReason>,
+}
+
+/// Why [`read_events`] returned.
+enum StreamEnd {
+    /// The stream broke, ended or went silent: reconnect.
+    Broken,
+    /// Signaling stopped listening.
+    Unheard,
+}
+
+/// Reads the node's event stream until signaling stops listening, reconnecting with backoff
+/// and resuming after the last event read.
 async fn follow_events(node: RemoteSfu, tx: mpsc::Sender<MediaEvent>) {
     let mut backoff = MIN_BACKOFF;
+    let mut cursor = Cursor::default();
     while !tx.is_closed() {
-        match node
-            .send(node.request(Method::GET, "/control/events"))
-            .await
-        {
-            Ok(resp) => {
+        let query = EventsQuery {
+            instance: cursor.instance.clone(),
+            since: cursor.instance.as_ref().map(|_| cursor.seq),
+        };
+        let request = node.request(Method::GET, "/control/events").query(&query);
+        match tokio::time::timeout(EVENT_STREAM_IDLE, node.execute(request)).await {
+            Ok(Ok(resp)) => {
                 tracing::info!(sfu = %node.base, "following the SFU's events");
                 backoff = MIN_BACKOFF;
-                let mut body = resp.bytes_stream();
-                let mut line: Vec<u8> = Vec::new();
-                let mut oversized = false;
-                while let Some(chunk) = body.next().await {
-                    let Ok(chunk) = chunk else { break };
-                    for part in chunk.split_inclusive(|b| *b == b'\n') {
-                        let complete = part.last() == Some(&b'\n');
-                        if line.len() + part.len() > MAX_EVENT_LINE {
-                            oversized = true;
-                            line.clear();
-                        } else if !oversized {
-                            line.extend_from_slice(part);
-                        }
-                        if !complete {
-                            continue;
-                        }
-                        if oversized {
-                            tracing::warn!("dropped an oversized SFU event line");
-                        } else {
-                            match serde_json::from_slice::<NodeEvent>(&line) {
-                                Ok(event) => {
-                                    if let Some(e) = node.announced.event(event)
-                                        && tx.send(e).await.is_err()
-                                    {
-                                        return;
-                                    }
-                                }
-                                Err(e) => tracing::debug!(error = %e, "unreadable SFU event"),
-                            }
-                        }
-                        oversized = false;
-                        line.clear();
-                    }
+                if let StreamEnd::Unheard = read_events(&node, resp, &mut cursor, &tx).await {
+                    return;
                 }
-                tracing::warn!(sfu = %node.base, "the SFU's event stream ended; reconnecting");
+                tracing::warn!(sfu = %node.base, "the SFU's event stream broke; resuming");
             }
-            Err(e) => tracing::warn!(sfu = %node.base, error = %e, "SFU events unavailable"),
+            Ok(Err(e)) => {
+                node.attached.store(false, Ordering::Relaxed);
+                tracing::warn!(sfu = %node.base, error = %e, "SFU events unavailable");
+            }
+            Err(_) => {
+                node.attached.store(false, Ordering::Relaxed);
+                tracing::warn!(sfu = %node.base, "SFU event stream did not open in time");
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// Reads one connection of the event stream line by line.
+async fn read_events(
+    node: &RemoteSfu,
+    resp: reqwest::Response,
+    cursor: &mut Cursor,
+    tx: &mpsc::Sender<MediaEvent>,
+) -> StreamEnd {
+    let mut body = resp.bytes_stream();
+    let mut line: Vec<u8> = Vec::new();
+    let mut oversized = false;
+    loop {
+        let chunk = match tokio::time::timeout(EVENT_STREAM_IDLE, body.next()).await {
+            Ok(Some(Ok(chunk))) => chunk,
+            Ok(Some(Err(_)) | None) => return StreamEnd::Broken,
+            Err(_) => {
+                node.attached.store(false, Ordering::Relaxed);
+                tracing::warn!(sfu = %node.base, "no heartbeat from the SFU; reconnecting");
+                return StreamEnd::Broken;
+            }
+        };
+        for part in chunk.split_inclusive(|b| *b == b'\n') {
+            let complete = part.last() == Some(&b'\n');
+            if line.len() + part.len() > MAX_EVENT_LINE {
+                oversized = true;
+                line.clear();
+            } else if !oversized {
+                line.extend_from_slice(part);
+            }
+            if !complete {
+                continue;
+            }
+            if oversized {
+                tracing::warn!("dropped an oversized SFU event line");
+            } else {
+                match serde_json::from_slice::<StreamLine>(&line) {
+                    Ok(stream_line) => {
+                        node.attached.store(true, Ordering::Relaxed);
+                        for event in on_line(node, cursor, stream_line).await {
+                            if tx.send(event).await.is_err() {
+                                return StreamEnd::Unheard;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "unreadable SFU event line"),
+                }
+            }
+            oversized = false;
+            line.clear();
+        }
+    }
+}
+
+/// Applies one stream line to the cursor; returns the events to pass on.
+async fn on_line(node: &RemoteSfu, cursor: &mut Cursor, line: StreamLine) -> Vec<MediaEvent> {
+    let instance_changed = cursor
+        .instance
+        .as_deref()
+        .is_some_and(|known| known != line.instance());
+    let mut out = Vec::new();
+    match line {
+        StreamLine::Reset {
+            instance,
+            seq,
+            reason,
+        } => {
+            tracing::warn!(sfu = %node.base, ?reason, "the SFU's events cannot resume: recovering its rooms");
+            cursor.instance = Some(instance);
+            cursor.seq = seq;
+            cursor.pending_reset = Some(reason);
+        }
+        StreamLine::Heartbeat { instance, seq } => {
+            if instance_changed || cursor.instance.is_none() {
+                cursor.seq = seq;
+            }
+            if instance_changed {
+                cursor.pending_reset = Some(ResetReason::InstanceChanged);
+            }
+            cursor.instance = Some(instance);
+        }
+        StreamLine::Event {
+            instance,
+            seq,
+            event,
+        } => {
+            if instance_changed {
+                cursor.pending_reset = Some(ResetReason::InstanceChanged);
+                cursor.seq = seq.saturating_sub(1);
+            }
+            cursor.instance = Some(instance);
+            if cursor.pending_reset.is_none() && seq <= cursor.seq {
+                tracing::debug!(seq, "skipped a repeated SFU event");
+                return out;
+            }
+            cursor.seq = seq;
+            if let Some(reason) = cursor.pending_reset.take() {
+                out.extend(recover(node, reason, &mut cursor.pending_reset).await);
+            }
+            out.extend(node.announced.event(event));
+            return out;
+        }
+    }
+    if let Some(reason) = cursor.pending_reset.take() {
+        out.extend(recover(node, reason, &mut cursor.pending_reset).await);
+    }
+    out
+}
+
+/// After a node reset: re-creates every room this client created (closing it first when the
+/// node may still hold it) and returns a [`MediaEvent::MediaReset`] for each. A room the node
+/// could not be asked about is left for the next attempt (`pending` is set again).
+async fn recover(
+    node: &RemoteSfu,
+    reason: ResetReason,
+    pending: &mut Option<ResetReason>,
+) -> Vec<MediaEvent> {
+    let rooms: Vec<MediaRoomSpec> = node.rooms().values().cloned().collect();
+    let why = match reason {
+        ResetReason::InstanceChanged => "media_node_restarted",
+        ResetReason::EventsLost => "media_events_lost",
+    };
+    let mut out = Vec::with_capacity(rooms.len());
+    for spec in rooms {
+        node.announced.forget_room(&spec.room);
+        if reason == ResetReason::EventsLost {
+            let path = format!("/control/rooms/{}", segment(&spec.room));
+            if let Err(e) = node.send(node.request(Method::DELETE, &path)).await {
+                tracing::debug!(room = %spec.room, error = %e, "closing a room to reset it");
+            }
+        }
+        match node.post_room(&spec).await {
+            Ok(()) | Err(MediaError::Refused(_)) => {
+                tracing::info!(room = %spec.room, reason = why, "room re-created on the SFU");
+                out.push(MediaEvent::MediaReset {
+                    room: spec.room,
+                    reason: why.to_owned(),
+                });
+            }
+            Err(e) => {
+                tracing::warn!(room = %spec.room, error = %e, "could not re-create a room on the SFU");
+                *pending = Some(reason);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

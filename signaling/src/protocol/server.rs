@@ -17,6 +17,7 @@ pub const SERVER_MESSAGE_TYPES: &[&str] = &[
     "track_published",
     "track_unpublished",
     "speakers",
+    "media_reset",
     "key_envelope",
     "key_ack",
     "key_request",
@@ -44,6 +45,9 @@ pub enum ServerMessage {
     TrackUnpublished(TrackUnpublished),
     /// The current active speakers, loudest first.
     Speakers(Speakers),
+    /// The media node lost this device's media session (it restarted): every published track
+    /// is gone; start a fresh media session with a new `offer` (keys are unaffected).
+    MediaReset(MediaResetNotice),
     /// A key envelope addressed to this device.
     KeyEnvelope(EnvelopeBody),
     /// A recipient acknowledged this device's key.
@@ -68,6 +72,7 @@ impl ServerMessage {
             ServerMessage::TrackPublished(_) => "track_published",
             ServerMessage::TrackUnpublished(_) => "track_unpublished",
             ServerMessage::Speakers(_) => "speakers",
+            ServerMessage::MediaReset(_) => "media_reset",
             ServerMessage::KeyEnvelope(_) => "key_envelope",
             ServerMessage::KeyAck(_) => "key_ack",
             ServerMessage::KeyRequest(_) => "key_request",
@@ -235,6 +240,13 @@ pub struct TrackUnpublished {
 pub struct Speakers {
     /// Loudest first.
     pub speakers: Vec<Speaker>,
+}
+
+/// Body of `media_reset`.
+#[derive(Clone, Debug, Serialize)]
+pub struct MediaResetNotice {
+    /// Why: `media_node_restarted` or `media_events_lost`.
+    pub reason: String,
 }
 
 /// Body of a delivered `key_ack`.

@@ -4,8 +4,8 @@
 use super::{ConnId, Output, Room};
 use crate::media_node::MediaQuality;
 use crate::protocol::{
-    ClientStats, ServerMessage, Speaker, Speakers, Subscription, TrackInfo, TrackPublished,
-    TrackUnpublished,
+    ClientStats, MediaResetNotice, ServerMessage, Speaker, Speakers, Subscription, TrackInfo,
+    TrackPublished, TrackUnpublished,
 };
 
 impl Room {
@@ -73,6 +73,22 @@ impl Room {
             q.jitter_seconds = quality.jitter_seconds.or(q.jitter_seconds);
             q.available_bitrate_bps = quality.available_bitrate_bps.or(q.available_bitrate_bps);
         }
+    }
+
+    /// The media node lost every media session of the room: forgets the published tracks,
+    /// subscriptions and quality figures, and tells every member to start a fresh session.
+    pub fn media_reset(&mut self, reason: &str) -> Vec<Output> {
+        self.tracks.clear();
+        for m in self.members.values_mut() {
+            m.subscriptions.clear();
+            m.media_quality = None;
+        }
+        vec![Output::Send {
+            to: self.all_conns(),
+            message: ServerMessage::MediaReset(MediaResetNotice {
+                reason: reason.to_owned(),
+            }),
+        }]
     }
 
     /// Forwards a node-initiated message (offer, or an error) to one device.

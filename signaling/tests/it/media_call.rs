@@ -36,18 +36,18 @@ use test_peer::{PeerOptions, TestPeer};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
-const SUITE: CipherSuite = CipherSuite::Aes256GcmSha512_128;
+pub(crate) const SUITE: CipherSuite = CipherSuite::Aes256GcmSha512_128;
 const FRAMES: u32 = 400;
 
 /// A joined client: its identity keys, its signaling connection and what `joined` said.
-struct Device {
-    keys: DeviceKeys,
-    ws: Client,
-    joined: Value,
+pub(crate) struct Device {
+    pub(crate) keys: DeviceKeys,
+    pub(crate) ws: Client,
+    pub(crate) joined: Value,
 }
 
 impl Device {
-    async fn join(s: &TestServer, room: &str, id: &str) -> Device {
+    pub(crate) async fn join(s: &TestServer, room: &str, id: &str) -> Device {
         let keys = DeviceKeys::generate(DeviceId::new(id).expect("valid id"), &mut rand10::rng());
         let bundle: Value = serde_json::from_str(&keys.bundle().to_json()).expect("bundle JSON");
         let mut ws = s.connect().await;
@@ -61,7 +61,7 @@ impl Device {
         Device { keys, ws, joined }
     }
 
-    fn slot(&self) -> u16 {
+    pub(crate) fn slot(&self) -> u16 {
         self.joined["slot"].as_u64().expect("slot") as u16
     }
 
@@ -116,18 +116,18 @@ async fn two_callers_exchange_sframe_video_through_signaling_and_a_remote_sfu() 
     call(&s, &node).await;
 }
 
-const CONTROL_SECRET: &str = "control-secret-for-the-test-0123456789";
+pub(crate) const CONTROL_SECRET: &str = "control-secret-for-the-test-0123456789";
 const OPUS_PT: u8 = 111;
 
 /// One caller's media: its peer connection, its Opus track, its SFrame sender and the keys it
 /// received, and the audio level it "speaks" at (RFC 6464 -dBov).
-struct Media {
-    peer: TestPeer,
+pub(crate) struct Media {
+    pub(crate) peer: TestPeer,
     audio: Arc<TrackLocalStaticRTP>,
     audio_ssrc: u32,
     audio_level_id: u8,
     level: u8,
-    store: KeyStore,
+    pub(crate) store: KeyStore,
 }
 
 /// The `a=mid` of the first media section of `kind` in an SDP.
@@ -165,7 +165,12 @@ fn opus_frame(i: u32) -> Vec<u8> {
 }
 
 /// Seals `from`'s key for `to` and sends it through signaling; `to` opens it and installs it.
-async fn send_key(from: &mut Device, to: &mut Device, base: &BaseKey, store: &mut KeyStore) {
+pub(crate) async fn send_key(
+    from: &mut Device,
+    to: &mut Device,
+    base: &BaseKey,
+    store: &mut KeyStore,
+) {
     let to_bundle = DeviceBundle::from_json(&to.keys.bundle().to_json())
         .expect("bundle parses")
         .verify()
@@ -212,7 +217,7 @@ async fn send_key(from: &mut Device, to: &mut Device, base: &BaseKey, store: &mu
 }
 
 /// Joins the media session: offer with the announced audio and camera tracks, answer applied.
-async fn publish(dev: &mut Device, audio_ssrc: u32, level: u8) -> Media {
+pub(crate) async fn publish(dev: &mut Device, audio_ssrc: u32, level: u8) -> Media {
     let peer = TestPeer::publisher_with(PeerOptions {
         audio_level: true,
         ..Default::default()
@@ -247,7 +252,7 @@ async fn publish(dev: &mut Device, audio_ssrc: u32, level: u8) -> Media {
 }
 
 /// Sends encrypted frame `i` of both tracks.
-async fn send_frames(m: &mut Media, sender: &mut Sender, i: u32, audio_seq: &mut u16) {
+pub(crate) async fn send_frames(m: &mut Media, sender: &mut Sender, i: u32, audio_seq: &mut u16) {
     let mut wire = Vec::new();
     sender
         .encrypt_media(Stream::Camera, Codec::Vp8, &vp8_frame(i), &mut wire)
@@ -283,7 +288,12 @@ async fn send_frames(m: &mut Media, sender: &mut Sender, i: u32, audio_seq: &mut
 
 /// Reads `dev`'s messages until the other's two tracks are published, subscribes to them and
 /// answers the SFU's renegotiation offer; returns the `speakers` messages seen meanwhile.
-async fn subscribe_all(dev: &mut Device, peer: &TestPeer, other: &str, speakers: &mut Vec<Value>) {
+pub(crate) async fn subscribe_all(
+    dev: &mut Device,
+    peer: &TestPeer,
+    other: &str,
+    speakers: &mut Vec<Value>,
+) {
     let mut tracks: Vec<Value> = Vec::new();
     while tracks.len() < 2 {
         let m = dev.ws.recv().await;
@@ -322,15 +332,15 @@ async fn subscribe_all(dev: &mut Device, peer: &TestPeer, other: &str, speakers:
 }
 
 /// The receiving half of a caller: what its peer connection receives and the keys it holds.
-struct Receiver {
-    rtp: tokio::sync::mpsc::UnboundedReceiver<rtc::rtp::Packet>,
-    store: KeyStore,
+pub(crate) struct Receiver {
+    pub(crate) rtp: tokio::sync::mpsc::UnboundedReceiver<rtc::rtp::Packet>,
+    pub(crate) store: KeyStore,
 }
 
 /// Decrypts what `m` receives until `want` video frames and `want` audio frames, all from
 /// `slot`, each equal to what was encrypted. (The SFU sends every forwarded track on a
 /// `sendonly` section of its own, never on the client's sending sections.)
-async fn receive(m: &mut Receiver, slot: u16, want: u32) {
+pub(crate) async fn receive(m: &mut Receiver, slot: u16, want: u32) {
     let (mut audio, mut video) = (0u32, 0u32);
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);

@@ -301,6 +301,29 @@ impl Client {
         }
     }
 
+    /// Next message of `ty` within `limit`, skipping others (for waits longer than [`WAIT`]).
+    pub async fn recv_type_within(&mut self, ty: &str, limit: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let item = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("{ty} within {limit:?}"));
+            match item {
+                Some(Ok(Message::Text(t))) => {
+                    self.transcript.push(t.as_str().to_owned());
+                    let v: Value = serde_json::from_str(t.as_str()).expect("server sends JSON");
+                    if v["type"] == ty {
+                        return v;
+                    }
+                }
+                Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                    panic!("connection closed while waiting for {ty}")
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
     /// Asserts that nothing but pings arrives for `d`.
     pub async fn expect_silence(&mut self, d: Duration) {
         let deadline = tokio::time::Instant::now() + d;
