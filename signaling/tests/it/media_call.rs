@@ -48,7 +48,7 @@ struct Device {
 
 impl Device {
     async fn join(s: &TestServer, room: &str, id: &str) -> Device {
-        let keys = DeviceKeys::generate(DeviceId::new(id).expect("valid id"), &mut rand10::rng());
+        let keys = DeviceKeys::generate(DeviceId::new(id).expect("valid id"), &mut rand::rng());
         let bundle: Value = serde_json::from_str(&keys.bundle().to_json()).expect("bundle JSON");
         let mut ws = s.connect().await;
         ws.send(
@@ -183,7 +183,7 @@ async fn send_key(from: &mut Device, to: &mut Device, base: &BaseKey, store: &mu
         &from.call(),
         grant,
         base,
-        &mut rand10::rng(),
+        &mut rand::rng(),
     )
     .expect("envelope seals");
     from.ws
@@ -384,8 +384,8 @@ async fn call(s: &TestServer, node: &NodeHandle) {
 
     // Each sender key reaches the other as an HPKE envelope relayed by signaling.
     let (alice_key, bob_key) = (
-        BaseKey::random(&mut rand10::rng()),
-        BaseKey::random(&mut rand10::rng()),
+        BaseKey::random(&mut rand::rng()),
+        BaseKey::random(&mut rand::rng()),
     );
     send_key(&mut alice, &mut bob, &alice_key, &mut b.store).await;
     send_key(&mut bob, &mut alice, &bob_key, &mut a.store).await;
