@@ -368,8 +368,7 @@ impl<'a> Session<'a> {
                 if let Some(sealer) = &self.sealer {
                     let env = {
                         let mut s = lock(sealer);
-                        self.ring
-                            .wrap(s.sender_mut(), &from, &mut rand::rng())
+                        self.ring.wrap(s.sender_mut(), &from, &mut rand::rng())
                     };
                     if let Ok(env) = env {
                         self.send_envelope(&env).await?;

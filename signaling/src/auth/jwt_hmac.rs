@@ -100,11 +100,7 @@ impl Signer<Vec<u8>> for HmacJwt {
 }
 
 impl Verifier<Vec<u8>> for HmacJwt {
-    fn verify(
-        &self,
-        message: &[u8],
-        tag: &Vec<u8>,
-    ) -> std::result::Result<(), signature::Error> {
+    fn verify(&self, message: &[u8], tag: &Vec<u8>) -> std::result::Result<(), signature::Error> {
         if self.key.verify(message, tag) {
             Ok(())
         } else {
@@ -180,13 +176,22 @@ mod tests {
             let mut bad = tag.clone();
             bad[0] ^= 1;
             assert!(verifier.verify(msg, &bad).is_err());
-            assert!(verifier.verify(msg, &tag[..tag.len() - 1].to_vec()).is_err());
+            assert!(
+                verifier
+                    .verify(msg, &tag[..tag.len() - 1].to_vec())
+                    .is_err()
+            );
         }
     }
 
     #[test]
     fn other_algorithms_are_errors_not_panics() {
-        for alg in [Algorithm::RS256, Algorithm::ES256, Algorithm::PS256, Algorithm::EdDSA] {
+        for alg in [
+            Algorithm::RS256,
+            Algorithm::ES256,
+            Algorithm::PS256,
+            Algorithm::EdDSA,
+        ] {
             assert!(signer_factory(&alg, &EncodingKey::from_secret(b"k")).is_err());
             assert!(verifier_factory(&alg, &DecodingKey::from_secret(b"k")).is_err());
         }
