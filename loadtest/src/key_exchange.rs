@@ -14,7 +14,7 @@ use e2ee_frames::{
     BaseKey, CipherSuite, DeviceBundle, DeviceKeys, EnvelopeError, KeyEnvelope, KeyGrant, Sender,
     VerifiedBundle,
 };
-use rand_crypto::CryptoRng;
+use rand::CryptoRng;
 use thiserror::Error;
 
 use crate::client_protocol::{RosterDevice, WireBundle};
@@ -218,7 +218,7 @@ mod tests {
     use std::time::Instant;
 
     fn device(name: &str) -> DeviceKeys {
-        DeviceKeys::generate(DeviceId::new(name).unwrap(), &mut rand_crypto::rng())
+        DeviceKeys::generate(DeviceId::new(name).unwrap(), &mut rand::rng())
     }
 
     fn roster_entry(keys: &DeviceKeys, slot: u16) -> RosterDevice {
@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn a_wrapped_key_decrypts_the_senders_frames_through_ratchets_and_generations() {
-        let mut rng = rand_crypto::rng();
+        let mut rng = rand::rng();
         let (a, b) = (device("dev-a"), device("dev-b"));
         let mut ring_a = KeyRing::new(a.clone(), "room", "call-1");
         let mut ring_b = KeyRing::new(b.clone(), "room", "call-1");
@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn envelopes_from_strangers_or_for_others_are_refused() {
-        let mut rng = rand_crypto::rng();
+        let mut rng = rand::rng();
         let (a, b, c) = (device("dev-a"), device("dev-b"), device("dev-c"));
         let mut ring_a = KeyRing::new(a.clone(), "room", "call-1");
         ring_a.add_peer(&roster_entry(&b, 2)).unwrap();

@@ -12,6 +12,7 @@
 //! | [`probe`] | the send-time/sequence trailer carried inside each encrypted frame |
 //! | [`secure_media`] | probe + real SFrame (e2ee-frames) on send, decrypt + measure on receive |
 //! | [`receiver_stats`] | latency, loss, reordering, RFC 3550 jitter per received stream |
+//! | [`outage`] | media that stopped: outages and the loss after the last frame, per stream |
 //! | [`histogram`] | HDR-histogram percentiles of durations |
 //! | [`progress`] | the joining/running progress bar |
 //! | [`report`] | the JSON report and the summary table |
@@ -38,6 +39,7 @@ pub mod impairment;
 pub mod key_exchange;
 pub mod media;
 pub mod metrics_scrape;
+pub mod outage;
 pub mod participant;
 pub mod probe;
 pub mod process_usage;

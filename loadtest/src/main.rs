@@ -14,6 +14,10 @@ use loadtest::scenario::{
     BroadcastConfig, CommonConfig, MeetingConfig, Target, run_broadcast, run_meeting,
 };
 
+/// Exit status of a run that completed but in which media stopped for some receiver (status 1
+/// is a run that could not be carried out).
+const MEDIA_STOPPED_EXIT: u8 = 2;
+
 /// Load tests for the E2EE SFU. Every run is bounded by --duration and stops by itself; all
 /// traffic stays on 127.0.0.1.
 #[derive(Debug, Parser)]
@@ -159,6 +163,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         eprintln!("report written to {}", path.display());
+    }
+    if report.media_stopped() {
+        eprintln!(
+            "loadtest {name}: media stopped during the run (outages above and in the report)"
+        );
+        return ExitCode::from(MEDIA_STOPPED_EXIT);
     }
     ExitCode::SUCCESS
 }

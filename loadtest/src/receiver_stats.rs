@@ -11,10 +11,15 @@
 //! duplicates are recognised (within a window of recent sequence numbers) and not counted as
 //! received twice. Packets lost after the last one received are invisible to any receiver;
 //! senders report how many they sent, and the scenario compares.
+//!
+//! Arrival times are kept too (per stream and for the receiver as a whole), and every stretch of
+//! at least [`OUTAGE_AFTER_US`] without a frame is recorded as a [`Gap`]: `outage.rs` turns them,
+//! and the silence at the end of a run, into outages and the loss they hide.
 
 use std::collections::HashMap;
 
 use crate::histogram::DurationHistogram;
+use crate::outage::{Gap, OUTAGE_AFTER_US};
 use crate::probe::Probe;
 
 /// How many sequence numbers below the highest one are remembered for duplicate detection.
@@ -41,10 +46,11 @@ pub struct StreamStats {
     reordered: u64,
     last_transit_us: i64,
     jitter_us: f64,
+    last_arrival_us: u64,
 }
 
 impl StreamStats {
-    fn new(first: &Probe, transit_us: i64) -> Self {
+    fn new(first: &Probe, transit_us: i64, arrival_us: u64) -> Self {
         let mut seen = Box::new([0u64; (DUP_WINDOW / 64) as usize]);
         seen[0] = 1;
         StreamStats {
@@ -56,6 +62,7 @@ impl StreamStats {
             reordered: 0,
             last_transit_us: transit_us,
             jitter_us: 0.0,
+            last_arrival_us: arrival_us,
         }
     }
 
@@ -123,6 +130,16 @@ impl StreamStats {
         self.last_transit_us = transit_us;
     }
 
+    /// The highest sequence number seen.
+    pub fn highest_seq(&self) -> u32 {
+        self.highest_seq
+    }
+
+    /// Arrival time (µs, run clock) of the stream's latest frame.
+    pub fn last_arrival_us(&self) -> u64 {
+        self.last_arrival_us
+    }
+
     /// Packets expected from the first to the highest sequence number seen.
     pub fn expected(&self) -> u64 {
         u64::from(self.highest_seq - self.first_seq) + 1
@@ -160,6 +177,8 @@ pub struct ReceiverStats {
     streams: HashMap<StreamKey, StreamStats>,
     latency: DurationHistogram,
     jitter: DurationHistogram,
+    last_arrival_us: Option<u64>,
+    gaps: Vec<Gap>,
 }
 
 impl ReceiverStats {
@@ -178,9 +197,23 @@ impl ReceiverStats {
             sender: probe.sender,
             stream: probe.stream,
         };
+        if let Some(last) = self.last_arrival_us
+            && arrival_us.saturating_sub(last) >= OUTAGE_AFTER_US
+        {
+            self.gaps.push(Gap {
+                start_us: last,
+                end_us: Some(arrival_us),
+                streams: self.streams_active_before(last),
+            });
+        }
+        self.last_arrival_us = Some(
+            self.last_arrival_us
+                .map_or(arrival_us, |l| l.max(arrival_us)),
+        );
         match self.streams.get_mut(&key) {
             Some(stream) => {
                 let before = stream.duplicates;
+                stream.last_arrival_us = stream.last_arrival_us.max(arrival_us);
                 stream.on_probe(probe, transit_us);
                 if stream.duplicates == before {
                     self.latency.record_us(transit_us.max(0).unsigned_abs());
@@ -189,7 +222,7 @@ impl ReceiverStats {
             }
             None => {
                 self.streams
-                    .insert(key, StreamStats::new(probe, transit_us));
+                    .insert(key, StreamStats::new(probe, transit_us, arrival_us));
                 self.latency.record_us(transit_us.max(0).unsigned_abs());
                 self.jitter.record_us(0);
             }
@@ -199,6 +232,29 @@ impl ReceiverStats {
     /// Per-stream statistics, keyed by sender and stream.
     pub fn streams(&self) -> &HashMap<StreamKey, StreamStats> {
         &self.streams
+    }
+
+    /// Arrival time (µs, run clock) of the latest frame, or `None` before the first.
+    pub fn last_arrival_us(&self) -> Option<u64> {
+        self.last_arrival_us
+    }
+
+    /// Every stretch of at least [`OUTAGE_AFTER_US`] between two frames, in order.
+    pub fn gaps(&self) -> &[Gap] {
+        &self.gaps
+    }
+
+    /// The streams that had a frame within [`OUTAGE_AFTER_US`] before `at_us` (the streams a
+    /// receiver was getting at that moment), sorted.
+    pub fn streams_active_before(&self, at_us: u64) -> Vec<StreamKey> {
+        let mut active: Vec<StreamKey> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.last_arrival_us + OUTAGE_AFTER_US > at_us)
+            .map(|(k, _)| *k)
+            .collect();
+        active.sort_unstable();
+        active
     }
 
     /// End-to-end latency of every distinct frame received.
@@ -274,7 +330,7 @@ impl StatsTotals {
 mod tests {
     use super::*;
     use rand::seq::SliceRandom;
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
     use std::collections::HashSet;
 
     fn probe(seq: u32, send_ms: u64) -> Probe {
@@ -347,7 +403,7 @@ mod tests {
 
     #[test]
     fn duplicate_window_agrees_with_a_set_within_its_span() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(3);
         for _round in 0..20 {
             // A shuffled block of sequence numbers with repeats, all within the window.
             let span = rng.random_range(1..DUP_WINDOW);

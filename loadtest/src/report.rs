@@ -82,6 +82,61 @@ pub struct Report {
     /// the SFU did (packets per direction, dropped by loss or queue, reordered), or `null`.
     #[serde(default)]
     pub impairment_relay: Option<RelayStats>,
+    /// Meeting and broadcast: loss per sending stream, summed over its receivers, with the
+    /// frames sent after an outage that lasted to the end counted as lost; `null` for the
+    /// baseline.
+    #[serde(default)]
+    pub streams: Option<Vec<StreamLoss>>,
+    /// Meeting and broadcast: every stretch of at least 2 s in which receivers that had been
+    /// getting media got none while the publishers kept sending (overlapping ones merged);
+    /// empty when media never stopped, `null` for the baseline. A run with an outage exits
+    /// with status 2.
+    #[serde(default)]
+    pub outages: Option<Vec<MediaOutage>>,
+}
+
+/// One sending stream: the sender's participant index and its probe stream (0 audio, 1-3 the
+/// camera's simulcast layers low to high, 1 a presenter's screen share).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamId {
+    /// The sending participant's index.
+    pub sender: u16,
+    /// The stream of that sender.
+    pub stream: u8,
+}
+
+/// Loss of one sending stream over all its receivers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamLoss {
+    /// The sending participant's index.
+    pub sender: u16,
+    /// The stream of that sender.
+    pub stream: u8,
+    /// Receivers that got at least one frame of it.
+    pub receivers: u64,
+    /// Frames expected, summed over those receivers.
+    pub expected: u64,
+    /// Distinct frames received.
+    pub received: u64,
+    /// `expected - received`.
+    pub lost: u64,
+    /// `lost / expected` in percent.
+    pub loss_pct: Option<f64>,
+}
+
+/// A stretch in which media stopped for one or more receivers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MediaOutage {
+    /// Seconds from the start of the measured phase to the last frame before the outage.
+    pub start_s: f64,
+    /// How long no frame came, within the measured phase.
+    pub duration_s: f64,
+    /// Whether media had not come back by the end of the measured phase.
+    pub ongoing_at_end: bool,
+    /// Receivers that saw it.
+    pub receivers: u64,
+    /// The streams those receivers had been getting.
+    pub streams: Vec<StreamId>,
 }
 
 /// Why a report could not be written.
@@ -130,7 +185,14 @@ impl Report {
             relay_cpu_seconds: None,
             relay_packets_per_cpu_second: None,
             impairment_relay: None,
+            streams: None,
+            outages: None,
         }
+    }
+
+    /// Whether media stopped for some receiver during the run (the binary exits with status 2).
+    pub fn media_stopped(&self) -> bool {
+        self.outages.as_ref().is_some_and(|o| !o.is_empty())
     }
 
     /// Fills latency, loss, jitter and frames received from the receivers' merged totals.
@@ -252,6 +314,9 @@ impl Report {
                 ),
             ),
         ];
+        let mut rows = rows;
+        rows.push(("outages", self.outage_summary()));
+        rows.push(("stream loss (worst 5)", self.stream_loss_summary()));
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         let mut out = String::new();
         for (k, v) in rows {
@@ -259,6 +324,71 @@ impl Report {
             let _ = writeln!(out, "{k:<width$}  {v}");
         }
         out
+    }
+}
+
+impl Report {
+    fn outage_summary(&self) -> String {
+        let Some(outages) = &self.outages else {
+            return "-".into();
+        };
+        if outages.is_empty() {
+            return "none".into();
+        }
+        outages
+            .iter()
+            .map(|o| {
+                let streams: Vec<String> = o
+                    .streams
+                    .iter()
+                    .map(|s| format!("{}/{}", s.sender, s.stream))
+                    .collect();
+                format!(
+                    "MEDIA STOPPED at {:.1} s for {:.1} s{} at {} receiver(s), streams {}",
+                    o.start_s,
+                    o.duration_s,
+                    if o.ongoing_at_end {
+                        " (to the end)"
+                    } else {
+                        ""
+                    },
+                    o.receivers,
+                    streams.join(" ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn stream_loss_summary(&self) -> String {
+        let Some(streams) = &self.streams else {
+            return "-".into();
+        };
+        let mut worst: Vec<&StreamLoss> = streams.iter().collect();
+        worst.sort_by(|a, b| {
+            b.loss_pct
+                .unwrap_or(0.0)
+                .total_cmp(&a.loss_pct.unwrap_or(0.0))
+                .then((a.sender, a.stream).cmp(&(b.sender, b.stream)))
+        });
+        if worst.is_empty() {
+            return "no stream received".into();
+        }
+        worst
+            .iter()
+            .take(5)
+            .map(|s| {
+                format!(
+                    "{}/{} {:.2} % ({} of {})",
+                    s.sender,
+                    s.stream,
+                    s.loss_pct.unwrap_or(0.0),
+                    s.lost,
+                    s.expected
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

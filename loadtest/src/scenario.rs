@@ -5,7 +5,9 @@
 //! for them to join, measures for the configured duration (the SFU's CPU, memory and
 //! forwarded packets over exactly that phase, [`crate::sfu_cost`]), stops everyone and merges
 //! what each receiver measured into a [`Report`]. Every phase is bounded: joining gives up
-//! after [`join_timeout`], stopping after [`STOP_TIMEOUT`].
+//! after [`join_timeout`], stopping after [`STOP_TIMEOUT`]. At the end of the measured phase the
+//! publishers' sequence numbers are snapshotted, so that media which stopped (an SFU that died)
+//! shows as outages and lost frames ([`crate::outage`]), not as a clean run.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,11 +20,12 @@ use tokio::sync::watch;
 use crate::client_protocol::{Grants, sign_token};
 use crate::histogram::DurationHistogram;
 use crate::impairment::{Impairment, ImpairmentRelay, RelayConfig};
+use crate::outage::{MeasuredWindow, ReceiverVerdict, judge_receiver};
 use crate::participant::{
     LiveCounters, ParticipantOutcome, ParticipantSpec, Role, run_participant,
 };
 use crate::progress::RunProgress;
-use crate::receiver_stats::StatsTotals;
+use crate::receiver_stats::{StatsTotals, StreamKey};
 use crate::report::{Report, Scenario};
 use crate::services::{Services, ServicesError};
 use crate::sfu_cost::{SfuCostError, SfuCostMeter};
@@ -311,7 +314,7 @@ fn run_with(
         media_via,
     };
 
-    let (outcomes, measured, cost) = runtime.block_on(async {
+    let (outcomes, measured, cost, window, sent) = runtime.block_on(async {
         let mut handles = Vec::with_capacity(total);
         let join_deadline = Instant::now() + join_timeout(total, plan.rate_per_s);
         for (i, role) in plan.first.iter().enumerate() {
@@ -363,7 +366,15 @@ fn run_with(
                 .ok()
         };
         progress.start_running(common.duration);
+        // A line a supervising script or test can wait for (the progress bar is hidden when
+        // stderr is not a terminal).
+        eprintln!(
+            "measuring for {} s ({} of {total} joined)",
+            common.duration.as_secs(),
+            counters.joined.load(Ordering::Relaxed)
+        );
         let started = Instant::now();
+        let from_us = epoch.elapsed().as_micros() as u64;
         while started.elapsed() < common.duration {
             progress.set_running(
                 started.elapsed(),
@@ -376,6 +387,11 @@ fn run_with(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let measured = started.elapsed();
+        let window = MeasuredWindow {
+            from_us,
+            to_us: epoch.elapsed().as_micros() as u64,
+        };
+        let sent = counters.sent_streams.snapshot();
         let cost = match meter {
             Some(Ok(meter)) => tokio::task::spawn_blocking(move || meter.finish())
                 .await
@@ -394,7 +410,7 @@ fn run_with(
                 }),
             }
         }
-        (outcomes, measured, cost)
+        (outcomes, measured, cost, window, sent)
     });
     progress.finish();
     runtime.shutdown_timeout(Duration::from_secs(2));
@@ -410,6 +426,7 @@ fn run_with(
     report.impairment = relay_stats.and(common.impairment).map(|i| i.to_string());
     report.impairment_relay = relay_stats;
     merge_outcomes(&mut report, &outcomes, plan);
+    merge_streams(&mut report, &outcomes, window, &sent);
     if report.joined == 0 {
         return Err(ScenarioError::NobodyJoined);
     }
@@ -419,6 +436,39 @@ fn run_with(
         None => eprintln!("SFU cost not measured"),
     }
     Ok(report)
+}
+
+/// Fills the report's per-stream loss and outages from every receiver's frames, judged against
+/// the publishers' snapshot at the end of the measured phase; the overall loss then includes
+/// the frames lost after an outage that lasted to the end.
+fn merge_streams(
+    report: &mut Report,
+    outcomes: &[ParticipantOutcome],
+    window: MeasuredWindow,
+    sent: &std::collections::HashMap<StreamKey, u32>,
+) {
+    let verdicts: Vec<ReceiverVerdict> = outcomes
+        .iter()
+        .map(|o| judge_receiver(&o.media, window, sent))
+        .collect();
+    let (streams, outages) = crate::outage::merge(&verdicts, window);
+    let (expected, lost) = streams
+        .iter()
+        .fold((0, 0), |(e, l), s| (e + s.expected, l + s.lost));
+    if expected > 0 {
+        report.loss_pct = Some(100.0 * lost as f64 / expected as f64);
+    }
+    for o in &outages {
+        eprintln!(
+            "media stopped: {} receiver(s) got no frame for {:.1} s from {:.1} s into the measured phase{}",
+            o.receivers,
+            o.duration_s,
+            o.start_s,
+            if o.ongoing_at_end { " to its end" } else { "" }
+        );
+    }
+    report.streams = Some(streams);
+    report.outages = Some(outages);
 }
 
 /// Merges every participant's measurements into the report and prints the first failures.

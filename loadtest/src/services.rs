@@ -14,7 +14,7 @@ use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rand::Rng as _;
+use rand::RngExt as _;
 use thiserror::Error;
 
 use crate::http_client;

@@ -4,6 +4,11 @@
 //! (so `alg: none` and every other algorithm are refused), the issuer must be a configured API
 //! key, `exp` is required and `nbf` checked, and every grant must be present and consistent with
 //! the role. Tokens are never logged.
+//!
+//! The signatures themselves are HMAC-SHA-2 from `jwt_hmac.rs`, `jsonwebtoken`'s crypto provider
+//! for this crate (no RSA or elliptic-curve code is built; see that file for why).
+
+mod jwt_hmac;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -153,6 +158,7 @@ impl fmt::Debug for TokenVerifier {
 impl TokenVerifier {
     /// A verifier for these API keys (key id → secret).
     pub fn new(keys: &BTreeMap<String, Secret>) -> Self {
+        install_jwt_crypto();
         TokenVerifier {
             keys: keys
                 .iter()
@@ -166,6 +172,7 @@ impl TokenVerifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::BadToken("too long"));
         }
+        install_jwt_crypto();
         // Pin the algorithm before trusting anything in the token: `none` does not even parse
         // as an `Algorithm`, and any other algorithm is refused here.
         let header =
@@ -241,6 +248,14 @@ pub fn validate_room_name(name: &str) -> Result<(), ShapeError> {
     validate_device_id(name)
 }
 
+/// Installs this crate's HMAC-only `jsonwebtoken` crypto provider (once per process; later
+/// calls do nothing). Every function here that signs or verifies calls it; code that calls
+/// `jsonwebtoken::encode`/`decode` directly (tests signing odd tokens) calls it first, since
+/// `jsonwebtoken` is built without a provider of its own and would panic.
+pub fn install_jwt_crypto() {
+    jwt_hmac::install();
+}
+
 /// What the `signaling token` command and tests put in a token.
 #[derive(Clone, Debug)]
 pub struct TokenRequest {
@@ -278,6 +293,7 @@ pub fn issue_token(req: &TokenRequest) -> Result<String, IssueError> {
 
 /// Signs arbitrary claims with HS256 (tests use it to build expired or odd tokens).
 pub fn sign_claims(claims: &Claims, secret: &str) -> Result<String, IssueError> {
+    install_jwt_crypto();
     Ok(jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,

@@ -14,8 +14,8 @@
 //! bits height + 2 bits vertical scale. So a keyframe's header is 10 bytes and a delta frame's 3:
 //! exactly the clear-prefix lengths of docs/e2ee.md §1.2.
 
-use rand::{Rng, RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::rngs::ChaCha8Rng;
+use rand::{Rng, RngExt, SeedableRng};
 use thiserror::Error;
 
 /// Length of a keyframe's header: frame tag, start code, width and height.

@@ -31,8 +31,8 @@ impl Session<'_> {
             return Ok(());
         };
         let base = match &self.pending_generation {
-            Some(p) => next_generation(&p.sender, &mut rand_crypto::rng()),
-            None => next_generation(lock(&sealer).sender_mut(), &mut rand_crypto::rng()),
+            Some(p) => next_generation(&p.sender, &mut rand::rng()),
+            None => next_generation(lock(&sealer).sender_mut(), &mut rand::rng()),
         }
         .map_err(|e| ParticipantError::Key(e.to_string()))?;
         let everyone: Vec<String> = self.ring.peer_ids().map(str::to_owned).collect();
@@ -52,7 +52,7 @@ impl Session<'_> {
         outcome: &mut ParticipantOutcome,
     ) -> Result<(), ParticipantError> {
         let envelopes: Vec<_> = {
-            let mut rng = rand_crypto::rng();
+            let mut rng = rand::rng();
             to.iter()
                 .map(|device| self.ring.wrap(sender, device, &mut rng))
                 .collect()

@@ -111,9 +111,10 @@ pub(super) async fn publish_media(
             _ = audio_tick.tick() => {
                 let Ok(frame) = tone.next_frame() else { break };
                 let t = spec.epoch.elapsed().as_micros() as u64;
-                if lock(&sealer).seal(Stream::Audio, Codec::Opus, 0, &frame, t, &mut wire).is_err() {
+                let Ok(probe) = lock(&sealer).seal(Stream::Audio, Codec::Opus, 0, &frame, t, &mut wire) else {
                     continue;
-                }
+                };
+                counters.sent_streams.record(&probe);
                 audio_n = audio_n.wrapping_add(1);
                 if audio_track
                     .write(0, audio_n.wrapping_mul(960), true, bytes::Bytes::copy_from_slice(&wire))
@@ -130,12 +131,12 @@ pub(super) async fn publish_media(
                 let stream = if spec.role == Role::Caller { Stream::Camera } else { Stream::ScreenVideo };
                 for (i, (_, frame)) in video.next_frames().into_iter().enumerate() {
                     let t = spec.epoch.elapsed().as_micros() as u64;
-                    if lock(&sealer)
+                    let Ok(probe) = lock(&sealer)
                         .seal(stream, Codec::Vp8, 1 + i as u8, &frame.data, t, &mut wire)
-                        .is_err()
-                    {
+                    else {
                         continue;
-                    }
+                    };
+                    counters.sent_streams.record(&probe);
                     packetizers[i].packetize(&wire, &mut payloads);
                     let last = payloads.len().saturating_sub(1);
                     let mut ok = true;

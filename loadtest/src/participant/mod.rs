@@ -26,7 +26,8 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::media::vp8_frames::SimulcastLayer;
-use crate::receiver_stats::StatsTotals;
+use crate::outage::SentStreams;
+use crate::receiver_stats::{ReceiverStats, StatsTotals};
 use crate::rtc_peer::PeerError;
 use crate::secure_media::{FrameOpener, FrameSealer};
 use session::Session;
@@ -100,6 +101,8 @@ pub struct LiveCounters {
     pub frames_decrypted: AtomicU64,
     /// Frames sent so far, over all publishers.
     pub frames_sent: AtomicU64,
+    /// The next sequence number of every stream sealed so far, over all publishers.
+    pub sent_streams: SentStreams,
 }
 
 /// What one participant measured.
@@ -113,6 +116,8 @@ pub struct ParticipantOutcome {
     pub first_frame_ms: Option<f64>,
     /// Received streams' statistics.
     pub totals: StatsTotals,
+    /// Everything the receiver measured, per stream and over time (for outages).
+    pub media: ReceiverStats,
     /// Frames that failed SFrame authentication.
     pub decrypt_failures: u64,
     /// Frames that arrived before their key.
@@ -181,6 +186,7 @@ pub async fn run_participant(
     }
     let opener = lock(&opener);
     outcome.totals = opener.stats().totals();
+    outcome.media = opener.stats().clone();
     outcome.decrypt_failures = opener.decrypt_failures();
     outcome.frames_without_key = opener.frames_without_key();
     outcome.first_frame_ms = opener.first_frame_us().map(|us| {

@@ -67,7 +67,7 @@ impl<'a> Session<'a> {
             .map_err(|e| ParticipantError::WebSocket(e.to_string()))?;
         let device = DeviceId::new(format!("lt-{}-{}", spec.role.name(), spec.index))
             .map_err(|e| ParticipantError::Key(e.to_string()))?;
-        let keys = DeviceKeys::generate(device, &mut rand_crypto::rng());
+        let keys = DeviceKeys::generate(device, &mut rand::rng());
         let join = ClientMessage::Join {
             v: crate::client_protocol::PROTOCOL_VERSION,
             room: spec.room.clone(),
@@ -139,7 +139,7 @@ impl<'a> Session<'a> {
                 SUITE,
                 self.joined.slot,
                 0,
-                BaseKey::random(&mut rand_crypto::rng()),
+                BaseKey::random(&mut rand::rng()),
             )
             .map_err(|e| ParticipantError::Key(e.to_string()))?;
             let everyone: Vec<String> = self.ring.peer_ids().map(str::to_owned).collect();
@@ -419,8 +419,7 @@ impl<'a> Session<'a> {
                 if let Some(sealer) = &self.sealer {
                     let env = {
                         let mut s = lock(sealer);
-                        self.ring
-                            .wrap(s.sender_mut(), &from, &mut rand_crypto::rng())
+                        self.ring.wrap(s.sender_mut(), &from, &mut rand::rng())
                     };
                     if let Ok(env) = env {
                         self.send_envelope(&env).await?;
@@ -447,7 +446,7 @@ impl<'a> Session<'a> {
             let joiners: Vec<String> = self.ratchet_for.drain().collect();
             let envelopes: Vec<_> = {
                 let mut s = lock(&sealer);
-                let mut rng = rand_crypto::rng();
+                let mut rng = rand::rng();
                 let change = ratchet_or_rotate(s.sender_mut(), &mut rng)
                     .map_err(|e| ParticipantError::Key(e.to_string()))?;
                 let to: Vec<String> = match change {

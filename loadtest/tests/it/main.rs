@@ -6,3 +6,4 @@ mod common;
 mod baseline_cli;
 mod impairment_relay;
 mod scenarios_cli;
+mod sfu_outage;

@@ -67,7 +67,7 @@ async fn five_clients_exchange_keys_and_the_service_never_sees_a_base_key() {
     let mut members: Vec<Member> = Vec::new();
     for n in 0..5 {
         let id = format!("dev-{n}");
-        let keys = DeviceKeys::generate(DeviceId::new(&id).expect("valid id"), &mut rand10::rng());
+        let keys = DeviceKeys::generate(DeviceId::new(&id).expect("valid id"), &mut rand::rng());
         let bundle: Value = serde_json::from_str(&keys.bundle().to_json()).expect("bundle");
         let mut ws = s.connect().await;
         ws.send(
@@ -94,7 +94,7 @@ async fn five_clients_exchange_keys_and_the_service_never_sees_a_base_key() {
             id,
             keys,
             ws,
-            base: BaseKey::random(&mut rand10::rng()),
+            base: BaseKey::random(&mut rand::rng()),
             bundles,
         });
     }
@@ -128,7 +128,7 @@ async fn five_clients_exchange_keys_and_the_service_never_sees_a_base_key() {
                     &member.call,
                     grant,
                     &member.base,
-                    &mut rand10::rng(),
+                    &mut rand::rng(),
                 )
                 .expect("seals");
                 json!({"type": "key_envelope", "envelope": serde_json::to_value(&env).expect("json")})

@@ -48,7 +48,7 @@ pub(crate) struct Device {
 
 impl Device {
     pub(crate) async fn join(s: &TestServer, room: &str, id: &str) -> Device {
-        let keys = DeviceKeys::generate(DeviceId::new(id).expect("valid id"), &mut rand10::rng());
+        let keys = DeviceKeys::generate(DeviceId::new(id).expect("valid id"), &mut rand::rng());
         let bundle: Value = serde_json::from_str(&keys.bundle().to_json()).expect("bundle JSON");
         let mut ws = s.connect().await;
         ws.send(
@@ -188,7 +188,7 @@ pub(crate) async fn send_key(
         &from.call(),
         grant,
         base,
-        &mut rand10::rng(),
+        &mut rand::rng(),
     )
     .expect("envelope seals");
     from.ws
@@ -394,8 +394,8 @@ async fn call(s: &TestServer, node: &NodeHandle) {
 
     // Each sender key reaches the other as an HPKE envelope relayed by signaling.
     let (alice_key, bob_key) = (
-        BaseKey::random(&mut rand10::rng()),
-        BaseKey::random(&mut rand10::rng()),
+        BaseKey::random(&mut rand::rng()),
+        BaseKey::random(&mut rand::rng()),
     );
     send_key(&mut alice, &mut bob, &alice_key, &mut b.store).await;
     send_key(&mut bob, &mut alice, &bob_key, &mut a.store).await;

@@ -194,8 +194,8 @@ async fn sfu_restart_rooms_recovered() {
     let mut a = publish(&mut alice, 0x3333_0001, 10).await;
     let mut b = publish(&mut bob, 0x3333_0002, 50).await;
     let (alice_key, bob_key) = (
-        BaseKey::random(&mut rand10::rng()),
-        BaseKey::random(&mut rand10::rng()),
+        BaseKey::random(&mut rand::rng()),
+        BaseKey::random(&mut rand::rng()),
     );
     let mut a_store = e2ee_frames::receiver::KeyStore::new();
     let mut b_store = e2ee_frames::receiver::KeyStore::new();

@@ -50,7 +50,7 @@ impl Coturn {
         let dir = std::env::temp_dir().join(format!(
             "coturn-test-{}-{}",
             std::process::id(),
-            rand10::random::<u64>()
+            rand::random::<u64>()
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let port = UdpSocket::bind("127.0.0.1:0")
@@ -97,7 +97,7 @@ impl Coturn {
             .expect("read timeout");
         // RFC 8489 §5: Binding request, no attributes, magic cookie, random transaction id.
         let mut binding = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
-        binding.extend(rand10::random::<[u8; 12]>());
+        binding.extend(rand::random::<[u8; 12]>());
         let deadline = Instant::now() + TURN_WAIT;
         let mut buf = [0u8; 1500];
         while Instant::now() < deadline {
@@ -246,7 +246,7 @@ fn unix_now() -> u64 {
 #[tokio::test]
 async fn turn_credentials_accepted_by_coturn() {
     let Some(bin) = turnserver() else { return };
-    let secret = format!("turn-{}", rand10::random::<u64>());
+    let secret = format!("turn-{}", rand::random::<u64>());
     let coturn = Coturn::start(&bin, &secret);
     let url = format!("turn:{}?transport=udp", coturn.addr);
 
