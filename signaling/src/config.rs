@@ -142,7 +142,7 @@ impl Default for RekeyConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TurnConfig {
-    /// `turn:`/`turns:` URLs given to clients, e.g. `turns:turn.example.com:443?transport=tcp`.
+    /// `turn:`/`turns:` URLs given to clients, e.g. `turns:<host>:443?transport=tcp`.
     pub urls: Vec<String>,
     /// The shared secret (coturn's `static-auth-secret`); prefer `secret_file`.
     pub secret: Option<Secret>,
@@ -384,7 +384,7 @@ mod tests {
         let c: Config = toml::from_str(&format!(
             r#"
             [turn]
-            urls = ["turns:turn.example.com:443?transport=tcp"]
+            urls = ["turns:127.0.0.1:5349?transport=tcp"]
             secret_file = {file:?}
             ttl_seconds = 600
             "#

@@ -115,7 +115,7 @@ struct ServeArgs {
 #[derive(Args)]
 struct TurnArgs {
     /// TURN server URLs given to clients, comma-separated, e.g.
-    /// `turns:turn.example.com:443?transport=tcp,turn:turn.example.com:3478?transport=udp`.
+    /// `turns:<host>:443?transport=tcp,turn:<host>:3478?transport=udp`.
     #[arg(long, env = "SIGNALING_TURN_URLS", value_delimiter = ',')]
     turn_urls: Vec<String>,
     /// File holding the TURN shared secret (coturn's `static-auth-secret`).

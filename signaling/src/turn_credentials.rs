@@ -48,8 +48,8 @@ pub enum TurnSettingsError {
 }
 
 impl TurnCredentials {
-    /// Credentials for `urls` (e.g. `turn:turn.example.com:3478?transport=udp`,
-    /// `turns:turn.example.com:443?transport=tcp`), signed with `secret`, valid `ttl` from
+    /// Credentials for `urls` (e.g. `turn:<host>:3478?transport=udp`,
+    /// `turns:<host>:443?transport=tcp`), signed with `secret`, valid `ttl` from
     /// minting.
     pub fn new(
         urls: Vec<String>,
@@ -191,7 +191,7 @@ mod tests {
                 "{bad}"
             );
         }
-        let url = || vec!["turns:turn.example.com:443?transport=tcp".to_string()];
+        let url = || vec!["turns:127.0.0.1:5349?transport=tcp".to_string()];
         assert_eq!(
             TurnCredentials::new(url(), Secret::new(""), ttl).unwrap_err(),
             TurnSettingsError::EmptySecret
