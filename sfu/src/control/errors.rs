@@ -73,11 +73,20 @@ pub(super) fn json_rejection(rejection: JsonRejection) -> Response {
         _ => (StatusCode::BAD_REQUEST, "invalid_body"),
     };
     // serde's message quotes the offending value (possibly megabytes of it): cut it short.
-    error_response(
+    let mut response = error_response(
         status,
         code,
         &truncate(&rejection.body_text(), MAX_ECHO_CHARS),
-    )
+    );
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the body is never read, so the connection cannot carry another request:
+        // say so, or a client reuses it and its next request fails half-sent.
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// A path that does not decode (invalid percent-encoding, not UTF-8).
