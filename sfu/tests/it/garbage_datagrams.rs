@@ -91,10 +91,12 @@ async fn garbage_datagrams_are_counted() {
         }
     });
     // The publisher keeps sending meanwhile.
+    let mut publisher_sent = 0u64;
     while !sender.is_finished() {
         publisher
             .send_rtp(&[0x90, 0x80, 0x80, 0x01, 0x10, 0x02, 0x00])
             .await;
+        publisher_sent += 1;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     sender.await.expect("burst sent");
@@ -120,10 +122,13 @@ async fn garbage_datagrams_are_counted() {
         after.2 - before.2,
         after.3 - before.3,
     );
-    assert_eq!(
-        garbage + unknown + malformed + kernel,
-        BURST,
-        "garbage {garbage}, unknown_source {unknown}, stun malformed {malformed}, kernel {kernel}"
+    // The kernel's count is the socket's: when its buffer overflows it may also drop a few of
+    // the publisher's packets (sent during the burst), never more than those.
+    let counted = garbage + unknown + malformed + kernel;
+    assert!(
+        (BURST..=BURST + publisher_sent).contains(&counted),
+        "{counted} counted for a burst of {BURST} (+ at most {publisher_sent} publisher packets the kernel dropped): \
+         garbage {garbage}, unknown_source {unknown}, stun malformed {malformed}, kernel {kernel}"
     );
     // About 9/16 of random first bytes are no WebRTC protocol, the rest look like one (the
     // kernel may take its share of either first).
