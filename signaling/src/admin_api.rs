@@ -18,8 +18,8 @@ use crate::app_state::AppState;
 use crate::auth::validate_room_name;
 use crate::hub::HubError;
 use crate::policy::{RecordingPolicy, RoomKind, RoomPolicyRequest};
+use crate::protocol::validate_device_id;
 use crate::room::{RoomDetail, RoomSummary};
-use crate::shape::validate_device_id;
 
 /// The admin API's routes, served by [`crate::server::router`].
 pub(crate) fn routes() -> Router<AppState> {

@@ -13,12 +13,12 @@ mod jwt_hmac;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
 
 use crate::policy::Role;
 use crate::protocol::ErrorCode;
-use crate::shape::{ShapeError, validate_device_id};
+use crate::protocol::{ShapeError, validate_device_id};
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 5;
@@ -26,44 +26,7 @@ pub const LEEWAY_SECONDS: u64 = 5;
 /// Longest token accepted, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 4096;
 
-/// The claims of an access token.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    /// API key id; selects the secret the token is verified with.
-    pub iss: String,
-    /// Expiry, Unix seconds (required).
-    pub exp: u64,
-    /// Not-before, Unix seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nbf: Option<u64>,
-    /// Issued-at, Unix seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iat: Option<u64>,
-    /// What the bearer may do. Absent means nothing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grants: Option<GrantClaims>,
-}
-
-/// The `grants` object as written in a token: every field optional so a missing one is reported
-/// as such rather than as a parse error.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GrantClaims {
-    /// The only room the token admits to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub room: Option<String>,
-    /// The user identity (shown to others in the roster).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub identity: Option<String>,
-    /// The role in the room.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<Role>,
-    /// May publish media (default false).
-    #[serde(default)]
-    pub can_publish: bool,
-    /// May subscribe to media (default false).
-    #[serde(default)]
-    pub can_subscribe: bool,
-}
+pub use call_client::access_token::{Claims, GrantClaims};
 
 /// Verified grants: what a connection may do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -269,36 +232,22 @@ pub struct TokenRequest {
     pub ttl_seconds: u64,
 }
 
-/// Why a token could not be issued.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum IssueError {
-    /// The JWT library failed to sign.
-    #[error("signing failed: {0}")]
-    Sign(#[from] jsonwebtoken::errors::Error),
-}
-
-/// Signs a development token (HS256) valid from now for `ttl_seconds`.
-pub fn issue_token(req: &TokenRequest) -> Result<String, IssueError> {
+/// Signs a development token (HS256) valid from now for `ttl_seconds` (minted by
+/// `call_client::access_token`, the one definition of the claims).
+pub fn issue_token(req: &TokenRequest) -> String {
     let now = jsonwebtoken::get_current_timestamp();
-    let claims = Claims {
-        iss: req.api_key.clone(),
-        exp: now + req.ttl_seconds,
-        nbf: Some(now),
-        iat: Some(now),
-        grants: Some(req.grants.clone()),
-    };
-    sign_claims(&claims, req.secret.expose())
+    Claims::new(
+        req.api_key.clone(),
+        req.grants.clone(),
+        now,
+        req.ttl_seconds,
+    )
+    .sign(req.secret.expose().as_bytes())
 }
 
 /// Signs arbitrary claims with HS256 (tests use it to build expired or odd tokens).
-pub fn sign_claims(claims: &Claims, secret: &str) -> Result<String, IssueError> {
-    install_jwt_crypto();
-    Ok(jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )?)
+pub fn sign_claims(claims: &Claims, secret: &str) -> String {
+    claims.sign(secret.as_bytes())
 }
 
 #[cfg(test)]
@@ -336,7 +285,7 @@ mod tests {
 
     #[test]
     fn good_token_gives_grants() {
-        let t = sign_claims(&claims(caller()), "s1").unwrap();
+        let t = sign_claims(&claims(caller()), "s1");
         let g = verifier().verify(&t).unwrap();
         assert_eq!(g.room, "r");
         assert_eq!(g.role, Role::Caller);
@@ -346,7 +295,7 @@ mod tests {
     #[test]
     fn refusals() {
         let v = verifier();
-        let wrong_secret = sign_claims(&claims(caller()), "s2").unwrap();
+        let wrong_secret = sign_claims(&claims(caller()), "s2");
         assert_eq!(
             v.verify(&wrong_secret),
             Err(AuthError::BadToken("bad signature"))
@@ -354,40 +303,35 @@ mod tests {
         let mut c = claims(caller());
         c.iss = "nobody".into();
         assert_eq!(
-            v.verify(&sign_claims(&c, "s1").unwrap()),
+            v.verify(&sign_claims(&c, "s1")),
             Err(AuthError::BadToken("unknown API key"))
         );
         let mut c = claims(caller());
         c.exp = jsonwebtoken::get_current_timestamp() - 120;
-        assert_eq!(
-            v.verify(&sign_claims(&c, "s1").unwrap()),
-            Err(AuthError::Expired)
-        );
+        assert_eq!(v.verify(&sign_claims(&c, "s1")), Err(AuthError::Expired));
         let mut c = claims(caller());
         c.nbf = Some(jsonwebtoken::get_current_timestamp() + 120);
         assert_eq!(
-            v.verify(&sign_claims(&c, "s1").unwrap()),
+            v.verify(&sign_claims(&c, "s1")),
             Err(AuthError::NotYetValid)
         );
         let mut g = caller();
         g.role = Some(Role::Viewer);
         assert_eq!(
-            v.verify(&sign_claims(&claims(g), "s1").unwrap())
-                .unwrap_err()
-                .code(),
+            v.verify(&sign_claims(&claims(g), "s1")).unwrap_err().code(),
             ErrorCode::Forbidden
         );
         let mut g = caller();
         g.can_publish = false;
         g.can_subscribe = false;
         assert!(matches!(
-            v.verify(&sign_claims(&claims(g), "s1").unwrap()),
+            v.verify(&sign_claims(&claims(g), "s1")),
             Err(AuthError::MissingGrant(_))
         ));
         let mut c = claims(caller());
         c.grants = None;
         assert_eq!(
-            v.verify(&sign_claims(&c, "s1").unwrap()),
+            v.verify(&sign_claims(&c, "s1")),
             Err(AuthError::MissingGrant("grants"))
         );
         assert!(v.verify("not a token").is_err());
@@ -404,10 +348,11 @@ mod tests {
             body
         );
         assert!(matches!(v.verify(&none), Err(AuthError::BadToken(_))));
+        install_jwt_crypto();
         let hs512 = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS512),
+            &jsonwebtoken::Header::new(Algorithm::HS512),
             &claims(caller()),
-            &EncodingKey::from_secret(b"s1"),
+            &jsonwebtoken::EncodingKey::from_secret(b"s1"),
         )
         .unwrap();
         assert_eq!(

@@ -24,6 +24,5 @@ pub mod protocol;
 pub mod room;
 pub mod server;
 pub mod session;
-pub mod shape;
 pub mod turn_credentials;
 mod web_client;

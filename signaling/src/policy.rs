@@ -7,7 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::shape::{ShapeError, decode_b64, validate_device_id};
+use crate::protocol::ShapeError;
+pub use crate::protocol::{
+    MAX_RECORDERS, RecorderDevice, RecordingDocument, RecordingPolicy, Role, RoomKind,
+};
 
 /// Most callers in a meeting (docs/architecture.md §4.5).
 pub const MAX_MEETING_CALLERS: u32 = 100;
@@ -15,62 +18,6 @@ pub const MAX_MEETING_CALLERS: u32 = 100;
 pub const MAX_BROADCAST_VIEWERS: u32 = 500;
 /// Most presenters in a broadcast.
 pub const MAX_BROADCAST_PRESENTERS: u32 = 16;
-/// Most recorder devices a recording policy may name.
-pub const MAX_RECORDERS: usize = 4;
-
-/// A participant's role, granted by its token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Meeting participant: publishes and subscribes.
-    Caller,
-    /// Broadcast presenter: publishes to viewers.
-    Presenter,
-    /// Broadcast viewer: subscribes only.
-    Viewer,
-    /// Compliance recorder named by the room's signed recording policy: subscribes only.
-    Recorder,
-}
-
-impl Role {
-    /// Every role, in label order.
-    pub const ALL: [Role; 4] = [Role::Caller, Role::Presenter, Role::Viewer, Role::Recorder];
-
-    /// The role as written on the wire and in metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Caller => "caller",
-            Role::Presenter => "presenter",
-            Role::Viewer => "viewer",
-            Role::Recorder => "recorder",
-        }
-    }
-
-    /// Whether a token of this role may carry `can_publish`.
-    pub fn may_publish(self) -> bool {
-        matches!(self, Role::Caller | Role::Presenter)
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role {s:?} (caller, presenter, viewer, recorder)"))
-    }
-}
-
-/// The kind of room.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RoomKind {
-    /// Everyone is a caller (up to [`MAX_MEETING_CALLERS`]).
-    Meeting,
-    /// Presenters publish to viewers (up to [`MAX_BROADCAST_VIEWERS`]).
-    Broadcast,
-}
 
 /// A room's policy as stored and returned by the admin API.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -241,100 +188,6 @@ impl RoomPolicy {
                 .map_or(0, |d| d.recorders.len() as u32),
             _ => 0,
         }
-    }
-}
-
-/// The signed recording policy blob, carried to clients untouched.
-///
-/// `document` is base64url (no padding) of a UTF-8 JSON [`RecordingDocument`]; `sig` is an Ed25519
-/// signature by `admin_key` over `"e2ee-sfu/recording-policy/v1" || document bytes`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecordingPolicy {
-    /// Format version (1).
-    pub v: u32,
-    /// base64url of the JSON document bytes that were signed.
-    pub document: String,
-    /// The admin's Ed25519 public key, base64url of 32 bytes.
-    pub admin_key: String,
-    /// Ed25519 signature, base64url of 64 bytes.
-    pub sig: String,
-}
-
-/// The signed document inside a [`RecordingPolicy`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordingDocument {
-    /// Format version (1).
-    pub v: u32,
-    /// The room it applies to.
-    pub room: String,
-    /// The enrolled recorder devices.
-    pub recorders: Vec<RecorderDevice>,
-    /// Issue time, Unix seconds.
-    pub issued_at: u64,
-}
-
-/// One enrolled recorder device.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecorderDevice {
-    /// Its device id.
-    pub device: String,
-    /// Its Ed25519 identity key, base64url of 32 bytes.
-    pub identity_key: String,
-}
-
-/// Largest encoded recording document accepted, in bytes.
-const MAX_RECORDING_DOCUMENT: usize = 8 * 1024;
-
-impl RecordingPolicy {
-    /// Checks the blob's shape and returns the document it carries (signature not verified:
-    /// that is the clients' job, against the admin key they trust).
-    pub fn document(&self) -> Result<RecordingDocument, ShapeError> {
-        if self.v != 1 {
-            return Err(ShapeError::Version(self.v));
-        }
-        if self.document.len() > MAX_RECORDING_DOCUMENT {
-            return Err(ShapeError::Document("document too large".into()));
-        }
-        let admin_key = decode_b64("admin_key", &self.admin_key)?;
-        if admin_key.len() != 32 {
-            return Err(ShapeError::Length {
-                field: "admin_key",
-                expected: 32,
-                got: admin_key.len(),
-            });
-        }
-        let sig = decode_b64("sig", &self.sig)?;
-        if sig.len() != 64 {
-            return Err(ShapeError::Length {
-                field: "sig",
-                expected: 64,
-                got: sig.len(),
-            });
-        }
-        let bytes = decode_b64("document", &self.document)?;
-        let doc: RecordingDocument = serde_json::from_slice(&bytes)
-            .map_err(|e| ShapeError::Document(format!("document: {e}")))?;
-        if doc.v != 1 {
-            return Err(ShapeError::Version(doc.v));
-        }
-        if doc.recorders.is_empty() || doc.recorders.len() > MAX_RECORDERS {
-            return Err(ShapeError::Document(format!(
-                "document must name 1-{MAX_RECORDERS} recorders"
-            )));
-        }
-        for r in &doc.recorders {
-            validate_device_id(&r.device)?;
-            let ik = decode_b64("identity_key", &r.identity_key)?;
-            if ik.len() != 32 {
-                return Err(ShapeError::Length {
-                    field: "identity_key",
-                    expected: 32,
-                    got: ik.len(),
-                });
-            }
-        }
-        Ok(doc)
     }
 }
 

@@ -31,7 +31,7 @@ use crate::policy::RoomPolicy;
 use crate::protocol::{
     CLIENT_MESSAGE_TYPES, ClientMessage, ClientOffer, ClientStats, ErrorCode, Join, LeftNotice,
     MAX_NAME_BYTES, MAX_SDP_BYTES, MAX_SUBSCRIPTIONS, MAX_TRACKS_PER_OFFER, PROTOCOL_VERSION,
-    SdpBody, ServerMessage, TypeTag, sdp_sending_section,
+    SdpBody, ServerMessage, TypeTag, Validate as _, reject_reason, sdp_sending_section,
 };
 use crate::room::{ConnId, Departure, JoinRequest};
 
@@ -326,7 +326,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
     }
 
     async fn refuse(&mut self, code: ErrorCode, message: impl Into<String>) -> Flow {
-        self.refuse_as(code, code.metric_reason(), message).await
+        self.refuse_as(code, reject_reason(code), message).await
     }
 
     /// Like [`Self::refuse`], counted under `reason` (one of `REJECT_REASONS`) instead of the
@@ -425,9 +425,8 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             Err(e) => {
                 // serde's message names the field and expected type; it is only sent back to
                 // the connection that wrote it and never logged.
-                return self
-                    .refuse(ErrorCode::Malformed, format!("bad {known}: {e}"))
-                    .await;
+                let code = refusal_code(known, text);
+                return self.refuse(code, format!("bad {known}: {e}")).await;
             }
         };
         match (msg, self.joined.is_some()) {
@@ -796,4 +795,29 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             Err(e) => self.refuse(ErrorCode::MediaError, e.to_string()).await,
         }
     }
+}
+
+/// The code a client message of type `known` that did not parse is refused with: a bundle or an
+/// envelope that does not fit its wire form (a key of the wrong length, bad base64url) is
+/// `bad_bundle` / `bad_envelope`, as when it parses but fails its shape checks; anything else
+/// is `malformed`. Only called on the refusal path, so parsing again costs a normal client
+/// nothing.
+fn refusal_code(known: &str, text: &str) -> ErrorCode {
+    let (field, code) = match known {
+        "join" => ("device", ErrorCode::BadBundle),
+        "key_envelope" => ("envelope", ErrorCode::BadEnvelope),
+        _ => return ErrorCode::Malformed,
+    };
+    let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str(text) else {
+        return ErrorCode::Malformed;
+    };
+    let Some(value) = fields.remove(field) else {
+        return ErrorCode::Malformed;
+    };
+    let fits = if known == "join" {
+        serde_json::from_value::<crate::protocol::DeviceBundle>(value).is_ok()
+    } else {
+        serde_json::from_value::<crate::protocol::KeyEnvelope>(value).is_ok()
+    };
+    if fits { ErrorCode::Malformed } else { code }
 }

@@ -6,7 +6,13 @@
 //!
 //! | module | what it is |
 //! |---|---|
-//! | `protocol` | every client↔server message as two-way serde types (typed enums) |
+//! | `protocol` | every client↔server message as two-way serde types (typed enums); the service re-exports it |
+//! | `access_token` | the claims of an access token and their HS256 signing (protocol §7) |
 //! | `keys` | the key policy as a sans-IO state machine (ratchet on join, rekey, acks, rotation) |
 //! | `media` | SFrame seal/open with the codec-aware clear prefix, RTP (de)packetization |
 //! | `peer` | a loopback-only WebRTC peer (feature `peer`) |
+//!
+//! Guide, tests and where to change what: `signaling/client/README.md`.
+
+pub mod access_token;
+pub mod protocol;

@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::policy::Role;
 use crate::protocol::{
     ClientStats, ErrorCode, IceServer, Joined, KeyAck, KeyEnvelope, KeyRequest, LeaveReason,
-    ServerMessage, Subscription,
+    ServerMessage, Subscription, reject_reason,
 };
 use crate::room::{
     ConnId, Departure, JoinError, JoinRequest, Output, Room, RoomDetail, RoomSummary,
@@ -261,7 +261,7 @@ impl RoomActor {
     }
 
     fn send_error(&self, conn: ConnId, code: ErrorCode, message: String) {
-        self.metrics.reject(code.metric_reason());
+        self.metrics.reject(reject_reason(code));
         if let Some(c) = self.conns.get(&conn) {
             let msg = ServerMessage::error(code, message);
             let _ = c.tx.try_send(Outbound::Message {
@@ -358,7 +358,7 @@ impl RoomActor {
                     }
                     MediaEvent::MediaReset { reason, .. } => {
                         warn!(room = self.room.name(), %reason, "media sessions reset");
-                        self.room.media_reset(&reason)
+                        self.room.media_reset(reason)
                     }
                 };
                 self.deliver(out, now);

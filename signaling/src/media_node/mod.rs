@@ -170,8 +170,8 @@ pub enum MediaEvent {
     MediaReset {
         /// Room name.
         room: String,
-        /// Short reason, e.g. `media_node_restarted`.
-        reason: String,
+        /// Why (restarted, or events lost).
+        reason: crate::protocol::MediaResetReason,
     },
 }
 

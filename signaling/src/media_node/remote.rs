@@ -31,7 +31,7 @@ use super::{
     MediaError, MediaEvent, MediaNode, MediaRoomSpec, ParticipantSpec, SessionDescription,
 };
 use crate::auth::Secret;
-use crate::protocol::{Subscription, TrackAnnouncement};
+use crate::protocol::{MediaResetReason, Subscription, TrackAnnouncement};
 
 /// Longest a control request may take (an SDP answer needs the node to set up a peer). Not
 /// applied to the event stream, which never ends.
@@ -461,8 +461,8 @@ async fn recover(
 ) -> Vec<MediaEvent> {
     let rooms: Vec<MediaRoomSpec> = node.rooms().values().cloned().collect();
     let why = match reason {
-        ResetReason::InstanceChanged => "media_node_restarted",
-        ResetReason::EventsLost => "media_events_lost",
+        ResetReason::InstanceChanged => MediaResetReason::MediaNodeRestarted,
+        ResetReason::EventsLost => MediaResetReason::MediaEventsLost,
     };
     let mut out = Vec::with_capacity(rooms.len());
     for spec in rooms {
@@ -475,7 +475,7 @@ async fn recover(
         }
         match node.post_room(&spec).await {
             Ok(()) | Err(MediaError::Refused(_)) => {
-                tracing::info!(room = %spec.room, reason = why, "room re-created on the SFU");
+                tracing::info!(room = %spec.room, reason = why.as_str(), "room re-created on the SFU");
                 out.push(MediaEvent::MediaReset {
                     room: spec.room,
                     reason: why.to_owned(),

@@ -1,28 +1,13 @@
-//! The client protocol on `/v1/rtc`: JSON messages tagged by `type`, version [`PROTOCOL_VERSION`].
-//!
-//! `docs/protocol.md` is the normative description with an example of every message. Everything
-//! here is parsed from untrusted input, so each type carries its own shape checks
-//! ([`DeviceBundle::validate`], [`KeyEnvelope::validate`]) and refuses what does not fit instead of
-//! panicking. Key material stays opaque: the service checks lengths and routing fields only.
-//!
-//! Client → server messages are in `client`, server → client messages in `server`, error codes
-//! in `error_code`; bundles and envelopes (`keys`) and SDP and track descriptions (`media`)
-//! travel both ways; `sdp_send_check` judges whether an SDP lets a device send media (a viewer's
-//! must not). Every item is re-exported here, so paths stay `protocol::Name`.
+//! The client protocol on `/v1/rtc` as the service uses it: the message types are
+//! `call_client::protocol`'s (one definition, shared with every native client; see that module
+//! and `docs/protocol.md`), re-exported here so paths stay `protocol::Name`. What is server
+//! policy rather than protocol lives here: `sdp_send_check` judges whether an SDP lets a device
+//! send media (a viewer's must not), and `reject_reason` maps each error code to the `reason`
+//! label of `signaling_rejected_total`.
 
-mod client;
-mod error_code;
-mod keys;
-mod media;
+mod reject_reason;
 mod sdp_send_check;
-mod server;
 
-pub use client::*;
-pub use error_code::*;
-pub use keys::*;
-pub use media::*;
+pub use call_client::protocol::*;
+pub use reject_reason::*;
 pub use sdp_send_check::*;
-pub use server::*;
-
-/// The protocol version a client states in `join.v` and the server echoes in `joined.v`.
-pub const PROTOCOL_VERSION: u32 = 1;

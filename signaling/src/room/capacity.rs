@@ -3,6 +3,8 @@
 use super::Room;
 use crate::auth::Grants;
 use crate::policy::{Role, RoomKind};
+use e2ee_frames::wire::b64_encode;
+
 use crate::protocol::{DeviceBundle, ErrorCode};
 
 /// Number of slots (KID bits 12–23).
@@ -63,7 +65,8 @@ impl Room {
                     .and_then(|r| r.document().ok())
                     .is_some_and(|doc| {
                         doc.recorders.iter().any(|r| {
-                            r.device == bundle.device && r.identity_key == bundle.identity_key
+                            r.device == bundle.device
+                                && r.identity_key == b64_encode(&bundle.identity_key)
                         })
                     });
                 if !named {

@@ -4,7 +4,7 @@
 use super::{ConnId, Member, Output, Room};
 use crate::protocol::{
     EnvelopeBody, ErrorCode, KeyAck, KeyAckNotice, KeyEnvelope, KeyRequest, KeyRequestNotice,
-    ServerMessage,
+    ServerMessage, Validate as _,
 };
 
 /// Why a routed message (key envelope, ack, request) is refused.

@@ -4,8 +4,8 @@
 use super::{ConnId, Output, Room};
 use crate::media_node::MediaQuality;
 use crate::protocol::{
-    ClientStats, MediaResetNotice, ServerMessage, Speaker, Speakers, Subscription, TrackInfo,
-    TrackPublished, TrackUnpublished,
+    ClientStats, MediaResetNotice, MediaResetReason, ServerMessage, Speaker, Speakers,
+    Subscription, TrackInfo, TrackPublished, TrackUnpublished,
 };
 
 impl Room {
@@ -77,7 +77,7 @@ impl Room {
 
     /// The media node lost every media session of the room: forgets the published tracks,
     /// subscriptions and quality figures, and tells every member to start a fresh session.
-    pub fn media_reset(&mut self, reason: &str) -> Vec<Output> {
+    pub fn media_reset(&mut self, reason: MediaResetReason) -> Vec<Output> {
         self.tracks.clear();
         for m in self.members.values_mut() {
             m.subscriptions.clear();
@@ -85,9 +85,7 @@ impl Room {
         }
         vec![Output::Send {
             to: self.all_conns(),
-            message: ServerMessage::MediaReset(MediaResetNotice {
-                reason: reason.to_owned(),
-            }),
+            message: ServerMessage::MediaReset(MediaResetNotice { reason }),
         }]
     }
 

@@ -7,8 +7,6 @@ use crate::auth::Grants;
 use crate::policy::RoomKind;
 use crate::policy::RoomPolicyRequest;
 use crate::protocol::{DeviceBundle, ErrorCode, KeyAck, KeyEnvelope, MembershipAction};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 const T: RekeyTiming = RekeyTiming {
     debounce: Duration::from_millis(100),
@@ -47,9 +45,9 @@ fn join_req(conn: ConnId, device: &str, role: Role) -> JoinRequest {
         bundle: DeviceBundle {
             v: 1,
             device: device.into(),
-            identity_key: URL_SAFE_NO_PAD.encode([1u8; 32]),
-            hpke_key: URL_SAFE_NO_PAD.encode([2u8; 32]),
-            sig: URL_SAFE_NO_PAD.encode([3u8; 64]),
+            identity_key: [1u8; 32],
+            hpke_key: [2u8; 32],
+            sig: [3u8; 64],
         },
         name: None,
         now_unix: 0,
@@ -251,9 +249,9 @@ fn envelope_rules() {
         generation: 0,
         step: 0,
         suite: 5,
-        enc: URL_SAFE_NO_PAD.encode([0u8; 32]),
-        ct: URL_SAFE_NO_PAD.encode([0u8; 48]),
-        sig: URL_SAFE_NO_PAD.encode([0u8; 64]),
+        enc: [0u8; 32],
+        ct: vec![0u8; 48],
+        sig: [0u8; 64],
     };
     assert!(
         matches!(r.route_envelope(1, "a", env.clone()), Ok(Output::Send { to, .. }) if to == vec![2])

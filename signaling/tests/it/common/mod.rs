@@ -197,7 +197,6 @@ pub fn token_with(
         },
         ttl_seconds: 600,
     })
-    .expect("token signs")
 }
 
 pub fn token(room: &str, identity: &str, role: Role) -> String {

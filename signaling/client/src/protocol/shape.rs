@@ -1,12 +1,11 @@
-//! Shape checks shared by the client protocol ([`crate::protocol`]) and room policies
-//! ([`crate::policy`]): device id syntax and base64url fields of a fixed length.
+//! Shape checks of what the protocol carries: device bundles, key envelopes, recording
+//! policies, and the device id / room name syntax.
 //!
 //! Everything checked here comes from untrusted input (client messages, admin requests, signed
 //! recording policies); a value that does not fit is refused with a [`ShapeError`], never a
 //! panic. Nothing here opens key material: only syntax and lengths are looked at.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use e2ee_frames::DeviceId;
 
 /// A shape problem in a bundle, envelope or policy: the message is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -39,48 +38,15 @@ pub enum ShapeError {
     Document(String),
 }
 
-/// Checks the device id syntax of docs/e2ee.md §2.
+/// Checks the device id syntax of docs/e2ee.md §2 (the rule is `e2ee_frames::DeviceId`'s).
 pub fn validate_device_id(id: &str) -> Result<(), ShapeError> {
-    let ok = (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ShapeError::DeviceId)
+    match DeviceId::new(id) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ShapeError::DeviceId),
     }
 }
 
 /// Decodes base64url without padding; returns the bytes.
 pub(crate) fn decode_b64(field: &'static str, value: &str) -> Result<Vec<u8>, ShapeError> {
-    URL_SAFE_NO_PAD
-        .decode(value)
-        .map_err(|_| ShapeError::Base64(field))
-}
-
-/// Checks that `value` is base64url without padding of exactly `expected` bytes.
-pub(crate) fn check_b64_len(
-    field: &'static str,
-    value: &str,
-    expected: usize,
-) -> Result<(), ShapeError> {
-    // A base64 string much longer than needed is refused before decoding anything.
-    if value.len() > expected * 2 {
-        return Err(ShapeError::Length {
-            field,
-            expected,
-            got: value.len() * 3 / 4,
-        });
-    }
-    let got = decode_b64(field, value)?.len();
-    if got == expected {
-        Ok(())
-    } else {
-        Err(ShapeError::Length {
-            field,
-            expected,
-            got,
-        })
-    }
+    e2ee_frames::wire::b64_decode(value).ok_or(ShapeError::Base64(field))
 }

@@ -1,11 +1,13 @@
 //! Server → client messages on `/v1/rtc`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::client::TypeTag;
 use super::error_code::{ErrorBody, ErrorCode};
 use super::keys::{DeviceBundle, EnvelopeBody};
 use super::media::{SdpBody, Speaker, TrackInfo};
-use crate::policy::{RecordingPolicy, Role, RoomKind};
+use super::recording::RecordingPolicy;
+use super::room::{Role, RoomKind};
 
 /// Every `type` the server sends, as counted in `signaling_messages_sent_total`.
 pub const SERVER_MESSAGE_TYPES: &[&str] = &[
@@ -26,7 +28,7 @@ pub const SERVER_MESSAGE_TYPES: &[&str] = &[
 ];
 
 /// A message from the server.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// Join accepted: this device's slot, the room and the roster snapshot.
@@ -89,6 +91,20 @@ impl ServerMessage {
         })
     }
 
+    /// Parses one text message from the server as a client reads it: `Ok(None)` for a `type`
+    /// this client does not know, which protocol §1 says to ignore (new server message types
+    /// may appear within a version); unknown fields are ignored too. Anything else that does not
+    /// fit is an error, naming the field.
+    pub fn parse(text: &str) -> Result<Option<Self>, serde_json::Error> {
+        match serde_json::from_str::<ServerMessage>(text) {
+            Ok(message) => Ok(Some(message)),
+            Err(e) => match serde_json::from_str::<TypeTag<'_>>(text) {
+                Ok(tag) if !SERVER_MESSAGE_TYPES.contains(&&*tag.ty) => Ok(None),
+                _ => Err(e),
+            },
+        }
+    }
+
     /// Serializes to JSON text.
     pub fn to_json(&self) -> String {
         // Serializing these plain structs (strings, numbers, enums, no maps with non-string keys)
@@ -98,7 +114,7 @@ impl ServerMessage {
 }
 
 /// Body of `joined`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Joined {
     /// Protocol version spoken ([`PROTOCOL_VERSION`](super::PROTOCOL_VERSION)).
     pub v: u32,
@@ -121,21 +137,22 @@ pub struct Joined {
     /// Whether a media node (SFU) is attached; without one SDP is refused with `media_unavailable`.
     pub media: bool,
     /// The signed recording policy when the room is recorded (clients verify it).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<RecordingPolicy>,
     /// The roster as this device sees it.
     pub roster: Roster,
     /// Tracks currently published.
+    #[serde(default)]
     pub tracks: Vec<TrackInfo>,
     /// TURN servers with credentials minted for this join (empty, and left out, when the
     /// service has no TURN servers configured or no media node).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ice_servers: Vec<IceServer>,
 }
 
 /// One entry of `joined.ice_servers`: what a client passes to `RTCPeerConnection` as an
 /// `RTCIceServer` (`urls`, `username`, `credential`). `Debug` leaves the credential out.
-#[derive(Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IceServer {
     /// `turn:`/`turns:` URLs of the TURN server(s).
     pub urls: Vec<String>,
@@ -159,7 +176,7 @@ impl std::fmt::Debug for IceServer {
 }
 
 /// A full roster snapshot.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Roster {
     /// Roster version: grows with every change in the room (a device may see gaps).
     pub version: u64,
@@ -168,14 +185,14 @@ pub struct Roster {
 }
 
 /// One device in the roster.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RosterEntry {
     /// Device id.
     pub device: String,
     /// The token identity the device joined as.
     pub identity: String,
     /// Display name, when given.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Role in the room.
     pub role: Role,
@@ -188,7 +205,7 @@ pub struct RosterEntry {
 }
 
 /// Body of `roster`: a delta against the previous version.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RosterDelta {
     /// New roster version.
     pub version: u64,
@@ -199,7 +216,7 @@ pub struct RosterDelta {
 }
 
 /// What a sender must do about a membership change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MembershipAction {
     /// Someone joined: ratchet the current key forward and send it to the joiners only.
@@ -209,7 +226,7 @@ pub enum MembershipAction {
 }
 
 /// Body of `membership`, sent to devices that may publish.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MembershipNotice {
     /// Ratchet or rekey.
     pub action: MembershipAction,
@@ -222,35 +239,61 @@ pub struct MembershipNotice {
 }
 
 /// Body of `track_published`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrackPublished {
     /// The track.
     pub track: TrackInfo,
 }
 
 /// Body of `track_unpublished`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrackUnpublished {
     /// Track id.
     pub track: String,
 }
 
 /// Body of `speakers`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Speakers {
     /// Loudest first.
     pub speakers: Vec<Speaker>,
 }
 
 /// Body of `media_reset`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MediaResetNotice {
-    /// Why: `media_node_restarted` or `media_events_lost`.
-    pub reason: String,
+    /// Why the media sessions were lost.
+    pub reason: MediaResetReason,
+}
+
+/// The reason in `media_reset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaResetReason {
+    /// The media node restarted and lost every session.
+    MediaNodeRestarted,
+    /// Signaling could not follow the media node's events and re-created the room on it.
+    MediaEventsLost,
+}
+
+impl MediaResetReason {
+    /// The reason as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaResetReason::MediaNodeRestarted => "media_node_restarted",
+            MediaResetReason::MediaEventsLost => "media_events_lost",
+        }
+    }
+}
+
+impl std::fmt::Display for MediaResetReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Body of a delivered `key_ack`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KeyAckNotice {
     /// The acknowledging device.
     pub from: String,
@@ -261,24 +304,24 @@ pub struct KeyAckNotice {
 }
 
 /// Body of a delivered `key_request`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KeyRequestNotice {
     /// The requesting device.
     pub from: String,
     /// The generation it failed to find, when it said.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<u16>,
 }
 
 /// Body of `left`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LeftNotice {
     /// Why: `leave`, `kicked`, `room_closed`, `replaced`.
     pub reason: LeaveReason,
 }
 
 /// The reason in `left`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LeaveReason {
     /// The client asked to leave.
@@ -289,4 +332,16 @@ pub enum LeaveReason {
     RoomClosed,
     /// The same device joined again on another connection.
     Replaced,
+}
+
+impl LeaveReason {
+    /// The reason as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaveReason::Leave => "leave",
+            LeaveReason::Kicked => "kicked",
+            LeaveReason::RoomClosed => "room_closed",
+            LeaveReason::Replaced => "replaced",
+        }
+    }
 }

@@ -31,7 +31,7 @@ pub const CLIENT_MESSAGE_TYPES: &[&str] = &[
 ];
 
 /// A message from a client.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// Authenticate and enter a room. The first and only valid message before joining.
@@ -71,6 +71,14 @@ impl ClientMessage {
     }
 }
 
+impl ClientMessage {
+    /// Serializes to JSON text.
+    pub fn to_json(&self) -> String {
+        // Strings, numbers, enums and byte arrays as base64url: serializing cannot fail.
+        serde_json::to_string(self).expect("client messages always serialize")
+    }
+}
+
 /// Just the `type` field of any message, read first to count and classify it.
 #[derive(Deserialize)]
 pub struct TypeTag<'a> {
@@ -80,7 +88,7 @@ pub struct TypeTag<'a> {
 }
 
 /// `join`: the token, the device's public bundle and an optional display name.
-#[derive(Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Join {
     /// Protocol version the client speaks; must equal [`PROTOCOL_VERSION`](super::PROTOCOL_VERSION).
     pub v: u32,
@@ -91,7 +99,7 @@ pub struct Join {
     /// The device's public key bundle (docs/e2ee.md §2).
     pub device: DeviceBundle,
     /// Display name shown to others (untrusted, at most [`MAX_NAME_BYTES`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
@@ -108,7 +116,7 @@ impl std::fmt::Debug for Join {
 }
 
 /// `offer` from a client: SDP plus the tracks it announces for publishing.
-#[derive(Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct ClientOffer {
     /// The SDP offer (never logged).
     pub sdp: String,
@@ -127,14 +135,14 @@ impl std::fmt::Debug for ClientOffer {
 }
 
 /// `subscribe`: the full set of wanted tracks (replaces the previous set).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SubscriptionUpdate {
     /// Wanted tracks; at most [`MAX_SUBSCRIPTIONS`].
     pub subscriptions: Vec<Subscription>,
 }
 
 /// `key_ack` from a client: it holds `to`'s key of this generation and step.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyAck {
     /// The device whose key is acknowledged.
     pub to: String,
@@ -146,12 +154,12 @@ pub struct KeyAck {
 }
 
 /// `key_request` from a client: asks `to` to send its current key.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRequest {
     /// The sending device asked for its key.
     pub to: String,
     /// The generation the requester failed to find, when known.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<u16>,
 }
 
@@ -219,5 +227,5 @@ impl ClientStats {
 }
 
 /// `leave`: no fields.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Leave {}

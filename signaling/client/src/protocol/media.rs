@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// An SDP body (`answer` from a client; `offer`/`answer` from the server).
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SdpBody {
     /// The SDP (never logged).
     pub sdp: String,
@@ -27,8 +27,8 @@ pub struct TrackAnnouncement {
     pub kind: TrackKind,
     /// What the track shows.
     pub source: TrackSource,
-    /// Simulcast layers sent (empty when not simulcast).
-    #[serde(default)]
+    /// Simulcast layers sent (empty, and left out, when not simulcast).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<Layer>,
 }
 
