@@ -11,13 +11,12 @@
 use std::collections::HashMap;
 
 use e2ee_frames::{
-    BaseKey, CipherSuite, DeviceBundle, DeviceKeys, EnvelopeError, KeyEnvelope, KeyGrant, Sender,
-    VerifiedBundle,
+    BaseKey, CipherSuite, DeviceKeys, EnvelopeError, KeyEnvelope, KeyGrant, Sender, VerifiedBundle,
 };
 use rand::CryptoRng;
 use thiserror::Error;
 
-use crate::client_protocol::{RosterDevice, WireBundle};
+use call_client::protocol::RosterEntry;
 
 /// The suite every load-test sender uses: the project's default, AES_256_GCM_SHA512_128 (a
 /// ratcheted base key is 64 bytes, its envelope's `ct` 80 bytes; docs/e2ee.md §3).
@@ -66,13 +65,6 @@ pub struct KeyRing {
     room: String,
     call: String,
     peers: HashMap<String, PeerDevice>,
-}
-
-/// The bundle in the wire form of `join` and the roster.
-pub fn wire_bundle(keys: &DeviceKeys) -> WireBundle {
-    let bundle = keys.bundle();
-    // The e2ee-frames bundle serializes to exactly the documented wire form.
-    serde_json::from_str(&bundle.to_json()).expect("bundle JSON has the wire shape")
 }
 
 /// How a sender moved to a new key.
@@ -128,7 +120,7 @@ impl KeyRing {
     }
 
     /// Adds a roster device after verifying its bundle; this device itself is skipped.
-    pub fn add_peer(&mut self, entry: &RosterDevice) -> Result<(), KeyError> {
+    pub fn add_peer(&mut self, entry: &RosterEntry) -> Result<(), KeyError> {
         if entry.device == self.device() {
             return Ok(());
         }
@@ -136,10 +128,7 @@ impl KeyRing {
             device: entry.device.clone(),
             reason,
         };
-        let json = serde_json::to_string(&entry.bundle).map_err(|e| bad(e.to_string()))?;
-        let bundle = DeviceBundle::from_json(&json)
-            .and_then(|b| b.verify())
-            .map_err(|e| bad(e.to_string()))?;
+        let bundle = entry.bundle.verify().map_err(|e| bad(e.to_string()))?;
         if bundle.device().as_str() != entry.device {
             return Err(bad("bundle names another device".into()));
         }
@@ -221,13 +210,15 @@ mod tests {
         DeviceKeys::generate(DeviceId::new(name).unwrap(), &mut rand::rng())
     }
 
-    fn roster_entry(keys: &DeviceKeys, slot: u16) -> RosterDevice {
-        RosterDevice {
+    fn roster_entry(keys: &DeviceKeys, slot: u16) -> RosterEntry {
+        RosterEntry {
             device: keys.device().as_str().to_owned(),
-            role: "caller".into(),
+            identity: keys.device().as_str().to_owned(),
+            name: None,
+            role: call_client::protocol::Role::Caller,
             slot,
             can_publish: true,
-            bundle: wire_bundle(keys),
+            bundle: keys.bundle(),
         }
     }
 

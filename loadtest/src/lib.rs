@@ -24,7 +24,6 @@
 //! | [`sfu_cost`] | the SFU's CPU, peak memory and forwarded packets over a run |
 //! | [`impairment`] | the impairing UDP relay and its `--impair` syntax |
 //! | [`baseline`] | the plain UDP relay baseline |
-//! | [`client_protocol`] | the client side of the signaling protocol, HS256 tokens |
 //! | [`key_exchange`] | sender keys wrapped in signed HPKE envelopes, ratchets, generations |
 //! | [`rtc_peer`] | a loopback-only `webrtc` peer connection, simulcast publishing |
 //! | [`rtp_media`] | VP8 frames to RTP payloads and back |
@@ -32,7 +31,6 @@
 //! | [`scenario`] | `meeting` and `broadcast`: services, room, participants, report |
 
 pub mod baseline;
-pub mod client_protocol;
 pub mod histogram;
 pub mod http_client;
 pub mod impairment;

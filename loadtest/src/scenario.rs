@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::watch;
 
-use crate::client_protocol::{Grants, sign_token};
 use crate::histogram::DurationHistogram;
 use crate::impairment::{Impairment, ImpairmentRelay, RelayConfig};
 use crate::outage::{MeasuredWindow, ReceiverVerdict, judge_receiver};
@@ -29,6 +28,7 @@ use crate::receiver_stats::{StatsTotals, StreamKey};
 use crate::report::{Report, Scenario};
 use crate::services::{Services, ServicesError};
 use crate::sfu_cost::{SfuCostError, SfuCostMeter};
+use call_client::access_token::{Claims, GrantClaims};
 
 /// Largest meeting (docs/architecture.md §4.5: rooms of up to 100 callers).
 pub const MAX_CALLERS: usize = 100;
@@ -292,23 +292,23 @@ fn run_with(
         role,
         room: room.clone(),
         ws_url: services.ws_url(),
-        token: sign_token(
-            &Grants {
-                room: room.clone(),
-                identity: format!("lt-{index}"),
-                role: match role {
-                    Role::Caller => "caller",
-                    Role::Presenter => "presenter",
-                    Role::Viewer => "viewer",
-                }
-                .into(),
+        token: Claims::new(
+            services.api_key.0.clone(),
+            GrantClaims {
+                room: Some(room.clone()),
+                identity: Some(format!("lt-{index}")),
+                role: Some(match role {
+                    Role::Caller => call_client::protocol::Role::Caller,
+                    Role::Presenter => call_client::protocol::Role::Presenter,
+                    Role::Viewer => call_client::protocol::Role::Viewer,
+                }),
                 can_publish: role != Role::Viewer,
+                can_subscribe: true,
             },
-            &services.api_key.0,
-            &services.api_key.1,
             now_unix,
             ttl,
-        ),
+        )
+        .sign(services.api_key.1.as_bytes()),
         epoch,
         seed: common.seed,
         media_via,

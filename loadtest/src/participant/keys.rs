@@ -9,8 +9,8 @@ use e2ee_frames::{KeyEnvelope, Sender};
 
 use super::session::{Session, send};
 use super::{ParticipantError, ParticipantOutcome, keep_error, lock};
-use crate::client_protocol::ClientMessage;
 use crate::key_exchange::next_generation;
+use call_client::protocol::{ClientMessage, EnvelopeBody, KeyAck};
 
 /// How long a new generation waits for acknowledgements before it is used anyway.
 const REKEY_SWITCH_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -70,9 +70,10 @@ impl Session<'_> {
         &mut self,
         env: &KeyEnvelope,
     ) -> Result<(), ParticipantError> {
-        // The e2ee-frames JSON form is the documented wire form.
-        let envelope = serde_json::from_str(&env.to_json()).expect("envelope JSON is an object");
-        send(&mut self.ws, &ClientMessage::KeyEnvelope { envelope }).await
+        let body = EnvelopeBody {
+            envelope: env.clone(),
+        };
+        send(&mut self.ws, &ClientMessage::KeyEnvelope(body)).await
     }
 
     pub(super) async fn install_envelope(
@@ -98,11 +99,11 @@ impl Session<'_> {
                 if let Err(e) = installed {
                     keep_error(outcome, e.to_string());
                 } else if grant.step == 0 {
-                    let ack = ClientMessage::KeyAck {
+                    let ack = ClientMessage::KeyAck(KeyAck {
                         to: env.sender.clone(),
                         generation: grant.generation,
                         step: grant.step,
-                    };
+                    });
                     send(&mut self.ws, &ack).await?;
                 }
             }

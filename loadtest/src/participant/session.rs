@@ -19,13 +19,16 @@ use super::{
     LiveCounters, ParticipantError, ParticipantOutcome, ParticipantSpec, Role, SharedOpener,
     SharedSealer, keep_error, lock, stopped,
 };
-use crate::client_protocol::{
-    ClientMessage, Joined, ServerMessage, Subscription, TrackAnnouncement, TrackInfo,
-};
-use crate::key_exchange::{KeyChange, KeyRing, SUITE, ratchet_or_rotate, wire_bundle};
+use crate::key_exchange::{KeyChange, KeyRing, SUITE, ratchet_or_rotate};
 use crate::media::vp8_frames::CAMERA_LAYERS;
 use crate::rtc_peer::{RtcPeer, VideoLayer, bind_local_track};
 use crate::secure_media::FrameSealer;
+use call_client::protocol::{
+    ClientMessage, ClientOffer, EnvelopeBody, ErrorBody, Join, Joined, KeyAckNotice,
+    KeyRequestNotice, Layer, Leave, LeftNotice, MembershipAction, MembershipNotice,
+    PROTOCOL_VERSION, RosterDelta, SdpBody, ServerMessage, Subscription, SubscriptionUpdate,
+    TrackAnnouncement, TrackInfo, TrackKind, TrackPublished, TrackSource, TrackUnpublished,
+};
 
 /// How often batched work (subscriptions, ratchets, rekey switches) is flushed.
 const TICK: Duration = Duration::from_millis(100);
@@ -68,18 +71,19 @@ impl<'a> Session<'a> {
         let device = DeviceId::new(format!("lt-{}-{}", spec.role.name(), spec.index))
             .map_err(|e| ParticipantError::Key(e.to_string()))?;
         let keys = DeviceKeys::generate(device, &mut rand::rng());
-        let join = ClientMessage::Join {
-            v: crate::client_protocol::PROTOCOL_VERSION,
+        let join = ClientMessage::Join(Join {
+            v: PROTOCOL_VERSION,
             room: spec.room.clone(),
             token: spec.token.clone(),
-            name: format!("loadtest {} {}", spec.role.name(), spec.index),
-            device: wire_bundle(&keys),
-        };
+            name: Some(format!("loadtest {} {}", spec.role.name(), spec.index)),
+            device: keys.bundle(),
+        });
         send(&mut ws, &join).await?;
         let joined = loop {
             match next_message(&mut ws).await? {
                 ServerMessage::Joined(j) => break *j,
-                ServerMessage::Error { code, message } => {
+                ServerMessage::Error(ErrorBody { code, message }) => {
+                    let code = code.as_str();
                     return Err(ParticipantError::Refused(format!("{code}: {message}")));
                 }
                 _ => {}
@@ -113,7 +117,7 @@ impl<'a> Session<'a> {
         if let Some(peer) = &session.peer {
             peer.close().await;
         }
-        let _ = send(&mut session.ws, &ClientMessage::Leave {}).await;
+        let _ = send(&mut session.ws, &ClientMessage::Leave(Leave {})).await;
         let _ = session.ws.close(None).await;
         result
     }
@@ -166,7 +170,7 @@ impl<'a> Session<'a> {
             tokio::select! {
                 msg = next_message(&mut self.ws) => {
                     match msg {
-                        Ok(ServerMessage::MediaReset { .. }) => {
+                        Ok(ServerMessage::MediaReset(_)) => {
                             // The SFU lost the media session: stop the media tasks, close the
                             // peer connection and start a fresh one (keys stay as they are).
                             outcome.media_resets += 1;
@@ -313,15 +317,18 @@ impl<'a> Session<'a> {
             if let Some(mid) = track.mid() {
                 announcements.push(TrackAnnouncement {
                     mid: mid.to_owned(),
-                    kind: if *name == "mic" { "audio" } else { "video" }.into(),
+                    kind: if *name == "mic" {
+                        TrackKind::Audio
+                    } else {
+                        TrackKind::Video
+                    },
                     source: match *name {
-                        "mic" => "microphone",
-                        "camera" => "camera",
-                        _ => "screen",
-                    }
-                    .into(),
+                        "mic" => TrackSource::Microphone,
+                        "camera" => TrackSource::Camera,
+                        _ => TrackSource::Screen,
+                    },
                     layers: if *name == "camera" {
-                        vec!["low".into(), "medium".into(), "high".into()]
+                        vec![Layer::Low, Layer::Medium, Layer::High]
                     } else {
                         vec![]
                     },
@@ -330,10 +337,10 @@ impl<'a> Session<'a> {
         }
         send(
             &mut self.ws,
-            &ClientMessage::Offer {
+            &ClientMessage::Offer(ClientOffer {
                 sdp: offer,
                 tracks: announcements,
-            },
+            }),
         )
         .await?;
         let state = peer.state();
@@ -347,18 +354,22 @@ impl<'a> Session<'a> {
         outcome: &mut ParticipantOutcome,
     ) -> Result<(), ParticipantError> {
         match msg {
-            ServerMessage::Answer { sdp } => {
+            ServerMessage::Answer(SdpBody { sdp }) => {
                 if let Some(peer) = &self.peer {
                     peer.apply_answer(&sdp).await?;
                 }
             }
-            ServerMessage::Offer { sdp } => {
+            ServerMessage::Offer(SdpBody { sdp }) => {
                 if let Some(peer) = &self.peer {
                     let answer = peer.answer(&sdp).await?;
-                    send(&mut self.ws, &ClientMessage::Answer { sdp: answer }).await?;
+                    send(
+                        &mut self.ws,
+                        &ClientMessage::Answer(SdpBody { sdp: answer }),
+                    )
+                    .await?;
                 }
             }
-            ServerMessage::Roster { added, removed, .. } => {
+            ServerMessage::Roster(RosterDelta { added, removed, .. }) => {
                 for device in &added {
                     if let Err(e) = self.ring.add_peer(device) {
                         outcome.envelope_failures += 1;
@@ -374,48 +385,43 @@ impl<'a> Session<'a> {
                     self.retry_pending_envelopes(outcome).await?;
                 }
             }
-            ServerMessage::Membership {
+            ServerMessage::Membership(MembershipNotice {
                 action,
                 joined,
                 left,
-            } => {
+                ..
+            }) => {
                 if self.sealer.is_some() {
-                    if action == "ratchet" {
+                    if action == MembershipAction::Ratchet {
                         let me = self.ring.device().to_owned();
                         self.ratchet_for
                             .extend(joined.into_iter().filter(|d| *d != me));
-                    } else if action == "rekey" && !left.is_empty() {
+                    } else if action == MembershipAction::Rekey && !left.is_empty() {
                         self.start_rekey(outcome).await?;
                     }
                 }
             }
-            ServerMessage::TrackPublished { track } => {
+            ServerMessage::TrackPublished(TrackPublished { track }) => {
                 self.tracks.insert(track.id.clone(), track);
                 self.subscriptions_dirty = true;
             }
-            ServerMessage::TrackUnpublished { track } => {
+            ServerMessage::TrackUnpublished(TrackUnpublished { track }) => {
                 self.tracks.remove(&track);
                 self.subscriptions_dirty = true;
             }
-            ServerMessage::KeyEnvelope { envelope } => {
-                match KeyEnvelope::from_json(&envelope.to_string()) {
-                    Ok(env) => self.install_envelope(env, outcome).await?,
-                    Err(e) => {
-                        outcome.envelope_failures += 1;
-                        keep_error(outcome, e.to_string());
-                    }
-                }
+            ServerMessage::KeyEnvelope(EnvelopeBody { envelope }) => {
+                self.install_envelope(envelope, outcome).await?;
             }
-            ServerMessage::KeyAck {
+            ServerMessage::KeyAck(KeyAckNotice {
                 from, generation, ..
-            } => {
+            }) => {
                 if let Some(p) = &mut self.pending_generation
                     && p.sender.generation() == generation
                 {
                     p.awaiting.remove(&from);
                 }
             }
-            ServerMessage::KeyRequest { from } => {
+            ServerMessage::KeyRequest(KeyRequestNotice { from, .. }) => {
                 if let Some(sealer) = &self.sealer {
                     let env = {
                         let mut s = lock(sealer);
@@ -426,14 +432,16 @@ impl<'a> Session<'a> {
                     }
                 }
             }
-            ServerMessage::Error { code, message } => {
-                keep_error(outcome, format!("{code}: {message}"));
+            ServerMessage::Error(ErrorBody { code, message }) => {
+                keep_error(outcome, format!("{}: {message}", code.as_str()));
             }
-            ServerMessage::Left { reason } => return Err(ParticipantError::Closed(reason)),
+            ServerMessage::Left(LeftNotice { reason }) => {
+                return Err(ParticipantError::Closed(reason.as_str().to_owned()));
+            }
             // A media reset restarts the media session in the loop of `drive`.
             ServerMessage::Joined(_)
-            | ServerMessage::MediaReset { .. }
-            | ServerMessage::Unknown => {}
+            | ServerMessage::MediaReset(_)
+            | ServerMessage::Speakers(_) => {}
         }
         Ok(())
     }
@@ -481,7 +489,7 @@ impl<'a> Session<'a> {
                 .values()
                 .filter(|t| t.publisher != me)
                 .map(|t| {
-                    let small = t.kind == "video" && t.source == "camera";
+                    let small = t.kind == TrackKind::Video && t.source == TrackSource::Camera;
                     Subscription {
                         track: t.id.clone(),
                         layer: None,
@@ -490,7 +498,8 @@ impl<'a> Session<'a> {
                     }
                 })
                 .collect();
-            send(&mut self.ws, &ClientMessage::Subscribe { subscriptions }).await?;
+            let update = SubscriptionUpdate { subscriptions };
+            send(&mut self.ws, &ClientMessage::Subscribe(update)).await?;
         }
         Ok(())
     }
@@ -506,9 +515,10 @@ pub(super) async fn send(ws: &mut Ws, msg: &ClientMessage) -> Result<(), Partici
 async fn next_message(ws: &mut Ws) -> Result<ServerMessage, ParticipantError> {
     loop {
         match ws.next().await {
+            // Unknown message types are ignored (protocol §1); malformed ones are skipped too.
             Some(Ok(Message::Text(text))) => match ServerMessage::parse(&text) {
-                Ok(m) => return Ok(m),
-                Err(_) => continue,
+                Ok(Some(m)) => return Ok(m),
+                Ok(None) | Err(_) => continue,
             },
             Some(Ok(Message::Close(frame))) => {
                 return Err(ParticipantError::Closed(format!(

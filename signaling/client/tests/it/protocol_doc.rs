@@ -74,12 +74,8 @@ fn examples(doc: &str) -> Vec<Example> {
         if line.starts_with("## ") {
             section = line.to_owned();
             heading = line.trim_start_matches('#').trim().to_owned();
-        } else if line.starts_with("### ") {
-            heading = format!(
-                "{} / {}",
-                section.trim_start_matches("## "),
-                line[4..].trim()
-            );
+        } else if let Some(title) = line.strip_prefix("### ") {
+            heading = format!("{} / {}", section.trim_start_matches("## "), title.trim());
         } else if line.trim() == "```json" {
             block = Some((line_no, String::new()));
         }
