@@ -24,10 +24,10 @@ use crate::media::vp8_frames::CAMERA_LAYERS;
 use crate::rtc_peer::{RtcPeer, VideoLayer, bind_local_track};
 use crate::secure_media::FrameSealer;
 use call_client::protocol::{
-    ClientMessage, ClientOffer, EnvelopeBody, ErrorBody, Join, Joined, KeyAckNotice,
-    KeyRequestNotice, Layer, Leave, LeftNotice, MembershipAction, MembershipNotice,
-    PROTOCOL_VERSION, RosterDelta, SdpBody, ServerMessage, Subscription, SubscriptionUpdate,
-    TrackAnnouncement, TrackInfo, TrackKind, TrackPublished, TrackSource, TrackUnpublished,
+    ClientMessage, ClientOffer, ErrorBody, Join, Joined, KeyAckNotice, KeyRequestNotice, Layer,
+    Leave, LeftNotice, MembershipAction, MembershipNotice, PROTOCOL_VERSION, RosterDelta, SdpBody,
+    ServerMessage, Subscription, SubscriptionUpdate, TrackAnnouncement, TrackInfo, TrackKind,
+    TrackPublished, TrackSource, TrackUnpublished,
 };
 
 /// How often batched work (subscriptions, ratchets, rekey switches) is flushed.
@@ -409,8 +409,8 @@ impl<'a> Session<'a> {
                 self.tracks.remove(&track);
                 self.subscriptions_dirty = true;
             }
-            ServerMessage::KeyEnvelope(EnvelopeBody { envelope }) => {
-                self.install_envelope(envelope, outcome).await?;
+            ServerMessage::KeyEnvelope(body) => {
+                self.install_envelope(body.envelope, outcome).await?;
             }
             ServerMessage::KeyAck(KeyAckNotice {
                 from, generation, ..

@@ -93,7 +93,7 @@ impl Room {
         let to = self.addressee(from, &envelope.recipient)?;
         Ok(Output::Send {
             to: vec![to.conn],
-            message: ServerMessage::KeyEnvelope(EnvelopeBody { envelope }),
+            message: ServerMessage::KeyEnvelope(Box::new(EnvelopeBody { envelope })),
         })
     }
 

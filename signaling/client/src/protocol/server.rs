@@ -50,8 +50,8 @@ pub enum ServerMessage {
     /// The media node lost this device's media session (it restarted): every published track
     /// is gone; start a fresh media session with a new `offer` (keys are unaffected).
     MediaReset(MediaResetNotice),
-    /// A key envelope addressed to this device.
-    KeyEnvelope(EnvelopeBody),
+    /// A key envelope addressed to this device (boxed: its keys make it the largest message).
+    KeyEnvelope(Box<EnvelopeBody>),
     /// A recipient acknowledged this device's key.
     KeyAck(KeyAckNotice),
     /// A device asks this device for its current key.
