@@ -26,7 +26,6 @@
 //! | [`baseline`] | the plain UDP relay baseline |
 //! | [`client_protocol`] | the client side of the signaling protocol, HS256 tokens |
 //! | [`key_exchange`] | sender keys wrapped in signed HPKE envelopes, ratchets, generations |
-//! | [`rtc_peer`] | a loopback-only `webrtc` peer connection, simulcast publishing |
 //! | [`rtp_media`] | VP8 frames to RTP payloads and back |
 //! | [`participant`] | one simulated caller, presenter or viewer |
 //! | [`scenario`] | `meeting` and `broadcast`: services, room, participants, report |
@@ -46,7 +45,6 @@ pub mod process_usage;
 pub mod progress;
 pub mod receiver_stats;
 pub mod report;
-pub mod rtc_peer;
 pub mod rtp_media;
 pub mod scenario;
 pub mod secure_media;
