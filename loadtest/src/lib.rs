@@ -25,7 +25,6 @@
 //! | [`impairment`] | the impairing UDP relay and its `--impair` syntax |
 //! | [`baseline`] | the plain UDP relay baseline |
 //! | [`key_exchange`] | sender keys wrapped in signed HPKE envelopes, ratchets, generations |
-//! | [`rtc_peer`] | a loopback-only `webrtc` peer connection, simulcast publishing |
 //! | [`rtp_media`] | VP8 frames to RTP payloads and back |
 //! | [`participant`] | one simulated caller, presenter or viewer |
 //! | [`scenario`] | `meeting` and `broadcast`: services, room, participants, report |
@@ -44,7 +43,6 @@ pub mod process_usage;
 pub mod progress;
 pub mod receiver_stats;
 pub mod report;
-pub mod rtc_peer;
 pub mod rtp_media;
 pub mod scenario;
 pub mod secure_media;

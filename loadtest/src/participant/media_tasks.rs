@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use call_client::peer::{Incoming, LocalTrack, RtpCodecKind};
 use e2ee_frames::{Codec, Stream};
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{mpsc, watch};
 
 use super::{
@@ -17,7 +17,6 @@ use super::{
 use crate::media::opus_tone::OpusToneSource;
 use crate::media::vp8_frames::{CAMERA_FPS, CAMERA_LAYERS, SimulcastLayer, SimulcastSource};
 use crate::probe::PROBE_LEN;
-use crate::rtc_peer::{Incoming, LocalTrack};
 use crate::rtp_media::{Vp8Packetizer, Vp8Reassembler};
 
 /// Seconds between periodic keyframes. Short because the publisher does not answer PLI yet
@@ -35,7 +34,7 @@ pub(super) async fn receive_media(
 ) -> u64 {
     let mut video: HashMap<u32, Vp8Reassembler> = HashMap::new();
     let mut broken = 0;
-    while let Some(Incoming { kind, packet }) = incoming.recv().await {
+    while let Some(Incoming { kind, packet, .. }) = incoming.recv().await {
         let arrival_us = epoch.elapsed().as_micros() as u64;
         let now = Instant::now();
         let opened = if kind == RtpCodecKind::Audio {

@@ -28,8 +28,8 @@ use tokio::sync::watch;
 use crate::media::vp8_frames::SimulcastLayer;
 use crate::outage::SentStreams;
 use crate::receiver_stats::{ReceiverStats, StatsTotals};
-use crate::rtc_peer::PeerError;
 use crate::secure_media::{FrameOpener, FrameSealer};
+use call_client::peer::PeerError;
 use session::Session;
 
 /// The screen share a presenter sends: one 2.5 Mbit/s layer.

@@ -6,10 +6,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use call_client::peer::{
+    Incoming, LocalTrack, Peer, RTCPeerConnectionState, RtpCodecKind, VideoLayer,
+};
 use e2ee_frames::{BaseKey, DeviceId, DeviceKeys, KeyEnvelope, Sender};
 use futures_util::{SinkExt as _, StreamExt as _};
-use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -21,7 +22,6 @@ use super::{
 };
 use crate::key_exchange::{KeyChange, KeyRing, SUITE, ratchet_or_rotate};
 use crate::media::vp8_frames::CAMERA_LAYERS;
-use crate::rtc_peer::{RtcPeer, VideoLayer, bind_local_track};
 use crate::secure_media::FrameSealer;
 use call_client::protocol::{
     ClientMessage, ClientOffer, ErrorBody, Join, Joined, KeyAckNotice, KeyRequestNotice, Layer,
@@ -42,7 +42,7 @@ type Ws =
 pub(super) struct Session<'a> {
     pub(super) spec: &'a ParticipantSpec,
     pub(super) ws: Ws,
-    pub(super) peer: Option<RtcPeer>,
+    pub(super) peer: Option<Peer>,
     pub(super) ring: KeyRing,
     pub(super) joined: Joined,
     pub(super) sealer: Option<SharedSealer>,
@@ -266,13 +266,18 @@ impl<'a> Session<'a> {
     ) -> Result<
         (
             watch::Receiver<RTCPeerConnectionState>,
-            tokio::sync::mpsc::UnboundedReceiver<crate::rtc_peer::Incoming>,
-            Vec<(&'static str, crate::rtc_peer::LocalTrack)>,
+            tokio::sync::mpsc::UnboundedReceiver<Incoming>,
+            Vec<(&'static str, LocalTrack)>,
         ),
         ParticipantError,
     > {
         // Media session: tracks, offer, answer.
-        let (mut peer, incoming) = RtcPeer::new().await?;
+        let mut peer = Peer::builder()
+            .simulcast_extensions()
+            .default_interceptors()
+            .build()
+            .await?;
+        let incoming = peer.take_incoming();
         if let Some((server, relay)) = self.spec.media_via {
             peer.route_media_via(server, relay);
         }
@@ -289,20 +294,11 @@ impl<'a> Session<'a> {
                         CAMERA_LAYERS
                             .iter()
                             .zip(1u32..)
-                            .map(|(l, i)| VideoLayer {
-                                rid: Some(l.rid),
-                                ssrc: base + i,
-                            })
+                            .map(|(l, i)| VideoLayer::simulcast(l.rid, base + i))
                             .collect::<Vec<_>>(),
                     )
                 } else {
-                    (
-                        "screen",
-                        vec![VideoLayer {
-                            rid: None,
-                            ssrc: base + 1,
-                        }],
-                    )
+                    ("screen", vec![VideoLayer::single(base + 1)])
                 };
                 published.push((name, peer.add_video(name, &layers).await?));
             }
@@ -312,8 +308,7 @@ impl<'a> Session<'a> {
             }
         }
         let offer = peer.offer().await?;
-        for (name, track) in &mut published {
-            bind_local_track(track, name, &offer);
+        for (name, track) in &published {
             if let Some(mid) = track.mid() {
                 announcements.push(TrackAnnouncement {
                     mid: mid.to_owned(),

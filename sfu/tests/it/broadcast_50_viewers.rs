@@ -6,20 +6,18 @@
 use crate::common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::test_peer::{TestPeer, vp8_descriptor_len};
-use rtc::peer_connection::state::RTCPeerConnectionState;
-use sfu::node::{NodeConfig, NodeEvent, SubscriptionRequest, TrackClass, start_node};
+use crate::common::peers::{
+    admit, all_connected, audio_video_subscriber, join, publisher, subscriptions,
+};
+use call_client::peer::{LocalTrack, Peer, RtpCodecKind, vp8_frame_bytes};
+use sfu::node::{NodeConfig, NodeEvent, TrackClass, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
 const VIEWERS: usize = 50;
 /// Packets of each kind every viewer must receive.
 const WANTED: usize = 10;
-const OPUS_PT: u8 = 111;
 const AUDIO_SSRC: u32 = 0x2222_0001;
 const AUDIO_MARK: u8 = 0xA7;
 
@@ -43,30 +41,21 @@ fn audio_payload(r: u8) -> Vec<u8> {
 }
 
 struct Presenter {
-    peer: TestPeer,
-    audio: Arc<TrackLocalStaticRTP>,
-    audio_seq: u16,
+    peer: Peer,
+    video: LocalTrack,
+    audio: LocalTrack,
     round: u8,
 }
 
 impl Presenter {
     async fn send_round(&mut self) {
         self.round = self.round.wrapping_add(1);
-        self.peer.send_rtp(&video_payload(self.round)).await;
-        self.audio_seq = self.audio_seq.wrapping_add(1);
-        let packet = rtc::rtp::Packet {
-            header: rtc::rtp::Header {
-                version: 2,
-                payload_type: OPUS_PT,
-                sequence_number: self.audio_seq,
-                timestamp: u32::from(self.audio_seq) * 960,
-                ssrc: AUDIO_SSRC,
-                ..Default::default()
-            },
-            payload: bytes::Bytes::from(audio_payload(self.round)),
-        };
+        self.video
+            .write_next(&video_payload(self.round))
+            .await
+            .expect("video rtp written");
         self.audio
-            .write_rtp(packet)
+            .write_next(&audio_payload(self.round))
             .await
             .expect("audio rtp written");
     }
@@ -82,28 +71,16 @@ async fn fifty_viewers_receive_the_presenters_audio_and_video_unchanged() {
     node.create_room("show", RoomPolicy::broadcast())
         .expect("room created");
 
-    let peer = TestPeer::publisher().await;
-    let audio = peer.add_audio_track(AUDIO_SSRC).await;
-    let answer = node
-        .add_participant(
-            "show",
-            "presenter",
-            Role::Presenter,
-            peer.offer().await,
-            vec![],
-            &[],
-        )
+    let (peer, video) = publisher().await;
+    let audio = peer
+        .add_audio("pub-audio", AUDIO_SSRC)
         .await
-        .expect("presenter added");
-    peer.apply_answer(answer).await;
-    assert!(
-        peer.wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await
-    );
+        .expect("audio track added");
+    join(&node, "show", "presenter", Role::Presenter, &peer, vec![]).await;
     let mut presenter = Presenter {
         peer,
+        video,
         audio,
-        audio_seq: 0,
         round: 0,
     };
     let mut tracks: HashMap<TrackClass, String> = HashMap::new();
@@ -123,38 +100,15 @@ async fn fifty_viewers_receive_the_presenters_audio_and_video_unchanged() {
         tracks.contains_key(&TrackClass::Audio) && tracks.contains_key(&TrackClass::Camera),
         "audio and camera published: {tracks:?}"
     );
-    let subscriptions: Vec<SubscriptionRequest> = tracks
-        .values()
-        .map(|t| SubscriptionRequest {
-            track: t.clone(),
-            prefs: Default::default(),
-        })
-        .collect();
-
     let mut viewers = Vec::with_capacity(VIEWERS);
     for v in 0..VIEWERS {
-        let peer = TestPeer::audio_video_subscriber().await;
-        let answer = node
-            .add_participant(
-                "show",
-                &format!("viewer-{v}"),
-                Role::Viewer,
-                peer.offer().await,
-                subscriptions.clone(),
-                &[],
-            )
-            .await
-            .expect("viewer added");
-        peer.apply_answer(answer).await;
+        let peer = audio_video_subscriber().await;
+        let viewer = format!("viewer-{v}");
+        let subscribe = subscriptions(tracks.values());
+        admit(&node, "show", &viewer, Role::Viewer, &peer, subscribe).await;
         viewers.push(peer);
     }
-    for peer in &viewers {
-        assert!(
-            peer.wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(20))
-                .await,
-            "every viewer connects"
-        );
-    }
+    all_connected(&viewers).await;
     assert_eq!(node.participant_count(), VIEWERS + 1);
 
     // (audio, video) packets each viewer received, every byte checked.
@@ -163,13 +117,13 @@ async fn fifty_viewers_receive_the_presenters_audio_and_video_unchanged() {
         presenter.send_round().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         for (v, peer) in viewers.iter_mut().enumerate() {
-            while let Ok(packet) = peer.rtp.try_recv() {
-                let p = &packet.payload[..];
-                if p.first() == Some(&AUDIO_MARK) && p.len() == audio_payload(0).len() {
+            while let Ok(received) = peer.incoming().try_recv() {
+                let p = &received.packet.payload[..];
+                if received.kind == RtpCodecKind::Audio {
                     assert_eq!(p, &audio_payload(p[1])[..], "audio payload unchanged");
                     got[v].0 += 1;
                 } else {
-                    let f = &p[vp8_descriptor_len(p)..];
+                    let f = vp8_frame_bytes(p);
                     assert_eq!(f, &frame(f[4])[..], "video frame bytes unchanged");
                     got[v].1 += 1;
                 }

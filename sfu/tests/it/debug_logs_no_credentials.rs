@@ -5,10 +5,9 @@
 
 use std::time::Duration;
 
+use crate::common::peers::{accept_answer, publisher};
 use crate::common::poll_until;
-use crate::common::sfu_process::{SECRET, SfuProcess};
-use crate::common::test_peer::TestPeer;
-use rtc::peer_connection::state::RTCPeerConnectionState;
+use crate::common::sfu_process::SfuProcess;
 
 /// The value of the first `a=<name>:` line of `sdp`.
 fn attribute(sdp: &str, name: &str) -> String {
@@ -23,48 +22,25 @@ fn attribute(sdp: &str, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_logs_contain_no_ice_password() {
     let node = SfuProcess::start(&[("RUST_LOG", "debug")]).await;
-    let base = node.base();
     let http = reqwest::Client::new();
-    let created = http
-        .post(format!("{base}/control/rooms"))
-        .bearer_auth(SECRET)
-        .json(&serde_json::json!({"room": "r1", "kind": "meeting"}))
-        .send()
-        .await
-        .expect("room created");
-    assert_eq!(created.status(), 201);
+    node.create_room(&http, "r1").await;
 
-    let mut publisher = TestPeer::publisher().await;
-    let offer = publisher.offer().await;
+    let (publisher, mut video) = publisher().await;
+    let offer = publisher.offer().await.expect("offer");
     let client_pwd = attribute(&offer, "ice-pwd");
-    let added: serde_json::Value = http
-        .post(format!("{base}/control/rooms/r1/participants"))
-        .bearer_auth(SECRET)
-        .json(&serde_json::json!({"device": "d1", "role": "caller", "offer": offer}))
-        .send()
-        .await
-        .expect("participant added")
-        .json()
-        .await
-        .expect("answer JSON");
-    let answer = added["answer"].as_str().expect("an SDP answer").to_owned();
+    let answer = node.add_caller(&http, "r1", "d1", &offer).await;
     let sfu_pwd = attribute(&answer, "ice-pwd");
-    publisher.apply_answer(answer).await;
-    assert!(
-        publisher
-            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await,
-        "the client connects"
-    );
+    accept_answer(&publisher, &answer, "the client").await;
 
     // Media flows; count the lines of two equal stretches of it, 50 and then 500 packets.
     let mut sent = 0u32;
     let mut stretch = async |packets: u32| {
         let before = node.lines().len();
         for _ in 0..packets {
-            publisher
-                .send_rtp(&[0x90, 0x80, 0x80, 0x01, 0x10, 0x02, 0x00])
-                .await;
+            video
+                .write_next(&[0x90, 0x80, 0x80, 0x01, 0x10, 0x02, 0x00])
+                .await
+                .expect("rtp written");
             sent += 1;
             tokio::time::sleep(Duration::from_millis(2)).await;
         }

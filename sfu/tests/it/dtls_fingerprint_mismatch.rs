@@ -6,7 +6,7 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use crate::common::test_peer::TestPeer;
+use crate::common::peers::publisher;
 use crate::common::{Observed, TestSfu, loopback_config};
 use sfu::transport::{CloseReason, DtlsRole, PeerEvent, PeerId};
 
@@ -63,8 +63,8 @@ async fn sfu_rejects_client_certificate(role: DtlsRole) {
     let mut config = loopback_config();
     config.dtls_role = role;
     let mut sfu = TestSfu::start(config).await;
-    let client = TestPeer::publisher().await;
-    let offer = tamper_fingerprint(&client.offer().await);
+    let (client, _video) = publisher().await;
+    let offer = tamper_fingerprint(&client.offer().await.expect("offer"));
     let added = sfu.handle.add_peer(offer, vec![]).await.unwrap();
     let expected_setup = match role {
         DtlsRole::Server => "a=setup:passive",
@@ -75,7 +75,10 @@ async fn sfu_rejects_client_certificate(role: DtlsRole) {
         "SFU takes the {role:?} role"
     );
     let start = Instant::now();
-    client.apply_answer(added.answer).await;
+    client
+        .apply_answer(&added.answer)
+        .await
+        .expect("answer applies");
     expect_dtls_teardown(&mut sfu, added.peer, start).await;
     client.close().await;
 }
@@ -96,14 +99,17 @@ async fn sfu_as_dtls_client_rejects_mismatched_client_certificate() {
 async fn client_rejecting_sfu_certificate_tears_down_the_peer() {
     common::init_tracing();
     let mut sfu = TestSfu::start(loopback_config()).await;
-    let client = TestPeer::publisher().await;
+    let (client, _video) = publisher().await;
     let added = sfu
         .handle
-        .add_peer(client.offer().await, vec![])
+        .add_peer(client.offer().await.expect("offer"), vec![])
         .await
         .unwrap();
     let start = Instant::now();
-    client.apply_answer(tamper_fingerprint(&added.answer)).await;
+    client
+        .apply_answer(&tamper_fingerprint(&added.answer))
+        .await
+        .expect("answer applies");
     expect_dtls_teardown(&mut sfu, added.peer, start).await;
     client.close().await;
 }

@@ -10,10 +10,9 @@ use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::peers::{join, publisher};
 use crate::common::poll_until;
 use crate::common::sfu_process::metric;
-use crate::common::test_peer::TestPeer;
-use rtc::peer_connection::state::RTCPeerConnectionState;
 use sfu::node::{NodeConfig, NodeHandle, Observer, start_node};
 use sfu::ops::SfuMetrics;
 use sfu_forwarding::{Role, RoomPolicy};
@@ -56,25 +55,8 @@ async fn garbage_datagrams_are_counted() {
     .expect("node starts");
     node.create_room("r", RoomPolicy::meeting())
         .expect("room created");
-    let mut publisher = TestPeer::publisher().await;
-    let answer = node
-        .add_participant(
-            "r",
-            "alice",
-            Role::Caller,
-            publisher.offer().await,
-            vec![],
-            &[],
-        )
-        .await
-        .expect("publisher added");
-    publisher.apply_answer(answer).await;
-    assert!(
-        publisher
-            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await,
-        "publisher connects"
-    );
+    let (publisher, mut video) = publisher().await;
+    join(&node, "r", "alice", Role::Caller, &publisher, vec![]).await;
     let received = async |node: &NodeHandle| node.snapshot().await.metrics.packets_received.video;
     let before = dropped(&node, &metrics).await;
 
@@ -93,9 +75,10 @@ async fn garbage_datagrams_are_counted() {
     // The publisher keeps sending meanwhile.
     let mut publisher_sent = 0u64;
     while !sender.is_finished() {
-        publisher
-            .send_rtp(&[0x90, 0x80, 0x80, 0x01, 0x10, 0x02, 0x00])
-            .await;
+        video
+            .write_next(&[0x90, 0x80, 0x80, 0x01, 0x10, 0x02, 0x00])
+            .await
+            .expect("rtp written");
         publisher_sent += 1;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -141,9 +124,10 @@ async fn garbage_datagrams_are_counted() {
         Duration::from_secs(5),
         "the publisher's media after the burst",
         async || {
-            publisher
-                .send_rtp(&[0x90, 0x80, 0x80, 0x02, 0x10, 0x02, 0x00])
-                .await;
+            video
+                .write_next(&[0x90, 0x80, 0x80, 0x02, 0x10, 0x02, 0x00])
+                .await
+                .expect("rtp written");
             received(&node).await > base + 10
         },
     )

@@ -20,13 +20,12 @@ use crate::common;
 
 use std::time::Duration;
 
-use crate::common::test_peer::{TestPeer, vp8_descriptor_len};
-use rtc::peer_connection::state::RTCPeerConnectionState;
+use crate::common::peers::{join, publisher_with, subscriber, subscriptions};
+use call_client::peer::{LocalTrack, Peer, RTCPeerConnectionState, vp8_frame_bytes};
 use rtc::rtcp::raw_packet::RawPacket;
-use sfu::node::{NodeConfig, NodeEvent, NodeHandle, SubscriptionRequest, start_node};
+use sfu::node::{NodeConfig, NodeEvent, NodeHandle, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::peer_connection::Registry;
 
 /// The largest garbage payload / RTCP packet, in bytes.
 const MAX_LEN: usize = 1500;
@@ -148,11 +147,10 @@ fn truncated_descriptor(p: &[u8]) -> bool {
 
 /// Checks every packet a subscriber got so far is one of the honest frames, byte for byte;
 /// returns how many.
-fn drain_identical(peer: &mut TestPeer) -> usize {
+fn drain_identical(peer: &mut Peer) -> usize {
     let mut n = 0;
-    while let Ok(packet) = peer.rtp.try_recv() {
-        let p = &packet.payload[..];
-        let frame = &p[vp8_descriptor_len(p)..];
+    while let Ok(received) = peer.incoming().try_recv() {
+        let frame = vp8_frame_bytes(&received.packet.payload);
         let index = u16::from_be_bytes([frame[4], frame[5]]);
         let (_, expected) = good_payload(index);
         assert_eq!(frame, &expected[..], "forwarded frame bytes identical");
@@ -162,53 +160,18 @@ fn drain_identical(peer: &mut TestPeer) -> usize {
 }
 
 /// A subscriber of `track` named `name`, connected.
-async fn join_subscriber(node: &NodeHandle, name: &str, track: &str) -> TestPeer {
-    let peer = TestPeer::subscriber().await;
-    let answer = node
-        .add_participant(
-            "room-1",
-            name,
-            Role::Caller,
-            peer.offer().await,
-            vec![SubscriptionRequest {
-                track: track.to_owned(),
-                prefs: Default::default(),
-            }],
-            &[],
-        )
-        .await
-        .expect("subscriber added");
-    peer.apply_answer(answer).await;
-    assert!(
-        peer.wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await,
-        "{name} connects"
-    );
+async fn join_subscriber(node: &NodeHandle, name: &str, track: &str) -> Peer {
+    let peer = subscriber().await;
+    let subscribe = subscriptions([&track.to_owned()]);
+    join(node, "room-1", name, Role::Caller, &peer, subscribe).await;
     peer
 }
 
 /// A publisher of one VP8 track with `ssrc` named `name`, connected.
-async fn join_publisher(node: &NodeHandle, name: &str, ssrc: u32) -> TestPeer {
-    let mut peer = TestPeer::build_with_registry(Registry::new()).await;
-    peer.add_video_track(ssrc).await;
-    let answer = node
-        .add_participant(
-            "room-1",
-            name,
-            Role::Caller,
-            peer.offer().await,
-            vec![],
-            &[],
-        )
-        .await
-        .expect("publisher added");
-    peer.apply_answer(answer).await;
-    assert!(
-        peer.wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await,
-        "{name} connects"
-    );
-    peer
+async fn join_publisher(node: &NodeHandle, name: &str, ssrc: u32) -> (Peer, LocalTrack) {
+    let (peer, video) = publisher_with(Peer::builder(), ssrc).await;
+    join(node, "room-1", name, Role::Caller, &peer, vec![]).await;
+    (peer, video)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,12 +186,15 @@ async fn malformed_rtp_and_rtcp_at_every_length_from_an_authenticated_peer_is_co
         .expect("room created");
 
     // The honest publisher; its camera track is published on its first packets.
-    let mut alice = join_publisher(&node, "alice", GOOD_SSRC).await;
+    let (alice, mut alice_video) = join_publisher(&node, "alice", GOOD_SSRC).await;
     let mut frame = 0u16;
     let video = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             frame += 1;
-            alice.send_rtp(&good_payload(frame).0).await;
+            alice_video
+                .write_next(&good_payload(frame).0)
+                .await
+                .expect("rtp written");
             tokio::time::sleep(Duration::from_millis(20)).await;
             while let Ok(e) = events.try_recv() {
                 if let NodeEvent::TrackPublished { track, .. } = e {
@@ -247,9 +213,12 @@ async fn malformed_rtp_and_rtcp_at_every_length_from_an_authenticated_peer_is_co
     // Media flows to all three before the attack starts.
     for _ in 0..100 {
         frame += 1;
-        alice.send_rtp(&good_payload(frame).0).await;
+        alice_video
+            .write_next(&good_payload(frame).0)
+            .await
+            .expect("rtp written");
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if viewers.iter().all(|v| !v.rtp.is_empty()) {
+        if viewers.iter_mut().all(|v| !v.incoming().is_empty()) {
             break;
         }
     }
@@ -258,15 +227,18 @@ async fn malformed_rtp_and_rtcp_at_every_length_from_an_authenticated_peer_is_co
     }
 
     // The attacker: a real, authenticated publisher.
-    let mut mallory = join_publisher(&node, "mallory", BAD_SSRC).await;
-    let (bad_track, _) = mallory.track.clone().expect("mallory has a track");
+    let (mallory, mut mallory_video) = join_publisher(&node, "mallory", BAD_SSRC).await;
+    let bad_track = mallory_video.rtp_track().clone();
     // Its track is published on valid frames and gets a subscriber of its own, so the garbage
     // reaches the VP8 parser instead of being dropped early for having nobody to go to.
     let bad_video = tokio::time::timeout(Duration::from_secs(5), async {
         let mut i = 0u16;
         loop {
             i += 1;
-            mallory.send_rtp(&good_payload(i).0).await;
+            mallory_video
+                .write_next(&good_payload(i).0)
+                .await
+                .expect("rtp written");
             tokio::time::sleep(Duration::from_millis(20)).await;
             while let Ok(e) = events.try_recv() {
                 if let NodeEvent::TrackPublished {
@@ -283,17 +255,20 @@ async fn malformed_rtp_and_rtcp_at_every_length_from_an_authenticated_peer_is_co
     .expect("mallory's camera track is published");
     let mut mallory_viewer = join_subscriber(&node, "mallory-viewer", &bad_video).await;
     for i in 0..50u16 {
-        mallory.send_rtp(&good_payload(i).0).await;
+        mallory_video
+            .write_next(&good_payload(i).0)
+            .await
+            .expect("rtp written");
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if !mallory_viewer.rtp.is_empty() {
+        if !mallory_viewer.incoming().is_empty() {
             break;
         }
     }
     assert!(
-        !mallory_viewer.rtp.is_empty(),
+        !mallory_viewer.incoming().is_empty(),
         "mallory's viewer receives its valid frames"
     );
-    while mallory_viewer.rtp.try_recv().is_ok() {}
+    while mallory_viewer.incoming().try_recv().is_ok() {}
     let before = node.snapshot().await;
 
     // The sweep: every length, one garbage RTP and one garbage RTCP each, with an honest frame
@@ -306,7 +281,10 @@ async fn malformed_rtp_and_rtcp_at_every_length_from_an_authenticated_peer_is_co
     for len in 0..=MAX_LEN {
         let payload = bad_rtp_payload(&mut g, len);
         truncated += u64::from(truncated_descriptor(&payload));
-        mallory.send_rtp(&payload).await;
+        mallory_video
+            .write_next(&payload)
+            .await
+            .expect("rtp written");
         if len >= 4 {
             bad_track
                 .write_rtcp(vec![Box::new(RawPacket(bad_rtcp(&mut g, len).into()))])
@@ -316,7 +294,10 @@ async fn malformed_rtp_and_rtcp_at_every_length_from_an_authenticated_peer_is_co
         }
         if len % 10 == 0 {
             frame += 1;
-            alice.send_rtp(&good_payload(frame).0).await;
+            alice_video
+                .write_next(&good_payload(frame).0)
+                .await
+                .expect("rtp written");
             honest_sent += 1;
             tokio::time::sleep(Duration::from_millis(20)).await;
             for (n, v) in viewers.iter_mut().enumerate() {
@@ -359,7 +340,8 @@ async fn malformed_rtp_and_rtcp_at_every_length_from_an_authenticated_peer_is_co
     let after = after.expect("polled at least once");
     // Whatever the core forwarded to mallory's viewer must be a packet it did not drop.
     let mut forwarded = 0u64;
-    while let Ok(packet) = mallory_viewer.rtp.try_recv() {
+    while let Ok(received) = mallory_viewer.incoming().try_recv() {
+        let packet = received.packet;
         assert!(
             !truncated_descriptor(&packet.payload),
             "a truncated VP8 descriptor is never forwarded: {:02x?}",
@@ -430,10 +412,9 @@ async fn malformed_rtp_and_rtcp_at_every_length_from_an_authenticated_peer_is_co
         "malformed RTCP compounds are refused and counted by the transport: refused \
          +{refused}, delivered +{rtcp_in} of {rtcp_written}"
     );
-    assert!(
-        mallory
-            .wait_state(RTCPeerConnectionState::Connected, Duration::from_millis(10))
-            .await,
+    assert_eq!(
+        mallory.connection_state(),
+        RTCPeerConnectionState::Connected,
         "the attacker's session is still up (garbage is dropped, not a crash or teardown)"
     );
 
@@ -442,7 +423,10 @@ async fn malformed_rtp_and_rtcp_at_every_length_from_an_authenticated_peer_is_co
     let mut late_got = 0;
     for _ in 0..100 {
         frame += 1;
-        alice.send_rtp(&good_payload(frame).0).await;
+        alice_video
+            .write_next(&good_payload(frame).0)
+            .await
+            .expect("rtp written");
         tokio::time::sleep(Duration::from_millis(20)).await;
         late_got += drain_identical(&mut late);
         if late_got >= 3 {

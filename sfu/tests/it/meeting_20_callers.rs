@@ -9,8 +9,8 @@ use crate::common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::common::test_peer::{TestPeer, vp8_descriptor_len};
-use rtc::peer_connection::state::RTCPeerConnectionState;
+use crate::common::peers::{admit, all_connected, publisher};
+use call_client::peer::vp8_frame_bytes;
 use sfu::node::{NodeConfig, NodeEvent, SessionDescription, SubscriptionRequest, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
 
@@ -46,36 +46,30 @@ async fn twenty_callers_each_receive_every_other_callers_frames_unchanged() {
     // Everyone joins as a publisher.
     let mut callers = Vec::with_capacity(CALLERS);
     for c in 0..CALLERS {
-        let peer = TestPeer::publisher().await;
-        let answer = node
-            .add_participant(
-                "meeting",
-                &format!("caller-{c}"),
-                Role::Caller,
-                peer.offer().await,
-                vec![],
-                &[],
-            )
-            .await
-            .expect("caller added");
-        peer.apply_answer(answer).await;
-        callers.push(peer);
+        let (peer, video) = publisher().await;
+        admit(
+            &node,
+            "meeting",
+            &format!("caller-{c}"),
+            Role::Caller,
+            &peer,
+            vec![],
+        )
+        .await;
+        callers.push((peer, video));
     }
-    for peer in &callers {
-        assert!(
-            peer.wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(20))
-                .await,
-            "every caller connects"
-        );
-    }
+    all_connected(callers.iter().map(|(peer, _)| peer)).await;
 
     // Send until every caller's track is published.
     let mut tracks: HashMap<String, String> = HashMap::new();
     let mut round: u8 = 0;
     for _ in 0..100 {
         round = round.wrapping_add(1);
-        for (c, peer) in callers.iter_mut().enumerate() {
-            peer.send_rtp(&payload(c as u8, round)).await;
+        for (c, (_, video)) in callers.iter_mut().enumerate() {
+            video
+                .write_next(&payload(c as u8, round))
+                .await
+                .expect("rtp written");
         }
         while let Ok(e) = events.try_recv() {
             if let NodeEvent::TrackPublished {
@@ -123,7 +117,7 @@ async fn twenty_callers_each_receive_every_other_callers_frames_unchanged() {
                     .strip_prefix("caller-")
                     .and_then(|n| n.parse().ok())
                     .expect("offer for a caller");
-                let answer = callers[c].answer(sdp).await;
+                let answer = callers[c].0.answer(&sdp).await.expect("answer");
                 node.renegotiate("meeting", &device, SessionDescription::Answer(answer), &[])
                     .await
                     .expect("answer applied");
@@ -131,14 +125,16 @@ async fn twenty_callers_each_receive_every_other_callers_frames_unchanged() {
             }
         }
         round = round.wrapping_add(1);
-        for (c, peer) in callers.iter_mut().enumerate() {
-            peer.send_rtp(&payload(c as u8, round)).await;
+        for (c, (_, video)) in callers.iter_mut().enumerate() {
+            video
+                .write_next(&payload(c as u8, round))
+                .await
+                .expect("rtp written");
         }
         tokio::time::sleep(Duration::from_millis(40)).await;
-        for (s, peer) in callers.iter_mut().enumerate() {
-            while let Ok(packet) = peer.rtp.try_recv() {
-                let p = &packet.payload[..];
-                let f = &p[vp8_descriptor_len(p)..];
+        for (s, (peer, _)) in callers.iter_mut().enumerate() {
+            while let Ok(received) = peer.incoming().try_recv() {
+                let f = vp8_frame_bytes(&received.packet.payload);
                 let (c, r) = (f[4], f[5]);
                 assert_eq!(f, &frame(c, r)[..], "frame bytes unchanged");
                 assert_ne!(usize::from(c), s, "no caller receives itself");
@@ -162,7 +158,7 @@ async fn twenty_callers_each_receive_every_other_callers_frames_unchanged() {
     let snapshot = node.snapshot().await;
     assert_eq!(snapshot.gauges.participants, CALLERS as u64);
     assert!(snapshot.metrics.packets_sent.video >= (CALLERS * (CALLERS - 1) * WANTED) as u64);
-    for peer in &callers {
+    for (peer, _) in &callers {
         peer.close().await;
     }
 }

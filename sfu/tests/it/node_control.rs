@@ -6,10 +6,8 @@
 use crate::common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::common::test_peer::TestPeer;
-use rtc::peer_connection::state::RTCPeerConnectionState;
+use crate::common::peers::{accept_answer, publisher};
 use sfu::control::{self, ControlState};
 use sfu::node::{NodeConfig, Observer, start_node};
 use sfu::ops::{self, OpsState, SfuMetrics};
@@ -90,14 +88,14 @@ async fn unauthenticated_requests_are_refused_and_authenticated_join_connects() 
     assert_eq!(resp.status(), 409, "a room name is created once");
 
     // A real client joins through the API and connects with the answer.
-    let client = TestPeer::publisher().await;
+    let (client, _video) = publisher().await;
     let resp = http
         .post(format!("{base}/control/rooms/r1/participants"))
         .header("authorization", &bearer)
         .json(&serde_json::json!({
             "device": "d1",
             "role": "caller",
-            "offer": client.offer().await,
+            "offer": client.offer().await.expect("offer"),
         }))
         .send()
         .await
@@ -106,13 +104,7 @@ async fn unauthenticated_requests_are_refused_and_authenticated_join_connects() 
     let answer: serde_json::Value = resp.json().await.expect("json answer");
     let answer = answer["answer"].as_str().expect("answer sdp").to_owned();
     assert!(answer.contains("a=ice-lite"));
-    client.apply_answer(answer).await;
-    assert!(
-        client
-            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await,
-        "the client connects with the API's answer"
-    );
+    accept_answer(&client, &answer, "the client with the API's answer").await;
     let status: serde_json::Value = http
         .get(format!("{base}/control/status"))
         .header("authorization", &bearer)

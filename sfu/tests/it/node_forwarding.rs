@@ -8,14 +8,13 @@ use crate::common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::common::test_peer::{TestPeer, vp8_descriptor_len};
-use rtc::peer_connection::state::RTCPeerConnectionState;
-use sfu::node::{NodeConfig, NodeEvent, NodeHandle, SubscriptionRequest, TrackClass, start_node};
+use crate::common::peers::{
+    admit, all_connected, audio_video_subscriber, join, publisher, subscriptions,
+};
+use call_client::peer::{LocalTrack, RtpCodecKind, vp8_descriptor_len};
+use sfu::node::{NodeConfig, NodeEvent, NodeHandle, TrackClass, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
-const OPUS_PT: u8 = 111;
 const AUDIO_SSRC: u32 = 0x2222_0001;
 const AUDIO_MARK: u8 = 0xA7;
 
@@ -36,28 +35,13 @@ fn audio_payload(i: u8) -> Vec<u8> {
     p
 }
 
-async fn send_round(
-    publisher: &mut TestPeer,
-    audio: &TrackLocalStaticRTP,
-    i: u8,
-    audio_seq: &mut u16,
-) {
+async fn send_round(video: &mut LocalTrack, audio: &mut LocalTrack, i: u8) {
     let (payload, _) = video_payload(i);
-    publisher.send_rtp(&payload).await;
-    *audio_seq = audio_seq.wrapping_add(1);
-    let packet = rtc::rtp::Packet {
-        header: rtc::rtp::Header {
-            version: 2,
-            payload_type: OPUS_PT,
-            sequence_number: *audio_seq,
-            timestamp: u32::from(*audio_seq) * 960,
-            ssrc: AUDIO_SSRC,
-            marker: false,
-            ..Default::default()
-        },
-        payload: bytes::Bytes::from(audio_payload(i)),
-    };
-    audio.write_rtp(packet).await.expect("audio rtp written");
+    video.write_next(&payload).await.expect("video rtp written");
+    audio
+        .write_next(&audio_payload(i))
+        .await
+        .expect("audio rtp written");
 }
 
 async fn start() -> NodeHandle {
@@ -75,29 +59,15 @@ async fn one_publisher_three_subscribers_receive_identical_audio_and_video_paylo
         .expect("room created");
 
     // The publisher joins and starts sending; its tracks are published on their first packets.
-    let mut publisher = TestPeer::publisher().await;
-    let audio = publisher.add_audio_track(AUDIO_SSRC).await;
-    let answer = node
-        .add_participant(
-            "room-1",
-            "alice",
-            Role::Caller,
-            publisher.offer().await,
-            vec![],
-            &[],
-        )
+    let (publisher, mut video) = publisher().await;
+    let mut audio = publisher
+        .add_audio("pub-audio", AUDIO_SSRC)
         .await
-        .expect("publisher added");
-    publisher.apply_answer(answer).await;
-    assert!(
-        publisher
-            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await
-    );
-    let mut audio_seq = 0;
+        .expect("audio track added");
+    join(&node, "room-1", "alice", Role::Caller, &publisher, vec![]).await;
     let mut published: HashMap<TrackClass, String> = HashMap::new();
     for i in 0..100u8 {
-        send_round(&mut publisher, &audio, i, &mut audio_seq).await;
+        send_round(&mut video, &mut audio, i).await;
         while let Ok(e) = events.try_recv() {
             if let NodeEvent::TrackPublished {
                 room,
@@ -124,48 +94,28 @@ async fn one_publisher_three_subscribers_receive_identical_audio_and_video_paylo
     // Three subscribers join with both tracks in their first answer.
     let mut subscribers = Vec::new();
     for n in 0..3 {
-        let peer = TestPeer::audio_video_subscriber().await;
-        let answer = node
-            .add_participant(
-                "room-1",
-                &format!("viewer-{n}"),
-                Role::Caller,
-                peer.offer().await,
-                published
-                    .values()
-                    .map(|t| SubscriptionRequest {
-                        track: t.clone(),
-                        prefs: Default::default(),
-                    })
-                    .collect(),
-                &[],
-            )
-            .await
-            .expect("subscriber added");
-        peer.apply_answer(answer).await;
+        let peer = audio_video_subscriber().await;
+        let viewer = format!("viewer-{n}");
+        let subscribe = subscriptions(published.values());
+        admit(&node, "room-1", &viewer, Role::Caller, &peer, subscribe).await;
         subscribers.push(peer);
     }
-    for peer in &subscribers {
-        assert!(
-            peer.wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-                .await
-        );
-    }
+    all_connected(&subscribers).await;
     assert_eq!(node.participant_count(), 4);
 
     // Send rounds until every subscriber got several of each, checking every byte.
     let mut got = [(0usize, 0usize); 3];
     for i in 0..=250u8 {
-        send_round(&mut publisher, &audio, i, &mut audio_seq).await;
+        send_round(&mut video, &mut audio, i).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         for (n, peer) in subscribers.iter_mut().enumerate() {
-            while let Ok(packet) = peer.rtp.try_recv() {
-                let p = &packet.payload[..];
-                if p.first() == Some(&AUDIO_MARK) && p.len() == audio_payload(0).len() {
+            while let Ok(received) = peer.incoming().try_recv() {
+                let p = &received.packet.payload[..];
+                if received.kind == RtpCodecKind::Audio {
                     assert_eq!(p, &audio_payload(p[1])[..], "audio payload identical");
                     got[n].0 += 1;
                 } else {
-                    let d = vp8_descriptor_len(p);
+                    let d = vp8_descriptor_len(p).expect("a whole VP8 descriptor");
                     assert_eq!(p[0] & 0x10, 0x10, "start of partition kept");
                     let frame = &p[d..];
                     let (_, expected) = video_payload(frame[4]);

@@ -7,11 +7,8 @@
 
 use crate::common;
 
-use std::time::Duration;
-
+use crate::common::peers::{join, subscriber};
 use crate::common::simulcast::{Seen, Source, run};
-use crate::common::test_peer::TestPeer;
-use rtc::peer_connection::state::RTCPeerConnectionState;
 use sfu::node::{LayerPrefs, NodeConfig, SubscriptionRequest, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
 
@@ -27,7 +24,7 @@ async fn subscriber_gets_the_capped_simulcast_layer_and_switches_at_keyframes_co
 
     let (mut source, track) = Source::join(&node, &mut events, "room", "alice").await;
 
-    let mut subscriber = TestPeer::subscriber().await;
+    let mut subscriber = subscriber().await;
     let capped = |max_layer| {
         vec![SubscriptionRequest {
             track: track.clone(),
@@ -37,23 +34,7 @@ async fn subscriber_gets_the_capped_simulcast_layer_and_switches_at_keyframes_co
             },
         }]
     };
-    let answer = node
-        .add_participant(
-            "room",
-            "bob",
-            Role::Caller,
-            subscriber.offer().await,
-            capped(0),
-            &[],
-        )
-        .await
-        .expect("subscriber added");
-    subscriber.apply_answer(answer).await;
-    assert!(
-        subscriber
-            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await
-    );
+    join(&node, "room", "bob", Role::Caller, &subscriber, capped(0)).await;
 
     let mut seen: Vec<Seen> = Vec::new();
     // Capped at 0: only the lowest layer, `q`.

@@ -11,16 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::test_peer::TestPeer;
+use crate::common::peers::{VIDEO_SSRC, join, publisher_with, subscriber, subscriptions};
+use call_client::peer::{Peer, Registry};
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
-use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::sansio::Protocol;
-use sfu::node::{NodeConfig, NodeEvent, SubscriptionRequest, start_node};
+use sfu::node::{NodeConfig, NodeEvent, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::peer_connection::Registry;
 
 /// How long the subscriber floods.
 const FLOOD: Duration = Duration::from_secs(3);
@@ -102,32 +101,14 @@ async fn pli_flood_from_one_subscriber_reaches_the_publisher_at_most_5_times_a_s
         .expect("room created");
 
     // The publisher hands every inbound RTCP packet to its track.
-    let mut publisher = TestPeer::build_with_registry(
-        Registry::new().with(Slot::from(20_000), DeliverRtcp::default()),
-    )
-    .await;
-    publisher.add_video_track(0x1234_5678).await;
-    let answer = node
-        .add_participant(
-            "room-1",
-            "alice",
-            Role::Caller,
-            publisher.offer().await,
-            vec![],
-            &[],
-        )
-        .await
-        .expect("publisher added");
-    publisher.apply_answer(answer).await;
-    assert!(
-        publisher
-            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await
-    );
+    let registry = Registry::new().with(Slot::from(20_000), DeliverRtcp::default());
+    let (publisher, mut video) =
+        publisher_with(Peer::builder().registry(registry), VIDEO_SSRC).await;
+    join(&node, "room-1", "alice", Role::Caller, &publisher, vec![]).await;
 
     // Every PLI the publisher's sender receives, with its arrival time.
     let (pli_tx, mut plis) = mpsc::unbounded_channel::<Instant>();
-    let (track, _) = publisher.track.clone().expect("publisher has a track");
+    let track = video.rtp_track().clone();
     tokio::spawn(async move {
         while let Some(event) = track.poll().await {
             let TrackLocalEvent::OnRtcpPacket(packets) = event else {
@@ -143,31 +124,18 @@ async fn pli_flood_from_one_subscriber_reaches_the_publisher_at_most_5_times_a_s
 
     // The publisher sends video at 50 frames a second for the whole test, from its own task.
     let sending = Arc::new(AtomicBool::new(true));
-    let (video_track, _) = publisher.track.clone().expect("publisher has a track");
-    let video_track = video_track as Arc<dyn TrackLocal>;
     let keep_sending = sending.clone();
     let sender = tokio::spawn(async move {
         let mut i = 0u16;
         while keep_sending.load(Ordering::Relaxed) {
             i = i.wrapping_add(1);
-            let packet = rtc::rtp::Packet {
-                header: rtc::rtp::Header {
-                    version: 2,
-                    payload_type: common::test_peer::VP8_PT,
-                    sequence_number: i,
-                    timestamp: u32::from(i) * 1800,
-                    ssrc: 0x1234_5678,
-                    marker: true,
-                    ..Default::default()
-                },
-                payload: bytes::Bytes::from(video_payload(i)),
-            };
-            let _ = video_track.write_rtp(packet).await;
+            let payload = bytes::Bytes::from(video_payload(i));
+            let _ = video.write(0, u32::from(i) * 1800, true, payload).await;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
 
-    let video = tokio::time::timeout(Duration::from_secs(5), async {
+    let camera = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             if let Ok(NodeEvent::TrackPublished { track, .. }) = events.recv().await {
                 break track;
@@ -177,34 +145,24 @@ async fn pli_flood_from_one_subscriber_reaches_the_publisher_at_most_5_times_a_s
     .await
     .expect("the camera track is published");
 
-    let mut subscriber = TestPeer::subscriber().await;
-    let answer = node
-        .add_participant(
-            "room-1",
-            "mallory",
-            Role::Caller,
-            subscriber.offer().await,
-            vec![SubscriptionRequest {
-                track: video,
-                prefs: Default::default(),
-            }],
-            &[],
-        )
-        .await
-        .expect("subscriber added");
-    subscriber.apply_answer(answer).await;
-    assert!(
-        subscriber
-            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await
-    );
-    let forwarded = tokio::time::timeout(Duration::from_secs(5), subscriber.rtp.recv())
+    let mut subscriber = subscriber().await;
+    let subscribe = subscriptions([&camera]);
+    join(
+        &node,
+        "room-1",
+        "mallory",
+        Role::Caller,
+        &subscriber,
+        subscribe,
+    )
+    .await;
+    let forwarded = tokio::time::timeout(Duration::from_secs(5), subscriber.incoming().recv())
         .await
         .expect("the subscriber receives video")
         .expect("subscriber channel open");
-    let media_ssrc = forwarded.header.ssrc;
+    let media_ssrc = forwarded.packet.header.ssrc;
     let receiver = subscriber
-        .pc
+        .connection()
         .get_receivers()
         .await
         .into_iter()

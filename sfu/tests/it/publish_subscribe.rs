@@ -5,7 +5,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use crate::common::test_peer::TestPeer;
+use crate::common::peers::{publisher, subscriber};
 use crate::common::{Observed, Route, TestSfu, loopback_config};
 use sfu::transport::{MediaKind, OutgoingTrack, PeerEvent};
 
@@ -15,10 +15,10 @@ async fn publisher_rtp_reaches_subscriber_with_identical_payload() {
     let mut sfu = TestSfu::start(loopback_config()).await;
     let sfu_port = sfu.handle.local_addr().port();
 
-    let mut publisher = TestPeer::publisher().await;
+    let (publisher, mut video) = publisher().await;
     let added = sfu
         .handle
-        .add_peer(publisher.offer().await, vec![])
+        .add_peer(publisher.offer().await.expect("offer"), vec![])
         .await
         .expect("publisher added");
     assert!(
@@ -31,7 +31,10 @@ async fn publisher_rtp_reaches_subscriber_with_identical_payload() {
             .contains(&format!("127.0.0.1 {sfu_port} typ host")),
         "the SFU advertises only its configured address and port"
     );
-    publisher.apply_answer(added.answer).await;
+    publisher
+        .apply_answer(&added.answer)
+        .await
+        .expect("answer applies");
     let publisher_id = added.peer;
     assert!(
         sfu.wait_connected(publisher_id, Duration::from_secs(10))
@@ -39,11 +42,11 @@ async fn publisher_rtp_reaches_subscriber_with_identical_payload() {
     );
 
     let subscriber_ssrc = 0x5EED_0001;
-    let mut subscriber = TestPeer::subscriber().await;
+    let mut subscriber = subscriber().await;
     let sub_added = sfu
         .handle
         .add_peer(
-            subscriber.offer().await,
+            subscriber.offer().await.expect("offer"),
             vec![OutgoingTrack {
                 kind: MediaKind::Video,
                 ssrc: subscriber_ssrc,
@@ -74,7 +77,10 @@ async fn publisher_rtp_reaches_subscriber_with_identical_payload() {
         })
         .await
         .expect("the subscriber's track is negotiated with VP8");
-    subscriber.apply_answer(sub_added.answer).await;
+    subscriber
+        .apply_answer(&sub_added.answer)
+        .await
+        .expect("answer applies");
     assert!(
         sfu.wait_connected(subscriber_id, Duration::from_secs(10))
             .await
@@ -99,11 +105,11 @@ async fn publisher_rtp_reaches_subscriber_with_identical_payload() {
     let mut received = None;
     for i in 0u32..100 {
         let payload: Vec<u8> = (0..200u32).map(|b| (b * 7 + i) as u8).collect();
-        publisher.send_rtp(&payload).await;
+        video.write_next(&payload).await.expect("rtp written");
         if let Ok(Some(packet)) =
-            tokio::time::timeout(Duration::from_millis(50), subscriber.rtp.recv()).await
+            tokio::time::timeout(Duration::from_millis(50), subscriber.incoming().recv()).await
         {
-            received = Some((packet, i));
+            received = Some((packet.packet, i));
             break;
         }
     }
@@ -120,12 +126,12 @@ async fn publisher_rtp_reaches_subscriber_with_identical_payload() {
 
     // And the next one arrives too, byte for byte.
     let payload: Vec<u8> = (0..900u32).map(|b| (b ^ 0x5a) as u8).collect();
-    publisher.send_rtp(&payload).await;
+    video.write_next(&payload).await.expect("rtp written");
     let next = tokio::time::timeout(Duration::from_secs(2), async {
         loop {
-            let p = subscriber.rtp.recv().await.expect("channel open");
-            if p.payload.len() == payload.len() {
-                return p;
+            let p = subscriber.incoming().recv().await.expect("channel open");
+            if p.packet.payload.len() == payload.len() {
+                return p.packet;
             }
         }
     })

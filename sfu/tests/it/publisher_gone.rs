@@ -7,9 +7,8 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use crate::common::test_peer::TestPeer;
-use rtc::peer_connection::state::RTCPeerConnectionState;
-use sfu::node::{NodeConfig, NodeEvent, SessionDescription, SubscriptionRequest, start_node};
+use crate::common::peers::{accept_answer, join, publisher, subscriber, subscriptions};
+use sfu::node::{NodeConfig, NodeEvent, SessionDescription, start_node};
 use sfu::transport::TransportConfig;
 use sfu_forwarding::{Role, RoomPolicy};
 
@@ -43,29 +42,13 @@ async fn publisher_gone_unpublishes_its_track_and_removes_it_from_subscribers() 
     node.create_room("room", RoomPolicy::meeting())
         .expect("room created");
 
-    let mut publisher = TestPeer::publisher().await;
-    let answer = node
-        .add_participant(
-            "room",
-            "alice",
-            Role::Caller,
-            publisher.offer().await,
-            vec![],
-            &[],
-        )
-        .await
-        .expect("publisher added");
-    publisher.apply_answer(answer).await;
-    assert!(
-        publisher
-            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await
-    );
+    let (publisher, mut video) = publisher().await;
+    join(&node, "room", "alice", Role::Caller, &publisher, vec![]).await;
     // VP8 keyframes: descriptor with S = 1, frame tag P = 0.
     let frame = [0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 7, 7, 7];
     let mut track = None;
     for _ in 0..100 {
-        publisher.send_rtp(&frame).await;
+        video.write_next(&frame).await.expect("rtp written");
         while let Ok(e) = events.try_recv() {
             if let NodeEvent::TrackPublished { track: t, .. } = e {
                 track = Some(t);
@@ -78,34 +61,26 @@ async fn publisher_gone_unpublishes_its_track_and_removes_it_from_subscribers() 
     }
     let track = track.expect("track published");
 
-    let mut subscriber = TestPeer::subscriber().await;
+    let mut subscriber = subscriber().await;
     let answer = node
         .add_participant(
             "room",
             "bob",
             Role::Caller,
-            subscriber.offer().await,
-            vec![SubscriptionRequest {
-                track: track.clone(),
-                prefs: Default::default(),
-            }],
+            subscriber.offer().await.expect("offer"),
+            subscriptions([&track]),
             &[],
         )
         .await
         .expect("subscriber added");
     let sent_ssrcs = ssrcs(&answer);
     assert!(!sent_ssrcs.is_empty(), "the answer sends the track");
-    subscriber.apply_answer(answer).await;
-    assert!(
-        subscriber
-            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await
-    );
+    accept_answer(&subscriber, &answer, "bob").await;
     let mut received = false;
     for _ in 0..100 {
-        publisher.send_rtp(&frame).await;
+        video.write_next(&frame).await.expect("rtp written");
         if let Ok(Some(_)) =
-            tokio::time::timeout(Duration::from_millis(30), subscriber.rtp.recv()).await
+            tokio::time::timeout(Duration::from_millis(30), subscriber.incoming().recv()).await
         {
             received = true;
             break;
@@ -165,20 +140,13 @@ async fn publisher_gone_unpublishes_its_track_and_removes_it_from_subscribers() 
     for ssrc in &sent_ssrcs {
         assert!(!ssrcs(&offer).contains(ssrc), "SSRC {ssrc} no longer sent");
     }
-    let answer = subscriber.answer(offer).await;
+    let answer = subscriber.answer(&offer).await.expect("answer");
     node.renegotiate("room", "bob", SessionDescription::Answer(answer), &[])
         .await
         .expect("answer applied");
     // The track id is no longer subscribable.
     let refused = node
-        .set_subscriptions(
-            "room",
-            "bob",
-            vec![SubscriptionRequest {
-                track,
-                prefs: Default::default(),
-            }],
-        )
+        .set_subscriptions("room", "bob", subscriptions([&track]))
         .await;
     assert!(refused.is_err(), "the unpublished track is unknown");
     subscriber.close().await;

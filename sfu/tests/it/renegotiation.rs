@@ -6,7 +6,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use crate::common::test_peer::TestPeer;
+use crate::common::peers::{publisher, subscriber};
 use crate::common::{Observed, Route, TestSfu, loopback_config};
 use sfu::transport::{MediaKind, OutgoingTrack, PeerEvent};
 
@@ -15,34 +15,16 @@ async fn sfu_offers_a_new_track_to_a_connected_subscriber() {
     common::init_tracing();
     let mut sfu = TestSfu::start(loopback_config()).await;
 
-    let mut publisher = TestPeer::publisher().await;
-    let published = sfu
-        .handle
-        .add_peer(publisher.offer().await, vec![])
-        .await
-        .unwrap();
-    publisher.apply_answer(published.answer).await;
-    assert!(
-        sfu.wait_connected(published.peer, Duration::from_secs(10))
-            .await
-    );
+    let (publisher, mut video) = publisher().await;
+    let published = sfu.connect(&publisher, vec![]).await;
 
-    let mut subscriber = TestPeer::subscriber().await;
-    let joined = sfu
-        .handle
-        .add_peer(subscriber.offer().await, vec![])
-        .await
-        .unwrap();
-    subscriber.apply_answer(joined.answer).await;
-    assert!(
-        sfu.wait_connected(joined.peer, Duration::from_secs(10))
-            .await
-    );
+    let mut subscriber = subscriber().await;
+    let joined = sfu.connect(&subscriber, vec![]).await;
 
     let ssrc = 0x0BAD_CAFE;
     sfu.handle
         .add_outgoing_track(
-            joined.peer,
+            joined,
             OutgoingTrack {
                 kind: MediaKind::Video,
                 ssrc,
@@ -56,7 +38,7 @@ async fn sfu_offers_a_new_track_to_a_connected_subscriber() {
         .unwrap();
     let offer = sfu
         .wait_for(Duration::from_secs(2), |o| match o {
-            Observed::Event(PeerEvent::LocalOffer { peer, sdp }) if *peer == joined.peer => {
+            Observed::Event(PeerEvent::LocalOffer { peer, sdp }) if *peer == joined => {
                 Some(sdp.clone())
             }
             _ => None,
@@ -67,11 +49,11 @@ async fn sfu_offers_a_new_track_to_a_connected_subscriber() {
         offer.contains(&format!("a=ssrc:{ssrc}")),
         "the offer announces the SSRC"
     );
-    let answer = subscriber.answer(offer).await;
-    sfu.handle.apply_answer(joined.peer, answer).await.unwrap();
+    let answer = subscriber.answer(&offer).await.expect("answer");
+    sfu.handle.apply_answer(joined, answer).await.unwrap();
     let payload_type = sfu
         .wait_for(Duration::from_secs(2), |o| match o {
-            Observed::Event(PeerEvent::Negotiated { peer, outgoing }) if *peer == joined.peer => {
+            Observed::Event(PeerEvent::Negotiated { peer, outgoing }) if *peer == joined => {
                 outgoing
                     .iter()
                     .find(|t| t.ssrc == ssrc)
@@ -84,9 +66,9 @@ async fn sfu_offers_a_new_track_to_a_connected_subscriber() {
         .expect("the negotiation completes");
     sfu.routes
         .send((
-            published.peer,
+            published,
             Route {
-                subscriber: joined.peer,
+                subscriber: joined,
                 ssrc,
                 payload_type,
             },
@@ -96,11 +78,11 @@ async fn sfu_offers_a_new_track_to_a_connected_subscriber() {
     let payload = b"renegotiated media payload".to_vec();
     let mut got = None;
     for _ in 0..100 {
-        publisher.send_rtp(&payload).await;
+        video.write_next(&payload).await.expect("rtp written");
         if let Ok(Some(p)) =
-            tokio::time::timeout(Duration::from_millis(50), subscriber.rtp.recv()).await
+            tokio::time::timeout(Duration::from_millis(50), subscriber.incoming().recv()).await
         {
-            got = Some(p);
+            got = Some(p.packet);
             break;
         }
     }
@@ -110,12 +92,12 @@ async fn sfu_offers_a_new_track_to_a_connected_subscriber() {
 
     // Removing the track renegotiates again.
     sfu.handle
-        .remove_outgoing_track(joined.peer, ssrc)
+        .remove_outgoing_track(joined, ssrc)
         .await
         .unwrap();
     let offer = sfu
         .wait_for(Duration::from_secs(2), |o| match o {
-            Observed::Event(PeerEvent::LocalOffer { peer, sdp }) if *peer == joined.peer => {
+            Observed::Event(PeerEvent::LocalOffer { peer, sdp }) if *peer == joined => {
                 Some(sdp.clone())
             }
             _ => None,
@@ -123,8 +105,8 @@ async fn sfu_offers_a_new_track_to_a_connected_subscriber() {
         .await
         .expect("the SFU offers the removal");
     assert!(!offer.contains(&format!("a=ssrc:{ssrc}")));
-    let answer = subscriber.answer(offer).await;
-    sfu.handle.apply_answer(joined.peer, answer).await.unwrap();
+    let answer = subscriber.answer(&offer).await.expect("answer");
+    sfu.handle.apply_answer(joined, answer).await.unwrap();
 
     publisher.close().await;
     subscriber.close().await;

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::peers::publisher;
 use crate::common::poll_until;
 use crate::common::sfu_process::{SECRET, SfuProcess};
-use crate::common::test_peer::TestPeer;
 
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 /// Process exit after the drain: the runtime shutting down, no more.
@@ -35,23 +35,10 @@ async fn sfu_sigterm_drains_within_timeout() {
 
     // A participant that stays for the whole drain (it never connects; the connect timeout is
     // 15 s, longer than the drain).
-    let created = http
-        .post(format!("{base}/control/rooms"))
-        .bearer_auth(SECRET)
-        .json(&serde_json::json!({"room": "r1", "kind": "meeting"}))
-        .send()
-        .await
-        .expect("room created");
-    assert_eq!(created.status(), 201);
-    let peer = TestPeer::publisher().await;
-    let added = http
-        .post(format!("{base}/control/rooms/r1/participants"))
-        .bearer_auth(SECRET)
-        .json(&serde_json::json!({"device": "d1", "role": "caller", "offer": peer.offer().await}))
-        .send()
-        .await
-        .expect("participant added");
-    assert_eq!(added.status(), 200);
+    node.create_room(&http, "r1").await;
+    let (peer, _video) = publisher().await;
+    node.add_caller(&http, "r1", "d1", &peer.offer().await.expect("offer"))
+        .await;
 
     node.sigterm();
     let signalled = Instant::now();

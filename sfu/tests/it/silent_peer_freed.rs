@@ -6,8 +6,8 @@ use crate::common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::common::relay::{Relay, redirect_candidates};
-use crate::common::test_peer::TestPeer;
+use crate::common::peers::publisher;
+use crate::common::relay::Relay;
 use crate::common::{Observed, TestSfu, loopback_config};
 use sfu::transport::{CloseReason, DEFAULT_CONSENT_TIMEOUT, PeerEvent};
 
@@ -17,22 +17,9 @@ async fn silent_peer_is_freed_within(consent: Duration) {
     config.consent_timeout = consent;
     let mut sfu = TestSfu::start(config).await;
     let relay = Relay::start(sfu.handle.local_addr()).await;
-    let publisher = TestPeer::publisher().await;
-    let added = sfu
-        .handle
-        .add_peer(publisher.offer().await, vec![])
-        .await
-        .unwrap();
-    publisher
-        .apply_answer(redirect_candidates(
-            &added.answer,
-            relay.client_facing.port(),
-        ))
-        .await;
-    assert!(
-        sfu.wait_connected(added.peer, Duration::from_secs(10))
-            .await
-    );
+    let (mut publisher, _video) = publisher().await;
+    publisher.route_media_via(sfu.handle.local_addr(), relay.client_facing);
+    let added = sfu.connect(&publisher, vec![]).await;
     let connected = sfu.handle.stats().await.unwrap();
     assert_eq!((connected.peers, connected.bound_addresses), (1, 1));
 
@@ -41,7 +28,7 @@ async fn silent_peer_is_freed_within(consent: Duration) {
     let silent_since = Instant::now();
     let reason = sfu
         .wait_for(consent + Duration::from_secs(3), |o| match o {
-            Observed::Event(PeerEvent::Closed { peer, reason }) if *peer == added.peer => {
+            Observed::Event(PeerEvent::Closed { peer, reason }) if *peer == added => {
                 Some(reason.clone())
             }
             _ => None,

@@ -10,15 +10,13 @@
 
 use crate::common;
 
-use std::sync::atomic::Ordering;
-use std::time::Duration;
-
-use crate::common::relay::{Relay, redirect_candidates};
+use crate::common::peers::{join, receiver_with, subscriptions};
+use crate::common::relay::Relay;
 use crate::common::simulcast::{Seen, Source, run};
-use crate::common::test_peer::{PeerOptions, TestPeer};
-use rtc::peer_connection::state::RTCPeerConnectionState;
-use sfu::node::{NodeConfig, SubscriptionRequest, start_node};
+use call_client::peer::{Peer, RtpCodecKind};
+use sfu::node::{NodeConfig, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
+use std::sync::atomic::Ordering;
 
 /// The policed downlink rate: between the middle layer and the top layer.
 const SLOW_LINK_BPS: u64 = 160_000;
@@ -43,35 +41,18 @@ async fn subscriber_on_a_slow_lossy_link_drops_a_layer_and_climbs_back_when_it_r
 
     // The subscriber talks to the SFU through the relay.
     let relay = Relay::start(node.udp_addr()).await;
-    let mut subscriber = TestPeer::subscriber_with(PeerOptions {
-        twcc_feedback: true,
-        ..Default::default()
-    })
+    let mut subscriber =
+        receiver_with(Peer::builder().twcc_feedback(), &[RtpCodecKind::Video]).await;
+    subscriber.route_media_via(node.udp_addr(), relay.client_facing);
+    join(
+        &node,
+        "room",
+        "bob",
+        Role::Caller,
+        &subscriber,
+        subscriptions([&track]),
+    )
     .await;
-    let offer = subscriber.offer().await;
-    let answer = node
-        .add_participant(
-            "room",
-            "bob",
-            Role::Caller,
-            offer,
-            vec![SubscriptionRequest {
-                track,
-                prefs: Default::default(),
-            }],
-            &[],
-        )
-        .await
-        .expect("subscriber added");
-    subscriber
-        .apply_answer(redirect_candidates(&answer, relay.client_facing.port()))
-        .await;
-    assert!(
-        subscriber
-            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await,
-        "subscriber connects through the relay"
-    );
 
     // Open link: the subscriber reaches the top layer.
     let mut seen: Vec<Seen> = Vec::new();

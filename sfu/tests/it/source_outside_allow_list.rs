@@ -5,8 +5,8 @@ use crate::common;
 
 use std::time::Duration;
 
+use crate::common::peers::publisher;
 use crate::common::stun::{binding_request, ice_credentials};
-use crate::common::test_peer::TestPeer;
 use crate::common::{TestSfu, loopback_config};
 use sfu::transport::SourceAllowList;
 use tokio::net::UdpSocket;
@@ -18,8 +18,8 @@ async fn source_outside_allow_list_gets_no_answer() {
     // Only 127.0.0.1 is answered; 127.0.0.2 (still loopback) is outside the list.
     config.allowed_sources = SourceAllowList::new(vec!["127.0.0.1/32".parse().unwrap()]);
     let sfu = TestSfu::start(config).await;
-    let client = TestPeer::publisher().await;
-    let offer = client.offer().await;
+    let (client, _video) = publisher().await;
+    let offer = client.offer().await.expect("offer");
     let (client_ufrag, _) = ice_credentials(&offer);
     let added = sfu.handle.add_peer(offer, vec![]).await.unwrap();
     let (sfu_ufrag, sfu_pwd) = ice_credentials(&added.answer);

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::common::relay::{Relay, redirect_candidates};
-use crate::common::test_peer::TestPeer;
+use crate::common::peers::publisher;
+use crate::common::relay::Relay;
 use crate::common::{Observed, TestSfu, loopback_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,22 +15,9 @@ async fn replayed_srtp_packet_is_delivered_once() {
     common::init_tracing();
     let mut sfu = TestSfu::start(loopback_config()).await;
     let relay = Relay::start(sfu.handle.local_addr()).await;
-    let mut publisher = TestPeer::publisher().await;
-    let added = sfu
-        .handle
-        .add_peer(publisher.offer().await, vec![])
-        .await
-        .unwrap();
-    publisher
-        .apply_answer(redirect_candidates(
-            &added.answer,
-            relay.client_facing.port(),
-        ))
-        .await;
-    assert!(
-        sfu.wait_connected(added.peer, Duration::from_secs(10))
-            .await
-    );
+    let (mut publisher, mut video) = publisher().await;
+    publisher.route_media_via(sfu.handle.local_addr(), relay.client_facing);
+    let added = sfu.connect(&publisher, vec![]).await;
 
     // Packets 0..40, each with a unique first payload byte; packet 20 is replayed by the relay.
     const COUNT: u8 = 40;
@@ -39,14 +26,17 @@ async fn replayed_srtp_packet_is_delivered_once() {
         if i == REPLAYED {
             relay.control.replay_next_srtp.store(true, Ordering::SeqCst);
         }
-        publisher.send_rtp(&[i, 0xAB, 0xCD, i]).await;
+        video
+            .write_next(&[i, 0xAB, 0xCD, i])
+            .await
+            .expect("rtp written");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
     let mut seen: HashMap<u8, usize> = HashMap::new();
     while let Some(marker) = sfu
         .wait_for(Duration::from_millis(700), |o| match o {
-            Observed::Rtp(peer, bytes) if *peer == added.peer => {
+            Observed::Rtp(peer, bytes) if *peer == added => {
                 // 12-byte header, no CSRC; extensions may follow (X bit).
                 let mut offset = 12;
                 if bytes[0] & 0x10 != 0 {

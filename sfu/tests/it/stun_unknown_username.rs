@@ -5,8 +5,8 @@ use crate::common;
 
 use std::time::Duration;
 
+use crate::common::peers::publisher;
 use crate::common::stun::{binding_request, ice_credentials};
-use crate::common::test_peer::TestPeer;
 use crate::common::{TestSfu, loopback_config};
 use tokio::net::UdpSocket;
 
@@ -14,8 +14,8 @@ use tokio::net::UdpSocket;
 async fn unknown_username_allocates_nothing_and_gets_no_answer() {
     common::init_tracing();
     let sfu = TestSfu::start(loopback_config()).await;
-    let client = TestPeer::publisher().await;
-    let offer = client.offer().await;
+    let (client, _video) = publisher().await;
+    let offer = client.offer().await.expect("offer");
     let (client_ufrag, _) = ice_credentials(&offer);
     let added = sfu.handle.add_peer(offer, vec![]).await.unwrap();
     let (sfu_ufrag, sfu_pwd) = ice_credentials(&added.answer);

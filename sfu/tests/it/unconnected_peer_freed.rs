@@ -5,7 +5,7 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use crate::common::test_peer::TestPeer;
+use crate::common::peers::publisher;
 use crate::common::{Observed, TestSfu, loopback_config};
 use sfu::transport::{CloseReason, PeerEvent};
 
@@ -15,8 +15,8 @@ async fn peer_that_never_connects_is_freed_after_the_connect_timeout() {
     let mut config = loopback_config();
     config.connect_timeout = Duration::from_millis(600);
     let mut sfu = TestSfu::start(config).await;
-    let client = TestPeer::publisher().await;
-    let offer = client.offer().await;
+    let (client, _video) = publisher().await;
+    let offer = client.offer().await.expect("offer");
     let started = Instant::now();
     let added = sfu.handle.add_peer(offer, vec![]).await.unwrap();
     // The answer is never given to the client.

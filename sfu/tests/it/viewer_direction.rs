@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use crate::common::test_peer::TestPeer;
+use crate::common::peers::{audio_video_subscriber, publisher};
 use sfu::control::{self, ControlState};
 use sfu::node::{NodeConfig, NodeError, SessionDescription, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
@@ -29,8 +29,8 @@ async fn viewer_sendonly_sdp_variants_refused_by_sfu() {
     node.create_room("show", RoomPolicy::broadcast())
         .expect("room created");
 
-    let viewer = TestPeer::audio_video_subscriber().await;
-    let clean = viewer.offer().await;
+    let viewer = audio_video_subscriber().await;
+    let clean = viewer.offer().await.expect("offer");
     assert!(clean.contains("a=recvonly") && !clean.contains("a=sendonly"));
     let first_mid = clean
         .lines()
@@ -40,7 +40,8 @@ async fn viewer_sendonly_sdp_variants_refused_by_sfu() {
         .to_owned();
 
     // A real client that publishes: its section is sendonly.
-    let real_sender = TestPeer::publisher().await.offer().await;
+    let (sender, _video) = publisher().await;
+    let real_sender = sender.offer().await.expect("offer");
     // A sending direction before the recvonly one.
     let two_directions = after_mid(&clean, &first_mid, "a=sendonly\r\n");
     // An extra bundled section on port 0, bundle-only, sendonly.
@@ -115,12 +116,12 @@ async fn viewer_sendonly_sdp_variants_refused_by_sfu() {
     );
 
     // A presenter may send.
-    let presenter = TestPeer::publisher().await;
+    let (presenter, _video) = publisher().await;
     node.add_participant(
         "show",
         "p1",
         Role::Presenter,
-        presenter.offer().await,
+        presenter.offer().await.expect("offer"),
         vec![],
         &[],
     )

@@ -16,3 +16,6 @@
 
 pub mod access_token;
 pub mod protocol;
+
+#[cfg(feature = "peer")]
+pub mod peer;

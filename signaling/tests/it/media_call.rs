@@ -7,15 +7,14 @@
 //! clients as `speakers` updates.
 
 use crate::common;
-#[path = "../../../sfu/tests/it/common/test_peer.rs"]
-#[allow(dead_code, unreachable_pub, missing_docs)]
-pub(crate) mod test_peer;
-
-use test_peer::vp8_descriptor_len;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use call_client::peer::{
+    AUDIO_LEVEL_URI, Incoming, LocalTrack, Peer, RtpCodecKind, VideoLayer, extmap_id,
+    first_mid_of_kind, vp8_frame_bytes,
+};
 use common::{Client, TestServer, config, token};
 use e2ee_frames::envelope::{KeyEnvelope, KeyGrant};
 use e2ee_frames::identity::{DeviceBundle, DeviceId, DeviceKeys};
@@ -25,16 +24,12 @@ use e2ee_frames::media::Codec;
 use e2ee_frames::receiver::KeyStore;
 use e2ee_frames::sender::Sender;
 use e2ee_frames::suite::CipherSuite;
-use rtc::peer_connection::state::RTCPeerConnectionState;
 use serde_json::{Value, json};
 use sfu::control::ControlState;
 use sfu::node::{NodeConfig, NodeHandle, start_node};
 use signaling::auth::Secret;
 use signaling::media_node::RemoteSfu;
 use signaling::policy::Role;
-use test_peer::{PeerOptions, TestPeer};
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
 pub(crate) const SUITE: CipherSuite = CipherSuite::Aes256GcmSha512_128;
 const FRAMES: u32 = 400;
@@ -117,43 +112,19 @@ async fn two_callers_exchange_sframe_video_through_signaling_and_a_remote_sfu() 
 }
 
 pub(crate) const CONTROL_SECRET: &str = "control-secret-for-the-test-0123456789";
-const OPUS_PT: u8 = 111;
 
-/// One caller's media: its peer connection, its Opus track, its SFrame sender and the keys it
-/// received, and the audio level it "speaks" at (RFC 6464 -dBov).
+/// One caller's media: its peer connection, its camera and Opus tracks (the audio carrying the
+/// level it "speaks" at, RFC 6464 -dBov), and the keys it received.
 pub(crate) struct Media {
-    pub(crate) peer: TestPeer,
-    audio: Arc<TrackLocalStaticRTP>,
-    audio_ssrc: u32,
-    audio_level_id: u8,
-    level: u8,
+    pub(crate) peer: Peer,
+    camera: LocalTrack,
+    audio: LocalTrack,
     pub(crate) store: KeyStore,
 }
 
 /// The `a=mid` of the first media section of `kind` in an SDP.
 fn mid_of(sdp: &str, kind: &str) -> String {
-    let mut in_kind = false;
-    for line in sdp.lines() {
-        if line.starts_with("m=") {
-            in_kind = line.starts_with(&format!("m={kind}"));
-        } else if in_kind && let Some(mid) = line.strip_prefix("a=mid:") {
-            return mid.trim().to_owned();
-        }
-    }
-    panic!("no {kind} mid in the offer")
-}
-
-/// The id the offer gives the audio-level extension.
-fn audio_level_id(sdp: &str) -> u8 {
-    sdp.lines()
-        .find_map(|l| {
-            let rest = l.strip_prefix("a=extmap:")?;
-            let (id, uri) = rest.split_once(' ')?;
-            uri.trim()
-                .eq("urn:ietf:params:rtp-hdrext:ssrc-audio-level")
-                .then(|| id.split('/').next()?.parse().ok())?
-        })
-        .expect("audio-level extension offered")
+    first_mid_of_kind(sdp, kind).unwrap_or_else(|| panic!("no {kind} mid in the offer"))
 }
 
 /// Encoded Opus frame number `i`: a TOC byte (the 1-byte clear prefix), then the number.
@@ -218,41 +189,50 @@ pub(crate) async fn send_key(
 
 /// Joins the media session: offer with the announced audio and camera tracks, answer applied.
 pub(crate) async fn publish(dev: &mut Device, audio_ssrc: u32, level: u8) -> Media {
-    let peer = TestPeer::publisher_with(PeerOptions {
-        audio_level: true,
-        ..Default::default()
-    })
-    .await;
-    let audio = peer.add_audio_track(audio_ssrc).await;
-    let sdp = peer.offer().await;
+    let peer = Peer::builder()
+        .audio_level()
+        .build()
+        .await
+        .expect("client peer connection builds");
+    let camera = peer
+        .add_video("camera", &[VideoLayer::single(0x1234_5678)])
+        .await
+        .expect("camera track added");
+    let mut audio = peer
+        .add_audio("microphone", audio_ssrc)
+        .await
+        .expect("audio track added");
+    let sdp = peer.offer().await.expect("offer");
     let tracks = json!([
         {"mid": mid_of(&sdp, "audio"), "kind": "audio", "source": "microphone"},
         {"mid": mid_of(&sdp, "video"), "kind": "video", "source": "camera"},
     ]);
-    let audio_level_id = audio_level_id(&sdp);
+    assert!(
+        extmap_id(&sdp, AUDIO_LEVEL_URI).is_some(),
+        "audio-level extension offered"
+    );
+    // Voice, at `level` -dBov.
+    audio.set_audio_level(Some((true, level)));
     dev.ws
         .send(&json!({"type": "offer", "sdp": sdp, "tracks": tracks}))
         .await;
     let answer = dev.ws.recv_type("answer").await;
-    peer.apply_answer(answer["sdp"].as_str().expect("answer sdp").to_owned())
-        .await;
-    assert!(
-        peer.wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await,
-        "peer connects to the SFU"
-    );
+    peer.apply_answer(answer["sdp"].as_str().expect("answer sdp"))
+        .await
+        .expect("answer applies");
+    peer.wait_connected(Duration::from_secs(10))
+        .await
+        .expect("peer connects to the SFU");
     Media {
         peer,
+        camera,
         audio,
-        audio_ssrc,
-        audio_level_id,
-        level,
         store: KeyStore::new(),
     }
 }
 
 /// Sends encrypted frame `i` of both tracks.
-pub(crate) async fn send_frames(m: &mut Media, sender: &mut Sender, i: u32, audio_seq: &mut u16) {
+pub(crate) async fn send_frames(m: &mut Media, sender: &mut Sender, i: u32) {
     let mut wire = Vec::new();
     sender
         .encrypt_media(Stream::Camera, Codec::Vp8, &vp8_frame(i), &mut wire)
@@ -260,37 +240,18 @@ pub(crate) async fn send_frames(m: &mut Media, sender: &mut Sender, i: u32, audi
     // VP8 payload descriptor: S bit, partition 0, no extensions.
     let mut payload = vec![0x10];
     payload.extend_from_slice(&wire);
-    m.peer.send_rtp(&payload).await;
+    m.camera.write_next(&payload).await.expect("video written");
     sender
         .encrypt_media(Stream::Audio, Codec::Opus, &opus_frame(i), &mut wire)
         .expect("audio encrypts");
-    *audio_seq = audio_seq.wrapping_add(1);
-    let packet = rtc::rtp::Packet {
-        header: rtc::rtp::Header {
-            version: 2,
-            payload_type: OPUS_PT,
-            sequence_number: *audio_seq,
-            timestamp: u32::from(*audio_seq) * 960,
-            ssrc: m.audio_ssrc,
-            extension: true,
-            extension_profile: 0xBEDE,
-            extensions: vec![rtc::rtp::header::Extension {
-                id: m.audio_level_id,
-                // V (voice) set, level in -dBov.
-                payload: bytes::Bytes::from(vec![0x80 | m.level]),
-            }],
-            ..Default::default()
-        },
-        payload: bytes::Bytes::from(wire),
-    };
-    m.audio.write_rtp(packet).await.expect("audio written");
+    m.audio.write_next(&wire).await.expect("audio written");
 }
 
 /// Reads `dev`'s messages until the other's two tracks are published, subscribes to them and
 /// answers the SFU's renegotiation offer; returns the `speakers` messages seen meanwhile.
 pub(crate) async fn subscribe_all(
     dev: &mut Device,
-    peer: &TestPeer,
+    peer: &Peer,
     other: &str,
     speakers: &mut Vec<Value>,
 ) {
@@ -320,8 +281,9 @@ pub(crate) async fn subscribe_all(
         match m["type"].as_str() {
             Some("offer") => {
                 let answer = peer
-                    .answer(m["sdp"].as_str().expect("offer sdp").to_owned())
-                    .await;
+                    .answer(m["sdp"].as_str().expect("offer sdp"))
+                    .await
+                    .expect("answer");
                 dev.ws.send(&json!({"type": "answer", "sdp": answer})).await;
                 return;
             }
@@ -333,7 +295,7 @@ pub(crate) async fn subscribe_all(
 
 /// The receiving half of a caller: what its peer connection receives and the keys it holds.
 pub(crate) struct Receiver {
-    pub(crate) rtp: tokio::sync::mpsc::UnboundedReceiver<rtc::rtp::Packet>,
+    pub(crate) rtp: tokio::sync::mpsc::UnboundedReceiver<Incoming>,
     pub(crate) store: KeyStore,
 }
 
@@ -345,18 +307,15 @@ pub(crate) async fn receive(m: &mut Receiver, slot: u16, want: u32) {
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while video < want || audio < want {
-        let packet = tokio::time::timeout_at(deadline, m.rtp.recv())
+        let Incoming { kind, packet, .. } = tokio::time::timeout_at(deadline, m.rtp.recv())
             .await
             .unwrap_or_else(|_| panic!("frames arrive within 15 s: {audio} audio, {video} video"))
             .expect("peer open");
-        let is_audio = packet.header.payload_type == OPUS_PT;
+        let is_audio = kind == RtpCodecKind::Audio;
         let (codec, wire) = if is_audio {
             (Codec::Opus, &packet.payload[..])
         } else {
-            (
-                Codec::Vp8,
-                &packet.payload[vp8_descriptor_len(&packet.payload)..],
-            )
+            (Codec::Vp8, vp8_frame_bytes(&packet.payload))
         };
         let received = m
             .store
@@ -403,10 +362,9 @@ async fn call(s: &TestServer, node: &NodeHandle) {
     let mut b_sender = Sender::new(SUITE, bob.slot(), 1, bob_key).expect("sender");
 
     // A first second of frames publishes the tracks; then each side subscribes to the other's.
-    let (mut a_seq, mut b_seq) = (0u16, 0u16);
     for i in 0..50 {
-        send_frames(&mut a, &mut a_sender, i, &mut a_seq).await;
-        send_frames(&mut b, &mut b_sender, i, &mut b_seq).await;
+        send_frames(&mut a, &mut a_sender, i).await;
+        send_frames(&mut b, &mut b_sender, i).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut speakers: Vec<Value> = Vec::new();
@@ -415,17 +373,17 @@ async fn call(s: &TestServer, node: &NodeHandle) {
 
     // A task keeps both sending; the receive halves stay here.
     let mut a_rx = Receiver {
-        rtp: std::mem::replace(&mut a.peer.rtp, tokio::sync::mpsc::unbounded_channel().1),
+        rtp: a.peer.take_incoming(),
         store: std::mem::take(&mut a.store),
     };
     let mut b_rx = Receiver {
-        rtp: std::mem::replace(&mut b.peer.rtp, tokio::sync::mpsc::unbounded_channel().1),
+        rtp: b.peer.take_incoming(),
         store: std::mem::take(&mut b.store),
     };
     let sending = tokio::spawn(async move {
         for i in 50..FRAMES {
-            send_frames(&mut a, &mut a_sender, i, &mut a_seq).await;
-            send_frames(&mut b, &mut b_sender, i, &mut b_seq).await;
+            send_frames(&mut a, &mut a_sender, i).await;
+            send_frames(&mut b, &mut b_sender, i).await;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         (a, b)

@@ -135,21 +135,20 @@ async fn exchange(
     first_frame: u32,
 ) -> (Receiver, Receiver, Sender, Sender) {
     let (mut a_sender, mut b_sender) = senders;
-    let (mut a_seq, mut b_seq) = (0u16, 0u16);
     for i in first_frame..first_frame + 50 {
-        send_frames(&mut a, &mut a_sender, i, &mut a_seq).await;
-        send_frames(&mut b, &mut b_sender, i, &mut b_seq).await;
+        send_frames(&mut a, &mut a_sender, i).await;
+        send_frames(&mut b, &mut b_sender, i).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut ignored = Vec::new();
     subscribe_all(alice, &a.peer, "bob-dev", &mut ignored).await;
     subscribe_all(bob, &b.peer, "alice-dev", &mut ignored).await;
     let mut a_rx = Receiver {
-        rtp: std::mem::replace(&mut a.peer.rtp, tokio::sync::mpsc::unbounded_channel().1),
+        rtp: a.peer.take_incoming(),
         store: std::mem::take(&mut a.store),
     };
     let mut b_rx = Receiver {
-        rtp: std::mem::replace(&mut b.peer.rtp, tokio::sync::mpsc::unbounded_channel().1),
+        rtp: b.peer.take_incoming(),
         store: std::mem::take(&mut b.store),
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -158,8 +157,8 @@ async fn exchange(
         async move {
             let mut i = first_frame + 50;
             while !stop.load(Ordering::Relaxed) && i < first_frame + 1500 {
-                send_frames(&mut a, &mut a_sender, i, &mut a_seq).await;
-                send_frames(&mut b, &mut b_sender, i, &mut b_seq).await;
+                send_frames(&mut a, &mut a_sender, i).await;
+                send_frames(&mut b, &mut b_sender, i).await;
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 i += 1;
             }

@@ -4,7 +4,7 @@
 //! with `forbidden` (counted), while the clean offer is answered.
 
 use crate::common;
-use crate::media_call::test_peer::TestPeer;
+use call_client::peer::{Peer, RtpCodecKind};
 
 use common::{TestServer, config, token};
 use serde_json::json;
@@ -33,8 +33,14 @@ async fn viewer_sendonly_sdp_variants_refused() {
     let mut v = s.connect().await;
     v.join("bc", &token("bc", "watcher", Role::Viewer), "viewer")
         .await;
-    let peer = TestPeer::audio_video_subscriber().await;
-    let clean = peer.offer().await;
+    let peer = Peer::builder()
+        .build()
+        .await
+        .expect("client peer connection builds");
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        peer.add_recvonly(kind).await.expect("recvonly transceiver");
+    }
+    let clean = peer.offer().await.expect("offer");
     assert!(clean.contains("a=recvonly") && !clean.contains("a=sendonly"));
 
     let port_zero_bundle_only = format!(

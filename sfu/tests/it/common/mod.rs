@@ -1,15 +1,16 @@
-//! Shared pieces of the transport tests: a real WebRTC client (the async `webrtc` crate) on
-//! loopback, a pass-through media handler standing in for the forwarding core, a UDP relay to
-//! replay or silence traffic, and a STUN request builder.
+//! Shared pieces of the integration tests: the real WebRTC clients (`call_client::peer`) in the
+//! shapes the tests use and the steps that join them (`peers`), a pass-through media handler
+//! standing in for the forwarding core, a UDP relay to replay, silence or police traffic, the
+//! real `sfu` binary as a child process, and a STUN request builder.
 //!
 //! Network rule: everything binds 127.0.0.1, mDNS is off, UDP4 only, the ICE server list is
 //! explicitly empty and the SFU advertises only 127.0.0.1.
 
+pub(crate) mod peers;
 pub(crate) mod relay;
 pub(crate) mod sfu_process;
 pub(crate) mod simulcast;
 pub(crate) mod stun;
-pub(crate) mod test_peer;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -29,15 +29,9 @@ pub(crate) struct RelayControl {
 pub(crate) const POLICER_BURST_BYTES: f64 = 4000.0;
 
 pub(crate) struct Relay {
-    /// The address the client should send to (put it in the SFU's answer).
+    /// The address the client should send to (`Peer::route_media_via` moves the SFU's
+    /// candidate here).
     pub(crate) client_facing: SocketAddr,
-    /// The address the SFU sees (and sends to).
-    #[allow(
-        dead_code,
-        reason = "read only by benches/send_path.rs, which includes this file too (an `expect` \
-                  would go unfulfilled there)"
-    )]
-    pub(crate) sfu_facing: SocketAddr,
     pub(crate) control: Arc<RelayControl>,
 }
 
@@ -48,7 +42,6 @@ impl Relay {
         let client_side = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let sfu_side = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let client_facing = client_side.local_addr().unwrap();
-        let sfu_facing = sfu_side.local_addr().unwrap();
         let control = Arc::new(RelayControl::default());
         let client_addr = Arc::new(tokio::sync::Mutex::new(None::<SocketAddr>));
 
@@ -109,28 +102,7 @@ impl Relay {
         }
         Self {
             client_facing,
-            sfu_facing,
             control,
         }
     }
-}
-
-/// Replaces the port of every `a=candidate` line of `sdp` (SFU answers carry exactly one, the
-/// SFU's host candidate) with `port`, so the client talks to a relay instead.
-pub(crate) fn redirect_candidates(sdp: &str, port: u16) -> String {
-    sdp.lines()
-        .map(|line| {
-            if let Some(rest) = line.strip_prefix("a=candidate:") {
-                let mut fields: Vec<String> = rest.split(' ').map(str::to_owned).collect();
-                if fields.len() > 5 {
-                    fields[5] = port.to_string();
-                }
-                format!("a=candidate:{}", fields.join(" "))
-            } else {
-                line.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\r\n")
-        + "\r\n"
 }

@@ -100,6 +100,39 @@ impl SfuProcess {
         assert!(status.success(), "SIGTERM delivered");
     }
 
+    /// Creates the meeting room `room` through the control API.
+    pub(crate) async fn create_room(&self, http: &reqwest::Client, room: &str) {
+        let created = http
+            .post(format!("{}/control/rooms", self.base()))
+            .bearer_auth(SECRET)
+            .json(&serde_json::json!({"room": room, "kind": "meeting"}))
+            .send()
+            .await
+            .expect("the control API answers");
+        assert_eq!(created.status(), 201, "room {room} created");
+    }
+
+    /// Adds `device` to `room` as a caller with `offer` through the control API and returns
+    /// the SDP answer.
+    pub(crate) async fn add_caller(
+        &self,
+        http: &reqwest::Client,
+        room: &str,
+        device: &str,
+        offer: &str,
+    ) -> String {
+        let added = http
+            .post(format!("{}/control/rooms/{room}/participants", self.base()))
+            .bearer_auth(SECRET)
+            .json(&serde_json::json!({"device": device, "role": "caller", "offer": offer}))
+            .send()
+            .await
+            .expect("the control API answers");
+        assert_eq!(added.status(), 200, "{device} added");
+        let body: serde_json::Value = added.json().await.expect("answer JSON");
+        body["answer"].as_str().expect("an SDP answer").to_owned()
+    }
+
     /// The exit status, if the process has exited.
     pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().expect("wait on the sfu")

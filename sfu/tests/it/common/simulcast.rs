@@ -4,37 +4,19 @@
 
 use std::time::Duration;
 
-use super::test_peer::TestPeer;
-use rtc::peer_connection::state::RTCPeerConnectionState;
+use bytes::Bytes;
+use call_client::peer::{LocalTrack, Peer, VideoLayer, vp8_frame_bytes};
 use sfu::node::{NodeEvent, NodeHandle, TrackClass};
 use sfu_forwarding::Role;
 use tokio::sync::broadcast;
 
-pub(crate) const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
-pub(crate) const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+use super::peers::join;
 
 /// The rids as the publisher announces them (highest first) and their quality rank.
 pub(crate) const RIDS: [&str; 3] = ["f", "h", "q"];
 pub(crate) const RANK: [u8; 3] = [2, 1, 0];
-
-/// The `a=extmap` id of `uri` and the first video section's mid in the client's offer.
-pub(crate) fn offer_facts(sdp: &str) -> ((u8, u8), String) {
-    let id = |uri: &str| {
-        sdp.lines()
-            .filter_map(|l| l.trim_end().strip_prefix("a=extmap:"))
-            .find(|l| l.ends_with(uri))
-            .and_then(|l| l.split(['/', ' ']).next())
-            .and_then(|id| id.parse::<u8>().ok())
-            .unwrap_or_else(|| panic!("offer maps {uri}"))
-    };
-    let video = sdp.split("m=video").nth(1).expect("offer has video");
-    let mid = video
-        .lines()
-        .find_map(|l| l.trim_end().strip_prefix("a=mid:"))
-        .expect("video section has a mid")
-        .to_owned();
-    ((id(MID_URI), id(RID_URI)), mid)
-}
+/// The SSRC of the first announced layer; the others follow.
+const FIRST_SSRC: u32 = 0x5100_0000;
 
 /// A VP8 payload for frame `frame` of the layer ranked `rank`: descriptor (S = 1, PID 0,
 /// 15-bit picture id), then the frame: tag (P = 0 for keyframes), rank, frame number, filler
@@ -50,12 +32,6 @@ pub(crate) fn payload(rank: u8, frame: u16, keyframe: bool) -> Vec<u8> {
     p
 }
 
-/// The VP8 frame after the payload descriptor (RFC 7741 §4.2), read independently of the SFU's
-/// parser.
-pub(crate) fn frame_of(p: &[u8]) -> &[u8] {
-    &p[super::test_peer::vp8_descriptor_len(p)..]
-}
-
 /// What the subscriber saw of one received packet.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Seen {
@@ -68,10 +44,9 @@ pub(crate) struct Seen {
 /// The publisher and its frame counter: one frame on every layer per round, a keyframe on
 /// every layer each 10th frame.
 pub(crate) struct Source {
-    pub(crate) peer: TestPeer,
-    pub(crate) ext: (u8, u8),
-    pub(crate) mid: String,
-    pub(crate) frame: u16,
+    pub(crate) peer: Peer,
+    video: LocalTrack,
+    frame: u16,
 }
 
 impl Source {
@@ -79,9 +54,10 @@ impl Source {
         self.frame += 1;
         for (index, rank) in RANK.iter().enumerate() {
             let p = payload(*rank, self.frame, self.frame % 10 == 1);
-            self.peer
-                .send_layer(index, self.ext, &self.mid, u32::from(self.frame) * 3000, &p)
-                .await;
+            self.video
+                .write(index, u32::from(self.frame) * 3000, true, Bytes::from(p))
+                .await
+                .expect("layer rtp written");
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -91,21 +67,22 @@ impl Source {
 /// recording and checking what the subscriber receives. Returns whether it sufficed.
 pub(crate) async fn run(
     source: &mut Source,
-    subscriber: &mut TestPeer,
+    subscriber: &mut Peer,
     seen: &mut Vec<Seen>,
     frames: usize,
     enough: impl Fn(&[Seen]) -> bool,
 ) -> bool {
     for _ in 0..frames {
         source.send_frame().await;
-        while let Ok(packet) = subscriber.rtp.try_recv() {
-            let f = frame_of(&packet.payload);
+        while let Ok(received) = subscriber.incoming().try_recv() {
+            let packet = received.packet;
+            let f = vp8_frame_bytes(&packet.payload);
             let rank = f[4];
             let number = u16::from_be_bytes([f[5], f[6]]);
             let keyframe = f[0] & 1 == 0;
             assert_eq!(
                 f,
-                frame_of(&payload(rank, number, keyframe)),
+                vp8_frame_bytes(&payload(rank, number, keyframe)),
                 "frame bytes unchanged"
             );
             seen.push(Seen {
@@ -131,23 +108,23 @@ impl Source {
         room: &str,
         device: &str,
     ) -> (Self, String) {
-        let peer = TestPeer::simulcast_publisher(&RIDS).await;
-        let offer = peer.offer().await;
-        let (ext, mid) = offer_facts(&offer);
-        let answer = node
-            .add_participant(room, device, Role::Caller, offer, vec![], &[])
+        let peer = Peer::builder()
+            .simulcast_extensions()
+            .build()
             .await
-            .expect("publisher added");
-        peer.apply_answer(answer).await;
-        assert!(
-            peer.wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-                .await,
-            "publisher connects"
-        );
+            .expect("client peer connection builds");
+        let layers: Vec<VideoLayer> = (FIRST_SSRC..)
+            .zip(RIDS)
+            .map(|(ssrc, rid)| VideoLayer::simulcast(rid, ssrc))
+            .collect();
+        let video = peer
+            .add_video("pub-simulcast", &layers)
+            .await
+            .expect("simulcast track added");
+        join(node, room, device, Role::Caller, &peer, vec![]).await;
         let mut source = Source {
             peer,
-            ext,
-            mid,
+            video,
             frame: 0,
         };
         for _ in 0..100 {

@@ -10,27 +10,17 @@
 //! every subscriber is connected the relays stop forwarding and just read and discard, so both
 //! sides pay the same receive cost. `cargo bench -p sfu --bench send_path`.
 
-#![allow(
-    missing_docs,
-    unreachable_pub,
-    dead_code,
-    reason = "a bench binary sharing the test helpers; not a library"
-)]
-
-#[path = "../tests/it/common/mod.rs"]
-mod common;
+mod loopback;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::relay::{Relay, redirect_candidates};
-use common::test_peer::TestPeer;
-use common::{TestSfu, loopback_config};
+use call_client::peer::Peer;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use loopback::{QuietableRelay, Shard};
 use rtc::shared::marshal::Marshal;
-use sfu::transport::{MediaKind, OutgoingTrack, PeerId, ShardHandle};
+use sfu::transport::{MediaKind, OutgoingTrack, PeerId, ShardHandle, TransportConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
@@ -41,8 +31,8 @@ struct Setup {
     subscribers: Vec<(PeerId, Bytes)>,
     plain: mpsc::Sender<PlainCommand>,
     plain_targets: Vec<(SocketAddr, Bytes)>,
-    _keep: Vec<(TestPeer, Relay)>,
-    _sfu: TestSfu,
+    _keep: Vec<(Peer, QuietableRelay)>,
+    _sfu: Shard,
 }
 
 enum PlainCommand {
@@ -86,49 +76,34 @@ fn rtp(ssrc: u32) -> Bytes {
 }
 
 async fn setup(n: usize) -> Setup {
-    let mut config = loopback_config();
     // The relays stop forwarding consent checks once everyone is connected.
-    config.consent_timeout = Duration::from_secs(3600);
-    let mut sfu = TestSfu::start(config).await;
+    let config = TransportConfig {
+        consent_timeout: Duration::from_secs(3600),
+        ..TransportConfig::loopback()
+    };
+    let mut sfu = Shard::start(config).await;
     let mut keep = Vec::new();
     let mut subscribers = Vec::new();
     let mut plain_targets = Vec::new();
     for i in 0..n {
-        let relay = Relay::start(sfu.handle.local_addr()).await;
-        let client = TestPeer::subscriber().await;
         let ssrc = 0x1000 + i as u32;
-        let added = sfu
-            .handle
-            .add_peer(
-                client.offer().await,
-                vec![OutgoingTrack {
-                    kind: MediaKind::Video,
-                    ssrc,
-                    rtx_ssrc: None,
-                    stream_id: "bench".to_owned(),
-                    track_id: format!("bench-{i}"),
-                    mime_type: "video/VP8".to_owned(),
-                }],
-            )
-            .await
-            .unwrap();
-        client
-            .apply_answer(redirect_candidates(
-                &added.answer,
-                relay.client_facing.port(),
-            ))
+        let (peer, client, relay) = sfu
+            .connect_receiver(OutgoingTrack {
+                kind: MediaKind::Video,
+                ssrc,
+                rtx_ssrc: None,
+                stream_id: "bench".to_owned(),
+                track_id: format!("bench-{i}"),
+                mime_type: "video/VP8".to_owned(),
+            })
             .await;
-        assert!(
-            sfu.wait_connected(added.peer, Duration::from_secs(10))
-                .await
-        );
         let packet = rtp(ssrc);
-        subscribers.push((added.peer, packet.clone()));
+        subscribers.push((peer, packet.clone()));
         plain_targets.push((relay.sfu_facing, packet));
         keep.push((client, relay));
     }
     for (_, relay) in &keep {
-        relay.control.blackhole.store(true, Ordering::SeqCst);
+        relay.go_quiet();
     }
     Setup {
         sfu: sfu.handle.clone(),
