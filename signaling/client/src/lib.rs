@@ -10,3 +10,5 @@
 //! | `keys` | the key policy as a sans-IO state machine (ratchet on join, rekey, acks, rotation) |
 //! | `media` | SFrame seal/open with the codec-aware clear prefix, RTP (de)packetization |
 //! | `peer` | a loopback-only WebRTC peer (feature `peer`) |
+
+pub mod keys;

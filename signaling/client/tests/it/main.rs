@@ -1,0 +1,3 @@
+//! Integration tests of `call-client`, one module per behaviour.
+
+mod keys;
