@@ -25,7 +25,7 @@
 //! | [`impairment`] | the impairing UDP relay and its `--impair` syntax |
 //! | [`baseline`] | the plain UDP relay baseline |
 //! | [`client_protocol`] | the client side of the signaling protocol, HS256 tokens |
-//! | [`key_exchange`] | sender keys wrapped in signed HPKE envelopes, ratchets, generations |
+//! | [`key_exchange`] | glue to the key policy of `call_client::keys`: roster entries, membership notices, the suite and ratchet batching |
 //! | [`rtc_peer`] | a loopback-only `webrtc` peer connection, simulcast publishing |
 //! | [`rtp_media`] | VP8 frames to RTP payloads and back |
 //! | [`participant`] | one simulated caller, presenter or viewer |

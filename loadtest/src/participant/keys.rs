@@ -1,127 +1,118 @@
-//! The participant's sender keys: first generation to the roster, a new generation after a
-//! departure (used once acknowledged or after a timeout), envelopes wrapped, opened and
-//! installed in the receiving key store.
+//! The participant's keys: protocol messages fed to the key policy (`call_client::keys`) and its
+//! outputs carried out: envelopes and acks sent, the sealer's sender key replaced, received keys
+//! installed in (or dropped from) the receiving key store.
 
-use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use e2ee_frames::{KeyEnvelope, Sender};
+use call_client::keys::{KeyInput, KeyOutput};
+use e2ee_frames::KeyEnvelope;
 
 use super::session::{Session, send};
 use super::{ParticipantError, ParticipantOutcome, keep_error, lock};
-use crate::client_protocol::ClientMessage;
-use crate::key_exchange::next_generation;
-
-/// How long a new generation waits for acknowledgements before it is used anyway.
-const REKEY_SWITCH_TIMEOUT: Duration = Duration::from_millis(1500);
-
-/// A pending new generation: used once every recipient acknowledged it, or after a timeout.
-pub(super) struct PendingGeneration {
-    pub(super) sender: Sender,
-    pub(super) awaiting: HashSet<String>,
-    pub(super) deadline: Instant,
-}
+use crate::client_protocol::{ClientMessage, RosterDevice};
+use crate::key_exchange::roster_device;
+use crate::secure_media::FrameSealer;
 
 impl Session<'_> {
-    pub(super) async fn start_rekey(
+    /// Feeds one input to the key policy and carries out what follows.
+    pub(super) async fn key_input(
         &mut self,
+        input: KeyInput,
         outcome: &mut ParticipantOutcome,
     ) -> Result<(), ParticipantError> {
-        let Some(sealer) = self.sealer.clone() else {
-            return Ok(());
-        };
-        let base = match &self.pending_generation {
-            Some(p) => next_generation(&p.sender, &mut rand::rng()),
-            None => next_generation(lock(&sealer).sender_mut(), &mut rand::rng()),
+        if let Err(e) = self.keys.handle_input(Instant::now(), input) {
+            outcome.envelope_failures += 1;
+            keep_error(outcome, e.to_string());
         }
-        .map_err(|e| ParticipantError::Key(e.to_string()))?;
-        let everyone: Vec<String> = self.ring.peer_ids().map(str::to_owned).collect();
-        self.send_keys(&base, &everyone, outcome).await?;
-        self.pending_generation = Some(PendingGeneration {
-            sender: base,
-            awaiting: everyone.into_iter().collect(),
-            deadline: Instant::now() + REKEY_SWITCH_TIMEOUT,
-        });
-        Ok(())
+        self.apply_key_outputs(outcome).await
     }
 
-    pub(super) async fn send_keys(
+    /// Adds a roster device to the key policy (a malformed bundle is counted and skipped).
+    pub(super) async fn add_to_roster(
         &mut self,
-        sender: &Sender,
-        to: &[String],
+        entry: &RosterDevice,
         outcome: &mut ParticipantOutcome,
     ) -> Result<(), ParticipantError> {
-        let envelopes: Vec<_> = {
-            let mut rng = rand::rng();
-            to.iter()
-                .map(|device| self.ring.wrap(sender, device, &mut rng))
-                .collect()
-        };
-        for env in envelopes {
-            match env {
-                Ok(env) => self.send_envelope(&env).await?,
-                Err(e) => keep_error(outcome, e.to_string()),
+        match roster_device(entry) {
+            Ok(device) => self.key_input(KeyInput::RosterAdded(device), outcome).await,
+            Err(e) => {
+                outcome.envelope_failures += 1;
+                keep_error(outcome, e);
+                Ok(())
             }
         }
-        Ok(())
     }
 
-    pub(super) async fn send_envelope(
+    /// Runs the key policy's timers (batched ratchet, ack timeout, rotation) when due.
+    pub(super) async fn key_timeout(
         &mut self,
-        env: &KeyEnvelope,
-    ) -> Result<(), ParticipantError> {
-        // The e2ee-frames JSON form is the documented wire form.
-        let envelope = serde_json::from_str(&env.to_json()).expect("envelope JSON is an object");
-        send(&mut self.ws, &ClientMessage::KeyEnvelope { envelope }).await
-    }
-
-    pub(super) async fn install_envelope(
-        &mut self,
-        env: KeyEnvelope,
         outcome: &mut ParticipantOutcome,
     ) -> Result<(), ParticipantError> {
-        if self.ring.peer(&env.sender).is_none() {
-            // The roster delta naming the sender has not arrived yet.
-            self.pending_envelopes.push(env);
-            return Ok(());
+        let now = Instant::now();
+        if self.keys.poll_timeout().is_some_and(|due| due <= now)
+            && let Err(e) = self.keys.handle_timeout(now)
+        {
+            keep_error(outcome, e.to_string());
         }
-        match self.ring.open(&env) {
-            Ok((grant, key)) => {
-                let installed = lock(self.opener).keys_mut().install(
-                    Instant::now(),
-                    grant.slot,
-                    grant.generation,
-                    grant.step,
-                    grant.suite,
-                    key,
-                );
-                if let Err(e) = installed {
-                    keep_error(outcome, e.to_string());
-                } else if grant.step == 0 {
+        self.apply_key_outputs(outcome).await
+    }
+
+    async fn apply_key_outputs(
+        &mut self,
+        outcome: &mut ParticipantOutcome,
+    ) -> Result<(), ParticipantError> {
+        while let Some(output) = self.keys.poll_output() {
+            match output {
+                KeyOutput::SendEnvelope { envelope, .. } => self.send_envelope(&envelope).await?,
+                KeyOutput::SendAck {
+                    to,
+                    generation,
+                    step,
+                } => {
                     let ack = ClientMessage::KeyAck {
-                        to: env.sender.clone(),
-                        generation: grant.generation,
-                        step: grant.step,
+                        to,
+                        generation,
+                        step,
                     };
                     send(&mut self.ws, &ack).await?;
                 }
-            }
-            Err(e) => {
-                outcome.envelope_failures += 1;
-                keep_error(outcome, e.to_string());
+                KeyOutput::UseSenderKey(key) => {
+                    let sender = key
+                        .sender(self.joined.slot)
+                        .map_err(|e| ParticipantError::Key(e.to_string()))?;
+                    match &self.sealer {
+                        Some(sealer) => *lock(sealer).sender_mut() = sender,
+                        None => {
+                            let sealer = FrameSealer::new(sender, self.spec.index);
+                            self.sealer = Some(Arc::new(Mutex::new(sealer)));
+                        }
+                    }
+                }
+                KeyOutput::InstallReceiverKey(k) => {
+                    let installed = lock(self.opener).keys_mut().install(
+                        Instant::now(),
+                        k.slot,
+                        k.generation,
+                        k.step,
+                        k.suite,
+                        k.key,
+                    );
+                    if let Err(e) = installed {
+                        keep_error(outcome, e.to_string());
+                    }
+                }
+                KeyOutput::ForgetSender { slot, .. } => {
+                    lock(self.opener).keys_mut().remove_sender(slot);
+                }
             }
         }
         Ok(())
     }
 
-    pub(super) async fn retry_pending_envelopes(
-        &mut self,
-        outcome: &mut ParticipantOutcome,
-    ) -> Result<(), ParticipantError> {
-        let pending = std::mem::take(&mut self.pending_envelopes);
-        for env in pending {
-            self.install_envelope(env, outcome).await?;
-        }
-        Ok(())
+    async fn send_envelope(&mut self, env: &KeyEnvelope) -> Result<(), ParticipantError> {
+        // The e2ee-frames JSON form is the documented wire form.
+        let envelope = serde_json::from_str(&env.to_json()).expect("envelope JSON is an object");
+        send(&mut self.ws, &ClientMessage::KeyEnvelope { envelope }).await
     }
 }

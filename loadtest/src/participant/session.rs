@@ -1,31 +1,30 @@
 //! The control loop: the signaling WebSocket, the peer connection's offer and renegotiations,
 //! the server's messages and the periodic flush of subscriptions and ratchets.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2ee_frames::{BaseKey, DeviceId, DeviceKeys, KeyEnvelope, Sender};
+use call_client::keys::{KeyInput, KeyManager};
+use e2ee_frames::{DeviceId, DeviceKeys, KeyEnvelope};
 use futures_util::{SinkExt as _, StreamExt as _};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::keys::PendingGeneration;
 use super::media_tasks::{publish_media, receive_media};
 use super::{
     LiveCounters, ParticipantError, ParticipantOutcome, ParticipantSpec, Role, SharedOpener,
-    SharedSealer, keep_error, lock, stopped,
+    SharedSealer, keep_error, stopped,
 };
 use crate::client_protocol::{
     ClientMessage, Joined, ServerMessage, Subscription, TrackAnnouncement, TrackInfo,
 };
-use crate::key_exchange::{KeyChange, KeyRing, SUITE, ratchet_or_rotate, wire_bundle};
+use crate::key_exchange::{key_config, membership, wire_bundle};
 use crate::media::vp8_frames::CAMERA_LAYERS;
 use crate::rtc_peer::{RtcPeer, VideoLayer, bind_local_track};
-use crate::secure_media::FrameSealer;
 
 /// How often batched work (subscriptions, ratchets, rekey switches) is flushed.
 const TICK: Duration = Duration::from_millis(100);
@@ -40,13 +39,10 @@ pub(super) struct Session<'a> {
     pub(super) spec: &'a ParticipantSpec,
     pub(super) ws: Ws,
     pub(super) peer: Option<RtcPeer>,
-    pub(super) ring: KeyRing,
+    pub(super) keys: KeyManager,
     pub(super) joined: Joined,
     pub(super) sealer: Option<SharedSealer>,
     pub(super) opener: &'a SharedOpener,
-    pub(super) pending_envelopes: Vec<KeyEnvelope>,
-    pub(super) ratchet_for: HashSet<String>,
-    pub(super) pending_generation: Option<PendingGeneration>,
     pub(super) tracks: BTreeMap<String, TrackInfo>,
     pub(super) subscriptions_dirty: bool,
     pub(super) last_subscribe: Option<Instant>,
@@ -88,12 +84,19 @@ impl<'a> Session<'a> {
         if !joined.media {
             return Err(ParticipantError::NoMedia);
         }
-        let ring = KeyRing::new(keys, &joined.room, &joined.call);
+        let policy = KeyManager::new(
+            keys,
+            &joined.room,
+            &joined.call,
+            joined.slot,
+            spec.role.publishes() && joined.can_publish,
+            key_config(),
+        );
         let mut session = Session {
             spec,
             ws,
             peer: None,
-            ring,
+            keys: policy,
             tracks: joined
                 .tracks
                 .iter()
@@ -102,9 +105,6 @@ impl<'a> Session<'a> {
             joined,
             sealer: None,
             opener,
-            pending_envelopes: Vec::new(),
-            ratchet_for: HashSet::new(),
-            pending_generation: None,
             subscriptions_dirty: true,
             last_subscribe: None,
             connected: false,
@@ -126,29 +126,13 @@ impl<'a> Session<'a> {
         started: Instant,
     ) -> Result<(), ParticipantError> {
         for device in self.joined.roster.devices.clone() {
-            if let Err(e) = self.ring.add_peer(&device) {
-                outcome.envelope_failures += 1;
-                keep_error(outcome, e.to_string());
-            }
+            self.add_to_roster(&device, outcome).await?;
         }
         let (mut state, incoming, published) = self.start_media().await?;
 
-        // Keys: a publisher's first generation goes to everyone in the roster.
-        if self.spec.role.publishes() && self.joined.can_publish {
-            let sender = Sender::new(
-                SUITE,
-                self.joined.slot,
-                0,
-                BaseKey::random(&mut rand::rng()),
-            )
-            .map_err(|e| ParticipantError::Key(e.to_string()))?;
-            let everyone: Vec<String> = self.ring.peer_ids().map(str::to_owned).collect();
-            self.send_keys(&sender, &everyone, outcome).await?;
-            self.sealer = Some(Arc::new(Mutex::new(FrameSealer::new(
-                sender,
-                self.spec.index,
-            ))));
-        }
+        // Keys: a publisher's first generation goes to everyone in the roster (and makes the
+        // sealer).
+        self.key_input(KeyInput::Start, outcome).await?;
 
         let mut receiver = tokio::spawn(receive_media(
             incoming,
@@ -236,7 +220,7 @@ impl<'a> Session<'a> {
                     }
                 }
                 _ = tick.tick() => {
-                    if let Err(e) = self.on_tick().await {
+                    if let Err(e) = self.on_tick(outcome).await {
                         break Err(e);
                     }
                 }
@@ -360,18 +344,11 @@ impl<'a> Session<'a> {
             }
             ServerMessage::Roster { added, removed, .. } => {
                 for device in &added {
-                    if let Err(e) = self.ring.add_peer(device) {
-                        outcome.envelope_failures += 1;
-                        keep_error(outcome, e.to_string());
-                    }
+                    self.add_to_roster(device, outcome).await?;
                 }
-                for device in &removed {
-                    if let Some(peer) = self.ring.remove_peer(device) {
-                        lock(self.opener).keys_mut().remove_sender(peer.slot);
-                    }
-                }
-                if !added.is_empty() {
-                    self.retry_pending_envelopes(outcome).await?;
+                if !removed.is_empty() {
+                    self.key_input(KeyInput::RosterRemoved(removed), outcome)
+                        .await?;
                 }
             }
             ServerMessage::Membership {
@@ -379,14 +356,8 @@ impl<'a> Session<'a> {
                 joined,
                 left,
             } => {
-                if self.sealer.is_some() {
-                    if action == "ratchet" {
-                        let me = self.ring.device().to_owned();
-                        self.ratchet_for
-                            .extend(joined.into_iter().filter(|d| *d != me));
-                    } else if action == "rekey" && !left.is_empty() {
-                        self.start_rekey(outcome).await?;
-                    }
+                if let Some(m) = membership(&action, joined, left) {
+                    self.key_input(KeyInput::Membership(m), outcome).await?;
                 }
             }
             ServerMessage::TrackPublished { track } => {
@@ -399,7 +370,7 @@ impl<'a> Session<'a> {
             }
             ServerMessage::KeyEnvelope { envelope } => {
                 match KeyEnvelope::from_json(&envelope.to_string()) {
-                    Ok(env) => self.install_envelope(env, outcome).await?,
+                    Ok(env) => self.key_input(KeyInput::Envelope(env), outcome).await?,
                     Err(e) => {
                         outcome.envelope_failures += 1;
                         keep_error(outcome, e.to_string());
@@ -407,24 +378,19 @@ impl<'a> Session<'a> {
                 }
             }
             ServerMessage::KeyAck {
-                from, generation, ..
+                from,
+                generation,
+                step,
             } => {
-                if let Some(p) = &mut self.pending_generation
-                    && p.sender.generation() == generation
-                {
-                    p.awaiting.remove(&from);
-                }
+                let ack = KeyInput::Ack {
+                    from,
+                    generation,
+                    step,
+                };
+                self.key_input(ack, outcome).await?;
             }
             ServerMessage::KeyRequest { from } => {
-                if let Some(sealer) = &self.sealer {
-                    let env = {
-                        let mut s = lock(sealer);
-                        self.ring.wrap(s.sender_mut(), &from, &mut rand::rng())
-                    };
-                    if let Ok(env) = env {
-                        self.send_envelope(&env).await?;
-                    }
-                }
+                self.key_input(KeyInput::Request { from }, outcome).await?;
             }
             ServerMessage::Error { code, message } => {
                 keep_error(outcome, format!("{code}: {message}"));
@@ -438,35 +404,9 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    async fn on_tick(&mut self) -> Result<(), ParticipantError> {
-        // One ratchet for every joiner since the last tick.
-        if !self.ratchet_for.is_empty()
-            && let Some(sealer) = self.sealer.clone()
-        {
-            let joiners: Vec<String> = self.ratchet_for.drain().collect();
-            let envelopes: Vec<_> = {
-                let mut s = lock(&sealer);
-                let mut rng = rand::rng();
-                let change = ratchet_or_rotate(s.sender_mut(), &mut rng)
-                    .map_err(|e| ParticipantError::Key(e.to_string()))?;
-                let to: Vec<String> = match change {
-                    KeyChange::Ratcheted => joiners,
-                    KeyChange::NewGeneration => self.ring.peer_ids().map(str::to_owned).collect(),
-                };
-                to.iter()
-                    .filter_map(|d| self.ring.wrap(s.sender_mut(), d, &mut rng).ok())
-                    .collect()
-            };
-            for env in &envelopes {
-                self.send_envelope(env).await?;
-            }
-        }
-        if let Some(p) = &self.pending_generation
-            && (p.awaiting.is_empty() || Instant::now() >= p.deadline)
-            && let (Some(p), Some(sealer)) = (self.pending_generation.take(), &self.sealer)
-        {
-            *lock(sealer).sender_mut() = p.sender;
-        }
+    async fn on_tick(&mut self, outcome: &mut ParticipantOutcome) -> Result<(), ParticipantError> {
+        // The key policy's batched ratchet, ack timeout and rotation.
+        self.key_timeout(outcome).await?;
         if self.connected
             && self.subscriptions_dirty
             && self
@@ -475,7 +415,7 @@ impl<'a> Session<'a> {
         {
             self.subscriptions_dirty = false;
             self.last_subscribe = Some(Instant::now());
-            let me = self.ring.device().to_owned();
+            let me = self.keys.device().to_owned();
             let subscriptions = self
                 .tracks
                 .values()

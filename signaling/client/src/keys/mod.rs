@@ -338,7 +338,7 @@ impl KeyManager {
     pub fn handle_input(&mut self, now: Instant, input: KeyInput) -> Result<(), KeyError> {
         match input {
             KeyInput::Start => self.start(now),
-            KeyInput::RosterAdded(device) => self.add_device(now, device),
+            KeyInput::RosterAdded(device) => self.add_device(device),
             KeyInput::RosterRemoved(devices) => {
                 self.remove_devices(now, &devices);
                 Ok(())
@@ -375,7 +375,7 @@ impl KeyManager {
         self.outputs.pop_front()
     }
 
-    fn add_device(&mut self, _now: Instant, device: RosterDevice) -> Result<(), KeyError> {
+    fn add_device(&mut self, device: RosterDevice) -> Result<(), KeyError> {
         if device.device == self.device() {
             return Ok(());
         }
