@@ -3,6 +3,8 @@
 
 mod join;
 mod leave;
+mod pending;
+mod receiving;
 mod rotation;
 mod suite5;
 mod switch;
