@@ -77,6 +77,27 @@ impl Sender {
         })
     }
 
+    /// A sender at ratchet `step` of `generation`, `base_key` being that step's key (the
+    /// suite's `Nh` bytes once ratcheted): what a key policy that ratcheted the key itself
+    /// hands to the media path. Counters start at 0, as after [`Sender::ratchet`].
+    pub fn at_step(
+        suite: CipherSuite,
+        slot: u16,
+        generation: u16,
+        step: u8,
+        base_key: BaseKey,
+    ) -> Result<Self, SendError> {
+        Kid::new(slot, Stream::Audio, generation, step)?;
+        Ok(Sender {
+            suite,
+            slot,
+            generation,
+            step,
+            base_key,
+            streams: Default::default(),
+        })
+    }
+
     /// The suite frames are encrypted with.
     pub fn suite(&self) -> CipherSuite {
         self.suite

@@ -6,10 +6,11 @@
  * - start: generation 0 with a random 32-byte base key, wrapped to every recipient in the roster
  *   and used at once (nobody holds an older key to protect).
  * - `membership` `ratchet` (somebody joined): the current key is ratcheted one step (RFC 9605
- *   §5.1) and used at once; only the joiners get the ratcheted key (the others ratchet by
- *   themselves, within their look-ahead). Past step 255 a new generation is made instead, and
- *   so it is with a SHA-512 suite (the default 0x0005), whose 64-byte ratcheted key does not fit
- *   the 32-byte envelope of docs/e2ee.md §3 (see the README).
+ *   §5.1) and used at once; only the joiners get the ratcheted key, one envelope each (the
+ *   others ratchet by themselves, within their look-ahead), and no new generation starts. The
+ *   ratcheted key is the suite's Nh bytes (64 with the default SHA-512 suite 0x0005) and the
+ *   envelope carries it as it is (docs/e2ee.md §3). Past step 255 a new generation is made
+ *   instead.
  * - `membership` `rekey` (somebody left), and every {@link KEY_DEFAULTS.periodicMs} (5 min): a
  *   new generation, wrapped to every remaining recipient; it is used once all of them acked, or
  *   after {@link KEY_DEFAULTS.ackTimeoutMs}. A rekey while one is pending replaces it (the
@@ -25,7 +26,7 @@
  *
  * @module keys
  */
-import { BASE_KEY_LENGTH, createEnvelope, openEnvelope } from './e2ee/envelope.mjs';
+import { createEnvelope, openEnvelope } from './e2ee/envelope.mjs';
 import { ratchetBaseKey } from './e2ee/sframe.mjs';
 import { MAX_GENERATION, MAX_STEP } from './e2ee/kid.mjs';
 import { DEFAULT_SUITE } from './e2ee/suites.mjs';
@@ -141,14 +142,8 @@ export class KeyManager {
       await this._newGeneration(now, 'step-exhausted');
       return;
     }
+    // Nh bytes: 32 with a SHA-256 suite, 64 with the SHA-512 suite 0x0005 (docs/e2ee.md §3).
     const baseKey = await ratchetBaseKey(this.suite, cur.baseKey);
-    if (baseKey.length !== BASE_KEY_LENGTH) {
-      // The ratchet yields Nh bytes (64 for the SHA-512 suite 0x0005) but an envelope carries
-      // exactly a 32-byte base key (docs/e2ee.md §3): the ratcheted key cannot be sent to the
-      // joiner. A new generation for everyone keeps the joiner out of past media instead.
-      await this._newGeneration(now, 'join');
-      return;
-    }
     const step = cur.step + 1;
     this._use({ generation: cur.generation, step, baseKey }, now, 'ratchet');
     await this._wrapTo(joiners, cur.generation, step, baseKey);

@@ -289,3 +289,26 @@ fn frames_shorter_than_their_prefix_round_trip_at_every_length() {
         }
     }
 }
+
+#[test]
+fn a_sender_made_at_a_ratcheted_step_equals_one_that_ratcheted() {
+    // What a key policy hands to the media path after a join: the step's key, not the
+    // generation's first key (which it no longer holds).
+    let suite = CipherSuite::Aes256GcmSha512_128;
+    let mut ratcheted = Sender::new(suite, 3, 7, key(9)).unwrap();
+    ratcheted.ratchet().unwrap();
+    ratcheted.ratchet().unwrap();
+    let step_key = ratcheted.base_key().clone();
+    assert_eq!(step_key.as_bytes().len(), 64);
+    let mut made = Sender::at_step(suite, 3, 7, 2, step_key).unwrap();
+    assert_eq!(made.kid(Stream::Audio), ratcheted.kid(Stream::Audio));
+    assert_eq!(frame(&mut made, b"same"), frame(&mut ratcheted, b"same"));
+    // A receiver holding step 0 follows it by ratcheting.
+    let mut store = KeyStore::new();
+    let now = Instant::now();
+    store.install(now, 3, 7, 0, suite, key(9)).unwrap();
+    let f = frame(&mut made, b"hello");
+    assert_eq!(open(&mut store, now, &f).unwrap(), b"hello");
+    // Out-of-range slots are refused as by `Sender::new`.
+    assert!(Sender::at_step(suite, 4096, 7, 2, key(9)).is_err());
+}

@@ -15,6 +15,7 @@
 //! Guide, tests and where to change what: `signaling/client/README.md`.
 
 pub mod access_token;
+pub mod keys;
 pub mod protocol;
 
 #[cfg(feature = "peer")]

@@ -100,22 +100,33 @@ test('join (SHA-256 suite 4): the sender ratchets one step and sends the ratchet
   assert.equal(r.get('a').km.nextDeadline(), KEY_DEFAULTS.periodicMs);
 });
 
-test('join (default suite 5): the 64-byte ratcheted key does not fit an envelope, so everyone gets a new generation', async () => {
+test('join (default suite 5): the 64-byte ratcheted key goes to the joiner only, no new generation', async () => {
   const r = await room(['a', 'b', 'c']);
   r.setRosters(['a', 'b']);
   const a = r.get('a');
   await a.km.start(0);
   await r.flush(0);
-  assert.equal((await ratchetBaseKey(5, a.senderKeys[0].baseKey)).length, 64);
   a.km.addDevice(r.entry(r.get('c')));
   r.get('c').km.setRoster(['a', 'b', 'c'].map((n) => r.entry(r.get(n))));
   await a.km.onMembership({ action: 'ratchet', joined: ['c'] }, 1000);
   const log = await r.flush(1000);
-  assert.deepEqual(envelopesIn(log), ['a->b:g1s0', 'a->c:g1s0']);
-  assert.equal(a.senderKeys.at(-1).generation, 1);
-  assert.equal(a.senderKeys.at(-1).reason, 'join:acked');
-  // The joiner never got generation 0.
-  assert.ok(r.get('c').received.every((k) => k.generation === 1));
+  // One envelope, to the joiner, at step 1 of generation 0; nothing pending.
+  assert.deepEqual(envelopesIn(log), ['a->c:g0s1']);
+  const [env] = log.filter((m) => m.type === 'key_envelope').map((m) => m.envelope);
+  assert.equal(env.suite, 5);
+  // ct = 64-byte key + 16-byte tag (docs/e2ee.md §3).
+  assert.equal(Buffer.from(env.ct, 'base64url').length, 80);
+  assert.equal(a.km.pending, null);
+  const [k0, k1] = a.senderKeys;
+  assert.equal(k1.reason, 'ratchet');
+  assert.equal(k1.baseKey.length, 64);
+  assert.deepEqual(k1.baseKey, await ratchetBaseKey(5, k0.baseKey), 'RFC 9605 ratchet (SHA-512, Nh = 64)');
+  // The joiner opened the 64-byte key and acked it; it never got generation 0's step 0.
+  const got = r.get('c').received;
+  assert.equal(got.length, 1);
+  assert.deepEqual([got[0].generation, got[0].step, got[0].suite], [0, 1, 5]);
+  assert.deepEqual(got[0].baseKey, k1.baseKey);
+  assert.deepEqual(log.filter((m) => m.type === 'key_ack').map((m) => `${m.from}->${m.to}:g${m.generation}s${m.step}`), ['c->a:g0s1']);
 });
 
 test('leave: a new generation goes to the remaining devices and is used once all acked', async () => {

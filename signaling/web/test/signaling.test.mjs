@@ -106,8 +106,8 @@ describe('web client against signaling dev', { skip: signalingSkip() }, () => {
     assert.ok(both.ok, JSON.stringify(both));
     assert.match(both.va.code, /^\d{25}$/);
     assert.equal(both.va.refused + both.vb.refused, 0);
-    // Bob's arrival made Alice rotate (the default suite's ratchet does not fit an envelope,
-    // so a new generation); Bob holds Alice's current generation.
+    // Bob's arrival made Alice ratchet (the 64-byte ratcheted key of suite 5 went to Bob only);
+    // Bob holds Alice's current generation.
     assert.equal(both.vb.received[A.device].generation, both.va.sending.generation);
     const codeWithTwo = both.va.code;
 
