@@ -109,6 +109,7 @@ pub mod rtp;
 mod rtx_buffer;
 mod seq;
 mod slab;
+mod slots;
 mod state;
 pub mod twcc;
 mod twcc_receiver;
@@ -117,7 +118,7 @@ pub mod vp8;
 pub use crate::core::{Sfu, ntp_from_system_time};
 pub use error::{Error, PacketError};
 pub use ids::{ParticipantId, RoomId, SubscriptionId, TrackId};
-pub use metrics::{ByKind, Dropped, Feedback, Gauges, Metrics, ParticipantStats};
+pub use metrics::{ByKind, BySlotKind, Dropped, Feedback, Gauges, Metrics, ParticipantStats};
 pub use output::{Direction, Event, Output, Transmit};
 pub use policy::{
     Codec, Config, DownstreamParams, LayerSpec, MAX_BROADCAST_PRESENTERS, MAX_BROADCAST_VIEWERS,
@@ -125,3 +126,6 @@ pub use policy::{
     RoomPolicy, RtxParams, TrackKind, TrackSpec,
 };
 pub use rtp::{AudioLevel, ExtensionIds, HeaderBuf};
+pub use slots::{
+    DEFAULT_SCREEN_SLOTS, MAX_SLOTS_PER_KIND, SlotCounts, SlotKind, SlotLayout, SlotRef,
+};
