@@ -82,6 +82,10 @@
 //!   [`Config::feedback_interval`], and NACKs for gaps in their video streams.
 //! - Cameras: each subscriber receives the [`RoomPolicy::last_n`] most recent speakers' cameras
 //!   plus pinned ones; screen shares always.
+//! - Receive slots ([`Sfu::set_slot_layout`]): a subscriber with a fixed [`SlotLayout`] (from
+//!   [`RoomPolicy::slot_counts`]) gets the loudest audio tracks, the pinned and last-N cameras
+//!   and the screen shares on its slots, each slot one continuous stream; the core announces
+//!   each new map as [`Event::SlotsChanged`]. Joins and leaves change maps, never layouts.
 //!
 //! # Bandwidth estimation
 //!
