@@ -1,8 +1,10 @@
 //! Benchmarks of the forwarding core (see the doc of `forward`).
 
 //! Core cost per forwarded packet: one 1200-byte VP8 packet from a presenter fanned out to N
-//! viewers, including draining the transmits. Criterion's throughput is set to N elements, so
-//! the reported time per element is the cost per forwarded packet.
+//! viewers, including draining the transmits; `forward_per_packet` with per-track
+//! subscriptions, `forward_per_packet_slot` with each viewer's receive slot carrying it.
+//! Criterion's throughput is set to N elements, so the reported time per element is the cost
+//! per forwarded packet.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +12,7 @@ use bytes::Bytes;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sfu_forwarding::{
     Codec, Config, DownstreamParams, ExtensionIds, LayerSpec, Output, ParticipantId, Role,
-    RoomPolicy, RtxParams, Sfu, TrackKind, TrackSpec,
+    RoomPolicy, RtxParams, Sfu, SlotLayout, TrackKind, TrackSpec,
 };
 
 const EXT: ExtensionIds = ExtensionIds {
@@ -58,7 +60,16 @@ impl Source {
     }
 }
 
-fn setup(viewers: usize, source: &mut Source) -> Setup {
+/// How the viewers receive the presenter's camera.
+#[derive(Clone, Copy)]
+enum Delivery {
+    /// A per-track subscription each (`Sfu::subscribe`).
+    Subscription,
+    /// A receive slot each (`Sfu::set_slot_layout`, one video slot), filled by the core.
+    Slot,
+}
+
+fn setup(viewers: usize, source: &mut Source, delivery: Delivery) -> Setup {
     let now = Instant::now();
     let mut sfu = Sfu::new(Config::default(), now, 0);
     let room = sfu
@@ -90,21 +101,27 @@ fn setup(viewers: usize, source: &mut Source) -> Setup {
             .add_participant(room, Role::Viewer, EXT)
             .expect("room has space");
         let ssrc = 10_000 + 2 * i as u32;
-        sfu.subscribe(
-            now,
-            v,
-            track,
-            DownstreamParams {
-                ssrc,
-                payload_type: 96,
-                rtx: Some(RtxParams {
-                    ssrc: ssrc + 1,
-                    payload_type: 97,
-                }),
-                mid: None,
-            },
-        )
-        .expect("can subscribe");
+        let down = DownstreamParams {
+            ssrc,
+            payload_type: 96,
+            rtx: Some(RtxParams {
+                ssrc: ssrc + 1,
+                payload_type: 97,
+            }),
+            mid: None,
+        };
+        match delivery {
+            Delivery::Subscription => {
+                sfu.subscribe(now, v, track, down).expect("can subscribe");
+            }
+            Delivery::Slot => {
+                let layout = SlotLayout {
+                    video: vec![down],
+                    ..SlotLayout::default()
+                };
+                sfu.set_slot_layout(now, v, layout).expect("valid layout");
+            }
+        }
     }
     let mut s = Setup {
         sfu,
@@ -135,10 +152,20 @@ impl Setup {
 }
 
 fn forward(c: &mut Criterion) {
-    let mut g = c.benchmark_group("forward_per_packet");
-    for fan_out in [1usize, 10, 100, 500] {
+    bench_group(
+        c,
+        "forward_per_packet",
+        Delivery::Subscription,
+        &[1, 10, 100, 500],
+    );
+    bench_group(c, "forward_per_packet_slot", Delivery::Slot, &[1, 100]);
+}
+
+fn bench_group(c: &mut Criterion, name: &str, delivery: Delivery, fan_outs: &[usize]) {
+    let mut g = c.benchmark_group(name);
+    for &fan_out in fan_outs {
         let mut source = Source::default();
-        let mut s = setup(fan_out, &mut source);
+        let mut s = setup(fan_out, &mut source, delivery);
         assert_eq!(
             s.send(source.next(false)),
             fan_out,

@@ -12,7 +12,6 @@ use crate::{
     TrackSpec,
     bwe::Bwe,
     recv_stats::RecvStats,
-    rewriter::Rewriter,
     rtx_buffer::RtxBuffer,
     slab::Slab,
     state::{AudioActivity, Layer, Participant, RateMeter, Room, Source, Subscription, Track},
@@ -36,6 +35,9 @@ pub struct Sfu {
     pub(crate) next_allocation: Instant,
     pub(crate) next_reports: Instant,
     pub(crate) scratch_statuses: Vec<PacketStatus>,
+    /// Receive slots that switched to another track during one fan-out, with the track they
+    /// left (their entry in its subscriber list goes after the loop).
+    pub(crate) scratch_slot_switches: Vec<(SubscriptionId, TrackId)>,
 }
 
 /// Converts a wall-clock time to a 64-bit NTP timestamp (seconds since 1900 in the high half),
@@ -71,6 +73,7 @@ impl Sfu {
             out: VecDeque::new(),
             metrics: Metrics::default(),
             scratch_statuses: Vec::new(),
+            scratch_slot_switches: Vec::new(),
         }
     }
 
@@ -132,6 +135,20 @@ impl Sfu {
         for (_, _, t) in self.tracks.iter() {
             g.tracks.add(t.kind.media_kind(), 1);
         }
+        for (_, _, p) in self.participants.iter() {
+            for sid in &p.slots {
+                let Some(s) = self.subs.get(sid.index, sid.generation) else {
+                    continue;
+                };
+                let Some(slot) = &s.slot else {
+                    continue;
+                };
+                g.slots.add(slot.slot.kind, 1);
+                if s.assigned_track().is_some() {
+                    g.slots_occupied.add(slot.slot.kind, 1);
+                }
+            }
+        }
         g
     }
 
@@ -190,6 +207,7 @@ impl Sfu {
             tracks: Vec::new(),
             speakers: Vec::new(),
             speaker_order: Vec::new(),
+            audio_rank: Vec::new(),
         })))
     }
 
@@ -242,6 +260,10 @@ impl Sfu {
             tracks: Vec::new(),
             sources: Vec::new(),
             subscriptions: Vec::new(),
+            slots: Vec::new(),
+            slot_layout: None,
+            slot_pins: Vec::new(),
+            slots_version: 0,
             twcc_seq: 0,
             twcc_rx: Default::default(),
             bwe: Bwe::new(
@@ -265,13 +287,13 @@ impl Sfu {
             .get(id.index, id.generation)
             .ok_or(Error::UnknownParticipant)?;
         let tracks = p.tracks.clone();
-        let subs = p.subscriptions.clone();
+        let subs: Vec<SubscriptionId> = p.subscriptions.iter().chain(&p.slots).copied().collect();
         let (room, role) = (p.room, p.role);
-        for t in tracks {
-            self.unpublish(now, t)?;
-        }
         for s in subs {
             self.drop_subscription(s);
+        }
+        for t in tracks {
+            self.unpublish_track(t)?;
         }
         self.participants.remove(id.index, id.generation);
         if let Some(r) = self.rooms.get_mut(room.index, room.generation) {
@@ -284,6 +306,8 @@ impl Sfu {
                 r.viewers -= 1;
             }
         }
+        // One reassignment (and one `slots` message per subscriber) for all the tracks it had.
+        self.assign_room_slots(now, room);
         Ok(())
     }
 
@@ -295,7 +319,6 @@ impl Sfu {
         publisher: ParticipantId,
         spec: TrackSpec,
     ) -> Result<TrackId, Error> {
-        let _ = now;
         let p = self
             .participants
             .get(publisher.index, publisher.generation)
@@ -417,6 +440,9 @@ impl Sfu {
         }
         if let Some(r) = self.rooms.get_mut(room.index, room.generation) {
             r.tracks.push(id);
+            if kind == TrackKind::Audio {
+                r.audio_rank.push(id);
+            }
         }
         self.out.push_back(Output::Event(Event::TrackPublished {
             room,
@@ -424,18 +450,33 @@ impl Sfu {
             track: id,
             kind,
         }));
+        self.assign_room_slots(now, room);
         Ok(id)
     }
 
     /// Unpublishes a track; its subscriptions are dropped.
     pub fn unpublish(&mut self, now: Instant, track: TrackId) -> Result<(), Error> {
-        let _ = now;
+        let room = self.unpublish_track(track)?;
+        self.assign_room_slots(now, room);
+        Ok(())
+    }
+
+    /// [`Sfu::unpublish`] without the slot reassignment; returns the track's room.
+    fn unpublish_track(&mut self, track: TrackId) -> Result<RoomId, Error> {
         let t = self
             .tracks
             .remove(track.index, track.generation)
             .ok_or(Error::UnknownTrack)?;
         for s in &t.subscribers {
-            self.drop_subscription(*s);
+            if self
+                .subs
+                .get(s.index, s.generation)
+                .is_some_and(|s| s.slot.is_some())
+            {
+                self.vacate_slot(*s, track);
+            } else {
+                self.drop_subscription(*s);
+            }
         }
         if let Some(p) = self
             .participants
@@ -446,13 +487,14 @@ impl Sfu {
         }
         if let Some(r) = self.rooms.get_mut(t.room.index, t.room.generation) {
             r.tracks.retain(|x| *x != track);
+            r.audio_rank.retain(|x| *x != track);
         }
         self.out.push_back(Output::Event(Event::TrackUnpublished {
             room: t.room,
             publisher: t.publisher,
             track,
         }));
-        Ok(())
+        Ok(t.room)
     }
 
     /// Subscribes `subscriber` to `track`, sent as `down` describes. Video subscriptions start
@@ -475,10 +517,10 @@ impl Sfu {
         if t.room != p.room || t.publisher == subscriber {
             return Err(Error::CannotSubscribe);
         }
-        for s in &p.subscriptions {
+        for s in p.subscriptions.iter().chain(&p.slots) {
             if let Some(s) = self.subs.get(s.index, s.generation) {
                 let rtx = s.down.rtx.map(|r| r.ssrc);
-                if s.track == track
+                if (s.track == track && s.slot.is_none())
                     || s.down.ssrc == down.ssrc
                     || rtx == Some(down.ssrc)
                     || down.rtx.is_some_and(|r| {
@@ -489,38 +531,9 @@ impl Sfu {
                 }
             }
         }
-        let mid = down
-            .mid
-            .as_deref()
-            .filter(|m| !m.is_empty() && m.len() <= 16)
-            .map(|m| {
-                let mut b = [0u8; 16];
-                b[..m.len()].copy_from_slice(m.as_bytes());
-                (b, m.len() as u8)
-            });
         let kind = t.kind.media_kind();
-        let paused = kind == MediaKind::Audio && !t.audio.selected;
-        let sub = Subscription {
-            subscriber,
-            track,
-            kind,
-            down,
-            mid,
-            ext: p.ext,
-            rewriter: Rewriter::default(),
-            current_layer: None,
-            target_layer: None,
-            requested_height: None,
-            max_layer: None,
-            pinned: false,
-            paused,
-            history: Vec::new(),
-            rtx_seq: 0,
-            packets_sent: 0,
-            octets_sent: 0,
-            last_sr: None,
-            keyframe_asked_at: None,
-        };
+        let mut sub = Subscription::new(subscriber, track, kind, down, p.ext);
+        sub.paused = kind == MediaKind::Audio && !t.audio.selected;
         let sid = SubscriptionId::new(self.subs.insert(sub));
         if let Some(t) = self.tracks.get_mut(track.index, track.generation) {
             t.subscribers.push(sid);
@@ -542,10 +555,11 @@ impl Sfu {
         Ok(sid)
     }
 
-    /// Ends a subscription.
+    /// Ends a per-track subscription (receive slots end with [`Sfu::set_slot_layout`] or when
+    /// the subscriber leaves).
     pub fn unsubscribe(&mut self, subscriber: ParticipantId, track: TrackId) -> Result<(), Error> {
         let sid = self
-            .find_subscription(subscriber, track)
+            .find_track_subscription(subscriber, track)
             .ok_or(Error::NotSubscribed)?;
         self.drop_subscription(sid);
         Ok(())
@@ -593,6 +607,14 @@ impl Sfu {
         track: TrackId,
         pinned: bool,
     ) -> Result<(), Error> {
+        if self.find_track_subscription(subscriber, track).is_none()
+            && self
+                .participants
+                .get(subscriber.index, subscriber.generation)
+                .is_some_and(|p| !p.slots.is_empty())
+        {
+            return self.set_slot_pinned(now, subscriber, track, pinned);
+        }
         let s = self.subscription_mut(subscriber, track)?;
         s.pinned = pinned;
         self.apply_last_n(subscriber);
@@ -602,7 +624,27 @@ impl Sfu {
 
     // ---- helpers ----
 
+    /// The subscription of `subscriber` to `track`: its per-track subscription, else the
+    /// receive slot that carries the track (or is switching to it).
     pub(crate) fn find_subscription(
+        &self,
+        subscriber: ParticipantId,
+        track: TrackId,
+    ) -> Option<SubscriptionId> {
+        self.find_track_subscription(subscriber, track).or_else(|| {
+            let p = self
+                .participants
+                .get(subscriber.index, subscriber.generation)?;
+            p.slots.iter().copied().find(|s| {
+                self.subs
+                    .get(s.index, s.generation)
+                    .is_some_and(|s| s.assigned_track() == Some(track))
+            })
+        })
+    }
+
+    /// The per-track subscription of `subscriber` to `track` (receive slots not included).
+    fn find_track_subscription(
         &self,
         subscriber: ParticipantId,
         track: TrackId,
@@ -637,18 +679,21 @@ impl Sfu {
             .ok_or(Error::NotSubscribed)
     }
 
-    fn drop_subscription(&mut self, sid: SubscriptionId) {
+    pub(crate) fn drop_subscription(&mut self, sid: SubscriptionId) {
         let Some(s) = self.subs.remove(sid.index, sid.generation) else {
             return;
         };
-        if let Some(t) = self.tracks.get_mut(s.track.index, s.track.generation) {
-            t.subscribers.retain(|x| *x != sid);
+        for track in std::iter::once(s.track).chain(s.next_track) {
+            if let Some(t) = self.tracks.get_mut(track.index, track.generation) {
+                t.subscribers.retain(|x| *x != sid);
+            }
         }
         if let Some(p) = self
             .participants
             .get_mut(s.subscriber.index, s.subscriber.generation)
         {
             p.subscriptions.retain(|x| *x != sid);
+            p.slots.retain(|x| *x != sid);
         }
     }
 

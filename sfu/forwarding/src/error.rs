@@ -48,6 +48,9 @@ pub enum Error {
     /// The subscriber already subscribes to this track, or reuses a downstream SSRC.
     #[error("duplicate subscription or downstream SSRC")]
     DuplicateSubscription,
+    /// A receive-slot layout with too many slots of a kind or an SSRC used twice.
+    #[error("invalid receive-slot layout")]
+    InvalidSlotLayout,
 }
 
 /// Why an incoming packet was dropped. Every drop is also counted in

@@ -108,7 +108,7 @@ impl Sfu {
         let p = self
             .participants
             .get(subscriber.index, subscriber.generation)?;
-        p.subscriptions.iter().copied().find(|s| {
+        p.subscriptions.iter().chain(&p.slots).copied().find(|s| {
             self.subs
                 .get(s.index, s.generation)
                 .is_some_and(|s| s.down.ssrc == ssrc || s.down.rtx.is_some_and(|r| r.ssrc == ssrc))
@@ -154,7 +154,14 @@ impl Sfu {
         let clock = self
             .tracks
             .get(sub.track.index, sub.track.generation)
-            .map_or(90_000, |t| t.codec.clock_rate());
+            .map_or(
+                if sub.kind == crate::MediaKind::Audio {
+                    48_000
+                } else {
+                    90_000
+                },
+                |t| t.codec.clock_rate(),
+            );
         let rtt = match sub.last_sr {
             Some((mid, at)) if block.last_sr != 0 && block.last_sr == mid => {
                 let since = now.saturating_duration_since(at);
@@ -189,7 +196,12 @@ impl Sfu {
         let Some(sub) = self.subs.get(sid.index, sid.generation) else {
             return;
         };
-        let (track, layer) = (sub.track, sub.current_layer.or(sub.target_layer));
+        // A receive slot that forwards nothing yet asks the source it is switching to.
+        let track = match sub.current_layer {
+            Some(_) => sub.track,
+            None => sub.next_track.unwrap_or(sub.track),
+        };
+        let layer = sub.current_layer.or(sub.target_layer);
         if let Some(layer) = layer {
             self.request_keyframe(now, track, layer, fir);
         }

@@ -181,6 +181,27 @@ impl Sfu {
             if sub.paused {
                 continue;
             }
+            if sub.track != source.track {
+                // A receive slot switching to this track: it does at a switch point of a layer
+                // it may start on, and forwards its old track until then.
+                if sub.next_track != Some(source.track) {
+                    continue;
+                }
+                let Some(target) = sub.target_layer else {
+                    continue;
+                };
+                if !(media.switch_point && layer_index <= target) {
+                    continue;
+                }
+                self.scratch_slot_switches.push((sid, sub.track));
+                sub.track = source.track;
+                sub.next_track = None;
+                sub.current_layer = None;
+                sub.assignment = sub.assignment.wrapping_add(1);
+                if let Some(slot) = sub.slot.as_mut() {
+                    slot.begin(sub.assignment, source.track);
+                }
+            }
             if sub.current_layer != Some(layer_index) {
                 let Some(target) = sub.target_layer else {
                     continue;
@@ -252,6 +273,7 @@ impl Sfu {
                 src_seq: media.seq,
                 layer: layer_index,
                 retransmits: 0,
+                assignment: sub.assignment,
                 out_ts: rw.timestamp,
                 out_pid: rw.picture_id.unwrap_or(NO_PICTURE_ID),
                 out_tl0: rw.tl0_pic_idx,
@@ -272,6 +294,15 @@ impl Sfu {
         } else {
             // Only what somebody received can be NACKed: layers nobody receives are not kept.
             layer.buffer.insert(&media);
+        }
+        if !self.scratch_slot_switches.is_empty() {
+            let mut switches = std::mem::take(&mut self.scratch_slot_switches);
+            for (sid, left) in switches.drain(..) {
+                if let Some(t) = self.tracks.get_mut(left.index, left.generation) {
+                    t.subscribers.retain(|x| *x != sid);
+                }
+            }
+            self.scratch_slot_switches = switches;
         }
         if let Some((ssrc, first, count)) = upstream_nack {
             let lost: Vec<u16> = (0..count).map(|i| first.wrapping_add(i)).collect();
@@ -410,27 +441,30 @@ impl Sfu {
             let Some(sub) = self.subs.get_mut(sid.index, sid.generation) else {
                 return;
             };
-            let Some(track) = self.tracks.get(sub.track.index, sub.track.generation) else {
-                return;
-            };
-            let Some(rec) = sub.sent(out_seq) else {
+            let Some(rec_copy) = sub.sent(out_seq).map(|r| *r) else {
                 self.metrics.dropped.nack_miss += 1;
                 continue;
             };
-            if rec.retransmits >= max_per_packet {
+            if rec_copy.retransmits >= max_per_packet {
                 self.metrics.dropped.nack_miss += 1;
                 continue;
             }
-            let rec_copy = *rec;
-            let Some(media) = track
-                .layers
-                .get(usize::from(rec_copy.layer))
+            // A receive slot answers from the track it carried when it sent this number.
+            let source_track = match &sub.slot {
+                Some(slot) => slot.track_of(rec_copy.assignment),
+                None => Some(sub.track),
+            };
+            let Some(media) = source_track
+                .and_then(|t| self.tracks.get(t.index, t.generation))
+                .and_then(|t| t.layers.get(usize::from(rec_copy.layer)))
                 .and_then(|l| l.buffer.get(rec_copy.src_seq, now, max_age))
             else {
                 self.metrics.dropped.nack_miss += 1;
                 continue;
             };
-            rec.retransmits += 1;
+            if let Some(rec) = sub.sent(out_seq) {
+                rec.retransmits += 1;
+            }
             let Some(to) = self
                 .participants
                 .get_mut(sub.subscriber.index, sub.subscriber.generation)

@@ -63,3 +63,12 @@ id_type!(
     SubscriptionId,
     "s"
 );
+
+impl TrackId {
+    /// No track: an empty receive slot's track. Its index is past any slab, so it resolves to
+    /// nothing.
+    pub(crate) const NONE: TrackId = TrackId {
+        index: u32::MAX,
+        generation: u32::MAX,
+    };
+}

@@ -82,6 +82,10 @@
 //!   [`Config::feedback_interval`], and NACKs for gaps in their video streams.
 //! - Cameras: each subscriber receives the [`RoomPolicy::last_n`] most recent speakers' cameras
 //!   plus pinned ones; screen shares always.
+//! - Receive slots ([`Sfu::set_slot_layout`]): a subscriber with a fixed [`SlotLayout`] (from
+//!   [`RoomPolicy::slot_counts`]) gets the loudest audio tracks, the pinned and last-N cameras
+//!   and the screen shares on its slots, each slot one continuous stream; the core announces
+//!   each new map as [`Event::SlotsChanged`]. Joins and leaves change maps, never layouts.
 //!
 //! # Bandwidth estimation
 //!
@@ -109,6 +113,7 @@ pub mod rtp;
 mod rtx_buffer;
 mod seq;
 mod slab;
+mod slots;
 mod state;
 pub mod twcc;
 mod twcc_receiver;
@@ -117,7 +122,7 @@ pub mod vp8;
 pub use crate::core::{Sfu, ntp_from_system_time};
 pub use error::{Error, PacketError};
 pub use ids::{ParticipantId, RoomId, SubscriptionId, TrackId};
-pub use metrics::{ByKind, Dropped, Feedback, Gauges, Metrics, ParticipantStats};
+pub use metrics::{ByKind, BySlotKind, Dropped, Feedback, Gauges, Metrics, ParticipantStats};
 pub use output::{Direction, Event, Output, Transmit};
 pub use policy::{
     Codec, Config, DownstreamParams, LayerSpec, MAX_BROADCAST_PRESENTERS, MAX_BROADCAST_VIEWERS,
@@ -125,3 +130,6 @@ pub use policy::{
     RoomPolicy, RtxParams, TrackKind, TrackSpec,
 };
 pub use rtp::{AudioLevel, ExtensionIds, HeaderBuf};
+pub use slots::{
+    DEFAULT_SCREEN_SLOTS, MAX_SLOTS_PER_KIND, SlotCounts, SlotKind, SlotLayout, SlotRef,
+};

@@ -28,6 +28,32 @@ impl ByKind {
     }
 }
 
+/// A counter or gauge split by receive-slot kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BySlotKind {
+    /// Audio slots.
+    pub audio: u64,
+    /// Video (camera) slots.
+    pub video: u64,
+    /// Screen-share slots.
+    pub screen: u64,
+}
+
+impl BySlotKind {
+    pub(crate) fn add(&mut self, kind: crate::SlotKind, n: u64) {
+        match kind {
+            crate::SlotKind::Audio => self.audio += n,
+            crate::SlotKind::Video => self.video += n,
+            crate::SlotKind::Screen => self.screen += n,
+        }
+    }
+
+    /// Sum over the kinds.
+    pub fn total(&self) -> u64 {
+        self.audio + self.video + self.screen
+    }
+}
+
 /// `sfu_packets_dropped_total{reason}`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Dropped {
@@ -93,6 +119,8 @@ pub struct Metrics {
     pub layer_switches_down: u64,
     /// RTCP packets received (compound), any participant.
     pub rtcp_received: u64,
+    /// `sfu_slot_reassignments_total{kind}`: a receive slot was given another track.
+    pub slot_reassignments: BySlotKind,
 }
 
 /// `sfu_rooms`, `sfu_participants`, `sfu_tracks{kind}`.
@@ -104,6 +132,10 @@ pub struct Gauges {
     pub participants: u64,
     /// Published tracks by kind.
     pub tracks: ByKind,
+    /// `sfu_receive_slots{kind}`: receive slots of all subscribers.
+    pub slots: BySlotKind,
+    /// `sfu_receive_slots_occupied{kind}`: receive slots that carry (or switch to) a track.
+    pub slots_occupied: BySlotKind,
 }
 
 /// Per-participant statistics (for the admin API; never a metrics label).

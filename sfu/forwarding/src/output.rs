@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::{MediaKind, ParticipantId, RoomId, TrackId, TrackKind, rtp::HeaderBuf};
+use crate::{MediaKind, ParticipantId, RoomId, SlotRef, TrackId, TrackKind, rtp::HeaderBuf};
 
 /// A packet for the shell to SRTP/SRTCP-protect and send to one participant.
 #[derive(Debug, Clone)]
@@ -154,6 +154,18 @@ pub enum Event {
         jitter_seconds: f64,
         /// Round-trip time, when the report allowed computing it.
         rtt_seconds: Option<f64>,
+    },
+    /// A subscriber's receive slots carry other tracks: send it the `slots` message
+    /// (docs/protocol.md). Announced when the assignment is decided; a video slot switches at
+    /// the new source's next keyframe and an audio slot at its next packet.
+    SlotsChanged {
+        /// The subscriber.
+        subscriber: ParticipantId,
+        /// Increases by one with each map announced for this subscriber.
+        version: u64,
+        /// Every slot of the subscriber in layout order, with the track it carries (`None`:
+        /// empty).
+        map: Vec<(SlotRef, Option<TrackId>)>,
     },
     /// A room was closed; its participants, tracks and subscriptions are gone.
     RoomClosed {

@@ -55,6 +55,7 @@ impl Sfu {
             }
             // Loudest first; ties keep the previous selection, then a stable order.
             scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.3.cmp(&a.3)).then(a.1.cmp(&b.1)));
+            let rank: Vec<TrackId> = scored.iter().map(|s| s.1).collect();
             let mut speakers: Vec<ParticipantId> = Vec::new();
             let mut levels: Vec<f32> = Vec::new();
             for (score, _, publisher, _) in &scored {
@@ -67,6 +68,8 @@ impl Sfu {
             let Some(room) = self.rooms.get_mut(room_id.index, room_id.generation) else {
                 continue;
             };
+            let rank_changed = room.audio_rank != rank;
+            room.audio_rank = rank;
             let mut order_changed = false;
             if speakers != room.speakers {
                 for p in speakers.iter().rev() {
@@ -96,6 +99,9 @@ impl Sfu {
                     self.allocate(now, p);
                 }
             }
+            if order_changed || rank_changed {
+                self.assign_room_slots(now, room_id);
+            }
         }
     }
 
@@ -108,7 +114,8 @@ impl Sfu {
             let Some(s) = self.subs.get_mut(sid.index, sid.generation) else {
                 continue;
             };
-            if s.paused != selected {
+            // Receive slots are filled from the ranking instead (`slots.rs`).
+            if s.paused != selected || s.slot.is_some() {
                 continue;
             }
             s.paused = !selected;
@@ -204,14 +211,16 @@ impl Sfu {
             chosen: Option<u8>,
         }
         let mut items: Vec<Item> = Vec::new();
-        for sid in &p.subscriptions {
+        for sid in p.subscriptions.iter().chain(&p.slots) {
             let Some(s) = self.subs.get(sid.index, sid.generation) else {
                 continue;
             };
             if s.kind != MediaKind::Video || s.paused {
                 continue;
             }
-            let Some(t) = self.tracks.get(s.track.index, s.track.generation) else {
+            // A receive slot is allocated for the track it switches to.
+            let track = s.next_track.unwrap_or(s.track);
+            let Some(t) = self.tracks.get(track.index, track.generation) else {
                 continue;
             };
             let n = t.layers.len().min(crate::MAX_LAYERS);
@@ -293,7 +302,7 @@ impl Sfu {
                 s.current_layer = None;
                 continue;
             };
-            if s.current_layer == Some(target) {
+            if s.next_track.is_none() && s.current_layer == Some(target) {
                 continue;
             }
             let retry = s
@@ -301,7 +310,7 @@ impl Sfu {
                 .is_none_or(|at| now.saturating_duration_since(at) >= KEYFRAME_RETRY);
             if changed || retry {
                 s.keyframe_asked_at = Some(now);
-                let track = s.track;
+                let track = s.next_track.unwrap_or(s.track);
                 self.request_keyframe(now, track, target, false);
             }
         }
@@ -341,7 +350,8 @@ impl Sfu {
                 continue;
             };
             let tracks = p.tracks.clone();
-            let subs = p.subscriptions.clone();
+            let subs: Vec<SubscriptionId> =
+                p.subscriptions.iter().chain(&p.slots).copied().collect();
             let mut blocks = Vec::new();
             for tid in tracks {
                 let Some(t) = self.tracks.get_mut(tid.index, tid.generation) else {

@@ -98,6 +98,20 @@ impl RoomPolicy {
         }
     }
 
+    /// The receive slots each subscriber's SDP gets at join (see [`crate::SlotLayout`]):
+    /// loudest-N plus one spare audio slots, last-N video slots (capped by the room's other
+    /// publishers), and [`crate::DEFAULT_SCREEN_SLOTS`] screen-share slots.
+    pub fn slot_counts(&self) -> crate::SlotCounts {
+        crate::SlotCounts {
+            audio: (self.loudest_n + 1).min(crate::MAX_SLOTS_PER_KIND),
+            video: self
+                .last_n
+                .min(self.max_publishers)
+                .min(crate::MAX_SLOTS_PER_KIND),
+            screen: crate::DEFAULT_SCREEN_SLOTS.min(self.max_publishers),
+        }
+    }
+
     /// Whether the caps are within the product's hard limits.
     pub fn within_limits(&self) -> bool {
         let (publishers, viewers) = match self.kind {

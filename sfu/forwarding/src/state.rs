@@ -6,7 +6,8 @@ use std::time::Instant;
 use crate::{
     Codec, DownstreamParams, ExtensionIds, LayerSpec, MediaKind, ParticipantId, ParticipantStats,
     Role, RoomId, RoomPolicy, SubscriptionId, TrackId, TrackKind, bwe::Bwe, recv_stats::RecvStats,
-    rewriter::Rewriter, rtx_buffer::RtxBuffer, twcc_receiver::TwccReceiver,
+    rewriter::Rewriter, rtx_buffer::RtxBuffer, slots::SlotLayout, slots::SlotState,
+    twcc_receiver::TwccReceiver,
 };
 
 #[derive(Debug)]
@@ -21,6 +22,9 @@ pub(crate) struct Room {
     /// Participants by how recently they spoke, most recent first (joiners at the back): the
     /// order last-N picks cameras in.
     pub(crate) speaker_order: Vec<ParticipantId>,
+    /// Every audio track of the room, loudest first (smoothed level; ties keep the previous
+    /// loudest-N selection, then publish order): what audio slots are filled from.
+    pub(crate) audio_rank: Vec<TrackId>,
 }
 
 /// One incoming SSRC of a publisher, bound to a track layer.
@@ -40,6 +44,13 @@ pub(crate) struct Participant {
     pub(crate) tracks: Vec<TrackId>,
     pub(crate) sources: Vec<Source>,
     pub(crate) subscriptions: Vec<SubscriptionId>,
+    /// Receive slots (subscriptions whose track the core chooses), in layout order.
+    pub(crate) slots: Vec<SubscriptionId>,
+    pub(crate) slot_layout: Option<SlotLayout>,
+    /// Cameras pinned for the video slots, in pin order.
+    pub(crate) slot_pins: Vec<TrackId>,
+    /// Version of the last `SlotsChanged` announced for this subscriber.
+    pub(crate) slots_version: u64,
     pub(crate) twcc_seq: u16,
     pub(crate) bwe: Bwe,
     /// Arrivals of this participant's packets, for transport-cc feedback to it.
@@ -144,6 +155,9 @@ pub(crate) struct SentRecord {
     /// Source layer, or [`EMPTY_SLOT`] for a slot never written.
     pub(crate) layer: u8,
     pub(crate) retransmits: u8,
+    /// The subscription's assignment number when sent: for a receive slot, which source the
+    /// packet came from (see `slots.rs`). Fits the record's padding.
+    pub(crate) assignment: u8,
 }
 
 /// `SentRecord::out_pid` when the packet had no picture id (ids are 15-bit).
@@ -161,6 +175,7 @@ impl Default for SentRecord {
             out_tl0: None,
             layer: EMPTY_SLOT,
             retransmits: 0,
+            assignment: 0,
         }
     }
 }
@@ -176,7 +191,16 @@ pub(crate) const HISTORY_LEN: usize = 1024;
 #[derive(Debug)]
 pub(crate) struct Subscription {
     pub(crate) subscriber: ParticipantId,
+    /// The track forwarded; for a receive slot the one forwarded now ([`TrackId::NONE`] when
+    /// empty, which resolves to no track).
     pub(crate) track: TrackId,
+    /// A receive slot's next track, waiting for its switch point; the subscription is in the
+    /// subscriber lists of both `track` and this.
+    pub(crate) next_track: Option<TrackId>,
+    /// Set for a receive slot.
+    pub(crate) slot: Option<SlotState>,
+    /// Incremented at each switch of a slot to another track, recorded in every [`SentRecord`].
+    pub(crate) assignment: u8,
     pub(crate) kind: MediaKind,
     pub(crate) down: DownstreamParams,
     pub(crate) mid: Option<([u8; 16], u8)>,
@@ -201,6 +225,48 @@ pub(crate) struct Subscription {
 }
 
 impl Subscription {
+    pub(crate) fn new(
+        subscriber: ParticipantId,
+        track: TrackId,
+        kind: MediaKind,
+        down: DownstreamParams,
+        ext: ExtensionIds,
+    ) -> Self {
+        let mid = down
+            .mid
+            .as_deref()
+            .filter(|m| !m.is_empty() && m.len() <= 16)
+            .map(|m| {
+                let mut b = [0u8; 16];
+                b[..m.len()].copy_from_slice(m.as_bytes());
+                (b, m.len() as u8)
+            });
+        Self {
+            subscriber,
+            track,
+            next_track: None,
+            slot: None,
+            assignment: 0,
+            kind,
+            down,
+            mid,
+            ext,
+            rewriter: Rewriter::default(),
+            current_layer: None,
+            target_layer: None,
+            requested_height: None,
+            max_layer: None,
+            pinned: false,
+            paused: false,
+            history: Vec::new(),
+            rtx_seq: 0,
+            packets_sent: 0,
+            octets_sent: 0,
+            last_sr: None,
+            keyframe_asked_at: None,
+        }
+    }
+
     pub(crate) fn record(&mut self, rec: SentRecord) {
         if self.history.is_empty() {
             self.history.resize(HISTORY_LEN, SentRecord::default());

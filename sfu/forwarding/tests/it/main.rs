@@ -12,6 +12,7 @@ mod layer_switching;
 mod malformed_packet_injection;
 mod nack_retransmission;
 mod padding_only_layers;
+mod receive_slots;
 mod rid_simulcast;
 mod rtcp_reports;
 mod speakers_and_last_n;
