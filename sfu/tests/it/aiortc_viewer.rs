@@ -299,12 +299,14 @@ async fn aiortc_viewer_decodes_every_frame_with_3_percent_video_loss() {
         )
         .await
         .expect("the aiortc viewer joins");
+    eprintln!("{answer}");
     assert!(
         sections(&answer).iter().all(|(_, d)| d == "inactive"),
         "sections without a track are answered inactive: {:?}",
         sections(&answer)
     );
     viewer.send("answer", &answer);
+    viewer.next("connected", Duration::from_secs(15)).await;
 
     // Subscribing reuses the inactive video section: no section is added.
     node.set_subscriptions(
@@ -317,8 +319,9 @@ async fn aiortc_viewer_decodes_every_frame_with_3_percent_video_loss() {
     )
     .await
     .expect("subscribed");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let offer = loop {
-        let event = tokio::time::timeout(Duration::from_secs(15), events.recv())
+        let event = tokio::time::timeout_at(deadline, events.recv())
             .await
             .expect("the node offers the subscription")
             .expect("event stream open");
