@@ -284,7 +284,11 @@ impl NodeHandle {
     pub async fn snapshot(&self) -> NodeSnapshot {
         let (metrics, gauges, renegotiations) = {
             let state = lock(&self.inner.state);
-            (*state.sfu.metrics(), state.sfu.gauges(), state.renegotiations)
+            (
+                *state.sfu.metrics(),
+                state.sfu.gauges(),
+                state.renegotiations,
+            )
         };
         NodeSnapshot {
             metrics,

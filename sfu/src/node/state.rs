@@ -13,8 +13,8 @@ use sfu_forwarding::{
 };
 use tokio::sync::{broadcast, mpsc};
 
-use super::renegotiations::{OfferFacts, Renegotiations};
 use super::events::NodeEvent;
+use super::renegotiations::{OfferFacts, Renegotiations};
 use super::sdp::RidLayer;
 use crate::transport::PeerId;
 

@@ -252,7 +252,8 @@ impl Peer {
         // section: a client's `sendrecv` section never matches a `sendonly` transceiver.
         let sender = if self.first_trackless_section_is_idle(track.kind) {
             let sender = self.pc.add_track(media_track)?;
-            self.idle.retain(|i| *i != RTCRtpTransceiverId::from(sender));
+            self.idle
+                .retain(|i| *i != RTCRtpTransceiverId::from(sender));
             sender
         } else {
             RTCRtpSenderId::from(self.pc.add_transceiver_from_track(
@@ -330,9 +331,7 @@ impl Peer {
                     self.idle.push(id);
                 }
             } else if self.idle.contains(&id)
-                && !(recvonly
-                    && trackless
-                    && t.direction() == RTCRtpTransceiverDirection::Inactive)
+                && !(recvonly && trackless && t.direction() == RTCRtpTransceiverDirection::Inactive)
             {
                 self.idle.retain(|i| *i != id);
             }

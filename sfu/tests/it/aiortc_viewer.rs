@@ -299,7 +299,6 @@ async fn aiortc_viewer_decodes_every_frame_with_3_percent_video_loss() {
         )
         .await
         .expect("the aiortc viewer joins");
-    eprintln!("{answer}");
     assert!(
         sections(&answer).iter().all(|(_, d)| d == "inactive"),
         "sections without a track are answered inactive: {:?}",
@@ -349,7 +348,7 @@ async fn aiortc_viewer_decodes_every_frame_with_3_percent_video_loss() {
     )
     .await
     .expect("the viewer's answer applies");
-    viewer.next("connected", Duration::from_secs(15)).await;
+    viewer.next("track", Duration::from_secs(15)).await;
 
     // The counted run starts with the keyframe, paced at 30 frames per second.
     let start = index;
