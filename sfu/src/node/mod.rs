@@ -36,6 +36,7 @@ mod error;
 mod events;
 mod glue;
 mod participants;
+mod renegotiations;
 mod sdp;
 mod state;
 mod translate;
@@ -50,10 +51,12 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 pub use error::NodeError;
 pub use events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, TrackClass};
+pub use renegotiations::Renegotiations;
 pub use state::{LayerPrefs, Observer};
 
 use crate::transport::{PeerId, ShardHandle, ShardStats, StartError, TransportConfig, start_shard};
 use glue::Glue;
+use renegotiations::Renegotiations as RenegotiationCounts;
 use state::{Deferred, State, lock};
 
 /// How often the background task checks the core's timers when no packet arrived to run them.
@@ -112,6 +115,8 @@ pub struct NodeSnapshot {
     /// Datagrams the kernel dropped on the media socket for a full receive buffer (absent where
     /// the system does not report it).
     pub udp_receive_buffer_drops: Option<u64>,
+    /// Offers the node made or answered after a join, by reason.
+    pub renegotiations: Renegotiations,
 }
 
 struct Inner {
@@ -155,6 +160,7 @@ pub async fn start_node(
         deferred: deferred_tx,
         observer,
         send_failures: 0,
+        renegotiations: RenegotiationCounts::default(),
         departed: HashMap::new(),
         after_drain: Vec::new(),
     }));
@@ -220,7 +226,9 @@ async fn background(inner: Weak<Inner>, mut deferred: mpsc::UnboundedReceiver<De
                 match job {
                     Deferred::RemoveOutgoing { peer, ssrc } => {
                         // The peer may be gone already; then there is nothing to remove.
-                        let _ = inner.shard.remove_outgoing_track(peer, ssrc).await;
+                        if inner.shard.remove_outgoing_track(peer, ssrc).await.is_ok() {
+                            lock(&inner.state).renegotiations.unpublish += 1;
+                        }
                     }
                 }
             }
@@ -274,15 +282,20 @@ impl NodeHandle {
 
     /// The node's numbers for the metrics endpoint.
     pub async fn snapshot(&self) -> NodeSnapshot {
-        let (metrics, gauges) = {
+        let (metrics, gauges, renegotiations) = {
             let state = lock(&self.inner.state);
-            (*state.sfu.metrics(), state.sfu.gauges())
+            (
+                *state.sfu.metrics(),
+                state.sfu.gauges(),
+                state.renegotiations,
+            )
         };
         NodeSnapshot {
             metrics,
             gauges,
             shard: self.inner.shard.stats().await.ok(),
             udp_receive_buffer_drops: self.inner.shard.kernel_receive_drops(),
+            renegotiations,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use sfu_forwarding::{Role, RoomPolicy, TrackId};
 
+use super::renegotiations::OfferFacts;
 use super::state::{Member, PendingSub, State, lock, parse_track, track_name};
 use super::{
     LayerPrefs, NodeError, NodeHandle, SessionDescription, SubscriptionRequest, direction, sdp,
@@ -105,6 +106,7 @@ impl NodeHandle {
                     published_mids: HashMap::new(),
                     screen_mids: screen_mids.iter().cloned().collect(),
                     simulcast: sdp::simulcast_layers(&offer),
+                    last_offer: OfferFacts::of(&offer),
                 },
             );
             let outgoing = plan_subscriptions(&mut state, participant, wanted);
@@ -181,7 +183,21 @@ impl NodeHandle {
                         }
                     }
                 }
-                Ok(Some(self.inner.shard.apply_offer(peer, sdp).await?))
+                let facts = OfferFacts::of(&sdp);
+                let answer = self.inner.shard.apply_offer(peer, sdp).await?;
+                let mut state = lock(&self.inner.state);
+                let p = state
+                    .devices
+                    .get(&(room.to_owned(), device.to_owned()))
+                    .copied();
+                let state = &mut *state;
+                if let Some(m) = p.and_then(|p| state.members.get_mut(&p)) {
+                    state
+                        .renegotiations
+                        .count_client_offer(&m.last_offer, &facts);
+                    m.last_offer = facts;
+                }
+                Ok(Some(answer))
             }
             SessionDescription::Answer(sdp) => {
                 self.inner.shard.apply_answer(peer, sdp).await?;
@@ -244,10 +260,17 @@ impl NodeHandle {
         };
         if !(removed.is_empty() && added.is_empty()) {
             // One offer for the whole change.
+            let subscribes = !added.is_empty();
             self.inner
                 .shard
                 .update_outgoing(peer, removed, added)
                 .await?;
+            let mut state = lock(&self.inner.state);
+            if subscribes {
+                state.renegotiations.subscribe += 1;
+            } else {
+                state.renegotiations.unsubscribe += 1;
+            }
         }
         Ok(())
     }

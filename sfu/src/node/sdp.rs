@@ -44,6 +44,13 @@ pub(crate) fn extension_ids(sdp: &str) -> ExtensionIds {
     ids
 }
 
+/// The first `a=ice-ufrag` of `sdp` (session or media level; bundled sections share one).
+pub(crate) fn ice_ufrag(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+        .map(|u| u.trim().to_owned())
+}
+
 /// One simulcast layer a publisher announced with `a=rid:<id> send`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RidLayer {

@@ -14,6 +14,7 @@ use sfu_forwarding::{
 use tokio::sync::{broadcast, mpsc};
 
 use super::events::NodeEvent;
+use super::renegotiations::{OfferFacts, Renegotiations};
 use super::sdp::RidLayer;
 use crate::transport::PeerId;
 
@@ -80,6 +81,8 @@ pub(crate) struct Member {
     /// Simulcast layers per media section, lowest first, read from the participant's offers
     /// (`a=rid` / `a=simulcast`; see [`super::sdp::simulcast_layers`]).
     pub(crate) simulcast: HashMap<String, Vec<RidLayer>>,
+    /// What the participant's last offer is compared on with its next one.
+    pub(crate) last_offer: OfferFacts,
 }
 
 /// An outgoing track handed to the transport whose negotiation has not completed yet.
@@ -108,6 +111,8 @@ pub(crate) struct State {
     pub(crate) observer: Option<Arc<dyn Observer>>,
     /// Transmits the core produced for peers that were not connected yet, or could not be sent.
     pub(crate) send_failures: u64,
+    /// Offers the node made or answered after a join, by reason.
+    pub(crate) renegotiations: Renegotiations,
     /// Room and device names of participants forgotten since the last [`State::drain`]: the
     /// core reports their tracks' `TrackUnpublished` only when its output is drained, after the
     /// node dropped the member.

@@ -25,6 +25,7 @@ pub struct SfuMetrics {
     rtcp_feedback: IntCounterVec,
     stun_rejected: IntCounterVec,
     layer_switches: IntCounterVec,
+    renegotiations: IntCounterVec,
     consent_expired: IntCounter,
     udp_receive_buffer_drops: IntCounter,
     http: HttpConnectionMetrics,
@@ -151,6 +152,12 @@ impl SfuMetrics {
                 "simulcast layer switches",
                 &["direction"],
             )?,
+            renegotiations: counter_vec(
+                &r,
+                "sfu_renegotiations_total",
+                "offers the SFU made or answered after a join, by what caused them",
+                &["reason"],
+            )?,
             consent_expired: {
                 let c = IntCounter::new(
                     "sfu_consent_expired_total",
@@ -235,6 +242,9 @@ impl SfuMetrics {
         self.tracks
             .with_label_values(&["video"])
             .set(s.gauges.tracks.video as i64);
+        for (reason, count) in s.renegotiations.by_reason() {
+            set_counter(&self.renegotiations.with_label_values(&[reason]), count);
+        }
         let m = &s.metrics;
         for (kind, by) in [("audio", 0), ("video", 1)] {
             let pick = |b: &sfu_forwarding::ByKind| if by == 0 { b.audio } else { b.video };

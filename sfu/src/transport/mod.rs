@@ -14,6 +14,7 @@ mod kernel_drops;
 mod media;
 mod peer;
 mod rtcp_delivery;
+mod sections;
 mod send_batch;
 mod shard;
 mod stats;

@@ -29,9 +29,11 @@ use super::codecs::{codec_for_mime, media_kind, rtc_kind, sfu_media_engine};
 use super::config::{DtlsRole, TransportConfig};
 use super::error::TransportError;
 use super::events::{
-    IncomingTrack, NegotiatedCodec, NegotiatedExtension, NegotiatedOutgoingTrack, OutgoingTrack,
+    IncomingTrack, MediaKind, NegotiatedCodec, NegotiatedExtension, NegotiatedOutgoingTrack,
+    OutgoingTrack,
 };
 use super::rtcp_delivery;
+use super::sections::{SectionDirection, sections};
 
 /// At most this many remote addresses are bound to one peer (each one proved by an authenticated
 /// binding request); older ones are forgotten first.
@@ -160,6 +162,10 @@ pub(crate) struct Peer {
     /// Whether the shard offers once the peer is connected (deferred tracks, tracks the first
     /// answer had no section for, tracks removed before then).
     offer_on_connect: bool,
+    /// Sections placed in the SDP with nothing to send and nothing to receive (`inactive`): a
+    /// viewer's `recvonly` section the SFU had no track for, or one a removed track left. The
+    /// next outgoing track of their kind takes one before a section is added.
+    idle: Vec<RTCRtpTransceiverId>,
 }
 
 impl Peer {
@@ -190,12 +196,15 @@ impl Peer {
             outgoing: Vec::new(),
             deferred: Vec::new(),
             offer_on_connect: false,
+            idle: Vec::new(),
         };
         for track in outgoing {
             peer.attach_outgoing(track)?;
         }
+        let offer_sdp = offer.clone();
         peer.pc
             .set_remote_description(now, RTCSessionDescription::offer(offer)?)?;
+        peer.idle_sections_inactive(&offer_sdp);
         peer.pc.add_local_candidate(factory.host_candidate()?)?;
         let answer = peer.pc.create_answer(None)?;
         peer.pc.set_local_description(now, answer)?;
@@ -235,22 +244,98 @@ impl Peer {
                 ..Default::default()
             }],
         );
-        // Always a new `sendonly` section: `add_track` would reuse a section the client sends
-        // its own media on (where Chromium drops what arrives on a simulcast section), and a
-        // client's `sendrecv` section never matches a `sendonly` transceiver.
-        let transceiver = self.pc.add_transceiver_from_track(
-            media_track,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendonly,
-                streams: vec![],
-                send_encodings: vec![],
-            }),
-        )?;
+        // An idle (`inactive`, trackless) section of the right kind is reused before a section
+        // is added: a viewer's `recvonly` section the SFU had nothing for, or one a removed
+        // track left. `add_track` takes the first trackless section of the kind, so it is used
+        // only when that one is idle; never a section the client sends its own media on (where
+        // Chromium drops what arrives on a simulcast section). Otherwise a new `sendonly`
+        // section: a client's `sendrecv` section never matches a `sendonly` transceiver.
+        let sender = if self.first_trackless_section_is_idle(track.kind) {
+            let sender = self.pc.add_track(media_track)?;
+            self.idle
+                .retain(|i| *i != RTCRtpTransceiverId::from(sender));
+            sender
+        } else {
+            RTCRtpSenderId::from(self.pc.add_transceiver_from_track(
+                media_track,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                }),
+            )?)
+        };
         self.outgoing.push(OutgoingSender {
             ssrc: track.ssrc,
-            sender: RTCRtpSenderId::from(transceiver),
+            sender,
         });
         Ok(())
+    }
+
+    /// Whether the section `add_track` would take for `kind` (the first one of that kind
+    /// without a sending track that is not stopped) is an idle one of [`Peer::idle`].
+    fn first_trackless_section_is_idle(&mut self, kind: MediaKind) -> bool {
+        let kinds = self
+            .pc
+            .local_description()
+            .map(|d| sections(&d.sdp))
+            .unwrap_or_default();
+        let ids: Vec<RTCRtpTransceiverId> = self.pc.get_transceivers().collect();
+        for id in ids {
+            let idle = self.idle.contains(&id);
+            let Some(t) = self.pc.rtp_transceiver(id) else {
+                continue;
+            };
+            if t.sender().is_some() {
+                continue;
+            }
+            // Trackless and neither idle nor receiving: stopped (a section the client's offer
+            // made `inactive`), which `add_track` skips too.
+            if !idle && !t.direction().has_recv() {
+                continue;
+            }
+            let Some(mid) = t.mid().clone() else {
+                return false;
+            };
+            match kinds.iter().find(|s| s.mid == mid) {
+                Some(s) if s.kind == Some(kind) => return idle,
+                Some(_) => {}
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// Turns the sections a client's offer asked to receive on, for which the SFU has no
+    /// track, `inactive` (an answerer may answer `recvonly` with `inactive`, RFC 3264 §6.1):
+    /// `rtc` would answer them `sendonly` with nothing to send, and a standards-following
+    /// client then holds a receiver per section. A later subscription reuses them
+    /// ([`Peer::attach_outgoing`]). Idle sections the client's offer no longer asks to receive
+    /// on (`inactive`: stopped; `sendrecv`/`sendonly`: now receiving) stop being idle.
+    fn idle_sections_inactive(&mut self, offer: &str) {
+        let offered = sections(offer);
+        let ids: Vec<RTCRtpTransceiverId> = self.pc.get_transceivers().collect();
+        for id in ids {
+            let Some(mut t) = self.pc.rtp_transceiver(id) else {
+                continue;
+            };
+            let recvonly = t.mid().as_ref().is_some_and(|mid| {
+                offered
+                    .iter()
+                    .any(|s| &s.mid == mid && s.direction == SectionDirection::RecvOnly)
+            });
+            let trackless = t.sender().is_none();
+            if trackless && t.direction() == RTCRtpTransceiverDirection::Sendonly {
+                t.set_direction(RTCRtpTransceiverDirection::Inactive);
+                if recvonly && !self.idle.contains(&id) {
+                    self.idle.push(id);
+                }
+            } else if self.idle.contains(&id)
+                && !(recvonly && trackless && t.direction() == RTCRtpTransceiverDirection::Inactive)
+            {
+                self.idle.retain(|i| *i != id);
+            }
+        }
     }
 
     /// Holds an outgoing track back until the peer is connected (see [`Peer::take_deferred`]).
@@ -284,6 +369,12 @@ impl Peer {
             .ok_or_else(|| TransportError::Negotiation(format!("no outgoing track {ssrc}")))?;
         let sender = self.outgoing.remove(index).sender;
         self.pc.remove_track(sender)?;
+        // The section stays, `inactive` and trackless: the next subscription of its kind
+        // reuses it rather than growing the SDP.
+        let id = RTCRtpTransceiverId::from(sender);
+        if !self.idle.contains(&id) {
+            self.idle.push(id);
+        }
         Ok(())
     }
 
@@ -321,7 +412,8 @@ impl Peer {
             return Err(TransportError::NegotiationInProgress);
         }
         self.pc
-            .set_remote_description(now, RTCSessionDescription::offer(sdp)?)?;
+            .set_remote_description(now, RTCSessionDescription::offer(sdp.clone())?)?;
+        self.idle_sections_inactive(&sdp);
         let answer = self.pc.create_answer(None)?;
         let sdp = answer.sdp.clone();
         self.pc.set_local_description(now, answer)?;

@@ -4,12 +4,14 @@
 
 mod common;
 
+mod aiortc_viewer;
 mod broadcast_50_viewers;
 mod control_api_malformed_input;
 mod control_api_tls;
 mod debug_logs_no_credentials;
 mod dtls_fingerprint_mismatch;
 mod garbage_datagrams;
+mod idle_sections;
 mod idle_tcp_connections;
 mod kernel_receive_drops;
 mod malformed_media_from_authenticated_peer;

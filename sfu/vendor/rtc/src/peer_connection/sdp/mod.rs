@@ -1261,6 +1261,19 @@ pub(crate) fn extract_ice_details(
             if backup_pwd.is_none() {
                 backup_pwd = pwd;
             }
+            // PATCH (e2ee-sfu): an inactive section is not a rejected one (port 0): its
+            // candidates are the bundle transport's (RFC 8843), and an answer whose sections
+            // are all inactive for now (a viewer with nothing subscribed yet) carries its
+            // candidates there. Skipping them left no candidate pair to connect with.
+            if m.media_name.port.value != 0 {
+                for a in &m.attributes {
+                    if a.is_ice_candidate()
+                        && let Some(value) = &a.value
+                    {
+                        candidates.push(unmarshal_candidate(value)?);
+                    }
+                }
+            }
             continue;
         }
 
