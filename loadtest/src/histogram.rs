@@ -4,8 +4,16 @@
 //! goes into a [`DurationHistogram`]: microsecond resolution, three significant digits (values are
 //! exact to within 0.1 %), values above ten minutes clamped to ten minutes. Merging two histograms
 //! is exact, so per-receiver histograms are combined without losing the tail.
+//!
+//! A report keeps its histograms as [`HistogramBuckets`] (every non-empty bucket and its count), so
+//! that `loadtest merge` can add the reports of several generator processes and take the
+//! percentiles of the sum, not an average of percentiles.
+
+use std::fmt;
+use std::str::FromStr;
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The largest duration recorded, in microseconds; longer ones are clamped to it. Runs are
 /// bounded well below this.
@@ -83,6 +91,27 @@ impl DurationHistogram {
         self.quantile_ms(0.99)
     }
 
+    /// Every non-empty bucket and its count: what [`DurationHistogram::from_buckets`] rebuilds the
+    /// same histogram from.
+    pub fn buckets(&self) -> HistogramBuckets {
+        HistogramBuckets(
+            self.inner
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect(),
+        )
+    }
+
+    /// The histogram whose buckets are `buckets` (values clamped to ten minutes, as recording
+    /// does).
+    pub fn from_buckets(buckets: &HistogramBuckets) -> Self {
+        let mut h = DurationHistogram::new();
+        for &(value_us, count) in &buckets.0 {
+            h.inner.saturating_record_n(value_us.min(MAX_US), count);
+        }
+        h
+    }
+
     /// The largest recorded value in milliseconds.
     pub fn max_ms(&self) -> Option<f64> {
         if self.inner.is_empty() {
@@ -90,6 +119,68 @@ impl DurationHistogram {
         } else {
             Some(self.inner.max() as f64 / 1000.0)
         }
+    }
+}
+
+/// A histogram's non-empty buckets: `(value_us, count)`, the value being the highest one the
+/// bucket holds (any value of a bucket records into it, so rebuilding is exact).
+///
+/// In JSON it is one string, `"VALUE[*COUNT] ..."` in ascending order (`*1` left out), e.g.
+/// `"4003 4007*12 80063"`: compact, and still readable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistogramBuckets(pub Vec<(u64, u64)>);
+
+impl fmt::Display for HistogramBuckets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, &(value, count)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            if count == 1 {
+                write!(f, "{value}")?;
+            } else {
+                write!(f, "{value}*{count}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a bucket string did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("histogram bucket {0:?} is not VALUE or VALUE*COUNT (non-negative integers, count > 0)")]
+pub struct BucketParseError(String);
+
+impl FromStr for HistogramBuckets {
+    type Err = BucketParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split_ascii_whitespace()
+            .map(|token| {
+                let bad = || BucketParseError(token.to_owned());
+                let (value, count) = token.split_once('*').unwrap_or((token, "1"));
+                let value = value.parse::<u64>().map_err(|_| bad())?;
+                let count = count.parse::<u64>().map_err(|_| bad())?;
+                if count == 0 {
+                    return Err(bad());
+                }
+                Ok((value, count))
+            })
+            .collect::<Result<_, _>>()
+            .map(HistogramBuckets)
+    }
+}
+
+impl Serialize for HistogramBuckets {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HistogramBuckets {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -157,6 +248,34 @@ mod tests {
         for q in [0.1, 0.5, 0.9, 0.99, 1.0] {
             assert_eq!(a.quantile_ms(q), all.quantile_ms(q));
         }
+    }
+
+    #[test]
+    fn buckets_rebuild_the_same_histogram_through_json() {
+        let mut h = DurationHistogram::new();
+        for v in 0..3000u64 {
+            h.record_us(v * v % 250_000 + 1);
+        }
+        h.record_ms(1e9);
+        let json = serde_json::to_string(&h.buckets()).unwrap();
+        let back: HistogramBuckets = serde_json::from_str(&json).unwrap();
+        let rebuilt = DurationHistogram::from_buckets(&back);
+        assert_eq!(rebuilt.count(), h.count());
+        for q in [0.0, 0.25, 0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(rebuilt.quantile_ms(q), h.quantile_ms(q), "q {q}");
+        }
+        assert_eq!(rebuilt.buckets(), h.buckets());
+        assert_eq!(
+            DurationHistogram::from_buckets(&"".parse().unwrap()).count(),
+            0
+        );
+        for bad in ["12*0", "x", "3*", "-4", "5*2*1"] {
+            assert!(bad.parse::<HistogramBuckets>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "7 9*3".parse::<HistogramBuckets>().unwrap().to_string(),
+            "7 9*3"
+        );
     }
 
     #[test]

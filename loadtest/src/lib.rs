@@ -16,6 +16,7 @@
 //! | [`histogram`] | HDR-histogram percentiles of durations |
 //! | [`progress`] | the joining/running progress bar |
 //! | [`report`] | the JSON report and the summary table |
+//! | [`report_merge`] | `loadtest merge`: several generators' reports added up into one |
 //! | [`process_usage`] | CPU seconds and peak RSS of a process from `/proc`; thread CPU time |
 //! | [`http_client`] | the one HTTP client (reqwest, blocking): no proxy, no redirects, deadlines |
 //! | [`metrics_scrape`] | Prometheus text-format scraper |
@@ -43,6 +44,7 @@ pub mod process_usage;
 pub mod progress;
 pub mod receiver_stats;
 pub mod report;
+pub mod report_merge;
 pub mod rtp_media;
 pub mod scenario;
 pub mod secure_media;

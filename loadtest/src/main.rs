@@ -1,5 +1,6 @@
 //! `loadtest`: meeting and broadcast scenarios against a real SFU and signaling service, and a
-//! plain-relay baseline. See `loadtest/README.md` for the commands and the report fields.
+//! plain-relay baseline, and `merge` of several generators' reports. See `loadtest/README.md`
+//! for the commands and the report fields.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use loadtest::baseline::{BaselineConfig, BaselineProgress, run_baseline};
 use loadtest::impairment::Impairment;
 use loadtest::progress::RunProgress;
 use loadtest::report::{Report, Scenario};
+use loadtest::report_merge::{merge_reports, read_report};
 use loadtest::scenario::{
     BroadcastConfig, CommonConfig, MeetingConfig, Target, run_broadcast, run_meeting,
 };
@@ -44,27 +46,30 @@ struct CommonArgs {
     /// With --url: the SFU's /metrics URL, to read the packets it forwarded.
     #[arg(long, global = true, requires = "url")]
     sfu_metrics: Option<String>,
-    /// With --url: the API key tokens are signed with, as KEY:SECRET (default: the
-    /// `signaling dev` key).
+    /// The API key the participants' tokens are signed with, as KEY:SECRET (the token's issuer
+    /// and HS256 secret). Started services accept exactly this key (default: a fresh random
+    /// one); with --url the default is the `signaling dev` key.
+    #[arg(long, global = true, env = "LOADTEST_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// The admin token: with --url, to create the room (without it the room must exist or be
+    /// auto-created by the service); started services accept exactly this token (default: a
+    /// fresh random one).
     #[arg(
         long,
         global = true,
-        requires = "url",
-        env = "LOADTEST_API_KEY",
-        hide_env_values = true,
-        default_value = "devkey:devsecret"
-    )]
-    api_key: String,
-    /// With --url: the admin token to create the room with (without it the room must exist
-    /// or be auto-created by the service).
-    #[arg(
-        long,
-        global = true,
-        requires = "url",
         env = "LOADTEST_ADMIN_TOKEN",
         hide_env_values = true
     )]
     admin_token: Option<String>,
+    /// The room to create or join (1-64 of A-Z a-z 0-9 _ -); default: a fresh one named after
+    /// the run. Another generator joins it with --url, --room and --viewers-only/--callers-only.
+    #[arg(long, global = true)]
+    room: Option<String>,
+    /// Number of this run's first participant (identity, device id, probe sender id); default
+    /// 0, or a random multiple of 1000 with --viewers-only/--callers-only. Generators driving
+    /// one room need ranges that do not overlap.
+    #[arg(long, global = true)]
+    first_index: Option<u16>,
     /// Write the JSON report to this file.
     #[arg(long, global = true)]
     report: Option<PathBuf>,
@@ -81,9 +86,12 @@ struct CommonArgs {
 enum Command {
     /// Callers that all publish (Opus + 3-layer VP8 simulcast) and subscribe to each other.
     Meeting {
-        /// Number of callers (2-100).
+        /// Number of callers (2-100; 1-100 with --callers-only).
         #[arg(long)]
         callers: usize,
+        /// Join a meeting another generator hosts (needs --url and --room).
+        #[arg(long)]
+        callers_only: bool,
     },
     /// One presenter and subscribe-only viewers.
     Broadcast {
@@ -93,6 +101,10 @@ enum Command {
         /// Viewers joining per second, as R or R/s (default: all at once).
         #[arg(long, value_parser = parse_rate)]
         join_rate: Option<f64>,
+        /// No presenter: the viewers join a broadcast another generator hosts (needs --url and
+        /// --room).
+        #[arg(long)]
+        viewers_only: bool,
     },
     /// A plain UDP relay fanning the publisher's packet stream out to N receivers: the floor
     /// an SFU's cost per forwarded packet is compared with.
@@ -106,6 +118,16 @@ enum Command {
         /// Do not send Opus audio.
         #[arg(long)]
         no_audio: bool,
+    },
+    /// Add up the JSON reports of several generators that drove one room: counts summed,
+    /// percentiles from the summed histograms; prints the summary table.
+    Merge {
+        /// The reports (`--report` files of meeting or broadcast runs).
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// Write the merged JSON report to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -121,25 +143,41 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (name, result) = match &cli.command {
-        Command::Meeting { callers } => (
+        Command::Meeting {
+            callers,
+            callers_only,
+        } => (
             "meeting",
-            run_meeting(
-                &common_config(&cli.common),
-                &MeetingConfig { callers: *callers },
-            )
-            .map_err(|e| e.to_string()),
+            common_config(&cli.common).and_then(|common| {
+                run_meeting(
+                    &common,
+                    &MeetingConfig {
+                        callers: *callers,
+                        callers_only: *callers_only,
+                    },
+                )
+                .map_err(|e| e.to_string())
+            }),
         ),
-        Command::Broadcast { viewers, join_rate } => (
+        Command::Broadcast {
+            viewers,
+            join_rate,
+            viewers_only,
+        } => (
             "broadcast",
-            run_broadcast(
-                &common_config(&cli.common),
-                &BroadcastConfig {
-                    viewers: *viewers,
-                    join_rate_per_s: *join_rate,
-                },
-            )
-            .map_err(|e| e.to_string()),
+            common_config(&cli.common).and_then(|common| {
+                run_broadcast(
+                    &common,
+                    &BroadcastConfig {
+                        viewers: *viewers,
+                        join_rate_per_s: *join_rate,
+                        viewers_only: *viewers_only,
+                    },
+                )
+                .map_err(|e| e.to_string())
+            }),
         ),
+        Command::Merge { reports, .. } => ("merge", merge(&cli.common, reports)),
         Command::Baseline {
             receivers,
             video_kbps,
@@ -157,7 +195,11 @@ fn main() -> ExitCode {
         }
     };
     print!("{}", report.summary_table());
-    if let Some(path) = &cli.common.report {
+    let out = match &cli.command {
+        Command::Merge { out, .. } => out,
+        _ => &cli.common.report,
+    };
+    if let Some(path) = out {
         if let Err(e) = report.write_json(path) {
             eprintln!("loadtest {name}: {}: {e}", path.display());
             return ExitCode::FAILURE;
@@ -173,26 +215,60 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn common_config(args: &CommonArgs) -> CommonConfig {
-    CommonConfig {
+/// `KEY:SECRET` as the signaling service reads it (`SIGNALING_API_KEYS`). The error never
+/// repeats the value: it holds a secret.
+fn parse_api_key(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((key, secret))
+            if !key.is_empty()
+                && !secret.is_empty()
+                && !key.contains(['=', ','])
+                && !secret.contains(',') =>
+        {
+            Ok((key.to_owned(), secret.to_owned()))
+        }
+        _ => Err(
+            "--api-key (LOADTEST_API_KEY) must be KEY:SECRET: both non-empty, no comma, \
+                  no = in KEY"
+                .into(),
+        ),
+    }
+}
+
+fn common_config(args: &CommonArgs) -> Result<CommonConfig, String> {
+    Ok(CommonConfig {
         duration: Duration::from_secs(args.duration),
         target: match &args.url {
             Some(url) => Target::Url {
                 signaling: url.clone(),
                 sfu_pid: args.sfu_pid,
                 sfu_metrics: args.sfu_metrics.clone(),
-                api_key: args
-                    .api_key
-                    .split_once(':')
-                    .map(|(k, s)| (k.to_owned(), s.to_owned()))
-                    .unwrap_or_else(|| (args.api_key.clone(), String::new())),
-                admin_token: args.admin_token.clone(),
             },
             None => Target::Spawn,
         },
         impairment: args.impair,
         seed: args.seed,
+        room: args.room.clone(),
+        first_index: args.first_index,
+        api_key: args.api_key.as_deref().map(parse_api_key).transpose()?,
+        admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
+    })
+}
+
+/// `loadtest merge`: reads every report, adds them up.
+fn merge(args: &CommonArgs, paths: &[PathBuf]) -> Result<Report, String> {
+    if args.url.is_some() || args.impair.is_some() || args.room.is_some() {
+        return Err("merge adds up report files; --url, --impair and --room do not apply".into());
     }
+    if args.report.is_some() {
+        return Err("merge writes its report with --out".into());
+    }
+    let reports = paths
+        .iter()
+        .map(|p| read_report(p).map(|r| (p.display().to_string(), r)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    merge_reports(&reports).map_err(|e| e.to_string())
 }
 
 fn baseline(
@@ -201,8 +277,8 @@ fn baseline(
     video_kbps: u32,
     audio: bool,
 ) -> Result<Report, String> {
-    if args.url.is_some() {
-        return Err("the baseline runs its own relay; --url does not apply".into());
+    if args.url.is_some() || args.room.is_some() {
+        return Err("the baseline runs its own relay; --url and --room do not apply".into());
     }
     let config = BaselineConfig {
         receivers,
@@ -250,5 +326,43 @@ mod tests {
         assert!(parse_rate("0").is_err());
         assert!(parse_rate("fast").is_err());
         assert!(parse_rate("-3/s").is_err());
+    }
+
+    #[test]
+    fn api_keys_parse_as_the_signaling_service_reads_them_and_errors_hide_the_secret() {
+        assert_eq!(
+            parse_api_key("lt:s3cret:x"),
+            Ok(("lt".into(), "s3cret:x".into()))
+        );
+        for bad in ["nosecret", ":s3cret", "lt:", "a=b:s3cret", "lt:s3,cret"] {
+            let err = parse_api_key(bad).unwrap_err();
+            assert!(!err.contains("s3"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_joining_run_parses_with_url_room_and_credentials() {
+        // (The integration test two_generators_drive_one_room gives them through the
+        // environment, LOADTEST_API_KEY and LOADTEST_ADMIN_TOKEN, together with --url.)
+        let parsed = Cli::try_parse_from([
+            "loadtest",
+            "broadcast",
+            "--viewers",
+            "3",
+            "--viewers-only",
+            "--room",
+            "shared",
+            "--url",
+            "http://127.0.0.1:9",
+            "--api-key",
+            "lt:secret",
+            "--admin-token",
+            "admin",
+        ])
+        .unwrap();
+        let common = common_config(&parsed.common).unwrap();
+        assert_eq!(common.api_key, Some(("lt".into(), "secret".into())));
+        assert_eq!(common.room.as_deref(), Some("shared"));
+        assert!(Cli::try_parse_from(["loadtest", "merge"]).is_err());
     }
 }

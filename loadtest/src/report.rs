@@ -11,7 +11,7 @@ use crate::impairment::RelayStats;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::histogram::DurationHistogram;
+use crate::histogram::{DurationHistogram, HistogramBuckets};
 use crate::receiver_stats::StatsTotals;
 
 /// Which scenario produced a report.
@@ -35,6 +35,12 @@ pub struct Report {
     pub duration_s: f64,
     /// The services' URL, or `null` when no services were involved.
     pub target: Option<String>,
+    /// Meeting and broadcast: the room the participants joined; `null` for the baseline.
+    #[serde(default)]
+    pub room: Option<String>,
+    /// How many reports `loadtest merge` added up into this one; `null` for a single run.
+    #[serde(default)]
+    pub merged_from: Option<u64>,
     /// The link impairment applied, in `--impair` syntax, or `null`.
     pub impairment: Option<String>,
     /// Simulated participants (callers; presenter plus viewers; for the baseline, receivers).
@@ -93,6 +99,24 @@ pub struct Report {
     /// with status 2.
     #[serde(default)]
     pub outages: Option<Vec<MediaOutage>>,
+    /// The samples behind the percentiles (join, first decrypted frame, latency, jitter), so
+    /// that `loadtest merge` takes the percentiles of the added histograms; `null` in reports
+    /// of versions that did not keep them.
+    #[serde(default)]
+    pub histograms: Option<ReportHistograms>,
+}
+
+/// The histograms a report's percentiles come from, bucket by bucket, in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportHistograms {
+    /// Join times of the participants (`join_ms_*`).
+    pub join_us: HistogramBuckets,
+    /// Time to the first decrypted frame of each receiver (`first_decrypted_frame_ms_p99`).
+    pub first_decrypted_frame_us: HistogramBuckets,
+    /// End-to-end latency of every received frame (`latency_ms_*`).
+    pub latency_us: HistogramBuckets,
+    /// The interarrival jitter estimate at every arrival (`jitter_ms_p99`).
+    pub jitter_us: HistogramBuckets,
 }
 
 /// One sending stream: the sender's participant index and its probe stream (0 audio, 1-3 the
@@ -163,6 +187,8 @@ impl Report {
             scenario,
             duration_s: 0.0,
             target: None,
+            room: None,
+            merged_from: None,
             impairment: None,
             participants: 0,
             joined: 0,
@@ -187,6 +213,7 @@ impl Report {
             impairment_relay: None,
             streams: None,
             outages: None,
+            histograms: None,
         }
     }
 
@@ -202,12 +229,24 @@ impl Report {
         self.jitter_ms_p99 = totals.jitter.p99_ms();
         self.loss_pct = totals.loss_pct();
         self.frames_received = totals.received;
+        let histograms = self.histograms.get_or_insert_with(Default::default);
+        histograms.latency_us = totals.latency.buckets();
+        histograms.jitter_us = totals.jitter.buckets();
     }
 
     /// Fills the join percentiles from per-participant join times.
     pub fn set_join_times(&mut self, joins: &DurationHistogram) {
         self.join_ms_p50 = joins.p50_ms();
         self.join_ms_p99 = joins.p99_ms();
+        self.histograms.get_or_insert_with(Default::default).join_us = joins.buckets();
+    }
+
+    /// Fills the first-decrypted-frame percentile from per-receiver times.
+    pub fn set_first_frame_times(&mut self, first_frames: &DurationHistogram) {
+        self.first_decrypted_frame_ms_p99 = first_frames.p99_ms();
+        self.histograms
+            .get_or_insert_with(Default::default)
+            .first_decrypted_frame_us = first_frames.buckets();
     }
 
     /// Fills the SFU's cost: CPU seconds and peak memory of its process and the packets it
@@ -262,6 +301,12 @@ impl Report {
             ("scenario", scenario.to_owned()),
             ("duration", format!("{:.1} s", self.duration_s)),
             ("target", self.target.clone().unwrap_or_else(|| "-".into())),
+            ("room", self.room.clone().unwrap_or_else(|| "-".into())),
+            (
+                "merged from",
+                self.merged_from
+                    .map_or_else(|| "-".into(), |n| format!("{n} reports")),
+            ),
             (
                 "impairment",
                 self.impairment.clone().unwrap_or_else(|| "-".into()),
@@ -419,6 +464,9 @@ mod tests {
             "sfu_peak_rss_bytes",
             "forwarded_packets_per_cpu_second",
             "relay_packets_per_cpu_second",
+            "room",
+            "merged_from",
+            "histograms",
         ] {
             assert!(json.get(field).is_some(), "missing {field}");
         }

@@ -8,6 +8,13 @@
 //! after [`join_timeout`], stopping after [`STOP_TIMEOUT`]. At the end of the measured phase the
 //! publishers' sequence numbers are snapshotted, so that media which stopped (an SFU that died)
 //! shows as outages and lost frames ([`crate::outage`]), not as a clean run.
+//!
+//! Several generator processes (or machines) can drive one room: one hosts it (a named
+//! `--room`, the presenter of a broadcast), the others join it from `--url` with only viewers or
+//! only callers ([`BroadcastConfig::viewers_only`], [`MeetingConfig::callers_only`]) and
+//! participant numbers of their own ([`CommonConfig::first_index`]); `loadtest merge` adds their
+//! reports up. Probe send times are on a clock every process shares ([`shared_epoch`]), so a
+//! frame sent by one process and decrypted by another has a true latency.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tokio::sync::watch;
+
+use rand::RngExt as _;
 
 use crate::histogram::DurationHistogram;
 use crate::impairment::{Impairment, ImpairmentRelay, RelayConfig};
@@ -36,6 +45,18 @@ pub const MAX_CALLERS: usize = 100;
 /// Largest broadcast audience (docs/architecture.md §4.5: 500-viewer broadcasts).
 pub const MAX_VIEWERS: usize = 500;
 
+/// The API key tokens are signed with against `--url` services when none is given: the one
+/// `signaling dev` accepts.
+pub const DEV_API_KEY: (&str, &str) = ("devkey", "devsecret");
+
+/// A run that joins another generator's room numbers its participants from a random multiple
+/// of this (1 to [`JOINING_BLOCKS`] blocks), unless told where to start: the hosting run uses
+/// 0 up to [`MAX_VIEWERS`].
+pub const JOINING_BLOCK: u16 = 1000;
+
+/// How many [`JOINING_BLOCK`]s there are to draw from (the last one ends below `u16::MAX`).
+pub const JOINING_BLOCKS: u16 = 64;
+
 /// Where the services under test are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -47,10 +68,6 @@ pub enum Target {
         sfu_pid: Option<u32>,
         /// The SFU's `/metrics` URL, to read the packets it forwarded, if known.
         sfu_metrics: Option<String>,
-        /// API key id and secret to sign the participants' tokens with.
-        api_key: (String, String),
-        /// Admin token to create the room with (without it the room must exist).
-        admin_token: Option<String>,
     },
     /// Start `signaling` and `sfu` from the same directory as `loadtest` and stop them after.
     Spawn,
@@ -67,14 +84,31 @@ pub struct CommonConfig {
     pub impairment: Option<Impairment>,
     /// Seed of every random choice of the run.
     pub seed: u64,
+    /// The room to join (created first when an admin token is known; one that exists is joined),
+    /// or `None` for a fresh room named after the run.
+    pub room: Option<String>,
+    /// The number of the run's first participant (its identity, device id and probe sender
+    /// id; the others follow), or `None`: 0 for a run that hosts its room, a random multiple
+    /// of [`JOINING_BLOCK`] for one that joins another generator's room.
+    pub first_index: Option<u16>,
+    /// API key id and secret the participants' tokens are signed with (the token issuer and
+    /// HS256 secret). `None`: a fresh one for started services, [`DEV_API_KEY`] for `--url`.
+    /// Started services accept exactly this key.
+    pub api_key: Option<(String, String)>,
+    /// Admin token to create the room with (without it, at `--url`, the room must exist).
+    /// `None` for started services: a fresh one. Started services accept exactly this token.
+    pub admin_token: Option<String>,
 }
 
 /// A meeting: every caller publishes audio and three-layer simulcast video and subscribes to
 /// everyone else.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeetingConfig {
-    /// Number of callers, 2 to [`MAX_CALLERS`].
+    /// Number of callers, 2 to [`MAX_CALLERS`] (1 with `callers_only`).
     pub callers: usize,
+    /// The callers join a meeting another generator hosts (needs `--url` and a room): other
+    /// callers are already there, so one is enough.
+    pub callers_only: bool,
 }
 
 /// A broadcast: one presenter publishes, viewers join at a set rate and only subscribe.
@@ -84,6 +118,9 @@ pub struct BroadcastConfig {
     pub viewers: usize,
     /// Viewers joining per second (all at once when `None`).
     pub join_rate_per_s: Option<f64>,
+    /// Only viewers: the presenter is another generator's, in the room this run joins (needs
+    /// `--url` and a room).
+    pub viewers_only: bool,
 }
 
 /// Why a scenario did not run.
@@ -131,13 +168,56 @@ fn check_common(common: &CommonConfig) -> Result<(), ScenarioError> {
                 .into(),
         ));
     }
+    if let Some(room) = &common.room
+        && !valid_room_name(room)
+    {
+        return Err(ScenarioError::Config(format!(
+            "room {room:?}: a room name is 1-64 characters A-Z a-z 0-9 _ -"
+        )));
+    }
+    Ok(())
+}
+
+/// The signaling service's rule for room names.
+fn valid_room_name(room: &str) -> bool {
+    (1..=64).contains(&room.len())
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A run that joins a room another generator hosts (`--viewers-only`, `--callers-only`) needs
+/// that room's services and name.
+fn joining_valid(common: &CommonConfig, flag: &str) -> Result<(), ScenarioError> {
+    if !matches!(common.target, Target::Url { .. }) {
+        return Err(ScenarioError::Config(format!(
+            "{flag} joins a room another generator hosts: give its services with --url"
+        )));
+    }
+    if common.room.is_none() {
+        return Err(ScenarioError::Config(format!(
+            "{flag} joins a room another generator hosts: name it with --room"
+        )));
+    }
+    Ok(())
+}
+
+/// The participants' numbers must fit the probe's 16-bit sender id.
+fn numbers_valid(common: &CommonConfig, participants: usize) -> Result<(), ScenarioError> {
+    let first = usize::from(common.first_index.unwrap_or(0));
+    if first + participants > usize::from(u16::MAX) + 1 {
+        return Err(ScenarioError::Config(format!(
+            "participants numbered from {first} run past 65535"
+        )));
+    }
     Ok(())
 }
 
 fn meeting_valid(config: &MeetingConfig) -> Result<(), ScenarioError> {
-    if !(2..=MAX_CALLERS).contains(&config.callers) {
+    let fewest = if config.callers_only { 1 } else { 2 };
+    if !(fewest..=MAX_CALLERS).contains(&config.callers) {
         return Err(ScenarioError::Config(format!(
-            "callers must be 2..={MAX_CALLERS}, got {}",
+            "callers must be {fewest}..={MAX_CALLERS}, got {}",
             config.callers
         )));
     }
@@ -165,9 +245,19 @@ fn broadcast_valid(config: &BroadcastConfig) -> Result<(), ScenarioError> {
 pub fn run_meeting(common: &CommonConfig, config: &MeetingConfig) -> Result<Report, ScenarioError> {
     check_common(common)?;
     meeting_valid(config)?;
+    if config.callers_only {
+        joining_valid(common, "--callers-only")?;
+    }
+    numbers_valid(common, config.callers)?;
     let plan = Plan {
         scenario: Scenario::Meeting,
         kind: "meeting",
+        label: if config.callers_only {
+            format!("meeting +{} callers", config.callers)
+        } else {
+            format!("meeting x{}", config.callers)
+        },
+        joins_hosted_room: config.callers_only,
         first: Vec::new(),
         rest: (0..config.callers).map(|_| Role::Caller).collect(),
         rate_per_s: None,
@@ -182,10 +272,21 @@ pub fn run_broadcast(
 ) -> Result<Report, ScenarioError> {
     check_common(common)?;
     broadcast_valid(config)?;
+    if config.viewers_only {
+        joining_valid(common, "--viewers-only")?;
+    }
+    let presenters = usize::from(!config.viewers_only);
+    numbers_valid(common, presenters + config.viewers)?;
     let plan = Plan {
         scenario: Scenario::Broadcast,
         kind: "broadcast",
-        first: vec![Role::Presenter],
+        label: if config.viewers_only {
+            format!("broadcast +{} viewers", config.viewers)
+        } else {
+            format!("broadcast 1+{}", config.viewers)
+        },
+        joins_hosted_room: config.viewers_only,
+        first: vec![Role::Presenter; presenters],
         rest: (0..config.viewers).map(|_| Role::Viewer).collect(),
         rate_per_s: config.join_rate_per_s,
     };
@@ -196,6 +297,10 @@ pub fn run_broadcast(
 struct Plan {
     scenario: Scenario,
     kind: &'static str,
+    /// The progress bar's label.
+    label: String,
+    /// The run joins a room another generator hosts.
+    joins_hosted_room: bool,
     /// Joined (and connected) before the rest start.
     first: Vec<Role>,
     /// Joined at `rate_per_s` (all at once when `None`).
@@ -205,17 +310,18 @@ struct Plan {
 
 fn run(common: &CommonConfig, plan: &Plan) -> Result<Report, ScenarioError> {
     let services = match &common.target {
-        Target::Spawn => Services::start()?,
+        Target::Spawn => Services::start(common.api_key.clone(), common.admin_token.clone())?,
         Target::Url {
             signaling,
             sfu_pid,
             sfu_metrics,
-            api_key,
-            admin_token,
         } => Services::external(
             signaling,
-            api_key.clone(),
-            admin_token.clone(),
+            common
+                .api_key
+                .clone()
+                .unwrap_or_else(|| (DEV_API_KEY.0.to_owned(), DEV_API_KEY.1.to_owned())),
+            common.admin_token.clone(),
             *sfu_pid,
             sfu_metrics.clone(),
         ),
@@ -238,27 +344,38 @@ fn run_with(
     let now_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let room = format!(
-        "lt-{}-{}-{}",
-        plan.kind,
-        std::process::id(),
-        now_unix % 100_000
-    );
+    let room = common.room.clone().unwrap_or_else(|| {
+        format!(
+            "lt-{}-{}-{}",
+            plan.kind,
+            std::process::id(),
+            now_unix % 100_000
+        )
+    });
     services.create_room(&room, plan.kind)?;
+    let first_index = common.first_index.unwrap_or_else(|| {
+        if plan.joins_hosted_room {
+            rand::rng().random_range(1..=JOINING_BLOCKS) * JOINING_BLOCK
+        } else {
+            0
+        }
+    });
+    // Where another generator joins this run's room (`--url`, `--room`); a line a supervising
+    // script or test can wait for.
+    eprintln!(
+        "room {room} at {} (participants numbered from {first_index})",
+        services.base_url
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(ScenarioError::Runtime)?;
     let total = plan.first.len() + plan.rest.len();
-    let label = match plan.scenario {
-        Scenario::Meeting => format!("meeting x{total}"),
-        _ => format!("broadcast 1+{}", plan.rest.len()),
-    };
-    let progress = RunProgress::joining(&label, total as u64);
+    let progress = RunProgress::joining(&plan.label, total as u64);
     let counters = Arc::new(LiveCounters::default());
     let (stop_tx, stop) = watch::channel(false);
-    let epoch = Instant::now();
+    let epoch = shared_epoch();
     let ttl =
         (join_timeout(total, plan.rate_per_s) + common.duration + STOP_TIMEOUT).as_secs() + 60;
     // With an impairment, every client's media crosses the relay (one upstream socket per
@@ -287,8 +404,10 @@ fn run_with(
         .as_ref()
         .zip(services.sfu_media)
         .map(|(r, server)| (server, r.local_addr()));
-    let spec = |index: usize, role: Role| ParticipantSpec {
-        index: index as u16,
+    // Identities carry the process id: two generators that drew the same numbers are refused
+    // as duplicate devices instead of replacing each other's participants.
+    let spec = |position: usize, role: Role| ParticipantSpec {
+        index: first_index + position as u16,
         role,
         room: room.clone(),
         ws_url: services.ws_url(),
@@ -296,7 +415,11 @@ fn run_with(
             services.api_key.0.clone(),
             GrantClaims {
                 room: Some(room.clone()),
-                identity: Some(format!("lt-{index}")),
+                identity: Some(format!(
+                    "lt-{}-{}",
+                    first_index + position as u16,
+                    std::process::id()
+                )),
                 role: Some(match role {
                     Role::Caller => call_client::protocol::Role::Caller,
                     Role::Presenter => call_client::protocol::Role::Presenter,
@@ -422,6 +545,7 @@ fn run_with(
         Target::Url { signaling, .. } => Some(signaling.clone()),
         Target::Spawn => Some(services.base_url.clone()),
     };
+    report.room = Some(room);
     report.participants = total as u64;
     report.impairment = relay_stats.and(common.impairment).map(|i| i.to_string());
     report.impairment_relay = relay_stats;
@@ -436,6 +560,25 @@ fn run_with(
         None => eprintln!("SFU cost not measured"),
     }
     Ok(report)
+}
+
+/// The run clock's origin: the Unix epoch, on the monotonic clock. Probe send times and arrival
+/// times are microseconds since it, so a frame one generator process sent and another decrypted
+/// has a true latency: exact between processes on one machine, off by the clocks' difference
+/// between machines (NTP keeps it around a millisecond). Falls back to now (latency right
+/// within this process only) where the monotonic clock cannot reach back that far.
+fn shared_epoch() -> Instant {
+    let now = Instant::now();
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|since_unix| now.checked_sub(since_unix))
+        .unwrap_or_else(|| {
+            eprintln!(
+                "the run clock starts now: latency of frames from other generators is not measured"
+            );
+            now
+        })
 }
 
 /// Fills the report's per-stream loss and outages from every receiver's frames, judged against
@@ -502,7 +645,7 @@ fn merge_outcomes(report: &mut Report, outcomes: &[ParticipantOutcome], plan: &P
         }
     }
     report.set_join_times(&joins);
-    report.first_decrypted_frame_ms_p99 = first_frames.p99_ms();
+    report.set_first_frame_times(&first_frames);
     report.set_receiver_totals(&totals);
     report.decrypt_failures = Some(decrypt_failures);
     report.frames_without_key = Some(keyless);
@@ -522,6 +665,10 @@ mod tests {
             target: Target::Spawn,
             impairment: None,
             seed: 1,
+            room: None,
+            first_index: None,
+            api_key: None,
+            admin_token: None,
         }
     }
 
@@ -533,11 +680,15 @@ mod tests {
             signaling: "http://127.0.0.1:9".into(),
             sfu_pid: None,
             sfu_metrics: None,
-            api_key: ("k".into(), "s".into()),
-            admin_token: None,
         };
         assert!(matches!(
-            run_meeting(&c, &MeetingConfig { callers: 2 }),
+            run_meeting(
+                &c,
+                &MeetingConfig {
+                    callers: 2,
+                    callers_only: false
+                }
+            ),
             Err(ScenarioError::Config(_))
         ));
         assert_eq!(join_timeout(500, None), Duration::from_secs(20));
@@ -548,7 +699,13 @@ mod tests {
     fn out_of_range_sizes_are_refused_first() {
         for callers in [0, 1, 101] {
             assert!(matches!(
-                run_meeting(&common(), &MeetingConfig { callers }),
+                run_meeting(
+                    &common(),
+                    &MeetingConfig {
+                        callers,
+                        callers_only: false
+                    }
+                ),
                 Err(ScenarioError::Config(_))
             ));
         }
@@ -563,7 +720,8 @@ mod tests {
                     &common(),
                     &BroadcastConfig {
                         viewers,
-                        join_rate_per_s: rate
+                        join_rate_per_s: rate,
+                        viewers_only: false,
                     }
                 ),
                 Err(ScenarioError::Config(_))
@@ -572,8 +730,69 @@ mod tests {
         let mut long = common();
         long.duration = Duration::from_secs(3601);
         assert!(matches!(
-            run_meeting(&long, &MeetingConfig { callers: 2 }),
+            run_meeting(
+                &long,
+                &MeetingConfig {
+                    callers: 2,
+                    callers_only: false
+                }
+            ),
             Err(ScenarioError::Config(_))
         ));
+    }
+
+    #[test]
+    fn joining_another_generators_room_needs_its_url_a_room_and_numbers_that_fit() {
+        let viewers_only = BroadcastConfig {
+            viewers: 3,
+            join_rate_per_s: None,
+            viewers_only: true,
+        };
+        let config_error = |c: &CommonConfig, b: &BroadcastConfig| {
+            matches!(run_broadcast(c, b), Err(ScenarioError::Config(_)))
+        };
+        // No --url, then no --room (the address is refused: port 9 on loopback).
+        let mut c = common();
+        c.room = Some("shared".into());
+        assert!(config_error(&c, &viewers_only));
+        c.target = Target::Url {
+            signaling: "http://127.0.0.1:9".into(),
+            sfu_pid: None,
+            sfu_metrics: None,
+        };
+        c.room = None;
+        assert!(config_error(&c, &viewers_only));
+        c.room = Some("bad room!".into());
+        assert!(config_error(&c, &viewers_only));
+        c.room = Some("shared".into());
+        c.first_index = Some(65_534);
+        assert!(config_error(&c, &viewers_only));
+        // One caller is enough to join a hosted meeting, not to hold one.
+        let one = |callers_only| MeetingConfig {
+            callers: 1,
+            callers_only,
+        };
+        c.first_index = Some(2000);
+        // With an admin token the room is created first: refused at once (nothing listens).
+        c.admin_token = Some("admin".into());
+        assert!(matches!(
+            run_meeting(&c, &one(false)),
+            Err(ScenarioError::Config(_))
+        ));
+        assert!(matches!(
+            run_meeting(&c, &one(true)),
+            Err(ScenarioError::Services(_))
+        ));
+        assert!(valid_room_name("lt-room_1") && !valid_room_name(&"r".repeat(65)));
+    }
+
+    #[test]
+    fn run_clock_is_shared_by_processes() {
+        // Two origins taken apart are the same instant (to the clocks' reading jitter): what a
+        // second generator process computes too.
+        let (a, b) = (shared_epoch(), shared_epoch());
+        let apart = if a > b { a - b } else { b - a };
+        assert!(apart < Duration::from_millis(5), "{apart:?}");
+        assert!(a.elapsed() > Duration::from_secs(50 * 365 * 86_400));
     }
 }

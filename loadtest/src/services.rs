@@ -6,8 +6,10 @@
 //! control API (`--sfu-url`, `--sfu-control-secret`). Signaling gets a configuration with
 //! raised per-IP and per-connection rate limits: every simulated client shares 127.0.0.1, and
 //! the defaults (10 new connections per second per IP, 50 messages per second per
-//! connection) are meant for one person per address, not for 500 on one. The API key, control
-//! secret and admin token are fresh random values per run.
+//! connection) are meant for one person per address, not for 500 on one. The control secret is
+//! a fresh random value per run; so are the API key and admin token unless the run names them
+//! (`--api-key`, `--admin-token`: another generator process then mints tokens for, and creates
+//! rooms on, the same services).
 
 use std::ffi::OsString;
 use std::net::{TcpListener, UdpSocket};
@@ -129,8 +131,13 @@ impl Services {
         }
     }
 
-    /// Starts `sfu` and `signaling serve` from the directory of the running executable.
-    pub fn start() -> Result<Self, ServicesError> {
+    /// Starts `sfu` and `signaling serve` from the directory of the running executable; signaling
+    /// accepts tokens signed with `api_key` and admin calls with `admin_token` (each a fresh
+    /// random value when `None`).
+    pub fn start(
+        api_key: Option<(String, String)>,
+        admin_token: Option<String>,
+    ) -> Result<Self, ServicesError> {
         let log_dir = std::env::temp_dir().join(format!("loadtest-{}", std::process::id()));
         std::fs::create_dir_all(&log_dir).map_err(|e| ServicesError::Io("log directory", e))?;
         let control_secret = random_secret();
@@ -164,8 +171,8 @@ impl Services {
         let config = log_dir.join("signaling.toml");
         std::fs::write(&config, SIGNALING_CONFIG)
             .map_err(|e| ServicesError::Io("signaling config", e))?;
-        let api_key = ("loadtest".to_owned(), random_secret());
-        let admin_token = random_secret();
+        let api_key = api_key.unwrap_or_else(|| ("loadtest".to_owned(), random_secret()));
+        let admin_token = admin_token.unwrap_or_else(random_secret);
         let port = free_tcp_port()?;
         let signaling = ServiceProcess::spawn(&ServiceSpec {
             name: "signaling".into(),

@@ -5,5 +5,7 @@ mod common;
 
 mod baseline_cli;
 mod impairment_relay;
+mod report_merge;
 mod scenarios_cli;
 mod sfu_outage;
+mod two_generators;

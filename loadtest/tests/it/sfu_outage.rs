@@ -130,8 +130,7 @@ fn loadtest_reports_outage_when_sfu_killed() {
         .arg(&sfu_metrics)
         .arg("--report")
         .arg(&report_path)
-        // As arguments: clap refuses LOADTEST_API_KEY/LOADTEST_ADMIN_TOKEN from the environment
-        // together with --url (their `requires = "url"` is checked where --url is not).
+        // As arguments (two_generators_drive_one_room gives them through the environment).
         .arg("--api-key")
         .arg(format!("outage:{api_secret}"))
         .arg("--admin-token")
