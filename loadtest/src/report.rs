@@ -93,6 +93,21 @@ pub struct Report {
     /// with status 2.
     #[serde(default)]
     pub outages: Option<Vec<MediaOutage>>,
+    /// Meeting and broadcast: the engine that ran the viewers (`sansio` or `async`).
+    #[serde(default)]
+    pub viewer_engine: Option<String>,
+    /// Meeting and broadcast: CPU seconds (user + system, every thread) of the load generator
+    /// itself, this `loadtest` process, during the measured phase (from `/proc/self`).
+    #[serde(default)]
+    pub generator_cpu_seconds: Option<f64>,
+    /// RTP packets the generator's viewers received (after SRTP; every one reassembled and its
+    /// frame SFrame-decrypted and probe-checked) during the measured phase; `null` where the
+    /// engine does not count them (`async`).
+    #[serde(default)]
+    pub generator_packets_received: Option<u64>,
+    /// `generator_cpu_seconds` per received packet, in nanoseconds.
+    #[serde(default)]
+    pub generator_cpu_ns_per_received_packet: Option<f64>,
 }
 
 /// One sending stream: the sender's participant index and its probe stream (0 audio, 1-3 the
@@ -187,6 +202,10 @@ impl Report {
             impairment_relay: None,
             streams: None,
             outages: None,
+            viewer_engine: None,
+            generator_cpu_seconds: None,
+            generator_packets_received: None,
+            generator_cpu_ns_per_received_packet: None,
         }
     }
 
@@ -224,6 +243,16 @@ impl Report {
         self.relay_cpu_seconds = Some(cpu_seconds);
         self.packets_forwarded = Some(packets_relayed);
         self.relay_packets_per_cpu_second = per_second(packets_relayed, cpu_seconds);
+    }
+
+    /// Fills the load generator's own cost: its CPU seconds over the measured phase and, where
+    /// counted, the packets its receivers got in that phase, and their ratio.
+    pub fn set_generator_cost(&mut self, cpu_seconds: f64, packets_received: Option<u64>) {
+        self.generator_cpu_seconds = Some(cpu_seconds);
+        self.generator_packets_received = packets_received;
+        self.generator_cpu_ns_per_received_packet = packets_received
+            .filter(|&p| p > 0)
+            .map(|p| cpu_seconds * 1e9 / p as f64);
     }
 
     /// The report as pretty-printed JSON.
@@ -292,6 +321,19 @@ impl Report {
             (
                 "forwarded pkts / cpu s",
                 opt_f(self.forwarded_packets_per_cpu_second, ""),
+            ),
+            (
+                "viewer engine",
+                self.viewer_engine.clone().unwrap_or_else(|| "-".into()),
+            ),
+            ("generator cpu", opt_f(self.generator_cpu_seconds, " s")),
+            (
+                "generator pkts received",
+                opt_u(self.generator_packets_received),
+            ),
+            (
+                "generator cpu / pkt",
+                opt_f(self.generator_cpu_ns_per_received_packet, " ns"),
             ),
             ("relay cpu", opt_f(self.relay_cpu_seconds, " s")),
             (

@@ -7,3 +7,4 @@ mod baseline_cli;
 mod impairment_relay;
 mod scenarios_cli;
 mod sfu_outage;
+mod viewer_engine;
