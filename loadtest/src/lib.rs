@@ -27,7 +27,8 @@
 //! | [`baseline`] | the plain UDP relay baseline |
 //! | [`key_exchange`] | sender keys wrapped in signed HPKE envelopes, ratchets, generations |
 //! | [`rtp_media`] | VP8 frames to RTP payloads and back |
-//! | [`participant`] | one simulated caller, presenter or viewer |
+//! | [`participant`] | one simulated caller, presenter or viewer (`async` engine: a `webrtc` session each) |
+//! | [`viewer_engine`] | the sans-IO viewer engine: many viewers per event loop on the `rtc` core |
 //! | [`scenario`] | `meeting` and `broadcast`: services, room, participants, report |
 
 pub mod baseline;
@@ -51,3 +52,4 @@ pub mod secure_media;
 pub mod service_process;
 pub mod services;
 pub mod sfu_cost;
+pub mod viewer_engine;

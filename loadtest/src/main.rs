@@ -15,6 +15,7 @@ use loadtest::report_merge::{merge_reports, read_report};
 use loadtest::scenario::{
     BroadcastConfig, CommonConfig, MeetingConfig, Target, run_broadcast, run_meeting,
 };
+use loadtest::viewer_engine::ViewerEngineKind;
 
 /// Exit status of a run that completed but in which media stopped for some receiver (status 1
 /// is a run that could not be carried out).
@@ -80,6 +81,17 @@ struct CommonArgs {
     /// Seed of every random choice (frame sizes, impairment).
     #[arg(long, global = true, default_value_t = 1)]
     seed: u64,
+    /// What runs broadcast viewers: `sansio` (many per event loop on the `rtc` core) or
+    /// `async` (each a full `webrtc` session).
+    #[arg(long, global = true, default_value = "sansio", value_parser = parse_engine)]
+    viewer_engine: ViewerEngineKind,
+    /// Event loops (threads) of the sansio viewer engine (default: the number of cores).
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: Option<u16>,
+}
+
+fn parse_engine(s: &str) -> Result<ViewerEngineKind, String> {
+    s.parse()
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,6 +264,11 @@ fn common_config(args: &CommonArgs) -> Result<CommonConfig, String> {
         first_index: args.first_index,
         api_key: args.api_key.as_deref().map(parse_api_key).transpose()?,
         admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
+        viewer_engine: args.viewer_engine,
+        workers: args.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(1, usize::from),
+            usize::from,
+        ),
     })
 }
 

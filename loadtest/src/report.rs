@@ -104,6 +104,21 @@ pub struct Report {
     /// of versions that did not keep them.
     #[serde(default)]
     pub histograms: Option<ReportHistograms>,
+    /// Meeting and broadcast: the engine that ran the viewers (`sansio` or `async`).
+    #[serde(default)]
+    pub viewer_engine: Option<String>,
+    /// Meeting and broadcast: CPU seconds (user + system, every thread) of the load generator
+    /// itself, this `loadtest` process, during the measured phase (from `/proc/self`).
+    #[serde(default)]
+    pub generator_cpu_seconds: Option<f64>,
+    /// RTP packets the generator's viewers received (after SRTP; every one reassembled and its
+    /// frame SFrame-decrypted and probe-checked) during the measured phase; `null` where the
+    /// engine does not count them (`async`).
+    #[serde(default)]
+    pub generator_packets_received: Option<u64>,
+    /// `generator_cpu_seconds` per received packet, in nanoseconds.
+    #[serde(default)]
+    pub generator_cpu_ns_per_received_packet: Option<f64>,
 }
 
 /// The histograms a report's percentiles come from, bucket by bucket, in microseconds.
@@ -214,6 +229,10 @@ impl Report {
             streams: None,
             outages: None,
             histograms: None,
+            viewer_engine: None,
+            generator_cpu_seconds: None,
+            generator_packets_received: None,
+            generator_cpu_ns_per_received_packet: None,
         }
     }
 
@@ -263,6 +282,16 @@ impl Report {
         self.relay_cpu_seconds = Some(cpu_seconds);
         self.packets_forwarded = Some(packets_relayed);
         self.relay_packets_per_cpu_second = per_second(packets_relayed, cpu_seconds);
+    }
+
+    /// Fills the load generator's own cost: its CPU seconds over the measured phase and, where
+    /// counted, the packets its receivers got in that phase, and their ratio.
+    pub fn set_generator_cost(&mut self, cpu_seconds: f64, packets_received: Option<u64>) {
+        self.generator_cpu_seconds = Some(cpu_seconds);
+        self.generator_packets_received = packets_received;
+        self.generator_cpu_ns_per_received_packet = packets_received
+            .filter(|&p| p > 0)
+            .map(|p| cpu_seconds * 1e9 / p as f64);
     }
 
     /// The report as pretty-printed JSON.
@@ -337,6 +366,19 @@ impl Report {
             (
                 "forwarded pkts / cpu s",
                 opt_f(self.forwarded_packets_per_cpu_second, ""),
+            ),
+            (
+                "viewer engine",
+                self.viewer_engine.clone().unwrap_or_else(|| "-".into()),
+            ),
+            ("generator cpu", opt_f(self.generator_cpu_seconds, " s")),
+            (
+                "generator pkts received",
+                opt_u(self.generator_packets_received),
+            ),
+            (
+                "generator cpu / pkt",
+                opt_f(self.generator_cpu_ns_per_received_packet, " ns"),
             ),
             ("relay cpu", opt_f(self.relay_cpu_seconds, " s")),
             (

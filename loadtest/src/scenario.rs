@@ -32,11 +32,13 @@ use crate::outage::{MeasuredWindow, ReceiverVerdict, judge_receiver};
 use crate::participant::{
     LiveCounters, ParticipantOutcome, ParticipantSpec, Role, run_participant,
 };
+use crate::process_usage::CpuMeter;
 use crate::progress::RunProgress;
 use crate::receiver_stats::{StatsTotals, StreamKey};
 use crate::report::{Report, Scenario};
 use crate::services::{Services, ServicesError};
 use crate::sfu_cost::{SfuCostError, SfuCostMeter};
+use crate::viewer_engine::{ViewerEngine, ViewerEngineKind, run_viewer};
 use call_client::access_token::{Claims, GrantClaims};
 
 /// Largest meeting (docs/architecture.md §4.5: rooms of up to 100 callers).
@@ -98,6 +100,10 @@ pub struct CommonConfig {
     /// Admin token to create the room with (without it, at `--url`, the room must exist).
     /// `None` for started services: a fresh one. Started services accept exactly this token.
     pub admin_token: Option<String>,
+    /// The engine that runs broadcast viewers (`--viewer-engine`).
+    pub viewer_engine: ViewerEngineKind,
+    /// Worker threads (event loops) of the sans-IO viewer engine (`--workers`).
+    pub workers: usize,
 }
 
 /// A meeting: every caller publishes audio and three-layer simulcast video and subscribes to
@@ -372,10 +378,19 @@ fn run_with(
         .build()
         .map_err(ScenarioError::Runtime)?;
     let total = plan.first.len() + plan.rest.len();
-    let progress = RunProgress::joining(&plan.label, total as u64);
     let counters = Arc::new(LiveCounters::default());
-    let (stop_tx, stop) = watch::channel(false);
     let epoch = shared_epoch();
+    // Viewers on the sans-IO engine: its worker threads run beside the runtime, which keeps
+    // their signaling (and the presenter).
+    let engine = match common.viewer_engine {
+        ViewerEngineKind::Sansio if plan.rest.contains(&Role::Viewer) => Some(
+            ViewerEngine::start(common.workers, epoch, counters.clone())
+                .map_err(ScenarioError::Runtime)?,
+        ),
+        _ => None,
+    };
+    let progress = RunProgress::joining(&plan.label, total as u64);
+    let (stop_tx, stop) = watch::channel(false);
     let ttl =
         (join_timeout(total, plan.rate_per_s) + common.duration + STOP_TIMEOUT).as_secs() + 60;
     // With an impairment, every client's media crosses the relay (one upstream socket per
@@ -437,15 +452,26 @@ fn run_with(
         media_via,
     };
 
-    let (outcomes, measured, cost, window, sent) = runtime.block_on(async {
+    let start_participant = |index: usize, role: Role| match (&engine, role) {
+        (Some(engine), Role::Viewer) => tokio::spawn(run_viewer(
+            engine,
+            spec(index, role),
+            counters.clone(),
+            stop.clone(),
+        )),
+        _ => tokio::spawn(run_participant(
+            spec(index, role),
+            counters.clone(),
+            stop.clone(),
+        )),
+    };
+    let received = || engine.as_ref().map(|e| e.stats().packets_received);
+
+    let (outcomes, measured, cost, window, sent, generator) = runtime.block_on(async {
         let mut handles = Vec::with_capacity(total);
         let join_deadline = Instant::now() + join_timeout(total, plan.rate_per_s);
         for (i, role) in plan.first.iter().enumerate() {
-            handles.push(tokio::spawn(run_participant(
-                spec(i, *role),
-                counters.clone(),
-                stop.clone(),
-            )));
+            handles.push(start_participant(i, *role));
         }
         // The first participants (the presenter) connect before the others start.
         while (counters.joined.load(Ordering::Relaxed) as usize) < plan.first.len()
@@ -466,11 +492,7 @@ fn run_with(
             };
             while next < due {
                 let index = plan.first.len() + next;
-                handles.push(tokio::spawn(run_participant(
-                    spec(index, plan.rest[next]),
-                    counters.clone(),
-                    stop.clone(),
-                )));
+                handles.push(start_participant(index, plan.rest[next]));
                 next += 1;
             }
             let joined = counters.joined.load(Ordering::Relaxed);
@@ -496,6 +518,9 @@ fn run_with(
             common.duration.as_secs(),
             counters.joined.load(Ordering::Relaxed)
         );
+        // The generator's own cost over the same phase: this process, every thread.
+        let generator_cpu = CpuMeter::start(std::process::id());
+        let received_before = received();
         let started = Instant::now();
         let from_us = epoch.elapsed().as_micros() as u64;
         while started.elapsed() < common.duration {
@@ -515,6 +540,13 @@ fn run_with(
             to_us: epoch.elapsed().as_micros() as u64,
         };
         let sent = counters.sent_streams.snapshot();
+        let generator = generator_cpu
+            .and_then(|m| m.elapsed())
+            .ok()
+            .map(|(cpu, _)| {
+                let packets = received().zip(received_before).map(|(b, a)| b - a);
+                (cpu, packets)
+            });
         let cost = match meter {
             Some(Ok(meter)) => tokio::task::spawn_blocking(move || meter.finish())
                 .await
@@ -533,10 +565,13 @@ fn run_with(
                 }),
             }
         }
-        (outcomes, measured, cost, window, sent)
+        (outcomes, measured, cost, window, sent, generator)
     });
     progress.finish();
     runtime.shutdown_timeout(Duration::from_secs(2));
+    if let Some(engine) = engine {
+        engine.stop();
+    }
     let relay_stats = relay.map(ImpairmentRelay::stop);
 
     let mut report = Report::new(plan.scenario);
@@ -550,6 +585,12 @@ fn run_with(
     report.impairment = relay_stats.and(common.impairment).map(|i| i.to_string());
     report.impairment_relay = relay_stats;
     merge_outcomes(&mut report, &outcomes, plan);
+    if plan.rest.contains(&Role::Viewer) {
+        report.viewer_engine = Some(common.viewer_engine.to_string());
+    }
+    if let Some((cpu, packets)) = generator {
+        report.set_generator_cost(cpu, packets);
+    }
     merge_streams(&mut report, &outcomes, window, &sent);
     if report.joined == 0 {
         return Err(ScenarioError::NobodyJoined);
@@ -669,6 +710,8 @@ mod tests {
             first_index: None,
             api_key: None,
             admin_token: None,
+            viewer_engine: ViewerEngineKind::Sansio,
+            workers: 1,
         }
     }
 

@@ -9,3 +9,4 @@ mod report_merge;
 mod scenarios_cli;
 mod sfu_outage;
 mod two_generators;
+mod viewer_engine;

@@ -31,7 +31,7 @@ fn report_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("loadtest-{name}-{}.json", std::process::id()))
 }
 
-fn run(args: &[&str], name: &str) -> serde_json::Value {
+pub(crate) fn run(args: &[&str], name: &str) -> serde_json::Value {
     require_services();
     let path = report_path(name);
     let output = loadtest()
@@ -49,13 +49,13 @@ fn run(args: &[&str], name: &str) -> serde_json::Value {
     report
 }
 
-fn u(report: &serde_json::Value, field: &str) -> u64 {
+pub(crate) fn u(report: &serde_json::Value, field: &str) -> u64 {
     report[field]
         .as_u64()
         .unwrap_or_else(|| panic!("{field} missing in {report}"))
 }
 
-fn f(report: &serde_json::Value, field: &str) -> f64 {
+pub(crate) fn f(report: &serde_json::Value, field: &str) -> f64 {
     report[field]
         .as_f64()
         .unwrap_or_else(|| panic!("{field} missing in {report}"))
@@ -63,7 +63,7 @@ fn f(report: &serde_json::Value, field: &str) -> f64 {
 
 /// What every scenario report must show: everyone joined, every frame that arrived with a
 /// key decrypted, little loss, and an SFU that forwarded packets at a measured cost.
-fn check_common(report: &serde_json::Value, participants: u64) {
+pub(crate) fn check_common(report: &serde_json::Value, participants: u64) {
     assert_eq!(u(report, "participants"), participants, "{report}");
     assert_eq!(u(report, "joined"), participants, "{report}");
     assert_eq!(u(report, "decrypt_failures"), 0, "{report}");

@@ -1,0 +1,67 @@
+//! One viewer's received media, as the `async` engine's receiver does it
+//! (`participant/media_tasks.rs`): Opus packets are frames, VP8 packets are reassembled per
+//! SSRC, and every frame is SFrame-decrypted and its probe recorded by the viewer's
+//! [`FrameOpener`].
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use e2ee_frames::Codec;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+
+use crate::rtp_media::Vp8Reassembler;
+use crate::secure_media::FrameOpener;
+
+/// What one viewer received and decrypted.
+#[derive(Debug, Default)]
+pub(super) struct MediaReceiver {
+    pub(super) opener: FrameOpener,
+    video: HashMap<u32, Vp8Reassembler>,
+    /// VP8 frames lost to a missing RTP packet before decryption.
+    pub(super) broken_frames: u64,
+    /// RTP packets received (after SRTP).
+    pub(super) packets: u64,
+    /// Frames that decrypted and carried a probe.
+    pub(super) frames_decrypted: u64,
+}
+
+impl MediaReceiver {
+    /// One RTP packet of a track of `kind`, received at `now` (`arrival_us` on the run clock).
+    pub(super) fn on_rtp(
+        &mut self,
+        kind: RtpCodecKind,
+        packet: &rtc::rtp::Packet,
+        now: Instant,
+        arrival_us: u64,
+    ) {
+        self.packets += 1;
+        let opened = if kind == RtpCodecKind::Audio {
+            self.opener
+                .open(now, Codec::Opus, &packet.payload, arrival_us)
+                .is_ok()
+        } else {
+            let r = self.video.entry(packet.header.ssrc).or_default();
+            let before = r.broken_frames();
+            let opened = match r.push(
+                packet.header.sequence_number,
+                packet.header.timestamp,
+                packet.header.marker,
+                &packet.payload,
+            ) {
+                Ok(Some(frame)) => self.opener.open(now, Codec::Vp8, frame, arrival_us).is_ok(),
+                _ => false,
+            };
+            self.broken_frames += r.broken_frames() - before;
+            opened
+        };
+        if opened {
+            self.frames_decrypted += 1;
+        }
+    }
+
+    /// A new media session (after a `media_reset`): reassembly starts over, keys and
+    /// measurements stay.
+    pub(super) fn restart(&mut self) {
+        self.video.clear();
+    }
+}
