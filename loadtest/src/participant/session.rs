@@ -436,7 +436,8 @@ impl<'a> Session<'a> {
             // A media reset restarts the media session in the loop of `drive`.
             ServerMessage::Joined(_)
             | ServerMessage::MediaReset(_)
-            | ServerMessage::Speakers(_) => {}
+            | ServerMessage::Speakers(_)
+            | ServerMessage::Slots(_) => {}
         }
         Ok(())
     }

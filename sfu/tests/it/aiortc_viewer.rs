@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use crate::common::test_peer::{TestPeer, VP8_PT};
-use rtc::peer_connection::state::RTCPeerConnectionState;
+use crate::common::peers::{self, VIDEO_SSRC};
+use call_client::peer::VP8_PT;
 use sfu::node::{NodeConfig, NodeEvent, SessionDescription, SubscriptionRequest, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
 use tokio::sync::mpsc;
@@ -237,25 +237,27 @@ async fn aiortc_viewer_decodes_every_frame_with_3_percent_video_loss() {
         .expect("room created");
 
     // The publisher joins and sends keyframes until its camera is published.
-    let publisher = TestPeer::publisher().await;
+    let (publisher, video) = peers::publisher().await;
     let answer = node
         .add_participant(
             "interop",
             "presenter",
             Role::Presenter,
-            publisher.offer().await,
+            publisher.offer().await.expect("offer"),
             vec![],
             &[],
         )
         .await
         .expect("publisher joins");
-    publisher.apply_answer(answer).await;
-    assert!(
-        publisher
-            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await
-    );
-    let (track, ssrc) = publisher.track.clone().expect("publishing");
+    publisher
+        .apply_answer(&answer)
+        .await
+        .expect("answer applies");
+    publisher
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .expect("publisher connects");
+    let (track, ssrc) = (video.rtp_track().clone(), VIDEO_SSRC);
     let mut seq = 0u16;
     let mut index = 0u32;
     let mut camera = None;

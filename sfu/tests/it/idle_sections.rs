@@ -8,8 +8,8 @@ use crate::common;
 
 use std::time::Duration;
 
-use crate::common::test_peer::TestPeer;
-use rtc::peer_connection::state::RTCPeerConnectionState;
+use crate::common::peers;
+use call_client::peer::{LocalTrack, Peer};
 use sfu::node::{
     NodeConfig, NodeEvent, NodeHandle, Renegotiations, SessionDescription, SubscriptionRequest,
     start_node,
@@ -48,38 +48,45 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 
 /// A node with a broadcast room whose presenter publishes a VP8 camera; returns the camera's
 /// track id and the publisher (kept alive by the caller).
-async fn room_with_camera() -> (NodeHandle, broadcast::Receiver<NodeEvent>, String, TestPeer) {
+async fn room_with_camera() -> (
+    NodeHandle,
+    broadcast::Receiver<NodeEvent>,
+    String,
+    (Peer, LocalTrack),
+) {
     let node = start_node(NodeConfig::default(), None)
         .await
         .expect("node starts");
     let mut events = node.events();
     node.create_room("show", RoomPolicy::broadcast())
         .expect("room created");
-    let mut publisher = TestPeer::publisher().await;
+    let (publisher, mut video) = peers::publisher().await;
     let answer = node
         .add_participant(
             "show",
             "presenter",
             Role::Presenter,
-            publisher.offer().await,
+            publisher.offer().await.expect("offer"),
             vec![],
             &[],
         )
         .await
         .expect("publisher joins");
-    publisher.apply_answer(answer).await;
-    assert!(
-        publisher
-            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await
-    );
+    publisher
+        .apply_answer(&answer)
+        .await
+        .expect("answer applies");
+    publisher
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .expect("publisher connects");
     for i in 0..200u32 {
         let mut payload = vec![0x90, 0x80, 0x80, i as u8, 0x10, 0x02, 0x00, 0x9d];
         payload.extend([0u8; 100]);
-        publisher.send_rtp(&payload).await;
+        video.write_next(&payload).await.expect("rtp written");
         while let Ok(event) = events.try_recv() {
             if let NodeEvent::TrackPublished { track, .. } = event {
-                return (node, events, track, publisher);
+                return (node, events, track, (publisher, video));
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -103,25 +110,24 @@ async fn next_offer(events: &mut broadcast::Receiver<NodeEvent>, device: &str) -
 }
 
 /// A connected `webrtc` viewer (one audio, one video `recvonly` section), no subscriptions.
-async fn join_viewer(node: &NodeHandle) -> TestPeer {
-    let viewer = TestPeer::audio_video_subscriber().await;
+async fn join_viewer(node: &NodeHandle) -> Peer {
+    let viewer = peers::audio_video_subscriber().await;
     let answer = node
         .add_participant(
             "show",
             "viewer",
             Role::Viewer,
-            viewer.offer().await,
+            viewer.offer().await.expect("offer"),
             vec![],
             &[],
         )
         .await
         .expect("viewer joins");
-    viewer.apply_answer(answer).await;
-    assert!(
-        viewer
-            .wait_state(RTCPeerConnectionState::Connected, Duration::from_secs(10))
-            .await
-    );
+    viewer.apply_answer(&answer).await.expect("answer applies");
+    viewer
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .expect("viewer connects");
     viewer
 }
 
@@ -129,7 +135,7 @@ async fn join_viewer(node: &NodeHandle) -> TestPeer {
 async fn subscribe(
     node: &NodeHandle,
     events: &mut broadcast::Receiver<NodeEvent>,
-    viewer: &TestPeer,
+    viewer: &Peer,
     tracks: &[&str],
 ) -> String {
     node.set_subscriptions(
@@ -146,7 +152,7 @@ async fn subscribe(
     .await
     .expect("subscriptions set");
     let offer = next_offer(events, "viewer").await;
-    let answer = viewer.answer(offer.clone()).await;
+    let answer = viewer.answer(&offer).await.expect("answer");
     node.renegotiate("show", "viewer", SessionDescription::Answer(answer), &[])
         .await
         .expect("the viewer's answer applies");
@@ -161,8 +167,8 @@ async fn recvonly_offer_sections_without_track_are_inactive() {
         .expect("node starts");
     node.create_room("show", RoomPolicy::broadcast())
         .expect("room created");
-    let viewer = TestPeer::audio_video_subscriber().await;
-    let offer = viewer.offer().await;
+    let viewer = peers::audio_video_subscriber().await;
+    let offer = viewer.offer().await.expect("offer");
     assert_eq!(
         sections(&offer),
         pairs(&[("video", "recvonly"), ("audio", "recvonly")])
@@ -225,13 +231,13 @@ async fn renegotiations_counted_by_reason() {
         .renegotiate(
             "show",
             "viewer",
-            SessionDescription::Offer(viewer.offer().await),
+            SessionDescription::Offer(viewer.offer().await.expect("offer")),
             &[],
         )
         .await
         .expect("client offer answered")
         .expect("an answer");
-    viewer.apply_answer(answer).await;
+    viewer.apply_answer(&answer).await.expect("answer applies");
 
     let snapshot = node.snapshot().await;
     assert_eq!(

@@ -19,6 +19,7 @@ pub const SERVER_MESSAGE_TYPES: &[&str] = &[
     "track_published",
     "track_unpublished",
     "speakers",
+    "slots",
     "media_reset",
     "key_envelope",
     "key_ack",
@@ -47,6 +48,9 @@ pub enum ServerMessage {
     TrackUnpublished(TrackUnpublished),
     /// The current active speakers, loudest first.
     Speakers(Speakers),
+    /// Which track each of this device's receive slots carries now (a layout hint: frames are
+    /// attributed by their SFrame KID, never by this map).
+    Slots(SlotMap),
     /// The media node lost this device's media session (it restarted): every published track
     /// is gone; start a fresh media session with a new `offer` (keys are unaffected).
     MediaReset(MediaResetNotice),
@@ -74,6 +78,7 @@ impl ServerMessage {
             ServerMessage::TrackPublished(_) => "track_published",
             ServerMessage::TrackUnpublished(_) => "track_unpublished",
             ServerMessage::Speakers(_) => "speakers",
+            ServerMessage::Slots(_) => "slots",
             ServerMessage::MediaReset(_) => "media_reset",
             ServerMessage::KeyEnvelope(_) => "key_envelope",
             ServerMessage::KeyAck(_) => "key_ack",
@@ -257,6 +262,46 @@ pub struct TrackUnpublished {
 pub struct Speakers {
     /// Loudest first.
     pub speakers: Vec<Speaker>,
+}
+
+/// Body of `slots` (docs/protocol.md §6): the complete map of this device's receive slots.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotMap {
+    /// The message format, 1; a client ignores a `slots` message of a `v` it does not know.
+    pub v: u32,
+    /// Grows by one per message for this device: a client drops a map older than the one it
+    /// applied.
+    pub version: u64,
+    /// Every receive slot, empty ones included.
+    pub slots: Vec<SlotAssignment>,
+}
+
+/// One receive slot of a [`SlotMap`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotAssignment {
+    /// The slot's name: `a0…` audio, `v0…` video, `s0…` screen share.
+    pub slot: String,
+    /// What the slot carries.
+    pub kind: ReceiveSlotKind,
+    /// The m-section of the device's peer connection that is this slot.
+    pub mid: String,
+    /// The track the slot carries now, `null` when empty.
+    pub track: Option<String>,
+    /// The device the SFU says publishes that track, `null` when empty (a hint: the SFrame
+    /// KID of each frame names its sender).
+    pub source: Option<String>,
+}
+
+/// The kind of a receive slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiveSlotKind {
+    /// Microphone audio (loudest-N plus one spare).
+    Audio,
+    /// Camera video (last-N).
+    Video,
+    /// Screen share.
+    Screen,
 }
 
 /// Body of `media_reset`.
