@@ -97,7 +97,9 @@ describe('browser calls through signaling dev and its SFU', { skip: serviceSkip(
     await a.page.click('[data-ctl=quality]');
     const panelText = await waitFor(async () => {
       const t = await a.page.textContent('.quality-panel');
-      const m = /decrypt failures\D*(\d+)/i.exec(t ?? '');
+      // The panel writes each value before its label ("762Decrypt failures"); matching the
+      // digits after the label read the next row's key generation instead.
+      const m = /(\d+)\s*decrypt failures/i.exec(t ?? '');
       return { ok: m && Number(m[1]) > 0, t };
     }, { timeoutMs: 8000 });
     assert.ok(panelText.ok, `quality panel: ${panelText.t}`);
