@@ -30,6 +30,7 @@ use crate::outage::SentStreams;
 use crate::receiver_stats::{ReceiverStats, StatsTotals};
 use crate::secure_media::{FrameOpener, FrameSealer};
 use call_client::peer::PeerError;
+use call_client::protocol::{Subscription, SubscriptionUpdate, TrackInfo, TrackKind, TrackSource};
 use session::Session;
 
 /// The screen share a presenter sends: one 2.5 Mbit/s layer.
@@ -169,6 +170,29 @@ type SharedSealer = Arc<Mutex<FrameSealer>>;
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock means a task panicked; its state is still the best there is.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What a load-test participant subscribes to: every track of `tracks` that `me` does not
+/// publish, cameras at 320×180 (the small layer), everything else as sent. Both viewer engines
+/// send this set, so their runs measure the same subscriptions.
+pub fn subscriptions_for(
+    tracks: &std::collections::BTreeMap<String, TrackInfo>,
+    me: &str,
+) -> SubscriptionUpdate {
+    let subscriptions = tracks
+        .values()
+        .filter(|t| t.publisher != me)
+        .map(|t| {
+            let small = t.kind == TrackKind::Video && t.source == TrackSource::Camera;
+            Subscription {
+                track: t.id.clone(),
+                layer: None,
+                width: small.then_some(320),
+                height: small.then_some(180),
+            }
+        })
+        .collect();
+    SubscriptionUpdate { subscriptions }
 }
 
 /// Runs one participant until `stop` turns true (or the session fails).

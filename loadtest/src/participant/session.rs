@@ -26,8 +26,8 @@ use crate::secure_media::FrameSealer;
 use call_client::protocol::{
     ClientMessage, ClientOffer, ErrorBody, Join, Joined, KeyAckNotice, KeyRequestNotice, Layer,
     Leave, LeftNotice, MembershipAction, MembershipNotice, PROTOCOL_VERSION, RosterDelta, SdpBody,
-    ServerMessage, Subscription, SubscriptionUpdate, TrackAnnouncement, TrackInfo, TrackKind,
-    TrackPublished, TrackSource, TrackUnpublished,
+    ServerMessage, TrackAnnouncement, TrackInfo, TrackKind, TrackPublished, TrackSource,
+    TrackUnpublished,
 };
 
 /// How often batched work (subscriptions, ratchets, rekey switches) is flushed.
@@ -479,22 +479,7 @@ impl<'a> Session<'a> {
         {
             self.subscriptions_dirty = false;
             self.last_subscribe = Some(Instant::now());
-            let me = self.ring.device().to_owned();
-            let subscriptions = self
-                .tracks
-                .values()
-                .filter(|t| t.publisher != me)
-                .map(|t| {
-                    let small = t.kind == TrackKind::Video && t.source == TrackSource::Camera;
-                    Subscription {
-                        track: t.id.clone(),
-                        layer: None,
-                        width: small.then_some(320),
-                        height: small.then_some(180),
-                    }
-                })
-                .collect();
-            let update = SubscriptionUpdate { subscriptions };
+            let update = super::subscriptions_for(&self.tracks, self.ring.device());
             send(&mut self.ws, &ClientMessage::Subscribe(update)).await?;
         }
         Ok(())

@@ -5,6 +5,5 @@ pub(super) use crate::key_exchange::KeyRing;
 pub(super) use call_client::peer::{OPUS_PT, loopback_only_sdp, rewrite_candidates};
 pub(super) use call_client::protocol::{
     ClientMessage, ClientOffer, ErrorBody, Join, KeyAck, Leave, LeftNotice, PROTOCOL_VERSION,
-    RosterDelta, SdpBody, ServerMessage, Subscription, SubscriptionUpdate, TrackInfo, TrackKind,
-    TrackPublished, TrackSource, TrackUnpublished,
+    RosterDelta, SdpBody, ServerMessage, TrackInfo, TrackPublished, TrackUnpublished,
 };

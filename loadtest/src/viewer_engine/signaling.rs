@@ -17,12 +17,12 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::adapters::{
     ClientMessage, ClientOffer, ErrorBody, Join, KeyAck, KeyRing, Leave, LeftNotice,
-    PROTOCOL_VERSION, RosterDelta, SdpBody, ServerMessage, Subscription, SubscriptionUpdate,
-    TrackInfo, TrackKind, TrackPublished, TrackSource, TrackUnpublished,
+    PROTOCOL_VERSION, RosterDelta, SdpBody, ServerMessage, TrackInfo, TrackPublished,
+    TrackUnpublished,
 };
 use super::engine::ViewerEngine;
 use super::worker::{Command, MediaEvent, ViewerId, ViewerMedia, WorkerHandle};
-use crate::participant::{LiveCounters, ParticipantOutcome, ParticipantSpec};
+use crate::participant::{LiveCounters, ParticipantOutcome, ParticipantSpec, subscriptions_for};
 
 /// How often subscriptions are flushed.
 const TICK: Duration = Duration::from_millis(100);
@@ -367,26 +367,8 @@ impl ViewerSession<'_> {
         }
         state.subscriptions_dirty = false;
         state.last_subscribe = Some(Instant::now());
-        let me = state.ring.device().to_owned();
-        let subscriptions = state
-            .tracks
-            .values()
-            .filter(|t| t.publisher != me)
-            .map(|t| {
-                let small = t.kind == TrackKind::Video && t.source == TrackSource::Camera;
-                Subscription {
-                    track: t.id.clone(),
-                    layer: None,
-                    width: small.then_some(320),
-                    height: small.then_some(180),
-                }
-            })
-            .collect();
-        send(
-            ws,
-            &ClientMessage::Subscribe(SubscriptionUpdate { subscriptions }),
-        )
-        .await
+        let update = subscriptions_for(&state.tracks, state.ring.device());
+        send(ws, &ClientMessage::Subscribe(update)).await
     }
 
     fn keep_error(&mut self, e: String) {
