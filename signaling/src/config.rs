@@ -14,6 +14,7 @@ use crate::hub::HubSettings;
 use crate::listener::HttpLimits;
 use crate::room::RekeyTiming;
 use crate::session::SessionLimits;
+use crate::test_hooks::TestHooks;
 use crate::turn_credentials::TurnCredentials;
 
 /// The whole configuration.
@@ -37,6 +38,9 @@ pub struct Config {
     /// After SIGTERM or SIGINT, the longest the service takes to close its WebSockets (1001),
     /// its rooms (on the media node too) and its HTTP connections before it exits, milliseconds.
     pub shutdown_timeout_ms: u64,
+    /// Test-only misbehaviour: set by `signaling dev --test-hooks` only, never from a file.
+    #[serde(skip)]
+    pub test_hooks: TestHooks,
 }
 
 impl Default for Config {
@@ -50,6 +54,7 @@ impl Default for Config {
             rekey: RekeyConfig::default(),
             turn: TurnConfig::default(),
             shutdown_timeout_ms: 10_000,
+            test_hooks: TestHooks::default(),
         }
     }
 }
@@ -274,6 +279,7 @@ impl Config {
             },
             outbound_queue: self.limits.outbound_queue,
             turn: self.turn_credentials()?.map(std::sync::Arc::new),
+            test_hooks: self.test_hooks.clone(),
         })
     }
 

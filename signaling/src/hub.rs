@@ -21,6 +21,7 @@ use crate::media_node::{MediaNode, MediaRoomSpec};
 use crate::metrics::Metrics;
 use crate::policy::RoomPolicy;
 use crate::room::{ConnId, RekeyTiming, Room, RoomDetail, RoomSummary};
+use crate::test_hooks::TestHooks;
 use crate::turn_credentials::TurnCredentials;
 
 mod room_actor;
@@ -55,6 +56,8 @@ pub struct HubSettings {
     pub outbound_queue: usize,
     /// TURN credentials for `joined.ice_servers`; `None`: no TURN.
     pub turn: Option<Arc<TurnCredentials>>,
+    /// Test-only misbehaviour (`signaling dev --test-hooks`; none otherwise).
+    pub test_hooks: TestHooks,
 }
 
 /// The registry of rooms (cheap to clone).
@@ -179,7 +182,8 @@ impl Hub {
                 policy,
                 self.inner.settings.rekey,
                 unix_now(),
-            );
+            )
+            .with_test_hooks(self.inner.settings.test_hooks.clone());
             let summary = room.summary();
             let (tx, rx) = mpsc::unbounded_channel();
             let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);

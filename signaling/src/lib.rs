@@ -24,5 +24,6 @@ pub mod protocol;
 pub mod room;
 pub mod server;
 pub mod session;
+pub mod test_hooks;
 pub mod turn_credentials;
 mod web_client;

@@ -163,6 +163,11 @@ struct DevArgs {
     /// Name of the demo room created at start.
     #[arg(long, default_value = "demo")]
     room: String,
+    /// Test only: make the service misbehave on purpose (`lie-track-source`: `track_published`
+    /// names a wrong publisher), so tests can show clients trust the SFrame KID, not the server.
+    /// Exists on `dev` only; `serve` cannot lie.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    test_hooks: Vec<signaling::test_hooks::TestHook>,
     #[command(flatten)]
     turn: TurnArgs,
 }
@@ -466,6 +471,14 @@ fn main() -> ExitCode {
                 ..Config::default()
             };
             args.turn.apply(&mut config.turn);
+            config.test_hooks = signaling::test_hooks::TestHooks::enabled(&args.test_hooks);
+            if config.test_hooks.any() {
+                eprintln!(
+                    "signaling dev: TEST HOOKS ON ({:?}): this service lies to its clients on \
+                     purpose",
+                    args.test_hooks
+                );
+            }
             eprintln!(
                 "signaling dev: signaling and an SFU in one process on 127.0.0.1 (loopback only). \
                  API key {DEV_API_KEY}/{DEV_API_SECRET}, admin token {DEV_ADMIN_TOKEN}, rooms \

@@ -29,11 +29,37 @@ impl Room {
             return Vec::new();
         }
         self.tracks.insert(track.id.clone(), track.clone());
+        if self.test_hooks.any() {
+            return self.tell_tracks(std::slice::from_ref(&track), None);
+        }
         let to = self.all_conns();
         vec![Output::Send {
             to,
             message: ServerMessage::TrackPublished(TrackPublished { track }),
         }]
+    }
+
+    /// Test hooks only (see [`crate::test_hooks`]): `track_published` for each of `tracks` to
+    /// every member but `except`, each told as the hooks tell it to that member. A join calls
+    /// this too, so a lie can name the newcomer.
+    pub(super) fn tell_tracks(&self, tracks: &[TrackInfo], except: Option<&str>) -> Vec<Output> {
+        let members = self.members.keys().map(String::as_str);
+        let mut out = Vec::new();
+        for m in self.members.values() {
+            if Some(m.entry.device.as_str()) == except {
+                continue;
+            }
+            for track in tracks {
+                let told = self
+                    .test_hooks
+                    .track_as_told(track, &m.entry.device, members.clone());
+                out.push(Output::Send {
+                    to: vec![m.conn],
+                    message: ServerMessage::TrackPublished(TrackPublished { track: told }),
+                });
+            }
+        }
+        out
     }
 
     /// A track went away.

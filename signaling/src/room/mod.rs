@@ -38,6 +38,7 @@ use crate::policy::{Role, RoomPolicy};
 use crate::protocol::{
     ClientStats, LeaveReason, RosterEntry, ServerMessage, Subscription, TrackInfo,
 };
+use crate::test_hooks::TestHooks;
 
 pub use admin::{ParticipantDetail, RoomDetail, RoomSummary};
 pub use capacity::JoinError;
@@ -122,6 +123,7 @@ pub struct Room {
     pending: PendingRekey,
     last_rekey: Option<Instant>,
     closed: bool,
+    test_hooks: TestHooks,
 }
 
 impl Room {
@@ -146,7 +148,15 @@ impl Room {
             pending: PendingRekey::default(),
             last_rekey: None,
             closed: false,
+            test_hooks: TestHooks::default(),
         }
+    }
+
+    /// The room with test hooks in force (`signaling dev --test-hooks` only; see
+    /// [`crate::test_hooks`]).
+    pub fn with_test_hooks(mut self, hooks: TestHooks) -> Self {
+        self.test_hooks = hooks;
+        self
     }
 
     /// Room name.

@@ -7,7 +7,7 @@ use crate::auth::Grants;
 use crate::policy::{Role, RoomKind};
 use crate::protocol::{
     DeviceBundle, Joined, LeaveReason, MembershipAction, MembershipNotice, PROTOCOL_VERSION,
-    Roster, RosterDelta, RosterEntry, ServerMessage,
+    Roster, RosterDelta, RosterEntry, ServerMessage, TrackInfo,
 };
 
 /// A join as the room sees it: verified grants plus the device's bundle.
@@ -124,7 +124,14 @@ impl Room {
             media,
             recording: self.policy.recording.clone(),
             roster: Roster { version, devices },
-            tracks: self.tracks.values().cloned().collect(),
+            tracks: self
+                .tracks
+                .values()
+                .map(|t| {
+                    let members = self.members.keys().map(String::as_str);
+                    self.test_hooks.track_as_told(t, &entry.device, members)
+                })
+                .collect(),
             ice_servers: Vec::new(),
         };
         self.members.insert(
@@ -139,6 +146,10 @@ impl Room {
                 subscriptions: Vec::new(),
             },
         );
+        if self.test_hooks.any() {
+            let tracks: Vec<TrackInfo> = self.tracks.values().cloned().collect();
+            out.extend(self.tell_tracks(&tracks, Some(&joined.device)));
+        }
         Ok((joined, out))
     }
 
