@@ -6,13 +6,15 @@
  * Flow: `join` → `joined` (slot, roster, recording policy) → bundles verified and pinned → key
  * manager started (publishers) → the offer (non-trickle, complete) with the published tracks →
  * `answer`. Then roster deltas, membership notices (rekeying), key envelopes/acks/requests,
- * speakers, published tracks (subscriptions), SFU renegotiation offers, and every few seconds a
+ * speakers, published tracks (subscriptions) or, in a receive-slot room, `slots` maps (no
+ * subscriptions: the offer carries `joined.receive_slots` recvonly sections), SFU renegotiation
+ * offers, and every few seconds a
  * `stats` message with the decrypt failures. On `media_reset` (the SFU restarted) a fresh peer
  * connection with the same local tracks and a new offer; keys are untouched.
  *
- * Remote media is matched to its publisher by, in order: the SDP msid stream id (the publisher's
- * device id), the track id (`TR_<device>_<n>`, or any id announced in `track_published`), and
- * the slot in the KIDs the worker decrypts.
+ * Remote media is shown as its sender's only by the slot in the SFrame KIDs its frames were
+ * opened with (the worker reports it); what the server says (`track_published`, `slots`, msid)
+ * is a hint, and each disagreement counts in `state.e2ee.sourceMismatches` (remote-media.js).
  *
  * @module call
  */
@@ -25,6 +27,7 @@ import { gatheringComplete, isLoopbackCandidate, loopbackOnlySdp, testModeRtcCon
 import { recorderNamed, verifyRecordingPolicy } from './recording-policy.js';
 import { SignalingClient } from './signaling-client.js';
 import { QualityMonitor, qualityLevel } from './stats.js';
+import { RemoteMedia, receiveSlotSections } from './remote-media.js';
 import { isDepartureRace, isRacedSubscription, joinFailureText, serverErrorText } from './call-errors.js';
 
 /** Simulcast encodings of the camera (docs/architecture.md §2.1: VP8, 3 layers). */
@@ -45,11 +48,6 @@ export function remoteSendingMids(sdp) {
     if (mid !== undefined && (dir === 'sendrecv' || dir === 'sendonly')) mids.add(mid);
   }
   return mids;
-}
-
-function trackOwnerFromId(id) {
-  const m = /^TR_(.+)_(\d+)$/.exec(id ?? '');
-  return m ? m[1] : null;
 }
 
 /** `joined.ice_servers` (docs/protocol.md) as `RTCIceServer`s. */
@@ -81,8 +79,10 @@ export class Call extends EventTarget {
     this.media = null;
     this.keys = null;
     this.local = { mic: null, camera: null, screen: null, screenSender: null };
-    this._tracks = new Map(); // track id -> {publisher, kind, source}
-    this._remote = new Map(); // receiver transform id -> {track, kind, device, source}
+    /** Remote receivers, what the server says they carry, and whose KIDs they open. */
+    this.remote = new RemoteMedia();
+    /** `joined.receive_slots` as transceiver kinds (null: a per-track room). */
+    this._receiveSlots = null;
     this._bundles = new Map(); // device -> verified bundle
     this._keyTimer = null;
     this._statsTimer = null;
@@ -106,7 +106,9 @@ export class Call extends EventTarget {
       serverErrors: [],
       local: { micOn: false, cameraOn: false, screenOn: false },
       quality: null,
-      e2ee: { generation: null, step: null, decrypted: 0, failures: 0, refusedEnvelopes: 0 },
+      /** One audio element each: every remote audio receiver (`[{id, track}]`). */
+      remoteAudio: [],
+      e2ee: { generation: null, step: null, decrypted: 0, failures: 0, refusedEnvelopes: 0, sourceMismatches: 0 },
     };
   }
 
@@ -198,6 +200,7 @@ export class Call extends EventTarget {
   async _onJoined(j) {
     const s = this.state;
     this._iceServers = j.ice_servers ?? [];
+    this._receiveSlots = receiveSlotSections(j.receive_slots);
     s.call = j.call;
     s.kind = j.kind;
     s.self = { device: j.device, slot: j.slot, role: j.role, canPublish: !!j.can_publish && !this.options.watchOnly, canSubscribe: !!j.can_subscribe };
@@ -227,6 +230,7 @@ export class Call extends EventTarget {
     this.media = new MediaCrypto();
     if (this.options.testMode) this.media.recordPlaintextHashes(20_000);
     this.media.onUnknownKid = (m) => this._onUnknownKid(m);
+    this.media.onOpenedBy = (m) => this._attribute(m.id, m.slot);
     this.media.onStats = (st) => this._onWorkerStats(st);
     s.participants.set(j.device, {
       device: j.device, identity: null, name: this.options.name || 'You', role: j.role, slot: j.slot,
@@ -234,7 +238,7 @@ export class Call extends EventTarget {
       identityKey: this.identity.identity.publicKey,
     });
     for (const d of j.roster?.devices ?? []) await this._addDevice(d);
-    for (const t of j.tracks ?? []) this._tracks.set(t.id, t);
+    for (const t of j.tracks ?? []) this.remote.announce(t);
     await this._updateSecurityCode();
     await this.keys.start(performance.now());
     this._scheduleKeys();
@@ -312,12 +316,16 @@ export class Call extends EventTarget {
     sig.on('key_request', (m) => this._serial(() => this.keys?.onKeyRequest(m)));
     sig.on('speakers', (m) => this._onSpeakers(m));
     sig.on('track_published', (m) => {
-      this._tracks.set(m.track.id, m.track);
+      this.remote.announce(m.track);
+      this._noteMismatches();
       this._subscribe();
     });
     sig.on('track_unpublished', (m) => {
-      this._tracks.delete(m.track);
+      this.remote.unannounce(m.track);
       this._subscribe();
+    });
+    sig.on('slots', (m) => {
+      if (this.remote.applySlots(m)) this._placeAll();
     });
     sig.on('offer', (m) => this._serial(() => this._onRemoteOffer(m)));
     sig.on('media_reset', (m) => this._serial(() => this._restartMedia(m.reason)));
@@ -343,11 +351,12 @@ export class Call extends EventTarget {
         this.state.participants.delete(id);
         // Its tracks are gone from the media node with it (their `track_unpublished` may come
         // later): a subscription naming one would be refused as a whole.
-        for (const [tid, t] of this._tracks) if (t.publisher === id) this._tracks.delete(tid);
+        this.remote.forgetPublisher(id, p?.slot);
         if (p) this.media?.removeSender(p.slot);
         if (this.state.pinned === id) this.state.pinned = null;
       }
       this.keys.removeDevices(m.removed ?? [], now);
+      this._placeAll();
       await this._updateSecurityCode();
       this._subscribe();
     });
@@ -383,15 +392,30 @@ export class Call extends EventTarget {
     e.decrypted = st.totals.decrypted;
     e.failures = st.totals.failures;
     e.refusedEnvelopes = this.keys?.refusedEnvelopes ?? 0;
+    let moved = false;
     for (const t of st.transforms) {
-      const r = this._remote.get(t.id);
+      const r = this.remote.receivers.get(t.id);
       if (!r) continue;
       r.failures = t.failures;
-      if (!r.device && t.lastSlot !== null) {
-        r.device = [...this.state.participants.values()].find((p) => p.slot === t.lastSlot)?.device ?? null;
-        if (r.device) this._placeRemote(r);
-      }
+      moved = this.remote.attribute(t.id, t.lastSlot, (slot) => this._deviceOfSlot(slot)) || moved;
     }
+    if (moved) this._placeAll();
+  }
+
+  /** The remote roster device holding KID slot `slot`, or null. */
+  _deviceOfSlot(slot) {
+    return [...this.state.participants.values()].find((p) => p.slot === slot && !p.self)?.device ?? null;
+  }
+
+  /** The worker: receiver `id` opens frames with KID slot `slot`'s key now. */
+  _attribute(id, slot) {
+    if (this.remote.attribute(id, slot, (s) => this._deviceOfSlot(s))) this._placeAll();
+  }
+
+  _noteMismatches() {
+    if (this.state.e2ee.sourceMismatches === this.remote.sourceMismatches) return;
+    this.state.e2ee.sourceMismatches = this.remote.sourceMismatches;
+    this._changed();
   }
 
   _onSpeakers(m) {
@@ -444,7 +468,14 @@ export class Call extends EventTarget {
       const me = this.state.participants.get(self.device);
       me.videoTrack = this.local.camera;
     }
-    if (!tracks.length) {
+    if (this._receiveSlots) {
+      // A receive-slot room (docs/protocol.md §6 `slots`): every slot's recvonly section is in
+      // the first offer, audio first, then video and screen; the SFU maps sources onto them.
+      this._receiveSlots.forEach((kind, i) => {
+        const t = this.pc.addTransceiver(kind, { direction: 'recvonly' });
+        this._decryptIncoming(t.receiver, `recv-slot-${i}`, kind);
+      });
+    } else if (!tracks.length) {
       // Receive-only sections (docs/protocol.md `offer`): one for audio, one for video.
       const audio = this.pc.addTransceiver('audio', { direction: 'recvonly' });
       const video = this.pc.addTransceiver('video', { direction: 'recvonly' });
@@ -514,14 +545,9 @@ export class Call extends EventTarget {
     this.local.screen = null;
     this.local.screenTransceiver = null;
     this.state.local.screenOn = false;
-    this._tracks.clear();
-    this._remote.clear();
+    this.remote.reset();
     this._lastSubscription = null;
-    for (const p of this.state.participants.values()) {
-      if (p.self) continue;
-      p.audioTrack = p.videoTrack = p.screenTrack = null;
-      p.transformIds = [];
-    }
+    this._placeAll();
     await this._startMedia();
   }
 
@@ -580,18 +606,14 @@ export class Call extends EventTarget {
   _onTrack(e) {
     // Transceivers this device created already decrypt (see _decryptIncoming); a section the
     // SFU added gets its transform here, once (a renegotiation fires `track` again).
-    const id = this._decryptIncoming(e.receiver, `recv-${e.transceiver.mid ?? this._remote.size}`, e.track.kind);
-    const announced = this._tracks.get(e.track.id);
-    const streamOwner = e.streams?.[0]?.id;
-    const device =
-      (streamOwner && this.state.participants.has(streamOwner) && streamOwner) ||
-      announced?.publisher ||
-      trackOwnerFromId(e.track.id) ||
-      null;
-    const r = { id, track: e.track, kind: e.track.kind, device, source: announced?.source ?? (e.track.kind === 'audio' ? 'microphone' : 'camera'), failures: 0 };
-    this._remote.set(id, r);
-    e.track.addEventListener('ended', () => this._remote.delete(id));
-    this._placeRemote(r);
+    const id = this._decryptIncoming(e.receiver, `recv-${e.transceiver.mid ?? this.remote.receivers.size}`, e.track.kind);
+    // Shown in a tile once the worker says whose key opens its frames (`_attribute`).
+    this.remote.addReceiver({ id, mid: e.transceiver.mid, track: e.track, streamOwner: e.streams?.[0]?.id ?? null });
+    e.track.addEventListener('ended', () => {
+      this.remote.removeReceiver(id);
+      this._placeAll();
+    });
+    this._placeAll();
   }
 
   /**
@@ -610,30 +632,31 @@ export class Call extends EventTarget {
     return id;
   }
 
-  _placeRemote(r) {
-    const p = r.device && this.state.participants.get(r.device);
-    if (!p) return;
-    if (r.kind === 'audio') p.audioTrack = r.track;
-    else if (r.source === 'screen') p.screenTrack = r.track;
-    else p.videoTrack = r.track;
-    p.transformIds = [...new Set([...(p.transformIds ?? []), r.id])];
+  /** Every remote track into its KID sender's tile, and every audio receiver into a sink. */
+  _placeAll() {
+    this.remote.place(this.state.participants);
+    this.state.remoteAudio = this.remote.audioSinks();
+    this.state.e2ee.sourceMismatches = this.remote.sourceMismatches;
     this._changed();
   }
 
   /** Sends the wanted tracks: everything visible, with the tile sizes the UI reported. */
   _subscribe() {
     if (!this._mediaReady || this.state.phase === 'left' || !this.state.self?.canSubscribe) return;
+    // A receive-slot room subscribes nobody per track: the SFU fills the slots.
+    if (this._receiveSlots) return;
     const visible = this.visibleSizes ?? new Map();
     const subscriptions = [];
-    for (const t of this._tracks.values()) {
-      if (t.publisher === this.state.self.device) continue;
+    for (const t of this.remote.subscribable(this.state.self.device)) {
       if (t.kind === 'audio') {
         subscriptions.push({ track: t.id });
         continue;
       }
-      const size = visible.get(t.publisher) ?? { width: 0, height: 0 };
+      // The tile its frames are shown in (by KID) once known; the server's word before.
+      const shownAs = this.remote.deviceOfTrack(t.id) ?? t.publisher;
+      const size = visible.get(shownAs) ?? { width: 0, height: 0 };
       const sub = { track: t.id, width: Math.round(size.width), height: Math.round(size.height) };
-      if (this.state.pinned === t.publisher || t.source === 'screen') sub.layer = 'high';
+      if (this.state.pinned === shownAs || t.source === 'screen') sub.layer = 'high';
       subscriptions.push(sub);
     }
     // The UI reports tile sizes on every redraw: send only a changed set (each `subscribe`
@@ -662,7 +685,7 @@ export class Call extends EventTarget {
   _onQuality(q) {
     this.state.quality = { ...q, level: qualityLevel({ loss: q.loss, rtt: q.rtt ?? 0 }), decryptFailures: this.state.e2ee.failures };
     const byTrack = new Map();
-    for (const r of this._remote.values()) byTrack.set(r.track.id, r);
+    for (const r of this.remote.receivers.values()) byTrack.set(r.track.id, r);
     for (const p of this.state.participants.values()) if (!p.self) p.quality = null;
     const me = this.state.participants.get(this.state.self.device);
     const high = q.outbound.filter((o) => o.kind === 'video' && o.width).sort((a, b) => b.width - a.width)[0];

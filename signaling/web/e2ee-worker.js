@@ -13,7 +13,11 @@
  * Messages in: `sender-key {slot, generation, step, suite, baseKey}`, `receiver-key {slot,
  * generation, step, suite, baseKey}`, `remove-sender {slot}`, `stats`. Messages out:
  * `stats {transforms, totals}` (answer to `stats` and every second), `unknown-kid {slot,
- * generation}` (throttled per slot: the page asks that sender for its key).
+ * generation}` (throttled per slot: the page asks that sender for its key), `opened-by {id,
+ * slot}` (receiver transform `id`'s frames are now opened with the key of KID slot `slot`: sent
+ * on its first decrypted frame and when the slot changes, at most every 200 ms per transform;
+ * `stats` carries the latest as `lastSlot` too). Only a frame a roster key authenticated names a
+ * slot: the page names the tile by it (remote-media.js), never by the server's word.
  *
  * Test hook: `record-plaintext {limit}` makes the worker keep a short hash (first 8 bytes of
  * SHA-256, hex) of up to `limit` decrypted frames, returned by `plaintext-hashes` as
@@ -63,6 +67,8 @@ function newState(options, transformer) {
     lastError: null,
     lastSlot: null,
     lastGeneration: null,
+    reportedSlot: null,
+    reportedAt: -Infinity,
     keyframesRequested: 0,
   };
 }
@@ -120,6 +126,16 @@ function reportUnknownKid(frame, state) {
   self.postMessage({ type: 'unknown-kid', slot: fields.slot, generation: fields.generation });
 }
 
+/** `opened-by` when a receiver's KID slot changed (rate-limited; `stats` catches up the rest). */
+function reportOpener(state) {
+  if (state.lastSlot === state.reportedSlot) return;
+  const now = performance.now();
+  if (now - state.reportedAt < 200) return;
+  state.reportedSlot = state.lastSlot;
+  state.reportedAt = now;
+  self.postMessage({ type: 'opened-by', id: state.id, slot: state.lastSlot });
+}
+
 async function decrypt(frame, controller, state) {
   if (frame.data.byteLength === 0) {
     // Nothing to decode and nothing to authenticate (the depacketizer can hand over an empty
@@ -135,6 +151,7 @@ async function decrypt(frame, controller, state) {
     state.lastSlot = out.slot;
     state.lastGeneration = out.generation;
     controller.enqueue(frame);
+    reportOpener(state);
   } catch (err) {
     state.failures += 1;
     state.lastError = err?.code ?? String(err);
@@ -169,7 +186,7 @@ function requestKeyframes(side, filter = () => true) {
 }
 
 function stats() {
-  const list = [...transforms.values()].map(({ transformer: _t, ...rest }) => rest);
+  const list = [...transforms.values()].map(({ transformer: _t, reportedSlot: _s, reportedAt: _a, ...rest }) => rest);
   const totals = { encrypted: 0, decrypted: 0, failures: 0, dropped: 0, keyChanges };
   for (const s of list) {
     if (s.side === 'send') totals.encrypted += s.frames;
@@ -213,6 +230,10 @@ self.addEventListener('message', (event) => {
     }
     case 'remove-sender':
       store.removeSender(msg.slot);
+      // Its frames no longer open: nothing is attributed to it any more.
+      for (const s of transforms.values()) {
+        if (s.side === 'recv' && s.lastSlot === msg.slot) s.lastSlot = s.reportedSlot = null;
+      }
       break;
     case 'stats':
       self.postMessage(stats());

@@ -24,6 +24,8 @@ export class MediaCrypto {
     this.latest = { transforms: [], totals: { encrypted: 0, decrypted: 0, failures: 0, dropped: 0, keyChanges: 0 } };
     /** Called with `{slot, generation}` when frames arrive under a key this device lacks. */
     this.onUnknownKid = () => {};
+    /** Called with `{id, slot}` when receiver transform `id`'s frames open with another KID slot's key. */
+    this.onOpenedBy = () => {};
     /** Called with each stats report of the worker. */
     this.onStats = () => {};
     this._waiters = [];
@@ -43,6 +45,8 @@ export class MediaCrypto {
       for (const w of this._waiters.splice(0)) w(msg);
     } else if (msg?.type === 'plaintext-hashes') {
       for (const w of this._hashWaiters.splice(0)) w(msg.hashes);
+    } else if (msg?.type === 'opened-by') {
+      this.onOpenedBy(msg);
     } else if (msg?.type === 'unknown-kid') {
       this.onUnknownKid(msg);
     }

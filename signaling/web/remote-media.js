@@ -109,9 +109,16 @@ export class RemoteMedia {
    * A receiver that got a track: `id` its transform id, `mid` its transceiver's mid, `track`
    * the `MediaStreamTrack` (or anything with `id` and `kind`), `streamOwner` the SDP msid stream
    * id. Returns the record: `{id, mid, kind, track, source, device, kidSlot, failures}`;
-   * `device` stays null until the KID attributes the receiver.
+   * `device` stays null until the KID attributes the receiver. The same receiver again (a
+   * renegotiation fires `track` again) keeps its record and attribution.
    */
   addReceiver({ id, mid = null, track, streamOwner = null }) {
+    const known = this.receivers.get(id);
+    if (known && known.track === track) {
+      known.mid = mid ?? known.mid;
+      known.streamOwner = streamOwner ?? known.streamOwner;
+      return known;
+    }
     const announced = this.announced.get(track.id);
     const r = {
       id,

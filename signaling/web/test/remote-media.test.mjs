@@ -38,6 +38,10 @@ describe('remote media bookkeeping', () => {
     rm.place(people);
     assert.equal(people.get('dev-A').videoTrack, t);
     assert.deepEqual(people.get('dev-A').transformIds, ['recv-1']);
+    // A renegotiation fires `track` again for the same receiver: its attribution stays.
+    rm.addReceiver({ id: 'recv-1', mid: '1', track: t, streamOwner: 'dev-A' });
+    rm.place(people);
+    assert.equal(people.get('dev-A').videoTrack, t);
     assert.equal(rm.sourceMismatches, 0);
   });
 

@@ -162,7 +162,7 @@ export function view(page) {
         }
       });
     }
-    const remote = [...c._remote.values()].map((r) => ({ id: r.id, kind: r.kind, device: r.device, source: r.source, trackId: r.track.id, failures: r.failures }));
+    const remote = [...c.remote.receivers.values()].map((r) => ({ id: r.id, kind: r.kind, device: r.device, source: r.source, trackId: r.track.id, failures: r.failures, mid: r.mid }));
     const w = await c.media.stats();
     return {
       device: c.state.self.device,
@@ -180,6 +180,7 @@ export function view(page) {
       worker: w.totals,
       recvTransforms: w.transforms.filter((t) => t.side === 'recv').map((t) => ({ id: t.id, kind: t.kind, frames: t.frames, failures: t.failures, lastSlot: t.lastSlot, lastError: t.lastError })),
       warnings: c.state.warnings.map((x) => `${x.kind}: ${x.text}`),
+      sourceMismatches: c.state.e2ee.sourceMismatches,
     };
   });
 }

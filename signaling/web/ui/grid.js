@@ -60,7 +60,7 @@ export class Grid {
     this.actions = actions;
     this.visibleTiles = visibleTiles;
     this.tiles = new Map();
-    /** Audio plays for everyone, shown in a tile or not: device -> {el, track}. */
+    /** Audio plays from every remote audio receiver, shown in a tile or not: receiver id -> {el, track}. */
     this.audios = new Map();
     this.stage = h('div', { class: 'stage' });
     this.grid = h('div', { class: 'grid' });
@@ -126,26 +126,32 @@ export class Grid {
     t.pin.classList.toggle('on', state.pinned === p.device);
   }
 
+  /**
+   * One audio element per remote audio receiver (`state.remoteAudio`): a receive slot plays
+   * whoever speaks on it through the same element, and a track moving between tiles (its KID
+   * sender changed) never plays twice.
+   */
   _renderAudio(state) {
-    for (const p of state.participants.values()) {
-      if (p.self || !p.audioTrack) continue;
-      let a = this.audios.get(p.device);
+    const sinks = state.remoteAudio ?? [];
+    for (const { id, track } of sinks) {
+      let a = this.audios.get(id);
       if (!a) {
         a = { el: h('audio', { autoplay: true }), track: null };
-        this.audios.set(p.device, a);
+        this.audios.set(id, a);
         this.audioBox.append(a.el);
       }
-      if (a.track !== p.audioTrack) {
-        a.el.srcObject = new MediaStream([p.audioTrack]);
-        a.track = p.audioTrack;
+      if (a.track !== track) {
+        a.el.srcObject = new MediaStream([track]);
+        a.track = track;
         a.el.play?.().catch(() => {});
       }
     }
-    for (const [device, a] of this.audios) {
-      if (!state.participants.has(device)) {
+    const live = new Set(sinks.map((s) => s.id));
+    for (const [id, a] of this.audios) {
+      if (!live.has(id)) {
         a.el.srcObject = null;
         a.el.remove();
-        this.audios.delete(device);
+        this.audios.delete(id);
       }
     }
   }

@@ -40,6 +40,8 @@ export class QualityPanel {
         stat('Packet loss', pct(q?.loss ?? NaN), (q?.loss ?? 0) >= 0.02 ? 'bad' : ''),
         stat('Decrypted frames', String(e.decrypted ?? 0)),
         stat('Decrypt failures', String(e.failures ?? 0), e.failures > 0 ? 'bad' : ''),
+        // Remote media the server named as someone else's than the KID of its frames says.
+        stat('Source mismatches', String(e.sourceMismatches ?? 0), e.sourceMismatches > 0 ? 'bad' : ''),
       ),
       h(
         'div',
