@@ -40,8 +40,7 @@ impl TestHooks {
     /// `track` as the service tells it to `recipient`: the truth, or under
     /// [`TestHook::LieTrackSource`] (to anyone but the publisher) with the publisher replaced by
     /// the first member after it (in device order, wrapping) that is neither the real publisher
-    /// nor the recipient.
-    /// `members` is every joined device.
+    /// nor the recipient. `members` is every joined device.
     pub fn track_as_told<'a>(
         &self,
         track: &TrackInfo,
@@ -56,7 +55,7 @@ impl TestHooks {
                 .clone()
                 .filter(others)
                 .find(|m| *m > track.publisher.as_str());
-            if let Some(liar) = after.or_else(|| members.filter(others).next()) {
+            if let Some(liar) = after.or_else(|| members.clone().find(others)) {
                 told.publisher = liar.to_string();
             }
         }

@@ -285,3 +285,71 @@ fn envelope_rules() {
         ErrorCode::BadEnvelope
     );
 }
+
+/// `track_published` recipients and the publisher each is told.
+fn told_publishers(out: &[Output]) -> Vec<(ConnId, String)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                message: ServerMessage::TrackPublished(p),
+            } => Some(
+                to.iter()
+                    .map(|c| (*c, p.track.publisher.clone()))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn lie_track_source_names_a_third_member_and_retells_on_join() {
+    use crate::protocol::{TrackKind, TrackSource};
+    use crate::test_hooks::{TestHook, TestHooks};
+    let now = Instant::now();
+    let mut r =
+        room(RoomKind::Meeting).with_test_hooks(TestHooks::enabled(&[TestHook::LieTrackSource]));
+    r.join(join_req(1, "a", Role::Caller), now, false).unwrap();
+    r.join(join_req(2, "b", Role::Caller), now, false).unwrap();
+    let track = TrackInfo {
+        id: "TR_a_0".into(),
+        publisher: "a".into(),
+        kind: TrackKind::Video,
+        source: TrackSource::Camera,
+        layers: vec![],
+    };
+    // Two members: no third name yet, the truth.
+    assert_eq!(
+        told_publishers(&r.publish(track)),
+        vec![(1, "a".to_string()), (2, "a".to_string())]
+    );
+    // A third joins: it is told `b`, and `b` is told again, now `c`; the publisher hears the truth.
+    let (joined, out) = r.join(join_req(3, "c", Role::Caller), now, false).unwrap();
+    assert_eq!(joined.tracks[0].publisher, "b");
+    let mut retold = told_publishers(&out);
+    retold.sort();
+    assert_eq!(retold, vec![(1, "a".to_string()), (2, "c".to_string())]);
+}
+
+#[test]
+fn without_test_hooks_every_member_hears_the_true_publisher() {
+    use crate::protocol::{TrackKind, TrackSource};
+    let now = Instant::now();
+    let mut r = room(RoomKind::Meeting);
+    for (i, d) in ["a", "b", "c"].iter().enumerate() {
+        r.join(join_req(i as u64 + 1, d, Role::Caller), now, false)
+            .unwrap();
+    }
+    let out = r.publish(TrackInfo {
+        id: "TR_a_0".into(),
+        publisher: "a".into(),
+        kind: TrackKind::Video,
+        source: TrackSource::Camera,
+        layers: vec![],
+    });
+    let told = told_publishers(&out);
+    assert_eq!(told.len(), 3);
+    assert!(told.iter().all(|(_, p)| p == "a"), "{told:?}");
+}
