@@ -23,6 +23,7 @@ import { formatDigitGroups, safetyNumber, securityCode } from './e2ee/verificati
 import { Stream } from './e2ee/kid.mjs';
 import { KeyManager } from './keys.js';
 import { MediaCrypto } from './media-crypto.js';
+import { openLocalMedia } from './local-media.js';
 import { gatheringComplete, isLoopbackCandidate, loopbackOnlySdp, testModeRtcConfig } from './loopback-only.js';
 import { recorderNamed, verifyRecordingPolicy } from './recording-policy.js';
 import { SignalingClient } from './signaling-client.js';
@@ -443,7 +444,7 @@ export class Call extends EventTarget {
     const tracks = [];
     if (self.canPublish) {
       // After a media reset the local tracks are reused as they are (muted stays muted).
-      const stream = this._localStream ?? (await this._localMedia());
+      const stream = this._localStream ?? (await openLocalMedia((kind, text) => this._note(kind, text)));
       this._localStream = stream;
       this.local.mic = stream.getAudioTracks()[0] ?? null;
       this.local.camera = stream.getVideoTracks()[0] ?? null;
@@ -490,43 +491,6 @@ export class Call extends EventTarget {
     this._statsTimer = setInterval(() => this._sendStats(), STATS_INTERVAL_MS);
     this._subscribe();
     this._changed();
-  }
-
-  /**
-   * The camera and microphone, or what of them there is: a device without a camera joins with
-   * its microphone, one without a microphone with its camera, one with neither (or refused
-   * both) watches and listens; each case with a note that says so. Never rejects.
-   */
-  async _localMedia() {
-    const md = navigator.mediaDevices;
-    const video = { width: 1280, height: 720, frameRate: 30 };
-    const attempt = async (c) => {
-      try {
-        return { stream: await md.getUserMedia(c) };
-      } catch (err) {
-        console.warn(`getUserMedia(${Object.keys(c).join('+')}): ${err.name}: ${err.message}`);
-        return { err };
-      }
-    };
-    const both = await attempt({ audio: true, video });
-    if (both.stream) return both.stream;
-    const blocked = both.err?.name === 'NotAllowedError' || both.err?.name === 'SecurityError';
-    const audio = await attempt({ audio: true });
-    if (audio.stream) {
-      this._note('no-camera', blocked
-        ? 'Camera access is blocked, so you joined with audio only. Allow the camera in the browser\'s site settings and join again to be seen.'
-        : 'No camera could be used, so you joined with audio only: the others hear you but do not see you.');
-      return audio.stream;
-    }
-    const cam = await attempt({ video });
-    if (cam.stream) {
-      this._note('no-microphone', 'No microphone could be used: the others see you but cannot hear you.');
-      return cam.stream;
-    }
-    this._note('no-devices', blocked
-      ? 'Camera and microphone access is blocked: you can watch and listen, but the others cannot see or hear you. Allow them in the browser\'s site settings and join again.'
-      : 'No camera or microphone could be used: you can watch and listen, but the others cannot see or hear you.');
-    return new MediaStream();
   }
 
   /**
