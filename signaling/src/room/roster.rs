@@ -125,6 +125,7 @@ impl Room {
             recording: self.policy.recording.clone(),
             roster: Roster { version, devices },
             tracks: self.tracks.values().cloned().collect(),
+            media_states: self.media_states_seen_by(&entry),
             ice_servers: Vec::new(),
         };
         self.members.insert(
@@ -137,6 +138,7 @@ impl Room {
                 client_stats: None,
                 media_quality: None,
                 subscriptions: Vec::new(),
+                media_state: None,
             },
         );
         Ok((joined, out))
