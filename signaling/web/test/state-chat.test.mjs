@@ -159,4 +159,34 @@ describe('media states and chat through signaling dev', { skip: serviceSkip() },
     await a.page.screenshot({ path: `${SCREENSHOTS}chat-panel-alice.png` });
     assert.deepEqual([...a.errors, ...b.errors, ...c.errors], []);
   });
+
+  test('a_broadcast_viewer_reads_the_presenters_chat_and_cannot_write', { timeout: 60_000 }, async () => {
+    const bc = `${room}-bc`;
+    const created = await fetch(`${dev.http}/v1/rooms`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer devadmin', 'content-type': 'application/json' },
+      body: JSON.stringify({ name: bc, kind: 'broadcast' }),
+    });
+    assert.equal(created.status, 201, await created.text());
+    const p = await openDevice(chromium, dev.http, bc, 'presenter', { role: 'presenter', name: 'Presenter' });
+    const v = await openDevice(chromium, dev.http, bc, 'viewer', { role: 'viewer', watch: true, name: 'Viewer' });
+    // The viewer holds the presenter's key before the message is sealed under it.
+    const keyed = await waitFor(async () => {
+      const [gp, rv] = await Promise.all([p.page.evaluate(() => window.call.keys.current?.generation), v.page.evaluate((d) => window.call.keys.received.get(d)?.generation, p.device)]);
+      return { ok: gp !== undefined && gp === rv, gp, rv };
+    }, { timeoutMs: 20_000 });
+    assert.ok(keyed.ok, JSON.stringify(keyed));
+    await p.page.evaluate(() => window.call.sendChat('Welcome, everyone'));
+    await v.page.click('[data-ctl=chat]');
+    const read = await waitFor(async () => {
+      const items = await v.page.$$eval('.chat-list .chat-message', (els) => els.map((e) => e.querySelector('.chat-name')?.textContent + ': ' + e.querySelector('.chat-text')?.textContent));
+      return { ok: items.includes('Presenter: Welcome, everyone'), items };
+    });
+    assert.ok(read.ok, JSON.stringify(read.items));
+    assert.equal(await v.page.isVisible('.chat-form'), false, 'no message box for a viewer');
+    assert.equal(await v.page.isVisible('.chat-read-only'), true);
+    assert.deepEqual([...p.errors, ...v.errors], []);
+    await p.context.close();
+    await v.context.close();
+  });
 });

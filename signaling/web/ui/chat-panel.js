@@ -40,7 +40,9 @@ export class ChatPanel {
       this.list,
       this.error,
       form,
+      (this.readOnly = h('p', { class: 'hint chat-read-only', hidden: true }, 'Only presenters can write here; you can read along.')),
     );
+    this.form = form;
     root.addEventListener('keydown', (e) => {
       if (e.key === 'Escape') actions.closeChat();
     });
@@ -61,6 +63,10 @@ export class ChatPanel {
 
   /** Appends the messages not drawn yet. */
   render(state) {
+    // Only devices that may publish hold a sender key to seal with (broadcast viewers read).
+    const canWrite = !!state.self?.canPublish;
+    this.form.hidden = !canWrite;
+    this.readOnly.hidden = canWrite;
     const messages = state.chat?.messages ?? [];
     if (messages.length < this._drawn) {
       this.list.replaceChildren();
