@@ -32,9 +32,8 @@ use crate::policy::RoomPolicy;
 use crate::protocol::{
     CHAT_BURST, CHAT_PER_SECOND, CLIENT_MESSAGE_TYPES, ChatBody, ClientMessage, ClientOffer,
     ClientStats, ErrorCode, Join, LeftNotice, MAX_NAME_BYTES, MAX_SDP_BYTES, MAX_SUBSCRIPTIONS,
-    MAX_TRACKS_PER_OFFER, MEDIA_STATE_BURST, MEDIA_STATE_PER_SECOND, MediaState,
-    PROTOCOL_VERSION, SdpBody, ServerMessage, ShapeError, TypeTag, Validate as _, reject_reason,
-    sdp_sending_section,
+    MAX_TRACKS_PER_OFFER, MEDIA_STATE_BURST, MEDIA_STATE_PER_SECOND, MediaState, PROTOCOL_VERSION,
+    SdpBody, ServerMessage, ShapeError, TypeTag, Validate as _, reject_reason, sdp_sending_section,
 };
 use crate::room::{ConnId, Departure, JoinRequest};
 
@@ -567,7 +566,11 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 .refuse_as(ErrorCode::Malformed, reason, format!("bad chat: {e}"))
                 .await;
         }
-        if self.joined.as_ref().is_some_and(|j| !j.relay_gate.admit_chat()) {
+        if self
+            .joined
+            .as_ref()
+            .is_some_and(|j| !j.relay_gate.admit_chat())
+        {
             return self
                 .refuse_as(
                     ErrorCode::RateLimited,

@@ -7,7 +7,12 @@ use crate::protocol::{DeviceMediaState, MediaState, RosterEntry, ServerMessage};
 impl Room {
     /// Records `device`'s new media state and tells every member that sees it. Nothing happens
     /// when `conn` does not hold `device` (a stale connection).
-    pub fn set_media_state(&mut self, conn: ConnId, device: &str, state: MediaState) -> Vec<Output> {
+    pub fn set_media_state(
+        &mut self,
+        conn: ConnId,
+        device: &str,
+        state: MediaState,
+    ) -> Vec<Output> {
         let Some(member) = self.members.get_mut(device).filter(|m| m.conn == conn) else {
             return Vec::new();
         };

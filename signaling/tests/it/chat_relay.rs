@@ -26,9 +26,11 @@ async fn join_with_keys(s: &TestServer, id: &str, role: Role) -> (Client, Device
     let keys = DeviceKeys::generate(DeviceId::new(id).expect("valid id"), &mut rand::rng());
     let bundle: Value = serde_json::from_str(&keys.bundle().to_json()).expect("bundle");
     let mut ws = s.connect().await;
-    ws.send(&json!({"type": "join", "v": 1, "room": ROOM, "device": bundle,
-        "token": token(ROOM, id, role), "name": id}))
-        .await;
+    ws.send(
+        &json!({"type": "join", "v": 1, "room": ROOM, "device": bundle,
+        "token": token(ROOM, id, role), "name": id}),
+    )
+    .await;
     let joined = ws.recv_type("joined").await;
     (ws, keys, joined)
 }

@@ -24,7 +24,8 @@ async fn media_state_is_stamped_with_the_senders_device() {
     a.join("ms", &token("ms", "alice", Role::Caller), "dev-a")
         .await;
     let mut b = s.connect().await;
-    b.join("ms", &token("ms", "bob", Role::Caller), "dev-b").await;
+    b.join("ms", &token("ms", "bob", Role::Caller), "dev-b")
+        .await;
     a.recv_type("membership").await;
 
     // Alice claims to be Bob: the field is not part of the message and the service stamps her.
@@ -100,7 +101,10 @@ async fn media_state_reaches_late_joiners_in_joined() {
     let joined = c
         .join("late", &token("late", "carol", Role::Caller), "dev-c")
         .await;
-    let mut states = joined["media_states"].as_array().expect("media_states").clone();
+    let mut states = joined["media_states"]
+        .as_array()
+        .expect("media_states")
+        .clone();
     states.sort_by_key(|v| v["device"].as_str().unwrap().to_owned());
     assert_eq!(
         states,
