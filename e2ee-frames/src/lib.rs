@@ -11,8 +11,10 @@
 //! - [`sender`], [`receiver`]: counters, look-ahead ratchet, replay window, eviction.
 //! - [`identity`], [`hpke_base`], [`envelope`]: device bundles and HPKE key envelopes.
 //! - [`verification`]: safety numbers and call security codes.
+//! - [`chat`]: chat messages sealed under a key derived from the sender's current base key.
 
 pub mod aead;
+pub mod chat;
 pub mod envelope;
 pub mod header;
 pub mod hpke_base;
@@ -26,6 +28,7 @@ pub mod suite;
 pub mod verification;
 pub mod wire;
 
+pub use chat::{ChatContext, ChatError, SealedChat};
 pub use envelope::{EnvelopeError, KeyEnvelope, KeyGrant, envelope_key_len};
 pub use header::{Header, HeaderError, MAX_HEADER_LEN};
 pub use identity::{BundleError, DeviceBundle, DeviceId, DeviceKeys, VerifiedBundle};

@@ -5,7 +5,8 @@
 //! (see [`crate::hub`]) and the media node. Per connection it enforces the message size cap
 //! (close 1009), a message rate limit (excess dropped with `rate_limited`; more drops than the
 //! flood allowance within a sliding window close with 1008, see [`flood`]), bounds on `stats`
-//! ([`stats_gate`]), pings, an idle timeout, and a write timeout (a client that stops reading is
+//! ([`stats_gate`]) and on `media_state` and `chat` ([`relay_gate`]; a `chat` over its size bound
+//! is refused before it reaches the room), pings, an idle timeout, and a write timeout (a client that stops reading is
 //! dropped and counted once one write blocks that long). A device without a publish grant may
 //! only send SDP in which no media section can send ([`crate::protocol::sdp_sending_section`]).
 //! When the server shuts down, every session closes with 1001 and [`CLOSE_REASON_SHUTDOWN`].
@@ -29,17 +30,20 @@ use crate::hub::{Hub, HubError, Outbound, RoomCommand};
 use crate::media_node::{ParticipantSpec, SessionDescription};
 use crate::policy::RoomPolicy;
 use crate::protocol::{
-    CLIENT_MESSAGE_TYPES, ClientMessage, ClientOffer, ClientStats, ErrorCode, Join, LeftNotice,
-    MAX_NAME_BYTES, MAX_SDP_BYTES, MAX_SUBSCRIPTIONS, MAX_TRACKS_PER_OFFER, PROTOCOL_VERSION,
-    SdpBody, ServerMessage, TypeTag, Validate as _, reject_reason, sdp_sending_section,
+    CHAT_BURST, CHAT_PER_SECOND, CLIENT_MESSAGE_TYPES, ChatBody, ClientMessage, ClientOffer,
+    ClientStats, ErrorCode, Join, LeftNotice, MAX_NAME_BYTES, MAX_SDP_BYTES, MAX_SUBSCRIPTIONS,
+    MAX_TRACKS_PER_OFFER, MEDIA_STATE_BURST, MEDIA_STATE_PER_SECOND, MediaState, PROTOCOL_VERSION,
+    SdpBody, ServerMessage, ShapeError, TypeTag, Validate as _, reject_reason, sdp_sending_section,
 };
 use crate::room::{ConnId, Departure, JoinRequest};
 
 mod flood;
+mod relay_gate;
 mod stats_gate;
 
 pub use flood::FLOOD_WINDOW;
 use flood::FloodDetector;
+use relay_gate::RelayGate;
 use stats_gate::StatsGate;
 
 /// WebSocket close code for a message over the size cap (RFC 6455 §7.4.1).
@@ -168,6 +172,7 @@ struct JoinedState {
     media_session: bool,
     join_started: Option<Instant>,
     stats_gate: StatsGate,
+    relay_gate: RelayGate,
 }
 
 struct Session<W> {
@@ -486,6 +491,8 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 self.to_room(|conn, device| RoomCommand::Request { conn, device, req })
             }
             (ClientMessage::Stats(stats), true) => self.stats(stats).await,
+            (ClientMessage::MediaState(state), true) => self.media_state(state).await,
+            (ClientMessage::Chat(body), true) => self.chat(body).await,
             (ClientMessage::Leave(_), true) => {
                 info!("leave");
                 // The room answers with `Outbound::Close`, which ends the session.
@@ -518,6 +525,67 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             conn,
             device,
             stats,
+        })
+    }
+
+    /// A `media_state`: within the device's allowance it goes to the room, stamped with this
+    /// connection's device.
+    async fn media_state(&mut self, state: MediaState) -> Flow {
+        if self
+            .joined
+            .as_ref()
+            .is_some_and(|j| !j.relay_gate.admit_media_state())
+        {
+            return self
+                .refuse_as(
+                    ErrorCode::RateLimited,
+                    "media_state_too_frequent",
+                    format!(
+                        "media_state: at most {MEDIA_STATE_BURST} at once, then \
+                         {MEDIA_STATE_PER_SECOND} per second; dropped"
+                    ),
+                )
+                .await;
+        }
+        self.to_room(|conn, device| RoomCommand::MediaState {
+            conn,
+            device,
+            state,
+        })
+    }
+
+    /// A `chat`: a sealed message of the right shape and size, within the device's allowance,
+    /// goes to the room (which relays it unopened), stamped with this connection's device.
+    async fn chat(&mut self, body: ChatBody) -> Flow {
+        if let Err(e) = body.chat.validate() {
+            let reason = match e {
+                ShapeError::TooLong { .. } => "chat_too_large",
+                _ => "malformed",
+            };
+            return self
+                .refuse_as(ErrorCode::Malformed, reason, format!("bad chat: {e}"))
+                .await;
+        }
+        if self
+            .joined
+            .as_ref()
+            .is_some_and(|j| !j.relay_gate.admit_chat())
+        {
+            return self
+                .refuse_as(
+                    ErrorCode::RateLimited,
+                    "chat_too_frequent",
+                    format!(
+                        "chat: at most {CHAT_BURST} at once, then {CHAT_PER_SECOND} per second; \
+                         dropped"
+                    ),
+                )
+                .await;
+        }
+        self.to_room(|conn, device| RoomCommand::Chat {
+            conn,
+            device,
+            chat: Box::new(body.chat),
         })
     }
 
@@ -645,6 +713,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 media_session: false,
                 join_started: Some(started),
                 stats_gate: StatsGate::new(Instant::now()),
+                relay_gate: RelayGate::new(),
             });
             return Ok(());
         }

@@ -83,6 +83,8 @@ export function mountCall(root, call, options = {}) {
     leave: () => call.leave(),
     safetyNumber: (d) => call.safetyNumberWith(d),
     setVerified: (d, v) => call.setVerified(d, v),
+    sendChat: (text) => call.sendChat(text),
+    setChatOpen: (open) => call.chat?.setOpen(open),
   };
   const view = new CallView(root, actions, options);
   let scheduled = false;

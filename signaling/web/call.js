@@ -21,7 +21,9 @@
 import { createBundle, verifyBundle } from './e2ee/identity.mjs';
 import { formatDigitGroups, safetyNumber, securityCode } from './e2ee/verification.mjs';
 import { Stream } from './e2ee/kid.mjs';
+import { ChatRoom } from './chat.js';
 import { KeyManager } from './keys.js';
+import { applyMediaState, mediaStateMessage } from './media-state.js';
 import { MediaCrypto } from './media-crypto.js';
 import { openLocalMedia } from './local-media.js';
 import { gatheringComplete, isLoopbackCandidate, loopbackOnlySdp, testModeRtcConfig } from './loopback-only.js';
@@ -109,6 +111,7 @@ export class Call extends EventTarget {
       quality: null,
       /** One audio element each: every remote audio receiver (`[{id, track}]`). */
       remoteAudio: [],
+      chat: null,
       e2ee: { generation: null, step: null, decrypted: 0, failures: 0, refusedEnvelopes: 0, sourceMismatches: 0 },
     };
   }
@@ -170,6 +173,7 @@ export class Call extends EventTarget {
       if (joined.media) await this._startMedia();
       else this._warn('media', 'No media server is attached to this room: keys and the roster work, audio and video do not.');
       this.state.phase = 'in-call';
+      this._sendMediaState();
       this._changed();
     } catch (err) {
       // Leave the room at once: a device whose join failed must not stay in the others' roster.
@@ -225,7 +229,10 @@ export class Call extends EventTarget {
       canPublish: s.self.canPublish,
       send: (m) => this.signaling.send(m),
       onSenderKey: (k) => this._onSenderKey(k),
-      onReceiverKey: (k) => this.media?.addReceiverKey(k),
+      onReceiverKey: (k) => {
+        this.media?.addReceiverKey(k);
+        this.chat?.addKey(k);
+      },
       onError: (err, ctx) => console.warn(`keys: ${ctx}: ${err.code ?? err.message}`),
     });
     this.media = new MediaCrypto();
@@ -238,7 +245,18 @@ export class Call extends EventTarget {
       self: true, verified: true, keyChanged: false, speaking: 0, quality: null,
       identityKey: this.identity.identity.publicKey,
     });
+    this.chat = new ChatRoom({
+      room: this.options.room,
+      call: j.call,
+      self: { device: j.device, slot: j.slot },
+      participant: (d) => s.participants.get(d),
+      senderKey: () => this.keys?.current ?? null,
+      send: (m) => this.signaling.send(m),
+      changed: () => this._changed(),
+    });
+    s.chat = this.chat.state;
     for (const d of j.roster?.devices ?? []) await this._addDevice(d);
+    for (const ms of j.media_states ?? []) this._onMediaState(ms);
     for (const t of j.tracks ?? []) this.remote.announce(t);
     await this._updateSecurityCode();
     await this.keys.start(performance.now());
@@ -316,6 +334,9 @@ export class Call extends EventTarget {
     });
     sig.on('key_request', (m) => this._serial(() => this.keys?.onKeyRequest(m)));
     sig.on('speakers', (m) => this._onSpeakers(m));
+    sig.on('media_state', (m) => this._onMediaState(m));
+    // After the key messages before it: the key a message is sealed under arrives first.
+    sig.on('chat', (m) => this._serial(() => this.chat?.receive(m)));
     sig.on('track_published', (m) => {
       this.remote.announce(m.track);
       this._noteMismatches();
@@ -346,9 +367,14 @@ export class Call extends EventTarget {
   _onRoster(m) {
     this._serial(async () => {
       const now = performance.now();
-      for (const d of m.added ?? []) await this._addDevice(d);
+      for (const d of m.added ?? []) {
+        await this._addDevice(d);
+        this._chatNotice(d.device, 'joined');
+      }
       for (const id of m.removed ?? []) {
         const p = this.state.participants.get(id);
+        this._chatNotice(id, 'left');
+        this.chat?.removeDevice(id);
         this.state.participants.delete(id);
         // Its tracks are gone from the media node with it (their `track_unpublished` may come
         // later): a subscription naming one would be refused as a whole.
@@ -361,6 +387,31 @@ export class Call extends EventTarget {
       await this._updateSecurityCode();
       this._subscribe();
     });
+  }
+
+  /** "Carol joined" / "Carol left" in the chat, for devices with a tile (not viewers or recorders). */
+  _chatNotice(device, what) {
+    const p = this.state.participants.get(device);
+    if (p && !p.self && (p.role === 'caller' || p.role === 'presenter')) this.chat?.notice(`${p.name} ${what}`);
+  }
+
+  /** Another device's `media_state` (or an entry of `joined.media_states`). */
+  _onMediaState(m) {
+    const p = this.state.participants.get(m.device);
+    if (!p || p.self) return;
+    applyMediaState(p, m);
+    this._changed();
+  }
+
+  /** Tells the others this device's microphone, camera and screen state. */
+  _sendMediaState() {
+    if (!this.state.self?.canPublish || this.state.phase !== 'in-call') return;
+    this.signaling.send(mediaStateMessage(this.state.local));
+  }
+
+  /** Sends a chat message to everyone in the call (sealed end to end). */
+  sendChat(text) {
+    return this.chat.send(text);
   }
 
   _onSenderKey(k) {
@@ -695,6 +746,7 @@ export class Call extends EventTarget {
   setMic(on) {
     if (this.local.mic) this.local.mic.enabled = on;
     this.state.local.micOn = !!this.local.mic && on;
+    this._sendMediaState();
     this._changed();
   }
 
@@ -702,6 +754,7 @@ export class Call extends EventTarget {
   setCamera(on) {
     if (this.local.camera) this.local.camera.enabled = on;
     this.state.local.cameraOn = !!this.local.camera && on;
+    this._sendMediaState();
     this._changed();
   }
 
@@ -736,6 +789,7 @@ export class Call extends EventTarget {
       this.state.local.screenOn = false;
       await this._serial(() => this._negotiate());
     }
+    this._sendMediaState();
     this._changed();
   }
 

@@ -6,6 +6,7 @@
 mod fixtures;
 
 mod bad_input;
+mod chat;
 mod cross_js;
 mod properties;
 mod receiver_rules;

@@ -437,7 +437,9 @@ impl<'a> Session<'a> {
             ServerMessage::Joined(_)
             | ServerMessage::MediaReset(_)
             | ServerMessage::Speakers(_)
-            | ServerMessage::Slots(_) => {}
+            | ServerMessage::Slots(_)
+            | ServerMessage::MediaState(_)
+            | ServerMessage::Chat(_) => {}
         }
         Ok(())
     }

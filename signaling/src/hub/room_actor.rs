@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::policy::Role;
 use crate::protocol::{
     ClientStats, ErrorCode, IceServer, Joined, KeyAck, KeyEnvelope, KeyRequest, LeaveReason,
-    ServerMessage, Subscription, reject_reason,
+    MediaState, SealedChat, ServerMessage, Subscription, reject_reason,
 };
 use crate::room::{
     ConnId, Departure, JoinError, JoinRequest, Output, Room, RoomDetail, RoomSummary,
@@ -84,6 +84,24 @@ pub enum RoomCommand {
         device: String,
         /// The request.
         req: KeyRequest,
+    },
+    /// Record and relay a media state.
+    MediaState {
+        /// Connection.
+        conn: ConnId,
+        /// Device (stamped by the session, never from the client).
+        device: String,
+        /// The state.
+        state: MediaState,
+    },
+    /// Relay a sealed chat message.
+    Chat {
+        /// Connection.
+        conn: ConnId,
+        /// Sending device (stamped by the session, never from the client).
+        device: String,
+        /// The sealed message (shape already checked).
+        chat: Box<SealedChat>,
     },
     /// Store client stats.
     Stats {
@@ -316,6 +334,20 @@ impl RoomActor {
             RoomCommand::Request { conn, device, req } => {
                 match self.room.route_request(conn, &device, req) {
                     Ok(out) => self.deliver(vec![out], now),
+                    Err(e) => self.send_error(conn, e.code(), e.to_string()),
+                }
+            }
+            RoomCommand::MediaState {
+                conn,
+                device,
+                state,
+            } => {
+                let out = self.room.set_media_state(conn, &device, state);
+                self.deliver(out, now);
+            }
+            RoomCommand::Chat { conn, device, chat } => {
+                match self.room.route_chat(conn, &device, *chat) {
+                    Ok(out) => self.deliver(out, now),
                     Err(e) => self.send_error(conn, e.code(), e.to_string()),
                 }
             }

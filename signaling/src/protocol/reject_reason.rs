@@ -50,6 +50,9 @@ pub const REJECT_REASONS: &[&str] = &[
     "stats_out_of_bounds",
     "sdp_sends_without_grant",
     "unknown_field",
+    "media_state_too_frequent",
+    "chat_too_frequent",
+    "chat_too_large",
 ];
 
 #[cfg(test)]

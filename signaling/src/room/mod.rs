@@ -12,19 +12,24 @@
 //!   the other viewers; everyone else sees everyone;
 //! - key traffic is addressed only to devices in the sender's roster, envelopes name the sender's
 //!   own device, room, call and slot;
+//! - media states and chat go, stamped with the sender's device, to the members that see the
+//!   sender; the latest media state of each member is kept for `joined`;
 //! - membership notices: a join makes every publisher ratchet (at once); leaves make every
 //!   publisher rekey after a debounce, and in broadcasts viewer leaves are coalesced to at most
 //!   one rekey per `broadcast_viewer_interval`.
 //!
 //! The rules are spread over one file each: `roster` (who is in, who sees whom, joins and
 //! leaves), `capacity` (roles, places and slots), `rekey` (when membership notices go out),
-//! `keys` (routing key envelopes, acks and requests), `media` (tracks, speakers and quality
+//! `keys` (routing key envelopes, acks and requests), `media_state` (microphone/camera states),
+//! `chat` (relaying sealed chat messages), `media` (tracks, speakers and quality
 //! reports from the media node) and `admin` (the admin API's views).
 
 mod admin;
 mod capacity;
+mod chat;
 mod keys;
 mod media;
+mod media_state;
 mod rekey;
 mod roster;
 #[cfg(test)]
@@ -36,7 +41,7 @@ use std::time::Instant;
 use crate::media_node::MediaQuality;
 use crate::policy::{Role, RoomPolicy};
 use crate::protocol::{
-    ClientStats, LeaveReason, RosterEntry, ServerMessage, Subscription, TrackInfo,
+    ClientStats, LeaveReason, MediaState, RosterEntry, ServerMessage, Subscription, TrackInfo,
 };
 use crate::test_hooks::TestHooks;
 
@@ -106,6 +111,8 @@ pub struct Member {
     pub media_quality: Option<MediaQuality>,
     /// Current subscriptions.
     pub subscriptions: Vec<Subscription>,
+    /// Its latest `media_state`, once it sent one.
+    pub media_state: Option<MediaState>,
 }
 
 /// A room.

@@ -132,6 +132,7 @@ impl Room {
                     self.test_hooks.track_as_told(t, &entry.device, members)
                 })
                 .collect(),
+            media_states: self.media_states_seen_by(&entry),
             ice_servers: Vec::new(),
         };
         self.members.insert(
@@ -144,6 +145,7 @@ impl Room {
                 client_stats: None,
                 media_quality: None,
                 subscriptions: Vec::new(),
+                media_state: None,
             },
         );
         if self.test_hooks.any() {

@@ -6,12 +6,14 @@ mod common;
 
 mod admin_api;
 mod admin_api_strict;
+mod chat_relay;
 mod cli;
 mod cli_serve_settings;
 mod connection_limits;
 mod control_event_stream;
 mod key_exchange_capture;
 mod media_call;
+mod media_state;
 mod rtc_admission;
 mod rtc_flood;
 mod rtc_limits;

@@ -1,6 +1,6 @@
 /**
  * The browser E2EE module (docs/e2ee.md): SFrame media encryption, key envelopes, device
- * identities and verification codes, on WebCrypto only. Import this file, or the individual
+ * identities, verification codes and chat messages, on WebCrypto only. Import this file, or the individual
  * modules when a worker needs only part (an `RTCRtpScriptTransform` worker needs
  * `media.mjs` and `receiver.mjs`).
  *
@@ -48,3 +48,4 @@ export {
 } from './identity.mjs';
 export { BASE_KEY_LENGTH, createEnvelope, envelopeKeyLength, envelopeAad, envelopeInfo, openEnvelope, parseEnvelope } from './envelope.mjs';
 export { fingerprintHalf, formatDigitGroups, safetyNumber, securityCode } from './verification.mjs';
+export { chatAad, deriveChatKey, MAX_CHAT_CIPHERTEXT_BYTES, MAX_CHAT_PLAINTEXT_BYTES, openChat, parseChat, sealChat } from './chat.mjs';

@@ -1,11 +1,13 @@
 /**
  * The in-call screen: top bar (room, E2EE state, persistent "recorded" badge, security code,
  * overall quality), warnings (identity key changed, refused recorder or bundle), the grid, the
- * side panel (security or quality) and the control bar (mic, camera, screen, panels, leave).
+ * side panel (security, quality or chat) and the control bar (mic, camera, screen, panels with
+ * the chat's unread count, leave).
  * Watch-only viewers get no publishing controls.
  *
  * @module ui/call-view
  */
+import { ChatPanel } from './chat-panel.js';
 import { h, icon, replace } from './dom.js';
 import { Grid, qualityBars } from './grid.js';
 import { QualityPanel } from './quality.js';
@@ -16,7 +18,7 @@ export class CallView {
   constructor(root, actions, options = {}) {
     this.root = root;
     this.actions = actions;
-    this.panel = options.panel ?? null; // 'security' | 'quality' | null
+    this.panel = options.panel ?? null; // 'security' | 'quality' | 'chat' | null
     this.dismissed = new Set();
     this.topbar = h('header', { class: 'topbar' });
     this.warnings = h('div', { class: 'warnings', role: 'alert' });
@@ -29,16 +31,26 @@ export class CallView {
     this.grid = new Grid(this.gridRoot, { pin: (d) => actions.pin(d) }, { visibleTiles: options.visibleTiles });
     this.securityPanel = new VerificationPanel(h('div', { class: 'panel security-panel' }), actions);
     this.qualityPanel = new QualityPanel(h('div', { class: 'panel quality-panel' }));
+    this.chatPanel = new ChatPanel(h('div', { class: 'panel chat-panel', role: 'region', 'aria-label': 'Chat' }), {
+      sendChat: (text) => actions.sendChat(text),
+      closeChat: () => {
+        if (this.panel === 'chat') this.togglePanel('chat', this._state);
+      },
+    });
   }
 
   /** Opens a side panel (or closes it when already open). */
   togglePanel(name, state) {
     this.panel = this.panel === name ? null : name;
+    this.actions.setChatOpen?.(this.panel === 'chat');
     this.render(state);
+    if (this.panel === 'chat') this.chatPanel.focus();
+    else if (name === 'chat') this.controls.querySelector('[data-ctl="chat"]')?.focus();
   }
 
   /** Renders `state`; returns the visible tile sizes. */
   render(state) {
+    this._state = state;
     this._topbar(state);
     this._warnings(state);
     this._notices(state);
@@ -50,6 +62,9 @@ export class CallView {
     } else if (this.panel === 'quality') {
       this.qualityPanel.render(state);
       this.side.replaceChildren(this.qualityPanel.root);
+    } else if (this.panel === 'chat') {
+      this.chatPanel.render(state);
+      if (this.chatPanel.root.parentNode !== this.side) this.side.replaceChildren(this.chatPanel.root);
     } else {
       this.side.replaceChildren();
     }
@@ -116,12 +131,23 @@ export class CallView {
     );
   }
 
+  /** The chat button, with the unread count as a badge (and in its accessible name). */
+  _chatButton(state, unread, btn) {
+    const b = btn('chat', this.panel === 'chat', 'Chat', 'chat', 'chat', () => this.togglePanel('chat', state), 'panel-btn');
+    if (unread > 0) {
+      b.append(h('span', { class: 'unread-badge', 'aria-hidden': 'true' }, unread > 99 ? '99+' : String(unread)));
+      b.setAttribute('aria-label', `Chat, ${unread} unread`);
+    }
+    return b;
+  }
+
   _controls(state) {
     const l = state.local;
     const publish = !!state.self?.canPublish;
     // Redraw the buttons only when what they show changes: the call redraws several times a
     // second, and a button replaced between a press and its release loses the click.
-    const key = JSON.stringify([publish, l.micOn, l.cameraOn, l.screenOn, l.hasMic, l.hasCamera, this.panel]);
+    const unread = state.chat?.unread ?? 0;
+    const key = JSON.stringify([publish, l.micOn, l.cameraOn, l.screenOn, l.hasMic, l.hasCamera, this.panel, unread, !!state.chat]);
     if (key === this._controlsKey && this.controls.childElementCount) return;
     this._controlsKey = key;
     const btn = (name, on, label, onIcon, offIcon, onclick, extra = '') =>
@@ -142,6 +168,7 @@ export class CallView {
       h('span', { class: 'ctl-gap' }),
       btn('security', this.panel === 'security', 'Security', 'shield', 'shield', () => this.togglePanel('security', state), 'panel-btn'),
       btn('quality', this.panel === 'quality', 'Quality', 'chart', 'chart', () => this.togglePanel('quality', state), 'panel-btn'),
+      state.chat ? this._chatButton(state, unread, btn) : null,
       h('span', { class: 'ctl-gap' }),
       h('button', { class: 'ctl leave', title: 'Leave', dataset: { ctl: 'leave' }, onclick: () => this.actions.leave() }, icon('leave'), h('span', {}, 'Leave')),
     );

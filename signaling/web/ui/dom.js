@@ -67,5 +67,6 @@ const ICONS = {
   rec: '<circle cx="12" cy="12" r="6" fill="currentColor"/>',
   eye: '<path d="M2 12s4-7 10-7 10 7 10 7-4 7-10 7S2 12 2 12z"/><circle cx="12" cy="12" r="3"/>',
   users: '<circle cx="9" cy="8" r="3.5"/><path d="M2.5 20a6.5 6.5 0 0 1 13 0M16 4.5a3.5 3.5 0 0 1 0 7M18 14a6 6 0 0 1 3.5 6"/>',
+  chat: '<path d="M4 5h16v11H9l-5 4z"/>',
   dot: '<circle cx="12" cy="12" r="3"/>',
 };

@@ -1,6 +1,7 @@
 /**
- * The participant grid: one tile per visible participant (video or initials, name, mute and
- * verified marks, a compact quality indicator), the active speaker highlighted, a pinned (or
+ * The participant grid: one tile per visible participant (video, or initials when the camera is
+ * off or missing; name; muted-microphone, camera-off and verified marks with accessible labels;
+ * a compact quality indicator), the active speaker highlighted, a pinned (or
  * screen-sharing) participant on a large stage, and a "+N more" tile beyond last-N.
  *
  * Tiles are kept per device and reused, so a video element is attached to its track once.
@@ -93,7 +94,9 @@ export class Grid {
 
   _update(t, p, state, big) {
     const track = (big && p.screenTrack) || p.screenTrack || p.videoTrack || null;
-    const showVideo = !!track && track.readyState !== 'ended' && (p.self ? state.local.cameraOn || track === p.screenTrack : true);
+    // A remote camera turned off (its `media_state`) still has a track, sending black: initials.
+    const cameraOff = p.self ? !state.local.cameraOn : !!p.videoOff;
+    const showVideo = !!track && track.readyState !== 'ended' && (!cameraOff || track === p.screenTrack);
     if (t.track !== track) {
       t.video.srcObject = track ? new MediaStream([track]) : null;
       t.track = track;
@@ -107,11 +110,14 @@ export class Grid {
     t.el.classList.toggle('screen', !!(p.screenTrack && track === p.screenTrack));
     t.el.classList.toggle('key-changed', !!p.keyChanged);
     replace(t.avatar, h('span', {}, initials(p.name)));
+    t.avatar.setAttribute('role', 'img');
+    t.avatar.setAttribute('aria-label', cameraOff ? `${p.name}: camera off` : p.name);
     replace(t.name, p.self ? `${p.name} (you)` : p.name, p.role === 'presenter' ? h('em', { class: 'role' }, 'presenter') : null);
     const micOff = p.self ? !state.local.micOn : p.audioMuted;
     replace(
       t.marks,
-      micOff ? h('span', { class: 'mark muted', title: 'Muted' }, icon('micOff')) : null,
+      micOff ? h('span', { class: 'mark muted', title: 'Muted', role: 'img', 'aria-label': `${p.name}: microphone muted` }, icon('micOff')) : null,
+      cameraOff && !showVideo ? h('span', { class: 'mark camera-off', title: 'Camera off', role: 'img', 'aria-label': `${p.name}: camera off` }, icon('cameraOff')) : null,
       p.keyChanged
         ? h('span', { class: 'mark warn', title: 'Identity key changed' }, icon('warn'))
         : p.verified && !p.self

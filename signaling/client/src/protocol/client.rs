@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::chat::ChatBody;
 use super::keys::{DeviceBundle, EnvelopeBody};
 use super::media::{SdpBody, Subscription, TrackAnnouncement};
+use super::media_state::MediaState;
 
 /// Longest display name accepted in `join.name`, in bytes.
 pub const MAX_NAME_BYTES: usize = 128;
@@ -28,6 +30,8 @@ pub const CLIENT_MESSAGE_TYPES: &[&str] = &[
     "key_request",
     "stats",
     "leave",
+    "media_state",
+    "chat",
 ];
 
 /// A message from a client.
@@ -52,6 +56,10 @@ pub enum ClientMessage {
     Stats(ClientStats),
     /// Leave the room and close the connection.
     Leave(Leave),
+    /// This device's microphone, camera and screen share changed (or it just joined).
+    MediaState(MediaState),
+    /// An end-to-end encrypted chat message to everyone who sees this device.
+    Chat(ChatBody),
 }
 
 impl ClientMessage {
@@ -67,6 +75,8 @@ impl ClientMessage {
             ClientMessage::KeyRequest(_) => "key_request",
             ClientMessage::Stats(_) => "stats",
             ClientMessage::Leave(_) => "leave",
+            ClientMessage::MediaState(_) => "media_state",
+            ClientMessage::Chat(_) => "chat",
         }
     }
 }

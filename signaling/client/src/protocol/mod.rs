@@ -12,10 +12,12 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | `chat` | the sealed [`SealedChat`] (from `e2ee_frames`) of `chat` in both directions |
 //! | `client` | client → server messages ([`ClientMessage`]) and the limits they are held to |
 //! | `server` | server → client messages ([`ServerMessage`]), [`ServerMessage::parse`] for clients |
 //! | `error_code` | the stable [`ErrorCode`]s of `error` |
 //! | `keys` | [`DeviceBundle`], [`KeyEnvelope`] (from `e2ee_frames`), [`EnvelopeBody`], [`Validate`] |
+//! | `media_state` | [`MediaState`]: microphone, camera and screen share of a device |
 //! | `media` | SDP bodies, announced and published tracks, subscriptions, speakers |
 //! | `room` | [`Role`] and [`RoomKind`] |
 //! | `recording` | the signed [`RecordingPolicy`] of a recorded room |
@@ -23,19 +25,23 @@
 //!
 //! Every item is re-exported here, so paths stay `protocol::Name`.
 
+mod chat;
 mod client;
 mod error_code;
 mod keys;
 mod media;
+mod media_state;
 mod recording;
 mod room;
 mod server;
 mod shape;
 
+pub use chat::*;
 pub use client::*;
 pub use error_code::*;
 pub use keys::*;
 pub use media::*;
+pub use media_state::*;
 pub use recording::*;
 pub use room::*;
 pub use server::*;

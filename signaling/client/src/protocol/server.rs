@@ -2,10 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::chat::ChatNotice;
 use super::client::TypeTag;
 use super::error_code::{ErrorBody, ErrorCode};
 use super::keys::{DeviceBundle, EnvelopeBody};
 use super::media::{SdpBody, Speaker, TrackInfo};
+use super::media_state::DeviceMediaState;
 use super::recording::RecordingPolicy;
 use super::room::{Role, RoomKind};
 
@@ -26,6 +28,8 @@ pub const SERVER_MESSAGE_TYPES: &[&str] = &[
     "key_request",
     "error",
     "left",
+    "media_state",
+    "chat",
 ];
 
 /// A message from the server.
@@ -64,6 +68,10 @@ pub enum ServerMessage {
     Error(ErrorBody),
     /// This device is out of the room (after `leave`, a kick or the room closing).
     Left(LeftNotice),
+    /// A device's microphone, camera or screen share changed.
+    MediaState(DeviceMediaState),
+    /// An end-to-end encrypted chat message from a device this device sees.
+    Chat(ChatNotice),
 }
 
 impl ServerMessage {
@@ -85,6 +93,8 @@ impl ServerMessage {
             ServerMessage::KeyRequest(_) => "key_request",
             ServerMessage::Error(_) => "error",
             ServerMessage::Left(_) => "left",
+            ServerMessage::MediaState(_) => "media_state",
+            ServerMessage::Chat(_) => "chat",
         }
     }
 
@@ -149,6 +159,10 @@ pub struct Joined {
     /// Tracks currently published.
     #[serde(default)]
     pub tracks: Vec<TrackInfo>,
+    /// The latest `media_state` of each device in `roster` that has sent one (left out when
+    /// none has).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media_states: Vec<DeviceMediaState>,
     /// TURN servers with credentials minted for this join (empty, and left out, when the
     /// service has no TURN servers configured or no media node).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

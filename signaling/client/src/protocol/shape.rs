@@ -30,6 +30,16 @@ pub enum ShapeError {
         /// Bytes found.
         got: usize,
     },
+    /// A variable-length field is longer than its bound.
+    #[error("{field} must be at most {max} bytes, got {got}")]
+    TooLong {
+        /// Which field.
+        field: &'static str,
+        /// Most bytes allowed.
+        max: usize,
+        /// Bytes found.
+        got: usize,
+    },
     /// A numeric field is out of its range.
     #[error("{0} out of range")]
     Range(&'static str),
