@@ -6,6 +6,7 @@ mod common;
 
 mod admin_api;
 mod admin_api_strict;
+mod client_session;
 mod cli;
 mod cli_serve_settings;
 mod connection_limits;
