@@ -33,8 +33,8 @@ use crate::policy::RoomPolicy;
 use crate::protocol::{
     CLIENT_MESSAGE_TYPES, ClientMessage, ClientOffer, ClientStats, ErrorCode, Join, LeftNotice,
     MAX_NAME_BYTES, MAX_SDP_BYTES, MAX_SUBSCRIPTIONS, MAX_TRACKS_PER_OFFER, PROTOCOL_VERSION,
-    RequestHeader, RequestId, RequestIdField, SdpBody, ServerMessage, Validate as _,
-    reject_reason, sdp_sending_section,
+    RequestHeader, RequestId, RequestIdField, SdpBody, ServerMessage, Validate as _, reject_reason,
+    sdp_sending_section,
 };
 use crate::room::{ConnId, Departure, JoinRequest};
 

@@ -15,7 +15,12 @@ use signaling::policy::Role;
 fn session_config(s: &TestServer, room: &str, identity: &str, device: &str) -> SessionConfig {
     let bundle: DeviceBundle =
         serde_json::from_value(common::bundle(device)).expect("test bundle parses");
-    SessionConfig::new(s.ws_url(), room, token(room, identity, Role::Caller), bundle)
+    SessionConfig::new(
+        s.ws_url(),
+        room,
+        token(room, identity, Role::Caller),
+        bundle,
+    )
 }
 
 fn key_ack_to(device: &str) -> ClientMessage {
@@ -44,7 +49,9 @@ async fn next_error(session: &mut Session) -> call_client::protocol::ErrorBody {
             }
         }
     };
-    tokio::time::timeout(WAIT, wait).await.expect("an error in time")
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .expect("an error in time")
 }
 
 fn roster_devices(joined: &call_client::protocol::Joined) -> Vec<String> {
@@ -75,7 +82,11 @@ async fn error_answers_the_request_that_caused_it() {
     assert_ne!(good, bad);
     let error = next_error(&mut a).await;
     assert_eq!(error.code, ErrorCode::NotInRoster);
-    assert_eq!(error.request_id, Some(bad), "the error names the bad request");
+    assert_eq!(
+        error.request_id,
+        Some(bad),
+        "the error names the bad request"
+    );
     let relayed = async {
         loop {
             if let Some(ServerMessage::KeyRequest(r)) = b.recv().await {
@@ -114,9 +125,11 @@ async fn error_answers_the_request_that_caused_it() {
     assert!(e.get("request_id").is_none(), "{e}");
     // A join refused names the join's id.
     let mut late = s.connect().await;
-    late.send(&json!({"type": "join", "id": 4000000000u32, "v": 2, "room": "ids",
-        "token": token("ids", "dave", Role::Caller), "device": common::bundle("dev-d")}))
-        .await;
+    late.send(
+        &json!({"type": "join", "id": 4000000000u32, "v": 2, "room": "ids",
+        "token": token("ids", "dave", Role::Caller), "device": common::bundle("dev-d")}),
+    )
+    .await;
     let e = late.expect_error("unsupported_version").await;
     assert_eq!(e["request_id"], 4_000_000_000u32);
 }
@@ -153,7 +166,11 @@ async fn session_reconnects_with_the_same_device() {
     // The client loses its connection while the server still holds it: the rejoin replaces it.
     let rejoined = a.reconnect().await.expect("rejoins over a live connection");
     assert_eq!(rejoined.device, "dev-a");
-    assert_eq!(roster_devices(rejoined), vec!["dev-a"], "one device, not two");
+    assert_eq!(
+        roster_devices(rejoined),
+        vec!["dev-a"],
+        "one device, not two"
+    );
     let b = Session::connect(session_config(&s, "re", "bob", "dev-b"))
         .await
         .expect("bob joins");

@@ -6,9 +6,9 @@ mod common;
 
 mod admin_api;
 mod admin_api_strict;
-mod client_session;
 mod cli;
 mod cli_serve_settings;
+mod client_session;
 mod connection_limits;
 mod control_event_stream;
 mod key_exchange_capture;

@@ -174,7 +174,9 @@ impl Task {
             && let Some(waiting) = self.awaiting.remove(at)
             && let ServerMessage::Error(error) = message
         {
-            self.counters.refused_requests.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .refused_requests
+                .fetch_add(1, Ordering::Relaxed);
             let _ = waiting.answer.send(Err(SessionError::Refused(error)));
             return true;
         }

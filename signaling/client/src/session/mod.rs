@@ -69,7 +69,12 @@ pub struct SessionConfig {
 
 impl SessionConfig {
     /// A configuration with the default queue sizes and timeouts.
-    pub fn new(url: impl Into<String>, room: impl Into<String>, token: impl Into<String>, device: DeviceBundle) -> Self {
+    pub fn new(
+        url: impl Into<String>,
+        room: impl Into<String>,
+        token: impl Into<String>,
+        device: DeviceBundle,
+    ) -> Self {
         SessionConfig {
             url: url.into(),
             room: room.into(),
@@ -256,7 +261,10 @@ impl Session {
     /// Sends `leave` and waits (up to the join timeout) for the server to end the connection;
     /// messages not read by then are dropped. Best effort: a connection already gone is left.
     pub async fn leave(&mut self) {
-        if self.send(ClientMessage::Leave(crate::protocol::Leave {})).is_err() {
+        if self
+            .send(ClientMessage::Leave(crate::protocol::Leave {}))
+            .is_err()
+        {
             return;
         }
         let wait = async { while self.incoming.recv().await.is_some() {} };
@@ -275,7 +283,11 @@ impl Session {
         message: ClientMessage,
         answer: Option<oneshot::Sender<Result<(), SessionError>>>,
     ) -> Result<(), SessionError> {
-        let text = ClientRequest { id: Some(id), message }.to_json();
+        let text = ClientRequest {
+            id: Some(id),
+            message,
+        }
+        .to_json();
         let outgoing = Outgoing { id, text, answer };
         self.outgoing.try_send(outgoing).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => {
