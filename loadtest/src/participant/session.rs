@@ -34,6 +34,12 @@ const TICK: Duration = Duration::from_millis(100);
 /// Least time between two `subscribe` messages (they replace the whole set).
 const SUBSCRIBE_EVERY: Duration = Duration::from_millis(300);
 
+/// Joins within this long share one ratchet. Without it a burst of joins (twenty viewers at
+/// once) ratchets the key once per joiner, and the first joiners, who hold an early step, fall
+/// more than the receivers' look-ahead (`e2ee_frames::RATCHET_LOOKAHEAD`, 16 steps) behind and
+/// cannot decrypt.
+const RATCHET_BATCH: Duration = TICK;
+
 /// Messages the signaling session queues before a send fails: a publisher's new generation
 /// to a full meeting (99 envelopes) fits several times over.
 const OUTGOING_QUEUE: usize = 1024;
@@ -89,7 +95,10 @@ impl<'a> Session<'a> {
             &joined.call,
             joined.slot,
             can_send,
-            KeyConfig::default(),
+            KeyConfig {
+                ratchet_batch: RATCHET_BATCH,
+                ..KeyConfig::default()
+            },
         );
         let mut session = Session {
             spec,
