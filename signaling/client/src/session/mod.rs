@@ -2,7 +2,7 @@
 //! automatic request ids, a receive stream of [`ServerMessage`]s, refusals matched to the request
 //! that caused them, and reconnecting as the same device.
 //!
-//! One task per connection ([`connection`]) owns the socket and the requests awaiting an answer;
+//! One task per connection (`connection.rs`) owns the socket and the requests awaiting an answer;
 //! the [`Session`] handle talks to it over two bounded queues, so memory stays bounded however
 //! fast the caller sends or however slowly it reads:
 //!
