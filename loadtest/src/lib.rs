@@ -25,7 +25,6 @@
 //! | [`sfu_cost`] | the SFU's CPU, peak memory and forwarded packets over a run |
 //! | [`impairment`] | the impairing UDP relay and its `--impair` syntax |
 //! | [`baseline`] | the plain UDP relay baseline |
-//! | [`key_exchange`] | sender keys wrapped in signed HPKE envelopes, ratchets, generations |
 //! | [`rtp_media`] | VP8 frames to RTP payloads and back |
 //! | [`participant`] | one simulated caller, presenter or viewer (`async` engine: a `webrtc` session each) |
 //! | [`viewer_engine`] | the sans-IO viewer engine: many viewers per event loop on the `rtc` core |
@@ -35,7 +34,6 @@ pub mod baseline;
 pub mod histogram;
 pub mod http_client;
 pub mod impairment;
-pub mod key_exchange;
 pub mod media;
 pub mod metrics_scrape;
 pub mod outage;

@@ -276,6 +276,7 @@ async fn rtc(
         let body = ErrorBody {
             code: ErrorCode::RateLimited,
             message: "too many connections from this address".into(),
+            request_id: None,
         };
         return (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
     }

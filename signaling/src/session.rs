@@ -11,7 +11,9 @@
 //! only send SDP in which no media section can send ([`crate::protocol::sdp_sending_section`]).
 //! When the server shuts down, every session closes with 1001 and [`CLOSE_REASON_SHUTDOWN`].
 //! Malformed, unknown and wrong-state messages get
-//! an `error` and the connection goes on. Nothing of a token or an SDP is logged.
+//! an `error` and the connection goes on; every `error` answering a message that carried an
+//! `id` names it as `request_id` (the room actor's refusals of key traffic too). Nothing of a
+//! token or an SDP is logged.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -33,7 +35,8 @@ use crate::protocol::{
     CHAT_BURST, CHAT_PER_SECOND, CLIENT_MESSAGE_TYPES, ChatBody, ClientMessage, ClientOffer,
     ClientStats, ErrorCode, Join, LeftNotice, MAX_NAME_BYTES, MAX_SDP_BYTES, MAX_SUBSCRIPTIONS,
     MAX_TRACKS_PER_OFFER, MEDIA_STATE_BURST, MEDIA_STATE_PER_SECOND, MediaState, PROTOCOL_VERSION,
-    SdpBody, ServerMessage, ShapeError, TypeTag, Validate as _, reject_reason, sdp_sending_section,
+    RequestHeader, RequestId, RequestIdField, SdpBody, ServerMessage, ShapeError, Validate as _,
+    reject_reason, sdp_sending_section,
 };
 use crate::room::{ConnId, Departure, JoinRequest};
 
@@ -144,6 +147,7 @@ where
         flood: FloodDetector::new(flood_allowance, Instant::now()),
         last_rate_error: None,
         write_stalled: false,
+        request_id: None,
         span: span.clone(),
     };
     async {
@@ -185,6 +189,8 @@ struct Session<W> {
     last_rate_error: Option<Instant>,
     /// A write blocked past the write timeout: nothing more is written, not even a close frame.
     write_stalled: bool,
+    /// The `id` of the client message being handled: every `error` answering it names it.
+    request_id: Option<RequestId>,
     span: Span,
 }
 
@@ -343,11 +349,13 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         message: impl Into<String>,
     ) -> Flow {
         self.ctx.hub.metrics().reject(reason);
-        self.send(ServerMessage::error(code, message)).await
+        let msg = ServerMessage::error_answering(self.request_id, code, message);
+        self.send(msg).await
     }
 
-    /// Applies the size cap and the rate limit; `Some` when the message must not be handled.
-    async fn admit(&mut self, len: usize) -> Option<Flow> {
+    /// Applies the size cap and the rate limit to a message of `len` bytes (`text` when it is
+    /// a text message); `Some` when the message must not be handled.
+    async fn admit(&mut self, len: usize, text: Option<&str>) -> Option<Flow> {
         if len > self.ctx.limits.max_message_bytes {
             self.ctx.hub.metrics().reject("oversized");
             return Some(Flow::Close(CLOSE_TOO_BIG, "message too big"));
@@ -368,8 +376,19 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 .is_none_or(|t| now - t >= Duration::from_secs(1))
             {
                 self.last_rate_error = Some(now);
-                let msg =
-                    ServerMessage::error(ErrorCode::RateLimited, "too many messages; dropped");
+                // At most once a second, so reading the dropped message's id costs nothing.
+                let request_id = text.and_then(|t| match serde_json::from_str(t) {
+                    Ok(RequestHeader {
+                        id: Some(RequestIdField::Valid(id)),
+                        ..
+                    }) => Some(id),
+                    _ => None,
+                });
+                let msg = ServerMessage::error_answering(
+                    request_id,
+                    ErrorCode::RateLimited,
+                    "too many messages; dropped",
+                );
                 return Some(self.send(msg).await);
             }
             return Some(Flow::Continue);
@@ -378,7 +397,8 @@ impl<W: Sink<Message> + Unpin> Session<W> {
     }
 
     async fn handle_binary(&mut self, len: usize) -> Flow {
-        if let Some(flow) = self.admit(len).await {
+        self.request_id = None;
+        if let Some(flow) = self.admit(len, None).await {
             return flow;
         }
         self.count_received("unknown");
@@ -403,11 +423,32 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         text: &str,
         outbound: &mut Option<mpsc::Receiver<Outbound>>,
     ) -> Flow {
-        if let Some(flow) = self.admit(text.len()).await {
+        self.request_id = None;
+        if let Some(flow) = self.admit(text.len(), Some(text)).await {
             return flow;
         }
-        let ty = match serde_json::from_str::<TypeTag<'_>>(text) {
-            Ok(tag) => tag.ty.into_owned(),
+        let ty = match serde_json::from_str::<RequestHeader<'_>>(text) {
+            Ok(RequestHeader { ty, id: None }) => ty.into_owned(),
+            Ok(RequestHeader {
+                ty,
+                id: Some(RequestIdField::Valid(id)),
+            }) => {
+                self.request_id = Some(id);
+                ty.into_owned()
+            }
+            Ok(RequestHeader {
+                ty,
+                id: Some(RequestIdField::Invalid(_)),
+            }) => {
+                let counted = CLIENT_MESSAGE_TYPES.iter().find(|t| **t == ty);
+                self.count_received(counted.copied().unwrap_or("unknown"));
+                return self
+                    .refuse(
+                        ErrorCode::Malformed,
+                        "`id` must be an integer from 0 to 4294967295",
+                    )
+                    .await;
+            }
             Err(_) => {
                 self.count_received("unknown");
                 return self
@@ -478,17 +519,31 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 }
             }
             (ClientMessage::KeyEnvelope(body), true) => {
+                let request_id = self.request_id;
                 self.to_room(|conn, device| RoomCommand::Envelope {
                     conn,
                     device,
                     envelope: Box::new(body.envelope),
+                    request_id,
                 })
             }
             (ClientMessage::KeyAck(ack), true) => {
-                self.to_room(|conn, device| RoomCommand::Ack { conn, device, ack })
+                let request_id = self.request_id;
+                self.to_room(|conn, device| RoomCommand::Ack {
+                    conn,
+                    device,
+                    ack,
+                    request_id,
+                })
             }
             (ClientMessage::KeyRequest(req), true) => {
-                self.to_room(|conn, device| RoomCommand::Request { conn, device, req })
+                let request_id = self.request_id;
+                self.to_room(|conn, device| RoomCommand::Request {
+                    conn,
+                    device,
+                    req,
+                    request_id,
+                })
             }
             (ClientMessage::Stats(stats), true) => self.stats(stats).await,
             (ClientMessage::MediaState(state), true) => self.media_state(state).await,
@@ -582,10 +637,12 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 )
                 .await;
         }
+        let request_id = self.request_id;
         self.to_room(|conn, device| RoomCommand::Chat {
             conn,
             device,
             chat: Box::new(body.chat),
+            request_id,
         })
     }
 

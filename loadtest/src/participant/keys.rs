@@ -1,127 +1,161 @@
-//! The participant's sender keys: first generation to the roster, a new generation after a
-//! departure (used once acknowledged or after a timeout), envelopes wrapped, opened and
-//! installed in the receiving key store.
+//! The participant's keys through the client library's key policy
+//! ([`call_client::keys::KeyManager`], the browser's rules): server messages become
+//! [`KeyInput`]s ([`key_inputs`], shared with the sans-IO viewer engine), and the policy's
+//! outputs become `key_envelope`/`key_ack` messages, the sealer's sending key and the opener's
+//! receiving keys.
 
-use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use e2ee_frames::{KeyEnvelope, Sender};
+use call_client::keys::{KeyError, KeyInput, KeyOutput, Membership, RosterDevice};
+use call_client::protocol::{
+    ClientMessage, EnvelopeBody, KeyAck, KeyAckNotice, KeyRequestNotice, MembershipAction,
+    MembershipNotice, RosterDelta, ServerMessage,
+};
 
-use super::session::{Session, send};
+use super::session::Session;
 use super::{ParticipantError, ParticipantOutcome, keep_error, lock};
-use crate::key_exchange::next_generation;
-use call_client::protocol::{ClientMessage, EnvelopeBody, KeyAck};
+use crate::secure_media::FrameSealer;
 
-/// How long a new generation waits for acknowledgements before it is used anyway.
-const REKEY_SWITCH_TIMEOUT: Duration = Duration::from_millis(1500);
+/// The key policy's inputs in a server message (none for messages without key news).
+pub(crate) fn key_inputs(message: &ServerMessage) -> Vec<KeyInput> {
+    match message {
+        ServerMessage::Roster(RosterDelta { added, removed, .. }) => {
+            let mut inputs: Vec<KeyInput> = added
+                .iter()
+                .map(|entry| KeyInput::RosterAdded(RosterDevice::from(entry)))
+                .collect();
+            if !removed.is_empty() {
+                inputs.push(KeyInput::RosterRemoved(removed.clone()));
+            }
+            inputs
+        }
+        ServerMessage::Membership(MembershipNotice {
+            action,
+            joined,
+            left,
+            ..
+        }) => vec![KeyInput::Membership(match action {
+            MembershipAction::Ratchet => Membership::Ratchet {
+                joined: joined.clone(),
+            },
+            MembershipAction::Rekey => Membership::Rekey { left: left.clone() },
+        })],
+        ServerMessage::KeyEnvelope(body) => vec![KeyInput::Envelope(body.envelope.clone())],
+        ServerMessage::KeyAck(KeyAckNotice {
+            from,
+            generation,
+            step,
+        }) => vec![KeyInput::Ack {
+            from: from.clone(),
+            generation: *generation,
+            step: *step,
+        }],
+        ServerMessage::KeyRequest(KeyRequestNotice { from, .. }) => {
+            vec![KeyInput::Request { from: from.clone() }]
+        }
+        _ => Vec::new(),
+    }
+}
 
-/// A pending new generation: used once every recipient acknowledged it, or after a timeout.
-pub(super) struct PendingGeneration {
-    pub(super) sender: Sender,
-    pub(super) awaiting: HashSet<String>,
-    pub(super) deadline: Instant,
+/// The protocol message a `SendEnvelope` or `SendAck` output asks for (`None` for the others).
+pub(crate) fn key_message(output: &KeyOutput) -> Option<ClientMessage> {
+    match output {
+        KeyOutput::SendEnvelope { envelope, .. } => {
+            Some(ClientMessage::KeyEnvelope(EnvelopeBody {
+                envelope: envelope.clone(),
+            }))
+        }
+        KeyOutput::SendAck {
+            to,
+            generation,
+            step,
+        } => Some(ClientMessage::KeyAck(KeyAck {
+            to: to.clone(),
+            generation: *generation,
+            step: *step,
+        })),
+        _ => None,
+    }
+}
+
+/// Counts a refused key input: a bad bundle or envelope is an envelope failure.
+pub(crate) fn count_key_error(outcome: &mut ParticipantOutcome, e: &KeyError) {
+    outcome.envelope_failures += 1;
+    keep_error(outcome, e.to_string());
 }
 
 impl Session<'_> {
-    pub(super) async fn start_rekey(
+    /// Feeds `input` to the policy and carries out what it asks.
+    pub(super) fn key_input(
         &mut self,
+        input: KeyInput,
         outcome: &mut ParticipantOutcome,
     ) -> Result<(), ParticipantError> {
-        let Some(sealer) = self.sealer.clone() else {
-            return Ok(());
-        };
-        let base = match &self.pending_generation {
-            Some(p) => next_generation(&p.sender, &mut rand::rng()),
-            None => next_generation(lock(&sealer).sender_mut(), &mut rand::rng()),
+        if let Err(e) = self.keys.handle_input(Instant::now(), input) {
+            count_key_error(outcome, &e);
         }
-        .map_err(|e| ParticipantError::Key(e.to_string()))?;
-        let everyone: Vec<String> = self.ring.peer_ids().map(str::to_owned).collect();
-        self.send_keys(&base, &everyone, outcome).await?;
-        self.pending_generation = Some(PendingGeneration {
-            sender: base,
-            awaiting: everyone.into_iter().collect(),
-            deadline: Instant::now() + REKEY_SWITCH_TIMEOUT,
-        });
-        Ok(())
+        self.apply_key_outputs(outcome)
     }
 
-    pub(super) async fn send_keys(
+    /// Runs the policy's due timers (batched ratchet, ack-timeout switch, rotation).
+    pub(super) fn key_timers(
         &mut self,
-        sender: &Sender,
-        to: &[String],
         outcome: &mut ParticipantOutcome,
     ) -> Result<(), ParticipantError> {
-        let envelopes: Vec<_> = {
-            let mut rng = rand::rng();
-            to.iter()
-                .map(|device| self.ring.wrap(sender, device, &mut rng))
-                .collect()
-        };
-        for env in envelopes {
-            match env {
-                Ok(env) => self.send_envelope(&env).await?,
-                Err(e) => keep_error(outcome, e.to_string()),
+        let now = Instant::now();
+        if self.keys.poll_timeout().is_some_and(|due| due <= now)
+            && let Err(e) = self.keys.handle_timeout(now)
+        {
+            keep_error(outcome, e.to_string());
+        }
+        self.apply_key_outputs(outcome)
+    }
+
+    /// Sends the envelopes and acks the policy asks for, switches the sealer to its sending key
+    /// and installs (or forgets) receiving keys in the opener.
+    fn apply_key_outputs(
+        &mut self,
+        outcome: &mut ParticipantOutcome,
+    ) -> Result<(), ParticipantError> {
+        while let Some(output) = self.keys.poll_output() {
+            if let Some(message) = key_message(&output) {
+                self.send(message, outcome)?;
+                continue;
             }
-        }
-        Ok(())
-    }
-
-    pub(super) async fn send_envelope(
-        &mut self,
-        env: &KeyEnvelope,
-    ) -> Result<(), ParticipantError> {
-        let body = EnvelopeBody {
-            envelope: env.clone(),
-        };
-        send(&mut self.ws, &ClientMessage::KeyEnvelope(body)).await
-    }
-
-    pub(super) async fn install_envelope(
-        &mut self,
-        env: KeyEnvelope,
-        outcome: &mut ParticipantOutcome,
-    ) -> Result<(), ParticipantError> {
-        if self.ring.peer(&env.sender).is_none() {
-            // The roster delta naming the sender has not arrived yet.
-            self.pending_envelopes.push(env);
-            return Ok(());
-        }
-        match self.ring.open(&env) {
-            Ok((grant, key)) => {
-                let installed = lock(self.opener).keys_mut().install(
-                    Instant::now(),
-                    grant.slot,
-                    grant.generation,
-                    grant.step,
-                    grant.suite,
-                    key,
-                );
-                if let Err(e) = installed {
-                    keep_error(outcome, e.to_string());
-                } else if grant.step == 0 {
-                    let ack = ClientMessage::KeyAck(KeyAck {
-                        to: env.sender.clone(),
-                        generation: grant.generation,
-                        step: grant.step,
-                    });
-                    send(&mut self.ws, &ack).await?;
+            match output {
+                KeyOutput::UseSenderKey(key) => {
+                    let sender = key
+                        .sender(self.joined.slot)
+                        .map_err(|e| ParticipantError::Key(e.to_string()))?;
+                    match &self.sealer {
+                        Some(sealer) => *lock(sealer).sender_mut() = sender,
+                        None => {
+                            self.sealer = Some(Arc::new(Mutex::new(FrameSealer::new(
+                                sender,
+                                self.spec.index,
+                            ))));
+                        }
+                    }
                 }
+                KeyOutput::InstallReceiverKey(key) => {
+                    let installed = lock(self.opener).keys_mut().install(
+                        Instant::now(),
+                        key.slot,
+                        key.generation,
+                        key.step,
+                        key.suite,
+                        key.key,
+                    );
+                    if let Err(e) = installed {
+                        keep_error(outcome, e.to_string());
+                    }
+                }
+                KeyOutput::ForgetSender { slot, .. } => {
+                    lock(self.opener).keys_mut().remove_sender(slot);
+                }
+                KeyOutput::SendEnvelope { .. } | KeyOutput::SendAck { .. } => {}
             }
-            Err(e) => {
-                outcome.envelope_failures += 1;
-                keep_error(outcome, e.to_string());
-            }
-        }
-        Ok(())
-    }
-
-    pub(super) async fn retry_pending_envelopes(
-        &mut self,
-        outcome: &mut ParticipantOutcome,
-    ) -> Result<(), ParticipantError> {
-        let pending = std::mem::take(&mut self.pending_envelopes);
-        for env in pending {
-            self.install_envelope(env, outcome).await?;
         }
         Ok(())
     }

@@ -4,8 +4,9 @@
 //!
 //! Three tasks per participant:
 //! - the **control loop** ([`run_participant`], `session.rs`): the WebSocket, the peer
-//!   connection's negotiation, subscriptions and key exchange (protocol §2, §4; the sender-key
-//!   side is in `keys.rs`);
+//!   connection's negotiation, subscriptions and key exchange (protocol §2, §4): the WebSocket
+//!   is a `call_client::session::Session`, the key rules `call_client::keys::KeyManager`
+//!   (`keys.rs` maps messages to its inputs and its outputs to messages and key stores);
 //! - the **publisher** (callers and presenters, once connected; `media_tasks.rs`): Opus test
 //!   tone every 20 ms, VP8-shaped frames per layer at the layer's frame rate, each frame with a
 //!   probe, sealed with SFrame and packetized into RTP;
@@ -31,6 +32,7 @@ use crate::receiver_stats::{ReceiverStats, StatsTotals};
 use crate::secure_media::{FrameOpener, FrameSealer};
 use call_client::peer::PeerError;
 use call_client::protocol::{Subscription, SubscriptionUpdate, TrackInfo, TrackKind, TrackSource};
+pub(crate) use keys::{key_inputs, key_message};
 use session::Session;
 
 /// The screen share a presenter sends: one 2.5 Mbit/s layer.

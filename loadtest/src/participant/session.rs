@@ -1,55 +1,57 @@
-//! The control loop: the signaling WebSocket, the peer connection's offer and renegotiations,
-//! the server's messages and the periodic flush of subscriptions and ratchets.
+//! The control loop: the signaling session (`call_client::session`), the peer connection's
+//! offer and renegotiations, the server's messages, the key policy
+//! (`call_client::keys::KeyManager`, in `keys.rs`) and the periodic flush of subscriptions and
+//! key timers.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use call_client::keys::{KeyConfig, KeyInput, KeyManager, RosterDevice};
 use call_client::peer::{
     Incoming, LocalTrack, Peer, RTCPeerConnectionState, RtpCodecKind, VideoLayer,
 };
-use e2ee_frames::{BaseKey, DeviceId, DeviceKeys, KeyEnvelope, Sender};
-use futures_util::{SinkExt as _, StreamExt as _};
+use call_client::session::{Session as Signaling, SessionConfig, SessionError};
+use e2ee_frames::{DeviceId, DeviceKeys};
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
 
-use super::keys::PendingGeneration;
+use super::keys::{count_key_error, key_inputs};
 use super::media_tasks::{publish_media, receive_media};
 use super::{
     LiveCounters, ParticipantError, ParticipantOutcome, ParticipantSpec, Role, SharedOpener,
-    SharedSealer, keep_error, lock, stopped,
+    SharedSealer, keep_error, stopped,
 };
-use crate::key_exchange::{KeyChange, KeyRing, SUITE, ratchet_or_rotate};
 use crate::media::vp8_frames::CAMERA_LAYERS;
-use crate::secure_media::FrameSealer;
 use call_client::protocol::{
-    ClientMessage, ClientOffer, ErrorBody, Join, Joined, KeyAckNotice, KeyRequestNotice, Layer,
-    Leave, LeftNotice, MembershipAction, MembershipNotice, PROTOCOL_VERSION, RosterDelta, SdpBody,
-    ServerMessage, TrackAnnouncement, TrackInfo, TrackKind, TrackPublished, TrackSource,
-    TrackUnpublished,
+    ClientMessage, ClientOffer, ErrorBody, Joined, Layer, LeftNotice, SdpBody, ServerMessage,
+    TrackAnnouncement, TrackInfo, TrackKind, TrackPublished, TrackSource, TrackUnpublished,
 };
 
-/// How often batched work (subscriptions, ratchets, rekey switches) is flushed.
+/// How often batched work (subscriptions, key timers) is flushed.
 const TICK: Duration = Duration::from_millis(100);
 
 /// Least time between two `subscribe` messages (they replace the whole set).
 const SUBSCRIBE_EVERY: Duration = Duration::from_millis(300);
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// Joins within this long share one ratchet. Without it a burst of joins (twenty viewers at
+/// once) ratchets the key once per joiner, and the first joiners, who hold an early step, fall
+/// more than the receivers' look-ahead (`e2ee_frames::RATCHET_LOOKAHEAD`, 16 steps) behind and
+/// cannot decrypt.
+const RATCHET_BATCH: Duration = TICK;
+
+/// Messages the signaling session queues before a send fails: a publisher's new generation
+/// to a full meeting (99 envelopes) fits several times over.
+const OUTGOING_QUEUE: usize = 1024;
 
 pub(super) struct Session<'a> {
     pub(super) spec: &'a ParticipantSpec,
-    pub(super) ws: Ws,
+    pub(super) ws: Signaling,
     pub(super) peer: Option<Peer>,
-    pub(super) ring: KeyRing,
+    pub(super) keys: KeyManager,
     pub(super) joined: Joined,
     pub(super) sealer: Option<SharedSealer>,
     pub(super) opener: &'a SharedOpener,
-    pub(super) pending_envelopes: Vec<KeyEnvelope>,
-    pub(super) ratchet_for: HashSet<String>,
-    pub(super) pending_generation: Option<PendingGeneration>,
     pub(super) tracks: BTreeMap<String, TrackInfo>,
     pub(super) subscriptions_dirty: bool,
     pub(super) last_subscribe: Option<Instant>,
@@ -65,39 +67,44 @@ impl<'a> Session<'a> {
         outcome: &mut ParticipantOutcome,
         started: Instant,
     ) -> Result<(), ParticipantError> {
-        let (mut ws, _) = tokio_tungstenite::connect_async(spec.ws_url.as_str())
-            .await
-            .map_err(|e| ParticipantError::WebSocket(e.to_string()))?;
         let device = DeviceId::new(format!("lt-{}-{}", spec.role.name(), spec.index))
             .map_err(|e| ParticipantError::Key(e.to_string()))?;
-        let keys = DeviceKeys::generate(device, &mut rand::rng());
-        let join = ClientMessage::Join(Join {
-            v: PROTOCOL_VERSION,
-            room: spec.room.clone(),
-            token: spec.token.clone(),
-            name: Some(format!("loadtest {} {}", spec.role.name(), spec.index)),
-            device: keys.bundle(),
-        });
-        send(&mut ws, &join).await?;
-        let joined = loop {
-            match next_message(&mut ws).await? {
-                ServerMessage::Joined(j) => break *j,
-                ServerMessage::Error(ErrorBody { code, message }) => {
-                    let code = code.as_str();
-                    return Err(ParticipantError::Refused(format!("{code}: {message}")));
-                }
-                _ => {}
+        let device_keys = DeviceKeys::generate(device, &mut rand::rng());
+        let mut config = SessionConfig::new(
+            spec.ws_url.as_str(),
+            spec.room.as_str(),
+            spec.token.as_str(),
+            device_keys.bundle(),
+        );
+        config.name = Some(format!("loadtest {} {}", spec.role.name(), spec.index));
+        config.outgoing_capacity = OUTGOING_QUEUE;
+        let ws = Signaling::connect(config).await.map_err(|e| match e {
+            SessionError::Refused(ErrorBody { code, message, .. }) => {
+                ParticipantError::Refused(format!("{}: {message}", code.as_str()))
             }
-        };
+            other => ParticipantError::WebSocket(other.to_string()),
+        })?;
+        let joined = ws.joined().clone();
         if !joined.media {
             return Err(ParticipantError::NoMedia);
         }
-        let ring = KeyRing::new(keys, &joined.room, &joined.call);
+        let can_send = spec.role.publishes() && joined.can_publish;
+        let keys = KeyManager::new(
+            device_keys,
+            &joined.room,
+            &joined.call,
+            joined.slot,
+            can_send,
+            KeyConfig {
+                ratchet_batch: RATCHET_BATCH,
+                ..KeyConfig::default()
+            },
+        );
         let mut session = Session {
             spec,
             ws,
             peer: None,
-            ring,
+            keys,
             tracks: joined
                 .tracks
                 .iter()
@@ -106,9 +113,6 @@ impl<'a> Session<'a> {
             joined,
             sealer: None,
             opener,
-            pending_envelopes: Vec::new(),
-            ratchet_for: HashSet::new(),
-            pending_generation: None,
             subscriptions_dirty: true,
             last_subscribe: None,
             connected: false,
@@ -117,8 +121,7 @@ impl<'a> Session<'a> {
         if let Some(peer) = &session.peer {
             peer.close().await;
         }
-        let _ = send(&mut session.ws, &ClientMessage::Leave(Leave {})).await;
-        let _ = session.ws.close(None).await;
+        session.ws.leave().await;
         result
     }
 
@@ -129,29 +132,21 @@ impl<'a> Session<'a> {
         outcome: &mut ParticipantOutcome,
         started: Instant,
     ) -> Result<(), ParticipantError> {
-        for device in self.joined.roster.devices.clone() {
-            if let Err(e) = self.ring.add_peer(&device) {
-                outcome.envelope_failures += 1;
-                keep_error(outcome, e.to_string());
+        let now = Instant::now();
+        for entry in &self.joined.roster.devices {
+            if let Err(e) = self
+                .keys
+                .handle_input(now, KeyInput::RosterAdded(RosterDevice::from(entry)))
+            {
+                count_key_error(outcome, &e);
             }
         }
         let (mut state, incoming, published) = self.start_media().await?;
 
-        // Keys: a publisher's first generation goes to everyone in the roster.
+        // Keys: a publisher's first generation goes to everyone in the roster (and makes the
+        // sealer).
         if self.spec.role.publishes() && self.joined.can_publish {
-            let sender = Sender::new(
-                SUITE,
-                self.joined.slot,
-                0,
-                BaseKey::random(&mut rand::rng()),
-            )
-            .map_err(|e| ParticipantError::Key(e.to_string()))?;
-            let everyone: Vec<String> = self.ring.peer_ids().map(str::to_owned).collect();
-            self.send_keys(&sender, &everyone, outcome).await?;
-            self.sealer = Some(Arc::new(Mutex::new(FrameSealer::new(
-                sender,
-                self.spec.index,
-            ))));
+            self.key_input(KeyInput::Start, outcome)?;
         }
 
         let mut receiver = tokio::spawn(receive_media(
@@ -168,7 +163,8 @@ impl<'a> Session<'a> {
 
         let result = loop {
             tokio::select! {
-                msg = next_message(&mut self.ws) => {
+                msg = self.ws.recv() => {
+                    let msg = msg.ok_or_else(|| ParticipantError::Closed("websocket ended".into()));
                     match msg {
                         Ok(ServerMessage::MediaReset(_)) => {
                             // The SFU lost the media session: stop the media tasks, close the
@@ -240,7 +236,7 @@ impl<'a> Session<'a> {
                     }
                 }
                 _ = tick.tick() => {
-                    if let Err(e) = self.on_tick().await {
+                    if let Err(e) = self.on_tick(outcome).await {
                         break Err(e);
                     }
                 }
@@ -330,14 +326,10 @@ impl<'a> Session<'a> {
                 });
             }
         }
-        send(
-            &mut self.ws,
-            &ClientMessage::Offer(ClientOffer {
-                sdp: offer,
-                tracks: announcements,
-            }),
-        )
-        .await?;
+        self.send_now(ClientMessage::Offer(ClientOffer {
+            sdp: offer,
+            tracks: announcements,
+        }))?;
         let state = peer.state();
         self.peer = Some(peer);
         Ok((state, incoming, published))
@@ -357,43 +349,16 @@ impl<'a> Session<'a> {
             ServerMessage::Offer(SdpBody { sdp }) => {
                 if let Some(peer) = &self.peer {
                     let answer = peer.answer(&sdp).await?;
-                    send(
-                        &mut self.ws,
-                        &ClientMessage::Answer(SdpBody { sdp: answer }),
-                    )
-                    .await?;
+                    self.send_now(ClientMessage::Answer(SdpBody { sdp: answer }))?;
                 }
             }
-            ServerMessage::Roster(RosterDelta { added, removed, .. }) => {
-                for device in &added {
-                    if let Err(e) = self.ring.add_peer(device) {
-                        outcome.envelope_failures += 1;
-                        keep_error(outcome, e.to_string());
-                    }
-                }
-                for device in &removed {
-                    if let Some(peer) = self.ring.remove_peer(device) {
-                        lock(self.opener).keys_mut().remove_sender(peer.slot);
-                    }
-                }
-                if !added.is_empty() {
-                    self.retry_pending_envelopes(outcome).await?;
-                }
-            }
-            ServerMessage::Membership(MembershipNotice {
-                action,
-                joined,
-                left,
-                ..
-            }) => {
-                if self.sealer.is_some() {
-                    if action == MembershipAction::Ratchet {
-                        let me = self.ring.device().to_owned();
-                        self.ratchet_for
-                            .extend(joined.into_iter().filter(|d| *d != me));
-                    } else if action == MembershipAction::Rekey && !left.is_empty() {
-                        self.start_rekey(outcome).await?;
-                    }
+            ServerMessage::Roster(_)
+            | ServerMessage::Membership(_)
+            | ServerMessage::KeyEnvelope(_)
+            | ServerMessage::KeyAck(_)
+            | ServerMessage::KeyRequest(_) => {
+                for input in key_inputs(&msg) {
+                    self.key_input(input, outcome)?;
                 }
             }
             ServerMessage::TrackPublished(TrackPublished { track }) => {
@@ -404,30 +369,7 @@ impl<'a> Session<'a> {
                 self.tracks.remove(&track);
                 self.subscriptions_dirty = true;
             }
-            ServerMessage::KeyEnvelope(body) => {
-                self.install_envelope(body.envelope, outcome).await?;
-            }
-            ServerMessage::KeyAck(KeyAckNotice {
-                from, generation, ..
-            }) => {
-                if let Some(p) = &mut self.pending_generation
-                    && p.sender.generation() == generation
-                {
-                    p.awaiting.remove(&from);
-                }
-            }
-            ServerMessage::KeyRequest(KeyRequestNotice { from, .. }) => {
-                if let Some(sealer) = &self.sealer {
-                    let env = {
-                        let mut s = lock(sealer);
-                        self.ring.wrap(s.sender_mut(), &from, &mut rand::rng())
-                    };
-                    if let Ok(env) = env {
-                        self.send_envelope(&env).await?;
-                    }
-                }
-            }
-            ServerMessage::Error(ErrorBody { code, message }) => {
+            ServerMessage::Error(ErrorBody { code, message, .. }) => {
                 keep_error(outcome, format!("{}: {message}", code.as_str()));
             }
             ServerMessage::Left(LeftNotice { reason }) => {
@@ -444,35 +386,8 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    async fn on_tick(&mut self) -> Result<(), ParticipantError> {
-        // One ratchet for every joiner since the last tick.
-        if !self.ratchet_for.is_empty()
-            && let Some(sealer) = self.sealer.clone()
-        {
-            let joiners: Vec<String> = self.ratchet_for.drain().collect();
-            let envelopes: Vec<_> = {
-                let mut s = lock(&sealer);
-                let mut rng = rand::rng();
-                let change = ratchet_or_rotate(s.sender_mut(), &mut rng)
-                    .map_err(|e| ParticipantError::Key(e.to_string()))?;
-                let to: Vec<String> = match change {
-                    KeyChange::Ratcheted => joiners,
-                    KeyChange::NewGeneration => self.ring.peer_ids().map(str::to_owned).collect(),
-                };
-                to.iter()
-                    .filter_map(|d| self.ring.wrap(s.sender_mut(), d, &mut rng).ok())
-                    .collect()
-            };
-            for env in &envelopes {
-                self.send_envelope(env).await?;
-            }
-        }
-        if let Some(p) = &self.pending_generation
-            && (p.awaiting.is_empty() || Instant::now() >= p.deadline)
-            && let (Some(p), Some(sealer)) = (self.pending_generation.take(), &self.sealer)
-        {
-            *lock(sealer).sender_mut() = p.sender;
-        }
+    async fn on_tick(&mut self, outcome: &mut ParticipantOutcome) -> Result<(), ParticipantError> {
+        self.key_timers(outcome)?;
         if self.connected
             && self.subscriptions_dirty
             && self
@@ -481,37 +396,34 @@ impl<'a> Session<'a> {
         {
             self.subscriptions_dirty = false;
             self.last_subscribe = Some(Instant::now());
-            let update = super::subscriptions_for(&self.tracks, self.ring.device());
-            send(&mut self.ws, &ClientMessage::Subscribe(update)).await?;
+            let update = super::subscriptions_for(&self.tracks, self.keys.device());
+            self.send_now(ClientMessage::Subscribe(update))?;
         }
         Ok(())
     }
-}
 
-pub(super) async fn send(ws: &mut Ws, msg: &ClientMessage) -> Result<(), ParticipantError> {
-    ws.send(Message::text(msg.to_json()))
-        .await
-        .map_err(|e| ParticipantError::WebSocket(e.to_string()))
-}
+    /// Queues a message that must go out (SDP, subscriptions): a full queue ends the session.
+    fn send_now(&mut self, message: ClientMessage) -> Result<(), ParticipantError> {
+        self.ws
+            .send(message)
+            .map(drop)
+            .map_err(|e| ParticipantError::WebSocket(e.to_string()))
+    }
 
-/// The next protocol message; pings are answered by tungstenite, malformed text is skipped.
-async fn next_message(ws: &mut Ws) -> Result<ServerMessage, ParticipantError> {
-    loop {
-        match ws.next().await {
-            // Unknown message types are ignored (protocol §1); malformed ones are skipped too.
-            Some(Ok(Message::Text(text))) => match ServerMessage::parse(&text) {
-                Ok(Some(m)) => return Ok(m),
-                Ok(None) | Err(_) => continue,
-            },
-            Some(Ok(Message::Close(frame))) => {
-                return Err(ParticipantError::Closed(format!(
-                    "websocket closed: {}",
-                    frame.map(|f| f.code.to_string()).unwrap_or_default()
-                )));
+    /// Queues a key message: a full queue is kept as an error (the key policy's request path
+    /// recovers), a lost connection ends the session.
+    pub(super) fn send(
+        &mut self,
+        message: ClientMessage,
+        outcome: &mut ParticipantOutcome,
+    ) -> Result<(), ParticipantError> {
+        match self.ws.send(message) {
+            Ok(_) => Ok(()),
+            Err(e @ SessionError::OutgoingFull { .. }) => {
+                keep_error(outcome, e.to_string());
+                Ok(())
             }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(ParticipantError::WebSocket(e.to_string())),
-            None => return Err(ParticipantError::Closed("websocket ended".into())),
+            Err(e) => Err(ParticipantError::WebSocket(e.to_string())),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! One sans-IO viewer's signaling session, on the scenario's Tokio runtime: the WebSocket
 //! (`/v1/rtc`), the join with a fresh device bundle, the roster, the key envelopes (verified
-//! and opened by the same [`KeyRing`](super::adapters::KeyRing) as the `async` engine's
-//! participants), offer and answers, subscriptions. The media session lives in a worker
+//! and opened by the client library's key policy, [`KeyManager`], as the `async` engine's
+//! participants' are), offer and answers, subscriptions. The media session lives in a worker
 //! thread; this side sends it [`Command`]s and hears [`MediaEvent`]s (control rate only).
 
 use std::collections::BTreeMap;
@@ -10,15 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use e2ee_frames::{DeviceId, DeviceKeys, KeyEnvelope};
+use e2ee_frames::{DeviceId, DeviceKeys};
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::adapters::{
-    ClientMessage, ClientOffer, ErrorBody, Join, KeyAck, KeyRing, Leave, LeftNotice,
-    PROTOCOL_VERSION, RosterDelta, SdpBody, ServerMessage, TrackInfo, TrackPublished,
-    TrackUnpublished,
+    ClientMessage, ClientOffer, ErrorBody, Join, KeyConfig, KeyInput, KeyManager, KeyOutput, Leave,
+    LeftNotice, PROTOCOL_VERSION, RosterDevice, SdpBody, ServerMessage, TrackInfo, TrackPublished,
+    TrackUnpublished, key_inputs, key_message,
 };
 use super::engine::ViewerEngine;
 use super::worker::{Command, MediaEvent, ViewerId, ViewerMedia, WorkerHandle};
@@ -103,9 +103,8 @@ struct ViewerSession<'a> {
 
 /// What the session knows besides the socket.
 struct State {
-    ring: KeyRing,
+    keys: KeyManager,
     tracks: BTreeMap<String, TrackInfo>,
-    pending_envelopes: Vec<KeyEnvelope>,
     subscriptions_dirty: bool,
     last_subscribe: Option<Instant>,
     connected: bool,
@@ -118,19 +117,19 @@ impl ViewerSession<'_> {
             .map_err(|e| format!("websocket: {e}"))?;
         let device = DeviceId::new(format!("lt-viewer-{}", self.spec.index))
             .map_err(|e| format!("sender key: {e}"))?;
-        let keys = DeviceKeys::generate(device, &mut rand::rng());
+        let device_keys = DeviceKeys::generate(device, &mut rand::rng());
         let join = ClientMessage::Join(Join {
             v: PROTOCOL_VERSION,
             room: self.spec.room.clone(),
             token: self.spec.token.clone(),
             name: Some(format!("loadtest viewer {}", self.spec.index)),
-            device: keys.bundle(),
+            device: device_keys.bundle(),
         });
         send(&mut ws, &join).await?;
         let joined = loop {
             match next_message(&mut ws).await? {
                 ServerMessage::Joined(j) => break *j,
-                ServerMessage::Error(ErrorBody { code, message }) => {
+                ServerMessage::Error(ErrorBody { code, message, .. }) => {
                     return Err(format!("join refused: {}: {message}", code.as_str()));
                 }
                 _ => {}
@@ -140,19 +139,27 @@ impl ViewerSession<'_> {
             return Err("signaling has no media node (joined.media is false)".into());
         }
         let mut state = State {
-            ring: KeyRing::new(keys, &joined.room, &joined.call),
+            // A viewer sends no media: it only receives keys (and acks them).
+            keys: KeyManager::new(
+                device_keys,
+                &joined.room,
+                &joined.call,
+                joined.slot,
+                false,
+                KeyConfig::default(),
+            ),
             tracks: joined
                 .tracks
                 .iter()
                 .map(|t| (t.id.clone(), t.clone()))
                 .collect(),
-            pending_envelopes: Vec::new(),
             subscriptions_dirty: true,
             last_subscribe: None,
             connected: false,
         };
-        for device in &joined.roster.devices {
-            if let Err(e) = state.ring.add_peer(device) {
+        for entry in &joined.roster.devices {
+            let added = KeyInput::RosterAdded(RosterDevice::from(entry));
+            if let Err(e) = state.keys.handle_input(Instant::now(), added) {
                 self.outcome.envelope_failures += 1;
                 self.keep_error(e.to_string());
             }
@@ -272,26 +279,14 @@ impl ViewerSession<'_> {
                     .await?;
                 send(ws, &ClientMessage::Answer(SdpBody { sdp })).await?;
             }
-            ServerMessage::Roster(RosterDelta { added, removed, .. }) => {
-                for device in &added {
-                    if let Err(e) = state.ring.add_peer(device) {
+            ServerMessage::Roster(_) | ServerMessage::KeyEnvelope(_) => {
+                for input in key_inputs(&msg) {
+                    if let Err(e) = state.keys.handle_input(Instant::now(), input) {
                         self.outcome.envelope_failures += 1;
                         self.keep_error(e.to_string());
                     }
                 }
-                for device in &removed {
-                    if let Some(peer) = state.ring.remove_peer(device) {
-                        self.worker.send(Command::RemoveSender {
-                            viewer: self.id,
-                            slot: peer.slot,
-                        });
-                    }
-                }
-                if !added.is_empty() {
-                    for env in std::mem::take(&mut state.pending_envelopes) {
-                        self.install_envelope(ws, state, env).await?;
-                    }
-                }
+                self.apply_key_outputs(ws, state).await?;
             }
             ServerMessage::TrackPublished(TrackPublished { track }) => {
                 state.tracks.insert(track.id.clone(), track);
@@ -301,10 +296,7 @@ impl ViewerSession<'_> {
                 state.tracks.remove(&track);
                 state.subscriptions_dirty = true;
             }
-            ServerMessage::KeyEnvelope(body) => {
-                self.install_envelope(ws, state, body.envelope).await?;
-            }
-            ServerMessage::Error(ErrorBody { code, message }) => {
+            ServerMessage::Error(ErrorBody { code, message, .. }) => {
                 self.keep_error(format!("{}: {message}", code.as_str()));
             }
             ServerMessage::Left(LeftNotice { reason }) => {
@@ -317,40 +309,35 @@ impl ViewerSession<'_> {
         Ok(())
     }
 
-    /// Verifies and opens an envelope and hands the key to the worker; acks a generation's
-    /// first step. An envelope from a device not in the roster yet waits for the roster.
-    async fn install_envelope(
-        &mut self,
-        ws: &mut Ws,
-        state: &mut State,
-        env: KeyEnvelope,
-    ) -> Result<(), String> {
-        if state.ring.peer(&env.sender).is_none() {
-            state.pending_envelopes.push(env);
-            return Ok(());
-        }
-        match state.ring.open(&env) {
-            Ok((grant, key)) => {
-                self.worker.send(Command::InstallKey {
-                    viewer: self.id,
-                    slot: grant.slot,
-                    generation: grant.generation,
-                    step: grant.step,
-                    suite: grant.suite,
-                    key,
-                });
-                if grant.step == 0 {
-                    let ack = ClientMessage::KeyAck(KeyAck {
-                        to: env.sender.clone(),
-                        generation: grant.generation,
-                        step: grant.step,
-                    });
-                    send(ws, &ack).await?;
-                }
+    /// Hands received keys to the worker, forgets those of devices that left and sends the
+    /// acks the key policy asks for.
+    async fn apply_key_outputs(&mut self, ws: &mut Ws, state: &mut State) -> Result<(), String> {
+        while let Some(output) = state.keys.poll_output() {
+            if let Some(message) = key_message(&output) {
+                send(ws, &message).await?;
+                continue;
             }
-            Err(e) => {
-                self.outcome.envelope_failures += 1;
-                self.keep_error(e.to_string());
+            match output {
+                KeyOutput::InstallReceiverKey(key) => {
+                    self.worker.send(Command::InstallKey {
+                        viewer: self.id,
+                        slot: key.slot,
+                        generation: key.generation,
+                        step: key.step,
+                        suite: key.suite,
+                        key: key.key,
+                    });
+                }
+                KeyOutput::ForgetSender { slot, .. } => {
+                    self.worker.send(Command::RemoveSender {
+                        viewer: self.id,
+                        slot,
+                    });
+                }
+                // A viewer holds no sending key.
+                KeyOutput::UseSenderKey(_)
+                | KeyOutput::SendEnvelope { .. }
+                | KeyOutput::SendAck { .. } => {}
             }
         }
         Ok(())
@@ -367,7 +354,7 @@ impl ViewerSession<'_> {
         }
         state.subscriptions_dirty = false;
         state.last_subscribe = Some(Instant::now());
-        let update = subscriptions_for(&state.tracks, state.ring.device());
+        let update = subscriptions_for(&state.tracks, state.keys.device());
         send(ws, &ClientMessage::Subscribe(update)).await
     }
 

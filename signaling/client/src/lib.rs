@@ -11,6 +11,7 @@
 //! | `keys` | the key policy as a sans-IO state machine (ratchet on join, rekey, acks, rotation) |
 //! | `media` | SFrame seal/open with the codec-aware clear prefix, RTP (de)packetization |
 //! | `peer` | a loopback-only WebRTC peer (feature `peer`) |
+//! | `session` | a WebSocket client: join, request ids, refusals matched to requests, reconnect (feature `session`) |
 //!
 //! Guide, tests and where to change what: `signaling/client/README.md`.
 
@@ -20,3 +21,6 @@ pub mod protocol;
 
 #[cfg(feature = "peer")]
 pub mod peer;
+
+#[cfg(feature = "session")]
+pub mod session;

@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::policy::Role;
 use crate::protocol::{
     ClientStats, ErrorCode, IceServer, Joined, KeyAck, KeyEnvelope, KeyRequest, LeaveReason,
-    MediaState, SealedChat, ServerMessage, Subscription, reject_reason,
+    MediaState, RequestId, SealedChat, ServerMessage, Subscription, reject_reason,
 };
 use crate::room::{
     ConnId, Departure, JoinError, JoinRequest, Output, Room, RoomDetail, RoomSummary,
@@ -66,6 +66,8 @@ pub enum RoomCommand {
         device: String,
         /// The envelope.
         envelope: Box<KeyEnvelope>,
+        /// The `id` of the client message, named by an `error` refusing it.
+        request_id: Option<RequestId>,
     },
     /// Relay a key acknowledgement.
     Ack {
@@ -75,6 +77,8 @@ pub enum RoomCommand {
         device: String,
         /// The ack.
         ack: KeyAck,
+        /// The `id` of the client message, named by an `error` refusing it.
+        request_id: Option<RequestId>,
     },
     /// Relay a key request.
     Request {
@@ -84,6 +88,8 @@ pub enum RoomCommand {
         device: String,
         /// The request.
         req: KeyRequest,
+        /// The `id` of the client message, named by an `error` refusing it.
+        request_id: Option<RequestId>,
     },
     /// Record and relay a media state.
     MediaState {
@@ -102,6 +108,8 @@ pub enum RoomCommand {
         device: String,
         /// The sealed message (shape already checked).
         chat: Box<SealedChat>,
+        /// The `id` of the client message, named by an `error` refusing it.
+        request_id: Option<RequestId>,
     },
     /// Store client stats.
     Stats {
@@ -278,10 +286,17 @@ impl RoomActor {
         vec![server]
     }
 
-    fn send_error(&self, conn: ConnId, code: ErrorCode, message: String) {
+    /// Refuses the client message `request_id` of `conn` with an `error`.
+    fn send_error(
+        &self,
+        conn: ConnId,
+        request_id: Option<RequestId>,
+        code: ErrorCode,
+        message: String,
+    ) {
         self.metrics.reject(reject_reason(code));
         if let Some(c) = self.conns.get(&conn) {
-            let msg = ServerMessage::error(code, message);
+            let msg = ServerMessage::error_answering(request_id, code, message);
             let _ = c.tx.try_send(Outbound::Message {
                 ty: "error",
                 text: msg.to_json().into(),
@@ -322,21 +337,29 @@ impl RoomActor {
                 conn,
                 device,
                 envelope,
+                request_id,
             } => match self.room.route_envelope(conn, &device, *envelope) {
                 Ok(out) => self.deliver(vec![out], now),
-                Err(e) => self.send_error(conn, e.code(), e.to_string()),
+                Err(e) => self.send_error(conn, request_id, e.code(), e.to_string()),
             },
-            RoomCommand::Ack { conn, device, ack } => match self.room.route_ack(conn, &device, ack)
-            {
+            RoomCommand::Ack {
+                conn,
+                device,
+                ack,
+                request_id,
+            } => match self.room.route_ack(conn, &device, ack) {
                 Ok(out) => self.deliver(vec![out], now),
-                Err(e) => self.send_error(conn, e.code(), e.to_string()),
+                Err(e) => self.send_error(conn, request_id, e.code(), e.to_string()),
             },
-            RoomCommand::Request { conn, device, req } => {
-                match self.room.route_request(conn, &device, req) {
-                    Ok(out) => self.deliver(vec![out], now),
-                    Err(e) => self.send_error(conn, e.code(), e.to_string()),
-                }
-            }
+            RoomCommand::Request {
+                conn,
+                device,
+                req,
+                request_id,
+            } => match self.room.route_request(conn, &device, req) {
+                Ok(out) => self.deliver(vec![out], now),
+                Err(e) => self.send_error(conn, request_id, e.code(), e.to_string()),
+            },
             RoomCommand::MediaState {
                 conn,
                 device,
@@ -345,12 +368,15 @@ impl RoomActor {
                 let out = self.room.set_media_state(conn, &device, state);
                 self.deliver(out, now);
             }
-            RoomCommand::Chat { conn, device, chat } => {
-                match self.room.route_chat(conn, &device, *chat) {
-                    Ok(out) => self.deliver(out, now),
-                    Err(e) => self.send_error(conn, e.code(), e.to_string()),
-                }
-            }
+            RoomCommand::Chat {
+                conn,
+                device,
+                chat,
+                request_id,
+            } => match self.room.route_chat(conn, &device, *chat) {
+                Ok(out) => self.deliver(out, now),
+                Err(e) => self.send_error(conn, request_id, e.code(), e.to_string()),
+            },
             RoomCommand::Stats {
                 conn,
                 device,

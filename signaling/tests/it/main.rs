@@ -9,6 +9,7 @@ mod admin_api_strict;
 mod chat_relay;
 mod cli;
 mod cli_serve_settings;
+mod client_session;
 mod connection_limits;
 mod control_event_stream;
 mod key_exchange_capture;

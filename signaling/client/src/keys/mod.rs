@@ -83,6 +83,21 @@ pub struct RosterDevice {
     pub wrap_keys: bool,
 }
 
+impl From<&crate::protocol::RosterEntry> for RosterDevice {
+    /// A roster entry as read from `joined` or a `roster` delta, keys wrapped to it (a caller
+    /// that checks a recording policy clears [`RosterDevice::wrap_keys`] for a recorder it does
+    /// not name).
+    fn from(entry: &crate::protocol::RosterEntry) -> Self {
+        RosterDevice {
+            device: entry.device.clone(),
+            slot: entry.slot,
+            can_publish: entry.can_publish,
+            bundle: entry.bundle.clone(),
+            wrap_keys: true,
+        }
+    }
+}
+
 /// A `membership` notice (protocol §4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Membership {

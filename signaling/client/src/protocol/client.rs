@@ -239,3 +239,51 @@ impl ClientStats {
 /// `leave`: no fields.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Leave {}
+
+/// The optional `id` a client puts on any message it sends (protocol §1, "Request ids"): an
+/// integer `0..=4294967295` of the client's choosing. The server echoes it as `request_id` on
+/// every `error` that answers that message.
+pub type RequestId = u32;
+
+/// A client message with its optional request id, as it goes on the wire: `{"type": …, "id": 7,
+/// …}`. The id is a field of the message object itself, beside `type`; old clients send none.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClientRequest {
+    /// The request id the server names in an `error` answering this message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    /// The message.
+    #[serde(flatten)]
+    pub message: ClientMessage,
+}
+
+impl ClientRequest {
+    /// Serializes to JSON text.
+    pub fn to_json(&self) -> String {
+        // As for `ClientMessage::to_json`: serializing cannot fail.
+        serde_json::to_string(self).expect("client messages always serialize")
+    }
+}
+
+/// The `type` and `id` of any client message, read first (before the full message) so that
+/// every answer to it, a refusal of its shape included, can name the request.
+#[derive(Deserialize)]
+pub struct RequestHeader<'a> {
+    /// The message type as sent (borrowed when unescaped).
+    #[serde(rename = "type", borrow)]
+    pub ty: std::borrow::Cow<'a, str>,
+    /// The request id, as sent.
+    #[serde(default)]
+    pub id: Option<RequestIdField>,
+}
+
+/// A client's `id` field as sent: a valid [`RequestId`], or something else (refused as
+/// `malformed`, answered without a `request_id`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum RequestIdField {
+    /// An integer in range.
+    Valid(RequestId),
+    /// Anything else (a string, a negative or fractional number, `null`, an object).
+    Invalid(serde::de::IgnoredAny),
+}

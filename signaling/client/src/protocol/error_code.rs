@@ -9,6 +9,10 @@ pub struct ErrorBody {
     pub code: ErrorCode,
     /// Human-readable explanation (may change between versions).
     pub message: String,
+    /// The `id` of the client message this error answers; absent when that message carried
+    /// none, or the error answers no message (e.g. a media session that ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<super::client::RequestId>,
 }
 
 /// Stable error codes sent to clients (and used by the admin API). Exhaustive on purpose: a

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::chat::ChatNotice;
-use super::client::TypeTag;
+use super::client::{RequestId, TypeTag};
 use super::error_code::{ErrorBody, ErrorCode};
 use super::keys::{DeviceBundle, EnvelopeBody};
 use super::media::{SdpBody, Speaker, TrackInfo};
@@ -98,11 +98,21 @@ impl ServerMessage {
         }
     }
 
-    /// An `error` message.
+    /// An `error` message that answers no particular request.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::error_answering(None, code, message)
+    }
+
+    /// An `error` message answering the client message whose `id` was `request_id`.
+    pub fn error_answering(
+        request_id: Option<RequestId>,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> Self {
         ServerMessage::Error(ErrorBody {
             code,
             message: message.into(),
+            request_id,
         })
     }
 

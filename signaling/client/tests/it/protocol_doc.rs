@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use call_client::access_token::Claims;
 use call_client::protocol::{
-    CLIENT_MESSAGE_TYPES, ClientMessage, SERVER_MESSAGE_TYPES, ServerMessage,
+    CLIENT_MESSAGE_TYPES, ClientMessage, ClientRequest, SERVER_MESSAGE_TYPES, ServerMessage,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -16,7 +16,7 @@ use serde_json::Value;
 /// Which type a `json` example of the document is, by the section (`## N.`) it is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Direction {
-    /// §5: a [`ClientMessage`].
+    /// §5: a [`ClientMessage`], with its optional request id ([`ClientRequest`]).
     ClientToServer,
     /// §6: a [`ServerMessage`].
     ServerToClient,
@@ -113,7 +113,7 @@ fn every_protocol_doc_example_round_trips() {
         .iter()
         .filter_map(|ex| {
             let result = match ex.direction {
-                Direction::ClientToServer => round_trip::<ClientMessage>(&ex.text),
+                Direction::ClientToServer => round_trip::<ClientRequest>(&ex.text),
                 Direction::ServerToClient => round_trip::<ServerMessage>(&ex.text),
                 Direction::TokenClaims => round_trip::<Claims>(&ex.text),
             };
