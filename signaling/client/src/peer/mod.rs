@@ -10,7 +10,8 @@
 //! Publishing: [`Peer::add_audio`] adds an Opus track, [`Peer::add_video`] a VP8 track with one
 //! SSRC per simulcast layer (each named by its rid); [`LocalTrack`] writes their RTP.
 //! Receiving: every packet of every remote track goes to one channel ([`Peer::incoming`]) with
-//! its kind and the mid of its media section ([`Incoming`]). [`Peer::route_media_via`] sends
+//! its kind and the mid of its media section ([`Incoming`]); [`Peer::add_receive_slots`] offers
+//! one receive-only section per receive slot of a room with them. [`Peer::route_media_via`] sends
 //! the media meant for the SFU to an impairment relay instead.
 //!
 //! | file | what it holds |
@@ -378,6 +379,24 @@ impl Peer {
             .await
             .map(|_| ())
             .map_err(webrtc_err)
+    }
+
+    /// Adds `audio` receive-only audio sections, then `video` receive-only video sections: one
+    /// per receive slot of a room with receive slots (`joined.receive_slots`: `audio`, then
+    /// `video` + `screen`), so the SFU's first answer carries every slot and it never has to
+    /// offer them after the join.
+    ///
+    /// # Errors
+    ///
+    /// [`PeerError::Webrtc`] when the stack refuses a transceiver.
+    pub async fn add_receive_slots(&self, audio: usize, video: usize) -> Result<(), PeerError> {
+        for _ in 0..audio {
+            self.add_recvonly(RtpCodecKind::Audio).await?;
+        }
+        for _ in 0..video {
+            self.add_recvonly(RtpCodecKind::Video).await?;
+        }
+        Ok(())
     }
 
     /// Creates the offer, waits for gathering (no trickle) and returns the complete SDP.
