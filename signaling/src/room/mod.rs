@@ -36,7 +36,8 @@ use std::time::Instant;
 use crate::media_node::MediaQuality;
 use crate::policy::{Role, RoomPolicy};
 use crate::protocol::{
-    ClientStats, LeaveReason, RosterEntry, ServerMessage, Subscription, TrackInfo,
+    ClientStats, LeaveReason, ReceiveSlotCounts, RosterEntry, ServerMessage, Subscription,
+    TrackInfo,
 };
 
 pub use admin::{ParticipantDetail, RoomDetail, RoomSummary};
@@ -122,6 +123,9 @@ pub struct Room {
     pending: PendingRekey,
     last_rekey: Option<Instant>,
     closed: bool,
+    /// The receive slots the media node gives each device (a room with receive slots, once
+    /// the node created it): `joined` carries them.
+    receive_slots: Option<ReceiveSlotCounts>,
 }
 
 impl Room {
@@ -146,7 +150,13 @@ impl Room {
             pending: PendingRekey::default(),
             last_rekey: None,
             closed: false,
+            receive_slots: None,
         }
+    }
+
+    /// Records the receive slots the media node gives each device of this room.
+    pub fn set_receive_slots(&mut self, counts: ReceiveSlotCounts) {
+        self.receive_slots = Some(counts);
     }
 
     /// Room name.

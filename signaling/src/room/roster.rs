@@ -126,6 +126,7 @@ impl Room {
             roster: Roster { version, devices },
             tracks: self.tracks.values().cloned().collect(),
             ice_servers: Vec::new(),
+            receive_slots: self.receive_slots,
         };
         self.members.insert(
             entry.device.clone(),

@@ -12,6 +12,7 @@ mod connection_limits;
 mod control_event_stream;
 mod key_exchange_capture;
 mod media_call;
+mod receive_slots_room;
 mod rtc_admission;
 mod rtc_flood;
 mod rtc_limits;
