@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use call_client::peer::{LocalTrack, Peer, VideoLayer, vp8_frame_bytes};
-use sfu::node::{NodeConfig, NodeEvent, NodeHandle, Renegotiations, SlotEntry, start_node};
+use sfu::node::{
+    NodeConfig, NodeEvent, NodeHandle, Renegotiations, SessionDescription, SlotEntry, start_node,
+};
 use sfu_forwarding::{Role, RoomPolicy, SlotCounts};
 use tokio::sync::broadcast;
 
@@ -133,6 +135,8 @@ impl Caller {
 #[derive(Default)]
 struct Reports {
     offers: Vec<String>,
+    /// The SDP of each offer, with its device, until a test answers it.
+    offer_sdps: Vec<(String, String)>,
     maps: HashMap<String, Vec<(u64, Vec<SlotEntry>)>>,
 }
 
@@ -140,7 +144,10 @@ impl Reports {
     fn take(&mut self, events: &mut broadcast::Receiver<NodeEvent>) {
         while let Ok(e) = events.try_recv() {
             match e {
-                NodeEvent::Offer { device, .. } => self.offers.push(device),
+                NodeEvent::Offer { device, sdp, .. } => {
+                    self.offers.push(device.clone());
+                    self.offer_sdps.push((device, sdp));
+                }
                 NodeEvent::Slots {
                     device,
                     version,
@@ -409,6 +416,73 @@ async fn a_leaving_publishers_slots_are_reassigned_in_a_new_slots_map() {
     let snapshot = node.snapshot().await;
     assert!(snapshot.metrics.slot_reassignments.video >= 1);
     assert_eq!(snapshot.renegotiations, Renegotiations::default());
+    for c in &callers {
+        c.peer.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_without_receive_sections_gets_its_slots_in_one_offer_after_connecting() {
+    let policy = RoomPolicy {
+        last_n: 2,
+        loudest_n: 1,
+        ..RoomPolicy::meeting()
+    };
+    let (node, counts) = slot_room(policy).await;
+    let mut events = node.events();
+    let mut reports = Reports::default();
+    let mut round = 0u8;
+    let mut callers = vec![Caller::new(0, counts).await];
+    join(&node, &callers[0]).await;
+    exchange(&mut callers, &mut round, 3, &mut events, &mut reports).await;
+
+    // Caller 1 offers only what it sends: its slots come in one node offer once connected.
+    let late = {
+        let peer = Peer::builder().build().await.expect("client builds");
+        let mic = peer.add_audio("mic", 0x1001).await.expect("audio track");
+        let camera = peer
+            .add_video("camera", &[VideoLayer::single(0x2001)])
+            .await
+            .expect("video track");
+        Caller {
+            index: 1,
+            peer,
+            mic,
+            camera,
+            got: HashMap::new(),
+            last_source: HashMap::new(),
+        }
+    };
+    join(&node, &late).await;
+    callers.push(late);
+    let mut offers = 0;
+    for _ in 0..100 {
+        exchange(&mut callers, &mut round, 1, &mut events, &mut reports).await;
+        for (offered, sdp) in std::mem::take(&mut reports.offer_sdps) {
+            assert_eq!(offered, device(1), "only the joiner is offered anything");
+            let answer = callers[1].peer.answer(&sdp).await.expect("answer");
+            node.renegotiate(ROOM, &offered, SessionDescription::Answer(answer), &[])
+                .await
+                .expect("answer applied");
+            offers += 1;
+        }
+        if offers > 0 && callers.iter().all(|c| slots_deliver(c, &reports)) {
+            break;
+        }
+    }
+    assert_eq!(offers, 1, "one offer carries every slot");
+    assert!(
+        callers.iter().all(|c| slots_deliver(c, &reports)),
+        "both callers receive each other on their slots"
+    );
+    let snapshot = node.snapshot().await;
+    assert_eq!(
+        snapshot.renegotiations,
+        Renegotiations {
+            slots_at_join: 1,
+            ..Renegotiations::default()
+        }
+    );
     for c in &callers {
         c.peer.close().await;
     }
