@@ -461,3 +461,32 @@ impl Drop for OpenConnection {
         self.0.dec();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_metrics_export_reassignments_and_filled_and_empty_slots() {
+        let metrics = SfuMetrics::new().expect("registry builds");
+        let mut snapshot = NodeSnapshot::default();
+        snapshot.metrics.slot_reassignments.video = 7;
+        snapshot.metrics.slot_reassignments.audio = 3;
+        snapshot.gauges.slots.video = 25;
+        snapshot.gauges.slots_occupied.video = 4;
+        snapshot.gauges.slots.screen = 2;
+        snapshot.renegotiations.slots_at_join = 1;
+        metrics.update(&snapshot);
+        let text = metrics.render();
+        for line in [
+            r#"sfu_slot_reassignments_total{kind="video"} 7"#,
+            r#"sfu_slot_reassignments_total{kind="audio"} 3"#,
+            r#"sfu_receive_slots{kind="video",state="filled"} 4"#,
+            r#"sfu_receive_slots{kind="video",state="empty"} 21"#,
+            r#"sfu_receive_slots{kind="screen",state="empty"} 2"#,
+            r#"sfu_renegotiations_total{reason="slots_at_join"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+    }
+}
