@@ -115,6 +115,9 @@ impl State {
     /// Found by SSRC: the first answer's negotiation is reported before the node knows the
     /// peer's id.
     pub(crate) fn slots_negotiated(&mut self, now: Instant, outgoing: &[NegotiatedOutgoingTrack]) {
+        if self.slot_rooms.is_empty() {
+            return;
+        }
         let Some(p) = outgoing.iter().find_map(|o| {
             self.members.iter().find_map(|(p, m)| {
                 m.slots
