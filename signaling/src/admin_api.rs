@@ -145,6 +145,8 @@ pub(crate) struct CreateRoom {
     e2ee: Option<bool>,
     #[serde(default)]
     recording: Option<RecordingPolicy>,
+    #[serde(default)]
+    receive_slots: Option<bool>,
 }
 
 impl CreateRoom {
@@ -157,6 +159,7 @@ impl CreateRoom {
             max_viewers: self.max_viewers,
             e2ee: self.e2ee,
             recording: self.recording,
+            receive_slots: self.receive_slots,
         };
         (self.name, policy)
     }

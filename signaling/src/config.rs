@@ -29,6 +29,9 @@ pub struct Config {
     pub api_keys: BTreeMap<String, Secret>,
     /// Whether a join may create a missing room (as an ephemeral meeting). Off in production.
     pub auto_create_rooms: bool,
+    /// Whether rooms a join creates give every device receive slots (docs/architecture.md
+    /// §7.18) instead of per-track subscriptions. Off by default.
+    pub receive_slots: bool,
     /// Limits.
     pub limits: LimitsConfig,
     /// Membership notice timing.
@@ -50,6 +53,7 @@ impl Default for Config {
             admin_token: None,
             api_keys: BTreeMap::new(),
             auto_create_rooms: false,
+            receive_slots: false,
             limits: LimitsConfig::default(),
             rekey: RekeyConfig::default(),
             turn: TurnConfig::default(),

@@ -171,6 +171,7 @@ impl Hub {
         ephemeral: bool,
     ) -> Result<RoomSummary, HubError> {
         let kind = policy.kind;
+        let receive_slots = policy.receive_slots;
         let summary = {
             let mut rooms = self.rooms();
             if rooms.contains_key(name) {
@@ -205,11 +206,20 @@ impl Hub {
             let spec = MediaRoomSpec {
                 room: name.to_string(),
                 kind,
+                receive_slots,
             };
-            if let Err(e) = node.create_room(&spec).await {
-                warn!(room = name, error = %e, "media node refused the room");
-                let _ = self.close(name).await;
-                return Err(HubError::Media(e.to_string()));
+            match node.create_room(&spec).await {
+                Ok(Some(counts)) => {
+                    if let Some(tx) = self.room(name) {
+                        let _ = tx.send(RoomCommand::ReceiveSlots(counts));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(room = name, error = %e, "media node refused the room");
+                    let _ = self.close(name).await;
+                    return Err(HubError::Media(e.to_string()));
+                }
             }
         }
         Ok(summary)

@@ -90,6 +90,10 @@ struct ServeArgs {
     /// Let a join create a missing room as an ephemeral meeting.
     #[arg(long, env = "SIGNALING_AUTO_CREATE_ROOMS")]
     auto_create_rooms: Option<bool>,
+    /// Rooms a join creates give every device receive slots (a fixed set of receive sections
+    /// the SFU maps the room's tracks onto) instead of per-track subscriptions.
+    #[arg(long, env = "SIGNALING_RECEIVE_SLOTS")]
+    receive_slots: bool,
     /// The SFU nodes' control APIs, comma-separated, e.g. `http://127.0.0.1:7880` (`https://`
     /// across hosts); rooms are spread over them. Without it, SDP messages are answered
     /// `media_unavailable`.
@@ -168,6 +172,10 @@ struct DevArgs {
     /// Exists on `dev` only; `serve` cannot lie.
     #[arg(long, value_enum, value_delimiter = ',')]
     test_hooks: Vec<signaling::test_hooks::TestHook>,
+    /// The demo room and the rooms a join creates give every device receive slots instead of
+    /// per-track subscriptions.
+    #[arg(long)]
+    receive_slots: bool,
     #[command(flatten)]
     turn: TurnArgs,
 }
@@ -298,6 +306,9 @@ fn serve_config(args: ServeArgs) -> Result<Config, String> {
     if let Some(a) = args.auto_create_rooms {
         config.auto_create_rooms = a;
     }
+    if args.receive_slots {
+        config.receive_slots = true;
+    }
     args.turn.apply(&mut config.turn);
     if let Some(ms) = args.shutdown_timeout_ms {
         config.shutdown_timeout_ms = ms;
@@ -349,7 +360,10 @@ async fn run(config: Config, media: Media) -> Result<(), String> {
     let addr = server.local_addr();
     tracing::info!(%addr, "serving /v1/rtc, /v1/rooms, /metrics, /healthz");
     if let Some(room) = demo_room {
-        let policy = signaling::policy::RoomPolicy::default_meeting();
+        let policy = signaling::policy::RoomPolicy {
+            receive_slots: config.receive_slots,
+            ..signaling::policy::RoomPolicy::default_meeting()
+        };
         server
             .hub()
             .create_room(&room, policy, false)
@@ -466,6 +480,7 @@ fn main() -> ExitCode {
             let mut config = Config {
                 listen: args.listen,
                 auto_create_rooms: true,
+                receive_slots: args.receive_slots,
                 admin_token: Some(Secret::new(DEV_ADMIN_TOKEN)),
                 api_keys: BTreeMap::from([(DEV_API_KEY.to_string(), Secret::new(DEV_API_SECRET))]),
                 ..Config::default()

@@ -35,6 +35,10 @@ pub struct RoomPolicy {
     /// The signed recording policy, when the room is recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recording: Option<RecordingPolicy>,
+    /// Whether every device gets receive slots from the media node (docs/architecture.md
+    /// §7.18) instead of subscribing per track; left out when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub receive_slots: bool,
 }
 
 /// What an admin asks for when creating a room; missing capacities take the kind's maximum.
@@ -58,6 +62,9 @@ pub struct RoomPolicyRequest {
     /// Signed recording policy, when the room is recorded.
     #[serde(default)]
     pub recording: Option<RecordingPolicy>,
+    /// Give every device receive slots (default false).
+    #[serde(default)]
+    pub receive_slots: Option<bool>,
 }
 
 /// Why a room policy request is refused.
@@ -158,6 +165,7 @@ impl RoomPolicyRequest {
             max_viewers,
             e2ee: true,
             recording: self.recording,
+            receive_slots: self.receive_slots.unwrap_or(false),
         })
     }
 }
@@ -172,6 +180,7 @@ impl RoomPolicy {
             max_viewers: 0,
             e2ee: true,
             recording: None,
+            receive_slots: false,
         }
     }
 
@@ -218,6 +227,7 @@ mod tests {
             max_viewers: None,
             e2ee: None,
             recording: None,
+            receive_slots: None,
         }
     }
 

@@ -222,6 +222,7 @@ pub async fn start_with_routes(
             verifier: Arc::new(TokenVerifier::new(&config.api_keys)),
             limits,
             auto_create_rooms: config.auto_create_rooms,
+            receive_slots: config.receive_slots,
             shutdown: draining_rx.clone(),
         },
         admin_token: config.admin_token.clone(),

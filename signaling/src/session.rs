@@ -94,6 +94,8 @@ pub struct SessionContext {
     pub limits: SessionLimits,
     /// Whether a join may create a room (as an ephemeral meeting) that does not exist.
     pub auto_create_rooms: bool,
+    /// Whether the rooms a join creates give receive slots.
+    pub receive_slots: bool,
     /// Turns true when the server shuts down: the session closes with 1001.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -793,7 +795,14 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         match self
             .ctx
             .hub
-            .create_room(name, RoomPolicy::default_meeting(), true)
+            .create_room(
+                name,
+                RoomPolicy {
+                    receive_slots: self.ctx.receive_slots,
+                    ..RoomPolicy::default_meeting()
+                },
+                true,
+            )
             .await
         {
             Ok(_) | Err(HubError::Exists) => {}

@@ -45,6 +45,19 @@ pub struct ActiveSpeaker {
     pub level: f32,
 }
 
+/// One receive slot of a [`NodeEvent::Slots`] map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotEntry {
+    /// The slot: `a0…` audio, `v0…` video, `s0…` screen share.
+    pub slot: String,
+    /// The media section (`a=mid`) of the subscriber's SDP that is this slot.
+    pub mid: String,
+    /// The track it carries (or switches to at its next switch point), `null` when empty.
+    pub track: Option<String>,
+    /// The device publishing that track, `null` when empty.
+    pub publisher: Option<String>,
+}
+
 /// Something that happened on the node, named by the room and device names the control API
 /// gave.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +131,18 @@ pub enum NodeEvent {
         /// The SDP offer.
         sdp: String,
     },
+    /// A participant's receive slots carry other tracks (rooms with receive slots only): the
+    /// complete map, every slot in layout order, empty ones included.
+    Slots {
+        /// Room name.
+        room: String,
+        /// The subscriber.
+        device: String,
+        /// Grows by one per map of this subscriber.
+        version: u64,
+        /// Every slot.
+        slots: Vec<SlotEntry>,
+    },
 }
 
 #[cfg(test)]
@@ -182,6 +207,35 @@ mod tests {
                 sdp: "v=0".into(),
             },
             json!({"type": "offer", "room": "r", "device": "d1", "sdp": "v=0"}),
+        );
+    }
+
+    #[test]
+    fn slots_round_trip_with_filled_and_empty_slots() {
+        round_trip(
+            NodeEvent::Slots {
+                room: "r".into(),
+                device: "d2".into(),
+                version: 3,
+                slots: vec![
+                    SlotEntry {
+                        slot: "a0".into(),
+                        mid: "4".into(),
+                        track: Some("t7".into()),
+                        publisher: Some("d1".into()),
+                    },
+                    SlotEntry {
+                        slot: "v0".into(),
+                        mid: "5".into(),
+                        track: None,
+                        publisher: None,
+                    },
+                ],
+            },
+            json!({"type": "slots", "room": "r", "device": "d2", "version": 3, "slots": [
+                {"slot": "a0", "mid": "4", "track": "t7", "publisher": "d1"},
+                {"slot": "v0", "mid": "5", "track": null, "publisher": null},
+            ]}),
         );
     }
 

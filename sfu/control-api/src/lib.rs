@@ -14,9 +14,9 @@ pub mod requests;
 pub mod responses;
 pub mod stream;
 
-pub use events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, TrackClass};
+pub use events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, SlotEntry, TrackClass};
 pub use requests::{
     AddParticipant, CreateRoom, RoleBody, RoomKindBody, SdpBody, SdpKind, SubscriptionBody,
 };
-pub use responses::{AnswerBody, ErrorBody, NodeStatus};
+pub use responses::{AnswerBody, ErrorBody, NodeStatus, ReceiveSlotCounts, RoomCreated};
 pub use stream::{EventsQuery, ResetReason, StreamLine};

@@ -25,6 +25,11 @@ pub struct CreateRoom {
     /// Cameras of this many recent speakers per subscriber (default 25).
     #[serde(default)]
     pub last_n: Option<usize>,
+    /// Give every participant receive slots (docs/architecture.md §7.18): a fixed set of
+    /// receive sections from the policy, onto which the node maps the room's tracks, in place
+    /// of per-track subscriptions. Off unless set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub receive_slots: bool,
 }
 
 /// A participant role.
@@ -112,6 +117,7 @@ mod tests {
             kind: RoomKindBody::Broadcast,
             loudest_n: None,
             last_n: Some(9),
+            receive_slots: false,
         };
         let v = serde_json::to_value(&body).unwrap();
         assert_eq!(
@@ -122,9 +128,21 @@ mod tests {
         let minimal: CreateRoom =
             serde_json::from_value(json!({"room": "r", "kind": "meeting"})).unwrap();
         assert_eq!(
-            (minimal.kind, minimal.loudest_n, minimal.last_n),
-            (RoomKindBody::Meeting, None, None)
+            (
+                minimal.kind,
+                minimal.loudest_n,
+                minimal.last_n,
+                minimal.receive_slots
+            ),
+            (RoomKindBody::Meeting, None, None, false)
         );
+        let slots = CreateRoom {
+            receive_slots: true,
+            ..body
+        };
+        let v = serde_json::to_value(&slots).unwrap();
+        assert_eq!(v["receive_slots"], json!(true));
+        assert_eq!(serde_json::from_value::<CreateRoom>(v).unwrap(), slots);
     }
 
     #[test]

@@ -10,6 +10,26 @@ pub struct AnswerBody {
     pub answer: Option<String>,
 }
 
+/// Answer of `POST /control/rooms` (201).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct RoomCreated {
+    /// The receive slots the node gives each participant of the room, when it was created
+    /// with `receive_slots` (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_slots: Option<ReceiveSlotCounts>,
+}
+
+/// How many receive slots of each kind each participant of a room gets (from the room policy).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ReceiveSlotCounts {
+    /// Audio slots (loudest-N plus one spare).
+    pub audio: usize,
+    /// Video (camera) slots (last-N).
+    pub video: usize,
+    /// Screen-share slots.
+    pub screen: usize,
+}
+
 /// Body of every refusal (4xx and 5xx): `{"error": "<reason>", "code": "<code>"}`.
 ///
 /// The reason is the node's human-readable explanation (short: it never repeats more than a
@@ -43,6 +63,28 @@ pub struct NodeStatus {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn room_created_carries_slot_counts_only_for_slot_rooms() {
+        let slots = RoomCreated {
+            receive_slots: Some(ReceiveSlotCounts {
+                audio: 4,
+                video: 25,
+                screen: 2,
+            }),
+        };
+        let v = json!({"receive_slots": {"audio": 4, "video": 25, "screen": 2}});
+        assert_eq!(serde_json::to_value(&slots).unwrap(), v);
+        assert_eq!(serde_json::from_value::<RoomCreated>(v).unwrap(), slots);
+        assert_eq!(
+            serde_json::to_value(RoomCreated::default()).unwrap(),
+            json!({})
+        );
+        assert_eq!(
+            serde_json::from_value::<RoomCreated>(json!({})).unwrap(),
+            RoomCreated::default()
+        );
+    }
 
     #[test]
     fn answer_round_trips_with_and_without_sdp() {

@@ -11,7 +11,7 @@
 //! | 404 | `not_found` (route), `unknown_room`, `unknown_participant`, `unknown_track` |
 //! | 405 | `method_not_allowed` |
 //! | 408 | `request_timeout` |
-//! | 409 | `room_exists`, `participant_exists` |
+//! | 409 | `room_exists`, `participant_exists`, `receive_slot_room` (per-track subscriptions in a room with receive slots) |
 //! | 413 | `body_too_large` (over [`MAX_BODY_BYTES`]) |
 //! | 415 | `unsupported_media_type` (no `Content-Type: application/json`) |
 //! | 422 | `refused` (policy or capacity) |
@@ -149,6 +149,7 @@ pub(super) fn node_error(e: NodeError) -> Response {
         NodeError::UnknownTrack => (StatusCode::NOT_FOUND, "unknown_track"),
         NodeError::RoomExists => (StatusCode::CONFLICT, "room_exists"),
         NodeError::ParticipantExists => (StatusCode::CONFLICT, "participant_exists"),
+        NodeError::SlotRoom => (StatusCode::CONFLICT, "receive_slot_room"),
         NodeError::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
         NodeError::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "refused"),
         NodeError::SendsWithoutPublishRight(_) => {

@@ -4,7 +4,7 @@
 //!
 //! | method and path | body | answer |
 //! |---|---|---|
-//! | `POST /control/rooms` | `{"room": "r1", "kind": "meeting"\|"broadcast"}` | 201; 409 when it exists, 503 while draining |
+//! | `POST /control/rooms` | `{"room": "r1", "kind": "meeting"\|"broadcast", "loudest_n"?, "last_n"?, "receive_slots"?: bool}` | 201 `{"receive_slots"?: {"audio", "video", "screen"}}` (the slot counts, for a room with receive slots); 409 when it exists, 503 while draining |
 //! | `DELETE /control/rooms/{room}` | | 204; 404 unknown |
 //! | `POST /control/rooms/{room}/participants` | `{"device": "d1", "role": "caller"\|"presenter"\|"viewer"\|"recorder", "offer": "<sdp>", "subscribe": [Subscription], "screen_mids": ["1"]}` | 200 `{"answer": "<sdp>"}` |
 //! | `POST /control/rooms/{room}/participants/{device}/sdp` | `{"type": "offer"\|"answer", "sdp": "<sdp>", "screen_mids": […]}` | 200 `{"answer": "<sdp>"}` for an offer, `{"answer": null}` for an answer |
@@ -25,7 +25,10 @@
 //! [{device, level}]}`,
 //! `participant_gone {room, device, reason}`, `quality {room, device, direction, kind,
 //! loss_ratio, jitter_seconds, rtt_seconds?}`, `offer {room, device, sdp}` (a node-initiated
-//! renegotiation: deliver to the client, post its answer to `.../sdp`).
+//! renegotiation: deliver to the client, post its answer to `.../sdp`), `slots {room, device,
+//! version, slots: [{slot, mid, track?, publisher?}]}` (rooms with receive slots: which track
+//! each of the device's receive slots carries; `PUT …/subscriptions` with a non-empty list
+//! answers 409 `receive_slot_room` there).
 //!
 //! Every line of the event stream is a `sfu_control_api::StreamLine`, tagged by `"line"`:
 //! `event {instance, seq, event}` (one of the events above, numbered from 1 per node process),
@@ -78,8 +81,8 @@ mod event_log;
 
 pub use event_log::{EventLog, HEARTBEAT_INTERVAL, REPLAY_CAPACITY};
 pub use sfu_control_api::{
-    AddParticipant, AnswerBody, CreateRoom, ErrorBody, NodeStatus, RoleBody, RoomKindBody, SdpBody,
-    SdpKind, SubscriptionBody,
+    AddParticipant, AnswerBody, CreateRoom, ErrorBody, NodeStatus, ReceiveSlotCounts, RoleBody,
+    RoomCreated, RoomKindBody, SdpBody, SdpKind, SubscriptionBody,
 };
 
 /// What the control handlers use.
@@ -236,6 +239,25 @@ impl From<NodeEvent> for WireEvent {
                 rtt_seconds,
             },
             NodeEvent::Offer { room, device, sdp } => WireEvent::Offer { room, device, sdp },
+            NodeEvent::Slots {
+                room,
+                device,
+                version,
+                slots,
+            } => WireEvent::Slots {
+                room,
+                device,
+                version,
+                slots: slots
+                    .into_iter()
+                    .map(|s| sfu_control_api::SlotEntry {
+                        slot: s.slot,
+                        mid: s.mid,
+                        track: s.track,
+                        publisher: s.publisher,
+                    })
+                    .collect(),
+            },
         }
     }
 }
@@ -275,8 +297,18 @@ async fn create_room(
     if let Some(n) = b.last_n {
         policy.last_n = n;
     }
-    match s.node.create_room(&b.room, policy) {
-        Ok(()) => StatusCode::CREATED.into_response(),
+    match s.node.create_room_with(&b.room, policy, b.receive_slots) {
+        Ok(counts) => (
+            StatusCode::CREATED,
+            Json(RoomCreated {
+                receive_slots: counts.map(|c| ReceiveSlotCounts {
+                    audio: c.audio,
+                    video: c.video,
+                    screen: c.screen,
+                }),
+            }),
+        )
+            .into_response(),
         Err(e) => node_error(e),
     }
 }
@@ -467,6 +499,25 @@ mod tests {
                 room: "r".into(),
                 device: "d1".into(),
                 sdp: "v=0".into(),
+            },
+            NodeEvent::Slots {
+                room: "r".into(),
+                device: "d2".into(),
+                version: 2,
+                slots: vec![
+                    crate::node::SlotEntry {
+                        slot: "v0".into(),
+                        mid: "3".into(),
+                        track: Some("t1".into()),
+                        publisher: Some("d1".into()),
+                    },
+                    crate::node::SlotEntry {
+                        slot: "a0".into(),
+                        mid: "2".into(),
+                        track: None,
+                        publisher: None,
+                    },
+                ],
             },
         ];
         for event in events {

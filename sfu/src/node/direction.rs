@@ -47,6 +47,33 @@ pub(crate) fn sending_sections(sdp: &str) -> Vec<usize> {
         .collect()
 }
 
+/// How many audio and video sections of `sdp` are `recvonly` (exactly one direction attribute,
+/// `a=recvonly`): the sections an answer can give receive slots.
+pub(crate) fn receive_only_sections(sdp: &str) -> (usize, usize) {
+    let (mut audio, mut video) = (0, 0);
+    for section in sdp.split("\nm=").skip(1) {
+        let directions: Vec<&str> = section
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| {
+                matches!(
+                    *l,
+                    "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"
+                )
+            })
+            .collect();
+        if directions != ["a=recvonly"] {
+            continue;
+        }
+        match section.split(' ').next() {
+            Some("audio") => audio += 1,
+            Some("video") => video += 1,
+            _ => {}
+        }
+    }
+    (audio, video)
+}
+
 /// Whether a list of direction attributes (of one section, or of the session when the section
 /// has none) lets the section send.
 fn sends(directions: &[&str]) -> bool {
@@ -59,7 +86,7 @@ fn sends(directions: &[&str]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::sending_sections;
+    use super::{receive_only_sections, sending_sections};
 
     const SESSION: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
 
@@ -91,6 +118,19 @@ mod tests {
             "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:4\r\na=recvonly\r\n",
         ]);
         assert_eq!(sending_sections(&offer), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn receive_only_sections_are_counted_by_kind() {
+        let offer = sdp(&[
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendrecv\r\n",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=recvonly\r\n",
+            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=recvonly\r\n",
+            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:3\r\na=recvonly\r\n",
+            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:4\r\na=inactive\r\n",
+            "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:5\r\n",
+        ]);
+        assert_eq!(receive_only_sections(&offer), (1, 2));
     }
 
     #[test]

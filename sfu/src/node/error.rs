@@ -23,6 +23,10 @@ pub enum NodeError {
     /// No track of that id is published in the room.
     #[error("unknown track")]
     UnknownTrack,
+    /// Per-track subscriptions were asked for in a room with receive slots, where the node
+    /// maps the room's tracks onto each participant's slots itself.
+    #[error("the room gives receive slots: no per-track subscriptions")]
+    SlotRoom,
     /// The node is draining: it admits no new room or participant.
     #[error("node is draining")]
     Draining,

@@ -45,6 +45,19 @@ pub struct ActiveSpeaker {
     pub level: f32,
 }
 
+/// One receive slot of a [`NodeEvent::Slots`] map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotEntry {
+    /// The slot: `a0…` audio, `v0…` video, `s0…` screen share.
+    pub slot: String,
+    /// The media section (`a=mid`) of the subscriber's SDP that is this slot.
+    pub mid: String,
+    /// The track it carries (or switches to at its next switch point), `None` when empty.
+    pub track: Option<String>,
+    /// The device publishing that track, `None` when empty.
+    pub publisher: Option<String>,
+}
+
 /// Something that happened on the node, named by the room and device names the control API
 /// gave. Delivered on [`NodeHandle::events`](super::NodeHandle::events).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,5 +130,17 @@ pub enum NodeEvent {
         device: String,
         /// The SDP offer.
         sdp: String,
+    },
+    /// A participant's receive slots carry other tracks (rooms with receive slots only): the
+    /// complete map, every slot in layout order, empty ones included.
+    Slots {
+        /// Room name.
+        room: String,
+        /// The subscriber.
+        device: String,
+        /// Grows by one per map of this subscriber.
+        version: u64,
+        /// Every slot.
+        slots: Vec<SlotEntry>,
     },
 }

@@ -20,6 +20,10 @@
 //! - Subscribing: an outgoing track is added to the subscriber's peer connection; when the
 //!   negotiation completes (`Negotiated`: the subscriber's payload types and mid) the core
 //!   subscription starts with those [`DownstreamParams`](sfu_forwarding::DownstreamParams).
+//! - Receive slots (rooms created with them, `slots.rs`): each participant gets one outgoing
+//!   track per slot at join instead of per-track subscriptions; once all are negotiated the
+//!   core maps the room's tracks onto them and the node reports each map as
+//!   [`NodeEvent::Slots`].
 //! - Leaving: a peer that closes (consent expired, DTLS failure...) leaves the core and
 //!   `ParticipantGone` is reported; a removed participant's peer connection is closed.
 //!
@@ -29,7 +33,7 @@
 //! Files: this one starts the node and holds its handle and background task;
 //! `participants.rs` has the room and participant commands, `state.rs` the state behind the
 //! lock, `translate.rs` what events do to it, `glue.rs` the shard-side handler, `sdp.rs` what
-//! is read from offers.
+//! is read from offers, `slots.rs` receive slots.
 
 mod direction;
 mod error;
@@ -38,6 +42,7 @@ mod glue;
 mod participants;
 mod renegotiations;
 mod sdp;
+mod slots;
 mod state;
 mod translate;
 
@@ -50,7 +55,7 @@ use sfu_forwarding::{Gauges, Metrics, Sfu, Transmit};
 use tokio::sync::{broadcast, mpsc, watch};
 
 pub use error::NodeError;
-pub use events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, TrackClass};
+pub use events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, SlotEntry, TrackClass};
 pub use renegotiations::Renegotiations;
 pub use state::{LayerPrefs, Observer};
 
@@ -149,6 +154,7 @@ pub async fn start_node(
         sfu: Sfu::new(config.forwarding, now, ntp),
         rooms: HashMap::new(),
         room_names: HashMap::new(),
+        slot_rooms: HashMap::new(),
         members: HashMap::new(),
         devices: HashMap::new(),
         peers: HashMap::new(),

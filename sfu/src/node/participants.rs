@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use sfu_forwarding::{Role, RoomPolicy, TrackId};
+use sfu_forwarding::{Role, RoomPolicy, SlotCounts, TrackId};
 
 use super::renegotiations::OfferFacts;
+use super::slots::slots_need_offer;
 use super::state::{Member, PendingSub, State, lock, parse_track, track_name};
 use super::{
     LayerPrefs, NodeError, NodeHandle, SessionDescription, SubscriptionRequest, direction, sdp,
@@ -15,8 +16,20 @@ use super::{
 use crate::transport::{OutgoingTrack, PeerId};
 
 impl NodeHandle {
-    /// Opens a room named `room` with `policy`.
+    /// Opens a room named `room` with `policy` (participants subscribe per track).
     pub fn create_room(&self, room: &str, policy: RoomPolicy) -> Result<(), NodeError> {
+        self.create_room_with(room, policy, false).map(|_| ())
+    }
+
+    /// Opens a room named `room` with `policy`; with `receive_slots` every participant gets
+    /// receive slots (`slots.rs`) in place of per-track subscriptions, and the slot counts each
+    /// gets are returned (the policy's [`RoomPolicy::slot_counts`]).
+    pub fn create_room_with(
+        &self,
+        room: &str,
+        policy: RoomPolicy,
+        receive_slots: bool,
+    ) -> Result<Option<SlotCounts>, NodeError> {
         let mut state = lock(&self.inner.state);
         if state.draining {
             return Err(NodeError::Draining);
@@ -27,8 +40,12 @@ impl NodeHandle {
         let id = state.sfu.create_room(policy)?;
         state.rooms.insert(room.to_owned(), id);
         state.room_names.insert(id, room.to_owned());
-        tracing::info!(room, "room created");
-        Ok(())
+        let counts = receive_slots.then(|| policy.slot_counts());
+        if let Some(counts) = counts {
+            state.slot_rooms.insert(room.to_owned(), counts);
+        }
+        tracing::info!(room, receive_slots, "room created");
+        Ok(counts)
     }
 
     /// Closes a room: every participant in it is removed and its peer connection closed.
@@ -37,6 +54,7 @@ impl NodeHandle {
             let mut state = lock(&self.inner.state);
             let id = state.rooms.remove(room).ok_or(NodeError::UnknownRoom)?;
             state.room_names.remove(&id);
+            state.slot_rooms.remove(room);
             let now = Instant::now();
             let members: Vec<_> = state
                 .members
@@ -66,7 +84,10 @@ impl NodeHandle {
     /// when the offer has `recvonly` sections for them (a viewer), so media flows as soon as
     /// the peer connects; the others come in a [`NodeEvent::Offer`] right after it connected
     /// (a publisher's own sending sections are never used for them). Video in the media sections named in
-    /// `screen_mids` is published as screen share.
+    /// `screen_mids` is published as screen share. In a room with receive slots `subscribe` must
+    /// be empty ([`NodeError::SlotRoom`]): the participant gets its slots instead, in the
+    /// offer's `recvonly` sections (audio slots in the audio ones, then video and screen slots
+    /// in the video ones, in order) and the rest in one offer right after it connected.
     pub async fn add_participant(
         &self,
         room: &str,
@@ -89,6 +110,10 @@ impl NodeHandle {
             if state.devices.contains_key(&key) {
                 return Err(NodeError::ParticipantExists);
             }
+            let slot_counts = state.slot_rooms.get(room).copied();
+            if slot_counts.is_some() && !subscribe.is_empty() {
+                return Err(NodeError::SlotRoom);
+            }
             let wanted = resolve_tracks(&state, room, &subscribe)?;
             let participant =
                 state
@@ -107,9 +132,22 @@ impl NodeHandle {
                     screen_mids: screen_mids.iter().cloned().collect(),
                     simulcast: sdp::simulcast_layers(&offer),
                     last_offer: OfferFacts::of(&offer),
+                    slots: None,
                 },
             );
-            let outgoing = plan_subscriptions(&mut state, participant, wanted);
+            let outgoing = match slot_counts {
+                Some(counts) => {
+                    let (plan, outgoing) = state.plan_slots(participant, counts);
+                    if let Some(m) = state.members.get_mut(&participant) {
+                        m.slots = Some(plan);
+                    }
+                    if slots_need_offer(counts, direction::receive_only_sections(&offer)) {
+                        state.renegotiations.slots_at_join += 1;
+                    }
+                    outgoing
+                }
+                None => plan_subscriptions(&mut state, participant, wanted),
+            };
             (participant, outgoing)
         };
         match self.inner.shard.add_peer(offer, outgoing).await {
@@ -209,6 +247,8 @@ impl NodeHandle {
     /// Replaces a participant's subscriptions: tracks not listed are unsubscribed, new ones are
     /// added (the node renegotiates: watch for [`NodeEvent::Offer`]), and layer wishes of
     /// existing ones are updated.
+    /// In a room with receive slots there are no per-track subscriptions: an empty list is
+    /// accepted (nothing to do), any other is refused ([`NodeError::SlotRoom`]).
     pub async fn set_subscriptions(
         &self,
         room: &str,
@@ -222,6 +262,13 @@ impl NodeHandle {
                 .devices
                 .get(&(room.to_owned(), device.to_owned()))
                 .ok_or(NodeError::UnknownParticipant)?;
+            if state.slot_rooms.contains_key(room) {
+                return if subscriptions.is_empty() {
+                    Ok(())
+                } else {
+                    Err(NodeError::SlotRoom)
+                };
+            }
             let peer = state
                 .members
                 .get(&p)

@@ -23,11 +23,14 @@ pub struct Renegotiations {
     pub ice_restart: u64,
     /// Any other client offer.
     pub client_offer: u64,
+    /// The node offering a joiner the receive slots its first offer had no `recvonly`
+    /// section for (once, right after it connected; rooms with receive slots).
+    pub slots_at_join: u64,
 }
 
 impl Renegotiations {
     /// `(reason label, count)` for every reason, as exported.
-    pub fn by_reason(&self) -> [(&'static str, u64); 6] {
+    pub fn by_reason(&self) -> [(&'static str, u64); 7] {
         [
             ("publish", self.publish),
             ("unpublish", self.unpublish),
@@ -35,6 +38,7 @@ impl Renegotiations {
             ("unsubscribe", self.unsubscribe),
             ("ice_restart", self.ice_restart),
             ("client_offer", self.client_offer),
+            ("slots_at_join", self.slots_at_join),
         ]
     }
 

@@ -8,14 +8,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sfu_forwarding::{
-    Direction, MediaKind as CoreKind, Output, ParticipantId, RoomId, Sfu, TrackId, TrackKind,
-    Transmit,
+    Direction, MediaKind as CoreKind, Output, ParticipantId, RoomId, Sfu, SlotCounts, TrackId,
+    TrackKind, Transmit,
 };
 use tokio::sync::{broadcast, mpsc};
 
 use super::events::NodeEvent;
 use super::renegotiations::{OfferFacts, Renegotiations};
 use super::sdp::RidLayer;
+use super::slots::SlotPlan;
 use crate::transport::PeerId;
 
 /// Receives the figures the node observes for histograms (implemented by the metrics module).
@@ -83,6 +84,8 @@ pub(crate) struct Member {
     pub(crate) simulcast: HashMap<String, Vec<RidLayer>>,
     /// What the participant's last offer is compared on with its next one.
     pub(crate) last_offer: OfferFacts,
+    /// Its receive slots, in a room with them (`slots.rs`).
+    pub(crate) slots: Option<SlotPlan>,
 }
 
 /// An outgoing track handed to the transport whose negotiation has not completed yet.
@@ -99,6 +102,8 @@ pub(crate) struct State {
     pub(crate) sfu: Sfu,
     pub(crate) rooms: HashMap<String, RoomId>,
     pub(crate) room_names: HashMap<RoomId, String>,
+    /// Rooms whose participants get receive slots, with the counts each gets (`slots.rs`).
+    pub(crate) slot_rooms: HashMap<String, SlotCounts>,
     pub(crate) members: HashMap<ParticipantId, Member>,
     pub(crate) devices: HashMap<(String, String), ParticipantId>,
     pub(crate) peers: HashMap<PeerId, ParticipantId>,

@@ -48,6 +48,7 @@ impl State {
                 }
             }
             PeerEvent::Negotiated { outgoing, .. } => {
+                self.slots_negotiated(now, &outgoing);
                 for o in outgoing {
                     let Some(pending) = self.pending.get(&o.ssrc).cloned() else {
                         continue;
@@ -295,6 +296,15 @@ impl State {
                     jitter_seconds,
                     rtt_seconds,
                 });
+            }
+            Event::SlotsChanged {
+                subscriber,
+                version,
+                map,
+            } => {
+                if let Some(event) = self.slots_event(subscriber, version, &map) {
+                    self.emit(event);
+                }
             }
             // Layer switches, keyframe requests and the like: visible with RUST_LOG=sfu=debug.
             other => tracing::debug!(event = ?other, "core event"),

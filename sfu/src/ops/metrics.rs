@@ -26,6 +26,8 @@ pub struct SfuMetrics {
     stun_rejected: IntCounterVec,
     layer_switches: IntCounterVec,
     renegotiations: IntCounterVec,
+    slot_reassignments: IntCounterVec,
+    receive_slots: IntGaugeVec,
     consent_expired: IntCounter,
     udp_receive_buffer_drops: IntCounter,
     http: HttpConnectionMetrics,
@@ -101,6 +103,14 @@ impl SfuMetrics {
         r.register(Box::new(participants.clone()))?;
         let tracks = IntGaugeVec::new(Opts::new("sfu_tracks", "published tracks"), &["kind"])?;
         r.register(Box::new(tracks.clone()))?;
+        let receive_slots = IntGaugeVec::new(
+            Opts::new(
+                "sfu_receive_slots",
+                "receive slots of all subscribers, filled (carrying a track) or empty",
+            ),
+            &["kind", "state"],
+        )?;
+        r.register(Box::new(receive_slots.clone()))?;
         let ratio_buckets = vec![0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
         let time_buckets = vec![0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0];
         Ok(Self {
@@ -158,6 +168,13 @@ impl SfuMetrics {
                 "offers the SFU made or answered after a join, by what caused them",
                 &["reason"],
             )?,
+            slot_reassignments: counter_vec(
+                &r,
+                "sfu_slot_reassignments_total",
+                "receive slots given another track",
+                &["kind"],
+            )?,
+            receive_slots,
             consent_expired: {
                 let c = IntCounter::new(
                     "sfu_consent_expired_total",
@@ -244,6 +261,38 @@ impl SfuMetrics {
             .set(s.gauges.tracks.video as i64);
         for (reason, count) in s.renegotiations.by_reason() {
             set_counter(&self.renegotiations.with_label_values(&[reason]), count);
+        }
+        let g = &s.gauges;
+        for (kind, reassigned, slots, filled) in [
+            (
+                "audio",
+                s.metrics.slot_reassignments.audio,
+                g.slots.audio,
+                g.slots_occupied.audio,
+            ),
+            (
+                "video",
+                s.metrics.slot_reassignments.video,
+                g.slots.video,
+                g.slots_occupied.video,
+            ),
+            (
+                "screen",
+                s.metrics.slot_reassignments.screen,
+                g.slots.screen,
+                g.slots_occupied.screen,
+            ),
+        ] {
+            set_counter(
+                &self.slot_reassignments.with_label_values(&[kind]),
+                reassigned,
+            );
+            self.receive_slots
+                .with_label_values(&[kind, "filled"])
+                .set(filled as i64);
+            self.receive_slots
+                .with_label_values(&[kind, "empty"])
+                .set(slots.saturating_sub(filled) as i64);
         }
         let m = &s.metrics;
         for (kind, by) in [("audio", 0), ("video", 1)] {
@@ -410,5 +459,34 @@ pub struct OpenConnection(IntGauge);
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_metrics_export_reassignments_and_filled_and_empty_slots() {
+        let metrics = SfuMetrics::new().expect("registry builds");
+        let mut snapshot = NodeSnapshot::default();
+        snapshot.metrics.slot_reassignments.video = 7;
+        snapshot.metrics.slot_reassignments.audio = 3;
+        snapshot.gauges.slots.video = 25;
+        snapshot.gauges.slots_occupied.video = 4;
+        snapshot.gauges.slots.screen = 2;
+        snapshot.renegotiations.slots_at_join = 1;
+        metrics.update(&snapshot);
+        let text = metrics.render();
+        for line in [
+            r#"sfu_slot_reassignments_total{kind="video"} 7"#,
+            r#"sfu_slot_reassignments_total{kind="audio"} 3"#,
+            r#"sfu_receive_slots{kind="video",state="filled"} 4"#,
+            r#"sfu_receive_slots{kind="video",state="empty"} 21"#,
+            r#"sfu_receive_slots{kind="screen",state="empty"} 2"#,
+            r#"sfu_renegotiations_total{reason="slots_at_join"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
     }
 }

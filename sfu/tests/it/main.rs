@@ -22,6 +22,7 @@ mod node_simulcast;
 mod pli_flood_from_one_subscriber;
 mod publish_subscribe;
 mod publisher_gone;
+mod receive_slots_join;
 mod renegotiation;
 mod sigterm_drain;
 mod silent_peer_freed;

@@ -17,7 +17,8 @@ use crate::metrics::Metrics;
 use crate::policy::Role;
 use crate::protocol::{
     ClientStats, ErrorCode, IceServer, Joined, KeyAck, KeyEnvelope, KeyRequest, LeaveReason,
-    MediaState, RequestId, SealedChat, ServerMessage, Subscription, reject_reason,
+    MediaState, ReceiveSlotCounts, RequestId, SealedChat, ServerMessage, Subscription,
+    reject_reason,
 };
 use crate::room::{
     ConnId, Departure, JoinError, JoinRequest, Output, Room, RoomDetail, RoomSummary,
@@ -131,6 +132,8 @@ pub enum RoomCommand {
     },
     /// An event from the media node.
     Media(MediaEvent),
+    /// The media node created the room with receive slots: `joined` carries these counts.
+    ReceiveSlots(ReceiveSlotCounts),
     /// Admin: summary.
     Summary(oneshot::Sender<RoomSummary>),
     /// Admin: detail.
@@ -199,6 +202,9 @@ impl RoomActor {
                 () = sleep_until(deadline) => None,
             };
             let now = Instant::now();
+            // The slot counts arrive right after an ephemeral room is created, before anyone
+            // is in it: they do not empty it.
+            let configures = matches!(cmd, Some(RoomCommand::ReceiveSlots(_)));
             match cmd {
                 Some(cmd) => self.handle(cmd, now),
                 None => {
@@ -207,7 +213,7 @@ impl RoomActor {
                 }
             }
             self.update_gauges();
-            if self.room.is_closed() || (self.ephemeral && self.room.is_empty()) {
+            if self.room.is_closed() || (self.ephemeral && self.room.is_empty() && !configures) {
                 break;
             }
         }
@@ -402,6 +408,9 @@ impl RoomActor {
                         &device,
                         ServerMessage::Offer(crate::protocol::SdpBody { sdp }),
                     ),
+                    MediaEvent::Slots { device, map, .. } => {
+                        self.room.to_device(&device, ServerMessage::Slots(map))
+                    }
                     MediaEvent::ParticipantGone { device, reason, .. } => {
                         info!(room = self.room.name(), device = %device, %reason, "media session gone");
                         self.room.to_device(
@@ -421,6 +430,7 @@ impl RoomActor {
                 };
                 self.deliver(out, now);
             }
+            RoomCommand::ReceiveSlots(counts) => self.room.set_receive_slots(counts),
             RoomCommand::Summary(reply) => {
                 let _ = reply.send(self.room.summary());
             }

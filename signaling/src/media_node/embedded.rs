@@ -10,12 +10,12 @@ use sfu::ops::{OpsState, SfuMetrics};
 use sfu::transport::TransportConfig;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::translate::{Announcements, subscription_body};
+use super::translate::{Announcements, receive_slot_counts, subscription_body};
 use super::{
     MediaError, MediaEvent, MediaNode, MediaRoomSpec, ParticipantSpec, SessionDescription,
 };
 use crate::policy::{Role, RoomKind};
-use crate::protocol::{Subscription, TrackAnnouncement};
+use crate::protocol::{ReceiveSlotCounts, Subscription, TrackAnnouncement};
 
 /// Why the embedded SFU did not start.
 #[derive(Debug, thiserror::Error)]
@@ -84,10 +84,22 @@ impl EmbeddedSfu {
 
 #[async_trait]
 impl MediaNode for EmbeddedSfu {
-    async fn create_room(&self, room: &MediaRoomSpec) -> Result<(), MediaError> {
-        self.node
-            .create_room(&room.room, node_policy(room.kind))
-            .map_err(media_error)
+    async fn create_room(
+        &self,
+        room: &MediaRoomSpec,
+    ) -> Result<Option<ReceiveSlotCounts>, MediaError> {
+        let counts = self
+            .node
+            .create_room_with(&room.room, node_policy(room.kind), room.receive_slots)
+            .map_err(media_error)?;
+        // Through the control API's shape, so the embedded and the remote node agree.
+        Ok(counts.map(|c| {
+            receive_slot_counts(sfu_control_api::ReceiveSlotCounts {
+                audio: c.audio,
+                video: c.video,
+                screen: c.screen,
+            })
+        }))
     }
 
     async fn close_room(&self, room: &str) -> Result<(), MediaError> {
@@ -216,9 +228,10 @@ fn media_error(e: NodeError) -> MediaError {
     match e {
         NodeError::UnknownRoom => MediaError::UnknownRoom,
         NodeError::UnknownParticipant => MediaError::UnknownParticipant,
-        other @ (NodeError::Transport(_) | NodeError::UnknownTrack | NodeError::Refused(_)) => {
-            MediaError::Refused(other.to_string())
-        }
+        other @ (NodeError::Transport(_)
+        | NodeError::UnknownTrack
+        | NodeError::Refused(_)
+        | NodeError::SlotRoom) => MediaError::Refused(other.to_string()),
         other => MediaError::Failed(other.to_string()),
     }
 }

@@ -8,8 +8,9 @@
 //! subscription messages with `media_unavailable` rather than pretending.
 //!
 //! Contract:
-//! - `create_room` is called once before any participant of the room is added, `close_room` once
-//!   when the room closes (after which the node frees everything of the room and sends no more
+//! - `create_room` is called once before any participant of the room is added (for a room with
+//!   receive slots it returns the slot counts; such a room takes no per-track subscriptions and
+//!   reports [`MediaEvent::Slots`] instead), `close_room` once when the room closes (after which the node frees everything of the room and sends no more
 //!   events for it).
 //! - `add_participant` is called with a participant's first SDP offer and returns the answer;
 //!   later offers and answers go through `renegotiate`. A node may start a renegotiation itself
@@ -48,7 +49,9 @@ use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 
 use crate::policy::{Role, RoomKind};
-use crate::protocol::{Speaker, Subscription, TrackAnnouncement, TrackInfo};
+use crate::protocol::{
+    ReceiveSlotCounts, SlotMap, Speaker, Subscription, TrackAnnouncement, TrackInfo,
+};
 
 /// What a media node is told about a room.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +60,9 @@ pub struct MediaRoomSpec {
     pub room: String,
     /// Meeting or broadcast.
     pub kind: RoomKind,
+    /// Whether every participant gets receive slots (the node maps the room's tracks onto
+    /// them; no per-track subscriptions).
+    pub receive_slots: bool,
 }
 
 /// What a media node is told about a participant.
@@ -164,6 +170,15 @@ pub enum MediaEvent {
         /// The SDP offer.
         sdp: String,
     },
+    /// Which track each of a device's receive slots carries now (rooms with receive slots).
+    Slots {
+        /// Room name.
+        room: String,
+        /// The device whose slots these are.
+        device: String,
+        /// The complete map, as the client receives it.
+        map: SlotMap,
+    },
     /// The node lost the room's media state (it restarted, or its events could not be
     /// resumed) and the room was re-created on it: every media session of the room is gone,
     /// clients must start fresh ones.
@@ -185,6 +200,7 @@ impl MediaEvent {
             | MediaEvent::ParticipantGone { room, .. }
             | MediaEvent::Quality { room, .. }
             | MediaEvent::Offer { room, .. }
+            | MediaEvent::Slots { room, .. }
             | MediaEvent::MediaReset { room, .. } => room,
         }
     }
@@ -211,8 +227,12 @@ pub enum MediaError {
 /// A media node (SFU) as signaling sees it. See the module docs for the contract.
 #[async_trait]
 pub trait MediaNode: Send + Sync + 'static {
-    /// Prepares a room.
-    async fn create_room(&self, room: &MediaRoomSpec) -> Result<(), MediaError>;
+    /// Prepares a room; for a room with receive slots, returns the slots of each kind every
+    /// participant gets (the node's room policy decides them).
+    async fn create_room(
+        &self,
+        room: &MediaRoomSpec,
+    ) -> Result<Option<ReceiveSlotCounts>, MediaError>;
 
     /// Closes a room and frees everything in it.
     async fn close_room(&self, room: &str) -> Result<(), MediaError>;

@@ -11,7 +11,7 @@ use futures_util::stream::{self, BoxStream, StreamExt as _};
 use super::{
     MediaError, MediaEvent, MediaNode, MediaRoomSpec, ParticipantSpec, SessionDescription,
 };
-use crate::protocol::{Subscription, TrackAnnouncement};
+use crate::protocol::{ReceiveSlotCounts, Subscription, TrackAnnouncement};
 
 /// Rooms spread over several media nodes.
 pub struct SfuPool {
@@ -67,11 +67,14 @@ impl SfuPool {
 
 #[async_trait]
 impl MediaNode for SfuPool {
-    async fn create_room(&self, room: &MediaRoomSpec) -> Result<(), MediaError> {
+    async fn create_room(
+        &self,
+        room: &MediaRoomSpec,
+    ) -> Result<Option<ReceiveSlotCounts>, MediaError> {
         let i = self.choose();
-        self.nodes[i].create_room(room).await?;
+        let counts = self.nodes[i].create_room(room).await?;
         self.placement().insert(room.room.clone(), i);
-        Ok(())
+        Ok(counts)
     }
 
     async fn close_room(&self, room: &str) -> Result<(), MediaError> {

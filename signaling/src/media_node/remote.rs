@@ -21,17 +21,19 @@ use futures_util::stream::{BoxStream, StreamExt as _};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use sfu_control_api::{
-    AddParticipant, AnswerBody, CreateRoom, ErrorBody, EventsQuery, ResetReason, SdpBody, SdpKind,
-    StreamLine, SubscriptionBody,
+    AddParticipant, AnswerBody, CreateRoom, ErrorBody, EventsQuery, ResetReason, RoomCreated,
+    SdpBody, SdpKind, StreamLine, SubscriptionBody,
 };
 use tokio::sync::mpsc;
 
-use super::translate::{Announcements, role_body, room_kind_body, subscription_body};
+use super::translate::{
+    Announcements, receive_slot_counts, role_body, room_kind_body, subscription_body,
+};
 use super::{
     MediaError, MediaEvent, MediaNode, MediaRoomSpec, ParticipantSpec, SessionDescription,
 };
 use crate::auth::Secret;
-use crate::protocol::{MediaResetReason, Subscription, TrackAnnouncement};
+use crate::protocol::{MediaResetReason, ReceiveSlotCounts, Subscription, TrackAnnouncement};
 
 /// Longest a control request may take (an SDP answer needs the node to set up a peer). Not
 /// applied to the event stream, which never ends.
@@ -97,16 +99,32 @@ impl RemoteSfu {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn post_room(&self, room: &MediaRoomSpec) -> Result<(), MediaError> {
+    /// Creates the room on the node; returns the receive slot counts it answers (a room with
+    /// receive slots; a node older than them answers no body).
+    async fn post_room(
+        &self,
+        room: &MediaRoomSpec,
+    ) -> Result<Option<ReceiveSlotCounts>, MediaError> {
         let body = CreateRoom {
             room: room.room.clone(),
             kind: room_kind_body(room.kind),
             loudest_n: None,
             last_n: None,
+            receive_slots: room.receive_slots,
         };
-        self.send_json(Method::POST, "/control/rooms", &body)
+        let resp = self
+            .send_json(Method::POST, "/control/rooms", &body)
+            .await?;
+        let bytes = resp
+            .bytes()
             .await
-            .map(drop)
+            .map_err(|e| MediaError::Failed(format!("SFU answer unreadable: {e}")))?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        let created: RoomCreated = serde_json::from_slice(&bytes)
+            .map_err(|e| MediaError::Failed(format!("SFU answer unreadable: {e}")))?;
+        Ok(created.receive_slots.map(receive_slot_counts))
     }
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
@@ -184,10 +202,13 @@ async fn answer_of(resp: reqwest::Response) -> Result<Option<String>, MediaError
 
 #[async_trait]
 impl MediaNode for RemoteSfu {
-    async fn create_room(&self, room: &MediaRoomSpec) -> Result<(), MediaError> {
-        self.post_room(room).await?;
+    async fn create_room(
+        &self,
+        room: &MediaRoomSpec,
+    ) -> Result<Option<ReceiveSlotCounts>, MediaError> {
+        let counts = self.post_room(room).await?;
         self.rooms().insert(room.room.clone(), room.clone());
-        Ok(())
+        Ok(counts)
     }
 
     async fn close_room(&self, room: &str) -> Result<(), MediaError> {
@@ -474,7 +495,7 @@ async fn recover(
             }
         }
         match node.post_room(&spec).await {
-            Ok(()) | Err(MediaError::Refused(_)) => {
+            Ok(_) | Err(MediaError::Refused(_)) => {
                 tracing::info!(room = %spec.room, reason = why.as_str(), "room re-created on the SFU");
                 out.push(MediaEvent::MediaReset {
                     room: spec.room,

@@ -9,13 +9,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use sfu_control_api::{
-    NodeEvent, QualityDirection, RoleBody, RoomKindBody, SubscriptionBody, TrackClass,
+    NodeEvent, QualityDirection, ReceiveSlotCounts as NodeSlotCounts, RoleBody, RoomKindBody,
+    SlotEntry, SubscriptionBody, TrackClass,
 };
 
 use super::{MediaEvent, MediaQuality};
 use crate::policy::{Role, RoomKind};
 use crate::protocol::{
-    Layer, Speaker, Subscription, TrackAnnouncement, TrackInfo, TrackKind, TrackSource,
+    Layer, ReceiveSlotCounts, ReceiveSlotKind, SlotAssignment, SlotMap, Speaker, Subscription,
+    TrackAnnouncement, TrackInfo, TrackKind, TrackSource,
 };
 
 /// What publishers announced, per (room, device), by media section.
@@ -167,10 +169,58 @@ impl Announcements {
                 }
             }
             NodeEvent::Offer { room, device, sdp } => MediaEvent::Offer { room, device, sdp },
+            NodeEvent::Slots {
+                room,
+                device,
+                version,
+                slots,
+            } => MediaEvent::Slots {
+                room,
+                device,
+                map: slot_map(version, slots)?,
+            },
             // A newer node may send events this build does not know.
             #[allow(unreachable_patterns)]
             _ => return None,
         })
+    }
+}
+
+/// The client's `slots` message of a node's slot map (`None` when a slot name has no kind
+/// this build knows).
+fn slot_map(version: u64, slots: Vec<SlotEntry>) -> Option<SlotMap> {
+    let slots = slots
+        .into_iter()
+        .map(|s| {
+            let kind = match s.slot.chars().next()? {
+                'a' => ReceiveSlotKind::Audio,
+                'v' => ReceiveSlotKind::Video,
+                's' => ReceiveSlotKind::Screen,
+                _ => return None,
+            };
+            Some(SlotAssignment {
+                slot: s.slot,
+                kind,
+                mid: s.mid,
+                track: s.track,
+                source: s.publisher,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(SlotMap {
+        v: 1,
+        version,
+        slots,
+    })
+}
+
+/// The slot counts of a node's `POST /control/rooms` answer as `joined` carries them.
+pub(super) fn receive_slot_counts(counts: NodeSlotCounts) -> ReceiveSlotCounts {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    ReceiveSlotCounts {
+        audio: count(counts.audio),
+        video: count(counts.video),
+        screen: count(counts.screen),
     }
 }
 

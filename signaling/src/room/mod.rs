@@ -41,7 +41,8 @@ use std::time::Instant;
 use crate::media_node::MediaQuality;
 use crate::policy::{Role, RoomPolicy};
 use crate::protocol::{
-    ClientStats, LeaveReason, MediaState, RosterEntry, ServerMessage, Subscription, TrackInfo,
+    ClientStats, LeaveReason, MediaState, ReceiveSlotCounts, RosterEntry, ServerMessage,
+    Subscription, TrackInfo,
 };
 use crate::test_hooks::TestHooks;
 
@@ -131,6 +132,9 @@ pub struct Room {
     last_rekey: Option<Instant>,
     closed: bool,
     test_hooks: TestHooks,
+    /// The receive slots the media node gives each device (a room with receive slots, once
+    /// the node created it): `joined` carries them.
+    receive_slots: Option<ReceiveSlotCounts>,
 }
 
 impl Room {
@@ -156,6 +160,7 @@ impl Room {
             last_rekey: None,
             closed: false,
             test_hooks: TestHooks::default(),
+            receive_slots: None,
         }
     }
 
@@ -164,6 +169,11 @@ impl Room {
     pub fn with_test_hooks(mut self, hooks: TestHooks) -> Self {
         self.test_hooks = hooks;
         self
+    }
+
+    /// Records the receive slots the media node gives each device of this room.
+    pub fn set_receive_slots(&mut self, counts: ReceiveSlotCounts) {
+        self.receive_slots = Some(counts);
     }
 
     /// Room name.

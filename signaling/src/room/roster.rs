@@ -134,6 +134,7 @@ impl Room {
                 .collect(),
             media_states: self.media_states_seen_by(&entry),
             ice_servers: Vec::new(),
+            receive_slots: self.receive_slots,
         };
         self.members.insert(
             entry.device.clone(),

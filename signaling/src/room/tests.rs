@@ -22,6 +22,7 @@ fn room(kind: RoomKind) -> Room {
         max_viewers: None,
         e2ee: None,
         recording: None,
+        receive_slots: None,
     };
     Room::new(
         "r".into(),

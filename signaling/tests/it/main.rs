@@ -15,6 +15,7 @@ mod control_event_stream;
 mod key_exchange_capture;
 mod media_call;
 mod media_state;
+mod receive_slots_room;
 mod rtc_admission;
 mod rtc_flood;
 mod rtc_limits;

@@ -10,7 +10,8 @@
 //! Publishing: [`Peer::add_audio`] adds an Opus track, [`Peer::add_video`] a VP8 track with one
 //! SSRC per simulcast layer (each named by its rid); [`LocalTrack`] writes their RTP.
 //! Receiving: every packet of every remote track goes to one channel ([`Peer::incoming`]) with
-//! its kind and the mid of its media section ([`Incoming`]). [`Peer::route_media_via`] sends
+//! its kind and the mid of its media section ([`Incoming`]); [`Peer::add_receive_slots`] offers
+//! one receive-only section per receive slot of a room with them. [`Peer::route_media_via`] sends
 //! the media meant for the SFU to an impairment relay instead.
 //!
 //! | file | what it holds |
@@ -54,7 +55,8 @@ use rtc::peer_connection::configuration::media_engine::{
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCRtpHeaderExtensionCapability,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use thiserror::Error;
@@ -378,6 +380,55 @@ impl Peer {
             .await
             .map(|_| ())
             .map_err(webrtc_err)
+    }
+
+    /// Adds `audio` receive-only audio sections, then `video` receive-only video sections: one
+    /// per receive slot of a room with receive slots (`joined.receive_slots`: `audio`, then
+    /// `video` + `screen`), so the SFU's first answer carries every slot and it never has to
+    /// offer them after the join. Each offers only the slot codec (Opus, or VP8 with its RTX):
+    /// with every default codec, 31 sections would not fit the protocol's 60 KiB SDP cap.
+    ///
+    /// # Errors
+    ///
+    /// [`PeerError::Webrtc`] when the stack refuses a transceiver.
+    pub async fn add_receive_slots(&self, audio: usize, video: usize) -> Result<(), PeerError> {
+        let opus = RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            ..Default::default()
+        };
+        let vp8 = RTCRtpCodec {
+            mime_type: MIME_TYPE_VP8.to_owned(),
+            clock_rate: 90_000,
+            ..Default::default()
+        };
+        for (kind, codec, payload_type, n) in [
+            (RtpCodecKind::Audio, opus, OPUS_PT, audio),
+            (RtpCodecKind::Video, vp8, VP8_PT, video),
+        ] {
+            for _ in 0..n {
+                let transceiver = self
+                    .connection
+                    .add_transceiver_from_kind(
+                        kind,
+                        Some(RTCRtpTransceiverInit {
+                            direction: RTCRtpTransceiverDirection::Recvonly,
+                            ..Default::default()
+                        }),
+                    )
+                    .await
+                    .map_err(webrtc_err)?;
+                transceiver
+                    .set_codec_preferences(vec![RTCRtpCodecParameters {
+                        rtp_codec: codec.clone(),
+                        payload_type,
+                    }])
+                    .await
+                    .map_err(webrtc_err)?;
+            }
+        }
+        Ok(())
     }
 
     /// Creates the offer, waits for gathering (no trickle) and returns the complete SDP.

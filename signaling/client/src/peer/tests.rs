@@ -116,3 +116,41 @@ async fn published_audio_and_video_arrive_at_the_other_peer_with_their_mids() {
     sender.close().await;
     receiver.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_slot_sections_offer_only_the_slot_codecs_and_fit_the_sdp_cap() {
+    let peer = Peer::builder().build().await.expect("peer builds");
+    peer.add_audio("mic", 10).await.expect("audio added");
+    peer.add_video("cam", &[VideoLayer::single(11)])
+        .await
+        .expect("video added");
+    // The default meeting's slots: 4 audio, 25 video and 2 screen.
+    peer.add_receive_slots(4, 27)
+        .await
+        .expect("receive sections added");
+    let sdp = peer.offer().await.expect("offer");
+    let sections: Vec<&str> = sdp.split("\nm=").skip(1).collect();
+    assert_eq!(sections.len(), 2 + 4 + 27);
+    let receiving: Vec<&&str> = sections
+        .iter()
+        .filter(|s| s.contains("a=recvonly"))
+        .collect();
+    assert_eq!(receiving.len(), 31);
+    for section in receiving {
+        let formats: Vec<&str> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+            .map(|l| l.split_once(' ').map_or(l, |(_, f)| f.trim_end()))
+            .collect();
+        assert!(
+            formats == ["opus/48000/2"] || formats == ["VP8/90000", "rtx/90000"],
+            "a slot section offers only the slot codec: {formats:?}"
+        );
+    }
+    assert!(
+        sdp.len() <= crate::protocol::MAX_SDP_BYTES,
+        "the offer ({} bytes) fits the protocol's SDP cap",
+        sdp.len()
+    );
+    peer.close().await;
+}

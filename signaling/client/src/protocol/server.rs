@@ -177,6 +177,23 @@ pub struct Joined {
     /// service has no TURN servers configured or no media node).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ice_servers: Vec<IceServer>,
+    /// In a room with receive slots: how many receive sections of each kind the device's
+    /// first offer should carry (`recvonly`, audio ones for `audio`, video ones for `video`
+    /// and then `screen`); the SFU maps the room's tracks onto them and says which in `slots`
+    /// messages. Absent in other rooms (the device subscribes per track).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_slots: Option<ReceiveSlotCounts>,
+}
+
+/// `joined.receive_slots`: the receive slots of each kind a device gets in a room with them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiveSlotCounts {
+    /// Audio slots `a0…` (loudest-N plus one spare).
+    pub audio: u32,
+    /// Video (camera) slots `v0…` (last-N).
+    pub video: u32,
+    /// Screen-share slots `s0…`.
+    pub screen: u32,
 }
 
 /// One entry of `joined.ice_servers`: what a client passes to `RTCPeerConnection` as an
