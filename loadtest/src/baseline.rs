@@ -18,8 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rtp::codec::vp8::Vp8Payloader;
-use rtp::packetizer::Payloader;
+use call_client::media::Vp8Packetizer;
 use shared::marshal::Marshal;
 use thiserror::Error;
 
@@ -385,7 +384,8 @@ fn publish(config: &BaselineConfig, to: SocketAddr, epoch: Instant) -> Result<u6
         })?;
         Some((
             generator,
-            Vp8Payloader::default(),
+            Vp8Packetizer::with_max_payload(0, RTP_MTU - RTP_HEADER_LEN - PROBE_LEN),
+            Vec::new(),
             RtpSender::new(socket()?, 0x2222_0002, 96, VIDEO_STREAM),
         ))
     } else {
@@ -412,16 +412,11 @@ fn publish(config: &BaselineConfig, to: SocketAddr, epoch: Instant) -> Result<u6
             audio_frames += 1;
             next_audio += audio_interval;
         }
-        if let Some((generator, payloader, sender)) = video.as_mut()
+        if let Some((generator, packetizer, chunks, sender)) = video.as_mut()
             && now >= next_video
         {
             let frame = generator.next_frame();
-            let chunks = payloader
-                .payload(
-                    RTP_MTU - RTP_HEADER_LEN - PROBE_LEN,
-                    &Bytes::from(frame.data),
-                )
-                .map_err(|e| BaselineError::Rtp(e.to_string()))?;
+            packetizer.packetize(&frame.data, chunks);
             let ts = video_frames.wrapping_mul(90_000 / 30);
             let last = chunks.len().saturating_sub(1);
             for (i, chunk) in chunks.iter().enumerate() {
@@ -439,7 +434,7 @@ fn publish(config: &BaselineConfig, to: SocketAddr, epoch: Instant) -> Result<u6
         }
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
-    let sent = audio.map_or(0, |(_, s)| s.sent) + video.map_or(0, |(_, _, s)| s.sent);
+    let sent = audio.map_or(0, |(_, s)| s.sent) + video.map_or(0, |(_, _, _, s)| s.sent);
     Ok(sent)
 }
 

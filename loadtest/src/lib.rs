@@ -8,9 +8,9 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`media`] | Opus test tone (real libopus), VP8-shaped simulcast frames |
+//! | [`media`] | Opus test tone (real libopus), VP8-shaped simulcast frames (generators; RTP and VP8 reassembly are `call_client::media`'s) |
 //! | [`probe`] | the send-time/sequence trailer carried inside each encrypted frame |
-//! | [`secure_media`] | probe + real SFrame (e2ee-frames) on send, decrypt + measure on receive |
+//! | [`secure_media`] | probe + SFrame seal on send, open + measure on receive (`call_client::media`) |
 //! | [`receiver_stats`] | latency, loss, reordering, RFC 3550 jitter per received stream |
 //! | [`outage`] | media that stopped: outages and the loss after the last frame, per stream |
 //! | [`histogram`] | HDR-histogram percentiles of durations |
@@ -25,7 +25,6 @@
 //! | [`sfu_cost`] | the SFU's CPU, peak memory and forwarded packets over a run |
 //! | [`impairment`] | the impairing UDP relay and its `--impair` syntax |
 //! | [`baseline`] | the plain UDP relay baseline |
-//! | [`rtp_media`] | VP8 frames to RTP payloads and back |
 //! | [`participant`] | one simulated caller, presenter or viewer (`async` engine: a `webrtc` session each) |
 //! | [`viewer_engine`] | the sans-IO viewer engine: many viewers per event loop on the `rtc` core |
 //! | [`scenario`] | `meeting` and `broadcast`: services, room, participants, report |
@@ -44,7 +43,6 @@ pub mod progress;
 pub mod receiver_stats;
 pub mod report;
 pub mod report_merge;
-pub mod rtp_media;
 pub mod scenario;
 pub mod secure_media;
 pub mod service_process;

@@ -3,13 +3,14 @@
 //! receiving side decrypted, checked and measured.
 //!
 //! On the wire a frame is `clear_prefix || sframe_header || ciphertext || tag` exactly as a real
-//! client sends it: the SFU reads the clear prefix (VP8 frame tag, start code and size; Opus TOC)
-//! and nothing else. The probe is at the end of the plaintext, so it is encrypted and
+//! client sends it ([`call_client::media::seal_frame`]/[`call_client::media::open_frame`]): the
+//! SFU reads the clear prefix (VP8 frame tag, start code and size; Opus TOC) and nothing else. The probe is at the end of the plaintext, so it is encrypted and
 //! authenticated with the frame; a receiver can only measure a frame it decrypted.
 
 use std::time::Instant;
 
-use e2ee_frames::{Codec, KeyStore, ReceiveError, SendError, Sender, Stream};
+use call_client::media::{self as client_media, Codec};
+use e2ee_frames::{KeyStore, SendError, Sender, Stream};
 use thiserror::Error;
 
 use crate::probe::{PROBE_LEN, Probe, ProbeError};
@@ -28,9 +29,9 @@ pub enum SealError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// SFrame refused the frame: unknown key, bad header, failed authentication, replay.
+    /// SFrame refused the frame: no key, replay, bad header, failed authentication.
     #[error(transparent)]
-    Decrypt(#[from] ReceiveError),
+    Decrypt(#[from] client_media::OpenError),
     /// The frame decrypted but carries no valid probe (not a load-test frame).
     #[error(transparent)]
     Probe(#[from] ProbeError),
@@ -83,8 +84,7 @@ impl FrameSealer {
         self.plaintext.clear();
         self.plaintext.extend_from_slice(frame);
         probe.append_to(&mut self.plaintext);
-        self.sender
-            .encrypt_media(stream, codec, &self.plaintext, out)?;
+        client_media::seal_frame(&mut self.sender, stream, codec, &self.plaintext, out)?;
         *seq = seq.wrapping_add(1);
         Ok(probe)
     }
@@ -124,27 +124,15 @@ impl FrameOpener {
         wire: &[u8],
         arrival_us: u64,
     ) -> Result<(Probe, &[u8]), OpenError> {
-        match self
-            .keys
-            .decrypt_media(now, codec, wire, &mut self.plaintext)
+        if let Err(e) =
+            client_media::open_frame(&mut self.keys, now, codec, wire, &mut self.plaintext)
         {
-            Ok(_) => {}
-            Err(e @ ReceiveError::Replay(_)) => {
-                self.replays += 1;
-                return Err(e.into());
+            match e {
+                client_media::OpenError::Replay(_) => self.replays += 1,
+                client_media::OpenError::KeyMissing(_) => self.keyless += 1,
+                _ => self.decrypt_failures += 1,
             }
-            Err(
-                e @ (ReceiveError::UnknownKid(_)
-                | ReceiveError::StepTooOld { .. }
-                | ReceiveError::RatchetBeyondBound { .. }),
-            ) => {
-                self.keyless += 1;
-                return Err(e.into());
-            }
-            Err(e) => {
-                self.decrypt_failures += 1;
-                return Err(e.into());
-            }
+            return Err(e.into());
         }
         let (frame, probe) = match Probe::split_trailer(&self.plaintext) {
             Ok(v) => v,
@@ -204,8 +192,9 @@ pub fn overhead_bytes(suite: e2ee_frames::CipherSuite) -> usize {
 mod tests {
     use super::*;
     use crate::media::opus_tone::{OpusToneSource, SAMPLE_RATE, SAMPLES_PER_FRAME};
-    use crate::media::vp8_frames::{CAMERA_LAYERS, SimulcastSource, Vp8Header};
-    use e2ee_frames::{BaseKey, CipherSuite};
+    use crate::media::vp8_frames::{CAMERA_LAYERS, SimulcastSource};
+    use call_client::media::{OpenError as ClientOpenError, Vp8Header};
+    use e2ee_frames::{BaseKey, CipherSuite, ReceiveError};
 
     const SUITE: CipherSuite = CipherSuite::Aes256GcmSha512_128;
 
@@ -316,7 +305,9 @@ mod tests {
         opener.open(now, Codec::Opus, &wire, 0).unwrap();
         assert!(matches!(
             opener.open(now, Codec::Opus, &wire, 0),
-            Err(OpenError::Decrypt(ReceiveError::Replay(_)))
+            Err(OpenError::Decrypt(ClientOpenError::Replay(
+                ReceiveError::Replay(_)
+            )))
         ));
         assert_eq!(opener.replays(), 1);
         let (mut stranger, _) = pair(2);

@@ -8,24 +8,14 @@
 //! several times the size of a delta frame, frame sizes wander by a few percent, and the average
 //! over a keyframe interval hits the target bitrate.
 //!
-//! Frame tag (3 bytes, little-endian 24-bit): bit 0 `!key_frame`, bits 1–3 version, bit 4
-//! show_frame, bits 5–23 size of the first partition. A keyframe continues with the start code
-//! `9d 01 2a` and two little-endian 16-bit fields: 14 bits width + 2 bits horizontal scale, 14
-//! bits height + 2 bits vertical scale. So a keyframe's header is 10 bytes and a delta frame's 3:
-//! exactly the clear-prefix lengths of docs/e2ee.md §1.2.
+//! The header layout (frame tag; for a keyframe, start code and picture size) and its parser are
+//! the client library's ([`call_client::media::Vp8Header`]); a keyframe's header is 10 bytes and a
+//! delta frame's 3, exactly the clear-prefix lengths of docs/e2ee.md §1.2.
 
+use call_client::media::{VP8_DELTA_HEADER_LEN, VP8_KEYFRAME_HEADER_LEN, VP8_START_CODE};
 use rand::rngs::ChaCha8Rng;
 use rand::{Rng, RngExt, SeedableRng};
 use thiserror::Error;
-
-/// Length of a keyframe's header: frame tag, start code, width and height.
-pub const KEYFRAME_HEADER_LEN: usize = 10;
-
-/// Length of a delta frame's header: the frame tag.
-pub const DELTA_HEADER_LEN: usize = 3;
-
-/// The keyframe start code (RFC 6386 §9.1).
-pub const START_CODE: [u8; 3] = [0x9d, 0x01, 0x2a];
 
 /// Largest first-partition size the 19-bit field holds.
 const MAX_FIRST_PARTITION: usize = (1 << 19) - 1;
@@ -149,9 +139,9 @@ impl Vp8FrameGenerator {
         // Rate-controlled encoders land within a few percent of the budget per frame.
         let wobble: f64 = self.rng.random_range(0.9..1.1);
         let header_len = if keyframe {
-            KEYFRAME_HEADER_LEN
+            VP8_KEYFRAME_HEADER_LEN
         } else {
-            DELTA_HEADER_LEN
+            VP8_DELTA_HEADER_LEN
         };
         let total = ((budget * wobble).round() as usize).saturating_sub(self.config.trailer_len);
         let total = total.max(header_len + 1);
@@ -162,7 +152,7 @@ impl Vp8FrameGenerator {
         let tag = (first_partition as u32) << 5 | 1 << 4 | u32::from(!keyframe);
         data[0..3].copy_from_slice(&tag.to_le_bytes()[0..3]);
         if keyframe {
-            data[3..6].copy_from_slice(&START_CODE);
+            data[3..6].copy_from_slice(&VP8_START_CODE);
             data[6..8].copy_from_slice(&self.config.width.to_le_bytes());
             data[8..10].copy_from_slice(&self.config.height.to_le_bytes());
         }
@@ -174,72 +164,6 @@ impl Vp8FrameGenerator {
         };
         self.index += 1;
         frame
-    }
-}
-
-/// What a VP8 frame header says, as the SFU would read it from the clear prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Vp8Header {
-    /// Bit 0 of the frame tag is 0.
-    pub keyframe: bool,
-    /// Bitstream version (0–3).
-    pub version: u8,
-    /// Whether the frame is meant to be displayed.
-    pub show_frame: bool,
-    /// Size in bytes of the first partition.
-    pub first_partition_size: u32,
-    /// For a keyframe: width and height in pixels (scale bits dropped).
-    pub picture_size: Option<(u16, u16)>,
-}
-
-/// Why bytes are not a VP8 frame header.
-#[derive(Debug, Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Vp8HeaderError {
-    /// Fewer bytes than the header needs.
-    #[error("VP8 frame of {0} bytes is shorter than its header")]
-    TooShort(usize),
-    /// A keyframe without the `9d 01 2a` start code.
-    #[error("VP8 keyframe without start code")]
-    BadStartCode,
-    /// A version above 3 is reserved.
-    #[error("VP8 version {0} is reserved")]
-    Version(u8),
-}
-
-impl Vp8Header {
-    /// Parses the frame tag and, for a keyframe, the start code and picture size.
-    pub fn parse(frame: &[u8]) -> Result<Self, Vp8HeaderError> {
-        let [b0, b1, b2, rest @ ..] = frame else {
-            return Err(Vp8HeaderError::TooShort(frame.len()));
-        };
-        let tag = u32::from_le_bytes([*b0, *b1, *b2, 0]);
-        let keyframe = tag & 1 == 0;
-        let version = ((tag >> 1) & 0b111) as u8;
-        if version > 3 {
-            return Err(Vp8HeaderError::Version(version));
-        }
-        let picture_size = if keyframe {
-            let [s0, s1, s2, w0, w1, h0, h1, ..] = rest else {
-                return Err(Vp8HeaderError::TooShort(frame.len()));
-            };
-            if [*s0, *s1, *s2] != START_CODE {
-                return Err(Vp8HeaderError::BadStartCode);
-            }
-            Some((
-                u16::from_le_bytes([*w0, *w1]) & 0x3fff,
-                u16::from_le_bytes([*h0, *h1]) & 0x3fff,
-            ))
-        } else {
-            None
-        };
-        Ok(Vp8Header {
-            keyframe,
-            version,
-            show_frame: tag & (1 << 4) != 0,
-            first_partition_size: tag >> 5,
-            picture_size,
-        })
     }
 }
 
@@ -340,6 +264,7 @@ impl SimulcastSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use call_client::media::Vp8Header;
 
     fn config(bitrate_bps: u32) -> Vp8Config {
         Vp8Config {
@@ -360,13 +285,13 @@ mod tests {
         let key = g.next_frame();
         assert!(key.keyframe);
         assert_eq!(key.data[0] & 1, 0, "keyframe bit is 0 in a keyframe");
-        assert_eq!(&key.data[3..6], &START_CODE);
+        assert_eq!(&key.data[3..6], &VP8_START_CODE);
         let header = Vp8Header::parse(&key.data).unwrap();
         assert!(header.keyframe && header.show_frame);
         assert_eq!(header.version, 0);
         assert_eq!(header.picture_size, Some((640, 360)));
         assert!(
-            (header.first_partition_size as usize) < key.data.len() - KEYFRAME_HEADER_LEN,
+            (header.first_partition_size as usize) < key.data.len() - VP8_KEYFRAME_HEADER_LEN,
             "first partition fits in the frame"
         );
 
@@ -444,25 +369,6 @@ mod tests {
         let mut c = config(100_000);
         c.keyframe_factor = f64::NAN;
         assert!(Vp8FrameGenerator::new(c).is_err());
-    }
-
-    #[test]
-    fn header_parser_handles_every_short_length() {
-        let mut g = Vp8FrameGenerator::new(config(500_000)).unwrap();
-        let key = g.next_frame().data;
-        for len in 0..KEYFRAME_HEADER_LEN {
-            assert_eq!(
-                Vp8Header::parse(&key[..len]),
-                Err(Vp8HeaderError::TooShort(len))
-            );
-        }
-        let mut bad = key.clone();
-        bad[4] = 0;
-        assert_eq!(Vp8Header::parse(&bad), Err(Vp8HeaderError::BadStartCode));
-        for len in 0..1500usize {
-            let junk: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
-            let _ = Vp8Header::parse(&junk);
-        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use call_client::media::{Vp8Packetizer, Vp8Reassembler};
 use call_client::peer::{Incoming, LocalTrack, RtpCodecKind};
 use e2ee_frames::{Codec, Stream};
 use tokio::sync::{mpsc, watch};
@@ -17,7 +18,6 @@ use super::{
 use crate::media::opus_tone::OpusToneSource;
 use crate::media::vp8_frames::{CAMERA_FPS, CAMERA_LAYERS, SimulcastLayer, SimulcastSource};
 use crate::probe::PROBE_LEN;
-use crate::rtp_media::{Vp8Packetizer, Vp8Reassembler};
 
 /// Seconds between periodic keyframes. Short because the publisher does not answer PLI yet
 /// (the `webrtc` crate delivers RTCP to the application only through a custom interceptor):
@@ -37,30 +37,37 @@ pub(super) async fn receive_media(
     while let Some(Incoming { kind, packet, .. }) = incoming.recv().await {
         let arrival_us = epoch.elapsed().as_micros() as u64;
         let now = Instant::now();
-        let opened = if kind == RtpCodecKind::Audio {
-            lock(&opener)
-                .open(now, Codec::Opus, &packet.payload, arrival_us)
-                .is_ok()
+        // Frames this packet let decrypt: a late packet can complete several.
+        let opened: u64 = if kind == RtpCodecKind::Audio {
+            u64::from(
+                lock(&opener)
+                    .open(now, Codec::Opus, &packet.payload, arrival_us)
+                    .is_ok(),
+            )
         } else {
             let r = video.entry(packet.header.ssrc).or_default();
-            let before = r.broken_frames();
-            let frame = r.push(
+            let before = r.counts().incomplete_frames;
+            let pushed = r.push(
                 packet.header.sequence_number,
                 packet.header.timestamp,
                 packet.header.marker,
                 &packet.payload,
             );
-            let ok = match frame {
-                Ok(Some(frame)) => lock(&opener)
-                    .open(now, Codec::Vp8, frame, arrival_us)
-                    .is_ok(),
-                _ => false,
-            };
-            broken += r.broken_frames() - before;
-            ok
+            let mut opened = 0;
+            if pushed.is_ok() {
+                let mut opener = lock(&opener);
+                while let Some(frame) = r.next_frame() {
+                    opened +=
+                        u64::from(opener.open(now, Codec::Vp8, frame.data, arrival_us).is_ok());
+                }
+            }
+            broken += r.counts().incomplete_frames - before;
+            opened
         };
-        if opened {
-            counters.frames_decrypted.fetch_add(1, Ordering::Relaxed);
+        if opened > 0 {
+            counters
+                .frames_decrypted
+                .fetch_add(opened, Ordering::Relaxed);
         }
     }
     broken

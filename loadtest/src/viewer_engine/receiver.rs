@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use call_client::media::Vp8Reassembler;
 use e2ee_frames::Codec;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
-use crate::rtp_media::Vp8Reassembler;
 use crate::secure_media::FrameOpener;
 
 /// What one viewer received and decrypted.
@@ -35,28 +35,32 @@ impl MediaReceiver {
         arrival_us: u64,
     ) {
         self.packets += 1;
-        let opened = if kind == RtpCodecKind::Audio {
-            self.opener
+        if kind == RtpCodecKind::Audio {
+            let opened = self
+                .opener
                 .open(now, Codec::Opus, &packet.payload, arrival_us)
-                .is_ok()
-        } else {
-            let r = self.video.entry(packet.header.ssrc).or_default();
-            let before = r.broken_frames();
-            let opened = match r.push(
-                packet.header.sequence_number,
-                packet.header.timestamp,
-                packet.header.marker,
-                &packet.payload,
-            ) {
-                Ok(Some(frame)) => self.opener.open(now, Codec::Vp8, frame, arrival_us).is_ok(),
-                _ => false,
-            };
-            self.broken_frames += r.broken_frames() - before;
-            opened
-        };
-        if opened {
-            self.frames_decrypted += 1;
+                .is_ok();
+            self.frames_decrypted += u64::from(opened);
+            return;
         }
+        let r = self.video.entry(packet.header.ssrc).or_default();
+        let before = r.counts().incomplete_frames;
+        let pushed = r.push(
+            packet.header.sequence_number,
+            packet.header.timestamp,
+            packet.header.marker,
+            &packet.payload,
+        );
+        if pushed.is_ok() {
+            while let Some(frame) = r.next_frame() {
+                let opened = self
+                    .opener
+                    .open(now, Codec::Vp8, frame.data, arrival_us)
+                    .is_ok();
+                self.frames_decrypted += u64::from(opened);
+            }
+        }
+        self.broken_frames += r.counts().incomplete_frames - before;
     }
 
     /// A new media session (after a `media_reset`): reassembly starts over, keys and

@@ -17,6 +17,7 @@
 
 pub mod access_token;
 pub mod keys;
+pub mod media;
 pub mod protocol;
 
 #[cfg(feature = "peer")]

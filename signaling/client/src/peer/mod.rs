@@ -20,13 +20,14 @@
 //! | `events.rs` | the stack's events: connection state, gathering, remote tracks → [`Incoming`] |
 //! | `local_track.rs` | [`LocalTrack`], [`VideoLayer`]: publishing Opus/VP8 and simulcast layers |
 //! | `sdp.rs` | loopback filtering, candidate rewriting, mids and header-extension ids |
-//! | `vp8.rs` | the VP8 payload descriptor of received packets |
+//!
+//! The VP8 payload descriptor of received packets is [`crate::media`]'s, re-exported here.
 
 mod events;
 mod local_track;
 mod sdp;
-mod vp8;
 
+pub use crate::media::{vp8_descriptor_len, vp8_frame_bytes};
 pub use events::Incoming;
 pub use local_track::{LocalTrack, VideoLayer};
 pub use rtc::peer_connection::state::RTCPeerConnectionState;
@@ -35,7 +36,6 @@ pub use sdp::{
     AUDIO_LEVEL_URI, MID_URI, RID_URI, extmap_id, first_mid_of_kind, loopback_only_sdp,
     mid_of_track, rewrite_candidates,
 };
-pub use vp8::{vp8_descriptor_len, vp8_frame_bytes};
 pub use webrtc::peer_connection::Registry;
 
 use std::net::SocketAddr;

@@ -1,4 +1,5 @@
 //! Integration tests of `call-client`, one binary, one module per behaviour.
 
 mod keys;
+mod media;
 mod protocol_doc;
