@@ -264,6 +264,7 @@ impl Sfu {
             slot_layout: None,
             slot_pins: Vec::new(),
             slots_version: 0,
+            slots_stale: false,
             twcc_seq: 0,
             twcc_rx: Default::default(),
             bwe: Bwe::new(

@@ -414,7 +414,11 @@ impl Sfu {
         if video_changed {
             self.allocate(now, subscriber);
         }
-        if changed || announce {
+        let stale = self
+            .participants
+            .get_mut(subscriber.index, subscriber.generation)
+            .is_some_and(|p| std::mem::take(&mut p.slots_stale));
+        if changed || announce || stale {
             let Some(map) = self.slot_map(subscriber) else {
                 return;
             };
@@ -504,6 +508,13 @@ impl Sfu {
         }
         if s.next_track == Some(track) {
             s.next_track = None;
+        }
+        let subscriber = s.subscriber;
+        if let Some(p) = self
+            .participants
+            .get_mut(subscriber.index, subscriber.generation)
+        {
+            p.slots_stale = true;
         }
     }
 }

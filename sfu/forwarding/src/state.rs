@@ -51,6 +51,9 @@ pub(crate) struct Participant {
     pub(crate) slot_pins: Vec<TrackId>,
     /// Version of the last `SlotsChanged` announced for this subscriber.
     pub(crate) slots_version: u64,
+    /// A slot lost its track outside the assignment (its track was unpublished): the next
+    /// assignment announces the map even when it assigns nothing new.
+    pub(crate) slots_stale: bool,
     pub(crate) twcc_seq: u16,
     pub(crate) bwe: Bwe,
     /// Arrivals of this participant's packets, for transport-cc feedback to it.

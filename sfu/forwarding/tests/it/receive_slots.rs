@@ -480,6 +480,34 @@ fn publisher_leaving_frees_its_slot() {
     assert!(!rx.is_empty() && rx.iter().all(|(_, p)| p.frame[1] == 4));
 }
 
+#[test]
+fn a_leave_that_only_empties_a_slot_announces_a_new_map() {
+    // 25 video slots, 3 cameras: the leaver's video slot has no camera to take it, so the
+    // assignment changes nothing; the listener must still learn its slot is empty.
+    let mut r = SlotRoom::new(RoomPolicy::meeting(), 3);
+    let (listener, _) = r.join(10_000);
+    r.run(200);
+    let v0 = slot(SlotKind::Video, 0);
+    let leaver = r.callers.remove(0);
+    assert_eq!(r.assigned(listener, v0), Some(leaver.camera));
+    let before = r.slot_maps(0, listener).last().map(|(v, _)| *v).unwrap();
+    let mark = r.mark();
+    r.sim.sfu.remove_participant(r.sim.now, leaver.id).unwrap();
+    r.collect();
+    let maps = r.slot_maps(mark, listener);
+    let (version, map) = maps.last().expect("a leave announces a new slot map");
+    assert!(*version > before);
+    assert!(
+        map.iter()
+            .all(|(_, t)| *t != Some(leaver.camera) && *t != Some(leaver.audio)),
+        "the new map no longer names the leaver: {map:?}"
+    );
+    assert_eq!(
+        map.iter().find(|(s, _)| *s == v0).map(|(_, t)| *t),
+        Some(None)
+    );
+}
+
 /// Checks one slot's stream: sequence numbers without gaps, timestamps moving forward by the
 /// wall-clock time between packets (also at the switch), picture ids and TL0PICIDX one per frame.
 fn assert_continuous(rx: &[(Instant, Received)], clock: f64) {
