@@ -210,6 +210,34 @@ mod tests {
         }
     }
 
+    /// The bytes of one feedback, worked out by hand from draft-holmer-rmcat-transport-wide-cc-
+    /// extensions-01 §3.1 (what libwebrtc's parser reads): seq 100 received 1,000,000 µs, 101
+    /// lost, 102 received 500 µs later, 103 received 99.5 ms after that.
+    #[test]
+    fn feedback_bytes_follow_the_draft_layout() {
+        let arrivals = [Some(1_000_000), None, Some(1_000_500), Some(1_100_000)];
+        let mut buf = Vec::new();
+        write_feedback(&mut buf, 1, 2, 100, 7, &arrivals);
+        #[rustfmt::skip]
+        let expected = [
+            // V=2, FMT=15, PT=205 (RTPFB), length 6 words - 1.
+            0x8f, 0xcd, 0x00, 0x06,
+            0x00, 0x00, 0x00, 0x01, // sender SSRC
+            0x00, 0x00, 0x00, 0x02, // media SSRC
+            0x00, 0x64, // base sequence number 100
+            0x00, 0x04, // packet status count 4
+            0x00, 0x00, 0x0f, // reference time 15 × 64 ms = 960 ms
+            0x07, // feedback packet count
+            // Status vector chunk, 2-bit symbols: small, not received, small, large, (3 unused).
+            0b1101_0001, 0b1000_0000,
+            0xa0, // 40 ms after the reference, in 250 µs ticks: 160
+            0x02, // 500 µs: 2
+            0x01, 0x8e, // 99.5 ms: 398, a large (16-bit signed) delta
+            0x00, 0x00, // to a 32-bit boundary
+        ];
+        assert_eq!(buf, expected);
+    }
+
     #[test]
     fn claimed_statuses_without_chunks_is_an_error() {
         let fci = [0, 1, 0, 10, 0, 0, 0, 0];

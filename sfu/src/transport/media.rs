@@ -23,8 +23,10 @@ pub trait MediaHandler: Send + 'static {
     /// closed.
     fn on_peer_event(&mut self, event: PeerEvent, out: &mut Outbox<'_>);
 
-    /// An SRTP-decrypted RTP packet (header, extensions and payload as received; RTX already
-    /// de-encapsulated to the original stream by `rtc`). The slice is valid for this call only.
+    /// An SRTP-decrypted RTP packet (header, extensions and payload as received; RTX of a
+    /// declared stream already de-encapsulated by `rtc`; padding-only probes and packets of
+    /// SSRCs no SDP names as received). `now` is when its datagram was read from the socket
+    /// (the arrival time transport-cc feedback reports). The slice is valid for this call only.
     fn on_rtp(&mut self, peer: PeerId, rtp: &[u8], now: Instant, out: &mut Outbox<'_>);
 
     /// An SRTCP-decrypted RTCP compound packet. The slice is valid for this call only.

@@ -60,13 +60,15 @@ pub(super) async fn run<H: MediaHandler>(
                 }
             }
             Wake::Datagram(Ok((n, src))) => {
-                let now = Instant::now();
-                state.on_datagram(src, &buf[..n], now);
+                state.on_datagram(src, &buf[..n], Instant::now());
                 // Read what else is already queued before driving peers, so their output is
-                // produced and sent in one pass.
+                // produced and sent in one pass. Each datagram keeps its own read time: it is
+                // the arrival time the transport-cc feedback reports, and a probe burst read in
+                // one batch under one instant has no receive interval, so the sender discards
+                // the probe.
                 for _ in 1..RECV_BATCH {
                     match socket.try_recv_from(&mut buf) {
-                        Ok((n, src)) => state.on_datagram(src, &buf[..n], now),
+                        Ok((n, src)) => state.on_datagram(src, &buf[..n], Instant::now()),
                         Err(_) => break,
                     }
                 }
@@ -257,7 +259,8 @@ impl<H: MediaHandler> ShardState<H> {
                 }
             }
             while let Some(message) = peer.pc.poll_read() {
-                self.inbox.push(message.message);
+                // `now` of a read message is when its datagram was read from the socket.
+                self.inbox.push((message.now, message.message));
             }
         }
 
@@ -271,8 +274,8 @@ impl<H: MediaHandler> ShardState<H> {
             self.offer_deferred(id, now);
         }
         let mut inbox = std::mem::take(&mut self.inbox);
-        for message in inbox.drain(..) {
-            self.dispatch_media(id, message, now);
+        for (read_at, message) in inbox.drain(..) {
+            self.dispatch_media(id, message, read_at);
         }
         self.inbox = inbox;
 

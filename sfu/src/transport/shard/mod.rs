@@ -102,8 +102,9 @@ struct ShardState<H> {
     batch: SendBatch,
     /// Reused buffer the decrypted packets are marshalled into before the handler sees them.
     scratch: Vec<u8>,
-    /// Reused list of messages taken from one peer before they are dispatched.
-    inbox: Vec<RTCMessage>,
+    /// Reused list of messages taken from one peer before they are dispatched, each with the
+    /// instant its datagram was read.
+    inbox: Vec<(Instant, RTCMessage)>,
 }
 
 impl<H: MediaHandler> ShardState<H> {

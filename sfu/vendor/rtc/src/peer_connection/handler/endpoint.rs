@@ -164,19 +164,40 @@ impl<'a> EndpointHandler<'a> {
         {
             let recovered = deencapsulate_rtx(&mut rtp_packet, primary_ssrc, primary_payload_type);
             if !recovered {
-                // RTX packet with no OSN header (e.g. a padding-only bandwidth-probe
-                // packet, RFC 4588 §4): nothing to recover.
-                trace!(
-                    "drop rtx packet ssrc = {} without OSN payload",
-                    rtp_packet.header.ssrc
-                );
+                // PATCH (e2ee-sfu): an RTX packet with no OSN header is a padding-only
+                // bandwidth probe (RFC 4588 §4): nothing to recover, but it carries the
+                // sender's transport-wide sequence number, and an SFU that writes
+                // transport-cc feedback itself must see it, or it reports every probe
+                // lost and the sender's estimate never grows. It goes up unchanged (RTX
+                // SSRC and payload type), tagged with the primary stream's track.
+                if let Some(track_id) = self.find_track_id(primary_ssrc, Some(&rtp_packet.header))
+                {
+                    self.ctx.read_outs.push_back(TaggedRTCMessageInternal {
+                        now,
+                        transport: transport_context,
+                        message: RTCMessageInternal::Rtp(RTPMessage::TrackPacket(TrackPacket {
+                            track_id,
+                            packet: Packet::Rtp(rtp_packet),
+                        })),
+                    });
+                }
                 return Ok(());
             }
         }
 
         let ssrc = rtp_packet.header.ssrc;
 
-        if let Some(track_id) = self.find_track_id(ssrc, Some(&rtp_packet.header)) {
+        // PATCH (e2ee-sfu): a packet of an SSRC no receiver owns yet (a simulcast layer's RTX
+        // stream: rid-based simulcast declares no `a=ssrc-group:FID`, so its RTX SSRCs are
+        // never bound; its padding-only probes and retransmissions arrive here) is not
+        // dropped: it carries the sender's transport-wide sequence number, and an SFU that
+        // writes transport-cc feedback itself must see every such packet, or it reports them
+        // lost and the sender's estimate never grows. It goes up tagged with the track of a
+        // receiver that negotiated its payload type; the application routes on SSRC itself.
+        let track_id = self
+            .find_track_id(ssrc, Some(&rtp_packet.header))
+            .or_else(|| self.track_id_by_payload_type(rtp_packet.header.payload_type));
+        if let Some(track_id) = track_id {
             // Track RTP stats if accumulator exists (created when OnOpen event is fired)
             if let Some(stream) = self.stats.inbound_rtp_streams.get_mut(&ssrc) {
                 stream.on_rtp_received(
@@ -322,6 +343,18 @@ impl<'a> EndpointHandler<'a> {
 
     // crosscheck with RTCPeerConnection::start_rtp, since remote tracks(RTCRtpCodingParameters) are added in it
     //
+    /// PATCH (e2ee-sfu): the track of the first receiver that negotiated `payload_type`.
+    fn track_id_by_payload_type(&self, payload_type: PayloadType) -> Option<MediaStreamTrackId> {
+        self.rtp_transceivers.iter().find_map(|transceiver| {
+            let receiver = transceiver.receiver().as_ref()?;
+            receiver
+                .get_codec_preferences()
+                .iter()
+                .any(|codec| codec.payload_type == payload_type)
+                .then(|| receiver.track().track_id().clone())
+        })
+    }
+
     // A pure lookup. Establishing a stream — resolving its codec from the arriving payload type,
     // binding it to the interceptors, creating its accumulator and firing `OnTrack` — happens in
     // `StreamEstablisher`, driven by the interceptor handler *before* the chain sees the packet.
@@ -714,8 +747,10 @@ mod rtx_test {
         }
     }
 
+    // PATCH (e2ee-sfu): a padding-only probe carries the sender's transport-wide sequence
+    // number; it goes up unchanged (nothing to de-encapsulate) on the primary's track.
     #[test]
-    fn handle_rtp_message_drops_rtx_probe_packet() {
+    fn handle_rtp_message_surfaces_rtx_probe_packet_unchanged() {
         let (primary_ssrc, rtx_ssrc, primary_pt, rtx_pt) = (1000u32, 2000u32, 96u8, 97u8);
         let mut transceivers = vec![rtx_receiver_transceiver(
             primary_ssrc,
@@ -731,6 +766,8 @@ mod rtx_test {
             header: rtp::Header {
                 payload_type: rtx_pt,
                 ssrc: rtx_ssrc,
+                sequence_number: 7,
+                padding: true,
                 ..Default::default()
             },
             payload: Bytes::from(vec![0x00]),
@@ -739,13 +776,66 @@ mod rtx_test {
         {
             let mut handler = EndpointHandler::new(&mut ctx, &mut transceivers, &mut stats);
             handler
-                .handle_rtp_message(Instant::now(), test_transport(), probe)
+                .handle_rtp_message(Instant::now(), test_transport(), probe.clone())
                 .expect("handle_rtp_message");
         }
 
+        let dispatched = ctx.read_outs.pop_front().expect("the probe is dispatched");
+        match dispatched.message {
+            RTCMessageInternal::Rtp(RTPMessage::TrackPacket(TrackPacket {
+                packet: Packet::Rtp(packet),
+                ..
+            })) => assert_eq!(packet, probe),
+            _ => panic!("expected the probe as an RTP TrackPacket"),
+        }
+        assert!(ctx.read_outs.is_empty());
+    }
+
+    // PATCH (e2ee-sfu): rid-based simulcast declares no FID group, so a layer's RTX SSRC is
+    // bound to no receiver; its packets go up (tagged with a receiver that negotiated their
+    // payload type) instead of being dropped. A payload type nobody negotiated is dropped.
+    #[test]
+    fn handle_rtp_message_surfaces_unbound_ssrc_of_a_negotiated_payload_type() {
+        let (primary_ssrc, rtx_ssrc, primary_pt, rtx_pt) = (1000u32, 2000u32, 96u8, 97u8);
+        let mut transceivers = vec![rtx_receiver_transceiver(
+            primary_ssrc,
+            rtx_ssrc,
+            primary_pt,
+            rtx_pt,
+        )];
+        let mut stats = RTCStatsAccumulator::new();
+        let mut ctx = EndpointHandlerContext::default();
+        let packet = |payload_type| rtp::Packet {
+            header: rtp::Header {
+                payload_type,
+                ssrc: 3000,
+                sequence_number: 11,
+                ..Default::default()
+            },
+            payload: Bytes::from(vec![0x00, 0x05, 0xAB]),
+        };
+
+        {
+            let mut handler = EndpointHandler::new(&mut ctx, &mut transceivers, &mut stats);
+            handler
+                .handle_rtp_message(Instant::now(), test_transport(), packet(rtx_pt))
+                .expect("handle_rtp_message");
+            handler
+                .handle_rtp_message(Instant::now(), test_transport(), packet(120))
+                .expect("handle_rtp_message");
+        }
+
+        let dispatched = ctx.read_outs.pop_front().expect("the packet is dispatched");
+        match dispatched.message {
+            RTCMessageInternal::Rtp(RTPMessage::TrackPacket(TrackPacket {
+                packet: Packet::Rtp(got),
+                ..
+            })) => assert_eq!(got, packet(rtx_pt)),
+            _ => panic!("expected the packet as an RTP TrackPacket"),
+        }
         assert!(
             ctx.read_outs.is_empty(),
-            "an RTX probe packet with no OSN should be dropped, not dispatched"
+            "a payload type no receiver negotiated is still dropped"
         );
     }
 }

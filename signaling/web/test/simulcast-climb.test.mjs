@@ -1,0 +1,139 @@
+// A pinned tile climbs to the publisher's high simulcast layer: two headless Chromiums with the
+// fake camera at 1280×720 call through `signaling dev` and its SFU on 127.0.0.1 (1 ms RTT, no
+// loss); Bob pins Alice. The publisher's bandwidth estimate comes from the SFU's transport-wide
+// CC feedback, so this shows that feedback working end to end: Alice's
+// `availableOutgoingBitrate` grows, her `high` rid encodes at full size and is not limited by
+// bandwidth, and Bob decodes Alice's camera at the high layer's width.
+//
+// Before the fix (sfu/vendor/README.md, "Packets no receiver claims") the SFU reported every
+// bandwidth probe and retransmission of a rid layer's RTX stream lost: Alice's
+// availableOutgoingBitrate sat at about 120 kbit/s and only the 320×180 layer was sent, limited
+// by bandwidth. Measured after it on this 2-core machine: about 2 Mbit/s, all three layers at
+// full size, Bob decoding 1280 px within 2 s of the pin; headless Chromium's encoder keeps up.
+// In some runs Chromium's start-up probe does not lift its estimate (it starts at 0.3–0.8
+// Mbit/s, no loss in the SFU's feedback) and it climbs by its slow multiplicative increase
+// instead, about 8 % a second: see the TODO test at the end.
+//
+// Figures over time (both pages' getStats) are written into the failure message and the log.
+//
+// Needs `signaling` with the embedded SFU ($SIGNALING_BIN, else target/debug/signaling);
+// skipped, saying why, without it.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { launchBrowser } from './harness.mjs';
+import { openDevice, serviceSkip, sleep, startDev } from './sfu-harness.mjs';
+
+/** Alice's send side and Bob's receive side of Alice's camera, from getStats. */
+async function sample(a, b, aliceDevice, t0) {
+  const send = await a.page.evaluate(async () => {
+    const report = await window.call.pc.getStats();
+    const layers = {};
+    let available = null;
+    report.forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video') {
+        layers[s.rid ?? '-'] = { w: s.frameWidth ?? 0, limit: s.qualityLimitationReason, active: s.active, bytes: s.bytesSent, target: s.targetBitrate ?? null };
+      }
+      if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate !== undefined) available = s.availableOutgoingBitrate;
+    });
+    return { available, layers };
+  });
+  const recv = await b.page.evaluate(async (device) => {
+    const c = window.call;
+    const tracks = new Set([...c.remote.receivers.values()].filter((r) => r.device === device && r.kind === 'video' && r.source === 'camera').map((r) => r.track.id));
+    const report = await c.pc.getStats();
+    let width = 0;
+    let frames = 0;
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video' && tracks.has(s.trackIdentifier)) {
+        width = Math.max(width, s.frameWidth ?? 0);
+        frames += s.framesDecoded ?? 0;
+      }
+    });
+    return { width, frames };
+  }, aliceDevice);
+  return { t: Math.round((Date.now() - t0) / 100) / 10, ...send, recv };
+}
+
+describe('simulcast through the SFU', { skip: serviceSkip() }, () => {
+  let dev;
+  let chromium;
+  before(async () => {
+    dev = await startDev();
+    chromium = await launchBrowser();
+  });
+  after(async () => {
+    await chromium?.close();
+    await dev?.stop();
+  });
+
+  // Seconds from the pin until the high layer was sent and decoded at Bob (null: not within
+  // 30 s), and the figures; the second test reads them.
+  let climb = null;
+
+  test('pinned_tile_reaches_the_high_layer_within_30_s', { timeout: 120_000 }, async () => {
+    const room = `climb-${Date.now()}`;
+    const a = await openDevice(chromium, dev.http, room, 'alice', { name: 'Alice' });
+    // Bob's window is small, so his tile of Alice asks for a lower layer until he pins it.
+    const b = await openDevice(chromium, dev.http, room, 'bob', { name: 'Bob', viewport: { width: 480, height: 360 } });
+    // The SFU's answer negotiates transport-wide CC on Alice's video (the extension and the
+    // feedback), so Chromium runs its send-side estimator on the SFU's feedback. Only yes/no
+    // leaves the page, never the description.
+    const negotiated = await a.page.evaluate(() => {
+      const sdp = window.call.pc.remoteDescription?.sdp ?? '';
+      const video = sdp.split(/\r?\nm=/).filter((m) => m.startsWith('video'));
+      return {
+        sections: video.length,
+        extmap: video.every((m) => m.includes('http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01')),
+        feedback: video.every((m) => /a=rtcp-fb:\d+ transport-cc/.test(m)),
+      };
+    });
+    assert.deepEqual(negotiated, { sections: negotiated.sections, extmap: true, feedback: true });
+    assert.ok(negotiated.sections >= 1, 'the answer has a video section');
+    // Bob sees Alice's camera at all (any layer) before the clock starts.
+    const t0 = Date.now();
+    const figures = [];
+    let first = null;
+    while (Date.now() - t0 < 30_000) {
+      const s = await sample(a, b, a.device, t0);
+      figures.push(s);
+      if (s.recv.frames > 0) {
+        first = s;
+        break;
+      }
+      await sleep(500);
+    }
+    assert.ok(first, `bob decodes none of alice's camera: ${JSON.stringify(figures)}`);
+    await b.page.evaluate((device) => window.call.pin(device), a.device);
+    const pinned = Date.now();
+    let reached = null;
+    while (Date.now() - pinned < 30_000) {
+      await sleep(500);
+      const s = await sample(a, b, a.device, t0);
+      figures.push(s);
+      const high = s.layers.high;
+      if (high && high.w >= 1280 && high.limit !== 'bandwidth' && s.recv.width >= 1280) {
+        reached = s;
+        break;
+      }
+    }
+    const table = figures.map((s) => `t=${s.t}s available=${s.available} ${Object.entries(s.layers).map(([rid, l]) => `${rid}:${l.w}/${l.limit}/${l.target}`).join(' ')} bob:${s.recv.width}px ${s.recv.frames}f`).join('\n');
+    const after = reached && Math.round((reached.t * 1000 - (pinned - t0)) / 100) / 10;
+    climb = { after, table };
+    console.log(`pinned at t=${Math.round((pinned - t0) / 100) / 10}s, high layer at Bob ${after === null ? 'never' : `${after} s later`}\n${table}`);
+    assert.ok(reached, `within 30 s of the pin Alice's high layer is not sent at 1280 px unlimited or Bob does not decode it:\n${table}`);
+    assert.deepEqual([...a.errors, ...b.errors], []);
+    await a.context.close();
+    await b.context.close();
+  });
+
+  // TODO: in some runs Chromium's start-up probe does not lift its estimate; it then climbs
+  // about 8 % a second and the high layer needs 15–25 s (measured: 16.7 s). The SFU's feedback
+  // in those runs reports no loss. Suspected, not proven: under load (this 2-core machine at a
+  // load average of 8, a debug build) the SFU reads a probe burst late and spread out, so the
+  // arrival times it reports (read times, not kernel receive times) show a receive rate below
+  // the probe's. Seen: most runs within 2 s, up to 2 of 3 slow in a loaded stretch.
+  test('pinned_tile_reaches_the_high_layer_within_10_s', { todo: 'slow start-up ramp in some runs under load (see the comment)' }, () => {
+    assert.ok(climb, 'needs the 30 s measurement');
+    assert.ok(climb.after !== null && climb.after <= 10, `high layer at Bob ${climb.after} s after the pin:\n${climb.table}`);
+  });
+});
