@@ -55,10 +55,11 @@ impl TestHooks {
     ) -> TrackInfo {
         let mut told = track.clone();
         // A publisher is told the truth about its own tracks (it would subscribe to them).
-        if self.lie_track_source && recipient != track.publisher {
-            if let Some(liar) = third_member(&track.publisher, recipient, members) {
-                told.publisher = liar.to_string();
-            }
+        if self.lie_track_source
+            && recipient != track.publisher
+            && let Some(liar) = third_member(&track.publisher, recipient, members)
+        {
+            told.publisher = liar.to_string();
         }
         told
     }
