@@ -168,7 +168,8 @@ struct DevArgs {
     #[arg(long, default_value = "demo")]
     room: String,
     /// Test only: make the service misbehave on purpose (`lie-track-source`: `track_published`
-    /// names a wrong publisher), so tests can show clients trust the SFrame KID, not the server.
+    /// names a wrong publisher; `lie-slot-source`: `slots` names a wrong source), so tests can
+    /// show clients trust the SFrame KID, not the server.
     /// Exists on `dev` only; `serve` cannot lie.
     #[arg(long, value_enum, value_delimiter = ',')]
     test_hooks: Vec<signaling::test_hooks::TestHook>,

@@ -6,7 +6,7 @@
 //! show the client believes the authenticated SFrame KID (docs/e2ee.md §1.1) and not the
 //! server's word.
 
-use crate::protocol::TrackInfo;
+use crate::protocol::{SlotMap, TrackInfo};
 
 /// One test hook.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -16,12 +16,17 @@ pub enum TestHook {
     /// nor the recipient (with three or more members; with two there is no third name and the
     /// truth is told).
     LieTrackSource,
+    /// `slots` (receive-slot rooms) names a wrong `source` for every filled slot: the first
+    /// member after the real source that is neither it nor the recipient (with three or more
+    /// members; with two the truth is told).
+    LieSlotSource,
 }
 
 /// The hooks in force (none by default).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TestHooks {
     lie_track_source: bool,
+    lie_slot_source: bool,
 }
 
 impl TestHooks {
@@ -29,12 +34,13 @@ impl TestHooks {
     pub fn enabled(hooks: &[TestHook]) -> Self {
         TestHooks {
             lie_track_source: hooks.contains(&TestHook::LieTrackSource),
+            lie_slot_source: hooks.contains(&TestHook::LieSlotSource),
         }
     }
 
     /// Whether any hook is on.
     pub fn any(&self) -> bool {
-        self.lie_track_source
+        self.lie_track_source || self.lie_slot_source
     }
 
     /// `track` as the service tells it to `recipient`: the truth, or under
@@ -49,24 +55,55 @@ impl TestHooks {
     ) -> TrackInfo {
         let mut told = track.clone();
         // A publisher is told the truth about its own tracks (it would subscribe to them).
-        if self.lie_track_source && recipient != track.publisher {
-            let others = |m: &&str| *m != track.publisher && *m != recipient;
-            let after = members
-                .clone()
-                .filter(others)
-                .find(|m| *m > track.publisher.as_str());
-            if let Some(liar) = after.or_else(|| members.clone().find(others)) {
-                told.publisher = liar.to_string();
+        if self.lie_track_source
+            && recipient != track.publisher
+            && let Some(liar) = third_member(&track.publisher, recipient, members)
+        {
+            told.publisher = liar.to_string();
+        }
+        told
+    }
+
+    /// The `slots` map as the service tells it to `recipient`: the truth, or under
+    /// [`TestHook::LieSlotSource`] with each filled slot's `source` replaced as
+    /// [`Self::track_as_told`] replaces a publisher. `members` is every joined device.
+    pub fn slots_as_told<'a>(
+        &self,
+        map: SlotMap,
+        recipient: &str,
+        members: impl Iterator<Item = &'a str> + Clone,
+    ) -> SlotMap {
+        let mut told = map;
+        if self.lie_slot_source {
+            for slot in &mut told.slots {
+                let Some(source) = slot.source.as_deref() else {
+                    continue;
+                };
+                if let Some(liar) = third_member(source, recipient, members.clone()) {
+                    slot.source = Some(liar.to_string());
+                }
             }
         }
         told
     }
 }
 
+/// The first member after `truth` (in device order, wrapping) that is neither `truth` nor
+/// `recipient`; none with fewer than three members.
+fn third_member<'a>(
+    truth: &str,
+    recipient: &str,
+    members: impl Iterator<Item = &'a str> + Clone,
+) -> Option<&'a str> {
+    let others = |m: &&str| *m != truth && *m != recipient;
+    let after = members.clone().filter(others).find(|m| *m > truth);
+    after.or_else(|| members.clone().find(others))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{TrackKind, TrackSource};
+    use crate::protocol::{ReceiveSlotKind, SlotAssignment, TrackKind, TrackSource};
 
     fn track(publisher: &str) -> TrackInfo {
         TrackInfo {
@@ -100,6 +137,46 @@ mod tests {
                 .track_as_told(&track("a"), "b", ["a", "b"].into_iter())
                 .publisher,
             "a"
+        );
+    }
+
+    fn slot_map(sources: &[Option<&str>]) -> SlotMap {
+        SlotMap {
+            v: 1,
+            version: 3,
+            slots: sources
+                .iter()
+                .enumerate()
+                .map(|(i, s)| SlotAssignment {
+                    slot: format!("v{i}"),
+                    kind: ReceiveSlotKind::Video,
+                    mid: i.to_string(),
+                    track: s.map(|s| format!("TR_{s}_1")),
+                    source: s.map(str::to_string),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn lie_slot_source_names_a_third_member_in_each_filled_slot() {
+        let hooks = TestHooks::enabled(&[TestHook::LieSlotSource]);
+        let members = ["a", "b", "c"];
+        let m = || members.iter().copied();
+        let told = hooks.slots_as_told(slot_map(&[Some("a"), Some("c"), None]), "b", m());
+        let sources: Vec<_> = told.slots.iter().map(|s| s.source.as_deref()).collect();
+        assert_eq!(sources, [Some("c"), Some("a"), None]);
+        // Only the source is false: the tracks, mids and version are the truth.
+        assert_eq!(told.version, 3);
+        assert_eq!(told.slots[0].track.as_deref(), Some("TR_a_1"));
+        // Two members: no third name, the truth.
+        let two = hooks.slots_as_told(slot_map(&[Some("a")]), "b", ["a", "b"].into_iter());
+        assert_eq!(two.slots[0].source.as_deref(), Some("a"));
+        // Without the hook (or with only the track hook), the truth.
+        let honest = TestHooks::enabled(&[TestHook::LieTrackSource]);
+        assert_eq!(
+            honest.slots_as_told(slot_map(&[Some("a")]), "b", m()),
+            slot_map(&[Some("a")])
         );
     }
 }

@@ -526,6 +526,12 @@ export class Call extends EventTarget {
       this._receiveSlots.forEach((kind, i) => {
         const t = this.pc.addTransceiver(kind, { direction: 'recvonly' });
         this._decryptIncoming(t.receiver, `recv-slot-${i}`, kind);
+        // Only the codecs the SFU forwards (Opus; VP8 and its RTX), as the native client
+        // offers: with every default codec the default slot counts (31 sections) make an offer
+        // over the 60 KiB SDP cap (docs/architecture.md §7.23).
+        if (kind === 'audio') this._preferCodec(t, 'audio', /opus/i, null);
+        else this._preferCodec(t, 'video', /vp8/i, /rtx/i);
+        limitHeaderExtensions(t, SLOT_HEADER_EXTENSIONS);
       });
     } else if (!tracks.length) {
       // Receive-only sections (docs/protocol.md `offer`): one for audio, one for video.
@@ -566,10 +572,14 @@ export class Call extends EventTarget {
     await this._startMedia();
   }
 
-  _preferCodec(transceiver, kind, pattern) {
+  /**
+   * Puts the codecs matching `pattern` first and keeps only those and the ones matching
+   * `extras` (default: RTX, RED, FEC, comfort noise, DTMF; null: none).
+   */
+  _preferCodec(transceiver, kind, pattern, extras = /rtx|red|ulpfec|cn|telephone-event/i) {
     const caps = RTCRtpReceiver.getCapabilities(kind)?.codecs ?? [];
     const preferred = caps.filter((c) => pattern.test(c.mimeType));
-    const rest = caps.filter((c) => /rtx|red|ulpfec|cn|telephone-event/i.test(c.mimeType));
+    const rest = extras ? caps.filter((c) => extras.test(c.mimeType)) : [];
     if (preferred.length && typeof transceiver.setCodecPreferences === 'function') {
       try {
         transceiver.setCodecPreferences([...preferred, ...rest]);
@@ -820,5 +830,28 @@ export class Call extends EventTarget {
   /** True if only loopback candidates appear in `sdp` (test mode self-check). */
   static sdpIsLoopbackOnly(sdp) {
     return sdp.split('\r\n').filter((l) => l.startsWith('a=candidate:')).every(isLoopbackCandidate);
+  }
+}
+
+/**
+ * The RTP header extensions a receive slot negotiates: the ones the SFU reads or writes on a
+ * forwarded stream (mid, congestion control, audio level). Chromium offers about a dozen per
+ * section by default, a third of a slot offer's size (docs/architecture.md §7.23).
+ */
+const SLOT_HEADER_EXTENSIONS = new Set([
+  'urn:ietf:params:rtp-hdrext:sdes:mid',
+  'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
+  'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
+  'urn:ietf:params:rtp-hdrext:ssrc-audio-level',
+]);
+
+/** Stops every header extension of `transceiver` not in `keep` (where the browser can). */
+function limitHeaderExtensions(transceiver, keep) {
+  if (typeof transceiver.setHeaderExtensionsToNegotiate !== 'function') return;
+  const exts = transceiver.getHeaderExtensionsToNegotiate().map((e) => (keep.has(e.uri) ? e : { ...e, direction: 'stopped' }));
+  try {
+    transceiver.setHeaderExtensionsToNegotiate(exts);
+  } catch {
+    // A browser that refuses the change offers its defaults: larger, still valid.
   }
 }

@@ -409,7 +409,7 @@ impl RoomActor {
                         ServerMessage::Offer(crate::protocol::SdpBody { sdp }),
                     ),
                     MediaEvent::Slots { device, map, .. } => {
-                        self.room.to_device(&device, ServerMessage::Slots(map))
+                        self.room.slots_to_device(&device, map)
                     }
                     MediaEvent::ParticipantGone { device, reason, .. } => {
                         info!(room = self.room.name(), device = %device, %reason, "media session gone");

@@ -4,7 +4,7 @@
 use super::{ConnId, Output, Room};
 use crate::media_node::MediaQuality;
 use crate::protocol::{
-    ClientStats, MediaResetNotice, MediaResetReason, ServerMessage, Speaker, Speakers,
+    ClientStats, MediaResetNotice, MediaResetReason, ServerMessage, SlotMap, Speaker, Speakers,
     Subscription, TrackInfo, TrackPublished, TrackUnpublished,
 };
 
@@ -124,5 +124,13 @@ impl Room {
             }],
             None => Vec::new(),
         }
+    }
+
+    /// The media node's `slots` map for `device`, as the test hooks tell it (the truth unless
+    /// `signaling dev --test-hooks lie-slot-source`).
+    pub fn slots_to_device(&self, device: &str, map: SlotMap) -> Vec<Output> {
+        let members = self.members.keys().map(String::as_str);
+        let told = self.test_hooks.slots_as_told(map, device, members);
+        self.to_device(device, ServerMessage::Slots(told))
     }
 }
