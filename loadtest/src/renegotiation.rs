@@ -74,7 +74,9 @@ pub struct SfuCounters {
 impl SfuCounters {
     /// Reads the counters from the SFU's `/metrics` page at `url`.
     pub fn scrape(url: &str) -> Option<Self> {
-        scrape(url, SCRAPE_TIMEOUT).ok().map(|e| Self::from_page(&e))
+        scrape(url, SCRAPE_TIMEOUT)
+            .ok()
+            .map(|e| Self::from_page(&e))
     }
 
     /// The counters of a parsed page (absent counters read as none).
@@ -136,10 +138,7 @@ mod tests {
             .unwrap(),
         );
         let (renegotiations, reassignments) = after.since(&before);
-        assert_eq!(
-            renegotiations,
-            BTreeMap::from([("publish".to_owned(), 4)])
-        );
+        assert_eq!(renegotiations, BTreeMap::from([("publish".to_owned(), 4)]));
         assert_eq!(reassignments, BTreeMap::from([("video".to_owned(), 2)]));
     }
 }

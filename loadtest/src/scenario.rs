@@ -481,121 +481,122 @@ fn run_with(
     };
     let received = || engine.as_ref().map(|e| e.stats().packets_received);
 
-    let (outcomes, measured, cost, window, sent, generator, sfu_counters_after) = runtime.block_on(async {
-        let mut handles = Vec::with_capacity(total);
-        let join_deadline = Instant::now() + join_timeout(total, plan.rate_per_s);
-        for (i, role) in plan.first.iter().enumerate() {
-            handles.push(start_participant(i, *role));
-        }
-        // The first participants (the presenter) connect before the others start.
-        while (counters.joined.load(Ordering::Relaxed) as usize) < plan.first.len()
-            && Instant::now() < join_deadline
-            && !handles.iter().all(|h| h.is_finished())
-        {
-            progress.set_joined(counters.joined.load(Ordering::Relaxed));
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let start_rest = Instant::now();
-        let mut next = 0usize;
-        while Instant::now() < join_deadline {
-            // Start whoever is due by the join rate.
-            let due = match plan.rate_per_s {
-                None => plan.rest.len(),
-                Some(r) => ((start_rest.elapsed().as_secs_f64() * r).floor() as usize + 1)
-                    .min(plan.rest.len()),
+    let (outcomes, measured, cost, window, sent, generator, sfu_counters_after) =
+        runtime.block_on(async {
+            let mut handles = Vec::with_capacity(total);
+            let join_deadline = Instant::now() + join_timeout(total, plan.rate_per_s);
+            for (i, role) in plan.first.iter().enumerate() {
+                handles.push(start_participant(i, *role));
+            }
+            // The first participants (the presenter) connect before the others start.
+            while (counters.joined.load(Ordering::Relaxed) as usize) < plan.first.len()
+                && Instant::now() < join_deadline
+                && !handles.iter().all(|h| h.is_finished())
+            {
+                progress.set_joined(counters.joined.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let start_rest = Instant::now();
+            let mut next = 0usize;
+            while Instant::now() < join_deadline {
+                // Start whoever is due by the join rate.
+                let due = match plan.rate_per_s {
+                    None => plan.rest.len(),
+                    Some(r) => ((start_rest.elapsed().as_secs_f64() * r).floor() as usize + 1)
+                        .min(plan.rest.len()),
+                };
+                while next < due {
+                    let index = plan.first.len() + next;
+                    handles.push(start_participant(index, plan.rest[next]));
+                    next += 1;
+                }
+                let joined = counters.joined.load(Ordering::Relaxed);
+                progress.set_joined(joined);
+                let ended = handles.iter().filter(|h| h.is_finished()).count() as u64;
+                if next == plan.rest.len() && joined + ended >= total as u64 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Measured phase.
+            let meter = {
+                let (pid, url) = (services.sfu_pid, services.sfu_metrics.clone());
+                tokio::task::spawn_blocking(move || SfuCostMeter::start(pid, url.as_deref()))
+                    .await
+                    .ok()
             };
-            while next < due {
-                let index = plan.first.len() + next;
-                handles.push(start_participant(index, plan.rest[next]));
-                next += 1;
-            }
-            let joined = counters.joined.load(Ordering::Relaxed);
-            progress.set_joined(joined);
-            let ended = handles.iter().filter(|h| h.is_finished()).count() as u64;
-            if next == plan.rest.len() && joined + ended >= total as u64 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        // Measured phase.
-        let meter = {
-            let (pid, url) = (services.sfu_pid, services.sfu_metrics.clone());
-            tokio::task::spawn_blocking(move || SfuCostMeter::start(pid, url.as_deref()))
-                .await
-                .ok()
-        };
-        progress.start_running(common.duration);
-        // A line a supervising script or test can wait for (the progress bar is hidden when
-        // stderr is not a terminal).
-        eprintln!(
-            "measuring for {} s ({} of {total} joined)",
-            common.duration.as_secs(),
-            counters.joined.load(Ordering::Relaxed)
-        );
-        // The generator's own cost over the same phase: this process, every thread.
-        let generator_cpu = CpuMeter::start(std::process::id());
-        let received_before = received();
-        let started = Instant::now();
-        let from_us = epoch.elapsed().as_micros() as u64;
-        while started.elapsed() < common.duration {
-            progress.set_running(
-                started.elapsed(),
-                format!(
-                    "{} frames sent, {} decrypted",
-                    counters.frames_sent.load(Ordering::Relaxed),
-                    counters.frames_decrypted.load(Ordering::Relaxed)
-                ),
+            progress.start_running(common.duration);
+            // A line a supervising script or test can wait for (the progress bar is hidden when
+            // stderr is not a terminal).
+            eprintln!(
+                "measuring for {} s ({} of {total} joined)",
+                common.duration.as_secs(),
+                counters.joined.load(Ordering::Relaxed)
             );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let measured = started.elapsed();
-        let window = MeasuredWindow {
-            from_us,
-            to_us: epoch.elapsed().as_micros() as u64,
-        };
-        let sent = counters.sent_streams.snapshot();
-        let generator = generator_cpu
-            .and_then(|m| m.elapsed())
-            .ok()
-            .map(|(cpu, _)| {
-                let packets = received().zip(received_before).map(|(b, a)| b - a);
-                (cpu, packets)
-            });
-        let cost = match meter {
-            Some(Ok(meter)) => tokio::task::spawn_blocking(move || meter.finish())
-                .await
-                .ok(),
-            Some(Err(e)) => Some(Err(e)),
-            None => None,
-        };
-        let sfu_counters_after = match services.sfu_metrics.clone() {
-            Some(url) => tokio::task::spawn_blocking(move || SfuCounters::scrape(&url))
-                .await
-                .ok()
-                .flatten(),
-            None => None,
-        };
-        let _ = stop_tx.send(true);
-        let mut outcomes = Vec::with_capacity(handles.len());
-        for h in handles {
-            match tokio::time::timeout(STOP_TIMEOUT, h).await {
-                Ok(Ok(o)) => outcomes.push(o),
-                _ => outcomes.push(ParticipantOutcome {
-                    failure: Some("did not stop in time".into()),
-                    ..Default::default()
-                }),
+            // The generator's own cost over the same phase: this process, every thread.
+            let generator_cpu = CpuMeter::start(std::process::id());
+            let received_before = received();
+            let started = Instant::now();
+            let from_us = epoch.elapsed().as_micros() as u64;
+            while started.elapsed() < common.duration {
+                progress.set_running(
+                    started.elapsed(),
+                    format!(
+                        "{} frames sent, {} decrypted",
+                        counters.frames_sent.load(Ordering::Relaxed),
+                        counters.frames_decrypted.load(Ordering::Relaxed)
+                    ),
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-        }
-        (
-            outcomes,
-            measured,
-            cost,
-            window,
-            sent,
-            generator,
-            sfu_counters_after,
-        )
-    });
+            let measured = started.elapsed();
+            let window = MeasuredWindow {
+                from_us,
+                to_us: epoch.elapsed().as_micros() as u64,
+            };
+            let sent = counters.sent_streams.snapshot();
+            let generator = generator_cpu
+                .and_then(|m| m.elapsed())
+                .ok()
+                .map(|(cpu, _)| {
+                    let packets = received().zip(received_before).map(|(b, a)| b - a);
+                    (cpu, packets)
+                });
+            let cost = match meter {
+                Some(Ok(meter)) => tokio::task::spawn_blocking(move || meter.finish())
+                    .await
+                    .ok(),
+                Some(Err(e)) => Some(Err(e)),
+                None => None,
+            };
+            let sfu_counters_after = match services.sfu_metrics.clone() {
+                Some(url) => tokio::task::spawn_blocking(move || SfuCounters::scrape(&url))
+                    .await
+                    .ok()
+                    .flatten(),
+                None => None,
+            };
+            let _ = stop_tx.send(true);
+            let mut outcomes = Vec::with_capacity(handles.len());
+            for h in handles {
+                match tokio::time::timeout(STOP_TIMEOUT, h).await {
+                    Ok(Ok(o)) => outcomes.push(o),
+                    _ => outcomes.push(ParticipantOutcome {
+                        failure: Some("did not stop in time".into()),
+                        ..Default::default()
+                    }),
+                }
+            }
+            (
+                outcomes,
+                measured,
+                cost,
+                window,
+                sent,
+                generator,
+                sfu_counters_after,
+            )
+        });
     progress.finish();
     runtime.shutdown_timeout(Duration::from_secs(2));
     if let Some(engine) = engine {
@@ -775,7 +776,7 @@ mod tests {
                 &c,
                 &MeetingConfig {
                     callers: 2,
-                    callers_only: false
+                    callers_only: false,
                     receive_slots: false,
                 }
             ),
@@ -793,7 +794,8 @@ mod tests {
                     &common(),
                     &MeetingConfig {
                         callers,
-                        callers_only: false
+                        callers_only: false,
+                        receive_slots: false,
                     }
                 ),
                 Err(ScenarioError::Config(_))
@@ -824,7 +826,7 @@ mod tests {
                 &long,
                 &MeetingConfig {
                     callers: 2,
-                    callers_only: false
+                    callers_only: false,
                     receive_slots: false,
                 }
             ),

@@ -244,7 +244,9 @@ impl Services {
             room: name.to_owned(),
             reason,
         };
-        let body = serde_json::json!({ "name": name, "kind": kind, "receive_slots": receive_slots }).to_string();
+        let body =
+            serde_json::json!({ "name": name, "kind": kind, "receive_slots": receive_slots })
+                .to_string();
         let response = http_client::client(ROOM_REQUEST_TIMEOUT)
             .and_then(|client| {
                 Ok(client
