@@ -104,6 +104,10 @@ enum Command {
         /// Join a meeting another generator hosts (needs --url and --room).
         #[arg(long)]
         callers_only: bool,
+        /// Create the room with receive slots: each caller offers its receive sections up
+        /// front (`joined.receive_slots`) and subscribes to nothing; joins renegotiate no one.
+        #[arg(long)]
+        receive_slots: bool,
     },
     /// One presenter and subscribe-only viewers.
     Broadcast {
@@ -158,6 +162,7 @@ fn main() -> ExitCode {
         Command::Meeting {
             callers,
             callers_only,
+            receive_slots,
         } => (
             "meeting",
             common_config(&cli.common).and_then(|common| {
@@ -166,6 +171,7 @@ fn main() -> ExitCode {
                     &MeetingConfig {
                         callers: *callers,
                         callers_only: *callers_only,
+                        receive_slots: *receive_slots,
                     },
                 )
                 .map_err(|e| e.to_string())

@@ -13,6 +13,7 @@ use thiserror::Error;
 
 use crate::histogram::{DurationHistogram, HistogramBuckets};
 use crate::receiver_stats::StatsTotals;
+use crate::renegotiation::RenegotiationStats;
 
 /// Which scenario produced a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +120,10 @@ pub struct Report {
     /// `generator_cpu_seconds` per received packet, in nanoseconds.
     #[serde(default)]
     pub generator_cpu_ns_per_received_packet: Option<f64>,
+    /// Meeting and broadcast: what joins cost the participants already there (SFU offers
+    /// after their first answer, the SFU's renegotiation and slot-reassignment counters).
+    #[serde(default)]
+    pub renegotiation: Option<RenegotiationStats>,
 }
 
 /// The histograms a report's percentiles come from, bucket by bucket, in microseconds.
@@ -233,6 +238,7 @@ impl Report {
             generator_cpu_seconds: None,
             generator_packets_received: None,
             generator_cpu_ns_per_received_packet: None,
+            renegotiation: None,
         }
     }
 
@@ -402,6 +408,12 @@ impl Report {
             ),
         ];
         let mut rows = rows;
+        rows.push((
+            "renegotiation",
+            self.renegotiation
+                .as_ref()
+                .map_or_else(|| "-".into(), RenegotiationStats::summary),
+        ));
         rows.push(("outages", self.outage_summary()));
         rows.push(("stream loss (worst 5)", self.stream_loss_summary()));
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);

@@ -35,6 +35,7 @@ use crate::participant::{
 use crate::process_usage::CpuMeter;
 use crate::progress::RunProgress;
 use crate::receiver_stats::{StatsTotals, StreamKey};
+use crate::renegotiation::{RenegotiationStats, SfuCounters};
 use crate::report::{Report, Scenario};
 use crate::services::{Services, ServicesError};
 use crate::sfu_cost::{SfuCostError, SfuCostMeter};
@@ -115,6 +116,9 @@ pub struct MeetingConfig {
     /// The callers join a meeting another generator hosts (needs `--url` and a room): other
     /// callers are already there, so one is enough.
     pub callers_only: bool,
+    /// Create the room with receive slots (`--receive-slots`): callers offer every receive
+    /// section up front and send no subscriptions.
+    pub receive_slots: bool,
 }
 
 /// A broadcast: one presenter publishes, viewers join at a set rate and only subscribe.
@@ -267,6 +271,7 @@ pub fn run_meeting(common: &CommonConfig, config: &MeetingConfig) -> Result<Repo
         first: Vec::new(),
         rest: (0..config.callers).map(|_| Role::Caller).collect(),
         rate_per_s: None,
+        receive_slots: config.receive_slots,
     };
     run(common, &plan)
 }
@@ -295,6 +300,8 @@ pub fn run_broadcast(
         first: vec![Role::Presenter; presenters],
         rest: (0..config.viewers).map(|_| Role::Viewer).collect(),
         rate_per_s: config.join_rate_per_s,
+        // The sans-IO viewer engine does not offer receive slots yet.
+        receive_slots: false,
     };
     run(common, &plan)
 }
@@ -312,6 +319,8 @@ struct Plan {
     /// Joined at `rate_per_s` (all at once when `None`).
     rest: Vec<Role>,
     rate_per_s: Option<f64>,
+    /// The room is created with receive slots.
+    receive_slots: bool,
 }
 
 fn run(common: &CommonConfig, plan: &Plan) -> Result<Report, ScenarioError> {
@@ -358,7 +367,12 @@ fn run_with(
             now_unix % 100_000
         )
     });
-    services.create_room(&room, plan.kind)?;
+    services.create_room(&room, plan.kind, plan.receive_slots)?;
+    // The SFU's renegotiation counters before anyone joins (the run's share is the growth).
+    let sfu_counters_before = services
+        .sfu_metrics
+        .as_deref()
+        .and_then(SfuCounters::scrape);
     let first_index = common.first_index.unwrap_or_else(|| {
         if plan.joins_hosted_room {
             rand::rng().random_range(1..=JOINING_BLOCKS) * JOINING_BLOCK
@@ -467,106 +481,122 @@ fn run_with(
     };
     let received = || engine.as_ref().map(|e| e.stats().packets_received);
 
-    let (outcomes, measured, cost, window, sent, generator) = runtime.block_on(async {
-        let mut handles = Vec::with_capacity(total);
-        let join_deadline = Instant::now() + join_timeout(total, plan.rate_per_s);
-        for (i, role) in plan.first.iter().enumerate() {
-            handles.push(start_participant(i, *role));
-        }
-        // The first participants (the presenter) connect before the others start.
-        while (counters.joined.load(Ordering::Relaxed) as usize) < plan.first.len()
-            && Instant::now() < join_deadline
-            && !handles.iter().all(|h| h.is_finished())
-        {
-            progress.set_joined(counters.joined.load(Ordering::Relaxed));
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let start_rest = Instant::now();
-        let mut next = 0usize;
-        while Instant::now() < join_deadline {
-            // Start whoever is due by the join rate.
-            let due = match plan.rate_per_s {
-                None => plan.rest.len(),
-                Some(r) => ((start_rest.elapsed().as_secs_f64() * r).floor() as usize + 1)
-                    .min(plan.rest.len()),
+    let (outcomes, measured, cost, window, sent, generator, sfu_counters_after) =
+        runtime.block_on(async {
+            let mut handles = Vec::with_capacity(total);
+            let join_deadline = Instant::now() + join_timeout(total, plan.rate_per_s);
+            for (i, role) in plan.first.iter().enumerate() {
+                handles.push(start_participant(i, *role));
+            }
+            // The first participants (the presenter) connect before the others start.
+            while (counters.joined.load(Ordering::Relaxed) as usize) < plan.first.len()
+                && Instant::now() < join_deadline
+                && !handles.iter().all(|h| h.is_finished())
+            {
+                progress.set_joined(counters.joined.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let start_rest = Instant::now();
+            let mut next = 0usize;
+            while Instant::now() < join_deadline {
+                // Start whoever is due by the join rate.
+                let due = match plan.rate_per_s {
+                    None => plan.rest.len(),
+                    Some(r) => ((start_rest.elapsed().as_secs_f64() * r).floor() as usize + 1)
+                        .min(plan.rest.len()),
+                };
+                while next < due {
+                    let index = plan.first.len() + next;
+                    handles.push(start_participant(index, plan.rest[next]));
+                    next += 1;
+                }
+                let joined = counters.joined.load(Ordering::Relaxed);
+                progress.set_joined(joined);
+                let ended = handles.iter().filter(|h| h.is_finished()).count() as u64;
+                if next == plan.rest.len() && joined + ended >= total as u64 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Measured phase.
+            let meter = {
+                let (pid, url) = (services.sfu_pid, services.sfu_metrics.clone());
+                tokio::task::spawn_blocking(move || SfuCostMeter::start(pid, url.as_deref()))
+                    .await
+                    .ok()
             };
-            while next < due {
-                let index = plan.first.len() + next;
-                handles.push(start_participant(index, plan.rest[next]));
-                next += 1;
-            }
-            let joined = counters.joined.load(Ordering::Relaxed);
-            progress.set_joined(joined);
-            let ended = handles.iter().filter(|h| h.is_finished()).count() as u64;
-            if next == plan.rest.len() && joined + ended >= total as u64 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        // Measured phase.
-        let meter = {
-            let (pid, url) = (services.sfu_pid, services.sfu_metrics.clone());
-            tokio::task::spawn_blocking(move || SfuCostMeter::start(pid, url.as_deref()))
-                .await
-                .ok()
-        };
-        progress.start_running(common.duration);
-        // A line a supervising script or test can wait for (the progress bar is hidden when
-        // stderr is not a terminal).
-        eprintln!(
-            "measuring for {} s ({} of {total} joined)",
-            common.duration.as_secs(),
-            counters.joined.load(Ordering::Relaxed)
-        );
-        // The generator's own cost over the same phase: this process, every thread.
-        let generator_cpu = CpuMeter::start(std::process::id());
-        let received_before = received();
-        let started = Instant::now();
-        let from_us = epoch.elapsed().as_micros() as u64;
-        while started.elapsed() < common.duration {
-            progress.set_running(
-                started.elapsed(),
-                format!(
-                    "{} frames sent, {} decrypted",
-                    counters.frames_sent.load(Ordering::Relaxed),
-                    counters.frames_decrypted.load(Ordering::Relaxed)
-                ),
+            progress.start_running(common.duration);
+            // A line a supervising script or test can wait for (the progress bar is hidden when
+            // stderr is not a terminal).
+            eprintln!(
+                "measuring for {} s ({} of {total} joined)",
+                common.duration.as_secs(),
+                counters.joined.load(Ordering::Relaxed)
             );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let measured = started.elapsed();
-        let window = MeasuredWindow {
-            from_us,
-            to_us: epoch.elapsed().as_micros() as u64,
-        };
-        let sent = counters.sent_streams.snapshot();
-        let generator = generator_cpu
-            .and_then(|m| m.elapsed())
-            .ok()
-            .map(|(cpu, _)| {
-                let packets = received().zip(received_before).map(|(b, a)| b - a);
-                (cpu, packets)
-            });
-        let cost = match meter {
-            Some(Ok(meter)) => tokio::task::spawn_blocking(move || meter.finish())
-                .await
-                .ok(),
-            Some(Err(e)) => Some(Err(e)),
-            None => None,
-        };
-        let _ = stop_tx.send(true);
-        let mut outcomes = Vec::with_capacity(handles.len());
-        for h in handles {
-            match tokio::time::timeout(STOP_TIMEOUT, h).await {
-                Ok(Ok(o)) => outcomes.push(o),
-                _ => outcomes.push(ParticipantOutcome {
-                    failure: Some("did not stop in time".into()),
-                    ..Default::default()
-                }),
+            // The generator's own cost over the same phase: this process, every thread.
+            let generator_cpu = CpuMeter::start(std::process::id());
+            let received_before = received();
+            let started = Instant::now();
+            let from_us = epoch.elapsed().as_micros() as u64;
+            while started.elapsed() < common.duration {
+                progress.set_running(
+                    started.elapsed(),
+                    format!(
+                        "{} frames sent, {} decrypted",
+                        counters.frames_sent.load(Ordering::Relaxed),
+                        counters.frames_decrypted.load(Ordering::Relaxed)
+                    ),
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-        }
-        (outcomes, measured, cost, window, sent, generator)
-    });
+            let measured = started.elapsed();
+            let window = MeasuredWindow {
+                from_us,
+                to_us: epoch.elapsed().as_micros() as u64,
+            };
+            let sent = counters.sent_streams.snapshot();
+            let generator = generator_cpu
+                .and_then(|m| m.elapsed())
+                .ok()
+                .map(|(cpu, _)| {
+                    let packets = received().zip(received_before).map(|(b, a)| b - a);
+                    (cpu, packets)
+                });
+            let cost = match meter {
+                Some(Ok(meter)) => tokio::task::spawn_blocking(move || meter.finish())
+                    .await
+                    .ok(),
+                Some(Err(e)) => Some(Err(e)),
+                None => None,
+            };
+            let sfu_counters_after = match services.sfu_metrics.clone() {
+                Some(url) => tokio::task::spawn_blocking(move || SfuCounters::scrape(&url))
+                    .await
+                    .ok()
+                    .flatten(),
+                None => None,
+            };
+            let _ = stop_tx.send(true);
+            let mut outcomes = Vec::with_capacity(handles.len());
+            for h in handles {
+                match tokio::time::timeout(STOP_TIMEOUT, h).await {
+                    Ok(Ok(o)) => outcomes.push(o),
+                    _ => outcomes.push(ParticipantOutcome {
+                        failure: Some("did not stop in time".into()),
+                        ..Default::default()
+                    }),
+                }
+            }
+            (
+                outcomes,
+                measured,
+                cost,
+                window,
+                sent,
+                generator,
+                sfu_counters_after,
+            )
+        });
     progress.finish();
     runtime.shutdown_timeout(Duration::from_secs(2));
     if let Some(engine) = engine {
@@ -592,6 +622,23 @@ fn run_with(
         report.set_generator_cost(cpu, packets);
     }
     merge_streams(&mut report, &outcomes, window, &sent);
+    let (sfu_renegotiations, sfu_slot_reassignments) =
+        match (sfu_counters_before, sfu_counters_after) {
+            (Some(before), Some(after)) => {
+                let (r, s) = after.since(&before);
+                (Some(r), Some(s))
+            }
+            _ => (None, None),
+        };
+    report.renegotiation = Some(RenegotiationStats {
+        receive_slots: plan.receive_slots,
+        offers_to_existing_participants_after_join: outcomes
+            .iter()
+            .map(|o| o.offers_after_join)
+            .sum(),
+        sfu_renegotiations,
+        sfu_slot_reassignments,
+    });
     if report.joined == 0 {
         return Err(ScenarioError::NobodyJoined);
     }
@@ -729,7 +776,8 @@ mod tests {
                 &c,
                 &MeetingConfig {
                     callers: 2,
-                    callers_only: false
+                    callers_only: false,
+                    receive_slots: false,
                 }
             ),
             Err(ScenarioError::Config(_))
@@ -746,7 +794,8 @@ mod tests {
                     &common(),
                     &MeetingConfig {
                         callers,
-                        callers_only: false
+                        callers_only: false,
+                        receive_slots: false,
                     }
                 ),
                 Err(ScenarioError::Config(_))
@@ -777,7 +826,8 @@ mod tests {
                 &long,
                 &MeetingConfig {
                     callers: 2,
-                    callers_only: false
+                    callers_only: false,
+                    receive_slots: false,
                 }
             ),
             Err(ScenarioError::Config(_))
@@ -814,6 +864,7 @@ mod tests {
         let one = |callers_only| MeetingConfig {
             callers: 1,
             callers_only,
+            receive_slots: false,
         };
         c.first_index = Some(2000);
         // With an admin token the room is created first: refused at once (nothing listens).

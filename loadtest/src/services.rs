@@ -228,9 +228,15 @@ impl Services {
         format!("{rest}/v1/rtc")
     }
 
-    /// Creates room `name` of `kind` (`meeting`/`broadcast`) on the admin API. Without an admin
-    /// token the room must exist already (or be auto-created by the service).
-    pub fn create_room(&self, name: &str, kind: &str) -> Result<(), ServicesError> {
+    /// Creates room `name` of `kind` (`meeting`/`broadcast`) on the admin API, with receive
+    /// slots when `receive_slots`. Without an admin token the room must exist already (or be
+    /// auto-created by the service).
+    pub fn create_room(
+        &self,
+        name: &str,
+        kind: &str,
+        receive_slots: bool,
+    ) -> Result<(), ServicesError> {
         let Some(token) = &self.admin_token else {
             return Ok(());
         };
@@ -238,7 +244,9 @@ impl Services {
             room: name.to_owned(),
             reason,
         };
-        let body = serde_json::json!({ "name": name, "kind": kind }).to_string();
+        let body =
+            serde_json::json!({ "name": name, "kind": kind, "receive_slots": receive_slots })
+                .to_string();
         let response = http_client::client(ROOM_REQUEST_TIMEOUT)
             .and_then(|client| {
                 Ok(client

@@ -4,7 +4,9 @@
 //!
 //! Three tasks per participant:
 //! - the **control loop** ([`run_participant`], `session.rs`): the WebSocket, the peer
-//!   connection's negotiation, subscriptions and key exchange (protocol §2, §4): the WebSocket
+//!   connection's negotiation, subscriptions (or, in a room with receive slots, the receive
+//!   sections of the first offer, `joined.receive_slots`, and no subscriptions: the SFU maps
+//!   tracks onto them) and key exchange (protocol §2, §4): the WebSocket
 //!   is a `call_client::session::Session`, the key rules `call_client::keys::KeyManager`
 //!   (`keys.rs` maps messages to its inputs and its outputs to messages and key stores);
 //! - the **publisher** (callers and presenters, once connected; `media_tasks.rs`): Opus test
@@ -133,6 +135,9 @@ pub struct ParticipantOutcome {
     pub envelope_failures: u64,
     /// `media_reset`s received (each started a fresh media session).
     pub media_resets: u64,
+    /// SFU `offer`s received after the first answer: renegotiations others' joins (or
+    /// publications) cost this participant. 0 in a room with receive slots.
+    pub offers_after_join: u64,
     /// The first server errors (code: message).
     pub errors: Vec<String>,
     /// Why the participant stopped early, if it did.

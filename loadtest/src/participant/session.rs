@@ -56,6 +56,8 @@ pub(super) struct Session<'a> {
     pub(super) subscriptions_dirty: bool,
     pub(super) last_subscribe: Option<Instant>,
     pub(super) connected: bool,
+    /// The first answer was applied: SFU offers from now on are renegotiations.
+    pub(super) answered: bool,
 }
 
 impl<'a> Session<'a> {
@@ -116,6 +118,7 @@ impl<'a> Session<'a> {
             subscriptions_dirty: true,
             last_subscribe: None,
             connected: false,
+            answered: false,
         };
         let result = session.drive(counters, stop, outcome, started).await;
         if let Some(peer) = &session.peer {
@@ -279,6 +282,7 @@ impl<'a> Session<'a> {
         }
         let mut published = Vec::new();
         let mut announcements = Vec::new();
+        let slots = self.joined.receive_slots;
         match self.spec.role {
             Role::Caller | Role::Presenter => {
                 let base = u32::from(self.spec.index) << 8 | 0x4000_0000;
@@ -298,10 +302,17 @@ impl<'a> Session<'a> {
                 };
                 published.push((name, peer.add_video(name, &layers).await?));
             }
+            Role::Viewer if slots.is_some() => {}
             Role::Viewer => {
                 peer.add_recvonly(RtpCodecKind::Audio).await?;
                 peer.add_recvonly(RtpCodecKind::Video).await?;
             }
+        }
+        // A room with receive slots: every receive section in the first offer, after the
+        // sending ones (protocol §2); no subscriptions, the SFU maps the room's tracks onto them.
+        if let Some(c) = slots {
+            peer.add_receive_slots(c.audio as usize, (c.video + c.screen) as usize)
+                .await?;
         }
         let offer = peer.offer().await?;
         for (name, track) in &published {
@@ -344,9 +355,13 @@ impl<'a> Session<'a> {
             ServerMessage::Answer(SdpBody { sdp }) => {
                 if let Some(peer) = &self.peer {
                     peer.apply_answer(&sdp).await?;
+                    self.answered = true;
                 }
             }
             ServerMessage::Offer(SdpBody { sdp }) => {
+                if self.answered {
+                    outcome.offers_after_join += 1;
+                }
                 if let Some(peer) = &self.peer {
                     let answer = peer.answer(&sdp).await?;
                     self.send_now(ClientMessage::Answer(SdpBody { sdp: answer }))?;
@@ -389,6 +404,7 @@ impl<'a> Session<'a> {
     async fn on_tick(&mut self, outcome: &mut ParticipantOutcome) -> Result<(), ParticipantError> {
         self.key_timers(outcome)?;
         if self.connected
+            && self.joined.receive_slots.is_none()
             && self.subscriptions_dirty
             && self
                 .last_subscribe

@@ -8,5 +8,6 @@ mod impairment_relay;
 mod report_merge;
 mod scenarios_cli;
 mod sfu_outage;
+mod slot_room_cli;
 mod two_generators;
 mod viewer_engine;
