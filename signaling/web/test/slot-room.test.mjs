@@ -171,12 +171,9 @@ describe('the browser in a receive-slot room', { skip: slotSkip() }, () => {
     }
   });
 
-  // Found while writing this file: after a Leave the remaining pages get no newer `slots` map
-  // (the departed publisher stays in it, seen 30 s later). The SFU core empties the slot
-  // (`vacate_slot`, sfu/forwarding/src/slots.rs) before `assign_room_slots` compares old and
-  // new assignments, so a slot that stays empty is no change and no map is sent. Runs,
-  // reported as todo until the core announces vacated slots.
-  test('a_leave_sends_the_remaining_pages_a_newer_slot_map', { timeout: 240_000, todo: 'the SFU core sends no slots map for a slot a leave emptied' }, async () => {
+  // A leave that only empties a slot (nothing to take it) still sends a newer map
+  // (sfu/forwarding: a_leave_that_only_empties_a_slot_announces_a_new_map).
+  test('a_leave_sends_the_remaining_pages_a_newer_slot_map', { timeout: 240_000 }, async () => {
     const dev = await startDev({ args: ['--receive-slots'] });
     let devices = [];
     try {
