@@ -387,6 +387,9 @@ impl Peer {
     /// `video` + `screen`), so the SFU's first answer carries every slot and it never has to
     /// offer them after the join. Each offers only the slot codec (Opus, or VP8 with its RTX):
     /// with every default codec, 31 sections would not fit the protocol's 60 KiB SDP cap.
+    /// Call it after adding the local tracks: a track added later takes over a receive-only
+    /// transceiver of its kind (as `addTrack` does in browsers), which then sends, and the SFU
+    /// has to offer the slot it lost after the join.
     ///
     /// # Errors
     ///
