@@ -132,6 +132,10 @@ pub struct RekeyConfig {
     pub max_delay_ms: u64,
     /// Least time between viewer-caused rekeys in broadcasts, milliseconds.
     pub broadcast_viewer_interval_ms: u64,
+    /// Joins within this long of the first of a burst share one ratchet notice, milliseconds.
+    pub join_window_ms: u64,
+    /// Most joiners one ratchet notice names.
+    pub join_batch_max: usize,
 }
 
 impl Default for RekeyConfig {
@@ -141,6 +145,8 @@ impl Default for RekeyConfig {
             debounce_ms: t.debounce.as_millis() as u64,
             max_delay_ms: t.max_delay.as_millis() as u64,
             broadcast_viewer_interval_ms: t.broadcast_viewer_interval.as_millis() as u64,
+            join_window_ms: t.join_window.as_millis() as u64,
+            join_batch_max: t.join_batch_max,
         }
     }
 }
@@ -280,6 +286,8 @@ impl Config {
                 broadcast_viewer_interval: Duration::from_millis(
                     self.rekey.broadcast_viewer_interval_ms,
                 ),
+                join_window: Duration::from_millis(self.rekey.join_window_ms),
+                join_batch_max: self.rekey.join_batch_max,
             },
             outbound_queue: self.limits.outbound_queue,
             turn: self.turn_credentials()?.map(std::sync::Arc::new),

@@ -90,7 +90,6 @@ export class Call extends EventTarget {
     this._keyTimer = null;
     this._statsTimer = null;
     this._lastReported = { failures: 0, decrypted: 0 };
-    this._keyRequests = new Map();
     /** What the UI draws. */
     this.state = {
       phase: 'idle',
@@ -431,12 +430,7 @@ export class Call extends EventTarget {
   }
 
   _onUnknownKid({ slot, generation }) {
-    const p = [...this.state.participants.values()].find((x) => x.slot === slot && !x.self);
-    if (!p) return;
-    const last = this._keyRequests.get(p.device) ?? 0;
-    if (Date.now() - last < 2000) return;
-    this._keyRequests.set(p.device, Date.now());
-    this.signaling.send({ type: 'key_request', to: p.device, generation });
+    this.keys?.onUndecryptable({ slot, generation }, performance.now());
   }
 
   _onWorkerStats(st) {

@@ -155,7 +155,8 @@ async function decrypt(frame, controller, state) {
   } catch (err) {
     state.failures += 1;
     state.lastError = err?.code ?? String(err);
-    if (err?.code === 'unknown_kid') reportUnknownKid(frame, state);
+    // No key, or the sender ratcheted beyond the look-ahead: the page asks for the key.
+    if (err?.code === 'unknown_kid' || err?.code === 'ratchet_out_of_range') reportUnknownKid(frame, state);
   }
 }
 

@@ -19,6 +19,11 @@
  *   keyframe under the new key.
  * Receiving: envelopes are verified and opened against the sender's bundle from the roster,
  * handed to `onReceiverKey` and acknowledged with `key_ack`.
+ * Recovery: a frame the key store refused for want of a key (`unknown_kid`, or
+ * `ratchet_out_of_range`: the sender ratcheted more than the look-ahead while this device saw
+ * none of its frames) asks that sender for its current key with `key_request`, at most once per
+ * {@link KEY_DEFAULTS.requestIntervalMs} per sender (docs/architecture.md §7.24), the same rule
+ * as `call_client::keys`.
  *
  * Sans-IO: time is passed in (`now`, ms); the owner calls {@link KeyManager#poll} at
  * {@link KeyManager#nextDeadline}. Crypto is the real e2ee module; the only outputs are the
@@ -37,6 +42,8 @@ export const KEY_DEFAULTS = Object.freeze({
   ackTimeoutMs: 3000,
   /** Periodic rotation (docs/architecture.md §3.3). */
   periodicMs: 5 * 60 * 1000,
+  /** Least time between two `key_request`s to the same sender. */
+  requestIntervalMs: 1000,
 });
 
 /**
@@ -89,6 +96,8 @@ export class KeyManager {
     this.received = new Map();
     /** Envelopes this device could not open. */
     this.refusedEnvelopes = 0;
+    /** When this device last asked each sender for its key (ms). */
+    this._asked = new Map();
   }
 
   /** Replaces the roster (from `joined`). `devices` may include this device; it is skipped. */
@@ -109,6 +118,7 @@ export class KeyManager {
       this.roster.delete(id);
       this.received.delete(id);
       this.pending?.waiting.delete(id);
+      this._asked.delete(id);
     }
     return this._maybeSwitch(now);
   }
@@ -182,6 +192,21 @@ export class KeyManager {
     if (!d || d.recipient === false || !d.bundle || !this.current) return;
     await this._wrapTo([d], this.current.generation, this.current.step, this.current.baseKey);
     if (this.pending) await this._wrapTo([d], this.pending.generation, 0, this.pending.baseKey);
+  }
+
+  /**
+   * A frame from `slot` could not be opened for want of a key (`unknown_kid` or
+   * `ratchet_out_of_range`): asks its sender for its current key, at most once per
+   * `requestIntervalMs` per sender. Returns whether a `key_request` was sent.
+   */
+  onUndecryptable({ slot, generation }, now) {
+    const d = [...this.roster.values()].find((x) => x.slot === slot);
+    if (!d) return false;
+    const last = this._asked.get(d.device);
+    if (last !== undefined && now - last < this.options.requestIntervalMs) return false;
+    this._asked.set(d.device, now);
+    this._send({ type: 'key_request', to: d.device, generation });
+    return true;
   }
 
   /**

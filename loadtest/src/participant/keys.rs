@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use call_client::keys::{KeyError, KeyInput, KeyOutput, Membership, RosterDevice};
 use call_client::protocol::{
-    ClientMessage, EnvelopeBody, KeyAck, KeyAckNotice, KeyRequestNotice, MembershipAction,
-    MembershipNotice, RosterDelta, ServerMessage,
+    ClientMessage, EnvelopeBody, KeyAck, KeyAckNotice, KeyRequest, KeyRequestNotice,
+    MembershipAction, MembershipNotice, RosterDelta, ServerMessage,
 };
 
 use super::session::Session;
@@ -74,6 +74,10 @@ pub(crate) fn key_message(output: &KeyOutput) -> Option<ClientMessage> {
             to: to.clone(),
             generation: *generation,
             step: *step,
+        })),
+        KeyOutput::SendRequest { to, generation } => Some(ClientMessage::KeyRequest(KeyRequest {
+            to: to.clone(),
+            generation: *generation,
         })),
         _ => None,
     }
@@ -154,7 +158,9 @@ impl Session<'_> {
                 KeyOutput::ForgetSender { slot, .. } => {
                     lock(self.opener).keys_mut().remove_sender(slot);
                 }
-                KeyOutput::SendEnvelope { .. } | KeyOutput::SendAck { .. } => {}
+                KeyOutput::SendEnvelope { .. }
+                | KeyOutput::SendAck { .. }
+                | KeyOutput::SendRequest { .. } => {}
             }
         }
         Ok(())

@@ -337,7 +337,8 @@ impl ViewerSession<'_> {
                 // A viewer holds no sending key.
                 KeyOutput::UseSenderKey(_)
                 | KeyOutput::SendEnvelope { .. }
-                | KeyOutput::SendAck { .. } => {}
+                | KeyOutput::SendAck { .. }
+                | KeyOutput::SendRequest { .. } => {}
             }
         }
         Ok(())

@@ -14,7 +14,8 @@
 //!   own device, room, call and slot;
 //! - media states and chat go, stamped with the sender's device, to the members that see the
 //!   sender; the latest media state of each member is kept for `joined`;
-//! - membership notices: a join makes every publisher ratchet (at once); leaves make every
+//! - membership notices: joins make every publisher ratchet once per join window (one notice
+//!   names every joiner of a burst, see docs/architecture.md §7.24); leaves make every
 //!   publisher rekey after a debounce, and in broadcasts viewer leaves are coalesced to at most
 //!   one rekey per `broadcast_viewer_interval`.
 //!
@@ -27,6 +28,9 @@
 mod admin;
 mod capacity;
 mod chat;
+mod join_ratchet;
+#[cfg(test)]
+mod join_ratchet_tests;
 mod keys;
 mod media;
 mod media_state;
@@ -48,6 +52,7 @@ use crate::test_hooks::TestHooks;
 
 pub use admin::{ParticipantDetail, RoomDetail, RoomSummary};
 pub use capacity::JoinError;
+use join_ratchet::PendingRatchet;
 pub use keys::RouteError;
 use rekey::PendingRekey;
 pub use rekey::RekeyTiming;
@@ -129,6 +134,7 @@ pub struct Room {
     next_slot: u32,
     tracks: BTreeMap<String, TrackInfo>,
     pending: PendingRekey,
+    pending_ratchet: PendingRatchet,
     last_rekey: Option<Instant>,
     closed: bool,
     test_hooks: TestHooks,
@@ -157,6 +163,7 @@ impl Room {
             next_slot: 0,
             tracks: BTreeMap::new(),
             pending: PendingRekey::default(),
+            pending_ratchet: PendingRatchet::default(),
             last_rekey: None,
             closed: false,
             test_hooks: TestHooks::default(),
@@ -223,6 +230,7 @@ impl Room {
     pub fn close(&mut self) -> Vec<Output> {
         self.closed = true;
         self.pending = PendingRekey::default();
+        self.pending_ratchet = PendingRatchet::default();
         std::mem::take(&mut self.members)
             .into_values()
             .map(|m| Output::Close {

@@ -1,5 +1,5 @@
-//! When membership notices go out: a join makes publishers ratchet at once (see `roster`); leaves
-//! are debounced into one rekey, and broadcast viewer leaves are coalesced.
+//! When membership notices go out: joins are coalesced into one ratchet per window (see
+//! `join_ratchet`); leaves are debounced into one rekey, and broadcast viewer leaves are coalesced.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,10 @@ pub struct RekeyTiming {
     pub max_delay: Duration,
     /// In broadcasts, least time between two rekeys caused only by viewer leaves.
     pub broadcast_viewer_interval: Duration,
+    /// Joins within this long of the first of a burst share one ratchet notice (100 ms).
+    pub join_window: Duration,
+    /// A ratchet notice names at most this many joiners; a full window is sent at once (64).
+    pub join_batch_max: usize,
 }
 
 impl Default for RekeyTiming {
@@ -24,6 +28,8 @@ impl Default for RekeyTiming {
             debounce: Duration::from_secs(1),
             max_delay: Duration::from_secs(5),
             broadcast_viewer_interval: Duration::from_secs(30),
+            join_window: Duration::from_millis(100),
+            join_batch_max: 64,
         }
     }
 }
@@ -49,6 +55,15 @@ impl Room {
 
     /// When [`Room::handle_timeout`] next needs calling.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let ratchet = self.ratchet_due();
+        let rekey = self.rekey_due();
+        match (ratchet, rekey) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn rekey_due(&self) -> Option<Instant> {
         let p = &self.pending;
         let (first, last) = (p.first?, p.last?);
         let t = self.timing;
@@ -63,9 +78,15 @@ impl Room {
         })
     }
 
-    /// Sends the rekey notice when it is due.
+    /// Sends the ratchet and rekey notices that are due.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Output> {
-        match self.poll_timeout() {
+        let mut out = self.ratchet_if_due(now);
+        out.extend(self.rekey_if_due(now));
+        out
+    }
+
+    fn rekey_if_due(&mut self, now: Instant) -> Vec<Output> {
+        match self.rekey_due() {
             Some(due) if due <= now => {}
             _ => return Vec::new(),
         }

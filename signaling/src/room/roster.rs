@@ -6,8 +6,8 @@ use super::{ConnId, Departure, JoinError, Member, Output, Room};
 use crate::auth::Grants;
 use crate::policy::{Role, RoomKind};
 use crate::protocol::{
-    DeviceBundle, Joined, LeaveReason, MembershipAction, MembershipNotice, PROTOCOL_VERSION,
-    Roster, RosterDelta, RosterEntry, ServerMessage, TrackInfo,
+    DeviceBundle, Joined, LeaveReason, PROTOCOL_VERSION, Roster, RosterDelta, RosterEntry,
+    ServerMessage, TrackInfo,
 };
 
 /// A join as the room sees it: verified grants plus the device's bundle.
@@ -82,7 +82,6 @@ impl Room {
         self.roster_version += 1;
         let version = self.roster_version;
         let roster_watchers = self.watchers(&entry, |_| true);
-        let senders = self.watchers(&entry, |m| m.entry.can_publish);
         if !roster_watchers.is_empty() {
             out.push(Output::Send {
                 to: roster_watchers,
@@ -90,17 +89,6 @@ impl Room {
                     version,
                     added: vec![entry.clone()],
                     removed: vec![],
-                }),
-            });
-        }
-        if !senders.is_empty() {
-            out.push(Output::Send {
-                to: senders,
-                message: ServerMessage::Membership(MembershipNotice {
-                    action: MembershipAction::Ratchet,
-                    joined: vec![entry.device.clone()],
-                    left: vec![],
-                    roster_version: version,
                 }),
             });
         }
@@ -149,6 +137,7 @@ impl Room {
                 media_state: None,
             },
         );
+        out.extend(self.schedule_ratchet(joined.device.clone(), now));
         if self.test_hooks.any() {
             let tracks: Vec<TrackInfo> = self.tracks.values().cloned().collect();
             out.extend(self.tell_tracks(&tracks, Some(&joined.device)));
@@ -182,6 +171,7 @@ impl Room {
         let Some(gone) = self.members.remove(device) else {
             return Vec::new();
         };
+        self.unschedule_ratchet(device);
         self.roster_version += 1;
         let mut out = Vec::new();
         let watchers = self.watchers(&gone.entry, |_| true);

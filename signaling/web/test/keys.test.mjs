@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createBundle, generateDeviceIdentity } from '../e2ee/identity.mjs';
 import { ratchetBaseKey } from '../e2ee/sframe.mjs';
+import { encodeKid } from '../e2ee/kid.mjs';
+import { SenderContext } from '../e2ee/media.mjs';
+import { ReceiverKeyStore } from '../e2ee/receiver.mjs';
 import { KEY_DEFAULTS, KeyManager } from '../keys.js';
 
 const ROOM = 'standup';
@@ -282,4 +285,36 @@ test('a device marked not to be a recipient (an unnamed recorder) never gets a k
   assert.equal(r.get('v').km.nextDeadline(), Infinity);
   await r.get('v').km.onMembership({ action: 'rekey', left: ['x'] }, 5);
   assert.equal(r.get('v').outbox.length, 0);
+});
+
+test('a receiver beyond the ratchet window recovers by key_request', async () => {
+  const r = await room(['a', 'b']);
+  r.setRosters();
+  const store = new ReceiverKeyStore();
+  r.get('b').km._onReceiverKey = (k) => store.addKey(k, 0);
+  await r.get('a').km.start(0);
+  await r.flush(0);
+  const frame = new Uint8Array([0xfc, 1, 2, 3, 4, 5]);
+  const sealNow = async () => {
+    const k = r.get('a').senderKeys.at(-1);
+    const kid = encodeKid({ slot: r.get('a').slot, stream: 0, generation: k.generation, step: k.step });
+    const ctx = await SenderContext.create({ suite: k.suite, baseKey: k.baseKey, kid });
+    return ctx.encryptFrame('opus', frame);
+  };
+  assert.deepEqual((await store.decryptFrame('opus', await sealNow(), 0)).frame, frame);
+  // a ratchets 20 times (joiners that left at once) while b sees none of its frames.
+  for (let i = 0; i < 20; i++) await r.get('a').km.onMembership({ action: 'ratchet', joined: [] }, 0);
+  assert.equal(r.get('a').km.current.step, 20);
+  const beyond = await sealNow();
+  await assert.rejects(store.decryptFrame('opus', beyond, 0), { code: 'ratchet_out_of_range' });
+  // b reports it: one key_request to a, which sends its current key again.
+  assert.equal(r.get('b').km.onUndecryptable({ slot: r.get('a').slot, generation: 0 }, 10), true);
+  const [request] = r.get('b').outbox.splice(0);
+  assert.deepEqual(request, { type: 'key_request', to: 'a', generation: 0 });
+  await r.get('a').km.onKeyRequest({ from: 'b' });
+  await r.flush(10);
+  assert.deepEqual((await store.decryptFrame('opus', await sealNow(), 10)).frame, frame);
+  // Within the interval nothing more is asked; after it, again.
+  assert.equal(r.get('b').km.onUndecryptable({ slot: r.get('a').slot, generation: 0 }, 500), false);
+  assert.equal(r.get('b').km.onUndecryptable({ slot: r.get('a').slot, generation: 0 }, 10 + KEY_DEFAULTS.requestIntervalMs), true);
 });

@@ -17,6 +17,10 @@
 //! - **receiving**: an envelope is verified against the sender's bundle from the roster, opened
 //!   ([`KeyOutput::InstallReceiverKey`]) and acknowledged ([`KeyOutput::SendAck`]). One from a
 //!   device the roster does not name yet is held (at most [`HELD_ENVELOPES`]) until it does.
+//! - **recovery** ([`KeyInput::Undecryptable`]): a frame the key store refused for want of a key
+//!   (its step beyond the look-ahead, or an unknown generation) asks its sender for the current
+//!   key ([`KeyOutput::SendRequest`], a `key_request`), at most once per
+//!   [`REQUEST_INTERVAL`] per sender (docs/architecture.md §7.24).
 //!
 //! Sans-IO: the caller feeds [`KeyInput`]s and timeouts with the current [`Instant`], drains
 //! [`KeyManager::poll_output`] and calls [`KeyManager::handle_timeout`] at
@@ -25,6 +29,7 @@
 //! cryptographic RNG.
 
 mod receiving;
+mod recovery;
 mod roster;
 mod sending;
 
@@ -37,6 +42,8 @@ use e2ee_frames::{
 use thiserror::Error;
 
 use receiving::Receiving;
+pub use recovery::REQUEST_INTERVAL;
+use recovery::Recovery;
 use roster::Roster;
 use sending::Sending;
 
@@ -139,6 +146,14 @@ pub enum KeyInput {
     Request {
         /// The asking device.
         from: String,
+    },
+    /// A frame from `slot` was refused for want of a key (`e2ee_frames::ReceiveError`
+    /// `RatchetBeyondBound` or `UnknownKid`): ask its sender for its current key.
+    Undecryptable {
+        /// The sender's slot.
+        slot: u16,
+        /// The frame's generation.
+        generation: u16,
     },
 }
 
@@ -246,6 +261,13 @@ pub enum KeyOutput {
     UseSenderKey(SenderKey),
     /// Install this key in the receiving key store.
     InstallReceiverKey(ReceiverKey),
+    /// Send a `key_request` to `to` (this device lost track of its key).
+    SendRequest {
+        /// The sender asked.
+        to: String,
+        /// The generation of the frame that could not be opened.
+        generation: Option<u16>,
+    },
     /// A device left: drop its keys from the receiving key store.
     ForgetSender {
         /// The device.
@@ -296,6 +318,7 @@ pub struct KeyManager {
     /// `None` for a device that may not publish (it holds no sender key).
     sending: Option<Sending>,
     receiving: Receiving,
+    recovery: Recovery,
     outputs: VecDeque<KeyOutput>,
 }
 
@@ -318,6 +341,7 @@ impl KeyManager {
             roster: Roster::default(),
             sending: can_publish.then(Sending::default),
             receiving: Receiving::default(),
+            recovery: Recovery::default(),
             outputs: VecDeque::new(),
         }
     }
@@ -372,6 +396,10 @@ impl KeyManager {
                 Ok(())
             }
             KeyInput::Request { from } => self.on_request(&from),
+            KeyInput::Undecryptable { slot, generation } => {
+                self.on_undecryptable(now, slot, generation);
+                Ok(())
+            }
         }
     }
 
@@ -409,6 +437,7 @@ impl KeyManager {
                 });
             }
             self.receiving.drop_held_from(id);
+            self.recovery.forget(id);
             if let Some(s) = &mut self.sending {
                 s.forget(id);
             }

@@ -52,6 +52,11 @@ impl Roster {
         self.peers.get(device)
     }
 
+    /// The device sending in `slot`.
+    pub(super) fn sender_at(&self, slot: u16) -> Option<&Peer> {
+        self.peers.values().find(|p| p.slot == slot)
+    }
+
     /// The devices keys are wrapped to.
     pub(super) fn recipients(&self) -> impl Iterator<Item = &Peer> {
         self.peers.values().filter(|p| p.wrap_keys)

@@ -300,6 +300,20 @@ impl Client {
         }
     }
 
+    /// `membership ratchet` notices until they named `n` joiners (joins close together share
+    /// one notice, architecture.md §7.24); the joiners named, in order.
+    pub async fn recv_ratchets_naming(&mut self, n: usize) -> Vec<String> {
+        let mut named = Vec::new();
+        while named.len() < n {
+            let notice = self.recv_type("membership").await;
+            assert_eq!(notice["action"], "ratchet", "{notice}");
+            for d in notice["joined"].as_array().expect("joined list") {
+                named.push(d.as_str().expect("device id").to_owned());
+            }
+        }
+        named
+    }
+
     /// Next message of `ty` within `limit`, skipping others (for waits longer than [`WAIT`]).
     pub async fn recv_type_within(&mut self, ty: &str, limit: Duration) -> Value {
         let deadline = tokio::time::Instant::now() + limit;

@@ -5,6 +5,7 @@ mod join;
 mod leave;
 mod pending;
 mod receiving;
+mod recovery;
 mod rotation;
 mod suite5;
 mod switch;
@@ -16,7 +17,7 @@ use call_client::keys::{
     KeyConfig, KeyInput, KeyManager, KeyOutput, Membership, RosterDevice, SenderKey,
 };
 use e2ee_frames::{
-    CipherSuite, Codec, DeviceId, DeviceKeys, KeyEnvelope, KeyStore, Sender, Stream,
+    CipherSuite, Codec, DeviceId, DeviceKeys, KeyEnvelope, KeyStore, ReceiveError, Sender, Stream,
 };
 
 pub(crate) const ROOM: &str = "standup";
@@ -54,6 +55,8 @@ pub(crate) struct Call {
     pub(crate) acks: Vec<(String, String, u16, u8)>,
     /// Whether acks are delivered (false: they are lost).
     pub(crate) deliver_acks: bool,
+    /// Every `key_request` delivered so far: (from, to).
+    pub(crate) requests: Vec<(String, String)>,
 }
 
 impl Call {
@@ -84,6 +87,7 @@ impl Call {
             sent: Vec::new(),
             acks: Vec::new(),
             deliver_acks: true,
+            requests: Vec::new(),
         }
     }
 
@@ -218,6 +222,15 @@ impl Call {
                     .install(now, k.slot, k.generation, k.step, k.suite, k.key)
                     .unwrap();
             }
+            KeyOutput::SendRequest { to, .. } => {
+                self.requests.push((from.to_owned(), to.clone()));
+                if let Some(d) = self.devices.get_mut(&to) {
+                    let request = KeyInput::Request {
+                        from: from.to_owned(),
+                    };
+                    d.policy.handle_input(now, request).unwrap();
+                }
+            }
             KeyOutput::ForgetSender { slot, .. } => {
                 self.devices
                     .get_mut(from)
@@ -240,6 +253,17 @@ impl Call {
 
     /// `from` encrypts an Opus frame with its current key; `to` must decrypt it.
     pub(crate) fn frame_decrypts(&mut self, from: &str, to: &str, now: Instant) -> bool {
+        self.open_frame(from, to, now).is_ok()
+    }
+
+    /// `from` encrypts an Opus frame with its current key; `to` opens it (an error if it could
+    /// not, or opened something else).
+    pub(crate) fn open_frame(
+        &mut self,
+        from: &str,
+        to: &str,
+        now: Instant,
+    ) -> Result<(), Option<ReceiveError>> {
         let frame = [0xfcu8, 1, 2, 3, 4, 5, 6, 7];
         let mut wire = Vec::new();
         self.devices
@@ -254,8 +278,8 @@ impl Call {
         let store = &mut self.devices.get_mut(to).unwrap().store;
         store
             .decrypt_media(now, Codec::Opus, &wire, &mut out)
-            .is_ok()
-            && out == frame
+            .map_err(Some)?;
+        if out == frame { Ok(()) } else { Err(None) }
     }
 }
 
