@@ -1,87 +1,17 @@
 //! The participant's keys through the client library's key policy
 //! ([`call_client::keys::KeyManager`], the browser's rules): server messages become
-//! [`KeyInput`]s ([`key_inputs`], shared with the sans-IO viewer engine), and the policy's
+//! [`KeyInput`]s (`call_client::keys::key_inputs`, as in the sans-IO viewer engine), and the policy's
 //! outputs become `key_envelope`/`key_ack` messages, the sealer's sending key and the opener's
 //! receiving keys.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use call_client::keys::{KeyError, KeyInput, KeyOutput, Membership, RosterDevice};
-use call_client::protocol::{
-    ClientMessage, EnvelopeBody, KeyAck, KeyAckNotice, KeyRequest, KeyRequestNotice,
-    MembershipAction, MembershipNotice, RosterDelta, ServerMessage,
-};
+use call_client::keys::{KeyError, KeyInput, KeyOutput, key_message};
 
 use super::session::Session;
 use super::{ParticipantError, ParticipantOutcome, keep_error, lock};
 use crate::secure_media::FrameSealer;
-
-/// The key policy's inputs in a server message (none for messages without key news).
-pub(crate) fn key_inputs(message: &ServerMessage) -> Vec<KeyInput> {
-    match message {
-        ServerMessage::Roster(RosterDelta { added, removed, .. }) => {
-            let mut inputs: Vec<KeyInput> = added
-                .iter()
-                .map(|entry| KeyInput::RosterAdded(RosterDevice::from(entry)))
-                .collect();
-            if !removed.is_empty() {
-                inputs.push(KeyInput::RosterRemoved(removed.clone()));
-            }
-            inputs
-        }
-        ServerMessage::Membership(MembershipNotice {
-            action,
-            joined,
-            left,
-            ..
-        }) => vec![KeyInput::Membership(match action {
-            MembershipAction::Ratchet => Membership::Ratchet {
-                joined: joined.clone(),
-            },
-            MembershipAction::Rekey => Membership::Rekey { left: left.clone() },
-        })],
-        ServerMessage::KeyEnvelope(body) => vec![KeyInput::Envelope(body.envelope.clone())],
-        ServerMessage::KeyAck(KeyAckNotice {
-            from,
-            generation,
-            step,
-        }) => vec![KeyInput::Ack {
-            from: from.clone(),
-            generation: *generation,
-            step: *step,
-        }],
-        ServerMessage::KeyRequest(KeyRequestNotice { from, .. }) => {
-            vec![KeyInput::Request { from: from.clone() }]
-        }
-        _ => Vec::new(),
-    }
-}
-
-/// The protocol message a `SendEnvelope` or `SendAck` output asks for (`None` for the others).
-pub(crate) fn key_message(output: &KeyOutput) -> Option<ClientMessage> {
-    match output {
-        KeyOutput::SendEnvelope { envelope, .. } => {
-            Some(ClientMessage::KeyEnvelope(EnvelopeBody {
-                envelope: envelope.clone(),
-            }))
-        }
-        KeyOutput::SendAck {
-            to,
-            generation,
-            step,
-        } => Some(ClientMessage::KeyAck(KeyAck {
-            to: to.clone(),
-            generation: *generation,
-            step: *step,
-        })),
-        KeyOutput::SendRequest { to, generation } => Some(ClientMessage::KeyRequest(KeyRequest {
-            to: to.clone(),
-            generation: *generation,
-        })),
-        _ => None,
-    }
-}
 
 /// Counts a refused key input: a bad bundle or envelope is an envelope failure.
 pub(crate) fn count_key_error(outcome: &mut ParticipantOutcome, e: &KeyError) {

@@ -34,7 +34,6 @@ use crate::receiver_stats::{ReceiverStats, StatsTotals};
 use crate::secure_media::{FrameOpener, FrameSealer};
 use call_client::peer::PeerError;
 use call_client::protocol::{Subscription, SubscriptionUpdate, TrackInfo, TrackKind, TrackSource};
-pub(crate) use keys::{key_inputs, key_message};
 use session::Session;
 
 /// The screen share a presenter sends: one 2.5 Mbit/s layer.

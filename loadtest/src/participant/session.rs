@@ -16,13 +16,14 @@ use call_client::session::{Session as Signaling, SessionConfig, SessionError};
 use e2ee_frames::{DeviceId, DeviceKeys};
 use tokio::sync::watch;
 
-use super::keys::{count_key_error, key_inputs};
+use super::keys::count_key_error;
 use super::media_tasks::{publish_media, receive_media};
 use super::{
     LiveCounters, ParticipantError, ParticipantOutcome, ParticipantSpec, Role, SharedOpener,
     SharedSealer, keep_error, stopped,
 };
 use crate::media::vp8_frames::CAMERA_LAYERS;
+use call_client::keys::key_inputs;
 use call_client::protocol::{
     ClientMessage, ClientOffer, ErrorBody, Joined, Layer, LeftNotice, SdpBody, ServerMessage,
     TrackAnnouncement, TrackInfo, TrackKind, TrackPublished, TrackSource, TrackUnpublished,

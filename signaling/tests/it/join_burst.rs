@@ -8,12 +8,9 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use call_client::keys::{
-    KeyConfig, KeyInput, KeyManager, KeyOutput, Membership, RosterDevice, SenderKey,
+    KeyConfig, KeyInput, KeyManager, KeyOutput, RosterDevice, SenderKey, key_inputs, key_message,
 };
-use call_client::protocol::{
-    ClientMessage, DeviceBundle, EnvelopeBody, KeyAck, KeyAckNotice, KeyRequest, KeyRequestNotice,
-    MembershipAction, MembershipNotice, RosterDelta, ServerMessage,
-};
+use call_client::protocol::DeviceBundle;
 use call_client::session::{Session, SessionConfig};
 use common::{TestServer, config, token};
 use e2ee_frames::{Codec, DeviceId, DeviceKeys, KeyStore, Stream};
@@ -21,47 +18,6 @@ use signaling::policy::Role;
 
 const ROOM: &str = "burst";
 const JOINERS: usize = 20;
-
-/// The key policy's inputs in a server message.
-fn key_inputs(message: &ServerMessage) -> Vec<KeyInput> {
-    match message {
-        ServerMessage::Roster(RosterDelta { added, removed, .. }) => {
-            let mut inputs: Vec<KeyInput> = added
-                .iter()
-                .map(|e| KeyInput::RosterAdded(RosterDevice::from(e)))
-                .collect();
-            if !removed.is_empty() {
-                inputs.push(KeyInput::RosterRemoved(removed.clone()));
-            }
-            inputs
-        }
-        ServerMessage::Membership(MembershipNotice {
-            action,
-            joined,
-            left,
-            ..
-        }) => vec![KeyInput::Membership(match action {
-            MembershipAction::Ratchet => Membership::Ratchet {
-                joined: joined.clone(),
-            },
-            MembershipAction::Rekey => Membership::Rekey { left: left.clone() },
-        })],
-        ServerMessage::KeyEnvelope(body) => vec![KeyInput::Envelope(body.envelope.clone())],
-        ServerMessage::KeyAck(KeyAckNotice {
-            from,
-            generation,
-            step,
-        }) => vec![KeyInput::Ack {
-            from: from.clone(),
-            generation: *generation,
-            step: *step,
-        }],
-        ServerMessage::KeyRequest(KeyRequestNotice { from, .. }) => {
-            vec![KeyInput::Request { from: from.clone() }]
-        }
-        _ => Vec::new(),
-    }
-}
 
 /// One client: its session, key policy, the keys it installed and the key it sends with.
 struct Peer {
@@ -109,39 +65,25 @@ impl Peer {
     /// Carries out the policy's outputs.
     fn drain(&mut self, now: Instant) {
         while let Some(out) = self.policy.poll_output() {
-            let message = match out {
-                KeyOutput::SendEnvelope { envelope, .. } => {
-                    ClientMessage::KeyEnvelope(EnvelopeBody { envelope })
-                }
-                KeyOutput::SendAck {
-                    to,
-                    generation,
-                    step,
-                } => ClientMessage::KeyAck(KeyAck {
-                    to,
-                    generation,
-                    step,
-                }),
-                KeyOutput::SendRequest { to, generation } => {
-                    ClientMessage::KeyRequest(KeyRequest { to, generation })
-                }
+            if let Some(message) = key_message(&out) {
+                self.session.send(message).expect("queued");
+                continue;
+            }
+            match out {
                 KeyOutput::UseSenderKey(key) => {
                     self.ratchets += u32::from(key.step > 0);
                     self.sending = Some(key);
-                    continue;
                 }
                 KeyOutput::InstallReceiverKey(k) => {
                     self.store
                         .install(now, k.slot, k.generation, k.step, k.suite, k.key)
                         .expect("key installs");
-                    continue;
                 }
                 KeyOutput::ForgetSender { slot, .. } => {
                     self.store.remove_sender(slot);
-                    continue;
                 }
-            };
-            self.session.send(message).expect("queued");
+                _ => {}
+            }
         }
     }
 

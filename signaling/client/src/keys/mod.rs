@@ -32,6 +32,7 @@ mod receiving;
 mod recovery;
 mod roster;
 mod sending;
+mod wire;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -46,6 +47,7 @@ pub use recovery::REQUEST_INTERVAL;
 use recovery::Recovery;
 use roster::Roster;
 use sending::Sending;
+pub use wire::{key_inputs, key_message};
 
 /// Envelopes from devices not (yet) in the roster that are held until the roster names them.
 pub const HELD_ENVELOPES: usize = 64;
