@@ -30,7 +30,7 @@ import { gatheringComplete, isLoopbackCandidate, loopbackOnlySdp, testModeRtcCon
 import { recorderNamed, verifyRecordingPolicy } from './recording-policy.js';
 import { SignalingClient } from './signaling-client.js';
 import { QualityMonitor, qualityLevel } from './stats.js';
-import { RemoteMedia, receiveSlotSections } from './remote-media.js';
+import { RemoteMedia, msidTrackOfMid, receiveSlotSections } from './remote-media.js';
 import { isDepartureRace, isRacedSubscription, joinFailureText, serverErrorText } from './call-errors.js';
 
 /** Simulcast encodings of the camera (docs/architecture.md §2.1: VP8, 3 layers). */
@@ -627,7 +627,13 @@ export class Call extends EventTarget {
     // SFU added gets its transform here, once (a renegotiation fires `track` again).
     const id = this._decryptIncoming(e.receiver, `recv-${e.transceiver.mid ?? this.remote.receivers.size}`, e.track.kind);
     // Shown in a tile once the worker says whose key opens its frames (`_attribute`).
-    this.remote.addReceiver({ id, mid: e.transceiver.mid, track: e.track, streamOwner: e.streams?.[0]?.id ?? null });
+    this.remote.addReceiver({
+      id,
+      mid: e.transceiver.mid,
+      track: e.track,
+      streamOwner: e.streams?.[0]?.id ?? null,
+      trackKey: msidTrackOfMid(this.pc.remoteDescription?.sdp, e.transceiver.mid),
+    });
     e.track.addEventListener('ended', () => {
       this.remote.removeReceiver(id);
       this._placeAll();

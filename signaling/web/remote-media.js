@@ -58,6 +58,7 @@ export class RemoteMedia {
   announce(track) {
     if (!track?.id) return;
     this.announced.set(track.id, track);
+    for (const r of this.receivers.values()) if (r.key === track.id && track.source) r.source = track.source;
     this._recheck();
   }
 
@@ -112,19 +113,26 @@ export class RemoteMedia {
    * `device` stays null until the KID attributes the receiver. The same receiver again (a
    * renegotiation fires `track` again) keeps its record and attribution.
    */
-  addReceiver({ id, mid = null, track, streamOwner = null }) {
+  addReceiver({ id, mid = null, track, streamOwner = null, trackKey = null }) {
     const known = this.receivers.get(id);
     if (known && known.track === track) {
       known.mid = mid ?? known.mid;
       known.streamOwner = streamOwner ?? known.streamOwner;
+      known.key = trackKey ?? known.key;
+      const a = this.announced.get(known.key);
+      if (a) known.source = a.source;
       return known;
     }
-    const announced = this.announced.get(track.id);
+    // A transceiver this page created keeps its own track id: the server's track id is the
+    // msid of its section in the remote description (`trackKey`).
+    const key = trackKey ?? track.id;
+    const announced = this.announced.get(key);
     const r = {
       id,
       mid,
       kind: track.kind,
       track,
+      key,
       streamOwner,
       source: announced?.source ?? (track.kind === 'audio' ? 'microphone' : 'camera'),
       device: null,
@@ -152,7 +160,7 @@ export class RemoteMedia {
   claimedDevice(r) {
     const slot = r.mid !== null && r.mid !== undefined ? this.slots?.byMid.get(r.mid) : null;
     if (slot) return slot.source;
-    return this.announced.get(r.track.id)?.publisher ?? r.streamOwner ?? trackOwnerFromId(r.track.id);
+    return this.announced.get(r.key)?.publisher ?? r.streamOwner ?? trackOwnerFromId(r.key);
   }
 
   /**
@@ -187,7 +195,7 @@ export class RemoteMedia {
 
   /** The device the receiver carrying track `trackId` is attributed to (by KID), or null. */
   deviceOfTrack(trackId) {
-    for (const r of this.receivers.values()) if (r.track.id === trackId && r.device) return r.device;
+    for (const r of this.receivers.values()) if (r.key === trackId && r.device) return r.device;
     return null;
   }
 
@@ -216,7 +224,7 @@ export class RemoteMedia {
   _isScreen(r) {
     const slot = r.mid !== null && r.mid !== undefined ? this.slots?.byMid.get(r.mid) : null;
     if (slot) return slot.kind === 'screen';
-    return (this.announced.get(r.track.id)?.source ?? r.source) === 'screen';
+    return (this.announced.get(r.key)?.source ?? r.source) === 'screen';
   }
 
   /**
@@ -226,4 +234,17 @@ export class RemoteMedia {
   audioSinks() {
     return [...this.receivers.values()].filter((r) => r.kind === 'audio').map((r) => ({ id: r.id, track: r.track }));
   }
+}
+
+/** The msid track id of section `mid` in `sdp` (`a=msid:<stream> <track>`), or null. */
+export function msidTrackOfMid(sdp, mid) {
+  if (!sdp || mid === null || mid === undefined) return null;
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const lines = section.split(/\r?\n/);
+    if (!lines.includes(`a=mid:${mid}`)) continue;
+    const msid = lines.find((l) => l.startsWith('a=msid:'));
+    const track = msid?.slice('a=msid:'.length).split(' ')[1];
+    return track && track !== '-' ? track : null;
+  }
+  return null;
 }
