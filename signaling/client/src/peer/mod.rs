@@ -369,7 +369,17 @@ impl Peer {
     ///
     /// [`PeerError::Webrtc`] when the stack refuses it.
     pub async fn add_recvonly(&self, kind: RtpCodecKind) -> Result<(), PeerError> {
-        self.connection
+        self.add_recvonly_with(kind, None).await
+    }
+
+    /// Adds a receive-only transceiver of `kind`, offering only `codec` when given.
+    async fn add_recvonly_with(
+        &self,
+        kind: RtpCodecKind,
+        codec: Option<RTCRtpCodecParameters>,
+    ) -> Result<(), PeerError> {
+        let transceiver = self
+            .connection
             .add_transceiver_from_kind(
                 kind,
                 Some(RTCRtpTransceiverInit {
@@ -378,8 +388,14 @@ impl Peer {
                 }),
             )
             .await
-            .map(|_| ())
-            .map_err(webrtc_err)
+            .map_err(webrtc_err)?;
+        if let Some(codec) = codec {
+            transceiver
+                .set_codec_preferences(vec![codec])
+                .await
+                .map_err(webrtc_err)?;
+        }
+        Ok(())
     }
 
     /// Adds `audio` receive-only audio sections, then `video` receive-only video sections: one
@@ -411,24 +427,11 @@ impl Peer {
             (RtpCodecKind::Video, vp8, VP8_PT, video),
         ] {
             for _ in 0..n {
-                let transceiver = self
-                    .connection
-                    .add_transceiver_from_kind(
-                        kind,
-                        Some(RTCRtpTransceiverInit {
-                            direction: RTCRtpTransceiverDirection::Recvonly,
-                            ..Default::default()
-                        }),
-                    )
-                    .await
-                    .map_err(webrtc_err)?;
-                transceiver
-                    .set_codec_preferences(vec![RTCRtpCodecParameters {
-                        rtp_codec: codec.clone(),
-                        payload_type,
-                    }])
-                    .await
-                    .map_err(webrtc_err)?;
+                let only = RTCRtpCodecParameters {
+                    rtp_codec: codec.clone(),
+                    payload_type,
+                };
+                self.add_recvonly_with(kind, Some(only)).await?;
             }
         }
         Ok(())
