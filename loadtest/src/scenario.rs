@@ -456,6 +456,7 @@ fn run_with(
                 }),
                 can_publish: role != Role::Viewer,
                 can_subscribe: true,
+                device: None,
             },
             now_unix,
             ttl,

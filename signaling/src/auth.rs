@@ -280,6 +280,7 @@ mod tests {
             role: Some(Role::Caller),
             can_publish: true,
             can_subscribe: true,
+            device: None,
         }
     }
 

@@ -435,6 +435,7 @@ fn print_join_urls(addr: SocketAddr, room: &str) -> Result<(), String> {
                 role: Some(Role::Caller),
                 can_publish: true,
                 can_subscribe: true,
+                device: None,
             },
             ttl_seconds: 12 * 3600,
         });
@@ -533,6 +534,7 @@ fn token(args: TokenArgs) -> Result<(), String> {
             role: Some(args.role),
             can_publish: args.can_publish.unwrap_or(args.role.may_publish()),
             can_subscribe: args.can_subscribe.unwrap_or(true),
+            device: None,
         },
         ttl_seconds: args.ttl,
     };

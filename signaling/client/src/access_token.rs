@@ -45,6 +45,10 @@ pub struct GrantClaims {
     /// May subscribe to media (default false).
     #[serde(default)]
     pub can_subscribe: bool,
+    /// The recorder device a recorder event stream token is for (`GET /v1/recorder/events`,
+    /// with `role: "recorder"` and no room).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 impl Claims {
@@ -91,6 +95,7 @@ mod tests {
             role: Some(Role::Caller),
             can_publish: true,
             can_subscribe: true,
+            device: None,
         };
         let claims = Claims::new("devkey", grants, 1_700_000_000, 60);
         let token = claims.sign(b"devsecret");

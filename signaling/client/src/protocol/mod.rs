@@ -21,6 +21,7 @@
 //! | `media` | SDP bodies, announced and published tracks, subscriptions, speakers |
 //! | `room` | [`Role`] and [`RoomKind`] |
 //! | `recording` | the signed [`RecordingPolicy`] of a recorded room |
+//! | `recorder_events` | [`RecorderEvent`]: the lines of the recorder event stream |
 //! | `shape` | [`ShapeError`] and the device id rule |
 //!
 //! Every item is re-exported here, so paths stay `protocol::Name`.
@@ -31,6 +32,7 @@ mod error_code;
 mod keys;
 mod media;
 mod media_state;
+mod recorder_events;
 mod recording;
 mod room;
 mod server;
@@ -42,6 +44,7 @@ pub use error_code::*;
 pub use keys::*;
 pub use media::*;
 pub use media_state::*;
+pub use recorder_events::*;
 pub use recording::*;
 pub use room::*;
 pub use server::*;
