@@ -8,6 +8,14 @@
 // - `page_reconnects_after_its_websocket_drops`: the test hook `sever-connections` cuts one
 //   page's WebSocket without a close frame (1006, as a network blip) while the SFU and the other
 //   page stay; it rejoins, and media flows both ways again (the other page re-keyed to it).
+// - `page_gives_up_then_rejoins_on_the_button`: with the service down past the give-up time
+//   (shortened for the test) the page says the connection could not be restored and tries no
+//   more; its Rejoin button brings it back once the service is up.
+// - `kicked_page_does_not_reconnect`: a kick (`left` `kicked`, then 1000) ends the call with its
+//   reason and the page stays out.
+// - `page_retries_at_once_when_the_browser_is_back_online`: a page that went offline during an
+//   outage shows that it waits for the network, and rejoins as soon as the browser is back
+//   online, before its backoff's next try was due.
 // - `media_reset_restores_media_in_the_browser`: `sfu` + `signaling serve` as separate
 //   processes; the SFU is killed with SIGKILL and started again on the same control port; both
 //   pages get `media_reset`, rebuild their media sessions with the same keys and decode each
@@ -168,6 +176,102 @@ describe('the page reconnects (signaling dev)', { skip: serviceSkip() }, () => {
       assert.deepEqual(s.banners, [], `${who}: no error banner`);
     }
     assert.deepEqual([...a.errors, ...b.errors], [], 'no page error');
+  });
+
+  test('page_gives_up_then_rejoins_on_the_button', { timeout: 60_000 }, async () => {
+    const room = `give-up-${Date.now()}`;
+    const a = await openDevice(chromium, dev.http, room, 'kim');
+    pages.push(a);
+    // The same backoff, on a 2 s give-up time instead of 2 min.
+    await a.page.evaluate(async () => {
+      const { Backoff } = await import('/reconnect.js');
+      window.call._backoff = new Backoff({ limits: { firstMs: 200, maxMs: 400, giveUpMs: 2000 } });
+    });
+    const listen = new URL(dev.http).host;
+    await dev.stop();
+    const failed = await waitFor(async () => {
+      const s = await status(a);
+      return { ok: s.connection.status === 'failed', s };
+    }, { timeoutMs: 15_000 });
+    assert.ok(failed.ok, `kim's page gave up: ${JSON.stringify(failed.s)}`);
+    assert.equal(failed.s.phase, 'reconnecting', 'the call view stays (tiles kept)');
+    assert.match(failed.s.shown, /could not be restored/);
+    assert.deepEqual(failed.s.tiles, [a.device]);
+    // Nothing more is tried until the button.
+    const attempts = failed.s.connection.attempt;
+    dev = await startDev({ args: DEV_ARGS, listen });
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await status(a)).phase, 'reconnecting', 'no try after giving up');
+    assert.equal((await status(a)).connection.attempt, attempts);
+    await a.page.getByRole('button', { name: 'Rejoin' }).click();
+    const back = await waitFor(async () => (await status(a)).phase === 'in-call', { timeoutMs: 15_000 });
+    assert.ok(back, 'Rejoin brought kim back');
+    const s = await status(a);
+    assert.equal(s.shown, '');
+    assert.equal(s.connection.reconnects, 1);
+  });
+
+  test('kicked_page_does_not_reconnect', { timeout: 60_000 }, async () => {
+    const room = `kick-${Date.now()}`;
+    const a = await openDevice(chromium, dev.http, room, 'ivan', { init: WATCH_BANNERS });
+    pages.push(a);
+    const b = await openDevice(chromium, dev.http, room, 'judy', { init: WATCH_BANNERS });
+    pages.push(b);
+    const res = await fetch(`${dev.http}/v1/rooms/${room}/participants/${encodeURIComponent(a.device)}`, { method: 'DELETE', headers: { authorization: 'Bearer devadmin' } });
+    assert.equal(res.status, 204, 'kick');
+    const ended = await waitFor(async () => {
+      const s = await a.page.evaluate(() => ({ phase: window.call.state.phase, reason: window.call.state.leftReason, reconnects: window.call.state.connection.reconnects, text: document.querySelector('.lobby .lede')?.textContent ?? '' }));
+      return { ok: s.phase === 'left', s };
+    });
+    assert.ok(ended.ok, `ivan's call ended: ${JSON.stringify(ended.s)}`);
+    assert.equal(ended.s.reason, 'kicked');
+    assert.match(ended.s.text, /removed from the call/);
+    // Well past the first retry's time: still out, and the room does not have him.
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(await a.page.evaluate(() => window.call.state.connection.reconnects), 0, 'no reconnect after a kick');
+    const detail = await (await fetch(`${dev.http}/v1/rooms/${room}`, { headers: { authorization: 'Bearer devadmin' } })).json();
+    assert.deepEqual(detail.participants.map((p) => p.device), [b.device], 'only judy is in the room');
+  });
+
+  test('page_retries_at_once_when_the_browser_is_back_online', { timeout: 60_000 }, async () => {
+    const room = `online-${Date.now()}`;
+    const a = await openDevice(chromium, dev.http, room, 'grace', { init: WATCH_BANNERS });
+    pages.push(a);
+    const b = await openDevice(chromium, dev.http, room, 'heidi', { init: WATCH_BANNERS });
+    pages.push(b);
+    const before = await mediaBothWays(a, b, 20_000);
+    assert.ok(before.ok, `media both ways before the outage: ${JSON.stringify(before)}`);
+
+    // The service goes away, then grace's browser goes offline: she waits for the network.
+    const listen = new URL(dev.http).host;
+    await dev.stop();
+    await a.context.setOffline(true);
+    const waiting = await waitFor(async () => {
+      const s = await status(a);
+      return { ok: s.phase === 'reconnecting' && /waiting for the network/.test(s.shown), s };
+    });
+    assert.ok(waiting.ok, `grace shows that she waits for the network: ${JSON.stringify(waiting.s)}`);
+    dev = await startDev({ args: DEV_ARGS, listen });
+    // Heidi comes back on her own; grace's next try is seconds away (backoff) when the network
+    // returns.
+    const heidi = await waitFor(async () => (await status(b)).phase === 'in-call', { timeoutMs: 15_000 });
+    assert.ok(heidi, 'heidi rejoined');
+    const far = await waitFor(async () => {
+      const s = await status(a);
+      return { ok: s.phase === 'reconnecting' && s.connection.retryAt - Date.now() > 2500, s };
+    }, { timeoutMs: 20_000, intervalMs: 100 });
+    assert.ok(far.ok, `grace's next try is over 2.5 s away: ${JSON.stringify(far.s)}`);
+    const onlineAt = Date.now();
+    const dueAt = far.s.connection.retryAt;
+    await a.context.setOffline(false);
+    const back = await waitFor(async () => (await status(a)).phase === 'in-call', { timeoutMs: 15_000, intervalMs: 100 });
+    const tookMs = Date.now() - onlineAt;
+    assert.ok(back, 'grace rejoined once online');
+    console.log(`online → rejoined in ${tookMs} ms (the backoff's try was due in ${dueAt - onlineAt} ms)`);
+    assert.ok(Date.now() < dueAt, `rejoined before the backoff's try was due (${tookMs} ms after online)`);
+    const media = await mediaBothWays(a, b, 15_000);
+    assert.ok(media.ok, `media both ways after the network came back: ${JSON.stringify(media)}`);
+    for (const d of [a, b]) assert.deepEqual((await status(d)).banners, [], `${d.identity}: no error banner`);
   });
 });
 
