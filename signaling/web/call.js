@@ -108,10 +108,10 @@ export class Call extends EventTarget {
       error: null,
       /**
        * The signaling connection: `{status: 'connected' | 'reconnecting' | 'failed', attempt,
-       * retryAt, offline, reconnects, mediaResets}`; `failed` once the retries gave up (a
-       * `rejoin()` starts them again).
+       * retryAt, lastAttemptAt, offline, reconnects, mediaResets}`; `failed` once the retries
+       * gave up (a `rejoin()` starts them again).
        */
-      connection: { status: 'connected', attempt: 0, retryAt: null, offline: false, reconnects: 0, mediaResets: 0 },
+      connection: { status: 'connected', attempt: 0, retryAt: null, lastAttemptAt: null, offline: false, reconnects: 0, mediaResets: 0 },
       room: o.room,
       call: null,
       kind: null,
@@ -399,7 +399,8 @@ export class Call extends EventTarget {
     sig.on('offer', (m) => this._serial(() => this._onRemoteOffer(m)));
     sig.on('media_reset', (m) => this._serial(() => this._restartMedia(m.reason)));
     sig.on('error', (m) => this._onServerError(m));
-    sig.on('left', (m) => this._ended(m.reason));
+    // Only this session's socket can end the call (a lost one's `left` `replaced` is old news).
+    sig.on('left', (m) => sig === this.signaling && this._ended(m.reason));
     sig.addEventListener('close', (e) => this._onSocketClosed(sig, e.detail));
   }
 
@@ -478,6 +479,7 @@ export class Call extends EventTarget {
       await this._pause(delay);
       if (this._reconnectRun !== run || this.state.phase !== 'reconnecting') return;
       let failure = null;
+      conn.lastAttemptAt = Date.now();
       try {
         await this._openSession();
         // A socket lost again while the join ran is one more failed attempt.
@@ -485,7 +487,15 @@ export class Call extends EventTarget {
       } catch (err) {
         failure = err;
       }
-      if (this._reconnectRun !== run || this.state.phase !== 'reconnecting') return;
+      if (this._reconnectRun !== run || this.state.phase !== 'reconnecting') {
+        // Left while the attempt ran: what it opened goes too.
+        if (this.state.phase === 'left') {
+          this.pc?.close();
+          this.media?.close();
+          this.signaling.close();
+        }
+        return;
+      }
       if (!failure) break;
       console.warn('reconnect attempt failed:', failure.code ?? failure.name, failure.message);
       this._dropSession();
