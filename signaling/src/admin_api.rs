@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
@@ -27,6 +27,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/rooms", get(list_rooms).post(create_room))
         .route("/v1/rooms/{name}", get(get_room).delete(close_room))
         .route("/v1/rooms/{name}/participants/{device}", delete(kick))
+        .route("/v1/rooms/{name}/participants/{device}/sever", post(sever))
 }
 
 /// An admin API error: HTTP status, stable code and human message.
@@ -227,6 +228,27 @@ async fn close_room(
 ) -> Result<StatusCode, ApiError> {
     authorize(&state, &headers)?;
     state.hub.close(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Test hook only (`signaling dev --test-hooks sever-connections`): cuts the device's WebSocket
+/// without a close frame. Without the hook the route does not exist (404 `not_found`).
+async fn sever(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, device)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    if !state.hub.test_hooks().sever_connections() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such route (test hook sever-connections is off)",
+        ));
+    }
+    authorize(&state, &headers)?;
+    validate_device_id(&device)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.to_string()))?;
+    state.hub.sever(&name, &device).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

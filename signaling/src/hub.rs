@@ -142,6 +142,11 @@ impl Hub {
         self.inner.media.as_ref()
     }
 
+    /// The test hooks in force (none outside `signaling dev --test-hooks`).
+    pub fn test_hooks(&self) -> &TestHooks {
+        &self.inner.settings.test_hooks
+    }
+
     /// Capacity of each connection's outbound queue.
     pub fn outbound_queue(&self) -> usize {
         self.inner.settings.outbound_queue
@@ -259,6 +264,19 @@ impl Hub {
         let device = device.to_string();
         match self
             .ask(name, |reply| RoomCommand::Kick { device, reply })
+            .await?
+        {
+            true => Ok(()),
+            false => Err(HubError::NoParticipant),
+        }
+    }
+
+    /// Test hook [`crate::test_hooks::TestHook::SeverConnections`]: cuts `device`'s WebSocket
+    /// without a close frame.
+    pub async fn sever(&self, name: &str, device: &str) -> Result<(), HubError> {
+        let device = device.to_string();
+        match self
+            .ask(name, |reply| RoomCommand::Sever { device, reply })
             .await?
         {
             true => Ok(()),

@@ -169,7 +169,8 @@ struct DevArgs {
     room: String,
     /// Test only: make the service misbehave on purpose (`lie-track-source`: `track_published`
     /// names a wrong publisher; `lie-slot-source`: `slots` names a wrong source), so tests can
-    /// show clients trust the SFrame KID, not the server.
+    /// show clients trust the SFrame KID, not the server; `sever-connections`: the admin API can
+    /// cut a device's WebSocket without a close frame, so tests can show clients reconnect.
     /// Exists on `dev` only; `serve` cannot lie.
     #[arg(long, value_enum, value_delimiter = ',')]
     test_hooks: Vec<signaling::test_hooks::TestHook>,
@@ -491,8 +492,8 @@ fn main() -> ExitCode {
             config.test_hooks = signaling::test_hooks::TestHooks::enabled(&args.test_hooks);
             if config.test_hooks.any() {
                 eprintln!(
-                    "signaling dev: TEST HOOKS ON ({:?}): this service lies to its clients on \
-                     purpose",
+                    "signaling dev: TEST HOOKS ON ({:?}): this service misbehaves towards its \
+                     clients on purpose",
                     args.test_hooks
                 );
             }

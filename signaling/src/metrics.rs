@@ -9,7 +9,9 @@ use prometheus::{
 };
 
 use crate::policy::Role;
-use crate::protocol::{CLIENT_MESSAGE_TYPES, REJECT_REASONS, SERVER_MESSAGE_TYPES};
+use crate::protocol::{
+    CLIENT_MESSAGE_TYPES, MediaResetReason, REJECT_REASONS, SERVER_MESSAGE_TYPES,
+};
 
 /// The `reason` labels of `signaling_connection_drops_total`: connections the server refused or
 /// closed for a limit (the listener's caps and timeouts, a WebSocket write that blocked).
@@ -47,6 +49,10 @@ pub struct Metrics {
     pub client_decrypt_failures: IntCounter,
     /// TCP connections refused or closed for a limit, by reason.
     pub connection_drops: IntCounterVec,
+    /// Rooms whose media sessions were reset (each of its clients got `media_reset`), by reason.
+    pub media_resets: IntCounterVec,
+    /// Joins that replaced the same device's connection (a reconnect).
+    pub rejoins: IntCounter,
 }
 
 /// A metric could not be registered (a programming error: duplicate or invalid name).
@@ -105,7 +111,20 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let media_resets = IntCounterVec::new(
+            Opts::new(
+                "signaling_media_resets_total",
+                "Rooms whose media sessions were reset (media_reset sent to their clients)",
+            ),
+            &["reason"],
+        )?;
+        let rejoins = IntCounter::new(
+            "signaling_rejoins_total",
+            "Joins that replaced the same device's connection",
+        )?;
         registry.register(Box::new(connection_drops.clone()))?;
+        registry.register(Box::new(media_resets.clone()))?;
+        registry.register(Box::new(rejoins.clone()))?;
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(rooms.clone()))?;
         registry.register(Box::new(participants.clone()))?;
@@ -135,6 +154,12 @@ impl Metrics {
         for reason in CONNECTION_DROP_REASONS {
             connection_drops.with_label_values(&[*reason]);
         }
+        for reason in [
+            MediaResetReason::MediaNodeRestarted,
+            MediaResetReason::MediaEventsLost,
+        ] {
+            media_resets.with_label_values(&[reason.as_str()]);
+        }
         Ok(Metrics {
             registry,
             connections,
@@ -148,6 +173,8 @@ impl Metrics {
             rejected,
             client_decrypt_failures,
             connection_drops,
+            media_resets,
+            rejoins,
         })
     }
 

@@ -149,6 +149,7 @@ where
         flood: FloodDetector::new(flood_allowance, Instant::now()),
         last_rate_error: None,
         write_stalled: false,
+        severed: false,
         request_id: None,
         span: span.clone(),
     };
@@ -191,6 +192,8 @@ struct Session<W> {
     last_rate_error: Option<Instant>,
     /// A write blocked past the write timeout: nothing more is written, not even a close frame.
     write_stalled: bool,
+    /// Test hook `sever-connections` cut this connection: it ends without a close frame.
+    severed: bool,
     /// The `id` of the client message being handled: every `error` answering it names it.
     request_id: Option<RequestId>,
     span: Span,
@@ -265,6 +268,11 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                                 break Flow::Continue;
                             }
                         }
+                        Some(Outbound::Sever) => {
+                            // Test hook: drop the socket unclosed, as a network blip would.
+                            self.severed = true;
+                            break Flow::Continue;
+                        }
                         Some(Outbound::Close(reason)) => {
                             let msg = ServerMessage::Left(LeftNotice { reason });
                             let _ = self.write(msg.type_name(), msg.to_json().into()).await;
@@ -299,7 +307,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             };
             let _ = self.send_frame(Message::Close(Some(frame))).await;
         }
-        if !self.write_stalled {
+        if !self.write_stalled && !self.severed {
             let _ = tokio::time::timeout(limits.write_timeout, self.sink.close()).await;
         }
     }

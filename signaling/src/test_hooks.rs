@@ -1,10 +1,11 @@
-//! Test-only misbehaviour of the service, to prove that clients do not trust it.
+//! Test-only misbehaviour of the service, to prove that clients do not trust it or survive it.
 //!
 //! Only `signaling dev --test-hooks …` can turn a hook on (`serve` has no such flag, and the
-//! configuration file cannot name one): a production service never lies. Each hook makes the
-//! service say something false that an honest service never would, so that a browser test can
-//! show the client believes the authenticated SFrame KID (docs/e2ee.md §1.1) and not the
-//! server's word.
+//! configuration file cannot name one): a production service never lies. The lying hooks make
+//! the service say something false that an honest service never would, so that a browser test
+//! can show the client believes the authenticated SFrame KID (docs/e2ee.md §1.1) and not the
+//! server's word. [`TestHook::SeverConnections`] lets a test cut one device's WebSocket the way a
+//! network blip does (no close frame), so that it can show the client reconnects.
 
 use crate::protocol::{SlotMap, TrackInfo};
 
@@ -20,6 +21,10 @@ pub enum TestHook {
     /// member after the real source that is neither it nor the recipient (with three or more
     /// members; with two the truth is told).
     LieSlotSource,
+    /// The admin API gets `POST /v1/rooms/{room}/participants/{device}/sever`: the device's
+    /// WebSocket ends without a close frame (the client sees 1006, as after a network blip),
+    /// and the room handles it as any dropped connection.
+    SeverConnections,
 }
 
 /// The hooks in force (none by default).
@@ -27,6 +32,7 @@ pub enum TestHook {
 pub struct TestHooks {
     lie_track_source: bool,
     lie_slot_source: bool,
+    sever_connections: bool,
 }
 
 impl TestHooks {
@@ -35,12 +41,23 @@ impl TestHooks {
         TestHooks {
             lie_track_source: hooks.contains(&TestHook::LieTrackSource),
             lie_slot_source: hooks.contains(&TestHook::LieSlotSource),
+            sever_connections: hooks.contains(&TestHook::SeverConnections),
         }
     }
 
     /// Whether any hook is on.
     pub fn any(&self) -> bool {
+        self.lies() || self.sever_connections
+    }
+
+    /// Whether a hook that makes the service lie to its clients is on.
+    pub fn lies(&self) -> bool {
         self.lie_track_source || self.lie_slot_source
+    }
+
+    /// Whether the admin API may sever a device's connection ([`TestHook::SeverConnections`]).
+    pub fn sever_connections(&self) -> bool {
+        self.sever_connections
     }
 
     /// `track` as the service tells it to `recipient`: the truth, or under

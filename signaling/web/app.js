@@ -11,6 +11,7 @@
  * @module app
  */
 import { Call } from './call.js';
+import { joinFailureText } from './call-errors.js';
 import { IdentityStore } from './identity-store.js';
 import { encodedTransformSupported } from './media-crypto.js';
 import { h, icon, replace } from './ui/dom.js';
@@ -68,8 +69,20 @@ function lobby(root, params, onJoin, error) {
   replace(root, h('div', { class: 'lobby' }, form));
 }
 
+/** Why a call ended, in words: a `left` reason, a close that is not retried, or a rejoin refused. */
+const ENDED_TEXT = {
+  leave: 'You left the call.',
+  kicked: 'You were removed from the call.',
+  room_closed: 'The room was closed.',
+  replaced: 'You joined from another window.',
+  connection_closed: 'The connection was lost.',
+  flood: 'The call server disconnected this page for sending too many messages.',
+  protocol_violation: 'The call server disconnected this page after a message it could not accept.',
+};
+
 function ended(root, reason, again) {
-  const text = { leave: 'You left the call.', kicked: 'You were removed from the call.', room_closed: 'The room was closed.', replaced: 'You joined from another window.', connection_closed: 'The connection was lost.' }[reason] ?? `The call ended (${reason}).`;
+  // A rejoin refused for good (token expired, room gone, …) says so in the join's words.
+  const text = ENDED_TEXT[reason] ?? joinFailureText({ code: reason });
   replace(root, h('div', { class: 'lobby' }, h('div', { class: 'lobby-card' }, h('div', { class: 'brand' }, icon('lock'), h('span', {}, 'Call ended')), h('p', { class: 'lede' }, text), h('button', { class: 'primary big', onclick: again }, 'Back to the lobby'))));
 }
 
@@ -81,6 +94,7 @@ export function mountCall(root, call, options = {}) {
     setScreen: (on) => call.setScreen(on).catch((e) => call._warn('screen', `Screen share failed: ${e.message}`)),
     pin: (d) => call.pin(d),
     leave: () => call.leave(),
+    rejoin: () => call.rejoin(),
     safetyNumber: (d) => call.safetyNumberWith(d),
     setVerified: (d, v) => call.setVerified(d, v),
     sendChat: (text) => call.sendChat(text),

@@ -12,6 +12,15 @@
  * `stats` message with the decrypt failures. On `media_reset` (the SFU restarted) a fresh peer
  * connection with the same local tracks and a new offer; keys are untouched.
  *
+ * Reconnect (docs/protocol.md §1): when the WebSocket closes without `left` and the close is
+ * worth another try (`reconnect.js`), the call goes to phase `reconnecting`: the tiles stay,
+ * the session's parts (peer connection, transform worker, key manager, chat keys) are dropped,
+ * and after a jittered backoff (or at once when the browser says it is back `online`) a new
+ * socket joins as the same device (same identity keys and bundle, same token) and the whole
+ * join runs again: fresh keys wrapped to the new roster, which re-keys the others (a rejoin is
+ * a departure and a join for them), a new media session with the same local tracks, and the
+ * microphone, camera and screen state sent again. `state.connection` says where it stands.
+ *
  * Remote media is shown as its sender's only by the slot in the SFrame KIDs its frames were
  * opened with (the worker reports it); what the server says (`track_published`, `slots`, msid)
  * is a hint, and each disagreement counts in `state.e2ee.sourceMismatches` (remote-media.js).
@@ -32,6 +41,7 @@ import { SignalingClient } from './signaling-client.js';
 import { QualityMonitor, qualityLevel } from './stats.js';
 import { RemoteMedia, msidTrackOfMid, receiveSlotSections } from './remote-media.js';
 import { isDepartureRace, isRacedSubscription, joinFailureText, serverErrorText } from './call-errors.js';
+import { Backoff, attemptVerdict, closeVerdict } from './reconnect.js';
 
 /** Simulcast encodings of the camera (docs/architecture.md §2.1: VP8, 3 layers). */
 export const CAMERA_LAYERS = [
@@ -90,10 +100,18 @@ export class Call extends EventTarget {
     this._keyTimer = null;
     this._statsTimer = null;
     this._lastReported = { failures: 0, decrypted: 0 };
+    this._backoff = new Backoff();
     /** What the UI draws. */
     this.state = {
+      /** `idle`, `joining`, `in-call`, `reconnecting` (the socket was lost; tiles stay), `left`, `error`. */
       phase: 'idle',
       error: null,
+      /**
+       * The signaling connection: `{status: 'connected' | 'reconnecting' | 'failed', attempt,
+       * retryAt, lastAttemptAt, offline, reconnects, mediaResets}`; `failed` once the retries
+       * gave up (a `rejoin()` starts them again).
+       */
+      connection: { status: 'connected', attempt: 0, retryAt: null, lastAttemptAt: null, offline: false, reconnects: 0, mediaResets: 0 },
       room: o.room,
       call: null,
       kind: null,
@@ -119,13 +137,16 @@ export class Call extends EventTarget {
     this.dispatchEvent(new Event('change'));
   }
 
+  /** A warning banner; the same one twice (a rejoin verifies everything again) shows once. */
   _warn(kind, text, extra = {}) {
+    if (this.state.warnings.some((w) => w.kind === kind && w.text === text)) return;
     this.state.warnings.push({ kind, text, at: Date.now(), ...extra });
     this._changed();
   }
 
-  /** An informational note (not a problem): drawn calmly, never as an error banner. */
+  /** An informational note (not a problem): drawn calmly, never as an error banner; once. */
   _note(kind, text) {
+    if (this.state.notices.some((n) => n.kind === kind && n.text === text)) return;
     this.state.notices.push({ kind, text, at: Date.now() });
     this._changed();
   }
@@ -159,19 +180,11 @@ export class Call extends EventTarget {
     this._changed();
     try {
       this.identity = await o.identityStore.deviceIdentity();
-      const bundle = await createBundle(this.identity);
-      await this.signaling.connect();
-      this._listen();
-      const joined = await this.signaling.join({ room: o.room, token: o.token, name: o.name, bundle });
-      // Key envelopes that arrive while the roster is still being verified wait for it (they
-      // queue behind this): opened before, the sender would be unknown and the key refused.
-      const onJoined = this._onJoined(joined);
-      this._queue = onJoined.catch(() => {});
-      await onJoined;
-      this._joined = true;
-      if (joined.media) await this._startMedia();
-      else this._warn('media', 'No media server is attached to this room: keys and the roster work, audio and video do not.');
+      // The same bundle (device id and keys) on every reconnect: the room replaces the device.
+      this._bundle = await createBundle(this.identity);
+      await this._openSession();
       this.state.phase = 'in-call';
+      this._watchNetwork();
       this._sendMediaState();
       this._changed();
     } catch (err) {
@@ -185,8 +198,31 @@ export class Call extends EventTarget {
     }
   }
 
+  /**
+   * One session on a fresh socket, for the first join and every reconnect: connect, `join` with
+   * this device's bundle, verify the roster and start the keys, then media.
+   */
+  async _openSession() {
+    const o = this.options;
+    // The constructor's client on the first join; a new one for each reconnect.
+    if (this.signaling.ws) this.signaling = new SignalingClient(o.signalingUrl);
+    const sig = this.signaling;
+    await sig.connect();
+    this._listen(sig);
+    const joined = await sig.join({ room: o.room, token: o.token, name: o.name, bundle: this._bundle });
+    // Key envelopes that arrive while the roster is still being verified wait for it (they
+    // queue behind this): opened before, the sender would be unknown and the key refused.
+    const onJoined = this._onJoined(joined);
+    this._queue = onJoined.catch(() => {});
+    await onJoined;
+    this._joined = true;
+    if (joined.media) await this._startMedia();
+    else this._warn('media', 'No media server is attached to this room: keys and the roster work, audio and video do not.');
+  }
+
   /** After a failed join: `leave` if the room has us, then media, timers and the socket closed. */
   _abandon() {
+    this._unwatchNetwork();
     clearTimeout(this._keyTimer);
     clearInterval(this._statsTimer);
     this.monitor?.stop();
@@ -220,20 +256,30 @@ export class Call extends EventTarget {
         this._warn('recording-policy', `Recording policy refused: ${err.message}`);
       }
     }
-    this.keys = new KeyManager({
+    // A rejoin keeps the tiles of the devices still in the room and drops the others'.
+    const present = new Set([j.device, ...(j.roster?.devices ?? []).map((d) => d.device)]);
+    for (const id of [...s.participants.keys()]) if (!present.has(id)) s.participants.delete(id);
+    if (s.pinned && !present.has(s.pinned)) s.pinned = null;
+    // Bound to this session's socket: a key message of a session that ended is never sent on
+    // the next one (it would name the old call or slot).
+    const sig = this.signaling;
+    const keys = new KeyManager({
       identity: this.identity,
       room: this.options.room,
       call: j.call,
       slot: j.slot,
       canPublish: s.self.canPublish,
-      send: (m) => this.signaling.send(m),
-      onSenderKey: (k) => this._onSenderKey(k),
+      send: (m) => sig.send(m),
+      // A key manager of a session that ended (a rejoin made a new one) touches nothing.
+      onSenderKey: (k) => this.keys === keys && this._onSenderKey(k),
       onReceiverKey: (k) => {
+        if (this.keys !== keys) return;
         this.media?.addReceiverKey(k);
         this.chat?.addKey(k);
       },
       onError: (err, ctx) => console.warn(`keys: ${ctx}: ${err.code ?? err.message}`),
     });
+    this.keys = keys;
     this.media = new MediaCrypto();
     if (this.options.testMode) this.media.recordPlaintextHashes(20_000);
     this.media.onUnknownKid = (m) => this._onUnknownKid(m);
@@ -244,15 +290,18 @@ export class Call extends EventTarget {
       self: true, verified: true, keyChanged: false, speaking: 0, quality: null,
       identityKey: this.identity.identity.publicKey,
     });
+    const earlier = this.chat?.state;
     this.chat = new ChatRoom({
       room: this.options.room,
       call: j.call,
       self: { device: j.device, slot: j.slot },
       participant: (d) => s.participants.get(d),
       senderKey: () => this.keys?.current ?? null,
-      send: (m) => this.signaling.send(m),
+      send: (m) => sig.send(m),
       changed: () => this._changed(),
     });
+    // After a rejoin the conversation so far stays on screen (its keys went with the session).
+    if (earlier) Object.assign(this.chat.state, { messages: earlier.messages, unread: earlier.unread, open: earlier.open });
     s.chat = this.chat.state;
     for (const d of j.roster?.devices ?? []) await this._addDevice(d);
     for (const ms of j.media_states ?? []) this._onMediaState(ms);
@@ -322,8 +371,7 @@ export class Call extends EventTarget {
     this._changed();
   }
 
-  _listen() {
-    const sig = this.signaling;
+  _listen(sig) {
     sig.on('roster', (m) => this._onRoster(m));
     sig.on('membership', (m) => this._serial(() => this.keys?.onMembership(m, performance.now())).then(() => this._scheduleKeys()));
     sig.on('key_envelope', (m) => this._serial(() => this.keys?.onKeyEnvelope(m.envelope)));
@@ -351,10 +399,162 @@ export class Call extends EventTarget {
     sig.on('offer', (m) => this._serial(() => this._onRemoteOffer(m)));
     sig.on('media_reset', (m) => this._serial(() => this._restartMedia(m.reason)));
     sig.on('error', (m) => this._onServerError(m));
-    sig.on('left', (m) => this._ended(m.reason));
-    sig.addEventListener('close', () => {
-      if (this.state.phase === 'in-call') this._ended('connection_closed');
+    // Only this session's socket can end the call (a lost one's `left` `replaced` is old news).
+    sig.on('left', (m) => sig === this.signaling && this._ended(m.reason));
+    sig.addEventListener('close', (e) => this._onSocketClosed(sig, e.detail));
+  }
+
+  /**
+   * The socket closed. After `left` the call has ended already; in a call, a close worth
+   * another try (`closeVerdict`) starts reconnecting, any other ends the call with its reason.
+   * During a join or a reconnect attempt the attempt itself fails and decides.
+   */
+  _onSocketClosed(sig, { code, reason }) {
+    if (sig !== this.signaling || this.state.phase !== 'in-call') return;
+    const verdict = closeVerdict({ code, reason });
+    console.warn(`signaling closed (${code}${reason ? ` ${reason}` : ''}): ${verdict.retry ? 'reconnecting' : 'not coming back'}`);
+    if (!verdict.retry) {
+      this._ended(verdict.why);
+      return;
+    }
+    this.state.phase = 'reconnecting';
+    this.state.connection.reconnects += 1;
+    this._dropSession();
+    this._backoff.start(performance.now());
+    this._runReconnect();
+  }
+
+  /**
+   * Everything of the session that ended but the tiles, the local tracks and the identity: the
+   * peer connection and its worker, the key manager (its keys were for that roster), timers,
+   * the remote tracks. A screen share ends, as on `media_reset`.
+   */
+  _dropSession() {
+    clearTimeout(this._keyTimer);
+    clearInterval(this._statsTimer);
+    clearTimeout(this._subTimer);
+    clearTimeout(this._resubscribeTimer);
+    this.monitor?.stop();
+    this.monitor = null;
+    this._mediaReady = false;
+    this._joined = false;
+    this.pc?.close();
+    this.pc = null;
+    this.media?.close();
+    this.media = null;
+    this.keys = null;
+    this._lastReported = { failures: 0, decrypted: 0 };
+    this.local.screen?.stop();
+    this.local.screen = null;
+    this.local.screenTransceiver = null;
+    this.state.local.screenOn = false;
+    this.remote.reset();
+    this._lastSubscription = null;
+    for (const p of this.state.participants.values()) {
+      p.speaking = 0;
+      p.screenTrack = null;
+    }
+    this._placeAll();
+  }
+
+  /**
+   * Reconnect attempts until one joins, one is refused for good (the call ends with the
+   * reason), or the backoff gives up (`state.connection.status` `failed`: the view offers
+   * `rejoin()`).
+   */
+  async _runReconnect() {
+    const run = {};
+    this._reconnectRun = run;
+    const conn = this.state.connection;
+    for (;;) {
+      const delay = this._backoff.next(performance.now());
+      if (delay === null) {
+        console.warn('reconnect: giving up');
+        Object.assign(conn, { status: 'failed', retryAt: null });
+        this._changed();
+        return;
+      }
+      Object.assign(conn, { status: 'reconnecting', attempt: this._backoff.attempts, retryAt: Date.now() + delay });
+      this._changed();
+      await this._pause(delay);
+      if (this._reconnectRun !== run || this.state.phase !== 'reconnecting') return;
+      let failure = null;
+      conn.lastAttemptAt = Date.now();
+      try {
+        await this._openSession();
+        // A socket lost again while the join ran is one more failed attempt.
+        if (this.signaling.ws?.readyState !== WebSocket.OPEN) failure = { code: 'closed', message: 'signaling closed during the rejoin' };
+      } catch (err) {
+        failure = err;
+      }
+      if (this._reconnectRun !== run || this.state.phase !== 'reconnecting') {
+        // Left while the attempt ran: what it opened goes too.
+        if (this.state.phase === 'left') {
+          this.pc?.close();
+          this.media?.close();
+          this.signaling.close();
+        }
+        return;
+      }
+      if (!failure) break;
+      console.warn('reconnect attempt failed:', failure.code ?? failure.name, failure.message);
+      this._dropSession();
+      this.signaling.close();
+      const verdict = attemptVerdict(failure);
+      if (!verdict.retry) {
+        this._ended(verdict.why);
+        return;
+      }
+    }
+    this.state.phase = 'in-call';
+    Object.assign(conn, { status: 'connected', attempt: 0, retryAt: null });
+    this._sendMediaState();
+    this._subscribe();
+    this._changed();
+  }
+
+  /** Waits `ms`, or less when the browser comes back `online` (or `rejoin()` is pressed). */
+  _pause(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => wake(), ms);
+      const wake = () => {
+        clearTimeout(timer);
+        if (this._wake === wake) this._wake = null;
+        resolve();
+      };
+      this._wake = wake;
     });
+  }
+
+  /** After the retries gave up: try again (the same device, the same token), from a fresh backoff. */
+  rejoin() {
+    if (this.state.phase !== 'reconnecting' || this.state.connection.status !== 'failed') return;
+    this._backoff.start(performance.now());
+    this._runReconnect();
+  }
+
+  /** `online` wakes a waiting reconnect at once; `offline` is shown with the status. */
+  _watchNetwork() {
+    if (this._network || typeof addEventListener !== 'function') return;
+    const online = () => {
+      this.state.connection.offline = false;
+      this._changed();
+      this._wake?.();
+    };
+    const offline = () => {
+      this.state.connection.offline = true;
+      this._changed();
+    };
+    addEventListener('online', online);
+    addEventListener('offline', offline);
+    this._network = { online, offline };
+  }
+
+  _unwatchNetwork() {
+    if (!this._network) return;
+    removeEventListener('online', this._network.online);
+    removeEventListener('offline', this._network.offline);
+    this._network = null;
   }
 
   /** Runs async handlers one after another, in message order. */
@@ -507,8 +707,9 @@ export class Call extends EventTarget {
         this._preferCodec(t, 'video', /vp8/i);
         tracks.push({ transceiver: t, kind: 'video', source: 'camera', layers: CAMERA_LAYERS.map((l) => l.rid) });
       }
-      this.state.local.micOn = !!this.local.mic;
-      this.state.local.cameraOn = !!this.local.camera;
+      // A reused track keeps its mute (`enabled`) through a media reset or a rejoin.
+      this.state.local.micOn = !!this.local.mic && this.local.mic.enabled;
+      this.state.local.cameraOn = !!this.local.camera && this.local.camera.enabled;
       this.state.local.hasMic = !!this.local.mic;
       this.state.local.hasCamera = !!this.local.camera;
       const me = this.state.participants.get(self.device);
@@ -552,6 +753,7 @@ export class Call extends EventTarget {
   async _restartMedia(reason) {
     if (!this.pc || this.state.phase !== 'in-call') return;
     console.warn(`media_reset: ${reason}`);
+    this.state.connection.mediaResets += 1;
     this._note('media-reset', 'The media server restarted: reconnecting audio and video…');
     clearInterval(this._statsTimer);
     this.monitor?.stop();
@@ -564,6 +766,10 @@ export class Call extends EventTarget {
     this._lastSubscription = null;
     this._placeAll();
     await this._startMedia();
+    // Back: the note goes, and the others hear that the screen share ended.
+    this.state.notices = this.state.notices.filter((n) => n.kind !== 'media-reset');
+    this._sendMediaState();
+    this._changed();
   }
 
   /**
@@ -805,6 +1011,7 @@ export class Call extends EventTarget {
 
   /** Leaves the call (`leave`, then `left`), stops media and closes everything. */
   async leave() {
+    this._reconnectRun = null;
     if (this.state.phase === 'in-call') {
       const left = this.signaling.next(['left'], 3000).catch(() => null);
       this.signaling.send({ type: 'leave' });
@@ -817,6 +1024,9 @@ export class Call extends EventTarget {
     if (this.state.phase === 'left') return;
     this.state.phase = 'left';
     this.state.leftReason = reason;
+    this._reconnectRun = null;
+    this._wake?.();
+    this._unwatchNetwork();
     clearTimeout(this._keyTimer);
     clearInterval(this._statsTimer);
     this.monitor?.stop();

@@ -35,13 +35,26 @@ export class SignalingClient extends EventTarget {
     this.received = 0;
   }
 
-  /** Opens the WebSocket. */
-  connect() {
+  /**
+   * Opens the WebSocket; rejects with `connect_failed`, or `timeout` when it is not open within
+   * `timeoutMs` (a connect to a network that swallows packets can hang for minutes).
+   */
+  connect(timeoutMs = 10_000) {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.url);
       this.ws = ws;
-      ws.onopen = () => resolve();
-      ws.onerror = () => reject(new SignalingError('connect_failed', `cannot reach ${this.url}`));
+      const timer = setTimeout(() => {
+        reject(new SignalingError('timeout', `${this.url} not reached within ${timeoutMs} ms`));
+        ws.close();
+      }, timeoutMs);
+      ws.onopen = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      ws.onerror = () => {
+        clearTimeout(timer);
+        reject(new SignalingError('connect_failed', `cannot reach ${this.url}`));
+      };
       ws.onmessage = (e) => this._onMessage(e.data);
       ws.onclose = (e) => {
         this.dispatchEvent(new CustomEvent('close', { detail: { code: e.code, reason: e.reason } }));

@@ -36,6 +36,9 @@ pub enum Outbound {
     },
     /// The device is out of the room: send `left` and close.
     Close(LeaveReason),
+    /// Test hook [`crate::test_hooks::TestHook::SeverConnections`]: end the connection at once,
+    /// without a close frame, as a network blip would.
+    Sever,
 }
 
 /// A request to a room's actor.
@@ -147,6 +150,14 @@ pub enum RoomCommand {
     },
     /// Admin: close the room.
     Close(oneshot::Sender<()>),
+    /// Test hook [`crate::test_hooks::TestHook::SeverConnections`]: cut a device's connection
+    /// without a close frame; replies whether the device was there.
+    Sever {
+        /// Device.
+        device: String,
+        /// Whether it was in the room.
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// A joined connection: its device and its outbound queue.
@@ -315,8 +326,13 @@ impl RoomActor {
             RoomCommand::Join { req, tx, reply } => {
                 let conn = req.conn;
                 let device = req.bundle.device.clone();
+                // A join of a device already in the room replaces its connection (a reconnect).
+                let rejoin = self.room.member(&device).is_some();
                 match self.room.join(*req, now, self.media.is_some()) {
                     Ok((mut joined, out)) => {
+                        if rejoin {
+                            self.metrics.rejoins.inc();
+                        }
                         let slot = joined.slot;
                         joined.ice_servers = self.ice_servers(&joined);
                         let msg = ServerMessage::Joined(Box::new(joined));
@@ -425,6 +441,10 @@ impl RoomActor {
                     }
                     MediaEvent::MediaReset { reason, .. } => {
                         warn!(room = self.room.name(), %reason, "media sessions reset");
+                        self.metrics
+                            .media_resets
+                            .with_label_values(&[reason.as_str()])
+                            .inc();
                         self.room.media_reset(reason)
                     }
                 };
@@ -452,6 +472,15 @@ impl RoomActor {
                 let out = self.room.close();
                 self.deliver(out, now);
                 let _ = reply.send(());
+            }
+            RoomCommand::Sever { device, reply } => {
+                // The connection leaves the room when its session ends, as any dropped one.
+                let conn = self.conns.values().find(|c| c.device == device);
+                let found = conn.is_some_and(|c| c.tx.try_send(Outbound::Sever).is_ok());
+                if found {
+                    info!(room = self.room.name(), device = %device, "connection severed (test hook)");
+                }
+                let _ = reply.send(found);
             }
         }
     }

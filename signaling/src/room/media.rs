@@ -29,7 +29,7 @@ impl Room {
             return Vec::new();
         }
         self.tracks.insert(track.id.clone(), track.clone());
-        if self.test_hooks.any() {
+        if self.test_hooks.lies() {
             return self.tell_tracks(std::slice::from_ref(&track), None);
         }
         let to = self.all_conns();

@@ -364,12 +364,15 @@ async fn a_reconnecting_device_replaces_its_old_connection() {
         .await;
     a.recv_type("membership").await;
 
+    assert_eq!(s.metric("signaling_rejoins_total").await, 0.0);
+
     // Bob's device comes back on a new connection (same device id, same identity).
     let mut new_b = s.connect().await;
     let j = new_b
         .join("re", &token("re", "bob", Role::Caller), "dev-b")
         .await;
     assert_eq!(devices(&j["roster"]), vec!["dev-a", "dev-b"]);
+    assert_eq!(s.metric("signaling_rejoins_total").await, 1.0);
     assert_eq!(old_b.recv_type("left").await["reason"], "replaced");
     assert!(matches!(old_b.next().await, Seen::Closed(Some(1000))));
     // Alice sees the old device leave and the new one join, and rekeys for the departure.
@@ -388,6 +391,63 @@ async fn a_reconnecting_device_replaces_its_old_connection() {
         ))
         .await;
     thief.expect_error("duplicate_device").await;
+    assert_eq!(
+        s.metric("signaling_rejoins_total").await,
+        1.0,
+        "a refused join replaces nothing"
+    );
+}
+
+/// The test hook `sever-connections` (`signaling dev --test-hooks`): the admin API cuts one
+/// device's WebSocket without a close frame; the room sees a dropped connection (the others get
+/// the roster removal and rekey), and the device can join again. Without the hook the route is
+/// refused.
+#[tokio::test]
+async fn sever_hook_cuts_a_connection_without_a_close_frame() {
+    let mut cfg = config();
+    cfg.test_hooks = signaling::test_hooks::TestHooks::enabled(&[
+        signaling::test_hooks::TestHook::SeverConnections,
+    ]);
+    let s = TestServer::start(cfg).await;
+    s.meeting("cut").await;
+    let mut a = s.connect().await;
+    a.join("cut", &token("cut", "alice", Role::Caller), "dev-a")
+        .await;
+    let mut b = s.connect().await;
+    b.join("cut", &token("cut", "bob", Role::Caller), "dev-b")
+        .await;
+    a.recv_type("membership").await;
+
+    let http = reqwest::Client::new();
+    let sever = |device: &str| {
+        http.post(s.url(&format!("/v1/rooms/cut/participants/{device}/sever")))
+            .bearer_auth(common::ADMIN)
+            .send()
+    };
+    assert_eq!(sever("dev-b").await.expect("request").status(), 204);
+    // No `left`, no close frame: the socket just ends.
+    assert!(matches!(b.next().await, Seen::Closed(None)));
+    assert_eq!(a.recv_type("roster").await["removed"], json!(["dev-b"]));
+    assert_eq!(a.recv_type("membership").await["action"], "rekey");
+    assert_eq!(sever("dev-b").await.expect("request").status(), 404);
+
+    // The device comes back as itself.
+    let mut b2 = s.connect().await;
+    let j = b2
+        .join("cut", &token("cut", "bob", Role::Caller), "dev-b")
+        .await;
+    assert_eq!(devices(&j["roster"]), vec!["dev-a", "dev-b"]);
+
+    // Without the hook there is no such route.
+    let plain = TestServer::start(config()).await;
+    plain.meeting("cut").await;
+    let resp = http
+        .post(plain.url("/v1/rooms/cut/participants/dev-a/sever"))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 404);
 }
 
 #[tokio::test]

@@ -221,6 +221,12 @@ async fn sfu_restart_rooms_recovered() {
         let reset = dev.ws.recv_type_within("media_reset", RECOVERY).await;
         assert_eq!(reset["reason"], "media_node_restarted", "{reset}");
     }
+    // One room reset: counted once, whatever the number of its clients.
+    assert_eq!(
+        s.metric("signaling_media_resets_total{reason=\"media_node_restarted\"}")
+            .await,
+        1.0
+    );
     poll_until(Duration::from_secs(10), "healthz says attached", || async {
         media_health(&s).await == "attached"
     })

@@ -76,14 +76,15 @@ function stopper(child) {
 }
 
 /**
- * `signaling dev --listen 127.0.0.1:0`: signaling and an SFU in one process, with `args` added
- * (e.g. `--turn-urls`). Resolves with `{http, stop}`; `http` is parsed from the join links the
- * command prints.
+ * `signaling dev --listen 127.0.0.1:0` (or `listen`, e.g. the address of a service being
+ * restarted): signaling and an SFU in one process, with `args` added (e.g. `--turn-urls`).
+ * Resolves with `{http, stop}`; `http` is parsed from the join links the command prints; `stop`
+ * sends SIGTERM (the service drains: every WebSocket closes with 1001) and waits for the exit.
  */
-export async function startDev({ args = [] } = {}) {
+export async function startDev({ args = [], listen = '127.0.0.1:0' } = {}) {
   // SERVICE_LOG=<RUST_LOG filter> with SERVICE_LOG_FILE=<path> keeps the service's log for
   // debugging a failing browser test.
-  const child = spawn(SIGNALING_BIN, ['dev', '--listen', '127.0.0.1:0', '--room', 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.SERVICE_LOG || 'warn' } });
+  const child = spawn(SIGNALING_BIN, ['dev', '--listen', listen, '--room', 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.SERVICE_LOG || 'warn' } });
   const m = await waitForOutput(child, /(http:\/\/127\.0\.0\.1:\d+)\/#room=demo&name=\w+&test=1&join=1&token=/, 'signaling dev');
   child.stdout.resume();
   if (process.env.SERVICE_LOG_FILE) child.stderr.pipe(createWriteStream(process.env.SERVICE_LOG_FILE));
@@ -91,35 +92,51 @@ export async function startDev({ args = [] } = {}) {
   return { child, http: m[1], stop: stopper(child) };
 }
 
+/** `sfu` with `controlSecret` on 127.0.0.1 (`httpPort` 0: a free one); resolves with `{child, httpPort}`. */
+async function startSfu(controlSecret, httpPort = 0) {
+  // Port 0: the SFU logs the address it bound.
+  const child = spawn(SFU_BIN, ['--control-secret', controlSecret, '--http-port', String(httpPort), '--udp-port', '0', '--bind-address', '127.0.0.1', '--advertised-address', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
+  const port = (await waitForOutput(child, /sfu serving.*http=127\.0\.0\.1:(\d+)/, 'sfu'))[1];
+  child.stdout.resume();
+  return { child, httpPort: Number(port) };
+}
+
 /**
  * The production split: `sfu` with a control secret on free ports, then `signaling serve` on
- * it. Resolves with `{http, sfuControl, controlSecret, adminToken, stop}`.
+ * it. Resolves with `{http, sfuControl, controlSecret, adminToken, restartSfu, stop}`;
+ * `restartSfu()` kills the SFU with SIGKILL and starts a new one on the same control port (its
+ * media port is a new one: the answers after `media_reset` name it).
  */
 export async function startSplit() {
   const controlSecret = `ctl-${Math.random().toString(36).slice(2)}${Date.now()}`;
   const adminToken = `adm-${Math.random().toString(36).slice(2)}`;
-  // Port 0: the SFU logs the address it bound.
-  const sfu = spawn(SFU_BIN, ['--control-secret', controlSecret, '--http-port', '0', '--udp-port', '0', '--bind-address', '127.0.0.1', '--advertised-address', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
-  const httpPort = (await waitForOutput(sfu, /sfu serving.*http=127\.0\.0\.1:(\d+)/, 'sfu'))[1];
-  const sfuControl = `http://127.0.0.1:${httpPort}`;
+  const first = await startSfu(controlSecret);
+  let sfu = first.child;
+  const sfuControl = `http://127.0.0.1:${first.httpPort}`;
   const sig = spawn(
     SIGNALING_BIN,
     ['serve', '--sfu-url', sfuControl, '--sfu-control-secret', controlSecret, '--api-key', 'devkey:devsecret', '--admin-token', adminToken, '--auto-create-rooms', 'true', '--bind-address', '127.0.0.1', '--http-port', '0'],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } },
   );
   const gm = await waitForOutput(sig, /signaling listening addr=(127\.0\.0\.1:\d+)/, 'signaling serve');
-  sfu.stdout.resume();
   sig.stdout.resume();
   const stopSig = stopper(sig);
-  const stopSfu = stopper(sfu);
   return {
     http: `http://${gm[1]}`,
     sfuControl,
     controlSecret,
     adminToken,
+    restartSfu: async () => {
+      await new Promise((resolve) => {
+        if (sfu.exitCode !== null || sfu.signalCode !== null) return resolve();
+        sfu.once('exit', resolve);
+        sfu.kill('SIGKILL');
+      });
+      sfu = (await startSfu(controlSecret, first.httpPort)).child;
+    },
     stop: async () => {
       await stopSig();
-      await stopSfu();
+      await stopper(sfu)();
     },
   };
 }
@@ -163,15 +180,16 @@ export function view(page) {
       });
     }
     const remote = [...c.remote.receivers.values()].map((r) => ({ id: r.id, kind: r.kind, device: r.device, source: r.source, trackId: r.track.id, failures: r.failures, mid: r.mid }));
-    const w = await c.media.stats();
+    // No worker while a page reconnects (its session's parts are dropped until the rejoin).
+    const w = c.media ? await c.media.stats() : { totals: { encrypted: 0, decrypted: 0, failures: 0, dropped: 0, keyChanges: 0 }, transforms: [] };
     return {
       device: c.state.self.device,
       slot: c.state.self.slot,
       phase: c.state.phase,
       code: c.state.securityCode,
       participants: [...c.state.participants.keys()].sort(),
-      sending: c.keys.current && { generation: c.keys.current.generation, step: c.keys.current.step },
-      received: Object.fromEntries(c.keys.received),
+      sending: c.keys?.current && { generation: c.keys.current.generation, step: c.keys.current.step },
+      received: Object.fromEntries(c.keys?.received ?? []),
       remote,
       inbound,
       videoDecoded: inbound.filter((s) => s.kind === 'video').reduce((a, s) => a + s.framesDecoded, 0),

@@ -1,6 +1,7 @@
 /**
  * The in-call screen: top bar (room, E2EE state, persistent "recorded" badge, security code,
- * overall quality), warnings (identity key changed, refused recorder or bundle), the grid, the
+ * overall quality), the connection status while the page reconnects (calm, with a Rejoin button
+ * once the retries gave up), warnings (identity key changed, refused recorder or bundle), the grid, the
  * side panel (security, quality or chat) and the control bar (mic, camera, screen, panels with
  * the chat's unread count, leave).
  * Watch-only viewers get no publishing controls.
@@ -23,11 +24,12 @@ export class CallView {
     this.topbar = h('header', { class: 'topbar' });
     this.warnings = h('div', { class: 'warnings', role: 'alert' });
     this.notices = h('div', { class: 'notices', role: 'status' });
+    this.connection = h('div', { class: 'connection-status', role: 'status', 'aria-live': 'polite' });
     this.gridRoot = h('main', { class: 'stage-area' });
     this.side = h('aside', { class: 'side' });
     this.controls = h('footer', { class: 'controls' });
     this.body = h('div', { class: 'call-body' }, this.gridRoot, this.side);
-    root.replaceChildren(h('div', { class: 'call' }, this.topbar, this.warnings, this.notices, this.body, this.controls));
+    root.replaceChildren(h('div', { class: 'call' }, this.topbar, this.connection, this.warnings, this.notices, this.body, this.controls));
     this.grid = new Grid(this.gridRoot, { pin: (d) => actions.pin(d) }, { visibleTiles: options.visibleTiles });
     this.securityPanel = new VerificationPanel(h('div', { class: 'panel security-panel' }), actions);
     this.qualityPanel = new QualityPanel(h('div', { class: 'panel quality-panel' }));
@@ -52,6 +54,7 @@ export class CallView {
   render(state) {
     this._state = state;
     this._topbar(state);
+    this._connection(state);
     this._warnings(state);
     this._notices(state);
     this._controls(state);
@@ -108,6 +111,37 @@ export class CallView {
         ),
       ),
     );
+  }
+
+  /**
+   * The signaling connection (`state.connection`): nothing while connected; "Reconnecting…"
+   * (a calm note, not a warning) while the page rejoins; a sentence and a Rejoin button once the
+   * retries gave up.
+   */
+  _connection(state) {
+    const c = state.connection ?? { status: 'connected' };
+    const key = `${state.phase}:${c.status}:${c.offline}`;
+    if (key === this._connectionKey) return;
+    this._connectionKey = key;
+    if (state.phase !== 'reconnecting') {
+      replace(this.connection);
+      return;
+    }
+    if (c.status === 'failed') {
+      replace(
+        this.connection,
+        h(
+          'div',
+          { class: 'connection-lost' },
+          icon('warn'),
+          h('span', {}, 'The connection to the call server could not be restored. Check your network, then rejoin.'),
+          h('button', { class: 'primary', onclick: () => this.actions.rejoin?.() }, 'Rejoin'),
+        ),
+      );
+      return;
+    }
+    const text = c.offline ? 'Reconnecting… (waiting for the network)' : 'Reconnecting…';
+    replace(this.connection, h('div', { class: 'reconnecting' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), h('span', {}, text)));
   }
 
   /** Notes that are not problems (joined without a camera, ...): calm, dismissable. */
