@@ -99,7 +99,7 @@ pub fn sweep(
             }
             continue;
         }
-        if !due(record)?.is_some_and(|due| due <= now) {
+        if due(record)?.is_none_or(|due| due > now) {
             continue;
         }
         // Decided again under the chain's lock: a hold may have landed since the read above.
