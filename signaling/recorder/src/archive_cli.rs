@@ -18,6 +18,7 @@ use crate::archive::chain::{self, ChainSigner};
 use crate::archive::seal::{OrgIdentity, OrgRecipient};
 use crate::archive::session::{LocalArchive, session_folder};
 use crate::archive::store::{LocalStore, Store as _};
+use crate::archive::track_part::PartLimits;
 use crate::archive::{export, index, retention, verify};
 use crate::identity;
 use crate::sink::SessionArchive;
@@ -359,6 +360,7 @@ pub fn open_local_archive(
         recipient,
         signer,
         device,
+        PartLimits::default(),
     )))
 }
 

@@ -17,7 +17,7 @@ use super::manifest::{
 };
 use super::seal::{OrgRecipient, sha256_hex};
 use super::store::Store;
-use super::track_part::{ClosedPart, TrackWriter};
+use super::track_part::{ClosedPart, PartLimits, TrackWriter};
 use super::{ArchiveError, timefmt};
 use crate::sink::{
     Codec, Frame, MediaKind, Participant, SessionArchive, SessionSink, SessionStart,
@@ -39,16 +39,19 @@ struct Shared {
     recipient: OrgRecipient,
     signer: ChainSigner,
     recorder_device: String,
+    part_limits: PartLimits,
 }
 
 impl LocalArchive {
     /// An archive writing to `store`, encrypting to `recipient`, signing the chain with
-    /// `signer` (the identity key of the recorder `recorder_device`).
+    /// `signer` (the identity key of the recorder `recorder_device`), cutting each track into
+    /// parts at `part_limits` (the memory bound; [`PartLimits::default`] in production).
     pub fn new(
         store: Arc<dyn Store>,
         recipient: OrgRecipient,
         signer: ChainSigner,
         recorder_device: String,
+        part_limits: PartLimits,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -56,6 +59,7 @@ impl LocalArchive {
                 recipient,
                 signer,
                 recorder_device,
+                part_limits,
             }),
         }
     }
@@ -277,7 +281,7 @@ impl SessionSink for LocalSession {
         self.track_index
             .insert(track.track_id.clone(), self.tracks.len());
         self.tracks.push(TrackState {
-            writer: TrackWriter::new(track),
+            writer: TrackWriter::new(track, self.shared.part_limits),
             files: Vec::new(),
         });
         Ok(())

@@ -199,3 +199,53 @@ impl Store for LocalStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_leave_the_store_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        for name in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a//b",
+            ".hidden",
+            "a/.x.tmp-1",
+            "a b",
+            "a/",
+        ] {
+            assert_eq!(
+                store.put(name, b"x").unwrap_err().kind(),
+                io::ErrorKind::InvalidInput,
+                "{name:?}"
+            );
+        }
+        assert!(store.list("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn put_replaces_the_whole_blob_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        store.put("sessions/s1/a.age", b"first").unwrap();
+        store.put("sessions/s1/a.age", b"second").unwrap();
+        assert_eq!(store.get("sessions/s1/a.age").unwrap(), b"second");
+        let on_disk: Vec<_> = fs::read_dir(dir.path().join("sessions/s1"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(on_disk, ["a.age"]);
+        // A temporary file of a put in flight is not listed.
+        fs::write(dir.path().join("sessions/s1/.b.age.tmp-0"), b"half").unwrap();
+        assert_eq!(store.list("sessions").unwrap(), ["sessions/s1/a.age"]);
+        // Deleting the last blob of a folder removes the folder.
+        fs::remove_file(dir.path().join("sessions/s1/.b.age.tmp-0")).unwrap();
+        store.delete("sessions/s1/a.age").unwrap();
+        assert!(!dir.path().join("sessions").exists());
+    }
+}

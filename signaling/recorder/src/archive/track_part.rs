@@ -28,6 +28,28 @@ const OPUS_HEAD: [u8; 19] = [
 
 type Segment = webm::mux::Segment<Cursor<Vec<u8>>>;
 
+/// When a part is closed (the memory bound of a track).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartLimits {
+    /// Frame bytes after which a part is closed (at the next keyframe for video).
+    pub max_bytes: usize,
+    /// Frame bytes after which a video part is closed even between keyframes.
+    pub hard_max_bytes: usize,
+    /// Time span after which a part is closed (at the next keyframe for video).
+    pub max_duration: Duration,
+}
+
+impl Default for PartLimits {
+    /// [`PART_MAX_BYTES`], [`PART_HARD_MAX_BYTES`], [`PART_MAX_DURATION`].
+    fn default() -> Self {
+        Self {
+            max_bytes: PART_MAX_BYTES,
+            hard_max_bytes: PART_HARD_MAX_BYTES,
+            max_duration: PART_MAX_DURATION,
+        }
+    }
+}
+
 /// A closed part: its WebM bytes (plaintext) and what the manifest says of it.
 #[derive(Debug)]
 pub struct ClosedPart {
@@ -57,6 +79,7 @@ struct OpenPart {
 /// A track being written.
 pub struct TrackWriter {
     meta: TrackMeta,
+    limits: PartLimits,
     width: u16,
     height: u16,
     open: Option<OpenPart>,
@@ -83,9 +106,10 @@ pub fn vp8_keyframe_size(data: &[u8]) -> Option<(u16, u16)> {
 }
 
 impl TrackWriter {
-    /// A writer for `meta`'s frames.
-    pub fn new(meta: TrackMeta) -> Self {
+    /// A writer for `meta`'s frames, cutting parts at `limits`.
+    pub fn new(meta: TrackMeta, limits: PartLimits) -> Self {
         Self {
+            limits,
             width: meta.width,
             height: meta.height,
             meta,
@@ -131,15 +155,17 @@ impl TrackWriter {
         let keyframe = frame.keyframe || self.meta.codec == Codec::Opus;
         let mut closed = None;
         if let Some(open) = &self.open {
-            let due = open.bytes >= PART_MAX_BYTES
-                || frame.pts.saturating_sub(open.first_pts) >= PART_MAX_DURATION;
-            if (due && keyframe) || open.bytes >= PART_HARD_MAX_BYTES {
+            let due = open.bytes >= self.limits.max_bytes
+                || frame.pts.saturating_sub(open.first_pts) >= self.limits.max_duration;
+            if (due && keyframe) || open.bytes >= self.limits.hard_max_bytes {
                 closed = self.close()?;
             }
         }
         if self.open.is_none() {
-            if !keyframe {
-                // Undecodable without the keyframe before it: counted in the manifest.
+            if self.last_pts.is_none() && !keyframe {
+                // Before the track's first keyframe: undecodable, counted in the manifest. (A
+                // part cut at the hard bound goes on with interframes: decodable with the part
+                // before it.)
                 self.frames_before_keyframe += 1;
                 return Ok(closed);
             }
@@ -238,5 +264,135 @@ impl TrackWriter {
             first_pts: open.first_pts,
             last_pts: open.last_pts,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::MediaKind;
+
+    fn meta(codec: Codec) -> TrackMeta {
+        TrackMeta {
+            track_id: "t".to_owned(),
+            device: "d".to_owned(),
+            kind: if codec == Codec::Opus {
+                MediaKind::Audio
+            } else {
+                MediaKind::Video
+            },
+            codec,
+            source: "camera".to_owned(),
+            width: 0,
+            height: 0,
+        }
+    }
+
+    /// A VP8 frame of `len` bytes (at least 10): a keyframe with the 320x240 header, or an
+    /// interframe.
+    fn vp8(keyframe: bool, len: usize) -> Vec<u8> {
+        let mut data = vec![0x55; len];
+        if keyframe {
+            data[..10]
+                .copy_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00]);
+        } else {
+            data[0] = 0x11;
+        }
+        data
+    }
+
+    fn push(writer: &mut TrackWriter, ms: u64, keyframe: bool, data: &[u8]) -> Option<ClosedPart> {
+        writer
+            .push(&Frame {
+                track_id: "t",
+                pts: Duration::from_millis(ms),
+                keyframe,
+                data,
+            })
+            .unwrap()
+    }
+
+    const SMALL: PartLimits = PartLimits {
+        max_bytes: 1000,
+        hard_max_bytes: 3000,
+        max_duration: Duration::from_secs(600),
+    };
+
+    #[test]
+    fn audio_part_is_cut_as_soon_as_it_is_full() {
+        let mut writer = TrackWriter::new(meta(Codec::Opus), SMALL);
+        let packet = [0xfc; 100];
+        let mut parts = Vec::new();
+        for i in 0..25 {
+            parts.extend(push(&mut writer, i * 20, true, &packet));
+        }
+        parts.extend(writer.close().unwrap());
+        assert_eq!(
+            parts.iter().map(|p| p.frames).collect::<Vec<_>>(),
+            [10, 10, 5]
+        );
+        assert_eq!(parts[1].first_pts, Duration::from_millis(200));
+        assert!(
+            parts
+                .iter()
+                .all(|p| p.webm.starts_with(&[0x1a, 0x45, 0xdf, 0xa3]))
+        );
+    }
+
+    #[test]
+    fn video_part_waits_for_a_keyframe_up_to_the_hard_bound() {
+        let mut writer = TrackWriter::new(meta(Codec::Vp8), SMALL);
+        let mut parts = Vec::new();
+        // Frames before the first keyframe are counted, not written.
+        assert!(push(&mut writer, 0, false, &vp8(false, 200)).is_none());
+        assert_eq!(writer.frames_before_keyframe(), 1);
+        // A keyframe, then interframes past the soft bound: the part goes on to the next
+        // keyframe.
+        parts.extend(push(&mut writer, 33, true, &vp8(true, 200)));
+        for i in 2..8 {
+            parts.extend(push(&mut writer, i * 33, false, &vp8(false, 200)));
+        }
+        assert!(parts.is_empty(), "no keyframe yet: the part stays open");
+        parts.extend(push(&mut writer, 8 * 33, true, &vp8(true, 200)));
+        assert_eq!(parts.len(), 1, "cut at the keyframe");
+        assert_eq!(parts[0].frames, 7);
+        assert_eq!(writer.size(), (320, 240));
+        // No keyframe for long: cut at the hard bound anyway.
+        for i in 9..30 {
+            parts.extend(push(&mut writer, i * 33, false, &vp8(false, 200)));
+        }
+        assert_eq!(parts.len(), 2, "cut at the hard bound");
+        assert_eq!(parts[1].frames, 15);
+        assert_eq!(writer.frames(), 29);
+    }
+
+    #[test]
+    fn a_frame_going_back_in_time_is_refused() {
+        let mut writer = TrackWriter::new(meta(Codec::Opus), PartLimits::default());
+        push(&mut writer, 40, true, &[0xfc; 10]);
+        let err = writer
+            .push(&Frame {
+                track_id: "t",
+                pts: Duration::from_millis(20),
+                keyframe: true,
+                data: &[0xfc; 10],
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("must not go back"), "{err}");
+    }
+
+    #[test]
+    fn vp8_header_parser_takes_any_length() {
+        let key = vp8(true, 10);
+        for len in 0..=key.len() {
+            assert_eq!(
+                vp8_keyframe_size(&key[..len]).is_some(),
+                len == 10,
+                "length {len}"
+            );
+        }
+        for len in 0..64 {
+            assert_eq!(vp8_keyframe_size(&vec![0x9d; len]), None);
+        }
     }
 }

@@ -7,8 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use e2ee_frames::identity::DeviceId;
-use recorder::archive::seal::OrgIdentity;
+use recorder::archive::chain::ChainSigner;
+use recorder::archive::seal::{OrgIdentity, OrgRecipient};
 use recorder::archive::session::LocalArchive;
+use recorder::archive::store::LocalStore;
+use recorder::archive::track_part::PartLimits;
 use recorder::archive_cli::{ArchiveArgs, open_local_archive};
 use recorder::identity;
 use recorder::sink::{
@@ -53,6 +56,20 @@ impl Fixture {
             archive,
             recorder_key: keys.identity_key(),
         }
+    }
+
+    /// The same, with the archive opened directly and cutting parts at `limits`.
+    pub(crate) fn with_part_limits(limits: PartLimits) -> Self {
+        let mut fixture = Self::new();
+        let keys = identity::load(&fixture.state_dir).unwrap();
+        fixture.archive = Arc::new(LocalArchive::new(
+            Arc::new(LocalStore::open(&fixture.archive_dir).unwrap()),
+            OrgRecipient::parse(&fixture.org.recipient()).unwrap(),
+            ChainSigner::from_identity_secret(&keys.identity_secret()),
+            keys.device().as_str().to_owned(),
+            limits,
+        ));
+        fixture
     }
 
     pub(crate) fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
@@ -117,7 +134,7 @@ impl Fixture {
         let mut video = media.vp8.iter().enumerate().peekable();
         loop {
             let next_audio = audio.peek().map(|(i, _)| OPUS_FRAME * *i as u32);
-            let next_video = video.peek().map(|(i, _)| media.video_frame * *i as u32);
+            let next_video = video.peek().map(|(i, _)| media.video_pts(*i));
             match (next_audio, next_video) {
                 (Some(a), v) if v.is_none_or(|v| a <= v) => {
                     let (_, packet) = audio.next().unwrap();
@@ -162,7 +179,7 @@ impl Fixture {
 pub(crate) struct Media {
     pub(crate) opus: Vec<Vec<u8>>,
     pub(crate) vp8: Vec<Vec<u8>>,
-    pub(crate) video_frame: Duration,
+    pub(crate) fps: u64,
 }
 
 impl Media {
@@ -171,8 +188,13 @@ impl Media {
         Self {
             opus: opus_tone(440.0, seconds),
             vp8: vp8_clip(seconds),
-            video_frame: Duration::from_secs(1) / 30,
+            fps: 30,
         }
+    }
+
+    /// The time of video frame `i` (exact at whole seconds).
+    pub(crate) fn video_pts(&self, i: usize) -> Duration {
+        Duration::from_nanos(i as u64 * 1_000_000_000 / self.fps)
     }
 }
 
@@ -198,14 +220,15 @@ pub(crate) fn opus_tone(frequency: f64, seconds: u32) -> Vec<Vec<u8>> {
     out
 }
 
-/// A VP8 clip from ffmpeg (`testsrc2`, 320x240, 30 fps) as the frames of its IVF file.
+/// A VP8 clip from ffmpeg (`testsrc2`, 320x240, 30 fps, a keyframe each second) as the frames
+/// of its IVF file.
 pub(crate) fn vp8_clip(seconds: u32) -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
     let ivf = dir.path().join("clip.ivf");
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-f", "lavfi", "-i"])
         .arg(format!("testsrc2=size=320x240:rate=30:duration={seconds}"))
-        .args(["-c:v", "libvpx", "-b:v", "300k", "-f", "ivf"])
+        .args(["-c:v", "libvpx", "-b:v", "300k", "-g", "30", "-f", "ivf"])
         .arg(&ivf)
         .status()
         .expect("ffmpeg runs (scripts/install-deps installs it)");

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use recorder::archive::export::export;
 use recorder::archive::store::LocalStore;
+use recorder::archive::track_part::PartLimits;
 
 use crate::common::{Fixture, Media, ROOM};
 
@@ -173,4 +174,55 @@ fn export_plays_with_ffprobe_and_the_tone_survives() {
         recorder::archive::seal::sha256_hex(&std::fs::read(audio).unwrap())
     );
     assert_eq!(manifest.tracks[1].frames, media.vp8.len() as u64);
+}
+
+#[test]
+fn long_tracks_are_cut_into_bounded_parts_that_each_play() {
+    // Parts of at most 1 s (the production bound is 10 minutes or 64 MiB): 3 s of media make
+    // three parts per track, the video ones cut at its keyframes (one a second).
+    let fixture = Fixture::with_part_limits(PartLimits {
+        max_bytes: 64 << 20,
+        hard_max_bytes: 96 << 20,
+        max_duration: Duration::from_secs(1),
+    });
+    let media = Media::new(3);
+    let summary = fixture.record(&media, Duration::ZERO, Duration::from_secs(3600));
+    let store = LocalStore::open(&fixture.archive_dir).unwrap();
+    let out_dir = fixture.dir.path().join("export");
+    let exported = export(
+        &store,
+        &fixture.org,
+        Some(&fixture.verifying_key()),
+        &summary.session_id,
+        &out_dir,
+    )
+    .unwrap();
+    let report = recorder::archive::verify::verify(&store, &fixture.verifying_key()).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.files_checked, 7);
+
+    for (track, total) in exported
+        .manifest
+        .tracks
+        .iter()
+        .zip([media.opus.len(), media.vp8.len()])
+    {
+        assert_eq!(track.files.len(), 3, "{}: {:?}", track.kind, track.files);
+        assert_eq!(
+            track.files.iter().map(|f| f.frames).sum::<u64>(),
+            total as u64
+        );
+        for (n, file) in track.files.iter().enumerate() {
+            assert_eq!(file.part, n as u32 + 1);
+            assert_eq!(file.first_pts_ms, 1000 * n as u64, "{}", file.name);
+            let path = out_dir.join(file.name.trim_end_matches(".age"));
+            let probe = ffprobe_stream(&path);
+            assert_eq!(
+                probe["streams"][0]["nb_read_packets"].as_str().unwrap(),
+                file.frames.to_string()
+            );
+            // Each part starts decodable: no errors decoding it alone.
+            decodes_cleanly(&path);
+        }
+    }
 }
