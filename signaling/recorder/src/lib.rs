@@ -10,9 +10,11 @@
 //! |---|---|
 //! | `identity` | the recorder's device keys in its state directory (0600) |
 //! | `sink` | the contract between the live side and the archive |
+//! | `archive` | the encrypted, signed, chained session archive and its retention |
 //! | `archive_cli` | enrolment and the archive commands (`enroll`, `list`, `hold`, `release`, `verify`, `export`, `sweep`) |
 //! | `live_cli` | the live commands (`serve`, `record`) |
 
+pub mod archive;
 pub mod archive_cli;
 pub mod identity;
 pub mod live_cli;
