@@ -11,9 +11,11 @@
 //! | `identity` | the recorder's device keys in its state directory (0600) |
 //! | `sink` | the contract between the live side and the archive |
 //! | `archive_cli` | enrolment and the archive commands (`enroll`, `list`, `hold`, `release`, `verify`, `export`, `sweep`) |
+//! | `live` | the live side: joins recorded rooms, decrypts every frame, feeds the archive |
 //! | `live_cli` | the live commands (`serve`, `record`) |
 
 pub mod archive_cli;
 pub mod identity;
+pub mod live;
 pub mod live_cli;
 pub mod sink;
