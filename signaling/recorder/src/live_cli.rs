@@ -17,9 +17,9 @@ use crate::live::{ApiCredentials, RecorderMetrics, RoomConfig, record_room};
 #[derive(Debug, Subcommand)]
 pub enum LiveCommand {
     /// Records every room whose signed policy names this recorder, as they become active.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Records one room until only recorders are left in it (or SIGINT/SIGTERM).
-    Record(RecordArgs),
+    Record(Box<RecordArgs>),
 }
 
 /// The simulcast layer recorded of every camera.
@@ -102,8 +102,8 @@ impl LiveCommand {
             .build()?;
         runtime.block_on(async move {
             match self {
-                LiveCommand::Record(args) => record(args).await,
-                LiveCommand::Serve(args) => serve_command(args).await,
+                LiveCommand::Record(args) => record(*args).await,
+                LiveCommand::Serve(args) => serve_command(*args).await,
             }
         })
     }

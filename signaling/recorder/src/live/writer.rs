@@ -215,3 +215,109 @@ fn write_session(
         archive_errors,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::{Frame, SessionSink};
+    use std::sync::Mutex;
+    use std::sync::mpsc as std_mpsc;
+
+    /// A sink whose first call blocks until the test opens the gate (a disk that stalls).
+    struct StalledSink {
+        gate: Mutex<std_mpsc::Receiver<()>>,
+        frames: Arc<AtomicUsize>,
+    }
+
+    impl SessionSink for StalledSink {
+        fn participant_joined(&mut self, _: Participant) -> Result<(), SinkError> {
+            let _ = self.gate.lock().unwrap().recv();
+            Ok(())
+        }
+        fn participant_left(&mut self, _: &str, _: SystemTime) -> Result<(), SinkError> {
+            Ok(())
+        }
+        fn security_code(&mut self, _: &str, _: SystemTime) -> Result<(), SinkError> {
+            Ok(())
+        }
+        fn track(&mut self, _: TrackMeta) -> Result<(), SinkError> {
+            Ok(())
+        }
+        fn frame(&mut self, _: Frame<'_>) -> Result<(), SinkError> {
+            self.frames.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        fn finish(self: Box<Self>, _: SystemTime) -> Result<SessionSummary, SinkError> {
+            Ok(SessionSummary {
+                session_id: "s".into(),
+                frames: self.frames.load(Ordering::Relaxed) as u64,
+                bytes_written: 10,
+            })
+        }
+    }
+
+    struct OneSink(Mutex<Option<Box<dyn SessionSink>>>);
+
+    impl SessionArchive for OneSink {
+        fn begin(&self, _: SessionStart) -> Result<Box<dyn SessionSink>, SinkError> {
+            self.0
+                .lock()
+                .unwrap()
+                .take()
+                .ok_or_else(|| SinkError::Refused("one session only".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn writer_queue_full_drops_frames_counted_as_backlog() {
+        let (open, gate) = std_mpsc::channel();
+        let frames = Arc::new(AtomicUsize::new(0));
+        let sink = StalledSink {
+            gate: Mutex::new(gate),
+            frames: frames.clone(),
+        };
+        let archive: Arc<dyn SessionArchive> = Arc::new(OneSink(Mutex::new(Some(Box::new(sink)))));
+        let metrics = RecorderMetrics::new();
+        let start = SessionStart {
+            room: "r".into(),
+            started_at: SystemTime::now(),
+            retention: Duration::from_secs(1),
+            policy_json: "{}".into(),
+        };
+        let writer = Writer::start(archive, start, 2, metrics.clone())
+            .await
+            .unwrap();
+        // The writer stalls on this event; nothing behind it is written until the gate opens.
+        writer.queue.participant_joined(Participant {
+            device: "d".into(),
+            identity: "i".into(),
+            role: "caller".into(),
+            identity_key: [1; 32],
+            at: SystemTime::now(),
+        });
+        let track: Arc<str> = Arc::from("t");
+        let results: Vec<_> = (0..5)
+            .map(|i| {
+                writer.queue.frame(OwnedFrame {
+                    track_id: track.clone(),
+                    pts: Duration::from_millis(i * 20),
+                    keyframe: true,
+                    data: vec![0; 10],
+                })
+            })
+            .collect();
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 2);
+        assert_eq!(results[2..], [Err(Backlogged); 3]);
+        assert_eq!(metrics.frames_dropped(DropReason::Backlog), 3);
+        assert!(
+            metrics
+                .render()
+                .contains("recorder_frames_dropped_total{reason=\"backlog\"} 3")
+        );
+        open.send(()).unwrap();
+        let report = writer.finish().await;
+        assert_eq!(report.frames_written, 2);
+        assert_eq!(report.summary.unwrap().frames, 2);
+        assert_eq!(frames.load(Ordering::Relaxed), 2);
+    }
+}

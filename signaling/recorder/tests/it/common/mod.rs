@@ -153,6 +153,8 @@ pub struct TrackLog {
     pub pts_went_back: bool,
     /// The load-test probes inside the frames: (sender, stream) → frames.
     pub probes: BTreeMap<(u16, u8), u64>,
+    /// The lowest probe sequence number recorded (the capture instant of the first frame).
+    pub first_seq: Option<u32>,
 }
 
 /// One session as the archive saw it.
@@ -255,6 +257,7 @@ impl SessionSink for MemorySink {
             t.last_pts = frame.pts;
             if let Ok((_, probe)) = loadtest::probe::Probe::split_trailer(frame.data) {
                 *t.probes.entry((probe.sender, probe.stream)).or_default() += 1;
+                t.first_seq = Some(t.first_seq.map_or(probe.seq, |s| s.min(probe.seq)));
             }
             Ok(())
         })
