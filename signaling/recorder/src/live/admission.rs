@@ -132,13 +132,12 @@ pub fn check_policy(
     Ok(doc)
 }
 
-/// How long a session recorded under `doc` is kept.
-///
-/// merge: the signed document gains a required `retention_days`; this becomes
-/// `Duration::from_secs(u64::from(doc.retention_days) * 86_400)`.
+/// How long a session recorded under `doc` is kept (the signed policy's retention).
 pub fn policy_retention(_doc: &RecordingDocument) -> Duration {
-    const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
-    DEFAULT_RETENTION
+    // merge: the signed document gains a required `retention_days`; this becomes
+    // `Duration::from_secs(u64::from(doc.retention_days) * 86_400)`. Until then: 90 days.
+    const UNTIL_MERGE: Duration = Duration::from_secs(90 * 86_400);
+    UNTIL_MERGE
 }
 
 #[cfg(test)]
