@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::archive_cli::{ArchiveArgs, open_archive};
 use crate::identity;
+use crate::live::events::events_url;
 use crate::live::metrics::spawn_metrics;
 use crate::live::serve::serve;
 use crate::live::{ApiCredentials, RecorderMetrics, RoomConfig, record_room};
@@ -162,15 +163,17 @@ async fn record(args: RecordArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 async fn serve_command(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let p = prepare(&args.live, "").await?;
+    let events = events_url(&args.live.signaling)?;
     serve(
         p.template,
+        events,
         p.me,
         p.archive,
         p.metrics,
         p.stop,
         Duration::from_secs(args.shutdown_timeout_s),
     )
-    .await?;
+    .await;
     Ok(())
 }
 

@@ -11,7 +11,9 @@ use e2ee_frames::DeviceKeys;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::events::{RoomUpdate, events_url, watch_events};
+#[cfg(doc)]
+use super::events::events_url;
+use super::events::{RoomUpdate, watch_events};
 use super::metrics::RecorderMetrics;
 use super::room::{RoomConfig, record_room};
 use crate::sink::SessionArchive;
@@ -25,20 +27,21 @@ struct Recording {
 }
 
 /// Runs until `shutdown` turns true, then stops every session and waits for them (at most
-/// `shutdown_timeout`). `template` gives every room's settings (its `room` is replaced).
+/// `shutdown_timeout`). `template` gives every room's settings (its `room` is replaced); the
+/// event stream is read from `events` (see [`events_url`]).
 pub async fn serve(
     template: RoomConfig,
+    events: String,
     me: DeviceKeys,
     archive: Arc<dyn SessionArchive>,
     metrics: Arc<RecorderMetrics>,
     mut shutdown: watch::Receiver<bool>,
     shutdown_timeout: Duration,
-) -> Result<(), String> {
-    let url = events_url(&template.signaling)?;
+) {
     let (updates_tx, mut updates) = mpsc::channel(256);
     let (watch_stop_tx, watch_stop) = watch::channel(false);
     let watcher = tokio::spawn(watch_events(
-        url,
+        events,
         template.credentials.clone(),
         me.device().as_str().to_owned(),
         updates_tx,
@@ -80,7 +83,6 @@ pub async fn serve(
     let _ = watch_stop_tx.send(true);
     let _ = watcher.await;
     stop_all(rooms, shutdown_timeout).await;
-    Ok(())
 }
 
 /// Asks every session to stop and waits for them to finish, at most `timeout` in all; the ones

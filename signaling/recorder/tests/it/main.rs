@@ -4,3 +4,4 @@
 
 mod common;
 mod live_recording;
+mod serve_rooms;
