@@ -172,7 +172,7 @@ impl MediaReceiver {
     }
 
     /// Carries out a control-loop command.
-    pub fn command(&mut self, command: ReceiverCommand) {
+    fn command(&mut self, command: ReceiverCommand) {
         match command {
             ReceiverCommand::InstallKey(key) => {
                 if let Err(e) = self.keys.install(
@@ -191,12 +191,13 @@ impl MediaReceiver {
                 self.tracks = tracks;
                 self.by_mid = by_mid;
             }
+            // `run` takes a new peer connection's packets itself.
             ReceiverCommand::Media(_) => {}
         }
     }
 
     /// One RTP packet of a remote track.
-    pub fn packet(&mut self, incoming: Incoming) {
+    fn packet(&mut self, incoming: Incoming) {
         let now = Instant::now();
         let arrival = now.saturating_duration_since(self.started);
         let header = &incoming.packet.header;
