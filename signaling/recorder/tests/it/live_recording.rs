@@ -270,6 +270,34 @@ async fn recorder_refuses_a_room_whose_policy_does_not_name_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorder_refuses_a_receive_slot_room_clearly() {
+    let service = Service::start().await;
+    let me = recorder_keys(RECORDER);
+    service
+        .create_room(serde_json::json!({
+            "name": "slots",
+            "kind": "meeting",
+            "receive_slots": true,
+            "recording": crate::common::signed_policy("slots", &[(RECORDER, me.identity_key())]),
+        }))
+        .await;
+    let archive = MemoryArchive::default();
+    let rec = start_recorder(&service, "slots", me, &archive);
+    let result = tokio::time::timeout(Duration::from_secs(10), rec.task)
+        .await
+        .expect("refused promptly")
+        .expect("recorder task");
+    let err = result.expect_err("a receive-slot room is not recorded");
+    assert!(
+        matches!(err, RecordError::ReceiveSlots(ref room) if room == "slots"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not supported"), "{err}");
+    assert_eq!(rec.metrics.sessions(SessionOutcome::Unsupported), 1);
+    assert_eq!(archive.count(), 0, "no session begun");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorder_counts_frames_it_cannot_decrypt() {
     let service = Service::start().await;
     let me = recorder_keys(RECORDER);

@@ -69,11 +69,16 @@ impl Service {
     /// Creates a meeting room whose recording policy names `recorders` (device, identity key),
     /// signed by a real admin Ed25519 key.
     pub async fn recorded_meeting(&self, room: &str, recorders: &[(&str, [u8; 32])]) {
-        let body = serde_json::json!({
+        self.create_room(serde_json::json!({
             "name": room,
             "kind": "meeting",
             "recording": signed_policy(room, recorders),
-        });
+        }))
+        .await;
+    }
+
+    /// Creates a room through the admin API.
+    pub async fn create_room(&self, body: serde_json::Value) {
         let resp = reqwest::Client::new()
             .post(format!("http://{}/v1/rooms", self.server.local_addr()))
             .bearer_auth(ADMIN)
