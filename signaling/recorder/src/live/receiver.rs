@@ -23,8 +23,8 @@ use super::pts::RtpClock;
 use super::writer::{OwnedFrame, WriterQueue};
 use crate::sink::{MediaKind, TrackMeta};
 
-/// Least time between two backlog warnings of one room.
-const BACKLOG_LOG_EVERY: Duration = Duration::from_secs(5);
+/// Least time between two warnings of one kind (backlog, undecryptable frames) of one room.
+const WARN_EVERY: Duration = Duration::from_secs(5);
 
 /// A published track the recorder receives, as the control loop knows it.
 #[derive(Debug, Clone)]
@@ -111,6 +111,7 @@ pub struct MediaReceiver {
     missing_keys: mpsc::Sender<MissingKey>,
     report: ReceiverReport,
     last_backlog_log: Option<Instant>,
+    last_failure_log: Option<Instant>,
     room: String,
 }
 
@@ -135,6 +136,7 @@ impl MediaReceiver {
             missing_keys,
             report: ReceiverReport::default(),
             last_backlog_log: None,
+            last_failure_log: None,
             room: room.to_owned(),
         }
     }
@@ -250,6 +252,18 @@ impl MediaReceiver {
             Ok(r) => r,
             Err(e) => {
                 self.count_failure(codec, wire, &e);
+                if self
+                    .last_failure_log
+                    .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
+                {
+                    self.last_failure_log = Some(now);
+                    let r = &self.report;
+                    tracing::warn!(
+                        room = %self.room, error = %e, without_key = r.frames_without_key,
+                        replays = r.replays, refused = r.frames_refused,
+                        "frames not decrypted (recorder_decrypt_failures_total)"
+                    );
+                }
                 return;
             }
         };
@@ -300,7 +314,7 @@ impl MediaReceiver {
                 self.report.frames_backlogged += 1;
                 if self
                     .last_backlog_log
-                    .is_none_or(|t| now.duration_since(t) >= BACKLOG_LOG_EVERY)
+                    .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
                 {
                     self.last_backlog_log = Some(now);
                     tracing::warn!(
