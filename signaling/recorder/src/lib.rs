@@ -12,10 +12,12 @@
 //! | `sink` | the contract between the live side and the archive |
 //! | `archive` | the encrypted, signed, chained session archive and its retention |
 //! | `archive_cli` | enrolment and the archive commands (`enroll`, `list`, `hold`, `release`, `verify`, `export`, `sweep`) |
+//! | `live` | the live side: joins recorded rooms, decrypts every frame, feeds the archive |
 //! | `live_cli` | the live commands (`serve`, `record`) |
 
 pub mod archive;
 pub mod archive_cli;
 pub mod identity;
+pub mod live;
 pub mod live_cli;
 pub mod sink;

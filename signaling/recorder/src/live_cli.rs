@@ -1,17 +1,200 @@
-//! The live commands. (Being built.)
+//! The live commands: `record` (one room) and `serve` (every active room of the event stream).
 
-use clap::Subcommand;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use tokio::sync::watch;
+
+use crate::archive_cli::{ArchiveArgs, open_archive};
+use crate::identity;
+use crate::live::events::events_url;
+use crate::live::metrics::spawn_metrics;
+use crate::live::serve::serve;
+use crate::live::{ApiCredentials, RecorderMetrics, RoomConfig, record_room};
 
 /// Live commands.
 #[derive(Debug, Subcommand)]
 pub enum LiveCommand {
     /// Records every room whose signed policy names this recorder, as they become active.
-    Serve,
+    Serve(Box<ServeArgs>),
+    /// Records one room until only recorders are left in it (or SIGINT/SIGTERM).
+    Record(Box<RecordArgs>),
+}
+
+/// The simulcast layer recorded of every camera.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VideoLayer {
+    /// The largest layer.
+    High,
+    /// The middle layer.
+    Medium,
+    /// The smallest layer.
+    Low,
+}
+
+impl From<VideoLayer> for call_client::protocol::Layer {
+    fn from(l: VideoLayer) -> Self {
+        match l {
+            VideoLayer::High => call_client::protocol::Layer::High,
+            VideoLayer::Medium => call_client::protocol::Layer::Medium,
+            VideoLayer::Low => call_client::protocol::Layer::Low,
+        }
+    }
+}
+
+/// What both live commands take.
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// The signaling service's WebSocket URL (`ws://host:port/v1/rtc`).
+    #[arg(long, env = "RECORDER_SIGNALING")]
+    pub signaling: String,
+    /// The API key the recorder mints its tokens with.
+    #[arg(long, env = "RECORDER_API_KEY")]
+    pub api_key: String,
+    /// The API key's secret.
+    #[arg(long, env = "RECORDER_API_SECRET", hide_env_values = true)]
+    pub api_secret: String,
+    /// The archive.
+    #[command(flatten)]
+    pub archive: ArchiveArgs,
+    /// The simulcast layer recorded of every camera.
+    #[arg(long, value_enum, default_value = "high")]
+    pub video_layer: VideoLayer,
+    /// Serve Prometheus metrics on `http://ADDR/metrics`.
+    #[arg(long, env = "RECORDER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// `recorder record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The room to record.
+    #[arg(long)]
+    pub room: String,
+    /// The service, the API key, the archive, the layer and the metrics address.
+    #[command(flatten)]
+    pub live: LiveArgs,
+}
+
+/// `recorder serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The service, the API key, the archive, the layer and the metrics address.
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// Seconds shutdown waits for every session to finish.
+    #[arg(long, default_value_t = 20)]
+    pub shutdown_timeout_s: u64,
 }
 
 impl LiveCommand {
     /// Runs the command.
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
-        Err("recorder serve: not built yet".into())
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .try_init();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            match self {
+                LiveCommand::Record(args) => record(*args).await,
+                LiveCommand::Serve(args) => serve_command(*args).await,
+            }
+        })
     }
+}
+
+struct Prepared {
+    template: RoomConfig,
+    me: e2ee_frames::DeviceKeys,
+    archive: Arc<dyn crate::sink::SessionArchive>,
+    metrics: Arc<RecorderMetrics>,
+    stop: watch::Receiver<bool>,
+}
+
+async fn prepare(live: &LiveArgs, room: &str) -> Result<Prepared, Box<dyn std::error::Error>> {
+    let me = identity::load(&live.archive.state_dir)?;
+    let archive = open_archive(&live.archive)?;
+    let metrics = RecorderMetrics::new();
+    if let Some(addr) = live.metrics_listen {
+        let (bound, _task) = spawn_metrics(addr, metrics.clone()).await?;
+        tracing::info!(%bound, "metrics on /metrics");
+    }
+    let mut template = RoomConfig::new(
+        &live.signaling,
+        room,
+        ApiCredentials {
+            key: live.api_key.clone(),
+            secret: live.api_secret.clone(),
+        },
+    );
+    template.video_layer = live.video_layer.into();
+    Ok(Prepared {
+        template,
+        me,
+        archive,
+        metrics,
+        stop: stop_on_signal(),
+    })
+}
+
+async fn record(args: RecordArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let p = prepare(&args.live, &args.room).await?;
+    let report = record_room(&p.template, p.me, p.archive, p.metrics, p.stop).await?;
+    let summary = report.summary?;
+    println!(
+        "recorded {}: session {}, {} frames, {} bytes written ({} without key, {} refused, {} dropped for backlog)",
+        report.room,
+        summary.session_id,
+        summary.frames,
+        summary.bytes_written,
+        report.media.frames_without_key,
+        report.media.frames_refused,
+        report.media.frames_backlogged
+    );
+    Ok(())
+}
+
+async fn serve_command(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let p = prepare(&args.live, "").await?;
+    let events = events_url(&args.live.signaling)?;
+    serve(
+        p.template,
+        events,
+        p.me,
+        p.archive,
+        p.metrics,
+        p.stop,
+        Duration::from_secs(args.shutdown_timeout_s),
+    )
+    .await;
+    Ok(())
+}
+
+/// A flag that turns true on SIGINT or SIGTERM.
+fn stop_on_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        tracing::info!("signal: finishing every session");
+        let _ = tx.send(true);
+    });
+    rx
 }

@@ -1,9 +1,18 @@
-//! The recorder's archive, end to end with real parts: real Opus and VP8 through the sink API,
-//! real age encryption, real files, ffmpeg/ffprobe on what export writes.
+//! The recorder with real parts.
+//! - The archive: real Opus and VP8 through the sink API, real age encryption, real files,
+//!   ffmpeg/ffprobe on what export writes (`common`, `confidentiality`, `enrolment`, `export`,
+//!   `integrity`, `retention`).
+//! - The live side against the real service: signaling with its SFU embedded in the test process
+//!   (loopback only), real native callers, a policy signed with a real admin key, and an
+//!   in-memory archive that keeps what the live side handed it (`live_service`,
+//!   `live_recording`, `serve_rooms`).
 
 mod common;
 mod confidentiality;
 mod enrolment;
 mod export;
 mod integrity;
+mod live_recording;
+mod live_service;
 mod retention;
+mod serve_rooms;

@@ -1,0 +1,124 @@
+//! Presentation times from RTP timestamps: a track's first frame is placed at its arrival time
+//! from the session's start, every later frame at that plus its RTP timestamp's distance from
+//! the first one (48 kHz for Opus, 90 kHz for VP8), the 32-bit timestamp unwrapped. Times never go
+//! backwards within a track. A jump of more than [`REANCHOR_AFTER`] (a restarted sender) puts
+//! the frame at its arrival time again.
+
+use std::time::Duration;
+
+/// A timestamp step larger than this (either way) is a restarted stream, not media time.
+pub const REANCHOR_AFTER: Duration = Duration::from_secs(30);
+
+/// One track's RTP clock.
+#[derive(Debug, Clone)]
+pub struct RtpClock {
+    rate: u32,
+    /// The frame placed at `anchor_pts` had unwrapped timestamp `anchor_ts`.
+    anchor: Option<Anchor>,
+    last_pts: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    pts: Duration,
+    ts: i64,
+    /// The last frame's timestamp, unwrapped, and as received.
+    last_unwrapped: i64,
+    last_ts: u32,
+}
+
+impl RtpClock {
+    /// A clock of `rate` ticks per second (48 000 Opus, 90 000 VP8).
+    pub fn new(rate: u32) -> Self {
+        RtpClock {
+            rate: rate.max(1),
+            anchor: None,
+            last_pts: Duration::ZERO,
+        }
+    }
+
+    /// The presentation time of a frame with RTP timestamp `ts` that arrived `arrival` after
+    /// the session started.
+    pub fn pts(&mut self, ts: u32, arrival: Duration) -> Duration {
+        let reanchor_ticks = REANCHOR_AFTER.as_secs() as i64 * i64::from(self.rate);
+        let pts = match self.anchor {
+            Some(mut a) => {
+                let step = i64::from(ts.wrapping_sub(a.last_ts) as i32);
+                if step.abs() > reanchor_ticks {
+                    self.anchor_at(ts, arrival)
+                } else {
+                    a.last_unwrapped += step;
+                    a.last_ts = ts;
+                    self.anchor = Some(a);
+                    let ticks = a.last_unwrapped - a.ts;
+                    if ticks >= 0 {
+                        a.pts + self.ticks(ticks)
+                    } else {
+                        a.pts.saturating_sub(self.ticks(ticks))
+                    }
+                }
+            }
+            None => self.anchor_at(ts, arrival),
+        };
+        self.last_pts = self.last_pts.max(pts);
+        self.last_pts
+    }
+
+    fn anchor_at(&mut self, ts: u32, arrival: Duration) -> Duration {
+        // A re-anchored track stays monotonic: never before the last frame.
+        let pts = arrival.max(self.last_pts);
+        self.anchor = Some(Anchor {
+            pts,
+            ts: i64::from(ts),
+            last_unwrapped: i64::from(ts),
+            last_ts: ts,
+        });
+        pts
+    }
+
+    fn ticks(&self, ticks: i64) -> Duration {
+        let ticks = ticks.unsigned_abs();
+        let rate = u64::from(self.rate);
+        Duration::from_secs(ticks / rate)
+            + Duration::from_nanos(ticks % rate * 1_000_000_000 / rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn pts_follows_the_rtp_clock_from_the_first_arrival() {
+        let mut c = RtpClock::new(48_000);
+        assert_eq!(c.pts(1000, 500 * MS), 500 * MS);
+        // Arrival jitter does not matter after the first frame: the timestamps do.
+        assert_eq!(c.pts(1000 + 960, 900 * MS), 520 * MS);
+        assert_eq!(c.pts(1000 + 2 * 960, 530 * MS), 540 * MS);
+    }
+
+    #[test]
+    fn pts_unwraps_the_32_bit_timestamp() {
+        let mut c = RtpClock::new(90_000);
+        let start = u32::MAX - 2999;
+        assert_eq!(c.pts(start, Duration::ZERO), Duration::ZERO);
+        // 3000 ticks later the timestamp wrapped to 0: 1/30 s.
+        assert_eq!(c.pts(0, 10 * MS), Duration::from_nanos(33_333_333));
+        assert_eq!(c.pts(3000, 20 * MS), Duration::from_nanos(66_666_666));
+    }
+
+    #[test]
+    fn pts_never_goes_backwards_and_a_restart_reanchors() {
+        let mut c = RtpClock::new(90_000);
+        assert_eq!(c.pts(90_000, Duration::ZERO), Duration::ZERO);
+        assert_eq!(c.pts(180_000, 5 * MS), Duration::from_secs(1));
+        // A reordered older frame is placed at the newest time so far.
+        assert_eq!(c.pts(90_000 + 45_000, 6 * MS), Duration::from_secs(1));
+        // A sender that restarted with a random timestamp: placed at its arrival time.
+        let arrival = Duration::from_secs(7);
+        assert_eq!(c.pts(2_000_000_000, arrival), arrival);
+        assert_eq!(c.pts(2_000_090_000, arrival), Duration::from_secs(8));
+    }
+}
