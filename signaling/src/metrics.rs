@@ -47,6 +47,13 @@ pub struct Metrics {
     pub client_decrypt_failures: IntCounter,
     /// TCP connections refused or closed for a limit, by reason.
     pub connection_drops: IntCounterVec,
+    /// Recorded rooms with a participant other than a recorder and no recorder for longer than
+    /// the alert delay (30 s).
+    pub recorded_rooms_without_recorder: IntGauge,
+    /// Open recorder event streams (`GET /v1/recorder/events`).
+    pub recorder_streams: IntGauge,
+    /// Recorder event streams closed because their queue was full.
+    pub recorder_stream_overflows: IntCounter,
 }
 
 /// A metric could not be registered (a programming error: duplicate or invalid name).
@@ -105,6 +112,22 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let recorded_rooms_without_recorder = IntGauge::new(
+            "signaling_recorded_rooms_without_recorder",
+            "Recorded rooms with a participant other than a recorder and no recorder for more \
+             than 30 s",
+        )?;
+        let recorder_streams = IntGauge::new(
+            "signaling_recorder_streams",
+            "Open recorder event streams (GET /v1/recorder/events)",
+        )?;
+        let recorder_stream_overflows = IntCounter::new(
+            "signaling_recorder_stream_overflows_total",
+            "Recorder event streams closed because they could not keep up",
+        )?;
+        registry.register(Box::new(recorded_rooms_without_recorder.clone()))?;
+        registry.register(Box::new(recorder_streams.clone()))?;
+        registry.register(Box::new(recorder_stream_overflows.clone()))?;
         registry.register(Box::new(connection_drops.clone()))?;
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(rooms.clone()))?;
@@ -148,6 +171,9 @@ impl Metrics {
             rejected,
             client_decrypt_failures,
             connection_drops,
+            recorded_rooms_without_recorder,
+            recorder_streams,
+            recorder_stream_overflows,
         })
     }
 
