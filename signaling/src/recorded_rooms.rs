@@ -358,3 +358,87 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{RecorderDevice, RecordingDocument};
+
+    fn policy(room: &str) -> RecordingPolicy {
+        let doc = RecordingDocument {
+            v: 1,
+            room: room.into(),
+            recorders: vec![RecorderDevice {
+                device: "rec-1".into(),
+                identity_key: e2ee_frames::wire::b64_encode(&[1u8; 32]),
+            }],
+            issued_at: 1,
+            retention_days: 7,
+        };
+        RecordingPolicy::sign(&doc, &e2ee_frames::DocumentSigner::from_secret(&[2u8; 32]))
+    }
+
+    #[tokio::test]
+    async fn recorder_stream_that_cannot_keep_up_is_closed_and_counted() {
+        let metrics = Metrics::new().expect("metrics");
+        let settings = RecordedRoomsSettings {
+            stream_queue: 2,
+            ..RecordedRoomsSettings::default()
+        };
+        let directory = RecordedRooms::start(settings, metrics.clone());
+        let p = policy("r");
+        let mut reporter = directory.open(1, "r", Some(&p)).expect("recorded");
+        reporter.presence(1, 0);
+        // The snapshot holds the active room, whatever the queue bound.
+        let mut slow = directory.subscribe("rec-1").await.expect("stream");
+        let mut other = directory.subscribe("rec-2").await.expect("stream");
+        // Two more events fit the queue; the third overflows it.
+        reporter.presence(0, 0);
+        reporter.presence(1, 0);
+        reporter.presence(0, 0);
+        let mut seen = Vec::new();
+        while let Some(e) = slow.recv().await {
+            seen.push(e);
+        }
+        // The queued events are delivered, then the stream ends: nothing was silently dropped
+        // from a stream that goes on.
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert!(matches!(seen[0], RecorderEvent::RoomActive { .. }));
+        assert!(matches!(seen[1], RecorderEvent::RoomIdle { .. }));
+        assert_eq!(metrics.recorder_stream_overflows.get(), 1);
+        // A stream for a device the policy does not name saw nothing and stays open.
+        assert!(other.try_recv().is_err());
+        assert!(!directory.tx.is_closed());
+        // Reconnecting gets the current state (idle: nothing).
+        let mut again = directory.subscribe("rec-1").await.expect("stream");
+        reporter.presence(2, 0);
+        assert!(matches!(
+            again.recv().await,
+            Some(RecorderEvent::RoomActive {
+                participants: 2,
+                ..
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn unrecorded_room_counts_only_after_the_delay() {
+        let metrics = Metrics::new().expect("metrics");
+        let settings = RecordedRoomsSettings {
+            unrecorded_alert_after: Duration::from_millis(300),
+            ..RecordedRoomsSettings::default()
+        };
+        let directory = RecordedRooms::start(settings, metrics.clone());
+        let p = policy("r");
+        let mut reporter = directory.open(1, "r", Some(&p)).expect("recorded");
+        reporter.presence(1, 0);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(metrics.recorded_rooms_without_recorder.get(), 0);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(metrics.recorded_rooms_without_recorder.get(), 1);
+        // The room ends: no longer counted.
+        drop(reporter);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(metrics.recorded_rooms_without_recorder.get(), 0);
+    }
+}
