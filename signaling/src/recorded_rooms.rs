@@ -396,6 +396,8 @@ mod tests {
         reporter.presence(0, 0);
         reporter.presence(1, 0);
         reporter.presence(0, 0);
+        // A round trip through the directory: it has handled every report before it answers.
+        let _barrier = directory.subscribe("rec-3").await.expect("stream");
         let mut seen = Vec::new();
         while let Some(e) = slow.recv().await {
             seen.push(e);
