@@ -88,17 +88,40 @@ pub fn parse_recorder(arg: &str) -> Result<RecorderDevice, PolicySigningError> {
 }
 
 /// The recorder named by a device bundle (the JSON `recorder enroll` prints), after checking
-/// the bundle's own signature.
+/// the bundle's own signature. The text may hold several JSON values (enrolment prints the
+/// bundle and the policy entry `{"device", "identity_key"}`): the bundle is the value (or a
+/// value's `bundle` field) that parses as one, and a policy entry next to it must agree with it.
 pub fn recorder_from_bundle(json: &str) -> Result<RecorderDevice, PolicySigningError> {
-    let bundle =
-        DeviceBundle::from_json(json).map_err(|e| PolicySigningError::BadBundle(e.to_string()))?;
-    let verified = bundle
-        .verify()
-        .map_err(|e| PolicySigningError::BadBundle(e.to_string()))?;
-    Ok(RecorderDevice {
+    let bad = |m: String| PolicySigningError::BadBundle(m);
+    let values = serde_json::Deserializer::from_str(json)
+        .into_iter::<serde_json::Value>()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    let as_bundle = |v: &serde_json::Value| -> Option<DeviceBundle> {
+        serde_json::from_value(v.clone())
+            .ok()
+            .or_else(|| serde_json::from_value(v.get("bundle")?.clone()).ok())
+    };
+    let bundle = values.iter().find_map(as_bundle).ok_or_else(|| {
+        bad("no device bundle (v, device, identity_key, hpke_key, sig) found".into())
+    })?;
+    let verified = bundle.verify().map_err(|e| bad(e.to_string()))?;
+    let recorder = RecorderDevice {
         device: verified.device().as_str().to_string(),
         identity_key: b64_encode(&verified.identity_key()),
-    })
+    };
+    for entry in values
+        .iter()
+        .filter_map(|v| serde_json::from_value::<RecorderDevice>(v.clone()).ok())
+    {
+        if entry != recorder {
+            return Err(bad(format!(
+                "the policy entry for {:?} does not match the bundle",
+                entry.device
+            )));
+        }
+    }
+    Ok(recorder)
 }
 
 /// Signs a recording policy for `room` naming `recorders`, kept `retention_days`, issued at
@@ -110,8 +133,9 @@ pub fn sign(
     retention_days: u32,
     issued_at: u64,
 ) -> Result<RecordingPolicy, PolicySigningError> {
-    validate_room_name(room)
-        .map_err(|_| PolicySigningError::Document(format!("room {room:?}: {}", "bad name")))?;
+    validate_room_name(room).map_err(|_| {
+        PolicySigningError::Document(format!("room {room:?}: 1-64 characters of [A-Za-z0-9_-]"))
+    })?;
     if recorders.is_empty() || recorders.len() > MAX_RECORDERS {
         return Err(PolicySigningError::Document(format!(
             "name 1-{MAX_RECORDERS} recorders (--recorder or --recorder-bundle)"
@@ -134,4 +158,63 @@ pub fn sign(
         .document()
         .map_err(|e| PolicySigningError::Document(e.to_string()))?;
     Ok(policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use e2ee_frames::{DeviceId, DeviceKeys};
+
+    fn keys(id: &str) -> DeviceKeys {
+        DeviceKeys::generate(DeviceId::new(id).expect("valid id"), &mut rand::rng())
+    }
+
+    #[test]
+    fn recorder_bundle_as_enrolment_prints_it() {
+        let rec = keys("rec-1");
+        let bundle = rec.bundle().to_json();
+        let want = RecorderDevice {
+            device: "rec-1".into(),
+            identity_key: b64_encode(&rec.identity_key()),
+        };
+        assert_eq!(recorder_from_bundle(&bundle).expect("bare bundle"), want);
+        let entry = serde_json::to_string(&want).expect("json");
+        assert_eq!(
+            recorder_from_bundle(&format!("{bundle}\n{entry}\n")).expect("bundle and entry"),
+            want
+        );
+        let wrapped = format!(r#"{{"bundle": {bundle}, "device": "rec-1"}}"#);
+        assert_eq!(recorder_from_bundle(&wrapped).expect("wrapped"), want);
+        // An entry naming another key, a bundle whose signature fails, no bundle at all.
+        let other = RecorderDevice {
+            identity_key: b64_encode(&keys("rec-1").identity_key()),
+            ..want.clone()
+        };
+        let mismatch = format!("{bundle}\n{}", serde_json::to_string(&other).expect("json"));
+        assert!(matches!(
+            recorder_from_bundle(&mismatch),
+            Err(PolicySigningError::BadBundle(_))
+        ));
+        let mut forged = rec.bundle();
+        forged.identity_key = keys("rec-2").identity_key();
+        assert!(matches!(
+            recorder_from_bundle(&forged.to_json()),
+            Err(PolicySigningError::BadBundle(_))
+        ));
+        assert!(recorder_from_bundle(&entry).is_err());
+        assert!(recorder_from_bundle("").is_err());
+    }
+
+    #[test]
+    fn sign_refuses_what_the_service_would_refuse() {
+        let admin = DocumentSigner::from_secret(&[4u8; 32]);
+        let rec = parse_recorder(&format!("rec-1={}", b64_encode(&[1u8; 32]))).expect("ok");
+        assert!(sign(&admin, "audit", vec![rec.clone()], 90, 1).is_ok());
+        assert!(sign(&admin, "bad room", vec![rec.clone()], 90, 1).is_err());
+        assert!(sign(&admin, "audit", vec![], 90, 1).is_err());
+        assert!(sign(&admin, "audit", vec![rec.clone(); 5], 90, 1).is_err());
+        assert!(sign(&admin, "audit", vec![rec], 0, 1).is_err());
+        assert!(parse_recorder("rec-1").is_err());
+        assert!(parse_recorder("rec-1=AAAA").is_err());
+    }
 }
