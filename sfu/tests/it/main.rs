@@ -11,6 +11,8 @@ mod control_api_tls;
 mod debug_logs_no_credentials;
 mod dtls_fingerprint_mismatch;
 mod garbage_datagrams;
+mod ice_tcp_framing_garbage;
+mod ice_tcp_stun_timeout;
 mod idle_sections;
 mod idle_tcp_connections;
 mod kernel_receive_drops;
