@@ -12,6 +12,7 @@ mod debug_logs_no_credentials;
 mod dtls_fingerprint_mismatch;
 mod garbage_datagrams;
 mod ice_tcp_framing_garbage;
+mod ice_tcp_limits;
 mod ice_tcp_native_peer;
 mod ice_tcp_stun_timeout;
 mod idle_sections;
