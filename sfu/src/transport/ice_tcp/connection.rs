@@ -12,7 +12,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
 use super::framing::{self, MAX_FRAME};
-use super::{ConnectionEnds, IceTcpClose, TcpInput, ToConnection};
+use super::{ConnectionEnds, ConnectionId, IceTcpClose, TcpInput, ToConnection};
 use crate::transport::protocol_byte::is_webrtc_protocol;
 use crate::transport::stun_gate::looks_like_stun;
 
@@ -22,10 +22,11 @@ const READ_CHUNK: usize = 4 * MAX_FRAME;
 /// Frames joined into one write.
 const WRITE_BATCH: usize = 64;
 
-/// Serves the connection from `remote` until it ends; returns why.
+/// Serves connection `connection` from `remote` until it ends; returns why.
 pub(super) async fn serve(
     stream: TcpStream,
     remote: SocketAddr,
+    connection: ConnectionId,
     ends: ConnectionEnds,
     to_shard: mpsc::Sender<TcpInput>,
     stun_timeout: Duration,
@@ -41,7 +42,7 @@ pub(super) async fn serve(
         reason = forced(force_close) => reason,
         reason = stun_deadline(authenticated, stun_timeout) => reason,
         reason = write_frames(writer, outgoing) => reason,
-        reason = read_frames(reader, remote, &to_shard) => reason,
+        reason = read_frames(reader, remote, connection, &to_shard) => reason,
     }
 }
 
@@ -67,6 +68,7 @@ async fn stun_deadline(authenticated: oneshot::Receiver<()>, limit: Duration) ->
 async fn read_frames(
     mut reader: OwnedReadHalf,
     remote: SocketAddr,
+    connection: ConnectionId,
     to_shard: &mpsc::Sender<TcpInput>,
 ) -> IceTcpClose {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
@@ -85,6 +87,7 @@ async fn read_frames(
             first = false;
             let input = TcpInput::Frame {
                 remote,
+                connection,
                 packet,
                 read_at: Instant::now(),
             };

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::{Id, JoinSet};
 use tracing::{debug, info};
 
-use super::{IceTcpClose, IceTcpConfig, TcpInput, connection, link_pair};
+use super::{ConnectionId, IceTcpClose, IceTcpConfig, TcpInput, connection, link_pair};
 use crate::transport::allow_list::SourceAllowList;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors), so the loop does not spin.
@@ -35,7 +35,8 @@ async fn accept_loop(
     to_shard: mpsc::Sender<TcpInput>,
 ) {
     let mut tasks: JoinSet<IceTcpClose> = JoinSet::new();
-    let mut remotes: HashMap<Id, SocketAddr> = HashMap::new();
+    let mut remotes: HashMap<Id, (SocketAddr, ConnectionId)> = HashMap::new();
+    let mut next_connection = 0u64;
     let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
     loop {
         let input = tokio::select! {
@@ -47,10 +48,10 @@ async fn accept_loop(
                     Err(err) => (err.id(), IceTcpClose::Shutdown),
                 };
                 // Every task's id was filed when it was spawned.
-                let Some(remote) = remotes.remove(&id) else { continue };
+                let Some((remote, connection)) = remotes.remove(&id) else { continue };
                 release(&mut per_ip, remote.ip());
                 debug!(%remote, reason = reason.label(), "ICE-TCP connection closed");
-                TcpInput::Closed { remote, reason }
+                TcpInput::Closed { remote, connection, reason }
             }
             accepted = listener.accept() => {
                 let (stream, remote) = match accepted {
@@ -61,6 +62,8 @@ async fn accept_loop(
                         continue;
                     }
                 };
+                let connection = ConnectionId(next_connection);
+                next_connection += 1;
                 let from_ip = per_ip.get(&remote.ip()).copied().unwrap_or(0);
                 let refusal = if !allowed.allows(remote.ip()) {
                     Some(IceTcpClose::SourceNotAllowed)
@@ -73,12 +76,12 @@ async fn accept_loop(
                 };
                 if let Some(reason) = refusal {
                     drop(stream);
-                    TcpInput::Closed { remote, reason }
+                    TcpInput::Closed { remote, connection, reason }
                 } else {
                     // Small frames (STUN, RTCP) must not wait for Nagle's timer.
                     let _ = stream.set_nodelay(true);
                     per_ip.insert(remote.ip(), from_ip + 1);
-                    let (link, ends) = link_pair();
+                    let (link, ends) = link_pair(connection);
                     // The shard hears of the link before the task can send it a frame.
                     if to_shard.send(TcpInput::Opened { remote, link }).await.is_err() {
                         break;
@@ -86,9 +89,10 @@ async fn accept_loop(
                     let task_shard = to_shard.clone();
                     let stun_timeout = config.stun_timeout;
                     let handle = tasks.spawn(async move {
-                        connection::serve(stream, remote, ends, task_shard, stun_timeout).await
+                        connection::serve(stream, remote, connection, ends, task_shard, stun_timeout)
+                            .await
                     });
-                    remotes.insert(handle.id(), remote);
+                    remotes.insert(handle.id(), (remote, connection));
                     continue;
                 }
             }

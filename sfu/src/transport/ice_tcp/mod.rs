@@ -149,20 +149,27 @@ impl IceTcpCloses {
     }
 }
 
+/// Which accepted connection an input is about: the listener numbers them, so a late report
+/// about a connection that ended is never taken for a newer one from the same address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConnectionId(pub(crate) u64);
+
 /// What the listener and the connection tasks tell the shard, in the order it happened on each
 /// connection.
 pub(crate) enum TcpInput {
     /// A connection was accepted; `link` is its write side.
     Opened { remote: SocketAddr, link: TcpLink },
-    /// One frame read from the connection from `remote`, at `read_at`.
+    /// One frame read from connection `connection` from `remote`, at `read_at`.
     Frame {
         remote: SocketAddr,
+        connection: ConnectionId,
         packet: BytesMut,
         read_at: Instant,
     },
-    /// The connection from `remote` ended (or was refused at accept) for `reason`.
+    /// Connection `connection` from `remote` ended (or was refused at accept) for `reason`.
     Closed {
         remote: SocketAddr,
+        connection: ConnectionId,
         reason: IceTcpClose,
     },
 }
@@ -178,6 +185,8 @@ enum ToConnection {
 /// The shard's end of one connection: the queue of its write side and the signals to its task.
 /// Held in the shard's map by remote address; dropping it lets the task finish what is queued.
 pub(crate) struct TcpLink {
+    /// The connection this is the write side of.
+    pub(crate) connection: ConnectionId,
     outgoing: mpsc::Sender<ToConnection>,
     /// Ends the connection at once, queued frames or not.
     force_close: Option<oneshot::Sender<IceTcpClose>>,
@@ -194,12 +203,13 @@ struct ConnectionEnds {
     authenticated: oneshot::Receiver<()>,
 }
 
-fn link_pair() -> (TcpLink, ConnectionEnds) {
+fn link_pair(connection: ConnectionId) -> (TcpLink, ConnectionEnds) {
     let (outgoing_tx, outgoing_rx) = mpsc::channel(WRITE_QUEUE_FRAMES);
     let (close_tx, close_rx) = oneshot::channel();
     let (auth_tx, auth_rx) = oneshot::channel();
     (
         TcpLink {
+            connection,
             outgoing: outgoing_tx,
             force_close: Some(close_tx),
             authenticated: Some(auth_tx),

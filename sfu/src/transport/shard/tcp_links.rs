@@ -7,7 +7,7 @@ use rtc::shared::TransportProtocol;
 use tracing::debug;
 
 use super::ShardState;
-use crate::transport::ice_tcp::{IceTcpClose, TcpInput};
+use crate::transport::ice_tcp::{ConnectionId, IceTcpClose, TcpInput};
 use crate::transport::media::MediaHandler;
 
 impl<H: MediaHandler> ShardState<H> {
@@ -22,25 +22,38 @@ impl<H: MediaHandler> ShardState<H> {
             }
             TcpInput::Frame {
                 remote,
+                connection,
                 packet,
                 read_at,
             } => {
                 // A frame still in the channel when the shard closed its connection is dropped,
                 // like a datagram from an address no peer proved.
-                if self.tcp_links.contains_key(&remote) {
+                if self.is_open(remote, connection) {
                     self.stats.ice_tcp_frames_in += 1;
                     self.on_packet(remote, TransportProtocol::TCP, &packet, read_at);
                 } else {
                     self.stats.unknown_source += 1;
                 }
             }
-            TcpInput::Closed { remote, reason } => {
+            TcpInput::Closed {
+                remote,
+                connection,
+                reason,
+            } => {
                 self.stats.ice_tcp_closed.count(reason);
-                if self.tcp_links.remove(&remote).is_some() {
+                if self.is_open(remote, connection) {
+                    self.tcp_links.remove(&remote);
                     self.unbind_tcp(remote);
                 }
             }
         }
+    }
+
+    /// Whether the shard's link for `remote` is the one of `connection` (not a newer one).
+    fn is_open(&self, remote: SocketAddr, connection: ConnectionId) -> bool {
+        self.tcp_links
+            .get(&remote)
+            .is_some_and(|link| link.connection == connection)
     }
 
     /// Ends the connection from `remote` for `reason` (counted when its task reports back) and
