@@ -135,7 +135,7 @@ describe('browser call over ICE-TCP, run in a network namespace without UDP', { 
   });
 });
 
-describe('browser call over ICE-TCP with UDP unusable', { skip: !IN_NETNS || iceTcpSkip() }, () => {
+describe('inside the namespace (skipped outside it): browser call over ICE-TCP with UDP unusable', { skip: !IN_NETNS || iceTcpSkip() }, () => {
   let dev;
   let chromium;
   let tcpPort;
