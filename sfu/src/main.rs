@@ -15,7 +15,7 @@ use serde::Deserialize;
 use sfu::control::{self, ControlState};
 use sfu::node::{NodeConfig, NodeHandle, Observer, start_node};
 use sfu::ops::{self, HttpLimits, OpsState, SfuMetrics, tls};
-use sfu::transport::{SourceAllowList, TransportConfig};
+use sfu::transport::{IceTcpConfig, SourceAllowList, TransportConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,6 +54,10 @@ struct Settings {
     /// The one UDP media port.
     #[arg(long, env = "SFU_UDP_PORT")]
     udp_port: Option<u16>,
+    /// TCP port for ICE-TCP (RFC 6544, passive), for clients whose network blocks UDP; 0 or
+    /// absent: off.
+    #[arg(long, env = "SFU_ICE_TCP_PORT")]
+    ice_tcp_port: Option<u16>,
     /// The IP put in ICE candidates (required when binding 0.0.0.0).
     #[arg(long, env = "SFU_ADVERTISED_ADDRESS")]
     advertised_address: Option<IpAddr>,
@@ -113,6 +117,8 @@ struct Resolved {
     bind: IpAddr,
     http_port: u16,
     udp_port: u16,
+    /// ICE-TCP's port; `None` when off.
+    ice_tcp_port: Option<u16>,
     advertised: IpAddr,
     node_id: String,
     secret: String,
@@ -136,6 +142,7 @@ fn resolve(mut s: Settings) -> Result<(Resolved, Settings), String> {
             bind_address,
             http_port,
             udp_port,
+            ice_tcp_port,
             advertised_address,
             node_id,
             control_secret,
@@ -197,6 +204,7 @@ fn resolve(mut s: Settings) -> Result<(Resolved, Settings), String> {
             bind,
             http_port: s.http_port.unwrap_or(7880),
             udp_port: s.udp_port.unwrap_or(7882),
+            ice_tcp_port: s.ice_tcp_port.filter(|p| *p != 0),
             advertised,
             node_id,
             secret,
@@ -272,6 +280,7 @@ async fn serve(r: Resolved) -> Result<(), String> {
     transport.advertised_ip = r.advertised;
     transport.allowed_sources = SourceAllowList::new(r.allowed.clone());
     transport.receive_buffer_bytes = r.udp_receive_buffer;
+    transport.ice_tcp = r.ice_tcp_port.map(IceTcpConfig::on_port);
     let node = start_node(
         NodeConfig {
             transport,
@@ -300,6 +309,7 @@ async fn serve(r: Resolved) -> Result<(), String> {
         http = %listener.local_addr().unwrap_or(SocketAddr::new(r.bind, r.http_port)),
         https = tls.is_some(),
         udp = %node.udp_addr(),
+        ice_tcp = ?node.ice_tcp_addr(),
         advertised = %r.advertised,
         "sfu serving"
     );

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use axum::Router;
 use clap::{Args, Parser, Subcommand};
 #[cfg(feature = "embedded-sfu")]
-use sfu::transport::TransportConfig;
+use sfu::transport::{IceTcpConfig, TransportConfig};
 use signaling::auth::{GrantClaims, Secret, TokenRequest, issue_token};
 use signaling::config::Config;
 #[cfg(feature = "embedded-sfu")]
@@ -209,6 +209,10 @@ struct DevArgs {
     /// UDP port of the embedded SFU on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     udp_port: u16,
+    /// TCP port of the embedded SFU's ICE-TCP listener on 127.0.0.1, for clients that cannot
+    /// use UDP (0 or absent: off).
+    #[arg(long)]
+    ice_tcp_port: Option<u16>,
     /// Name of the demo room created at start.
     #[arg(long, default_value = "demo")]
     room: String,
@@ -374,9 +378,14 @@ fn serve_config(args: ServeArgs) -> Result<Config, String> {
 enum Media {
     /// A separate SFU process.
     Remote(SfuTarget),
-    /// An SFU in this process on 127.0.0.1 (`dev`), with its UDP port and demo room.
+    /// An SFU in this process on 127.0.0.1 (`dev`), with its UDP port, its ICE-TCP port (if
+    /// on) and demo room.
     #[cfg(feature = "embedded-sfu")]
-    Embedded { udp_port: u16, room: String },
+    Embedded {
+        udp_port: u16,
+        ice_tcp_port: Option<u16>,
+        room: String,
+    },
 }
 
 async fn run(config: Config, media: Media) -> Result<(), String> {
@@ -397,13 +406,22 @@ async fn run(config: Config, media: Media) -> Result<(), String> {
             (node, Router::new(), None)
         }
         #[cfg(feature = "embedded-sfu")]
-        Media::Embedded { udp_port, room } => {
+        Media::Embedded {
+            udp_port,
+            ice_tcp_port,
+            room,
+        } => {
             let mut transport = TransportConfig::loopback();
             transport.bind.set_port(udp_port);
+            transport.ice_tcp = ice_tcp_port.filter(|p| *p != 0).map(IceTcpConfig::on_port);
             let sfu = EmbeddedSfu::start(transport)
                 .await
                 .map_err(|e| e.to_string())?;
-            tracing::info!(udp = %sfu.node().udp_addr(), "embedded SFU on loopback");
+            tracing::info!(
+                udp = %sfu.node().udp_addr(),
+                ice_tcp = ?sfu.node().ice_tcp_addr(),
+                "embedded SFU on loopback"
+            );
             let ops = Router::new().nest("/sfu", sfu.ops_router());
             (Arc::new(sfu), ops, Some(room))
         }
@@ -559,6 +577,7 @@ fn main() -> ExitCode {
             );
             let media = Media::Embedded {
                 udp_port: args.udp_port,
+                ice_tcp_port: args.ice_tcp_port,
                 room: args.room,
             };
             runtime().and_then(|rt| rt.block_on(run(config, media)))

@@ -248,6 +248,11 @@ impl NodeHandle {
         self.inner.shard.local_addr()
     }
 
+    /// The ICE-TCP listener's bound address; `None` when ICE-TCP is off.
+    pub fn ice_tcp_addr(&self) -> Option<SocketAddr> {
+        self.inner.shard.ice_tcp_addr()
+    }
+
     /// Subscribes to the node's events. Each receiver sees every event sent after it
     /// subscribed.
     pub fn events(&self) -> broadcast::Receiver<NodeEvent> {

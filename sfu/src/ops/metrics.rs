@@ -30,6 +30,9 @@ pub struct SfuMetrics {
     receive_slots: IntGaugeVec,
     consent_expired: IntCounter,
     udp_receive_buffer_drops: IntCounter,
+    ice_tcp_connections: IntGauge,
+    ice_tcp_closed: IntCounterVec,
+    ice_tcp_frames: IntCounterVec,
     http: HttpConnectionMetrics,
     loss: HistogramVec,
     jitter: HistogramVec,
@@ -191,6 +194,26 @@ impl SfuMetrics {
                 r.register(Box::new(c.clone()))?;
                 c
             },
+            ice_tcp_connections: {
+                let g = IntGauge::new(
+                    "sfu_ice_tcp_connections",
+                    "open ICE-TCP connections on the media TCP port",
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            ice_tcp_closed: counter_vec(
+                &r,
+                "sfu_ice_tcp_connections_closed_total",
+                "ICE-TCP connections closed or refused, by reason",
+                &["reason"],
+            )?,
+            ice_tcp_frames: counter_vec(
+                &r,
+                "sfu_ice_tcp_frames_total",
+                "RFC 4571 frames read from and queued on ICE-TCP connections",
+                &["direction"],
+            )?,
             http: HttpConnectionMetrics {
                 open: {
                     let g = IntGauge::new("sfu_http_connections", "open HTTP connections")?;
@@ -367,6 +390,19 @@ impl SfuMetrics {
                 set_counter(&self.stun_rejected.with_label_values(&[reason]), v);
             }
             set_counter(&self.consent_expired, t.consent_expired);
+            self.ice_tcp_connections
+                .set(i64::try_from(t.ice_tcp_connections).unwrap_or(i64::MAX));
+            for (reason, v) in t.ice_tcp_closed.iter() {
+                set_counter(&self.ice_tcp_closed.with_label_values(&[reason.label()]), v);
+            }
+            set_counter(
+                &self.ice_tcp_frames.with_label_values(&["received"]),
+                t.ice_tcp_frames_in,
+            );
+            set_counter(
+                &self.ice_tcp_frames.with_label_values(&["sent"]),
+                t.ice_tcp_frames_out,
+            );
         }
         if let Some(drops) = s.udp_receive_buffer_drops {
             set_counter(&self.udp_receive_buffer_drops, drops);

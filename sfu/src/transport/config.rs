@@ -7,6 +7,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::allow_list::SourceAllowList;
+use super::ice_tcp::IceTcpConfig;
 
 /// RFC 7675 consent freshness: a peer whose consent is not refreshed for this long is dropped and
 /// its state freed. The project's requirement is "within 15 s".
@@ -57,6 +58,9 @@ pub struct TransportConfig {
     /// `net.core.rmem_max`); `None` keeps the system default. What does not fit is dropped by
     /// the kernel and exported as `sfu_udp_receive_buffer_drops_total`.
     pub receive_buffer_bytes: Option<usize>,
+    /// The ICE-TCP listener (RFC 6544, passive) beside the UDP socket, on the same address;
+    /// `None` (the default) leaves it off.
+    pub ice_tcp: Option<IceTcpConfig>,
 }
 
 impl TransportConfig {
@@ -78,6 +82,7 @@ impl TransportConfig {
             max_peers: 4096,
             max_pending_datagrams: 8192,
             receive_buffer_bytes: None,
+            ice_tcp: None,
         }
     }
 }

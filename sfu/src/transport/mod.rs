@@ -1,5 +1,6 @@
 //! The transport shell: ICE-lite, DTLS-SRTP and consent freshness for many peer connections on
-//! one UDP socket per shard, driving the sans-IO `rtc` crate directly.
+//! one UDP socket per shard (and, optionally, one ICE-TCP listener beside it), driving the
+//! sans-IO `rtc` crate directly.
 //!
 //! See the crate's README for the demultiplexing rules, the API and what `rtc` does and does not
 //! do here.
@@ -10,9 +11,11 @@ mod config;
 mod dtls_alert;
 mod error;
 mod events;
+mod ice_tcp;
 mod kernel_drops;
 mod media;
 mod peer;
+mod protocol_byte;
 mod rtcp_delivery;
 mod sections;
 mod send_batch;
@@ -31,6 +34,7 @@ pub use events::{
     CloseReason, IncomingTrack, MediaKind, NegotiatedCodec, NegotiatedExtension,
     NegotiatedOutgoingTrack, OutgoingTrack, PeerEvent, PeerId,
 };
+pub use ice_tcp::{DEFAULT_ICE_TCP_STUN_TIMEOUT, IceTcpClose, IceTcpCloses, IceTcpConfig};
 pub use media::{MediaHandler, Outbox};
 pub use shard::{PeerAdded, ShardHandle, start_shard};
 pub use stats::{ShardStats, StunRefusal};

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
+use rtc::ice::tcp_type::TcpType;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -42,14 +43,21 @@ pub(crate) const MAX_ADDRESSES_PER_PEER: usize = 4;
 /// Everything shared by the peers of one shard when building their connections.
 pub(crate) struct PeerFactory {
     pub(crate) certificate: RTCCertificate,
-    /// The advertised address and the socket's port: the single host candidate.
+    /// The advertised address and the socket's port: the UDP host candidate.
     pub(crate) local_addr: SocketAddr,
+    /// The advertised address and the ICE-TCP listener's port: the `tcptype passive` host
+    /// candidate, when ICE-TCP is on.
+    pub(crate) tcp_addr: Option<SocketAddr>,
     pub(crate) dtls_role: DtlsRole,
     pub(crate) consent_timeout: Duration,
 }
 
 impl PeerFactory {
-    pub(crate) fn new(config: &TransportConfig, port: u16) -> Result<Self, String> {
+    pub(crate) fn new(
+        config: &TransportConfig,
+        port: u16,
+        tcp_addr: Option<SocketAddr>,
+    ) -> Result<Self, String> {
         let provider = rtc::crypto::default_provider().map_err(|e| e.to_string())?;
         let params = rcgen_params()?;
         let certificate = RTCCertificate::generate(
@@ -61,6 +69,7 @@ impl PeerFactory {
         Ok(Self {
             certificate,
             local_addr: SocketAddr::new(config.advertised_ip, port),
+            tcp_addr,
             dtls_role: config.dtls_role,
             consent_timeout: config.consent_timeout,
         })
@@ -72,11 +81,18 @@ impl PeerFactory {
         pwd: &str,
         now: Instant,
     ) -> Result<RTCPeerConnection, TransportError> {
-        let network = if self.local_addr.is_ipv4() {
+        let mut networks = vec![if self.local_addr.is_ipv4() {
             NetworkType::Udp4
         } else {
             NetworkType::Udp6
-        };
+        }];
+        if let Some(tcp) = self.tcp_addr {
+            networks.push(if tcp.is_ipv4() {
+                NetworkType::Tcp4
+            } else {
+                NetworkType::Tcp6
+            });
+        }
         // rtc's own ICE failure detection is a backstop behind the shard's consent check: it
         // fires a third later, so the shard's `ConsentExpired` is what normally ends a silent
         // peer.
@@ -94,7 +110,7 @@ impl PeerFactory {
                 Some(Duration::from_secs(2)),
             )
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-            .with_network_types(vec![network])
+            .with_network_types(networks)
             .build();
         let configuration = RTCConfigurationBuilder::new()
             .with_certificates(vec![self.certificate.clone()])
@@ -110,10 +126,13 @@ impl PeerFactory {
             .build(now)?)
     }
 
-    fn host_candidate(
+    /// The host candidates: UDP, and ICE-TCP passive when it is on. The TCP one's priority is
+    /// lower (RFC 6544 §4.2: its local preference carries the direction, 4 for passive, under
+    /// UDP's 65535), so a client that reaches both uses UDP.
+    fn host_candidates(
         &self,
-    ) -> Result<rtc::peer_connection::transport::RTCIceCandidateInit, TransportError> {
-        let candidate = CandidateHostConfig {
+    ) -> Result<Vec<rtc::peer_connection::transport::RTCIceCandidateInit>, TransportError> {
+        let udp = CandidateHostConfig {
             base_config: CandidateConfig {
                 network: "udp".to_owned(),
                 address: self.local_addr.ip().to_string(),
@@ -124,7 +143,22 @@ impl PeerFactory {
             ..Default::default()
         }
         .new_candidate_host()?;
-        Ok(RTCIceCandidate::from(&candidate).to_json()?)
+        let mut candidates = vec![RTCIceCandidate::from(&udp).to_json()?];
+        if let Some(tcp_addr) = self.tcp_addr {
+            let tcp = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "tcp".to_owned(),
+                    address: tcp_addr.ip().to_string(),
+                    port: tcp_addr.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                tcp_type: TcpType::Passive,
+            }
+            .new_candidate_host()?;
+            candidates.push(RTCIceCandidate::from(&tcp).to_json()?);
+        }
+        Ok(candidates)
     }
 }
 
@@ -205,7 +239,9 @@ impl Peer {
         peer.pc
             .set_remote_description(now, RTCSessionDescription::offer(offer)?)?;
         peer.idle_sections_inactive(&offer_sdp);
-        peer.pc.add_local_candidate(factory.host_candidate()?)?;
+        for candidate in factory.host_candidates()? {
+            peer.pc.add_local_candidate(candidate)?;
+        }
         let answer = peer.pc.create_answer(None)?;
         peer.pc.set_local_description(now, answer)?;
         // Tracks the offer had no `recvonly` section for (a publisher's offer has none) wait for

@@ -1,6 +1,8 @@
 //! Counters a shard keeps about itself. Plain integers owned by the shard task; a snapshot is
 //! read with [`ShardHandle::stats`](super::ShardHandle::stats).
 
+use super::ice_tcp::IceTcpCloses;
+
 /// Why a STUN request was refused before reaching any peer connection (the `reason` label of
 /// `sfu_stun_rejected_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +56,14 @@ pub struct ShardStats {
     pub srtp_replayed: u64,
     /// SRTP/SRTCP packets from a connected peer whose authentication tag did not verify.
     pub srtp_unauthenticated: u64,
+    /// ICE-TCP connections currently open (accepted and not yet ended).
+    pub ice_tcp_connections: usize,
+    /// ICE-TCP connections that ended (or were refused at accept), by reason.
+    pub ice_tcp_closed: IceTcpCloses,
+    /// Frames read from ICE-TCP connections the shard holds.
+    pub ice_tcp_frames_in: u64,
+    /// Packets queued on ICE-TCP connections.
+    pub ice_tcp_frames_out: u64,
     /// Other datagrams from a known peer its `rtc` session refused: RTP or RTCP malformed after
     /// decryption (the RTCP the SFU never sees), DTLS records it rejected, and datagrams its
     /// `handle_read` refused outright.

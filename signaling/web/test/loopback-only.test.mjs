@@ -1,5 +1,6 @@
 // Test mode's loopback filter (loopback-only.js) in Node, no browser: relay candidates on
-// 127.0.0.1 pass like host candidates, anything off loopback is dropped; only ICE servers on
+// 127.0.0.1 pass like host candidates, and so do the SFU's ICE-TCP candidates on 127.0.0.1 (an
+// ICE-TCP call in test mode needs them); anything off loopback is dropped; only ICE servers on
 // 127.0.0.0/8 are kept, and with none the list is explicitly empty.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -18,6 +19,15 @@ test('relay candidates on loopback are kept, others dropped', () => {
   assert.ok(!isLoopbackCandidate(SRFLX));
   const sdp = ['v=0', HOST, RELAY, RELAY_OFF, SRFLX, 'a=end-of-candidates', ''].join('\r\n');
   assert.equal(loopbackOnlySdp(sdp), ['v=0', HOST, RELAY, 'a=end-of-candidates', ''].join('\r\n'));
+});
+
+test('tcp candidates on loopback (the SFU\'s ICE-TCP passive one) are kept, others dropped', () => {
+  const TCP = 'a=candidate:5 1 tcp 1694498815 127.0.0.1 7881 typ host tcptype passive';
+  const TCP_OFF = 'a=candidate:6 1 tcp 1694498815 198.51.100.7 7881 typ host tcptype passive';
+  assert.ok(isLoopbackCandidate(TCP));
+  assert.ok(!isLoopbackCandidate(TCP_OFF));
+  const sdp = ['v=0', HOST, TCP, TCP_OFF, ''].join('\r\n');
+  assert.equal(loopbackOnlySdp(sdp), ['v=0', HOST, TCP, ''].join('\r\n'));
 });
 
 test('test mode keeps only ICE servers on loopback', () => {

@@ -68,6 +68,8 @@ pub(super) enum Command {
 pub struct ShardHandle {
     pub(super) commands: mpsc::Sender<Command>,
     pub(super) local_addr: SocketAddr,
+    /// The ICE-TCP listener's bound address, when it is on.
+    pub(super) ice_tcp_addr: Option<SocketAddr>,
     /// The socket's inode, where `/proc` reports its kernel drops.
     pub(super) socket_inode: Option<u64>,
 }
@@ -76,6 +78,12 @@ impl ShardHandle {
     /// The socket's bound address (its port is the advertised port).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The ICE-TCP listener's bound address (its port is the advertised TCP port); `None` when
+    /// ICE-TCP is off.
+    pub fn ice_tcp_addr(&self) -> Option<SocketAddr> {
+        self.ice_tcp_addr
     }
 
     /// Datagrams the kernel dropped on this shard's socket because its receive buffer was full
@@ -247,6 +255,7 @@ impl<H: MediaHandler> ShardState<H> {
                 stats.peers = self.peers.len();
                 stats.bound_addresses = self.by_addr.len();
                 stats.registered_usernames = self.by_ufrag.len();
+                stats.ice_tcp_connections = self.tcp_links.len();
                 let _ = reply.send(stats);
             }
         }

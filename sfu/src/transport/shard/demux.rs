@@ -1,10 +1,13 @@
-//! Demultiplexing: which peer a datagram on the shared socket belongs to.
+//! Demultiplexing: which peer a datagram on the shared socket (or a frame on an ICE-TCP
+//! connection) belongs to.
 //!
 //! A STUN binding request is routed by the ufrag in its USERNAME (the SFU made every ufrag, so
 //! it names the peer) and admitted only if its MESSAGE-INTEGRITY verifies with that peer's
 //! password; the source address is then bound to the peer. Every other datagram is routed by
 //! its source address, so only addresses that proved the ICE password reach a peer's DTLS and
-//! SRTP. Sources outside the allow-list are dropped first, unread.
+//! SRTP. Sources outside the allow-list are dropped first, unread. A frame from an ICE-TCP
+//! connection takes the same way, from the connection's remote address; a connection carries
+//! one peer only.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -17,12 +20,33 @@ use tracing::{debug, trace};
 use super::ShardState;
 use crate::transport::dtls_alert;
 use crate::transport::events::CloseReason;
+use crate::transport::ice_tcp::IceTcpClose;
 use crate::transport::media::MediaHandler;
+use crate::transport::protocol_byte::is_webrtc_protocol;
 use crate::transport::stats::StunRefusal;
 use crate::transport::stun_gate::{self, StunMessage};
 
 impl<H: MediaHandler> ShardState<H> {
+    /// A datagram read from the UDP socket.
     pub(super) fn on_datagram(&mut self, src: SocketAddr, data: &[u8], now: Instant) {
+        // An address with an ICE-TCP connection is that connection's: the peer's packets go
+        // back on it, so the same address cannot also be proved over UDP.
+        if !self.tcp_links.is_empty() && self.tcp_links.contains_key(&src) {
+            self.stats.unknown_source += 1;
+            return;
+        }
+        self.on_packet(src, TransportProtocol::UDP, data, now);
+    }
+
+    /// A packet from `src` over `protocol`: a UDP datagram, or a frame of the ICE-TCP connection
+    /// from `src` (which the shard holds a link for).
+    pub(super) fn on_packet(
+        &mut self,
+        src: SocketAddr,
+        protocol: TransportProtocol,
+        data: &[u8],
+        now: Instant,
+    ) {
         if !self.config.allowed_sources.allows(src.ip()) {
             self.stats.count_refusal(StunRefusal::SourceNotAllowed);
             return;
@@ -31,6 +55,10 @@ impl<H: MediaHandler> ShardState<H> {
             self.stats.garbage += 1;
             return;
         }
+        let local_addr = match (protocol, self.advertised_tcp) {
+            (TransportProtocol::TCP, Some(tcp)) => tcp,
+            _ => self.advertised,
+        };
         let id = if stun_gate::looks_like_stun(data) {
             match stun_gate::parse(data) {
                 Err(_) => {
@@ -52,12 +80,30 @@ impl<H: MediaHandler> ShardState<H> {
                         self.stats.count_refusal(StunRefusal::BadIntegrity);
                         return;
                     }
+                    if protocol == TransportProtocol::TCP {
+                        let Some(link) = self.tcp_links.get_mut(&src) else {
+                            // Frames reach here only from a connection the shard holds.
+                            return;
+                        };
+                        if link.peer.is_some_and(|carried| carried != id) {
+                            self.close_link(src, IceTcpClose::SecondPeer);
+                            return;
+                        }
+                        link.authenticate(id);
+                    }
+                    // `peers` was not changed since `peer` was found in it.
+                    let Some(peer) = self.peers.get_mut(&id) else {
+                        return;
+                    };
                     peer.last_consent = Some(now);
                     let forgotten = peer.bind_address(src);
-                    if let Some(old) = forgotten
-                        && self.by_addr.get(&old) == Some(&id)
-                    {
-                        self.by_addr.remove(&old);
+                    if let Some(old) = forgotten {
+                        if self.by_addr.get(&old) == Some(&id) {
+                            self.by_addr.remove(&old);
+                        }
+                        if self.tcp_links.contains_key(&old) {
+                            self.close_link(old, IceTcpClose::PeerClosed);
+                        }
                     }
                     if let Some(previous) = self.by_addr.insert(src, id)
                         && previous != id
@@ -97,10 +143,10 @@ impl<H: MediaHandler> ShardState<H> {
         let result = peer.pc.handle_read(TaggedBytesMut {
             now,
             transport: TransportContext {
-                local_addr: self.advertised,
+                local_addr,
                 peer_addr: src,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: protocol,
             },
             message: BytesMut::from(data),
         });
@@ -115,28 +161,5 @@ impl<H: MediaHandler> ShardState<H> {
             self.stats.add_rtc_refusals(&refused);
         }
         self.mark_dirty(id);
-    }
-}
-
-/// Whether the first byte puts the datagram in one of the protocols the shard speaks (RFC 7983
-/// §7: 0–3 STUN, 20–63 DTLS, 128–191 RTP/RTCP). Anything else (empty, ZRTP, TURN channel data,
-/// random bytes) is garbage, dropped before any lookup.
-fn is_webrtc_protocol(data: &[u8]) -> bool {
-    matches!(data.first(), Some(0..=3 | 20..=63 | 128..=191))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_webrtc_protocol;
-
-    #[test]
-    fn first_byte_classifies_stun_dtls_and_rtp_and_nothing_else() {
-        for first in [0u8, 3, 20, 63, 128, 191] {
-            assert!(is_webrtc_protocol(&[first, 0, 0, 0]), "{first}");
-        }
-        for first in [4u8, 19, 64, 79, 127, 192, 255] {
-            assert!(!is_webrtc_protocol(&[first, 0, 0, 0]), "{first}");
-        }
-        assert!(!is_webrtc_protocol(&[]));
     }
 }

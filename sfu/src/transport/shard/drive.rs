@@ -1,5 +1,5 @@
-//! The shard task's loop: wait for a command, a datagram, a timer or a writable socket; handle
-//! it; then drive every peer touched (its `rtc` output, events and decrypted media) and write
+//! The shard task's loop: wait for a command, a datagram, an ICE-TCP input, a timer or a
+//! writable socket; handle it; then drive every peer touched (its `rtc` output, events and decrypted media) and write
 //! the pass's datagrams together.
 
 use std::net::SocketAddr;
@@ -13,6 +13,7 @@ use rtc::shared::marshal::{Marshal, MarshalSize};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
+use super::TcpInput;
 use super::commands::Command;
 use super::{RECV_BATCH, RECV_BUFFER, ShardState};
 use crate::transport::dtls_alert;
@@ -24,6 +25,7 @@ use crate::transport::send_batch;
 enum Wake {
     Command(Option<Command>),
     Datagram(std::io::Result<(usize, SocketAddr)>),
+    Tcp(Option<TcpInput>),
     Timer,
     Writable,
 }
@@ -31,6 +33,7 @@ enum Wake {
 pub(super) async fn run<H: MediaHandler>(
     mut state: ShardState<H>,
     mut commands: mpsc::Receiver<Command>,
+    mut tcp_inputs: Option<mpsc::Receiver<TcpInput>>,
 ) {
     let socket = state.socket.clone();
     let mut buf = vec![0u8; RECV_BUFFER];
@@ -41,6 +44,7 @@ pub(super) async fn run<H: MediaHandler>(
             biased;
             command = commands.recv() => Wake::Command(command),
             received = socket.recv_from(&mut buf) => Wake::Datagram(received),
+            input = recv_tcp(&mut tcp_inputs), if tcp_inputs.is_some() => Wake::Tcp(input),
             () = sleep_until(deadline), if deadline.is_some() => Wake::Timer,
             ready = socket.writable(), if !state.pending_out.is_empty() => {
                 if ready.is_err() { state.pending_out.clear(); }
@@ -77,6 +81,18 @@ pub(super) async fn run<H: MediaHandler>(
                 // ICMP errors surface here on some platforms; they concern one destination.
                 debug!(%err, "recv_from failed");
             }
+            Wake::Tcp(None) => tcp_inputs = None,
+            Wake::Tcp(Some(input)) => {
+                state.on_tcp_input(input);
+                if let Some(inputs) = tcp_inputs.as_mut() {
+                    for _ in 1..RECV_BATCH {
+                        match inputs.try_recv() {
+                            Ok(input) => state.on_tcp_input(input),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
             Wake::Timer => state.on_timers(Instant::now()),
             Wake::Writable => state.flush_pending(),
         }
@@ -89,6 +105,14 @@ pub(super) async fn run<H: MediaHandler>(
     state.flush_batch();
     state.flush_pending();
     info!("transport shard stopped");
+}
+
+/// The next ICE-TCP input; never, without a listener.
+async fn recv_tcp(inputs: &mut Option<mpsc::Receiver<TcpInput>>) -> Option<TcpInput> {
+    match inputs {
+        Some(inputs) => inputs.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -187,6 +211,7 @@ impl<H: MediaHandler> ShardState<H> {
     fn flush_batch(&mut self) {
         self.stats.send_unvalidated_destination +=
             std::mem::take(&mut self.batch.unvalidated_destination);
+        self.send_on_tcp_links();
         if self.batch.datagrams.is_empty() {
             return;
         }

@@ -2,14 +2,16 @@
 //!
 //! Its jobs, one file each: [`commands`] (the [`ShardHandle`] other tasks hold and the shard's
 //! side of each request), [`demux`] (which peer a datagram belongs to), [`negotiation`] (offers,
-//! answers and outgoing-track changes) and [`drive`] (the task's loop: receive, drive `rtc`,
-//! timers, the pass's send batch). This file holds the state they share, the start, and what
-//! every job needs: events to the handler, the dirty list, closing a peer.
+//! answers and outgoing-track changes), [`drive`] (the task's loop: receive, drive `rtc`,
+//! timers, the pass's send batch) and [`tcp_links`] (the ICE-TCP connections it holds and what
+//! it sends on them). This file holds the state they share, the start, and what every job
+//! needs: events to the handler, the dirty list, closing a peer.
 
 mod commands;
 mod demux;
 mod drive;
 mod negotiation;
+mod tcp_links;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -19,13 +21,14 @@ use std::time::Instant;
 use bytes::BytesMut;
 use rtc::peer_connection::message::RTCMessage;
 use rtc::sansio::Protocol;
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::info;
 
 use super::config::TransportConfig;
 use super::error::{StartError, TransportError};
 use super::events::{CloseReason, PeerEvent, PeerId};
+use super::ice_tcp::{self, IceTcpClose, TcpInput, TcpLink};
 use super::kernel_drops;
 use super::media::{MediaHandler, Outbox};
 use super::peer::{Peer, PeerFactory};
@@ -40,6 +43,8 @@ const RECV_BUFFER: usize = 2048;
 const RECV_BATCH: usize = 64;
 /// Capacity of the command channel.
 const COMMAND_CAPACITY: usize = 1024;
+/// Capacity of the channel from the ICE-TCP listener and connections (frames, opens, closes).
+const TCP_INPUT_CAPACITY: usize = 1024;
 
 /// Binds the shard's socket, spawns its task on the current tokio runtime and returns a handle.
 pub async fn start_shard<H: MediaHandler>(
@@ -53,13 +58,38 @@ pub async fn start_shard<H: MediaHandler>(
     }
     let socket_inode = kernel_drops::socket_inode(&socket);
     let local_addr = socket.local_addr()?;
-    let factory = PeerFactory::new(&config, local_addr.port()).map_err(StartError::Certificate)?;
+    let tcp_listener = match &config.ice_tcp {
+        Some(tcp) => Some(TcpListener::bind(SocketAddr::new(config.bind.ip(), tcp.port)).await?),
+        None => None,
+    };
+    let ice_tcp_addr = match &tcp_listener {
+        Some(listener) => Some(listener.local_addr()?),
+        None => None,
+    };
+    let advertised_tcp = ice_tcp_addr.map(|a| SocketAddr::new(config.advertised_ip, a.port()));
+    let factory = PeerFactory::new(&config, local_addr.port(), advertised_tcp)
+        .map_err(StartError::Certificate)?;
     let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
     let advertised = SocketAddr::new(config.advertised_ip, local_addr.port());
-    info!(%local_addr, %advertised, "transport shard listening");
+    info!(%local_addr, %advertised, ?advertised_tcp, "transport shard listening");
+    let tcp_inputs = match (tcp_listener, &config.ice_tcp) {
+        (Some(listener), Some(tcp)) => {
+            let (tcp_tx, tcp_rx) = mpsc::channel(TCP_INPUT_CAPACITY);
+            ice_tcp::spawn_listener(
+                listener,
+                tcp.clone(),
+                config.allowed_sources.clone(),
+                tcp_tx,
+            );
+            Some(tcp_rx)
+        }
+        _ => None,
+    };
     let state = ShardState {
         socket: Arc::new(socket),
         advertised,
+        advertised_tcp,
+        tcp_links: HashMap::new(),
         config,
         factory,
         peers: HashMap::new(),
@@ -75,10 +105,11 @@ pub async fn start_shard<H: MediaHandler>(
         scratch: Vec::with_capacity(RECV_BUFFER),
         inbox: Vec::new(),
     };
-    tokio::spawn(drive::run(state, rx));
+    tokio::spawn(drive::run(state, rx, tcp_inputs));
     Ok(ShardHandle {
         commands: tx,
         local_addr,
+        ice_tcp_addr,
         socket_inode,
     })
 }
@@ -86,6 +117,11 @@ pub async fn start_shard<H: MediaHandler>(
 struct ShardState<H> {
     socket: Arc<UdpSocket>,
     advertised: SocketAddr,
+    /// The ICE-TCP candidate's address, when the listener is on.
+    advertised_tcp: Option<SocketAddr>,
+    /// The open ICE-TCP connections by remote address; a peer's packets to one of these
+    /// addresses go on that connection, not the UDP socket.
+    tcp_links: HashMap<SocketAddr, TcpLink>,
     config: TransportConfig,
     factory: PeerFactory,
     peers: HashMap<PeerId, Peer>,
@@ -153,6 +189,15 @@ impl<H: MediaHandler> ShardState<H> {
                 self.by_addr.remove(addr);
             }
         }
+        let tcp_addresses: Vec<SocketAddr> = if self.tcp_links.is_empty() {
+            Vec::new()
+        } else {
+            peer.addresses
+                .iter()
+                .filter(|a| self.tcp_links.contains_key(a))
+                .copied()
+                .collect()
+        };
         if let Some(deadline) = peer.scheduled.take() {
             self.timers.remove(&(deadline, id));
         }
@@ -165,9 +210,18 @@ impl<H: MediaHandler> ShardState<H> {
             while let Some(transmit) = peer.pc.poll_write() {
                 let dest = transmit.transport.peer_addr;
                 if peer.addresses.contains(&dest) {
-                    self.batch.datagrams.push((dest, transmit.message));
+                    match self.tcp_links.get(&dest) {
+                        // Best effort, like the datagram: a full queue loses the goodbye.
+                        Some(link) => {
+                            let _ = link.send(transmit.message);
+                        }
+                        None => self.batch.datagrams.push((dest, transmit.message)),
+                    }
                 }
             }
+        }
+        for remote in tcp_addresses {
+            self.close_link(remote, IceTcpClose::PeerClosed);
         }
         info!(%id, ?reason, "peer closed");
         drop(peer);

@@ -2,10 +2,11 @@
 //! used by the load generator and by the integration tests and benchmarks of the SFU and of
 //! signaling. Built on the async `webrtc` 0.21 crate.
 //!
-//! Network rule: the peer binds `127.0.0.1:0`, gathers UDP4 host candidates only, mDNS is off,
-//! the ICE server list is explicitly empty, and every remote description is stripped of the
-//! candidates outside 127.0.0.0/8 before it is applied ([`loopback_only_sdp`]). No trickle: an
-//! offer or answer is returned once gathering is complete.
+//! Network rule: the peer binds `127.0.0.1:0`, gathers UDP4 host candidates only (TCP4 only with
+//! [`PeerBuilder::ice_tcp_only`]), mDNS is off, the ICE server list is explicitly empty, and
+//! every remote description is stripped of the candidates outside 127.0.0.0/8 before it is
+//! applied ([`loopback_only_sdp`]). No trickle: an offer or answer is returned once gathering is
+//! complete.
 //!
 //! Publishing: [`Peer::add_audio`] adds an Opus track, [`Peer::add_video`] a VP8 track with one
 //! SSRC per simulcast layer (each named by its rid); [`LocalTrack`] writes their RTP.
@@ -54,6 +55,7 @@ use rtc::peer_connection::configuration::media_engine::{
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RTCRtpHeaderExtensionCapability,
@@ -118,10 +120,11 @@ enum Interceptors {
     Defaults,
 }
 
-/// How a [`Peer`] is built: its media engine's extensions and its interceptors. The network
-/// settings are not configurable (module docs).
+/// How a [`Peer`] is built: its media engine's extensions and its interceptors, and UDP or
+/// ICE-TCP; the other network settings are not configurable (module docs).
 pub struct PeerBuilder {
     simulcast_extensions: bool,
+    ice_tcp_only: bool,
     audio_level: bool,
     interceptors: Interceptors,
     registry: Registry,
@@ -131,6 +134,7 @@ impl std::fmt::Debug for PeerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PeerBuilder")
             .field("simulcast_extensions", &self.simulcast_extensions)
+            .field("ice_tcp_only", &self.ice_tcp_only)
             .field("audio_level", &self.audio_level)
             .finish_non_exhaustive()
     }
@@ -140,6 +144,7 @@ impl Default for PeerBuilder {
     fn default() -> Self {
         Self {
             simulcast_extensions: false,
+            ice_tcp_only: false,
             audio_level: false,
             interceptors: Interceptors::Only,
             registry: Registry::new(),
@@ -152,6 +157,15 @@ impl PeerBuilder {
     /// send it).
     pub fn simulcast_extensions(mut self) -> Self {
         self.simulcast_extensions = true;
+        self
+    }
+
+    /// ICE over TCP only (RFC 6544), no UDP socket at all: the peer gathers TCP4 host
+    /// candidates on `127.0.0.1` (active and passive) and connects to the `tcptype passive`
+    /// candidate of the SFU's answer (its ICE-TCP listener), as a browser on a network that
+    /// blocks UDP does.
+    pub fn ice_tcp_only(mut self) -> Self {
+        self.ice_tcp_only = true;
         self
     }
 
@@ -214,9 +228,14 @@ impl PeerBuilder {
                     .map_err(webrtc_err)?
             }
         };
+        let network = if self.ice_tcp_only {
+            NetworkType::Tcp4
+        } else {
+            NetworkType::Udp4
+        };
         let setting_engine = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-            .with_network_types(vec![NetworkType::Udp4])
+            .with_network_types(vec![network])
             .build();
         let configuration = RTCConfigurationBuilder::new()
             .with_ice_servers(vec![])
@@ -225,7 +244,7 @@ impl PeerBuilder {
         let (gathered_tx, gathered) = watch::channel(false);
         let (incoming_tx, incoming) = mpsc::unbounded_channel();
         let connection_slot = Arc::new(OnceLock::new());
-        let connection = PeerConnectionBuilder::new()
+        let builder = PeerConnectionBuilder::new()
             .with_configuration(configuration)
             .with_media_engine(media_engine)
             .with_setting_engine(setting_engine)
@@ -235,11 +254,13 @@ impl PeerBuilder {
                 gathered: gathered_tx,
                 incoming: incoming_tx,
                 connection: connection_slot.clone(),
-            }))
-            .with_udp_addrs(vec!["127.0.0.1:0"])
-            .build()
-            .await
-            .map_err(webrtc_err)?;
+            }));
+        let builder = if self.ice_tcp_only {
+            builder.with_tcp_addrs(vec!["127.0.0.1:0"])
+        } else {
+            builder.with_udp_addrs(vec!["127.0.0.1:0"])
+        };
+        let connection = builder.build().await.map_err(webrtc_err)?;
         let connection: Arc<dyn PeerConnection> = Arc::new(connection);
         // Set once, right here; nothing else sets it.
         let _ = connection_slot.set(Arc::downgrade(&connection));
@@ -249,6 +270,7 @@ impl PeerBuilder {
             gathered,
             incoming,
             media_via: None,
+            ice_tcp_only: self.ice_tcp_only,
             local_tracks: Mutex::new(Vec::new()),
         })
     }
@@ -265,6 +287,8 @@ pub struct Peer {
     incoming: mpsc::UnboundedReceiver<Incoming>,
     /// Candidates of the SFU at `.0` are reached at `.1` instead (an impairment relay).
     media_via: Option<(SocketAddr, SocketAddr)>,
+    /// Built with [`PeerBuilder::ice_tcp_only`].
+    ice_tcp_only: bool,
     /// The local tracks whose mid is not known yet; only touched when tracks are added and
     /// descriptions set, never per packet.
     local_tracks: Mutex<Vec<TrackBinding>>,
@@ -462,11 +486,46 @@ impl Peer {
     ///
     /// [`PeerError::Webrtc`] when the answer does not parse or apply.
     pub async fn apply_answer(&self, sdp: &str) -> Result<(), PeerError> {
-        let answer = RTCSessionDescription::answer(self.remote_sdp(sdp)).map_err(webrtc_err)?;
+        let sdp = self.remote_sdp(sdp);
+        let answer = RTCSessionDescription::answer(sdp.clone()).map_err(webrtc_err)?;
         self.connection
             .set_remote_description(answer)
             .await
-            .map_err(webrtc_err)
+            .map_err(webrtc_err)?;
+        self.add_tcp_passive_candidates(&sdp).await
+    }
+
+    /// With [`PeerBuilder::ice_tcp_only`]: hands each distinct `tcptype passive` candidate of
+    /// `sdp` to the stack once more as a remote candidate. The `webrtc` crate's ICE agent checks
+    /// a TCP candidate only when it was added this way (one inside a description is not), and
+    /// then opens the connection itself; it may open a second one to the same candidate, which
+    /// the SFU closes when it carries no binding request.
+    async fn add_tcp_passive_candidates(&self, sdp: &str) -> Result<(), PeerError> {
+        if !self.ice_tcp_only {
+            return Ok(());
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for line in sdp.lines().map(str::trim) {
+            let Some(candidate) = line.strip_prefix("a=") else {
+                continue;
+            };
+            if candidate.starts_with("candidate:")
+                && candidate.contains(" tcp ")
+                && candidate.ends_with("tcptype passive")
+                && !seen.contains(&candidate)
+            {
+                seen.push(candidate);
+                self.connection
+                    .add_ice_candidate(RTCIceCandidateInit {
+                        candidate: candidate.to_owned(),
+                        sdp_mline_index: Some(0),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(webrtc_err)?;
+            }
+        }
+        Ok(())
     }
 
     /// Answers an offer from the SFU (renegotiation) and returns the complete answer.
