@@ -14,5 +14,6 @@ mod export;
 mod integrity;
 mod live_recording;
 mod live_service;
+mod meeting_e2e;
 mod retention;
 mod serve_rooms;
