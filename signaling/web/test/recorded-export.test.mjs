@@ -99,7 +99,7 @@ describe('a recorded room with browsers, exported', { skip: skip() }, () => {
   before(async () => {
     // Media: a 660 Hz tone (Chromium loops the file) and a test picture.
     run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `sine=frequency=${TONE_HZ}:sample_rate=48000:duration=10`, '-ac', '1', '-c:a', 'pcm_s16le', f('tone.wav')]);
-    run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=15:duration=4', '-pix_fmt', 'yuv420p', f('camera.y4m')]);
+    run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=640x480:rate=15:duration=4', '-pix_fmt', 'yuv420p', f('camera.y4m')]);
     // Custody: the organization's key; the admin's key, and another admin's.
     const orgPublic = run(RECORDER_BIN, ['org-keygen', '--out', f('org.key')]).trim();
     adminKey = run(SIGNALING_BIN, ['policy', 'keygen', '--out', f('admin.key')]).trim();
@@ -231,13 +231,16 @@ describe('a recorded room with browsers, exported', { skip: skip() }, () => {
           const decode = spawnSync('ffmpeg', ['-v', 'error', '-i', webm, '-f', 'null', '-'], { encoding: 'utf8' });
           assert.equal(decode.status, 0, decode.stderr);
           assert.equal(decode.stderr.trim(), '', `${webm} decodes without an error`);
+          // The picture sizes decoded (the track's header has the first keyframe's; the SFU may
+          // move the recorder to a larger layer later).
+          const sizes = kind === 'video' ? [...new Set(run('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'frame=width,height', '-of', 'csv=p=0', webm]).trim().split('\n'))].join(' ') : '';
           let hz = null;
           if (kind === 'audio') {
             const pcm = execFileSync('ffmpeg', ['-v', 'error', '-i', webm, '-f', 's16le', '-ac', '1', '-ar', '48000', '-'], { maxBuffer: 64 << 20 });
             hz = dominantFrequency(pcm, 48000);
             assert.ok(Math.abs(hz - TONE_HZ) <= 15, `${webm}: dominant ${hz} Hz`);
           }
-          figures.push(`${d.identity} ${kind}: ${codec} ${probe.streams[0].width ?? ''}x${probe.streams[0].height ?? ''} ${probe.streams[0].nb_read_packets} packets, ${duration.toFixed(2)} s${hz ? `, ${hz} Hz` : ''}`);
+          figures.push(`${d.identity} ${kind}: ${codec} ${probe.streams[0].width ?? ''}x${probe.streams[0].height ?? ''} ${probe.streams[0].nb_read_packets} packets, ${duration.toFixed(2)} s${hz ? `, ${hz} Hz` : ''}${sizes ? `, decoded sizes ${sizes}` : ''}`);
         }
       }
     }
