@@ -121,11 +121,11 @@ export function artifact(name) {
 /**
  * Launches Chromium for several independent devices: each `newContext()` has its own storage
  * (IndexedDB, so its own device identity). Playwright gives the browser a fresh temporary
- * profile.
+ * profile. `args` are added to the flags (e.g. a fake capture file).
  */
-export async function launchBrowser() {
+export async function launchBrowser({ args = [] } = {}) {
   const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_FLAGS, ...args] });
   return {
     browser,
     async newContext(options = {}) {

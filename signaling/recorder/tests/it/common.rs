@@ -238,7 +238,7 @@ pub(crate) fn vp8_clip(seconds: u32) -> Vec<Vec<u8>> {
 
 /// The frames of an IVF file: a 32-byte header, then per frame a 12-byte header (4-byte
 /// little-endian size, 8-byte timestamp) and the frame.
-fn parse_ivf(data: &[u8]) -> Vec<Vec<u8>> {
+pub(crate) fn parse_ivf(data: &[u8]) -> Vec<Vec<u8>> {
     assert_eq!(&data[..4], b"DKIF");
     let mut frames = Vec::new();
     let mut at = 32;

@@ -6,6 +6,8 @@
 //!   (loopback only), real native callers, a policy signed with a real admin key, and an
 //!   in-memory archive that keeps what the live side handed it (`live_service`,
 //!   `live_recording`, `serve_rooms`).
+//! - End to end, every part its own process: `signaling dev`, `recorder serve`, `verify`,
+//!   `export`, ffprobe on the exported files (`meeting_e2e`).
 
 mod common;
 mod confidentiality;
@@ -14,5 +16,6 @@ mod export;
 mod integrity;
 mod live_recording;
 mod live_service;
+mod meeting_e2e;
 mod retention;
 mod serve_rooms;

@@ -1,0 +1,589 @@
+//! The recorder end to end with every part real and separate: `signaling dev` as a process with
+//! a policy file made by `signaling policy keygen|sign`, the recorder as its binary (`enroll`,
+//! `org-keygen`, `serve`, SIGTERM, `verify`, `export`), five native load-test callers, and
+//! `ffprobe`/`ffmpeg` on what the export wrote.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use call_client::access_token::{Claims, GrantClaims};
+use call_client::protocol::Role;
+use loadtest::participant::{LiveCounters, ParticipantSpec, Role as CallerRole, run_participant};
+use loadtest::probe::Probe;
+use loadtest::receiver_stats::StreamKey;
+use recorder::archive::manifest::Manifest;
+use tokio::sync::watch;
+
+use crate::common::{parse_ivf, recorder};
+
+/// `signaling dev`'s API key and secret.
+const DEV_API_KEY: &str = "devkey";
+const DEV_API_SECRET: &str = "devsecret";
+const ROOM: &str = "quarterly-review";
+const CALLERS: u16 = 5;
+/// The load-test probe streams: audio, then the camera layers q, h, f (the recorder asks for
+/// the high one, `serve`'s default).
+const AUDIO_PROBE_STREAM: u8 = 0;
+const HIGH_PROBE_STREAM: u8 = 3;
+
+/// How long the callers publish: `RECORDER_E2E_MEETING_S` seconds, 20 by default.
+fn meeting() -> Duration {
+    let secs = std::env::var("RECORDER_E2E_MEETING_S")
+        .ok()
+        .map(|s| {
+            s.parse::<u64>()
+                .expect("RECORDER_E2E_MEETING_S is whole seconds")
+        })
+        .unwrap_or(20);
+    Duration::from_secs(secs)
+}
+
+/// The `signaling` binary next to this crate's (the test command builds both: scripts/test's
+/// "service binaries" step, or `cargo build -p signaling`).
+fn signaling() -> Command {
+    let bin = Path::new(env!("CARGO_BIN_EXE_recorder")).with_file_name("signaling");
+    assert!(
+        bin.exists(),
+        "{} not built: cargo build -p signaling",
+        bin.display()
+    );
+    Command::new(bin)
+}
+
+fn run_ok(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A child process whose stdout and stderr are collected (and echoed on failure).
+struct Process {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    name: &'static str,
+}
+
+impl Process {
+    fn spawn(name: &'static str, cmd: &mut Command) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name} starts: {e}"));
+        let log = Arc::new(Mutex::new(String::new()));
+        let out = child.stdout.take().expect("piped");
+        let err = child.stderr.take().expect("piped");
+        for pipe in [
+            Box::new(out) as Box<dyn std::io::Read + Send>,
+            Box::new(err) as Box<dyn std::io::Read + Send>,
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut l = log.lock().expect("not poisoned");
+                    l.push_str(&strip_ansi(&line));
+                    l.push('\n');
+                }
+            });
+        }
+        Process { child, log, name }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().expect("not poisoned").clone()
+    }
+
+    /// Waits for a line matching `find` (which returns what it extracts).
+    async fn wait_for<T>(&self, limit: Duration, mut find: impl FnMut(&str) -> Option<T>) -> T {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(t) = self.log().lines().find_map(&mut find) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: gave up after {limit:?}; its log:\n{}",
+                self.name,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {sig} {}", self.name);
+    }
+
+    /// Waits for the exit (SIGKILL after `limit`); returns whether it exited by itself, 0.
+    async fn wait_exit(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.success();
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `line` without terminal colour sequences (`ESC [ … m`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A caller's token signed with `signaling dev`'s API key.
+fn caller_token(identity: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    Claims::new(
+        DEV_API_KEY,
+        GrantClaims {
+            room: Some(ROOM.into()),
+            identity: Some(identity.into()),
+            role: Some(Role::Caller),
+            can_publish: true,
+            can_subscribe: true,
+            device: None,
+        },
+        now,
+        600,
+    )
+    .sign(DEV_API_SECRET.as_bytes())
+}
+
+/// `ffprobe -count_packets` of a file's one stream: (codec, packets, duration s).
+fn ffprobe_packets(file: &Path) -> (String, u64, f64) {
+    let out = run_ok(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-count_packets", "-show_entries"])
+            .arg("stream=codec_name,nb_read_packets:format=duration")
+            .args(["-of", "json"])
+            .arg(file),
+        "ffprobe (scripts/install-deps installs ffmpeg)",
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let streams = v["streams"].as_array().expect("streams");
+    assert_eq!(streams.len(), 1, "{}: one stream: {v}", file.display());
+    let packets = streams[0]["nb_read_packets"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("nb_read_packets");
+    let duration = v["format"]["duration"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.0);
+    (
+        streams[0]["codec_name"].as_str().unwrap_or("").to_owned(),
+        packets,
+        duration,
+    )
+}
+
+/// The probes of every video frame of a WebM file, in order (its packets copied into IVF by
+/// ffmpeg).
+fn video_probes(file: &Path, dir: &Path) -> Vec<Probe> {
+    let ivf = dir.join(format!(
+        "{}.ivf",
+        file.file_stem().expect("name").to_string_lossy()
+    ));
+    run_ok(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(file)
+            .args(["-c:v", "copy", "-f", "ivf"])
+            .arg(&ivf),
+        "ffmpeg copies the VP8 frames",
+    );
+    parse_ivf(&std::fs::read(&ivf).expect("ivf written"))
+        .iter()
+        .map(|f| {
+            Probe::split_trailer(f)
+                .expect("a load-test probe in every frame")
+                .1
+        })
+        .collect()
+}
+
+/// The value of a metric line `name` (with its labels) on a `/metrics` page, 0 when absent.
+fn metric_sum(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn scrape(addr: &str) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("the recorder's metrics answer")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_native_meeting_is_recorded_whole_and_exports_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| -> PathBuf { dir.path().join(name) };
+    let (state, archive, out_dir) = (path("state"), path("archive"), path("export"));
+
+    // Custody: the organization's archive key; the admin's signing key.
+    let org_public = String::from_utf8(
+        run_ok(
+            recorder()
+                .args(["org-keygen", "--out"])
+                .arg(path("org.key")),
+            "recorder org-keygen",
+        )
+        .stdout,
+    )
+    .expect("utf-8");
+    let org_public = org_public.trim();
+    assert!(org_public.starts_with("age1"), "{org_public}");
+    run_ok(
+        signaling()
+            .args(["policy", "keygen", "--out"])
+            .arg(path("admin.key")),
+        "signaling policy keygen",
+    );
+    // The recorder host: its identity; the admin signs a policy naming it from what it printed.
+    let enrolled = run_ok(
+        recorder()
+            .args(["enroll", "--device", "rec-e2e", "--state-dir"])
+            .arg(&state),
+        "recorder enroll",
+    );
+    std::fs::write(path("recorder-bundle.json"), &enrolled.stdout).expect("bundle saved");
+    let policy = run_ok(
+        signaling()
+            .args(["policy", "sign", "--admin-key"])
+            .arg(path("admin.key"))
+            .args([
+                "--room",
+                ROOM,
+                "--retention-days",
+                "30",
+                "--recorder-bundle",
+            ])
+            .arg(path("recorder-bundle.json")),
+        "signaling policy sign",
+    );
+    std::fs::write(path("policy.json"), &policy.stdout).expect("policy saved");
+
+    // The service: signaling and its SFU in one process, the room created recorded on the
+    // first join.
+    let service = Process::spawn(
+        "signaling dev",
+        signaling()
+            .args(["dev", "--listen", "127.0.0.1:0", "--room", "lobby"])
+            .arg("--recording-policy")
+            .arg(path("policy.json"))
+            .env("RUST_LOG", "warn"),
+    );
+    let http = service
+        .wait_for(Duration::from_secs(30), |l| {
+            let at = l.find("http://127.0.0.1:")?;
+            let rest = &l[at + "http://".len()..];
+            Some(rest[..rest.find('/')?].to_owned())
+        })
+        .await;
+    let ws_url = format!("ws://{http}/v1/rtc");
+
+    // The recorder: `serve`, following the service's recorder event stream.
+    let mut rec = Process::spawn(
+        "recorder serve",
+        recorder()
+            .arg("serve")
+            .env("RECORDER_SIGNALING", &ws_url)
+            .env("RECORDER_API_KEY", DEV_API_KEY)
+            .env("RECORDER_API_SECRET", DEV_API_SECRET)
+            .env("RECORDER_STATE_DIR", &state)
+            .env("RECORDER_ARCHIVE_DIR", &archive)
+            .env("RECORDER_ARCHIVE_RECIPIENT", org_public)
+            .env("RECORDER_METRICS_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1"),
+    );
+    let metrics_addr = rec
+        .wait_for(Duration::from_secs(30), |l| {
+            if !l.contains("metrics on /metrics") {
+                return None;
+            }
+            let at = l.find("bound=")? + "bound=".len();
+            Some(l[at..].split_whitespace().next()?.to_owned())
+        })
+        .await;
+
+    // Five native callers: real Opus, VP8-shaped three-layer simulcast, SFrame, keys through
+    // signaling (wrapped to the recorder the signed policy names).
+    let counters = Arc::new(LiveCounters::default());
+    let (stop_callers, stop_rx) = watch::channel(false);
+    let epoch = Instant::now();
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|index| {
+            let spec = ParticipantSpec {
+                index,
+                role: CallerRole::Caller,
+                room: ROOM.into(),
+                ws_url: ws_url.clone(),
+                token: caller_token(&format!("caller-{index}")),
+                epoch,
+                seed: 11,
+                media_via: None,
+            };
+            tokio::spawn(run_participant(spec, counters.clone(), stop_rx.clone()))
+        })
+        .collect();
+    let meeting = meeting();
+    tokio::time::sleep(meeting).await;
+    // The recorder's counts while the meeting is still on.
+    let page = scrape(&metrics_addr).await;
+    stop_callers.send(true).expect("callers run");
+    for c in callers {
+        let outcome = c.await.expect("caller task");
+        assert!(outcome.joined, "caller failed: {:?}", outcome.failure);
+    }
+    let sent = counters.sent_streams.snapshot();
+    assert!(
+        metric_sum(&page, "recorder_active_sessions") >= 1.0,
+        "recording during the meeting:\n{page}"
+    );
+    assert!(metric_sum(&page, "recorder_frames_decrypted_total") > 0.0);
+    let page = scrape(&metrics_addr).await;
+    assert_eq!(
+        metric_sum(&page, "recorder_decrypt_failures_total"),
+        0.0,
+        "no decrypt failure:\n{page}"
+    );
+    // Frames lost on the way (a VP8 frame with a packet missing: `incomplete`) or behind a slow
+    // archive (`backlog`) are counted by the ratios below; none may be lost to the archive or
+    // to a track the recorder could not attribute.
+    for reason in ["archive", "unattributed"] {
+        let line = format!("recorder_frames_dropped_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric_sum(&page, &line), 0.0, "{line}:\n{page}");
+    }
+    let dropped: Vec<&str> = page
+        .lines()
+        .filter(|l| l.starts_with("recorder_frames_dropped_total") && !l.ends_with(" 0"))
+        .collect();
+
+    // SIGTERM: the recorder finishes its session and exits 0.
+    rec.signal("-TERM");
+    assert!(
+        rec.wait_exit(Duration::from_secs(30)).await,
+        "recorder serve exits 0 on SIGTERM; its log:\n{}",
+        rec.log()
+    );
+    let rec_log = rec.log();
+    drop(service);
+
+    // The archive verifies with the recorder's public key only.
+    let verified = run_ok(
+        recorder()
+            .args(["verify", "--archive-dir"])
+            .arg(&archive)
+            .arg("--state-dir")
+            .arg(&state),
+        "recorder verify",
+    );
+    let verify_out = String::from_utf8_lossy(&verified.stdout);
+    assert!(!verify_out.contains("PROBLEM"), "{verify_out}");
+    let sessions: Vec<String> = std::fs::read_dir(archive.join("sessions"))
+        .expect("sessions folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(sessions.len(), 1, "one session: {sessions:?}\n{rec_log}");
+
+    // Export on the custody side, with the organization's key.
+    run_ok(
+        recorder()
+            .arg("export")
+            .arg("--identity")
+            .arg(path("org.key"))
+            .arg("--archive-dir")
+            .arg(&archive)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg(&sessions[0])
+            .arg(&out_dir),
+        "recorder export",
+    );
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).expect("manifest"))
+            .expect("manifest parses");
+
+    // The manifest: the room, the five callers with identity keys, a security code.
+    assert_eq!(manifest.room, ROOM);
+    assert_eq!(manifest.recorder.device, "rec-e2e");
+    let mut callers: Vec<_> = manifest
+        .participants
+        .iter()
+        .filter(|p| p.role == "caller")
+        .map(|p| p.device.clone())
+        .collect();
+    callers.sort();
+    callers.dedup();
+    let expected: Vec<_> = (0..CALLERS).map(|i| format!("lt-caller-{i}")).collect();
+    assert_eq!(callers, expected);
+    for p in &manifest.participants {
+        let key = e2ee_frames::wire::b64_decode(&p.identity_key).expect("base64url key");
+        assert_eq!(key.len(), 32, "{}'s identity key", p.device);
+    }
+    assert!(!manifest.security_codes.is_empty());
+    assert!(manifest.security_codes.iter().all(|c| {
+        let digits: String = c.code.chars().filter(|c| !c.is_whitespace()).collect();
+        digits.len() == 25 && digits.bytes().all(|b| b.is_ascii_digit())
+    }));
+    assert!(manifest.policy_json.contains("admin_key"));
+
+    // Every caller's two tracks: packets in the exported files vs frames sent.
+    let mut lines = Vec::new();
+    for index in 0..CALLERS {
+        let device = format!("lt-caller-{index}");
+        for (kind, codec, probe_stream) in [
+            ("audio", "opus", AUDIO_PROBE_STREAM),
+            ("video", "vp8", HIGH_PROBE_STREAM),
+        ] {
+            let track = manifest
+                .tracks
+                .iter()
+                .find(|t| t.device == device && t.kind == kind)
+                .unwrap_or_else(|| panic!("{device} {kind} recorded: {:?}", manifest.tracks));
+            let mut packets = 0;
+            let mut duration = 0.0;
+            for file in &track.files {
+                let webm = out_dir.join(file.name.trim_end_matches(".age"));
+                let (found, n, d) = ffprobe_packets(&webm);
+                assert_eq!(found, codec, "{}", webm.display());
+                assert_eq!(
+                    n,
+                    file.frames,
+                    "{}: packets = the manifest's frames",
+                    webm.display()
+                );
+                packets += n;
+                duration += d;
+            }
+            let sent = u64::from(
+                sent[&StreamKey {
+                    sender: index,
+                    stream: probe_stream,
+                }],
+            );
+            let (base, counted, note) = if kind == "video" {
+                // From the first keyframe the recorder got: frames before it cannot be decoded
+                // and are not written. Each capture instant counts once, whichever layer
+                // carried it.
+                let mut probes = Vec::new();
+                for file in &track.files {
+                    let webm = out_dir.join(file.name.trim_end_matches(".age"));
+                    probes.extend(video_probes(&webm, dir.path()));
+                }
+                assert!(
+                    probes.iter().all(|p| p.sender == index),
+                    "{device}'s own frames on its track"
+                );
+                let first = u64::from(probes[0].seq);
+                let mut seqs: Vec<u32> = probes.iter().map(|p| p.seq).collect();
+                seqs.sort_unstable();
+                seqs.dedup();
+                let repeated = probes.len() - seqs.len();
+                // A capture instant twice from one layer would be a frame written twice; from
+                // two layers, the SFU's switch between them.
+                let mut per_layer: Vec<(u32, u8)> =
+                    probes.iter().map(|p| (p.seq, p.stream)).collect();
+                per_layer.sort_unstable();
+                per_layer.dedup();
+                assert_eq!(
+                    per_layer.len(),
+                    probes.len(),
+                    "{device}: no frame archived twice"
+                );
+                (
+                    sent - first,
+                    seqs.len() as u64,
+                    format!(
+                        " sent from the first archived keyframe (#{first}) on; {} capture instants, {repeated} of them from two layers (the SFU's layer switches)",
+                        seqs.len()
+                    ),
+                )
+            } else {
+                (sent, packets, " sent".to_owned())
+            };
+            let share = counted as f64 * 100.0 / base as f64;
+            lines.push(format!(
+                "{device} {kind}: sent {sent}, archived {packets} packets ({share:.1} % of {base}{note}), {duration:.2} s, {} before the first keyframe",
+                track.frames_before_keyframe
+            ));
+            assert!(
+                counted * 100 >= base * 95,
+                "{device} {kind}: archived {counted} of {base}\n{}",
+                lines.join("\n")
+            );
+        }
+    }
+    // What one caller's export looks like to ffprobe (for the record of the run).
+    for track in manifest.tracks.iter().filter(|t| t.device == "lt-caller-0") {
+        for file in &track.files {
+            let probe = run_ok(
+                Command::new("ffprobe")
+                    .args(["-v", "error", "-count_packets", "-show_entries"])
+                    .arg("stream=codec_name,width,height,nb_read_packets:format=duration,size")
+                    .args(["-of", "compact"])
+                    .arg(out_dir.join(file.name.trim_end_matches(".age"))),
+                "ffprobe",
+            );
+            println!(
+                "{}: {}",
+                file.name,
+                String::from_utf8_lossy(&probe.stdout).trim()
+            );
+        }
+    }
+    println!(
+        "meeting {meeting:?}, session {}, frames dropped on the way: {dropped:?}\n{}",
+        sessions[0],
+        lines.join("\n")
+    );
+}
