@@ -333,6 +333,20 @@ def rows() -> list[tuple[str, tuple[dict, ...]]]:
                          "{{reason}}")),
             ),
             timeseries(
+                "Recorded rooms without a recorder, recorder streams",
+                "Recorded rooms with participants and no recorder for more than 30 s "
+                "(RecordedRoomWithoutRecorder fires while above 0), open recorder event "
+                "streams, and streams closed because they could not keep up.",
+                "short",
+                targets(
+                    (f"sum(signaling_recorded_rooms_without_recorder{{{SIG}}})",
+                     "rooms without recorder"),
+                    (f"sum(signaling_recorder_streams{{{SIG}}})", "recorder streams"),
+                    (f"sum(increase(signaling_recorder_stream_overflows_total{{{SIG}}}[{RATE}]))",
+                     "streams closed (overflow)"),
+                ),
+            ),
+            timeseries(
                 "Key envelopes relayed, decrypt failures",
                 "Opaque HPKE key envelopes delivered by signaling (bursts at joins, leaves "
                 "and 5-minute rotations), and frame decrypt failures reported by clients. "

@@ -170,7 +170,14 @@ def read_surface(paths: dict[str, Path]) -> tuple[Surface, list[str]]:
         top = parse_help(run_binary(path, "--help"))
         surface.helps[(binary, None)] = top
         for sub in sorted(top.subcommands):
-            surface.helps[(binary, sub)] = parse_help(run_binary(path, sub, "--help"))
+            help_ = parse_help(run_binary(path, sub, "--help"))
+            # A subcommand with subcommands of its own (`signaling policy keygen --out F`): a
+            # flag after it is checked against what its subcommands accept, together.
+            for nested in sorted(help_.subcommands):
+                inner = parse_help(run_binary(path, sub, nested, "--help"))
+                help_.flags |= inner.flags
+                help_.env |= inner.env
+            surface.helps[(binary, sub)] = help_
         try:
             version = run_binary(path, "--version").strip()
         except InputError as e:

@@ -11,6 +11,7 @@
 //! - [`sender`], [`receiver`]: counters, look-ahead ratchet, replay window, eviction.
 //! - [`identity`], [`hpke_base`], [`envelope`]: device bundles and HPKE key envelopes.
 //! - [`verification`]: safety numbers and call security codes.
+//! - [`signature`]: detached Ed25519 signatures over labelled documents (recording policies).
 //! - [`chat`]: chat messages sealed under a key derived from the sender's current base key.
 
 pub mod aead;
@@ -24,6 +25,7 @@ pub mod kid;
 pub mod media;
 pub mod receiver;
 pub mod sender;
+pub mod signature;
 pub mod suite;
 pub mod verification;
 pub mod wire;
@@ -37,6 +39,7 @@ pub use kid::{Kid, KidError, Stream};
 pub use media::{Codec, FrameKind, clear_prefix_len};
 pub use receiver::{InstallError, KeyStore, ReceiveError, Received};
 pub use sender::{SendError, Sender};
+pub use signature::{DocumentSigner, SignatureError, verify_labelled};
 pub use suite::{CipherSuite, UnknownSuite};
 pub use verification::{
     DeviceIdentity, RosterEntry, SafetyNumber, SecurityCode, safety_number, security_code,

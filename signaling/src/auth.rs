@@ -132,6 +132,34 @@ impl TokenVerifier {
 
     /// Verifies a token and returns its grants, or why it is refused.
     pub fn verify(&self, token: &str) -> Result<Grants, AuthError> {
+        grants_from(self.verified_claims(token)?)
+    }
+
+    /// Verifies a recorder event stream token (`GET /v1/recorder/events`): grants with
+    /// `role: "recorder"`, a valid `device` and no `room`. A join token (it names a room) or any
+    /// other role is refused.
+    pub fn verify_recorder_stream(&self, token: &str) -> Result<RecorderStreamGrant, AuthError> {
+        let g = self
+            .verified_claims(token)?
+            .grants
+            .ok_or(AuthError::MissingGrant("grants"))?;
+        if g.role != Some(Role::Recorder) {
+            return Err(AuthError::Inconsistent(
+                "the recorder event stream needs a token with role recorder",
+            ));
+        }
+        if g.room.is_some() {
+            return Err(AuthError::Inconsistent(
+                "a join token (it names a room) does not open the recorder event stream",
+            ));
+        }
+        let device = g.device.ok_or(AuthError::MissingGrant("device"))?;
+        validate_device_id(&device).map_err(|_| AuthError::MissingGrant("device"))?;
+        Ok(RecorderStreamGrant { device })
+    }
+
+    /// Checks the signature, algorithm, issuer and times of `token` and returns its claims.
+    fn verified_claims(&self, token: &str) -> Result<Claims, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::BadToken("too long"));
         }
@@ -168,8 +196,15 @@ impl TokenVerifier {
                 _ => AuthError::BadToken("malformed"),
             }
         })?;
-        grants_from(data.claims)
+        Ok(data.claims)
     }
+}
+
+/// What a verified recorder event stream token allows: the events of one recorder device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecorderStreamGrant {
+    /// The recorder device whose rooms the stream announces.
+    pub device: String,
 }
 
 #[derive(Deserialize)]
@@ -337,6 +372,63 @@ mod tests {
         );
         assert!(v.verify("not a token").is_err());
         assert!(v.verify("").is_err());
+    }
+
+    #[test]
+    fn recorder_stream_tokens_need_role_recorder_a_device_and_no_room() {
+        let v = verifier();
+        let stream = GrantClaims {
+            role: Some(Role::Recorder),
+            device: Some("rec-1".into()),
+            ..GrantClaims::default()
+        };
+        assert_eq!(
+            v.verify_recorder_stream(&sign_claims(&claims(stream.clone()), "s1")),
+            Ok(RecorderStreamGrant {
+                device: "rec-1".into()
+            })
+        );
+        let join = sign_claims(&claims(caller()), "s1");
+        assert!(matches!(
+            v.verify_recorder_stream(&join),
+            Err(AuthError::Inconsistent(_))
+        ));
+        let mut with_room = stream.clone();
+        with_room.room = Some("r".into());
+        assert!(matches!(
+            v.verify_recorder_stream(&sign_claims(&claims(with_room), "s1")),
+            Err(AuthError::Inconsistent(_))
+        ));
+        let mut no_device = stream.clone();
+        no_device.device = None;
+        assert_eq!(
+            v.verify_recorder_stream(&sign_claims(&claims(no_device), "s1")),
+            Err(AuthError::MissingGrant("device"))
+        );
+        let mut bad_device = stream.clone();
+        bad_device.device = Some("no spaces".into());
+        assert_eq!(
+            v.verify_recorder_stream(&sign_claims(&claims(bad_device), "s1")),
+            Err(AuthError::MissingGrant("device"))
+        );
+        assert_eq!(
+            v.verify_recorder_stream(&sign_claims(&claims(stream), "s2")),
+            Err(AuthError::BadToken("bad signature"))
+        );
+        // A recorder stream token does not join a room either.
+        let stream_token = sign_claims(
+            &claims(GrantClaims {
+                role: Some(Role::Recorder),
+                device: Some("rec-1".into()),
+                can_subscribe: true,
+                ..GrantClaims::default()
+            }),
+            "s1",
+        );
+        assert_eq!(
+            v.verify(&stream_token),
+            Err(AuthError::MissingGrant("room"))
+        );
     }
 
     #[test]

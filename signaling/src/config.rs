@@ -12,6 +12,8 @@ use serde::Deserialize;
 use crate::auth::Secret;
 use crate::hub::HubSettings;
 use crate::listener::HttpLimits;
+use crate::policy::RecordingPolicy;
+use crate::recorded_rooms::RecordedRoomsSettings;
 use crate::room::RekeyTiming;
 use crate::session::SessionLimits;
 use crate::test_hooks::TestHooks;
@@ -38,6 +40,9 @@ pub struct Config {
     pub rekey: RekeyConfig,
     /// TURN servers whose credentials `joined` carries (none configured: no TURN).
     pub turn: TurnConfig,
+    /// Recorded rooms: the policy rooms a join creates get, the compliance alert delay, the
+    /// recorder event streams' queues.
+    pub recording: RecordingConfig,
     /// After SIGTERM or SIGINT, the longest the service takes to close its WebSockets (1001),
     /// its rooms (on the media node too) and its HTTP connections before it exits, milliseconds.
     pub shutdown_timeout_ms: u64,
@@ -57,6 +62,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             rekey: RekeyConfig::default(),
             turn: TurnConfig::default(),
+            recording: RecordingConfig::default(),
             shutdown_timeout_ms: 10_000,
             test_hooks: TestHooks::default(),
         }
@@ -151,6 +157,41 @@ impl Default for RekeyConfig {
     }
 }
 
+/// Recorded rooms (`[recording]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// A JSON file holding one signed recording policy (as `signaling policy sign` prints it) or
+    /// an array of them: a room a join creates whose name a policy's document names is created
+    /// recorded under it. Rooms created through the admin API are not affected.
+    pub policy_file: Option<PathBuf>,
+    /// A recorded room with participants and no recorder for longer than this counts in
+    /// `signaling_recorded_rooms_without_recorder`, milliseconds.
+    pub alert_without_recorder_ms: u64,
+    /// Events a recorder event stream may have queued; a stream that falls further behind is
+    /// closed (its recorder reconnects).
+    pub stream_queue: usize,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        let d = RecordedRoomsSettings::default();
+        RecordingConfig {
+            policy_file: None,
+            alert_without_recorder_ms: d.unrecorded_alert_after.as_millis() as u64,
+            stream_queue: d.stream_queue,
+        }
+    }
+}
+
+/// What `[recording] policy_file` holds: one policy or several.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PolicyFile {
+    One(RecordingPolicy),
+    Many(Vec<RecordingPolicy>),
+}
+
 /// TURN servers (coturn with `use-auth-secret`): each `joined` carries credentials for them,
 /// minted with the shared secret (see [`TurnCredentials`]). No URLs: no TURN, and `joined` has
 /// no `ice_servers`.
@@ -205,6 +246,14 @@ pub enum ConfigError {
     /// The TURN settings are refused.
     #[error("invalid TURN configuration: {0}")]
     Turn(#[from] crate::turn_credentials::TurnSettingsError),
+    /// The recording policy file is unreadable or holds a malformed policy.
+    #[error("recording policy file {path}: {reason}")]
+    RecordingPolicy {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl Config {
@@ -292,7 +341,43 @@ impl Config {
             outbound_queue: self.limits.outbound_queue,
             turn: self.turn_credentials()?.map(std::sync::Arc::new),
             test_hooks: self.test_hooks.clone(),
+            recorded_rooms: self.recorded_rooms_settings()?,
         })
+    }
+
+    /// Checks and builds the recorded-room directory's settings.
+    pub fn recorded_rooms_settings(&self) -> Result<RecordedRoomsSettings, ConfigError> {
+        let r = &self.recording;
+        if r.stream_queue == 0 {
+            return Err(ConfigError::Invalid("recording.stream_queue must be > 0"));
+        }
+        Ok(RecordedRoomsSettings {
+            unrecorded_alert_after: nonzero_ms(
+                r.alert_without_recorder_ms,
+                "recording.alert_without_recorder_ms must be > 0",
+            )?,
+            stream_queue: r.stream_queue,
+        })
+    }
+
+    /// The policies of `[recording] policy_file` (none without one), each checked for shape.
+    pub fn auto_create_recording_policies(&self) -> Result<Vec<RecordingPolicy>, ConfigError> {
+        let Some(path) = &self.recording.policy_file else {
+            return Ok(Vec::new());
+        };
+        let fail = |reason: String| ConfigError::RecordingPolicy {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let policies = match serde_json::from_str(&text).map_err(|e| fail(e.to_string()))? {
+            PolicyFile::One(p) => vec![p],
+            PolicyFile::Many(ps) => ps,
+        };
+        for p in &policies {
+            p.document().map_err(|e| fail(e.to_string()))?;
+        }
+        Ok(policies)
     }
 
     /// The TURN credential minter, `None` when no TURN URL is configured; reads `turn.secret_file`.

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use crate::media_node::{MediaNode, MediaRoomSpec};
 use crate::metrics::Metrics;
 use crate::policy::RoomPolicy;
+use crate::recorded_rooms::{RecordedRooms, RecordedRoomsSettings};
 use crate::room::{ConnId, RekeyTiming, Room, RoomDetail, RoomSummary};
 use crate::test_hooks::TestHooks;
 use crate::turn_credentials::TurnCredentials;
@@ -58,6 +59,8 @@ pub struct HubSettings {
     pub turn: Option<Arc<TurnCredentials>>,
     /// Test-only misbehaviour (`signaling dev --test-hooks`; none otherwise).
     pub test_hooks: TestHooks,
+    /// The recorded-room directory (recorder event streams, compliance gauge).
+    pub recorded_rooms: RecordedRoomsSettings,
 }
 
 /// The registry of rooms (cheap to clone).
@@ -74,6 +77,8 @@ struct HubInner {
     next_id: AtomicU64,
     /// `close_room` calls to the media node not finished yet (see [`Hub::close_all`]).
     media_closes_pending: Arc<AtomicUsize>,
+    /// Where recorded rooms report who is in them.
+    recorded_rooms: RecordedRooms,
 }
 
 struct RoomEntry {
@@ -107,8 +112,10 @@ fn new_call_id() -> String {
 impl Hub {
     /// A hub; when `media` is given, its events are dispatched to rooms from now on.
     pub fn new(metrics: Metrics, media: Option<Arc<dyn MediaNode>>, settings: HubSettings) -> Self {
+        let recorded_rooms = RecordedRooms::start(settings.recorded_rooms, metrics.clone());
         let hub = Hub {
             inner: Arc::new(HubInner {
+                recorded_rooms,
                 rooms: Mutex::new(HashMap::new()),
                 metrics,
                 media,
@@ -145,6 +152,11 @@ impl Hub {
     /// The test hooks in force (none outside `signaling dev --test-hooks`).
     pub fn test_hooks(&self) -> &TestHooks {
         &self.inner.settings.test_hooks
+    }
+
+    /// The recorded-room directory (what recorder event streams subscribe to).
+    pub fn recorded_rooms(&self) -> &RecordedRooms {
+        &self.inner.recorded_rooms
     }
 
     /// Capacity of each connection's outbound queue.
@@ -194,9 +206,14 @@ impl Hub {
             let (tx, rx) = mpsc::unbounded_channel();
             let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
             rooms.insert(name.to_string(), RoomEntry { tx, id });
+            let recorded =
+                self.inner
+                    .recorded_rooms
+                    .open(id, name, room.policy().recording.as_ref());
             let actor = RoomActor::new(
                 room,
                 id,
+                recorded,
                 ephemeral,
                 Arc::downgrade(&self.inner),
                 self.inner.metrics.clone(),

@@ -9,6 +9,8 @@
 //! and routes them by recipient.
 //! When TURN servers are configured, `joined` carries time-limited TURN credentials
 //! ([`turn_credentials`]) so that calls connect where UDP to the SFU is blocked.
+//! Compliance recorders follow `GET /v1/recorder/events` ([`recorder_stream`]) to learn when a
+//! room whose signed recording policy names them has people in it ([`recorded_rooms`]).
 
 pub mod admin_api;
 pub mod app_state;
@@ -20,7 +22,10 @@ pub mod listener;
 pub mod media_node;
 pub mod metrics;
 pub mod policy;
+pub mod policy_signing;
 pub mod protocol;
+pub mod recorded_rooms;
+pub mod recorder_stream;
 pub mod room;
 pub mod server;
 pub mod session;

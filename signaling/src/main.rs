@@ -1,5 +1,6 @@
-//! `signaling`: the signaling service (`serve`), a development token issuer (`token`) and a
-//! one-process local deployment (`dev`, with the `embedded-sfu` feature).
+//! `signaling`: the signaling service (`serve`), a development token issuer (`token`), the
+//! admin's recording-policy tools (`policy keygen`, `policy sign`) and a one-process local
+//! deployment (`dev`, with the `embedded-sfu` feature).
 //!
 //! `serve` refuses to start without API keys or without a media node (`--sfu-url`) unless told
 //! it is a development run (`--development`), so a production deployment cannot come up
@@ -58,6 +59,46 @@ enum Command {
     Dev(DevArgs),
     /// Print a development access token (HS256 JWT).
     Token(TokenArgs),
+    /// Admin signing keys and signed recording policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Make an admin signing key (a new file, mode 0600) and print its public key (base64url),
+    /// the key clients are configured to trust.
+    Keygen(KeygenArgs),
+    /// Print a signed recording policy (JSON) for the admin API's `recording` field.
+    Sign(SignArgs),
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// Where to write the key (must not exist).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct SignArgs {
+    /// The admin signing key (`signaling policy keygen`).
+    #[arg(long)]
+    admin_key: PathBuf,
+    /// The room the policy applies to.
+    #[arg(long)]
+    room: String,
+    /// A recorder device as DEVICE=IDENTITY_KEY (base64url of its 32-byte Ed25519 key);
+    /// repeatable.
+    #[arg(long = "recorder")]
+    recorders: Vec<String>,
+    /// A file holding a recorder's device bundle JSON (as `recorder enroll` prints it); its
+    /// signature is checked; repeatable.
+    #[arg(long = "recorder-bundle")]
+    recorder_bundles: Vec<PathBuf>,
+    /// How long recordings of the room are kept, days (1-36500).
+    #[arg(long)]
+    retention_days: u32,
 }
 
 #[derive(Args)]
@@ -105,6 +146,10 @@ struct ServeArgs {
     /// A CA certificate (PEM) to trust for an `https://` SFU URL, besides the system's roots.
     #[arg(long, env = "SIGNALING_SFU_CA_FILE")]
     sfu_ca_file: Option<PathBuf>,
+    /// A JSON file with a signed recording policy (or an array of them): a room a join creates
+    /// whose name a policy names is created recorded. The admin API is not affected.
+    #[arg(long, env = "SIGNALING_RECORDING_POLICY")]
+    recording_policy: Option<PathBuf>,
     /// A development run: start even without API keys or without `--sfu-url` (with a warning).
     #[arg(long, env = "SIGNALING_DEVELOPMENT")]
     development: bool,
@@ -178,6 +223,10 @@ struct DevArgs {
     /// per-track subscriptions.
     #[arg(long)]
     receive_slots: bool,
+    /// A JSON file with a signed recording policy (or an array of them): a room a join creates
+    /// whose name a policy names is created recorded.
+    #[arg(long, env = "SIGNALING_RECORDING_POLICY")]
+    recording_policy: Option<PathBuf>,
     #[command(flatten)]
     turn: TurnArgs,
 }
@@ -310,6 +359,9 @@ fn serve_config(args: ServeArgs) -> Result<Config, String> {
     }
     if args.receive_slots {
         config.receive_slots = true;
+    }
+    if let Some(path) = args.recording_policy {
+        config.recording.policy_file = Some(path);
     }
     args.turn.apply(&mut config.turn);
     if let Some(ms) = args.shutdown_timeout_ms {
@@ -469,6 +521,8 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Token(args) => token(args),
+        Command::Policy(PolicyCommand::Keygen(args)) => policy_keygen(&args),
+        Command::Policy(PolicyCommand::Sign(args)) => policy_sign(args),
         Command::Serve(args) => sfu_target(&args).and_then(|target| {
             let development = args.development;
             let config = serve_config(args)?;
@@ -489,6 +543,7 @@ fn main() -> ExitCode {
                 ..Config::default()
             };
             args.turn.apply(&mut config.turn);
+            config.recording.policy_file = args.recording_policy;
             config.test_hooks = signaling::test_hooks::TestHooks::enabled(&args.test_hooks);
             if config.test_hooks.any() {
                 eprintln!(
@@ -541,5 +596,42 @@ fn token(args: TokenArgs) -> Result<(), String> {
     };
     let token = issue_token(&req);
     println!("{token}");
+    Ok(())
+}
+
+fn policy_keygen(args: &KeygenArgs) -> Result<(), String> {
+    let signer = signaling::policy_signing::keygen(&args.out).map_err(|e| e.to_string())?;
+    eprintln!(
+        "admin signing key written to {} (mode 0600); its public key:",
+        args.out.display()
+    );
+    println!("{}", e2ee_frames::wire::b64_encode(&signer.public_key()));
+    Ok(())
+}
+
+fn policy_sign(args: SignArgs) -> Result<(), String> {
+    use signaling::policy_signing as ps;
+    let signer = ps::read_key(&args.admin_key).map_err(|e| e.to_string())?;
+    let mut recorders = args
+        .recorders
+        .iter()
+        .map(|r| ps::parse_recorder(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    for path in &args.recorder_bundles {
+        let json = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        recorders.push(ps::recorder_from_bundle(&json).map_err(|e| e.to_string())?);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let policy = ps::sign(&signer, &args.room, recorders, args.retention_days, now)
+        .map_err(|e| e.to_string())?;
+    // Strings and a number: serializing cannot fail.
+    println!(
+        "{}",
+        serde_json::to_string(&policy).expect("policy serializes")
+    );
     Ok(())
 }

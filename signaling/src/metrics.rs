@@ -53,6 +53,13 @@ pub struct Metrics {
     pub media_resets: IntCounterVec,
     /// Joins that replaced the same device's connection (a reconnect).
     pub rejoins: IntCounter,
+    /// Recorded rooms with a participant other than a recorder and no recorder for longer than
+    /// the alert delay (30 s).
+    pub recorded_rooms_without_recorder: IntGauge,
+    /// Open recorder event streams (`GET /v1/recorder/events`).
+    pub recorder_streams: IntGauge,
+    /// Recorder event streams closed because their queue was full.
+    pub recorder_stream_overflows: IntCounter,
 }
 
 /// A metric could not be registered (a programming error: duplicate or invalid name).
@@ -122,6 +129,22 @@ impl Metrics {
             "signaling_rejoins_total",
             "Joins that replaced the same device's connection",
         )?;
+        let recorded_rooms_without_recorder = IntGauge::new(
+            "signaling_recorded_rooms_without_recorder",
+            "Recorded rooms with a participant other than a recorder and no recorder for more \
+             than 30 s",
+        )?;
+        let recorder_streams = IntGauge::new(
+            "signaling_recorder_streams",
+            "Open recorder event streams (GET /v1/recorder/events)",
+        )?;
+        let recorder_stream_overflows = IntCounter::new(
+            "signaling_recorder_stream_overflows_total",
+            "Recorder event streams closed because they could not keep up",
+        )?;
+        registry.register(Box::new(recorded_rooms_without_recorder.clone()))?;
+        registry.register(Box::new(recorder_streams.clone()))?;
+        registry.register(Box::new(recorder_stream_overflows.clone()))?;
         registry.register(Box::new(connection_drops.clone()))?;
         registry.register(Box::new(media_resets.clone()))?;
         registry.register(Box::new(rejoins.clone()))?;
@@ -175,6 +198,9 @@ impl Metrics {
             connection_drops,
             media_resets,
             rejoins,
+            recorded_rooms_without_recorder,
+            recorder_streams,
+            recorder_stream_overflows,
         })
     }
 

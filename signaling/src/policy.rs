@@ -154,7 +154,7 @@ impl RoomPolicyRequest {
         };
         if let Some(rec) = &self.recording {
             let doc = rec.document()?;
-            if doc.room != room {
+            if !doc.applies_to(room) {
                 return Err(PolicyError::RecordingRoom(doc.room));
             }
         }
@@ -208,7 +208,7 @@ mod tests {
 
     fn recording(room: &str) -> RecordingPolicy {
         let doc = serde_json::json!({
-            "v": 1, "room": room, "issued_at": 1,
+            "v": 1, "room": room, "issued_at": 1, "retention_days": 90,
             "recorders": [{"device": "rec-1", "identity_key": URL_SAFE_NO_PAD.encode([1u8; 32])}]
         });
         RecordingPolicy {

@@ -1,9 +1,10 @@
-//! The HTTP server: `/v1/rtc` (WebSocket), `/v1/rooms` (admin), `/metrics`, `/healthz`,
-//! `/readyz`; its start and its drain.
+//! The HTTP server: `/v1/rtc` (WebSocket), `/v1/recorder/events` (recorder event stream),
+//! `/v1/rooms` (admin), `/metrics`, `/healthz`, `/readyz`; its start and its drain.
 //!
 //! Draining ([`RunningServer::drain`], on SIGTERM or SIGINT): `/readyz` turns 503 and every
 //! WebSocket session closes with 1001 and [`CLOSE_REASON_SHUTDOWN`](crate::session::CLOSE_REASON_SHUTDOWN)
-//! (one that connects meanwhile is closed the same way at once); then every room is closed, on
+//! (one that connects meanwhile is closed the same way at once) and every recorder event stream
+//! ends; then every room is closed, on
 //! the media node too, so that a restarted service can create the same names again; then the
 //! listener stops accepting and the HTTP connections close. All of it within one timeout.
 
@@ -184,6 +185,10 @@ async fn wait_until(deadline: Instant, done: impl Fn() -> bool) -> bool {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/rtc", get(rtc))
+        .route(
+            crate::recorder_stream::PATH,
+            get(crate::recorder_stream::recorder_events),
+        )
         .merge(admin_api::routes())
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -223,6 +228,7 @@ pub async fn start_with_routes(
             limits,
             auto_create_rooms: config.auto_create_rooms,
             receive_slots: config.receive_slots,
+            auto_create_recording: config.auto_create_recording_policies()?.into(),
             shutdown: draining_rx.clone(),
         },
         admin_token: config.admin_token.clone(),

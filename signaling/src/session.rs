@@ -30,7 +30,7 @@ use tracing::{Instrument as _, Span, debug, info, info_span, warn};
 use crate::auth::{Grants, TokenVerifier, validate_room_name};
 use crate::hub::{Hub, HubError, Outbound, RoomCommand};
 use crate::media_node::{ParticipantSpec, SessionDescription};
-use crate::policy::RoomPolicy;
+use crate::policy::{RecordingPolicy, RoomPolicy};
 use crate::protocol::{
     CHAT_BURST, CHAT_PER_SECOND, CLIENT_MESSAGE_TYPES, ChatBody, ClientMessage, ClientOffer,
     ClientStats, ErrorCode, Join, LeftNotice, MAX_NAME_BYTES, MAX_SDP_BYTES, MAX_SUBSCRIPTIONS,
@@ -96,6 +96,9 @@ pub struct SessionContext {
     pub auto_create_rooms: bool,
     /// Whether the rooms a join creates give receive slots.
     pub receive_slots: bool,
+    /// Signed recording policies for the rooms a join creates: a room whose name one names is
+    /// created recorded under it (`--recording-policy`).
+    pub auto_create_recording: Arc<[RecordingPolicy]>,
     /// Turns true when the server shuts down: the session closes with 1001.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -807,6 +810,12 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 name,
                 RoomPolicy {
                     receive_slots: self.ctx.receive_slots,
+                    recording: self
+                        .ctx
+                        .auto_create_recording
+                        .iter()
+                        .find(|p| p.document().is_ok_and(|d| d.applies_to(name)))
+                        .cloned(),
                     ..RoomPolicy::default_meeting()
                 },
                 true,

@@ -247,7 +247,7 @@ export class Call extends EventTarget {
     if (j.recording) {
       try {
         this.policy = await verifyRecordingPolicy(j.recording, { room: this.options.room, trustedAdminKeys: this.options.trustedAdminKeys });
-        s.recorded = { recorders: this.policy.recorders.map((r) => r.device), verified: true };
+        s.recorded = { recorders: this.policy.recorders.map((r) => r.device), verified: true, retentionDays: this.policy.retentionDays };
       } catch (err) {
         // A recorded room whose policy does not verify: refuse to send keys to any recorder,
         // and say so in the badge.

@@ -10,10 +10,13 @@ import { fromBase64Url, toBase64Url, utf8, concat } from './e2ee/bytes.mjs';
 import { verifyEd25519 } from './e2ee/identity.mjs';
 
 const LABEL = utf8('e2ee-sfu/recording-policy/v1');
+/** Bounds of a document's `retention_days` (call_client's MIN_/MAX_RETENTION_DAYS). */
+const MIN_RETENTION_DAYS = 1;
+const MAX_RETENTION_DAYS = 36500;
 
 /**
  * Verifies `recording` from `joined`. Returns `{room, recorders: [{device, identityKey}],
- * adminKey, trustedAdmin}` or throws (bad signature, wrong room, untrusted admin key).
+ * adminKey, trustedAdmin, issuedAt, retentionDays}` or throws (bad signature, wrong room, untrusted admin key).
  * @param {{v: number, document: string, admin_key: string, sig: string}} recording
  * @param {{room: string, trustedAdminKeys?: string[]}} o base64url admin keys this client trusts
  */
@@ -30,11 +33,22 @@ export async function verifyRecordingPolicy(recording, { room, trustedAdminKeys 
   if (doc.v !== 1 || doc.room !== room || !Array.isArray(doc.recorders)) {
     throw new Error('recording policy is for another room or malformed');
   }
+  // Required, as the service and native clients require it (docs/protocol.md §3): a document
+  // signed before retention existed is refused like any malformed policy.
+  if (!Number.isInteger(doc.retention_days) || doc.retention_days < MIN_RETENTION_DAYS || doc.retention_days > MAX_RETENTION_DAYS) {
+    throw new Error(`recording policy has no valid retention_days (${MIN_RETENTION_DAYS}-${MAX_RETENTION_DAYS})`);
+  }
   const recorders = doc.recorders.map((r) => ({ device: String(r.device), identityKey: String(r.identity_key) }));
-  return { room: doc.room, recorders, adminKey: adminB64, trustedAdmin: trustedAdminKeys.length > 0, issuedAt: doc.issued_at };
+  return { room: doc.room, recorders, adminKey: adminB64, trustedAdmin: trustedAdminKeys.length > 0, issuedAt: doc.issued_at, retentionDays: doc.retention_days };
 }
 
 /** True if roster entry `d` (role recorder) is named, device and identity key, by `policy`. */
+/** The badge text of a verified policy: "Recorded · kept 90 days". */
+export function recordedLabel(retentionDays) {
+  if (!Number.isInteger(retentionDays)) return 'Recorded';
+  return `Recorded · kept ${retentionDays} ${retentionDays === 1 ? 'day' : 'days'}`;
+}
+
 export function recorderNamed(policy, d) {
   return !!policy?.recorders.some((r) => r.device === d.device && r.identityKey === d.bundle?.identity_key);
 }

@@ -20,6 +20,7 @@ use crate::protocol::{
     MediaState, ReceiveSlotCounts, RequestId, SealedChat, ServerMessage, Subscription,
     reject_reason,
 };
+use crate::recorded_rooms::RecordedRoomReporter;
 use crate::room::{
     ConnId, Departure, JoinError, JoinRequest, Output, Room, RoomDetail, RoomSummary,
 };
@@ -176,6 +177,9 @@ pub(super) struct RoomActor {
     media: Option<Arc<dyn MediaNode>>,
     conns: HashMap<ConnId, ConnHandle>,
     counts: BTreeMap<Role, u32>,
+    /// Reports head counts to the recorded-room directory (recorded rooms only); dropped when
+    /// the room ends, which tells the directory.
+    recorded: Option<RecordedRoomReporter>,
 }
 
 impl RoomActor {
@@ -184,6 +188,7 @@ impl RoomActor {
     pub(super) fn new(
         room: Room,
         id: u64,
+        recorded: Option<RecordedRoomReporter>,
         ephemeral: bool,
         hub: Weak<HubInner>,
         metrics: Metrics,
@@ -198,6 +203,7 @@ impl RoomActor {
             media,
             conns: HashMap::new(),
             counts: BTreeMap::new(),
+            recorded,
         }
     }
 
@@ -254,6 +260,8 @@ impl RoomActor {
             self.deliver(out, Instant::now());
         }
         self.update_gauges();
+        // The room is out of the registry and empty: the directory hears it ended.
+        self.recorded = None;
         self.metrics.rooms.dec();
         if let Some(node) = self.media.clone() {
             let name = self.room.name().to_string();
@@ -280,6 +288,11 @@ impl RoomActor {
                     .with_label_values(&[role.as_str()])
                     .add(after - before);
             }
+        }
+        if let Some(reporter) = &mut self.recorded {
+            let recorders = now.get(&Role::Recorder).copied().unwrap_or(0);
+            let everyone: u32 = now.values().sum();
+            reporter.presence(everyone - recorders, recorders);
         }
         self.counts = now;
     }

@@ -64,10 +64,7 @@ impl Room {
                     .as_ref()
                     .and_then(|r| r.document().ok())
                     .is_some_and(|doc| {
-                        doc.recorders.iter().any(|r| {
-                            r.device == bundle.device
-                                && r.identity_key == b64_encode(&bundle.identity_key)
-                        })
+                        doc.names_recorder(&bundle.device, &b64_encode(&bundle.identity_key))
                     });
                 if !named {
                     return Err(JoinError::RoleNotAllowed(

@@ -36,7 +36,7 @@ pub(crate) fn check(name: &str, instance: &Value) {
 }
 
 fn recording(room: &str, device: &str, identity_key: &str) -> Value {
-    let doc = json!({"v": 1, "room": room, "issued_at": 1_700_000_000u64,
+    let doc = json!({"v": 1, "room": room, "issued_at": 1_700_000_000u64, "retention_days": 90,
         "recorders": [{"device": device, "identity_key": identity_key}]});
     json!({
         "v": 1,

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { concat, toBase64Url, utf8 } from '../e2ee/bytes.mjs';
 import { generateDeviceIdentity, signWithIdentity } from '../e2ee/identity.mjs';
-import { recorderNamed, verifyRecordingPolicy } from '../recording-policy.js';
+import { recordedLabel, recorderNamed, verifyRecordingPolicy } from '../recording-policy.js';
 import { layerForHeight, qualityLevel, summarize } from '../stats.js';
 
 function report(entries) {
@@ -49,11 +49,20 @@ test('recording policy: signature, room, trusted admin key, named recorders', as
   const other = await generateDeviceIdentity({ deviceId: 'other' });
   const rec = await generateDeviceIdentity({ deviceId: 'rec-1' });
   const recKey = toBase64Url(rec.identity.publicKey);
-  const doc = { v: 1, room: 'standup', recorders: [{ device: 'rec-1', identity_key: recKey }], issued_at: 1700000000 };
+  const doc = { v: 1, room: 'standup', recorders: [{ device: 'rec-1', identity_key: recKey }], issued_at: 1700000000, retention_days: 90 };
   const policy = await signedPolicy(admin, doc);
   const ok = await verifyRecordingPolicy(policy, { room: 'standup', trustedAdminKeys: [toBase64Url(admin.identity.publicKey)] });
   assert.deepEqual(ok.recorders, [{ device: 'rec-1', identityKey: recKey }]);
   assert.equal(ok.trustedAdmin, true);
+  assert.equal(ok.retentionDays, 90);
+  assert.equal(recordedLabel(ok.retentionDays), 'Recorded · kept 90 days');
+  assert.equal(recordedLabel(1), 'Recorded · kept 1 day');
+  // Retention is required and bounded, as in the service and native clients.
+  const { retention_days: _, ...withoutRetention } = doc;
+  await assert.rejects(verifyRecordingPolicy(await signedPolicy(admin, withoutRetention), { room: 'standup' }), /retention_days/);
+  for (const days of [0, 36501, 1.5, '90']) {
+    await assert.rejects(verifyRecordingPolicy(await signedPolicy(admin, { ...doc, retention_days: days }), { room: 'standup' }), /retention_days/, `retention ${days}`);
+  }
   assert.ok(recorderNamed(ok, { device: 'rec-1', bundle: { identity_key: recKey } }));
   assert.ok(!recorderNamed(ok, { device: 'rec-1', bundle: { identity_key: toBase64Url(other.identity.publicKey) } }), 'same id, other key');
   assert.ok(!recorderNamed(ok, { device: 'rec-2', bundle: { identity_key: recKey } }));

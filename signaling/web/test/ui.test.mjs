@@ -74,7 +74,7 @@ describe('web client UI in chromium', { skip: SKIP }, () => {
     assert.ok(tiles[0].speaking, 'the active speaker comes first');
     assert.equal(await page.textContent('.tile.more .more-label'), '3 more');
     assert.ok(!tiles.some((t) => t.name.includes('Compliance recorder')), 'the recorder has no tile');
-    assert.match(await page.textContent('.badge.recorded'), /Recorded/);
+    assert.equal(await page.textContent('.badge.recorded'), 'Recorded · kept 90 days', 'the badge shows the signed retention');
     assert.match(await page.textContent('.warning.key-changed'), /Chen Wei's identity key changed/);
     const chip = await page.textContent('.code-chip');
     assert.equal(chip.replace(/\s/g, ''), info.securityCode);
@@ -98,6 +98,7 @@ describe('web client UI in chromium', { skip: SKIP }, () => {
     assert.equal(code, info.securityCode);
     assert.equal(code.length, 25);
     assert.match(await page.textContent('.recorded-card'), /Compliance|rec-1/);
+    assert.match(await page.textContent('.recorded-card'), /kept 90 days/);
     assert.match(await page.textContent('.person.changed'), /Key changed/);
     const alice = page.locator('.person[data-device="dev-alice"]');
     await alice.locator('button.link').click();

@@ -13,6 +13,7 @@ import { h, icon, replace } from './dom.js';
 import { Grid, qualityBars } from './grid.js';
 import { QualityPanel } from './quality.js';
 import { codeGroups, VerificationPanel } from './verification.js';
+import { recordedLabel } from '../recording-policy.js';
 
 /** Draws a call; `actions` are the Call's operations (see app.js). */
 export class CallView {
@@ -82,7 +83,7 @@ export class CallView {
       h('div', { class: 'room' }, h('span', { class: 'room-name' }, state.room ?? ''), h('span', { class: 'count', title: 'Participants' }, icon('users'), String(count))),
       h('span', { class: 'badge e2ee', title: 'Media is encrypted on each device; the servers cannot read it' }, icon('lock'), 'End-to-end encrypted'),
       state.recorded
-        ? h('span', { class: `badge recorded ${state.recorded.verified ? '' : 'unverified'}`, title: state.recorded.verified ? 'A recorder named in the room’s signed policy receives the keys' : 'Recording policy not verified: the recorder gets no keys' }, icon('rec', 'rec-dot'), 'Recorded')
+        ? h('span', { class: `badge recorded ${state.recorded.verified ? '' : 'unverified'}`, title: state.recorded.verified ? 'A recorder named in the room’s signed policy receives the keys' : 'Recording policy not verified: the recorder gets no keys' }, icon('rec', 'rec-dot'), state.recorded.verified ? recordedLabel(state.recorded.retentionDays) : 'Recorded')
         : null,
       watching ? h('span', { class: 'badge viewer' }, icon('eye'), 'Watching') : null,
       h('span', { class: 'spacer' }),

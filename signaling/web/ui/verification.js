@@ -61,7 +61,7 @@ export class VerificationPanel {
               'p',
               { class: 'hint' },
               state.recorded.verified
-                ? `The room's signed policy names ${state.recorded.recorders.length === 1 ? 'a recorder' : `${state.recorded.recorders.length} recorders`} (${state.recorded.recorders.join(', ')}). Your media keys are also sent to it.`
+                ? `The room's signed policy names ${state.recorded.recorders.length === 1 ? 'a recorder' : `${state.recorded.recorders.length} recorders`} (${state.recorded.recorders.join(', ')}). Your media keys are also sent to it.${Number.isInteger(state.recorded.retentionDays) ? ` Recordings are kept ${state.recorded.retentionDays} ${state.recorded.retentionDays === 1 ? 'day' : 'days'}.` : ''}`
                 : `The recording policy could not be verified (${state.recorded.problem ?? 'unknown'}); no recorder receives keys.`,
             ),
           )

@@ -3,3 +3,4 @@
 mod keys;
 mod media;
 mod protocol_doc;
+mod recording_policy;

@@ -1,5 +1,6 @@
 //! `docs/protocol.md` and `call_client::protocol` cannot drift apart: every `json` example of the
-//! document parses into the type of its section and serialises back to the same JSON, and every
+//! document parses into the type of its section and serialises back to the same JSON (§5 client
+//! messages, §6 server messages, §7 token claims, §9 recorder event stream lines), and every
 //! message type has an example.
 
 use std::collections::BTreeSet;
@@ -7,7 +8,8 @@ use std::path::PathBuf;
 
 use call_client::access_token::Claims;
 use call_client::protocol::{
-    CLIENT_MESSAGE_TYPES, ClientMessage, ClientRequest, SERVER_MESSAGE_TYPES, ServerMessage,
+    CLIENT_MESSAGE_TYPES, ClientMessage, ClientRequest, RecorderEvent, SERVER_MESSAGE_TYPES,
+    ServerMessage,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,6 +24,8 @@ enum Direction {
     ServerToClient,
     /// §7: the [`Claims`] of an access token.
     TokenClaims,
+    /// §9: a line of the recorder event stream, a [`RecorderEvent`].
+    RecorderEvent,
 }
 
 /// One `json` block of the document.
@@ -53,6 +57,8 @@ fn examples(doc: &str) -> Vec<Example> {
                     Direction::ServerToClient
                 } else if section.starts_with("## 7.") {
                     Direction::TokenClaims
+                } else if section.starts_with("## 9.") {
+                    Direction::RecorderEvent
                 } else {
                     panic!(
                         "docs/protocol.md line {start}: a json example in {section:?}, which \
@@ -116,6 +122,7 @@ fn every_protocol_doc_example_round_trips() {
                 Direction::ClientToServer => round_trip::<ClientRequest>(&ex.text),
                 Direction::ServerToClient => round_trip::<ServerMessage>(&ex.text),
                 Direction::TokenClaims => round_trip::<Claims>(&ex.text),
+                Direction::RecorderEvent => round_trip::<RecorderEvent>(&ex.text),
             };
             result.err().map(|why| format!("{}: {why}", ex.name))
         })
@@ -145,7 +152,7 @@ fn every_message_type_has_a_doc_example() {
                     server.insert(m.type_name());
                 }
             }
-            Direction::TokenClaims => {}
+            Direction::TokenClaims | Direction::RecorderEvent => {}
         }
     }
     let missing_client: Vec<_> = CLIENT_MESSAGE_TYPES
@@ -183,4 +190,23 @@ fn a_client_ignores_unknown_server_message_types_and_fields() {
     ] {
         assert!(ServerMessage::parse(bad).is_err(), "{bad} is refused");
     }
+}
+
+#[test]
+fn every_recorder_event_has_a_doc_example() {
+    let seen: BTreeSet<String> = examples(&protocol_doc())
+        .into_iter()
+        .filter(|ex| ex.direction == Direction::RecorderEvent)
+        .filter_map(|ex| serde_json::from_str::<RecorderEvent>(&ex.text).ok())
+        .map(|event| {
+            serde_json::to_value(&event).expect("serialises")["type"]
+                .as_str()
+                .expect("tagged")
+                .to_owned()
+        })
+        .collect();
+    let want: BTreeSet<String> = ["room_active", "room_idle", "ping"]
+        .map(String::from)
+        .into();
+    assert_eq!(seen, want, "docs/protocol.md §9 shows every recorder event");
 }

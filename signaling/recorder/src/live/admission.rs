@@ -133,11 +133,8 @@ pub fn check_policy(
 }
 
 /// How long a session recorded under `doc` is kept (the signed policy's retention).
-pub fn policy_retention(_doc: &RecordingDocument) -> Duration {
-    // merge: the signed document gains a required `retention_days`; this becomes
-    // `Duration::from_secs(u64::from(doc.retention_days) * 86_400)`. Until then: 90 days.
-    const UNTIL_MERGE: Duration = Duration::from_secs(90 * 86_400);
-    UNTIL_MERGE
+pub fn policy_retention(doc: &RecordingDocument) -> Duration {
+    Duration::from_secs(u64::from(doc.retention_days) * 86_400)
 }
 
 #[cfg(test)]
@@ -162,6 +159,7 @@ mod tests {
                 })
                 .collect(),
             issued_at: 1_700_000_000,
+            retention_days: 30,
         };
         RecordingPolicy {
             v: 1,

@@ -138,7 +138,7 @@ export async function showScene(params) {
     participants, activeSpeaker: [...participants.keys()][1] ?? null,
     pinned: params.get('pinned') !== null ? [...participants.keys()][Number(params.get('pinned')) + 1] : null,
     securityCode: await securityCode({ room: watch ? 'all-hands' : 'design-review', call, roster }),
-    recorded: params.get('recorded') === '1' ? { recorders: ['rec-1'], verified: true } : null,
+    recorded: params.get('recorded') === '1' ? { recorders: ['rec-1'], verified: true, retentionDays: 90 } : null,
     warnings: [],
     local: { micOn: !watch, cameraOn: !watch, screenOn: false },
     quality: { level: 'good', sendBitrate: watch ? 0 : 1_240_000, recvBitrate: 3_380_000, rtt: 0.024, loss: 0.004,
