@@ -91,7 +91,11 @@ struct PolicyEntry {
     identity_key: String,
 }
 
-fn run_recorder(program: &Path, command: &'static str, args: &[&OsString]) -> Result<String, RecorderCostError> {
+fn run_recorder(
+    program: &Path,
+    command: &'static str,
+    args: &[&OsString],
+) -> Result<String, RecorderCostError> {
     let fail = |reason: String| RecorderCostError::Setup { command, reason };
     let out = Command::new(program)
         .arg(command)
@@ -146,7 +150,10 @@ impl RecorderSetup {
         let enrolled = run_recorder(
             &program,
             "enroll",
-            &[&OsString::from("--state-dir"), &state_dir.clone().into_os_string()],
+            &[
+                &OsString::from("--state-dir"),
+                &state_dir.clone().into_os_string(),
+            ],
         )?;
         let entry: PolicyEntry = enrolled
             .lines()
@@ -361,7 +368,9 @@ pub struct RecorderCost {
 impl RecorderCost {
     /// One line for the summary table.
     pub fn summary(&self) -> String {
-        let opt = |v: Option<f64>, unit: &str| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}{unit}"));
+        let opt = |v: Option<f64>, unit: &str| {
+            v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}{unit}"))
+        };
         format!(
             "cpu {:.2} s, {} frames ({} us/frame), {} per caller, {} of the SFU's cpu; \
              {} decrypt failures, {} dropped, peak rss {:.1} MiB",
@@ -386,7 +395,11 @@ mod tests {
     fn the_policy_signature_verifies_over_the_context_and_document() {
         let admin = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
         let policy = signed_policy("demo", "recorder-1", "AAAA", &admin, 1_700_000_000);
-        let b64 = |field: &str| URL_SAFE_NO_PAD.decode(policy[field].as_str().unwrap()).unwrap();
+        let b64 = |field: &str| {
+            URL_SAFE_NO_PAD
+                .decode(policy[field].as_str().unwrap())
+                .unwrap()
+        };
         let document = b64("document");
         let doc: serde_json::Value = serde_json::from_slice(&document).unwrap();
         assert_eq!(doc["room"], "demo");
@@ -394,8 +407,8 @@ mod tests {
         let mut signed = POLICY_SIGNING_CONTEXT.to_vec();
         signed.extend_from_slice(&document);
         let sig = ed25519_dalek::Signature::from_slice(&b64("sig")).unwrap();
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&b64("admin_key").try_into().unwrap())
-            .unwrap();
+        let key =
+            ed25519_dalek::VerifyingKey::from_bytes(&b64("admin_key").try_into().unwrap()).unwrap();
         key.verify(&signed, &sig).unwrap();
     }
 }

@@ -389,10 +389,9 @@ fn run_with(
                     .into(),
             ));
         }
-        let dir = services
-            .log_dir
-            .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join(format!("loadtest-{}", std::process::id())));
+        let dir = services.log_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("loadtest-{}", std::process::id()))
+        });
         std::fs::create_dir_all(&dir)
             .map_err(|e| ScenarioError::Config(format!("{}: {e}", dir.display())))?;
         let setup = RecorderSetup::prepare(&dir, &room, now_unix)?;

@@ -35,10 +35,19 @@ fn meeting_with_recorder_reports_recorder_cost() {
     let cpu = f(recorder, "cpu_seconds");
     assert!(cpu > 0.0, "{report}");
     let per_frame = f(recorder, "cpu_us_per_frame");
-    assert!((per_frame - cpu * 1e6 / frames as f64).abs() < 1e-6 * per_frame, "{report}");
-    assert!((f(recorder, "cpu_seconds_per_participant") - cpu / 3.0).abs() < 1e-9, "{report}");
+    assert!(
+        (per_frame - cpu * 1e6 / frames as f64).abs() < 1e-6 * per_frame,
+        "{report}"
+    );
+    assert!(
+        (f(recorder, "cpu_seconds_per_participant") - cpu / 3.0).abs() < 1e-9,
+        "{report}"
+    );
     let sfu = f(&report, "sfu_cpu_seconds");
     assert_eq!(f(recorder, "sfu_cpu_seconds"), sfu, "{report}");
-    assert!((f(recorder, "recorder_to_sfu_cpu") - cpu / sfu).abs() < 1e-9, "{report}");
+    assert!(
+        (f(recorder, "recorder_to_sfu_cpu") - cpu / sfu).abs() < 1e-9,
+        "{report}"
+    );
     assert!(u(recorder, "peak_rss_bytes") > 1_000_000, "{report}");
 }

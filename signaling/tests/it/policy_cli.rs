@@ -229,7 +229,13 @@ async fn dev_demo_room_takes_the_recording_policy_naming_it() {
         .expect("free port")
         .port();
     let mut child = Command::new(BIN)
-        .args(["dev", "--room", "standup", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "dev",
+            "--room",
+            "standup",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .arg("--recording-policy")
         .arg(&file)
         .stdout(std::process::Stdio::null())
