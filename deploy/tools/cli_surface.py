@@ -2,8 +2,8 @@
 """Checks that every flag and environment variable the docs and manifests name really exists.
 
 It collects each command-line flag (`--name`) given to one of our binaries (`sfu`, `signaling`,
-`loadtest`, with their subcommands) and each environment variable of ours (`SFU_*`,
-`SIGNALING_*`, `LOADTEST_*`, `RUST_LOG`) named in deploy/ (compose, Kubernetes manifests,
+`loadtest`, `recorder`, with their subcommands) and each environment variable of ours (`SFU_*`,
+`SIGNALING_*`, `LOADTEST_*`, `RECORDER_*`, `RUST_LOG`) named in deploy/ (compose, Kubernetes manifests,
 Dockerfiles, env.example, the operator guide), docs/ and README.md, and compares them with what
 the built binaries' `--help` lists (clap prints `[env: NAME=]` beside env-backed flags):
 
@@ -22,7 +22,7 @@ environment, a Dockerfile or a settings table it is checked against that binary 
 `RUST_LOG` must be mentioned in the help of the binary it is named with (or of any binary).
 
 Every binary must also answer `--version`. The binaries are `$SFU_BIN`, `$SIGNALING_BIN`,
-`$LOADTEST_BIN` (default target/debug/<name>, as deploy/live-check); nothing is built here.
+`$LOADTEST_BIN`, `$RECORDER_BIN` (default target/debug/<name>, as deploy/live-check); nothing is built here.
 Their help is read with an empty environment, so no setting of the caller leaks into it.
 
 Exit status: 0 everything accepted, 1 a mismatch (each printed as FILE:LINE), 2 a binary is
@@ -44,23 +44,26 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-BINARIES = ("sfu", "signaling", "loadtest")
-ENV_PREFIXES = {"SFU_": "sfu", "SIGNALING_": "signaling", "LOADTEST_": "loadtest"}
+BINARIES = ("sfu", "signaling", "loadtest", "recorder")
+ENV_PREFIXES = {"SFU_": "sfu", "SIGNALING_": "signaling", "LOADTEST_": "loadtest",
+                "RECORDER_": "recorder"}
 # Our variables: a prefix and at least one more word; a bare `SFU_TLS_*` (prefix mention) ends
 # in `_` and is skipped.
-ENV_NAME = re.compile(r"\b(?:(?:SFU|SIGNALING|LOADTEST)_[A-Z0-9_]*[A-Z0-9]|RUST_LOG)\b(?!_)")
+ENV_NAME = re.compile(
+    r"\b(?:(?:SFU|SIGNALING|LOADTEST|RECORDER)_[A-Z0-9_]*[A-Z0-9]|RUST_LOG)\b(?!_)")
 FLAG = re.compile(r"^--([a-z0-9][a-z0-9-]*)(?:=.*)?$")
 # Tokens that end one shell command and start the next.
 SEPARATORS = frozenset({"|", "||", "&&", ";", "&", "(", ")", "{", "}", "then", "do"})
 # Words that may stand before the program in command position.
 PREFIX_WORDS = frozenset({"exec", "env", "sudo", "time", "nohup"})
-ALIAS = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=\"?(?:\S*/)?(sfu|signaling|loadtest)\"?(?=\s|$|`)")
+ALIAS = re.compile(
+    r"\b([A-Za-z_][A-Za-z0-9_]*)=\"?(?:\S*/)?(sfu|signaling|loadtest|recorder)\"?(?=\s|$|`)")
 BOLD_CONTEXT = re.compile(r"^\*\*`([^`]+)`\*\*")
 CODE_SPAN = re.compile(r"`([^`]+)`")
 ALWAYS_ACCEPTED = frozenset({"help"})
 # Variables of deploy/check and deploy/live-check themselves (which binary to run), named in the
 # guide beside the binaries' settings but read by no binary.
-SCRIPT_VARIABLES = frozenset({"SFU_BIN", "SIGNALING_BIN", "LOADTEST_BIN"})
+SCRIPT_VARIABLES = frozenset({"SFU_BIN", "SIGNALING_BIN", "LOADTEST_BIN", "RECORDER_BIN"})
 # Flags every clap command has; a settings table need not list them.
 STANDARD_FLAGS = frozenset({"help", "version"})
 
@@ -162,7 +165,8 @@ def read_surface(paths: dict[str, Path]) -> tuple[Surface, list[str]]:
     surface, problems = Surface(), []
     for binary, path in paths.items():
         if not os.access(path, os.X_OK):
-            raise InputError(f"{path} missing (cargo build -p sfu -p signaling -p loadtest --bins)")
+            raise InputError(f"{path} missing (cargo build -p sfu -p signaling -p loadtest "
+                             f"-p recorder --bins)")
         top = parse_help(run_binary(path, "--help"))
         surface.helps[(binary, None)] = top
         for sub in sorted(top.subcommands):

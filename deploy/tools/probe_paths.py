@@ -4,7 +4,7 @@
     probe_paths.py        one line per (service, path): `sfu /healthz <files that probe it>`
 
 Read from the Kubernetes manifests (`startupProbe`, `livenessProbe`, `readinessProbe` with
-`httpGet` in a container of image or name `sfu`/`signaling`), the compose file (`healthcheck`
+`httpGet` in a container of image or name `sfu`/`signaling`/`recorder`), the compose file (`healthcheck`
 of a service built from or running our image) and the Dockerfiles (`HEALTHCHECK`). deploy/live-
 check requests each path from the running services and fails unless it answers 200.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 DEPLOY = Path(__file__).resolve().parent.parent
-SERVICES = ("sfu", "signaling")
+SERVICES = ("sfu", "signaling", "recorder")
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 URL_PATH = re.compile(r"https?://[^/\s\"']+(/[^\s\"']*)")
 

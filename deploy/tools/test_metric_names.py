@@ -35,6 +35,14 @@ def doc_texts() -> tuple[str, str]:
     return sfu[0], signaling[0]
 
 
+def recorder_text() -> str:
+    """The compliance recorder's exposition built from the metrics contract."""
+    texts = expositions_from_doc(DOC.read_text())
+    recorder = [t for title, t in texts.items() if title.startswith("Recorder")]
+    assert len(recorder) == 1, list(texts)
+    return recorder[0]
+
+
 @contextmanager
 def metrics_server(body: str):
     """Serves `body` at http://127.0.0.1:<port>/metrics; yields the URL."""
@@ -87,8 +95,9 @@ def drop_family(text: str, family: str) -> str:
 
 def test_every_referenced_name_is_found_on_servers_built_from_the_contract():
     sfu, signaling = doc_texts()
-    with metrics_server(sfu) as sfu_url, metrics_server(signaling) as signaling_url:
-        result = run_checker(sfu_url, signaling_url)
+    with metrics_server(sfu) as sfu_url, metrics_server(signaling) as signaling_url, \
+            metrics_server(recorder_text()) as recorder_url:
+        result = run_checker(sfu_url, signaling_url, recorder_url)
     assert result.returncode == 0, result.stdout + result.stderr
     wanted = len(collect_default().wanted())
     assert f"{wanted} of {wanted} referenced metric names found" in result.stdout

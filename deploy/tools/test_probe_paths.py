@@ -37,6 +37,6 @@ def test_dockerfile_healthcheck_over_continuation_lines():
     assert dockerfile_probes("signaling", text) == [("signaling", "/healthz")]
 
 
-def test_the_deployment_files_probe_both_services():
+def test_the_deployment_files_probe_every_service():
     services = {service for service, _ in all_probes()}
-    assert services == {"sfu", "signaling"}
+    assert services == {"sfu", "signaling", "recorder"}

@@ -41,6 +41,7 @@ pub mod probe;
 pub mod process_usage;
 pub mod progress;
 pub mod receiver_stats;
+pub mod recorder_cost;
 pub mod renegotiation;
 pub mod report;
 pub mod report_merge;

@@ -108,6 +108,11 @@ enum Command {
         /// front (`joined.receive_slots`) and subscribes to nothing; joins renegotiate no one.
         #[arg(long)]
         receive_slots: bool,
+        /// Record the room: enroll a recorder in the run's directory, create the room with a
+        /// recording policy naming it (signed with a fresh admin key), run the `recorder`
+        /// binary beside `sfu` and `signaling` and report its CPU beside the SFU's.
+        #[arg(long, conflicts_with_all = ["receive_slots", "callers_only"])]
+        record: bool,
     },
     /// One presenter and subscribe-only viewers.
     Broadcast {
@@ -163,6 +168,7 @@ fn main() -> ExitCode {
             callers,
             callers_only,
             receive_slots,
+            record,
         } => (
             "meeting",
             common_config(&cli.common).and_then(|common| {
@@ -172,6 +178,7 @@ fn main() -> ExitCode {
                         callers: *callers,
                         callers_only: *callers_only,
                         receive_slots: *receive_slots,
+                        record: *record,
                     },
                 )
                 .map_err(|e| e.to_string())

@@ -13,6 +13,7 @@ use thiserror::Error;
 
 use crate::histogram::{DurationHistogram, HistogramBuckets};
 use crate::receiver_stats::StatsTotals;
+use crate::recorder_cost::RecorderCost;
 use crate::renegotiation::RenegotiationStats;
 
 /// Which scenario produced a report.
@@ -124,6 +125,11 @@ pub struct Report {
     /// after their first answer, the SFU's renegotiation and slot-reassignment counters).
     #[serde(default)]
     pub renegotiation: Option<RenegotiationStats>,
+    /// Meeting with `--record`: what the `recorder` process spent recording the room over the
+    /// measured phase (CPU, frames recorded, CPU per frame and per caller, beside the SFU's
+    /// CPU); `null` otherwise.
+    #[serde(default)]
+    pub recorder: Option<RecorderCost>,
 }
 
 /// The histograms a report's percentiles come from, bucket by bucket, in microseconds.
@@ -239,6 +245,7 @@ impl Report {
             generator_packets_received: None,
             generator_cpu_ns_per_received_packet: None,
             renegotiation: None,
+            recorder: None,
         }
     }
 
@@ -413,6 +420,12 @@ impl Report {
             self.renegotiation
                 .as_ref()
                 .map_or_else(|| "-".into(), RenegotiationStats::summary),
+        ));
+        rows.push((
+            "recorder",
+            self.recorder
+                .as_ref()
+                .map_or_else(|| "-".into(), RecorderCost::summary),
         ));
         rows.push(("outages", self.outage_summary()));
         rows.push(("stream loss (worst 5)", self.stream_loss_summary()));

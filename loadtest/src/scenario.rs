@@ -35,6 +35,7 @@ use crate::participant::{
 use crate::process_usage::CpuMeter;
 use crate::progress::RunProgress;
 use crate::receiver_stats::{StatsTotals, StreamKey};
+use crate::recorder_cost::{RecorderCostError, RecorderCostMeter, RecorderProcess, RecorderSetup};
 use crate::renegotiation::{RenegotiationStats, SfuCounters};
 use crate::report::{Report, Scenario};
 use crate::services::{Services, ServicesError};
@@ -119,6 +120,9 @@ pub struct MeetingConfig {
     /// Create the room with receive slots (`--receive-slots`): callers offer every receive
     /// section up front and send no subscriptions.
     pub receive_slots: bool,
+    /// Record the room (`--record`): a recording policy naming a recorder enrolled for the run,
+    /// and the real `recorder record` process recording it; its cost is in the report.
+    pub record: bool,
 }
 
 /// A broadcast: one presenter publishes, viewers join at a set rate and only subscribe.
@@ -146,6 +150,9 @@ pub enum ScenarioError {
     /// The async runtime could not be built.
     #[error("runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    /// The recorder could not be enrolled or started (`--record`).
+    #[error(transparent)]
+    Recorder(#[from] RecorderCostError),
     /// The SFU's cost could not be read.
     #[error(transparent)]
     Cost(#[from] SfuCostError),
@@ -153,6 +160,10 @@ pub enum ScenarioError {
     #[error("no participant joined (the first failures are listed above)")]
     NobodyJoined,
 }
+
+/// How long the recorder may take to finish its session (seal its last parts, write the
+/// manifest) after SIGTERM.
+const RECORDER_STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// How long participants may take to stop after the measured phase.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -272,6 +283,7 @@ pub fn run_meeting(common: &CommonConfig, config: &MeetingConfig) -> Result<Repo
         rest: (0..config.callers).map(|_| Role::Caller).collect(),
         rate_per_s: None,
         receive_slots: config.receive_slots,
+        record: config.record,
     };
     run(common, &plan)
 }
@@ -302,6 +314,7 @@ pub fn run_broadcast(
         rate_per_s: config.join_rate_per_s,
         // The sans-IO viewer engine does not offer receive slots yet.
         receive_slots: false,
+        record: false,
     };
     run(common, &plan)
 }
@@ -321,6 +334,8 @@ struct Plan {
     rate_per_s: Option<f64>,
     /// The room is created with receive slots.
     receive_slots: bool,
+    /// The room is recorded by a `recorder record` process the run starts.
+    record: bool,
 }
 
 fn run(common: &CommonConfig, plan: &Plan) -> Result<Report, ScenarioError> {
@@ -367,7 +382,41 @@ fn run_with(
             now_unix % 100_000
         )
     });
-    services.create_room(&room, plan.kind, plan.receive_slots)?;
+    let recorder = if plan.record {
+        if services.admin_token.is_none() {
+            return Err(ScenarioError::Config(
+                "--record creates the room with a recording policy: it needs the admin token"
+                    .into(),
+            ));
+        }
+        let dir = services.log_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("loadtest-{}", std::process::id()))
+        });
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ScenarioError::Config(format!("{}: {e}", dir.display())))?;
+        let setup = RecorderSetup::prepare(&dir, &room, now_unix)?;
+        eprintln!("recording to {}", setup.archive_dir().display());
+        Some(setup)
+    } else {
+        None
+    };
+    services.create_room(
+        &room,
+        plan.kind,
+        plan.receive_slots,
+        recorder.as_ref().map(RecorderSetup::policy),
+    )?;
+    // The recorder joins before the callers; a room it finds without callers for 5 s ends its
+    // session, so it starts only now, right before them.
+    let recorder = match recorder {
+        Some(setup) => Some(setup.start(
+            &services.ws_url(),
+            &room,
+            &services.api_key,
+            services.log_dir.as_ref().map(|d| d.join("recorder.log")),
+        )?),
+        None => None,
+    };
     // The SFU's renegotiation counters before anyone joins (the run's share is the growth).
     let sfu_counters_before = services
         .sfu_metrics
@@ -482,7 +531,7 @@ fn run_with(
     };
     let received = || engine.as_ref().map(|e| e.stats().packets_received);
 
-    let (outcomes, measured, cost, window, sent, generator, sfu_counters_after) =
+    let (outcomes, measured, cost, window, sent, generator, sfu_counters_after, recorder_cost) =
         runtime.block_on(async {
             let mut handles = Vec::with_capacity(total);
             let join_deadline = Instant::now() + join_timeout(total, plan.rate_per_s);
@@ -525,6 +574,15 @@ fn run_with(
                 tokio::task::spawn_blocking(move || SfuCostMeter::start(pid, url.as_deref()))
                     .await
                     .ok()
+            };
+            let recorder_meter = match recorder.as_ref().map(RecorderProcess::probe) {
+                Some(Ok(probe)) => {
+                    tokio::task::spawn_blocking(move || RecorderCostMeter::start(probe))
+                        .await
+                        .ok()
+                }
+                Some(Err(e)) => Some(Err(e)),
+                None => None,
             };
             progress.start_running(common.duration);
             // A line a supervising script or test can wait for (the progress bar is hidden when
@@ -570,6 +628,20 @@ fn run_with(
                 Some(Err(e)) => Some(Err(e)),
                 None => None,
             };
+            let sfu_cpu = match &cost {
+                Some(Ok(c)) => c.cpu_seconds,
+                _ => None,
+            };
+            let recorder_cost = match recorder_meter {
+                Some(Ok(meter)) => {
+                    let callers = total as u64;
+                    tokio::task::spawn_blocking(move || meter.finish(sfu_cpu, callers))
+                        .await
+                        .ok()
+                }
+                Some(Err(e)) => Some(Err(e)),
+                None => None,
+            };
             let sfu_counters_after = match services.sfu_metrics.clone() {
                 Some(url) => tokio::task::spawn_blocking(move || SfuCounters::scrape(&url))
                     .await
@@ -596,8 +668,15 @@ fn run_with(
                 sent,
                 generator,
                 sfu_counters_after,
+                recorder_cost,
             )
         });
+    // Stopped after the callers left: SIGTERM finishes its session (manifest written).
+    if let Some(recorder) = recorder
+        && let Err(e) = recorder.stop(RECORDER_STOP_GRACE)
+    {
+        eprintln!("recorder did not stop cleanly: {e}");
+    }
     progress.finish();
     runtime.shutdown_timeout(Duration::from_secs(2));
     if let Some(engine) = engine {
@@ -642,6 +721,11 @@ fn run_with(
     });
     if report.joined == 0 {
         return Err(ScenarioError::NobodyJoined);
+    }
+    match recorder_cost {
+        Some(Ok(cost)) => report.recorder = Some(cost),
+        Some(Err(e)) => eprintln!("recorder cost not measured: {e}"),
+        None => {}
     }
     match cost {
         Some(Ok(cost)) => cost.apply_to(&mut report),
@@ -779,6 +863,7 @@ mod tests {
                     callers: 2,
                     callers_only: false,
                     receive_slots: false,
+                    record: false,
                 }
             ),
             Err(ScenarioError::Config(_))
@@ -797,6 +882,7 @@ mod tests {
                         callers,
                         callers_only: false,
                         receive_slots: false,
+                        record: false,
                     }
                 ),
                 Err(ScenarioError::Config(_))
@@ -829,6 +915,7 @@ mod tests {
                     callers: 2,
                     callers_only: false,
                     receive_slots: false,
+                    record: false,
                 }
             ),
             Err(ScenarioError::Config(_))
@@ -866,6 +953,7 @@ mod tests {
             callers: 1,
             callers_only,
             receive_slots: false,
+            record: false,
         };
         c.first_index = Some(2000);
         // With an admin token the room is created first: refused at once (nothing listens).

@@ -229,13 +229,14 @@ impl Services {
     }
 
     /// Creates room `name` of `kind` (`meeting`/`broadcast`) on the admin API, with receive
-    /// slots when `receive_slots`. Without an admin token the room must exist already (or be
+    /// slots when `receive_slots` and the signed recording policy `recording` if any. Without an admin token the room must exist already (or be
     /// auto-created by the service).
     pub fn create_room(
         &self,
         name: &str,
         kind: &str,
         receive_slots: bool,
+        recording: Option<&serde_json::Value>,
     ) -> Result<(), ServicesError> {
         let Some(token) = &self.admin_token else {
             return Ok(());
@@ -244,9 +245,12 @@ impl Services {
             room: name.to_owned(),
             reason,
         };
-        let body =
-            serde_json::json!({ "name": name, "kind": kind, "receive_slots": receive_slots })
-                .to_string();
+        let mut body =
+            serde_json::json!({ "name": name, "kind": kind, "receive_slots": receive_slots });
+        if let Some(policy) = recording {
+            body["recording"] = policy.clone();
+        }
+        let body = body.to_string();
         let response = http_client::client(ROOM_REQUEST_TIMEOUT)
             .and_then(|client| {
                 Ok(client

@@ -432,8 +432,16 @@ async fn run(config: Config, media: Media) -> Result<(), String> {
     let addr = server.local_addr();
     tracing::info!(%addr, "serving /v1/rtc, /v1/rooms, /metrics, /healthz");
     if let Some(room) = demo_room {
+        // The demo room is created here, not by a join, so it takes the `--recording-policy`
+        // naming it here too (as a room a join creates would).
+        let recording = config
+            .auto_create_recording_policies()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|p| p.document().is_ok_and(|d| d.applies_to(&room)));
         let policy = signaling::policy::RoomPolicy {
             receive_slots: config.receive_slots,
+            recording,
             ..signaling::policy::RoomPolicy::default_meeting()
         };
         server

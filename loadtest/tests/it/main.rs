@@ -5,6 +5,7 @@ mod common;
 
 mod baseline_cli;
 mod impairment_relay;
+mod recorder_cost_cli;
 mod report_merge;
 mod scenarios_cli;
 mod sfu_outage;

@@ -200,3 +200,67 @@ async fn recording_policy_file_makes_rooms_a_join_creates_recorded() {
     assert!(created["policy"].get("recording").is_none());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `signaling dev --recording-policy FILE`: the demo room, which `dev` creates itself at start
+/// (not a join), is recorded when a policy in the file names it (what `scripts/run --record`
+/// relies on).
+#[tokio::test]
+async fn dev_demo_room_takes_the_recording_policy_naming_it() {
+    let dir = std::env::temp_dir().join(format!("signaling-dev-policy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let admin = DocumentSigner::from_secret(&[5u8; 32]);
+    let rec_key = common::bundle("rec-1")["identity_key"]
+        .as_str()
+        .expect("string")
+        .to_string();
+    let policy = signaling::policy_signing::sign(
+        &admin,
+        "standup",
+        vec![signaling::policy_signing::parse_recorder(&format!("rec-1={rec_key}")).expect("ok")],
+        7,
+        1_700_000_000,
+    )
+    .expect("signed");
+    let file = dir.join("policy.json");
+    std::fs::write(&file, serde_json::to_string(&policy).expect("json")).expect("write");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut child = Command::new(BIN)
+        .args([
+            "dev",
+            "--room",
+            "standup",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--recording-policy")
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dev starts");
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/v1/rooms/standup");
+    let mut room = None;
+    for _ in 0..200 {
+        if let Ok(resp) = client.get(&url).bearer_auth("devadmin").send().await
+            && resp.status() == 200
+        {
+            room = Some(resp.json::<serde_json::Value>().await.expect("json"));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let room = room.expect("the demo room exists within 10 s");
+    assert_eq!(
+        room["policy"]["recording"],
+        serde_json::to_value(&policy).expect("json"),
+        "{room}"
+    );
+}

@@ -278,7 +278,8 @@ const MAX_REQUEST_HEAD: usize = 4096;
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves `GET /metrics` on `listener` until the task is dropped; anything else is 404.
+/// Serves `GET /metrics` on `listener` until the task is dropped, and `GET /healthz` (200 `ok`:
+/// the process is up and serving, what a liveness probe asks); anything else is 404.
 pub async fn serve_metrics(listener: TcpListener, metrics: Arc<RecorderMetrics>) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
@@ -304,6 +305,8 @@ pub async fn serve_metrics(listener: TcpListener, metrics: Arc<RecorderMetrics>)
             let first = head.split(|b| *b == b'\r').next().unwrap_or_default();
             let (status, body) = if first.starts_with(b"GET /metrics ") {
                 ("200 OK", metrics.render())
+            } else if first.starts_with(b"GET /healthz ") {
+                ("200 OK", "ok\n".to_owned())
             } else {
                 ("404 Not Found", "not found\n".to_owned())
             };
@@ -346,8 +349,16 @@ mod tests {
             .unwrap();
         let mut text = String::new();
         s.read_to_string(&mut text).await.unwrap();
-        task.abort();
         assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut health = String::new();
+        s.read_to_string(&mut health).await.unwrap();
+        assert!(health.starts_with("HTTP/1.1 200 OK"), "{health}");
+        assert!(health.ends_with("\r\n\r\nok\n"), "{health}");
+        task.abort();
         for line in [
             "recorder_active_sessions 0",
             "recorder_frames_decrypted_total 0",
