@@ -14,12 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::Signer as _;
-use rand::RngExt as _;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use call_client::protocol::{RecorderDevice, RecordingDocument, RecordingPolicy};
+use e2ee_frames::DocumentSigner;
 
 use crate::metrics_scrape::{ScrapeError, scrape};
 use crate::process_usage::{CpuMeter, ProcessUsageError};
@@ -31,9 +30,6 @@ pub const FRAMES_DECRYPTED_METRIC: &str = "recorder_frames_decrypted_total";
 pub const DECRYPT_FAILURES_METRIC: &str = "recorder_decrypt_failures_total";
 /// The counter of frames that did not reach the archive.
 pub const FRAMES_DROPPED_METRIC: &str = "recorder_frames_dropped_total";
-
-/// The domain separation of a recording policy's signature (docs/protocol.md).
-const POLICY_SIGNING_CONTEXT: &[u8] = b"e2ee-sfu/recording-policy/v1";
 
 /// Timeout of one `/metrics` scrape.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -84,13 +80,6 @@ pub struct RecorderSetup {
     policy: serde_json::Value,
 }
 
-/// The recording policy entry `recorder enroll` prints on its second line.
-#[derive(Debug, Deserialize)]
-struct PolicyEntry {
-    device: String,
-    identity_key: String,
-}
-
 fn run_recorder(
     program: &Path,
     command: &'static str,
@@ -112,31 +101,22 @@ fn run_recorder(
     String::from_utf8(out.stdout).map_err(|e| fail(e.to_string()))
 }
 
-/// A recording policy for `room` naming `recorder` (device, identity key base64url), signed by
-/// `admin` as the protocol says: Ed25519 over the context followed by the document.
+/// A recording policy for `room` naming `recorder`, signed by `admin`
+/// ([`RecordingPolicy::sign`], docs/protocol.md §3), kept for one day.
 pub fn signed_policy(
     room: &str,
-    device: &str,
-    identity_key: &str,
-    admin: &ed25519_dalek::SigningKey,
+    recorder: RecorderDevice,
+    admin: &DocumentSigner,
     issued_at: u64,
 ) -> serde_json::Value {
-    let document = serde_json::json!({
-        "v": 1,
-        "room": room,
-        "recorders": [{ "device": device, "identity_key": identity_key }],
-        "issued_at": issued_at,
-        "retention_days": 1,
-    })
-    .to_string();
-    let mut signed = POLICY_SIGNING_CONTEXT.to_vec();
-    signed.extend_from_slice(document.as_bytes());
-    serde_json::json!({
-        "v": 1,
-        "document": URL_SAFE_NO_PAD.encode(document.as_bytes()),
-        "admin_key": URL_SAFE_NO_PAD.encode(admin.verifying_key().to_bytes()),
-        "sig": URL_SAFE_NO_PAD.encode(admin.sign(&signed).to_bytes()),
-    })
+    let document = RecordingDocument {
+        v: 1,
+        room: room.into(),
+        recorders: vec![recorder],
+        issued_at,
+        retention_days: 1,
+    };
+    serde_json::to_value(RecordingPolicy::sign(&document, admin)).expect("a policy serializes")
 }
 
 impl RecorderSetup {
@@ -155,7 +135,8 @@ impl RecorderSetup {
                 &state_dir.clone().into_os_string(),
             ],
         )?;
-        let entry: PolicyEntry = enrolled
+        // `recorder enroll` prints the bundle, then the policy entry on its second line.
+        let entry: RecorderDevice = enrolled
             .lines()
             .nth(1)
             .and_then(|line| serde_json::from_str(line).ok())
@@ -176,8 +157,8 @@ impl RecorderSetup {
                 reason: "it printed no age1… recipient".into(),
             });
         }
-        let admin = ed25519_dalek::SigningKey::from_bytes(&rand::rng().random());
-        let policy = signed_policy(room, &entry.device, &entry.identity_key, &admin, issued_at);
+        let admin = DocumentSigner::generate(&mut rand::rng());
+        let policy = signed_policy(room, entry, &admin, issued_at);
         Ok(RecorderSetup {
             program,
             state_dir,
@@ -388,27 +369,36 @@ impl RecorderCost {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use call_client::protocol::RECORDING_POLICY_LABEL;
+    use e2ee_frames::verify_labelled;
+
     use super::*;
-    use ed25519_dalek::Verifier as _;
 
     #[test]
     fn the_policy_signature_verifies_over_the_context_and_document() {
-        let admin = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
-        let policy = signed_policy("demo", "recorder-1", "AAAA", &admin, 1_700_000_000);
-        let b64 = |field: &str| {
-            URL_SAFE_NO_PAD
-                .decode(policy[field].as_str().unwrap())
-                .unwrap()
+        let admin = DocumentSigner::from_secret(&[7u8; 32]);
+        let recorder = RecorderDevice {
+            device: "recorder-1".into(),
+            identity_key: "AAAA".into(),
         };
-        let document = b64("document");
+        let policy: RecordingPolicy =
+            serde_json::from_value(signed_policy("demo", recorder, &admin, 1_700_000_000)).unwrap();
+        let document = URL_SAFE_NO_PAD.decode(&policy.document).unwrap();
         let doc: serde_json::Value = serde_json::from_slice(&document).unwrap();
         assert_eq!(doc["room"], "demo");
         assert_eq!(doc["recorders"][0]["device"], "recorder-1");
-        let mut signed = POLICY_SIGNING_CONTEXT.to_vec();
-        signed.extend_from_slice(&document);
-        let sig = ed25519_dalek::Signature::from_slice(&b64("sig")).unwrap();
-        let key =
-            ed25519_dalek::VerifyingKey::from_bytes(&b64("admin_key").try_into().unwrap()).unwrap();
-        key.verify(&signed, &sig).unwrap();
+        verify_labelled(
+            &admin.public_key(),
+            RECORDING_POLICY_LABEL,
+            &document,
+            &URL_SAFE_NO_PAD
+                .decode(&policy.sig)
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        )
+        .unwrap();
     }
 }

@@ -9,9 +9,8 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use call_client::access_token::{Claims, GrantClaims};
-use call_client::protocol::Role;
-use e2ee_frames::DeviceKeys;
-use ed25519_dalek::Signer as _;
+use call_client::protocol::{RecorderDevice, RecordingDocument, RecordingPolicy, Role};
+use e2ee_frames::{DeviceKeys, DocumentSigner};
 use recorder::live::ApiCredentials;
 use recorder::sink::{
     Frame, Participant, SessionArchive, SessionSink, SessionStart, SessionSummary, SinkError,
@@ -91,28 +90,24 @@ impl Service {
     }
 }
 
-/// A recording policy for `room` naming `recorders`, signed as the protocol says:
-/// Ed25519 over `"e2ee-sfu/recording-policy/v1" || document`.
+/// A recording policy for `room` naming `recorders`, signed with a fixed admin key
+/// ([`RecordingPolicy::sign`]), kept for 30 days.
 pub fn signed_policy(room: &str, recorders: &[(&str, [u8; 32])]) -> serde_json::Value {
-    let admin = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
-    let doc = serde_json::json!({
-        "v": 1,
-        "room": room,
-        "recorders": recorders.iter().map(|(d, ik)| serde_json::json!({
-            "device": d, "identity_key": URL_SAFE_NO_PAD.encode(ik),
-        })).collect::<Vec<_>>(),
-        "issued_at": 1_700_000_000u64,
-        "retention_days": 30,
-    });
-    let doc = serde_json::to_vec(&doc).expect("json");
-    let mut signed = b"e2ee-sfu/recording-policy/v1".to_vec();
-    signed.extend_from_slice(&doc);
-    serde_json::json!({
-        "v": 1,
-        "document": URL_SAFE_NO_PAD.encode(&doc),
-        "admin_key": URL_SAFE_NO_PAD.encode(admin.verifying_key().to_bytes()),
-        "sig": URL_SAFE_NO_PAD.encode(admin.sign(&signed).to_bytes()),
-    })
+    let admin = DocumentSigner::from_secret(&[42u8; 32]);
+    let document = RecordingDocument {
+        v: 1,
+        room: room.into(),
+        recorders: recorders
+            .iter()
+            .map(|(device, identity_key)| RecorderDevice {
+                device: (*device).into(),
+                identity_key: URL_SAFE_NO_PAD.encode(identity_key),
+            })
+            .collect(),
+        issued_at: 1_700_000_000,
+        retention_days: 30,
+    };
+    serde_json::to_value(RecordingPolicy::sign(&document, &admin)).expect("a policy serializes")
 }
 
 /// A caller's access token for `room`.
