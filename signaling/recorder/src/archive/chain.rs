@@ -11,7 +11,8 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use e2ee_frames::{DocumentSigner, verify_labelled};
+use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -130,25 +131,25 @@ struct Line<'a> {
 
 /// The recorder's chain signing key (its Ed25519 identity key).
 pub struct ChainSigner {
-    key: SigningKey,
+    key: DocumentSigner,
 }
 
 impl ChainSigner {
     /// From the identity key's secret (`DeviceKeys::identity_secret`).
     pub fn from_identity_secret(secret: &[u8; 32]) -> Self {
         Self {
-            key: SigningKey::from_bytes(secret),
+            key: DocumentSigner::from_secret(secret),
         }
     }
 
     /// The public key that verifies the chain.
     pub fn public_key(&self) -> [u8; 32] {
-        self.key.verifying_key().to_bytes()
+        self.key.public_key()
     }
 
     /// The same, as a verifying key.
     pub fn verifying_key(&self) -> VerifyingKey {
-        self.key.verifying_key()
+        VerifyingKey::from_bytes(&self.key.public_key()).expect("an Ed25519 public key")
     }
 
     /// Appends an entry recording `body` at `at` (see [`ChainSigner::append_with`]).
@@ -176,7 +177,7 @@ impl ChainSigner {
             .lock(CHAIN_BLOB)
             .map_err(ArchiveError::io("locking the chain"))?;
         let mut text = read_text(store)?;
-        let read = verify_text(&text, &self.key.verifying_key());
+        let read = verify_text(&text, &self.verifying_key());
         if let Some(problem) = read.all_problems().next() {
             return Err(ArchiveError::Chain(format!(
                 "refusing to append to a chain that does not verify: {problem}"
@@ -192,9 +193,10 @@ impl ChainSigner {
             body,
         };
         let entry_json = serde_json::to_string(&entry).expect("a chain entry serializes");
-        let mut signed = SIGNATURE_LABEL.to_vec();
-        signed.extend_from_slice(entry_json.as_bytes());
-        let sig = URL_SAFE_NO_PAD.encode(self.key.sign(&signed).to_bytes());
+        let sig = URL_SAFE_NO_PAD.encode(
+            self.key
+                .sign_labelled(SIGNATURE_LABEL, entry_json.as_bytes()),
+        );
         text.push_str(&format!("{{\"entry\":{entry_json},\"sig\":\"{sig}\"}}\n"));
         store
             .put(CHAIN_BLOB, text.as_bytes())
@@ -259,15 +261,18 @@ fn verify_text(text: &str, key: &VerifyingKey) -> ChainRead {
                 continue;
             }
         };
-        let mut signed = SIGNATURE_LABEL.to_vec();
-        signed.extend_from_slice(parsed.entry.get().as_bytes());
         let signature_ok = URL_SAFE_NO_PAD
             .decode(&parsed.sig)
             .ok()
             .and_then(|b| <[u8; 64]>::try_from(b).ok())
             .is_some_and(|sig| {
-                key.verify_strict(&signed, &Signature::from_bytes(&sig))
-                    .is_ok()
+                verify_labelled(
+                    key.as_bytes(),
+                    SIGNATURE_LABEL,
+                    parsed.entry.get().as_bytes(),
+                    &sig,
+                )
+                .is_ok()
             });
         if !signature_ok {
             read.signature_problems.push(format!(
