@@ -204,8 +204,12 @@ describe('the page reconnects (signaling dev)', { skip: serviceSkip() }, () => {
     assert.equal((await status(a)).phase, 'reconnecting', 'no try after giving up');
     assert.equal((await status(a)).connection.attempt, attempts);
     await a.page.getByRole('button', { name: 'Rejoin' }).click();
-    const back = await waitFor(async () => (await status(a)).phase === 'in-call', { timeoutMs: 15_000 });
-    assert.ok(back, 'Rejoin brought kim back');
+    // The view draws on the next animation frame: wait for the state and for what it shows.
+    const back = await waitFor(async () => {
+      const s = await status(a);
+      return { ok: s.phase === 'in-call' && s.shown === '', s };
+    }, { timeoutMs: 15_000 });
+    assert.ok(back.ok, `Rejoin brought kim back and cleared the status: ${JSON.stringify(back.s)}`);
     const s = await status(a);
     assert.equal(s.shown, '');
     assert.equal(s.connection.reconnects, 1);
