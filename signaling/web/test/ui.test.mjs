@@ -132,6 +132,23 @@ describe('web client UI in chromium', { skip: SKIP }, () => {
     await page.close();
   });
 
+  test('encryption badge: green when frames from every sender open, waiting for keys, a warning naming who fails', { timeout: 30_000 }, async () => {
+    const states = {};
+    for (const kind of ['open', 'waiting', 'failing']) {
+      const { page, errors } = await scene(`n=4&badge=${kind}`);
+      const b = page.locator('.badge.e2ee');
+      states[kind] = { state: await b.getAttribute('data-state'), text: await b.textContent(), role: await b.getAttribute('role') };
+      if (kind === 'failing') await page.screenshot({ path: artifact('badge-failing.png') });
+      assert.deepEqual(errors, []);
+      await page.close();
+    }
+    assert.deepEqual(states, {
+      open: { state: 'encrypted', text: 'End-to-end encrypted', role: 'status' },
+      waiting: { state: 'waiting', text: 'Waiting for keys', role: 'status' },
+      failing: { state: 'failing', text: 'Frames from Alice Martin fail to decrypt', role: 'status' },
+    });
+  });
+
   test('broadcast viewer: watch only, no publishing controls', { timeout: 30_000 }, async () => {
     const { page, errors } = await scene('n=2&watch=1&screen=0');
     assert.equal(await page.locator('[data-ctl=mic]').count(), 0);
