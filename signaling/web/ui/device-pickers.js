@@ -9,7 +9,7 @@ import { h, icon } from './dom.js';
 
 /** A picker: `{root, select}`; `onpick(id)` when the user chooses another device. */
 export function devicePicker({ name, label, glyph, onpick }) {
-  const select = h('select', { name, onchange: () => onpick(select.value) });
+  const select = h('select', { name, 'aria-label': label, onchange: () => onpick(select.value) });
   const root = h('label', { class: 'picker' }, h('span', { class: 'picker-label' }, icon(glyph), label), select);
   return { root, select };
 }

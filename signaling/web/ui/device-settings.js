@@ -17,7 +17,8 @@ export class DeviceSettingsPanel {
     this.root = root;
     this.actions = actions;
     this.devices = null;
-    this.error = h('div', { class: 'form-error', role: 'alert', hidden: true });
+    // Empty (and no banner) until a switch fails.
+    this.error = h('div', { role: 'alert' });
     this.camera = devicePicker({ name: 'camera', label: 'Camera', glyph: 'camera', onpick: (id) => this._use('video', id) });
     this.microphone = devicePicker({ name: 'microphone', label: 'Microphone', glyph: 'mic', onpick: (id) => this._use('audio', id) });
     this.speaker = devicePicker({ name: 'speaker', label: 'Speaker', glyph: 'speaker', onpick: (id) => actions.setSpeaker(id) });
@@ -44,11 +45,12 @@ export class DeviceSettingsPanel {
   }
 
   async _use(kind, id) {
-    this.error.hidden = true;
+    this.error.className = '';
+    replace(this.error);
     try {
       await this.actions.useDevice(kind, id);
     } catch (err) {
-      this.error.hidden = false;
+      this.error.className = 'form-error';
       replace(this.error, icon('warn'), `That ${kind === 'video' ? 'camera' : 'microphone'} could not be started (${err.name ?? 'error'}): the previous one stays on.`);
     }
     if (this._state) this.render(this._state);

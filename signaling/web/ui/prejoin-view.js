@@ -11,6 +11,14 @@ import { devicePicker, updatePicker } from './device-pickers.js';
 import { h, icon, replace } from './dom.js';
 import { initials } from './grid.js';
 
+/** What the preview says when there is no camera picture, by why (devices.js `captureFailure`). */
+const CAMERA_GONE = {
+  missing: 'No camera found: you will join with audio only.',
+  blocked: 'The camera is blocked for this site.',
+  busy: 'The camera is in use by another application.',
+  other: 'The camera could not be started: you will join with audio only.',
+};
+
 /** Draws `prejoin` into `root`; `onJoin({name})` on Join, `onBack()` on Back. */
 export class PreJoinView {
   constructor(root, prejoin, { room, name = '', onJoin, onBack }) {
@@ -21,6 +29,7 @@ export class PreJoinView {
     this.previewNote = h('div', { class: 'preview-note', role: 'status' });
     this.levelBar = h('span', { class: 'level-bar' });
     this.level = h('div', { class: 'level', role: 'meter', 'aria-label': 'Microphone level', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0' }, this.levelBar);
+    this.levelRow = h('div', { class: 'level-row' }, icon('mic'), this.level);
     this.messages = h('div', { class: 'prejoin-messages', role: 'alert' });
     this.camera = devicePicker({ name: 'camera', label: 'Camera', glyph: 'camera', onpick: (id) => prejoin.choose('camera', id) });
     this.microphone = devicePicker({ name: 'microphone', label: 'Microphone', glyph: 'mic', onpick: (id) => prejoin.choose('microphone', id) });
@@ -48,7 +57,7 @@ export class PreJoinView {
         { class: 'prejoin-side' },
         h('h1', { class: 'brand', id: 'prejoin-title' }, icon('lock'), h('span', {}, 'Ready to join?')),
         h('p', { class: 'lede' }, 'Room ', h('strong', {}, room), '. Check how you look and sound; nothing is sent until you join.'),
-        h('div', { class: 'level-row' }, icon('mic'), this.level),
+        this.levelRow,
         this.messages,
         this.retry,
         this.camera.root,
@@ -81,7 +90,7 @@ export class PreJoinView {
     this.placeholder.hidden = showVideo;
     let note = '';
     if (s.phase === 'opening') note = 'Asking for your camera and microphone…';
-    else if (!cam) note = s.failed.video === 'missing' || !s.failed.video ? 'No camera found: you will join with audio only.' : 'The camera is not available.';
+    else if (!cam) note = CAMERA_GONE[s.failed.video] ?? CAMERA_GONE.missing;
     else if (s.cameraOff) note = 'Camera is off: the others see your initials.';
     replace(this.previewNote, note);
     this.previewNote.hidden = !note;
@@ -105,7 +114,7 @@ export class PreJoinView {
     this.cameraOff.disabled = !cam;
     this.micOff.checked = s.micOff || !mic;
     this.micOff.disabled = !mic;
-    this.level.hidden = !mic;
+    this.levelRow.hidden = !mic;
     this.join.disabled = s.phase !== 'ready';
     this.join.textContent = s.phase === 'ready' && !cam && !mic ? 'Join to watch and listen' : 'Join now';
   }
