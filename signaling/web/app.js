@@ -78,7 +78,8 @@ function lobby(root, params, onJoin, error) {
     h('label', { class: 'check' }, watch, 'Watch only (broadcast viewer)'),
     error ? h('div', { class: 'form-error', role: 'alert' }, icon('warn'), error) : null,
     supported ? null : h('div', { class: 'form-error' }, icon('warn'), 'This browser cannot encrypt media frames (no encoded transforms): joining is not possible.'),
-    h('button', { class: 'primary big', type: 'submit', disabled: !supported }, 'Join'),
+    // A viewer joins from here; anyone else sees the pre-join screen (devices) first.
+    h('button', { class: 'primary big', type: 'submit', disabled: !supported }, 'Continue'),
     params.testMode ? h('p', { class: 'hint' }, 'Test mode: loopback network only.') : null,
   );
   replace(root, h('div', { class: 'lobby' }, form));
@@ -115,7 +116,7 @@ export function mountCall(root, call, options = {}) {
     sendChat: (text) => call.sendChat(text),
     setChatOpen: (open) => call.chat?.setOpen(open),
     listDevices: () => listDevices(),
-    currentDevices: () => ({ camera: deviceIdOf(call.local.camera), microphone: deviceIdOf(call.local.mic), speaker: call.state.local.speaker }),
+    currentDevices: () => ({ camera: deviceIdOf(call.local.camera), microphone: deviceIdOf(call.local.mic), speaker: call.state.speaker }),
     useDevice: (kind, id) => call.useDevice(kind, id),
     setSpeaker: (id) => call.setSpeaker(id),
   };

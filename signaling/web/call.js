@@ -131,7 +131,9 @@ export class Call extends EventTarget {
       warnings: [],
       notices: [],
       serverErrors: [],
-      local: { micOn: false, cameraOn: false, screenOn: false, speaker: o.speaker ?? null },
+      local: { micOn: false, cameraOn: false, screenOn: false },
+      /** The audio output device id remote audio plays through (null: the browser's default). */
+      speaker: o.speaker ?? null,
       quality: null,
       /** One audio element each: every remote audio receiver (`[{id, track}]`). */
       remoteAudio: [],
@@ -1035,7 +1037,7 @@ export class Call extends EventTarget {
 
   /** Plays remote audio through output device `id` (the view calls `setSinkId`). */
   setSpeaker(id) {
-    this.state.local.speaker = id || null;
+    this.state.speaker = id || null;
     this._changed();
   }
 

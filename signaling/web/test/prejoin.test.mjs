@@ -189,6 +189,30 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
     await d.context.close();
   });
 
+  test('lobby_continue_opens_prejoin_and_back_closes_the_devices', { timeout: 60_000 }, async () => {
+    const room = `lobby-${Date.now()}`;
+    const context = await chromium.newContext({ viewport: WINDOW });
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    // A link without a token: the lobby, which says how to get an invitation.
+    await page.goto(`${dev.http}/?room=${room}&test=1#name=Lee`);
+    assert.match(await page.textContent('.how-to-join'), /invitation link/);
+    await page.fill('textarea[name=token]', token(room, 'lee'));
+    await page.click('button[type=submit]');
+    await page.waitForFunction(() => window.prejoin?.state.phase === 'ready');
+    assert.equal(await page.inputValue('.prejoin-card input[name=name]'), 'Lee');
+    const live = await page.evaluate(() => window.prejoin.stream.getTracks().map((t) => t.readyState));
+    assert.deepEqual(live, ['live', 'live']);
+    const tracks = await page.evaluateHandle(() => window.prejoin.stream.getTracks());
+    await page.getByRole('button', { name: 'Back to the lobby' }).click();
+    await page.waitForSelector('form.lobby-card');
+    assert.equal(await page.inputValue('input[name=room]'), room);
+    assert.deepEqual(await tracks.evaluate((ts) => ts.map((t) => t.readyState)), ['ended', 'ended'], 'the devices are closed');
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
   test('prejoin_permission_denied_says_what_to_do', { timeout: 60_000 }, async () => {
     const room = `blocked-${Date.now()}`;
     const d = await openPrejoin(chromium, dev.http, room, 'bea', { name: 'Bea', init: BLOCKED });
@@ -311,6 +335,18 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
     const sent = await b.page.evaluate(() => window.__sent);
     assert.ok(!sent.includes('offer'), `no renegotiation: ${sent.join(',')}`);
     assert.equal(await b.page.evaluate(() => window.call.pc.localDescription.sdp), before.sdp);
+    // The speaker picker routes the remote audio (setSinkId) where the browser can.
+    const speakers = await b.page.$$eval('select[name=speaker] option', (os) => os.map((o) => o.value).filter(Boolean));
+    const canRoute = await b.page.evaluate(() => typeof HTMLMediaElement.prototype.setSinkId === 'function');
+    assert.ok(!canRoute || speakers.length > 0, 'a speaker picker where setSinkId exists');
+    if (speakers.length) {
+      await b.page.selectOption('select[name=speaker]', speakers.at(-1));
+      const routed = await waitFor(() => b.page.evaluate((id) => {
+        const sinks = [...document.querySelectorAll('.audio-sinks audio')].map((a) => a.sinkId);
+        return { ok: window.call.state.speaker === id && sinks.length > 0 && sinks.every((x) => x === id), sinks };
+      }, speakers.at(-1)), { timeoutMs: 5000 });
+      assert.ok(routed.ok, JSON.stringify(routed));
+    }
     await b.page.screenshot({ path: artifact('devices-panel.png') });
     for (const d of [a, b]) assert.deepEqual(await banners(d.page), [], `${d.identity}: banners`);
     for (const d of [a, b]) assert.deepEqual(d.errors, [], `${d.identity}: page errors`);

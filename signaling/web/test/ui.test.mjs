@@ -32,6 +32,8 @@ describe('web client UI in chromium', { skip: SKIP }, () => {
     assert.equal(await page.inputValue('input[name=room]'), 'standup');
     assert.equal(await page.inputValue('input[name=name]'), 'Robin');
     assert.equal(await page.isDisabled('button[type=submit]'), false, 'encoded transforms are supported');
+    // A link without a token says how to get one.
+    assert.match(await page.textContent('.how-to-join'), /invitation link .* from whoever runs the call/);
     // The device identity was created and kept in IndexedDB, with non-extractable private keys.
     const id = await page.evaluate(async () => {
       const { IdentityStore } = await import('/identity-store.js');

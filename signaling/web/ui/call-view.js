@@ -213,7 +213,7 @@ export class CallView {
       h('span', { class: 'ctl-gap' }),
       btn('security', this.panel === 'security', 'Security', 'shield', 'shield', () => this.togglePanel('security', state), 'panel-btn'),
       btn('quality', this.panel === 'quality', 'Quality', 'chart', 'chart', () => this.togglePanel('quality', state), 'panel-btn'),
-      publish ? btn('devices', this.panel === 'devices', 'Devices', 'gear', 'gear', () => this.togglePanel('devices', state), 'panel-btn') : null,
+      btn('devices', this.panel === 'devices', 'Devices', 'gear', 'gear', () => this.togglePanel('devices', state), 'panel-btn'),
       state.chat ? this._chatButton(state, unread, btn) : null,
       h('span', { class: 'ctl-gap' }),
       h('button', { class: 'ctl leave', title: 'Leave', dataset: { ctl: 'leave' }, onclick: () => this.actions.leave() }, icon('leave'), h('span', {}, 'Leave')),

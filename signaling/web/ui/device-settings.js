@@ -65,9 +65,12 @@ export class DeviceSettingsPanel {
     }
     const now = this.actions.currentDevices();
     const l = state.local ?? {};
-    // A call that started without a camera (or microphone) has no sender to give a new one.
-    updatePicker(this.camera, l.hasCamera === false ? [] : this.devices.cameras, now.camera, l.hasCamera === false ? 'Joined without a camera' : 'No camera found');
-    updatePicker(this.microphone, l.hasMic === false ? [] : this.devices.microphones, now.microphone, l.hasMic === false ? 'Joined without a microphone' : 'No microphone found');
+    const publish = !!state.self?.canPublish;
+    // A viewer sends nothing; a call that started without a camera (or microphone) has no
+    // sender to give a new one.
+    const why = (has, kind) => (!publish ? 'Watching: nothing is sent' : has === false ? `Joined without a ${kind}` : `No ${kind} found`);
+    updatePicker(this.camera, publish && l.hasCamera !== false ? this.devices.cameras : [], now.camera, why(l.hasCamera, 'camera'));
+    updatePicker(this.microphone, publish && l.hasMic !== false ? this.devices.microphones : [], now.microphone, why(l.hasMic, 'microphone'));
     updatePicker(this.speaker, this.devices.speakers, now.speaker, 'This browser plays through its default output');
   }
 }

@@ -136,11 +136,11 @@ export class Grid {
    * One audio element per remote audio receiver (`state.remoteAudio`): a receive slot plays
    * whoever speaks on it through the same element, and a track moving between tiles (its KID
    * sender changed) never plays twice. Each plays through the chosen speaker
-   * (`state.local.speaker`, where the browser has `setSinkId`).
+   * (`state.speaker`, where the browser has `setSinkId`).
    */
   _renderAudio(state) {
     const sinks = state.remoteAudio ?? [];
-    const speaker = state.local?.speaker ?? '';
+    const speaker = state.speaker ?? '';
     for (const { id, track } of sinks) {
       let a = this.audios.get(id);
       if (!a) {
