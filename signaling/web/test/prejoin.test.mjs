@@ -392,6 +392,36 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
     for (const d of [a, b]) await d.context.close();
   });
 
+  test('badge_names_a_sender_whose_frames_fail_to_decrypt', { timeout: 120_000 }, async () => {
+    const room = `badfail-${Date.now()}`;
+    const a = await openDevice(chromium, dev.http, room, 'alice', { name: 'Alice' });
+    const b = await openDevice(chromium, dev.http, room, 'bob', { name: 'Bob' });
+    const green = await waitFor(async () => {
+      const s = await badge(a.page);
+      return { ok: s?.state === 'encrypted' && (await heardFrom(a.page, b.device)).frames > 50, s };
+    }, { timeoutMs: 30_000, intervalMs: 500 });
+    assert.ok(green.ok, JSON.stringify(green));
+    // Alice's worker is given a wrong key for Bob's current generation and step (as a broken or
+    // lying key exchange would): his frames stop opening, and the badge names him.
+    await a.page.evaluate((device) => {
+      const c = window.call;
+      const k = c.keys.received.get(device);
+      const slot = c.state.participants.get(device).slot;
+      c.media.addReceiverKey({ slot, generation: k.generation, step: k.step, suite: c.keys.suite, baseKey: crypto.getRandomValues(new Uint8Array(64)) });
+    }, b.device);
+    const failing = await waitFor(async () => {
+      const s = await badge(a.page);
+      return { ok: s?.state === 'failing', s };
+    }, { timeoutMs: 15_000, intervalMs: 250 });
+    assert.ok(failing.ok, JSON.stringify(failing));
+    assert.equal(failing.s.text, 'Frames from Bob fail to decrypt');
+    // A warning state of the badge, not a banner; Bob's own badge is unaffected.
+    assert.equal((await badge(b.page)).state, 'encrypted');
+    await a.page.screenshot({ path: artifact('badge-failing-live.png') });
+    for (const d of [a, b]) assert.deepEqual(d.errors, [], `${d.identity}: page errors`);
+    for (const d of [a, b]) await d.context.close();
+  });
+
   test('security_code_change_notice_names_who_joined', { timeout: 120_000 }, async () => {
     const room = `code-${Date.now()}`;
     const a = await openDevice(chromium, dev.http, room, 'alice', { name: 'Alice', init: WATCH_BANNERS });
