@@ -1,5 +1,8 @@
 /**
- * Page entry: the lobby (room, token, name, watch-only), then the call screen.
+ * Page entry: the lobby (room, token, name, watch-only), the pre-join screen (camera preview,
+ * microphone level, devices, join with camera or microphone off), then the call screen. A link
+ * with a room and a token opens at the pre-join screen; `join=1` joins at once (default
+ * devices); a watch-only viewer has nothing to preview and joins from the lobby.
  *
  * URL parameters (query or fragment; prefer the fragment for the token, it never reaches a
  * server log): `room`, `token`, `name`, `watch=1` (broadcast viewer: watch only), `test=1`
@@ -13,9 +16,12 @@
 import { Call } from './call.js';
 import { joinFailureText } from './call-errors.js';
 import { IdentityStore } from './identity-store.js';
+import { deviceIdOf, listDevices } from './devices.js';
 import { encodedTransformSupported } from './media-crypto.js';
+import { PreJoin } from './prejoin.js';
 import { h, icon, replace } from './ui/dom.js';
 import { CallView } from './ui/call-view.js';
+import { PreJoinView } from './ui/prejoin-view.js';
 
 /** Parameters from the query string and the fragment (the fragment wins). */
 export function pageParams(location = globalThis.location) {
@@ -60,10 +66,20 @@ function lobby(root, params, onJoin, error) {
     h('label', {}, 'Room', room),
     h('label', {}, 'Name', name),
     h('label', {}, 'Access token', token),
+    params.token
+      ? null
+      : h(
+          'div',
+          { class: 'how-to-join', role: 'note' },
+          h('strong', {}, 'No invitation yet?'),
+          h('p', {}, 'Joining needs an invitation link (or the access token in it) from whoever runs the call: the app that set up the meeting, or the person who invited you. Open that link and everything here is filled in; or paste the token above.'),
+          h('p', {}, 'Running this service yourself? ', h('code', {}, 'signaling token --room ROOM --identity NAME'), ' prints a token; ', h('code', {}, 'signaling dev'), ' prints ready-made links.'),
+        ),
     h('label', { class: 'check' }, watch, 'Watch only (broadcast viewer)'),
     error ? h('div', { class: 'form-error', role: 'alert' }, icon('warn'), error) : null,
     supported ? null : h('div', { class: 'form-error' }, icon('warn'), 'This browser cannot encrypt media frames (no encoded transforms): joining is not possible.'),
-    h('button', { class: 'primary big', type: 'submit', disabled: !supported }, 'Join'),
+    // A viewer joins from here; anyone else sees the pre-join screen (devices) first.
+    h('button', { class: 'primary big', type: 'submit', disabled: !supported }, 'Continue'),
     params.testMode ? h('p', { class: 'hint' }, 'Test mode: loopback network only.') : null,
   );
   replace(root, h('div', { class: 'lobby' }, form));
@@ -99,6 +115,10 @@ export function mountCall(root, call, options = {}) {
     setVerified: (d, v) => call.setVerified(d, v),
     sendChat: (text) => call.sendChat(text),
     setChatOpen: (open) => call.chat?.setOpen(open),
+    listDevices: () => listDevices(),
+    currentDevices: () => ({ camera: deviceIdOf(call.local.camera), microphone: deviceIdOf(call.local.mic), speaker: call.state.speaker }),
+    useDevice: (kind, id) => call.useDevice(kind, id),
+    setSpeaker: (id) => call.setSpeaker(id),
   };
   const view = new CallView(root, actions, options);
   let scheduled = false;
@@ -119,29 +139,58 @@ export function mountCall(root, call, options = {}) {
   return view;
 }
 
+/**
+ * The pre-join screen for `p`: Join starts the call with the stream it opened, Back returns to
+ * the lobby (closing the devices).
+ */
+function prejoin(root, p, join) {
+  const pre = new PreJoin();
+  window.prejoin = pre; // for the browser tests and the console
+  const view = new PreJoinView(root, pre, {
+    room: p.room,
+    name: p.name,
+    onJoin: ({ name }) => {
+      view.close();
+      join({ ...p, name: name || p.name }, pre.take());
+    },
+    onBack: () => {
+      view.close();
+      pre.close();
+      lobby(root, p, (q) => (q.watchOnly ? join(q) : prejoin(root, q, join)));
+    },
+  });
+  pre.start().catch((err) => console.warn('pre-join:', err));
+}
+
 /** Starts the page. */
 export async function main(root = document.getElementById('app')) {
   const params = pageParams();
   const store = await IdentityStore.open();
-  const join = async (p) => {
+  // From the lobby: a viewer joins at once, anyone else sees the pre-join screen first.
+  const fromLobby = (p) => (p.watchOnly ? join(p) : prejoin(root, p, join));
+  // `media`: `{localStream, speaker}` from the pre-join screen (none: opened at join).
+  const join = async (p, media = {}) => {
     replace(root, h('div', { class: 'lobby' }, h('div', { class: 'lobby-card' }, h('div', { class: 'brand' }, icon('lock'), h('span', {}, 'Joining…')), h('p', { class: 'lede' }, 'Checking keys and connecting.'))));
-    const call = new Call({ ...p, identityStore: store });
+    const call = new Call({ ...p, ...media, identityStore: store });
     window.call = call; // for the browser tests and the console
     try {
       await call.join();
     } catch (err) {
+      // A join that failed before media started leaves the preview's tracks with us.
+      for (const t of media.localStream?.getTracks() ?? []) t.stop();
       // The words for a user; the code and the browser's message went to the console.
-      lobby(root, p, join, call.state.error?.text ?? err.message);
+      lobby(root, p, fromLobby, call.state.error?.text ?? err.message);
       return;
     }
     const view = mountCall(root, call);
     call.addEventListener('change', () => {
       if (call.state.phase === 'left' && !view.gone) {
         view.gone = true;
-        ended(root, call.state.leftReason, () => lobby(root, p, join));
+        ended(root, call.state.leftReason, () => lobby(root, p, fromLobby));
       }
     });
   };
   if (params.autoJoin && params.room && params.token) await join(params);
-  else lobby(root, params, join);
+  else if (params.room && params.token && !params.watchOnly) prejoin(root, params, join);
+  else lobby(root, params, fromLobby);
 }

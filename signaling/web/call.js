@@ -35,6 +35,8 @@ import { KeyManager } from './keys.js';
 import { applyMediaState, mediaStateMessage } from './media-state.js';
 import { MediaCrypto } from './media-crypto.js';
 import { openLocalMedia } from './local-media.js';
+import { openTrack } from './devices.js';
+import { EncryptionStatus, remotePublishers, securityCodeChangedText } from './e2ee-status.js';
 import { gatheringComplete, isLoopbackCandidate, loopbackOnlySdp, testModeRtcConfig } from './loopback-only.js';
 import { recorderNamed, verifyRecordingPolicy } from './recording-policy.js';
 import { SignalingClient } from './signaling-client.js';
@@ -83,6 +85,9 @@ export class Call extends EventTarget {
    * @param {boolean} [o.testMode] loopback only: ICE servers on 127.0.0.0/8 only, 127.0.0.0/8 candidates only
    * @param {boolean} [o.relayOnly] `iceTransportPolicy: "relay"`: media only through the TURN servers of `joined`
    * @param {string[]} [o.trustedAdminKeys] admin keys whose recording policies are accepted
+   * @param {MediaStream} [o.localStream] the camera and microphone the pre-join screen opened
+   *   (a disabled track joins muted / camera off); default: opened at join (local-media.js)
+   * @param {string} [o.speaker] the audio output device id (`setSinkId`); default: the browser's
    */
   constructor(o) {
     super();
@@ -101,6 +106,8 @@ export class Call extends EventTarget {
     this._statsTimer = null;
     this._lastReported = { failures: 0, decrypted: 0 };
     this._backoff = new Backoff();
+    this._localStream = o.localStream ?? null;
+    this._encryption = new EncryptionStatus();
     /** What the UI draws. */
     this.state = {
       /** `idle`, `joining`, `in-call`, `reconnecting` (the socket was lost; tiles stay), `left`, `error`. */
@@ -125,11 +132,14 @@ export class Call extends EventTarget {
       notices: [],
       serverErrors: [],
       local: { micOn: false, cameraOn: false, screenOn: false },
+      /** The audio output device id remote audio plays through (null: the browser's default). */
+      speaker: o.speaker ?? null,
       quality: null,
       /** One audio element each: every remote audio receiver (`[{id, track}]`). */
       remoteAudio: [],
       chat: null,
-      e2ee: { generation: null, step: null, decrypted: 0, failures: 0, refusedEnvelopes: 0, sourceMismatches: 0 },
+      /** `status`: what the badge says (e2ee-status.js), from the worker's reports. */
+      e2ee: { generation: null, step: null, decrypted: 0, failures: 0, refusedEnvelopes: 0, sourceMismatches: 0, status: null },
     };
   }
 
@@ -345,11 +355,20 @@ export class Call extends EventTarget {
     this.keys.addDevice({ ...d, recipient });
   }
 
-  async _updateSecurityCode() {
+  /**
+   * Recomputes the call security code. `change` (`{joined, left}` names) comes from a roster
+   * delta: a code that changed then gets a calm notice saying why (the latest one only).
+   */
+  async _updateSecurityCode(change = null) {
     const roster = [...this.state.participants.values()]
       .filter((p) => p.identityKey)
       .map((p) => ({ device: p.device, identityKey: p.identityKey, role: p.role, slot: p.slot }));
+    const before = this.state.securityCode;
     this.state.securityCode = await securityCode({ room: this.options.room, call: this.state.call, roster });
+    if (change && before && before !== this.state.securityCode) {
+      this.state.notices = this.state.notices.filter((n) => n.kind !== 'security-code');
+      this._note('security-code', securityCodeChangedText(change));
+    }
     this._changed();
   }
 
@@ -444,6 +463,7 @@ export class Call extends EventTarget {
     this.media = null;
     this.keys = null;
     this._lastReported = { failures: 0, decrypted: 0 };
+    this._encryption.reset();
     this.local.screen?.stop();
     this.local.screen = null;
     this.local.screenTransceiver = null;
@@ -566,12 +586,16 @@ export class Call extends EventTarget {
   _onRoster(m) {
     this._serial(async () => {
       const now = performance.now();
+      const change = { joined: [], left: [] };
       for (const d of m.added ?? []) {
         await this._addDevice(d);
         this._chatNotice(d.device, 'joined');
+        const p = this.state.participants.get(d.device);
+        if (p && !p.self) change.joined.push(p.name);
       }
       for (const id of m.removed ?? []) {
         const p = this.state.participants.get(id);
+        if (p && !p.self) change.left.push(p.name);
         this._chatNotice(id, 'left');
         this.chat?.removeDevice(id);
         this.state.participants.delete(id);
@@ -583,7 +607,7 @@ export class Call extends EventTarget {
       }
       this.keys.removeDevices(m.removed ?? [], now);
       this._placeAll();
-      await this._updateSecurityCode();
+      await this._updateSecurityCode(change);
       this._subscribe();
     });
   }
@@ -646,6 +670,12 @@ export class Call extends EventTarget {
       moved = this.remote.attribute(t.id, t.lastSlot, (slot) => this._deviceOfSlot(slot)) || moved;
     }
     if (moved) this._placeAll();
+    const selfKeyed = this.state.self?.canPublish ? this.state.e2ee.generation !== null : null;
+    const status = this._encryption.observe(performance.now(), st.senders, remotePublishers(this.state.participants, this.keys?.received ?? new Map()), selfKeyed);
+    if (status.text !== e.status?.text || status.detail !== e.status?.detail) {
+      e.status = status;
+      this._changed();
+    }
   }
 
   /** The remote roster device holding KID slot `slot`, or null. */
@@ -971,6 +1001,43 @@ export class Call extends EventTarget {
     if (this.local.camera) this.local.camera.enabled = on;
     this.state.local.cameraOn = !!this.local.camera && on;
     this._sendMediaState();
+    this._changed();
+  }
+
+  /**
+   * Switches the microphone (`kind` 'audio') or camera ('video') to device `id` during the call:
+   * a new track on the same sender (`replaceTrack`: no renegotiation, the transform and the KID
+   * stay), muted or off as the old one was. Rejects (the old track stays) when the device
+   * cannot be opened, or when the call has no sender of that kind (it joined without one).
+   */
+  async useDevice(kind, id) {
+    const old = kind === 'audio' ? this.local.mic : this.local.camera;
+    if (!old) throw new DOMException(`this call sends no ${kind === 'audio' ? 'microphone' : 'camera'}`, 'InvalidStateError');
+    const track = await openTrack(kind, id);
+    track.enabled = old.enabled;
+    const source = kind === 'audio' ? 'microphone' : 'camera';
+    const sending = this.pc && this._published?.find((t) => t.source === source);
+    try {
+      if (sending) await sending.transceiver.sender.replaceTrack(track);
+    } catch (err) {
+      track.stop();
+      throw err;
+    }
+    this._localStream.removeTrack(old);
+    this._localStream.addTrack(track);
+    old.stop();
+    if (kind === 'audio') this.local.mic = track;
+    else {
+      this.local.camera = track;
+      const me = this.state.participants.get(this.state.self.device);
+      if (me) me.videoTrack = track;
+    }
+    this._changed();
+  }
+
+  /** Plays remote audio through output device `id` (the view calls `setSinkId`). */
+  setSpeaker(id) {
+    this.state.speaker = id || null;
     this._changed();
   }
 

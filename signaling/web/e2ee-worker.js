@@ -12,7 +12,8 @@
  *
  * Messages in: `sender-key {slot, generation, step, suite, baseKey}`, `receiver-key {slot,
  * generation, step, suite, baseKey}`, `remove-sender {slot}`, `stats`. Messages out:
- * `stats {transforms, totals}` (answer to `stats` and every second), `unknown-kid {slot,
+ * `stats {transforms, totals, senders}` (answer to `stats` and every second; `senders`:
+ * `[{slot, decrypted, failures}]` by the KID slot in the frames), `unknown-kid {slot,
  * generation}` (throttled per slot: the page asks that sender for its key), `opened-by {id,
  * slot}` (receiver transform `id`'s frames are now opened with the key of KID slot `slot`: sent
  * on its first decrypted frame and when the slot changes, at most every 200 ms per transform;
@@ -39,6 +40,13 @@ let senderContexts = new Map();
 /** Every attached transform: id -> state. */
 const transforms = new Map();
 const unknownKidReported = new Map();
+/**
+ * Frames per sender, by the KID slot in their header: slot -> {decrypted, failures}. A failing
+ * frame is counted under the slot its (unauthenticated) KID names, the only name it has; one
+ * whose header does not parse is counted in its transform only.
+ */
+const bySlot = new Map();
+const MAX_COUNTED_SLOTS = 1024;
 let keyChanges = 0;
 /** Test hook: short hashes of decrypted frames (null: not recording). */
 let plaintextHashes = null;
@@ -110,16 +118,33 @@ async function encrypt(frame, controller, state) {
   }
 }
 
-function reportUnknownKid(frame, state) {
-  // Find the KID after the nominal prefix to learn which sender's key is missing.
+/** The KID fields of an encrypted frame (after the codec's clear prefix), or null. */
+function kidOf(frame, state) {
   const data = new Uint8Array(frame.data);
   const prefix = state.kind === 'audio' ? 1 : data.length > 0 && (data[0] & 1) === 0 ? 10 : 3;
-  let fields;
   try {
-    fields = decodeKid(decodeHeader(data.subarray(prefix)).kid);
+    return decodeKid(decodeHeader(data.subarray(prefix)).kid);
   } catch {
-    return;
+    return null;
   }
+}
+
+/** The counts of `slot`; past {@link MAX_COUNTED_SLOTS} a new slot gets a throwaway record. */
+function senderCounts(slot) {
+  let c = bySlot.get(slot);
+  if (!c) {
+    c = { slot, decrypted: 0, failures: 0 };
+    // Failing frames name whatever slot their header says: a flood of made-up ones must not
+    // grow the map without bound (only their transform counts them then).
+    if (bySlot.size >= MAX_COUNTED_SLOTS) return c;
+    bySlot.set(slot, c);
+  }
+  return c;
+}
+
+function reportUnknownKid(fields) {
+  // The KID names the sender whose key is missing.
+  if (!fields) return;
   const now = performance.now();
   if ((unknownKidReported.get(fields.slot) ?? -Infinity) > now - 1000) return;
   unknownKidReported.set(fields.slot, now);
@@ -150,13 +175,16 @@ async function decrypt(frame, controller, state) {
     state.frames += 1;
     state.lastSlot = out.slot;
     state.lastGeneration = out.generation;
+    senderCounts(out.slot).decrypted += 1;
     controller.enqueue(frame);
     reportOpener(state);
   } catch (err) {
     state.failures += 1;
     state.lastError = err?.code ?? String(err);
+    const fields = kidOf(frame, state);
+    if (fields) senderCounts(fields.slot).failures += 1;
     // No key, or the sender ratcheted beyond the look-ahead: the page asks for the key.
-    if (err?.code === 'unknown_kid' || err?.code === 'ratchet_out_of_range') reportUnknownKid(frame, state);
+    if (err?.code === 'unknown_kid' || err?.code === 'ratchet_out_of_range') reportUnknownKid(fields);
   }
 }
 
@@ -195,7 +223,7 @@ function stats() {
     totals.failures += s.failures;
     totals.dropped += s.dropped;
   }
-  return { type: 'stats', transforms: list, totals };
+  return { type: 'stats', transforms: list, totals, senders: [...bySlot.values()].map((c) => ({ ...c })) };
 }
 
 self.addEventListener('rtctransform', (event) => {
@@ -231,6 +259,7 @@ self.addEventListener('message', (event) => {
     }
     case 'remove-sender':
       store.removeSender(msg.slot);
+      bySlot.delete(msg.slot);
       // Its frames no longer open: nothing is attributed to it any more.
       for (const s of transforms.values()) {
         if (s.side === 'recv' && s.lastSlot === msg.slot) s.lastSlot = s.reportedSlot = null;

@@ -32,6 +32,8 @@ describe('web client UI in chromium', { skip: SKIP }, () => {
     assert.equal(await page.inputValue('input[name=room]'), 'standup');
     assert.equal(await page.inputValue('input[name=name]'), 'Robin');
     assert.equal(await page.isDisabled('button[type=submit]'), false, 'encoded transforms are supported');
+    // A link without a token says how to get one.
+    assert.match(await page.textContent('.how-to-join'), /invitation link .* from whoever runs the call/);
     // The device identity was created and kept in IndexedDB, with non-extractable private keys.
     const id = await page.evaluate(async () => {
       const { IdentityStore } = await import('/identity-store.js');
@@ -130,6 +132,23 @@ describe('web client UI in chromium', { skip: SKIP }, () => {
     await page.waitForSelector('.stage .tile.pinned[data-device="dev-dana"]');
     assert.deepEqual(errors, []);
     await page.close();
+  });
+
+  test('encryption badge: green when frames from every sender open, waiting for keys, a warning naming who fails', { timeout: 30_000 }, async () => {
+    const states = {};
+    for (const kind of ['open', 'waiting', 'failing']) {
+      const { page, errors } = await scene(`n=4&badge=${kind}`);
+      const b = page.locator('.badge.e2ee');
+      states[kind] = { state: await b.getAttribute('data-state'), text: await b.textContent(), role: await b.getAttribute('role') };
+      if (kind === 'failing') await page.screenshot({ path: artifact('badge-failing.png') });
+      assert.deepEqual(errors, []);
+      await page.close();
+    }
+    assert.deepEqual(states, {
+      open: { state: 'encrypted', text: 'End-to-end encrypted', role: 'status' },
+      waiting: { state: 'waiting', text: 'Waiting for keys', role: 'status' },
+      failing: { state: 'failing', text: 'Frames from Alice Martin fail to decrypt', role: 'status' },
+    });
   });
 
   test('broadcast viewer: watch only, no publishing controls', { timeout: 30_000 }, async () => {

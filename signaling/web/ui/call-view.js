@@ -3,13 +3,16 @@
  * overall quality), the connection status while the page reconnects (calm, with a Rejoin button
  * once the retries gave up), warnings (identity key changed, refused recorder or bundle), the grid, the
  * side panel (security, quality or chat) and the control bar (mic, camera, screen, panels with
- * the chat's unread count, leave).
+ * the chat's unread count, devices, leave). The E2EE badge says what the frames do
+ * (ui/e2ee-badge.js); a changed security code is a calm notice naming who joined or left.
  * Watch-only viewers get no publishing controls.
  *
  * @module ui/call-view
  */
 import { ChatPanel } from './chat-panel.js';
+import { DeviceSettingsPanel } from './device-settings.js';
 import { h, icon, replace } from './dom.js';
+import { E2eeBadge } from './e2ee-badge.js';
 import { Grid, qualityBars } from './grid.js';
 import { QualityPanel } from './quality.js';
 import { codeGroups, VerificationPanel } from './verification.js';
@@ -20,7 +23,7 @@ export class CallView {
   constructor(root, actions, options = {}) {
     this.root = root;
     this.actions = actions;
-    this.panel = options.panel ?? null; // 'security' | 'quality' | 'chat' | null
+    this.panel = options.panel ?? null; // 'security' | 'quality' | 'chat' | 'devices' | null
     this.dismissed = new Set();
     this.topbar = h('header', { class: 'topbar' });
     this.warnings = h('div', { class: 'warnings', role: 'alert' });
@@ -34,6 +37,8 @@ export class CallView {
     this.grid = new Grid(this.gridRoot, { pin: (d) => actions.pin(d) }, { visibleTiles: options.visibleTiles });
     this.securityPanel = new VerificationPanel(h('div', { class: 'panel security-panel' }), actions);
     this.qualityPanel = new QualityPanel(h('div', { class: 'panel quality-panel' }));
+    this.devicesPanel = new DeviceSettingsPanel(h('div', { class: 'panel devices-panel', role: 'region', 'aria-label': 'Devices' }), actions);
+    this.e2eeBadge = new E2eeBadge(h('span', { class: 'badge e2ee' }));
     this.chatPanel = new ChatPanel(h('div', { class: 'panel chat-panel', role: 'region', 'aria-label': 'Chat' }), {
       sendChat: (text) => actions.sendChat(text),
       closeChat: () => {
@@ -48,6 +53,7 @@ export class CallView {
     this.actions.setChatOpen?.(this.panel === 'chat');
     this.render(state);
     if (this.panel === 'chat') this.chatPanel.focus();
+    else if (this.panel === 'devices') this.devicesPanel.focus();
     else if (name === 'chat') this.controls.querySelector('[data-ctl="chat"]')?.focus();
   }
 
@@ -55,6 +61,7 @@ export class CallView {
   render(state) {
     this._state = state;
     this._topbar(state);
+    this.e2eeBadge.render(state.e2ee?.status);
     this._connection(state);
     this._warnings(state);
     this._notices(state);
@@ -66,6 +73,9 @@ export class CallView {
     } else if (this.panel === 'quality') {
       this.qualityPanel.render(state);
       this.side.replaceChildren(this.qualityPanel.root);
+    } else if (this.panel === 'devices') {
+      this.devicesPanel.render(state);
+      if (this.devicesPanel.root.parentNode !== this.side) this.side.replaceChildren(this.devicesPanel.root);
     } else if (this.panel === 'chat') {
       this.chatPanel.render(state);
       if (this.chatPanel.root.parentNode !== this.side) this.side.replaceChildren(this.chatPanel.root);
@@ -81,7 +91,7 @@ export class CallView {
     replace(
       this.topbar,
       h('div', { class: 'room' }, h('span', { class: 'room-name' }, state.room ?? ''), h('span', { class: 'count', title: 'Participants' }, icon('users'), String(count))),
-      h('span', { class: 'badge e2ee', title: 'Media is encrypted on each device; the servers cannot read it' }, icon('lock'), 'End-to-end encrypted'),
+      this.e2eeBadge.root,
       state.recorded
         ? h('span', { class: `badge recorded ${state.recorded.verified ? '' : 'unverified'}`, title: state.recorded.verified ? 'A recorder named in the room’s signed policy receives the keys' : 'Recording policy not verified: the recorder gets no keys' }, icon('rec', 'rec-dot'), state.recorded.verified ? recordedLabel(state.recorded.retentionDays) : 'Recorded')
         : null,
@@ -151,7 +161,7 @@ export class CallView {
     const key = shown.map((n) => n.text).join('\n');
     if (key === this._noticesKey) return;
     this._noticesKey = key;
-    const glyph = { 'no-camera': 'cameraOff', 'no-microphone': 'micOff' };
+    const glyph = { 'no-camera': 'cameraOff', 'no-microphone': 'micOff', 'security-code': 'shield' };
     replace(
       this.notices,
       shown.map((n) =>
@@ -203,6 +213,7 @@ export class CallView {
       h('span', { class: 'ctl-gap' }),
       btn('security', this.panel === 'security', 'Security', 'shield', 'shield', () => this.togglePanel('security', state), 'panel-btn'),
       btn('quality', this.panel === 'quality', 'Quality', 'chart', 'chart', () => this.togglePanel('quality', state), 'panel-btn'),
+      btn('devices', this.panel === 'devices', 'Devices', 'gear', 'gear', () => this.togglePanel('devices', state), 'panel-btn'),
       state.chat ? this._chatButton(state, unread, btn) : null,
       h('span', { class: 'ctl-gap' }),
       h('button', { class: 'ctl leave', title: 'Leave', dataset: { ctl: 'leave' }, onclick: () => this.actions.leave() }, icon('leave'), h('span', {}, 'Leave')),

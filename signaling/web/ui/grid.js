@@ -135,16 +135,22 @@ export class Grid {
   /**
    * One audio element per remote audio receiver (`state.remoteAudio`): a receive slot plays
    * whoever speaks on it through the same element, and a track moving between tiles (its KID
-   * sender changed) never plays twice.
+   * sender changed) never plays twice. Each plays through the chosen speaker
+   * (`state.speaker`, where the browser has `setSinkId`).
    */
   _renderAudio(state) {
     const sinks = state.remoteAudio ?? [];
+    const speaker = state.speaker ?? '';
     for (const { id, track } of sinks) {
       let a = this.audios.get(id);
       if (!a) {
-        a = { el: h('audio', { autoplay: true }), track: null };
+        a = { el: h('audio', { autoplay: true }), track: null, sink: '' };
         this.audios.set(id, a);
         this.audioBox.append(a.el);
+      }
+      if (a.sink !== speaker && typeof a.el.setSinkId === 'function') {
+        a.sink = speaker;
+        a.el.setSinkId(speaker).catch((err) => console.warn(`setSinkId: ${err.name}: ${err.message}`));
       }
       if (a.track !== track) {
         a.el.srcObject = new MediaStream([track]);

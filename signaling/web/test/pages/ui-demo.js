@@ -7,6 +7,7 @@
 import { mountCall } from '../../app.js';
 import { generateDeviceIdentity } from '../../e2ee/identity.mjs';
 import { formatDigitGroups, safetyNumber, securityCode } from '../../e2ee/verification.mjs';
+import { EncryptionStatus, remotePublishers } from '../../e2ee-status.js';
 
 const PEOPLE = [
   ['Alice Martin', 'alice'], ['Bogdan Petrov', 'bogdan'], ['Chen Wei', 'chen'], ['Dana Cohen', 'dana'],
@@ -91,7 +92,9 @@ class SceneCall extends EventTarget {
 /**
  * Builds a scene. Params: `n` participants (default 7), `tiles` (visible tiles), `panel`
  * (security|quality), `pinned` (index), `screen` (index sharing a screen), `watch=1`,
- * `recorded=1`, `changed` (index whose key changed), `failures` (index with decrypt failures).
+ * `recorded=1`, `changed` (index whose key changed), `failures` (index with decrypt failures),
+ * `badge` (`waiting`: the first other's key has not arrived; `failing`: the first other's
+ * frames stop opening; default: everyone's open), worked out by the real EncryptionStatus.
  */
 export async function showScene(params) {
   const n = Number(params.get('n') ?? 7);
@@ -149,6 +152,7 @@ export async function showScene(params) {
       ], inbound: [] },
     e2ee: { generation: watch ? null : 3, step: watch ? null : 2, decrypted: 18234, failures: params.get('failures') ? 37 : 0, refusedEnvelopes: 0 },
   };
+  state.e2ee.status = badgeStatus(params.get('badge'), participants, watch);
   const changed = params.get('changed');
   if (changed !== null) {
     const p = [...participants.values()][Number(changed) + 1];
@@ -160,4 +164,22 @@ export async function showScene(params) {
   const view = mountCall(root, sceneCall, { panel: params.get('panel'), visibleTiles: params.get('tiles') ? Number(params.get('tiles')) : undefined });
   window.sceneView = view;
   return { securityCode: state.securityCode, devices: [...participants.keys()] };
+}
+
+/** The badge of a scene, from worker reports made up over 6 s of virtual time. */
+function badgeStatus(kind, participants, watch) {
+  const others = [...participants.values()].filter((p) => !p.self);
+  const first = others.find((p) => p.role === 'caller' || p.role === 'presenter');
+  const received = new Map(others.map((p) => [p.device, { generation: 0, step: 0 }]));
+  if (kind === 'waiting' && first) received.delete(first.device);
+  const status = new EncryptionStatus();
+  let out = null;
+  for (let t = 0; t <= 6000; t += 1000) {
+    const senders = others.map((p) => {
+      const stuck = kind === 'failing' && p === first && t > 2000;
+      return { slot: p.slot, decrypted: stuck ? 100 : t / 10, failures: stuck ? (t - 2000) / 10 : 0 };
+    });
+    out = status.observe(t, senders, remotePublishers(participants, received), watch ? null : true);
+  }
+  return out;
 }
