@@ -42,6 +42,7 @@ import { recorderNamed, verifyRecordingPolicy } from './recording-policy.js';
 import { SignalingClient } from './signaling-client.js';
 import { QualityMonitor, qualityLevel } from './stats.js';
 import { RemoteMedia, msidTrackOfMid, receiveSlotSections } from './remote-media.js';
+import { screenKey } from './tile-order.js';
 import { isDepartureRace, isRacedSubscription, joinFailureText, serverErrorText } from './call-errors.js';
 import { Backoff, attemptVerdict, closeVerdict } from './reconnect.js';
 
@@ -410,6 +411,7 @@ export class Call extends EventTarget {
     });
     sig.on('track_unpublished', (m) => {
       this.remote.unannounce(m.track);
+      this._placeAll(); // a stopped screen share leaves the stage now, not with its last frame
       this._subscribe();
     });
     sig.on('slots', (m) => {
@@ -915,7 +917,8 @@ export class Call extends EventTarget {
       }
       // The tile its frames are shown in (by KID) once known; the server's word before.
       const shownAs = this.remote.deviceOfTrack(t.id) ?? t.publisher;
-      const size = visible.get(shownAs) ?? { width: 0, height: 0 };
+      // A screen share has its own tile on the stage (ui/stage.js), sized apart from the camera's.
+      const size = visible.get(t.source === 'screen' ? screenKey(shownAs) : shownAs) ?? { width: 0, height: 0 };
       const sub = { track: t.id, width: Math.round(size.width), height: Math.round(size.height) };
       if (this.state.pinned === shownAs || t.source === 'screen') sub.layer = 'high';
       subscriptions.push(sub);
