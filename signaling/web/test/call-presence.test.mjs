@@ -32,6 +32,8 @@ function shownOf(page, device) {
       tileShowsCamera: !!tileTrack && tileTrack === p?.videoTrack,
       withStage: document.querySelector('.stage-area').classList.contains('with-stage'),
       screenVideos,
+      screenTrack: p?.screenTrack ? `${p.screenTrack.id} ${p.screenTrack.readyState}` : null,
+      screenOn: p?.screenOn ?? null,
     };
   }, device);
 }

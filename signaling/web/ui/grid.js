@@ -264,6 +264,10 @@ export class Grid {
       const inView = seen.has(p.device) && t?.el.isConnected;
       sizes.set(p.device, inView ? { width: t.el.clientWidth, height: t.el.clientHeight } : { width: 0, height: 0 });
     }
+    // A share on the stage at the stage's size; another while the stage is taken (by a pin or an
+    // earlier share) is hidden. A share not drawn yet while the stage is free gets no entry: the
+    // call subscribes it at a stage's size, since its frames must arrive to name their sender.
+    if (screen || pinned) for (const p of list) if (!p.self && p.screenOn && p !== screen) sizes.set(screenKey(p.device), { width: 0, height: 0 });
     if (screen) sizes.set(screenKey(screen.device), { width: this.screen.el.clientWidth, height: this.screen.el.clientHeight });
     return sizes;
   }
