@@ -98,6 +98,10 @@ describe('in-call layout in chromium', { skip: SKIP }, () => {
     for (const ctl of ['mic', 'camera', 'screen', 'security', 'quality', 'devices', 'leave']) {
       assert.ok(await page.locator(`[data-ctl=${ctl}]`).isVisible(), `${ctl} visible`);
     }
+    // Icon-only at this width: each control keeps its name for screen readers.
+    for (const name of ['Mute', 'Stop video', 'Share screen', 'Security', 'Quality', 'Devices', 'Leave']) {
+      assert.equal(await page.getByRole('button', { name, exact: true }).count(), 1, `a button named ${name}`);
+    }
     await page.screenshot({ path: artifact('narrow-390-security.png') });
     // The same width with a screen share on the stage and no panel.
     await page.evaluate(() => window.sceneView.togglePanel('security', window.sceneCall.state));

@@ -249,7 +249,8 @@ export class CallView {
     if (key === this._controlsKey && this.controls.childElementCount) return;
     this._controlsKey = key;
     const btn = (name, on, label, onIcon, offIcon, onclick, extra = '') =>
-      h('button', { class: `ctl ${on ? 'on' : 'off'} ${extra}`, 'aria-pressed': String(on), title: label, dataset: { ctl: name }, onclick }, icon(on ? onIcon : offIcon), h('span', {}, label));
+      // The label is also the accessible name: on narrow screens the text is hidden, icon only.
+      h('button', { class: `ctl ${on ? 'on' : 'off'} ${extra}`, 'aria-pressed': String(on), title: label, 'aria-label': label, dataset: { ctl: name }, onclick }, icon(on ? onIcon : offIcon), h('span', {}, label));
     // A device the call could not use (no camera, no microphone): its button is off for good.
     const missing = (el, gone, why) => {
       if (gone) {
@@ -269,7 +270,7 @@ export class CallView {
       btn('devices', this.panel === 'devices', 'Devices', 'gear', 'gear', () => this.togglePanel('devices', state), 'panel-btn'),
       state.chat ? this._chatButton(state, unread, btn) : null,
       h('span', { class: 'ctl-gap' }),
-      h('button', { class: 'ctl leave', title: 'Leave', dataset: { ctl: 'leave' }, onclick: () => this.actions.leave() }, icon('leave'), h('span', {}, 'Leave')),
+      h('button', { class: 'ctl leave', title: 'Leave', 'aria-label': 'Leave', dataset: { ctl: 'leave' }, onclick: () => this.actions.leave() }, icon('leave'), h('span', {}, 'Leave')),
     );
   }
 }
