@@ -68,7 +68,8 @@ describe('screen share stage, join and leave notices', { skip: serviceSkip() }, 
       assert.equal(sharing.label, 'Alice is presenting');
       const cam = await picture(b.page, a.device, 'camera');
       assert.ok(cam.width > 0 && cam.distinct > 1, `alice's camera still plays in her tile: ${JSON.stringify(cam)}`);
-      assert.ok(decodedFrom(await b.view(), a.device, 'screen') > 5, 'bob decodes the screen');
+      const frames = await waitFor(async () => decodedFrom(await b.view(), a.device, 'screen') > 5, { timeoutMs: 10_000 });
+      assert.ok(frames, 'bob decodes the screen');
       // Alice: the sharing bar; her own screen is not on her stage, her camera tile stays.
       await a.page.waitForSelector('.sharing-bar:not([hidden])');
       assert.match(await a.page.textContent('.sharing-bar'), /You are sharing your screen/);
