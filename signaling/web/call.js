@@ -42,8 +42,12 @@ import { recorderNamed, verifyRecordingPolicy } from './recording-policy.js';
 import { SignalingClient } from './signaling-client.js';
 import { QualityMonitor, qualityLevel } from './stats.js';
 import { RemoteMedia, msidTrackOfMid, receiveSlotSections } from './remote-media.js';
+import { screenKey } from './tile-order.js';
 import { isDepartureRace, isRacedSubscription, joinFailureText, serverErrorText } from './call-errors.js';
 import { Backoff, attemptVerdict, closeVerdict } from './reconnect.js';
+
+/** The size a screen share is subscribed at before the page has drawn it (a stage's). */
+const SCREEN_UNDRAWN = { width: 1280, height: 720 };
 
 /** Simulcast encodings of the camera (docs/architecture.md §2.1: VP8, 3 layers). */
 export const CAMERA_LAYERS = [
@@ -410,6 +414,7 @@ export class Call extends EventTarget {
     });
     sig.on('track_unpublished', (m) => {
       this.remote.unannounce(m.track);
+      this._placeAll(); // a stopped screen share leaves the stage now, not with its last frame
       this._subscribe();
     });
     sig.on('slots', (m) => {
@@ -915,7 +920,9 @@ export class Call extends EventTarget {
       }
       // The tile its frames are shown in (by KID) once known; the server's word before.
       const shownAs = this.remote.deviceOfTrack(t.id) ?? t.publisher;
-      const size = visible.get(shownAs) ?? { width: 0, height: 0 };
+      // A screen share has its own tile on the stage (ui/stage.js), sized apart from the camera's;
+      // one not drawn yet (its frames must arrive to name their sender) is meant for the stage.
+      const size = t.source === 'screen' ? (visible.get(screenKey(shownAs)) ?? SCREEN_UNDRAWN) : (visible.get(shownAs) ?? { width: 0, height: 0 });
       const sub = { track: t.id, width: Math.round(size.width), height: Math.round(size.height) };
       if (this.state.pinned === shownAs || t.source === 'screen') sub.layer = 'high';
       subscriptions.push(sub);

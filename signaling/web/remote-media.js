@@ -58,6 +58,7 @@ export class RemoteMedia {
   announce(track) {
     if (!track?.id) return;
     this.announced.set(track.id, track);
+    for (const r of this.receivers.values()) if (r.key === track.id) r.unpublished = false;
     for (const r of this.receivers.values()) if (r.key === track.id && track.source) r.source = track.source;
     this._recheck();
   }
@@ -65,6 +66,8 @@ export class RemoteMedia {
   /** `track_unpublished`. */
   unannounce(id) {
     this.announced.delete(id);
+    // Its receiver keeps the last frame it decoded: it is no longer placed in a tile.
+    for (const r of this.receivers.values()) if (r.key === id) r.unpublished = true;
   }
 
   /** A device left: its announced tracks go, and its KID attributions with its keys. */
@@ -118,6 +121,7 @@ export class RemoteMedia {
     if (known && known.track === track) {
       known.mid = mid ?? known.mid;
       known.streamOwner = streamOwner ?? known.streamOwner;
+      if (trackKey && trackKey !== known.key) known.unpublished = false;
       known.key = trackKey ?? known.key;
       const a = this.announced.get(known.key);
       if (a) known.source = a.source;
@@ -138,6 +142,7 @@ export class RemoteMedia {
       device: null,
       kidSlot: null,
       failures: 0,
+      unpublished: false,
       _pairs: new Set(),
     };
     this.receivers.set(id, r);
@@ -213,7 +218,7 @@ export class RemoteMedia {
     }
     for (const r of this.receivers.values()) {
       const p = r.device && participants.get(r.device);
-      if (!p || p.self) continue;
+      if (!p || p.self || r.unpublished) continue;
       if (r.kind === 'audio') p.audioTrack = r.track;
       else if (this._isScreen(r)) p.screenTrack = r.track;
       else p.videoTrack = r.track;

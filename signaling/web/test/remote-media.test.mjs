@@ -20,6 +20,26 @@ function slotsMessage(version, entries) {
 }
 
 describe('remote media bookkeeping', () => {
+  test('unpublished_screen_receiver_leaves_its_tile', () => {
+    // The share stopped: its receiver keeps the last decoded frame, so it must not stay placed.
+    const rm = new RemoteMedia();
+    const people = roster();
+    rm.announce({ id: 't4', publisher: 'dev-A', kind: 'video', source: 'screen' });
+    const screen = track('t4');
+    rm.addReceiver({ id: 'recv-4', mid: '4', track: screen, streamOwner: 'dev-A' });
+    rm.attribute('recv-4', 1, bySlot(people));
+    rm.place(people);
+    assert.equal(people.get('dev-A').screenTrack, screen);
+    rm.unannounce('t4');
+    rm.place(people);
+    assert.equal(people.get('dev-A').screenTrack, null, 'gone with track_unpublished');
+    // The same section reused for a new share (a new track id in the SDP): placed again.
+    rm.announce({ id: 't7', publisher: 'dev-A', kind: 'video', source: 'screen' });
+    rm.addReceiver({ id: 'recv-4', mid: '4', track: screen, streamOwner: 'dev-A', trackKey: 't7' });
+    rm.place(people);
+    assert.equal(people.get('dev-A').screenTrack, screen);
+  });
+
   test('a receiver is shown only once its KID names a roster device, in that device\'s tile', () => {
     const rm = new RemoteMedia();
     const people = roster();

@@ -5,7 +5,12 @@
  * side panel (security, quality or chat) and the control bar (mic, camera, screen, panels with
  * the chat's unread count, devices, leave). The E2EE badge says what the frames do
  * (ui/e2ee-badge.js); a changed security code is a calm notice naming who joined or left.
+ * "Bea joined" / "Bea left" notices, "You are the only one here" with a Copy link button, and
+ * the presenter's "You are sharing your screen" bar (ui/notices.js, ui/stage.js).
  * Watch-only viewers get no publishing controls.
+ *
+ * The call redraws several times a second: what holds focus is updated in place, and a focused
+ * control that a redraw replaced anyway gets the focus back (`data-ctl` / `data-focus` keys).
  *
  * @module ui/call-view
  */
@@ -17,6 +22,8 @@ import { Grid, qualityBars } from './grid.js';
 import { QualityPanel } from './quality.js';
 import { codeGroups, VerificationPanel } from './verification.js';
 import { recordedLabel } from '../recording-policy.js';
+import { AloneCard, announced, inviteLink, PresenceLog, PresenceNotices } from './notices.js';
+import { SharingBar } from './stage.js';
 
 /** Draws a call; `actions` are the Call's operations (see app.js). */
 export class CallView {
@@ -31,12 +38,10 @@ export class CallView {
     this.connection = h('div', { class: 'connection-status', role: 'status', 'aria-live': 'polite' });
     this.gridRoot = h('main', { class: 'stage-area' });
     this.side = h('aside', { class: 'side' });
-    this.controls = h('footer', { class: 'controls' });
-    this.body = h('div', { class: 'call-body' }, this.gridRoot, this.side);
-    root.replaceChildren(h('div', { class: 'call' }, this.topbar, this.connection, this.warnings, this.notices, this.body, this.controls));
+    this.controls = h('footer', { class: 'controls', 'aria-label': 'Call controls' });
     this.grid = new Grid(this.gridRoot, { pin: (d) => actions.pin(d) }, { visibleTiles: options.visibleTiles });
-    this.securityPanel = new VerificationPanel(h('div', { class: 'panel security-panel' }), actions);
-    this.qualityPanel = new QualityPanel(h('div', { class: 'panel quality-panel' }));
+    this.securityPanel = new VerificationPanel(h('div', { class: 'panel security-panel', role: 'region', 'aria-label': 'Security' }), actions);
+    this.qualityPanel = new QualityPanel(h('div', { class: 'panel quality-panel', role: 'region', 'aria-label': 'Call quality' }));
     this.devicesPanel = new DeviceSettingsPanel(h('div', { class: 'panel devices-panel', role: 'region', 'aria-label': 'Devices' }), actions);
     this.e2eeBadge = new E2eeBadge(h('span', { class: 'badge e2ee' }));
     this.chatPanel = new ChatPanel(h('div', { class: 'panel chat-panel', role: 'region', 'aria-label': 'Chat' }), {
@@ -45,6 +50,15 @@ export class CallView {
         if (this.panel === 'chat') this.togglePanel('chat', this._state);
       },
     });
+    this.presence = new PresenceLog();
+    this.presenceNotices = new PresenceNotices();
+    this.alone = new AloneCard({ link: (room) => inviteLink(globalThis.location, room), copy: options.copy });
+    this.sharingBar = new SharingBar(() => actions.setScreen(false));
+    this.body = h('div', { class: 'call-body' }, this.gridRoot, this.side);
+    this._buildTopbar();
+    root.replaceChildren(
+      h('div', { class: 'call' }, this.topbar, this.connection, this.warnings, this.notices, this.presenceNotices.root, this.sharingBar.root, this.alone.root, this.body, this.controls),
+    );
   }
 
   /** Opens a side panel (or closes it when already open). */
@@ -59,8 +73,16 @@ export class CallView {
 
   /** Renders `state`; returns the visible tile sizes. */
   render(state) {
+    const focused = focusKey(this.root);
+    const sizes = this._render(state);
+    if (focused && !this.root.contains(document.activeElement)) refocus(this.root, focused);
+    return sizes;
+  }
+
+  _render(state) {
     this._state = state;
     this._topbar(state);
+    this._presence(state);
     this.e2eeBadge.render(state.e2ee?.status);
     this._connection(state);
     this._warnings(state);
@@ -85,30 +107,61 @@ export class CallView {
     return this.grid.render(state);
   }
 
+  /** Join/leave notices, the alone card and the sharing bar. */
+  _presence(state) {
+    const now = performance.now();
+    this.presenceNotices.render(this.presence.observe(state.participants, now));
+    clearTimeout(this._presenceTimer);
+    const next = this.presence.nextExpiry();
+    if (next !== null) this._presenceTimer = setTimeout(() => this.render(this._state), Math.max(0, next - now) + 20);
+    const others = [...state.participants.values()].some(announced);
+    this.alone.render(state.phase === 'in-call' && !!state.self?.canPublish && !others, state.room);
+    this.sharingBar.render(!!state.local?.screenOn);
+  }
+
+  /** The top bar's parts, built once: its buttons keep their focus across redraws. */
+  _buildTopbar() {
+    this.roomName = h('span', { class: 'room-name' });
+    this.countText = h('span', {});
+    this.count = h('span', { class: 'count', title: 'Participants' }, icon('users'), this.countText);
+    this.recordedSlot = h('span', { class: 'slot-recorded' });
+    this.viewerSlot = h('span', { class: 'slot-viewer' });
+    this.codeText = h('span', { class: 'code-text' });
+    this.codeChip = h('button', { class: 'code-chip', dataset: { focus: 'code-chip' }, title: 'Call security code: compare it with the others', onclick: () => this.togglePanel('security', this._state) }, icon('shield'), this.codeText);
+    this.qualityChip = h('button', { class: 'quality-chip', dataset: { focus: 'quality-chip' }, title: 'Call quality', onclick: () => this.togglePanel('quality', this._state) });
+    replace(this.topbar, h('div', { class: 'room' }, this.roomName, this.count), this.e2eeBadge.root, this.recordedSlot, this.viewerSlot, h('span', { class: 'spacer' }), this.codeChip, this.qualityChip);
+  }
+
   _topbar(state) {
     const count = [...state.participants.values()].filter((p) => p.role !== 'recorder').length;
     const watching = state.self && !state.self.canPublish;
+    const code = codeGroups(state.securityCode).slice(0, 5).join(' ') || '…';
+    const level = state.quality?.level ?? 'unknown';
+    const key = JSON.stringify([state.room, count, state.recorded, watching, code, level]);
+    if (key === this._topbarKey) return;
+    this._topbarKey = key;
+    this.roomName.textContent = state.room ?? '';
+    this.countText.textContent = String(count);
+    this.count.setAttribute('aria-label', `${count} ${count === 1 ? 'participant' : 'participants'}`);
     replace(
-      this.topbar,
-      h('div', { class: 'room' }, h('span', { class: 'room-name' }, state.room ?? ''), h('span', { class: 'count', title: 'Participants' }, icon('users'), String(count))),
-      this.e2eeBadge.root,
+      this.recordedSlot,
       state.recorded
         ? h('span', { class: `badge recorded ${state.recorded.verified ? '' : 'unverified'}`, title: state.recorded.verified ? 'A recorder named in the room’s signed policy receives the keys' : 'Recording policy not verified: the recorder gets no keys' }, icon('rec', 'rec-dot'), state.recorded.verified ? recordedLabel(state.recorded.retentionDays) : 'Recorded')
         : null,
-      watching ? h('span', { class: 'badge viewer' }, icon('eye'), 'Watching') : null,
-      h('span', { class: 'spacer' }),
-      h(
-        'button',
-        { class: 'code-chip', title: 'Call security code: compare it with the others', onclick: () => this.togglePanel('security', state) },
-        icon('shield'),
-        codeGroups(state.securityCode).slice(0, 5).join(' ') || '…',
-      ),
-      h('button', { class: 'quality-chip', title: 'Call quality', onclick: () => this.togglePanel('quality', state) }, qualityBars(state.quality)),
     );
+    replace(this.viewerSlot, watching ? h('span', { class: 'badge viewer' }, icon('eye'), 'Watching') : null);
+    this.codeText.textContent = code;
+    this.codeChip.setAttribute('aria-label', `Call security code ${code}: open the security panel`);
+    replace(this.qualityChip, qualityBars(state.quality));
+    this.qualityChip.setAttribute('aria-label', `Call quality: ${level}`);
   }
 
   _warnings(state) {
     const shown = state.warnings.filter((w) => !this.dismissed.has(w));
+    const key = shown.map((w) => `${w.kind}\u0000${w.text}`).join('\n');
+    if (key === this._warningsKey && this._warningsShown?.every((w, i) => w === shown[i])) return;
+    this._warningsKey = key;
+    this._warningsShown = shown;
     replace(
       this.warnings,
       shown.map((w) =>
@@ -196,7 +249,8 @@ export class CallView {
     if (key === this._controlsKey && this.controls.childElementCount) return;
     this._controlsKey = key;
     const btn = (name, on, label, onIcon, offIcon, onclick, extra = '') =>
-      h('button', { class: `ctl ${on ? 'on' : 'off'} ${extra}`, 'aria-pressed': String(on), title: label, dataset: { ctl: name }, onclick }, icon(on ? onIcon : offIcon), h('span', {}, label));
+      // The label is also the accessible name: on narrow screens the text is hidden, icon only.
+      h('button', { class: `ctl ${on ? 'on' : 'off'} ${extra}`, 'aria-pressed': String(on), title: label, 'aria-label': label, dataset: { ctl: name }, onclick }, icon(on ? onIcon : offIcon), h('span', {}, label));
     // A device the call could not use (no camera, no microphone): its button is off for good.
     const missing = (el, gone, why) => {
       if (gone) {
@@ -216,7 +270,32 @@ export class CallView {
       btn('devices', this.panel === 'devices', 'Devices', 'gear', 'gear', () => this.togglePanel('devices', state), 'panel-btn'),
       state.chat ? this._chatButton(state, unread, btn) : null,
       h('span', { class: 'ctl-gap' }),
-      h('button', { class: 'ctl leave', title: 'Leave', dataset: { ctl: 'leave' }, onclick: () => this.actions.leave() }, icon('leave'), h('span', {}, 'Leave')),
+      h('button', { class: 'ctl leave', title: 'Leave', 'aria-label': 'Leave', dataset: { ctl: 'leave' }, onclick: () => this.actions.leave() }, icon('leave'), h('span', {}, 'Leave')),
     );
   }
+}
+
+/**
+ * What identifies the focused control inside `root` across redraws, or null: its `data-ctl` or
+ * `data-focus`, else its accessible name, else its tag and text within its participant
+ * (`data-device`) for panels that redraw their rows.
+ */
+function focusKey(root) {
+  const el = document.activeElement;
+  if (!el || el === document.body || !root.contains(el)) return null;
+  if (el.dataset?.ctl) return { selector: `[data-ctl="${CSS.escape(el.dataset.ctl)}"]` };
+  if (el.dataset?.focus) return { selector: `[data-focus="${CSS.escape(el.dataset.focus)}"]` };
+  const label = el.getAttribute('aria-label');
+  if (label) return { selector: `[aria-label="${CSS.escape(label)}"]` };
+  const row = el.closest('[data-device]');
+  const scope = row ? `${row.tagName}${row.classList[0] ? `.${CSS.escape(row.classList[0])}` : ''}[data-device="${CSS.escape(row.dataset.device)}"]` : null;
+  return { tag: el.tagName, text: el.textContent, scope };
+}
+
+/** Focuses the control that `key` names again, when the redraw replaced it. */
+function refocus(root, key) {
+  if (key.selector) return root.querySelector(key.selector)?.focus();
+  const scope = key.scope ? root.querySelector(key.scope) : root;
+  const same = [...(scope ?? root).querySelectorAll(key.tag)].find((el) => el.textContent === key.text);
+  same?.focus();
 }

@@ -1,14 +1,20 @@
 /**
- * The participant grid: one tile per visible participant (video, or initials when the camera is
- * off or missing; name; muted-microphone, camera-off and verified marks with accessible labels;
- * a compact quality indicator), the active speaker highlighted, a pinned (or
- * screen-sharing) participant on a large stage, and a "+N more" tile beyond last-N.
+ * The participant grid: one tile per visible participant (camera video, or initials when the
+ * camera is off or missing; name; muted-microphone, camera-off and verified marks with
+ * accessible labels; a compact quality indicator), the active speaker highlighted, a large
+ * stage for a screen share (its own tile: the presenter's camera stays in the filmstrip) or a
+ * pinned participant, and a "+N more" tile beyond last-N.
  *
- * Tiles are kept per device and reused, so a video element is attached to its track once.
+ * Tiles are kept per device and reused, so a video element is attached to its track once. Their
+ * order is stable (tile-order.js: this device first, then join order; the active speaker is
+ * brought into view only from off-screen, at most once per few seconds), and the DOM is only
+ * touched when the order changes, so a focused tile button keeps its focus.
  *
  * @module ui/grid
  */
 import { h, icon, replace } from './dom.js';
+import { presenterOf, ScreenTile, screenKey, setStage } from './stage.js';
+import { TileOrder } from '../tile-order.js';
 
 /** Tiles shown before the rest collapse into "+N more" (the SFU's last-N is 25; a screen fits fewer). */
 export const DEFAULT_VISIBLE_TILES = 12;
@@ -27,20 +33,12 @@ function hueFor(device) {
 }
 
 /**
- * Order of tiles: pinned first, then whoever shares a screen, the active speaker, this device
- * (always in view), then the others by speaking level and name.
+ * The participants that get a tile: not recorders, not broadcast viewers (they publish nothing;
+ * a presenter may have hundreds; the top bar counts them); a watch-only viewer does not see
+ * itself. In roster order.
  */
-export function orderParticipants(state) {
-  // Recorders and broadcast viewers (they publish nothing; a presenter may have hundreds) have
-  // no tile; the top bar counts them. A watch-only viewer does not see itself.
-  const list = [...state.participants.values()].filter((p) => p.role !== 'recorder' && !(p.role === 'viewer' && !p.self) && !(p.self && state.self && !state.self.canPublish));
-  const score = (p) =>
-    (state.pinned === p.device ? 1000 : 0) +
-    (p.screenTrack ? 500 : 0) +
-    (state.activeSpeaker === p.device ? 100 : 0) +
-    (p.speaking ?? 0) * 10 +
-    (p.self ? 50 : 0);
-  return list.sort((a, b) => score(b) - score(a) || String(a.name).localeCompare(String(b.name)));
+export function tileParticipants(state) {
+  return [...state.participants.values()].filter((p) => p.role !== 'recorder' && !(p.role === 'viewer' && !p.self) && !(p.self && state.self && !state.self.canPublish));
 }
 
 /** The quality indicator: three bars, coloured by level. */
@@ -61,6 +59,9 @@ export class Grid {
     this.actions = actions;
     this.visibleTiles = visibleTiles;
     this.tiles = new Map();
+    this.order = new TileOrder();
+    /** The screen share on the stage, or null. */
+    this.screen = null;
     /** Audio plays from every remote audio receiver, shown in a tile or not: receiver id -> {el, track}. */
     this.audios = new Map();
     this.stage = h('div', { class: 'stage' });
@@ -78,10 +79,10 @@ export class Grid {
       const name = h('span', { class: 'name' });
       const marks = h('span', { class: 'marks' });
       const quality = h('span', { class: 'tile-quality' });
-      const pin = h('button', { class: 'pin', title: 'Pin', 'aria-label': 'Pin', onclick: () => this.actions.pin?.(p.device) }, icon('pin'));
+      const pin = h('button', { class: 'pin', title: 'Pin', 'aria-pressed': 'false', dataset: { focus: `pin:${p.device}` }, onclick: () => this.actions.pin?.(p.device) }, icon('pin'));
       const el = h(
         'div',
-        { class: 'tile', dataset: { device: p.device } },
+        { class: 'tile', role: 'group', dataset: { device: p.device } },
         avatar, video,
         h('div', { class: 'label' }, marks, name),
         quality, pin,
@@ -92,11 +93,12 @@ export class Grid {
     return t;
   }
 
-  _update(t, p, state, big) {
-    const track = (big && p.screenTrack) || p.screenTrack || p.videoTrack || null;
+  _update(t, p, state) {
+    // A tile shows the camera; a screen share has its own tile on the stage (ui/stage.js).
+    const track = p.videoTrack || null;
     // A remote camera turned off (its `media_state`) still has a track, sending black: initials.
     const cameraOff = p.self ? !state.local.cameraOn : !!p.videoOff;
-    const showVideo = !!track && track.readyState !== 'ended' && (!cameraOff || track === p.screenTrack);
+    const showVideo = !!track && track.readyState !== 'ended' && !cameraOff;
     if (t.track !== track) {
       t.video.srcObject = track ? new MediaStream([track]) : null;
       t.track = track;
@@ -107,9 +109,10 @@ export class Grid {
     t.el.classList.toggle('active', state.activeSpeaker === p.device);
     t.el.classList.toggle('pinned', state.pinned === p.device);
     t.el.classList.toggle('self', !!p.self);
-    t.el.classList.toggle('screen', !!(p.screenTrack && track === p.screenTrack));
     t.el.classList.toggle('key-changed', !!p.keyChanged);
-    replace(t.avatar, h('span', {}, initials(p.name)));
+    const who = p.self ? `${p.name} (you)` : p.name;
+    if (t.el.getAttribute('aria-label') !== who) t.el.setAttribute('aria-label', who);
+    if (t.avatar.textContent !== initials(p.name)) replace(t.avatar, h('span', {}, initials(p.name)));
     t.avatar.setAttribute('role', 'img');
     t.avatar.setAttribute('aria-label', cameraOff ? `${p.name}: camera off` : p.name);
     replace(t.name, p.self ? `${p.name} (you)` : p.name, p.role === 'presenter' ? h('em', { class: 'role' }, 'presenter') : null);
@@ -129,7 +132,14 @@ export class Grid {
       ? `${q.level}: ${q.width ?? '?'}×${q.height ?? '?'}${q.layer ? ` (${q.layer})` : ''}, loss ${(q.loss * 100).toFixed(1)}%${q.decryptFailures ? `, ${q.decryptFailures} decrypt failures` : ''}`
       : 'No media yet';
     replace(t.quality, qualityBars(q, { title }), q?.decryptFailures ? h('span', { class: 'fail-count', title: 'Frames that failed to decrypt' }, icon('lock'), String(q.decryptFailures)) : null);
-    t.pin.classList.toggle('on', state.pinned === p.device);
+    const pinned = state.pinned === p.device;
+    t.pin.classList.toggle('on', pinned);
+    t.pin.setAttribute('aria-pressed', String(pinned));
+    const pinLabel = `${pinned ? 'Unpin' : 'Pin'} ${p.name}`;
+    if (t.pin.getAttribute('aria-label') !== pinLabel) {
+      t.pin.setAttribute('aria-label', pinLabel);
+      t.pin.title = pinned ? 'Unpin' : 'Pin';
+    }
   }
 
   /**
@@ -168,48 +178,79 @@ export class Grid {
     }
   }
 
-  /** Renders `state`; returns the visible tile sizes (device -> {width, height}) for subscriptions. */
-  render(state) {
-    const ordered = orderParticipants(state);
-    const staged = ordered.find((p) => state.pinned === p.device) ?? ordered.find((p) => p.screenTrack && !p.self) ?? null;
-    const rest = ordered.filter((p) => p !== staged);
-    const room = Math.max(1, this.visibleTiles - (staged ? 1 : 0));
-    const overflow = rest.length > room ? rest.length - (room - 1) : 0;
-    const shown = overflow ? rest.slice(0, room - 1) : rest;
-    const hidden = overflow ? rest.slice(room - 1) : [];
-
-    const seen = new Set();
-    if (staged) {
-      const t = this._tile(staged);
-      this._update(t, staged, state, true);
-      if (t.el.parentNode !== this.stage) this.stage.replaceChildren(t.el);
-      seen.add(staged.device);
+  /**
+   * The stage: a remote screen share (the pinned participant's, else the first), else the
+   * pinned participant's camera tile, else nothing. Returns `{screen, pinned}` (participants).
+   */
+  _renderStage(list, state) {
+    const presenter = presenterOf(list, state.pinned);
+    const pinned = presenter ? null : (list.find((p) => p.device === state.pinned) ?? null);
+    if (presenter) {
+      if (this.screen?.device !== presenter.device) {
+        this.screen?.close();
+        this.screen = new ScreenTile(presenter.device);
+      }
+      this.screen.update(presenter);
+      setStage(this.stage, this.screen.el);
     } else {
-      this.stage.replaceChildren();
+      this.screen?.close();
+      this.screen = null;
+      if (pinned) {
+        const t = this._tile(pinned);
+        this._update(t, pinned, state);
+        setStage(this.stage, t.el);
+      } else {
+        setStage(this.stage, null);
+      }
     }
-    this.root.classList.toggle('with-stage', !!staged);
+    this.root.classList.toggle('with-stage', !!(presenter || pinned));
+    return { screen: presenter, pinned };
+  }
+
+  /** Renders `state`; returns the visible tile sizes (device -> {width, height}) for subscriptions. */
+  render(state, now = performance.now()) {
+    const list = tileParticipants(state);
+    const { screen, pinned } = this._renderStage(list, state);
+    const rest = list.filter((p) => p !== pinned);
+    const room = Math.max(1, this.visibleTiles - (screen || pinned ? 1 : 0));
+    const overflow = rest.length > room;
+    const visible = overflow ? room - 1 : rest.length;
+    const byDevice = new Map(rest.map((p) => [p.device, p]));
+    const ordered = this.order
+      .arrange({ devices: rest.map((p) => p.device), self: state.self?.device ?? null, activeSpeaker: state.activeSpeaker, visible, now })
+      .map((d) => byDevice.get(d));
+    const shown = ordered.slice(0, visible);
+    const hidden = ordered.slice(visible);
+
+    const seen = new Set(pinned ? [pinned.device] : []);
     const children = shown.map((p) => {
       const t = this._tile(p);
-      this._update(t, p, state, false);
+      this._update(t, p, state);
       seen.add(p.device);
       return t.el;
     });
     if (overflow) {
-      children.push(
-        h(
+      const names = hidden.map((p) => p.name);
+      const key = names.join('\n');
+      if (this._moreKey !== key) {
+        this._moreKey = key;
+        this._more = h(
           'div',
-          { class: 'tile more', title: hidden.map((p) => p.name).join(', ') },
+          { class: 'tile more', role: 'group', title: names.join(', '), 'aria-label': `${hidden.length} more: ${names.join(', ')}` },
           h('div', { class: 'more-count' }, `+${hidden.length}`),
           h('div', { class: 'more-label' }, `${hidden.length} more`),
-          h('div', { class: 'more-names' }, hidden.slice(0, 3).map((p) => p.name).join(', ') + (hidden.length > 3 ? ', …' : '')),
-        ),
-      );
+          h('div', { class: 'more-names' }, names.slice(0, 3).join(', ') + (hidden.length > 3 ? ', …' : '')),
+        );
+      }
+      children.push(this._more);
     }
     const n = children.length;
-    const cols = staged ? Math.min(n, 6) : n <= 1 ? 1 : n <= 4 ? 2 : n <= 9 ? 3 : 4;
+    const cols = screen || pinned ? Math.min(n, 6) : n <= 1 ? 1 : n <= 4 ? 2 : n <= 9 ? 3 : 4;
     this.grid.style.setProperty('--cols', String(Math.max(cols, 1)));
     this.grid.style.setProperty('--rows', String(Math.max(1, Math.ceil(n / Math.max(cols, 1)))));
-    this.grid.replaceChildren(...children);
+    // Touch the DOM only when the tiles or their order changed: moving a node drops its focus.
+    const current = [...this.grid.children];
+    if (current.length !== n || current.some((el, i) => el !== children[i])) this.grid.replaceChildren(...children);
     for (const [device, t] of this.tiles) {
       if (!seen.has(device) && !state.participants.has(device)) {
         t.video.srcObject = null;
@@ -218,11 +259,16 @@ export class Grid {
     }
     this._renderAudio(state);
     const sizes = new Map();
-    for (const p of ordered) {
+    for (const p of list) {
       const t = this.tiles.get(p.device);
-      const visible = seen.has(p.device) && t?.el.isConnected;
-      sizes.set(p.device, visible ? { width: t.el.clientWidth, height: t.el.clientHeight } : { width: 0, height: 0 });
+      const inView = seen.has(p.device) && t?.el.isConnected;
+      sizes.set(p.device, inView ? { width: t.el.clientWidth, height: t.el.clientHeight } : { width: 0, height: 0 });
     }
+    // A share on the stage at the stage's size; another while the stage is taken (by a pin or an
+    // earlier share) is hidden. A share not drawn yet while the stage is free gets no entry: the
+    // call subscribes it at a stage's size, since its frames must arrive to name their sender.
+    if (screen || pinned) for (const p of list) if (!p.self && p.screenOn && p !== screen) sizes.set(screenKey(p.device), { width: 0, height: 0 });
+    if (screen) sizes.set(screenKey(screen.device), { width: this.screen.el.clientWidth, height: this.screen.el.clientHeight });
     return sizes;
   }
 }

@@ -81,6 +81,21 @@ class SceneCall extends EventTarget {
     const other = this.identities.get(device);
     return formatDigitGroups(await safetyNumber({ device: me.deviceId, identityKey: me.identity.publicKey }, { device: other.deviceId, identityKey: other.identity.publicKey }));
   }
+  /** Someone joins (a camera tile, no identity: keep the security panel closed). */
+  addPerson(device, name) {
+    this.state.participants.set(device, { device, identity: device, name, role: 'caller', slot: 100 + this.state.participants.size, self: false, verified: false, keyChanged: false, speaking: 0, videoTrack: canvasTrack(name, 120), quality: null });
+    this._changed();
+  }
+  removePerson(device) {
+    this.state.participants.delete(device);
+    this._changed();
+  }
+  /** `device` becomes the active speaker (the `speakers` message: levels for it alone). */
+  speak(device) {
+    for (const p of this.state.participants.values()) p.speaking = p.device === device ? 0.8 : 0;
+    this.state.activeSpeaker = device;
+    this._changed();
+  }
   async setVerified(device, v) {
     const p = this.state.participants.get(device);
     p.verified = v;
