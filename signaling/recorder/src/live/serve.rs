@@ -2,9 +2,8 @@
 //! policy names this recorder, one task per room, several at once. A room whose policy (as the
 //! event carries it) no trusted admin key signed, or that does not name this recorder, is
 //! refused without joining it (logged with the room, counted); the join checks the policy the
-//! room has then once more. A room's recording stops on
-//! `room_idle` (or by itself once only recorders are left); on shutdown every session is asked
-//! to stop and finish within a timeout.
+//! room has then once more. A room's recording stops on `room_idle` (or by itself once only
+//! recorders are left); on shutdown every session is asked to stop and finish within a timeout.
 
 use std::collections::HashMap;
 use std::sync::Arc;
