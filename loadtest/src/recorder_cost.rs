@@ -1,7 +1,8 @@
 //! The compliance recorder in a meeting run (`loadtest meeting --record`): the real `recorder`
 //! binary, enrolled in the run's directory, named in a recording policy the run signs with a
-//! fresh admin Ed25519 key, records the room (`recorder record`) while the callers publish; its
-//! cost is measured over the same measured phase as the SFU's.
+//! fresh admin Ed25519 key, records the room (`recorder record`, trusting that key's public half
+//! only) while the callers publish; its cost is measured over the same measured phase as the
+//! SFU's.
 //!
 //! CPU seconds come from `/proc` ([`CpuMeter`], every thread of the recorder process); frames
 //! recorded are the growth of its `recorder_frames_decrypted_total` between two scrapes of its
@@ -78,6 +79,9 @@ pub struct RecorderSetup {
     archive_dir: PathBuf,
     recipient: String,
     policy: serde_json::Value,
+    /// The public key of the admin key that signed `policy` (base64url): the one key the
+    /// recorder is told to trust.
+    admin_key: String,
 }
 
 fn run_recorder(
@@ -165,6 +169,7 @@ impl RecorderSetup {
             archive_dir,
             recipient,
             policy,
+            admin_key: e2ee_frames::wire::b64_encode(&admin.public_key()),
         })
     }
 
@@ -208,6 +213,8 @@ impl RecorderSetup {
                 self.archive_dir.clone().into_os_string(),
                 os("--archive-recipient"),
                 os(&self.recipient),
+                os("--trusted-admin-key"),
+                os(&self.admin_key),
                 os("--metrics-listen"),
                 os(&format!("127.0.0.1:{port}")),
             ],

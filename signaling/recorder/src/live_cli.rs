@@ -9,10 +9,11 @@ use tokio::sync::watch;
 
 use crate::archive_cli::{ArchiveArgs, open_archive};
 use crate::identity;
+use crate::live::admission::AdminKeyError;
 use crate::live::events::events_url;
-use crate::live::metrics::spawn_metrics;
+use crate::live::metrics_server::spawn_metrics;
 use crate::live::serve::serve;
-use crate::live::{ApiCredentials, RecorderMetrics, RoomConfig, record_room};
+use crate::live::{ApiCredentials, RecorderMetrics, RoomConfig, TrustedAdminKeys, record_room};
 
 /// Live commands.
 #[derive(Debug, Subcommand)]
@@ -56,6 +57,19 @@ pub struct LiveArgs {
     /// The API key's secret.
     #[arg(long, env = "RECORDER_API_SECRET", hide_env_values = true)]
     pub api_secret: String,
+    /// An admin public key whose recording policies this recorder obeys: base64url, as
+    /// `signaling policy keygen` printed it. Repeat it for several admins (the environment
+    /// variable takes them comma-separated). Required: a room whose policy another key signed is
+    /// refused and never recorded.
+    #[arg(
+        long = "trusted-admin-key",
+        value_name = "KEY",
+        env = "RECORDER_TRUSTED_ADMIN_KEYS",
+        value_delimiter = ',',
+        required = true,
+        value_parser = admin_key
+    )]
+    pub trusted_admin_keys: Vec<[u8; 32]>,
     /// The archive.
     #[command(flatten)]
     pub archive: ArchiveArgs,
@@ -65,6 +79,11 @@ pub struct LiveArgs {
     /// Serve Prometheus metrics on `http://ADDR/metrics`.
     #[arg(long, env = "RECORDER_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Parses one `--trusted-admin-key`.
+fn admin_key(text: &str) -> Result<[u8; 32], AdminKeyError> {
+    TrustedAdminKeys::parse_key(text)
 }
 
 /// `recorder record`.
@@ -119,6 +138,12 @@ struct Prepared {
 }
 
 async fn prepare(live: &LiveArgs, room: &str) -> Result<Prepared, Box<dyn std::error::Error>> {
+    // clap requires at least one key; `new` refuses none all the same.
+    let trusted = TrustedAdminKeys::new(live.trusted_admin_keys.iter().copied())?;
+    tracing::info!(
+        ?trusted,
+        "recording only rooms whose policy one of these admin keys signed"
+    );
     let me = identity::load(&live.archive.state_dir)?;
     let archive = open_archive(&live.archive)?;
     let metrics = RecorderMetrics::new();
@@ -133,6 +158,7 @@ async fn prepare(live: &LiveArgs, room: &str) -> Result<Prepared, Box<dyn std::e
             key: live.api_key.clone(),
             secret: live.api_secret.clone(),
         },
+        trusted,
     );
     template.video_layer = live.video_layer.into();
     Ok(Prepared {

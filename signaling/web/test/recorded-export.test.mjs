@@ -1,10 +1,10 @@
 // A recorded room end to end with browsers: `signaling dev` with policies made by `signaling
-// policy keygen|sign`, the real recorder (`recorder enroll`, `org-keygen`, `serve`, SIGTERM,
-// `verify`, `export`), two headless Chromium callers whose microphone is a 660 Hz tone (a WAV
+// policy keygen|sign`, the real recorder (`recorder enroll`, `org-keygen`, `serve` trusting the
+// admin's key, SIGTERM, `verify`, `export`), two headless Chromium callers whose microphone is a 660 Hz tone (a WAV
 // made with ffmpeg) and whose camera is a y4m clip of ffmpeg's testsrc. The export must hold an
 // Opus and a VP8 stream per caller that ffmpeg decodes without an error, and the audio's
 // dominant frequency must be the tone's. A room whose policy another admin key signed shows no
-// "kept N days" badge and wraps no key to the recorder.
+// "kept N days" badge and wraps no key to the recorder, which refuses the room without joining.
 //
 // Needs `signaling` (embedded SFU) and `recorder` in target/debug (or $SIGNALING_BIN,
 // $RECORDER_BIN) and ffmpeg; skipped, saying why, without them.
@@ -116,6 +116,7 @@ describe('a recorded room with browsers, exported', { skip: skip() }, () => {
       RECORDER_STATE_DIR: f('state'),
       RECORDER_ARCHIVE_DIR: f('archive'),
       RECORDER_ARCHIVE_RECIPIENT: orgPublic,
+      RECORDER_TRUSTED_ADMIN_KEYS: adminKey,
       RECORDER_METRICS_LISTEN: '127.0.0.1:0',
       RUST_LOG: 'info',
       NO_COLOR: '1',
@@ -147,31 +148,31 @@ describe('a recorded room with browsers, exported', { skip: skip() }, () => {
       return { text: el.textContent, unverified: el.classList.contains('unverified') };
     });
     assert.deepEqual(badge, { text: 'Recorded', unverified: true }, 'no "kept N days": the policy is not believed');
-    // The recorder (the policy names it) joins; the page still wraps nothing to it.
-    const state = await waitFor(async () => {
-      const s = await c.page.evaluate(() => ({
-        warnings: window.call.state.warnings.map((w) => `${w.kind}: ${w.text}`),
-        recipients: window.call.keys?.recipients().map((x) => x.device) ?? [],
-        roster: [...(window.call.keys?.roster.keys() ?? [])],
-      }));
-      return { ok: s.roster.includes('rec-web'), ...s };
-    }, { timeoutMs: 20_000 });
-    assert.ok(state.ok, `the recorder joined: ${JSON.stringify(state)}`);
-    assert.ok(state.warnings.some((w) => w.startsWith('recording-policy:') && /does not trust/.test(w)), JSON.stringify(state.warnings));
-    assert.ok(!state.recipients.includes('rec-web'), `no key wrapped to the recorder: ${JSON.stringify(state)}`);
-    // What the recorder got from this page it could not open.
+    // The recorder, trusting only the admin's key, refuses the room from the event signaling sent
+    // when Carol made it active: it never joins, so nothing of the room reaches it.
     const page = await waitFor(async () => {
       const m = await metrics();
-      return metric(m, 'recorder_decrypt_failures_total{reason="no_key"}') > 0 && m;
+      return metric(m, 'recorder_rooms_refused_total{reason="untrusted_policy"}') > 0 && m;
     }, { timeoutMs: 20_000 });
-    assert.ok(page, 'the recorder counts the frames it has no key for');
+    assert.ok(page, 'the recorder counts the room it refused');
+    assert.equal(metric(page, 'recorder_active_sessions'), 0, page);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const state = await c.page.evaluate(() => ({
+      warnings: window.call.state.warnings.map((w) => `${w.kind}: ${w.text}`),
+      recipients: window.call.keys?.recipients().map((x) => x.device) ?? [],
+      roster: [...(window.call.keys?.roster.keys() ?? [])],
+    }));
+    assert.ok(state.warnings.some((w) => w.startsWith('recording-policy:') && /does not trust/.test(w)), JSON.stringify(state.warnings));
+    assert.ok(!state.roster.includes('rec-web'), `the recorder never joined: ${JSON.stringify(state)}`);
+    assert.ok(!state.recipients.includes('rec-web'), `no key wrapped to the recorder: ${JSON.stringify(state)}`);
+    assert.equal(metric(await metrics(), 'recorder_decrypt_failures_total'), 0, 'nothing of the room reached the recorder');
     await c.context.close();
     devices.splice(devices.indexOf(c), 1);
     await waitFor(async () => metric(await metrics(), 'recorder_active_sessions') === 0, { timeoutMs: 30_000 });
   });
 
   test('two_browsers_in_a_recorded_room_are_exported_playable_with_their_tone', { timeout: 180_000 }, async () => {
-    // The previous test's room counted frames without a key; none may be added here.
+    // No frame may fail to decrypt here (counted from now, whatever came before).
     const failuresBefore = metric(await metrics(), 'recorder_decrypt_failures_total');
     const a = await openDevice(chromium, dev.http, room, 'alice', { name: 'Alice', params: { admin_key: adminKey } });
     devices.push(a);

@@ -1,14 +1,16 @@
 //! What the recorder presents and checks to join a room: its access tokens (minted with the API
-//! key, protocol §7) and the room's signed recording policy, which must name this very device
-//! and identity key before anything is recorded.
+//! key, protocol §7) and the room's signed recording policy, which must be signed by an admin key
+//! the recorder trusts and name this very device and identity key before anything is recorded.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use call_client::access_token::{Claims, GrantClaims};
-use call_client::protocol::{RecordingDocument, RecordingPolicy, Role};
+use call_client::protocol::{PolicyVerifyError, RecordingDocument, RecordingPolicy, Role};
 use e2ee_frames::DeviceKeys;
+
+use super::metrics::RoomRefusal;
 
 /// The identity the recorder's join tokens carry (shown in the roster).
 pub const RECORDER_IDENTITY: &str = "recorder";
@@ -71,6 +73,71 @@ impl ApiCredentials {
     }
 }
 
+/// The admin keys whose recording policies this recorder obeys (`--trusted-admin-key`): the
+/// public halves of the admins' signing keys, as `signaling policy keygen` prints them. Never
+/// empty: a recorder trusting no key would refuse every room, so it does not start (default
+/// deny).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TrustedAdminKeys(Vec<[u8; 32]>);
+
+/// Why a set of trusted admin keys was not accepted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdminKeyError {
+    /// No key at all.
+    #[error(
+        "no trusted admin key: the recorder records only rooms whose policy an admin key it \
+         trusts signed (--trusted-admin-key or RECORDER_TRUSTED_ADMIN_KEYS, the public key \
+         `signaling policy keygen` printed)"
+    )]
+    None,
+    /// A key is not base64url (no padding) of 32 bytes.
+    #[error(
+        "not an admin public key (base64url of 32 bytes, as `signaling policy keygen` prints it)"
+    )]
+    Malformed,
+}
+
+impl TrustedAdminKeys {
+    /// The set of `keys` (duplicates kept once); at least one.
+    pub fn new(keys: impl IntoIterator<Item = [u8; 32]>) -> Result<Self, AdminKeyError> {
+        let mut set: Vec<[u8; 32]> = Vec::new();
+        for key in keys {
+            if !set.contains(&key) {
+                set.push(key);
+            }
+        }
+        if set.is_empty() {
+            return Err(AdminKeyError::None);
+        }
+        Ok(TrustedAdminKeys(set))
+    }
+
+    /// One admin public key as `signaling policy keygen` prints it (base64url, 32 bytes;
+    /// surrounding spaces ignored).
+    pub fn parse_key(text: &str) -> Result<[u8; 32], AdminKeyError> {
+        URL_SAFE_NO_PAD
+            .decode(text.trim())
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .ok_or(AdminKeyError::Malformed)
+    }
+
+    /// The keys.
+    pub fn keys(&self) -> &[[u8; 32]] {
+        &self.0
+    }
+}
+
+/// Public keys: shown as base64url (what an operator compares with what keygen printed).
+impl std::fmt::Debug for TrustedAdminKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|k| URL_SAFE_NO_PAD.encode(k)))
+            .finish()
+    }
+}
+
 /// Why the recorder will not record a room under its policy.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -81,6 +148,19 @@ pub enum PolicyError {
     /// The policy blob is malformed.
     #[error("the recording policy is malformed: {0}")]
     Malformed(String),
+    /// The policy is signed by an admin key this recorder does not trust: whoever set it is not
+    /// an admin the recorder answers to.
+    #[error(
+        "the recording policy is signed by admin key {admin_key}, which this recorder does not trust"
+    )]
+    UntrustedAdminKey {
+        /// The admin key the policy presents (public, base64url).
+        admin_key: String,
+    },
+    /// The policy presents a trusted admin key but its signature does not verify under it (a
+    /// forged or altered document).
+    #[error("the recording policy's signature does not verify under its (trusted) admin key")]
+    BadSignature,
     /// The policy is for another room.
     #[error("the recording policy is for room {policy:?}, not {joined:?}")]
     OtherRoom {
@@ -97,21 +177,42 @@ pub enum PolicyError {
     },
 }
 
-/// Checks that `policy` (from `joined.recording` of `room`) names `me` (device id and identity
-/// key) and returns its document.
+impl PolicyError {
+    /// The `recorder_rooms_refused_total` reason.
+    pub fn refusal(&self) -> RoomRefusal {
+        match self {
+            PolicyError::NoPolicy => RoomRefusal::NoPolicy,
+            PolicyError::Malformed(_) => RoomRefusal::Malformed,
+            PolicyError::UntrustedAdminKey { .. } => RoomRefusal::UntrustedPolicy,
+            PolicyError::BadSignature => RoomRefusal::BadSignature,
+            PolicyError::OtherRoom { .. } => RoomRefusal::OtherRoom,
+            PolicyError::NotNamed { .. } => RoomRefusal::NotNamed,
+        }
+    }
+}
+
+/// Checks that `policy` (from `joined.recording` of `room`, or the event stream's
+/// `room_active`) is signed by one of `trusted` over its unaltered document
+/// ([`RecordingPolicy::verify`], as the clients check it), is for `room` and names `me` (device
+/// id and identity key), and returns its document.
 ///
-/// The signature against trusted admin keys is not checked here: the service only admits a
-/// recorder its room's policy names, and the clients verify the signature before they wrap keys
-/// to the recorder, so frames of a room whose policy they reject do not decrypt (and are counted).
+/// The service admits only a recorder its room's policy names, but it takes the policy from
+/// whoever holds the admin API: the signature check is what ties a recording to an admin the
+/// recorder's operator trusts.
 pub fn check_policy(
     policy: Option<&RecordingPolicy>,
     room: &str,
     me: &DeviceKeys,
+    trusted: &TrustedAdminKeys,
 ) -> Result<RecordingDocument, PolicyError> {
     let policy = policy.ok_or(PolicyError::NoPolicy)?;
-    let doc = policy
-        .document()
-        .map_err(|e| PolicyError::Malformed(e.to_string()))?;
+    let doc = policy.verify(trusted.keys()).map_err(|e| match e {
+        PolicyVerifyError::UntrustedAdminKey => PolicyError::UntrustedAdminKey {
+            admin_key: policy.admin_key.clone(),
+        },
+        PolicyVerifyError::BadSignature => PolicyError::BadSignature,
+        other => PolicyError::Malformed(other.to_string()),
+    })?;
     if doc.room != room {
         return Err(PolicyError::OtherRoom {
             policy: doc.room,
@@ -120,11 +221,7 @@ pub fn check_policy(
     }
     let device = me.device().as_str();
     let identity_key = URL_SAFE_NO_PAD.encode(me.identity_key());
-    if !doc
-        .recorders
-        .iter()
-        .any(|r| r.device == device && r.identity_key == identity_key)
-    {
+    if !doc.names_recorder(device, &identity_key) {
         return Err(PolicyError::NotNamed {
             device: device.to_owned(),
         });
@@ -141,13 +238,25 @@ pub fn policy_retention(doc: &RecordingDocument) -> Duration {
 mod tests {
     use super::*;
     use call_client::protocol::RecorderDevice;
-    use e2ee_frames::DeviceId;
+    use e2ee_frames::{DeviceId, DocumentSigner};
 
     fn keys(device: &str) -> DeviceKeys {
         DeviceKeys::generate(DeviceId::new(device).unwrap(), &mut rand::rng())
     }
 
-    fn policy(room: &str, recorders: &[(&str, [u8; 32])]) -> RecordingPolicy {
+    fn admin() -> DocumentSigner {
+        DocumentSigner::from_secret(&[7u8; 32])
+    }
+
+    fn trusting(admin: &DocumentSigner) -> TrustedAdminKeys {
+        TrustedAdminKeys::new([admin.public_key()]).unwrap()
+    }
+
+    fn policy(
+        room: &str,
+        recorders: &[(&str, [u8; 32])],
+        admin: &DocumentSigner,
+    ) -> RecordingPolicy {
         let doc = RecordingDocument {
             v: 1,
             room: room.into(),
@@ -161,38 +270,99 @@ mod tests {
             issued_at: 1_700_000_000,
             retention_days: 30,
         };
-        RecordingPolicy {
-            v: 1,
-            document: URL_SAFE_NO_PAD.encode(serde_json::to_vec(&doc).unwrap()),
-            admin_key: URL_SAFE_NO_PAD.encode([1u8; 32]),
-            sig: URL_SAFE_NO_PAD.encode([2u8; 64]),
-        }
+        RecordingPolicy::sign(&doc, admin)
     }
 
     #[test]
     fn a_policy_naming_this_device_and_key_is_accepted() {
         let me = keys("rec-1");
-        let p = policy("r", &[("other", [3; 32]), ("rec-1", me.identity_key())]);
-        let doc = check_policy(Some(&p), "r", &me).unwrap();
+        let p = policy(
+            "r",
+            &[("other", [3; 32]), ("rec-1", me.identity_key())],
+            &admin(),
+        );
+        let doc = check_policy(Some(&p), "r", &me, &trusting(&admin())).unwrap();
         assert_eq!(doc.recorders.len(), 2);
+        // One trusted key among several is enough.
+        let several = TrustedAdminKeys::new([[9u8; 32], admin().public_key(), [9u8; 32]]).unwrap();
+        assert_eq!(several.keys().len(), 2);
+        assert!(check_policy(Some(&p), "r", &me, &several).is_ok());
     }
 
     #[test]
     fn recorder_refuses_a_policy_naming_its_device_with_another_key() {
         let me = keys("rec-1");
-        let p = policy("r", &[("rec-1", [3; 32])]);
+        let trusted = trusting(&admin());
+        let p = policy("r", &[("rec-1", [3; 32])], &admin());
         assert_eq!(
-            check_policy(Some(&p), "r", &me),
+            check_policy(Some(&p), "r", &me, &trusted),
             Err(PolicyError::NotNamed {
                 device: "rec-1".into()
             })
         );
-        assert_eq!(check_policy(None, "r", &me), Err(PolicyError::NoPolicy));
-        let p = policy("elsewhere", &[("rec-1", me.identity_key())]);
+        assert_eq!(
+            check_policy(None, "r", &me, &trusted),
+            Err(PolicyError::NoPolicy)
+        );
+        let p = policy("elsewhere", &[("rec-1", me.identity_key())], &admin());
         assert!(matches!(
-            check_policy(Some(&p), "r", &me),
+            check_policy(Some(&p), "r", &me, &trusted),
             Err(PolicyError::OtherRoom { .. })
         ));
+    }
+
+    #[test]
+    fn recorder_refuses_a_policy_signed_by_an_untrusted_admin_key_in_check_policy() {
+        let me = keys("rec-1");
+        let rogue = DocumentSigner::from_secret(&[8u8; 32]);
+        let p = policy("r", &[("rec-1", me.identity_key())], &rogue);
+        let refused = check_policy(Some(&p), "r", &me, &trusting(&admin()));
+        assert_eq!(
+            refused,
+            Err(PolicyError::UntrustedAdminKey {
+                admin_key: URL_SAFE_NO_PAD.encode(rogue.public_key())
+            })
+        );
+        assert_eq!(refused.unwrap_err().refusal(), RoomRefusal::UntrustedPolicy);
+        // Signed by the rogue key but presenting the trusted one: a bad signature.
+        let forged = RecordingPolicy {
+            admin_key: URL_SAFE_NO_PAD.encode(admin().public_key()),
+            ..p.clone()
+        };
+        assert_eq!(
+            check_policy(Some(&forged), "r", &me, &trusting(&admin())),
+            Err(PolicyError::BadSignature)
+        );
+        // A malformed blob is refused as such, whoever signed it.
+        let bad = RecordingPolicy { v: 2, ..p };
+        assert!(matches!(
+            check_policy(Some(&bad), "r", &me, &trusting(&admin())),
+            Err(PolicyError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn trusted_admin_keys_are_never_empty_and_parse_as_keygen_prints_them() {
+        assert_eq!(TrustedAdminKeys::new([]), Err(AdminKeyError::None));
+        let printed = URL_SAFE_NO_PAD.encode(admin().public_key());
+        assert_eq!(
+            TrustedAdminKeys::parse_key(&format!(" {printed}\n")),
+            Ok(admin().public_key())
+        );
+        for bad in [
+            "",
+            "not base64!",
+            &URL_SAFE_NO_PAD.encode([1u8; 31]),
+            &format!("{printed}="),
+        ] {
+            assert_eq!(
+                TrustedAdminKeys::parse_key(bad),
+                Err(AdminKeyError::Malformed),
+                "{bad:?}"
+            );
+        }
+        let shown = format!("{:?}", trusting(&admin()));
+        assert!(shown.contains(&printed), "{shown}");
     }
 
     #[test]

@@ -1,14 +1,13 @@
-//! The recorder's counters (atomics shared by every room task and the writers) and their
-//! Prometheus text on `GET /metrics` of `--metrics-listen` (docs/metrics.md, "Recorder").
+//! The recorder's metrics (docs/metrics.md, "Recorder"): `prometheus` counters and gauges in
+//! one registry per process, with the `process_*` metrics of the `process-metrics` collector, as
+//! the SFU and signaling have them. Every labelled series is resolved once here, so a count on
+//! the frame path is one atomic add (no label lookup, no lock). `metrics_server.rs` serves the
+//! text on `GET /metrics`.
 
-use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpListener;
+use prometheus::core::Collector;
+use prometheus::{Encoder as _, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 /// Why a decrypted or undecrypted frame did not reach the archive (`recorder_frames_dropped_total`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,269 +104,322 @@ impl SessionOutcome {
     }
 }
 
-/// The recorder's counters, shared by every room (one set per process).
-#[derive(Debug, Default)]
+/// Why a room was refused before anything of it was recorded
+/// (`recorder_rooms_refused_total{reason}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomRefusal {
+    /// The room carries no recording policy.
+    NoPolicy,
+    /// The policy blob or its document is malformed.
+    Malformed,
+    /// The policy is signed by an admin key this recorder does not trust.
+    UntrustedPolicy,
+    /// The policy presents a trusted admin key, but its signature does not verify under it.
+    BadSignature,
+    /// The policy is for another room.
+    OtherRoom,
+    /// The policy does not name this recorder (device id and identity key).
+    NotNamed,
+    /// The service refused the recorder's join (`role_not_allowed`).
+    NotAdmitted,
+}
+
+impl RoomRefusal {
+    /// Every reason, in label order.
+    pub const ALL: [RoomRefusal; 7] = [
+        RoomRefusal::NoPolicy,
+        RoomRefusal::Malformed,
+        RoomRefusal::UntrustedPolicy,
+        RoomRefusal::BadSignature,
+        RoomRefusal::OtherRoom,
+        RoomRefusal::NotNamed,
+        RoomRefusal::NotAdmitted,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomRefusal::NoPolicy => "no_policy",
+            RoomRefusal::Malformed => "malformed",
+            RoomRefusal::UntrustedPolicy => "untrusted_policy",
+            RoomRefusal::BadSignature => "bad_signature",
+            RoomRefusal::OtherRoom => "other_room",
+            RoomRefusal::NotNamed => "not_named",
+            RoomRefusal::NotAdmitted => "not_admitted",
+        }
+    }
+}
+
+/// The recorder's metrics, shared by every room (one set per process).
+#[derive(Debug)]
 pub struct RecorderMetrics {
-    active_sessions: AtomicI64,
-    frames_decrypted: AtomicU64,
-    decrypt_failures: [AtomicU64; 3],
-    frames_dropped: [AtomicU64; 4],
-    bytes_written: AtomicU64,
-    sessions: [AtomicU64; 4],
-    event_stream_connects: AtomicU64,
+    registry: Registry,
+    active_sessions: IntGauge,
+    frames_decrypted: IntCounter,
+    /// One series per [`DecryptFailure`], indexed by it.
+    decrypt_failures: [IntCounter; 3],
+    /// One series per [`DropReason`], indexed by it.
+    frames_dropped: [IntCounter; 4],
+    bytes_written: IntCounter,
+    /// One series per [`SessionOutcome`], indexed by it.
+    sessions: [IntCounter; 4],
+    /// One series per [`RoomRefusal`], indexed by it.
+    rooms_refused: [IntCounter; 7],
+    event_stream_connects: IntCounter,
+}
+
+/// A metric could not be registered: a duplicate or invalid name, a programming error.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics registration: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+/// Registers `metric` in `registry` and hands it back.
+fn registered<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> Result<M, MetricsError> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+/// A counter family with one label, every series of `labels` resolved (and so exported at 0
+/// before its first count), in their order.
+fn labelled<const N: usize>(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    labels: [&'static str; N],
+) -> Result<[IntCounter; N], MetricsError> {
+    let family = registered(
+        registry,
+        IntCounterVec::new(Opts::new(name, help), &[label])?,
+    )?;
+    Ok(labels.map(|value| family.with_label_values(&[value])))
 }
 
 impl RecorderMetrics {
-    /// A fresh set, shared.
+    /// A fresh set in a registry of its own (with the process collector), shared.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        // The names, help texts and labels are the constants below, registered once in a fresh
+        // registry: registration fails only if they are invalid or duplicated, which the unit
+        // test `every_family_is_exported` would show.
+        Arc::new(Self::build().expect("the recorder's metrics register"))
+    }
+
+    fn build() -> Result<Self, MetricsError> {
+        let r = Registry::new();
+        r.register(Box::new(process_metrics::ProcessCollector::for_self()?))?;
+        Ok(RecorderMetrics {
+            active_sessions: registered(
+                &r,
+                IntGauge::new("recorder_active_sessions", "Rooms being recorded now.")?,
+            )?,
+            frames_decrypted: registered(
+                &r,
+                IntCounter::new(
+                    "recorder_frames_decrypted_total",
+                    "Frames the recorder decrypted.",
+                )?,
+            )?,
+            decrypt_failures: labelled(
+                &r,
+                "recorder_decrypt_failures_total",
+                "Frames the recorder received but could not decrypt, by reason.",
+                "reason",
+                DecryptFailure::ALL.map(DecryptFailure::as_str),
+            )?,
+            frames_dropped: labelled(
+                &r,
+                "recorder_frames_dropped_total",
+                "Frames that did not reach the archive, by reason.",
+                "reason",
+                DropReason::ALL.map(DropReason::as_str),
+            )?,
+            bytes_written: registered(
+                &r,
+                IntCounter::new(
+                    "recorder_bytes_written_total",
+                    "Bytes the archive wrote to its store (encrypted), reported at each \
+                     session's end.",
+                )?,
+            )?,
+            sessions: labelled(
+                &r,
+                "recorder_sessions_total",
+                "Recording sessions ended, by outcome.",
+                "outcome",
+                SessionOutcome::ALL.map(SessionOutcome::as_str),
+            )?,
+            rooms_refused: labelled(
+                &r,
+                "recorder_rooms_refused_total",
+                "Rooms the recorder refused to record before anything of them was archived, \
+                 by reason.",
+                "reason",
+                RoomRefusal::ALL.map(RoomRefusal::as_str),
+            )?,
+            event_stream_connects: registered(
+                &r,
+                IntCounter::new(
+                    "recorder_event_stream_connects_total",
+                    "Times `recorder serve` opened the recorder event stream.",
+                )?,
+            )?,
+            registry: r,
+        })
     }
 
     /// A session started recording (its sink is open).
     pub fn session_started(&self) {
-        self.active_sessions.fetch_add(1, Ordering::Relaxed);
+        self.active_sessions.inc();
     }
 
     /// A started session ended.
     pub fn session_stopped(&self) {
-        self.active_sessions.fetch_sub(1, Ordering::Relaxed);
+        self.active_sessions.dec();
     }
 
     /// A session attempt ended with `outcome`.
     pub fn session_ended(&self, outcome: SessionOutcome) {
-        self.sessions[outcome as usize].fetch_add(1, Ordering::Relaxed);
+        self.sessions[outcome as usize].inc();
+    }
+
+    /// A room was refused for `why` (its session attempt is counted apart, by
+    /// [`Self::session_ended`]).
+    pub fn room_refused(&self, why: RoomRefusal) {
+        self.rooms_refused[why as usize].inc();
     }
 
     /// A frame decrypted.
     pub fn frame_decrypted(&self) {
-        self.frames_decrypted.fetch_add(1, Ordering::Relaxed);
+        self.frames_decrypted.inc();
     }
 
     /// A frame did not decrypt.
     pub fn decrypt_failed(&self, why: DecryptFailure) {
-        self.decrypt_failures[why as usize].fetch_add(1, Ordering::Relaxed);
+        self.decrypt_failures[why as usize].inc();
     }
 
     /// A frame was dropped.
     pub fn frame_dropped(&self, why: DropReason) {
-        self.frames_dropped[why as usize].fetch_add(1, Ordering::Relaxed);
+        self.frames_dropped[why as usize].inc();
     }
 
     /// The archive wrote `bytes` (encrypted) to its store.
     pub fn bytes_written(&self, bytes: u64) {
-        self.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+        self.bytes_written.inc_by(bytes);
     }
 
     /// The event stream (re)connected.
     pub fn event_stream_connected(&self) {
-        self.event_stream_connects.fetch_add(1, Ordering::Relaxed);
+        self.event_stream_connects.inc();
     }
 
     /// Sessions recording now.
     pub fn active_sessions(&self) -> i64 {
-        self.active_sessions.load(Ordering::Relaxed)
+        self.active_sessions.get()
     }
 
     /// Frames decrypted so far.
     pub fn frames_decrypted(&self) -> u64 {
-        self.frames_decrypted.load(Ordering::Relaxed)
+        self.frames_decrypted.get()
     }
 
     /// Frames that failed to decrypt for `why`.
     pub fn decrypt_failures(&self, why: DecryptFailure) -> u64 {
-        self.decrypt_failures[why as usize].load(Ordering::Relaxed)
+        self.decrypt_failures[why as usize].get()
     }
 
     /// Frames dropped for `why`.
     pub fn frames_dropped(&self, why: DropReason) -> u64 {
-        self.frames_dropped[why as usize].load(Ordering::Relaxed)
+        self.frames_dropped[why as usize].get()
     }
 
     /// Sessions that ended with `outcome`.
     pub fn sessions(&self, outcome: SessionOutcome) -> u64 {
-        self.sessions[outcome as usize].load(Ordering::Relaxed)
+        self.sessions[outcome as usize].get()
     }
 
-    /// The Prometheus text exposition of every counter.
+    /// Rooms refused for `why`.
+    pub fn rooms_refused(&self, why: RoomRefusal) -> u64 {
+        self.rooms_refused[why as usize].get()
+    }
+
+    /// The Prometheus text exposition of every metric, the process' included.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let mut family = |name: &str, kind: &str, help: &str, lines: Vec<(String, String)>| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in lines {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        let plain = |v: String| vec![(String::new(), v)];
-        family(
-            "recorder_active_sessions",
-            "gauge",
-            "Rooms being recorded now.",
-            plain(self.active_sessions().to_string()),
-        );
-        family(
-            "recorder_frames_decrypted_total",
-            "counter",
-            "Frames the recorder decrypted.",
-            plain(self.frames_decrypted().to_string()),
-        );
-        family(
-            "recorder_decrypt_failures_total",
-            "counter",
-            "Frames the recorder received but could not decrypt, by reason.",
-            DecryptFailure::ALL
-                .iter()
-                .map(|r| {
-                    (
-                        format!("{{reason=\"{}\"}}", r.as_str()),
-                        self.decrypt_failures(*r).to_string(),
-                    )
-                })
-                .collect(),
-        );
-        family(
-            "recorder_frames_dropped_total",
-            "counter",
-            "Frames that did not reach the archive, by reason.",
-            DropReason::ALL
-                .iter()
-                .map(|r| {
-                    (
-                        format!("{{reason=\"{}\"}}", r.as_str()),
-                        self.frames_dropped(*r).to_string(),
-                    )
-                })
-                .collect(),
-        );
-        family(
-            "recorder_bytes_written_total",
-            "counter",
-            "Bytes the archive wrote to its store (encrypted), reported at each session's end.",
-            plain(self.bytes_written.load(Ordering::Relaxed).to_string()),
-        );
-        family(
-            "recorder_sessions_total",
-            "counter",
-            "Recording sessions ended, by outcome.",
-            SessionOutcome::ALL
-                .iter()
-                .map(|o| {
-                    (
-                        format!("{{outcome=\"{}\"}}", o.as_str()),
-                        self.sessions(*o).to_string(),
-                    )
-                })
-                .collect(),
-        );
-        family(
-            "recorder_event_stream_connects_total",
-            "counter",
-            "Times `recorder serve` opened the recorder event stream.",
-            plain(
-                self.event_stream_connects
-                    .load(Ordering::Relaxed)
-                    .to_string(),
-            ),
-        );
-        out
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for I/O reasons; a failure would be a malformed
+        // family, which registration already refuses.
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
     }
-}
-
-/// Longest request head the metrics endpoint reads.
-const MAX_REQUEST_HEAD: usize = 4096;
-
-/// How long a client may take to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Serves `GET /metrics` on `listener` until the task is dropped, and `GET /healthz` (200 `ok`:
-/// the process is up and serving, what a liveness probe asks); anything else is 404.
-pub async fn serve_metrics(listener: TcpListener, metrics: Arc<RecorderMetrics>) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut head = Vec::with_capacity(512);
-            let mut buf = [0u8; 512];
-            let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST_HEAD {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return false,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                true
-            })
-            .await;
-            if !matches!(read, Ok(true)) {
-                return;
-            }
-            let first = head.split(|b| *b == b'\r').next().unwrap_or_default();
-            let (status, body) = if first.starts_with(b"GET /metrics ") {
-                ("200 OK", metrics.render())
-            } else if first.starts_with(b"GET /healthz ") {
-                ("200 OK", "ok\n".to_owned())
-            } else {
-                ("404 Not Found", "not found\n".to_owned())
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\n\
-                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
-    }
-}
-
-/// Binds `addr` and serves the metrics on it in a task.
-pub async fn spawn_metrics(
-    addr: SocketAddr,
-    metrics: Arc<RecorderMetrics>,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    Ok((local, tokio::spawn(serve_metrics(listener, metrics))))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn metrics_endpoint_serves_every_family() {
+    #[test]
+    fn every_family_is_exported() {
         let metrics = RecorderMetrics::new();
         metrics.frame_dropped(DropReason::Backlog);
         metrics.decrypt_failed(DecryptFailure::NoKey);
-        let (addr, task) = spawn_metrics("127.0.0.1:0".parse().unwrap(), metrics)
-            .await
-            .unwrap();
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).await.unwrap();
-        assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut health = String::new();
-        s.read_to_string(&mut health).await.unwrap();
-        assert!(health.starts_with("HTTP/1.1 200 OK"), "{health}");
-        assert!(health.ends_with("\r\n\r\nok\n"), "{health}");
-        task.abort();
+        metrics.room_refused(RoomRefusal::UntrustedPolicy);
+        metrics.session_started();
+        metrics.bytes_written(1234);
+        let text = metrics.render();
         for line in [
-            "recorder_active_sessions 0",
+            "recorder_active_sessions 1",
             "recorder_frames_decrypted_total 0",
             "recorder_decrypt_failures_total{reason=\"no_key\"} 1",
+            "recorder_decrypt_failures_total{reason=\"replay\"} 0",
             "recorder_frames_dropped_total{reason=\"backlog\"} 1",
-            "recorder_bytes_written_total 0",
+            "recorder_frames_dropped_total{reason=\"incomplete\"} 0",
+            "recorder_bytes_written_total 1234",
             "recorder_sessions_total{outcome=\"finished\"} 0",
+            "recorder_sessions_total{outcome=\"refused_policy\"} 0",
+            "recorder_rooms_refused_total{reason=\"untrusted_policy\"} 1",
+            "recorder_rooms_refused_total{reason=\"not_admitted\"} 0",
+            "recorder_event_stream_connects_total 0",
+            "# TYPE recorder_active_sessions gauge",
+            "# TYPE recorder_sessions_total counter",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }
+        for name in process_metrics::METRIC_NAMES {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(&format!("# TYPE {name} "))),
+                "{name} missing:\n{text}"
+            );
+        }
+        // Read from /proc at the scrape: this process has memory, and CPU time (a float).
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        assert!(
+            value("process_resident_memory_bytes").is_some_and(|b| b > 0.0),
+            "{text}"
+        );
+        assert!(
+            value("process_cpu_seconds_total").is_some_and(|s| s >= 0.0),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn two_sets_in_one_process_are_independent() {
+        // Every in-process test builds its own set: no global registry.
+        let (a, b) = (RecorderMetrics::new(), RecorderMetrics::new());
+        a.frame_decrypted();
+        assert_eq!((a.frames_decrypted(), b.frames_decrypted()), (1, 0));
     }
 }

@@ -25,8 +25,10 @@ use e2ee_frames::DeviceKeys;
 use e2ee_frames::verification::{RosterEntry as CodeEntry, security_code};
 use tokio::sync::{mpsc, watch};
 
-use super::admission::{ApiCredentials, PolicyError, check_policy, policy_retention};
-use super::metrics::{RecorderMetrics, SessionOutcome};
+use super::admission::{
+    ApiCredentials, PolicyError, TrustedAdminKeys, check_policy, policy_retention,
+};
+use super::metrics::{RecorderMetrics, RoomRefusal, SessionOutcome};
 use super::receiver::{
     MediaReceiver, MissingKey, ReceiverCommand, ReceiverReport, TrackRoute, stream_of,
 };
@@ -51,6 +53,8 @@ pub struct RoomConfig {
     pub room: String,
     /// The API key its join token is minted with.
     pub credentials: ApiCredentials,
+    /// The admin keys whose recording policies it obeys.
+    pub trusted_admin_keys: TrustedAdminKeys,
     /// The simulcast layer recorded of every camera.
     pub video_layer: Layer,
     /// The session ends once only recorders have been in the room this long.
@@ -60,12 +64,19 @@ pub struct RoomConfig {
 }
 
 impl RoomConfig {
-    /// Defaults for `room` on `signaling`: the high layer, ends after 5 s alone.
-    pub fn new(signaling: &str, room: &str, credentials: ApiCredentials) -> Self {
+    /// Defaults for `room` on `signaling`, obeying policies signed by `trusted_admin_keys`: the
+    /// high layer, ends after 5 s alone.
+    pub fn new(
+        signaling: &str,
+        room: &str,
+        credentials: ApiCredentials,
+        trusted_admin_keys: TrustedAdminKeys,
+    ) -> Self {
         RoomConfig {
             signaling: signaling.to_owned(),
             room: room.to_owned(),
             credentials,
+            trusted_admin_keys,
             video_layer: Layer::High,
             alone_for: Duration::from_secs(5),
             queue_frames: DEFAULT_QUEUE_FRAMES,
@@ -88,7 +99,8 @@ pub enum RecordError {
         /// The service's message.
         message: String,
     },
-    /// The room's policy does not name this recorder: nothing is recorded.
+    /// The room's policy is not signed by a trusted admin key or does not name this recorder:
+    /// nothing is recorded.
     #[error(transparent)]
     Policy(#[from] PolicyError),
     /// A room with receive slots maps tracks onto fixed sections and refuses per-track
@@ -117,6 +129,15 @@ impl RecordError {
             }
             RecordError::ReceiveSlots(_) | RecordError::NoMedia => SessionOutcome::Unsupported,
             _ => SessionOutcome::Failed,
+        }
+    }
+
+    /// The `recorder_rooms_refused_total` reason, if this error refused the room.
+    pub fn refusal(&self) -> Option<RoomRefusal> {
+        match self {
+            RecordError::NotAdmitted { .. } => Some(RoomRefusal::NotAdmitted),
+            RecordError::Policy(e) => Some(e.refusal()),
+            _ => None,
         }
     }
 }
@@ -181,6 +202,9 @@ pub async fn record_room(
         Err(e) => e.outcome(),
     };
     metrics.session_ended(outcome);
+    if let Some(refusal) = result.as_ref().err().and_then(RecordError::refusal) {
+        metrics.room_refused(refusal);
+    }
     match &result {
         Ok(r) => tracing::info!(
             room = %r.room, end = ?r.end, frames = r.frames_written,
@@ -222,7 +246,7 @@ async fn record(
             other => RecordError::Join(other),
         })?;
     let joined = ws.joined().clone();
-    let checked = admit(&joined, &me);
+    let checked = admit(&joined, &me, &config.trusted_admin_keys);
     let doc = match checked {
         Ok(doc) => doc,
         Err(e) => {
@@ -312,8 +336,9 @@ async fn record(
 fn admit(
     joined: &Joined,
     me: &DeviceKeys,
+    trusted: &TrustedAdminKeys,
 ) -> Result<call_client::protocol::RecordingDocument, RecordError> {
-    let doc = check_policy(joined.recording.as_ref(), &joined.room, me)?;
+    let doc = check_policy(joined.recording.as_ref(), &joined.room, me, trusted)?;
     if joined.receive_slots.is_some() {
         return Err(RecordError::ReceiveSlots(joined.room.clone()));
     }

@@ -1,7 +1,9 @@
 //! `recorder serve`: watches the recorder event stream and records every active room whose
-//! policy names this recorder, one task per room, several at once. A room's recording stops on
-//! `room_idle` (or by itself once only recorders are left); on shutdown every session is asked
-//! to stop and finish within a timeout.
+//! policy names this recorder, one task per room, several at once. A room whose policy (as the
+//! event carries it) no trusted admin key signed, or that does not name this recorder, is
+//! refused without joining it (logged with the room, counted); the join checks the policy the
+//! room has then once more. A room's recording stops on `room_idle` (or by itself once only
+//! recorders are left); on shutdown every session is asked to stop and finish within a timeout.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,10 +13,11 @@ use e2ee_frames::DeviceKeys;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::admission::check_policy;
 #[cfg(doc)]
 use super::events::events_url;
 use super::events::{RoomUpdate, watch_events};
-use super::metrics::RecorderMetrics;
+use super::metrics::{RecorderMetrics, SessionOutcome};
 use super::room::{RoomConfig, record_room};
 use crate::sink::SessionArchive;
 
@@ -57,8 +60,15 @@ pub async fn serve(
         let Some(update) = update else { break };
         rooms.retain(|_, r| !r.task.is_finished());
         match update {
-            RoomUpdate::Active { room, .. } => {
+            RoomUpdate::Active { room, recording } => {
                 if rooms.contains_key(&room) {
+                    continue;
+                }
+                let trusted = &template.trusted_admin_keys;
+                if let Err(e) = check_policy(Some(&recording), &room, &me, trusted) {
+                    tracing::warn!(%room, error = %e, "room refused: not joined");
+                    metrics.room_refused(e.refusal());
+                    metrics.session_ended(SessionOutcome::RefusedPolicy);
                     continue;
                 }
                 tracing::info!(%room, "room active: recording");

@@ -1,6 +1,6 @@
 //! `record_room` against the real service: a meeting of native callers recorded into the
-//! in-memory archive; a room whose policy does not name the recorder; a caller that withholds
-//! its keys from the recorder.
+//! in-memory archive; a room whose policy does not name the recorder, or that an admin key it
+//! does not trust signed; a caller that withholds its keys from the recorder.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,14 +18,17 @@ use call_client::session::{Session, SessionConfig};
 use e2ee_frames::{Codec, DeviceId, DeviceKeys, Stream};
 use loadtest::participant::{LiveCounters, ParticipantSpec, Role as CallerRole, run_participant};
 use loadtest::receiver_stats::StreamKey;
-use recorder::live::metrics::{DecryptFailure, SessionOutcome};
+use recorder::live::metrics::{DecryptFailure, RoomRefusal, SessionOutcome};
 use recorder::live::{
     EndReason, RecordError, RecorderMetrics, RoomConfig, RoomReport, record_room,
 };
 use recorder::sink::MediaKind;
 use tokio::sync::watch;
 
-use crate::live_service::{MemoryArchive, Service, caller_token, recorder_keys};
+use crate::live_service::{
+    MemoryArchive, Service, caller_token, recorder_keys, rogue_admin, signed_policy_by,
+    trusted_admin,
+};
 
 const RECORDER: &str = "rec-1";
 
@@ -48,7 +51,12 @@ fn start_recorder(
     me: DeviceKeys,
     archive: &MemoryArchive,
 ) -> Recording {
-    let mut config = RoomConfig::new(&service.ws_url(), room, service.credentials());
+    let mut config = RoomConfig::new(
+        &service.ws_url(),
+        room,
+        service.credentials(),
+        trusted_admin(),
+    );
     config.video_layer = Layer::Medium;
     config.alone_for = Duration::from_secs(2);
     let metrics = RecorderMetrics::new();
@@ -264,8 +272,50 @@ async fn recorder_refuses_a_room_whose_policy_does_not_name_it() {
             other => panic!("{room}: expected a refusal, got {other:?}"),
         }
         assert_eq!(rec.metrics.sessions(SessionOutcome::RefusedPolicy), 1);
+        let refused: u64 = RoomRefusal::ALL
+            .iter()
+            .map(|r| rec.metrics.rooms_refused(*r))
+            .sum();
+        assert_eq!(refused, 1, "counted with its reason");
         assert_eq!(rec.metrics.active_sessions(), 0);
     }
+    assert_eq!(archive.count(), 0, "no session begun");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorder_refuses_at_join_a_policy_signed_by_an_untrusted_admin_key() {
+    // `record` has no event stream: the policy it joins under is the one checked.
+    let service = Service::start().await;
+    let me = recorder_keys(RECORDER);
+    service
+        .create_room(serde_json::json!({
+            "name": "rogue",
+            "kind": "meeting",
+            "recording": signed_policy_by("rogue", &[(RECORDER, me.identity_key())], &rogue_admin()),
+        }))
+        .await;
+    let archive = MemoryArchive::default();
+    let rec = start_recorder(&service, "rogue", me, &archive);
+    let result = tokio::time::timeout(Duration::from_secs(10), rec.task)
+        .await
+        .expect("refused promptly")
+        .expect("recorder task");
+    let err = result.expect_err("a policy no trusted admin signed is not recorded");
+    assert!(
+        matches!(
+            err,
+            RecordError::Policy(recorder::live::PolicyError::UntrustedAdminKey { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("does not trust"), "{err}");
+    assert_eq!(rec.metrics.rooms_refused(RoomRefusal::UntrustedPolicy), 1);
+    assert_eq!(rec.metrics.sessions(SessionOutcome::RefusedPolicy), 1);
+    assert!(
+        rec.metrics
+            .render()
+            .contains("recorder_rooms_refused_total{reason=\"untrusted_policy\"} 1")
+    );
     assert_eq!(archive.count(), 0, "no session begun");
 }
 

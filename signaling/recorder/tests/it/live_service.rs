@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use call_client::access_token::{Claims, GrantClaims};
 use call_client::protocol::{RecorderDevice, RecordingDocument, RecordingPolicy, Role};
 use e2ee_frames::{DeviceKeys, DocumentSigner};
-use recorder::live::ApiCredentials;
+use recorder::live::{ApiCredentials, TrustedAdminKeys};
 use recorder::sink::{
     Frame, Participant, SessionArchive, SessionSink, SessionStart, SessionSummary, SinkError,
     TrackMeta,
@@ -90,10 +90,33 @@ impl Service {
     }
 }
 
-/// A recording policy for `room` naming `recorders`, signed with a fixed admin key
+/// The admin key the tests' policies are signed with.
+pub fn admin() -> DocumentSigner {
+    DocumentSigner::from_secret(&[42u8; 32])
+}
+
+/// Another admin's key: one the tests' recorders do not trust.
+pub fn rogue_admin() -> DocumentSigner {
+    DocumentSigner::from_secret(&[66u8; 32])
+}
+
+/// What the tests' recorders trust: [`admin`]'s public key.
+pub fn trusted_admin() -> TrustedAdminKeys {
+    TrustedAdminKeys::new([admin().public_key()]).expect("one key")
+}
+
+/// A recording policy for `room` naming `recorders`, signed with [`admin`]'s key
 /// ([`RecordingPolicy::sign`]), kept for 30 days.
 pub fn signed_policy(room: &str, recorders: &[(&str, [u8; 32])]) -> serde_json::Value {
-    let admin = DocumentSigner::from_secret(&[42u8; 32]);
+    signed_policy_by(room, recorders, &admin())
+}
+
+/// The same, signed by `admin`.
+pub fn signed_policy_by(
+    room: &str,
+    recorders: &[(&str, [u8; 32])],
+    admin: &DocumentSigner,
+) -> serde_json::Value {
     let document = RecordingDocument {
         v: 1,
         room: room.into(),
@@ -107,7 +130,7 @@ pub fn signed_policy(room: &str, recorders: &[(&str, [u8; 32])]) -> serde_json::
         issued_at: 1_700_000_000,
         retention_days: 30,
     };
-    serde_json::to_value(RecordingPolicy::sign(&document, &admin)).expect("a policy serializes")
+    serde_json::to_value(RecordingPolicy::sign(&document, admin)).expect("a policy serializes")
 }
 
 /// A caller's access token for `room`.

@@ -7,7 +7,8 @@
 //!   in-memory archive that keeps what the live side handed it (`live_service`,
 //!   `live_recording`, `serve_rooms`).
 //! - End to end, every part its own process: `signaling dev`, `recorder serve`, `verify`,
-//!   `export`, ffprobe on the exported files (`meeting_e2e`).
+//!   `export`, ffprobe on the exported files (`meeting_e2e`); a policy signed by an admin key the
+//!   recorder does not trust, and a recorder trusting none (`untrusted_admin_key`).
 
 mod common;
 mod confidentiality;
@@ -19,3 +20,4 @@ mod live_service;
 mod meeting_e2e;
 mod retention;
 mod serve_rooms;
+mod untrusted_admin_key;

@@ -1,6 +1,6 @@
 //! The recorder end to end with every part real and separate: `signaling dev` as a process with
 //! a policy file made by `signaling policy keygen|sign`, the recorder as its binary (`enroll`,
-//! `org-keygen`, `serve`, SIGTERM, `verify`, `export`), five native load-test callers, and
+//! `org-keygen`, `serve` trusting the admin key keygen printed, SIGTERM, `verify`, `export`), five native load-test callers, and
 //! `ffprobe`/`ffmpeg` on what the export wrote.
 
 use std::io::{BufRead as _, BufReader};
@@ -20,8 +20,8 @@ use tokio::sync::watch;
 use crate::common::{parse_ivf, recorder};
 
 /// `signaling dev`'s API key and secret.
-const DEV_API_KEY: &str = "devkey";
-const DEV_API_SECRET: &str = "devsecret";
+pub(crate) const DEV_API_KEY: &str = "devkey";
+pub(crate) const DEV_API_SECRET: &str = "devsecret";
 const ROOM: &str = "quarterly-review";
 const CALLERS: u16 = 5;
 /// The load-test probe streams: audio, then the camera layers q, h, f (the recorder asks for
@@ -43,7 +43,7 @@ fn meeting() -> Duration {
 
 /// The `signaling` binary next to this crate's (the test command builds both: scripts/test's
 /// "service binaries" step, or `cargo build -p signaling`).
-fn signaling() -> Command {
+pub(crate) fn signaling() -> Command {
     let bin = Path::new(env!("CARGO_BIN_EXE_recorder")).with_file_name("signaling");
     assert!(
         bin.exists(),
@@ -53,7 +53,7 @@ fn signaling() -> Command {
     Command::new(bin)
 }
 
-fn run_ok(cmd: &mut Command, what: &str) -> Output {
+pub(crate) fn run_ok(cmd: &mut Command, what: &str) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(
         out.status.success(),
@@ -66,14 +66,14 @@ fn run_ok(cmd: &mut Command, what: &str) -> Output {
 }
 
 /// A child process whose stdout and stderr are collected (and echoed on failure).
-struct Process {
+pub(crate) struct Process {
     child: Child,
     log: Arc<Mutex<String>>,
     name: &'static str,
 }
 
 impl Process {
-    fn spawn(name: &'static str, cmd: &mut Command) -> Self {
+    pub(crate) fn spawn(name: &'static str, cmd: &mut Command) -> Self {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -99,12 +99,16 @@ impl Process {
         Process { child, log, name }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().expect("not poisoned").clone()
     }
 
     /// Waits for a line matching `find` (which returns what it extracts).
-    async fn wait_for<T>(&self, limit: Duration, mut find: impl FnMut(&str) -> Option<T>) -> T {
+    pub(crate) async fn wait_for<T>(
+        &self,
+        limit: Duration,
+        mut find: impl FnMut(&str) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(t) = self.log().lines().find_map(&mut find) {
@@ -120,7 +124,7 @@ impl Process {
         }
     }
 
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .args([sig, &self.child.id().to_string()])
             .status()
@@ -129,7 +133,7 @@ impl Process {
     }
 
     /// Waits for the exit (SIGKILL after `limit`); returns whether it exited by itself, 0.
-    async fn wait_exit(&mut self, limit: Duration) -> bool {
+    pub(crate) async fn wait_exit(&mut self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -170,8 +174,8 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
-/// A caller's token signed with `signaling dev`'s API key.
-fn caller_token(identity: &str) -> String {
+/// A caller's token for `room` signed with `signaling dev`'s API key.
+pub(crate) fn caller_token(room: &str, identity: &str) -> String {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .expect("after 1970")
@@ -179,7 +183,7 @@ fn caller_token(identity: &str) -> String {
     Claims::new(
         DEV_API_KEY,
         GrantClaims {
-            room: Some(ROOM.into()),
+            room: Some(room.into()),
             identity: Some(identity.into()),
             role: Some(Role::Caller),
             can_publish: true,
@@ -246,14 +250,14 @@ fn video_probes(file: &Path, dir: &Path) -> Vec<Probe> {
 }
 
 /// The value of a metric line `name` (with its labels) on a `/metrics` page, 0 when absent.
-fn metric_sum(page: &str, name: &str) -> f64 {
+pub(crate) fn metric_sum(page: &str, name: &str) -> f64 {
     page.lines()
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
 
-async fn scrape(addr: &str) -> String {
+pub(crate) async fn scrape(addr: &str) -> String {
     reqwest::get(format!("http://{addr}/metrics"))
         .await
         .expect("the recorder's metrics answer")
@@ -281,12 +285,16 @@ async fn a_native_meeting_is_recorded_whole_and_exports_cleanly() {
     .expect("utf-8");
     let org_public = org_public.trim();
     assert!(org_public.starts_with("age1"), "{org_public}");
-    run_ok(
-        signaling()
-            .args(["policy", "keygen", "--out"])
-            .arg(path("admin.key")),
-        "signaling policy keygen",
-    );
+    let admin_public = String::from_utf8(
+        run_ok(
+            signaling()
+                .args(["policy", "keygen", "--out"])
+                .arg(path("admin.key")),
+            "signaling policy keygen",
+        )
+        .stdout,
+    )
+    .expect("utf-8");
     // The recorder host: its identity; the admin signs a policy naming it from what it printed.
     let enrolled = run_ok(
         recorder()
@@ -341,6 +349,7 @@ async fn a_native_meeting_is_recorded_whole_and_exports_cleanly() {
             .env("RECORDER_STATE_DIR", &state)
             .env("RECORDER_ARCHIVE_DIR", &archive)
             .env("RECORDER_ARCHIVE_RECIPIENT", org_public)
+            .env("RECORDER_TRUSTED_ADMIN_KEYS", admin_public.trim())
             .env("RECORDER_METRICS_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1"),
@@ -367,7 +376,7 @@ async fn a_native_meeting_is_recorded_whole_and_exports_cleanly() {
                 role: CallerRole::Caller,
                 room: ROOM.into(),
                 ws_url: ws_url.clone(),
-                token: caller_token(&format!("caller-{index}")),
+                token: caller_token(ROOM, &format!("caller-{index}")),
                 epoch,
                 seed: 11,
                 media_via: None,

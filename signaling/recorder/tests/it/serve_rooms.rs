@@ -5,13 +5,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use loadtest::participant::{LiveCounters, ParticipantSpec, Role as CallerRole, run_participant};
-use recorder::live::metrics::SessionOutcome;
+use recorder::live::metrics::{RoomRefusal, SessionOutcome};
 use recorder::live::serve::serve;
 use recorder::live::{RecorderMetrics, RoomConfig};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{mpsc, watch};
 
-use crate::live_service::{MemoryArchive, Service, caller_token, recorder_keys, signed_policy};
+use crate::live_service::{
+    MemoryArchive, Service, caller_token, recorder_keys, rogue_admin, signed_policy,
+    signed_policy_by, trusted_admin,
+};
 
 const RECORDER: &str = "rec-1";
 
@@ -96,7 +99,12 @@ async fn recorder_serve_records_active_rooms_and_stops_on_idle() {
     let archive = MemoryArchive::default();
     let metrics = RecorderMetrics::new();
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let mut template = RoomConfig::new(&service.ws_url(), "", service.credentials());
+    let mut template = RoomConfig::new(
+        &service.ws_url(),
+        "",
+        service.credentials(),
+        trusted_admin(),
+    );
     template.video_layer = call_client::protocol::Layer::Low;
     let served = tokio::spawn(serve(
         template,
@@ -107,6 +115,20 @@ async fn recorder_serve_records_active_rooms_and_stops_on_idle() {
         shutdown_rx,
         Duration::from_secs(10),
     ));
+    // A room whose policy (naming this recorder) another admin key signed: refused from the
+    // event, never joined (the service has no room "rogue": a join would fail, not be refused).
+    let rogue = format!(
+        "{}\n",
+        serde_json::json!({"type": "room_active", "room": "rogue",
+            "recording": signed_policy_by("rogue", &named, &rogue_admin()), "participants": 1})
+    );
+    lines.send(rogue).expect("stream open");
+    wait_until(Duration::from_secs(5), "the rogue room refused", || {
+        metrics.rooms_refused(RoomRefusal::UntrustedPolicy) == 1
+    })
+    .await;
+    assert_eq!(metrics.sessions(SessionOutcome::RefusedPolicy), 1);
+    assert_eq!(metrics.sessions(SessionOutcome::Failed), 0, "no join tried");
     lines.send(active("a")).expect("stream open");
     lines.send(active("b")).expect("stream open");
     // A repeated `room_active` (as after a reconnect) starts nothing new.
@@ -152,6 +174,7 @@ async fn recorder_serve_records_active_rooms_and_stops_on_idle() {
     assert_eq!(archive.count(), 2);
     assert!((0..2).all(|i| archive.session(i).finished));
     assert_eq!(metrics.sessions(SessionOutcome::Finished), 2);
+    assert_eq!(metrics.sessions(SessionOutcome::Failed), 0);
     assert_eq!(metrics.active_sessions(), 0);
     drop(lines);
     stream.await.expect("event stream task");
