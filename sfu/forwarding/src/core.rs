@@ -534,7 +534,8 @@ impl Sfu {
         }
         let kind = t.kind.media_kind();
         let mut sub = Subscription::new(subscriber, track, kind, down, p.ext);
-        sub.paused = kind == MediaKind::Audio && !t.audio.selected;
+        // A recorder keeps every voice: loudest-N never pauses its audio.
+        sub.paused = kind == MediaKind::Audio && !t.audio.selected && p.role != Role::Recorder;
         let sid = SubscriptionId::new(self.subs.insert(sub));
         if let Some(t) = self.tracks.get_mut(track.index, track.generation) {
             t.subscribers.push(sid);

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::{
-    Direction, Event, MediaKind, Output, ParticipantId, RoomId, SubscriptionId, TrackId, TrackKind,
-    Transmit,
+    Direction, Event, MediaKind, Output, ParticipantId, Role, RoomId, SubscriptionId, TrackId,
+    TrackKind, Transmit,
     core::{Sfu, duration_to_ntp},
     rtcp::{self, SenderInfo},
 };
@@ -114,8 +114,13 @@ impl Sfu {
             let Some(s) = self.subs.get_mut(sid.index, sid.generation) else {
                 continue;
             };
-            // Receive slots are filled from the ranking instead (`slots.rs`).
-            if s.paused != selected || s.slot.is_some() {
+            // Receive slots are filled from the ranking instead (`slots.rs`); a recorder keeps
+            // every voice (it is never paused, see `subscribe`).
+            let recorder = self
+                .participants
+                .get(s.subscriber.index, s.subscriber.generation)
+                .is_some_and(|p| p.role == Role::Recorder);
+            if s.paused != selected || s.slot.is_some() || recorder {
                 continue;
             }
             s.paused = !selected;
@@ -141,7 +146,12 @@ impl Sfu {
         let Some(room) = self.rooms.get(p.room.index, p.room.generation) else {
             return;
         };
-        let last_n = room.policy.last_n;
+        // A recorder keeps every camera: last-N is for what a screen can show.
+        let last_n = if p.role == Role::Recorder {
+            usize::MAX
+        } else {
+            room.policy.last_n
+        };
         let mut cams: Vec<(bool, usize, SubscriptionId)> = Vec::new();
         for sid in &p.subscriptions {
             let Some(s) = self.subs.get(sid.index, sid.generation) else {
@@ -196,7 +206,13 @@ impl Sfu {
         else {
             return;
         };
-        let mut budget = p.bwe.estimate_bps() as i64;
+        // A recorder gets the layer it asks for: an archive is not sized to a bandwidth
+        // estimate (it runs next to the SFU, on a path sized for it; docs/architecture.md).
+        let mut budget = if p.role == Role::Recorder {
+            i64::MAX / 2
+        } else {
+            p.bwe.estimate_bps() as i64
+        };
         let order = self
             .rooms
             .get(p.room.index, p.room.generation)

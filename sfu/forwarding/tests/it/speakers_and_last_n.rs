@@ -1,5 +1,6 @@
 //! Active-speaker detection from the RFC 6464 audio level, loudest-N audio forwarding in large
-//! rooms, and last-N plus pinned camera forwarding.
+//! rooms, last-N plus pinned camera forwarding, and the recorder exempt from both (it keeps every
+//! voice and every camera).
 
 use std::{collections::BTreeSet, time::Duration};
 
@@ -30,9 +31,14 @@ struct Room {
 
 impl Room {
     fn new(policy: RoomPolicy, n: usize, cameras: bool) -> Self {
+        Self::with_listener(policy, n, cameras, Role::Caller)
+    }
+
+    /// `n` callers and a listener of `role` subscribed to every track.
+    fn with_listener(policy: RoomPolicy, n: usize, cameras: bool, role: Role) -> Self {
         let mut sim = Sim::new(Config::default());
         let room = sim.sfu.create_room(policy).unwrap();
-        let listener = sim.sfu.add_participant(room, Role::Caller, EXT).unwrap();
+        let listener = sim.sfu.add_participant(room, role, EXT).unwrap();
         let mut callers = Vec::new();
         for i in 0..n {
             let id = sim.sfu.add_participant(room, Role::Caller, EXT).unwrap();
@@ -259,5 +265,95 @@ fn cameras_follow_last_n_plus_pinned() {
             .sfu
             .is_forwarding(r.listener, r.callers[1].camera.unwrap()),
         Some(false)
+    );
+}
+
+#[test]
+fn recorder_hears_every_voice_in_a_large_room() {
+    // The room of `large_room_forwards_only_the_loudest_three`, listened to by the recorder.
+    let mut r = Room::with_listener(RoomPolicy::meeting(), 12, false, Role::Recorder);
+    for (i, level) in [(1, 20), (4, 30), (7, 40), (9, 50)] {
+        r.callers[i].level = Some(level);
+    }
+    r.run(1000);
+    let (heard, _, _) = r.run(500);
+    assert_eq!(heard, (0..12).collect(), "every voice, silent ones too");
+    // Loudest-N re-ranks: still every voice, and no stream was ever paused (no gap).
+    r.callers[9].level = Some(5);
+    r.callers[1].level = None;
+    r.run(1000);
+    let (heard, _, _) = r.run(500);
+    assert_eq!(heard, (0..12).collect());
+    for i in 0..12u32 {
+        let seqs: Vec<u16> = r
+            .log
+            .iter()
+            .filter(|(_, p)| p.ssrc == 1000 + 10 * i)
+            .map(|(_, p)| p.seq)
+            .collect();
+        assert_eq!(seqs.len(), 150, "caller {i}: every 20 ms packet of 3 s");
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+            "caller {i}: no gap"
+        );
+    }
+}
+
+#[test]
+fn recorder_sees_every_camera_beyond_last_n() {
+    let policy = RoomPolicy {
+        last_n: 2,
+        ..RoomPolicy::meeting()
+    };
+    let mut r = Room::with_listener(policy, 5, true, Role::Recorder);
+    let (_, seen, _) = r.run(500);
+    assert_eq!(seen, (0..5).collect());
+    r.callers[4].level = Some(20);
+    r.run(600);
+    let (_, seen, _) = r.run(400);
+    assert_eq!(seen, (0..5).collect(), "a speaker change pauses no camera");
+}
+
+#[test]
+fn recorder_gets_the_top_layer_whatever_the_estimate() {
+    // An estimate far below the top layer's cost: a caller gets the lowest layer, the recorder
+    // the layer it asked for.
+    let mut r = CameraRoom::new(
+        Config {
+            initial_estimate_bps: 100_000,
+            ..Config::default()
+        },
+        1,
+        false,
+    );
+    let caller = r.subscribers[0];
+    let recorder = r
+        .sim
+        .sfu
+        .add_participant(r.room, Role::Recorder, EXT)
+        .unwrap();
+    r.sim
+        .sfu
+        .subscribe(r.sim.now, recorder, r.track, downstream(20_000, false))
+        .unwrap();
+    r.sim.drain();
+    // One keyframe on every layer, then both ask for 720p (which allocates again, now that the
+    // layers are live): the layers' costs are still their announced maximum bitrates (no rate
+    // measured yet), 150 kbit/s to 1.5 Mbit/s.
+    r.send_frame([true; 3]);
+    for who in [caller, recorder] {
+        r.sim
+            .sfu
+            .set_requested_size(r.sim.now, who, r.track, 1280, 720)
+            .unwrap();
+    }
+    r.send_frame([true; 3]);
+    assert_eq!(
+        r.sim.sfu.subscription_layers(caller, r.track),
+        Some((Some(0), Some(0)))
+    );
+    assert_eq!(
+        r.sim.sfu.subscription_layers(recorder, r.track),
+        Some((Some(2), Some(2)))
     );
 }
