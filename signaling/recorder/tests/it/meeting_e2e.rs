@@ -184,6 +184,7 @@ fn caller_token(identity: &str) -> String {
             role: Some(Role::Caller),
             can_publish: true,
             can_subscribe: true,
+            moderator: false,
             device: None,
         },
         now,
