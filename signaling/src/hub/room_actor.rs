@@ -446,13 +446,12 @@ impl RoomActor {
                 lobby,
                 reply,
             } => {
-                for (action, set) in [("lock", locked), ("lobby_on", lobby)] {
-                    let name = match (action, set) {
-                        (_, None) => continue,
-                        ("lock", Some(false)) => "unlock",
-                        ("lobby_on", Some(false)) => "lobby_off",
-                        (name, Some(_)) => name,
-                    };
+                let actions = [
+                    locked.map(|on| if on { "lock" } else { "unlock" }),
+                    lobby.map(|on| if on { "lobby_on" } else { "lobby_off" }),
+                ];
+                for name in actions.into_iter().flatten() {
+                    info!(room = self.room.name(), action = name, "moderation by the admin API");
                     self.metrics.moderation(name, "ok");
                 }
                 let out = self.room.set_controls(locked, lobby);

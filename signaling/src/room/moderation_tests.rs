@@ -55,7 +55,7 @@ fn a_member_without_the_moderator_grant_is_refused_every_action() {
         .moderate(9, "m", ModerationAction::Lock, now, true)
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::Forbidden);
-    assert_eq!(m.moderation_state().locked, false);
+    assert!(!m.moderation_state().locked);
     assert_eq!(r.counts().values().sum::<u32>(), 2, "nobody was removed");
 }
 

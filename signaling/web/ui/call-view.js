@@ -11,6 +11,7 @@
 import { ChatPanel } from './chat-panel.js';
 import { h, icon, replace } from './dom.js';
 import { Grid, qualityBars } from './grid.js';
+import { renderModeratorBar, renderWaitingList } from './moderation.js';
 import { QualityPanel } from './quality.js';
 import { codeGroups, VerificationPanel } from './verification.js';
 import { recordedLabel } from '../recording-policy.js';
@@ -26,12 +27,15 @@ export class CallView {
     this.warnings = h('div', { class: 'warnings', role: 'alert' });
     this.notices = h('div', { class: 'notices', role: 'status' });
     this.connection = h('div', { class: 'connection-status', role: 'status', 'aria-live': 'polite' });
+    /** Moderators' top-bar controls (kept across top-bar redraws) and the lobby's waiting list. */
+    this.moderatorBar = h('span', { class: 'moderator-bar' });
+    this.waitingList = h('div', { class: 'waiting-list', role: 'region', 'aria-label': 'Waiting to join' });
     this.gridRoot = h('main', { class: 'stage-area' });
     this.side = h('aside', { class: 'side' });
     this.controls = h('footer', { class: 'controls' });
     this.body = h('div', { class: 'call-body' }, this.gridRoot, this.side);
-    root.replaceChildren(h('div', { class: 'call' }, this.topbar, this.connection, this.warnings, this.notices, this.body, this.controls));
-    this.grid = new Grid(this.gridRoot, { pin: (d) => actions.pin(d) }, { visibleTiles: options.visibleTiles });
+    root.replaceChildren(h('div', { class: 'call' }, this.topbar, this.connection, this.warnings, this.notices, this.waitingList, this.body, this.controls));
+    this.grid = new Grid(this.gridRoot, { pin: (d) => actions.pin(d), moderate: (a, d) => actions.moderate?.(a, d) }, { visibleTiles: options.visibleTiles });
     this.securityPanel = new VerificationPanel(h('div', { class: 'panel security-panel' }), actions);
     this.qualityPanel = new QualityPanel(h('div', { class: 'panel quality-panel' }));
     this.chatPanel = new ChatPanel(h('div', { class: 'panel chat-panel', role: 'region', 'aria-label': 'Chat' }), {
@@ -58,6 +62,7 @@ export class CallView {
     this._connection(state);
     this._warnings(state);
     this._notices(state);
+    renderWaitingList(this.waitingList, state.moderation, (a, d) => this.actions.moderate?.(a, d));
     this._controls(state);
     this.body.classList.toggle('with-side', !!this.panel);
     if (this.panel === 'security') {
@@ -95,6 +100,8 @@ export class CallView {
       ),
       h('button', { class: 'quality-chip', title: 'Call quality', onclick: () => this.togglePanel('quality', state) }, qualityBars(state.quality)),
     );
+    renderModeratorBar(this.moderatorBar, state.moderation, (a, d) => this.actions.moderate?.(a, d));
+    this.topbar.insertBefore(this.moderatorBar, this.topbar.querySelector('.spacer'));
   }
 
   _warnings(state) {

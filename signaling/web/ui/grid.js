@@ -9,6 +9,7 @@
  * @module ui/grid
  */
 import { h, icon, replace } from './dom.js';
+import { tileMenu } from './moderation.js';
 
 /** Tiles shown before the rest collapse into "+N more" (the SFU's last-N is 25; a screen fits fewer). */
 export const DEFAULT_VISIBLE_TILES = 12;
@@ -79,14 +80,15 @@ export class Grid {
       const marks = h('span', { class: 'marks' });
       const quality = h('span', { class: 'tile-quality' });
       const pin = h('button', { class: 'pin', title: 'Pin', 'aria-label': 'Pin', onclick: () => this.actions.pin?.(p.device) }, icon('pin'));
+      const menu = h('div', { class: 'tile-menu-slot' });
       const el = h(
         'div',
         { class: 'tile', dataset: { device: p.device } },
         avatar, video,
         h('div', { class: 'label' }, marks, name),
-        quality, pin,
+        quality, pin, menu,
       );
-      t = { el, video, avatar, name, marks, quality, pin, track: null };
+      t = { el, video, avatar, name, marks, quality, pin, menu, moderated: false, track: null };
       this.tiles.set(p.device, t);
     }
     return t;
@@ -130,6 +132,12 @@ export class Grid {
       : 'No media yet';
     replace(t.quality, qualityBars(q, { title }), q?.decryptFailures ? h('span', { class: 'fail-count', title: 'Frames that failed to decrypt' }, icon('lock'), String(q.decryptFailures)) : null);
     t.pin.classList.toggle('on', state.pinned === p.device);
+    // A moderator's menu on the others' tiles, built once (an open menu survives redraws).
+    const moderated = !!state.moderation?.moderator && !p.self;
+    if (moderated !== t.moderated) {
+      t.moderated = moderated;
+      replace(t.menu, moderated ? tileMenu(p, state.moderation, (a, d) => this.actions.moderate?.(a, d)) : null);
+    }
   }
 
   /**
