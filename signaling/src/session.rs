@@ -879,7 +879,10 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         let Some(lobby) = self.lobby.take() else {
             return;
         };
-        info!(role = lobby.state.grants.role.as_str(), slot, "admitted from the lobby");
+        info!(
+            role = lobby.state.grants.role.as_str(),
+            slot, "admitted from the lobby"
+        );
         let now = Instant::now();
         self.joined = Some(JoinedState {
             slot,

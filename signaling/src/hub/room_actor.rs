@@ -451,7 +451,11 @@ impl RoomActor {
                     lobby.map(|on| if on { "lobby_on" } else { "lobby_off" }),
                 ];
                 for name in actions.into_iter().flatten() {
-                    info!(room = self.room.name(), action = name, "moderation by the admin API");
+                    info!(
+                        room = self.room.name(),
+                        action = name,
+                        "moderation by the admin API"
+                    );
                     self.metrics.moderation(name, "ok");
                 }
                 let out = self.room.set_controls(locked, lobby);
@@ -659,12 +663,7 @@ impl RoomActor {
                         self.metrics.reject("slow_consumer");
                         let device = c.device.clone();
                         self.conns.remove(&conn);
-                        queue.extend(self.room.leave(
-                            conn,
-                            &device,
-                            Departure::SlowConsumer,
-                            now,
-                        ));
+                        queue.extend(self.room.leave(conn, &device, Departure::SlowConsumer, now));
                     }
                 }
                 Output::Refused {

@@ -49,8 +49,8 @@ use std::time::Instant;
 use crate::media_node::MediaQuality;
 use crate::policy::{Role, RoomPolicy};
 use crate::protocol::{
-    ClientStats, ErrorCode, Joined, LeaveReason, MediaState, ReceiveSlotCounts, RosterEntry, ServerMessage,
-    Subscription, TrackInfo,
+    ClientStats, ErrorCode, Joined, LeaveReason, MediaState, ReceiveSlotCounts, RosterEntry,
+    ServerMessage, Subscription, TrackInfo,
 };
 use crate::test_hooks::TestHooks;
 

@@ -66,7 +66,8 @@ fn locked_room_refuses_others_but_admits_moderators_and_rejoins() {
     let (j, _) = joined(&mut r, moderator_req(1, "m"), now);
     assert!(j.moderator);
     joined(&mut r, join_req(2, "a", Role::Caller), now);
-    r.moderate(1, "m", ModerationAction::Lock, now, true).unwrap();
+    r.moderate(1, "m", ModerationAction::Lock, now, true)
+        .unwrap();
     let e = r
         .request_join(join_req(3, "late", Role::Caller), now, true)
         .unwrap_err();
@@ -100,9 +101,18 @@ fn lobby_join_waits_until_admitted_and_moderators_see_the_list() {
         }
         ref other => panic!("moderator told {other:?}"),
     }
-    assert!(r.member("w").is_none(), "a waiting device is not in the roster");
+    assert!(
+        r.member("w").is_none(),
+        "a waiting device is not in the roster"
+    );
     let out = r
-        .moderate(1, "m", ModerationAction::Admit { device: "w".into() }, now, true)
+        .moderate(
+            1,
+            "m",
+            ModerationAction::Admit { device: "w".into() },
+            now,
+            true,
+        )
         .unwrap();
     assert!(
         matches!(&out[0], Output::Admitted { conn: 2, joined } if joined.device == "w"),
@@ -123,16 +133,36 @@ fn denied_and_departed_lobby_joins_leave_the_list() {
     r.request_join(join_req(3, "w2", Role::Caller), now, true)
         .unwrap();
     let out = r
-        .moderate(1, "m", ModerationAction::Deny { device: "w1".into() }, now, true)
+        .moderate(
+            1,
+            "m",
+            ModerationAction::Deny {
+                device: "w1".into(),
+            },
+            now,
+            true,
+        )
         .unwrap();
     assert!(matches!(
         &out[0],
-        Output::Refused { conn: 2, code: ErrorCode::JoinDenied, .. }
+        Output::Refused {
+            conn: 2,
+            code: ErrorCode::JoinDenied,
+            ..
+        }
     ));
     let out = r.leave(3, "w2", Departure::Dropped, now);
     assert!(matches!(sent_to(&out, 1)[..], [ServerMessage::Moderation(s)] if s.waiting.is_empty()));
     let e = r
-        .moderate(1, "m", ModerationAction::Admit { device: "w2".into() }, now, true)
+        .moderate(
+            1,
+            "m",
+            ModerationAction::Admit {
+                device: "w2".into(),
+            },
+            now,
+            true,
+        )
         .unwrap_err();
     assert_eq!(e, ModerationError::NotWaiting("w2".into()));
     assert_eq!(r.counts().values().sum::<u32>(), 1);
@@ -146,19 +176,42 @@ fn ask_mute_remove_and_end_call() {
     joined(&mut r, join_req(2, "a", Role::Caller), now);
     joined(&mut r, join_req(3, "b", Role::Caller), now);
     let out = r
-        .moderate(1, "m", ModerationAction::AskMute { device: "a".into() }, now, true)
+        .moderate(
+            1,
+            "m",
+            ModerationAction::AskMute { device: "a".into() },
+            now,
+            true,
+        )
         .unwrap();
     assert!(matches!(sent_to(&out, 2)[..], [ServerMessage::MuteRequested(m)] if m.by == "m"));
     let e = r
-        .moderate(1, "m", ModerationAction::AskMute { device: "zz".into() }, now, true)
+        .moderate(
+            1,
+            "m",
+            ModerationAction::AskMute {
+                device: "zz".into(),
+            },
+            now,
+            true,
+        )
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotInRoster);
     let out = r
-        .moderate(1, "m", ModerationAction::Remove { device: "a".into() }, now, true)
+        .moderate(
+            1,
+            "m",
+            ModerationAction::Remove { device: "a".into() },
+            now,
+            true,
+        )
         .unwrap();
     assert!(out.iter().any(|o| matches!(
         o,
-        Output::Close { conn: 2, reason: LeaveReason::Kicked }
+        Output::Close {
+            conn: 2,
+            reason: LeaveReason::Kicked
+        }
     )));
     r.set_controls(None, Some(true));
     r.request_join(join_req(4, "w", Role::Caller), now, true)
@@ -174,7 +227,11 @@ fn ask_mute_remove_and_end_call() {
     }
     assert!(out.iter().any(|o| matches!(
         o,
-        Output::Refused { conn: 4, code: ErrorCode::JoinDenied, .. }
+        Output::Refused {
+            conn: 4,
+            code: ErrorCode::JoinDenied,
+            ..
+        }
     )));
     assert!(r.is_empty());
     assert!(!r.is_closed(), "ending the call keeps the room");

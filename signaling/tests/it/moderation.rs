@@ -7,8 +7,8 @@
 use crate::common;
 
 use call_client::protocol::{
-    AudioState, ClientMessage, DeviceBundle, ErrorCode, LeaveReason, MediaState,
-    ModerationAction, ServerMessage, VideoState,
+    AudioState, ClientMessage, DeviceBundle, ErrorCode, LeaveReason, MediaState, ModerationAction,
+    ServerMessage, VideoState,
 };
 use call_client::session::{Session, SessionConfig, SessionError};
 use common::{Client, Seen, TestServer, WAIT, config, join_msg, token};
@@ -179,7 +179,9 @@ async fn non_moderator_actions_are_refused_by_the_service() {
         },
         ModerationAction::EndCall,
     ];
-    let forbidden_before = s.metric("signaling_rejected_total{reason=\"forbidden\"}").await;
+    let forbidden_before = s
+        .metric("signaling_rejected_total{reason=\"forbidden\"}")
+        .await;
     for action in actions {
         let name = action.name();
         match moderate(&mut a, action).await {
@@ -193,7 +195,9 @@ async fn non_moderator_actions_are_refused_by_the_service() {
         assert_eq!(s.metric(&moderation_series(name, "ok")).await, 0.0);
     }
     assert_eq!(
-        s.metric("signaling_rejected_total{reason=\"forbidden\"}").await - forbidden_before,
+        s.metric("signaling_rejected_total{reason=\"forbidden\"}")
+            .await
+            - forbidden_before,
         9.0
     );
     // Nothing happened: both are in, the room is neither locked nor in lobby mode, and b was
@@ -265,7 +269,10 @@ async fn moderator_asks_a_participant_to_mute_and_it_says_so() {
         Err(SessionError::Refused(e)) => assert_eq!(e.code, ErrorCode::NotInRoster),
         other => panic!("asking a device not in the room: {other:?}"),
     }
-    assert_eq!(s.metric(&moderation_series("ask_mute", "not_found")).await, 1.0);
+    assert_eq!(
+        s.metric(&moderation_series("ask_mute", "not_found")).await,
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -306,7 +313,10 @@ async fn moderator_removes_a_participant() {
         Err(SessionError::Refused(e)) => assert_eq!(e.code, ErrorCode::NotInRoster),
         other => panic!("removing a device no longer there: {other:?}"),
     }
-    assert_eq!(s.metric(&moderation_series("remove", "not_found")).await, 1.0);
+    assert_eq!(
+        s.metric(&moderation_series("remove", "not_found")).await,
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -392,7 +402,8 @@ async fn lobby_joiner_waits_until_admitted() {
     w.send(&json!({"type": "media_state", "audio": "on", "video": "on", "screen": false}))
         .await;
     w.expect_error("wrong_state").await;
-    w.expect_silence(std::time::Duration::from_millis(200)).await;
+    w.expect_silence(std::time::Duration::from_millis(200))
+        .await;
     let ok_before = s.metric("signaling_joins_total{result=\"ok\"}").await;
     moderate(
         &mut m,
@@ -439,7 +450,10 @@ async fn denied_lobby_joiner_is_told_and_counted() {
     next_moderation(&mut m).await;
     // The admin API turns the lobby on; the moderator hears it.
     let state = set_controls(&s, "mod-deny", json!({"lobby": true})).await;
-    assert_eq!(state, json!({"locked": false, "lobby": true, "waiting": []}));
+    assert_eq!(
+        state,
+        json!({"locked": false, "lobby": true, "waiting": []})
+    );
     assert!(next_moderation(&mut m).await.lobby);
     let mut w = join_and_wait(&s, "mod-deny", "dev-w").await;
     let waiting = detail(&s, "mod-deny").await["moderation"]["waiting"].clone();
@@ -462,7 +476,8 @@ async fn denied_lobby_joiner_is_told_and_counted() {
     }
     assert!(next_moderation(&mut m).await.waiting.is_empty());
     assert_eq!(
-        s.metric("signaling_rejected_total{reason=\"join_denied\"}").await,
+        s.metric("signaling_rejected_total{reason=\"join_denied\"}")
+            .await,
         1.0
     );
     assert_eq!(

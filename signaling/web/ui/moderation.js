@@ -60,11 +60,14 @@ export function renderWaitingList(el, mod, act) {
  */
 export function tileMenu(p, mod, act) {
   if (!mod?.moderator || p.self) return null;
+  // Choosing an item closes the menu.
+  const item = (name, action, glyph, label, extra = {}) =>
+    h('button', { role: 'menuitem', dataset: { mod: name }, onclick: () => { items.hidden = true; act(action, p.device); }, ...extra }, icon(glyph), label);
   const items = h(
     'div',
     { class: 'tile-menu-items', hidden: true, role: 'menu' },
-    h('button', { role: 'menuitem', dataset: { mod: 'ask-mute' }, onclick: () => act('ask_mute', p.device) }, icon('micOff'), 'Ask to mute'),
-    h('button', { role: 'menuitem', class: 'danger', dataset: { mod: 'remove' }, onclick: () => act('remove', p.device) }, icon('leave'), 'Remove'),
+    item('ask-mute', 'ask_mute', 'micOff', 'Ask to mute'),
+    item('remove', 'remove', 'leave', 'Remove', { class: 'danger' }),
   );
   const open = h('button', { class: 'tile-menu-open', title: 'Moderate', 'aria-label': `Moderate ${p.name}`, 'aria-haspopup': 'menu', onclick: () => { items.hidden = !items.hidden; } }, '⋮');
   return h('div', { class: 'tile-menu' }, open, items);
