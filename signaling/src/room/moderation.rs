@@ -3,12 +3,15 @@
 //! admit or deny a waiting join, end the call for everyone (docs/protocol.md §10).
 //!
 //! Every action is checked here, by the service: one from a device that is not a moderator is
-//! refused ([`ModerationError::NotModerator`]), whatever its client shows. Moderators, and a
-//! device already in the room joining again (a reconnect), pass the lock and the lobby.
+//! refused ([`ModerationError::NotModerator`]), whatever its client shows. Moderators, a device
+//! already in the room joining again (a reconnect), and recorders (only one the room's signed
+//! recording policy names gets in at all) pass the lock and the lobby: a locked room stays
+//! recorded.
 
 use std::time::Instant;
 
 use super::{ConnId, Departure, JoinError, JoinRequest, Output, Room};
+use crate::policy::Role;
 use crate::protocol::{
     ErrorCode, Joined, LeaveReason, ModerationAction, ModerationState, MuteRequested,
     ServerMessage, WaitingEntry, WaitingNotice,
@@ -95,7 +98,8 @@ impl Room {
             .members
             .get(&req.bundle.device)
             .is_some_and(|m| m.entry.identity == req.grants.identity);
-        let passes = req.grants.moderator || rejoin;
+        // A recorder not named by the policy is refused by `join` below whatever the controls.
+        let passes = req.grants.moderator || rejoin || req.grants.role == Role::Recorder;
         if self.controls.locked && !passes {
             return Err(JoinError::Locked);
         }

@@ -36,7 +36,11 @@ fn moderator_token(room: &str, identity: &str) -> String {
 async fn session(s: &TestServer, room: &str, device: &str, token: String) -> Session {
     let bundle: DeviceBundle =
         serde_json::from_value(common::bundle(device)).expect("test bundle parses");
-    Session::connect(SessionConfig::new(s.ws_url(), room, token, bundle))
+    let mut config = SessionConfig::new(s.ws_url(), room, token, bundle);
+    // An accepted action is answered by nothing (its effects follow): `request` is `Ok` once
+    // no refusal came within this; refusals arrive in milliseconds on loopback.
+    config.answer_timeout = std::time::Duration::from_millis(500);
+    Session::connect(config)
         .await
         .unwrap_or_else(|e| panic!("{device} joins: {e}"))
 }
