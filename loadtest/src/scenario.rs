@@ -505,6 +505,7 @@ fn run_with(
                 }),
                 can_publish: role != Role::Viewer,
                 can_subscribe: true,
+                moderator: false,
                 device: None,
             },
             now_unix,

@@ -1,4 +1,6 @@
-//! Admin REST API under `/v1/rooms` (bearer token): create, list, inspect, kick, close.
+//! Admin REST API under `/v1/rooms` (bearer token): create, list, inspect, kick, close, and the
+//! moderation controls: lock and lobby (`PATCH /v1/rooms/{name}/controls`), end the call
+//! (`POST /v1/rooms/{name}/end`).
 //! `signaling/openapi.json` describes it; a test validates real responses against it.
 //!
 //! Request bodies are strict, as the document's `additionalProperties: false` says: a field the
@@ -10,7 +12,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
@@ -18,7 +20,7 @@ use crate::app_state::AppState;
 use crate::auth::validate_room_name;
 use crate::hub::HubError;
 use crate::policy::{RecordingPolicy, RoomKind, RoomPolicyRequest};
-use crate::protocol::validate_device_id;
+use crate::protocol::{ModerationState, validate_device_id};
 use crate::room::{RoomDetail, RoomSummary};
 
 /// The admin API's routes, served by [`crate::server::router`].
@@ -27,6 +29,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/rooms", get(list_rooms).post(create_room))
         .route("/v1/rooms/{name}", get(get_room).delete(close_room))
         .route("/v1/rooms/{name}/participants/{device}", delete(kick))
+        .route("/v1/rooms/{name}/controls", patch(set_controls))
+        .route("/v1/rooms/{name}/end", post(end_call))
         .route("/v1/rooms/{name}/participants/{device}/sever", post(sever))
 }
 
@@ -261,5 +265,51 @@ async fn kick(
     validate_device_id(&device)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.to_string()))?;
     state.hub.kick(&name, &device).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PATCH /v1/rooms/{name}/controls` body: what to change (a field left out stays as it is).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ControlsChange {
+    #[serde(default)]
+    locked: Option<bool>,
+    #[serde(default)]
+    lobby: Option<bool>,
+}
+
+/// Locks or unlocks the room, turns its lobby on or off; answers the controls after the change
+/// and who waits in the lobby.
+async fn set_controls(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ModerationState>, ApiError> {
+    authorize(&state, &headers)?;
+    let Json(body) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.body_text()))?;
+    let change = ControlsChange::deserialize(body).map_err(|e| {
+        let error = ApiError::bad_body(&e);
+        state.hub.metrics().reject(error.code);
+        error
+    })?;
+    Ok(Json(
+        state
+            .hub
+            .set_controls(&name, change.locked, change.lobby)
+            .await?,
+    ))
+}
+
+/// Ends the call for everyone in the room (`left` `call_ended`, waiting joins `join_denied`);
+/// the room stays.
+async fn end_call(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    authorize(&state, &headers)?;
+    state.hub.end_call(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

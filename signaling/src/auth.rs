@@ -41,6 +41,8 @@ pub struct Grants {
     pub can_publish: bool,
     /// May subscribe.
     pub can_subscribe: bool,
+    /// May moderate the room (docs/protocol.md §10).
+    pub moderator: bool,
 }
 
 /// Why a token is refused.
@@ -238,6 +240,7 @@ fn grants_from(claims: Claims) -> Result<Grants, AuthError> {
         role,
         can_publish: g.can_publish,
         can_subscribe: g.can_subscribe,
+        moderator: g.moderator,
     })
 }
 
@@ -315,6 +318,7 @@ mod tests {
             role: Some(Role::Caller),
             can_publish: true,
             can_subscribe: true,
+            moderator: false,
             device: None,
         }
     }

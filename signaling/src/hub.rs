@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use crate::media_node::{MediaNode, MediaRoomSpec};
 use crate::metrics::Metrics;
 use crate::policy::RoomPolicy;
+use crate::protocol::ModerationState;
 use crate::recorded_rooms::{RecordedRooms, RecordedRoomsSettings};
 use crate::room::{ConnId, RekeyTiming, Room, RoomDetail, RoomSummary};
 use crate::test_hooks::TestHooks;
@@ -28,7 +29,7 @@ use crate::turn_credentials::TurnCredentials;
 mod room_actor;
 
 use room_actor::RoomActor;
-pub use room_actor::{Outbound, RoomCommand};
+pub use room_actor::{JoinOutcome, Outbound, RoomCommand};
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -299,6 +300,26 @@ impl Hub {
             true => Ok(()),
             false => Err(HubError::NoParticipant),
         }
+    }
+
+    /// Sets a room's lock and lobby (`None`: unchanged) and returns its controls after.
+    pub async fn set_controls(
+        &self,
+        name: &str,
+        locked: Option<bool>,
+        lobby: Option<bool>,
+    ) -> Result<ModerationState, HubError> {
+        self.ask(name, |reply| RoomCommand::Controls {
+            locked,
+            lobby,
+            reply,
+        })
+        .await
+    }
+
+    /// Ends the call in a room for everyone (`left` `call_ended`); the room stays.
+    pub async fn end_call(&self, name: &str) -> Result<(), HubError> {
+        self.ask(name, RoomCommand::EndCall).await
     }
 
     /// Closes a room, disconnecting everyone in it.

@@ -259,6 +259,9 @@ struct TokenArgs {
     /// Grant subscribing (default: true).
     #[arg(long)]
     can_subscribe: Option<bool>,
+    /// Grant moderating the room (ask to mute, remove, lock, lobby, end the call).
+    #[arg(long)]
+    moderator: bool,
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     ttl: u64,
@@ -501,7 +504,7 @@ fn stop_signal() -> Result<impl std::future::Future<Output = &'static str>, Stri
 }
 
 /// Prints two join links for the demo room (tokens in the fragment, which never reaches a
-/// server log), for two browser windows.
+/// server log), for two browser windows; alice's token makes her the room's moderator.
 fn print_join_urls(addr: SocketAddr, room: &str) -> Result<(), String> {
     println!("Demo room {room:?}: open each link in its own browser window.");
     for identity in ["alice", "bob"] {
@@ -514,6 +517,7 @@ fn print_join_urls(addr: SocketAddr, room: &str) -> Result<(), String> {
                 role: Some(Role::Caller),
                 can_publish: true,
                 can_subscribe: true,
+                moderator: identity == "alice",
                 device: None,
             },
             ttl_seconds: 12 * 3600,
@@ -617,6 +621,7 @@ fn token(args: TokenArgs) -> Result<(), String> {
             role: Some(args.role),
             can_publish: args.can_publish.unwrap_or(args.role.may_publish()),
             can_subscribe: args.can_subscribe.unwrap_or(true),
+            moderator: args.moderator,
             device: None,
         },
         ttl_seconds: args.ttl,

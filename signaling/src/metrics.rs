@@ -10,8 +10,9 @@ use prometheus::{
 
 use crate::policy::Role;
 use crate::protocol::{
-    CLIENT_MESSAGE_TYPES, MediaResetReason, REJECT_REASONS, SERVER_MESSAGE_TYPES,
+    CLIENT_MESSAGE_TYPES, MediaResetReason, ModerationAction, REJECT_REASONS, SERVER_MESSAGE_TYPES,
 };
+use crate::room::MODERATION_OUTCOMES;
 
 /// The `reason` labels of `signaling_connection_drops_total`: connections the server refused or
 /// closed for a limit (the listener's caps and timeouts, a WebSocket write that blocked).
@@ -33,7 +34,8 @@ pub struct Metrics {
     pub rooms: IntGauge,
     /// Joined devices by role.
     pub participants: IntGaugeVec,
-    /// Join attempts by result (`ok`, `refused`).
+    /// Join attempts by result (`ok`, `refused`; `waiting` when a join enters a lobby, counted
+    /// again as `ok` or `refused` when a moderator decides).
     pub joins: IntCounterVec,
     /// Join message to SDP answer delivered.
     pub join_latency: Histogram,
@@ -60,6 +62,8 @@ pub struct Metrics {
     pub recorder_streams: IntGauge,
     /// Recorder event streams closed because their queue was full.
     pub recorder_stream_overflows: IntCounter,
+    /// Moderator actions (client `moderate` and the admin API) by action and outcome.
+    pub moderation_actions: IntCounterVec,
 }
 
 /// A metric could not be registered (a programming error: duplicate or invalid name).
@@ -142,6 +146,14 @@ impl Metrics {
             "signaling_recorder_stream_overflows_total",
             "Recorder event streams closed because they could not keep up",
         )?;
+        let moderation_actions = IntCounterVec::new(
+            Opts::new(
+                "signaling_moderation_actions_total",
+                "Moderator actions by action and outcome (ok, forbidden, not_found)",
+            ),
+            &["action", "outcome"],
+        )?;
+        registry.register(Box::new(moderation_actions.clone()))?;
         registry.register(Box::new(recorded_rooms_without_recorder.clone()))?;
         registry.register(Box::new(recorder_streams.clone()))?;
         registry.register(Box::new(recorder_stream_overflows.clone()))?;
@@ -162,7 +174,12 @@ impl Metrics {
         for role in Role::ALL {
             participants.with_label_values(&[role.as_str()]);
         }
-        for result in ["ok", "refused"] {
+        for action in ModerationAction::NAMES {
+            for outcome in MODERATION_OUTCOMES {
+                moderation_actions.with_label_values(&[*action, *outcome]);
+            }
+        }
+        for result in ["ok", "refused", "waiting"] {
             joins.with_label_values(&[result]);
         }
         for ty in CLIENT_MESSAGE_TYPES.iter().chain(&["unknown"]) {
@@ -201,7 +218,16 @@ impl Metrics {
             recorded_rooms_without_recorder,
             recorder_streams,
             recorder_stream_overflows,
+            moderation_actions,
         })
+    }
+
+    /// Counts a moderator action `action` (a [`ModerationAction::NAMES`] entry) with `outcome`
+    /// (one of [`MODERATION_OUTCOMES`]).
+    pub fn moderation(&self, action: &str, outcome: &str) {
+        self.moderation_actions
+            .with_label_values(&[action, outcome])
+            .inc();
     }
 
     /// Counts a refusal under `reason` (one of [`REJECT_REASONS`]).

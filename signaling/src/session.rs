@@ -14,6 +14,12 @@
 //! an `error` and the connection goes on; every `error` answering a message that carried an
 //! `id` names it as `request_id` (the room actor's refusals of key traffic too). Nothing of a
 //! token or an SDP is logged.
+//!
+//! A join into a room with its lobby on waits (the room sends `waiting`): the session then
+//! accepts only `leave` (anything else is `wrong_state`) until the room admits it
+//! ([`Outbound::Admitted`], then `joined`) or turns it away ([`Outbound::Refused`]: an `error`
+//! naming the `join`, then close 1000). `moderate` goes to the room, which checks the sender is a
+//! moderator.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -28,7 +34,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument as _, Span, debug, info, info_span, warn};
 
 use crate::auth::{Grants, TokenVerifier, validate_room_name};
-use crate::hub::{Hub, HubError, Outbound, RoomCommand};
+use crate::hub::{Hub, HubError, JoinOutcome, Outbound, RoomCommand};
 use crate::media_node::{ParticipantSpec, SessionDescription};
 use crate::policy::{RecordingPolicy, RoomPolicy};
 use crate::protocol::{
@@ -148,6 +154,7 @@ where
         ctx,
         conn,
         joined: None,
+        lobby: None,
         limiter,
         flood: FloodDetector::new(flood_allowance, Instant::now()),
         last_rate_error: None,
@@ -159,7 +166,11 @@ where
     async {
         debug!("connected");
         session.run(stream).await;
-        if let Some(j) = &session.joined {
+        if let Some(j) = session
+            .joined
+            .as_ref()
+            .or(session.lobby.as_ref().map(|l| &l.state))
+        {
             let _ = j.room_tx.send(RoomCommand::Leave {
                 conn,
                 device: j.device.clone(),
@@ -185,11 +196,21 @@ struct JoinedState {
     relay_gate: RelayGate,
 }
 
+/// A join waiting in the room's lobby: what the session becomes once admitted.
+struct Lobby {
+    /// The joined state, its slot still to come.
+    state: JoinedState,
+    /// The `id` of the `join`: a refusal names it.
+    join_request: Option<RequestId>,
+}
+
 struct Session<W> {
     sink: W,
     ctx: SessionContext,
     conn: ConnId,
     joined: Option<JoinedState>,
+    /// A join waiting in the lobby (never set together with `joined`).
+    lobby: Option<Lobby>,
     limiter: DefaultDirectRateLimiter,
     flood: FloodDetector,
     last_rate_error: Option<Instant>,
@@ -276,15 +297,26 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                             self.severed = true;
                             break Flow::Continue;
                         }
+                        Some(Outbound::Admitted { slot }) => self.admitted(slot),
+                        Some(Outbound::Refused { code, message }) => {
+                            // Out of the lobby already: nothing to leave on exit.
+                            let request_id = self.lobby.take().and_then(|l| l.join_request);
+                            info!(code = code.as_str(), "join turned away from the lobby");
+                            let msg = ServerMessage::error_answering(request_id, code, message);
+                            let _ = self.write(msg.type_name(), msg.to_json().into()).await;
+                            break Flow::Close(CLOSE_NORMAL, "join refused");
+                        }
                         Some(Outbound::Close(reason)) => {
                             let msg = ServerMessage::Left(LeftNotice { reason });
                             let _ = self.write(msg.type_name(), msg.to_json().into()).await;
                             // Already out of the room: nothing to leave on exit.
                             self.joined = None;
+                            self.lobby = None;
                             break Flow::Close(CLOSE_NORMAL, "left the room");
                         }
                         None => {
                             self.joined = None;
+                            self.lobby = None;
                             break Flow::Close(CLOSE_POLICY, "dropped: outbound queue overflowed");
                         }
                     }
@@ -488,6 +520,32 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 return self.refuse(code, format!("bad {known}: {e}")).await;
             }
         };
+        if let Some(lobby) = &self.lobby {
+            return match msg {
+                ClientMessage::Leave(_) => {
+                    info!("leave from the lobby");
+                    let cmd = RoomCommand::Leave {
+                        conn: self.conn,
+                        device: lobby.state.device.clone(),
+                        how: Departure::Left,
+                    };
+                    // The room answers with `Outbound::Close`, which ends the session.
+                    if lobby.state.room_tx.send(cmd).is_err() {
+                        Flow::Close(CLOSE_NORMAL, "room closed")
+                    } else {
+                        Flow::Continue
+                    }
+                }
+                other => {
+                    let what = other.type_name();
+                    self.refuse(
+                        ErrorCode::WrongState,
+                        format!("{what} while waiting in the lobby for a moderator"),
+                    )
+                    .await
+                }
+            };
+        }
         match (msg, self.joined.is_some()) {
             (ClientMessage::Join(join), false) => self.join(join, outbound).await,
             (ClientMessage::Join(_), true) => {
@@ -561,6 +619,15 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             (ClientMessage::Stats(stats), true) => self.stats(stats).await,
             (ClientMessage::MediaState(state), true) => self.media_state(state).await,
             (ClientMessage::Chat(body), true) => self.chat(body).await,
+            (ClientMessage::Moderate(action), true) => {
+                let request_id = self.request_id;
+                self.to_room(|conn, device| RoomCommand::Moderate {
+                    conn,
+                    device,
+                    action,
+                    request_id,
+                })
+            }
             (ClientMessage::Leave(_), true) => {
                 info!("leave");
                 // The room answers with `Outbound::Close`, which ends the session.
@@ -695,8 +762,12 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         let metrics = self.ctx.hub.metrics().clone();
         let started = Instant::now();
         match self.try_join(join, outbound, started).await {
-            Ok(()) => {
+            Ok(JoinOutcome::Joined { .. }) => {
                 metrics.joins.with_label_values(&["ok"]).inc();
+                Flow::Continue
+            }
+            Ok(JoinOutcome::Waiting) => {
+                metrics.joins.with_label_values(&["waiting"]).inc();
                 Flow::Continue
             }
             Err((code, message)) => {
@@ -712,7 +783,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         join: Join,
         outbound: &mut Option<mpsc::Receiver<Outbound>>,
         started: Instant,
-    ) -> Result<(), (ErrorCode, String)> {
+    ) -> Result<JoinOutcome, (ErrorCode, String)> {
         if join.v != PROTOCOL_VERSION {
             return Err((
                 ErrorCode::UnsupportedVersion,
@@ -769,25 +840,56 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 continue;
             }
             let Ok(result) = answer.await else { continue };
-            let slot = result.map_err(|e| (e.code(), e.to_string()))?;
+            let outcome = result.map_err(|e| (e.code(), e.to_string()))?;
             self.span.record("room", join.room.as_str());
             self.span.record("device", device.as_str());
-            info!(role = grants.role.as_str(), slot, "joined");
             *outbound = Some(rx);
-            self.joined = Some(JoinedState {
+            let state = JoinedState {
                 room: join.room.clone(),
                 device,
                 grants,
-                slot,
+                slot: 0,
                 room_tx,
                 media_session: false,
                 join_started: Some(started),
                 stats_gate: StatsGate::new(Instant::now()),
                 relay_gate: RelayGate::new(),
-            });
-            return Ok(());
+            };
+            match outcome {
+                JoinOutcome::Joined { slot } => {
+                    info!(role = state.grants.role.as_str(), slot, "joined");
+                    self.joined = Some(JoinedState { slot, ..state });
+                }
+                JoinOutcome::Waiting => {
+                    info!(role = state.grants.role.as_str(), "waiting in the lobby");
+                    self.lobby = Some(Lobby {
+                        state,
+                        join_request: self.request_id,
+                    });
+                }
+            }
+            return Ok(outcome);
         }
         Err((ErrorCode::RoomNotFound, "room closed while joining".into()))
+    }
+
+    /// The room let this connection's waiting join in: it is joined from now on (its `joined`
+    /// is the next message out). Join latency counts from here, not from the wait.
+    fn admitted(&mut self, slot: u16) {
+        let Some(lobby) = self.lobby.take() else {
+            return;
+        };
+        info!(
+            role = lobby.state.grants.role.as_str(),
+            slot, "admitted from the lobby"
+        );
+        let now = Instant::now();
+        self.joined = Some(JoinedState {
+            slot,
+            join_started: Some(now),
+            stats_gate: StatsGate::new(now),
+            ..lobby.state
+        });
     }
 
     async fn lookup_room(

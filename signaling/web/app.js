@@ -89,6 +89,7 @@ function lobby(root, params, onJoin, error) {
 const ENDED_TEXT = {
   leave: 'You left the call.',
   kicked: 'You were removed from the call.',
+  call_ended: 'A moderator ended the call for everyone.',
   room_closed: 'The room was closed.',
   replaced: 'You joined from another window.',
   connection_closed: 'The connection was lost.',
@@ -119,6 +120,7 @@ export function mountCall(root, call, options = {}) {
     currentDevices: () => ({ camera: deviceIdOf(call.local.camera), microphone: deviceIdOf(call.local.mic), speaker: call.state.speaker }),
     useDevice: (kind, id) => call.useDevice(kind, id),
     setSpeaker: (id) => call.setSpeaker(id),
+    moderate: (action, device) => call.moderate(action, device),
   };
   const view = new CallView(root, actions, options);
   let scheduled = false;
@@ -173,6 +175,12 @@ export async function main(root = document.getElementById('app')) {
     replace(root, h('div', { class: 'lobby' }, h('div', { class: 'lobby-card' }, h('div', { class: 'brand' }, icon('lock'), h('span', {}, 'Joining…')), h('p', { class: 'lede' }, 'Checking keys and connecting.'))));
     const call = new Call({ ...p, ...media, identityStore: store });
     window.call = call; // for the browser tests and the console
+    const waiting = () => {
+      if (call.state.phase !== 'waiting') return;
+      call.removeEventListener('change', waiting);
+      replace(root, h('div', { class: 'lobby' }, h('div', { class: 'lobby-card waiting', role: 'status' }, h('div', { class: 'brand' }, icon('lock'), h('span', {}, 'Waiting')), h('p', { class: 'lede' }, 'Waiting for a moderator to let you in.'))));
+    };
+    call.addEventListener('change', waiting);
     try {
       await call.join();
     } catch (err) {

@@ -30,6 +30,8 @@ const SERVER_TEXT = {
   rate_limited: 'Your browser sent too many messages at once; some were dropped. If the call misbehaves, leave and join again.',
   forbidden: 'Your access token does not allow that in this room.',
   room_full: 'The room is full: try again later.',
+  room_locked: 'The room is locked: a moderator has to unlock it before you can join.',
+  join_denied: 'A moderator did not let you in.',
   room_not_found: 'This room does not exist (any more): check the link.',
   bad_token: 'Your access token was refused: ask for a new link.',
   wrong_room: 'Your access token is for another room: ask for a new link.',
@@ -43,7 +45,7 @@ const SERVER_TEXT = {
 };
 
 /** Join refusals whose sentence above says it all. */
-const JOIN_REFUSALS = new Set(['room_full', 'room_not_found', 'bad_token', 'wrong_room', 'token_expired', 'token_not_yet_valid', 'role_not_allowed', 'forbidden', 'media_unavailable', 'connect_failed', 'closed', 'timeout']);
+const JOIN_REFUSALS = new Set(['room_full', 'room_locked', 'join_denied', 'room_not_found', 'bad_token', 'wrong_room', 'token_expired', 'token_not_yet_valid', 'role_not_allowed', 'forbidden', 'media_unavailable', 'connect_failed', 'closed', 'timeout']);
 
 /** A server `error` as a sentence for a banner. */
 export function serverErrorText(m) {

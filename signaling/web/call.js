@@ -32,6 +32,7 @@ import { formatDigitGroups, safetyNumber, securityCode } from './e2ee/verificati
 import { Stream } from './e2ee/kid.mjs';
 import { ChatRoom } from './chat.js';
 import { KeyManager } from './keys.js';
+import { Moderation } from './moderation.js';
 import { applyMediaState, mediaStateMessage } from './media-state.js';
 import { MediaCrypto } from './media-crypto.js';
 import { openLocalMedia } from './local-media.js';
@@ -145,6 +146,9 @@ export class Call extends EventTarget {
       /** `status`: what the badge says (e2ee-status.js), from the worker's reports. */
       e2ee: { generation: null, step: null, decrypted: 0, failures: 0, refusedEnvelopes: 0, sourceMismatches: 0, status: null },
     };
+    /** Moderator controls (moderation.js); `state.moderation` is what the UI draws of them. */
+    this.moderation = new Moderation({ send: (m) => this.signaling.send(m), changed: () => this._changed() });
+    this.state.moderation = this.moderation.state;
   }
 
   _changed() {
@@ -223,7 +227,13 @@ export class Call extends EventTarget {
     const sig = this.signaling;
     await sig.connect();
     this._listen(sig);
-    const joined = await sig.join({ room: o.room, token: o.token, name: o.name, bundle: this._bundle });
+    // A room with its lobby on: the page says so (phase `waiting`) until a moderator decides.
+    const onWaiting = () => {
+      if (this.state.phase === 'joining') this.state.phase = 'waiting';
+      this._changed();
+    };
+    const joined = await sig.join({ room: o.room, token: o.token, name: o.name, bundle: this._bundle, onWaiting });
+    this.moderation.onJoined(joined);
     // Key envelopes that arrive while the roster is still being verified wait for it (they
     // queue behind this): opened before, the sender would be unknown and the key refused.
     const onJoined = this._onJoined(joined);
@@ -423,6 +433,8 @@ export class Call extends EventTarget {
     sig.on('offer', (m) => this._serial(() => this._onRemoteOffer(m)));
     sig.on('media_reset', (m) => this._serial(() => this._restartMedia(m.reason)));
     sig.on('error', (m) => this._onServerError(m));
+    sig.on('moderation', (m) => this.moderation.onModeration(m));
+    sig.on('mute_requested', (m) => this._onMuteRequested(m));
     // Only this session's socket can end the call (a lost one's `left` `replaced` is old news).
     sig.on('left', (m) => sig === this.signaling && this._ended(m.reason));
     sig.addEventListener('close', (e) => this._onSocketClosed(sig, e.detail));
@@ -993,6 +1005,22 @@ export class Call extends EventTarget {
     if (jitters.length) msg.jitter_seconds = Math.max(...jitters);
     this._lastReported = { failures: e.failures, decrypted: e.decrypted };
     this.signaling.send(msg);
+  }
+
+  /**
+   * A moderator asked this device to mute: the page mutes its own microphone (the service
+   * cannot: it never holds the media keys) and says so with its `media_state`, and tells the
+   * user, who may unmute again.
+   */
+  _onMuteRequested(m) {
+    const by = this.state.participants.get(m.by)?.name ?? 'A moderator';
+    if (this.state.local.micOn) this.setMic(false);
+    this._note('mute-requested', `${by} asked you to mute. Your microphone is off; unmute when you want to speak.`);
+  }
+
+  /** A moderator action (`moderate`, docs/protocol.md §10); the service refuses it from anyone else. */
+  moderate(action, device) {
+    return this.moderation.act(action, device);
   }
 
   /** Mutes or unmutes the microphone (the track keeps sending encrypted silence). */

@@ -115,11 +115,19 @@ export class SignalingClient extends EventTarget {
     });
   }
 
-  /** Sends `join` and resolves with `joined` (rejects with the server's error). */
-  async join({ room, token, name, bundle }) {
-    const reply = this.next(['joined']);
+  /**
+   * Sends `join` and resolves with `joined` (rejects with the server's error). When the room's
+   * lobby is on, the server first says `waiting`: `onWaiting(msg)` is called and the join waits,
+   * without a time limit, until a moderator admits it (`joined`) or denies it (`join_denied`).
+   */
+  async join({ room, token, name, bundle, onWaiting }) {
+    const reply = this.next(['joined', 'waiting']);
     this.send({ type: 'join', v: PROTOCOL_VERSION, room, token, name, device: bundle });
-    return reply;
+    const first = await reply;
+    if (first.type === 'joined') return first;
+    onWaiting?.(first);
+    // The longest a timer can wait (about 24.8 days): a lobby wait ends with the moderator.
+    return this.next(['joined'], 2 ** 31 - 1);
   }
 
   /** Calls `fn(msg)` for every message of `type`; returns a function that stops it. */

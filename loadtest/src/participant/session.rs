@@ -398,6 +398,11 @@ impl<'a> Session<'a> {
             | ServerMessage::Slots(_)
             | ServerMessage::MediaState(_)
             | ServerMessage::Chat(_) => {}
+            // Moderation: load participants moderate nothing, and their synthetic microphone
+            // is not muted on request (a `waiting` comes before `joined`, in the join).
+            ServerMessage::Waiting(_)
+            | ServerMessage::Moderation(_)
+            | ServerMessage::MuteRequested(_) => {}
         }
         Ok(())
     }

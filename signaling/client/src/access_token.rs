@@ -45,6 +45,10 @@ pub struct GrantClaims {
     /// May subscribe to media (default false).
     #[serde(default)]
     pub can_subscribe: bool,
+    /// May moderate the room (default false): ask others to mute, remove them, lock the room,
+    /// run its lobby, end the call (docs/protocol.md §10).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moderator: bool,
     /// The recorder device a recorder event stream token is for (`GET /v1/recorder/events`,
     /// with `role: "recorder"` and no room).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,6 +99,7 @@ mod tests {
             role: Some(Role::Caller),
             can_publish: true,
             can_subscribe: true,
+            moderator: false,
             device: None,
         };
         let claims = Claims::new("devkey", grants, 1_700_000_000, 60);

@@ -17,12 +17,12 @@ use crate::metrics::Metrics;
 use crate::policy::Role;
 use crate::protocol::{
     ClientStats, ErrorCode, IceServer, Joined, KeyAck, KeyEnvelope, KeyRequest, LeaveReason,
-    MediaState, ReceiveSlotCounts, RequestId, SealedChat, ServerMessage, Subscription,
-    reject_reason,
+    MediaState, ModerationAction, ModerationState, ReceiveSlotCounts, RequestId, SealedChat,
+    ServerMessage, Subscription, reject_reason,
 };
 use crate::recorded_rooms::RecordedRoomReporter;
 use crate::room::{
-    ConnId, Departure, JoinError, JoinRequest, Output, Room, RoomDetail, RoomSummary,
+    ConnId, Departure, JoinAnswer, JoinError, JoinRequest, Output, Room, RoomDetail, RoomSummary,
 };
 
 /// What a room sends to one connection.
@@ -40,20 +40,69 @@ pub enum Outbound {
     /// Test hook [`crate::test_hooks::TestHook::SeverConnections`]: end the connection at once,
     /// without a close frame, as a network blip would.
     Sever,
+    /// A moderator let this connection's waiting join in, with this slot: its `joined` is the
+    /// next message.
+    Admitted {
+        /// The device's slot.
+        slot: u16,
+    },
+    /// This connection's waiting join is turned away: send `error` with `code`, then close.
+    Refused {
+        /// The code of the `error`.
+        code: ErrorCode,
+        /// Its message.
+        message: String,
+    },
+}
+
+/// What became of a join, as the connection hears it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinOutcome {
+    /// In, with this slot (`joined` is the first message on the queue).
+    Joined {
+        /// The device's slot.
+        slot: u16,
+    },
+    /// Waiting in the lobby (`waiting` is the first message on the queue); then
+    /// [`Outbound::Admitted`] or [`Outbound::Refused`].
+    Waiting,
 }
 
 /// A request to a room's actor.
 #[derive(Debug)]
 pub enum RoomCommand {
-    /// Admit a device; its outbound queue is `tx`. Replies with the slot.
+    /// Admit a device; its outbound queue is `tx`. Replies with the slot, or that it waits in
+    /// the lobby.
     Join {
         /// The join.
         req: Box<JoinRequest>,
         /// The connection's outbound queue.
         tx: mpsc::Sender<Outbound>,
-        /// Slot on success.
-        reply: oneshot::Sender<Result<u16, JoinError>>,
+        /// What became of it.
+        reply: oneshot::Sender<Result<JoinOutcome, JoinError>>,
     },
+    /// A moderator action from a member (checked by the room: refused unless a moderator).
+    Moderate {
+        /// Connection.
+        conn: ConnId,
+        /// Sending device (stamped by the session).
+        device: String,
+        /// The action.
+        action: ModerationAction,
+        /// The `id` of the client message, named by an `error` refusing it.
+        request_id: Option<RequestId>,
+    },
+    /// Admin: set the lock and the lobby (`None`: unchanged); replies with the new state.
+    Controls {
+        /// Lock or unlock.
+        locked: Option<bool>,
+        /// Lobby on or off.
+        lobby: Option<bool>,
+        /// The controls and lobby after the change.
+        reply: oneshot::Sender<ModerationState>,
+    },
+    /// Admin: end the call for everyone (the room stays).
+    EndCall(oneshot::Sender<()>),
     /// A device left or its connection ended.
     Leave {
         /// Connection.
@@ -341,14 +390,14 @@ impl RoomActor {
                 let device = req.bundle.device.clone();
                 // A join of a device already in the room replaces its connection (a reconnect).
                 let rejoin = self.room.member(&device).is_some();
-                match self.room.join(*req, now, self.media.is_some()) {
-                    Ok((mut joined, out)) => {
+                match self.room.request_join(*req, now, self.media.is_some()) {
+                    Ok(JoinAnswer::Joined(mut joined, out)) => {
                         if rejoin {
                             self.metrics.rejoins.inc();
                         }
                         let slot = joined.slot;
                         joined.ice_servers = self.ice_servers(&joined);
-                        let msg = ServerMessage::Joined(Box::new(joined));
+                        let msg = ServerMessage::Joined(joined);
                         // The queue is fresh, so the first message always fits.
                         let _ = tx.try_send(Outbound::Message {
                             ty: "joined",
@@ -356,12 +405,69 @@ impl RoomActor {
                         });
                         self.conns.insert(conn, ConnHandle { device, tx });
                         self.deliver(out, now);
-                        let _ = reply.send(Ok(slot));
+                        let _ = reply.send(Ok(JoinOutcome::Joined { slot }));
+                    }
+                    Ok(JoinAnswer::Waiting(out)) => {
+                        info!(room = self.room.name(), device = %device, "join waits in the lobby");
+                        self.conns.insert(conn, ConnHandle { device, tx });
+                        self.deliver(out, now);
+                        let _ = reply.send(Ok(JoinOutcome::Waiting));
                     }
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
                 }
+            }
+            RoomCommand::Moderate {
+                conn,
+                device,
+                action,
+                request_id,
+            } => {
+                let name = action.name();
+                match self
+                    .room
+                    .moderate(conn, &device, action, now, self.media.is_some())
+                {
+                    Ok(out) => {
+                        info!(room = self.room.name(), device = %device, action = name, "moderation");
+                        self.metrics.moderation(name, "ok");
+                        self.deliver(out, now);
+                    }
+                    Err(e) => {
+                        info!(room = self.room.name(), device = %device, action = name, error = %e, "moderation refused");
+                        self.metrics.moderation(name, e.outcome());
+                        self.send_error(conn, request_id, e.code(), e.to_string());
+                    }
+                }
+            }
+            RoomCommand::Controls {
+                locked,
+                lobby,
+                reply,
+            } => {
+                let actions = [
+                    locked.map(|on| if on { "lock" } else { "unlock" }),
+                    lobby.map(|on| if on { "lobby_on" } else { "lobby_off" }),
+                ];
+                for name in actions.into_iter().flatten() {
+                    info!(
+                        room = self.room.name(),
+                        action = name,
+                        "moderation by the admin API"
+                    );
+                    self.metrics.moderation(name, "ok");
+                }
+                let out = self.room.set_controls(locked, lobby);
+                self.deliver(out, now);
+                let _ = reply.send(self.room.moderation_state());
+            }
+            RoomCommand::EndCall(reply) => {
+                info!(room = self.room.name(), "call ended by the admin API");
+                self.metrics.moderation("end_call", "ok");
+                let out = self.room.end_call(now);
+                self.deliver(out, now);
+                let _ = reply.send(());
             }
             RoomCommand::Leave { conn, device, how } => {
                 let out = self.room.leave(conn, &device, how, now);
@@ -533,6 +639,42 @@ impl RoomActor {
                 Output::Close { conn, reason } => {
                     if let Some(c) = self.conns.remove(&conn) {
                         let _ = c.tx.try_send(Outbound::Close(reason));
+                    }
+                }
+                Output::Admitted { conn, mut joined } => {
+                    let Some(c) = self.conns.get(&conn) else {
+                        continue;
+                    };
+                    let slot = joined.slot;
+                    joined.ice_servers = self.ice_servers(&joined);
+                    let msg = ServerMessage::Joined(joined);
+                    let admitted = c.tx.try_send(Outbound::Admitted { slot }).is_ok()
+                        && c.tx
+                            .try_send(Outbound::Message {
+                                ty: "joined",
+                                text: msg.to_json().into(),
+                            })
+                            .is_ok();
+                    if admitted {
+                        self.metrics.joins.with_label_values(&["ok"]).inc();
+                    } else {
+                        // Its queue is full (it never read): out, as any slow connection.
+                        warn!(room = self.room.name(), device = %c.device, "outbound queue full on admission; dropping the connection");
+                        self.metrics.reject("slow_consumer");
+                        let device = c.device.clone();
+                        self.conns.remove(&conn);
+                        queue.extend(self.room.leave(conn, &device, Departure::SlowConsumer, now));
+                    }
+                }
+                Output::Refused {
+                    conn,
+                    code,
+                    message,
+                } => {
+                    self.metrics.reject(reject_reason(code));
+                    self.metrics.joins.with_label_values(&["refused"]).inc();
+                    if let Some(c) = self.conns.remove(&conn) {
+                        let _ = c.tx.try_send(Outbound::Refused { code, message });
                     }
                 }
                 Output::MediaRemove { device } => {

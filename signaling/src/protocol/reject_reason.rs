@@ -21,6 +21,8 @@ pub fn reject_reason(code: ErrorCode) -> &'static str {
         ErrorCode::MessageTooBig => "oversized",
         ErrorCode::MediaUnavailable => "media_unavailable",
         ErrorCode::MediaError => "media_error",
+        ErrorCode::RoomLocked => "room_locked",
+        ErrorCode::JoinDenied => "join_denied",
         ErrorCode::Internal => "internal",
     }
 }
@@ -53,6 +55,8 @@ pub const REJECT_REASONS: &[&str] = &[
     "media_state_too_frequent",
     "chat_too_frequent",
     "chat_too_large",
+    "room_locked",
+    "join_denied",
 ];
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::Room;
 use crate::media_node::MediaQuality;
 use crate::policy::{Role, RoomKind, RoomPolicy};
-use crate::protocol::{ClientStats, TrackInfo};
+use crate::protocol::{ClientStats, ModerationState, TrackInfo};
 
 /// A room as listed by the admin API.
 #[derive(Clone, Debug, Serialize)]
@@ -41,6 +41,8 @@ pub struct RoomDetail {
     pub participants: Vec<ParticipantDetail>,
     /// Published tracks.
     pub tracks: Vec<TrackInfo>,
+    /// The lock, the lobby and who waits in it.
+    pub moderation: ModerationState,
 }
 
 /// One participant in detail.
@@ -61,6 +63,8 @@ pub struct ParticipantDetail {
     pub can_publish: bool,
     /// May subscribe.
     pub can_subscribe: bool,
+    /// May moderate the room.
+    pub moderator: bool,
     /// Join time, Unix seconds.
     pub joined_at: u64,
     /// Latest client stats, when reported.
@@ -104,12 +108,14 @@ impl Room {
                     slot: m.entry.slot,
                     can_publish: m.entry.can_publish,
                     can_subscribe: m.can_subscribe,
+                    moderator: m.moderator,
                     joined_at: m.joined_at_unix,
                     client_stats: m.client_stats.clone(),
                     quality: m.media_quality.clone(),
                 })
                 .collect(),
             tracks: self.tracks.values().cloned().collect(),
+            moderation: self.moderation_state(),
         }
     }
 }

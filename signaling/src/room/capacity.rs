@@ -34,6 +34,9 @@ pub enum JoinError {
     /// The room is closed.
     #[error("room is closed")]
     Closed,
+    /// The room is locked and the device is not a moderator.
+    #[error("room is locked: only moderators may join")]
+    Locked,
 }
 
 impl JoinError {
@@ -44,6 +47,7 @@ impl JoinError {
             JoinError::RoleNotAllowed(_) => ErrorCode::RoleNotAllowed,
             JoinError::DuplicateDevice => ErrorCode::DuplicateDevice,
             JoinError::Closed => ErrorCode::RoomNotFound,
+            JoinError::Locked => ErrorCode::RoomLocked,
         }
     }
 }

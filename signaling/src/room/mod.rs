@@ -23,7 +23,8 @@
 //! leaves), `capacity` (roles, places and slots), `rekey` (when membership notices go out),
 //! `keys` (routing key envelopes, acks and requests), `media_state` (microphone/camera states),
 //! `chat` (relaying sealed chat messages), `media` (tracks, speakers and quality
-//! reports from the media node) and `admin` (the admin API's views).
+//! reports from the media node), `moderation` (the lock, the lobby and moderators' actions) and
+//! `admin` (the admin API's views).
 
 mod admin;
 mod capacity;
@@ -34,6 +35,9 @@ mod join_ratchet_tests;
 mod keys;
 mod media;
 mod media_state;
+mod moderation;
+#[cfg(test)]
+mod moderation_tests;
 mod rekey;
 mod roster;
 #[cfg(test)]
@@ -45,8 +49,8 @@ use std::time::Instant;
 use crate::media_node::MediaQuality;
 use crate::policy::{Role, RoomPolicy};
 use crate::protocol::{
-    ClientStats, LeaveReason, MediaState, ReceiveSlotCounts, RosterEntry, ServerMessage,
-    Subscription, TrackInfo,
+    ClientStats, ErrorCode, Joined, LeaveReason, MediaState, ReceiveSlotCounts, RosterEntry,
+    ServerMessage, Subscription, TrackInfo,
 };
 use crate::test_hooks::TestHooks;
 
@@ -54,6 +58,8 @@ pub use admin::{ParticipantDetail, RoomDetail, RoomSummary};
 pub use capacity::JoinError;
 use join_ratchet::PendingRatchet;
 pub use keys::RouteError;
+use moderation::Controls;
+pub use moderation::{JoinAnswer, MODERATION_OUTCOMES, ModerationError};
 use rekey::PendingRekey;
 pub use rekey::RekeyTiming;
 pub use roster::JoinRequest;
@@ -83,6 +89,24 @@ pub enum Output {
         /// Device id.
         device: String,
     },
+    /// A device waiting in the lobby was let in: deliver its `joined` (first, before anything
+    /// else to it); the connection is joined from now on.
+    Admitted {
+        /// The connection.
+        conn: ConnId,
+        /// Its `joined`.
+        joined: Box<Joined>,
+    },
+    /// A join waiting in the lobby is turned away: tell the connection with an `error`, then
+    /// close it.
+    Refused {
+        /// The connection.
+        conn: ConnId,
+        /// The code of the `error`.
+        code: ErrorCode,
+        /// Its message.
+        message: String,
+    },
 }
 
 /// How a member departs.
@@ -98,6 +122,8 @@ pub enum Departure {
     Replaced,
     /// Its outbound queue overflowed.
     SlowConsumer,
+    /// A moderator or the admin API ended the call for everyone.
+    CallEnded,
 }
 
 /// One joined device.
@@ -119,6 +145,8 @@ pub struct Member {
     pub subscriptions: Vec<Subscription>,
     /// Its latest `media_state`, once it sent one.
     pub media_state: Option<MediaState>,
+    /// Its token grants `moderator`.
+    pub moderator: bool,
 }
 
 /// A room.
@@ -137,6 +165,8 @@ pub struct Room {
     pending_ratchet: PendingRatchet,
     last_rekey: Option<Instant>,
     closed: bool,
+    /// The lock and the lobby (`moderation`).
+    controls: Controls,
     test_hooks: TestHooks,
     /// The receive slots the media node gives each device (a room with receive slots, once
     /// the node created it): `joined` carries them.
@@ -166,6 +196,7 @@ impl Room {
             pending_ratchet: PendingRatchet::default(),
             last_rekey: None,
             closed: false,
+            controls: Controls::default(),
             test_hooks: TestHooks::default(),
             receive_slots: None,
         }
@@ -231,12 +262,22 @@ impl Room {
         self.closed = true;
         self.pending = PendingRekey::default();
         self.pending_ratchet = PendingRatchet::default();
-        std::mem::take(&mut self.members)
-            .into_values()
-            .map(|m| Output::Close {
-                conn: m.conn,
-                reason: LeaveReason::RoomClosed,
+        let waiting = std::mem::take(&mut self.controls).into_waiting();
+        waiting
+            .into_iter()
+            .map(|w| Output::Refused {
+                conn: w.conn,
+                code: ErrorCode::RoomNotFound,
+                message: "the room was closed".into(),
             })
+            .chain(
+                std::mem::take(&mut self.members)
+                    .into_values()
+                    .map(|m| Output::Close {
+                        conn: m.conn,
+                        reason: LeaveReason::RoomClosed,
+                    }),
+            )
             .collect()
     }
 }

@@ -109,6 +109,7 @@ impl Room {
             role,
             can_publish: entry.can_publish,
             can_subscribe: req.grants.can_subscribe,
+            moderator: req.grants.moderator,
             media,
             recording: self.policy.recording.clone(),
             roster: Roster { version, devices },
@@ -135,6 +136,7 @@ impl Room {
                 media_quality: None,
                 subscriptions: Vec::new(),
                 media_state: None,
+                moderator: req.grants.moderator,
             },
         );
         out.extend(self.schedule_ratchet(joined.device.clone(), now));
@@ -146,7 +148,7 @@ impl Room {
     }
 
     /// Removes `device` if `conn` still holds it (a stale connection cannot remove its
-    /// replacement).
+    /// replacement), or takes its join out of the lobby when it is waiting there.
     pub fn leave(
         &mut self,
         conn: ConnId,
@@ -154,20 +156,23 @@ impl Room {
         how: Departure,
         now: Instant,
     ) -> Vec<Output> {
+        if let Some(out) = self.leave_lobby(conn, device, how) {
+            return out;
+        }
         match self.members.get(device) {
             Some(m) if m.conn == conn => self.remove(device, how, now),
             _ => Vec::new(),
         }
     }
 
-    /// Removes `device` (an admin kick).
+    /// Removes `device` (an admin's or a moderator's kick).
     pub fn kick(&mut self, device: &str, now: Instant) -> Option<Vec<Output>> {
         self.members
             .contains_key(device)
             .then(|| self.remove(device, Departure::Kicked, now))
     }
 
-    fn remove(&mut self, device: &str, how: Departure, now: Instant) -> Vec<Output> {
+    pub(super) fn remove(&mut self, device: &str, how: Departure, now: Instant) -> Vec<Output> {
         let Some(gone) = self.members.remove(device) else {
             return Vec::new();
         };
@@ -189,6 +194,7 @@ impl Room {
             Departure::Left => Some(LeaveReason::Leave),
             Departure::Kicked => Some(LeaveReason::Kicked),
             Departure::Replaced => Some(LeaveReason::Replaced),
+            Departure::CallEnded => Some(LeaveReason::CallEnded),
             Departure::Dropped | Departure::SlowConsumer => None,
         };
         if let Some(reason) = reason {

@@ -44,6 +44,7 @@ pub(super) fn join_req(conn: ConnId, device: &str, role: Role) -> JoinRequest {
             role,
             can_publish: role.may_publish(),
             can_subscribe: true,
+            moderator: false,
         },
         bundle: DeviceBundle {
             v: 1,

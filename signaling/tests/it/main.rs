@@ -16,6 +16,7 @@ mod join_burst;
 mod key_exchange_capture;
 mod media_call;
 mod media_state;
+mod moderation;
 mod policy_cli;
 mod receive_slots_room;
 mod recorder_events;

@@ -27,6 +27,7 @@ fn claims(room: &str) -> Claims {
             role: Some(Role::Caller),
             can_publish: true,
             can_subscribe: true,
+            moderator: false,
             device: None,
         }),
     }

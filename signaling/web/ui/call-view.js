@@ -19,6 +19,7 @@ import { DeviceSettingsPanel } from './device-settings.js';
 import { h, icon, replace } from './dom.js';
 import { E2eeBadge } from './e2ee-badge.js';
 import { Grid, qualityBars } from './grid.js';
+import { renderModeratorBar, renderWaitingList } from './moderation.js';
 import { QualityPanel } from './quality.js';
 import { codeGroups, VerificationPanel } from './verification.js';
 import { recordedLabel } from '../recording-policy.js';
@@ -36,10 +37,13 @@ export class CallView {
     this.warnings = h('div', { class: 'warnings', role: 'alert' });
     this.notices = h('div', { class: 'notices', role: 'status' });
     this.connection = h('div', { class: 'connection-status', role: 'status', 'aria-live': 'polite' });
+    /** Moderators' top-bar controls (kept across top-bar redraws) and the lobby's waiting list. */
+    this.moderatorBar = h('span', { class: 'moderator-bar' });
+    this.waitingList = h('div', { class: 'waiting-list', role: 'region', 'aria-label': 'Waiting to join' });
     this.gridRoot = h('main', { class: 'stage-area' });
     this.side = h('aside', { class: 'side' });
     this.controls = h('footer', { class: 'controls', 'aria-label': 'Call controls' });
-    this.grid = new Grid(this.gridRoot, { pin: (d) => actions.pin(d) }, { visibleTiles: options.visibleTiles });
+    this.grid = new Grid(this.gridRoot, { pin: (d) => actions.pin(d), moderate: (a, d) => actions.moderate?.(a, d) }, { visibleTiles: options.visibleTiles });
     this.securityPanel = new VerificationPanel(h('div', { class: 'panel security-panel', role: 'region', 'aria-label': 'Security' }), actions);
     this.qualityPanel = new QualityPanel(h('div', { class: 'panel quality-panel', role: 'region', 'aria-label': 'Call quality' }));
     this.devicesPanel = new DeviceSettingsPanel(h('div', { class: 'panel devices-panel', role: 'region', 'aria-label': 'Devices' }), actions);
@@ -57,7 +61,7 @@ export class CallView {
     this.body = h('div', { class: 'call-body' }, this.gridRoot, this.side);
     this._buildTopbar();
     root.replaceChildren(
-      h('div', { class: 'call' }, this.topbar, this.connection, this.warnings, this.notices, this.presenceNotices.root, this.sharingBar.root, this.alone.root, this.body, this.controls),
+      h('div', { class: 'call' }, this.topbar, this.connection, this.warnings, this.notices, this.waitingList, this.presenceNotices.root, this.sharingBar.root, this.alone.root, this.body, this.controls),
     );
   }
 
@@ -87,6 +91,7 @@ export class CallView {
     this._connection(state);
     this._warnings(state);
     this._notices(state);
+    renderWaitingList(this.waitingList, state.moderation, (a, d) => this.actions.moderate?.(a, d));
     this._controls(state);
     this.body.classList.toggle('with-side', !!this.panel);
     if (this.panel === 'security') {
@@ -129,10 +134,12 @@ export class CallView {
     this.codeText = h('span', { class: 'code-text' });
     this.codeChip = h('button', { class: 'code-chip', dataset: { focus: 'code-chip' }, title: 'Call security code: compare it with the others', onclick: () => this.togglePanel('security', this._state) }, icon('shield'), this.codeText);
     this.qualityChip = h('button', { class: 'quality-chip', dataset: { focus: 'quality-chip' }, title: 'Call quality', onclick: () => this.togglePanel('quality', this._state) });
-    replace(this.topbar, h('div', { class: 'room' }, this.roomName, this.count), this.e2eeBadge.root, this.recordedSlot, this.viewerSlot, h('span', { class: 'spacer' }), this.codeChip, this.qualityChip);
+    replace(this.topbar, h('div', { class: 'room' }, this.roomName, this.count), this.e2eeBadge.root, this.recordedSlot, this.viewerSlot, this.moderatorBar, h('span', { class: 'spacer' }), this.codeChip, this.qualityChip);
   }
 
   _topbar(state) {
+    // Moderators' controls keep their own change key (ui/moderation.js).
+    renderModeratorBar(this.moderatorBar, state.moderation, (a, d) => this.actions.moderate?.(a, d));
     const count = [...state.participants.values()].filter((p) => p.role !== 'recorder').length;
     const watching = state.self && !state.self.canPublish;
     const code = codeGroups(state.securityCode).slice(0, 5).join(' ') || '…';

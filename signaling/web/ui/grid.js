@@ -15,6 +15,7 @@
 import { h, icon, replace } from './dom.js';
 import { presenterOf, ScreenTile, screenKey, setStage } from './stage.js';
 import { TileOrder } from '../tile-order.js';
+import { tileMenu } from './moderation.js';
 
 /** Tiles shown before the rest collapse into "+N more" (the SFU's last-N is 25; a screen fits fewer). */
 export const DEFAULT_VISIBLE_TILES = 12;
@@ -80,14 +81,15 @@ export class Grid {
       const marks = h('span', { class: 'marks' });
       const quality = h('span', { class: 'tile-quality' });
       const pin = h('button', { class: 'pin', title: 'Pin', 'aria-pressed': 'false', dataset: { focus: `pin:${p.device}` }, onclick: () => this.actions.pin?.(p.device) }, icon('pin'));
+      const menu = h('div', { class: 'tile-menu-slot' });
       const el = h(
         'div',
         { class: 'tile', role: 'group', dataset: { device: p.device } },
         avatar, video,
         h('div', { class: 'label' }, marks, name),
-        quality, pin,
+        quality, pin, menu,
       );
-      t = { el, video, avatar, name, marks, quality, pin, track: null };
+      t = { el, video, avatar, name, marks, quality, pin, menu, moderated: false, track: null };
       this.tiles.set(p.device, t);
     }
     return t;
@@ -139,6 +141,12 @@ export class Grid {
     if (t.pin.getAttribute('aria-label') !== pinLabel) {
       t.pin.setAttribute('aria-label', pinLabel);
       t.pin.title = pinned ? 'Unpin' : 'Pin';
+    }
+    // A moderator's menu on the others' tiles, built once (an open menu survives redraws).
+    const moderated = !!state.moderation?.moderator && !p.self;
+    if (moderated !== t.moderated) {
+      t.moderated = moderated;
+      replace(t.menu, moderated ? tileMenu(p, state.moderation, (a, d) => this.actions.moderate?.(a, d)) : null);
     }
   }
 

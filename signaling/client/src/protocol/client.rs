@@ -6,6 +6,7 @@ use super::chat::ChatBody;
 use super::keys::{DeviceBundle, EnvelopeBody};
 use super::media::{SdpBody, Subscription, TrackAnnouncement};
 use super::media_state::MediaState;
+use super::moderation::ModerationAction;
 
 /// Longest display name accepted in `join.name`, in bytes.
 pub const MAX_NAME_BYTES: usize = 128;
@@ -32,6 +33,7 @@ pub const CLIENT_MESSAGE_TYPES: &[&str] = &[
     "leave",
     "media_state",
     "chat",
+    "moderate",
 ];
 
 /// A message from a client.
@@ -60,6 +62,8 @@ pub enum ClientMessage {
     MediaState(MediaState),
     /// An end-to-end encrypted chat message to everyone who sees this device.
     Chat(ChatBody),
+    /// A moderator action (refused `forbidden` unless the token grants `moderator`).
+    Moderate(ModerationAction),
 }
 
 impl ClientMessage {
@@ -77,6 +81,7 @@ impl ClientMessage {
             ClientMessage::Leave(_) => "leave",
             ClientMessage::MediaState(_) => "media_state",
             ClientMessage::Chat(_) => "chat",
+            ClientMessage::Moderate(_) => "moderate",
         }
     }
 }

@@ -62,6 +62,10 @@ pub enum ErrorCode {
     MediaUnavailable,
     /// The media node refused or failed the request.
     MediaError,
+    /// The room is locked: only moderators may join.
+    RoomLocked,
+    /// A moderator turned this join away from the lobby (or ended the call while it waited).
+    JoinDenied,
     /// Something failed inside the server.
     Internal,
 }
@@ -90,6 +94,8 @@ impl ErrorCode {
         ErrorCode::MessageTooBig,
         ErrorCode::MediaUnavailable,
         ErrorCode::MediaError,
+        ErrorCode::RoomLocked,
+        ErrorCode::JoinDenied,
         ErrorCode::Internal,
     ];
 
@@ -117,6 +123,8 @@ impl ErrorCode {
             ErrorCode::MessageTooBig => "message_too_big",
             ErrorCode::MediaUnavailable => "media_unavailable",
             ErrorCode::MediaError => "media_error",
+            ErrorCode::RoomLocked => "room_locked",
+            ErrorCode::JoinDenied => "join_denied",
             ErrorCode::Internal => "internal",
         }
     }

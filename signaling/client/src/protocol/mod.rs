@@ -19,6 +19,7 @@
 //! | `keys` | [`DeviceBundle`], [`KeyEnvelope`] (from `e2ee_frames`), [`EnvelopeBody`], [`Validate`] |
 //! | `media_state` | [`MediaState`]: microphone, camera and screen share of a device |
 //! | `media` | SDP bodies, announced and published tracks, subscriptions, speakers |
+//! | `moderation` | moderator actions ([`ModerationAction`]), the lobby and `mute_requested` |
 //! | `room` | [`Role`] and [`RoomKind`] |
 //! | `recording` | the signed [`RecordingPolicy`] of a recorded room |
 //! | `recorder_events` | [`RecorderEvent`]: the lines of the recorder event stream |
@@ -32,6 +33,7 @@ mod error_code;
 mod keys;
 mod media;
 mod media_state;
+mod moderation;
 mod recorder_events;
 mod recording;
 mod room;
@@ -44,6 +46,7 @@ pub use error_code::*;
 pub use keys::*;
 pub use media::*;
 pub use media_state::*;
+pub use moderation::*;
 pub use recorder_events::*;
 pub use recording::*;
 pub use room::*;

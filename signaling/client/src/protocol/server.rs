@@ -8,6 +8,7 @@ use super::error_code::{ErrorBody, ErrorCode};
 use super::keys::{DeviceBundle, EnvelopeBody};
 use super::media::{SdpBody, Speaker, TrackInfo};
 use super::media_state::DeviceMediaState;
+use super::moderation::{ModerationState, MuteRequested, WaitingNotice};
 use super::recording::RecordingPolicy;
 use super::room::{Role, RoomKind};
 
@@ -30,6 +31,9 @@ pub const SERVER_MESSAGE_TYPES: &[&str] = &[
     "left",
     "media_state",
     "chat",
+    "waiting",
+    "moderation",
+    "mute_requested",
 ];
 
 /// A message from the server.
@@ -72,6 +76,13 @@ pub enum ServerMessage {
     MediaState(DeviceMediaState),
     /// An end-to-end encrypted chat message from a device this device sees.
     Chat(ChatNotice),
+    /// The room's lobby is on: this join waits for a moderator (`joined` or `error`
+    /// `join_denied` follows).
+    Waiting(WaitingNotice),
+    /// To moderators: the room's controls and who waits in the lobby.
+    Moderation(ModerationState),
+    /// A moderator asks this device to mute its microphone.
+    MuteRequested(MuteRequested),
 }
 
 impl ServerMessage {
@@ -95,6 +106,9 @@ impl ServerMessage {
             ServerMessage::Left(_) => "left",
             ServerMessage::MediaState(_) => "media_state",
             ServerMessage::Chat(_) => "chat",
+            ServerMessage::Waiting(_) => "waiting",
+            ServerMessage::Moderation(_) => "moderation",
+            ServerMessage::MuteRequested(_) => "mute_requested",
         }
     }
 
@@ -159,6 +173,9 @@ pub struct Joined {
     pub can_publish: bool,
     /// Whether this device may subscribe.
     pub can_subscribe: bool,
+    /// Whether this device is a moderator (its token grants `moderator`; left out when not).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moderator: bool,
     /// Whether a media node (SFU) is attached; without one SDP is refused with `media_unavailable`.
     pub media: bool,
     /// The signed recording policy when the room is recorded (clients verify it).
@@ -402,7 +419,7 @@ pub struct KeyRequestNotice {
 /// Body of `left`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LeftNotice {
-    /// Why: `leave`, `kicked`, `room_closed`, `replaced`.
+    /// Why: `leave`, `kicked`, `room_closed`, `replaced`, `call_ended`.
     pub reason: LeaveReason,
 }
 
@@ -412,12 +429,14 @@ pub struct LeftNotice {
 pub enum LeaveReason {
     /// The client asked to leave.
     Leave,
-    /// An admin removed the device.
+    /// An admin or a moderator removed the device.
     Kicked,
     /// An admin closed the room.
     RoomClosed,
     /// The same device joined again on another connection.
     Replaced,
+    /// A moderator (or the admin API) ended the call for everyone.
+    CallEnded,
 }
 
 impl LeaveReason {
@@ -428,6 +447,7 @@ impl LeaveReason {
             LeaveReason::Kicked => "kicked",
             LeaveReason::RoomClosed => "room_closed",
             LeaveReason::Replaced => "replaced",
+            LeaveReason::CallEnded => "call_ended",
         }
     }
 }

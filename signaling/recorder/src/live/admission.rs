@@ -54,6 +54,7 @@ impl ApiCredentials {
             role: Some(Role::Recorder),
             can_publish: false,
             can_subscribe: true,
+            moderator: false,
             device: None,
         };
         Claims::new(&self.key, grants, now_unix(), JOIN_TOKEN_TTL).sign(self.secret.as_bytes())
@@ -67,6 +68,7 @@ impl ApiCredentials {
             role: Some(Role::Recorder),
             can_publish: false,
             can_subscribe: false,
+            moderator: false,
             device: Some(device.to_owned()),
         };
         Claims::new(&self.key, grants, now_unix(), EVENTS_TOKEN_TTL).sign(self.secret.as_bytes())

@@ -549,6 +549,11 @@ impl RoomLoop<'_> {
             | ServerMessage::Slots(_)
             | ServerMessage::MediaState(_)
             | ServerMessage::Chat(_) => {}
+            // A recorder sends no audio and moderates nothing; it passes the lobby (before
+            // `joined`), so none of these concerns it.
+            ServerMessage::Waiting(_)
+            | ServerMessage::Moderation(_)
+            | ServerMessage::MuteRequested(_) => {}
         }
         Ok(Flow::Continue)
     }

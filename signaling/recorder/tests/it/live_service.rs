@@ -147,6 +147,7 @@ pub fn caller_token(room: &str, identity: &str) -> String {
             role: Some(Role::Caller),
             can_publish: true,
             can_subscribe: true,
+            moderator: false,
             device: None,
         },
         now,

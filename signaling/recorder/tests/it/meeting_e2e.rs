@@ -188,6 +188,7 @@ pub(crate) fn caller_token(room: &str, identity: &str) -> String {
             role: Some(Role::Caller),
             can_publish: true,
             can_subscribe: true,
+            moderator: false,
             device: None,
         },
         now,

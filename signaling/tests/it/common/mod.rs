@@ -194,6 +194,7 @@ pub fn token_with(
             role: Some(role),
             can_publish,
             can_subscribe,
+            moderator: false,
             device: None,
         },
         ttl_seconds: 600,
