@@ -25,6 +25,9 @@ use crate::service_process::{ServiceError, ServiceProcess, ServiceSpec, sibling_
 /// How long a started service may take to answer its health URL.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// `SO_RCVBUF` asked for the SFU's media socket (the kernel caps it at `net.core.rmem_max`).
+const SFU_UDP_RECEIVE_BUFFER_BYTES: usize = 4 << 20;
+
 /// How long a service gets to exit on SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -160,6 +163,11 @@ impl Services {
                 os(sfu_udp.to_string()),
                 os("--control-secret"),
                 os(control_secret.clone()),
+                // 4 MiB (what a tuned host gives, capped by `net.core.rmem_max`): with the
+                // system's 208 KiB a 20-caller meeting overflowed the socket thousands of times
+                // per run while the SFU waited for a core, and that loss was the callers'.
+                os("--udp-receive-buffer"),
+                os(SFU_UDP_RECEIVE_BUFFER_BYTES.to_string()),
             ])
             .collect(),
             env: vec![],
