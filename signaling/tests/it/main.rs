@@ -19,6 +19,7 @@ mod media_state;
 mod policy_cli;
 mod receive_slots_room;
 mod recorder_events;
+mod recording_hold;
 mod rtc_admission;
 mod rtc_flood;
 mod rtc_limits;

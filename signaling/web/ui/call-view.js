@@ -15,6 +15,9 @@ import { QualityPanel } from './quality.js';
 import { codeGroups, VerificationPanel } from './verification.js';
 import { recordedLabel } from '../recording-policy.js';
 
+/** What the top bar says while this device's media waits for the recorder (strict recording). */
+export const RECORDING_HOLD_TEXT = 'Waiting for the recorder — this call is recorded; your microphone and camera start when it is ready';
+
 /** Draws a call; `actions` are the Call's operations (see app.js). */
 export class CallView {
   constructor(root, actions, options = {}) {
@@ -84,6 +87,9 @@ export class CallView {
       h('span', { class: 'badge e2ee', title: 'Media is encrypted on each device; the servers cannot read it' }, icon('lock'), 'End-to-end encrypted'),
       state.recorded
         ? h('span', { class: `badge recorded ${state.recorded.verified ? '' : 'unverified'}`, title: state.recorded.verified ? 'A recorder named in the room’s signed policy receives the keys' : 'Recording policy not verified: the recorder gets no keys' }, icon('rec', 'rec-dot'), state.recorded.verified ? recordedLabel(state.recorded.retentionDays) : 'Recorded')
+        : null,
+      state.recordingHold
+        ? h('span', { class: 'badge recording-hold', title: 'Strict recording: nothing of yours is sent until the recorder receives it' }, icon('rec', 'rec-dot'), RECORDING_HOLD_TEXT)
         : null,
       watching ? h('span', { class: 'badge viewer' }, icon('eye'), 'Watching') : null,
       h('span', { class: 'spacer' }),

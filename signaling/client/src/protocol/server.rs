@@ -30,6 +30,7 @@ pub const SERVER_MESSAGE_TYPES: &[&str] = &[
     "left",
     "media_state",
     "chat",
+    "recording_ready",
 ];
 
 /// A message from the server.
@@ -72,6 +73,9 @@ pub enum ServerMessage {
     MediaState(DeviceMediaState),
     /// An end-to-end encrypted chat message from a device this device sees.
     Chat(ChatNotice),
+    /// Strict recording: a recorder of this recorded room now receives these tracks of this
+    /// device, so they may carry media (until then the device holds them).
+    RecordingReady(RecordingReady),
 }
 
 impl ServerMessage {
@@ -95,6 +99,7 @@ impl ServerMessage {
             ServerMessage::Left(_) => "left",
             ServerMessage::MediaState(_) => "media_state",
             ServerMessage::Chat(_) => "chat",
+            ServerMessage::RecordingReady(_) => "recording_ready",
         }
     }
 
@@ -296,6 +301,17 @@ pub struct TrackPublished {
 pub struct TrackUnpublished {
     /// Track id.
     pub track: String,
+}
+
+/// Body of `recording_ready` (docs/protocol.md §6): in a room whose `joined.recording` names a
+/// recorder, a device sends no media on a published track until a `recording_ready` names it.
+/// The service sends it, to the publisher only, once it applied a recorder's answer that made
+/// the recorder's subscription to the track live at the media node; once named, a track stays
+/// ready for the rest of its life (a new track, after a `media_reset` say, waits again).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingReady {
+    /// Ids (as in `track_published`) of this device's tracks a recorder now receives.
+    pub tracks: Vec<String>,
 }
 
 /// Body of `speakers`.

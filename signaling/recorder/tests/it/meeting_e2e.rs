@@ -511,10 +511,10 @@ async fn a_native_meeting_is_recorded_whole_and_exports_cleanly() {
                     stream: probe_stream,
                 }],
             );
-            let (base, counted, note) = if kind == "video" {
-                // From the first keyframe the recorder got: frames before it cannot be decoded
-                // and are not written. Each capture instant counts once, whichever layer
-                // carried it.
+            let (counted, note) = if kind == "video" {
+                // Strict recording: the caller held its camera until the recorder received it
+                // and then started with a keyframe, so every capture instant sent, from #0, is
+                // in the archive. Each counts once, whichever layer carried it.
                 let mut probes = Vec::new();
                 for file in &track.files {
                     let webm = out_dir.join(file.name.trim_end_matches(".age"));
@@ -524,7 +524,11 @@ async fn a_native_meeting_is_recorded_whole_and_exports_cleanly() {
                     probes.iter().all(|p| p.sender == index),
                     "{device}'s own frames on its track"
                 );
-                let first = u64::from(probes[0].seq);
+                let first = probes[0].seq;
+                assert_eq!(
+                    first, 0,
+                    "{device}: the archive starts at the first frame sent"
+                );
                 let mut seqs: Vec<u32> = probes.iter().map(|p| p.seq).collect();
                 seqs.sort_unstable();
                 seqs.dedup();
@@ -540,25 +544,29 @@ async fn a_native_meeting_is_recorded_whole_and_exports_cleanly() {
                     probes.len(),
                     "{device}: no frame archived twice"
                 );
+                assert!(
+                    seqs.iter().zip(0u32..).all(|(s, i)| *s == i),
+                    "{device}: capture instants 0.. without a gap"
+                );
                 (
-                    sent - first,
                     seqs.len() as u64,
                     format!(
-                        " sent from the first archived keyframe (#{first}) on; {} capture instants, {repeated} of them from two layers (the SFU's layer switches)",
+                        " capture instants sent from #0; {} archived, {repeated} of them from two layers (the SFU's layer switches)",
                         seqs.len()
                     ),
                 )
             } else {
-                (sent, packets, " sent".to_owned())
+                (packets, " frames sent".to_owned())
             };
-            let share = counted as f64 * 100.0 / base as f64;
+            let share = counted as f64 * 100.0 / sent as f64;
             lines.push(format!(
-                "{device} {kind}: sent {sent}, archived {packets} packets ({share:.1} % of {base}{note}), {duration:.2} s, {} before the first keyframe",
+                "{device} {kind}: sent {sent}, archived {packets} packets ({share:.1} % of the {sent}{note}), {duration:.2} s, {} before the first keyframe",
                 track.frames_before_keyframe
             ));
-            assert!(
-                counted * 100 >= base * 95,
-                "{device} {kind}: archived {counted} of {base}\n{}",
+            assert_eq!(
+                counted,
+                sent,
+                "{device} {kind}: every frame sent is in the archive\n{}",
                 lines.join("\n")
             );
         }
