@@ -101,6 +101,10 @@ export class Call extends EventTarget {
     this._ownTracks = new Map();
     /** Strict recording: sender transform ids still held (no recorder receives them yet). */
     this._heldSenders = new Set();
+    /** Strict recording: held senders a `recording_ready` named, waiting for a recorder's key ack. */
+    this._readySenders = new Set();
+    /** Strict recording: a recorder acknowledged a key of this device (keys outlive media sessions). */
+    this._recorderHasKey = false;
     this._keyTimer = null;
     this._statsTimer = null;
     this._lastReported = { failures: 0, decrypted: 0 };
@@ -248,6 +252,8 @@ export class Call extends EventTarget {
 
   async _onJoined(j) {
     const s = this.state;
+    // New keys for this session: a recorder must acknowledge one of them again.
+    this._recorderHasKey = false;
     this._iceServers = j.ice_servers ?? [];
     this._receiveSlots = receiveSlotSections(j.receive_slots);
     s.call = j.call;
@@ -385,6 +391,11 @@ export class Call extends EventTarget {
     sig.on('membership', (m) => this._serial(() => this.keys?.onMembership(m, performance.now())).then(() => this._scheduleKeys()));
     sig.on('key_envelope', (m) => this._serial(() => this.keys?.onKeyEnvelope(m.envelope)));
     sig.on('key_ack', (m) => {
+      // Strict recording: a recorder that acknowledged a key of this device can open its frames.
+      if (this.state.participants.get(m.from)?.role === 'recorder') {
+        this._recorderHasKey = true;
+        this._releaseReady();
+      }
       this.keys?.onKeyAck(m, performance.now());
       this._scheduleKeys();
     });
@@ -701,14 +712,25 @@ export class Call extends EventTarget {
 
   /**
    * `recording_ready`: a recorder receives these tracks of this device, so their senders may
-   * send (video from a keyframe). Once every held sender is released the waiting note goes.
+   * send (video from a keyframe) once a recorder holds this device's key (its `key_ack`).
+   * Once every held sender is released the waiting note goes.
    */
   _onRecordingReady(m) {
     for (const track of m.tracks ?? []) {
       const id = this._ownTracks.get(track);
-      if (!id || !this._heldSenders.delete(id)) continue;
+      if (id && this._heldSenders.has(id)) this._readySenders.add(id);
+    }
+    this._releaseReady();
+  }
+
+  /** Releases the held senders named ready, once a recorder holds this device's key. */
+  _releaseReady() {
+    if (!this._recorderHasKey) return;
+    for (const id of this._readySenders) {
+      this._heldSenders.delete(id);
       this.media?.release(id);
     }
+    this._readySenders.clear();
     const waiting = this._heldSenders.size > 0;
     if (this.state.recordingHold !== waiting) {
       this.state.recordingHold = waiting;
@@ -721,7 +743,9 @@ export class Call extends EventTarget {
    * held until a `recording_ready` names its track.
    */
   _attachSender(sender, options) {
-    const held = !!this.state.recorded;
+    // Only a verified policy holds: an unverified one gives its recorder no key, so holding
+    // would wait for nothing (the page warns about that policy instead).
+    const held = !!this.state.recorded?.verified;
     if (held) {
       this._heldSenders.add(options.id);
       this.state.recordingHold = true;
@@ -737,6 +761,7 @@ export class Call extends EventTarget {
     // A new media session's tracks are new: each waits for its own `recording_ready`.
     this._ownTracks = new Map();
     this._heldSenders = new Set();
+    this._readySenders = new Set();
     this.state.recordingHold = false;
     if (self.canPublish) {
       // After a media reset the local tracks are reused as they are (muted stays muted).

@@ -1,9 +1,10 @@
 //! Strict recording on the publisher's side (docs/architecture.md, "Strict recording"): in a room
 //! whose `joined.recording` names a recorder, a track carries no media until the service says a
-//! recorder receives it (`recording_ready`). The control loop keeps a [`SendGate`] per media
+//! recorder receives it (`recording_ready`) and a recorder acknowledged this device's key
+//! (`key_ack`: its first frame can be opened). The control loop keeps a [`SendGate`] per media
 //! session; the publisher reads it before every frame.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use call_client::protocol::{TrackInfo, TrackKind};
 
@@ -66,24 +67,48 @@ impl SendGate {
 /// The control loop's side: this device's published tracks by id and the gates they set.
 #[derive(Debug)]
 pub(super) struct OwnTracks {
-    recorded: bool,
+    /// The recorders the room's policy names (empty: the room is not recorded).
+    recorders: BTreeSet<String>,
+    /// A recorder acknowledged a key of this device.
+    recorder_has_key: bool,
     kinds: BTreeMap<String, TrackKind>,
+    /// Held or named ready by `recording_ready`, per kind.
     gate: SendGate,
 }
 
 impl OwnTracks {
-    /// A fresh media session's tracks (none published yet).
-    pub(super) fn new(recorded: bool) -> Self {
+    /// A fresh media session's tracks (none published yet); `recorders` as the room's recording
+    /// policy names them, none in a room that is not recorded.
+    pub(super) fn new(recorders: BTreeSet<String>) -> Self {
         Self {
-            recorded,
+            gate: SendGate::start(!recorders.is_empty()),
+            recorder_has_key: recorders.is_empty(),
+            recorders,
             kinds: BTreeMap::new(),
-            gate: SendGate::start(recorded),
         }
     }
 
-    /// The gates now.
+    /// The gates now: a track named ready stays held until a recorder holds this device's key.
     pub(super) fn gate(&self) -> SendGate {
-        self.gate
+        if self.recorder_has_key {
+            return self.gate;
+        }
+        let hold = |g: TrackGate| match g {
+            TrackGate::Open => TrackGate::Held { published: true },
+            held => held,
+        };
+        SendGate {
+            audio: hold(self.gate.audio),
+            video: hold(self.gate.video),
+        }
+    }
+
+    /// A `key_ack` from `from`: when a recorder the policy names sent it, it can open this
+    /// device's frames.
+    pub(super) fn key_acked(&mut self, from: &str) {
+        if self.recorders.contains(from) {
+            self.recorder_has_key = true;
+        }
     }
 
     /// A `track_published` of one of this device's tracks.
@@ -108,9 +133,11 @@ impl OwnTracks {
         unknown
     }
 
-    /// A new media session (after `media_reset`): its tracks are new, held again when recorded.
+    /// A new media session (after `media_reset`): its tracks are new, held again when recorded
+    /// (the keys are unchanged: a recorder that acked one still holds it).
     pub(super) fn reset(&mut self) {
-        *self = Self::new(self.recorded);
+        self.kinds.clear();
+        self.gate = SendGate::start(!self.recorders.is_empty());
     }
 }
 
@@ -129,9 +156,14 @@ mod tests {
         }
     }
 
+    fn recorders() -> BTreeSet<String> {
+        ["rec-1".to_owned()].into()
+    }
+
     #[test]
     fn a_recorded_room_holds_each_track_until_it_is_named_ready() {
-        let mut own = OwnTracks::new(true);
+        let mut own = OwnTracks::new(recorders());
+        own.key_acked("rec-1");
         assert!(own.gate().audio.wants_probe() && own.gate().video.wants_probe());
         own.published(&track("a", TrackKind::Audio));
         own.published(&track("v", TrackKind::Video));
@@ -150,8 +182,19 @@ mod tests {
     }
 
     #[test]
+    fn a_track_named_ready_waits_for_a_recorder_to_hold_the_key() {
+        let mut own = OwnTracks::new(recorders());
+        own.published(&track("a", TrackKind::Audio));
+        own.recording_ready(&["a".into()]);
+        own.key_acked("dev-other");
+        assert_eq!(own.gate().audio, TrackGate::Held { published: true });
+        own.key_acked("rec-1");
+        assert!(own.gate().audio.is_open());
+    }
+
+    #[test]
     fn a_room_without_recording_sends_at_once() {
-        let own = OwnTracks::new(false);
+        let own = OwnTracks::new(BTreeSet::new());
         assert!(own.gate().audio.is_open() && own.gate().video.is_open());
         assert!(!own.gate().audio.wants_probe());
     }

@@ -99,8 +99,14 @@ impl<'a> Session<'a> {
         }
         let can_send = spec.role.publishes() && joined.can_publish;
         // Strict recording: a room with a recording policy holds media until a recorder
-        // receives it.
-        let recorded = joined.recording.is_some();
+        // receives it and holds this device's key.
+        let recorders: std::collections::BTreeSet<String> = joined
+            .recording
+            .as_ref()
+            .and_then(|p| p.document().ok())
+            .map(|d| d.recorders.into_iter().map(|r| r.device).collect())
+            .unwrap_or_default();
+        let recorded = !recorders.is_empty();
         let keys = KeyManager::new(
             device_keys,
             &joined.room,
@@ -129,7 +135,7 @@ impl<'a> Session<'a> {
             last_subscribe: None,
             connected: false,
             answered: false,
-            own: OwnTracks::new(recorded),
+            own: OwnTracks::new(recorders),
             gate: watch::channel(SendGate::start(recorded)).0,
         };
         let result = session.drive(counters, stop, outcome, started).await;
@@ -387,6 +393,10 @@ impl<'a> Session<'a> {
             | ServerMessage::KeyEnvelope(_)
             | ServerMessage::KeyAck(_)
             | ServerMessage::KeyRequest(_) => {
+                if let ServerMessage::KeyAck(ack) = &msg {
+                    self.own.key_acked(&ack.from);
+                    self.gate.send_replace(self.own.gate());
+                }
                 for input in key_inputs(&msg) {
                     self.key_input(input, outcome)?;
                 }
