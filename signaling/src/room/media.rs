@@ -123,10 +123,10 @@ impl Room {
     /// of each of these tracks is told, in one `recording_ready` naming its tracks, that it may
     /// send media on them. Any other subscriber changes nothing.
     pub fn subscriptions_live(&self, subscriber: &str, tracks: &[String]) -> Vec<Output> {
-        if !self
+        if self
             .members
             .get(subscriber)
-            .is_some_and(|m| m.entry.role == Role::Recorder)
+            .is_none_or(|m| m.entry.role != Role::Recorder)
         {
             return Vec::new();
         }

@@ -179,10 +179,12 @@ describe('a recorded room with browsers, exported', { skip: skip() }, () => {
     const held = await sending(d.page);
     // Frames are made (the camera and microphone run) but none is encrypted or sent: each RTP
     // stream carried only its probe (one byte, no media) so that the SFU publishes the track.
+    // Chromium's bandwidth probing resends the probe packet (RTX padding), so a stream may count
+    // many packets, none of more than a probe's few bytes (VP8 descriptor and the one byte).
     assert.equal(held.encrypted, 0, `nothing encrypted while held: ${JSON.stringify(held)}`);
     assert.ok(held.held > 50, `frames held: ${JSON.stringify(held)}`);
     assert.ok(held.probes >= 2 && held.probes <= 4, `one probe per stream: ${JSON.stringify(held)}`);
-    assert.ok(held.framesSent <= held.probes, `no frame but the probes sent: ${JSON.stringify(held)}`);
+    for (const st of held.streams) assert.ok(st.bytes <= 8 * st.packets, `only probes on the wire: ${JSON.stringify(held)}`);
     assert.deepEqual(await d.page.evaluate(() => window.call.state.warnings.map((w) => w.kind)), [], 'waiting is not an error');
     // The recorder starts; once it receives the tracks the page sends, from a keyframe.
     lateRec = child(RECORDER_BIN, ['serve'], {
@@ -200,7 +202,7 @@ describe('a recorded room with browsers, exported', { skip: skip() }, () => {
     await d.page.waitForSelector('.badge.recording-hold', { state: 'detached', timeout: 30_000 });
     const flowing = await waitFor(async () => {
       const s = await sending(d.page);
-      return { ok: s.encrypted > 50 && s.framesSent > held.framesSent + 50, ...s };
+      return { ok: s.encrypted > 50 && s.bytesSent > held.bytesSent + 20_000, ...s };
     }, { timeoutMs: 20_000 });
     assert.ok(flowing.ok, `media flows once the recorder receives it: ${JSON.stringify(flowing)}`);
     const page = await waitFor(async () => {
