@@ -107,6 +107,14 @@ export class Call extends EventTarget {
     /** `joined.receive_slots` as transceiver kinds (null: a per-track room). */
     this._receiveSlots = null;
     this._bundles = new Map(); // device -> verified bundle
+    /** Strict recording: this device's published track ids -> sender transform id. */
+    this._ownTracks = new Map();
+    /** Strict recording: sender transform ids still held (no recorder receives them yet). */
+    this._heldSenders = new Set();
+    /** Strict recording: held senders a `recording_ready` named, waiting for a recorder's key ack. */
+    this._readySenders = new Set();
+    /** Strict recording: a recorder acknowledged a key of this device (keys outlive media sessions). */
+    this._recorderHasKey = false;
     this._keyTimer = null;
     this._statsTimer = null;
     this._lastReported = { failures: 0, decrypted: 0 };
@@ -133,6 +141,11 @@ export class Call extends EventTarget {
       pinned: null,
       securityCode: null,
       recorded: null,
+      /**
+       * Strict recording: true while this device's microphone/camera are held because no
+       * recorder receives them yet (docs/protocol.md `recording_ready`); the view says why.
+       */
+      recordingHold: false,
       warnings: [],
       notices: [],
       serverErrors: [],
@@ -263,6 +276,8 @@ export class Call extends EventTarget {
 
   async _onJoined(j) {
     const s = this.state;
+    // New keys for this session: a recorder must acknowledge one of them again.
+    this._recorderHasKey = false;
     this._iceServers = j.ice_servers ?? [];
     this._receiveSlots = receiveSlotSections(j.receive_slots);
     s.call = j.call;
@@ -409,6 +424,11 @@ export class Call extends EventTarget {
     sig.on('membership', (m) => this._serial(() => this.keys?.onMembership(m, performance.now())).then(() => this._scheduleKeys()));
     sig.on('key_envelope', (m) => this._serial(() => this.keys?.onKeyEnvelope(m.envelope)));
     sig.on('key_ack', (m) => {
+      // Strict recording: a recorder that acknowledged a key of this device can open its frames.
+      if (this.state.participants.get(m.from)?.role === 'recorder') {
+        this._recorderHasKey = true;
+        this._releaseReady();
+      }
       this.keys?.onKeyAck(m, performance.now());
       this._scheduleKeys();
     });
@@ -418,6 +438,7 @@ export class Call extends EventTarget {
     // After the key messages before it: the key a message is sealed under arrives first.
     sig.on('chat', (m) => this._serial(() => this.chat?.receive(m)));
     sig.on('track_published', (m) => {
+      if (m.track?.publisher === this.state.self?.device) this._ownTrackPublished(m.track);
       this.remote.announce(m.track);
       this._noteMismatches();
       this._subscribe();
@@ -431,6 +452,7 @@ export class Call extends EventTarget {
       if (this.remote.applySlots(m)) this._placeAll();
     });
     sig.on('offer', (m) => this._serial(() => this._onRemoteOffer(m)));
+    sig.on('recording_ready', (m) => this._onRecordingReady(m));
     sig.on('media_reset', (m) => this._serial(() => this._restartMedia(m.reason)));
     sig.on('error', (m) => this._onServerError(m));
     sig.on('moderation', (m) => this.moderation.onModeration(m));
@@ -729,11 +751,65 @@ export class Call extends EventTarget {
     return this.options.testMode ? testModeRtcConfig(extra, iceServers) : { ...extra, iceServers };
   }
 
+  /** This device's own track was published: its sender transform, by track id. */
+  _ownTrackPublished(track) {
+    const id = { microphone: 'send-mic', camera: 'send-camera', screen: 'send-screen' }[track.source];
+    if (id) this._ownTracks.set(track.id, id);
+  }
+
+  /**
+   * `recording_ready`: a recorder receives these tracks of this device, so their senders may
+   * send (video from a keyframe) once a recorder holds this device's key (its `key_ack`).
+   * Once every held sender is released the waiting note goes.
+   */
+  _onRecordingReady(m) {
+    for (const track of m.tracks ?? []) {
+      const id = this._ownTracks.get(track);
+      if (id && this._heldSenders.has(id)) this._readySenders.add(id);
+    }
+    this._releaseReady();
+  }
+
+  /** Releases the held senders named ready, once a recorder holds this device's key. */
+  _releaseReady() {
+    if (!this._recorderHasKey) return;
+    for (const id of this._readySenders) {
+      this._heldSenders.delete(id);
+      this.media?.release(id);
+    }
+    this._readySenders.clear();
+    const waiting = this._heldSenders.size > 0;
+    if (this.state.recordingHold !== waiting) {
+      this.state.recordingHold = waiting;
+      this._changed();
+    }
+  }
+
+  /**
+   * Attaches the encrypting transform to a sender; in a recorded room (strict recording) it is
+   * held until a `recording_ready` names its track.
+   */
+  _attachSender(sender, options) {
+    // Only a verified policy holds: an unverified one gives its recorder no key, so holding
+    // would wait for nothing (the page warns about that policy instead).
+    const held = !!this.state.recorded?.verified;
+    if (held) {
+      this._heldSenders.add(options.id);
+      this.state.recordingHold = true;
+    }
+    this.media.attachSender(sender, { ...options, held });
+  }
+
   async _startMedia() {
     this.pc = new RTCPeerConnection(this._rtcConfig());
     this.pc.addEventListener('track', (e) => this._onTrack(e));
     const self = this.state.self;
     const tracks = [];
+    // A new media session's tracks are new: each waits for its own `recording_ready`.
+    this._ownTracks = new Map();
+    this._heldSenders = new Set();
+    this._readySenders = new Set();
+    this.state.recordingHold = false;
     if (self.canPublish) {
       // After a media reset the local tracks are reused as they are (muted stays muted).
       const stream = this._localStream ?? (await openLocalMedia((kind, text) => this._note(kind, text)));
@@ -742,14 +818,14 @@ export class Call extends EventTarget {
       this.local.camera = stream.getVideoTracks()[0] ?? null;
       if (this.local.mic) {
         const t = this.pc.addTransceiver(this.local.mic, { direction: 'sendonly', streams: [stream] });
-        this.media.attachSender(t.sender, { id: 'send-mic', kind: 'audio', stream: Stream.AUDIO });
+        this._attachSender(t.sender, { id: 'send-mic', kind: 'audio', stream: Stream.AUDIO });
         this._decryptIncoming(t.receiver, 'recv-mic', 'audio');
         this._preferCodec(t, 'audio', /opus/i);
         tracks.push({ transceiver: t, kind: 'audio', source: 'microphone' });
       }
       if (this.local.camera) {
         const t = this.pc.addTransceiver(this.local.camera, { direction: 'sendonly', streams: [stream], sendEncodings: CAMERA_LAYERS });
-        this.media.attachSender(t.sender, { id: 'send-camera', kind: 'video', stream: Stream.CAMERA });
+        this._attachSender(t.sender, { id: 'send-camera', kind: 'video', stream: Stream.CAMERA });
         this._decryptIncoming(t.receiver, 'recv-camera', 'video');
         this._preferCodec(t, 'video', /vp8/i);
         tracks.push({ transceiver: t, kind: 'video', source: 'camera', layers: CAMERA_LAYERS.map((l) => l.rid) });
@@ -1089,7 +1165,8 @@ export class Call extends EventTarget {
         t.direction = 'sendonly';
       } else {
         t = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-        this.media.attachSender(t.sender, { id: 'send-screen', kind: 'video', stream: Stream.SCREEN_VIDEO });
+        this._attachSender(t.sender, { id: 'send-screen', kind: 'video', stream: Stream.SCREEN_VIDEO });
+        this._changed();
         this._decryptIncoming(t.receiver, 'recv-screen', 'video');
         this._preferCodec(t, 'video', /vp8/i);
         this.local.screenTransceiver = t;

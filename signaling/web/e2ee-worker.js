@@ -7,12 +7,21 @@
  *
  * Attach with `new RTCRtpScriptTransform(worker, options)` (the `rtctransform` event), or, where
  * only `createEncodedStreams()` exists, post `{type: 'stream', readable, writable, options}`.
- * `options`: `{side: 'send'|'recv', id: string, kind: 'audio'|'video', stream?: number}`
- * (`stream` is the KID stream of a sender: 0 audio, 1 camera, 2 screen video, 3 screen audio).
+ * `options`: `{side: 'send'|'recv', id: string, kind: 'audio'|'video', stream?: number,
+ * held?: boolean}` (`stream` is the KID stream of a sender: 0 audio, 1 camera, 2 screen video, 3
+ * screen audio).
+ *
+ * Strict recording (docs/protocol.md `recording_ready`): a sender attached `held` sends no
+ * media until `release {id}`. While held, its first frame of each RTP stream (SSRC) goes out
+ * as a probe whose data is replaced by one byte (no media, not encrypted, nothing to decode: a
+ * VP8 delta tag, an Opus TOC byte), so that the SFU publishes the track and the recorder can
+ * subscribe to it; every other frame is dropped and counted as `held`. After `release`, audio
+ * flows at once; video asks the encoder for a keyframe and drops each stream's frames until its
+ * first keyframe, so what is sent starts with one.
  *
  * Messages in: `sender-key {slot, generation, step, suite, baseKey}`, `receiver-key {slot,
- * generation, step, suite, baseKey}`, `remove-sender {slot}`, `stats`. Messages out:
- * `stats {transforms, totals, senders}` (answer to `stats` and every second; `senders`:
+ * generation, step, suite, baseKey}`, `remove-sender {slot}`, `release {id}`, `stats`. Messages
+ * out: `stats {transforms, totals, senders}` (answer to `stats` and every second; `senders`:
  * `[{slot, decrypted, failures}]` by the KID slot in the frames), `unknown-kid {slot,
  * generation}` (throttled per slot: the page asks that sender for its key), `opened-by {id,
  * slot}` (receiver transform `id`'s frames are now opened with the key of KID slot `slot`: sent
@@ -78,7 +87,37 @@ function newState(options, transformer) {
     reportedSlot: null,
     reportedAt: -Infinity,
     keyframesRequested: 0,
+    held: options.side === 'send' && !!options.held,
+    /** SSRCs that got their probe while held. */
+    probed: new Set(),
+    /** Video after a release: SSRCs that sent their first keyframe (null: not waiting). */
+    started: null,
+    heldFrames: 0,
+    probes: 0,
   };
+}
+
+/** The probe of a held sender: one byte and no media (a VP8 delta-frame tag, an Opus TOC). */
+function probe(frame, controller, state) {
+  const ssrc = frame.getMetadata?.().synchronizationSource ?? 0;
+  if (state.probed.has(ssrc)) {
+    state.heldFrames += 1;
+    return;
+  }
+  state.probed.add(ssrc);
+  state.probes += 1;
+  frame.data = new Uint8Array([state.kind === 'audio' ? 0xf8 : 0x01]).buffer;
+  controller.enqueue(frame);
+}
+
+/** Whether a released video sender may send `frame`: from each stream's first keyframe on. */
+function startsAtKeyframe(frame, state) {
+  if (!state.started) return true;
+  const ssrc = frame.getMetadata?.().synchronizationSource ?? 0;
+  if (state.started.has(ssrc)) return true;
+  if (frame.type !== 'key') return false;
+  state.started.add(ssrc);
+  return true;
 }
 
 function codecOf(frame, state) {
@@ -102,6 +141,14 @@ function senderContext(stream) {
 }
 
 async function encrypt(frame, controller, state) {
+  if (state.held) {
+    probe(frame, controller, state);
+    return;
+  }
+  if (state.kind === 'video' && !startsAtKeyframe(frame, state)) {
+    state.heldFrames += 1;
+    return;
+  }
   if (!senderKey) {
     state.dropped += 1;
     return;
@@ -255,6 +302,16 @@ self.addEventListener('message', (event) => {
       unknownKidReported.delete(msg.slot);
       // A decoder that missed frames under an unknown key needs a keyframe under the new one.
       requestKeyframes('recv', (s) => s.lastSlot === null || s.lastSlot === msg.slot || s.failures > 0);
+      break;
+    }
+    case 'release': {
+      const state = transforms.get(String(msg.id));
+      if (!state || state.side !== 'send' || !state.held) break;
+      state.held = false;
+      if (state.kind === 'video') {
+        state.started = new Set();
+        requestKeyframes('send', (s) => s === state);
+      }
       break;
     }
     case 'remove-sender':

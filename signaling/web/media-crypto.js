@@ -61,9 +61,18 @@ export class MediaCrypto {
     }
   }
 
-  /** Encrypts everything `sender` sends. `stream` is the KID stream (0 audio, 1 camera, 2 screen). */
-  attachSender(sender, { id, kind, stream }) {
-    this._attach(sender, { side: 'send', id, kind, stream });
+  /**
+   * Encrypts everything `sender` sends. `stream` is the KID stream (0 audio, 1 camera, 2 screen).
+   * `held` (strict recording): no media until {@link MediaCrypto.release} (the worker sends one
+   * probe of one byte per RTP stream so that the SFU publishes the track).
+   */
+  attachSender(sender, { id, kind, stream, held = false }) {
+    this._attach(sender, { side: 'send', id, kind, stream, held });
+  }
+
+  /** Lets held sender `id` send: a recorder receives its track (video starts at a keyframe). */
+  release(id) {
+    this.worker.postMessage({ type: 'release', id });
   }
 
   /** Decrypts everything `receiver` receives; frames failing authentication are dropped. */

@@ -11,6 +11,7 @@ use call_client::peer::{Incoming, LocalTrack, RtpCodecKind};
 use e2ee_frames::{Codec, Stream};
 use tokio::sync::{mpsc, watch};
 
+use super::send_gate::SendGate;
 use super::{
     LiveCounters, ParticipantSpec, Role, SCREEN_FPS, SCREEN_LAYER, SharedOpener, SharedSealer,
     lock, stopped,
@@ -73,13 +74,20 @@ pub(super) async fn receive_media(
     broken
 }
 
-/// Publishes until `stop`: Opus every 20 ms, each video layer at its frame rate. Returns the
-/// frames sent.
+/// How often a held track that the SFU has not published yet gets a padding probe again (the
+/// first one goes at once; on a lossy path one may be lost).
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+
+/// Publishes until `stop`: Opus every 20 ms, each video layer at its frame rate, each track only
+/// while `gate` has it open (strict recording: a held track makes no frame, so its video starts
+/// with the generator's first frame, a keyframe). A held track not published yet gets one
+/// padding-only packet per layer every [`PROBE_EVERY`]. Returns the frames sent.
 pub(super) async fn publish_media(
     spec: ParticipantSpec,
     sealer: SharedSealer,
     mut tracks: Vec<LocalTrack>,
     counters: Arc<LiveCounters>,
+    gate: watch::Receiver<SendGate>,
     mut stop: watch::Receiver<bool>,
 ) -> u64 {
     let mut sent = 0u64;
@@ -104,8 +112,10 @@ pub(super) async fn publish_media(
         .collect();
     let mut audio_tick = tokio::time::interval(Duration::from_millis(20));
     let mut video_tick = tokio::time::interval(Duration::from_micros(1_000_000 / u64::from(fps)));
+    let mut probe_tick = tokio::time::interval(PROBE_EVERY);
     audio_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     video_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    probe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let (mut audio_n, mut video_n) = (0u32, 0u32);
     let mut wire = Vec::new();
     let mut payloads = Vec::new();
@@ -114,7 +124,21 @@ pub(super) async fn publish_media(
     };
     loop {
         tokio::select! {
+            _ = probe_tick.tick() => {
+                let now = *gate.borrow();
+                if now.audio.wants_probe() {
+                    let _ = audio_track.write_padding(0, 0).await;
+                }
+                if now.video.wants_probe() {
+                    for layer in 0..layers.len() {
+                        let _ = video_track.write_padding(layer, 0).await;
+                    }
+                }
+            }
             _ = audio_tick.tick() => {
+                if !gate.borrow().audio.is_open() {
+                    continue;
+                }
                 let Ok(frame) = tone.next_frame() else { break };
                 let t = spec.epoch.elapsed().as_micros() as u64;
                 let Ok(probe) = lock(&sealer).seal(Stream::Audio, Codec::Opus, 0, &frame, t, &mut wire) else {
@@ -132,6 +156,9 @@ pub(super) async fn publish_media(
                 }
             }
             _ = video_tick.tick() => {
+                if !gate.borrow().video.is_open() {
+                    continue;
+                }
                 video_n = video_n.wrapping_add(1);
                 let ts = video_n.wrapping_mul(90_000 / fps);
                 let stream = if spec.role == Role::Caller { Stream::Camera } else { Stream::ScreenVideo };

@@ -11,7 +11,10 @@
 //!   (`keys.rs` maps messages to its inputs and its outputs to messages and key stores);
 //! - the **publisher** (callers and presenters, once connected; `media_tasks.rs`): Opus test
 //!   tone every 20 ms, VP8-shaped frames per layer at the layer's frame rate, each frame with a
-//!   probe, sealed with SFrame and packetized into RTP;
+//!   probe, sealed with SFrame and packetized into RTP. In a recorded room each track is held
+//!   (`send_gate.rs`: no frame made, none sent, none counted) until `recording_ready` names it;
+//!   meanwhile one padding-only RTP packet per layer makes the SFU publish the track, and its
+//!   video starts with a keyframe;
 //! - the **receiver** (`media_tasks.rs`): every RTP packet of every remote track, VP8 frames
 //!   reassembled, every frame decrypted and measured ([`FrameOpener`]).
 //!
@@ -19,6 +22,7 @@
 
 mod keys;
 mod media_tasks;
+mod send_gate;
 mod session;
 
 use std::sync::atomic::AtomicU64;

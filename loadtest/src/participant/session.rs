@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use super::keys::count_key_error;
 use super::media_tasks::{publish_media, receive_media};
+use super::send_gate::{OwnTracks, SendGate};
 use super::{
     LiveCounters, ParticipantError, ParticipantOutcome, ParticipantSpec, Role, SharedOpener,
     SharedSealer, keep_error, stopped,
@@ -25,8 +26,9 @@ use super::{
 use crate::media::vp8_frames::CAMERA_LAYERS;
 use call_client::keys::key_inputs;
 use call_client::protocol::{
-    ClientMessage, ClientOffer, ErrorBody, Joined, Layer, LeftNotice, SdpBody, ServerMessage,
-    TrackAnnouncement, TrackInfo, TrackKind, TrackPublished, TrackSource, TrackUnpublished,
+    ClientMessage, ClientOffer, ErrorBody, Joined, Layer, LeftNotice, RecordingReady, SdpBody,
+    ServerMessage, TrackAnnouncement, TrackInfo, TrackKind, TrackPublished, TrackSource,
+    TrackUnpublished,
 };
 
 /// How often batched work (subscriptions, key timers) is flushed.
@@ -59,6 +61,10 @@ pub(super) struct Session<'a> {
     pub(super) connected: bool,
     /// The first answer was applied: SFU offers from now on are renegotiations.
     pub(super) answered: bool,
+    /// This device's published tracks and whether each may carry media (strict recording).
+    pub(super) own: OwnTracks,
+    /// The gates the publisher task reads.
+    pub(super) gate: watch::Sender<SendGate>,
 }
 
 impl<'a> Session<'a> {
@@ -92,6 +98,15 @@ impl<'a> Session<'a> {
             return Err(ParticipantError::NoMedia);
         }
         let can_send = spec.role.publishes() && joined.can_publish;
+        // Strict recording: a room with a recording policy holds media until a recorder
+        // receives it and holds this device's key.
+        let recorders: std::collections::BTreeSet<String> = joined
+            .recording
+            .as_ref()
+            .and_then(|p| p.document().ok())
+            .map(|d| d.recorders.into_iter().map(|r| r.device).collect())
+            .unwrap_or_default();
+        let recorded = !recorders.is_empty();
         let keys = KeyManager::new(
             device_keys,
             &joined.room,
@@ -120,6 +135,8 @@ impl<'a> Session<'a> {
             last_subscribe: None,
             connected: false,
             answered: false,
+            own: OwnTracks::new(recorders),
+            gate: watch::channel(SendGate::start(recorded)).0,
         };
         let result = session.drive(counters, stop, outcome, started).await;
         if let Some(peer) = &session.peer {
@@ -186,6 +203,8 @@ impl<'a> Session<'a> {
                                 peer.close().await;
                             }
                             self.tracks.clear();
+                            self.own.reset();
+                            self.gate.send_replace(self.own.gate());
                             self.subscriptions_dirty = true;
                             self.connected = false;
                             (pub_stop_tx, pub_stop) = watch::channel(false);
@@ -229,6 +248,7 @@ impl<'a> Session<'a> {
                                     sealer.clone(),
                                     tracks.into_iter().map(|(_, t)| t).collect(),
                                     counters.clone(),
+                                    self.gate.subscribe(),
                                     pub_stop.clone(),
                                 )));
                             }
@@ -373,13 +393,33 @@ impl<'a> Session<'a> {
             | ServerMessage::KeyEnvelope(_)
             | ServerMessage::KeyAck(_)
             | ServerMessage::KeyRequest(_) => {
+                if let ServerMessage::KeyAck(ack) = &msg {
+                    self.own.key_acked(&ack.from);
+                    self.gate.send_replace(self.own.gate());
+                }
                 for input in key_inputs(&msg) {
                     self.key_input(input, outcome)?;
                 }
             }
             ServerMessage::TrackPublished(TrackPublished { track }) => {
+                if track.publisher == self.keys.device() {
+                    self.own.published(&track);
+                    self.gate.send_replace(self.own.gate());
+                }
                 self.tracks.insert(track.id.clone(), track);
                 self.subscriptions_dirty = true;
+            }
+            ServerMessage::RecordingReady(RecordingReady { tracks }) => {
+                let unknown = self.own.recording_ready(&tracks);
+                if unknown > 0 {
+                    keep_error(
+                        outcome,
+                        format!(
+                            "recording_ready named {unknown} tracks this device does not publish"
+                        ),
+                    );
+                }
+                self.gate.send_replace(self.own.gate());
             }
             ServerMessage::TrackUnpublished(TrackUnpublished { track }) => {
                 self.tracks.remove(&track);

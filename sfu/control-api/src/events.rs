@@ -131,6 +131,18 @@ pub enum NodeEvent {
         /// The SDP offer.
         sdp: String,
     },
+    /// Subscriptions of `device` went live: the negotiation that added them finished (the
+    /// subscriber's answer was applied) and the node forwards these tracks' packets to it from
+    /// now on. Signaling tells a publisher when a recorder's subscription to its track is live
+    /// (strict recording, docs/architecture.md).
+    SubscriptionsLive {
+        /// Room name.
+        room: String,
+        /// The subscriber.
+        device: String,
+        /// Track ids (as in `track_published`) now forwarded to it.
+        tracks: Vec<String>,
+    },
     /// A participant's receive slots carry other tracks (rooms with receive slots only): the
     /// complete map, every slot in layout order, empty ones included.
     Slots {
@@ -236,6 +248,14 @@ mod tests {
                 {"slot": "a0", "mid": "4", "track": "t7", "publisher": "d1"},
                 {"slot": "v0", "mid": "5", "track": null, "publisher": null},
             ]}),
+        );
+        round_trip(
+            NodeEvent::SubscriptionsLive {
+                room: "r".into(),
+                device: "rec".into(),
+                tracks: vec!["t7".into(), "t8".into()],
+            },
+            json!({"type": "subscriptions_live", "room": "r", "device": "rec", "tracks": ["t7", "t8"]}),
         );
     }
 

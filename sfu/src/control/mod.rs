@@ -239,6 +239,15 @@ impl From<NodeEvent> for WireEvent {
                 rtt_seconds,
             },
             NodeEvent::Offer { room, device, sdp } => WireEvent::Offer { room, device, sdp },
+            NodeEvent::SubscriptionsLive {
+                room,
+                device,
+                tracks,
+            } => WireEvent::SubscriptionsLive {
+                room,
+                device,
+                tracks,
+            },
             NodeEvent::Slots {
                 room,
                 device,

@@ -47,8 +47,9 @@ impl State {
                     self.emit(NodeEvent::Offer { room, device, sdp });
                 }
             }
-            PeerEvent::Negotiated { outgoing, .. } => {
+            PeerEvent::Negotiated { peer, outgoing } => {
                 self.slots_negotiated(now, &outgoing);
+                let mut live = Vec::new();
                 for o in outgoing {
                     let Some(pending) = self.pending.get(&o.ssrc).cloned() else {
                         continue;
@@ -83,10 +84,20 @@ impl State {
                         .subscribe(now, pending.subscriber, pending.track, down)
                     {
                         Ok(_) => {
-                            self.apply_prefs(now, pending.subscriber, pending.track, pending.prefs)
+                            self.apply_prefs(now, pending.subscriber, pending.track, pending.prefs);
+                            live.push(track_name(pending.track));
                         }
                         Err(e) => tracing::debug!(error = %e, "subscription refused by the core"),
                     }
+                }
+                if !live.is_empty()
+                    && let Some((room, device)) = self.peers.get(&peer).and_then(|p| self.names(*p))
+                {
+                    self.emit(NodeEvent::SubscriptionsLive {
+                        room,
+                        device,
+                        tracks: live,
+                    });
                 }
             }
             PeerEvent::Closed { peer, reason } => {

@@ -543,6 +543,9 @@ impl RoomActor {
                         &device,
                         ServerMessage::Offer(crate::protocol::SdpBody { sdp }),
                     ),
+                    MediaEvent::SubscriptionsLive { device, tracks, .. } => {
+                        self.room.subscriptions_live(&device, &tracks)
+                    }
                     MediaEvent::Slots { device, map, .. } => {
                         self.room.slots_to_device(&device, map)
                     }

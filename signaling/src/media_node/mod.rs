@@ -170,6 +170,16 @@ pub enum MediaEvent {
         /// The SDP offer.
         sdp: String,
     },
+    /// Subscriptions of `device` went live: the node applied its answer and forwards these
+    /// tracks to it from now on.
+    SubscriptionsLive {
+        /// Room name.
+        room: String,
+        /// The subscriber.
+        device: String,
+        /// Track ids.
+        tracks: Vec<String>,
+    },
     /// Which track each of a device's receive slots carries now (rooms with receive slots).
     Slots {
         /// Room name.
@@ -201,6 +211,7 @@ impl MediaEvent {
             | MediaEvent::Quality { room, .. }
             | MediaEvent::Offer { room, .. }
             | MediaEvent::Slots { room, .. }
+            | MediaEvent::SubscriptionsLive { room, .. }
             | MediaEvent::MediaReset { room, .. } => room,
         }
     }

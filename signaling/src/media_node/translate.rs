@@ -169,6 +169,15 @@ impl Announcements {
                 }
             }
             NodeEvent::Offer { room, device, sdp } => MediaEvent::Offer { room, device, sdp },
+            NodeEvent::SubscriptionsLive {
+                room,
+                device,
+                tracks,
+            } => MediaEvent::SubscriptionsLive {
+                room,
+                device,
+                tracks,
+            },
             NodeEvent::Slots {
                 room,
                 device,

@@ -1,11 +1,14 @@
 //! What the media node and clients report about media: published tracks, active speakers,
 //! quality figures, subscriptions and client stats, and node-initiated messages to one device.
 
+use std::collections::BTreeMap;
+
 use super::{ConnId, Output, Room};
 use crate::media_node::MediaQuality;
+use crate::policy::Role;
 use crate::protocol::{
-    ClientStats, MediaResetNotice, MediaResetReason, ServerMessage, SlotMap, Speaker, Speakers,
-    Subscription, TrackInfo, TrackPublished, TrackUnpublished,
+    ClientStats, MediaResetNotice, MediaResetReason, RecordingReady, ServerMessage, SlotMap,
+    Speaker, Speakers, Subscription, TrackInfo, TrackPublished, TrackUnpublished,
 };
 
 impl Room {
@@ -113,6 +116,37 @@ impl Room {
             to: self.all_conns(),
             message: ServerMessage::MediaReset(MediaResetNotice { reason }),
         }]
+    }
+
+    /// The media node made `subscriber`'s subscriptions to `tracks` live (it applied the
+    /// subscriber's answer). Strict recording: when the subscriber is a recorder, the publisher
+    /// of each of these tracks is told, in one `recording_ready` naming its tracks, that it may
+    /// send media on them. Any other subscriber changes nothing.
+    pub fn subscriptions_live(&self, subscriber: &str, tracks: &[String]) -> Vec<Output> {
+        if self
+            .members
+            .get(subscriber)
+            .is_none_or(|m| m.entry.role != Role::Recorder)
+        {
+            return Vec::new();
+        }
+        let mut by_publisher: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for track in tracks.iter().filter_map(|id| self.tracks.get(id)) {
+            by_publisher
+                .entry(track.publisher.as_str())
+                .or_default()
+                .push(track.id.clone());
+        }
+        by_publisher
+            .into_iter()
+            .filter_map(|(publisher, tracks)| {
+                let m = self.members.get(publisher)?;
+                Some(Output::Send {
+                    to: vec![m.conn],
+                    message: ServerMessage::RecordingReady(RecordingReady { tracks }),
+                })
+            })
+            .collect()
     }
 
     /// Forwards a node-initiated message (offer, or an error) to one device.

@@ -20,6 +20,7 @@ mod moderation;
 mod policy_cli;
 mod receive_slots_room;
 mod recorder_events;
+mod recording_hold;
 mod rtc_admission;
 mod rtc_flood;
 mod rtc_limits;

@@ -117,8 +117,8 @@ pub(crate) const CONTROL_SECRET: &str = "control-secret-for-the-test-0123456789"
 /// level it "speaks" at, RFC 6464 -dBov), and the keys it received.
 pub(crate) struct Media {
     pub(crate) peer: Peer,
-    camera: LocalTrack,
-    audio: LocalTrack,
+    pub(crate) camera: LocalTrack,
+    pub(crate) audio: LocalTrack,
     pub(crate) store: KeyStore,
 }
 

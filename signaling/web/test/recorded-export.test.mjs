@@ -5,6 +5,9 @@
 // Opus and a VP8 stream per caller that ffmpeg decodes without an error, and the audio's
 // dominant frequency must be the tone's. A room whose policy another admin key signed shows no
 // "kept N days" badge and wraps no key to the recorder, which refuses the room without joining.
+// Strict recording: a caller alone in a recorded room whose recorder is not running yet shows
+// the waiting note and sends no media until that recorder (a second `recorder serve`) receives
+// its tracks.
 //
 // Needs `signaling` (embedded SFU) and `recorder` in target/debug (or $SIGNALING_BIN,
 // $RECORDER_BIN) and ffmpeg; skipped, saying why, without them.
@@ -89,6 +92,8 @@ describe('a recorded room with browsers, exported', { skip: skip() }, () => {
   const stamp = Date.now();
   const room = `recorded-${stamp}`;
   const rogueRoom = `rogue-${stamp}`;
+  const lateRoom = `late-${stamp}`;
+  let orgPublic;
   let dev;
   let rec;
   let chromium;
@@ -101,13 +106,15 @@ describe('a recorded room with browsers, exported', { skip: skip() }, () => {
     run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `sine=frequency=${TONE_HZ}:sample_rate=48000:duration=10`, '-ac', '1', '-c:a', 'pcm_s16le', f('tone.wav')]);
     run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=640x480:rate=15:duration=4', '-pix_fmt', 'yuv420p', f('camera.y4m')]);
     // Custody: the organization's key; the admin's key, and another admin's.
-    const orgPublic = run(RECORDER_BIN, ['org-keygen', '--out', f('org.key')]).trim();
+    orgPublic = run(RECORDER_BIN, ['org-keygen', '--out', f('org.key')]).trim();
     adminKey = run(SIGNALING_BIN, ['policy', 'keygen', '--out', f('admin.key')]).trim();
     run(SIGNALING_BIN, ['policy', 'keygen', '--out', f('rogue.key')]);
     // The recorder host; the policies naming it.
     writeFileSync(f('bundle.json'), run(RECORDER_BIN, ['enroll', '--device', 'rec-web', '--state-dir', f('state')]));
-    const sign = (key, r) => JSON.parse(run(SIGNALING_BIN, ['policy', 'sign', '--admin-key', f(key), '--room', r, '--retention-days', String(RETENTION_DAYS), '--recorder-bundle', f('bundle.json')]));
-    writeFileSync(f('policies.json'), JSON.stringify([sign('admin.key', room), sign('rogue.key', rogueRoom)]));
+    // A second recorder, for the room whose recorder starts late (strict recording).
+    writeFileSync(f('late-bundle.json'), run(RECORDER_BIN, ['enroll', '--device', 'rec-late', '--state-dir', f('late-state')]));
+    const sign = (key, r, bundle = 'bundle.json') => JSON.parse(run(SIGNALING_BIN, ['policy', 'sign', '--admin-key', f(key), '--room', r, '--retention-days', String(RETENTION_DAYS), '--recorder-bundle', f(bundle)]));
+    writeFileSync(f('policies.json'), JSON.stringify([sign('admin.key', room), sign('rogue.key', rogueRoom), sign('admin.key', lateRoom, 'late-bundle.json')]));
     dev = await startDev({ args: ['--recording-policy', f('policies.json')] });
     rec = child(RECORDER_BIN, ['serve'], {
       RECORDER_SIGNALING: `${dev.http.replace('http://', 'ws://')}/v1/rtc`,
@@ -124,9 +131,14 @@ describe('a recorded room with browsers, exported', { skip: skip() }, () => {
     metricsAddr = (await rec.waitFor(/metrics on \/metrics bound=(127\.0\.0\.1:\d+)/))[1];
     chromium = await launchBrowser({ args: [`--use-file-for-fake-audio-capture=${f('tone.wav')}`, `--use-file-for-fake-video-capture=${f('camera.y4m')}`] });
   });
+  let lateRec;
   after(async () => {
     for (const d of devices) await d.context.close().catch(() => {});
     await chromium?.close();
+    if (lateRec && lateRec.process.exitCode === null) {
+      lateRec.process.kill('SIGKILL');
+      await lateRec.exited;
+    }
     if (rec && rec.process.exitCode === null) {
       rec.process.kill('SIGKILL');
       await rec.exited;
@@ -137,6 +149,75 @@ describe('a recorded room with browsers, exported', { skip: skip() }, () => {
 
   const metrics = async () => (await fetch(`http://${metricsAddr}/metrics`)).text();
   const metric = (page, line) => page.split('\n').filter((l) => l.startsWith(line)).reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+
+  /** What a page sent: its worker's sender counts and the outbound RTP streams' frames and bytes. */
+  const sending = (page) =>
+    page.evaluate(async () => {
+      const w = await window.call.media.stats();
+      const send = w.transforms.filter((t) => t.side === 'send');
+      const out = { encrypted: 0, held: 0, probes: 0, framesSent: 0, bytesSent: 0, streams: [] };
+      for (const t of send) {
+        out.encrypted += t.frames;
+        out.held += t.heldFrames ?? 0;
+        out.probes += t.probes ?? 0;
+      }
+      (await window.call.pc.getStats()).forEach((s) => {
+        if (s.type !== 'outbound-rtp') return;
+        out.framesSent += s.framesSent ?? 0;
+        out.bytesSent += s.bytesSent ?? 0;
+        out.streams.push({ kind: s.kind, rid: s.rid ?? null, packets: s.packetsSent ?? 0, bytes: s.bytesSent ?? 0 });
+      });
+      return out;
+    });
+
+  test('recorded_room_holds_media_until_the_recorder_joins', { timeout: 120_000 }, async () => {
+    // The caller is first, and the room's recorder is not running: the page says why nothing
+    // of it is sent, without an error banner.
+    const d = await openDevice(chromium, dev.http, lateRoom, 'dora', { name: 'Dora', params: { admin_key: adminKey } });
+    devices.push(d);
+    await d.page.waitForSelector('.badge.recording-hold');
+    assert.match(await d.page.textContent('.badge.recording-hold'), /^Waiting for the recorder — this call is recorded; your microphone and camera start when it is ready$/);
+    await sleep(3000);
+    const held = await sending(d.page);
+    // Frames are made (the camera and microphone run) but none is encrypted or sent: each RTP
+    // stream carried only its probe (one byte, no media) so that the SFU publishes the track.
+    // Chromium's bandwidth probing resends the probe packet (RTX padding), so a stream may count
+    // many packets, none of more than a probe's few bytes (VP8 descriptor and the one byte).
+    assert.equal(held.encrypted, 0, `nothing encrypted while held: ${JSON.stringify(held)}`);
+    assert.ok(held.held > 50, `frames held: ${JSON.stringify(held)}`);
+    assert.ok(held.probes >= 2 && held.probes <= 4, `one probe per stream: ${JSON.stringify(held)}`);
+    for (const st of held.streams) assert.ok(st.bytes <= 8 * st.packets, `only probes on the wire: ${JSON.stringify(held)}`);
+    assert.deepEqual(await d.page.evaluate(() => window.call.state.warnings.map((w) => w.kind)), [], 'waiting is not an error');
+    // The recorder starts; once it receives the tracks the page sends, from a keyframe.
+    lateRec = child(RECORDER_BIN, ['serve'], {
+      RECORDER_SIGNALING: `${dev.http.replace('http://', 'ws://')}/v1/rtc`,
+      RECORDER_API_KEY: 'devkey',
+      RECORDER_API_SECRET: 'devsecret',
+      RECORDER_STATE_DIR: f('late-state'),
+      RECORDER_ARCHIVE_DIR: f('late-archive'),
+      RECORDER_ARCHIVE_RECIPIENT: orgPublic,
+      RECORDER_METRICS_LISTEN: '127.0.0.1:0',
+      RUST_LOG: 'info',
+      NO_COLOR: '1',
+    });
+    const lateMetrics = (await lateRec.waitFor(/metrics on \/metrics bound=(127\.0\.0\.1:\d+)/))[1];
+    await d.page.waitForSelector('.badge.recording-hold', { state: 'detached', timeout: 30_000 });
+    const flowing = await waitFor(async () => {
+      const s = await sending(d.page);
+      return { ok: s.encrypted > 50 && s.bytesSent > held.bytesSent + 20_000, ...s };
+    }, { timeoutMs: 20_000 });
+    assert.ok(flowing.ok, `media flows once the recorder receives it: ${JSON.stringify(flowing)}`);
+    const page = await waitFor(async () => {
+      const m = await (await fetch(`http://${lateMetrics}/metrics`)).text();
+      return metric(m, 'recorder_frames_decrypted_total') > 50 && m;
+    }, { timeoutMs: 20_000 });
+    assert.ok(page, 'the late recorder records the caller');
+    assert.equal(metric(page, 'recorder_decrypt_failures_total'), 0, page);
+    await d.context.close();
+    devices.splice(devices.indexOf(d), 1);
+    lateRec.process.kill('SIGTERM');
+    assert.deepEqual(await lateRec.exited, { code: 0, signal: null }, lateRec.log().slice(-3000));
+  });
 
   test('a_policy_signed_by_another_key_is_ignored_by_the_browser', { timeout: 60_000 }, async () => {
     // The room's policy names the recorder, but an admin key this page does not trust signed it.

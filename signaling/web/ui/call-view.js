@@ -26,6 +26,9 @@ import { recordedLabel } from '../recording-policy.js';
 import { AloneCard, announced, inviteLink, PresenceLog, PresenceNotices } from './notices.js';
 import { SharingBar } from './stage.js';
 
+/** What the top bar says while this device's media waits for the recorder (strict recording). */
+export const RECORDING_HOLD_TEXT = 'Waiting for the recorder — this call is recorded; your microphone and camera start when it is ready';
+
 /** Draws a call; `actions` are the Call's operations (see app.js). */
 export class CallView {
   constructor(root, actions, options = {}) {
@@ -131,10 +134,11 @@ export class CallView {
     this.count = h('span', { class: 'count', title: 'Participants' }, icon('users'), this.countText);
     this.recordedSlot = h('span', { class: 'slot-recorded' });
     this.viewerSlot = h('span', { class: 'slot-viewer' });
+    this.holdSlot = h('span', { class: 'slot-recording-hold' });
     this.codeText = h('span', { class: 'code-text' });
     this.codeChip = h('button', { class: 'code-chip', dataset: { focus: 'code-chip' }, title: 'Call security code: compare it with the others', onclick: () => this.togglePanel('security', this._state) }, icon('shield'), this.codeText);
     this.qualityChip = h('button', { class: 'quality-chip', dataset: { focus: 'quality-chip' }, title: 'Call quality', onclick: () => this.togglePanel('quality', this._state) });
-    replace(this.topbar, h('div', { class: 'room' }, this.roomName, this.count), this.e2eeBadge.root, this.recordedSlot, this.viewerSlot, this.moderatorBar, h('span', { class: 'spacer' }), this.codeChip, this.qualityChip);
+    replace(this.topbar, h('div', { class: 'room' }, this.roomName, this.count), this.e2eeBadge.root, this.recordedSlot, this.holdSlot, this.viewerSlot, this.moderatorBar, h('span', { class: 'spacer' }), this.codeChip, this.qualityChip);
   }
 
   _topbar(state) {
@@ -144,7 +148,7 @@ export class CallView {
     const watching = state.self && !state.self.canPublish;
     const code = codeGroups(state.securityCode).slice(0, 5).join(' ') || '…';
     const level = state.quality?.level ?? 'unknown';
-    const key = JSON.stringify([state.room, count, state.recorded, watching, code, level]);
+    const key = JSON.stringify([state.room, count, state.recorded, !!state.recordingHold, watching, code, level]);
     if (key === this._topbarKey) return;
     this._topbarKey = key;
     this.roomName.textContent = state.room ?? '';
@@ -154,6 +158,12 @@ export class CallView {
       this.recordedSlot,
       state.recorded
         ? h('span', { class: `badge recorded ${state.recorded.verified ? '' : 'unverified'}`, title: state.recorded.verified ? 'A recorder named in the room’s signed policy receives the keys' : 'Recording policy not verified: the recorder gets no keys' }, icon('rec', 'rec-dot'), state.recorded.verified ? recordedLabel(state.recorded.retentionDays) : 'Recorded')
+        : null,
+    );
+    replace(
+      this.holdSlot,
+      state.recordingHold
+        ? h('span', { class: 'badge recording-hold', title: 'Strict recording: nothing of yours is sent until the recorder receives it' }, icon('rec', 'rec-dot'), RECORDING_HOLD_TEXT)
         : null,
     );
     replace(this.viewerSlot, watching ? h('span', { class: 'badge viewer' }, icon('eye'), 'Watching') : null);

@@ -171,6 +171,33 @@ impl LocalTrack {
         marker: bool,
         payload: Bytes,
     ) -> Result<(), PeerError> {
+        self.write_rtp(layer, timestamp, marker, false, payload)
+            .await
+    }
+
+    /// Writes a padding-only RTP packet on layer `layer`: no payload, only RTP padding, with the
+    /// layer's next sequence number and its extensions. It carries no media; what it does is
+    /// make the SFU see the layer's SSRC (the SFU publishes a track on its first packet), which
+    /// a device holding its media (strict recording: nothing is sent before a recorder receives
+    /// the track) needs so that the track exists for the recorder to subscribe to. Send it only
+    /// while the track is not published: a subscriber would get an empty packet.
+    ///
+    /// # Errors
+    ///
+    /// As [`LocalTrack::write`].
+    pub async fn write_padding(&mut self, layer: usize, timestamp: u32) -> Result<(), PeerError> {
+        self.write_rtp(layer, timestamp, false, true, Bytes::new())
+            .await
+    }
+
+    async fn write_rtp(
+        &mut self,
+        layer: usize,
+        timestamp: u32,
+        marker: bool,
+        padding: bool,
+        payload: Bytes,
+    ) -> Result<(), PeerError> {
         let state = self
             .layers
             .get_mut(layer)
@@ -184,6 +211,7 @@ impl LocalTrack {
             timestamp,
             ssrc: state.layer.ssrc,
             marker,
+            padding,
             ..Default::default()
         };
         let negotiated = self.negotiated.get();

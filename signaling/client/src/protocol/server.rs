@@ -34,6 +34,7 @@ pub const SERVER_MESSAGE_TYPES: &[&str] = &[
     "waiting",
     "moderation",
     "mute_requested",
+    "recording_ready",
 ];
 
 /// A message from the server.
@@ -83,6 +84,9 @@ pub enum ServerMessage {
     Moderation(ModerationState),
     /// A moderator asks this device to mute its microphone.
     MuteRequested(MuteRequested),
+    /// Strict recording: a recorder of this recorded room now receives these tracks of this
+    /// device, so they may carry media (until then the device holds them).
+    RecordingReady(RecordingReady),
 }
 
 impl ServerMessage {
@@ -109,6 +113,7 @@ impl ServerMessage {
             ServerMessage::Waiting(_) => "waiting",
             ServerMessage::Moderation(_) => "moderation",
             ServerMessage::MuteRequested(_) => "mute_requested",
+            ServerMessage::RecordingReady(_) => "recording_ready",
         }
     }
 
@@ -313,6 +318,17 @@ pub struct TrackPublished {
 pub struct TrackUnpublished {
     /// Track id.
     pub track: String,
+}
+
+/// Body of `recording_ready` (docs/protocol.md §6): in a room whose `joined.recording` names a
+/// recorder, a device sends no media on a published track until a `recording_ready` names it.
+/// The service sends it, to the publisher only, once it applied a recorder's answer that made
+/// the recorder's subscription to the track live at the media node; once named, a track stays
+/// ready for the rest of its life (a new track, after a `media_reset` say, waits again).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingReady {
+    /// Ids (as in `track_published`) of this device's tracks a recorder now receives.
+    pub tracks: Vec<String>,
 }
 
 /// Body of `speakers`.

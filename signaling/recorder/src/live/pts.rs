@@ -1,7 +1,9 @@
 //! Presentation times from RTP timestamps: a track's first frame is placed at its arrival time
 //! from the session's start, every later frame at that plus its RTP timestamp's distance from
-//! the first one (48 kHz for Opus, 90 kHz for VP8), the 32-bit timestamp unwrapped. Times never go
-//! backwards within a track. A jump of more than [`REANCHOR_AFTER`] (a restarted sender) puts
+//! the first one (48 kHz for Opus, 90 kHz for VP8), the 32-bit timestamp unwrapped. Times always
+//! go forward within a track, by at least [`MIN_STEP`] (WebM's timecode unit): a capture instant
+//! that arrives twice, once from each simulcast layer when the SFU switches layers, or a
+//! reordered older frame, is placed just after the last one, never at the same time. A jump of more than [`REANCHOR_AFTER`] (a restarted sender) puts
 //! the frame at its arrival time again.
 
 use std::time::Duration;
@@ -9,13 +11,18 @@ use std::time::Duration;
 /// A timestamp step larger than this (either way) is a restarted stream, not media time.
 pub const REANCHOR_AFTER: Duration = Duration::from_secs(30);
 
+/// The least distance between two frames of a track (a WebM block timecode is in milliseconds;
+/// two frames at the same time make an invalid, non monotonic stream for players and ffmpeg).
+pub const MIN_STEP: Duration = Duration::from_millis(1);
+
 /// One track's RTP clock.
 #[derive(Debug, Clone)]
 pub struct RtpClock {
     rate: u32,
     /// The frame placed at `anchor_pts` had unwrapped timestamp `anchor_ts`.
     anchor: Option<Anchor>,
-    last_pts: Duration,
+    /// The last frame's time (`None` before the first frame).
+    last_pts: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +40,7 @@ impl RtpClock {
         RtpClock {
             rate: rate.max(1),
             anchor: None,
-            last_pts: Duration::ZERO,
+            last_pts: None,
         }
     }
 
@@ -60,13 +67,17 @@ impl RtpClock {
             }
             None => self.anchor_at(ts, arrival),
         };
-        self.last_pts = self.last_pts.max(pts);
-        self.last_pts
+        let pts = match self.last_pts {
+            Some(last) if pts <= last => last + MIN_STEP,
+            _ => pts,
+        };
+        self.last_pts = Some(pts);
+        pts
     }
 
     fn anchor_at(&mut self, ts: u32, arrival: Duration) -> Duration {
         // A re-anchored track stays monotonic: never before the last frame.
-        let pts = arrival.max(self.last_pts);
+        let pts = self.last_pts.map_or(arrival, |last| arrival.max(last));
         self.anchor = Some(Anchor {
             pts,
             ts: i64::from(ts),
@@ -114,8 +125,16 @@ mod tests {
         let mut c = RtpClock::new(90_000);
         assert_eq!(c.pts(90_000, Duration::ZERO), Duration::ZERO);
         assert_eq!(c.pts(180_000, 5 * MS), Duration::from_secs(1));
-        // A reordered older frame is placed at the newest time so far.
-        assert_eq!(c.pts(90_000 + 45_000, 6 * MS), Duration::from_secs(1));
+        // A reordered older frame (or a capture instant again, from another layer) is placed
+        // just after the newest time so far.
+        assert_eq!(
+            c.pts(90_000 + 45_000, 6 * MS),
+            Duration::from_secs(1) + MIN_STEP
+        );
+        assert_eq!(
+            c.pts(180_000, 6 * MS),
+            Duration::from_secs(1) + 2 * MIN_STEP
+        );
         // A sender that restarted with a random timestamp: placed at its arrival time.
         let arrival = Duration::from_secs(7);
         assert_eq!(c.pts(2_000_000_000, arrival), arrival);

@@ -41,7 +41,10 @@ use crate::sink::{
 /// How often key timers and subscriptions are looked at.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Least time between two `subscribe` messages (each replaces the whole set).
+/// Least time between two `subscribe` messages (each replaces the whole set) while one is in
+/// flight (sent, and the SFU's offer for it not come yet). With none in flight a new track is
+/// subscribed at once: in a strictly recorded room its publisher holds its media until this
+/// subscription is live.
 const SUBSCRIBE_EVERY: Duration = Duration::from_millis(300);
 
 /// How the recorder records one room.
@@ -305,6 +308,7 @@ async fn record(
         answered: false,
         subscriptions_dirty: true,
         last_subscribe: None,
+        subscribe_in_flight: false,
         alone_since: None,
         joined,
     };
@@ -373,6 +377,8 @@ struct RoomLoop<'a> {
     answered: bool,
     subscriptions_dirty: bool,
     last_subscribe: Option<Instant>,
+    /// A `subscribe` went out and the SFU's offer that follows it has not come yet.
+    subscribe_in_flight: bool,
     /// Since when only recorders are in the roster.
     alone_since: Option<Instant>,
 }
@@ -477,6 +483,7 @@ impl RoomLoop<'_> {
                     self.answered = true;
                     self.remote_sdp = sdp;
                     self.routes_changed();
+                    self.flush_subscriptions()?;
                 }
             }
             ServerMessage::Offer(SdpBody { sdp }) => {
@@ -489,6 +496,8 @@ impl RoomLoop<'_> {
                     self.routes_changed();
                     self.send(ClientMessage::Answer(SdpBody { sdp: answer }))
                         .map_err(|e| EndReason::Lost(e.to_string()))?;
+                    self.subscribe_in_flight = false;
+                    self.flush_subscriptions()?;
                 }
             }
             ServerMessage::Roster(RosterDelta {
@@ -523,6 +532,7 @@ impl RoomLoop<'_> {
             ServerMessage::TrackPublished(TrackPublished { track }) => {
                 self.track_published(track);
                 self.routes_changed();
+                self.flush_subscriptions()?;
             }
             ServerMessage::TrackUnpublished(TrackUnpublished { track }) => {
                 self.tracks.remove(&track);
@@ -548,7 +558,8 @@ impl RoomLoop<'_> {
             | ServerMessage::Speakers(_)
             | ServerMessage::Slots(_)
             | ServerMessage::MediaState(_)
-            | ServerMessage::Chat(_) => {}
+            | ServerMessage::Chat(_)
+            | ServerMessage::RecordingReady(_) => {}
             // A recorder sends no audio and moderates nothing; it passes the lobby (before
             // `joined`), so none of these concerns it.
             ServerMessage::Waiting(_)
@@ -571,19 +582,25 @@ impl RoomLoop<'_> {
             tracing::warn!(room = %self.joined.room, error = %e, "key timer");
         }
         self.apply_key_outputs();
-        if self.answered
-            && self.subscriptions_dirty
-            && self
+        self.flush_subscriptions()
+    }
+
+    /// Sends the subscription set when it changed: at once when no `subscribe` is in flight,
+    /// else at most every [`SUBSCRIBE_EVERY`].
+    fn flush_subscriptions(&mut self) -> Result<(), EndReason> {
+        let may = !self.subscribe_in_flight
+            || self
                 .last_subscribe
-                .is_none_or(|t| t.elapsed() >= SUBSCRIBE_EVERY)
-        {
-            self.subscriptions_dirty = false;
-            self.last_subscribe = Some(now);
-            let update = subscriptions(&self.tracks, self.config.video_layer);
-            self.send(ClientMessage::Subscribe(update))
-                .map_err(|e| EndReason::Lost(e.to_string()))?;
+                .is_none_or(|t| t.elapsed() >= SUBSCRIBE_EVERY);
+        if !(self.answered && self.subscriptions_dirty && may) {
+            return Ok(());
         }
-        Ok(())
+        self.subscriptions_dirty = false;
+        self.subscribe_in_flight = true;
+        self.last_subscribe = Some(Instant::now());
+        let update = subscriptions(&self.tracks, self.config.video_layer);
+        self.send(ClientMessage::Subscribe(update))
+            .map_err(|e| EndReason::Lost(e.to_string()))
     }
 
     fn roster_added(&mut self, entry: RosterEntry, at: SystemTime) {
