@@ -196,6 +196,7 @@ describe('a recorded room with browsers, exported', { skip: skip() }, () => {
       RECORDER_STATE_DIR: f('late-state'),
       RECORDER_ARCHIVE_DIR: f('late-archive'),
       RECORDER_ARCHIVE_RECIPIENT: orgPublic,
+      RECORDER_TRUSTED_ADMIN_KEYS: adminKey,
       RECORDER_METRICS_LISTEN: '127.0.0.1:0',
       RUST_LOG: 'info',
       NO_COLOR: '1',
