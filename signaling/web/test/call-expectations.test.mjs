@@ -13,29 +13,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { artifact, launchBrowser, waitFor } from './harness.mjs';
 import { decodedFrom, openDevice, serviceSkip, sleep, startDev, token, WINDOW } from './sfu-harness.mjs';
-
-/** Records the text of every banner that ever appears in `window.__banners`. */
-const WATCH_BANNERS = () => {
-  window.__banners = [];
-  const seen = new WeakSet();
-  const scan = () => {
-    for (const el of document.querySelectorAll('.warning, .form-error')) {
-      if (seen.has(el)) continue;
-      seen.add(el);
-      window.__banners.push(el.textContent.trim());
-    }
-  };
-  new MutationObserver(scan).observe(document, { childList: true, subtree: true });
-};
-
-/** A browser without a camera: video requests fail as Chromium fails them with no device. */
-const NO_CAMERA = () => {
-  const md = navigator.mediaDevices;
-  const gum = md.getUserMedia.bind(md);
-  md.getUserMedia = (c) => (c?.video ? Promise.reject(new DOMException('Requested device not found', 'NotFoundError')) : gum(c));
-  const enumerate = md.enumerateDevices.bind(md);
-  md.enumerateDevices = async () => (await enumerate()).filter((d) => d.kind !== 'videoinput');
-};
+import { NO_CAMERA, WATCH_BANNERS } from './page-init.mjs';
 
 /** A browser with neither camera nor microphone. */
 const NO_DEVICES = () => {

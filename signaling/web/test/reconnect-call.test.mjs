@@ -28,20 +28,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { launchBrowser, waitFor } from './harness.mjs';
 import { decodedFrom, openDevice, serviceSkip, startDev, startSplit, view } from './sfu-harness.mjs';
-
-/** Records the text of every warning banner that ever appears in `window.__banners`. */
-const WATCH_BANNERS = () => {
-  window.__banners = [];
-  const seen = new WeakSet();
-  const scan = () => {
-    for (const el of document.querySelectorAll('.warning, .form-error, .connection-lost')) {
-      if (seen.has(el)) continue;
-      seen.add(el);
-      window.__banners.push(el.textContent.trim());
-    }
-  };
-  new MutationObserver(scan).observe(document, { childList: true, subtree: true });
-};
+import { WATCH_BANNERS } from './page-init.mjs';
 
 const DEV_ARGS = ['--test-hooks', 'sever-connections'];
 
