@@ -67,6 +67,8 @@ pub struct LiveArgs {
         env = "RECORDER_TRUSTED_ADMIN_KEYS",
         value_delimiter = ',',
         required = true,
+        // A base64url key may start with `-` (one in 64 does): it is a value, not a flag.
+        allow_hyphen_values = true,
         value_parser = admin_key
     )]
     pub trusted_admin_keys: Vec<[u8; 32]>,
@@ -223,4 +225,50 @@ fn stop_on_signal() -> watch::Receiver<bool> {
         let _ = tx.send(true);
     });
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::LiveCommand;
+
+    /// `recorder`'s live subcommands, as `main.rs` flattens them.
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: LiveCommand,
+    }
+
+    #[test]
+    fn a_trusted_admin_key_that_starts_with_a_dash_is_a_value() {
+        // 0xF8 0xF8 0xF8 … is `-Pj4…` in base64url.
+        let key = e2ee_frames::wire::b64_encode(&[0xF8; 32]);
+        assert!(key.starts_with('-'), "{key}");
+        let cli = Cli::try_parse_from([
+            "recorder",
+            "record",
+            "--room",
+            "r",
+            "--signaling",
+            "ws://127.0.0.1:1/v1/rtc",
+            "--api-key",
+            "k",
+            "--api-secret",
+            "s",
+            "--trusted-admin-key",
+            &key,
+            "--state-dir",
+            "/nonexistent/state",
+            "--archive-dir",
+            "/nonexistent/archive",
+            "--archive-recipient",
+            "age1example",
+        ])
+        .unwrap_or_else(|e| panic!("parses: {e}"));
+        let LiveCommand::Record(args) = cli.command else {
+            panic!("record")
+        };
+        assert_eq!(args.live.trusted_admin_keys, vec![[0xF8; 32]]);
+    }
 }

@@ -328,6 +328,88 @@ pub(crate) fn metric_sum(page: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// `signaling policy sign`: the policy of `room` naming the recorder whose bundle `enroll`
+/// printed into `bundle`, signed with `admin_key`, kept 30 days; written to `out`.
+pub(crate) fn sign_policy(admin_key: &Path, room: &str, bundle: &Path, out: &Path) {
+    let policy = run_ok(
+        signaling()
+            .args(["policy", "sign", "--admin-key"])
+            .arg(admin_key)
+            .args([
+                "--room",
+                room,
+                "--retention-days",
+                "30",
+                "--recorder-bundle",
+            ])
+            .arg(bundle),
+        "signaling policy sign",
+    );
+    std::fs::write(out, &policy.stdout).expect("policy saved");
+}
+
+/// `signaling dev` (signaling and its SFU in one process) with the recording policy in
+/// `policy`: a room a join creates is recorded. Returns the process, its HTTP address
+/// (`127.0.0.1:port`) and its WebSocket URL.
+pub(crate) async fn start_recording_service(policy: &Path) -> (Process, String, String) {
+    let service = Process::spawn(
+        "signaling dev",
+        signaling()
+            .args(["dev", "--listen", "127.0.0.1:0", "--room", "lobby"])
+            .arg("--recording-policy")
+            .arg(policy)
+            .env("RUST_LOG", "warn"),
+    );
+    let http = service
+        .wait_for(Duration::from_secs(30), |l| {
+            let at = l.find("http://127.0.0.1:")?;
+            let rest = &l[at + "http://".len()..];
+            Some(rest[..rest.find('/')?].to_owned())
+        })
+        .await;
+    let ws_url = format!("ws://{http}/v1/rtc");
+    (service, http, ws_url)
+}
+
+/// Where `recorder serve` keeps its identity and archive, and whom it trusts.
+pub(crate) struct ServeSetup<'a> {
+    pub(crate) ws_url: &'a str,
+    pub(crate) state: &'a Path,
+    pub(crate) archive: &'a Path,
+    pub(crate) org_public: &'a str,
+    pub(crate) trusted_admin_keys: &'a str,
+}
+
+/// `recorder serve` following the service's recorder event stream; returns the process and
+/// the address its `/metrics` bound.
+pub(crate) async fn start_recorder_serve(setup: &ServeSetup<'_>) -> (Process, String) {
+    let rec = Process::spawn(
+        "recorder serve",
+        recorder()
+            .arg("serve")
+            .env("RECORDER_SIGNALING", setup.ws_url)
+            .env("RECORDER_API_KEY", DEV_API_KEY)
+            .env("RECORDER_API_SECRET", DEV_API_SECRET)
+            .env("RECORDER_STATE_DIR", setup.state)
+            .env("RECORDER_ARCHIVE_DIR", setup.archive)
+            .env("RECORDER_ARCHIVE_RECIPIENT", setup.org_public)
+            .env("RECORDER_TRUSTED_ADMIN_KEYS", setup.trusted_admin_keys)
+            .env("RECORDER_METRICS_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1"),
+    );
+    let metrics_addr = rec
+        .wait_for(Duration::from_secs(30), |l| {
+            if !l.contains("metrics on /metrics") {
+                return None;
+            }
+            let at = l.find("bound=")? + "bound=".len();
+            Some(l[at..].split_whitespace().next()?.to_owned())
+        })
+        .await;
+    (rec, metrics_addr)
+}
+
 pub(crate) async fn scrape(addr: &str) -> String {
     reqwest::get(format!("http://{addr}/metrics"))
         .await
@@ -374,66 +456,24 @@ async fn a_native_meeting_is_recorded_whole_and_exports_cleanly() {
         "recorder enroll",
     );
     std::fs::write(path("recorder-bundle.json"), &enrolled.stdout).expect("bundle saved");
-    let policy = run_ok(
-        signaling()
-            .args(["policy", "sign", "--admin-key"])
-            .arg(path("admin.key"))
-            .args([
-                "--room",
-                ROOM,
-                "--retention-days",
-                "30",
-                "--recorder-bundle",
-            ])
-            .arg(path("recorder-bundle.json")),
-        "signaling policy sign",
+    sign_policy(
+        &path("admin.key"),
+        ROOM,
+        &path("recorder-bundle.json"),
+        &path("policy.json"),
     );
-    std::fs::write(path("policy.json"), &policy.stdout).expect("policy saved");
 
     // The service: signaling and its SFU in one process, the room created recorded on the
-    // first join.
-    let service = Process::spawn(
-        "signaling dev",
-        signaling()
-            .args(["dev", "--listen", "127.0.0.1:0", "--room", "lobby"])
-            .arg("--recording-policy")
-            .arg(path("policy.json"))
-            .env("RUST_LOG", "warn"),
-    );
-    let http = service
-        .wait_for(Duration::from_secs(30), |l| {
-            let at = l.find("http://127.0.0.1:")?;
-            let rest = &l[at + "http://".len()..];
-            Some(rest[..rest.find('/')?].to_owned())
-        })
-        .await;
-    let ws_url = format!("ws://{http}/v1/rtc");
-
-    // The recorder: `serve`, following the service's recorder event stream.
-    let mut rec = Process::spawn(
-        "recorder serve",
-        recorder()
-            .arg("serve")
-            .env("RECORDER_SIGNALING", &ws_url)
-            .env("RECORDER_API_KEY", DEV_API_KEY)
-            .env("RECORDER_API_SECRET", DEV_API_SECRET)
-            .env("RECORDER_STATE_DIR", &state)
-            .env("RECORDER_ARCHIVE_DIR", &archive)
-            .env("RECORDER_ARCHIVE_RECIPIENT", org_public)
-            .env("RECORDER_TRUSTED_ADMIN_KEYS", admin_public.trim())
-            .env("RECORDER_METRICS_LISTEN", "127.0.0.1:0")
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1"),
-    );
-    let metrics_addr = rec
-        .wait_for(Duration::from_secs(30), |l| {
-            if !l.contains("metrics on /metrics") {
-                return None;
-            }
-            let at = l.find("bound=")? + "bound=".len();
-            Some(l[at..].split_whitespace().next()?.to_owned())
-        })
-        .await;
+    // first join; the recorder: `serve`, following the service's recorder event stream.
+    let (service, _, ws_url) = start_recording_service(&path("policy.json")).await;
+    let (mut rec, metrics_addr) = start_recorder_serve(&ServeSetup {
+        ws_url: &ws_url,
+        state: &state,
+        archive: &archive,
+        org_public,
+        trusted_admin_keys: admin_public.trim(),
+    })
+    .await;
 
     // Five native callers: real Opus, VP8-shaped three-layer simulcast, SFrame, keys through
     // signaling (wrapped to the recorder the signed policy names).

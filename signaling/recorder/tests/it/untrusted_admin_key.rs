@@ -17,7 +17,8 @@ use tokio::sync::watch;
 
 use crate::common::recorder;
 use crate::meeting_e2e::{
-    DEV_API_KEY, DEV_API_SECRET, Process, caller_token, metric_sum, run_ok, scrape, signaling,
+    DEV_API_KEY, DEV_API_SECRET, ServeSetup, caller_token, metric_sum, run_ok, scrape, sign_policy,
+    signaling, start_recorder_serve, start_recording_service,
 };
 
 const ROOM: &str = "rogue-review";
@@ -90,64 +91,23 @@ async fn recorder_refuses_a_policy_signed_by_an_untrusted_admin_key() {
     );
     let (state, org) = recorder_host(dir.path());
     // The policy names this very recorder, signed by A.
-    let policy = run_ok(
-        signaling()
-            .args(["policy", "sign", "--admin-key"])
-            .arg(path("admin-a.key"))
-            .args([
-                "--room",
-                ROOM,
-                "--retention-days",
-                "30",
-                "--recorder-bundle",
-            ])
-            .arg(path("bundle.json")),
-        "signaling policy sign (A)",
+    sign_policy(
+        &path("admin-a.key"),
+        ROOM,
+        &path("bundle.json"),
+        &path("policy.json"),
     );
-    std::fs::write(path("policy.json"), &policy.stdout).expect("policy saved");
-
-    let service = Process::spawn(
-        "signaling dev",
-        signaling()
-            .args(["dev", "--listen", "127.0.0.1:0", "--room", "lobby"])
-            .arg("--recording-policy")
-            .arg(path("policy.json"))
-            .env("RUST_LOG", "warn"),
-    );
-    let http = service
-        .wait_for(Duration::from_secs(30), |l| {
-            let at = l.find("http://127.0.0.1:")?;
-            let rest = &l[at + "http://".len()..];
-            Some(rest[..rest.find('/')?].to_owned())
-        })
-        .await;
-    let ws_url = format!("ws://{http}/v1/rtc");
+    let (_service, http, ws_url) = start_recording_service(&path("policy.json")).await;
 
     // `serve`, trusting B only.
-    let mut rec = Process::spawn(
-        "recorder serve",
-        recorder()
-            .arg("serve")
-            .env("RECORDER_SIGNALING", &ws_url)
-            .env("RECORDER_API_KEY", DEV_API_KEY)
-            .env("RECORDER_API_SECRET", DEV_API_SECRET)
-            .env("RECORDER_STATE_DIR", &state)
-            .env("RECORDER_ARCHIVE_DIR", &archive)
-            .env("RECORDER_ARCHIVE_RECIPIENT", &org)
-            .env("RECORDER_TRUSTED_ADMIN_KEYS", &admin_b)
-            .env("RECORDER_METRICS_LISTEN", "127.0.0.1:0")
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1"),
-    );
-    let metrics_addr = rec
-        .wait_for(Duration::from_secs(30), |l| {
-            if !l.contains("metrics on /metrics") {
-                return None;
-            }
-            let at = l.find("bound=")? + "bound=".len();
-            Some(l[at..].split_whitespace().next()?.to_owned())
-        })
-        .await;
+    let (mut rec, metrics_addr) = start_recorder_serve(&ServeSetup {
+        ws_url: &ws_url,
+        state: &state,
+        archive: &archive,
+        org_public: &org,
+        trusted_admin_keys: &admin_b,
+    })
+    .await;
 
     // A caller makes the room active: signaling announces it to the recorder its policy names.
     let counters = Arc::new(LiveCounters::default());
