@@ -78,6 +78,14 @@ async fn ice_tcp_connections_over_the_caps_are_refused() {
     let mut over_all = connect_from(second_ip, tcp_addr).await;
     assert_eq!(closed_by_sfu(&mut over_all, LIMIT).await, 0);
 
+    // The refusals are counted as the shard reports them, which can be just after the close
+    // the client saw.
+    poll_until(LIMIT, "both refusals counted", async || {
+        let s = sfu.handle.stats().await.unwrap();
+        s.ice_tcp_closed.get(IceTcpClose::PerIpLimit) == 1
+            && s.ice_tcp_closed.get(IceTcpClose::GlobalLimit) == 1
+    })
+    .await;
     let stats = sfu.handle.stats().await.unwrap();
     assert_eq!(stats.ice_tcp_closed.get(IceTcpClose::PerIpLimit), 1);
     assert_eq!(stats.ice_tcp_closed.get(IceTcpClose::GlobalLimit), 1);

@@ -122,8 +122,9 @@ pub struct SignerArgs {
 /// The recorder's public key that verifies the chain.
 #[derive(Clone, Debug, Args)]
 pub struct RecorderKeyArgs {
-    /// The recorder's identity key (base64url, the policy entry's `identity_key`).
-    #[arg(long, env = "RECORDER_KEY")]
+    /// The recorder's identity key (base64url, the policy entry's `identity_key`). One such
+    /// key in 64 starts with `-`: it is a value, not a flag.
+    #[arg(long, env = "RECORDER_KEY", allow_hyphen_values = true)]
     pub recorder_key: Option<String>,
     /// Or the recorder's state directory, to read it from (`--recorder-key` wins).
     #[arg(long, env = "RECORDER_STATE_DIR")]
@@ -370,4 +371,38 @@ pub fn open_archive(
 ) -> Result<Arc<dyn SessionArchive>, Box<dyn std::error::Error>> {
     let archive: Arc<dyn SessionArchive> = open_local_archive(args)?;
     Ok(archive)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::ArchiveCommand;
+
+    /// `recorder`'s archive subcommands, as `main.rs` flattens them.
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: ArchiveCommand,
+    }
+
+    #[test]
+    fn a_recorder_key_that_starts_with_a_dash_is_a_value() {
+        // 0xF8 0xF8 0xF8 … is `-Pj4…` in base64url.
+        let key = e2ee_frames::wire::b64_encode(&[0xF8; 32]);
+        assert!(key.starts_with('-'), "{key}");
+        let cli = Cli::try_parse_from([
+            "recorder",
+            "verify",
+            "--archive-dir",
+            "/nonexistent/archive",
+            "--recorder-key",
+            &key,
+        ])
+        .unwrap_or_else(|e| panic!("parses: {e}"));
+        let ArchiveCommand::Verify { key: args, .. } = cli.command else {
+            panic!("verify")
+        };
+        assert_eq!(args.recorder_key.as_deref(), Some(key.as_str()));
+    }
 }
