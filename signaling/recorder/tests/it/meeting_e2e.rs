@@ -650,10 +650,13 @@ async fn a_native_meeting_is_recorded_whole_and_exports_cleanly() {
                     probes.iter().all(|p| p.sender == index),
                     "{device}'s own frames on its track"
                 );
+                // The archive starts at the first frame sent, unless the host dropped
+                // datagrams (then a lost first keyframe is among the missing frames counted
+                // against those drops below).
                 let first = probes[0].seq;
-                assert_eq!(
-                    first, 0,
-                    "{device}: the archive starts at the first frame sent"
+                assert!(
+                    first == 0 || udp_errors.1 > 0,
+                    "{device}: the archive starts at the first frame sent, not #{first}"
                 );
                 let mut seqs: Vec<u32> = probes.iter().map(|p| p.seq).collect();
                 seqs.sort_unstable();
@@ -686,10 +689,10 @@ async fn a_native_meeting_is_recorded_whole_and_exports_cleanly() {
                 }
                 seqs.sort_unstable();
                 seqs.dedup();
-                assert_eq!(
-                    seqs.first(),
-                    Some(&0),
-                    "{device}: the archive starts at the first frame sent"
+                assert!(
+                    seqs.first() == Some(&0) || udp_errors.1 > 0,
+                    "{device}: the archive starts at the first frame sent, not {:?}",
+                    seqs.first()
                 );
                 (
                     seqs.len() as u64,
