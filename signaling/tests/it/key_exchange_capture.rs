@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use call_client::protocol::{RecorderDevice, RecordingDocument, RecordingPolicy};
 use common::{Client, TestServer, config, token};
 use e2ee_frames::envelope::{KeyEnvelope, KeyGrant};
 use e2ee_frames::identity::{DeviceBundle, DeviceId, DeviceKeys, VerifiedBundle};
@@ -24,7 +23,6 @@ use e2ee_frames::media::Codec;
 use e2ee_frames::receiver::KeyStore;
 use e2ee_frames::sender::Sender;
 use e2ee_frames::suite::CipherSuite;
-use e2ee_frames::{DocumentSigner, wire::b64_encode};
 use serde_json::{Value, json};
 use signaling::policy::Role;
 
@@ -78,21 +76,6 @@ async fn no_base_key_is_in_what_signaling_relayed_in_a_recorded_room() {
     exchange_keys_and_search_the_capture(Some(recorder)).await;
 }
 
-/// A recording policy for the room naming `recorder`, signed by an admin key.
-fn policy(recorder: &DeviceKeys) -> RecordingPolicy {
-    let doc = RecordingDocument {
-        v: 1,
-        room: ROOM.into(),
-        recorders: vec![RecorderDevice {
-            device: RECORDER.into(),
-            identity_key: b64_encode(&recorder.identity_key()),
-        }],
-        issued_at: 1_700_000_000,
-        retention_days: 30,
-    };
-    RecordingPolicy::sign(&doc, &DocumentSigner::from_secret(&[42u8; 32]))
-}
-
 /// The recorder joined to the room: its socket, its keys and its view of the call.
 struct RecorderMember {
     keys: DeviceKeys,
@@ -113,7 +96,7 @@ async fn exchange_keys_and_search_the_capture(recorder: Option<DeviceKeys>) {
             None
         }
         Some(keys) => {
-            s.create_room(json!({"name": ROOM, "kind": "meeting", "recording": policy(&keys)}))
+            s.create_room(json!({"name": ROOM, "kind": "meeting", "recording": common::recording_policy(ROOM, RECORDER, &keys)}))
                 .await;
             let bundle: Value = serde_json::from_str(&keys.bundle().to_json()).expect("bundle");
             let mut ws = s.connect().await;

@@ -10,10 +10,8 @@ use crate::common;
 use std::time::Duration;
 
 use call_client::peer::{Incoming, Peer, RtpCodecKind};
-use call_client::protocol::{RecorderDevice, RecordingDocument, RecordingPolicy};
 use common::{Client, TestServer, config, token};
 use e2ee_frames::identity::{DeviceId, DeviceKeys};
-use e2ee_frames::{DocumentSigner, wire::b64_encode};
 use serde_json::{Value, json};
 use signaling::policy::Role;
 
@@ -21,21 +19,6 @@ use crate::media_call::{Device, publish};
 
 const ROOM: &str = "held";
 const RECORDER: &str = "rec-hold";
-
-/// A recording policy for [`ROOM`] naming `recorder`, signed by an admin key.
-fn policy(recorder: &DeviceKeys) -> RecordingPolicy {
-    let doc = RecordingDocument {
-        v: 1,
-        room: ROOM.into(),
-        recorders: vec![RecorderDevice {
-            device: RECORDER.into(),
-            identity_key: b64_encode(&recorder.identity_key()),
-        }],
-        issued_at: 1_700_000_000,
-        retention_days: 30,
-    };
-    RecordingPolicy::sign(&doc, &DocumentSigner::from_secret(&[42u8; 32]))
-}
 
 /// Reads `ws` until `n` `track_published` of `publisher` came; returns their ids.
 async fn published_tracks(ws: &mut Client, publisher: &str, n: usize) -> Vec<String> {
@@ -62,7 +45,7 @@ async fn no_recording_ready(ws: &mut Client, d: Duration, when: &str) {
 async fn publisher_media_is_held_until_the_recorder_receives_it() {
     let s = TestServer::start(config()).await;
     let rec_keys = DeviceKeys::generate(DeviceId::new(RECORDER).expect("id"), &mut rand::rng());
-    s.create_room(json!({"name": ROOM, "kind": "meeting", "recording": policy(&rec_keys)}))
+    s.create_room(json!({"name": ROOM, "kind": "meeting", "recording": common::recording_policy(ROOM, RECORDER, &rec_keys)}))
         .await;
 
     // The caller joins first, alone with no recorder: its tracks exist at the SFU (a

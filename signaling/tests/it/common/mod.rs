@@ -410,3 +410,24 @@ impl ChannelClient {
         }
     }
 }
+
+/// A recording policy for `room` naming the recorder `device` with `keys`' identity key, kept
+/// 30 days, signed by a fixed admin key.
+pub fn recording_policy(
+    room: &str,
+    device: &str,
+    keys: &e2ee_frames::identity::DeviceKeys,
+) -> call_client::protocol::RecordingPolicy {
+    use call_client::protocol::{RecorderDevice, RecordingDocument, RecordingPolicy};
+    let doc = RecordingDocument {
+        v: 1,
+        room: room.into(),
+        recorders: vec![RecorderDevice {
+            device: device.into(),
+            identity_key: e2ee_frames::wire::b64_encode(&keys.identity_key()),
+        }],
+        issued_at: 1_700_000_000,
+        retention_days: 30,
+    };
+    RecordingPolicy::sign(&doc, &e2ee_frames::DocumentSigner::from_secret(&[42u8; 32]))
+}
