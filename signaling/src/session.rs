@@ -160,6 +160,7 @@ where
         last_rate_error: None,
         write_stalled: false,
         severed: false,
+        drained: false,
         request_id: None,
         span: span.clone(),
     };
@@ -171,10 +172,15 @@ where
             .as_ref()
             .or(session.lobby.as_ref().map(|l| &l.state))
         {
+            let how = if session.drained {
+                Departure::ServerShutdown
+            } else {
+                Departure::Dropped
+            };
             let _ = j.room_tx.send(RoomCommand::Leave {
                 conn,
                 device: j.device.clone(),
-                how: Departure::Dropped,
+                how,
             });
         }
         debug!("disconnected");
@@ -218,6 +224,8 @@ struct Session<W> {
     write_stalled: bool,
     /// Test hook `sever-connections` cut this connection: it ends without a close frame.
     severed: bool,
+    /// The session ended because the service is draining (its client will rejoin).
+    drained: bool,
     /// The `id` of the client message being handled: every `error` answering it names it.
     request_id: Option<RequestId>,
     span: Span,
@@ -327,6 +335,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                     }
                 }
                 () = &mut shutdown => {
+                    self.drained = true;
                     break Flow::Close(CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN);
                 }
                 () = tokio::time::sleep_until(idle_deadline) => {

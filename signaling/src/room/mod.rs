@@ -124,6 +124,10 @@ pub enum Departure {
     SlowConsumer,
     /// A moderator or the admin API ended the call for everyone.
     CallEnded,
+    /// The service is draining: every connection closes with 1001 and its client will rejoin
+    /// the restarted service. The others are told nothing (they are closing too; a roster
+    /// removal racing their own close would drop a tile the page keeps while it reconnects).
+    ServerShutdown,
 }
 
 /// One joined device.

@@ -177,6 +177,13 @@ impl Room {
             return Vec::new();
         };
         self.unschedule_ratchet(device);
+        if how == Departure::ServerShutdown {
+            self.roster_version += 1;
+            self.tracks.retain(|_, t| t.publisher != gone.entry.device);
+            return vec![Output::MediaRemove {
+                device: gone.entry.device.clone(),
+            }];
+        }
         self.roster_version += 1;
         let mut out = Vec::new();
         let watchers = self.watchers(&gone.entry, |_| true);
@@ -195,7 +202,7 @@ impl Room {
             Departure::Kicked => Some(LeaveReason::Kicked),
             Departure::Replaced => Some(LeaveReason::Replaced),
             Departure::CallEnded => Some(LeaveReason::CallEnded),
-            Departure::Dropped | Departure::SlowConsumer => None,
+            Departure::Dropped | Departure::SlowConsumer | Departure::ServerShutdown => None,
         };
         if let Some(reason) = reason {
             out.push(Output::Close {

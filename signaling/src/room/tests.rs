@@ -6,7 +6,9 @@ use super::*;
 use crate::auth::Grants;
 use crate::policy::RoomKind;
 use crate::policy::RoomPolicyRequest;
-use crate::protocol::{DeviceBundle, ErrorCode, KeyAck, KeyEnvelope, MembershipAction};
+use crate::protocol::{
+    DeviceBundle, ErrorCode, KeyAck, KeyEnvelope, MembershipAction, TrackKind, TrackSource,
+};
 
 const T: RekeyTiming = RekeyTiming {
     debounce: Duration::from_millis(100),
@@ -119,6 +121,30 @@ fn leaves_are_debounced_into_one_rekey() {
         )]
     );
     assert_eq!(r.poll_timeout(), None);
+}
+
+#[test]
+fn a_drained_session_leaves_without_telling_the_others() {
+    let t0 = Instant::now();
+    let mut r = room(RoomKind::Meeting);
+    r.join(join_req(1, "a", Role::Caller), t0, false).unwrap();
+    r.join(join_req(2, "b", Role::Caller), t0, false).unwrap();
+    r.handle_timeout(t0 + T.join_window);
+    r.publish(TrackInfo {
+        id: "TR_b_0".into(),
+        publisher: "b".into(),
+        kind: TrackKind::Video,
+        source: TrackSource::Camera,
+        layers: vec![],
+    });
+    let out = r.leave(2, "b", Departure::ServerShutdown, t0 + T.join_window);
+    assert!(
+        matches!(out.as_slice(), [Output::MediaRemove { device }] if device == "b"),
+        "only the media node hears it: {out:?}"
+    );
+    assert_eq!(r.poll_timeout(), None, "no rekey is scheduled");
+    assert!(!r.tracks.contains_key("TR_b_0"), "its track is gone");
+    assert!(!r.members.contains_key("b"));
 }
 
 #[test]
@@ -312,7 +338,6 @@ fn told_publishers(out: &[Output]) -> Vec<(ConnId, String)> {
 
 #[test]
 fn lie_track_source_names_a_third_member_and_retells_on_join() {
-    use crate::protocol::{TrackKind, TrackSource};
     use crate::test_hooks::{TestHook, TestHooks};
     let now = Instant::now();
     let mut r =
@@ -341,7 +366,6 @@ fn lie_track_source_names_a_third_member_and_retells_on_join() {
 
 #[test]
 fn without_test_hooks_every_member_hears_the_true_publisher() {
-    use crate::protocol::{TrackKind, TrackSource};
     let now = Instant::now();
     let mut r = room(RoomKind::Meeting);
     for (i, d) in ["a", "b", "c"].iter().enumerate() {

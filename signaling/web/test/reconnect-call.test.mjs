@@ -25,7 +25,7 @@
 // embedded SFU) and `sfu` ($SIGNALING_BIN/$SFU_BIN, else target/debug/…); skipped, saying why,
 // without them.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import { launchBrowser, waitFor } from './harness.mjs';
 import { decodedFrom, openDevice, serviceSkip, startDev, startSplit, view } from './sfu-harness.mjs';
 import { WATCH_BANNERS } from './page-init.mjs';
@@ -90,6 +90,12 @@ describe('the page reconnects (signaling dev)', { skip: serviceSkip() }, () => {
     for (const p of pages) await p.context.close().catch(() => {});
     await chromium?.close();
     await dev?.stop();
+  });
+  // A test that failed while the service was down leaves the next ones a running service.
+  afterEach(async () => {
+    if (dev.child.exitCode !== null || dev.child.signalCode !== null) {
+      dev = await startDev({ args: DEV_ARGS, listen: new URL(dev.http).host });
+    }
   });
 
   test('pages_reconnect_after_signaling_restarts', { timeout: 60_000 }, async () => {
