@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `protocol` | every client↔server message as two-way serde types (typed enums); the service re-exports it |
 //! | `access_token` | the claims of an access token and their HS256 signing (protocol §7) |
+//! | `chat` | end-to-end encrypted chat: sealing under the sender key, opening with received keys ratcheted forward |
 //! | `keys` | the key policy as a sans-IO state machine (ratchet on join, rekey, acks, rotation) |
 //! | `media` | SFrame seal/open with the codec-aware clear prefix, RTP (de)packetization |
 //! | `peer` | a loopback-only WebRTC peer (feature `peer`) |
@@ -16,6 +17,7 @@
 //! Guide, tests and where to change what: `signaling/client/README.md`.
 
 pub mod access_token;
+pub mod chat;
 pub mod keys;
 pub mod media;
 pub mod protocol;

@@ -97,6 +97,28 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
 }
 
+/// A chat message as the recorder received it (opened with the sender's key, like a frame).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatEntry {
+    /// The sending device, as the service stamped it.
+    pub from: String,
+    /// When the recorder received it (wall clock).
+    pub at: SystemTime,
+    /// The same moment from the session's start (the media's time line).
+    pub pts: Duration,
+    /// What it said, or why it could not be read.
+    pub body: ChatBody,
+}
+
+/// The content of a [`ChatEntry`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatBody {
+    /// The opened message (UTF-8 text; other bytes are kept lossily replaced).
+    Text(String),
+    /// It could not be opened: why (no key for it, or it did not authenticate).
+    Unreadable(String),
+}
+
 /// What a finished session reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionSummary {
@@ -120,6 +142,8 @@ pub trait SessionSink: Send {
     fn track(&mut self, track: TrackMeta) -> Result<(), SinkError>;
     /// A decrypted frame of an announced track.
     fn frame(&mut self, frame: Frame<'_>) -> Result<(), SinkError>;
+    /// A chat message (in the order received).
+    fn chat(&mut self, entry: ChatEntry) -> Result<(), SinkError>;
     /// The session ended: write the manifest, sign and chain it.
     fn finish(self: Box<Self>, at: SystemTime) -> Result<SessionSummary, SinkError>;
 }

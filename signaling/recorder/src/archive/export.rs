@@ -1,6 +1,6 @@
 //! `recorder export`: decrypts a session with the organization's key into playable `.webm`
-//! files and its `manifest.json`, after checking the manifest against the chain and every
-//! file against the manifest (ciphertext and plaintext hashes).
+//! files, its chat (`chat-pNNN.jsonl`) and its `manifest.json`, after checking the manifest
+//! against the chain and every file against the manifest (ciphertext and plaintext hashes).
 
 use std::fs;
 use std::io::Write as _;
@@ -22,7 +22,7 @@ use super::store::Store;
 pub struct Exported {
     /// The decrypted manifest.
     pub manifest: Manifest,
-    /// The files written (the `.webm` files, then `manifest.json`).
+    /// The files written (the `.webm` files, the chat parts, then `manifest.json`).
     pub files: Vec<PathBuf>,
     /// Whether the chain's signatures were checked (a recorder key was given).
     pub signatures_checked: bool,
@@ -93,7 +93,14 @@ pub fn export(
         .create(out_dir)
         .map_err(ArchiveError::io("making the output folder"))?;
     let mut files = Vec::new();
-    for file in manifest.tracks.iter().flat_map(|t| &t.files) {
+    let manifest_files = || {
+        manifest
+            .tracks
+            .iter()
+            .flat_map(|t| &t.files)
+            .chain(&manifest.chat.files)
+    };
+    for file in manifest_files() {
         let chained = finished.files.iter().find(|c| c.name == file.name);
         if chained.is_none_or(|c| c.sha256 != file.ciphertext_sha256) {
             return Err(ArchiveError::Integrity(format!(
@@ -121,7 +128,7 @@ pub fn export(
         write_private(&out, &plaintext)?;
         files.push(out);
     }
-    if manifest.tracks.iter().map(|t| t.files.len()).sum::<usize>() != finished.files.len() {
+    if manifest_files().count() != finished.files.len() {
         return Err(ArchiveError::Integrity(format!(
             "session {session}: the chain names files the manifest does not"
         )));

@@ -33,6 +33,9 @@ pub struct Manifest {
     pub security_codes: Vec<SecurityCodeRecord>,
     /// Every track and its files.
     pub tracks: Vec<TrackRecord>,
+    /// The chat and its files (absent in sessions recorded before chat was kept: empty).
+    #[serde(default)]
+    pub chat: ChatRecord,
     /// The signed recording policy the room carried, as given.
     pub policy_json: String,
 }
@@ -101,7 +104,19 @@ pub struct TrackRecord {
     pub files: Vec<FileRecord>,
 }
 
-/// One file (one part of a track).
+/// The session's chat: JSON lines (`archive::chat_log::ChatLine`), in parts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatRecord {
+    /// Messages received, all parts.
+    pub messages: u64,
+    /// Of them, those the recorder could not open (logged with the reason, without text).
+    pub unreadable: u64,
+    /// Its files, in order (`frames` counts the messages of each).
+    pub files: Vec<FileRecord>,
+}
+
+/// One file (one part of a track, or of the chat).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileRecord {
@@ -109,7 +124,7 @@ pub struct FileRecord {
     pub name: String,
     /// Part number within the track, from 1.
     pub part: u32,
-    /// Frames in it.
+    /// Frames in it (messages, for a chat part).
     pub frames: u64,
     /// First frame's time from the session's start, milliseconds.
     pub first_pts_ms: u64,

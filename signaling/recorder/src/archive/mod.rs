@@ -16,6 +16,7 @@
 //! | `timefmt` | RFC 3339 timestamps and session ids |
 
 pub mod chain;
+pub mod chat_log;
 pub mod export;
 pub mod index;
 pub mod manifest;

@@ -11,16 +11,17 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::chain::{Body, ChainFile, ChainSigner};
+use super::chat_log::{ChatLog, ClosedChatPart};
 use super::manifest::{
-    FileRecord, MANIFEST_BLOB, Manifest, ParticipantRecord, RecorderRecord, SecurityCodeRecord,
-    TrackRecord,
+    ChatRecord, FileRecord, MANIFEST_BLOB, Manifest, ParticipantRecord, RecorderRecord,
+    SecurityCodeRecord, TrackRecord,
 };
 use super::seal::{OrgRecipient, sha256_hex};
 use super::store::Store;
 use super::track_part::{ClosedPart, PartLimits, TrackWriter};
 use super::{ArchiveError, timefmt};
 use crate::sink::{
-    Codec, Frame, MediaKind, Participant, SessionArchive, SessionSink, SessionStart,
+    ChatEntry, Codec, Frame, MediaKind, Participant, SessionArchive, SessionSink, SessionStart,
     SessionSummary, SinkError, TrackMeta,
 };
 
@@ -106,6 +107,8 @@ impl SessionArchive for LocalArchive {
             codes: Vec::new(),
             tracks: Vec::new(),
             track_index: HashMap::new(),
+            chat: ChatLog::new(),
+            chat_files: Vec::new(),
             files: Vec::new(),
             bytes_written: 0,
         }))
@@ -134,6 +137,8 @@ struct LocalSession {
     codes: Vec<SecurityCodeRecord>,
     tracks: Vec<TrackState>,
     track_index: HashMap<String, usize>,
+    chat: ChatLog,
+    chat_files: Vec<FileRecord>,
     files: Vec<ChainFile>,
     bytes_written: u64,
 }
@@ -147,7 +152,42 @@ impl LocalSession {
             MediaKind::Video => "video",
         };
         let name = format!("t{:02}-{kind}-p{:03}.webm.age", index + 1, part.part);
-        let sealed = self.shared.recipient.seal(&part.webm);
+        let record = self.store_blob(
+            name,
+            &part.webm,
+            part.part,
+            part.frames,
+            (millis(part.first_pts), millis(part.last_pts)),
+        )?;
+        self.tracks[index].files.push(record);
+        Ok(())
+    }
+
+    /// Encrypts a closed chat part, stores it atomically and records it.
+    fn store_chat_part(&mut self, part: ClosedChatPart) -> Result<(), SinkError> {
+        let name = format!("chat-p{:03}.jsonl.age", part.part);
+        let record = self.store_blob(
+            name,
+            &part.jsonl,
+            part.part,
+            part.messages,
+            (part.first_pts_ms, part.last_pts_ms),
+        )?;
+        self.chat_files.push(record);
+        Ok(())
+    }
+
+    /// Seals `plaintext` to the organization, stores it as `name` and chains it; its manifest
+    /// record.
+    fn store_blob(
+        &mut self,
+        name: String,
+        plaintext: &[u8],
+        part: u32,
+        frames: u64,
+        (first_pts_ms, last_pts_ms): (u64, u64),
+    ) -> Result<FileRecord, SinkError> {
+        let sealed = self.shared.recipient.seal(plaintext);
         let ciphertext_sha256 = sha256_hex(&sealed);
         self.shared
             .store
@@ -158,18 +198,17 @@ impl LocalSession {
             sha256: ciphertext_sha256.clone(),
             bytes: sealed.len() as u64,
         });
-        self.tracks[index].files.push(FileRecord {
+        Ok(FileRecord {
             name,
-            part: part.part,
-            frames: part.frames,
-            first_pts_ms: millis(part.first_pts),
-            last_pts_ms: millis(part.last_pts),
-            plaintext_sha256: sha256_hex(&part.webm),
-            plaintext_bytes: part.webm.len() as u64,
+            part,
+            frames,
+            first_pts_ms,
+            last_pts_ms,
+            plaintext_sha256: sha256_hex(plaintext),
+            plaintext_bytes: plaintext.len() as u64,
             ciphertext_sha256,
             ciphertext_bytes: sealed.len() as u64,
-        });
-        Ok(())
+        })
     }
 
     fn manifest(&self, ended_at: SystemTime) -> Manifest {
@@ -218,6 +257,11 @@ impl LocalSession {
                     }
                 })
                 .collect(),
+            chat: ChatRecord {
+                messages: self.chat.messages(),
+                unreadable: self.chat.unreadable(),
+                files: self.chat_files.clone(),
+            },
             policy_json: self.start.policy_json.clone(),
         }
     }
@@ -298,11 +342,27 @@ impl SessionSink for LocalSession {
         Ok(())
     }
 
+    fn chat(&mut self, entry: ChatEntry) -> Result<(), SinkError> {
+        let identity = self
+            .participants
+            .iter()
+            .rev()
+            .find(|p| p.device == entry.from)
+            .map(|p| p.identity.clone());
+        match self.chat.push(entry, identity) {
+            Some(part) => self.store_chat_part(part),
+            None => Ok(()),
+        }
+    }
+
     fn finish(mut self: Box<Self>, at: SystemTime) -> Result<SessionSummary, SinkError> {
         for index in 0..self.tracks.len() {
             if let Some(part) = self.tracks[index].writer.close()? {
                 self.store_part(index, part)?;
             }
+        }
+        if let Some(part) = self.chat.close() {
+            self.store_chat_part(part)?;
         }
         let manifest =
             serde_json::to_vec_pretty(&self.manifest(at)).expect("a manifest serializes");

@@ -150,6 +150,28 @@ impl RoomRefusal {
     }
 }
 
+/// What became of a chat message the recorder received (`recorder_chat_messages_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChatResult {
+    /// Opened and handed to the archive.
+    Archived,
+    /// Archived as unreadable (no key for it in time, or it did not authenticate).
+    Unreadable,
+}
+
+impl ChatResult {
+    /// Every result, in label order.
+    pub const ALL: [ChatResult; 2] = [ChatResult::Archived, ChatResult::Unreadable];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatResult::Archived => "archived",
+            ChatResult::Unreadable => "unreadable",
+        }
+    }
+}
+
 /// The recorder's metrics, shared by every room (one set per process).
 #[derive(Debug)]
 pub struct RecorderMetrics {
@@ -165,6 +187,8 @@ pub struct RecorderMetrics {
     sessions: [IntCounter; 4],
     /// One series per [`RoomRefusal`], indexed by it.
     rooms_refused: [IntCounter; 7],
+    /// One series per [`ChatResult`], indexed by it.
+    chat_messages: [IntCounter; 2],
     event_stream_connects: IntCounter,
 }
 
@@ -259,6 +283,13 @@ impl RecorderMetrics {
                 "reason",
                 RoomRefusal::ALL.map(RoomRefusal::as_str),
             )?,
+            chat_messages: labelled(
+                &r,
+                "recorder_chat_messages_total",
+                "Chat messages the recorder received, by what became of them.",
+                "result",
+                ChatResult::ALL.map(ChatResult::as_str),
+            )?,
             event_stream_connects: registered(
                 &r,
                 IntCounter::new(
@@ -309,6 +340,16 @@ impl RecorderMetrics {
     /// The archive wrote `bytes` (encrypted) to its store.
     pub fn bytes_written(&self, bytes: u64) {
         self.bytes_written.inc_by(bytes);
+    }
+
+    /// A chat message was archived (opened, or as unreadable).
+    pub fn chat_message(&self, result: ChatResult) {
+        self.chat_messages[result as usize].inc();
+    }
+
+    /// Chat messages that ended as `result`.
+    pub fn chat_messages(&self, result: ChatResult) -> u64 {
+        self.chat_messages[result as usize].get()
     }
 
     /// The event stream (re)connected.
@@ -373,6 +414,7 @@ mod tests {
         metrics.room_refused(RoomRefusal::UntrustedPolicy);
         metrics.session_started();
         metrics.bytes_written(1234);
+        metrics.chat_message(ChatResult::Unreadable);
         let text = metrics.render();
         for line in [
             "recorder_active_sessions 1",
@@ -387,6 +429,8 @@ mod tests {
             "recorder_rooms_refused_total{reason=\"untrusted_policy\"} 1",
             "recorder_rooms_refused_total{reason=\"not_admitted\"} 0",
             "recorder_event_stream_connects_total 0",
+            "recorder_chat_messages_total{result=\"archived\"} 0",
+            "recorder_chat_messages_total{result=\"unreadable\"} 1",
             "# TYPE recorder_active_sessions gauge",
             "# TYPE recorder_sessions_total counter",
         ] {

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `admission` | the recorder's tokens (join, event stream), the admin keys it trusts and the check that a room's policy is signed by one of them and names it |
 //! | `room` | one recorded room: the control loop (session, roster, keys, subscriptions, security code) |
+//! | `chat` | the room's chat opened with the senders' keys (a message waits up to 5 s for its key, then is archived as unreadable) |
 //! | `receiver` | the media receiver: reassembly, decryption, attribution by KID, presentation times |
 //! | `pts` | presentation times from RTP timestamps |
 //! | `writer` | the bounded queue to the archive and the thread that owns the session's sink |
@@ -14,6 +15,7 @@
 //! | `metrics_server` | `/metrics` and `/healthz` on `--metrics-listen` |
 
 pub mod admission;
+pub mod chat;
 pub mod events;
 pub mod metrics;
 pub mod metrics_server;

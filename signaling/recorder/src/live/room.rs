@@ -1,7 +1,8 @@
 //! One recorded room: the control loop that joins it as the recorder, checks that its signed
 //! policy names this device, keeps the roster, the keys and the subscriptions, and hands the
 //! archive what happens (participants, security codes, tracks); the media receiver
-//! (`receiver.rs`) decrypts the frames and the writer (`writer.rs`) does the archive's I/O.
+//! (`receiver.rs`) decrypts the frames, `chat.rs` opens the chat, and the writer (`writer.rs`)
+//! does the archive's I/O.
 //!
 //! The recorder publishes nothing and sends no media key: its key policy is a receiving-only
 //! [`KeyManager`] (it opens and acknowledges envelopes, asks for a key it lacks). It subscribes to
@@ -28,14 +29,15 @@ use tokio::sync::{mpsc, watch};
 use super::admission::{
     ApiCredentials, PolicyError, TrustedAdminKeys, check_policy, policy_retention,
 };
-use super::metrics::{RecorderMetrics, RoomRefusal, SessionOutcome};
+use super::chat::ChatReader;
+use super::metrics::{ChatResult, RecorderMetrics, RoomRefusal, SessionOutcome};
 use super::receiver::{
     MediaReceiver, MissingKey, ReceiverCommand, ReceiverReport, TrackRoute, stream_of,
 };
 use super::writer::{DEFAULT_QUEUE_FRAMES, Writer, WriterQueue};
 use crate::sink::{
-    Codec, MediaKind, Participant, SessionArchive, SessionStart, SessionSummary, SinkError,
-    TrackMeta,
+    ChatBody, ChatEntry, Codec, MediaKind, Participant, SessionArchive, SessionStart,
+    SessionSummary, SinkError, TrackMeta,
 };
 
 /// How often key timers and subscriptions are looked at.
@@ -310,9 +312,13 @@ async fn record(
         last_subscribe: None,
         subscribe_in_flight: false,
         alone_since: None,
+        chat: ChatReader::new(&joined.room, &joined.call, started),
+        metrics: metrics.clone(),
         joined,
     };
     let end = room.run(&mut stop, missing_keys).await;
+    let unread = room.chat.drain();
+    room.archive_chat(unread);
     if let Some(peer) = room.peer.take() {
         peer.close().await;
     }
@@ -381,6 +387,9 @@ struct RoomLoop<'a> {
     subscribe_in_flight: bool,
     /// Since when only recorders are in the roster.
     alone_since: Option<Instant>,
+    /// The room's chat, opened for the archive.
+    chat: ChatReader,
+    metrics: Arc<RecorderMetrics>,
 }
 
 impl RoomLoop<'_> {
@@ -558,8 +567,11 @@ impl RoomLoop<'_> {
             | ServerMessage::Speakers(_)
             | ServerMessage::Slots(_)
             | ServerMessage::MediaState(_)
-            | ServerMessage::Chat(_)
             | ServerMessage::RecordingReady(_) => {}
+            ServerMessage::Chat(notice) => {
+                let opened = self.chat.received(notice, Instant::now());
+                self.archive_chat(opened);
+            }
             // A recorder sends no audio and moderates nothing; it passes the lobby (before
             // `joined`), so none of these concerns it.
             ServerMessage::Waiting(_)
@@ -582,6 +594,8 @@ impl RoomLoop<'_> {
             tracing::warn!(room = %self.joined.room, error = %e, "key timer");
         }
         self.apply_key_outputs();
+        let expired = self.chat.expire(now);
+        self.archive_chat(expired);
         self.flush_subscriptions()
     }
 
@@ -722,9 +736,12 @@ impl RoomLoop<'_> {
             }
             match output {
                 KeyOutput::InstallReceiverKey(key) => {
+                    let opened = self.chat.key_installed(&key);
+                    self.archive_chat(opened);
                     let _ = self.commands.send(ReceiverCommand::InstallKey(key));
                 }
-                KeyOutput::ForgetSender { slot, .. } => {
+                KeyOutput::ForgetSender { device, slot } => {
+                    self.chat.forget(&device);
                     let _ = self.commands.send(ReceiverCommand::ForgetSender { slot });
                 }
                 // A receive-only policy makes no sending key.
@@ -733,6 +750,18 @@ impl RoomLoop<'_> {
                 | KeyOutput::SendAck { .. }
                 | KeyOutput::SendRequest { .. } => {}
             }
+        }
+    }
+
+    /// Hands chat entries to the archive, counted.
+    fn archive_chat(&mut self, entries: impl IntoIterator<Item = ChatEntry>) {
+        for entry in entries {
+            let result = match entry.body {
+                ChatBody::Text(_) => ChatResult::Archived,
+                ChatBody::Unreadable(_) => ChatResult::Unreadable,
+            };
+            self.metrics.chat_message(result);
+            self.queue.chat(entry);
         }
     }
 

@@ -4,8 +4,9 @@
 //! The queue carries everything in the order it happened. Frames are bounded: when
 //! [`WriterQueue::frame`] finds `capacity` frames waiting, the frame is refused, counted as
 //! `recorder_frames_dropped_total{reason="backlog"}` and the caller logs it (rate-limited).
-//! Roster, security-code and track events are never dropped: they are few (bounded by the
-//! room's size and its changes) and a session without them could not be read.
+//! Roster, security-code, track and chat events are never dropped: they are few (bounded by the
+//! room's size and its changes; chat by the service's per-connection rate limit and its 4 KiB
+//! bound) and a session without them could not be read.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,8 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::metrics::{DropReason, RecorderMetrics};
 use crate::sink::{
-    Frame, Participant, SessionArchive, SessionSink, SessionStart, SessionSummary, SinkError,
-    TrackMeta,
+    ChatEntry, Frame, Participant, SessionArchive, SessionSink, SessionStart, SessionSummary,
+    SinkError, TrackMeta,
 };
 
 /// Frames waiting for the archive before new ones are dropped (about 10 s of a five-person
@@ -31,6 +32,7 @@ enum WriterEvent {
     SecurityCode { code: String, at: SystemTime },
     Track(TrackMeta),
     Frame(OwnedFrame),
+    Chat(ChatEntry),
 }
 
 /// A decrypted frame on its way to the archive.
@@ -79,6 +81,11 @@ impl WriterQueue {
     /// A track starts.
     pub fn track(&self, track: TrackMeta) {
         self.control(WriterEvent::Track(track));
+    }
+
+    /// A chat message.
+    pub fn chat(&self, entry: ChatEntry) {
+        self.control(WriterEvent::Chat(entry));
     }
 
     /// Queues a frame unless `capacity` frames wait already (then it is counted as dropped).
@@ -182,6 +189,7 @@ fn write_session(
             WriterEvent::ParticipantLeft { device, at } => sink.participant_left(&device, at),
             WriterEvent::SecurityCode { code, at } => sink.security_code(&code, at),
             WriterEvent::Track(t) => sink.track(t),
+            WriterEvent::Chat(c) => sink.chat(c),
             WriterEvent::Frame(f) => {
                 queued_frames.fetch_sub(1, Ordering::Relaxed);
                 let written = sink.frame(Frame {
@@ -241,6 +249,9 @@ mod tests {
             Ok(())
         }
         fn track(&mut self, _: TrackMeta) -> Result<(), SinkError> {
+            Ok(())
+        }
+        fn chat(&mut self, _: ChatEntry) -> Result<(), SinkError> {
             Ok(())
         }
         fn frame(&mut self, _: Frame<'_>) -> Result<(), SinkError> {

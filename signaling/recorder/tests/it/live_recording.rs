@@ -1,28 +1,29 @@
 //! `record_room` against the real service: a meeting of native callers recorded into the
 //! in-memory archive; a room whose policy does not name the recorder, or that an admin key it
-//! does not trust signed; a caller that withholds its keys from the recorder.
+//! does not trust signed; a caller that withholds its keys from the recorder; the room's chat.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use call_client::chat::ChatScope;
 use call_client::keys::{
     KeyConfig, KeyInput, KeyManager, KeyOutput, RosterDevice, key_inputs, key_message,
 };
 use call_client::media::seal_frame;
 use call_client::peer::Peer;
 use call_client::protocol::{
-    ClientMessage, ClientOffer, Layer, Role, SdpBody, ServerMessage, TrackAnnouncement, TrackKind,
-    TrackSource,
+    ChatBody as ChatMessageBody, ClientMessage, ClientOffer, Layer, Role, SdpBody, ServerMessage,
+    TrackAnnouncement, TrackKind, TrackSource,
 };
 use call_client::session::{Session, SessionConfig};
 use e2ee_frames::{Codec, DeviceId, DeviceKeys, Stream};
 use loadtest::participant::{LiveCounters, ParticipantSpec, Role as CallerRole, run_participant};
 use loadtest::receiver_stats::StreamKey;
-use recorder::live::metrics::{DecryptFailure, RoomRefusal, SessionOutcome};
+use recorder::live::metrics::{ChatResult, DecryptFailure, RoomRefusal, SessionOutcome};
 use recorder::live::{
     EndReason, RecordError, RecorderMetrics, RoomConfig, RoomReport, record_room,
 };
-use recorder::sink::MediaKind;
+use recorder::sink::{ChatBody, MediaKind};
 use tokio::sync::watch;
 
 use crate::live_service::{
@@ -564,4 +565,169 @@ async fn recorder_finishes_the_session_when_stopped_mid_call() {
     assert_eq!(rec.metrics.sessions(SessionOutcome::Finished), 1);
     stop_caller.send(true).expect("caller runs");
     caller.await.expect("caller task");
+}
+
+/// Joins `room` as `device` (no media), wraps its key to the recorder only if `to_recorder`,
+/// sends each of `texts` as sealed chat, and stays `stay` answering key messages.
+async fn chatting_caller(
+    service: &Service,
+    room: &str,
+    device: &str,
+    to_recorder: bool,
+    texts: &[&str],
+    stay: Duration,
+) {
+    let keys = DeviceKeys::generate(DeviceId::new(device).expect("id"), &mut rand::rng());
+    let config = SessionConfig::new(
+        service.ws_url(),
+        room,
+        caller_token(room, device),
+        keys.bundle(),
+    );
+    let mut ws = Session::connect(config).await.expect("caller joins");
+    let joined = ws.joined().clone();
+    let mut km = KeyManager::new(
+        keys,
+        room,
+        &joined.call,
+        joined.slot,
+        true,
+        KeyConfig::default(),
+    );
+    let wrap = |mut d: RosterDevice| {
+        d.wrap_keys = to_recorder || d.device != RECORDER;
+        d
+    };
+    let now = Instant::now();
+    for entry in &joined.roster.devices {
+        km.handle_input(now, KeyInput::RosterAdded(wrap(RosterDevice::from(entry))))
+            .expect("roster bundle");
+    }
+    km.handle_input(now, KeyInput::Start).expect("first key");
+    let mut current = None;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        while let Some(out) = km.poll_output() {
+            if let Some(m) = key_message(&out) {
+                ws.send(m).expect("key message queued");
+            } else if let KeyOutput::UseSenderKey(k) = out {
+                current = Some(k);
+            }
+        }
+        if current.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{device} gets a sending key");
+        if let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(50), ws.recv()).await {
+            for input in key_inputs(&msg) {
+                let input = match input {
+                    KeyInput::RosterAdded(d) => KeyInput::RosterAdded(wrap(d)),
+                    other => other,
+                };
+                let _ = km.handle_input(Instant::now(), input);
+            }
+        }
+    }
+    let key = current.expect("a sending key");
+    let scope = ChatScope {
+        room,
+        call: &joined.call,
+    };
+    for text in texts {
+        let chat =
+            call_client::chat::seal(scope, device, joined.slot, &key, text, &mut rand::rng())
+                .expect("sealed");
+        ws.send(ClientMessage::Chat(ChatMessageBody { chat }))
+            .expect("chat queued");
+    }
+    let end = tokio::time::Instant::now() + stay;
+    while let Ok(Some(msg)) = tokio::time::timeout_at(end, ws.recv()).await {
+        for input in key_inputs(&msg) {
+            let _ = km.handle_input(Instant::now(), input);
+        }
+        while let Some(out) = km.poll_output() {
+            if let Some(m) = key_message(&out) {
+                let _ = ws.send(m);
+            }
+        }
+    }
+    ws.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorder_archives_the_chat_and_names_a_message_it_could_not_read() {
+    let service = Service::start().await;
+    let me = recorder_keys(RECORDER);
+    service
+        .recorded_meeting("chatty", &[(RECORDER, me.identity_key())])
+        .await;
+    let archive = MemoryArchive::default();
+    let rec = start_recorder(&service, "chatty", me, &archive);
+    wait_until(
+        Duration::from_secs(10),
+        "the recorder's session begins",
+        || rec.metrics.active_sessions() == 1,
+    )
+    .await;
+    let alice = chatting_caller(
+        &service,
+        "chatty",
+        "alice",
+        true,
+        &["agenda: budget first", "then hiring"],
+        Duration::from_secs(2),
+    );
+    // Bob withholds his key from the recorder: his message cannot be opened there.
+    let bob = chatting_caller(
+        &service,
+        "chatty",
+        "bob",
+        false,
+        &["off the record?"],
+        Duration::from_secs(2),
+    );
+    tokio::join!(alice, bob);
+    let report = tokio::time::timeout(Duration::from_secs(20), rec.task)
+        .await
+        .expect("the session ends once the callers left")
+        .expect("task")
+        .expect("recorded");
+    assert_eq!(report.end, EndReason::Alone);
+    let session = archive.session(0);
+    assert!(session.finished);
+    let texts: Vec<(&str, Option<&str>)> = session
+        .chat
+        .iter()
+        .map(|c| {
+            let text = match &c.body {
+                ChatBody::Text(t) => Some(t.as_str()),
+                ChatBody::Unreadable(_) => None,
+            };
+            (c.from.as_str(), text)
+        })
+        .collect();
+    assert_eq!(texts.len(), 3, "every message is archived: {texts:?}");
+    let alices: Vec<_> = texts.iter().filter(|(f, _)| *f == "alice").collect();
+    assert_eq!(
+        alices,
+        [
+            &("alice", Some("agenda: budget first")),
+            &("alice", Some("then hiring"))
+        ]
+    );
+    let bobs = session
+        .chat
+        .iter()
+        .find(|c| c.from == "bob")
+        .expect("bob's");
+    match &bobs.body {
+        ChatBody::Unreadable(why) => assert!(why.contains("no key"), "{why}"),
+        ChatBody::Text(t) => panic!("bob's message was read without his key: {t}"),
+    }
+    assert!(
+        session.chat.iter().all(|c| c.pts < Duration::from_secs(60)),
+        "times on the session's time line"
+    );
+    assert_eq!(rec.metrics.chat_messages(ChatResult::Archived), 2);
+    assert_eq!(rec.metrics.chat_messages(ChatResult::Unreadable), 1);
 }

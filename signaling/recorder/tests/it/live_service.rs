@@ -13,8 +13,8 @@ use call_client::protocol::{RecorderDevice, RecordingDocument, RecordingPolicy, 
 use e2ee_frames::{DeviceKeys, DocumentSigner};
 use recorder::live::{ApiCredentials, TrustedAdminKeys};
 use recorder::sink::{
-    Frame, Participant, SessionArchive, SessionSink, SessionStart, SessionSummary, SinkError,
-    TrackMeta,
+    ChatEntry, Frame, Participant, SessionArchive, SessionSink, SessionStart, SessionSummary,
+    SinkError, TrackMeta,
 };
 use signaling::auth::Secret;
 use signaling::config::Config;
@@ -190,6 +190,7 @@ pub struct SessionLog {
     pub codes: Vec<String>,
     pub tracks: HashMap<String, TrackLog>,
     pub frames_of_unknown_tracks: u64,
+    pub chat: Vec<ChatEntry>,
     pub finished: bool,
 }
 
@@ -247,6 +248,11 @@ impl SessionSink for MemorySink {
 
     fn security_code(&mut self, code: &str, _at: SystemTime) -> Result<(), SinkError> {
         self.with(|s| s.codes.push(code.to_owned()));
+        Ok(())
+    }
+
+    fn chat(&mut self, entry: ChatEntry) -> Result<(), SinkError> {
+        self.with(|s| s.chat.push(entry));
         Ok(())
     }
 
