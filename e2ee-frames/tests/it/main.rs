@@ -7,6 +7,7 @@ mod fixtures;
 
 mod bad_input;
 mod chat;
+mod emoji_sequence;
 mod cross_js;
 mod properties;
 mod receiver_rules;
