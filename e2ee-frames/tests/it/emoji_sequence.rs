@@ -47,7 +47,11 @@ fn emoji_sequence_matches_the_vectors() {
         serde_json::from_str(include_str!("../data/emoji-v1.json")).expect("vector file");
     assert_eq!(vectors.table.len(), 64);
     for (i, (ours, theirs)) in EMOJI_TABLE.iter().zip(&vectors.table).enumerate() {
-        assert_eq!((ours.emoji, ours.word), (&*theirs.emoji, &*theirs.word), "symbol {i}");
+        assert_eq!(
+            (ours.emoji, ours.word),
+            (&*theirs.emoji, &*theirs.word),
+            "symbol {i}"
+        );
     }
     assert!(vectors.cases.len() >= 3);
     for case in &vectors.cases {
@@ -62,7 +66,12 @@ fn emoji_sequence_matches_the_vectors() {
         };
         assert_eq!(safety_number(a, b).digits(), case.safety_number);
         let seq = emoji_sequence(a, b);
-        assert_eq!(seq.indices().as_slice(), case.indices.as_slice(), "{}", case.a.device);
+        assert_eq!(
+            seq.indices().as_slice(),
+            case.indices.as_slice(),
+            "{}",
+            case.a.device
+        );
         let emoji: Vec<&str> = seq.symbols().map(|s| s.emoji).collect();
         assert_eq!(emoji.join(" "), case.emoji);
         assert_eq!(seq.words(), case.words);
@@ -84,7 +93,10 @@ fn emoji_sequence_is_the_same_from_both_sides() {
     assert_eq!(seq, emoji_sequence(b, a));
     assert_eq!(seq.indices().len(), SEQUENCE_LEN);
     assert!(seq.indices().iter().all(|&i| i < 64));
-    assert!(seq.words().split(' ').count() >= SEQUENCE_LEN, "one word or more per symbol");
+    assert!(
+        seq.words().split(' ').count() >= SEQUENCE_LEN,
+        "one word or more per symbol"
+    );
     // Displayed as two groups of 8 emoji.
     let shown = seq.to_string();
     let (first, second) = shown.split_once(" · ").expect("two groups");

@@ -7,8 +7,8 @@ mod fixtures;
 
 mod bad_input;
 mod chat;
-mod emoji_sequence;
 mod cross_js;
+mod emoji_sequence;
 mod properties;
 mod receiver_rules;
 mod rfc9180_vectors;

@@ -8,15 +8,17 @@
 // from this checkout (a debug build serves the web client from the directory it was built in);
 // skipped, saying why, without it.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import jsQR from 'jsqr';
 import { pairVerification } from '../e2ee/emoji.mjs';
 import { artifact, launchBrowser } from './harness.mjs';
 import { openDevice, serviceSkip, startDev } from './sfu-harness.mjs';
 
+const JSQR = new URL('../node_modules/jsqr/package.json', import.meta.url);
+
 /** Waits until `d`'s call holds `peer` with a verified bundle (an identity key). */
 function waitForPeer(d, peer) {
-  return d.page.waitForFunction((p) => !!window.call?.state.participants.get(p)?.identityKey, peer, { timeout: 30_000 });
+  return d.page.waitForFunction((p) => !!window.call?.state.participants.get(p)?.identityKey, peer, { timeout: 60_000 });
 }
 
 /** Opens the security panel on `d`, unfolds `peer`'s entry; resolves with its locator. */
@@ -25,7 +27,7 @@ async function openPeer(d, peer) {
   if ((await d.page.locator('.security-panel').count()) === 0) await d.page.click('[data-ctl="security"]');
   const person = d.page.locator(`.security-panel .person[data-device="${peer}"]`);
   await person.locator('.person-row button.link').click();
-  await person.locator('.safety-number').waitFor({ timeout: 15_000 });
+  await person.locator('.safety-number').waitFor();
   return person;
 }
 
@@ -64,14 +66,17 @@ describe('pairwise verification through signaling dev and its SFU', { skip: serv
     await dev?.stop();
   });
 
-  async function pair(room) {
-    const a = await openDevice(chromium, dev.http, room, 'alice', { name: 'Alice' });
+  async function pair(room, viewport = undefined) {
+    const a = await openDevice(chromium, dev.http, room, 'alice', { name: 'Alice', viewport });
     const b = await openDevice(chromium, dev.http, room, 'bob', { name: 'Bob' });
+    // Generous waits: on a shared 2-core test host, builds beside the test slow both browsers.
+    for (const d of [a, b]) d.page.setDefaultTimeout(60_000);
     return { a, b, close: () => Promise.all([a.context.close(), b.context.close()]) };
   }
 
-  test('two_pages_show_the_same_emoji_and_confirming_marks_verified', { timeout: 120_000 }, async () => {
-    const { a, b, close } = await pair(`verify-${Date.now()}`);
+  test('two_pages_show_the_same_emoji_and_confirming_marks_verified', { timeout: 240_000 }, async () => {
+    // Alice's window is tall enough for the whole entry (number, QR code, emoji) in the screenshot.
+    const { a, b, close } = await pair(`verify-${Date.now()}`, { width: 1280, height: 1100 });
     try {
       const onA = await openPeer(a, b.device);
       const onB = await openPeer(b, a.device);
@@ -92,7 +97,7 @@ describe('pairwise verification through signaling dev and its SFU', { skip: serv
       assert.equal(await verifiedOn(a, b.device), false);
       // The panel with the number, its QR code and the emoji in view (one evaluate: the panel
       // redraws on every state change, so element handles do not stay attached).
-      await scrollTo(a, `.person[data-device="${b.device}"] .safety-codes`);
+      await scrollTo(a, `.person[data-device="${b.device}"]`);
       await a.page.screenshot({ path: artifact('verification-emoji.png') });
       await onA.getByRole('button', { name: 'They match' }).click();
       await onB.getByRole('button', { name: 'They match' }).click();
@@ -115,7 +120,7 @@ describe('pairwise verification through signaling dev and its SFU', { skip: serv
     }
   });
 
-  test('mismatch_warns_and_does_not_verify', { timeout: 120_000 }, async () => {
+  test('mismatch_warns_and_does_not_verify', { timeout: 240_000 }, async () => {
     const { a, b, close } = await pair(`mismatch-${Date.now()}`);
     try {
       const onA = await openPeer(a, b.device);
@@ -127,7 +132,8 @@ describe('pairwise verification through signaling dev and its SFU', { skip: serv
       const alert = onA.locator('.emoji-mismatch[role="alert"]');
       await alert.waitFor();
       assert.match(await alert.textContent(), /intercepting your connection with Bob.*not verified/);
-      await onA.locator('.pill:not(.ok)').waitFor();
+      await onA.locator('.pill.warn').waitFor();
+      assert.equal(await onA.locator('.pill.warn').textContent(), 'Emoji differ');
       assert.equal(await verifiedOn(a, b.device), false);
       assert.equal(await onA.locator('.emoji-sequence').count(), 0, 'the comparison closes');
       assert.match(await a.page.textContent('.security-panel .list-caption'), /0 of 1 verified/);
@@ -141,7 +147,8 @@ describe('pairwise verification through signaling dev and its SFU', { skip: serv
     }
   });
 
-  test('qr_code_on_screen_decodes_to_the_safety_number', { timeout: 120_000 }, async () => {
+  test('qr_code_on_screen_decodes_to_the_safety_number', { timeout: 240_000, skip: !existsSync(JSQR) && 'jsqr not installed (cd signaling/web && npm ci)' }, async () => {
+    const { default: jsQR } = await import('jsqr');
     const { a, b, close } = await pair(`qr-${Date.now()}`);
     try {
       const onA = await openPeer(a, b.device);

@@ -72,6 +72,12 @@ export class VerificationPanel {
     this.render(state);
   }
 
+  /** "Mark as verified" (after comparing the number or its QR code) or "Clear verified mark". */
+  _mark(p, verified) {
+    if (verified) this.mismatched.delete(p.device);
+    return this.actions.setVerified(p.device, verified);
+  }
+
   /** "They match": the peer's current key is verified (persisted by `setVerified`). */
   async _match(p, state) {
     this.mismatched.delete(p.device);
@@ -118,7 +124,7 @@ export class VerificationPanel {
         { class: 'safety-actions' },
         h(
           'button',
-          { class: p.verified ? 'secondary' : 'primary', dataset: { focus: `mark-${p.device}` }, onclick: () => this.actions.setVerified(p.device, !p.verified) },
+          { class: p.verified ? 'secondary' : 'primary', dataset: { focus: `mark-${p.device}` }, onclick: () => this._mark(p, !p.verified) },
           p.verified ? 'Clear verified mark' : 'Mark as verified',
         ),
         h('button', { class: 'secondary compare-emoji', 'aria-expanded': String(comparing), dataset: { focus: `compare-${p.device}` }, onclick: () => this._compare(p.device, state) }, comparing ? 'Hide emoji' : 'Compare emoji'),
@@ -207,9 +213,11 @@ export class VerificationPanel {
               h('span', { class: 'person-name' }, p.name, h('small', {}, ` ${p.role}`)),
               p.keyChanged
                 ? h('span', { class: 'pill warn' }, icon('warn'), 'Key changed')
-                : p.verified
-                  ? h('span', { class: 'pill ok' }, icon('check'), 'Verified')
-                  : h('span', { class: 'pill' }, 'Not verified'),
+                : this.mismatched.has(p.device) && !p.verified
+                  ? h('span', { class: 'pill warn' }, icon('warn'), 'Emoji differ')
+                  : p.verified
+                    ? h('span', { class: 'pill ok' }, icon('check'), 'Verified')
+                    : h('span', { class: 'pill' }, 'Not verified'),
               h('button', { class: 'link', onclick: () => this._toggle(p.device, state) }, open ? 'Hide' : 'Verify'),
             ),
             open ? this._details(p, state) : null,
