@@ -1,7 +1,7 @@
 /**
  * A QR code (ISO/IEC 18004) of a digit string, drawn on a canvas: numeric mode, error correction
- * level M, the smallest version 1–6 that holds it (a 60-digit safety number fits version 2). No
- * dependency: the page has no bundler and serves only its own files.
+ * level M, the smallest version 1–6 that holds it (a 60-digit safety number fits version 2; at
+ * most 255 digits). No dependency: the page has no bundler and serves only its own files.
  *
  * @module ui/qr-code
  */
@@ -223,7 +223,7 @@ function penalty({ size, dark }) {
 }
 
 /**
- * The QR code of `digits` (a string of 1–200 digits): `{size, version, mask, dark}` with
+ * The QR code of `digits` (a string of 1–255 digits): `{size, version, mask, dark}` with
  * `dark[y][x]` true for a dark module.
  */
 export function qrCodeOfDigits(digits) {
