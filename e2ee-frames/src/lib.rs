@@ -11,11 +11,13 @@
 //! - [`sender`], [`receiver`]: counters, look-ahead ratchet, replay window, eviction.
 //! - [`identity`], [`hpke_base`], [`envelope`]: device bundles and HPKE key envelopes.
 //! - [`verification`]: safety numbers and call security codes.
+//! - [`emoji_sequence`]: the emoji (and word) form of a pair's safety number.
 //! - [`signature`]: detached Ed25519 signatures over labelled documents (recording policies).
 //! - [`chat`]: chat messages sealed under a key derived from the sender's current base key.
 
 pub mod aead;
 pub mod chat;
+pub mod emoji_sequence;
 pub mod envelope;
 pub mod header;
 pub mod hpke_base;
@@ -31,6 +33,7 @@ pub mod verification;
 pub mod wire;
 
 pub use chat::{ChatContext, ChatError, SealedChat};
+pub use emoji_sequence::{EMOJI_TABLE, EmojiSequence, EmojiSymbol, emoji_sequence};
 pub use envelope::{EnvelopeError, KeyEnvelope, KeyGrant, envelope_key_len};
 pub use header::{Header, HeaderError, MAX_HEADER_LEN};
 pub use identity::{BundleError, DeviceBundle, DeviceId, DeviceKeys, VerifiedBundle};

@@ -90,7 +90,7 @@ fn digits_of(bytes: &[u8]) -> String {
 
 /// One half: `h = SHA-512(u16(0) || ik || device)`, then 5,200 times `h = SHA-512(h || ik)`;
 /// the first 30 bytes as six 5-digit groups.
-fn fingerprint_half(id: DeviceIdentity<'_>) -> String {
+pub(crate) fn fingerprint_half(id: DeviceIdentity<'_>) -> String {
     let mut h = Sha512::new()
         .chain_update(0u16.to_be_bytes())
         .chain_update(id.identity_key)

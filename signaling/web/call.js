@@ -28,7 +28,8 @@
  * @module call
  */
 import { createBundle, verifyBundle } from './e2ee/identity.mjs';
-import { formatDigitGroups, safetyNumber, securityCode } from './e2ee/verification.mjs';
+import { securityCode } from './e2ee/verification.mjs';
+import { pairVerification } from './e2ee/emoji.mjs';
 import { Stream } from './e2ee/kid.mjs';
 import { ChatRoom } from './chat.js';
 import { KeyManager } from './keys.js';
@@ -401,12 +402,11 @@ export class Call extends EventTarget {
     this._changed();
   }
 
-  /** The 60-digit safety number with `device` (12 groups of 5); computed on demand. */
-  async safetyNumberWith(device) {
+  /** The safety number (60 digits) and emoji sequence with `device` (docs/e2ee.md §4.1); computed on demand. */
+  async verificationCodesWith(device) {
     const p = this.state.participants.get(device);
     const me = this.state.participants.get(this.state.self.device);
-    const n = await safetyNumber({ device: me.device, identityKey: me.identityKey }, { device: p.device, identityKey: p.identityKey });
-    return formatDigitGroups(n);
+    return pairVerification({ device: me.device, identityKey: me.identityKey }, { device: p.device, identityKey: p.identityKey });
   }
 
   /** Marks `device`'s current identity key as verified (persisted) or not. */

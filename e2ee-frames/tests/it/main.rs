@@ -8,6 +8,7 @@ mod fixtures;
 mod bad_input;
 mod chat;
 mod cross_js;
+mod emoji_sequence;
 mod properties;
 mod receiver_rules;
 mod rfc9180_vectors;

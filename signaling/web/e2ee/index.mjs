@@ -48,4 +48,5 @@ export {
 } from './identity.mjs';
 export { BASE_KEY_LENGTH, createEnvelope, envelopeKeyLength, envelopeAad, envelopeInfo, openEnvelope, parseEnvelope } from './envelope.mjs';
 export { fingerprintHalf, formatDigitGroups, safetyNumber, securityCode } from './verification.mjs';
+export { EMOJI_TABLE, emojiSequence, halfIndices, pairVerification, SYMBOLS_PER_HALF } from './emoji.mjs';
 export { chatAad, deriveChatKey, MAX_CHAT_CIPHERTEXT_BYTES, MAX_CHAT_PLAINTEXT_BYTES, openChat, parseChat, sealChat } from './chat.mjs';

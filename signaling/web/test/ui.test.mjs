@@ -104,7 +104,7 @@ describe('web client UI in chromium', { skip: SKIP }, () => {
     assert.match(await page.textContent('.recorded-card'), /kept 90 days/);
     assert.match(await page.textContent('.person.changed'), /Key changed/);
     const alice = page.locator('.person[data-device="dev-alice"]');
-    await alice.locator('button.link').click();
+    await alice.locator('.person-row button.link').click();
     await page.waitForSelector('.person[data-device="dev-alice"] .safety-number', { timeout: 10_000 });
     const groups = await page.$$eval('.person[data-device="dev-alice"] .safety-number span', (s) => s.map((x) => x.textContent));
     assert.equal(groups.length, 12);

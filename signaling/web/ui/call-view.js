@@ -99,7 +99,8 @@ export class CallView {
     this.body.classList.toggle('with-side', !!this.panel);
     if (this.panel === 'security') {
       this.securityPanel.render(state);
-      this.side.replaceChildren(this.securityPanel.root);
+      // Re-attaching it on every redraw would reset its scroll and lose clicks in flight.
+      if (this.securityPanel.root.parentNode !== this.side) this.side.replaceChildren(this.securityPanel.root);
     } else if (this.panel === 'quality') {
       this.qualityPanel.render(state);
       this.side.replaceChildren(this.qualityPanel.root);

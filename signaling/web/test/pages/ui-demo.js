@@ -7,6 +7,7 @@
 import { mountCall } from '../../app.js';
 import { generateDeviceIdentity } from '../../e2ee/identity.mjs';
 import { formatDigitGroups, safetyNumber, securityCode } from '../../e2ee/verification.mjs';
+import { pairVerification } from '../../e2ee/emoji.mjs';
 import { EncryptionStatus, remotePublishers } from '../../e2ee-status.js';
 
 const PEOPLE = [
@@ -80,6 +81,11 @@ class SceneCall extends EventTarget {
     const me = this.identities.get(this.state.self.device);
     const other = this.identities.get(device);
     return formatDigitGroups(await safetyNumber({ device: me.deviceId, identityKey: me.identity.publicKey }, { device: other.deviceId, identityKey: other.identity.publicKey }));
+  }
+  async verificationCodesWith(device) {
+    const me = this.identities.get(this.state.self.device);
+    const other = this.identities.get(device);
+    return pairVerification({ device: me.deviceId, identityKey: me.identity.publicKey }, { device: other.deviceId, identityKey: other.identity.publicKey });
   }
   /** Someone joins (a camera tile, no identity: keep the security panel closed). */
   addPerson(device, name) {
