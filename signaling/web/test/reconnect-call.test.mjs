@@ -179,9 +179,10 @@ describe('the page reconnects (signaling dev)', { skip: serviceSkip() }, () => {
     await a.page.evaluate(() => window.__call.setBackoffLimits({ firstMs: 200, maxMs: 400, giveUpMs: 2000 }));
     const listen = new URL(dev.http).host;
     await dev.stop();
+    // The view draws on the next animation frame: wait for the state and for what it shows.
     const failed = await waitFor(async () => {
       const s = await status(a);
-      return { ok: s.connection.status === 'failed', s };
+      return { ok: s.connection.status === 'failed' && /could not be restored/.test(s.shown), s };
     }, { timeoutMs: 15_000 });
     assert.ok(failed.ok, `kim's page gave up: ${JSON.stringify(failed.s)}`);
     assert.equal(failed.s.phase, 'reconnecting', 'the call view stays (tiles kept)');
