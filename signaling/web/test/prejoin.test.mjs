@@ -187,6 +187,24 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
     await context.close();
   });
 
+  test('page_without_test_mode_exposes_no_call_handle', { timeout: 60_000 }, async () => {
+    const room = `plain-${Date.now()}`;
+    const context = await chromium.newContext({ viewport: WINDOW });
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    // An invitation link without `test=1`: the pre-join screen (no network beyond the page).
+    await page.goto(`${dev.http}/?room=${room}#token=${token(room, 'nia')}&name=Nia`);
+    await page.waitForSelector('form.prejoin-card');
+    const handles = await page.evaluate(() => ['call', 'prejoin', '__call', '__prejoin'].filter((k) => k in window));
+    assert.deepEqual(handles, [], 'a page outside test mode puts no call or pre-join handle on window');
+    // The same link with `test=1` does (the handle the browser tests use).
+    await page.goto(`${dev.http}/?room=${room}&test=1#token=${token(room, 'nia')}&name=Nia`);
+    await page.waitForFunction(() => window.__prejoin?.state.phase === 'ready');
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
   test('prejoin_permission_denied_says_what_to_do', { timeout: 60_000 }, async () => {
     const room = `blocked-${Date.now()}`;
     const d = await openPrejoin(chromium, dev.http, room, 'bea', { name: 'Bea', init: BLOCKED });
