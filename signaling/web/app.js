@@ -6,7 +6,8 @@
  *
  * URL parameters (query or fragment; prefer the fragment for the token, it never reaches a
  * server log): `room`, `token`, `name`, `watch=1` (broadcast viewer: watch only), `test=1`
- * (loopback only: ICE servers and candidates on 127.0.0.0/8 only), `relay=1` (media only through
+ * (loopback only: ICE servers and candidates on 127.0.0.0/8 only; `window.__call` and
+ * `window.__prejoin` for the browser tests), `relay=1` (media only through
  * the TURN servers `joined` names: `iceTransportPolicy: "relay"`), `join=1` (join at once),
  * `signaling=ws://…` (default: `/v1/rtc` on this origin), `admin_key` (a trusted recording-policy
  * admin key, base64url; may repeat; also `<meta name="e2ee-admin-keys">`, space separated).
@@ -108,7 +109,7 @@ export function mountCall(root, call, options = {}) {
   const actions = {
     setMic: (on) => call.setMic(on),
     setCamera: (on) => call.setCamera(on),
-    setScreen: (on) => call.setScreen(on).catch((e) => call._warn('screen', `Screen share failed: ${e.message}`)),
+    setScreen: (on) => call.setScreen(on).catch((e) => call.warn('screen', `Screen share failed: ${e.message}`)),
     pin: (d) => call.pin(d),
     leave: () => call.leave(),
     rejoin: () => call.rejoin(),
@@ -147,7 +148,7 @@ export function mountCall(root, call, options = {}) {
  */
 function prejoin(root, p, join) {
   const pre = new PreJoin();
-  window.prejoin = pre; // for the browser tests and the console
+  exposeForTests(p, '__prejoin', pre);
   const view = new PreJoinView(root, pre, {
     room: p.room,
     name: p.name,
@@ -164,6 +165,15 @@ function prejoin(root, p, join) {
   pre.start().catch((err) => console.warn('pre-join:', err));
 }
 
+/**
+ * Test mode only (`test=1`, the loopback flag every browser test sets): `window.__call` (the
+ * current `Call`) and `window.__prejoin` (the pre-join step's `PreJoin`), for the browser tests
+ * and the console. A normal page exposes neither; the tests use their public API only.
+ */
+function exposeForTests(p, name, value) {
+  if (p.testMode) window[name] = value;
+}
+
 /** Starts the page. */
 export async function main(root = document.getElementById('app')) {
   const params = pageParams();
@@ -174,7 +184,7 @@ export async function main(root = document.getElementById('app')) {
   const join = async (p, media = {}) => {
     replace(root, h('div', { class: 'lobby' }, h('div', { class: 'lobby-card' }, h('div', { class: 'brand' }, icon('lock'), h('span', {}, 'Joining…')), h('p', { class: 'lede' }, 'Checking keys and connecting.'))));
     const call = new Call({ ...p, ...media, identityStore: store });
-    window.call = call; // for the browser tests and the console
+    exposeForTests(p, '__call', call);
     const waiting = () => {
       if (call.state.phase !== 'waiting') return;
       call.removeEventListener('change', waiting);

@@ -33,7 +33,7 @@ describe('broadcast: a presenter shares a screen to five viewers', { skip: servi
     assert.equal(created.status, 201, await created.text());
     presenter = await openDevice(chromium, dev.http, room, 'presenter', { role: 'presenter', name: 'Presenter' });
     await presenter.page.click('[data-ctl=screen]');
-    await presenter.page.waitForFunction(() => window.call.state.local.screenOn);
+    await presenter.page.waitForFunction(() => window.__call.state.local.screenOn);
     viewers = await Promise.all(Array.from({ length: VIEWERS }, (_, i) => openDevice(chromium, dev.http, room, `viewer${i}`, { role: 'viewer', watch: true, name: `Viewer ${i}` })));
 
     const all = await waitFor(async () => {

@@ -26,7 +26,7 @@ const OFFER_FAILS = () => {
 };
 
 const banners = (d) => d.page.evaluate(() => window.__banners ?? []);
-const participants = (d) => d.page.evaluate(() => [...window.call.state.participants.keys()].sort());
+const participants = (d) => d.page.evaluate(() => [...window.__call.state.participants.keys()].sort());
 
 async function roomDetail(http, room) {
   const res = await fetch(`${http}/v1/rooms/${encodeURIComponent(room)}`, { headers: { authorization: 'Bearer devadmin' } });
@@ -76,24 +76,24 @@ describe('the call a user expects', { skip: serviceSkip() }, () => {
 
     // Carol shares her screen (headless Chromium picks a screen by itself with the fake UI
     // flag), Alice decodes it, Carol stops.
-    await c.page.evaluate(() => window.call.setScreen(true));
+    await c.page.evaluate(() => window.__call.setScreen(true));
     const shared = await waitFor(async () => {
       await check('sharing');
       return decodedFrom(await a.view(), c.device, 'screen') > 5;
     }, { timeoutMs: 20_000, intervalMs: 500 });
     assert.ok(shared, 'alice decodes carol\'s screen');
     await a.page.screenshot({ path: artifact('call-three-sharing.png') });
-    await c.page.evaluate(() => window.call.setScreen(false));
+    await c.page.evaluate(() => window.__call.setScreen(false));
     // The SFU keeps the stopped share's track (its section is only inactive): subscriptions
     // naming it stay valid. Poll a while for a late refusal.
     for (let i = 0; i < 12; i++) {
       await check('after the share stopped');
       await sleep(250);
     }
-    assert.equal(await c.page.evaluate(() => window.call.state.local.screenOn), false);
+    assert.equal(await c.page.evaluate(() => window.__call.state.local.screenOn), false);
 
     // Bob leaves; the others see him go and keep going without a banner.
-    await b.page.evaluate(() => window.call.leave());
+    await b.page.evaluate(() => window.__call.leave());
     devices.splice(devices.indexOf(b), 1);
     const gone = await waitFor(async () => {
       await check('after bob left');
@@ -117,7 +117,7 @@ describe('the call a user expects', { skip: serviceSkip() }, () => {
     const room = `nocam-${Date.now()}`;
     const a = await openDevice(chromium, dev.http, room, 'alice', { name: 'Alice', init: WATCH_BANNERS });
     const n = await openDevice(chromium, dev.http, room, 'nadia', { name: 'Nadia', init: `(${WATCH_BANNERS})(); (${NO_CAMERA})();` });
-    const local = await n.page.evaluate(() => ({ ...window.call.state.local, published: window.call._published.map((t) => t.source) }));
+    const local = await n.page.evaluate(() => ({ ...window.__call.state.local, published: window.__call.publishedSources() }));
     assert.deepEqual(local, { micOn: true, cameraOn: false, screenOn: false, hasMic: true, hasCamera: false, published: ['microphone'] });
     assert.equal(await n.page.isDisabled('[data-ctl=camera]'), true, 'no camera button to press');
     // Alice has Nadia in her roster and receives and decrypts her microphone.

@@ -12,7 +12,7 @@ import { decodedFrom, openDevice, picture, serviceSkip, startDev } from './sfu-h
 /** What page `page` shows of `device`'s screen share and camera. */
 function shownOf(page, device) {
   return page.evaluate((device) => {
-    const p = window.call.state.participants.get(device);
+    const p = window.__call.state.participants.get(device);
     const stage = document.querySelector('.stage .tile.screen');
     const stageVideo = stage?.querySelector('video');
     const tile = document.querySelector(`.grid .tile[data-device="${device}"]`);
@@ -59,7 +59,7 @@ describe('screen share stage, join and leave notices', { skip: serviceSkip() }, 
       const camera = await waitFor(async () => decodedFrom(await b.view(), a.device) > 10, { timeoutMs: 30_000 });
       assert.ok(camera, 'bob decodes alice\'s camera');
       // Alice shares (headless Chromium picks a screen by itself with the fake UI).
-      await a.page.evaluate(() => window.call.setScreen(true));
+      await a.page.evaluate(() => window.__call.setScreen(true));
       const sharing = await waitFor(async () => {
         const s = await shownOf(b.page, a.device);
         return { ok: s.stage && s.stageWidth > 0 && s.tileVideo && s.tileShowsCamera, ...s };
@@ -89,10 +89,10 @@ describe('screen share stage, join and leave notices', { skip: serviceSkip() }, 
       console.log(`stage gone on the viewer ${tookMs} ms after Stop was pressed (polled every 100 ms)`);
       assert.ok(gone.tileVideo && gone.tileShowsCamera, 'alice\'s camera tile stays');
       assert.equal(await a.page.locator('.sharing-bar:not([hidden])').count(), 0, 'the bar goes');
-      assert.equal(await a.page.evaluate(() => window.call.state.local.screenOn), false);
+      assert.equal(await a.page.evaluate(() => window.__call.state.local.screenOn), false);
       await b.page.screenshot({ path: artifact('share-stopped-viewer.png') });
       // Sharing again brings the stage back (the stopped share's receiver may be reused).
-      await a.page.evaluate(() => window.call.setScreen(true));
+      await a.page.evaluate(() => window.__call.setScreen(true));
       const again = await waitFor(async () => {
         const s = await shownOf(b.page, a.device);
         return { ok: s.stage && s.stageWidth > 0 && s.tileShowsCamera, ...s };

@@ -84,7 +84,7 @@ function freePort() {
 /** The selected candidate pair of a page: its local and remote candidates' protocol and type. */
 function selectedPair(page) {
   return page.evaluate(async () => {
-    const report = await window.call.pc.getStats();
+    const report = await window.__call.pc.getStats();
     let pairId = null;
     report.forEach((s) => {
       if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;

@@ -43,7 +43,7 @@ const RECORD_KEY_MESSAGES = `
 const keyLog = (d) => d.page.evaluate(() => window.__keyLog);
 const keyState = (d) =>
   d.page.evaluate(() => {
-    const k = window.call.keys;
+    const k = window.__call.keys;
     return { suite: k.suite, current: k.current && { generation: k.current.generation, step: k.current.step, length: k.current.baseKey.length }, pending: k.pending && k.pending.generation, received: Object.fromEntries(k.received) };
   });
 

@@ -110,7 +110,7 @@ describe('a keyless party on the SFU path (split deployment)', { skip: serviceSk
       const seen = await page.evaluate(() => window.keyless.seen());
       const decoded = await page.evaluate(() => window.keyless.decoded());
       const [va, vb] = [await a.view(), await b.view()];
-      const plaintext = new Set([...(await a.page.evaluate(() => window.call.media.plaintextHashes())), ...(await b.page.evaluate(() => window.call.media.plaintextHashes()))]);
+      const plaintext = new Set([...(await a.page.evaluate(() => window.__call.media.plaintextHashes())), ...(await b.page.evaluate(() => window.__call.media.plaintextHashes()))]);
       const report = { keyless: { ...seen, hashes: seen.hashes.length, sample: seen.hashes.slice(0, 3) }, decoded, plaintextHashes: plaintext.size, browsers: { a: va.worker, b: vb.worker } };
       console.log(JSON.stringify(report));
       keylessVideo = { frames: seen.kinds.video ?? 0, packets: decoded.videoPackets, cameras: new Set(Object.keys(seen.kids).filter((k) => k.split('/')[1] === '1').map((k) => k.split('/')[0])).size };

@@ -26,7 +26,10 @@ async function room(names, { canPublish = () => true, recipientFilter = () => tr
       identity: d.identity, room: ROOM, call: CALL, slot: d.slot, canPublish: canPublish(d.name), suite,
       send: (msg) => d.outbox.push(msg),
       onSenderKey: (k) => d.senderKeys.push(k),
-      onReceiverKey: (k) => d.received.push(k),
+      onReceiverKey: (k) => {
+        d.received.push(k);
+        d.onReceiverKey?.(k);
+      },
     });
   }
   const entry = (d) => ({ device: d.name, role: 'caller', slot: d.slot, bundle: d.bundle, recipient: recipientFilter(d.name) });
@@ -291,7 +294,7 @@ test('a receiver beyond the ratchet window recovers by key_request', async () =>
   const r = await room(['a', 'b']);
   r.setRosters();
   const store = new ReceiverKeyStore();
-  r.get('b').km._onReceiverKey = (k) => store.addKey(k, 0);
+  r.get('b').onReceiverKey = (k) => store.addKey(k, 0);
   await r.get('a').km.start(0);
   await r.flush(0);
   const frame = new Uint8Array([0xfc, 1, 2, 3, 4, 5]);

@@ -34,7 +34,7 @@ const PEOPLE = [
  */
 function tiles(page) {
   return page.evaluate(async () => {
-    const c = window.call;
+    const c = window.__call;
     const transforms = (await c.media.stats()).transforms;
     const out = [];
     for (const p of c.state.participants.values()) {

@@ -36,11 +36,11 @@ async function openPage(chromium, http, room, name, tok) {
 }
 
 async function inCall(p) {
-  await p.page.waitForFunction(() => window.call?.state.phase === 'in-call', null, { timeout: 30_000 });
-  return p.page.evaluate(() => window.call.state.self.device);
+  await p.page.waitForFunction(() => window.__call?.state.phase === 'in-call', null, { timeout: 30_000 });
+  return p.page.evaluate(() => window.__call.state.self.device);
 }
 
-const phase = (p) => p.page.evaluate(() => window.call?.state.phase ?? null);
+const phase = (p) => p.page.evaluate(() => window.__call?.state.phase ?? null);
 
 describe('moderation in the browser through signaling dev', { skip: serviceSkip() }, () => {
   let dev;
@@ -61,7 +61,7 @@ describe('moderation in the browser through signaling dev', { skip: serviceSkip(
     const aliceDevice = await inCall(alice);
     const carol = await openPage(chromium, dev.http, room, 'Carol', token(room, 'carol'));
     const carolDevice = await inCall(carol);
-    assert.equal(await alice.page.evaluate(() => window.call.state.moderation.moderator), true);
+    assert.equal(await alice.page.evaluate(() => window.__call.state.moderation.moderator), true);
 
     // Carol moderates nothing: no controls, no tile menus, and a forged action is refused.
     const carolSees = await carol.page.evaluate(() => ({
@@ -69,9 +69,9 @@ describe('moderation in the browser through signaling dev', { skip: serviceSkip(
       menus: document.querySelectorAll('.tile-menu').length,
     }));
     assert.deepEqual(carolSees, { bar: 0, menus: 0 });
-    await carol.page.evaluate((d) => window.call.signaling.send({ type: 'moderate', action: 'remove', device: d }), aliceDevice);
+    await carol.page.evaluate((d) => window.__call.signaling.send({ type: 'moderate', action: 'remove', device: d }), aliceDevice);
     const refused = await waitFor(async () => {
-      const codes = await carol.page.evaluate(() => window.call.state.serverErrors.map((e) => e.code));
+      const codes = await carol.page.evaluate(() => window.__call.state.serverErrors.map((e) => e.code));
       return { ok: codes.includes('forbidden'), codes };
     });
     assert.ok(refused.ok, `the service refused Carol's forged remove: ${JSON.stringify(refused)}`);
@@ -80,7 +80,7 @@ describe('moderation in the browser through signaling dev', { skip: serviceSkip(
     // Alice turns the lobby on from the top bar.
     await alice.page.click('.moderator-bar [data-mod=lobby]');
     const lobbyOn = await waitFor(async () => {
-      const s = await alice.page.evaluate(() => ({ lobby: window.call.state.moderation.lobby, pressed: document.querySelector('[data-mod=lobby]')?.getAttribute('aria-pressed') }));
+      const s = await alice.page.evaluate(() => ({ lobby: window.__call.state.moderation.lobby, pressed: document.querySelector('[data-mod=lobby]')?.getAttribute('aria-pressed') }));
       return { ok: s.lobby && s.pressed === 'true', s };
     });
     assert.ok(lobbyOn.ok, JSON.stringify(lobbyOn));
@@ -88,7 +88,7 @@ describe('moderation in the browser through signaling dev', { skip: serviceSkip(
     // Bob waits, and says so.
     const bob = await openPage(chromium, dev.http, room, 'Bob', token(room, 'bob'));
     const waits = await waitFor(async () => {
-      const s = await bob.page.evaluate(() => ({ phase: window.call?.state.phase, text: document.body.innerText }));
+      const s = await bob.page.evaluate(() => ({ phase: window.__call?.state.phase, text: document.body.innerText }));
       return { ok: s.phase === 'waiting' && s.text.includes('Waiting for a moderator to let you in'), s };
     }, { timeoutMs: 20_000 });
     assert.ok(waits.ok, JSON.stringify(waits));
@@ -101,21 +101,21 @@ describe('moderation in the browser through signaling dev', { skip: serviceSkip(
     await alice.page.click('.waiting-entry [data-mod=admit]');
     const bobDevice = await inCall(bob);
     const three = await waitFor(async () => {
-      const n = await Promise.all([alice, bob, carol].map((x) => x.page.evaluate(() => window.call.state.participants.size)));
+      const n = await Promise.all([alice, bob, carol].map((x) => x.page.evaluate(() => window.__call.state.participants.size)));
       return { ok: n.every((x) => x === 3), n };
     }, { timeoutMs: 20_000 });
     assert.ok(three.ok, `three in the call: ${three.n}`);
     await alice.page.waitForFunction(() => !document.querySelector('.waiting-entry'));
 
     // Ask to mute, from the menu on Bob's tile: his page mutes itself and says so.
-    const bobMicOn = await waitFor(async () => ({ ok: await bob.page.evaluate(() => window.call.state.local.micOn) }));
+    const bobMicOn = await waitFor(async () => ({ ok: await bob.page.evaluate(() => window.__call.state.local.micOn) }));
     assert.ok(bobMicOn.ok, 'Bob starts unmuted');
     const menu = `.tile[data-device="${bobDevice}"] .tile-menu`;
     await alice.page.click(`${menu} .tile-menu-open`);
     await alice.page.screenshot({ path: `${SCREENSHOTS}moderation-tile-menu.png` });
     await alice.page.click(`${menu} [data-mod=ask-mute]`);
     const muted = await waitFor(async () => {
-      const b = await bob.page.evaluate(() => ({ micOn: window.call.state.local.micOn, notice: window.call.state.notices.find((n) => n.kind === 'mute-requested')?.text ?? null }));
+      const b = await bob.page.evaluate(() => ({ micOn: window.__call.state.local.micOn, notice: window.__call.state.notices.find((n) => n.kind === 'mute-requested')?.text ?? null }));
       const seen = await alice.page.evaluate((d) => document.querySelector(`.tile[data-device="${d}"] .mark.muted`) !== null, bobDevice);
       return { ok: !b.micOn && !!b.notice && seen, b, seen };
     });
@@ -126,8 +126,8 @@ describe('moderation in the browser through signaling dev', { skip: serviceSkip(
     await alice.page.click(`${menu} .tile-menu-open`);
     await alice.page.click(`${menu} [data-mod=remove]`);
     const removed = await waitFor(async () => {
-      const b = await bob.page.evaluate(() => ({ phase: window.call.state.phase, reason: window.call.state.leftReason, text: document.body.innerText }));
-      const n = await alice.page.evaluate(() => window.call.state.participants.size);
+      const b = await bob.page.evaluate(() => ({ phase: window.__call.state.phase, reason: window.__call.state.leftReason, text: document.body.innerText }));
+      const n = await alice.page.evaluate(() => window.__call.state.participants.size);
       return { ok: b.phase === 'left' && b.reason === 'kicked' && b.text.includes('You were removed from the call.') && n === 2, b, n };
     });
     assert.ok(removed.ok, JSON.stringify(removed));
@@ -135,8 +135,8 @@ describe('moderation in the browser through signaling dev', { skip: serviceSkip(
     // End for all: Carol's call ends, and Alice's.
     await alice.page.click('.moderator-bar [data-mod=end]');
     const endedAll = await waitFor(async () => {
-      const c = await carol.page.evaluate(() => ({ reason: window.call.state.leftReason, text: document.body.innerText }));
-      const a = await alice.page.evaluate(() => window.call.state.leftReason);
+      const c = await carol.page.evaluate(() => ({ reason: window.__call.state.leftReason, text: document.body.innerText }));
+      const a = await alice.page.evaluate(() => window.__call.state.leftReason);
       return { ok: c.reason === 'call_ended' && c.text.includes('A moderator ended the call for everyone.') && a === 'call_ended', c, a };
     });
     assert.ok(endedAll.ok, JSON.stringify(endedAll));

@@ -61,24 +61,24 @@ async function openPrejoin(chromium, http, room, identity, { name = identity, in
   const q = new URLSearchParams({ room, test: '1' });
   await page.goto(`${http}/?${q}#token=${token(room, identity)}&name=${encodeURIComponent(name)}`);
   await page.waitForSelector('form.prejoin-card');
-  await page.waitForFunction(() => window.prejoin?.state.phase === 'ready');
+  await page.waitForFunction(() => window.__prejoin?.state.phase === 'ready');
   return { context, page, errors, identity };
 }
 
 /** Presses Join on the pre-join screen and waits for the call. */
 async function joinFromPrejoin(d) {
   await d.page.getByRole('button', { name: /^Join/ }).click();
-  await d.page.waitForFunction(() => window.call?.state.phase === 'in-call' || window.call?.state.phase === 'error', null, { timeout: 30_000 });
-  const failed = await d.page.evaluate(() => window.call.state.error);
+  await d.page.waitForFunction(() => window.__call?.state.phase === 'in-call' || window.__call?.state.phase === 'error', null, { timeout: 30_000 });
+  const failed = await d.page.evaluate(() => window.__call.state.error);
   assert.equal(failed, null, `${d.identity} could not join: ${JSON.stringify(failed)}`);
-  d.device = await d.page.evaluate(() => window.call.state.self.device);
+  d.device = await d.page.evaluate(() => window.__call.state.self.device);
   return d;
 }
 
 /** Audio frames this page decrypted from `device`'s microphone, and the audio energy it played. */
 function heardFrom(page, device) {
   return page.evaluate(async (device) => {
-    const c = window.call;
+    const c = window.__call;
     const ids = [...c.remote.receivers.values()].filter((r) => r.device === device && r.kind === 'audio').map((r) => r.id);
     const w = c.media ? await c.media.stats() : { transforms: [] };
     const frames = w.transforms.filter((t) => t.side === 'recv' && ids.includes(t.id)).reduce((s, t) => s + t.frames, 0);
@@ -139,7 +139,7 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
     const phone = await d.context.newPage();
     await phone.setViewportSize({ width: 390, height: 844 });
     await phone.goto(`${dev.http}/?room=${room}&test=1#token=${token(room, 'paula-phone')}&name=Paula`);
-    await phone.waitForFunction(() => window.prejoin?.state.phase === 'ready');
+    await phone.waitForFunction(() => window.__prejoin?.state.phase === 'ready');
     await phone.waitForFunction(() => document.querySelector('.preview-video')?.videoWidth > 0);
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(overflow <= 390, `no sideways scrolling on a phone: ${overflow}px`);
@@ -155,8 +155,8 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
     }
     assert.ok(reached, 'Join is reachable with Tab');
     await page.keyboard.press('Enter');
-    await page.waitForFunction(() => window.call?.state.phase === 'in-call', null, { timeout: 30_000 });
-    const local = await page.evaluate(() => ({ ...window.call.state.local, published: window.call._published.map((t) => t.source) }));
+    await page.waitForFunction(() => window.__call?.state.phase === 'in-call', null, { timeout: 30_000 });
+    const local = await page.evaluate(() => ({ ...window.__call.state.local, published: window.__call.publishedSources() }));
     assert.deepEqual([local.micOn, local.cameraOn, local.published], [true, true, ['microphone', 'camera']]);
     assert.deepEqual(await banners(page), []);
     assert.deepEqual(d.errors, []);
@@ -174,15 +174,33 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
     assert.match(await page.textContent('.how-to-join'), /invitation link/);
     await page.fill('textarea[name=token]', token(room, 'lee'));
     await page.click('button[type=submit]');
-    await page.waitForFunction(() => window.prejoin?.state.phase === 'ready');
+    await page.waitForFunction(() => window.__prejoin?.state.phase === 'ready');
     assert.equal(await page.inputValue('.prejoin-card input[name=name]'), 'Lee');
-    const live = await page.evaluate(() => window.prejoin.stream.getTracks().map((t) => t.readyState));
+    const live = await page.evaluate(() => window.__prejoin.stream.getTracks().map((t) => t.readyState));
     assert.deepEqual(live, ['live', 'live']);
-    const tracks = await page.evaluateHandle(() => window.prejoin.stream.getTracks());
+    const tracks = await page.evaluateHandle(() => window.__prejoin.stream.getTracks());
     await page.getByRole('button', { name: 'Back to the lobby' }).click();
     await page.waitForSelector('form.lobby-card');
     assert.equal(await page.inputValue('input[name=room]'), room);
     assert.deepEqual(await tracks.evaluate((ts) => ts.map((t) => t.readyState)), ['ended', 'ended'], 'the devices are closed');
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test('page_without_test_mode_exposes_no_call_handle', { timeout: 60_000 }, async () => {
+    const room = `plain-${Date.now()}`;
+    const context = await chromium.newContext({ viewport: WINDOW });
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    // An invitation link without `test=1`: the pre-join screen (no network beyond the page).
+    await page.goto(`${dev.http}/?room=${room}#token=${token(room, 'nia')}&name=Nia`);
+    await page.waitForSelector('form.prejoin-card');
+    const handles = await page.evaluate(() => ['call', 'prejoin', '__call', '__prejoin'].filter((k) => k in window));
+    assert.deepEqual(handles, [], 'a page outside test mode puts no call or pre-join handle on window');
+    // The same link with `test=1` does (the handle the browser tests use).
+    await page.goto(`${dev.http}/?room=${room}&test=1#token=${token(room, 'nia')}&name=Nia`);
+    await page.waitForFunction(() => window.__prejoin?.state.phase === 'ready');
     assert.deepEqual(errors, []);
     await context.close();
   });
@@ -210,13 +228,13 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
     assert.equal(await b.page.locator('.preview-video').isHidden(), true);
     assert.match(await b.page.locator('.preview-note').textContent(), /Camera is off/);
     await joinFromPrejoin(b);
-    const local = await b.page.evaluate(() => ({ ...window.call.state.local, published: window.call._published.map((t) => t.source) }));
+    const local = await b.page.evaluate(() => ({ ...window.__call.state.local, published: window.__call.publishedSources() }));
     assert.deepEqual([local.micOn, local.cameraOn, local.published], [false, false, ['microphone', 'camera']], 'joined muted with the camera off; both can be turned on');
     assert.match(await b.page.textContent('[data-ctl=camera]'), /Start video/);
     // Alice sees Bob's initials (not a black picture) and his muted mark.
     const seen = await waitFor(() => a.page.evaluate((device) => {
       const tile = document.querySelector(`.tile[data-device="${device}"]`);
-      const p = window.call.state.participants.get(device);
+      const p = window.__call.state.participants.get(device);
       return {
         ok: !!tile && !tile.classList.contains('has-video') && p?.videoOff === true && p?.audioMuted === true && !!tile.querySelector('.mark.muted'),
         initials: tile?.querySelector('.avatar')?.textContent,
@@ -247,7 +265,7 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
     assert.equal(await n.page.locator('.prejoin-message').count(), 0, 'no error: a missing camera is not a problem');
     await n.page.screenshot({ path: artifact('prejoin-no-camera.png') });
     await joinFromPrejoin(n);
-    const local = await n.page.evaluate(() => ({ ...window.call.state.local, published: window.call._published.map((t) => t.source) }));
+    const local = await n.page.evaluate(() => ({ ...window.__call.state.local, published: window.__call.publishedSources() }));
     assert.deepEqual([local.micOn, local.cameraOn, local.hasCamera, local.published], [true, false, false, ['microphone']]);
     assert.equal(await n.page.isDisabled('[data-ctl=camera]'), true);
     const heard = await waitFor(async () => {
@@ -271,7 +289,7 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
     assert.ok(first.ok, JSON.stringify(first));
     // Count what Bob's page sends from now on: a switch must not renegotiate.
     const before = await b.page.evaluate(() => {
-      const c = window.call;
+      const c = window.__call;
       window.__sent = [];
       const send = c.signaling.send.bind(c.signaling);
       c.signaling.send = (m) => {
@@ -289,8 +307,8 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
     const pick = options.find((o) => !o.selected) ?? options[0];
     await b.page.selectOption('select[name=microphone]', pick.value);
     const switched = await waitFor(() => b.page.evaluate((oldId) => {
-      const c = window.call;
-      const sender = c._published.find((t) => t.source === 'microphone').transceiver.sender;
+      const c = window.__call;
+      const sender = c.senderOf('microphone');
       return {
         ok: c.local.mic.id !== oldId && sender.track === c.local.mic && window.__oldMic.readyState === 'ended',
         phase: c.state.phase,
@@ -308,7 +326,7 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
     assert.ok(after.ok, JSON.stringify({ first, after }));
     const sent = await b.page.evaluate(() => window.__sent);
     assert.ok(!sent.includes('offer'), `no renegotiation: ${sent.join(',')}`);
-    assert.equal(await b.page.evaluate(() => window.call.pc.localDescription.sdp), before.sdp);
+    assert.equal(await b.page.evaluate(() => window.__call.pc.localDescription.sdp), before.sdp);
     // The speaker picker routes the remote audio (setSinkId) where the browser can.
     const speakers = await b.page.$$eval('select[name=speaker] option', (os) => os.map((o) => o.value).filter(Boolean));
     const canRoute = await b.page.evaluate(() => typeof HTMLMediaElement.prototype.setSinkId === 'function');
@@ -317,7 +335,7 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
       await b.page.selectOption('select[name=speaker]', speakers.at(-1));
       const routed = await waitFor(() => b.page.evaluate((id) => {
         const sinks = [...document.querySelectorAll('.audio-sinks audio')].map((a) => a.sinkId);
-        return { ok: window.call.state.speaker === id && sinks.length > 0 && sinks.every((x) => x === id), sinks };
+        return { ok: window.__call.state.speaker === id && sinks.length > 0 && sinks.every((x) => x === id), sinks };
       }, speakers.at(-1)), { timeoutMs: 5000 });
       assert.ok(routed.ok, JSON.stringify(routed));
     }
@@ -378,7 +396,7 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
     // Alice's worker is given a wrong key for Bob's current generation and step (as a broken or
     // lying key exchange would): his frames stop opening, and the badge names him.
     await a.page.evaluate((device) => {
-      const c = window.call;
+      const c = window.__call;
       const k = c.keys.received.get(device);
       const slot = c.state.participants.get(device).slot;
       c.media.addReceiverKey({ slot, generation: k.generation, step: k.step, suite: c.keys.suite, baseKey: crypto.getRandomValues(new Uint8Array(64)) });
@@ -401,7 +419,7 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
     const a = await openDevice(chromium, dev.http, room, 'alice', { name: 'Alice', init: WATCH_BANNERS });
     const b = await openDevice(chromium, dev.http, room, 'bob', { name: 'Bob', init: WATCH_BANNERS });
     const notice = (page) => page.evaluate(() => [...document.querySelectorAll('.notice.security-code')].map((n) => n.textContent.replace('×', '').trim()));
-    const codeOf = (page) => page.evaluate(() => window.call.state.securityCode);
+    const codeOf = (page) => page.evaluate(() => window.__call.state.securityCode);
     const bobJoined = await waitFor(async () => {
       const n = await notice(a.page);
       return { ok: n.length === 1 && n[0] === 'Bob joined — the security code changed; compare it again', n };
@@ -425,7 +443,7 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
     assert.equal(await a.page.locator('.warning').count(), 0);
     await a.page.screenshot({ path: artifact('security-code-notice.png') });
     // Carol leaves: named too.
-    await c.page.evaluate(() => window.call.leave());
+    await c.page.evaluate(() => window.__call.leave());
     const carolLeft = await waitFor(async () => {
       const n = await notice(a.page);
       return { ok: n[0] === 'Carol left — the security code changed; compare it again', n };

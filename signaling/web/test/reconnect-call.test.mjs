@@ -35,8 +35,8 @@ const DEV_ARGS = ['--test-hooks', 'sever-connections'];
 /** The page's call phase, connection status and tiles (device of each tile, in DOM order). */
 const status = (d) =>
   d.page.evaluate(() => ({
-    phase: window.call.state.phase,
-    connection: { ...window.call.state.connection },
+    phase: window.__call.state.phase,
+    connection: { ...window.__call.state.connection },
     shown: document.querySelector('.connection-status')?.textContent ?? '',
     tiles: [...document.querySelectorAll('.tile[data-device]')].map((t) => t.dataset.device),
     banners: window.__banners ?? [],
@@ -176,15 +176,13 @@ describe('the page reconnects (signaling dev)', { skip: serviceSkip() }, () => {
     const a = await openDevice(chromium, dev.http, room, 'kim');
     pages.push(a);
     // The same backoff, on a 2 s give-up time instead of 2 min.
-    await a.page.evaluate(async () => {
-      const { Backoff } = await import('/reconnect.js');
-      window.call._backoff = new Backoff({ limits: { firstMs: 200, maxMs: 400, giveUpMs: 2000 } });
-    });
+    await a.page.evaluate(() => window.__call.setBackoffLimits({ firstMs: 200, maxMs: 400, giveUpMs: 2000 }));
     const listen = new URL(dev.http).host;
     await dev.stop();
+    // The view draws on the next animation frame: wait for the state and for what it shows.
     const failed = await waitFor(async () => {
       const s = await status(a);
-      return { ok: s.connection.status === 'failed', s };
+      return { ok: s.connection.status === 'failed' && /could not be restored/.test(s.shown), s };
     }, { timeoutMs: 15_000 });
     assert.ok(failed.ok, `kim's page gave up: ${JSON.stringify(failed.s)}`);
     assert.equal(failed.s.phase, 'reconnecting', 'the call view stays (tiles kept)');
@@ -215,7 +213,7 @@ describe('the page reconnects (signaling dev)', { skip: serviceSkip() }, () => {
     const res = await fetch(`${dev.http}/v1/rooms/${room}/participants/${encodeURIComponent(a.device)}`, { method: 'DELETE', headers: { authorization: 'Bearer devadmin' } });
     assert.equal(res.status, 204, 'kick');
     const ended = await waitFor(async () => {
-      const s = await a.page.evaluate(() => ({ phase: window.call.state.phase, reason: window.call.state.leftReason, reconnects: window.call.state.connection.reconnects, text: document.querySelector('.lobby .lede')?.textContent ?? '' }));
+      const s = await a.page.evaluate(() => ({ phase: window.__call.state.phase, reason: window.__call.state.leftReason, reconnects: window.__call.state.connection.reconnects, text: document.querySelector('.lobby .lede')?.textContent ?? '' }));
       return { ok: s.phase === 'left', s };
     });
     assert.ok(ended.ok, `ivan's call ended: ${JSON.stringify(ended.s)}`);
@@ -223,7 +221,7 @@ describe('the page reconnects (signaling dev)', { skip: serviceSkip() }, () => {
     assert.match(ended.s.text, /removed from the call/);
     // Well past the first retry's time: still out, and the room does not have him.
     await new Promise((r) => setTimeout(r, 2000));
-    assert.equal(await a.page.evaluate(() => window.call.state.connection.reconnects), 0, 'no reconnect after a kick');
+    assert.equal(await a.page.evaluate(() => window.__call.state.connection.reconnects), 0, 'no reconnect after a kick');
     // The room was his alone: it emptied and went (a rejoin would have re-created it).
     const detail = await fetch(`${dev.http}/v1/rooms/${room}`, { headers: { authorization: 'Bearer devadmin' } });
     assert.equal(detail.status, 404, 'the room is gone: nobody came back');

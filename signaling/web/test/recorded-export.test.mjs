@@ -153,7 +153,7 @@ describe('a recorded room with browsers, exported', { skip: skip() }, () => {
   /** What a page sent: its worker's sender counts and the outbound RTP streams' frames and bytes. */
   const sending = (page) =>
     page.evaluate(async () => {
-      const w = await window.call.media.stats();
+      const w = await window.__call.media.stats();
       const send = w.transforms.filter((t) => t.side === 'send');
       const out = { encrypted: 0, held: 0, probes: 0, framesSent: 0, bytesSent: 0, streams: [] };
       for (const t of send) {
@@ -161,7 +161,7 @@ describe('a recorded room with browsers, exported', { skip: skip() }, () => {
         out.held += t.heldFrames ?? 0;
         out.probes += t.probes ?? 0;
       }
-      (await window.call.pc.getStats()).forEach((s) => {
+      (await window.__call.pc.getStats()).forEach((s) => {
         if (s.type !== 'outbound-rtp') return;
         out.framesSent += s.framesSent ?? 0;
         out.bytesSent += s.bytesSent ?? 0;
@@ -187,7 +187,7 @@ describe('a recorded room with browsers, exported', { skip: skip() }, () => {
     assert.ok(held.held > 50, `frames held: ${JSON.stringify(held)}`);
     assert.ok(held.probes >= 2 && held.probes <= 4, `one probe per stream: ${JSON.stringify(held)}`);
     for (const st of held.streams) assert.ok(st.bytes <= 8 * st.packets, `only probes on the wire: ${JSON.stringify(held)}`);
-    assert.deepEqual(await d.page.evaluate(() => window.call.state.warnings.map((w) => w.kind)), [], 'waiting is not an error');
+    assert.deepEqual(await d.page.evaluate(() => window.__call.state.warnings.map((w) => w.kind)), [], 'waiting is not an error');
     // The recorder starts; once it receives the tracks the page sends, from a keyframe.
     lateRec = child(RECORDER_BIN, ['serve'], {
       RECORDER_SIGNALING: `${dev.http.replace('http://', 'ws://')}/v1/rtc`,
@@ -240,9 +240,9 @@ describe('a recorded room with browsers, exported', { skip: skip() }, () => {
     assert.equal(metric(page, 'recorder_active_sessions'), 0, page);
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     const state = await c.page.evaluate(() => ({
-      warnings: window.call.state.warnings.map((w) => `${w.kind}: ${w.text}`),
-      recipients: window.call.keys?.recipients().map((x) => x.device) ?? [],
-      roster: [...(window.call.keys?.roster.keys() ?? [])],
+      warnings: window.__call.state.warnings.map((w) => `${w.kind}: ${w.text}`),
+      recipients: window.__call.keys?.recipients().map((x) => x.device) ?? [],
+      roster: [...(window.__call.keys?.roster.keys() ?? [])],
     }));
     assert.ok(state.warnings.some((w) => w.startsWith('recording-policy:') && /does not trust/.test(w)), JSON.stringify(state.warnings));
     assert.ok(!state.roster.includes('rec-web'), `the recorder never joined: ${JSON.stringify(state)}`);
@@ -266,7 +266,7 @@ describe('a recorded room with browsers, exported', { skip: skip() }, () => {
     }
     // The recorder is in the room and each page wrapped its key to it.
     const wrapped = await waitFor(async () => {
-      const r = await Promise.all([a, b].map((d) => d.page.evaluate(() => window.call.keys?.recipients().map((x) => x.device) ?? [])));
+      const r = await Promise.all([a, b].map((d) => d.page.evaluate(() => window.__call.keys?.recipients().map((x) => x.device) ?? [])));
       return { ok: r.every((x) => x.includes('rec-web')), r };
     }, { timeoutMs: 20_000 });
     assert.ok(wrapped.ok, `keys wrapped to the recorder: ${JSON.stringify(wrapped.r)}`);

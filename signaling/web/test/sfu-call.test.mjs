@@ -83,7 +83,7 @@ describe('browser calls through signaling dev and its SFU', { skip: serviceSkip(
     // or forged envelope would leave behind).
     await a.page.evaluate(({ slot, generation, step }) => {
       const baseKey = crypto.getRandomValues(new Uint8Array(32));
-      window.call.media.addReceiverKey({ slot, generation, step, suite: 5, baseKey });
+      window.__call.media.addReceiverKey({ slot, generation, step, suite: 5, baseKey });
     }, { slot: vb0.slot, generation: vb0.sending.generation, step: vb0.sending.step });
     await sleep(300);
     const start = await a.view();
@@ -107,7 +107,7 @@ describe('browser calls through signaling dev and its SFU', { skip: serviceSkip(
 
     // Alice asks Bob for his key again (what the page does on an unknown KID); his envelope
     // replaces the wrong key and the video comes back after a keyframe.
-    await a.page.evaluate((to) => window.call.signaling.send({ type: 'key_request', to }), b.device);
+    await a.page.evaluate((to) => window.__call.signaling.send({ type: 'key_request', to }), b.device);
     const back = await waitFor(async () => {
       const v = await a.view();
       return { ok: decodedFrom(v, b.device) >= decodedFrom(wrong, b.device) + 20, v };
@@ -130,7 +130,7 @@ describe('browser calls through signaling dev and its SFU', { skip: serviceSkip(
     const [ga, gb] = [three.v[0].sending.generation, three.v[1].sending.generation];
 
     await c.page.click('[data-ctl=leave]');
-    await c.page.waitForFunction(() => window.call.state.phase === 'left');
+    await c.page.waitForFunction(() => window.__call.state.phase === 'left');
     const rekeyed = await waitFor(async () => {
       const [va, vb] = [await a.view(), await b.view()];
       const ok =

@@ -159,17 +159,17 @@ export async function openDevice(chromium, http, room, identity, { role = 'calle
   page.on('pageerror', (e) => errors.push(String(e)));
   const q = new URLSearchParams({ room, name, join: '1', test: '1', ...(watch ? { watch: '1' } : {}), ...params });
   await page.goto(`${http}/?${q}#token=${token(room, identity, role)}`);
-  await page.waitForFunction(() => window.call?.state.phase === 'in-call' || window.call?.state.phase === 'error', null, { timeout: 30_000 });
-  const failed = await page.evaluate(() => window.call.state.error);
+  await page.waitForFunction(() => window.__call?.state.phase === 'in-call' || window.__call?.state.phase === 'error', null, { timeout: 30_000 });
+  const failed = await page.evaluate(() => window.__call.state.error);
   if (failed) throw new Error(`${identity} could not join: ${JSON.stringify(failed)}`);
-  const device = await page.evaluate(() => window.call.state.self.device);
+  const device = await page.evaluate(() => window.__call.state.self.device);
   return { context, page, errors, device, identity, view: () => view(page) };
 }
 
 /** What a page's call looks like now: keys, code, decoded frames per remote track, worker counts. */
 export function view(page) {
   return page.evaluate(async () => {
-    const c = window.call;
+    const c = window.__call;
     const inbound = [];
     if (c.pc) {
       const report = await c.pc.getStats();
@@ -216,7 +216,7 @@ export function decodedFrom(v, device, source = 'camera') {
 export function picture(page, device, source = 'camera') {
   return page.evaluate(
     ({ device, source }) => {
-      const c = window.call;
+      const c = window.__call;
       const p = c.state.participants.get(device);
       const track = source === 'screen' ? p?.screenTrack : p?.videoTrack;
       const video = [...document.querySelectorAll('video')].find((v) => v.srcObject?.getVideoTracks?.()[0] === track);

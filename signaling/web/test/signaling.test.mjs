@@ -68,14 +68,14 @@ describe('web client against signaling dev', { skip: signalingSkip() }, () => {
       // A different query each time: a URL differing only in its fragment would not reload.
       const q = new URLSearchParams({ room, name, join: '1', test: '1', signaling: sig.url, visit: String(++visits) });
       await page.goto(`${server.url}/?${q}#token=${token(room, identity)}`);
-      await page.waitForFunction(() => window.call?.state.phase === 'in-call' || window.call?.state.phase === 'error', null, { timeout: 20_000 });
-      const failed = await page.evaluate(() => window.call.state.error);
+      await page.waitForFunction(() => window.__call?.state.phase === 'in-call' || window.__call?.state.phase === 'error', null, { timeout: 20_000 });
+      const failed = await page.evaluate(() => window.__call.state.error);
       assert.equal(failed, null, `${identity} could not join`);
     };
     await open();
     const view = () =>
       page.evaluate(() => {
-        const c = window.call;
+        const c = window.__call;
         return {
           device: c.state.self.device,
           slot: c.state.self.slot,
@@ -128,7 +128,7 @@ describe('web client against signaling dev', { skip: signalingSkip() }, () => {
     // service's debounce) that Carol never receives.
     const before = await a.view();
     await c.page.click('[data-ctl=leave]');
-    await c.page.waitForFunction(() => window.call.state.phase === 'left');
+    await c.page.waitForFunction(() => window.__call.state.phase === 'left');
     const rekeyed = await waitFor(async () => {
       const [va, vb] = [await a.view(), await b.view()];
       return { ok: va.participants.length === 2 && va.sending.generation > before.sending.generation && vb.received[va.device]?.generation === va.sending.generation && va.code === codeWithTwo, va, vb };
@@ -138,7 +138,7 @@ describe('web client against signaling dev', { skip: signalingSkip() }, () => {
 
     // Bob comes back under the same device id with a new identity key: Alice is warned.
     await b.page.evaluate(async () => {
-      await window.call.leave();
+      await window.__call.leave();
       const { generateDeviceIdentity } = await import('/e2ee/identity.mjs');
       const { openDatabase } = await import('/identity-store.js');
       const db = await openDatabase();

@@ -26,7 +26,7 @@ import { openDevice, serviceSkip, sleep, startDev } from './sfu-harness.mjs';
 /** Alice's send side and Bob's receive side of Alice's camera, from getStats. */
 async function sample(a, b, aliceDevice, t0) {
   const send = await a.page.evaluate(async () => {
-    const report = await window.call.pc.getStats();
+    const report = await window.__call.pc.getStats();
     const layers = {};
     let available = null;
     report.forEach((s) => {
@@ -38,7 +38,7 @@ async function sample(a, b, aliceDevice, t0) {
     return { available, layers };
   });
   const recv = await b.page.evaluate(async (device) => {
-    const c = window.call;
+    const c = window.__call;
     const tracks = new Set([...c.remote.receivers.values()].filter((r) => r.device === device && r.kind === 'video' && r.source === 'camera').map((r) => r.track.id));
     const report = await c.pc.getStats();
     let width = 0;
@@ -79,7 +79,7 @@ describe('simulcast through the SFU', { skip: serviceSkip() }, () => {
     // feedback), so Chromium runs its send-side estimator on the SFU's feedback. Only yes/no
     // leaves the page, never the description.
     const negotiated = await a.page.evaluate(() => {
-      const sdp = window.call.pc.remoteDescription?.sdp ?? '';
+      const sdp = window.__call.pc.remoteDescription?.sdp ?? '';
       const video = sdp.split(/\r?\nm=/).filter((m) => m.startsWith('video'));
       return {
         sections: video.length,
@@ -103,7 +103,7 @@ describe('simulcast through the SFU', { skip: serviceSkip() }, () => {
       await sleep(500);
     }
     assert.ok(first, `bob decodes none of alice's camera: ${JSON.stringify(figures)}`);
-    await b.page.evaluate((device) => window.call.pin(device), a.device);
+    await b.page.evaluate((device) => window.__call.pin(device), a.device);
     const pinned = Date.now();
     let reached = null;
     while (Date.now() - pinned < 30_000) {

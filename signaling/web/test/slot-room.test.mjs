@@ -38,7 +38,7 @@ const PEOPLE = [
  */
 function tiles(page) {
   return page.evaluate(async () => {
-    const c = window.call;
+    const c = window.__call;
     const transforms = (await c.media.stats()).transforms;
     const out = [];
     for (const p of c.state.participants.values()) {
@@ -62,9 +62,9 @@ function tiles(page) {
 /** The page's slot-map version (null: none applied) and its error banners (shown warnings, lobby errors). */
 function slotState(page) {
   return page.evaluate(() => ({
-    version: window.call.remote.slots?.version ?? null,
+    version: window.__call.remote.slots?.version ?? null,
     banners: [...document.querySelectorAll('.warnings > *, .form-error')].map((e) => e.textContent),
-    warnings: window.call.state.warnings.map((w) => `${w.kind}: ${w.text}`),
+    warnings: window.__call.state.warnings.map((w) => `${w.kind}: ${w.text}`),
   }));
 }
 
@@ -110,10 +110,10 @@ describe('the browser in a receive-slot room', { skip: slotSkip() }, () => {
       d = await openDevice(chromium, dev.http, `size-${Date.now()}`, 'alice', { name: 'Alice' });
       // Only sizes and counts leave the page, never the SDP.
       const sizes = await d.page.evaluate(async () => {
-        const c = window.call;
-        const kinds = c._receiveSlots;
+        const c = window.__call;
+        const kinds = c.receiveSlotKinds();
         // What the page sends (test mode keeps loopback candidates only).
-        const sdp = c._localSdp();
+        const sdp = c.localSdp();
         // The same sections with every default codec, in a scratch connection never sent.
         const scratch = new RTCPeerConnection();
         scratch.addTransceiver('audio', { direction: 'sendonly' });
@@ -185,8 +185,8 @@ describe('the browser in a receive-slot room', { skip: slotSkip() }, () => {
       for (const [i, d] of devices.entries()) {
         const grown = await waitFor(async () => {
           const s = await slotState(d.page);
-          const map = await d.page.evaluate(() => [...(window.call.remote.slots?.byMid.values() ?? [])].map((x) => x.source).filter(Boolean));
-          const roster = await d.page.evaluate(() => window.call.state.participants.size);
+          const map = await d.page.evaluate(() => [...(window.__call.remote.slots?.byMid.values() ?? [])].map((x) => x.source).filter(Boolean));
+          const roster = await d.page.evaluate(() => window.__call.state.participants.size);
           return { ok: s.version > before[i] && !map.includes(gone.device), s, map, roster };
         }, { timeoutMs: 30_000, intervalMs: 500 });
         assert.ok(grown.ok, `${d.identity}: after a leave (version before ${before[i]}): ${JSON.stringify(grown)}`);

@@ -47,7 +47,7 @@ describe('media states and chat through signaling dev', { skip: serviceSkip() },
     b = await openDevice(chromium, dev.http, room, 'bob', { name: 'Bob' });
     c = await openDevice(chromium, dev.http, room, 'carol', { name: 'Carol' });
     const three = await waitFor(async () => {
-      const n = await Promise.all([a, b, c].map((x) => x.page.evaluate(() => window.call.state.participants.size)));
+      const n = await Promise.all([a, b, c].map((x) => x.page.evaluate(() => window.__call.state.participants.size)));
       return { ok: n.every((x) => x === 3), n };
     }, { timeoutMs: 20_000 });
     assert.ok(three.ok, `three in the call: ${three.n}`);
@@ -124,7 +124,7 @@ describe('media states and chat through signaling dev', { skip: serviceSkip() },
 
     for (const x of [b, c]) {
       const got = await waitFor(async () => {
-        const s = await x.page.evaluate(() => ({ messages: window.call.state.chat.messages.filter((m) => m.kind !== 'notice'), unread: window.call.state.chat.unread }));
+        const s = await x.page.evaluate(() => ({ messages: window.__call.state.chat.messages.filter((m) => m.kind !== 'notice'), unread: window.__call.state.chat.unread }));
         return { ok: s.messages.some((m) => m.text === text && m.name === 'Alice Liddell' && m.kind === 'message'), s };
       });
       assert.ok(got.ok, `${x.identity} got Alice's message: ${JSON.stringify(got.s)}`);
@@ -149,7 +149,7 @@ describe('media states and chat through signaling dev', { skip: serviceSkip() },
     await b.page.fill('.chat-input', 'Sure!');
     await b.page.click('.chat-send');
     const answered = await waitFor(async () => {
-      const s = await a.page.evaluate(() => ({ messages: window.call.state.chat.messages, unread: window.call.state.chat.unread }));
+      const s = await a.page.evaluate(() => ({ messages: window.__call.state.chat.messages, unread: window.__call.state.chat.unread }));
       return { ok: s.messages.some((m) => m.text === 'Sure!' && m.name === 'Bob') && s.unread === 0, s };
     });
     assert.ok(answered.ok, JSON.stringify(answered.s));
@@ -172,11 +172,11 @@ describe('media states and chat through signaling dev', { skip: serviceSkip() },
     const v = await openDevice(chromium, dev.http, bc, 'viewer', { role: 'viewer', watch: true, name: 'Viewer' });
     // The viewer holds the presenter's key before the message is sealed under it.
     const keyed = await waitFor(async () => {
-      const [gp, rv] = await Promise.all([p.page.evaluate(() => window.call.keys.current?.generation), v.page.evaluate((d) => window.call.keys.received.get(d)?.generation, p.device)]);
+      const [gp, rv] = await Promise.all([p.page.evaluate(() => window.__call.keys.current?.generation), v.page.evaluate((d) => window.__call.keys.received.get(d)?.generation, p.device)]);
       return { ok: gp !== undefined && gp === rv, gp, rv };
     }, { timeoutMs: 20_000 });
     assert.ok(keyed.ok, JSON.stringify(keyed));
-    await p.page.evaluate(() => window.call.sendChat('Welcome, everyone'));
+    await p.page.evaluate(() => window.__call.sendChat('Welcome, everyone'));
     await v.page.click('[data-ctl=chat]');
     const read = await waitFor(async () => {
       const items = await v.page.$$eval('.chat-list .chat-message', (els) => els.map((e) => e.querySelector('.chat-name')?.textContent + ': ' + e.querySelector('.chat-text')?.textContent));

@@ -16,7 +16,7 @@ import { decodedFrom, openDevice, picture, serviceSkip, startDev } from './sfu-h
 /** The page's ICE configuration and the local candidate of its selected pair. */
 function iceView(page) {
   return page.evaluate(async () => {
-    const pc = window.call.pc;
+    const pc = window.__call.pc;
     const config = pc.getConfiguration();
     const report = await pc.getStats();
     let pairId = null;

@@ -18,7 +18,7 @@ const JSQR = new URL('../node_modules/jsqr/package.json', import.meta.url);
 
 /** Waits until `d`'s call holds `peer` with a verified bundle (an identity key). */
 function waitForPeer(d, peer) {
-  return d.page.waitForFunction((p) => !!window.call?.state.participants.get(p)?.identityKey, peer, { timeout: 60_000 });
+  return d.page.waitForFunction((p) => !!window.__call?.state.participants.get(p)?.identityKey, peer, { timeout: 60_000 });
 }
 
 /** Opens the security panel on `d`, unfolds `peer`'s entry; resolves with its locator. */
@@ -43,7 +43,7 @@ const safetyDigits = (person) => person.locator('.safety-number').evaluate((e) =
 /** Both identity keys as this page holds them: `{self, peer}` of `{device, identityKey}`. */
 function identities(d, peer) {
   return d.page.evaluate((p) => {
-    const s = window.call.state;
+    const s = window.__call.state;
     const of = (x) => ({ device: x.device, identityKey: Array.from(x.identityKey) });
     return { self: of(s.participants.get(s.self.device)), peer: of(s.participants.get(p)) };
   }, peer);
@@ -52,7 +52,7 @@ function identities(d, peer) {
 /** Scrolls the first element matching `selector` to the top of its scrolling panel. */
 const scrollTo = (d, selector) => d.page.evaluate((sel) => document.querySelector(sel)?.scrollIntoView({ block: 'start' }), selector);
 
-const verifiedOn = (d, peer) => d.page.evaluate((p) => window.call.state.participants.get(p).verified, peer);
+const verifiedOn = (d, peer) => d.page.evaluate((p) => window.__call.state.participants.get(p).verified, peer);
 
 describe('pairwise verification through signaling dev and its SFU', { skip: serviceSkip() }, () => {
   let dev;
@@ -108,7 +108,7 @@ describe('pairwise verification through signaling dev and its SFU', { skip: serv
       // Kept in the device's trust store: a fresh look at the pin says verified.
       const pinned = await a.page.evaluate(async (peer) => {
         const { IdentityStore } = await import('/identity-store.js');
-        const p = window.call.state.participants.get(peer);
+        const p = window.__call.state.participants.get(peer);
         return (await (await IdentityStore.open()).observe(p.identity ?? p.device, p.device, p.identityKey)).verified;
       }, b.device);
       assert.equal(pinned, true);

@@ -64,11 +64,10 @@ export async function start() {
   const store = await IdentityStore.open();
   const { generateDeviceIdentity } = await import('../../e2ee/identity.mjs');
   const peer = await generateDeviceIdentity({ deviceId: 'dev-peer' });
-  call = new Call({ room: 'smoke', token: 'unused', name: 'Smoke', identityStore: store, testMode: true });
   signaling = new StandInSignaling();
   signaling.peer = { identity: peer, bundle: await createBundle(peer) };
-  call.signaling = signaling;
-  window.call = call;
+  call = new Call({ room: 'smoke', token: 'unused', name: 'Smoke', identityStore: store, testMode: true, signalingClient: signaling });
+  window.__call = call;
   await call.join();
   mountCall(document.getElementById('app'), call);
   const offer = signaling.lastOffer;
