@@ -558,6 +558,7 @@ impl RoomLoop<'_> {
             | ServerMessage::Speakers(_)
             | ServerMessage::Slots(_)
             | ServerMessage::MediaState(_)
+            | ServerMessage::Hand(_)
             | ServerMessage::Chat(_)
             | ServerMessage::RecordingReady(_) => {}
             // A recorder sends no audio and moderates nothing; it passes the lobby (before
