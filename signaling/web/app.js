@@ -121,6 +121,8 @@ export function mountCall(root, call, options = {}) {
     useDevice: (kind, id) => call.useDevice(kind, id),
     setSpeaker: (id) => call.setSpeaker(id),
     moderate: (action, device) => call.moderate(action, device),
+    setHand: (raised) => call.setHand(raised),
+    react: (emoji) => call.react(emoji).catch((e) => console.warn(`reaction: ${e.message}`)),
   };
   const view = new CallView(root, actions, options);
   let scheduled = false;

@@ -33,6 +33,8 @@ import { Stream } from './e2ee/kid.mjs';
 import { ChatRoom } from './chat.js';
 import { KeyManager } from './keys.js';
 import { Moderation } from './moderation.js';
+import { Hands } from './hands.js';
+import { ReactionBoard } from './reactions.js';
 import { applyMediaState, mediaStateMessage } from './media-state.js';
 import { MediaCrypto } from './media-crypto.js';
 import { openLocalMedia } from './local-media.js';
@@ -162,6 +164,11 @@ export class Call extends EventTarget {
     /** Moderator controls (moderation.js); `state.moderation` is what the UI draws of them. */
     this.moderation = new Moderation({ send: (m) => this.signaling.send(m), changed: () => this._changed() });
     this.state.moderation = this.moderation.state;
+    /** Raised hands (hands.js) and the reactions on screen (reactions.js). */
+    this.hands = new Hands({ send: (m) => this.signaling.send(m), changed: () => this._changed() });
+    this.state.hands = this.hands.state;
+    this.reactions = new ReactionBoard();
+    this.state.reactions = this.reactions;
   }
 
   _changed() {
@@ -247,6 +254,7 @@ export class Call extends EventTarget {
     };
     const joined = await sig.join({ room: o.room, token: o.token, name: o.name, bundle: this._bundle, onWaiting });
     this.moderation.onJoined(joined);
+    this.hands.onJoined(joined);
     // Key envelopes that arrive while the roster is still being verified wait for it (they
     // queue behind this): opened before, the sender would be unknown and the key refused.
     const onJoined = this._onJoined(joined);
@@ -338,6 +346,10 @@ export class Call extends EventTarget {
       senderKey: () => this.keys?.current ?? null,
       send: (m) => sig.send(m),
       changed: () => this._changed(),
+      onReaction: (device, emoji) => {
+        this.reactions.add(device, emoji, performance.now());
+        this._changed();
+      },
     });
     // After a rejoin the conversation so far stays on screen (its keys went with the session).
     if (earlier) Object.assign(this.chat.state, { messages: earlier.messages, unread: earlier.unread, open: earlier.open });
@@ -456,6 +468,7 @@ export class Call extends EventTarget {
     sig.on('media_reset', (m) => this._serial(() => this._restartMedia(m.reason)));
     sig.on('error', (m) => this._onServerError(m));
     sig.on('moderation', (m) => this.moderation.onModeration(m));
+    sig.on('hand', (m) => this.hands.onHand(m));
     sig.on('mute_requested', (m) => this._onMuteRequested(m));
     // Only this session's socket can end the call (a lost one's `left` `replaced` is old news).
     sig.on('left', (m) => sig === this.signaling && this._ended(m.reason));
@@ -637,6 +650,8 @@ export class Call extends EventTarget {
         if (p && !p.self) change.left.push(p.name);
         this._chatNotice(id, 'left');
         this.chat?.removeDevice(id);
+        this.hands.forget(id);
+        this.reactions.forget(id);
         this.state.participants.delete(id);
         // Its tracks are gone from the media node with it (their `track_unpublished` may come
         // later): a subscription naming one would be refused as a whole.
@@ -669,6 +684,16 @@ export class Call extends EventTarget {
   _sendMediaState() {
     if (!this.state.self?.canPublish || this.state.phase !== 'in-call') return;
     this.signaling.send(mediaStateMessage(this.state.local));
+  }
+
+  /** Raises or lowers this device's hand. */
+  setHand(raised) {
+    return this.hands.set(raised);
+  }
+
+  /** Sends a reaction (sealed end to end like chat); false beyond the page's allowance. */
+  react(emoji) {
+    return this.chat.react(emoji);
   }
 
   /** Sends a chat message to everyone in the call (sealed end to end). */
