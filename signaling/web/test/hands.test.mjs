@@ -9,7 +9,8 @@
 // - Alice reacts 👍: it floats over her tile on every page, and every WebSocket frame the pages
 //   sent or got (what the service saw) holds only the sealed chat, never the emoji.
 // - The speaker view keeps the tile order of the grid and is remembered across a reload.
-// Screenshot: target/screenshots/hands-reaction.png (a raised hand and a reaction).
+// Screenshots: target/screenshots/hands-reaction.png (a raised hand and a reaction),
+// target/screenshots/speaker-view.png.
 //
 // Needs `signaling` with the embedded SFU ($SIGNALING_BIN, else target/debug/signaling);
 // skipped, saying why, without it.
@@ -173,6 +174,8 @@ describe('raised hands, reactions and views through signaling dev', { skip: serv
   });
 
   test('reaction_shows_on_the_senders_tile_and_the_service_sees_only_ciphertext', { timeout: 60_000 }, async () => {
+    // Bob's hand goes up first (its notice gone before the screenshot, which shows the mark).
+    await bob.page.evaluate(() => window.call.setHand(true));
     // Alice holds the others' keys and they hold hers before she reacts.
     const keyed = await waitFor(async () => {
       const gen = await alice.page.evaluate(() => window.call.keys.current?.generation);
@@ -180,7 +183,8 @@ describe('raised hands, reactions and views through signaling dev', { skip: serv
       return { ok: gen !== undefined && held.every((g) => g === gen), gen, held };
     }, { timeoutMs: 20_000 });
     assert.ok(keyed.ok, JSON.stringify(keyed));
-    await bob.page.evaluate(() => window.call.setHand(true));
+    await carol.page.waitForSelector(`.tile[data-device="${bob.device}"] .mark.hand`);
+    await carol.page.waitForSelector('.presence.hand', { state: 'detached', timeout: 15_000 });
     await alice.page.evaluate(() => { window.__frames.length = 0; });
     // From the controls: React, then 👍.
     await alice.page.click('[data-ctl=react]');
@@ -190,7 +194,6 @@ describe('raised hands, reactions and views through signaling dev', { skip: serv
       return { ok: seen.every((s) => s.includes('👍|Alice reacted 👍')), seen };
     }, { timeoutMs: 10_000, intervalMs: 100 });
     assert.ok(floating.ok, `👍 floats over Alice's tile on every page: ${JSON.stringify(floating.seen)}`);
-    await carol.page.waitForSelector(`.tile[data-device="${bob.device}"] .mark.hand`);
     await carol.page.screenshot({ path: `${SCREENSHOTS}hands-reaction.png` });
     const chatLog = await bob.page.evaluate(() => window.call.state.chat.messages.map((m) => m.text));
     assert.ok(!chatLog.some((t) => t.includes('👍')), 'a reaction is not a chat message');
@@ -242,6 +245,7 @@ describe('raised hands, reactions and views through signaling dev', { skip: serv
       await new Promise((r) => setTimeout(r, 250));
     }
     assert.equal(await carol.page.evaluate(() => document.activeElement?.dataset.ctl), 'view', 'the toggle keeps the focus');
+    await carol.page.screenshot({ path: `${SCREENSHOTS}speaker-view.png` });
 
     // Kept across a reload (the page joins again as the same device).
     await carol.page.reload();

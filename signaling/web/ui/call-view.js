@@ -92,6 +92,7 @@ export class CallView {
     this.viewMode.set(view);
     this.grid.view = this.viewMode.view;
     if (this._state) this.render(this._state);
+    this.actions.redraw?.();
   }
 
   /** Renders `state`; returns the visible tile sizes. */
