@@ -165,7 +165,12 @@ export class Call extends EventTarget {
     this.moderation = new Moderation({ send: (m) => this.signaling.send(m), changed: () => this._changed() });
     this.state.moderation = this.moderation.state;
     /** Raised hands (hands.js) and the reactions on screen (reactions.js). */
-    this.hands = new Hands({ send: (m) => this.signaling.send(m), changed: () => this._changed() });
+    this.hands = new Hands({
+      send: (m) => this.signaling.send(m),
+      changed: () => this._changed(),
+      note: (text) => this._note('hand-lowered', text),
+      name: (d) => this.state.participants.get(d)?.name,
+    });
     this.state.hands = this.hands.state;
     this.reactions = new ReactionBoard();
     this.state.reactions = this.reactions;

@@ -10,10 +10,18 @@
 
 /** The raised hands of one call. */
 export class Hands {
-  /** @param {{send: (msg: object) => boolean, changed: () => void}} o */
-  constructor({ send, changed }) {
+  /**
+   * @param {object} o
+   * @param {(msg: object) => boolean} o.send writes a message to the signaling socket
+   * @param {() => void} o.changed tells the UI to redraw
+   * @param {(text: string) => void} [o.note] a calm note to this page ("Alice lowered your hand")
+   * @param {(device: string) => (string | undefined)} [o.name] a participant's display name
+   */
+  constructor({ send, changed, note = () => {}, name = () => undefined }) {
     this._send = send;
     this._changed = changed;
+    this._note = note;
+    this._name = name;
     this.self = null;
     /** device -> order, for every raised hand. */
     this._raised = new Map();
@@ -49,6 +57,7 @@ export class Hands {
     else return;
     if (m.device === this.self) this.state.loweredBy = m.raised ? null : (m.lowered_by ?? null);
     this._update();
+    if (m.device === this.self && !m.raised && typeof m.lowered_by === 'string') this._note(`${this._name(m.lowered_by) ?? 'A moderator'} lowered your hand`);
   }
 
   /** A device left the room: its hand is down. */

@@ -10,12 +10,13 @@ import { featuredDevice, STORAGE_KEY, ViewMode } from '../ui/view-mode.js';
 function hands() {
   const sent = [];
   let changes = 0;
-  const h = new Hands({ send: (m) => sent.push(m), changed: () => changes++ });
-  return { h, sent, changes: () => changes };
+  const notes = [];
+  const h = new Hands({ send: (m) => sent.push(m), changed: () => changes++, note: (t) => notes.push(t), name: (d) => ({ mod: 'Mo' })[d] });
+  return { h, sent, notes, changes: () => changes };
 }
 
 test('hands_queue_in_the_order_they_went_up_and_follow_the_service', () => {
-  const { h, sent } = hands();
+  const { h, sent, notes } = hands();
   h.onJoined({ device: 'me', hands: [{ device: 'b', order: 4 }, { device: 'a', order: 2 }, { device: 7, order: 1 }] });
   assert.deepEqual(h.state.queue, ['a', 'b'], 'earliest first; a malformed entry is skipped');
   assert.equal(h.state.mine, false);
@@ -31,6 +32,7 @@ test('hands_queue_in_the_order_they_went_up_and_follow_the_service', () => {
   h.onHand({ device: 'me', raised: false, lowered_by: 'mod' });
   assert.equal(h.state.mine, false);
   assert.equal(h.state.loweredBy, 'mod');
+  assert.deepEqual(notes, ['Mo lowered your hand'], 'this page is told who lowered its hand');
   h.onHand({ device: 'x', raised: 'yes' });
   h.onHand({ device: 'x', raised: true });
   assert.deepEqual(h.state.queue, [], 'a hand without its place or a bad flag is ignored');

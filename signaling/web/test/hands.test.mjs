@@ -166,8 +166,8 @@ describe('raised hands, reactions and views through signaling dev', { skip: serv
     await alice.page.click(`.hand-entry[data-device="${carol.device}"] [data-mod=lower-hand]`);
     const lowered = await waitFor(async () => {
       const seen = await Promise.all([alice, bob, carol].map(handsSeen));
-      const by = await carol.page.evaluate(() => window.call.state.hands.loweredBy);
-      return { ok: seen.every((s) => !s.queue.length && !s.marked.length) && by === alice.device, seen, by };
+      const by = await carol.page.evaluate(() => ({ device: window.call.state.hands.loweredBy, told: document.querySelector('.notice.hand-lowered span')?.textContent ?? null }));
+      return { ok: seen.every((s) => !s.queue.length && !s.marked.length) && by.device === alice.device && by.told === 'Alice lowered your hand', seen, by };
     });
     assert.ok(lowered.ok, JSON.stringify(lowered));
     for (const p of [alice, bob, carol]) assert.deepEqual(p.errors, [], `no page errors at ${p.name}`);
