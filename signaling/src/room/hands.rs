@@ -11,7 +11,7 @@ impl Room {
     /// `device` (a stale connection) or when the hand already is where it is asked to be (a
     /// raised hand keeps its place in the queue).
     pub fn set_hand(&mut self, conn: ConnId, device: &str, raised: bool) -> Vec<Output> {
-        if !self.members.get(device).is_some_and(|m| m.conn == conn) {
+        if self.members.get(device).is_none_or(|m| m.conn != conn) {
             return Vec::new();
         }
         self.move_hand(device, raised, None)
@@ -25,21 +25,19 @@ impl Room {
     }
 
     fn move_hand(&mut self, device: &str, raised: bool, lowered_by: Option<&str>) -> Vec<Output> {
-        let Some(member) = self.members.get(device) else {
-            return Vec::new();
-        };
-        if member.hand.is_some() == raised {
-            return Vec::new();
-        }
-        let order = raised.then(|| {
-            self.hands_raised += 1;
-            self.hands_raised
-        });
-        let Some(member) = self.members.get_mut(device) else {
+        let order = raised.then_some(self.hands_raised + 1);
+        let Some(member) = self
+            .members
+            .get_mut(device)
+            .filter(|m| m.hand.is_some() != raised)
+        else {
             return Vec::new();
         };
         member.hand = order;
         let (entry, own) = (member.entry.clone(), member.conn);
+        if raised {
+            self.hands_raised += 1;
+        }
         let mut to = self.watchers(&entry, |_| true);
         to.push(own);
         vec![Output::Send {
