@@ -44,10 +44,11 @@ export function renderHandQueue(el, { hands, self, moderator, name, lower }) {
     h(
       'ol',
       { class: 'hand-queue-list' },
-      rows.map(([device, who]) =>
+      rows.map(([device, who], i) =>
         h(
           'li',
           { class: 'hand-entry', dataset: { device } },
+          h('span', { class: 'hand-pos', 'aria-hidden': 'true' }, `${i + 1}.`),
           h('span', { class: 'hand-name' }, who),
           moderator && device !== self ? h('button', { class: 'link', dataset: { mod: 'lower-hand' }, 'aria-label': `Lower ${who}'s hand`, onclick: () => lower(device) }, 'Lower') : null,
         ),
