@@ -39,10 +39,10 @@ use crate::media_node::{ParticipantSpec, SessionDescription};
 use crate::policy::{RecordingPolicy, RoomPolicy};
 use crate::protocol::{
     CHAT_BURST, CHAT_PER_SECOND, CLIENT_MESSAGE_TYPES, ChatBody, ClientMessage, ClientOffer,
-    ClientStats, ErrorCode, Join, LeftNotice, MAX_NAME_BYTES, MAX_SDP_BYTES, MAX_SUBSCRIPTIONS,
-    MAX_TRACKS_PER_OFFER, MEDIA_STATE_BURST, MEDIA_STATE_PER_SECOND, MediaState, PROTOCOL_VERSION,
-    RequestHeader, RequestId, RequestIdField, SdpBody, ServerMessage, ShapeError, Validate as _,
-    reject_reason, sdp_sending_section,
+    ClientStats, ErrorCode, HAND_BURST, HAND_PER_SECOND, Hand, Join, LeftNotice, MAX_NAME_BYTES,
+    MAX_SDP_BYTES, MAX_SUBSCRIPTIONS, MAX_TRACKS_PER_OFFER, MEDIA_STATE_BURST,
+    MEDIA_STATE_PER_SECOND, MediaState, PROTOCOL_VERSION, RequestHeader, RequestId, RequestIdField,
+    SdpBody, ServerMessage, ShapeError, Validate as _, reject_reason, sdp_sending_section,
 };
 use crate::room::{ConnId, Departure, JoinRequest};
 
@@ -628,6 +628,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             (ClientMessage::Stats(stats), true) => self.stats(stats).await,
             (ClientMessage::MediaState(state), true) => self.media_state(state).await,
             (ClientMessage::Chat(body), true) => self.chat(body).await,
+            (ClientMessage::Hand(hand), true) => self.hand(hand).await,
             (ClientMessage::Moderate(action), true) => {
                 let request_id = self.request_id;
                 self.to_room(|conn, device| RoomCommand::Moderate {
@@ -695,6 +696,32 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             conn,
             device,
             state,
+        })
+    }
+
+    /// A `hand`: within the device's allowance it goes to the room, stamped with this
+    /// connection's device (a client can only move its own hand).
+    async fn hand(&mut self, hand: Hand) -> Flow {
+        if self
+            .joined
+            .as_ref()
+            .is_some_and(|j| !j.relay_gate.admit_hand())
+        {
+            return self
+                .refuse_as(
+                    ErrorCode::RateLimited,
+                    "hand_too_frequent",
+                    format!(
+                        "hand: at most {HAND_BURST} at once, then {HAND_PER_SECOND} per second; \
+                         dropped"
+                    ),
+                )
+                .await;
+        }
+        self.to_room(|conn, device| RoomCommand::Hand {
+            conn,
+            device,
+            raised: hand.raised,
         })
     }
 

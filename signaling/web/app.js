@@ -122,6 +122,10 @@ export function mountCall(root, call, options = {}) {
     useDevice: (kind, id) => call.useDevice(kind, id),
     setSpeaker: (id) => call.setSpeaker(id),
     moderate: (action, device) => call.moderate(action, device),
+    setHand: (raised) => call.setHand(raised),
+    react: (emoji) => call.react(emoji).catch((e) => console.warn(`reaction: ${e.message}`)),
+    // A view switch changes the tiles' sizes: a full draw subscribes them at their new sizes.
+    redraw: () => schedule(),
   };
   const view = new CallView(root, actions, options);
   let scheduled = false;

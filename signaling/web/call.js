@@ -32,6 +32,8 @@
  * @module call
  */
 import { Moderation } from './moderation.js';
+import { Hands } from './hands.js';
+import { ReactionBoard } from './reactions.js';
 import { isLoopbackCandidate } from './loopback-only.js';
 import { CallStore } from './call/store.js';
 import { SignalingSession } from './call/session.js';
@@ -75,6 +77,16 @@ export class Call extends EventTarget {
     /** Moderator controls (moderation.js); `state.moderation` is what the UI draws of them. */
     this.moderation = new Moderation({ send: (m) => this.session.send(m), changed: () => this.store.changed() });
     this.state.moderation = this.moderation.state;
+    /** Raised hands (hands.js) and the reactions on screen (reactions.js). */
+    this.hands = new Hands({
+      send: (m) => this.session.send(m),
+      changed: () => this.store.changed(),
+      note: (text) => this.store.note('hand-lowered', text),
+      name: (d) => this.state.participants.get(d)?.name,
+    });
+    this.state.hands = this.hands.state;
+    this.reactions = new ReactionBoard();
+    this.state.reactions = this.reactions;
   }
 
   /** What the UI draws (call/store.js). */
@@ -173,6 +185,16 @@ export class Call extends EventTarget {
   /** Marks `device`'s current identity key as verified (persisted) or not. */
   setVerified(device, verified) {
     return this.roster.setVerified(device, verified);
+  }
+
+  /** Raises or lowers this device's hand. */
+  setHand(raised) {
+    return this.hands.set(raised);
+  }
+
+  /** Sends a reaction (sealed end to end like chat); false beyond the page's allowance. */
+  react(emoji) {
+    return this.chat.react(emoji);
   }
 
   /** Sends a chat message to everyone in the call (sealed end to end). */

@@ -6,11 +6,14 @@
  * received one is opened with the sender's key of its generation, ratcheted forward from the
  * step held (at most 16 steps, as for frames). A message whose key has not arrived yet waits
  * for it; one that still cannot be opened after a while is listed as unreadable, never as text.
+ * A reaction (reactions.js) travels the same way, its plaintext marked by a kind byte: it is
+ * handed to `onReaction`, never listed.
  *
  * @module chat
  */
 import { openChat, sealChat } from './e2ee/chat.mjs';
 import { ratchetBaseKey } from './e2ee/sframe.mjs';
+import { classifyPlaintext, ReactionLimiter, reactionPlaintext } from './reactions.js';
 
 /** Steps a received key is ratcheted forward at most (docs/e2ee.md §1.3). */
 const MAX_LOOK_AHEAD = 16;
@@ -30,12 +33,14 @@ export class ChatRoom {
    * @param {() => ({generation: number, step: number, baseKey: Uint8Array} | null)} o.senderKey
    * @param {(m: object) => void} o.send
    * @param {() => void} o.changed
+   * @param {(device: string, emoji: string) => void} [o.onReaction] a reaction was sent or received
    */
   constructor(o) {
     this.o = o;
     /** device -> generation -> [{step, baseKey, suite}] */
     this._keys = new Map();
     this._waiting = [];
+    this._reactionLimiter = new ReactionLimiter();
     /** What the panel draws. */
     this.state = { messages: [], unread: 0, open: false };
   }
@@ -88,17 +93,36 @@ export class ChatRoom {
     return key;
   }
 
-  /** Seals `text` under this device's current sender key and sends it; lists it as sent. */
+  /**
+   * Seals `text` under this device's current sender key and sends it; lists it as sent. Control
+   * characters at its start go (a plaintext starting with one is not a typed message).
+   */
   async send(text) {
-    const body = String(text).trim();
+    const body = String(text).replace(/^[\u0000-\u001f\s]+/, '').trim();
     if (!body) return false;
+    await this._seal(body);
+    this._push({ kind: 'message', from: this.o.self.device, name: 'You', text: body, self: true });
+    return true;
+  }
+
+  /**
+   * Sends a reaction (one of reactions.js `REACTIONS`), sealed like a message; false, sending
+   * nothing, beyond the page's reaction allowance (`ReactionLimiter`).
+   */
+  async react(emoji, now = performance.now()) {
+    const plaintext = reactionPlaintext(emoji);
+    if (!this._reactionLimiter.admit(now)) return false;
+    await this._seal(plaintext);
+    this.o.onReaction?.(this.o.self.device, emoji);
+    return true;
+  }
+
+  async _seal(plaintext) {
     const current = this.o.senderKey();
     if (!current) throw new Error('no sending key yet');
     const ctx = { room: this.o.room, call: this.o.call, sender: this.o.self.device, slot: this.o.self.slot };
-    const sealed = await sealChat(current.baseKey, ctx, { generation: current.generation, step: current.step }, body);
+    const sealed = await sealChat(current.baseKey, ctx, { generation: current.generation, step: current.step }, plaintext);
     this.o.send({ type: 'chat', chat: sealed });
-    this._push({ kind: 'message', from: this.o.self.device, name: 'You', text: body, self: true });
-    return true;
   }
 
   /** A server `chat` message: opened and listed (or kept until its key arrives). */
@@ -117,8 +141,10 @@ export class ChatRoom {
     }
     try {
       const ctx = { room: this.o.room, call: this.o.call, sender: m.from, slot: p.slot };
-      const text = new TextDecoder('utf-8', { fatal: true }).decode(await openChat(key, ctx, m.chat));
-      this._push({ kind: 'message', from: m.from, name, text, self: false });
+      const opened = classifyPlaintext(new TextDecoder('utf-8', { fatal: true }).decode(await openChat(key, ctx, m.chat)));
+      if (opened.kind === 'reaction') this.o.onReaction?.(m.from, opened.emoji);
+      else if (opened.kind === 'text') this._push({ kind: 'message', from: m.from, name, text: opened.text, self: false });
+      else console.warn(`chat from ${m.from}: a kind this page does not know; dropped`);
     } catch (err) {
       console.warn(`chat from ${m.from}: ${err.code ?? err.message}`);
       this._push({ kind: 'unreadable', from: m.from, name, text: 'A message that could not be decrypted' });

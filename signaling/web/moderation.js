@@ -8,10 +8,10 @@
  */
 
 /** The moderator actions of `moderate` that name a device. */
-const DEVICE_ACTIONS = new Set(['ask_mute', 'remove', 'admit', 'deny']);
+const DEVICE_ACTIONS = new Set(['ask_mute', 'remove', 'admit', 'deny', 'lower_hand']);
 
 /** Every action of `moderate`. */
-export const ACTIONS = ['ask_mute', 'remove', 'lock', 'unlock', 'lobby_on', 'lobby_off', 'admit', 'deny', 'end_call'];
+export const ACTIONS = ['ask_mute', 'remove', 'lock', 'unlock', 'lobby_on', 'lobby_off', 'admit', 'deny', 'end_call', 'lower_hand'];
 
 /** A room's moderation state and the `moderate` messages that change it. */
 export class Moderation {

@@ -437,6 +437,7 @@ impl<'a> Session<'a> {
             | ServerMessage::Speakers(_)
             | ServerMessage::Slots(_)
             | ServerMessage::MediaState(_)
+            | ServerMessage::Hand(_)
             | ServerMessage::Chat(_) => {}
             // Moderation: load participants moderate nothing, and their synthetic microphone
             // is not muted on request (a `waiting` comes before `joined`, in the join).

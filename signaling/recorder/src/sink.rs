@@ -115,6 +115,8 @@ pub struct ChatEntry {
 pub enum ChatBody {
     /// The opened message (UTF-8 text; other bytes are kept lossily replaced).
     Text(String),
+    /// An opened reaction (plaintext `0x01` + the emoji, docs/e2ee.md §6): the emoji.
+    Reaction(String),
     /// It could not be opened: why (no key for it, or it did not authenticate).
     Unreadable(String),
 }

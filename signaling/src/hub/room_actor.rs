@@ -154,6 +154,15 @@ pub enum RoomCommand {
         /// The state.
         state: MediaState,
     },
+    /// Raise or lower the device's own hand.
+    Hand {
+        /// Connection.
+        conn: ConnId,
+        /// Device (stamped by the session, never from the client).
+        device: String,
+        /// Up or down.
+        raised: bool,
+    },
     /// Relay a sealed chat message.
     Chat {
         /// Connection.
@@ -507,6 +516,14 @@ impl RoomActor {
                 state,
             } => {
                 let out = self.room.set_media_state(conn, &device, state);
+                self.deliver(out, now);
+            }
+            RoomCommand::Hand {
+                conn,
+                device,
+                raised,
+            } => {
+                let out = self.room.set_hand(conn, &device, raised);
                 self.deliver(out, now);
             }
             RoomCommand::Chat {

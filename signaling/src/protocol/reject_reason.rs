@@ -54,6 +54,7 @@ pub const REJECT_REASONS: &[&str] = &[
     "unknown_field",
     "media_state_too_frequent",
     "chat_too_frequent",
+    "hand_too_frequent",
     "chat_too_large",
     "room_locked",
     "join_denied",

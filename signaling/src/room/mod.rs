@@ -12,6 +12,8 @@
 //!   the other viewers; everyone else sees everyone;
 //! - key traffic is addressed only to devices in the sender's roster, envelopes name the sender's
 //!   own device, room, call and slot;
+//! - raised hands go, stamped with the sender's device, to the sender and the members that see
+//!   it, in the order they went up; a moderator may lower anyone's, and a hand goes with its device;
 //! - media states and chat go, stamped with the sender's device, to the members that see the
 //!   sender; the latest media state of each member is kept for `joined`;
 //! - membership notices: joins make every publisher ratchet once per join window (one notice
@@ -22,6 +24,7 @@
 //! The rules are spread over one file each: `roster` (who is in, who sees whom, joins and
 //! leaves), `capacity` (roles, places and slots), `rekey` (when membership notices go out),
 //! `keys` (routing key envelopes, acks and requests), `media_state` (microphone/camera states),
+//! `hands` (raised hands),
 //! `chat` (relaying sealed chat messages), `media` (tracks, speakers and quality
 //! reports from the media node), `moderation` (the lock, the lobby and moderators' actions) and
 //! `admin` (the admin API's views).
@@ -29,6 +32,9 @@
 mod admin;
 mod capacity;
 mod chat;
+mod hands;
+#[cfg(test)]
+mod hands_tests;
 mod join_ratchet;
 #[cfg(test)]
 mod join_ratchet_tests;
@@ -149,6 +155,8 @@ pub struct Member {
     pub subscriptions: Vec<Subscription>,
     /// Its latest `media_state`, once it sent one.
     pub media_state: Option<MediaState>,
+    /// Its raised hand's place in the queue (`Room::hands_raised` when it went up), while up.
+    pub hand: Option<u64>,
     /// Its token grants `moderator`.
     pub moderator: bool,
 }
@@ -169,6 +177,8 @@ pub struct Room {
     pending_ratchet: PendingRatchet,
     last_rekey: Option<Instant>,
     closed: bool,
+    /// Hands raised so far: the next raised hand's place in the queue is one more.
+    hands_raised: u64,
     /// The lock and the lobby (`moderation`).
     controls: Controls,
     test_hooks: TestHooks,
@@ -200,6 +210,7 @@ impl Room {
             pending_ratchet: PendingRatchet::default(),
             last_rekey: None,
             closed: false,
+            hands_raised: 0,
             controls: Controls::default(),
             test_hooks: TestHooks::default(),
             receive_slots: None,

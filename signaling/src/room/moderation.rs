@@ -1,5 +1,5 @@
 //! Moderation: the room's lock and lobby, and what its moderators (tokens granting `moderator`)
-//! may do: ask a device to mute, remove it, lock and unlock the room, turn the lobby on and off,
+//! may do: ask a device to mute, lower its raised hand, remove it, lock and unlock the room, turn the lobby on and off,
 //! admit or deny a waiting join, end the call for everyone (docs/protocol.md §10).
 //!
 //! Every action is checked here, by the service: one from a device that is not a moderator is
@@ -225,6 +225,10 @@ impl Room {
             ModerationAction::Admit { device: target } => self.admit(&target, now, media),
             ModerationAction::Deny { device: target } => self.deny(&target),
             ModerationAction::EndCall => Ok(self.end_call(now)),
+            ModerationAction::LowerHand { device: target } => {
+                let out = self.lower_hand_of(&target, device);
+                out.ok_or(ModerationError::NotInRoom(target))
+            }
         }
     }
 

@@ -122,6 +122,7 @@ impl Room {
                 })
                 .collect(),
             media_states: self.media_states_seen_by(&entry),
+            hands: self.hands_seen_by(&entry),
             ice_servers: Vec::new(),
             receive_slots: self.receive_slots,
         };
@@ -136,6 +137,7 @@ impl Room {
                 media_quality: None,
                 subscriptions: Vec::new(),
                 media_state: None,
+                hand: None,
                 moderator: req.grants.moderator,
             },
         );

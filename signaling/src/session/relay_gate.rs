@@ -1,19 +1,24 @@
-//! The rate bounds on one joined device's `media_state` and `chat` messages (each relayed to
-//! the whole room, so each gets its own budget below the connection's message rate): at most
-//! [`MEDIA_STATE_BURST`] / [`CHAT_BURST`] back to back, then [`MEDIA_STATE_PER_SECOND`] /
-//! [`CHAT_PER_SECOND`]; more are dropped with `rate_limited` and counted.
+//! The rate bounds on one joined device's `media_state`, `chat` and `hand` messages (each
+//! relayed to the whole room, so each gets its own budget below the connection's message rate):
+//! at most [`MEDIA_STATE_BURST`] / [`CHAT_BURST`] / [`HAND_BURST`] back to back, then
+//! [`MEDIA_STATE_PER_SECOND`] / [`CHAT_PER_SECOND`] / [`HAND_PER_SECOND`]; more are dropped
+//! with `rate_limited` and counted.
 
 use std::num::NonZeroU32;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::protocol::{CHAT_BURST, CHAT_PER_SECOND, MEDIA_STATE_BURST, MEDIA_STATE_PER_SECOND};
+use crate::protocol::{
+    CHAT_BURST, CHAT_PER_SECOND, HAND_BURST, HAND_PER_SECOND, MEDIA_STATE_BURST,
+    MEDIA_STATE_PER_SECOND,
+};
 
-/// The `media_state` and `chat` allowances of one joined device.
+/// The `media_state`, `chat` and `hand` allowances of one joined device.
 #[derive(Debug)]
 pub(crate) struct RelayGate {
     media_state: DefaultDirectRateLimiter,
     chat: DefaultDirectRateLimiter,
+    hand: DefaultDirectRateLimiter,
 }
 
 fn limiter(per_second: u32, burst: u32) -> DefaultDirectRateLimiter {
@@ -26,6 +31,7 @@ impl RelayGate {
         RelayGate {
             media_state: limiter(MEDIA_STATE_PER_SECOND, MEDIA_STATE_BURST),
             chat: limiter(CHAT_PER_SECOND, CHAT_BURST),
+            hand: limiter(HAND_PER_SECOND, HAND_BURST),
         }
     }
 
@@ -37,5 +43,10 @@ impl RelayGate {
     /// Whether one more `chat` fits the allowance (and takes it).
     pub(crate) fn admit_chat(&self) -> bool {
         self.chat.check().is_ok()
+    }
+
+    /// Whether one more `hand` fits the allowance (and takes it).
+    pub(crate) fn admit_hand(&self) -> bool {
+        self.hand.check().is_ok()
     }
 }

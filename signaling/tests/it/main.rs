@@ -12,6 +12,7 @@ mod cli_serve_settings;
 mod client_session;
 mod connection_limits;
 mod control_event_stream;
+mod hands;
 mod join_burst;
 mod key_exchange_capture;
 mod media_call;

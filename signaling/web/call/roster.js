@@ -111,6 +111,8 @@ export class Roster {
         if (p && !p.self) change.left.push(p.name);
         this._chatNotice(id, 'left');
         c.session.chat?.removeDevice(id);
+        c.hands.forget(id);
+        c.reactions.forget(id);
         this.state.participants.delete(id);
         // Its tracks are gone from the media node with it (their `track_unpublished` may come
         // later): a subscription naming one would be refused as a whole.

@@ -99,6 +99,7 @@ export class SignalingSession {
     };
     const joined = await sig.join({ room: o.room, token: o.token, name: o.name, bundle: this.bundle, onWaiting });
     this.call.moderation.onJoined(joined);
+    this.call.hands.onJoined(joined);
     // Key envelopes that arrive while the roster is still being verified wait for it (they
     // queue behind this): opened before, the sender would be unknown and the key refused.
     const onJoined = this._onJoined(joined, sig);
@@ -130,6 +131,10 @@ export class SignalingSession {
       senderKey: () => c.keySession.keys?.current ?? null,
       send: (m) => sig.send(m),
       changed: () => c.store.changed(),
+      onReaction: (device, emoji) => {
+        c.reactions.add(device, emoji, performance.now());
+        c.store.changed();
+      },
     });
     // After a rejoin the conversation so far stays on screen (its keys went with the session).
     if (earlier) Object.assign(this.chat.state, { messages: earlier.messages, unread: earlier.unread, open: earlier.open });
@@ -163,6 +168,7 @@ export class SignalingSession {
     sig.on('media_reset', (m) => this.serial(() => neg.restart(m.reason)));
     sig.on('error', (m) => this._onServerError(m));
     sig.on('moderation', (m) => c.moderation.onModeration(m));
+    sig.on('hand', (m) => c.hands.onHand(m));
     sig.on('mute_requested', (m) => this._onMuteRequested(m));
     // Only this session's socket can end the call (a lost one's `left` `replaced` is old news).
     sig.on('left', (m) => sig === this.signaling && this.ended(m.reason));

@@ -7,7 +7,9 @@
  * (ui/e2ee-badge.js); a changed security code is a calm notice naming who joined or left.
  * "Bea joined" / "Bea left" notices, "You are the only one here" with a Copy link button, and
  * the presenter's "You are sharing your screen" bar (ui/notices.js, ui/stage.js).
- * Watch-only viewers get no publishing controls.
+ * Watch-only viewers get no publishing controls. Raise hand (with the queue of raised hands,
+ * ui/hands.js), reactions (ui/reactions.js) and the grid / speaker view toggle (ui/view-mode.js,
+ * remembered in `localStorage`).
  *
  * The call redraws several times a second: what holds focus is updated in place, and a focused
  * control that a redraw replaced anyway gets the focus back (`data-ctl` / `data-focus` keys).
@@ -25,6 +27,9 @@ import { codeGroups, VerificationPanel } from './verification.js';
 import { recordedLabel } from '../recording-policy.js';
 import { AloneCard, announced, inviteLink, PresenceLog, PresenceNotices } from './notices.js';
 import { SharingBar } from './stage.js';
+import { handButton, renderHandQueue } from './hands.js';
+import { ReactionPicker } from './reactions.js';
+import { ViewMode } from './view-mode.js';
 
 /** What the top bar says while this device's media waits for the recorder (strict recording). */
 export const RECORDING_HOLD_TEXT = 'Waiting for the recorder — this call is recorded; your microphone and camera start when it is ready';
@@ -43,10 +48,14 @@ export class CallView {
     /** Moderators' top-bar controls (kept across top-bar redraws) and the lobby's waiting list. */
     this.moderatorBar = h('span', { class: 'moderator-bar' });
     this.waitingList = h('div', { class: 'waiting-list', role: 'region', 'aria-label': 'Waiting to join' });
+    this.handQueue = h('div', { class: 'hand-queue', role: 'region', 'aria-label': 'Raised hands' });
+    this.reactionPicker = new ReactionPicker((emoji) => actions.react?.(emoji));
+    this.viewMode = new ViewMode({ storage: options.storage });
     this.gridRoot = h('main', { class: 'stage-area' });
     this.side = h('aside', { class: 'side' });
     this.controls = h('footer', { class: 'controls', 'aria-label': 'Call controls' });
     this.grid = new Grid(this.gridRoot, { pin: (d) => actions.pin(d), moderate: (a, d) => actions.moderate?.(a, d) }, { visibleTiles: options.visibleTiles });
+    this.grid.view = this.viewMode.view;
     this.securityPanel = new VerificationPanel(h('div', { class: 'panel security-panel', role: 'region', 'aria-label': 'Security' }), actions);
     this.qualityPanel = new QualityPanel(h('div', { class: 'panel quality-panel', role: 'region', 'aria-label': 'Call quality' }));
     this.devicesPanel = new DeviceSettingsPanel(h('div', { class: 'panel devices-panel', role: 'region', 'aria-label': 'Devices' }), actions);
@@ -64,7 +73,7 @@ export class CallView {
     this.body = h('div', { class: 'call-body' }, this.gridRoot, this.side);
     this._buildTopbar();
     root.replaceChildren(
-      h('div', { class: 'call' }, this.topbar, this.connection, this.warnings, this.notices, this.waitingList, this.presenceNotices.root, this.sharingBar.root, this.alone.root, this.body, this.controls),
+      h('div', { class: 'call' }, this.topbar, this.connection, this.warnings, this.notices, this.waitingList, this.handQueue, this.presenceNotices.root, this.sharingBar.root, this.alone.root, this.body, this.controls),
     );
   }
 
@@ -76,6 +85,14 @@ export class CallView {
     if (this.panel === 'chat') this.chatPanel.focus();
     else if (this.panel === 'devices') this.devicesPanel.focus();
     else if (name === 'chat') this.controls.querySelector('[data-ctl="chat"]')?.focus();
+  }
+
+  /** Shows the grid or the speaker view (and remembers the choice). */
+  setView(view) {
+    this.viewMode.set(view);
+    this.grid.view = this.viewMode.view;
+    if (this._state) this.render(this._state);
+    this.actions.redraw?.();
   }
 
   /** Renders `state`; returns the visible tile sizes. */
@@ -95,6 +112,13 @@ export class CallView {
     this._warnings(state);
     this._notices(state);
     renderWaitingList(this.waitingList, state.moderation, (a, d) => this.actions.moderate?.(a, d));
+    renderHandQueue(this.handQueue, {
+      hands: state.hands,
+      self: state.self?.device ?? null,
+      moderator: !!state.moderation?.moderator,
+      name: (d) => state.participants.get(d)?.name ?? d,
+      lower: (d) => this.actions.moderate?.('lower_hand', d),
+    });
     this._controls(state);
     this.body.classList.toggle('with-side', !!this.panel);
     if (this.panel === 'security') {
@@ -119,10 +143,12 @@ export class CallView {
   /** Join/leave notices, the alone card and the sharing bar. */
   _presence(state) {
     const now = performance.now();
-    this.presenceNotices.render(this.presence.observe(state.participants, now));
+    this.presenceNotices.render(this.presence.observe(state.participants, now, state.hands?.queue));
+    // Expired reactions leave the board before the grid draws it.
+    state.reactions?.live(now);
     clearTimeout(this._presenceTimer);
-    const next = this.presence.nextExpiry();
-    if (next !== null) this._presenceTimer = setTimeout(() => this.render(this._state), Math.max(0, next - now) + 20);
+    const next = [this.presence.nextExpiry(), state.reactions?.nextExpiry() ?? null].filter((t) => t !== null).reduce((a, b) => Math.min(a, b), Infinity);
+    if (next !== Infinity) this._presenceTimer = setTimeout(() => this.render(this._state), Math.max(0, next - now) + 20);
     const others = [...state.participants.values()].some(announced);
     this.alone.render(state.phase === 'in-call' && !!state.self?.canPublish && !others, state.room);
     this.sharingBar.render(!!state.local?.screenOn);
@@ -263,7 +289,8 @@ export class CallView {
     // Redraw the buttons only when what they show changes: the call redraws several times a
     // second, and a button replaced between a press and its release loses the click.
     const unread = state.chat?.unread ?? 0;
-    const key = JSON.stringify([publish, l.micOn, l.cameraOn, l.screenOn, l.hasMic, l.hasCamera, this.panel, unread, !!state.chat]);
+    const hands = state.hands;
+    const key = JSON.stringify([publish, l.micOn, l.cameraOn, l.screenOn, l.hasMic, l.hasCamera, this.panel, unread, !!state.chat, !!hands?.mine, hands?.queue.length ?? null, this.viewMode.view]);
     if (key === this._controlsKey && this.controls.childElementCount) return;
     this._controlsKey = key;
     const btn = (name, on, label, onIcon, offIcon, onclick, extra = '') =>
@@ -282,7 +309,10 @@ export class CallView {
       publish ? missing(btn('mic', l.micOn, l.micOn ? 'Mute' : 'Unmute', 'mic', 'micOff', () => this.actions.setMic(!l.micOn)), l.hasMic === false, 'No microphone') : null,
       publish ? missing(btn('camera', l.cameraOn, l.cameraOn ? 'Stop video' : 'Start video', 'camera', 'cameraOff', () => this.actions.setCamera(!l.cameraOn)), l.hasCamera === false, 'No camera') : null,
       publish ? btn('screen', l.screenOn, l.screenOn ? 'Stop sharing' : 'Share screen', 'screen', 'screen', () => this.actions.setScreen(!l.screenOn), l.screenOn ? 'sharing' : 'neutral') : null,
+      hands ? handButton(hands, () => this.actions.setHand?.(!hands.mine)) : null,
+      publish && state.chat ? this.reactionPicker.root : null,
       h('span', { class: 'ctl-gap' }),
+      btn('view', this.viewMode.view === 'speaker', 'Speaker view', 'speaker', 'users', () => this.setView(this.viewMode.view === 'speaker' ? 'grid' : 'speaker'), 'panel-btn'),
       btn('security', this.panel === 'security', 'Security', 'shield', 'shield', () => this.togglePanel('security', state), 'panel-btn'),
       btn('quality', this.panel === 'quality', 'Quality', 'chart', 'chart', () => this.togglePanel('quality', state), 'panel-btn'),
       btn('devices', this.panel === 'devices', 'Devices', 'gear', 'gear', () => this.togglePanel('devices', state), 'panel-btn'),

@@ -10,12 +10,19 @@
  * brought into view only from off-screen, at most once per few seconds), and the DOM is only
  * touched when the order changes, so a focused tile button keeps its focus.
  *
+ * Two views (`grid.view`, ui/view-mode.js): the grid, and the speaker view, where the active
+ * speaker's camera tile (unless a screen share or a pinned tile holds the stage) is large and
+ * the others form a filmstrip in the same tile order. A raised hand shows as a mark on its
+ * tile, a reaction floats over the sender's tile for a few seconds (ui/reactions.js).
+ *
  * @module ui/grid
  */
 import { h, icon, replace } from './dom.js';
 import { presenterOf, ScreenTile, screenKey, setStage } from './stage.js';
 import { TileOrder } from '../tile-order.js';
 import { tileMenu } from './moderation.js';
+import { TileReactions } from './reactions.js';
+import { featuredDevice } from './view-mode.js';
 
 /** Tiles shown before the rest collapse into "+N more" (the SFU's last-N is 25; a screen fits fewer). */
 export const DEFAULT_VISIBLE_TILES = 12;
@@ -61,6 +68,10 @@ export class Grid {
     this.visibleTiles = visibleTiles;
     this.tiles = new Map();
     this.order = new TileOrder();
+    /** 'grid' | 'speaker' (the call view sets it from its `ViewMode`). */
+    this.view = 'grid';
+    /** The device featured on the stage in speaker view, or null. */
+    this.featured = null;
     /** The screen share on the stage, or null. */
     this.screen = null;
     /** Audio plays from every remote audio receiver, shown in a tile or not: receiver id -> {el, track}. */
@@ -82,14 +93,15 @@ export class Grid {
       const quality = h('span', { class: 'tile-quality' });
       const pin = h('button', { class: 'pin', title: 'Pin', 'aria-pressed': 'false', dataset: { focus: `pin:${p.device}` }, onclick: () => this.actions.pin?.(p.device) }, icon('pin'));
       const menu = h('div', { class: 'tile-menu-slot' });
+      const reactions = new TileReactions();
       const el = h(
         'div',
         { class: 'tile', role: 'group', dataset: { device: p.device } },
         avatar, video,
         h('div', { class: 'label' }, marks, name),
-        quality, pin, menu,
+        quality, pin, menu, reactions.root,
       );
-      t = { el, video, avatar, name, marks, quality, pin, menu, moderated: false, track: null };
+      t = { el, video, avatar, name, marks, quality, pin, menu, reactions, moderated: false, track: null };
       this.tiles.set(p.device, t);
     }
     return t;
@@ -110,6 +122,7 @@ export class Grid {
     t.el.classList.toggle('speaking', state.activeSpeaker === p.device && (p.speaking ?? 0) > 0.05);
     t.el.classList.toggle('active', state.activeSpeaker === p.device);
     t.el.classList.toggle('pinned', state.pinned === p.device);
+    t.el.classList.toggle('featured', this.featured === p.device);
     t.el.classList.toggle('self', !!p.self);
     t.el.classList.toggle('key-changed', !!p.keyChanged);
     const who = p.self ? `${p.name} (you)` : p.name;
@@ -119,8 +132,11 @@ export class Grid {
     t.avatar.setAttribute('aria-label', cameraOff ? `${p.name}: camera off` : p.name);
     replace(t.name, p.self ? `${p.name} (you)` : p.name, p.role === 'presenter' ? h('em', { class: 'role' }, 'presenter') : null);
     const micOff = p.self ? !state.local.micOn : p.audioMuted;
+    const hand = state.hands?.queue.indexOf(p.device) ?? -1;
+    t.el.classList.toggle('hand-raised', hand >= 0);
     replace(
       t.marks,
+      hand >= 0 ? h('span', { class: 'mark hand', title: `Hand raised (${hand + 1})`, role: 'img', 'aria-label': `${p.name}: hand raised` }, '✋') : null,
       micOff ? h('span', { class: 'mark muted', title: 'Muted', role: 'img', 'aria-label': `${p.name}: microphone muted` }, icon('micOff')) : null,
       cameraOff && !showVideo ? h('span', { class: 'mark camera-off', title: 'Camera off', role: 'img', 'aria-label': `${p.name}: camera off` }, icon('cameraOff')) : null,
       p.keyChanged
@@ -142,6 +158,7 @@ export class Grid {
       t.pin.setAttribute('aria-label', pinLabel);
       t.pin.title = pinned ? 'Unpin' : 'Pin';
     }
+    t.reactions.render(state.reactions?.entries.filter((r) => r.device === p.device) ?? [], p.name);
     // A moderator's menu on the others' tiles, built once (an open menu survives redraws).
     const moderated = !!state.moderation?.moderator && !p.self;
     if (moderated !== t.moderated) {
@@ -190,9 +207,9 @@ export class Grid {
    * The stage: a remote screen share (the pinned participant's, else the first), else the
    * pinned participant's camera tile, else nothing. Returns `{screen, pinned}` (participants).
    */
-  _renderStage(list, state) {
+  _renderStage(list, state, featured = null) {
     const presenter = presenterOf(list, state.pinned);
-    const pinned = presenter ? null : (list.find((p) => p.device === state.pinned) ?? null);
+    const pinned = presenter ? null : (list.find((p) => p.device === state.pinned) ?? featured);
     if (presenter) {
       if (this.screen?.device !== presenter.device) {
         this.screen?.close();
@@ -218,14 +235,25 @@ export class Grid {
   /** Renders `state`; returns the visible tile sizes (device -> {width, height}) for subscriptions. */
   render(state, now = performance.now()) {
     const list = tileParticipants(state);
-    const { screen, pinned } = this._renderStage(list, state);
+    const self = state.self?.device ?? null;
+    // Speaker view with a free stage: every tile keeps its place in the tile order (no swaps:
+    // the speaker is on the stage), and the featured one leaves the filmstrip for the stage.
+    let speakerOrder = null;
+    let featured = null;
+    if (this.view === 'speaker' && !presenterOf(list, state.pinned) && !list.some((p) => p.device === state.pinned)) {
+      speakerOrder = this.order.arrange({ devices: list.map((p) => p.device), self, activeSpeaker: null, now });
+      const d = featuredDevice({ ordered: speakerOrder, self, activeSpeaker: state.activeSpeaker, previous: this.featured });
+      featured = list.find((p) => p.device === d) ?? null;
+    }
+    this.featured = featured?.device ?? null;
+    this.root.classList.toggle('speaker-view', this.view === 'speaker');
+    const { screen, pinned } = this._renderStage(list, state, featured);
     const rest = list.filter((p) => p !== pinned);
     const room = Math.max(1, this.visibleTiles - (screen || pinned ? 1 : 0));
     const overflow = rest.length > room;
     const visible = overflow ? room - 1 : rest.length;
     const byDevice = new Map(rest.map((p) => [p.device, p]));
-    const ordered = this.order
-      .arrange({ devices: rest.map((p) => p.device), self: state.self?.device ?? null, activeSpeaker: state.activeSpeaker, visible, now })
+    const ordered = (speakerOrder ? speakerOrder.filter((d) => byDevice.has(d)) : this.order.arrange({ devices: rest.map((p) => p.device), self, activeSpeaker: state.activeSpeaker, visible, now }))
       .map((d) => byDevice.get(d));
     const shown = ordered.slice(0, visible);
     const hidden = ordered.slice(visible);

@@ -3,7 +3,9 @@
  *
  * `PresenceLog` (sans-IO, time passed in) compares the participants with tiles from one redraw
  * to the next and keeps "Bea joined" / "Bea left" for `NOTICE_MS`; the first look is the
- * baseline (the people already here when the page joined are not announced). `PresenceNotices`
+ * baseline (the people already here when the page joined are not announced). It also says
+ * "Bea raised their hand" when a hand goes up (from the raised hands of successive redraws,
+ * hands.js; the same baseline rule). `PresenceNotices`
  * draws them in a polite live region. `AloneCard` says "You are the only one here" with a Copy
  * link button while nobody else with a tile is in the call; the link is the room's lobby link,
  * never this page's own address (its fragment holds this device's token).
@@ -25,12 +27,16 @@ export class PresenceLog {
   constructor({ ttlMs = NOTICE_MS } = {}) {
     this.ttlMs = ttlMs;
     this.known = null; // device -> name
+    this.handsUp = null; // devices whose raised hand was seen
     this.entries = [];
     this.seq = 0;
   }
 
-  /** Looks at `participants` (a Map of device -> participant) at `now`; returns the live notices. */
-  observe(participants, now) {
+  /**
+   * Looks at `participants` (a Map of device -> participant) and the devices with a raised hand
+   * (`raised`, hands.js `queue`) at `now`; returns the live notices.
+   */
+  observe(participants, now, raised = []) {
     const current = new Map();
     for (const p of participants.values()) if (announced(p)) current.set(p.device, p.name);
     if (this.known) {
@@ -38,6 +44,10 @@ export class PresenceLog {
       for (const [device, name] of this.known) if (!current.has(device)) this._add('left', device, name, now);
     }
     this.known = current;
+    // Anyone but this device and recorders may raise a hand (a broadcast viewer too).
+    const up = new Set(raised.filter((d) => participants.has(d) && !participants.get(d).self && participants.get(d).role !== 'recorder'));
+    if (this.handsUp) for (const d of up) if (!this.handsUp.has(d)) this._add('hand', d, participants.get(d).name, now);
+    this.handsUp = up;
     this.entries = this.entries.filter((e) => now - e.at < this.ttlMs);
     return this.entries;
   }
@@ -48,9 +58,12 @@ export class PresenceLog {
   }
 
   _add(kind, device, name, now) {
-    // The same person back within the notice time: the newer notice replaces the older one.
-    this.entries = this.entries.filter((e) => e.device !== device);
-    this.entries.push({ id: ++this.seq, kind, device, name, text: `${name} ${kind}`, at: now });
+    // The same person back within the notice time: the newer notice replaces the older one (a
+    // hand notice only another hand notice).
+    const hand = kind === 'hand';
+    this.entries = this.entries.filter((e) => e.device !== device || (e.kind === 'hand') !== hand);
+    const text = hand ? `${name} raised their hand` : `${name} ${kind}`;
+    this.entries.push({ id: ++this.seq, kind, device, name, text, at: now });
   }
 }
 
@@ -71,7 +84,8 @@ export class PresenceNotices {
     }
     for (const e of entries) {
       if (this.shown.has(e.id)) continue;
-      const el = h('div', { class: `presence ${e.kind}`, dataset: { device: e.device } }, icon('users'), h('span', {}, e.text));
+      const glyph = e.kind === 'hand' ? h('span', { class: 'hand-glyph', 'aria-hidden': 'true' }, '✋') : icon('users');
+      const el = h('div', { class: `presence ${e.kind}`, dataset: { device: e.device } }, glyph, h('span', {}, e.text));
       this.shown.set(e.id, el);
       this.root.append(el);
     }

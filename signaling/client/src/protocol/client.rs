@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::chat::ChatBody;
+use super::hand::Hand;
 use super::keys::{DeviceBundle, EnvelopeBody};
 use super::media::{SdpBody, Subscription, TrackAnnouncement};
 use super::media_state::MediaState;
@@ -34,6 +35,7 @@ pub const CLIENT_MESSAGE_TYPES: &[&str] = &[
     "media_state",
     "chat",
     "moderate",
+    "hand",
 ];
 
 /// A message from a client.
@@ -64,6 +66,8 @@ pub enum ClientMessage {
     Chat(ChatBody),
     /// A moderator action (refused `forbidden` unless the token grants `moderator`).
     Moderate(ModerationAction),
+    /// This device raises or lowers its hand.
+    Hand(Hand),
 }
 
 impl ClientMessage {
@@ -82,6 +86,7 @@ impl ClientMessage {
             ClientMessage::MediaState(_) => "media_state",
             ClientMessage::Chat(_) => "chat",
             ClientMessage::Moderate(_) => "moderate",
+            ClientMessage::Hand(_) => "hand",
         }
     }
 }

@@ -16,6 +16,7 @@
 //! | `client` | client → server messages ([`ClientMessage`]) and the limits they are held to |
 //! | `server` | server → client messages ([`ServerMessage`]), [`ServerMessage::parse`] for clients |
 //! | `error_code` | the stable [`ErrorCode`]s of `error` |
+//! | `hand` | raised hands: the client's [`Hand`], the server's [`DeviceHand`], `joined`'s [`RaisedHand`]s |
 //! | `keys` | [`DeviceBundle`], [`KeyEnvelope`] (from `e2ee_frames`), [`EnvelopeBody`], [`Validate`] |
 //! | `media_state` | [`MediaState`]: microphone, camera and screen share of a device |
 //! | `media` | SDP bodies, announced and published tracks, subscriptions, speakers |
@@ -30,6 +31,7 @@
 mod chat;
 mod client;
 mod error_code;
+mod hand;
 mod keys;
 mod media;
 mod media_state;
@@ -43,6 +45,7 @@ mod shape;
 pub use chat::*;
 pub use client::*;
 pub use error_code::*;
+pub use hand::*;
 pub use keys::*;
 pub use media::*;
 pub use media_state::*;

@@ -43,6 +43,12 @@ pub enum ModerationAction {
     /// End the call for everyone: every device gets `left` `call_ended`, every waiting device
     /// `join_denied`.
     EndCall,
+    /// Lower `device`'s raised hand: everyone who sees it (and the device) gets `hand` with
+    /// `raised: false` and `lowered_by`. A hand that is not up stays down (no message).
+    LowerHand {
+        /// The device whose hand is lowered.
+        device: String,
+    },
 }
 
 impl ModerationAction {
@@ -58,6 +64,7 @@ impl ModerationAction {
         "admit",
         "deny",
         "end_call",
+        "lower_hand",
     ];
 
     /// The action's name as written in `action`.
@@ -72,6 +79,7 @@ impl ModerationAction {
             ModerationAction::Admit { .. } => "admit",
             ModerationAction::Deny { .. } => "deny",
             ModerationAction::EndCall => "end_call",
+            ModerationAction::LowerHand { .. } => "lower_hand",
         }
     }
 }
@@ -131,6 +139,7 @@ mod tests {
             ModerationAction::Admit { device: "d".into() },
             ModerationAction::Deny { device: "d".into() },
             ModerationAction::EndCall,
+            ModerationAction::LowerHand { device: "d".into() },
         ];
         assert_eq!(actions.len(), ModerationAction::NAMES.len());
         for (action, name) in actions.iter().zip(ModerationAction::NAMES) {

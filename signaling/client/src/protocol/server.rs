@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::chat::ChatNotice;
 use super::client::{RequestId, TypeTag};
 use super::error_code::{ErrorBody, ErrorCode};
+use super::hand::{DeviceHand, RaisedHand};
 use super::keys::{DeviceBundle, EnvelopeBody};
 use super::media::{SdpBody, Speaker, TrackInfo};
 use super::media_state::DeviceMediaState;
@@ -35,6 +36,7 @@ pub const SERVER_MESSAGE_TYPES: &[&str] = &[
     "moderation",
     "mute_requested",
     "recording_ready",
+    "hand",
 ];
 
 /// A message from the server.
@@ -87,6 +89,8 @@ pub enum ServerMessage {
     /// Strict recording: a recorder of this recorded room now receives these tracks of this
     /// device, so they may carry media (until then the device holds them).
     RecordingReady(RecordingReady),
+    /// A device's hand went up or down (this device's own too).
+    Hand(DeviceHand),
 }
 
 impl ServerMessage {
@@ -114,6 +118,7 @@ impl ServerMessage {
             ServerMessage::Moderation(_) => "moderation",
             ServerMessage::MuteRequested(_) => "mute_requested",
             ServerMessage::RecordingReady(_) => "recording_ready",
+            ServerMessage::Hand(_) => "hand",
         }
     }
 
@@ -195,6 +200,9 @@ pub struct Joined {
     /// none has).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub media_states: Vec<DeviceMediaState>,
+    /// The raised hands of the devices in `roster`, earliest first (left out when none is up).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hands: Vec<RaisedHand>,
     /// TURN servers with credentials minted for this join (empty, and left out, when the
     /// service has no TURN servers configured or no media node).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -1,6 +1,6 @@
 //! A session's chat, as JSON lines cut into parts: one line per message the recorder received
-//! (`{"at","pts_ms","from","identity","text"}`, or `"unreadable"` with the reason in place of
-//! `text`), each part closed at [`CHAT_PART_BYTES`] so the plaintext held in memory stays
+//! (`{"at","pts_ms","from","identity","text"}`; a reaction has `"reaction"` with its emoji, and
+//! a message it could not open `"unreadable"` with the reason, in place of `text`), each part closed at [`CHAT_PART_BYTES`] so the plaintext held in memory stays
 //! bounded. The session encrypts and stores each closed part (`chat-pNNN.jsonl.age`) like a
 //! track's parts.
 
@@ -28,6 +28,9 @@ pub struct ChatLine {
     /// The message.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub text: Option<String>,
+    /// A reaction's emoji (then there is no `text`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reaction: Option<String>,
     /// Why it could not be read (then there is no `text`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub unreadable: Option<String>,
@@ -69,11 +72,12 @@ impl ChatLog {
     /// Appends `entry` (from `identity`, when known); returns the part it closed, if any.
     pub fn push(&mut self, entry: ChatEntry, identity: Option<String>) -> Option<ClosedChatPart> {
         let pts_ms = u64::try_from(entry.pts.as_millis()).unwrap_or(u64::MAX);
-        let (text, unreadable) = match entry.body {
-            ChatBody::Text(t) => (Some(t), None),
+        let (text, reaction, unreadable) = match entry.body {
+            ChatBody::Text(t) => (Some(t), None, None),
+            ChatBody::Reaction(emoji) => (None, Some(emoji), None),
             ChatBody::Unreadable(why) => {
                 self.unreadable += 1;
-                (None, Some(why))
+                (None, None, Some(why))
             }
         };
         let line = ChatLine {
@@ -82,6 +86,7 @@ impl ChatLog {
             from: entry.from,
             identity,
             text,
+            reaction,
             unreadable,
         };
         if self.in_part == 0 {

@@ -1,6 +1,6 @@
 //! The recorded room's chat: every `chat` the service relays to the recorder is opened with the
 //! sender's key (the recorder holds it as a key recipient, as it does for frames) and handed to
-//! the archive in the order received. A message whose key has not arrived waits for it up to
+//! the archive in the order received, reactions (`0x01` + emoji) as reactions. A message whose key has not arrived waits for it up to
 //! [`KEY_WAIT`] (as the web client does), then is archived as unreadable with the reason, never
 //! dropped.
 
@@ -109,10 +109,7 @@ impl ChatReader {
             call: &self.call,
         };
         match self.keyring.open(scope, &w.notice.from, &w.notice.chat) {
-            Ok(plaintext) => {
-                let text = String::from_utf8_lossy(&plaintext).into_owned();
-                Some(entry(w, ChatBody::Text(text)))
-            }
+            Ok(plaintext) => Some(entry(w, body_of(&plaintext))),
             Err(ChatOpenError::NoKey { .. }) => {
                 self.waiting.push(w);
                 None
@@ -123,11 +120,43 @@ impl ChatReader {
     }
 }
 
+/// The kind byte of a reaction (docs/e2ee.md §6).
+const REACTION_KIND: u8 = 0x01;
+
+/// What an opened plaintext is: a reaction (`0x01` + emoji), text, or a kind this recorder does
+/// not know (another leading control byte), kept as unreadable with the byte named.
+fn body_of(plaintext: &[u8]) -> ChatBody {
+    match plaintext.first() {
+        Some(&REACTION_KIND) => {
+            ChatBody::Reaction(String::from_utf8_lossy(&plaintext[1..]).into_owned())
+        }
+        Some(&b) if b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') => {
+            ChatBody::Unreadable(format!("a chat message of unknown kind 0x{b:02x}"))
+        }
+        _ => ChatBody::Text(String::from_utf8_lossy(plaintext).into_owned()),
+    }
+}
+
 fn entry(w: Waiting, body: ChatBody) -> ChatEntry {
     ChatEntry {
         from: w.notice.from,
         at: w.at,
         pts: w.pts,
         body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reaction_text_and_an_unknown_kind_are_told_apart() {
+        assert_eq!(
+            body_of("\u{1}👍".as_bytes()),
+            ChatBody::Reaction("👍".into())
+        );
+        assert_eq!(body_of(b"hello"), ChatBody::Text("hello".into()));
+        assert!(matches!(body_of(b"\x02x"), ChatBody::Unreadable(why) if why.contains("0x02")));
     }
 }

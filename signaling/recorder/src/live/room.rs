@@ -567,6 +567,7 @@ impl RoomLoop<'_> {
             | ServerMessage::Speakers(_)
             | ServerMessage::Slots(_)
             | ServerMessage::MediaState(_)
+            | ServerMessage::Hand(_)
             | ServerMessage::RecordingReady(_) => {}
             ServerMessage::Chat(notice) => {
                 let opened = self.chat.received(notice, Instant::now());
@@ -757,7 +758,7 @@ impl RoomLoop<'_> {
     fn archive_chat(&mut self, entries: impl IntoIterator<Item = ChatEntry>) {
         for entry in entries {
             let result = match entry.body {
-                ChatBody::Text(_) => ChatResult::Archived,
+                ChatBody::Text(_) | ChatBody::Reaction(_) => ChatResult::Archived,
                 ChatBody::Unreadable(_) => ChatResult::Unreadable,
             };
             self.metrics.chat_message(result);

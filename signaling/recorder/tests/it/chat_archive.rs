@@ -52,7 +52,7 @@ fn exported_chat_is_the_transcript_the_recorder_received() {
         ChatBody::Unreadable("chat message does not authenticate".into()),
     ))
     .unwrap();
-    sink.chat(entry(3100, "alice-laptop", ChatBody::Text("👍".into())))
+    sink.chat(entry(3100, "alice-laptop", ChatBody::Reaction("👍".into())))
         .unwrap();
     let summary = sink.finish(started_at + Duration::from_secs(4)).unwrap();
 
@@ -104,7 +104,8 @@ fn exported_chat_is_the_transcript_the_recorder_received() {
         lines[1].unreadable.as_deref(),
         Some("chat message does not authenticate")
     );
-    assert_eq!(lines[2].text.as_deref(), Some("👍"));
+    assert_eq!(lines[2].text, None);
+    assert_eq!(lines[2].reaction.as_deref(), Some("👍"));
 }
 
 #[test]

@@ -701,7 +701,7 @@ async fn recorder_archives_the_chat_and_names_a_message_it_could_not_read() {
         .map(|c| {
             let text = match &c.body {
                 ChatBody::Text(t) => Some(t.as_str()),
-                ChatBody::Unreadable(_) => None,
+                ChatBody::Reaction(_) | ChatBody::Unreadable(_) => None,
             };
             (c.from.as_str(), text)
         })
@@ -722,7 +722,9 @@ async fn recorder_archives_the_chat_and_names_a_message_it_could_not_read() {
         .expect("bob's");
     match &bobs.body {
         ChatBody::Unreadable(why) => assert!(why.contains("no key"), "{why}"),
-        ChatBody::Text(t) => panic!("bob's message was read without his key: {t}"),
+        ChatBody::Text(t) | ChatBody::Reaction(t) => {
+            panic!("bob's message was read without his key: {t}")
+        }
     }
     assert!(
         session.chat.iter().all(|c| c.pts < Duration::from_secs(60)),

@@ -9,6 +9,7 @@ import { generateDeviceIdentity } from '../../e2ee/identity.mjs';
 import { formatDigitGroups, safetyNumber, securityCode } from '../../e2ee/verification.mjs';
 import { pairVerification } from '../../e2ee/emoji.mjs';
 import { EncryptionStatus, remotePublishers } from '../../e2ee-status.js';
+import { ReactionBoard } from '../../reactions.js';
 
 const PEOPLE = [
   ['Alice Martin', 'alice'], ['Bogdan Petrov', 'bogdan'], ['Chen Wei', 'chen'], ['Dana Cohen', 'dana'],
@@ -115,7 +116,9 @@ class SceneCall extends EventTarget {
  * (security|quality), `pinned` (index), `screen` (index sharing a screen), `watch=1`,
  * `recorded=1`, `changed` (index whose key changed), `failures` (index with decrypt failures),
  * `badge` (`waiting`: the first other's key has not arrived; `failing`: the first other's
- * frames stop opening; default: everyone's open), worked out by the real EncryptionStatus.
+ * frames stop opening; default: everyone's open), worked out by the real EncryptionStatus;
+ * `hands=1` (this device's and the second other's hands up, a 👍 from the first other, and
+ * the chat, so the controls hold Raise hand and React).
  */
 export async function showScene(params) {
   const n = Number(params.get('n') ?? 7);
@@ -174,6 +177,13 @@ export async function showScene(params) {
     e2ee: { generation: watch ? null : 3, step: watch ? null : 2, decrypted: 18234, failures: params.get('failures') ? 37 : 0, refusedEnvelopes: 0 },
   };
   state.e2ee.status = badgeStatus(params.get('badge'), participants, watch);
+  if (params.get('hands') === '1') {
+    const others = [...participants.keys()].filter((d) => d !== selfId && d !== 'rec-1');
+    state.hands = { queue: [others[1], selfId].filter(Boolean), mine: true, loweredBy: null };
+    state.chat = { messages: [], unread: 0, open: false };
+    state.reactions = new ReactionBoard({ showMs: 600_000 });
+    if (others[0]) state.reactions.add(others[0], '👍', performance.now());
+  }
   const changed = params.get('changed');
   if (changed !== null) {
     const p = [...participants.values()][Number(changed) + 1];
