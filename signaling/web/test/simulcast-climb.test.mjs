@@ -43,13 +43,19 @@ async function sample(a, b, aliceDevice, t0) {
     const report = await c.pc.getStats();
     let width = 0;
     let frames = 0;
+    let packets = 0;
+    let keyframes = 0;
+    let plis = 0;
     report.forEach((s) => {
       if (s.type === 'inbound-rtp' && s.kind === 'video' && tracks.has(s.trackIdentifier)) {
         width = Math.max(width, s.frameWidth ?? 0);
         frames += s.framesDecoded ?? 0;
+        packets += s.packetsReceived ?? 0;
+        keyframes += s.keyFramesDecoded ?? 0;
+        plis += s.pliCount ?? 0;
       }
     });
-    return { width, frames };
+    return { width, frames, packets, keyframes, plis };
   }, aliceDevice);
   return { t: Math.round((Date.now() - t0) / 100) / 10, ...send, recv };
 }
@@ -116,7 +122,7 @@ describe('simulcast through the SFU', { skip: serviceSkip() }, () => {
         break;
       }
     }
-    const table = figures.map((s) => `t=${s.t}s available=${s.available} ${Object.entries(s.layers).map(([rid, l]) => `${rid}:${l.w}/${l.limit}/${l.target}`).join(' ')} bob:${s.recv.width}px ${s.recv.frames}f`).join('\n');
+    const table = figures.map((s) => `t=${s.t}s available=${s.available} ${Object.entries(s.layers).map(([rid, l]) => `${rid}:${l.w}/${l.limit}/${l.target}`).join(' ')} bob:${s.recv.width}px ${s.recv.frames}f ${s.recv.keyframes}kf ${s.recv.packets}p ${s.recv.plis}pli`).join('\n');
     const after = reached && Math.round((reached.t * 1000 - (pinned - t0)) / 100) / 10;
     climb = { after, table };
     console.log(`pinned at t=${Math.round((pinned - t0) / 100) / 10}s, high layer at Bob ${after === null ? 'never' : `${after} s later`}\n${table}`);
