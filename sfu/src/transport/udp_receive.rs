@@ -91,6 +91,20 @@ impl ArrivalClock {
     }
 }
 
+/// Widest gap between the two `Instant` readings around the wall-clock reading of a pairing.
+const PAIRING_SLACK: Duration = Duration::from_micros(20);
+/// Pairings tried again at most when one is wider than [`PAIRING_SLACK`].
+const PAIRING_TRIES: usize = 3;
+
+/// The wall clock, the `Instant` halfway between the readings around it, and their gap.
+fn clock_pair() -> (SystemTime, Instant, Duration) {
+    let before = Instant::now();
+    let wall = SystemTime::now();
+    let after = Instant::now();
+    let gap = after - before;
+    (wall, before + gap / 2, gap)
+}
+
 /// One datagram read: its length in the caller's buffer, its source and its arrival time.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Received {
@@ -133,9 +147,18 @@ impl UdpReceiver {
     }
 
     /// Starts a batch of reads (pairs the wall clock with the shard's clock once for all of
-    /// them).
+    /// them). The wall clock is read between two readings of the shard's clock; a pairing the
+    /// thread was preempted in (the two further apart than [`PAIRING_SLACK`]) would shift the
+    /// whole batch's arrivals, so it is taken again, a few times at most.
     pub(crate) fn start_batch(&mut self) {
-        self.clock.start_batch(SystemTime::now(), Instant::now());
+        let mut pairing = clock_pair();
+        for _ in 0..PAIRING_TRIES {
+            if pairing.2 <= PAIRING_SLACK {
+                break;
+            }
+            pairing = clock_pair();
+        }
+        self.clock.start_batch(pairing.0, pairing.1);
     }
 
     /// Reads one queued datagram into `buf` without waiting; `WouldBlock` when none is queued
@@ -288,6 +311,9 @@ mod tests {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind loopback");
         let target = socket.local_addr().expect("local address");
         let mut receiver = UdpReceiver::new(&socket);
+        // The first socket on a host to ask for stamps turns stamping on for the whole host
+        // through deferred kernel work; until then a datagram is stamped when it is read.
+        std::thread::sleep(50 * MS);
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
         sender.send_to(b"first", target).expect("sent");
         std::thread::sleep(20 * MS);

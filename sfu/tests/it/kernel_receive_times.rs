@@ -125,7 +125,7 @@ fn arrival_times_are_kernel_receive_times_not_read_times() {
             observed,
             routes: std::sync::mpsc::channel().0,
         };
-        let (mut publisher, mut video) = publisher().await;
+        let (publisher, mut video) = publisher().await;
         sfu.connect(&publisher, vec![]).await;
 
         // The stream flows: packets are delivered (SRTP keys in place on both sides).

@@ -303,8 +303,8 @@ impl<H: MediaHandler> ShardState<H> {
             self.offer_deferred(id, now);
         }
         let mut inbox = std::mem::take(&mut self.inbox);
-        for (read_at, message) in inbox.drain(..) {
-            self.dispatch_media(id, message, read_at);
+        for (arrival, message) in inbox.drain(..) {
+            self.dispatch_media(id, message, arrival, now);
         }
         self.inbox = inbox;
 
@@ -315,7 +315,9 @@ impl<H: MediaHandler> ShardState<H> {
         }
     }
 
-    fn dispatch_media(&mut self, id: PeerId, message: RTCMessage, now: Instant) {
+    /// Hands one decrypted packet to the media handler: `arrival` is its datagram's (the
+    /// kernel's receive time), `now` this pass's (the handler's sends leave at its end).
+    fn dispatch_media(&mut self, id: PeerId, message: RTCMessage, arrival: Instant, now: Instant) {
         self.scratch.clear();
         let is_rtp = match message {
             RTCMessage::RtpPacket(_, packet) => {
@@ -348,9 +350,10 @@ impl<H: MediaHandler> ShardState<H> {
             now,
         };
         if is_rtp {
-            self.handler.on_rtp(id, &self.scratch, now, &mut outbox);
+            self.handler.on_rtp(id, &self.scratch, arrival, &mut outbox);
         } else {
-            self.handler.on_rtcp(id, &self.scratch, now, &mut outbox);
+            self.handler
+                .on_rtcp(id, &self.scratch, arrival, &mut outbox);
         }
     }
 
