@@ -29,7 +29,21 @@ impl Sfu {
         from: ParticipantId,
         packet: Bytes,
     ) -> Result<usize, PacketError> {
-        let r = self.rtp_inner(now, from, &packet);
+        self.handle_rtp_arrived(now, now, from, packet)
+    }
+
+    /// [`Sfu::handle_rtp`] for a packet that arrived at `arrival` (when the host's kernel
+    /// received its datagram), handled at `now`. The transport-cc feedback to the publisher
+    /// reports `arrival`, so a burst handled late keeps the spacing it arrived with; everything
+    /// else (send times of the copies, timers) takes `now`.
+    pub fn handle_rtp_arrived(
+        &mut self,
+        now: Instant,
+        arrival: Instant,
+        from: ParticipantId,
+        packet: Bytes,
+    ) -> Result<usize, PacketError> {
+        let r = self.rtp_inner(now, arrival, from, &packet);
         if let Err(e) = &r {
             let d = &mut self.metrics.dropped;
             match e {
@@ -48,6 +62,7 @@ impl Sfu {
     fn rtp_inner(
         &mut self,
         now: Instant,
+        arrival: Instant,
         from: ParticipantId,
         packet: &Bytes,
     ) -> Result<usize, PacketError> {
@@ -61,14 +76,15 @@ impl Sfu {
         }
         let ids = participant.ext;
         let ext = Extensions::parse(p.extension, &ids)?;
-        let now_us = now.saturating_duration_since(self.epoch).as_micros() as i64;
+        let arrival_us = self.micros(arrival);
+        let now_us = self.micros(now);
         if let Some(seq) = ext.transport_cc
             && let Some(participant) = self.participants.get_mut(from.index, from.generation)
         {
             // Every packet that arrived is reported to the publisher's congestion controller,
             // also the padding-only probes returned early below: a probe reported lost keeps a
             // browser's estimate (and with it its simulcast layers) from growing.
-            participant.twcc_rx.on_packet(seq, now_us);
+            participant.twcc_rx.on_packet(seq, arrival_us);
         }
         let participant = self
             .participants

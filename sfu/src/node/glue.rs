@@ -44,26 +44,31 @@ impl MediaHandler for Glue {
         Self::flush(&mut state, out);
     }
 
-    fn on_rtp(&mut self, peer: PeerId, rtp: &[u8], now: Instant, out: &mut Outbox<'_>) {
+    fn on_rtp(&mut self, peer: PeerId, rtp: &[u8], arrival: Instant, out: &mut Outbox<'_>) {
+        let now = out.now();
         let mut state = lock(&self.state);
         if let Some(p) = state.peers.get(&peer).copied() {
-            // Refused packets are counted by the core (`sfu_packets_dropped_total`).
-            let _ = state.sfu.handle_rtp(now, p, Bytes::copy_from_slice(rtp));
+            // Refused packets are counted by the core (`sfu_packets_dropped_total`). The
+            // transport-cc feedback reports `arrival`; the copies' send times are `now`.
+            let _ = state
+                .sfu
+                .handle_rtp_arrived(now, arrival, p, Bytes::copy_from_slice(rtp));
         }
         state.run_timers(now);
         Self::flush(&mut state, out);
         if let Some(o) = &state.observer {
-            o.forwarding_latency(Instant::now().saturating_duration_since(now));
+            o.forwarding_latency(Instant::now().saturating_duration_since(arrival));
         }
     }
 
-    fn on_rtcp(&mut self, peer: PeerId, rtcp: &[u8], now: Instant, out: &mut Outbox<'_>) {
+    fn on_rtcp(&mut self, peer: PeerId, rtcp: &[u8], arrival: Instant, out: &mut Outbox<'_>) {
         let mut state = lock(&self.state);
         if let Some(p) = state.peers.get(&peer).copied() {
-            // Refused packets are counted by the core.
-            let _ = state.sfu.handle_rtcp(now, p, rtcp);
+            // Refused packets are counted by the core. A sender report's arrival is what the
+            // next receiver report's DLSR counts from.
+            let _ = state.sfu.handle_rtcp(arrival, p, rtcp);
         }
-        state.run_timers(now);
+        state.run_timers(out.now());
         Self::flush(&mut state, out);
     }
 }

@@ -30,6 +30,7 @@ pub struct SfuMetrics {
     receive_slots: IntGaugeVec,
     consent_expired: IntCounter,
     udp_receive_buffer_drops: IntCounter,
+    udp_arrivals_without_kernel_time: IntCounter,
     ice_tcp_connections: IntGauge,
     ice_tcp_closed: IntCounterVec,
     ice_tcp_frames: IntCounterVec,
@@ -190,6 +191,14 @@ impl SfuMetrics {
                 let c = IntCounter::new(
                     "sfu_udp_receive_buffer_drops_total",
                     "datagrams the kernel dropped on the media socket for a full receive buffer",
+                )?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
+            udp_arrivals_without_kernel_time: {
+                let c = IntCounter::new(
+                    "sfu_udp_arrivals_without_kernel_time_total",
+                    "datagrams read without a kernel receive timestamp (their read time stands in)",
                 )?;
                 r.register(Box::new(c.clone()))?;
                 c
@@ -390,6 +399,10 @@ impl SfuMetrics {
                 set_counter(&self.stun_rejected.with_label_values(&[reason]), v);
             }
             set_counter(&self.consent_expired, t.consent_expired);
+            set_counter(
+                &self.udp_arrivals_without_kernel_time,
+                t.datagrams_without_kernel_time,
+            );
             self.ice_tcp_connections
                 .set(i64::try_from(t.ice_tcp_connections).unwrap_or(i64::MAX));
             for (reason, v) in t.ice_tcp_closed.iter() {

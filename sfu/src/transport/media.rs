@@ -25,12 +25,16 @@ pub trait MediaHandler: Send + 'static {
 
     /// An SRTP-decrypted RTP packet (header, extensions and payload as received; RTX of a
     /// declared stream already de-encapsulated by `rtc`; padding-only probes and packets of
-    /// SSRCs no SDP names as received). `now` is when its datagram was read from the socket
-    /// (the arrival time transport-cc feedback reports). The slice is valid for this call only.
-    fn on_rtp(&mut self, peer: PeerId, rtp: &[u8], now: Instant, out: &mut Outbox<'_>);
+    /// SSRCs no SDP names as received). `arrival` is its datagram's arrival time: when the
+    /// kernel received it (`SO_TIMESTAMPNS`), or when it was read where no kernel time comes and
+    /// for ICE-TCP frames; the arrival time transport-cc feedback reports. [`Outbox::now`] is
+    /// the shard's time for this pass (not earlier than `arrival`; what the handler sends
+    /// leaves at the end of the pass). The slice is valid for this call only.
+    fn on_rtp(&mut self, peer: PeerId, rtp: &[u8], arrival: Instant, out: &mut Outbox<'_>);
 
-    /// An SRTCP-decrypted RTCP compound packet. The slice is valid for this call only.
-    fn on_rtcp(&mut self, peer: PeerId, rtcp: &[u8], now: Instant, out: &mut Outbox<'_>);
+    /// An SRTCP-decrypted RTCP compound packet, with its datagram's arrival time as for
+    /// [`MediaHandler::on_rtp`]. The slice is valid for this call only.
+    fn on_rtcp(&mut self, peer: PeerId, rtcp: &[u8], arrival: Instant, out: &mut Outbox<'_>);
 }
 
 /// Sends media on the shard's peers from inside a [`MediaHandler`] callback. Packets are

@@ -22,6 +22,7 @@ mod send_batch;
 mod shard;
 mod stats;
 mod stun_gate;
+mod udp_receive;
 
 pub use allow_list::SourceAllowList;
 pub use codecs::{

@@ -52,6 +52,9 @@ pub struct ShardStats {
     pub rtcp_in: u64,
     /// Datagrams written to the socket.
     pub datagrams_out: u64,
+    /// Datagrams read without a kernel receive timestamp: their read time stands in for their
+    /// arrival time (in the transport-cc feedback too). Zero on Linux.
+    pub datagrams_without_kernel_time: u64,
     /// SRTP/SRTCP packets from a connected peer seen before (replay protection, RFC 3711).
     pub srtp_replayed: u64,
     /// SRTP/SRTCP packets from a connected peer whose authentication tag did not verify.

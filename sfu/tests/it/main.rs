@@ -18,6 +18,7 @@ mod ice_tcp_stun_timeout;
 mod idle_sections;
 mod idle_tcp_connections;
 mod kernel_receive_drops;
+mod kernel_receive_times;
 mod malformed_media_from_authenticated_peer;
 mod meeting_20_callers;
 mod node_control;

@@ -115,6 +115,23 @@ describe('in-call layout in chromium', { skip: SKIP }, () => {
     await page.close();
   });
 
+  // A pinned tile in a short window keeps a height: the stage used to shrink to 0 px under the
+  // filmstrip (480×360 with a notice open), the view reported the pinned tile 0 px tall, and the
+  // call asked the SFU for no video of the pinned participant (simulcast-climb.test.mjs froze).
+  test('pinned_tile_keeps_a_height_in_a_short_window', { timeout: 30_000 }, async () => {
+    for (const viewport of [{ width: 480, height: 300 }, { width: 480, height: 360 }]) {
+      const { page, errors } = await scene('n=3&pinned=0', viewport);
+      const m = await page.evaluate(() => ({
+        tile: document.querySelector('.stage .tile')?.clientHeight ?? 0,
+        area: document.querySelector('.stage-area')?.clientHeight ?? 0,
+      }));
+      assert.ok(m.area > 0, `the stage area is drawn at ${JSON.stringify(viewport)}`);
+      assert.ok(m.tile >= m.area * 0.4, `the pinned tile keeps most of the stage area at ${JSON.stringify(viewport)}: ${JSON.stringify(m)}`);
+      assert.deepEqual(errors, []);
+      await page.close();
+    }
+  });
+
   test('focus_is_kept_across_redraws', { timeout: 40_000 }, async () => {
     const { page, errors } = await scene('n=5&panel=security&changed=1');
     const focused = () => page.evaluate(() => {

@@ -16,3 +16,4 @@ mod receive_slots;
 mod rid_simulcast;
 mod rtcp_reports;
 mod speakers_and_last_n;
+mod transport_cc_arrivals;

@@ -256,6 +256,7 @@ impl<H: MediaHandler> ShardState<H> {
                 stats.bound_addresses = self.by_addr.len();
                 stats.registered_usernames = self.by_ufrag.len();
                 stats.ice_tcp_connections = self.tcp_links.len();
+                stats.datagrams_without_kernel_time = self.receiver.without_kernel_time;
                 let _ = reply.send(stats);
             }
         }

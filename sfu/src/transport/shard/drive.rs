@@ -2,7 +2,6 @@
 //! writable socket; handle it; then drive every peer touched (its `rtc` output, events and decrypted media) and write
 //! the pass's datagrams together.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
@@ -24,7 +23,8 @@ use crate::transport::send_batch;
 
 enum Wake {
     Command(Option<Command>),
-    Datagram(std::io::Result<(usize, SocketAddr)>),
+    /// The socket has datagrams to read (or an error to report).
+    Readable(std::io::Result<()>),
     Tcp(Option<TcpInput>),
     Timer,
     Writable,
@@ -43,7 +43,7 @@ pub(super) async fn run<H: MediaHandler>(
         let wake = tokio::select! {
             biased;
             command = commands.recv() => Wake::Command(command),
-            received = socket.recv_from(&mut buf) => Wake::Datagram(received),
+            ready = socket.readable() => Wake::Readable(ready),
             input = recv_tcp(&mut tcp_inputs), if tcp_inputs.is_some() => Wake::Tcp(input),
             () = sleep_until(deadline), if deadline.is_some() => Wake::Timer,
             ready = socket.writable(), if !state.pending_out.is_empty() => {
@@ -63,23 +63,27 @@ pub(super) async fn run<H: MediaHandler>(
                     }
                 }
             }
-            Wake::Datagram(Ok((n, src))) => {
-                state.on_datagram(src, &buf[..n], Instant::now());
-                // Read what else is already queued before driving peers, so their output is
-                // produced and sent in one pass. Each datagram keeps its own read time: it is
-                // the arrival time the transport-cc feedback reports, and a probe burst read in
-                // one batch under one instant has no receive interval, so the sender discards
-                // the probe.
-                for _ in 1..RECV_BATCH {
-                    match socket.try_recv_from(&mut buf) {
-                        Ok((n, src)) => state.on_datagram(src, &buf[..n], Instant::now()),
-                        Err(_) => break,
+            Wake::Readable(Ok(())) => {
+                // Read what is queued (up to a batch) before driving peers, so their output is
+                // produced and sent in one pass. Each datagram's arrival time is when the
+                // kernel received it, not when it is read here: it is what the transport-cc
+                // feedback reports, and a probe burst read late, in one batch, would show the
+                // sender a receive rate its link never had (see `udp_receive`).
+                state.receiver.start_batch();
+                for _ in 0..RECV_BATCH {
+                    match state.receiver.try_recv(&socket, &mut buf) {
+                        Ok(d) => state.on_datagram(d.src, &buf[..d.len], d.arrival),
+                        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(err) => {
+                            // ICMP errors surface here on some platforms; they concern one
+                            // destination, and the next read goes on.
+                            debug!(%err, "recvmsg failed");
+                        }
                     }
                 }
             }
-            Wake::Datagram(Err(err)) => {
-                // ICMP errors surface here on some platforms; they concern one destination.
-                debug!(%err, "recv_from failed");
+            Wake::Readable(Err(err)) => {
+                debug!(%err, "socket readiness failed");
             }
             Wake::Tcp(None) => tcp_inputs = None,
             Wake::Tcp(Some(input)) => {
@@ -284,7 +288,7 @@ impl<H: MediaHandler> ShardState<H> {
                 }
             }
             while let Some(message) = peer.pc.poll_read() {
-                // `now` of a read message is when its datagram was read from the socket.
+                // `now` of a read message is its datagram's arrival time (`handle_read`'s `now`).
                 self.inbox.push((message.now, message.message));
             }
         }
@@ -299,8 +303,8 @@ impl<H: MediaHandler> ShardState<H> {
             self.offer_deferred(id, now);
         }
         let mut inbox = std::mem::take(&mut self.inbox);
-        for (read_at, message) in inbox.drain(..) {
-            self.dispatch_media(id, message, read_at);
+        for (arrival, message) in inbox.drain(..) {
+            self.dispatch_media(id, message, arrival, now);
         }
         self.inbox = inbox;
 
@@ -311,7 +315,9 @@ impl<H: MediaHandler> ShardState<H> {
         }
     }
 
-    fn dispatch_media(&mut self, id: PeerId, message: RTCMessage, now: Instant) {
+    /// Hands one decrypted packet to the media handler: `arrival` is its datagram's (the
+    /// kernel's receive time), `now` this pass's (the handler's sends leave at its end).
+    fn dispatch_media(&mut self, id: PeerId, message: RTCMessage, arrival: Instant, now: Instant) {
         self.scratch.clear();
         let is_rtp = match message {
             RTCMessage::RtpPacket(_, packet) => {
@@ -344,9 +350,10 @@ impl<H: MediaHandler> ShardState<H> {
             now,
         };
         if is_rtp {
-            self.handler.on_rtp(id, &self.scratch, now, &mut outbox);
+            self.handler.on_rtp(id, &self.scratch, arrival, &mut outbox);
         } else {
-            self.handler.on_rtcp(id, &self.scratch, now, &mut outbox);
+            self.handler
+                .on_rtcp(id, &self.scratch, arrival, &mut outbox);
         }
     }
 

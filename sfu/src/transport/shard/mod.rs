@@ -34,6 +34,7 @@ use super::media::{MediaHandler, Outbox};
 use super::peer::{Peer, PeerFactory};
 use super::send_batch::SendBatch;
 use super::stats::ShardStats;
+use super::udp_receive::UdpReceiver;
 
 pub use commands::{PeerAdded, ShardHandle};
 
@@ -57,6 +58,7 @@ pub async fn start_shard<H: MediaHandler>(
             .map_err(std::io::Error::from)?;
     }
     let socket_inode = kernel_drops::socket_inode(&socket);
+    let receiver = UdpReceiver::new(&socket);
     let local_addr = socket.local_addr()?;
     let tcp_listener = match &config.ice_tcp {
         Some(tcp) => Some(TcpListener::bind(SocketAddr::new(config.bind.ip(), tcp.port)).await?),
@@ -87,6 +89,7 @@ pub async fn start_shard<H: MediaHandler>(
     };
     let state = ShardState {
         socket: Arc::new(socket),
+        receiver,
         advertised,
         advertised_tcp,
         tcp_links: HashMap::new(),
@@ -116,6 +119,8 @@ pub async fn start_shard<H: MediaHandler>(
 
 struct ShardState<H> {
     socket: Arc<UdpSocket>,
+    /// Reads `socket`, each datagram with the time the kernel received it.
+    receiver: UdpReceiver,
     advertised: SocketAddr,
     /// The ICE-TCP candidate's address, when the listener is on.
     advertised_tcp: Option<SocketAddr>,
@@ -139,7 +144,8 @@ struct ShardState<H> {
     /// Reused buffer the decrypted packets are marshalled into before the handler sees them.
     scratch: Vec<u8>,
     /// Reused list of messages taken from one peer before they are dispatched, each with the
-    /// instant its datagram was read.
+    /// arrival time of its datagram (the kernel's receive time, or the read time of an ICE-TCP
+    /// frame).
     inbox: Vec<(Instant, RTCMessage)>,
 }
 
