@@ -9,7 +9,7 @@
 // bandwidth probe and retransmission of a rid layer's RTX stream lost: Alice's
 // availableOutgoingBitrate sat at about 120 kbit/s and only the 320×180 layer was sent, limited
 // by bandwidth. The SFU's feedback now reports each packet's kernel receive time
-// (SO_TIMESTAMPNS, docs/architecture.md §7.37), not when its shard read it: with read times a
+// (SO_TIMESTAMPNS, docs/architecture.md §7.41), not when its shard read it: with read times a
 // loaded host spread Chromium's start-up probe, Chromium discarded it, started at 0.35–1.2
 // Mbit/s and climbed about 8 % a second (high layer 10–28 s into the call in 6 of 12 runs);
 // now it starts at 2.4–5.8 Mbit/s and sends the high layer within 3 s. And Bob's pinned tile
