@@ -83,6 +83,7 @@ export class EncryptionStatus {
 
     const waitingFor = [];
     const failing = [];
+    const failingDevices = [];
     const present = new Set();
     for (const p of publishers) {
       present.add(p.device);
@@ -95,7 +96,10 @@ export class EncryptionStatus {
       if (!base || this.keyedSince.get(p.device) > base.at) continue;
       const was = base.counts.get(p.slot) ?? { decrypted: 0, failures: 0 };
       const is = counts.get(p.slot) ?? { decrypted: 0, failures: 0 };
-      if (is.failures - was.failures >= this.failingMin && is.decrypted === was.decrypted) failing.push(p.name);
+      if (is.failures - was.failures >= this.failingMin && is.decrypted === was.decrypted) {
+        failing.push(p.name);
+        failingDevices.push(p.device);
+      }
     }
     for (const d of [...this.keyedSince.keys()]) if (!present.has(d)) this.keyedSince.delete(d);
 
@@ -105,6 +109,7 @@ export class EncryptionStatus {
         text: `Frames from ${namesText(failing)} fail to decrypt`,
         detail: `This device holds ${namesText(failing)}'s key, but their frames do not open with it: their audio and video cannot be shown. Nothing is shown unencrypted.`,
         failing,
+        failingDevices,
         waitingFor,
       };
     }
@@ -116,6 +121,7 @@ export class EncryptionStatus {
           ? `No key from ${namesText(waitingFor)} yet: their audio and video appear once it arrives.`
           : 'This device is making its key: the others see and hear you once it is sent.',
         failing,
+        failingDevices,
         waitingFor,
       };
     }
@@ -124,6 +130,7 @@ export class EncryptionStatus {
       text: 'End-to-end encrypted',
       detail: 'Media is encrypted on each device; the servers cannot read it. Frames from every sender open with their key.',
       failing,
+      failingDevices,
       waitingFor,
     };
   }

@@ -8,30 +8,12 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{TestServer, config, token};
+use common::{TestServer, config, moderator_token, token};
 use serde_json::{Value, json};
-use signaling::auth::{GrantClaims, Secret, TokenRequest, issue_token};
 use signaling::policy::Role;
 
 fn hand(raised: bool) -> Value {
     json!({"type": "hand", "raised": raised})
-}
-
-fn moderator_token(room: &str, identity: &str) -> String {
-    issue_token(&TokenRequest {
-        api_key: common::API_KEY.into(),
-        secret: Secret::new(common::API_SECRET),
-        grants: GrantClaims {
-            room: Some(room.into()),
-            identity: Some(identity.into()),
-            role: Some(Role::Caller),
-            can_publish: true,
-            can_subscribe: true,
-            moderator: true,
-            device: None,
-        },
-        ttl_seconds: 600,
-    })
 }
 
 #[tokio::test]

@@ -11,27 +11,9 @@ use call_client::protocol::{
     ServerMessage, VideoState,
 };
 use call_client::session::{Session, SessionConfig, SessionError};
-use common::{Client, Seen, TestServer, WAIT, config, join_msg, token};
+use common::{Client, Seen, TestServer, WAIT, config, join_msg, moderator_token, token};
 use serde_json::{Value, json};
-use signaling::auth::{GrantClaims, Secret, TokenRequest, issue_token};
 use signaling::policy::Role;
-
-fn moderator_token(room: &str, identity: &str) -> String {
-    issue_token(&TokenRequest {
-        api_key: common::API_KEY.into(),
-        secret: Secret::new(common::API_SECRET),
-        grants: GrantClaims {
-            room: Some(room.into()),
-            identity: Some(identity.into()),
-            role: Some(Role::Caller),
-            can_publish: true,
-            can_subscribe: true,
-            moderator: true,
-            device: None,
-        },
-        ttl_seconds: 600,
-    })
-}
 
 async fn session(s: &TestServer, room: &str, device: &str, token: String) -> Session {
     let bundle: DeviceBundle =

@@ -56,6 +56,7 @@ test('badge_names_the_sender_whose_frames_fail_with_a_held_key', () => {
   assert.equal(r.state, 'failing');
   assert.equal(r.text, 'Frames from Bob fail to decrypt');
   assert.deepEqual(r.failing, ['Bob']);
+  assert.deepEqual(r.failingDevices, [bob.device], 'the tile of the failing sender is marked too');
   // A few failures among frames that open (a key rotation) are no warning.
   for (let t = 8000; t <= 11000; t += 1000) {
     counts.b.f += 3;

@@ -149,7 +149,11 @@ export class Grid {
     const title = q
       ? `${q.level}: ${q.width ?? '?'}×${q.height ?? '?'}${q.layer ? ` (${q.layer})` : ''}, loss ${(q.loss * 100).toFixed(1)}%${q.decryptFailures ? `, ${q.decryptFailures} decrypt failures` : ''}`
       : 'No media yet';
-    replace(t.quality, qualityBars(q, { title }), q?.decryptFailures ? h('span', { class: 'fail-count', title: 'Frames that failed to decrypt' }, icon('lock'), String(q.decryptFailures)) : null);
+    // The red count shows only while this sender's frames fail now (the encryption badge's rule,
+    // e2ee-status.js): the few frames a key change loses in flight are no alarm (tooltip and
+    // quality panel keep the total).
+    const failingNow = !!q?.decryptFailures && !!state.e2ee?.status?.failingDevices?.includes(p.device);
+    replace(t.quality, qualityBars(q, { title }), failingNow ? h('span', { class: 'fail-count', title: 'Frames that fail to decrypt' }, icon('lock'), String(q.decryptFailures)) : null);
     const pinned = state.pinned === p.device;
     t.pin.classList.toggle('on', pinned);
     t.pin.setAttribute('aria-pressed', String(pinned));

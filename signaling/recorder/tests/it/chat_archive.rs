@@ -7,17 +7,16 @@ use recorder::archive::chat_log::ChatLine;
 use recorder::archive::export::export;
 use recorder::archive::store::LocalStore;
 use recorder::archive::verify::verify;
-use recorder::sink::{ChatBody, ChatEntry, Participant, SessionArchive as _, SessionStart};
+use recorder::sink::{
+    ChatBody, ChatEntry, Participant, SessionArchive as _, SessionSink, SessionStart,
+};
 
 use crate::common::{ALICE, Fixture, ROOM};
 
 const SECRET_LINE: &str = "the merger closes on friday — keep it quiet";
 
-#[test]
-fn exported_chat_is_the_transcript_the_recorder_received() {
-    let fixture = Fixture::new();
-    let started_at = SystemTime::now();
-    let mut sink = fixture
+fn begin(fixture: &Fixture, started_at: SystemTime) -> Box<dyn SessionSink> {
+    fixture
         .archive
         .begin(SessionStart {
             room: ROOM.to_owned(),
@@ -25,7 +24,14 @@ fn exported_chat_is_the_transcript_the_recorder_received() {
             retention: Duration::from_secs(3600),
             policy_json: "{}".to_owned(),
         })
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn exported_chat_is_the_transcript_the_recorder_received() {
+    let fixture = Fixture::new();
+    let started_at = SystemTime::now();
+    let mut sink = begin(&fixture, started_at);
     sink.participant_joined(Participant {
         device: "alice-laptop".to_owned(),
         identity: ALICE.to_owned(),
@@ -112,15 +118,7 @@ fn exported_chat_is_the_transcript_the_recorder_received() {
 fn altered_chat_part_fails_export() {
     let fixture = Fixture::new();
     let started_at = SystemTime::now();
-    let mut sink = fixture
-        .archive
-        .begin(SessionStart {
-            room: ROOM.to_owned(),
-            started_at,
-            retention: Duration::from_secs(3600),
-            policy_json: "{}".to_owned(),
-        })
-        .unwrap();
+    let mut sink = begin(&fixture, started_at);
     sink.chat(ChatEntry {
         from: "alice-laptop".to_owned(),
         at: started_at,

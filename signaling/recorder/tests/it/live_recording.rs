@@ -72,6 +72,24 @@ fn start_recorder(
     }
 }
 
+/// A room `room` whose signed policy names the recorder, recorded into a fresh in-memory
+/// archive; returns once the recorder's session began.
+async fn recording(service: &Service, room: &str) -> (Recording, MemoryArchive) {
+    let me = recorder_keys(RECORDER);
+    service
+        .recorded_meeting(room, &[(RECORDER, me.identity_key())])
+        .await;
+    let archive = MemoryArchive::default();
+    let rec = start_recorder(service, room, me, &archive);
+    wait_until(
+        Duration::from_secs(10),
+        "the recorder's session begins",
+        || rec.metrics.active_sessions() == 1,
+    )
+    .await;
+    (rec, archive)
+}
+
 async fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !f() {
@@ -86,18 +104,7 @@ async fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn recorder_decrypts_every_frame_of_a_native_meeting() {
     let service = Service::start().await;
-    let me = recorder_keys(RECORDER);
-    service
-        .recorded_meeting("standup", &[(RECORDER, me.identity_key())])
-        .await;
-    let archive = MemoryArchive::default();
-    let rec = start_recorder(&service, "standup", me, &archive);
-    wait_until(
-        Duration::from_secs(10),
-        "the recorder's session begins",
-        || rec.metrics.active_sessions() == 1,
-    )
-    .await;
+    let (rec, archive) = recording(&service, "standup").await;
 
     // Three native callers: Opus and three-layer VP8 simulcast, sealed with SFrame, keys wrapped
     // to every roster device (the recorder included) through signaling.
@@ -351,18 +358,7 @@ async fn recorder_refuses_a_receive_slot_room_clearly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorder_counts_frames_it_cannot_decrypt() {
     let service = Service::start().await;
-    let me = recorder_keys(RECORDER);
-    service
-        .recorded_meeting("hush", &[(RECORDER, me.identity_key())])
-        .await;
-    let archive = MemoryArchive::default();
-    let rec = start_recorder(&service, "hush", me, &archive);
-    wait_until(
-        Duration::from_secs(10),
-        "the recorder's session begins",
-        || rec.metrics.active_sessions() == 1,
-    )
-    .await;
+    let (rec, archive) = recording(&service, "hush").await;
     let sent = caller_withholding_keys(&service, "hush", Duration::from_secs(3)).await;
     let report = tokio::time::timeout(Duration::from_secs(20), rec.task)
         .await
@@ -521,18 +517,7 @@ async fn handle(peer: &Peer, ws: &mut Session, km: &mut KeyManager, msg: ServerM
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorder_finishes_the_session_when_stopped_mid_call() {
     let service = Service::start().await;
-    let me = recorder_keys(RECORDER);
-    service
-        .recorded_meeting("late", &[(RECORDER, me.identity_key())])
-        .await;
-    let archive = MemoryArchive::default();
-    let rec = start_recorder(&service, "late", me, &archive);
-    wait_until(
-        Duration::from_secs(10),
-        "the recorder's session begins",
-        || rec.metrics.active_sessions() == 1,
-    )
-    .await;
+    let (rec, archive) = recording(&service, "late").await;
     let counters = Arc::new(LiveCounters::default());
     let (stop_caller, stop_rx) = watch::channel(false);
     let spec = ParticipantSpec {
@@ -657,18 +642,7 @@ async fn chatting_caller(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorder_archives_the_chat_and_names_a_message_it_could_not_read() {
     let service = Service::start().await;
-    let me = recorder_keys(RECORDER);
-    service
-        .recorded_meeting("chatty", &[(RECORDER, me.identity_key())])
-        .await;
-    let archive = MemoryArchive::default();
-    let rec = start_recorder(&service, "chatty", me, &archive);
-    wait_until(
-        Duration::from_secs(10),
-        "the recorder's session begins",
-        || rec.metrics.active_sessions() == 1,
-    )
-    .await;
+    let (rec, archive) = recording(&service, "chatty").await;
     let alice = chatting_caller(
         &service,
         "chatty",

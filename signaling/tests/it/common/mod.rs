@@ -211,6 +211,24 @@ pub fn token(room: &str, identity: &str, role: Role) -> String {
     )
 }
 
+/// A caller's token that grants `moderator`.
+pub fn moderator_token(room: &str, identity: &str) -> String {
+    issue_token(&TokenRequest {
+        api_key: API_KEY.into(),
+        secret: Secret::new(API_SECRET),
+        grants: GrantClaims {
+            room: Some(room.into()),
+            identity: Some(identity.into()),
+            role: Some(Role::Caller),
+            can_publish: true,
+            can_subscribe: true,
+            moderator: true,
+            device: None,
+        },
+        ttl_seconds: 600,
+    })
+}
+
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }

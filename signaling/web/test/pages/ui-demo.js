@@ -176,7 +176,10 @@ export async function showScene(params) {
       ], inbound: [] },
     e2ee: { generation: watch ? null : 3, step: watch ? null : 2, decrypted: 18234, failures: params.get('failures') ? 37 : 0, refusedEnvelopes: 0 },
   };
-  state.e2ee.status = badgeStatus(params.get('badge'), participants, watch);
+  // A participant whose frames fail (`failures=i`) makes the badge say so, as a live call's would.
+  const failingIndex = params.get('failures');
+  const failingDevice = failingIndex === null ? null : [...participants.values()].filter((p) => !p.self)[Number(failingIndex)]?.device;
+  state.e2ee.status = badgeStatus(params.get('badge') ?? (failingDevice ? 'failing' : null), participants, watch, failingDevice);
   if (params.get('hands') === '1') {
     const others = [...participants.keys()].filter((d) => d !== selfId && d !== 'rec-1');
     state.hands = { queue: [others[1], selfId].filter(Boolean), mine: true, loweredBy: null };
@@ -198,9 +201,9 @@ export async function showScene(params) {
 }
 
 /** The badge of a scene, from worker reports made up over 6 s of virtual time. */
-function badgeStatus(kind, participants, watch) {
+function badgeStatus(kind, participants, watch, failingDevice = null) {
   const others = [...participants.values()].filter((p) => !p.self);
-  const first = others.find((p) => p.role === 'caller' || p.role === 'presenter');
+  const first = (failingDevice && participants.get(failingDevice)) || others.find((p) => p.role === 'caller' || p.role === 'presenter');
   const received = new Map(others.map((p) => [p.device, { generation: 0, step: 0 }]));
   if (kind === 'waiting' && first) received.delete(first.device);
   const status = new EncryptionStatus();
