@@ -52,6 +52,11 @@ export class RemoteMedia {
     this.slots = null;
     /** Receivers whose KID sender differed from the server's word (one per new pair). */
     this.sourceMismatches = 0;
+    /**
+     * A receive-slot room (`joined.receive_slots`): a receiver's only server word is the
+     * `slots` map (its msid names the subscriber's slot stream, `slots-<device>`, not a sender).
+     */
+    this.slotRoom = false;
   }
 
   /** `track_published` / `joined.tracks`: the server's word for a track. */
@@ -165,6 +170,8 @@ export class RemoteMedia {
   claimedDevice(r) {
     const slot = r.mid !== null && r.mid !== undefined ? this.slots?.byMid.get(r.mid) : null;
     if (slot) return slot.source;
+    // Frames can open before the first map arrives: no word yet is no disagreement.
+    if (this.slotRoom) return null;
     return this.announced.get(r.key)?.publisher ?? r.streamOwner ?? trackOwnerFromId(r.key);
   }
 

@@ -85,6 +85,7 @@ export class Negotiator {
   onJoined(j) {
     this.iceServers = j.ice_servers ?? [];
     this.receiveSlots = receiveSlotSections(j.receive_slots);
+    this.remote.slotRoom = this.receiveSlots !== null;
   }
 
   _rtcConfig() {

@@ -14,15 +14,17 @@ function moderation() {
 test('moderate_messages_name_a_device_only_for_device_actions', () => {
   const { m, sent } = moderation();
   for (const action of ACTIONS) {
-    const device = ['ask_mute', 'remove', 'admit', 'deny'].includes(action) ? 'dev-b' : undefined;
+    const device = ['ask_mute', 'remove', 'admit', 'deny', 'lower_hand'].includes(action) ? 'dev-b' : undefined;
     assert.equal(m.act(action, device), true);
   }
   assert.deepEqual(sent[0], { type: 'moderate', action: 'ask_mute', device: 'dev-b' });
   assert.deepEqual(sent[2], { type: 'moderate', action: 'lock' });
-  assert.deepEqual(sent.at(-1), { type: 'moderate', action: 'end_call' });
+  assert.deepEqual(sent.find((x) => x.action === 'end_call'), { type: 'moderate', action: 'end_call' });
+  assert.deepEqual(sent.at(-1), { type: 'moderate', action: 'lower_hand', device: 'dev-b' });
   assert.equal(sent.length, ACTIONS.length);
   assert.throws(() => m.act('mute_everyone'), /unknown moderation action/);
   assert.throws(() => m.act('remove'), /needs a device/);
+  assert.throws(() => m.act('lower_hand'), /needs a device/);
   assert.equal(sent.length, ACTIONS.length, 'nothing sent for a refused action');
 });
 

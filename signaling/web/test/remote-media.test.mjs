@@ -152,6 +152,21 @@ describe('remote media bookkeeping', () => {
     assert.deepEqual(rm.audioSinks(), [{ id: 'a', track: audio }]);
   });
 
+  test('a_slot_receiver_has_no_server_word_before_the_first_map', () => {
+    // Frames open before the joiner's first `slots` map: the msid names the subscriber's slot
+    // stream (`slots-me`), not a sender, so nothing disagrees yet.
+    const rm = new RemoteMedia();
+    rm.slotRoom = true;
+    const people = roster();
+    rm.addReceiver({ id: 'recv-1', mid: '1', track: track('v1'), streamOwner: 'slots-me' });
+    rm.attribute('recv-1', 1, bySlot(people));
+    assert.equal(rm.sourceMismatches, 0, 'no map yet: no mismatch');
+    rm.applySlots(slotsMessage(1, [[0, 'video', '1', 'dev-A']]));
+    assert.equal(rm.sourceMismatches, 0, 'the honest map agrees');
+    rm.applySlots(slotsMessage(2, [[0, 'video', '1', 'dev-B']]));
+    assert.equal(rm.sourceMismatches, 1, 'a map naming another sender counts');
+  });
+
   test('receive-slot counts become recvonly sections: audio first, then video and screen', () => {
     assert.deepEqual(receiveSlotSections({ audio: 2, video: 3, screen: 1 }), ['audio', 'audio', 'video', 'video', 'video', 'video']);
     assert.equal(receiveSlotSections(undefined), null);

@@ -1,7 +1,8 @@
 //! Presentation times from RTP timestamps: a track's first frame is placed at its arrival time
 //! from the session's start, every later frame at that plus its RTP timestamp's distance from
 //! the first one (48 kHz for Opus, 90 kHz for VP8), the 32-bit timestamp unwrapped. Times always
-//! go forward within a track, by at least [`MIN_STEP`] (WebM's timecode unit): a capture instant
+//! fall on whole milliseconds (WebM's timecode unit) and go forward within a track, by at least
+//! [`MIN_STEP`]: a capture instant
 //! that arrives twice, once from each simulcast layer when the SFU switches layers, or a
 //! reordered older frame, is placed just after the last one, never at the same time. A jump of more than [`REANCHOR_AFTER`] (a restarted sender) puts
 //! the frame at its arrival time again.
@@ -67,6 +68,9 @@ impl RtpClock {
             }
             None => self.anchor_at(ts, arrival),
         };
+        // On a whole millisecond (WebM's timecode unit, which a muxer truncates to): two frames
+        // 0.7 ms apart (a layer switch's rewritten timestamps) would share a timecode.
+        let pts = Duration::from_millis(u64::try_from(pts.as_millis()).unwrap_or(u64::MAX));
         let pts = match self.last_pts {
             Some(last) if pts <= last => last + MIN_STEP,
             _ => pts,
@@ -115,9 +119,20 @@ mod tests {
         let mut c = RtpClock::new(90_000);
         let start = u32::MAX - 2999;
         assert_eq!(c.pts(start, Duration::ZERO), Duration::ZERO);
-        // 3000 ticks later the timestamp wrapped to 0: 1/30 s.
-        assert_eq!(c.pts(0, 10 * MS), Duration::from_nanos(33_333_333));
-        assert_eq!(c.pts(3000, 20 * MS), Duration::from_nanos(66_666_666));
+        // 3000 ticks later the timestamp wrapped to 0: 1/30 s, on its millisecond.
+        assert_eq!(c.pts(0, 10 * MS), 33 * MS);
+        assert_eq!(c.pts(3000, 20 * MS), 66 * MS);
+    }
+
+    #[test]
+    fn frames_less_than_a_millisecond_apart_get_distinct_milliseconds() {
+        let mut c = RtpClock::new(90_000);
+        assert_eq!(c.pts(90_000, 76 * MS), 76 * MS);
+        // 63 ticks = 0.7 ms later (a layer switch's rewritten timestamp): 77 ms, not 76.
+        assert_eq!(c.pts(90_063, 77 * MS), 77 * MS);
+        assert_eq!(c.pts(90_126, 77 * MS), 78 * MS);
+        // The next regular frame keeps its own time.
+        assert_eq!(c.pts(93_000, 110 * MS), 109 * MS);
     }
 
     #[test]
