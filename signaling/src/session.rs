@@ -42,9 +42,10 @@ use crate::protocol::{
     ClientStats, ErrorCode, HAND_BURST, HAND_PER_SECOND, Hand, Join, LeftNotice, MAX_NAME_BYTES,
     MAX_SDP_BYTES, MAX_SUBSCRIPTIONS, MAX_TRACKS_PER_OFFER, MEDIA_STATE_BURST,
     MEDIA_STATE_PER_SECOND, MediaState, PROTOCOL_VERSION, RequestHeader, RequestId, RequestIdField,
-    SdpBody, ServerMessage, ShapeError, Validate as _, reject_reason, sdp_sending_section,
+    ResumeCall, SdpBody, ServerMessage, ShapeError, Validate as _, reject_reason,
+    sdp_sending_section,
 };
-use crate::room::{ConnId, Departure, JoinRequest};
+use crate::room::{ConnId, Departure, JoinRequest, call_for_new_room};
 
 mod flood;
 mod relay_gate;
@@ -160,6 +161,7 @@ where
         last_rate_error: None,
         write_stalled: false,
         severed: false,
+        lost: false,
         drained: false,
         request_id: None,
         span: span.clone(),
@@ -174,8 +176,10 @@ where
         {
             let how = if session.drained {
                 Departure::ServerShutdown
-            } else {
+            } else if session.lost || session.severed || session.write_stalled {
                 Departure::Dropped
+            } else {
+                Departure::Closed
             };
             let _ = j.room_tx.send(RoomCommand::Leave {
                 conn,
@@ -224,6 +228,9 @@ struct Session<W> {
     write_stalled: bool,
     /// Test hook `sever-connections` cut this connection: it ends without a close frame.
     severed: bool,
+    /// The connection was lost rather than closed (no close frame from the client, a failed
+    /// write or ping, the idle timeout): the member is suspended, waiting to resume.
+    lost: bool,
     /// The session ended because the service is draining (its client will rejoin).
     drained: bool,
     /// The `id` of the client message being handled: every `error` answering it names it.
@@ -270,13 +277,17 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             tokio::select! {
                 frame = stream.next() => {
                     let flow = match frame {
-                        None => break Flow::Continue,
+                        None => {
+                            self.lost = true;
+                            break Flow::Continue;
+                        }
                         Some(Err(e)) if e.is_message_too_big() => {
                             self.ctx.hub.metrics().reject("oversized");
                             Flow::Close(CLOSE_TOO_BIG, "message too big")
                         }
                         Some(Err(e)) => {
                             debug!(error = %e, "transport error");
+                            self.lost = true;
                             break Flow::Continue;
                         }
                         Some(Ok(msg)) => {
@@ -297,6 +308,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                     match item {
                         Some(Outbound::Message { ty, text }) => {
                             if self.write(ty, text).await.is_err() {
+                                self.lost = true;
                                 break Flow::Continue;
                             }
                         }
@@ -331,6 +343,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 }
                 _ = ping.tick() => {
                     if self.send_frame(Message::Ping(Default::default())).await.is_err() {
+                        self.lost = true;
                         break Flow::Continue;
                     }
                 }
@@ -340,6 +353,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 }
                 () = tokio::time::sleep_until(idle_deadline) => {
                     self.ctx.hub.metrics().reject("idle_timeout");
+                    self.lost = true;
                     break Flow::Close(CLOSE_IDLE, "idle timeout");
                 }
             }
@@ -386,7 +400,10 @@ impl<W: Sink<Message> + Unpin> Session<W> {
     async fn send(&mut self, msg: ServerMessage) -> Flow {
         match self.write(msg.type_name(), msg.to_json().into()).await {
             Ok(()) => Flow::Continue,
-            Err(()) => Flow::Close(CLOSE_NORMAL, "write failed"),
+            Err(()) => {
+                self.lost = true;
+                Flow::Close(CLOSE_NORMAL, "write failed")
+            }
         }
     }
 
@@ -858,13 +875,14 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             grants: grants.clone(),
             bundle: join.device,
             name: join.name,
+            resume: join.resume.clone(),
             now_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
         };
         // An ephemeral room can close between lookup and join; one retry covers that race.
         for _ in 0..2 {
-            let room_tx = self.lookup_room(&join.room).await?;
+            let room_tx = self.lookup_room(&join.room, join.resume.as_ref()).await?;
             let (tx, rx) = mpsc::channel(self.ctx.hub.outbound_queue());
             let (reply, answer) = oneshot::channel();
             let cmd = RoomCommand::Join {
@@ -928,9 +946,13 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         });
     }
 
+    /// The room `name`, created (as an ephemeral meeting) when joins may create rooms and none
+    /// exists. A resuming join that creates it gives it the call id it resumes, when that has
+    /// the shape of one (docs/architecture.md §7.42); an existing room's call id never changes.
     async fn lookup_room(
         &self,
         name: &str,
+        resume: Option<&ResumeCall>,
     ) -> Result<mpsc::UnboundedSender<RoomCommand>, (ErrorCode, String)> {
         if let Some(tx) = self.ctx.hub.room(name) {
             return Ok(tx);
@@ -944,7 +966,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         match self
             .ctx
             .hub
-            .create_room(
+            .create_room_with_call(
                 name,
                 RoomPolicy {
                     receive_slots: self.ctx.receive_slots,
@@ -957,6 +979,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                     ..RoomPolicy::default_meeting()
                 },
                 true,
+                call_for_new_room(resume),
             )
             .await
         {
