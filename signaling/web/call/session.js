@@ -117,9 +117,10 @@ export class SignalingSession {
     if (this.suspended) {
       this.suspended = false;
       if (joined.resumed) {
-        const resumed = this._onResumed(joined, sig);
-        this.queue = resumed.catch(() => {});
-        await resumed;
+        this._onResumed(joined, sig);
+        // The roster diff and the missed notices run in message order (`serial`): messages
+        // after `joined` queue behind them.
+        await this.queue;
         this.joined = true;
         return;
       }
@@ -180,7 +181,7 @@ export class SignalingSession {
    * (a roster delta), media states and tracks. The peer connection is restarted (same keys, as
    * on `media_reset`) when it is no longer `connected`, once the call is back in phase `in-call`.
    */
-  async _onResumed(j, sig) {
+  _onResumed(j, sig) {
     const c = this.call;
     const s = this.state;
     console.warn('signaling resumed: keys and media kept');
@@ -192,6 +193,10 @@ export class SignalingSession {
     const added = [...present.values()].filter((d) => d.device !== s.self.device && !s.participants.has(d.device));
     const removed = [...s.participants.keys()].filter((id) => id !== s.self.device && !present.has(id));
     if (added.length || removed.length) c.roster.onRoster({ version: j.roster.version, added, removed });
+    // The membership notices this device missed while it was away (they went to the lost
+    // socket): a rekey for those who left, a ratchet for those who joined, in that order.
+    if (removed.length) c.keySession.onMembership({ action: 'rekey', joined: [], left: removed, roster_version: j.roster.version });
+    if (added.length) c.keySession.onMembership({ action: 'ratchet', joined: added.map((d) => d.device), left: [], roster_version: j.roster.version });
     for (const ms of j.media_states ?? []) c.roster.onMediaState(ms);
     const tracks = new Set((j.tracks ?? []).map((t) => t.id));
     for (const id of [...c.negotiator.remote.announced.keys()]) if (!tracks.has(id)) c.negotiator.remote.unannounce(id);
@@ -372,8 +377,10 @@ export class SignalingSession {
       }
       if (!failure) break;
       console.warn('reconnect attempt failed:', failure.code ?? failure.name, failure.message);
-      // A session still suspended stays so for the next attempt; one a fresh join began goes.
-      if (!this.suspended) this._dropSession();
+      // A session still suspended stays so for the next attempt, and so does one this attempt
+      // joined (or resumed) before its socket was lost again; one a fresh join began goes.
+      if (!this.suspended && this.joined) this._suspendSession();
+      else if (!this.suspended) this._dropSession();
       this.signaling.close();
       const verdict = attemptVerdict(failure);
       if (!verdict.retry) {
