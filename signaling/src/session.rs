@@ -201,6 +201,9 @@ struct JoinedState {
     slot: u16,
     room_tx: mpsc::UnboundedSender<RoomCommand>,
     media_session: bool,
+    /// Resumed with `media_lost`: the next offer replaces the media node's session of the
+    /// device (its peer connection is new) instead of renegotiating it.
+    replace_media: bool,
     join_started: Option<Instant>,
     stats_gate: StatsGate,
     relay_gate: RelayGate,
@@ -905,14 +908,23 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 slot: 0,
                 room_tx,
                 media_session: false,
+                replace_media: false,
                 join_started: Some(started),
                 stats_gate: StatsGate::new(Instant::now()),
                 relay_gate: RelayGate::new(),
             };
             match outcome {
-                JoinOutcome::Joined { slot } => {
-                    info!(role = state.grants.role.as_str(), slot, "joined");
-                    self.joined = Some(JoinedState { slot, ..state });
+                JoinOutcome::Joined { slot, resumed } => {
+                    info!(role = state.grants.role.as_str(), slot, resumed, "joined");
+                    // A resumed device's media session is still on the media node, unless its
+                    // peer connection did not survive (its next offer starts a fresh one).
+                    let media_lost = join.resume.as_ref().is_some_and(|r| r.media_lost);
+                    self.joined = Some(JoinedState {
+                        slot,
+                        media_session: resumed && !media_lost,
+                        replace_media: resumed && media_lost,
+                        ..state
+                    });
                 }
                 JoinOutcome::Waiting => {
                     info!(role = state.grants.role.as_str(), "waiting in the lobby");
@@ -1026,6 +1038,18 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             role: j.grants.role,
             can_publish: j.grants.can_publish,
             can_subscribe: j.grants.can_subscribe,
+        };
+        if j.replace_media {
+            // The media node may still hold the lost peer connection's session: gone first.
+            if let Err(e) = node.remove_participant(&room, &device).await {
+                debug!(error = %e, "media session of a resumed device already gone");
+            }
+            if let Some(j) = &mut self.joined {
+                j.replace_media = false;
+            }
+        }
+        let Some(j) = &self.joined else {
+            return Flow::Continue;
         };
         let result = if j.media_session {
             match node

@@ -62,6 +62,9 @@ pub enum JoinOutcome {
     Joined {
         /// The device's slot.
         slot: u16,
+        /// The join resumed the device's membership (`joined.resumed`): its media session on
+        /// the media node is still there.
+        resumed: bool,
     },
     /// Waiting in the lobby (`waiting` is the first message on the queue); then
     /// [`Outbound::Admitted`] or [`Outbound::Refused`].
@@ -405,6 +408,7 @@ impl RoomActor {
                             self.metrics.rejoins.inc();
                         }
                         let slot = joined.slot;
+                        let resumed = joined.resumed;
                         joined.ice_servers = self.ice_servers(&joined);
                         let msg = ServerMessage::Joined(joined);
                         // The queue is fresh, so the first message always fits.
@@ -414,7 +418,7 @@ impl RoomActor {
                         });
                         self.conns.insert(conn, ConnHandle { device, tx });
                         self.deliver(out, now);
-                        let _ = reply.send(Ok(JoinOutcome::Joined { slot }));
+                        let _ = reply.send(Ok(JoinOutcome::Joined { slot, resumed }));
                     }
                     Ok(JoinAnswer::Waiting(out)) => {
                         info!(room = self.room.name(), device = %device, "join waits in the lobby");

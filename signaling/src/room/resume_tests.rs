@@ -20,6 +20,7 @@ fn resuming(conn: ConnId, device: &str, call: &str, slot: u16) -> JoinRequest {
     req.resume = Some(ResumeCall {
         call: call.into(),
         slot,
+        media_lost: false,
     });
     req
 }
@@ -201,6 +202,7 @@ fn a_resuming_join_creates_a_missing_room_with_its_call_id_and_slot() {
     let first = ResumeCall {
         call: call.into(),
         slot: 7,
+        media_lost: false,
     };
     // The room does not exist (the service restarted): the resuming join creating it names its
     // call id.
@@ -236,6 +238,7 @@ fn a_resuming_join_creates_a_missing_room_with_its_call_id_and_slot() {
         let resume = ResumeCall {
             call: bad.into(),
             slot: 0,
+            media_lost: false,
         };
         assert_eq!(call_for_new_room(Some(&resume)), None, "{bad}");
     }

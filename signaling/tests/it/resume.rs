@@ -80,14 +80,21 @@ async fn socket_blip_resumes_without_telling_the_others() {
         .expect("sever request");
     assert_eq!(resp.status(), 204);
     while let Some(message) = tokio::time::timeout(WAIT, b.recv()).await.expect("in time") {
-        assert!(!matches!(message, ServerMessage::Left(_)), "no left: {message:?}");
+        assert!(
+            !matches!(message, ServerMessage::Left(_)),
+            "no left: {message:?}"
+        );
     }
 
     // While b is away, what is sent to it is dropped and counted.
-    poll_until(WAIT, "a message for the suspended device counted", async || {
-        a.send(key_request_to("dev-b")).expect("queued");
-        s.metric("signaling_suspended_messages_dropped_total").await >= 1.0
-    })
+    poll_until(
+        WAIT,
+        "a message for the suspended device counted",
+        async || {
+            a.send(key_request_to("dev-b")).expect("queued");
+            s.metric("signaling_suspended_messages_dropped_total").await >= 1.0
+        },
+    )
     .await;
 
     let resumed = b.reconnect().await.expect("b comes back").clone();
@@ -98,7 +105,8 @@ async fn socket_blip_resumes_without_telling_the_others() {
     );
     assert_eq!(resumed.roster.version, before.roster.version);
     assert_eq!(
-        s.metric(r#"signaling_resumes_total{outcome="resumed"}"#).await,
+        s.metric(r#"signaling_resumes_total{outcome="resumed"}"#)
+            .await,
         1.0
     );
 
@@ -122,7 +130,8 @@ async fn socket_blip_resumes_without_telling_the_others() {
         assert!(!tells_membership(&message), "a was told {message:?}");
     }
     assert_eq!(
-        s.metric(r#"signaling_resumes_total{outcome="expired"}"#).await,
+        s.metric(r#"signaling_resumes_total{outcome="expired"}"#)
+            .await,
         0.0
     );
     assert_eq!(s.metric("signaling_rejoins_total").await, 0.0);

@@ -110,14 +110,18 @@ export class SignalingSession {
       if (this.state.phase === 'joining') this.state.phase = 'waiting';
       this.call.store.changed();
     };
-    const resume = this.lost ? { call: this.lost.call, slot: this.lost.slot } : undefined;
+    // A kept peer connection that is no longer connected will not come back: the service is
+    // told (`media_lost`) so a resume starts a fresh media session at the next offer.
+    const pc = this.call.negotiator.pc;
+    const mediaLost = this.suspended && !!pc && pc.connectionState !== 'connected';
+    const resume = this.lost ? { call: this.lost.call, slot: this.lost.slot, ...(mediaLost ? { media_lost: true } : {}) } : undefined;
     const joined = await sig.join({ room: o.room, token: o.token, name: o.name, bundle: this.bundle, onWaiting, resume });
     this.call.moderation.onJoined(joined);
     this.call.hands.onJoined(joined);
     if (this.suspended) {
       this.suspended = false;
       if (joined.resumed) {
-        this._onResumed(joined, sig);
+        this._onResumed(joined, sig, mediaLost);
         // The roster diff and the missed notices run in message order (`serial`): messages
         // after `joined` queue behind them.
         await this.queue;
@@ -178,10 +182,12 @@ export class SignalingSession {
   /**
    * A resumed `joined`: the session's key manager, worker, chat and peer connection go on, now on
    * `sig`. What changed while the socket was down comes as a diff: devices that joined or left
-   * (a roster delta), media states and tracks. The peer connection is restarted (same keys, as
-   * on `media_reset`) when it is no longer `connected`, once the call is back in phase `in-call`.
+   * (a roster delta, and the rekey or ratchet this device missed), media states and tracks. The
+   * peer connection is restarted (same keys, as on `media_reset`) when it was no longer
+   * `connected` at the join (`mediaLost`, told to the service), once the call is back in phase
+   * `in-call`.
    */
-  _onResumed(j, sig) {
+  _onResumed(j, sig, mediaLost) {
     const c = this.call;
     const s = this.state;
     console.warn('signaling resumed: keys and media kept');
@@ -202,8 +208,7 @@ export class SignalingSession {
     for (const id of [...c.negotiator.remote.announced.keys()]) if (!tracks.has(id)) c.negotiator.remote.unannounce(id);
     for (const t of j.tracks ?? []) c.negotiator.remote.announce(t);
     c.keySession.schedule();
-    const pc = c.negotiator.pc;
-    this.mediaAfterResume = j.media && pc?.connectionState !== 'connected' ? 'restart' : 'keep';
+    this.mediaAfterResume = j.media && mediaLost ? 'restart' : 'keep';
   }
 
   /** Every server message of `sig`'s session to the part of the call it is for. */

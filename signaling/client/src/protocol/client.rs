@@ -135,6 +135,11 @@ pub struct ResumeCall {
     pub call: String,
     /// The slot of the lost session's `joined`.
     pub slot: u16,
+    /// The device's peer connection did not survive the loss: when resumed, the service drops
+    /// the device's media session on the media node at its next `offer`, which starts a fresh
+    /// one (as after `media_reset`). Left out when false (the media session is kept).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub media_lost: bool,
 }
 
 impl ResumeCall {

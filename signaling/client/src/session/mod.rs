@@ -258,6 +258,7 @@ impl Session {
         let resume = ResumeCall {
             call: self.joined.call.clone(),
             slot: self.joined.slot,
+            media_lost: false,
         };
         let (joined, connection) =
             open(&self.config, self.next_id, Some(resume), &self.counters).await?;
