@@ -136,3 +136,57 @@ async fn socket_blip_resumes_without_telling_the_others() {
     );
     assert_eq!(s.metric("signaling_rejoins_total").await, 0.0);
 }
+
+/// A device resumed after its socket was cut, whose peer connection was lost too
+/// (`resume.media_lost`): its next offer gets a fresh media session on the SFU (the old one is
+/// replaced, not renegotiated), and it connects.
+#[tokio::test]
+async fn resumed_device_with_a_lost_peer_connection_gets_a_fresh_media_session() {
+    use crate::media_call::{Device, publish};
+    use common::Seen;
+    use serde_json::json;
+
+    let mut cfg = config();
+    cfg.test_hooks = TestHooks::enabled(&[TestHook::SeverConnections]);
+    cfg.rekey.resume_grace_ms = 5_000;
+    let s = TestServer::start(cfg).await;
+    s.meeting("lost").await;
+    let mut a = Device::join(&s, "lost", "dev-a").await;
+    let media = publish(&mut a, 0x0a0a_0a0a, 30).await;
+
+    let resp = s
+        .http
+        .post(s.url("/v1/rooms/lost/participants/dev-a/sever"))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .expect("sever request");
+    assert_eq!(resp.status(), 204);
+    while let Seen::Json(_) = a.ws.next().await {}
+    // The page's peer connection is gone with it.
+    drop(media);
+
+    let bundle: serde_json::Value =
+        serde_json::from_str(&a.keys.bundle().to_json()).expect("bundle JSON");
+    let mut ws = s.connect().await;
+    ws.send(
+        &json!({"type": "join", "v": 1, "room": "lost", "device": bundle,
+        "token": token("lost", "dev-a", Role::Caller), "name": "dev-a",
+        "resume": {"call": a.joined["call"], "slot": a.joined["slot"], "media_lost": true}}),
+    )
+    .await;
+    let joined = ws.recv_type("joined").await;
+    assert_eq!(joined["resumed"], true, "{joined}");
+    let mut again = Device {
+        keys: a.keys,
+        ws,
+        joined,
+    };
+    // A new peer connection's offer: answered by a fresh session that connects.
+    let _media = publish(&mut again, 0x0b0b_0b0b, 30).await;
+    assert_eq!(
+        s.metric(r#"signaling_resumes_total{outcome="resumed"}"#)
+            .await,
+        1.0
+    );
+}
