@@ -142,6 +142,9 @@ pub struct RekeyConfig {
     pub join_window_ms: u64,
     /// Most joiners one ratchet notice names.
     pub join_batch_max: usize,
+    /// How long a device whose connection was lost stays in the room, suspended, waiting to
+    /// resume (`join.resume`) before it departs, milliseconds (0: it departs at once).
+    pub resume_grace_ms: u64,
 }
 
 impl Default for RekeyConfig {
@@ -153,6 +156,7 @@ impl Default for RekeyConfig {
             broadcast_viewer_interval_ms: t.broadcast_viewer_interval.as_millis() as u64,
             join_window_ms: t.join_window.as_millis() as u64,
             join_batch_max: t.join_batch_max,
+            resume_grace_ms: t.resume_grace.as_millis() as u64,
         }
     }
 }
@@ -337,6 +341,7 @@ impl Config {
                 ),
                 join_window: Duration::from_millis(self.rekey.join_window_ms),
                 join_batch_max: self.rekey.join_batch_max,
+                resume_grace: Duration::from_millis(self.rekey.resume_grace_ms),
             },
             outbound_queue: self.limits.outbound_queue,
             turn: self.turn_credentials()?.map(std::sync::Arc::new),

@@ -188,6 +188,19 @@ impl Hub {
         policy: RoomPolicy,
         ephemeral: bool,
     ) -> Result<RoomSummary, HubError> {
+        self.create_room_with_call(name, policy, ephemeral, None)
+            .await
+    }
+
+    /// Creates a room whose call id is `call` (that of a resuming join creating the room, the
+    /// caller checked its shape: docs/architecture.md §7.42), or a fresh random one.
+    pub async fn create_room_with_call(
+        &self,
+        name: &str,
+        policy: RoomPolicy,
+        ephemeral: bool,
+        call: Option<String>,
+    ) -> Result<RoomSummary, HubError> {
         let kind = policy.kind;
         let receive_slots = policy.receive_slots;
         let summary = {
@@ -197,7 +210,7 @@ impl Hub {
             }
             let room = Room::new(
                 name.to_string(),
-                new_call_id(),
+                call.unwrap_or_else(new_call_id),
                 policy,
                 self.inner.settings.rekey,
                 unix_now(),

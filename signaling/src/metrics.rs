@@ -12,7 +12,7 @@ use crate::policy::Role;
 use crate::protocol::{
     CLIENT_MESSAGE_TYPES, MediaResetReason, ModerationAction, REJECT_REASONS, SERVER_MESSAGE_TYPES,
 };
-use crate::room::MODERATION_OUTCOMES;
+use crate::room::{MODERATION_OUTCOMES, ResumeOutcome};
 
 /// The `reason` labels of `signaling_connection_drops_total`: connections the server refused or
 /// closed for a limit (the listener's caps and timeouts, a WebSocket write that blocked).
@@ -55,6 +55,12 @@ pub struct Metrics {
     pub media_resets: IntCounterVec,
     /// Joins that replaced the same device's connection (a reconnect).
     pub rejoins: IntCounter,
+    /// Joins that asked to resume, and suspensions that expired, by outcome
+    /// ([`ResumeOutcome`]).
+    pub resumes: IntCounterVec,
+    /// Messages for a suspended member (its connection lost, waiting to resume) that were
+    /// dropped.
+    pub suspended_drops: IntCounter,
     /// Recorded rooms with a participant other than a recorder and no recorder for longer than
     /// the alert delay (30 s).
     pub recorded_rooms_without_recorder: IntGauge,
@@ -133,6 +139,19 @@ impl Metrics {
             "signaling_rejoins_total",
             "Joins that replaced the same device's connection",
         )?;
+        let resumes = IntCounterVec::new(
+            Opts::new(
+                "signaling_resumes_total",
+                "Joins that asked to resume a lost session, and suspensions that expired, by \
+                 outcome",
+            ),
+            &["outcome"],
+        )?;
+        let suspended_drops = IntCounter::new(
+            "signaling_suspended_messages_dropped_total",
+            "Messages for a device whose connection was lost (suspended, waiting to resume) \
+             that were dropped",
+        )?;
         let recorded_rooms_without_recorder = IntGauge::new(
             "signaling_recorded_rooms_without_recorder",
             "Recorded rooms with a participant other than a recorder and no recorder for more \
@@ -160,6 +179,8 @@ impl Metrics {
         registry.register(Box::new(connection_drops.clone()))?;
         registry.register(Box::new(media_resets.clone()))?;
         registry.register(Box::new(rejoins.clone()))?;
+        registry.register(Box::new(resumes.clone()))?;
+        registry.register(Box::new(suspended_drops.clone()))?;
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(rooms.clone()))?;
         registry.register(Box::new(participants.clone()))?;
@@ -200,6 +221,9 @@ impl Metrics {
         ] {
             media_resets.with_label_values(&[reason.as_str()]);
         }
+        for outcome in ResumeOutcome::ALL {
+            resumes.with_label_values(&[outcome.as_str()]);
+        }
         Ok(Metrics {
             registry,
             connections,
@@ -215,6 +239,8 @@ impl Metrics {
             connection_drops,
             media_resets,
             rejoins,
+            resumes,
+            suspended_drops,
             recorded_rooms_without_recorder,
             recorder_streams,
             recorder_stream_overflows,

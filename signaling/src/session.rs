@@ -42,9 +42,10 @@ use crate::protocol::{
     ClientStats, ErrorCode, HAND_BURST, HAND_PER_SECOND, Hand, Join, LeftNotice, MAX_NAME_BYTES,
     MAX_SDP_BYTES, MAX_SUBSCRIPTIONS, MAX_TRACKS_PER_OFFER, MEDIA_STATE_BURST,
     MEDIA_STATE_PER_SECOND, MediaState, PROTOCOL_VERSION, RequestHeader, RequestId, RequestIdField,
-    SdpBody, ServerMessage, ShapeError, Validate as _, reject_reason, sdp_sending_section,
+    ResumeCall, SdpBody, ServerMessage, ShapeError, Validate as _, reject_reason,
+    sdp_sending_section,
 };
-use crate::room::{ConnId, Departure, JoinRequest};
+use crate::room::{ConnId, Departure, JoinRequest, call_for_new_room};
 
 mod flood;
 mod relay_gate;
@@ -160,6 +161,7 @@ where
         last_rate_error: None,
         write_stalled: false,
         severed: false,
+        lost: false,
         drained: false,
         request_id: None,
         span: span.clone(),
@@ -174,8 +176,10 @@ where
         {
             let how = if session.drained {
                 Departure::ServerShutdown
-            } else {
+            } else if session.lost || session.severed || session.write_stalled {
                 Departure::Dropped
+            } else {
+                Departure::Closed
             };
             let _ = j.room_tx.send(RoomCommand::Leave {
                 conn,
@@ -197,6 +201,9 @@ struct JoinedState {
     slot: u16,
     room_tx: mpsc::UnboundedSender<RoomCommand>,
     media_session: bool,
+    /// Resumed with `media_lost`: the next offer replaces the media node's session of the
+    /// device (its peer connection is new) instead of renegotiating it.
+    replace_media: bool,
     join_started: Option<Instant>,
     stats_gate: StatsGate,
     relay_gate: RelayGate,
@@ -224,6 +231,9 @@ struct Session<W> {
     write_stalled: bool,
     /// Test hook `sever-connections` cut this connection: it ends without a close frame.
     severed: bool,
+    /// The connection was lost rather than closed (no close frame from the client, a failed
+    /// write or ping, the idle timeout): the member is suspended, waiting to resume.
+    lost: bool,
     /// The session ended because the service is draining (its client will rejoin).
     drained: bool,
     /// The `id` of the client message being handled: every `error` answering it names it.
@@ -270,13 +280,17 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             tokio::select! {
                 frame = stream.next() => {
                     let flow = match frame {
-                        None => break Flow::Continue,
+                        None => {
+                            self.lost = true;
+                            break Flow::Continue;
+                        }
                         Some(Err(e)) if e.is_message_too_big() => {
                             self.ctx.hub.metrics().reject("oversized");
                             Flow::Close(CLOSE_TOO_BIG, "message too big")
                         }
                         Some(Err(e)) => {
                             debug!(error = %e, "transport error");
+                            self.lost = true;
                             break Flow::Continue;
                         }
                         Some(Ok(msg)) => {
@@ -297,6 +311,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                     match item {
                         Some(Outbound::Message { ty, text }) => {
                             if self.write(ty, text).await.is_err() {
+                                self.lost = true;
                                 break Flow::Continue;
                             }
                         }
@@ -331,6 +346,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 }
                 _ = ping.tick() => {
                     if self.send_frame(Message::Ping(Default::default())).await.is_err() {
+                        self.lost = true;
                         break Flow::Continue;
                     }
                 }
@@ -340,6 +356,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 }
                 () = tokio::time::sleep_until(idle_deadline) => {
                     self.ctx.hub.metrics().reject("idle_timeout");
+                    self.lost = true;
                     break Flow::Close(CLOSE_IDLE, "idle timeout");
                 }
             }
@@ -386,7 +403,10 @@ impl<W: Sink<Message> + Unpin> Session<W> {
     async fn send(&mut self, msg: ServerMessage) -> Flow {
         match self.write(msg.type_name(), msg.to_json().into()).await {
             Ok(()) => Flow::Continue,
-            Err(()) => Flow::Close(CLOSE_NORMAL, "write failed"),
+            Err(()) => {
+                self.lost = true;
+                Flow::Close(CLOSE_NORMAL, "write failed")
+            }
         }
     }
 
@@ -858,13 +878,14 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             grants: grants.clone(),
             bundle: join.device,
             name: join.name,
+            resume: join.resume.clone(),
             now_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
         };
         // An ephemeral room can close between lookup and join; one retry covers that race.
         for _ in 0..2 {
-            let room_tx = self.lookup_room(&join.room).await?;
+            let room_tx = self.lookup_room(&join.room, join.resume.as_ref()).await?;
             let (tx, rx) = mpsc::channel(self.ctx.hub.outbound_queue());
             let (reply, answer) = oneshot::channel();
             let cmd = RoomCommand::Join {
@@ -887,14 +908,23 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 slot: 0,
                 room_tx,
                 media_session: false,
+                replace_media: false,
                 join_started: Some(started),
                 stats_gate: StatsGate::new(Instant::now()),
                 relay_gate: RelayGate::new(),
             };
             match outcome {
-                JoinOutcome::Joined { slot } => {
-                    info!(role = state.grants.role.as_str(), slot, "joined");
-                    self.joined = Some(JoinedState { slot, ..state });
+                JoinOutcome::Joined { slot, resumed } => {
+                    info!(role = state.grants.role.as_str(), slot, resumed, "joined");
+                    // A resumed device's media session is still on the media node, unless its
+                    // peer connection did not survive (its next offer starts a fresh one).
+                    let media_lost = join.resume.as_ref().is_some_and(|r| r.media_lost);
+                    self.joined = Some(JoinedState {
+                        slot,
+                        media_session: resumed && !media_lost,
+                        replace_media: resumed && media_lost,
+                        ..state
+                    });
                 }
                 JoinOutcome::Waiting => {
                     info!(role = state.grants.role.as_str(), "waiting in the lobby");
@@ -928,9 +958,13 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         });
     }
 
+    /// The room `name`, created (as an ephemeral meeting) when joins may create rooms and none
+    /// exists. A resuming join that creates it gives it the call id it resumes, when that has
+    /// the shape of one (docs/architecture.md §7.42); an existing room's call id never changes.
     async fn lookup_room(
         &self,
         name: &str,
+        resume: Option<&ResumeCall>,
     ) -> Result<mpsc::UnboundedSender<RoomCommand>, (ErrorCode, String)> {
         if let Some(tx) = self.ctx.hub.room(name) {
             return Ok(tx);
@@ -944,7 +978,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         match self
             .ctx
             .hub
-            .create_room(
+            .create_room_with_call(
                 name,
                 RoomPolicy {
                     receive_slots: self.ctx.receive_slots,
@@ -957,6 +991,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                     ..RoomPolicy::default_meeting()
                 },
                 true,
+                call_for_new_room(resume),
             )
             .await
         {
@@ -1003,6 +1038,18 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             role: j.grants.role,
             can_publish: j.grants.can_publish,
             can_subscribe: j.grants.can_subscribe,
+        };
+        if j.replace_media {
+            // The media node may still hold the lost peer connection's session: gone first.
+            if let Err(e) = node.remove_participant(&room, &device).await {
+                debug!(error = %e, "media session of a resumed device already gone");
+            }
+            if let Some(j) = &mut self.joined {
+                j.replace_media = false;
+            }
+        }
+        let Some(j) = &self.joined else {
+            return Flow::Continue;
         };
         let result = if j.media_session {
             match node

@@ -119,10 +119,11 @@ export class SignalingClient extends EventTarget {
    * Sends `join` and resolves with `joined` (rejects with the server's error). When the room's
    * lobby is on, the server first says `waiting`: `onWaiting(msg)` is called and the join waits,
    * without a time limit, until a moderator admits it (`joined`) or denies it (`join_denied`).
+   * `resume` (`{call, slot}` of a lost session) asks the service to resume it (`joined.resumed`).
    */
-  async join({ room, token, name, bundle, onWaiting }) {
+  async join({ room, token, name, bundle, onWaiting, resume }) {
     const reply = this.next(['joined', 'waiting']);
-    this.send({ type: 'join', v: PROTOCOL_VERSION, room, token, name, device: bundle });
+    this.send({ type: 'join', v: PROTOCOL_VERSION, room, token, name, device: bundle, ...(resume ? { resume } : {}) });
     const first = await reply;
     if (first.type === 'joined') return first;
     onWaiting?.(first);

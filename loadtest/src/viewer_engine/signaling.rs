@@ -124,6 +124,7 @@ impl ViewerSession<'_> {
             token: self.spec.token.clone(),
             name: Some(format!("loadtest viewer {}", self.spec.index)),
             device: device_keys.bundle(),
+            resume: None,
         });
         send(&mut ws, &join).await?;
         let joined = loop {

@@ -62,6 +62,9 @@ pub enum JoinOutcome {
     Joined {
         /// The device's slot.
         slot: u16,
+        /// The join resumed the device's membership (`joined.resumed`): its media session on
+        /// the media node is still there.
+        resumed: bool,
     },
     /// Waiting in the lobby (`waiting` is the first message on the queue); then
     /// [`Outbound::Admitted`] or [`Outbound::Refused`].
@@ -401,10 +404,11 @@ impl RoomActor {
                 let rejoin = self.room.member(&device).is_some();
                 match self.room.request_join(*req, now, self.media.is_some()) {
                     Ok(JoinAnswer::Joined(mut joined, out)) => {
-                        if rejoin {
+                        if rejoin && !joined.resumed {
                             self.metrics.rejoins.inc();
                         }
                         let slot = joined.slot;
+                        let resumed = joined.resumed;
                         joined.ice_servers = self.ice_servers(&joined);
                         let msg = ServerMessage::Joined(joined);
                         // The queue is fresh, so the first message always fits.
@@ -414,7 +418,7 @@ impl RoomActor {
                         });
                         self.conns.insert(conn, ConnHandle { device, tx });
                         self.deliver(out, now);
-                        let _ = reply.send(Ok(JoinOutcome::Joined { slot }));
+                        let _ = reply.send(Ok(JoinOutcome::Joined { slot, resumed }));
                     }
                     Ok(JoinAnswer::Waiting(out)) => {
                         info!(room = self.room.name(), device = %device, "join waits in the lobby");
@@ -480,6 +484,9 @@ impl RoomActor {
             }
             RoomCommand::Leave { conn, device, how } => {
                 let out = self.room.leave(conn, &device, how, now);
+                if self.room.is_suspended_conn(conn) {
+                    info!(room = self.room.name(), device = %device, "connection lost; suspended until it resumes or the grace window ends");
+                }
                 self.deliver(out, now);
                 self.conns.remove(&conn);
             }
@@ -635,6 +642,9 @@ impl RoomActor {
                     let text: Utf8Bytes = message.to_json().into();
                     for conn in to {
                         let Some(c) = self.conns.get(&conn) else {
+                            if self.room.is_suspended_conn(conn) {
+                                self.metrics.suspended_drops.inc();
+                            }
                             continue;
                         };
                         let item = Outbound::Message {
@@ -696,6 +706,17 @@ impl RoomActor {
                     if let Some(c) = self.conns.remove(&conn) {
                         let _ = c.tx.try_send(Outbound::Refused { code, message });
                     }
+                }
+                Output::Resume(outcome) => {
+                    info!(
+                        room = self.room.name(),
+                        outcome = outcome.as_str(),
+                        "resume"
+                    );
+                    self.metrics
+                        .resumes
+                        .with_label_values(&[outcome.as_str()])
+                        .inc();
                 }
                 Output::MediaRemove { device } => {
                     if let Some(node) = self.media.clone() {

@@ -45,6 +45,9 @@ mod moderation;
 #[cfg(test)]
 mod moderation_tests;
 mod rekey;
+mod resume;
+#[cfg(test)]
+mod resume_tests;
 mod roster;
 #[cfg(test)]
 mod tests;
@@ -68,6 +71,7 @@ use moderation::Controls;
 pub use moderation::{JoinAnswer, MODERATION_OUTCOMES, ModerationError};
 use rekey::PendingRekey;
 pub use rekey::RekeyTiming;
+pub use resume::{ResumeOutcome, call_for_new_room};
 pub use roster::JoinRequest;
 
 /// Identifies one client connection (unique for the process lifetime).
@@ -113,6 +117,8 @@ pub enum Output {
         /// Its message.
         message: String,
     },
+    /// Count what became of a resume (`signaling_resumes_total`).
+    Resume(ResumeOutcome),
 }
 
 /// How a member departs.
@@ -120,8 +126,13 @@ pub enum Output {
 pub enum Departure {
     /// The client sent `leave`.
     Left,
-    /// Its connection ended.
+    /// Its connection was lost (no close frame, a failed write, the idle timeout): the member
+    /// is suspended for the resume grace window first (`resume`), then departs.
     Dropped,
+    /// Its connection was closed on purpose without `leave` (the client's close frame, or the
+    /// server closing it for breaking a limit): it departs at once, as a dropped one would after
+    /// the grace window.
+    Closed,
     /// An admin kicked it.
     Kicked,
     /// The same device joined on a new connection.
@@ -159,6 +170,9 @@ pub struct Member {
     pub hand: Option<u64>,
     /// Its token grants `moderator`.
     pub moderator: bool,
+    /// Its connection was lost: it departs at this instant unless it resumes before
+    /// (`resume`). `conn` names the lost connection meanwhile, so what is sent to it is dropped.
+    pub suspended_until: Option<Instant>,
 }
 
 /// A room.
@@ -188,7 +202,8 @@ pub struct Room {
 }
 
 impl Room {
-    /// A new, empty room. `call` is a fresh random call id (see docs/e2ee.md §3).
+    /// A new, empty room. `call` is a fresh random call id (see docs/e2ee.md §3), or the call id a
+    /// resuming join that created the room named (docs/architecture.md §7.42).
     pub fn new(
         name: String,
         call: String,

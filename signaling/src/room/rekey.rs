@@ -20,6 +20,9 @@ pub struct RekeyTiming {
     pub join_window: Duration,
     /// A ratchet notice names at most this many joiners; a full window is sent at once (64).
     pub join_batch_max: usize,
+    /// How long a member whose connection was lost stays suspended, waiting to resume, before
+    /// it departs (10 s; zero: it departs at once).
+    pub resume_grace: Duration,
 }
 
 impl Default for RekeyTiming {
@@ -30,6 +33,7 @@ impl Default for RekeyTiming {
             broadcast_viewer_interval: Duration::from_secs(30),
             join_window: Duration::from_millis(100),
             join_batch_max: 64,
+            resume_grace: Duration::from_secs(10),
         }
     }
 }
@@ -55,12 +59,10 @@ impl Room {
 
     /// When [`Room::handle_timeout`] next needs calling.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let ratchet = self.ratchet_due();
-        let rekey = self.rekey_due();
-        match (ratchet, rekey) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.ratchet_due(), self.rekey_due(), self.suspension_due()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn rekey_due(&self) -> Option<Instant> {
@@ -78,9 +80,10 @@ impl Room {
         })
     }
 
-    /// Sends the ratchet and rekey notices that are due.
+    /// Ends the suspensions that are due, then sends the ratchet and rekey notices that are due.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Output> {
-        let mut out = self.ratchet_if_due(now);
+        let mut out = self.expire_suspended(now);
+        out.extend(self.ratchet_if_due(now));
         out.extend(self.rekey_if_due(now));
         out
     }

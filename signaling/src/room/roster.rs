@@ -2,12 +2,12 @@
 
 use std::time::Instant;
 
-use super::{ConnId, Departure, JoinError, Member, Output, Room};
+use super::{ConnId, Departure, JoinError, Member, Output, ResumeOutcome, Room};
 use crate::auth::Grants;
 use crate::policy::{Role, RoomKind};
 use crate::protocol::{
-    DeviceBundle, Joined, LeaveReason, PROTOCOL_VERSION, Roster, RosterDelta, RosterEntry,
-    ServerMessage, TrackInfo,
+    DeviceBundle, Joined, LeaveReason, PROTOCOL_VERSION, ResumeCall, Roster, RosterDelta,
+    RosterEntry, ServerMessage, TrackInfo,
 };
 
 /// A join as the room sees it: verified grants plus the device's bundle.
@@ -23,6 +23,8 @@ pub struct JoinRequest {
     pub name: Option<String>,
     /// Wall-clock join time, Unix seconds (admin API only).
     pub now_unix: u64,
+    /// The call and slot of a lost session this join asks to resume (`join.resume`).
+    pub resume: Option<ResumeCall>,
 }
 
 impl Room {
@@ -58,6 +60,9 @@ impl Room {
             return Err(JoinError::Closed);
         }
         self.check_role(&req.grants, &req.bundle)?;
+        if let Some(resumed) = self.resume(&req, media) {
+            return Ok(resumed);
+        }
         let replacing = match self.members.get(&req.bundle.device) {
             Some(old) if old.entry.identity == req.grants.identity => Some(old.entry.role),
             Some(_) => return Err(JoinError::DuplicateDevice),
@@ -65,11 +70,30 @@ impl Room {
         };
         let role = req.grants.role;
         self.check_capacity(role, replacing)?;
+        // A device coming back to the same call (after the grace window, or into the room a
+        // resuming join recreated after a restart) gets its old slot when no one holds it, so
+        // the call's security code comes out the same when the roster did. (One replacing a
+        // connection of its device that it could not resume holds it still: a fresh slot.)
+        let old_slot = req
+            .resume
+            .as_ref()
+            .filter(|r| r.call == self.call && self.slot_is_free(r.slot))
+            .map(|r| r.slot);
         let mut out = Vec::new();
         if replacing.is_some() {
             out.extend(self.remove(&req.bundle.device, Departure::Replaced, now));
         }
-        let slot = self.allocate_slot().ok_or(JoinError::NoSlot)?;
+        if req.resume.is_some() {
+            out.push(Output::Resume(if old_slot.is_some() {
+                ResumeOutcome::Restored
+            } else {
+                ResumeOutcome::Refused
+            }));
+        }
+        let slot = match old_slot {
+            Some(slot) => slot,
+            None => self.allocate_slot().ok_or(JoinError::NoSlot)?,
+        };
         let entry = RosterEntry {
             device: req.bundle.device.clone(),
             identity: req.grants.identity.clone(),
@@ -92,40 +116,7 @@ impl Room {
                 }),
             });
         }
-        let devices: Vec<RosterEntry> = self
-            .members
-            .values()
-            .filter(|m| self.sees(&entry, &m.entry))
-            .map(|m| m.entry.clone())
-            .chain(std::iter::once(entry.clone()))
-            .collect();
-        let joined = Joined {
-            v: PROTOCOL_VERSION,
-            room: self.name.clone(),
-            call: self.call.clone(),
-            kind: self.policy.kind,
-            device: entry.device.clone(),
-            slot,
-            role,
-            can_publish: entry.can_publish,
-            can_subscribe: req.grants.can_subscribe,
-            moderator: req.grants.moderator,
-            media,
-            recording: self.policy.recording.clone(),
-            roster: Roster { version, devices },
-            tracks: self
-                .tracks
-                .values()
-                .map(|t| {
-                    let members = self.members.keys().map(String::as_str);
-                    self.test_hooks.track_as_told(t, &entry.device, members)
-                })
-                .collect(),
-            media_states: self.media_states_seen_by(&entry),
-            hands: self.hands_seen_by(&entry),
-            ice_servers: Vec::new(),
-            receive_slots: self.receive_slots,
-        };
+        let joined = self.joined_body(&entry, &req.grants, media, version);
         self.members.insert(
             entry.device.clone(),
             Member {
@@ -139,6 +130,7 @@ impl Room {
                 media_state: None,
                 hand: None,
                 moderator: req.grants.moderator,
+                suspended_until: None,
             },
         );
         out.extend(self.schedule_ratchet(joined.device.clone(), now));
@@ -149,8 +141,55 @@ impl Room {
         Ok((joined, out))
     }
 
+    /// The `joined` body for `entry` (a member, or one about to be) at roster `version`: the
+    /// roster, tracks, media states and hands it sees.
+    pub(super) fn joined_body(
+        &self,
+        entry: &RosterEntry,
+        grants: &Grants,
+        media: bool,
+        version: u64,
+    ) -> Joined {
+        let devices: Vec<RosterEntry> = self
+            .members
+            .values()
+            .filter(|m| m.entry.device != entry.device && self.sees(entry, &m.entry))
+            .map(|m| m.entry.clone())
+            .chain(std::iter::once(entry.clone()))
+            .collect();
+        Joined {
+            v: PROTOCOL_VERSION,
+            room: self.name.clone(),
+            call: self.call.clone(),
+            kind: self.policy.kind,
+            device: entry.device.clone(),
+            slot: entry.slot,
+            role: entry.role,
+            can_publish: entry.can_publish,
+            can_subscribe: grants.can_subscribe,
+            moderator: grants.moderator,
+            media,
+            recording: self.policy.recording.clone(),
+            roster: Roster { version, devices },
+            tracks: self
+                .tracks
+                .values()
+                .map(|t| {
+                    let members = self.members.keys().map(String::as_str);
+                    self.test_hooks.track_as_told(t, &entry.device, members)
+                })
+                .collect(),
+            media_states: self.media_states_seen_by(entry),
+            hands: self.hands_seen_by(entry),
+            ice_servers: Vec::new(),
+            receive_slots: self.receive_slots,
+            resumed: false,
+        }
+    }
+
     /// Removes `device` if `conn` still holds it (a stale connection cannot remove its
-    /// replacement), or takes its join out of the lobby when it is waiting there.
+    /// replacement), or takes its join out of the lobby when it is waiting there. A lost
+    /// connection (`Dropped`) suspends the member for the resume grace window instead.
     pub fn leave(
         &mut self,
         conn: ConnId,
@@ -162,7 +201,12 @@ impl Room {
             return out;
         }
         match self.members.get(device) {
-            Some(m) if m.conn == conn => self.remove(device, how, now),
+            Some(m) if m.conn == conn => {
+                if how == Departure::Dropped && self.suspend(device, now) {
+                    return Vec::new();
+                }
+                self.remove(device, how, now)
+            }
             _ => Vec::new(),
         }
     }
@@ -204,7 +248,10 @@ impl Room {
             Departure::Kicked => Some(LeaveReason::Kicked),
             Departure::Replaced => Some(LeaveReason::Replaced),
             Departure::CallEnded => Some(LeaveReason::CallEnded),
-            Departure::Dropped | Departure::SlowConsumer | Departure::ServerShutdown => None,
+            Departure::Dropped
+            | Departure::Closed
+            | Departure::SlowConsumer
+            | Departure::ServerShutdown => None,
         };
         if let Some(reason) = reason {
             out.push(Output::Close {

@@ -16,6 +16,7 @@ const T: RekeyTiming = RekeyTiming {
     broadcast_viewer_interval: Duration::from_secs(30),
     join_window: Duration::from_millis(100),
     join_batch_max: 4,
+    resume_grace: Duration::ZERO,
 };
 
 pub(super) fn room(kind: RoomKind) -> Room {
@@ -57,6 +58,7 @@ pub(super) fn join_req(conn: ConnId, device: &str, role: Role) -> JoinRequest {
         },
         name: None,
         now_unix: 0,
+        resume: None,
     }
 }
 

@@ -22,6 +22,7 @@ mod policy_cli;
 mod receive_slots_room;
 mod recorder_events;
 mod recording_hold;
+mod resume;
 mod rtc_admission;
 mod rtc_flood;
 mod rtc_limits;

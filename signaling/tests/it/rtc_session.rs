@@ -67,7 +67,10 @@ async fn join_gives_slot_roster_and_notifies_others() {
 
 #[tokio::test]
 async fn leave_updates_roster_and_debounces_one_rekey() {
-    let s = TestServer::start(config()).await;
+    // No resume grace window: a lost connection departs at once, within the debounce.
+    let mut cfg = config();
+    cfg.rekey.resume_grace_ms = 0;
+    let s = TestServer::start(cfg).await;
     s.meeting("m").await;
     let mut a = s.connect().await;
     a.join("m", &token("m", "alice", Role::Caller), "dev-a")
@@ -399,8 +402,9 @@ async fn a_reconnecting_device_replaces_its_old_connection() {
 }
 
 /// The test hook `sever-connections` (`signaling dev --test-hooks`): the admin API cuts one
-/// device's WebSocket without a close frame; the room sees a dropped connection (the others get
-/// the roster removal and rekey), and the device can join again. Without the hook the route is
+/// device's WebSocket without a close frame; the room sees a lost connection (the others get
+/// the roster removal and rekey once the resume grace window ends), and the device can join
+/// again. Without the hook the route is
 /// refused.
 #[tokio::test]
 async fn sever_hook_cuts_a_connection_without_a_close_frame() {

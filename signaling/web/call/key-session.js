@@ -34,13 +34,17 @@ export class KeySession {
    */
   open(j, sig, identity) {
     const c = this.call;
+    // The socket this session's key messages go on: the one it opened on, or the one it was
+    // resumed on (`resumeOn`); a later session has its own.
+    const route = { sig };
+    this.route = route;
     const keys = new KeyManager({
       identity,
       room: c.options.room,
       call: j.call,
       slot: j.slot,
       canPublish: c.state.self.canPublish,
-      send: (m) => sig.send(m),
+      send: (m) => route.sig.send(m),
       // A key manager of a session that ended (a rejoin made a new one) touches nothing.
       onSenderKey: (k) => this.keys === keys && this._onSenderKey(k),
       onReceiverKey: (k) => {
@@ -56,6 +60,14 @@ export class KeySession {
     this.media.onUnknownKid = ({ slot, generation }) => this.keys?.onUndecryptable({ slot, generation }, performance.now());
     this.media.onOpenedBy = (m) => c.negotiator.attribute(m.id, m.slot);
     this.media.onStats = (st) => this._onWorkerStats(st);
+  }
+
+  /**
+   * The session was resumed on `sig` (`joined.resumed`: same call and slot, nobody rekeyed): the
+   * key manager and worker go on, their key messages now on `sig`.
+   */
+  resumeOn(sig) {
+    if (this.route) this.route.sig = sig;
   }
 
   /** Starts the key manager (publishers make their first generation) and its timer. */

@@ -4,9 +4,16 @@
  * the part of the call it is for, server `error`s, `leave` and the end of the call, and the
  * reconnect: when the socket closes without `left` and the close is worth another try
  * (`reconnect.js`), the call goes to phase `reconnecting` (the tiles stay), the session's parts
- * are dropped, and after a jittered backoff (or at once when the browser is back `online`) a new
- * socket joins as the same device (same identity keys and bundle, same token) and the whole
- * join runs again. `state.connection` says where it stands.
+ * are kept (suspended), and after a jittered backoff (or at once when the browser is back
+ * `online`) a new socket joins as the same device (same identity keys and bundle, same token),
+ * asking to resume the lost session (`join.resume`: its call id and slot, docs/protocol.md §1
+ * "Resume"). When the service still held the device (`joined.resumed`: within its grace
+ * window, nobody else was told anything) the call goes on with the same key manager, worker,
+ * chat keys and peer connection (restarted with the same keys when it is no longer
+ * `connected`), and the roster in `joined` is applied as a diff. Otherwise the session's parts
+ * are dropped and the whole join runs again (after a service restart the room comes back with
+ * the same call id and slot, so the call security code is the same when the roster is).
+ * `state.connection` says where it stands.
  *
  * @module call/session
  */
@@ -38,6 +45,12 @@ export class SignalingSession {
     this.reconnectRun = null;
     this.wake = null;
     this.network = null;
+    /** The lost session's `{call, slot}` a reconnect asks to resume (null before any loss). */
+    this.lost = null;
+    /** The lost session's parts are kept, waiting for a reconnect to resume them. */
+    this.suspended = false;
+    /** The socket the current session's chat sends on (the socket it resumed on, after a resume). */
+    this.chatRoute = null;
   }
 
   get state() {
@@ -97,9 +110,27 @@ export class SignalingSession {
       if (this.state.phase === 'joining') this.state.phase = 'waiting';
       this.call.store.changed();
     };
-    const joined = await sig.join({ room: o.room, token: o.token, name: o.name, bundle: this.bundle, onWaiting });
+    // A kept peer connection that is no longer connected will not come back: the service is
+    // told (`media_lost`) so a resume starts a fresh media session at the next offer.
+    const pc = this.call.negotiator.pc;
+    const mediaLost = this.suspended && !!pc && pc.connectionState !== 'connected';
+    const resume = this.lost ? { call: this.lost.call, slot: this.lost.slot, ...(mediaLost ? { media_lost: true } : {}) } : undefined;
+    const joined = await sig.join({ room: o.room, token: o.token, name: o.name, bundle: this.bundle, onWaiting, resume });
     this.call.moderation.onJoined(joined);
     this.call.hands.onJoined(joined);
+    if (this.suspended) {
+      this.suspended = false;
+      if (joined.resumed) {
+        this._onResumed(joined, sig, mediaLost);
+        // The roster diff and the missed notices run in message order (`serial`): messages
+        // after `joined` queue behind them.
+        await this.queue;
+        this.joined = true;
+        return;
+      }
+      // Not resumed (the grace window ended, the service restarted): a fresh session.
+      this._dropSession();
+    }
     // Key envelopes that arrive while the roster is still being verified wait for it (they
     // queue behind this): opened before, the sender would be unknown and the key refused.
     const onJoined = this._onJoined(joined, sig);
@@ -123,13 +154,15 @@ export class SignalingSession {
     c.keySession.open(j, sig, this.identity);
     c.roster.addSelf(j, this.identity);
     const earlier = this.chat?.state;
+    const route = { sig };
+    this.chatRoute = route;
     this.chat = new ChatRoom({
       room: c.options.room,
       call: j.call,
       self: { device: j.device, slot: j.slot },
       participant: (d) => s.participants.get(d),
       senderKey: () => c.keySession.keys?.current ?? null,
-      send: (m) => sig.send(m),
+      send: (m) => route.sig.send(m),
       changed: () => c.store.changed(),
       onReaction: (device, emoji) => {
         c.reactions.add(device, emoji, performance.now());
@@ -144,6 +177,38 @@ export class SignalingSession {
     for (const t of j.tracks ?? []) c.negotiator.remote.announce(t);
     await c.roster.updateSecurityCode();
     await c.keySession.start();
+  }
+
+  /**
+   * A resumed `joined`: the session's key manager, worker, chat and peer connection go on, now on
+   * `sig`. What changed while the socket was down comes as a diff: devices that joined or left
+   * (a roster delta, and the rekey or ratchet this device missed), media states and tracks. The
+   * peer connection is restarted (same keys, as on `media_reset`) when it was no longer
+   * `connected` at the join (`mediaLost`, told to the service), once the call is back in phase
+   * `in-call`.
+   */
+  _onResumed(j, sig, mediaLost) {
+    const c = this.call;
+    const s = this.state;
+    console.warn('signaling resumed: keys and media kept');
+    s.connection.resumes += 1;
+    c.negotiator.onJoined(j);
+    c.keySession.resumeOn(sig);
+    if (this.chatRoute) this.chatRoute.sig = sig;
+    const present = new Map((j.roster?.devices ?? []).map((d) => [d.device, d]));
+    const added = [...present.values()].filter((d) => d.device !== s.self.device && !s.participants.has(d.device));
+    const removed = [...s.participants.keys()].filter((id) => id !== s.self.device && !present.has(id));
+    if (added.length || removed.length) c.roster.onRoster({ version: j.roster.version, added, removed });
+    // The membership notices this device missed while it was away (they went to the lost
+    // socket): a rekey for those who left, a ratchet for those who joined, in that order.
+    if (removed.length) c.keySession.onMembership({ action: 'rekey', joined: [], left: removed, roster_version: j.roster.version });
+    if (added.length) c.keySession.onMembership({ action: 'ratchet', joined: added.map((d) => d.device), left: [], roster_version: j.roster.version });
+    for (const ms of j.media_states ?? []) c.roster.onMediaState(ms);
+    const tracks = new Set((j.tracks ?? []).map((t) => t.id));
+    for (const id of [...c.negotiator.remote.announced.keys()]) if (!tracks.has(id)) c.negotiator.remote.unannounce(id);
+    for (const t of j.tracks ?? []) c.negotiator.remote.announce(t);
+    c.keySession.schedule();
+    this.mediaAfterResume = j.media && mediaLost ? 'restart' : 'keep';
   }
 
   /** Every server message of `sig`'s session to the part of the call it is for. */
@@ -242,9 +307,20 @@ export class SignalingSession {
     }
     this.state.phase = 'reconnecting';
     this.state.connection.reconnects += 1;
-    this._dropSession();
+    this._suspendSession();
     this.backoff.start(performance.now());
     this._runReconnect();
+  }
+
+  /**
+   * The socket was lost: the session's parts (keys, worker, chat, peer connection) are kept for a
+   * resume; only the key timer stops (nothing can be sent meanwhile). Remembers what to resume.
+   */
+  _suspendSession() {
+    this.call.keySession.stopTimer();
+    this.joined = false;
+    if (this.state.call && this.state.self) this.lost = { call: this.state.call, slot: this.state.self.slot };
+    this.suspended = true;
   }
 
   /**
@@ -254,6 +330,7 @@ export class SignalingSession {
    */
   _dropSession() {
     const c = this.call;
+    this.suspended = false;
     c.keySession.stopTimer();
     c.statsReport.reset();
     this.joined = false;
@@ -305,7 +382,10 @@ export class SignalingSession {
       }
       if (!failure) break;
       console.warn('reconnect attempt failed:', failure.code ?? failure.name, failure.message);
-      this._dropSession();
+      // A session still suspended stays so for the next attempt, and so does one this attempt
+      // joined (or resumed) before its socket was lost again; one a fresh join began goes.
+      if (!this.suspended && this.joined) this._suspendSession();
+      else if (!this.suspended) this._dropSession();
       this.signaling.close();
       const verdict = attemptVerdict(failure);
       if (!verdict.retry) {
@@ -315,6 +395,10 @@ export class SignalingSession {
     }
     this.state.phase = 'in-call';
     Object.assign(conn, { status: 'connected', attempt: 0, retryAt: null });
+    const media = this.mediaAfterResume;
+    this.mediaAfterResume = null;
+    // Resumed with a peer connection that did not survive: a fresh one, with the same keys.
+    if (media === 'restart') await this.call.negotiator.restart('signaling_resumed');
     this.sendMediaState();
     this.call.negotiator.subscribe();
     store.changed();

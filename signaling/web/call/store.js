@@ -23,10 +23,10 @@ export class CallStore {
       error: null,
       /**
        * The signaling connection: `{status: 'connected' | 'reconnecting' | 'failed', attempt,
-       * retryAt, lastAttemptAt, offline, reconnects, mediaResets}`; `failed` once the retries
+       * retryAt, lastAttemptAt, offline, reconnects, resumes, mediaResets}`; `failed` once the retries
        * gave up (a `rejoin()` starts them again).
        */
-      connection: { status: 'connected', attempt: 0, retryAt: null, lastAttemptAt: null, offline: false, reconnects: 0, mediaResets: 0 },
+      connection: { status: 'connected', attempt: 0, retryAt: null, lastAttemptAt: null, offline: false, reconnects: 0, resumes: 0, mediaResets: 0 },
       room,
       call: null,
       kind: null,

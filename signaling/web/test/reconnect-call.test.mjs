@@ -4,10 +4,13 @@
 // - `pages_reconnect_after_signaling_restarts`: two pages in a call; `signaling dev` gets
 //   SIGTERM (every WebSocket closes with 1001 `server shutting down`) and starts again on the
 //   same port; both pages show a calm "Reconnecting…", rejoin as the same devices and decode
-//   each other again, with no error banner and no duplicate tile.
+//   each other again, with no error banner and no duplicate tile, and show the same call
+//   security code as before (the room comes back with its call id, each device in its slot).
 // - `page_reconnects_after_its_websocket_drops`: the test hook `sever-connections` cuts one
 //   page's WebSocket without a close frame (1006, as a network blip) while the SFU and the other
-//   page stay; it rejoins, and media flows both ways again (the other page re-keyed to it).
+//   page stay; it resumes (`joined.resumed`, counted in `signaling_resumes_total`), the other
+//   page saw no departure and no rekey (same security code, the same key of the resumed page's
+//   sender, the resumed page sends under the same key), and media flows both ways again.
 // - `page_gives_up_then_rejoins_on_the_button`: with the service down past the give-up time
 //   (shortened for the test) the page says the connection could not be restored and tries no
 //   more; its Rejoin button brings it back once the service is up.
@@ -106,6 +109,9 @@ describe('the page reconnects (signaling dev)', { skip: serviceSkip() }, () => {
     pages.push(b);
     const before = await mediaBothWays(a, b, 20_000);
     assert.ok(before.ok, `media both ways before the restart: ${JSON.stringify(before)}`);
+    const codesBefore = { a: await view(a.page), b: await view(b.page) };
+    assert.ok(codesBefore.a.code, 'alice shows a security code');
+    assert.equal(codesBefore.a.code, codesBefore.b.code, 'both pages show the same code');
 
     // SIGTERM: the service drains (1001 `server shutting down`) and exits.
     const listen = new URL(dev.http).host;
@@ -132,6 +138,12 @@ describe('the page reconnects (signaling dev)', { skip: serviceSkip() }, () => {
       assertTiles(s, [d.device, other.device], who);
       assert.deepEqual(s.banners, [], `${who}: no error banner`);
     }
+    // The same roster in the same call and slots: the same call security code on both pages.
+    const codesAfter = { a: await view(a.page), b: await view(b.page) };
+    assert.equal(codesAfter.a.slot, codesBefore.a.slot, 'alice got her slot back');
+    assert.equal(codesAfter.b.slot, codesBefore.b.slot, 'bob got his slot back');
+    assert.equal(codesAfter.a.code, codesBefore.a.code, 'alice shows the same security code as before the restart');
+    assert.equal(codesAfter.b.code, codesBefore.b.code, 'bob shows the same security code as before the restart');
     assert.deepEqual([...a.errors, ...b.errors], [], 'no page error');
   });
 
@@ -143,6 +155,16 @@ describe('the page reconnects (signaling dev)', { skip: serviceSkip() }, () => {
     pages.push(b);
     const before = await mediaBothWays(a, b, 20_000);
     assert.ok(before.ok, `media both ways before the drop: ${JSON.stringify(before)}`);
+    const va = await view(a.page);
+    const vb = await view(b.page);
+    assert.ok(vb.received[a.device], `dave holds a key of carol's: ${JSON.stringify(vb.received)}`);
+    const resumedCount = async () => {
+      const text = await (await fetch(`${dev.http}/metrics`)).text();
+      const m = /^signaling_resumes_total\{outcome="resumed"\} (\d+)/m.exec(text);
+      assert.ok(m, 'signaling_resumes_total{outcome="resumed"} is exported');
+      return Number(m[1]);
+    };
+    const resumesBefore = await resumedCount();
 
     // Only carol's WebSocket is cut, without a close frame.
     const res = await fetch(`${dev.http}/v1/rooms/${room}/participants/${encodeURIComponent(a.device)}/sever`, { method: 'POST', headers: { authorization: 'Bearer devadmin' } });
@@ -153,6 +175,8 @@ describe('the page reconnects (signaling dev)', { skip: serviceSkip() }, () => {
       return { ok: s.connection.reconnects === 1 && s.phase === 'in-call', s };
     }, { timeoutMs: 15_000 });
     assert.ok(rejoined.ok, `carol rejoined: ${JSON.stringify(rejoined.s)}`);
+    assert.equal(rejoined.s.connection.resumes, 1, 'carol was resumed (joined.resumed), not joined afresh');
+    assert.equal(await resumedCount(), resumesBefore + 1, 'the service counted one resume');
     const back = await mediaBothWays(a, b, 15_000);
     console.log(`websocket cut → media both ways again in ${Date.now() - cutAt} ms`);
     assert.ok(back.ok, `media both ways after carol's rejoin: ${JSON.stringify(back)}`);
@@ -160,9 +184,17 @@ describe('the page reconnects (signaling dev)', { skip: serviceSkip() }, () => {
     const sb = await status(b);
     assert.equal(sb.connection.reconnects, 0, 'dave never lost his connection');
     assert.equal(sb.phase, 'in-call');
-    // Dave holds carol's new sender key (her rejoin started a new key manager).
-    const generationsAfter = (await view(b.page)).received;
-    assert.ok(generationsAfter[a.device], `dave holds a key of carol's: ${JSON.stringify(generationsAfter)}`);
+    // Dave saw no departure and no rekey: the same code, carol's key as before, and carol
+    // still sends under the key she had (her key manager and worker were kept).
+    const va2 = await view(a.page);
+    const vb2 = await view(b.page);
+    assert.equal(vb2.code, vb.code, 'dave shows the same security code');
+    assert.equal(va2.code, va.code, 'carol shows the same security code');
+    assert.equal(va2.slot, va.slot, 'carol kept her slot');
+    assert.deepEqual(vb2.received[a.device], vb.received[a.device], "dave's key of carol's sender is unchanged (no rekey)");
+    assert.deepEqual(va2.received[b.device], va.received[b.device], "carol's key of dave's sender is unchanged (no rekey)");
+    assert.deepEqual(va2.sending, va.sending, 'carol sends under the same key');
+    assert.deepEqual(vb2.sending, vb.sending, 'dave sends under the same key');
     for (const [d, other, who] of [[a, b, 'carol'], [b, a, 'dave']]) {
       const s = await status(d);
       assertTiles(s, [d.device, other.device], who);

@@ -121,6 +121,38 @@ pub struct Join {
     /// Display name shown to others (untrusted, at most [`MAX_NAME_BYTES`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The call and slot this device held on a connection it lost (a reconnect asking to be
+    /// resumed; docs/protocol.md §1 "Resume"). Left out on a first join; servers that do not know
+    /// it ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumeCall>,
+}
+
+/// `join.resume`: what a reconnecting device held before its connection was lost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeCall {
+    /// The call id of the lost session's `joined`.
+    pub call: String,
+    /// The slot of the lost session's `joined`.
+    pub slot: u16,
+    /// The device's peer connection did not survive the loss: when resumed, the service drops
+    /// the device's media session on the media node at its next `offer`, which starts a fresh
+    /// one (as after `media_reset`). Left out when false (the media session is kept).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub media_lost: bool,
+}
+
+impl ResumeCall {
+    /// Whether `call` has the shape of a call id the service hands out (`c-` and 22 base64url
+    /// characters, 16 random bytes): only such a call id may name a room a resuming join
+    /// creates.
+    pub fn has_call_id_shape(&self) -> bool {
+        self.call.len() == 24
+            && self.call.starts_with("c-")
+            && self.call[2..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
 }
 
 impl std::fmt::Debug for Join {
@@ -131,6 +163,7 @@ impl std::fmt::Debug for Join {
             .field("token", &"<redacted>")
             .field("device", &self.device.device)
             .field("name", &self.name)
+            .field("resume", &self.resume)
             .finish()
     }
 }

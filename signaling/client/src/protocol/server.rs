@@ -213,6 +213,11 @@ pub struct Joined {
     /// messages. Absent in other rooms (the device subscribes per track).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receive_slots: Option<ReceiveSlotCounts>,
+    /// Whether this join resumed the device's suspended membership (a `join` with `resume`
+    /// within the grace window): same slot, nobody else was told anything, keys stay valid.
+    /// Left out when not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resumed: bool,
 }
 
 /// `joined.receive_slots`: the receive slots of each kind a device gets in a room with them.

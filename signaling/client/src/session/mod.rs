@@ -21,11 +21,15 @@
 //!
 //! **Reconnect** ([`Session::reconnect`]): drops the current socket (without `leave`), opens a new
 //! one and sends `join` again with the same token, room, name and the same [`DeviceBundle`] (so the
-//! same device id and keys). Only `join` is re-sent: media (`offer`, `subscribe`) and keys are the
-//! caller's to restore, as after any rejoin: the new `joined` carries the roster to re-key to
-//! (docs/architecture.md §3.3). If the server still holds the old connection, the new join
-//! replaces it (the old one gets `left` `replaced`), so the roster shows the device once.
-//! Requests awaiting an answer on the old connection end with [`SessionError::ConnectionLost`].
+//! same device id and keys), asking to be resumed (`join.resume`: the call id and slot of the lost
+//! `joined`, docs/protocol.md §1 "Resume"). When the server still holds the device suspended (its
+//! old connection dropped within the grace window), the new `joined` says `resumed: true`: same
+//! slot, nobody else was told anything, and the keys and media of the call stay valid. Otherwise
+//! it is a fresh join: media (`offer`, `subscribe`) and keys are the caller's to restore, as after
+//! any rejoin: the new `joined` carries the roster to re-key to (docs/architecture.md §3.3). If the
+//! server still holds the old connection open, the new join replaces it (the old one gets `left`
+//! `replaced`), so the roster shows the device once. Requests awaiting an answer on the old
+//! connection end with [`SessionError::ConnectionLost`].
 //!
 //! Plain `ws://` only: the library is for loopback tests and the load generator.
 
@@ -40,7 +44,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::protocol::{
     ClientMessage, ClientRequest, DeviceBundle, ErrorBody, Join, Joined, PROTOCOL_VERSION,
-    RequestId, ServerMessage,
+    RequestId, ResumeCall, ServerMessage,
 };
 use connection::{Connection, Outgoing};
 
@@ -195,7 +199,7 @@ impl Session {
     /// Connects to [`SessionConfig::url`], sends `join` and returns once `joined` arrives.
     pub async fn connect(config: SessionConfig) -> Result<Session, SessionError> {
         let counters = Arc::new(SharedCounters::default());
-        let (joined, connection) = open(&config, 0, &counters).await?;
+        let (joined, connection) = open(&config, 0, None, &counters).await?;
         Ok(Session {
             joined,
             outgoing: connection.outgoing,
@@ -245,11 +249,19 @@ impl Session {
         self.incoming.recv().await
     }
 
-    /// Opens a new connection as the same device and joins again (see the module docs for what
-    /// is re-sent). Messages of the old connection not yet read are dropped.
+    /// Opens a new connection as the same device and joins again, asking to resume the call and
+    /// slot of the current `joined` (see the module docs for what is re-sent; the new
+    /// [`Joined::resumed`] says whether it was). Messages of the old connection not yet read are
+    /// dropped.
     pub async fn reconnect(&mut self) -> Result<&Joined, SessionError> {
         self.task.abort();
-        let (joined, connection) = open(&self.config, self.next_id, &self.counters).await?;
+        let resume = ResumeCall {
+            call: self.joined.call.clone(),
+            slot: self.joined.slot,
+            media_lost: false,
+        };
+        let (joined, connection) =
+            open(&self.config, self.next_id, Some(resume), &self.counters).await?;
         self.next_id = self.next_id.wrapping_add(1);
         self.joined = joined;
         self.outgoing = connection.outgoing;
@@ -307,10 +319,12 @@ impl Drop for Session {
     }
 }
 
-/// Connects, joins with request id `join_id` and starts the connection task.
+/// Connects, joins with request id `join_id` (asking to `resume` a lost session when given) and
+/// starts the connection task.
 async fn open(
     config: &SessionConfig,
     join_id: RequestId,
+    resume: Option<ResumeCall>,
     counters: &Arc<SharedCounters>,
 ) -> Result<(Box<Joined>, Connection), SessionError> {
     let join = ClientRequest {
@@ -321,6 +335,7 @@ async fn open(
             token: config.token.clone(),
             device: config.device.clone(),
             name: config.name.clone(),
+            resume,
         }),
     };
     let joining = connection::connect_and_join(config, join.to_json(), join_id);

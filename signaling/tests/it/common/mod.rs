@@ -38,6 +38,8 @@ pub fn config() -> Config {
     c.rekey.debounce_ms = 150;
     c.rekey.max_delay_ms = 1000;
     c.rekey.broadcast_viewer_interval_ms = 1500;
+    // A lost connection's device departs soon after (tests of resuming set their own window).
+    c.rekey.resume_grace_ms = 300;
     c
 }
 
