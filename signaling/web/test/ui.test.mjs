@@ -86,7 +86,10 @@ describe('web client UI in chromium', { skip: SKIP }, () => {
     // Mute and camera off: the controls and the own tile follow.
     await page.click('[data-ctl=mic]');
     await page.click('[data-ctl=camera]');
+    // Each click redraws on the next animation frame: wait for both controls' new state.
     await page.waitForSelector('[data-ctl=mic][aria-pressed=false]');
+    await page.waitForSelector('[data-ctl=camera][aria-pressed=false]');
+    await page.waitForSelector('.tile.self:not(.has-video)');
     assert.match(await page.textContent('[data-ctl=mic]'), /Unmute/);
     assert.match(await page.textContent('[data-ctl=camera]'), /Start video/);
     assert.equal(await page.locator('.tile.self.has-video').count(), 0);
