@@ -5,23 +5,12 @@
 use crate::common;
 
 use call_client::protocol::{
-    ClientMessage, DeviceBundle, ErrorCode, KeyAck, KeyRequest, LeaveReason, ServerMessage,
+    ClientMessage, ErrorCode, KeyAck, KeyRequest, LeaveReason, ServerMessage,
 };
-use call_client::session::{Session, SessionConfig, SessionError};
-use common::{TestServer, WAIT, config, token};
+use call_client::session::{Session, SessionError};
+use common::{TestServer, WAIT, config, session_config, token};
 use serde_json::json;
 use signaling::policy::Role;
-
-fn session_config(s: &TestServer, room: &str, identity: &str, device: &str) -> SessionConfig {
-    let bundle: DeviceBundle =
-        serde_json::from_value(common::bundle(device)).expect("test bundle parses");
-    SessionConfig::new(
-        s.ws_url(),
-        room,
-        token(room, identity, Role::Caller),
-        bundle,
-    )
-}
 
 fn key_ack_to(device: &str) -> ClientMessage {
     ClientMessage::KeyAck(KeyAck {

@@ -6,25 +6,14 @@ use std::time::Duration;
 
 use crate::common;
 
-use call_client::protocol::{ClientMessage, DeviceBundle, KeyRequest, ServerMessage};
-use call_client::session::{Session, SessionConfig};
-use common::{TestServer, WAIT, config, poll_until, token};
+use call_client::protocol::{ClientMessage, KeyRequest, ServerMessage};
+use call_client::session::Session;
+use common::{TestServer, WAIT, config, poll_until, session_config, token};
 use signaling::policy::Role;
 use signaling::test_hooks::{TestHook, TestHooks};
 use tokio::time::Instant;
 
 const GRACE: Duration = Duration::from_secs(2);
-
-fn session_config(s: &TestServer, room: &str, identity: &str, device: &str) -> SessionConfig {
-    let bundle: DeviceBundle =
-        serde_json::from_value(common::bundle(device)).expect("test bundle parses");
-    SessionConfig::new(
-        s.ws_url(),
-        room,
-        token(room, identity, Role::Caller),
-        bundle,
-    )
-}
 
 fn key_request_to(device: &str) -> ClientMessage {
     ClientMessage::KeyRequest(KeyRequest {

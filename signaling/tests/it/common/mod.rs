@@ -231,6 +231,23 @@ pub fn moderator_token(room: &str, identity: &str) -> String {
     })
 }
 
+/// A native client's session config: a caller's token for `room` and a test bundle for `device`.
+pub fn session_config(
+    s: &TestServer,
+    room: &str,
+    identity: &str,
+    device: &str,
+) -> call_client::session::SessionConfig {
+    let bundle: call_client::protocol::DeviceBundle =
+        serde_json::from_value(bundle(device)).expect("test bundle parses");
+    call_client::session::SessionConfig::new(
+        s.ws_url(),
+        room,
+        token(room, identity, Role::Caller),
+        bundle,
+    )
+}
+
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
