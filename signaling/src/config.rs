@@ -34,6 +34,9 @@ pub struct Config {
     /// Whether rooms a join creates give every device receive slots (docs/architecture.md
     /// §7.18) instead of per-track subscriptions. Off by default.
     pub receive_slots: bool,
+    /// Cameras of the most recent speakers each device of a room a join creates receives
+    /// (1–25; the video slots of a slot room). Unset: the media node's default, 25.
+    pub last_n: Option<u32>,
     /// Limits.
     pub limits: LimitsConfig,
     /// Membership notice timing.
@@ -59,6 +62,7 @@ impl Default for Config {
             api_keys: BTreeMap::new(),
             auto_create_rooms: false,
             receive_slots: false,
+            last_n: None,
             limits: LimitsConfig::default(),
             rekey: RekeyConfig::default(),
             turn: TurnConfig::default(),
@@ -363,6 +367,13 @@ impl Config {
             )?,
             stream_queue: r.stream_queue,
         })
+    }
+
+    /// The `last_n` of the rooms a join creates (and of `dev`'s demo room), checked: 1 to
+    /// [`crate::policy::MAX_LAST_N`].
+    pub fn auto_create_last_n(&self) -> Result<Option<u32>, ConfigError> {
+        crate::policy::check_last_n(self.last_n)
+            .map_err(|_| ConfigError::Invalid("last_n must be 1..=25"))
     }
 
     /// The policies of `[recording] policy_file` (none without one), each checked for shape.

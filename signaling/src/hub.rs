@@ -203,6 +203,7 @@ impl Hub {
     ) -> Result<RoomSummary, HubError> {
         let kind = policy.kind;
         let receive_slots = policy.receive_slots;
+        let last_n = policy.last_n;
         let summary = {
             let mut rooms = self.rooms();
             if rooms.contains_key(name) {
@@ -243,6 +244,7 @@ impl Hub {
                 room: name.to_string(),
                 kind,
                 receive_slots,
+                last_n,
             };
             match node.create_room(&spec).await {
                 Ok(Some(counts)) => {

@@ -135,6 +135,10 @@ struct ServeArgs {
     /// the SFU maps the room's tracks onto) instead of per-track subscriptions.
     #[arg(long, env = "SIGNALING_RECEIVE_SLOTS")]
     receive_slots: bool,
+    /// Cameras of the most recent speakers each device of a room a join creates receives,
+    /// 1-25 (default 25); with `--receive-slots`, the number of video slots.
+    #[arg(long, env = "SIGNALING_LAST_N")]
+    last_n: Option<u32>,
     /// The SFU nodes' control APIs, comma-separated, e.g. `http://127.0.0.1:7880` (`https://`
     /// across hosts); rooms are spread over them. Without it, SDP messages are answered
     /// `media_unavailable`.
@@ -227,6 +231,10 @@ struct DevArgs {
     /// per-track subscriptions.
     #[arg(long)]
     receive_slots: bool,
+    /// Cameras of the most recent speakers each device of the demo room and the rooms a join
+    /// creates receives, 1-25 (default 25); with `--receive-slots`, the number of video slots.
+    #[arg(long)]
+    last_n: Option<u32>,
     /// A JSON file with a signed recording policy (or an array of them): a room a join creates
     /// whose name a policy names is created recorded.
     #[arg(long, env = "SIGNALING_RECORDING_POLICY")]
@@ -367,6 +375,9 @@ fn serve_config(args: ServeArgs) -> Result<Config, String> {
     if args.receive_slots {
         config.receive_slots = true;
     }
+    if let Some(n) = args.last_n {
+        config.last_n = Some(n);
+    }
     if let Some(path) = args.recording_policy {
         config.recording.policy_file = Some(path);
     }
@@ -444,6 +455,7 @@ async fn run(config: Config, media: Media) -> Result<(), String> {
             .find(|p| p.document().is_ok_and(|d| d.applies_to(&room)));
         let policy = signaling::policy::RoomPolicy {
             receive_slots: config.receive_slots,
+            last_n: config.last_n,
             recording,
             ..signaling::policy::RoomPolicy::default_meeting()
         };
@@ -568,6 +580,7 @@ fn main() -> ExitCode {
                 listen: args.listen,
                 auto_create_rooms: true,
                 receive_slots: args.receive_slots,
+                last_n: args.last_n,
                 admin_token: Some(Secret::new(DEV_ADMIN_TOKEN)),
                 api_keys: BTreeMap::from([(DEV_API_KEY.to_string(), Secret::new(DEV_API_SECRET))]),
                 ..Config::default()

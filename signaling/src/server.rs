@@ -228,6 +228,7 @@ pub async fn start_with_routes(
             limits,
             auto_create_rooms: config.auto_create_rooms,
             receive_slots: config.receive_slots,
+            last_n: config.auto_create_last_n()?,
             auto_create_recording: config.auto_create_recording_policies()?.into(),
             shutdown: draining_rx.clone(),
         },

@@ -63,6 +63,9 @@ pub struct MediaRoomSpec {
     /// Whether every participant gets receive slots (the node maps the room's tracks onto
     /// them; no per-track subscriptions).
     pub receive_slots: bool,
+    /// Cameras of the most recent speakers each participant receives (the video slots of a
+    /// room with receive slots); `None`: the node's default.
+    pub last_n: Option<u32>,
 }
 
 /// What a media node is told about a participant.

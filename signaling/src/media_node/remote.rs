@@ -21,13 +21,13 @@ use futures_util::stream::{BoxStream, StreamExt as _};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use sfu_control_api::{
-    AddParticipant, AnswerBody, CreateRoom, ErrorBody, EventsQuery, ResetReason, RoomCreated,
-    SdpBody, SdpKind, StreamLine, SubscriptionBody,
+    AddParticipant, AnswerBody, ErrorBody, EventsQuery, ResetReason, RoomCreated, SdpBody, SdpKind,
+    StreamLine, SubscriptionBody,
 };
 use tokio::sync::mpsc;
 
 use super::translate::{
-    Announcements, receive_slot_counts, role_body, room_kind_body, subscription_body,
+    Announcements, create_room_body, receive_slot_counts, role_body, subscription_body,
 };
 use super::{
     MediaError, MediaEvent, MediaNode, MediaRoomSpec, ParticipantSpec, SessionDescription,
@@ -105,13 +105,7 @@ impl RemoteSfu {
         &self,
         room: &MediaRoomSpec,
     ) -> Result<Option<ReceiveSlotCounts>, MediaError> {
-        let body = CreateRoom {
-            room: room.room.clone(),
-            kind: room_kind_body(room.kind),
-            loudest_n: None,
-            last_n: None,
-            receive_slots: room.receive_slots,
-        };
+        let body = create_room_body(room);
         let resp = self
             .send_json(Method::POST, "/control/rooms", &body)
             .await?;

@@ -15,6 +15,7 @@ mod control_event_stream;
 mod hands;
 mod join_burst;
 mod key_exchange_capture;
+mod last_n_setting;
 mod media_call;
 mod media_state;
 mod moderation;
