@@ -31,7 +31,10 @@ fn send_via_outbox(out: &mut Outbox<'_>, failures: &mut u64, peer: PeerId, t: Tr
 impl Glue {
     fn flush(state: &mut State, out: &mut Outbox<'_>) {
         let mut failures = 0;
-        state.drain(&mut |peer, t| send_via_outbox(out, &mut failures, peer, t));
+        let now = out.now();
+        state.drain(now, &mut |peer, t| {
+            send_via_outbox(out, &mut failures, peer, t)
+        });
         state.send_failures += failures;
     }
 }

@@ -39,6 +39,7 @@ mod direction;
 mod error;
 mod events;
 mod glue;
+mod join_phases;
 mod participants;
 mod renegotiations;
 mod sdp;
@@ -208,8 +209,9 @@ async fn background(inner: Weak<Inner>, mut deferred: mpsc::UnboundedReceiver<De
                 let mut out: Vec<(PeerId, bool, bytes::Bytes)> = Vec::new();
                 {
                     let mut state = lock(&inner.state);
-                    state.run_timers(Instant::now());
-                    state.drain(&mut |peer, t| {
+                    let now = Instant::now();
+                    state.run_timers(now);
+                    state.drain(now, &mut |peer, t| {
                         let mut buf = Vec::with_capacity(t.len());
                         t.write_to(&mut buf);
                         out.push((peer, matches!(t, Transmit::Rtp { .. }), buf.into()));

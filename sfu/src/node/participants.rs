@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use sfu_forwarding::{Role, RoomPolicy, SlotCounts, TrackId};
 
+use super::join_phases::JoinProgress;
 use super::renegotiations::OfferFacts;
 use super::slots::slots_need_offer;
 use super::state::{Member, PendingSub, State, lock, parse_track, track_name};
@@ -133,6 +134,7 @@ impl NodeHandle {
                     simulcast: sdp::simulcast_layers(&offer),
                     last_offer: OfferFacts::of(&offer),
                     slots: None,
+                    join: JoinProgress::default(),
                 },
             );
             let outgoing = match slot_counts {

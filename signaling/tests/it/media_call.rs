@@ -82,6 +82,41 @@ fn vp8_frame(i: u32) -> Vec<u8> {
 async fn two_callers_exchange_sframe_video_through_signaling_and_the_embedded_sfu() {
     let (s, sfu) = TestServer::start_with_sfu(config()).await;
     call(&s, sfu.node()).await;
+    join_phases_were_observed(&s).await;
+}
+
+/// Each phase of both callers' joins is on a metrics endpoint as a histogram (docs/metrics.md,
+/// "Join phases"): join → SDP answer on signaling's `/metrics`, answer → connected and
+/// connected → first keyframe forwarded on the SFU's (`/sfu/metrics` of the embedded node).
+async fn join_phases_were_observed(s: &TestServer) {
+    let sfu_metrics = reqwest::get(s.url("/sfu/metrics"))
+        .await
+        .expect("SFU metrics request")
+        .text()
+        .await
+        .expect("SFU metrics body");
+    let count = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{name} not exported"))
+    };
+    let phases = [
+        (
+            "signaling_join_latency_seconds_count",
+            count(&s.metrics().await, "signaling_join_latency_seconds_count"),
+        ),
+        (
+            "sfu_join_latency_seconds_count",
+            count(&sfu_metrics, "sfu_join_latency_seconds_count"),
+        ),
+        (
+            "sfu_join_first_keyframe_seconds_count",
+            count(&sfu_metrics, "sfu_join_first_keyframe_seconds_count"),
+        ),
+    ];
+    for (name, n) in phases {
+        assert!(n >= 2.0, "{name} = {n}: each caller's join is observed");
+    }
 }
 
 /// The same call with the SFU reached over its HTTP control API (the production split): the
