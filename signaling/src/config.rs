@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::auth::Secret;
 use crate::hub::HubSettings;
 use crate::listener::HttpLimits;
+use crate::media_node::PoolSettings;
 use crate::policy::RecordingPolicy;
 use crate::recorded_rooms::RecordedRoomsSettings;
 use crate::room::RekeyTiming;
@@ -43,6 +44,8 @@ pub struct Config {
     /// Recorded rooms: the policy rooms a join creates get, the compliance alert delay, the
     /// recorder event streams' queues.
     pub recording: RecordingConfig,
+    /// The media nodes (`[media]`): how long a node of a pool may stay unreachable.
+    pub media: MediaConfig,
     /// After SIGTERM or SIGINT, the longest the service takes to close its WebSockets (1001),
     /// its rooms (on the media node too) and its HTTP connections before it exits, milliseconds.
     pub shutdown_timeout_ms: u64,
@@ -63,6 +66,7 @@ impl Default for Config {
             rekey: RekeyConfig::default(),
             turn: TurnConfig::default(),
             recording: RecordingConfig::default(),
+            media: MediaConfig::default(),
             shutdown_timeout_ms: 10_000,
             test_hooks: TestHooks::default(),
         }
@@ -157,6 +161,24 @@ impl Default for RekeyConfig {
             join_window_ms: t.join_window.as_millis() as u64,
             join_batch_max: t.join_batch_max,
             resume_grace_ms: t.resume_grace.as_millis() as u64,
+        }
+    }
+}
+
+/// The media nodes (`[media]`).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// With several SFU nodes: a node unreachable for this long loses its rooms to the others
+    /// (they are created on another node and their clients get `media_reset`
+    /// `media_node_lost`), milliseconds. A single node's rooms wait for it.
+    pub failover_after_ms: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            failover_after_ms: PoolSettings::default().failover_after.as_millis() as u64,
         }
     }
 }
@@ -318,6 +340,16 @@ impl Config {
             idle_timeout: nonzero_ms(
                 l.http_idle_timeout_ms,
                 "limits.http_idle_timeout_ms must be > 0",
+            )?,
+        })
+    }
+
+    /// Checks the range and builds the settings of a pool of media nodes.
+    pub fn pool_settings(&self) -> Result<PoolSettings, ConfigError> {
+        Ok(PoolSettings {
+            failover_after: nonzero_ms(
+                self.media.failover_after_ms,
+                "media.failover_after_ms must be > 0",
             )?,
         })
     }

@@ -300,6 +300,12 @@ async fn rtc(
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    let nodes = state
+        .hub
+        .media()
+        .map(|node| node.node_states())
+        .unwrap_or_default();
+    state.hub.metrics().set_media_nodes(&nodes);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.hub.metrics().render(),
