@@ -183,6 +183,16 @@ async fn send_until(
     }
 }
 
+/// Sends `sig` (`-STOP`, `-CONT`) to the node's process.
+fn signal(process: &SfuProcess, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(sig)
+        .arg(process.pid().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {sig}");
+}
+
 /// The messages `dev` receives within `d`.
 async fn messages_within(dev: &mut Device, d: Duration) -> Vec<Value> {
     let deadline = Instant::now() + d;
@@ -205,9 +215,36 @@ struct MovedCall {
     bob_media: Live,
 }
 
+/// How node A is lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Loss {
+    /// `kill -9`: its connections are refused at once.
+    Kill,
+    /// `kill -STOP`: it answers nothing, its event stream goes silent (found after the 8 s
+    /// heartbeat timeout), and it still holds the room when it is continued.
+    Stop,
+}
+
+impl Loss {
+    /// Longest from the loss to the first frame each client decrypts again.
+    fn budget(self) -> Duration {
+        match self {
+            Loss::Kill => FAILOVER_BUDGET,
+            // The silence must first last the event stream's idle timeout.
+            Loss::Stop => FAILOVER_BUDGET + Duration::from_secs(8),
+        }
+    }
+}
+
 /// Two nodes, an encrypted call placed on A, A killed: both clients told `media_node_lost`,
 /// both decrypting the other again within [`FAILOVER_BUDGET`] of the kill, through B.
 async fn call_moved_off_a_killed_node() -> MovedCall {
+    call_moved_off_a_lost_node(Loss::Kill).await
+}
+
+/// Two nodes, an encrypted call placed on A, A lost as `loss` says: both clients told
+/// `media_node_lost`, both decrypting the other again within `loss.budget()`, through B.
+async fn call_moved_off_a_lost_node(loss: Loss) -> MovedCall {
     let http = reqwest::Client::new();
     let (mut a, b) = tokio::join!(Node::start(&http), Node::start(&http));
     let s = pool_server(&[&a.base, &b.base]).await;
@@ -236,14 +273,14 @@ async fn call_moved_off_a_killed_node() -> MovedCall {
         exchange(&mut alice, &mut bob, am, bm, (a_sender, b_sender), 0).await;
     assert_eq!(b.rooms(&http).await, 0.0, "B holds no room before the move");
 
-    // kill -9, not restarted.
+    // Lost, not restarted.
     let killed = Instant::now();
-    a.process.kill();
+    match loss {
+        Loss::Kill => a.process.kill(),
+        Loss::Stop => signal(&a.process, "-STOP"),
+    }
     for dev in [&mut alice, &mut bob] {
-        let reset = dev
-            .ws
-            .recv_type_within("media_reset", FAILOVER_BUDGET)
-            .await;
+        let reset = dev.ws.recv_type_within("media_reset", loss.budget()).await;
         assert_eq!(reset["reason"], "media_node_lost", "{reset}");
     }
     let told = killed.elapsed();
@@ -283,12 +320,13 @@ async fn call_moved_off_a_killed_node() -> MovedCall {
             bob_first.duration_since(killed),
         );
         println!(
-            "failover: kill -9 -> media_reset {told:?}; kill -> first decrypted frame: alice {alice_after:?}, bob {bob_after:?}"
+            "failover ({loss:?}): loss -> media_reset {told:?}; loss -> first decrypted frame: alice {alice_after:?}, bob {bob_after:?}"
         );
+        let budget = loss.budget();
         for (who, after) in [("alice", alice_after), ("bob", bob_after)] {
             assert!(
-                after < FAILOVER_BUDGET,
-                "{who} decrypts again within {FAILOVER_BUDGET:?} of the kill: {after:?}"
+                after < budget,
+                "{who} decrypts again within {budget:?} of the loss ({loss:?}): {after:?}"
             );
         }
         (alice_live, bob_live)
@@ -444,4 +482,47 @@ async fn new_rooms_are_not_placed_on_a_detached_node() {
         assert_eq!(media_node_of(&s, room).await, json!(live.base), "{room}");
     }
     assert_eq!(live.rooms(&http).await, 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_node_closes_its_stale_copy_when_it_returns() {
+    let MovedCall {
+        s,
+        http,
+        a,
+        b,
+        mut alice,
+        mut bob,
+        mut alice_media,
+        mut bob_media,
+    } = call_moved_off_a_lost_node(Loss::Stop).await;
+
+    // A continues: the same process, still holding the room it had when it stopped.
+    signal(&a.process, "-CONT");
+    poll_until(
+        Duration::from_secs(20),
+        "both nodes attached again",
+        || async { nodes_in_state(&s, "attached").await == 2.0 },
+    )
+    .await;
+    poll_until(Duration::from_secs(10), "A's stale copy closed", || async {
+        a.rooms(&http).await == 0.0
+    })
+    .await;
+    let (alice_seen, bob_seen) = tokio::join!(
+        messages_within(&mut alice, Duration::from_secs(3)),
+        messages_within(&mut bob, Duration::from_secs(3)),
+    );
+    for seen in [alice_seen, bob_seen] {
+        assert!(
+            !seen.iter().any(|m| m["type"] == "media_reset"),
+            "no media_reset after the node came back: {seen:?}"
+        );
+    }
+    assert_eq!(media_node_of(&s, "call").await, json!(b.base), "stays on B");
+    assert_eq!(b.rooms(&http).await, 1.0, "B still holds it");
+    alice_media.receives_fresh(bob.slot()).await;
+    bob_media.receives_fresh(alice.slot()).await;
+    alice_media.stop().await;
+    bob_media.stop().await;
 }

@@ -72,6 +72,11 @@ impl SfuProcess {
         SfuProcess(child)
     }
 
+    /// The process id (to signal it).
+    pub(crate) fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
     /// `kill -9`, and the process reaped.
     pub(crate) fn kill(&mut self) {
         self.0.kill().expect("SIGKILL sent");
