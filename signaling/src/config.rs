@@ -481,6 +481,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn media_failover_delay_from_toml_defaults_to_3_s_and_refuses_zero() {
+        assert_eq!(
+            Config::default().pool_settings().unwrap().failover_after,
+            Duration::from_millis(3000)
+        );
+        let c: Config = toml::from_str("[media]\nfailover_after_ms = 1500").unwrap();
+        assert_eq!(
+            c.pool_settings().unwrap().failover_after,
+            Duration::from_millis(1500)
+        );
+        let zero: Config = toml::from_str("[media]\nfailover_after_ms = 0").unwrap();
+        assert!(zero.pool_settings().is_err());
+        assert!(toml::from_str::<Config>("[media]\nfailover_after = 1").is_err());
+    }
+
+    #[test]
     fn toml_file_overrides_defaults() {
         let c: Config = toml::from_str(
             r#"

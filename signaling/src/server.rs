@@ -314,7 +314,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `200 ready` while serving with a media node attached; `503` while draining (`draining`) or
-/// while no media node is attached or the attached one is unreachable (`no_media`).
+/// while no media node is attached or the attached one is unreachable (`no_media`; with a pool
+/// of nodes: while none is reachable).
 async fn readyz(State(state): State<AppState>) -> Response {
     let not_ready = if *state.draining.borrow() {
         Some("draining")
