@@ -279,7 +279,8 @@ impl Hub {
         let names: Vec<String> = self.rooms().keys().cloned().collect();
         let mut out = Vec::with_capacity(names.len());
         for name in names {
-            if let Ok(s) = self.ask(&name, RoomCommand::Summary).await {
+            if let Ok(mut s) = self.ask(&name, RoomCommand::Summary).await {
+                s.media_node = self.media_node_of(&name);
                 out.push(s);
             }
         }
@@ -289,7 +290,14 @@ impl Hub {
 
     /// One room in detail.
     pub async fn detail(&self, name: &str) -> Result<RoomDetail, HubError> {
-        self.ask(name, RoomCommand::Detail).await
+        let mut detail: RoomDetail = self.ask(name, RoomCommand::Detail).await?;
+        detail.media_node = self.media_node_of(name);
+        Ok(detail)
+    }
+
+    /// The media node holding room `name` (a remote node's URL), when known.
+    fn media_node_of(&self, name: &str) -> Option<String> {
+        self.inner.media.as_ref()?.node_of_room(name)
     }
 
     /// Removes a device from a room.

@@ -160,6 +160,10 @@ struct ServeArgs {
     /// After SIGTERM/SIGINT, the longest the drain takes before the process exits, milliseconds.
     #[arg(long, env = "SIGNALING_SHUTDOWN_TIMEOUT_MS")]
     shutdown_timeout_ms: Option<u64>,
+    /// With several SFU nodes: a node unreachable for this long loses its rooms to the other
+    /// nodes (their clients get `media_reset`), milliseconds (default 3000).
+    #[arg(long, env = "SIGNALING_FAILOVER_AFTER_MS")]
+    failover_after_ms: Option<u64>,
     #[command(flatten)]
     turn: TurnArgs,
 }
@@ -385,6 +389,9 @@ fn serve_config(args: ServeArgs) -> Result<Config, String> {
     if let Some(ms) = args.shutdown_timeout_ms {
         config.shutdown_timeout_ms = ms;
     }
+    if let Some(ms) = args.failover_after_ms {
+        config.media.failover_after_ms = ms;
+    }
     Ok(config)
 }
 
@@ -405,6 +412,7 @@ enum Media {
 async fn run(config: Config, media: Media) -> Result<(), String> {
     let (node, extra, demo_room): (Arc<dyn MediaNode>, Router, Option<String>) = match media {
         Media::Remote(t) => {
+            let settings = config.pool_settings().map_err(|e| e.to_string())?;
             let mut nodes: Vec<Arc<dyn MediaNode>> = Vec::new();
             for url in t.url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
                 let node = RemoteSfu::new(url, t.secret.clone(), t.ca_pem.as_deref())
@@ -415,7 +423,7 @@ async fn run(config: Config, media: Media) -> Result<(), String> {
             let node: Arc<dyn MediaNode> = if nodes.len() == 1 {
                 nodes.remove(0)
             } else {
-                Arc::new(SfuPool::new(nodes).map_err(|e| e.to_string())?)
+                Arc::new(SfuPool::new(nodes, settings).map_err(|e| e.to_string())?)
             };
             (node, Router::new(), None)
         }

@@ -301,6 +301,12 @@ async fn rtc(
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    let nodes = state
+        .hub
+        .media()
+        .map(|node| node.node_states())
+        .unwrap_or_default();
+    state.hub.metrics().set_media_nodes(&nodes);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.hub.metrics().render(),
@@ -309,7 +315,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `200 ready` while serving with a media node attached; `503` while draining (`draining`) or
-/// while no media node is attached or the attached one is unreachable (`no_media`).
+/// while no media node is attached or the attached one is unreachable (`no_media`; with a pool
+/// of nodes: while none is reachable).
 async fn readyz(State(state): State<AppState>) -> Response {
     let not_ready = if *state.draining.borrow() {
         Some("draining")

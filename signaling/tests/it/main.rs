@@ -28,6 +28,7 @@ mod rtc_admission;
 mod rtc_flood;
 mod rtc_limits;
 mod rtc_session;
+mod sfu_failover;
 mod sfu_restart;
 mod shutdown;
 mod stats_bounds;
