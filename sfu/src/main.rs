@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use sfu::control::{self, ControlState};
 use sfu::node::{NodeConfig, NodeHandle, Observer, start_node};
+use sfu::ops::registry_heartbeat::{self, HeartbeatIdentity};
 use sfu::ops::{self, HttpLimits, OpsState, SfuMetrics, tls};
 use sfu::transport::{IceTcpConfig, SourceAllowList, TransportConfig};
 
@@ -100,6 +101,21 @@ struct Settings {
     /// bound to loopback, everything otherwise).
     #[arg(long, env = "SFU_ALLOWED_SOURCES", value_delimiter = ',')]
     allowed_sources: Option<Vec<String>>,
+    /// Redis of the node registry (`redis://host:6379/0`): the node publishes its record (control
+    /// URL, load, drain state) there every second with a 3 s lease. Absent: no registry.
+    #[arg(long, env = "SFU_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// Key prefix in the registry's Redis (several deployments can share one). Default `e2ee`.
+    #[arg(long, env = "SFU_REGISTRY_PREFIX")]
+    registry_prefix: Option<String>,
+    /// The control API's base URL as signaling reaches it, published in the registry. Default
+    /// `http://<advertised address>:<http port>` (`https` with a certificate).
+    #[arg(long, env = "SFU_CONTROL_URL")]
+    control_url: Option<String>,
+    /// Participants this node takes at most (further joins are refused; the registry tells
+    /// placement). Absent: the transport's own limit, 4096.
+    #[arg(long, env = "SFU_CAPACITY")]
+    capacity: Option<u64>,
 }
 
 macro_rules! fill {
@@ -111,6 +127,9 @@ macro_rules! fill {
 /// At most this much of the drain timeout is kept for the HTTP server to finish open requests
 /// after the wait for peers (half of it, or half the timeout when that is shorter).
 const DRAIN_HTTP_RESERVE: Duration = Duration::from_secs(2);
+
+/// How often the node publishes its record to the registry (the lease is three of these).
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Settings with defaults applied.
 struct Resolved {
@@ -128,6 +147,16 @@ struct Resolved {
     tls: Option<(PathBuf, PathBuf)>,
     http_limits: HttpLimits,
     udp_receive_buffer: Option<usize>,
+    /// The node registry, when `--redis-url` is given.
+    registry: Option<RegistrySettings>,
+    capacity: Option<u64>,
+}
+
+/// Where and how the node publishes its record.
+struct RegistrySettings {
+    url: String,
+    prefix: String,
+    control_url: String,
 }
 
 fn resolve(mut s: Settings) -> Result<(Resolved, Settings), String> {
@@ -154,7 +183,11 @@ fn resolve(mut s: Settings) -> Result<(Resolved, Settings), String> {
             http_max_connections,
             http_header_timeout,
             http_request_timeout,
-            udp_receive_buffer
+            udp_receive_buffer,
+            redis_url,
+            registry_prefix,
+            control_url,
+            capacity
         );
     }
     let bind = s.bind_address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -199,10 +232,25 @@ fn resolve(mut s: Settings) -> Result<(Resolved, Settings), String> {
         (None, None) => None,
         _ => return Err("SFU_TLS_CERT and SFU_TLS_KEY must be given together".into()),
     };
+    let http_port = s.http_port.unwrap_or(7880);
+    if s.capacity == Some(0) {
+        return Err("SFU_CAPACITY must be at least 1".into());
+    }
+    let registry = match &s.redis_url {
+        None => None,
+        Some(url) => Some(RegistrySettings {
+            url: url.clone(),
+            prefix: s.registry_prefix.clone().unwrap_or_else(|| "e2ee".to_owned()),
+            control_url: s.control_url.clone().unwrap_or_else(|| {
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{}", SocketAddr::new(advertised, http_port))
+            }),
+        }),
+    };
     Ok((
         Resolved {
             bind,
-            http_port: s.http_port.unwrap_or(7880),
+            http_port,
             udp_port: s.udp_port.unwrap_or(7882),
             ice_tcp_port: s.ice_tcp_port.filter(|p| *p != 0),
             advertised,
@@ -224,6 +272,8 @@ fn resolve(mut s: Settings) -> Result<(Resolved, Settings), String> {
                 }
             },
             udp_receive_buffer: s.udp_receive_buffer,
+            registry,
+            capacity: s.capacity,
         },
         s,
     ))
@@ -281,6 +331,9 @@ async fn serve(r: Resolved) -> Result<(), String> {
     transport.allowed_sources = SourceAllowList::new(r.allowed.clone());
     transport.receive_buffer_bytes = r.udp_receive_buffer;
     transport.ice_tcp = r.ice_tcp_port.map(IceTcpConfig::on_port);
+    if let Some(capacity) = r.capacity {
+        transport.max_peers = usize::try_from(capacity).unwrap_or(usize::MAX);
+    }
     let node = start_node(
         NodeConfig {
             transport,
@@ -291,15 +344,51 @@ async fn serve(r: Resolved) -> Result<(), String> {
     .await
     .map_err(|e| format!("media transport: {e}"))?;
     let http_metrics = metrics.http_connections();
+    let events = control::EventLog::start(node.events(), control::REPLAY_CAPACITY);
+    let (stop_heartbeats, heartbeats_stopped) = tokio::sync::oneshot::channel::<()>();
+    let heartbeats = match &r.registry {
+        None => None,
+        Some(settings) => {
+            let registry = sfu_registry::Registry::new(
+                &settings.url,
+                sfu_registry::RegistryConfig {
+                    keys: sfu_registry::KeySpace::new(settings.prefix.clone()),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            let identity = HeartbeatIdentity {
+                node_id: r.node_id.clone(),
+                instance: events.instance().to_owned(),
+                control_url: settings.control_url.clone(),
+                media_address: SocketAddr::new(r.advertised, node.udp_addr().port()).to_string(),
+                capacity: r.capacity,
+            };
+            Some(tokio::spawn(registry_heartbeat::run(
+                Arc::new(registry),
+                node.clone(),
+                identity,
+                HEARTBEAT_INTERVAL,
+                metrics.clone(),
+                async move {
+                    // A dropped sender stops the heartbeats as well.
+                    let _ = heartbeats_stopped.await;
+                },
+            )))
+        }
+    };
     let app = ops::router(OpsState {
         node: node.clone(),
         metrics,
     })
-    .merge(control::router(ControlState {
-        node: node.clone(),
-        secret: r.secret.as_str().into(),
-        node_id: r.node_id.as_str().into(),
-    }));
+    .merge(control::router_with_log(
+        ControlState {
+            node: node.clone(),
+            secret: r.secret.as_str().into(),
+            node_id: r.node_id.as_str().into(),
+        },
+        events,
+    ));
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(r.bind, r.http_port))
         .await
         .map_err(|e| format!("HTTP port: {e}"))?;
@@ -322,9 +411,15 @@ async fn serve(r: Resolved) -> Result<(), String> {
         // What is left of the drain timeout is the HTTP server's grace period.
         deadline.saturating_duration_since(tokio::time::Instant::now())
     };
-    ops::serve(listener, tls, app, r.http_limits, http_metrics, shutdown)
+    let served = ops::serve(listener, tls, app, r.http_limits, http_metrics, shutdown)
         .await
-        .map_err(|e| format!("HTTP server: {e}"))
+        .map_err(|e| format!("HTTP server: {e}"));
+    // Withdraw the record (bounded by the registry's own timeouts) before the process ends.
+    let _ = stop_heartbeats.send(());
+    if let Some(task) = heartbeats {
+        let _ = tokio::time::timeout(HEARTBEAT_INTERVAL * 2, task).await;
+    }
+    served
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -34,6 +34,7 @@ pub struct SfuMetrics {
     ice_tcp_connections: IntGauge,
     ice_tcp_closed: IntCounterVec,
     ice_tcp_frames: IntCounterVec,
+    registry_heartbeats: IntCounterVec,
     http: HttpConnectionMetrics,
     loss: HistogramVec,
     jitter: HistogramVec,
@@ -224,6 +225,18 @@ impl SfuMetrics {
                 "RFC 4571 frames read from and queued on ICE-TCP connections",
                 &["direction"],
             )?,
+            registry_heartbeats: {
+                let c = counter_vec(
+                    &r,
+                    "sfu_registry_heartbeats_total",
+                    "node records published to the Redis node registry, by result",
+                    &["result"],
+                )?;
+                // Both series exist from the start, so an alert can watch the error rate.
+                c.with_label_values(&["ok"]);
+                c.with_label_values(&["error"]);
+                c
+            },
             http: HttpConnectionMetrics {
                 open: {
                     let g = IntGauge::new("sfu_http_connections", "open HTTP connections")?;
@@ -431,6 +444,12 @@ impl SfuMetrics {
         for (reason, v) in dropped {
             set_counter(&self.packets_dropped.with_label_values(&[reason]), v);
         }
+    }
+
+    /// Counts one heartbeat to the node registry (`sfu_registry_heartbeats_total{result}`).
+    pub fn count_registry_heartbeat(&self, published: bool) {
+        let result = if published { "ok" } else { "error" };
+        self.registry_heartbeats.with_label_values(&[result]).inc();
     }
 
     /// The HTTP listener's connection gauge and limit counters (for

@@ -5,6 +5,7 @@
 
 pub mod http_server;
 mod metrics;
+pub mod registry_heartbeat;
 pub mod tls;
 
 use std::sync::Arc;

@@ -28,6 +28,7 @@ mod pli_flood_from_one_subscriber;
 mod publish_subscribe;
 mod publisher_gone;
 mod receive_slots_join;
+mod registry_heartbeat;
 mod renegotiation;
 mod sigterm_drain;
 mod silent_peer_freed;

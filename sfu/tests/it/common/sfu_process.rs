@@ -133,6 +133,12 @@ impl SfuProcess {
         body["answer"].as_str().expect("an SDP answer").to_owned()
     }
 
+    /// Kills the process with SIGKILL, as a crash would, and reaps it.
+    pub(crate) fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The exit status, if the process has exited.
     pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().expect("wait on the sfu")
