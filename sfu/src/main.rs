@@ -240,7 +240,10 @@ fn resolve(mut s: Settings) -> Result<(Resolved, Settings), String> {
         None => None,
         Some(url) => Some(RegistrySettings {
             url: url.clone(),
-            prefix: s.registry_prefix.clone().unwrap_or_else(|| "e2ee".to_owned()),
+            prefix: s
+                .registry_prefix
+                .clone()
+                .unwrap_or_else(|| "e2ee".to_owned()),
             control_url: s.control_url.clone().unwrap_or_else(|| {
                 let scheme = if tls.is_some() { "https" } else { "http" };
                 format!("{scheme}://{}", SocketAddr::new(advertised, http_port))

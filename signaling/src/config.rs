@@ -170,20 +170,39 @@ impl Default for RekeyConfig {
 }
 
 /// The media nodes (`[media]`).
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MediaConfig {
     /// With several SFU nodes: a node unreachable for this long loses its rooms to the others
     /// (they are created on another node and their clients get `media_reset`
     /// `media_node_lost`), milliseconds. A single node's rooms wait for it.
     pub failover_after_ms: u64,
+    /// The Redis of the SFU node registry (`redis://host:6379/0`): with several SFU nodes,
+    /// rooms are placed by each node's own record (participants, capacity, drain state). A
+    /// password may be in the URL, so it is never logged or shown.
+    pub redis_url: Option<RedisUrl>,
+    /// Key prefix of the registry in that Redis (the nodes' `--registry-prefix`).
+    pub registry_prefix: String,
 }
 
 impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
             failover_after_ms: PoolSettings::default().failover_after.as_millis() as u64,
+            redis_url: None,
+            registry_prefix: sfu_registry::KeySpace::default().prefix().to_owned(),
         }
+    }
+}
+
+/// A Redis URL, which may hold a password: its `Debug` shows only that it is set.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct RedisUrl(pub String);
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisUrl(<redacted>)")
     }
 }
 
@@ -490,6 +509,20 @@ fn nonzero_ms(ms: u64, what: &'static str) -> Result<Duration, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_registry_from_toml_and_its_url_never_in_debug_output() {
+        let c: Config = toml::from_str(
+            "[media]\nredis_url = \"redis://:hunter2@127.0.0.1:6379/0\"\nregistry_prefix = \"blue\"",
+        )
+        .unwrap();
+        let url = c.media.redis_url.as_ref().expect("redis_url read");
+        assert_eq!(url.0, "redis://:hunter2@127.0.0.1:6379/0");
+        assert_eq!(c.media.registry_prefix, "blue");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(Config::default().media.registry_prefix, "e2ee");
+        assert!(Config::default().media.redis_url.is_none());
+    }
 
     #[test]
     fn media_failover_delay_from_toml_defaults_to_3_s_and_refuses_zero() {

@@ -20,11 +20,12 @@ use axum::Router;
 use clap::{Args, Parser, Subcommand};
 #[cfg(feature = "embedded-sfu")]
 use sfu::transport::{IceTcpConfig, TransportConfig};
+use sfu_registry::{KeySpace, Registry, RegistryConfig};
 use signaling::auth::{GrantClaims, Secret, TokenRequest, issue_token};
-use signaling::config::Config;
+use signaling::config::{Config, RedisUrl};
 #[cfg(feature = "embedded-sfu")]
 use signaling::media_node::EmbeddedSfu;
-use signaling::media_node::{MediaNode, RemoteSfu, SfuPool};
+use signaling::media_node::{MediaNode, READ_EVERY, RemoteSfu, SfuPool, watch_registry};
 use signaling::policy::Role;
 use tracing_subscriber::EnvFilter;
 
@@ -164,6 +165,15 @@ struct ServeArgs {
     /// nodes (their clients get `media_reset`), milliseconds (default 3000).
     #[arg(long, env = "SIGNALING_FAILOVER_AFTER_MS")]
     failover_after_ms: Option<u64>,
+    /// With several SFU nodes: the Redis of the SFU node registry (`redis://host:6379/0`);
+    /// rooms go to the node with the fewest participants by its own record, never to one at
+    /// its capacity, draining or without a live record. A password goes in the URL: set it
+    /// in the environment, not on the command line.
+    #[arg(long, env = "SIGNALING_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// Key prefix of the node registry in that Redis (the nodes' `--registry-prefix`).
+    #[arg(long, env = "SIGNALING_REGISTRY_PREFIX")]
+    registry_prefix: Option<String>,
     #[command(flatten)]
     turn: TurnArgs,
 }
@@ -392,6 +402,12 @@ fn serve_config(args: ServeArgs) -> Result<Config, String> {
     if let Some(ms) = args.failover_after_ms {
         config.media.failover_after_ms = ms;
     }
+    if let Some(url) = args.redis_url.clone().filter(|u| !u.is_empty()) {
+        config.media.redis_url = Some(RedisUrl(url));
+    }
+    if let Some(prefix) = args.registry_prefix.clone() {
+        config.media.registry_prefix = prefix;
+    }
     Ok(config)
 }
 
@@ -414,16 +430,40 @@ async fn run(config: Config, media: Media) -> Result<(), String> {
         Media::Remote(t) => {
             let settings = config.pool_settings().map_err(|e| e.to_string())?;
             let mut nodes: Vec<Arc<dyn MediaNode>> = Vec::new();
+            let mut urls = Vec::new();
             for url in t.url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
                 let node = RemoteSfu::new(url, t.secret.clone(), t.ca_pem.as_deref())
                     .map_err(|e| e.to_string())?;
                 tracing::info!(sfu = %url, "media through a separate SFU");
                 nodes.push(Arc::new(node));
+                urls.push(url.to_owned());
             }
             let node: Arc<dyn MediaNode> = if nodes.len() == 1 {
+                if config.media.redis_url.is_some() {
+                    tracing::warn!(
+                        "one SFU node: the node registry is not read (it only places rooms among several)"
+                    );
+                }
                 nodes.remove(0)
             } else {
-                Arc::new(SfuPool::new(nodes, settings).map_err(|e| e.to_string())?)
+                let pool = SfuPool::new(nodes, settings).map_err(|e| e.to_string())?;
+                let pool = match &config.media.redis_url {
+                    Some(url) => {
+                        let registry = Registry::new(
+                            &url.0,
+                            RegistryConfig {
+                                keys: KeySpace::new(config.media.registry_prefix.clone()),
+                                ..RegistryConfig::default()
+                            },
+                        )
+                        .map_err(|e| format!("media.redis_url: {e}"))?;
+                        tracing::info!(prefix = %config.media.registry_prefix, "rooms placed by the SFU node registry");
+                        pool.with_registry(urls, watch_registry(registry, READ_EVERY))
+                            .map_err(|e| e.to_string())?
+                    }
+                    None => pool,
+                };
+                Arc::new(pool)
             };
             (node, Router::new(), None)
         }

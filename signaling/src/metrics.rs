@@ -59,6 +59,9 @@ pub struct Metrics {
     pub media_resets: IntCounterVec,
     /// Media nodes by state ([`MEDIA_NODE_STATES`]), read from the media node at each scrape.
     pub media_nodes: IntGaugeVec,
+    /// Reads of the node registry on Redis by result (`ok`, `error`), copied from the media
+    /// node at each scrape.
+    pub registry_reads: IntCounterVec,
     /// Joins that replaced the same device's connection (a reconnect).
     pub rejoins: IntCounter,
     /// Joins that asked to resume, and suspensions that expired, by outcome
@@ -148,6 +151,13 @@ impl Metrics {
             ),
             &["state"],
         )?;
+        let registry_reads = IntCounterVec::new(
+            Opts::new(
+                "signaling_registry_reads_total",
+                "Reads of the SFU node registry on Redis, by result (error: unreachable, slow or refusing)",
+            ),
+            &["result"],
+        )?;
         let rejoins = IntCounter::new(
             "signaling_rejoins_total",
             "Joins that replaced the same device's connection",
@@ -192,6 +202,7 @@ impl Metrics {
         registry.register(Box::new(connection_drops.clone()))?;
         registry.register(Box::new(media_resets.clone()))?;
         registry.register(Box::new(media_nodes.clone()))?;
+        registry.register(Box::new(registry_reads.clone()))?;
         registry.register(Box::new(rejoins.clone()))?;
         registry.register(Box::new(resumes.clone()))?;
         registry.register(Box::new(suspended_drops.clone()))?;
@@ -239,6 +250,9 @@ impl Metrics {
         for state in MEDIA_NODE_STATES {
             media_nodes.with_label_values(&[*state]);
         }
+        for result in ["ok", "error"] {
+            registry_reads.with_label_values(&[result]);
+        }
         for outcome in ResumeOutcome::ALL {
             resumes.with_label_values(&[outcome.as_str()]);
         }
@@ -257,6 +271,7 @@ impl Metrics {
             connection_drops,
             media_resets,
             media_nodes,
+            registry_reads,
             rejoins,
             resumes,
             suspended_drops,
@@ -299,6 +314,15 @@ impl Metrics {
         }
         for (state, count) in MEDIA_NODE_STATES.iter().zip(counts) {
             self.media_nodes.with_label_values(&[*state]).set(count);
+        }
+    }
+
+    /// Brings `signaling_registry_reads_total` up to the media node's own counts of reads
+    /// (`ok`, `error`) since the start.
+    pub fn set_registry_reads(&self, ok: u64, failed: u64) {
+        for (result, total) in [("ok", ok), ("error", failed)] {
+            let counter = self.registry_reads.with_label_values(&[result]);
+            counter.inc_by(total.saturating_sub(counter.get()));
         }
     }
 

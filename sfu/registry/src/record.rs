@@ -59,6 +59,11 @@ impl KeySpace {
         }
     }
 
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// `<prefix>:node:<node id>`: the node's record.
     pub fn node(&self, node_id: &str) -> String {
         format!("{}:node:{node_id}", self.prefix)

@@ -95,7 +95,9 @@ pub async fn run(
     }
     match registry.withdraw(&identity.node_id).await {
         Ok(()) => tracing::info!("node record withdrawn from the registry"),
-        Err(e) => tracing::warn!(error = %e, "could not withdraw the node record; its lease ends it"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not withdraw the node record; its lease ends it")
+        }
     }
 }
 

@@ -31,7 +31,11 @@ async fn record_of(registry: &Registry, node: &str) -> Option<NodeRecord> {
         .find(|r| r.node_id == node)
 }
 
-fn env<'a>(redis_url: &'a str, node: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+fn env<'a>(
+    redis_url: &'a str,
+    node: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
     let mut env = vec![
         ("SFU_REDIS_URL", redis_url),
         ("SFU_REGISTRY_PREFIX", "it"),
@@ -46,14 +50,19 @@ fn env<'a>(redis_url: &'a str, node: &'a str, extra: &[(&'a str, &'a str)]) -> V
 async fn node_publishes_its_load_and_withdraws_its_record_on_sigterm() {
     let redis = RedisServer::start().expect("redis-server starts");
     let url = redis.url();
-    let mut node = SfuProcess::start(&env(&url, "sfu-hb", &[("SFU_DRAIN_TIMEOUT_SECONDS", "4")])).await;
+    let mut node =
+        SfuProcess::start(&env(&url, "sfu-hb", &[("SFU_DRAIN_TIMEOUT_SECONDS", "4")])).await;
     let registry = reader(&redis);
 
     let mut first = None;
-    poll_until(Duration::from_secs(5), "the node's first record", async || {
-        first = record_of(&registry, "sfu-hb").await;
-        first.is_some()
-    })
+    poll_until(
+        Duration::from_secs(5),
+        "the node's first record",
+        async || {
+            first = record_of(&registry, "sfu-hb").await;
+            first.is_some()
+        },
+    )
     .await;
     let first = first.expect("record");
     assert_eq!(first.control_url, node.base(), "the default control URL");
@@ -68,18 +77,28 @@ async fn node_publishes_its_load_and_withdraws_its_record_on_sigterm() {
     let (peer, _video) = publisher().await;
     node.add_caller(&http, "r1", "d1", &peer.offer().await.expect("offer"))
         .await;
-    poll_until(Duration::from_secs(4), "participants = 1 in the record", async || {
-        record_of(&registry, "sfu-hb")
-            .await
-            .is_some_and(|r| r.participants == 1 && r.rooms == 1)
-    })
+    poll_until(
+        Duration::from_secs(4),
+        "participants = 1 in the record",
+        async || {
+            record_of(&registry, "sfu-hb")
+                .await
+                .is_some_and(|r| r.participants == 1 && r.rooms == 1)
+        },
+    )
     .await;
 
     // SIGTERM: the record says draining while the participant stays, then is withdrawn.
     node.sigterm();
-    poll_until(Duration::from_secs(3), "draining = true in the record", async || {
-        record_of(&registry, "sfu-hb").await.is_some_and(|r| r.draining)
-    })
+    poll_until(
+        Duration::from_secs(3),
+        "draining = true in the record",
+        async || {
+            record_of(&registry, "sfu-hb")
+                .await
+                .is_some_and(|r| r.draining)
+        },
+    )
     .await;
     poll_until(Duration::from_secs(8), "the sfu to exit", async || {
         node.exited().is_some()
@@ -90,7 +109,9 @@ async fn node_publishes_its_load_and_withdraws_its_record_on_sigterm() {
         "the record is withdrawn when the node exits, not left to its lease"
     );
     assert!(
-        node.lines().iter().any(|l| l.contains("node record withdrawn")),
+        node.lines()
+            .iter()
+            .any(|l| l.contains("node record withdrawn")),
         "the withdrawal is logged"
     );
 }
@@ -130,10 +151,14 @@ async fn node_keeps_serving_while_redis_is_away_and_publishes_again_after() {
     .await;
 
     redis.kill();
-    poll_until(Duration::from_secs(5), "a failed heartbeat counted", async || {
-        let text = scrape(&http, &node.base()).await;
-        metric(&text, "sfu_registry_heartbeats_total{result=\"error\"}").unwrap_or(0.0) >= 1.0
-    })
+    poll_until(
+        Duration::from_secs(5),
+        "a failed heartbeat counted",
+        async || {
+            let text = scrape(&http, &node.base()).await;
+            metric(&text, "sfu_registry_heartbeats_total{result=\"error\"}").unwrap_or(0.0) >= 1.0
+        },
+    )
     .await;
     // Still serving: health and the control API answer, a room can be created.
     let health = http
@@ -147,9 +172,15 @@ async fn node_keeps_serving_while_redis_is_away_and_publishes_again_after() {
     // The restarted Redis is empty; the next heartbeats fill it again.
     redis.restart().expect("redis-server restarts");
     let registry = reader(&redis);
-    poll_until(Duration::from_secs(5), "the record back after Redis returns", async || {
-        record_of(&registry, "sfu-away").await.is_some_and(|r| r.rooms == 1)
-    })
+    poll_until(
+        Duration::from_secs(5),
+        "the record back after Redis returns",
+        async || {
+            record_of(&registry, "sfu-away")
+                .await
+                .is_some_and(|r| r.rooms == 1)
+        },
+    )
     .await;
     let text = scrape(&http, &node.base()).await;
     assert!(metric(&text, "sfu_registry_heartbeats_total{result=\"ok\"}").unwrap_or(0.0) >= 2.0);

@@ -29,7 +29,9 @@
 //! - A pool moves the rooms of a node unreachable for longer than its failover delay to another
 //!   node ([`SfuPool`]): the room is created there with its original spec, the lost node is told
 //!   to forget it ([`MediaNode::abandon_room`]), and [`MediaEvent::MediaReset`] with
-//!   `media_node_lost` goes out for it, as after a restart.
+//!   `media_node_lost` goes out for it, as after a restart. With the node registry on Redis
+//!   ([`SfuPool::with_registry`], [`watch_registry`]) placement also weighs each node's own
+//!   record (participants, capacity, drain state).
 //!
 //! Implementations: `EmbeddedSfu` runs an SFU node inside this process (`signaling dev`; only
 //! with the `embedded-sfu` feature);
@@ -43,13 +45,15 @@
 mod embedded;
 mod placement;
 mod pool;
+mod registry_view;
 mod remote;
 mod translate;
 
 #[cfg(feature = "embedded-sfu")]
 pub use embedded::{EmbeddedSfu, EmbeddedStartError};
-pub use placement::{NodeState, NodeView, choose};
+pub use placement::{NodeState, NodeView, Registered, choose};
 pub use pool::{PoolSettings, SfuPool};
+pub use registry_view::{READ_EVERY, RegistrySnapshot, watch_registry};
 pub use remote::RemoteSfu;
 
 use async_trait::async_trait;
@@ -308,6 +312,12 @@ pub trait MediaNode: Send + Sync + 'static {
     /// state).
     fn node_states(&self) -> Vec<NodeState> {
         vec![self.state()]
+    }
+
+    /// Reads of the node registry that succeeded and that failed, since the start, for
+    /// `signaling_registry_reads_total`; `None` without a registry.
+    fn registry_reads(&self) -> Option<(u64, u64)> {
+        None
     }
 
     /// The room was moved to another node: forget it here without asking the node (it is

@@ -1,6 +1,8 @@
 //! Which media node a room goes to: one pure function over what is known of each node, so the
-//! same rule serves a room's first placement and its move off a lost node, and a shared
-//! registry of nodes (several signaling processes) can later feed it the same views.
+//! same rule serves a room's first placement and its move off a lost node. With the node
+//! registry on Redis (`[media] redis_url`) each view also carries the node's own record (its
+//! participants, capacity and drain state, published every second by the node), so the rule
+//! weighs the load every signaling replica sees rather than only the rooms this one placed.
 
 use std::time::{Duration, Instant};
 
@@ -25,23 +27,71 @@ impl NodeState {
     }
 }
 
+/// What the node registry says of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registered {
+    /// No registry is used, or it cannot be read now: the node's event stream and the rooms
+    /// placed on it decide alone (Redis being away never stops placement).
+    Unknown,
+    /// The node's live record.
+    Live {
+        /// Participants it holds, as of its last heartbeat.
+        participants: u64,
+        /// Participants it takes at most, when limited.
+        capacity: Option<u64>,
+        /// It drains (SIGTERM): it takes no new room.
+        draining: bool,
+    },
+    /// The registry was read and holds no live record of the node: it never published, or its
+    /// lease ran out (it died or lost Redis). It takes no new room until it publishes again.
+    Absent,
+}
+
+impl Registered {
+    /// Whether the registry lets the node take a new room: a live record that does not drain
+    /// and has room for one more participant, or no registry to ask.
+    fn admits_a_room(self) -> bool {
+        match self {
+            Registered::Unknown => true,
+            Registered::Live {
+                participants,
+                capacity,
+                draining,
+            } => !draining && capacity.is_none_or(|cap| participants < cap),
+            Registered::Absent => false,
+        }
+    }
+
+    /// The participants the node holds, 0 when the registry does not say.
+    fn participants(self) -> u64 {
+        match self {
+            Registered::Live { participants, .. } => participants,
+            Registered::Unknown | Registered::Absent => 0,
+        }
+    }
+}
+
 /// What the placement rule knows of one node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeView {
     /// Reachable, draining or not.
     pub state: NodeState,
-    /// Rooms placed on it.
+    /// Rooms placed on it by this signaling process.
     pub rooms: usize,
+    /// Its record in the node registry.
+    pub registered: Registered,
 }
 
-/// The index of the node a room goes to: the attached, not draining node with the fewest rooms
-/// (ties to the first listed); `None` when no node can take a room.
+/// The index of the node a room goes to: of the attached nodes the registry (when there is
+/// one) admits — not draining, below its capacity — the one with the fewest participants by
+/// its record, then the fewest rooms placed here, ties to the first listed; `None` when no node
+/// can take a room.
 pub fn choose(nodes: &[NodeView]) -> Option<usize> {
     nodes
         .iter()
         .enumerate()
-        .filter(|(_, n)| n.state == NodeState::Attached)
-        .min_by_key(|(i, n)| (n.rooms, *i))
+        .filter(|(_, n)| n.state == NodeState::Attached && n.registered.admits_a_room())
+        .min_by_key(|(i, n)| (n.registered.participants(), n.rooms, *i))
         .map(|(i, _)| i)
 }
 
@@ -50,7 +100,58 @@ mod tests {
     use super::*;
 
     fn view(state: NodeState, rooms: usize) -> NodeView {
-        NodeView { state, rooms }
+        NodeView {
+            state,
+            rooms,
+            registered: Registered::Unknown,
+        }
+    }
+
+    fn live(participants: u64, capacity: Option<u64>, draining: bool) -> Registered {
+        Registered::Live {
+            participants,
+            capacity,
+            draining,
+        }
+    }
+
+    fn registered(rooms: usize, registered: Registered) -> NodeView {
+        NodeView {
+            state: NodeState::Attached,
+            rooms,
+            registered,
+        }
+    }
+
+    #[test]
+    fn placement_by_registry_takes_the_node_with_fewest_participants() {
+        // Node 0 holds fewer rooms placed here, but more participants by its record.
+        let nodes = [
+            registered(1, live(12, None, false)),
+            registered(2, live(3, None, false)),
+            registered(0, live(3, None, false)),
+        ];
+        assert_eq!(choose(&nodes), Some(2), "equal participants: fewer rooms");
+    }
+
+    #[test]
+    fn placement_by_registry_skips_full_draining_and_unregistered_nodes() {
+        let nodes = [
+            registered(0, live(20, Some(20), false)),
+            registered(0, live(0, Some(20), true)),
+            registered(0, Registered::Absent),
+            registered(5, live(19, Some(20), false)),
+        ];
+        assert_eq!(choose(&nodes), Some(3), "the only one with a place left");
+        assert_eq!(choose(&nodes[..3]), None, "full, draining, not registered");
+        // Attached by its event stream is still required.
+        let since = Instant::now();
+        let detached = NodeView {
+            state: NodeState::Detached { since },
+            rooms: 0,
+            registered: live(0, None, false),
+        };
+        assert_eq!(choose(&[detached]), None);
     }
 
     #[test]

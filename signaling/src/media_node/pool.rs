@@ -1,6 +1,8 @@
 //! Several SFU nodes behind one [`MediaNode`]: each room lives on one node, chosen when the
 //! room is created by [`placement::choose`](super::placement::choose) (the attached, not
-//! draining node with the fewest rooms placed here, ties to the first listed), and every later
+//! draining node with the fewest rooms placed here, ties to the first listed; with the node
+//! registry on Redis ([`SfuPool::with_registry`]) the one with the fewest participants by its
+//! own record, skipping nodes at their capacity or without a live record), and every later
 //! call for the room goes to that node. Events of all nodes are merged; an event a node sends
 //! about a room not placed on it (a stale copy on a node the room was moved off) is dropped.
 //!
@@ -18,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::stream::{self, BoxStream, StreamExt as _};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use super::placement::{self, NodeState, NodeView};
+use super::placement::{self, NodeState, NodeView, Registered};
+use super::registry_view::RegistrySnapshot;
 use super::{
     MediaError, MediaEvent, MediaNode, MediaRoomSpec, ParticipantSpec, SessionDescription,
 };
@@ -58,8 +61,17 @@ pub struct SfuPool {
 /// What the pool and its failover task share.
 struct Shared {
     nodes: Vec<Arc<dyn MediaNode>>,
+    /// The node registry, when the pool reads one: each node's control URL (same order as
+    /// `nodes`) and the registry as last read.
+    registry: Option<RegistryLink>,
     /// Room name → where it is and what it was created with.
     rooms: Mutex<HashMap<String, Placed>>,
+}
+
+/// How the pool finds each node's record in the registry.
+struct RegistryLink {
+    control_urls: Vec<String>,
+    snapshot: watch::Receiver<RegistrySnapshot>,
 }
 
 /// A room placed on a node.
@@ -90,10 +102,35 @@ impl SfuPool {
         Ok(SfuPool {
             shared: Arc::new(Shared {
                 nodes,
+                registry: None,
                 rooms: Mutex::default(),
             }),
             settings,
         })
+    }
+
+    /// Places rooms by the node registry too: `control_urls[i]` is the control API URL node
+    /// `i` publishes its record under, `snapshot` the registry as a
+    /// [`watch_registry`](super::registry_view::watch_registry) task reads it. Call before
+    /// the pool is shared.
+    pub fn with_registry(
+        mut self,
+        control_urls: Vec<String>,
+        snapshot: watch::Receiver<RegistrySnapshot>,
+    ) -> Result<Self, MediaError> {
+        if control_urls.len() != self.shared.nodes.len() {
+            return Err(MediaError::Failed(
+                "one control URL per SFU node is needed to read the registry".into(),
+            ));
+        }
+        let shared = Arc::get_mut(&mut self.shared).ok_or_else(|| {
+            MediaError::Failed("the registry is set before the pool is shared".into())
+        })?;
+        shared.registry = Some(RegistryLink {
+            control_urls,
+            snapshot,
+        });
+        Ok(self)
     }
 
     fn node_of(&self, room: &str) -> Result<Arc<dyn MediaNode>, MediaError> {
@@ -121,6 +158,10 @@ impl Shared {
             load[p.node] += 1;
         }
         let now = Instant::now();
+        let registry = self
+            .registry
+            .as_ref()
+            .map(|link| (link.snapshot.borrow().clone(), &link.control_urls));
         self.nodes
             .iter()
             .zip(load)
@@ -132,6 +173,11 @@ impl Shared {
                     node.state()
                 },
                 rooms,
+                registered: registry
+                    .as_ref()
+                    .map_or(Registered::Unknown, |(snapshot, urls)| {
+                        snapshot.registered(&urls[i])
+                    }),
             })
             .collect()
     }
@@ -374,6 +420,12 @@ impl MediaNode for SfuPool {
 
     fn node_states(&self) -> Vec<NodeState> {
         self.shared.nodes.iter().map(|n| n.state()).collect()
+    }
+
+    fn registry_reads(&self) -> Option<(u64, u64)> {
+        let link = self.shared.registry.as_ref()?;
+        let snapshot = link.snapshot.borrow();
+        Some((snapshot.reads_ok, snapshot.reads_failed))
     }
 
     fn node_of_room(&self, room: &str) -> Option<String> {

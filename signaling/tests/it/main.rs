@@ -29,6 +29,7 @@ mod rtc_flood;
 mod rtc_limits;
 mod rtc_session;
 mod sfu_failover;
+mod sfu_registry_placement;
 mod sfu_restart;
 mod shutdown;
 mod stats_bounds;

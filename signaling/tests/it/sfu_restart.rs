@@ -58,11 +58,17 @@ pub(crate) struct SfuProcess(Child);
 
 impl SfuProcess {
     pub(crate) fn start(http: u16, udp: u16) -> SfuProcess {
+        SfuProcess::start_with(http, udp, &[])
+    }
+
+    /// [`SfuProcess::start`] with more arguments (`--redis-url`, `--capacity`, ...).
+    pub(crate) fn start_with(http: u16, udp: u16, extra: &[String]) -> SfuProcess {
         let child = Command::new(sfu_binary())
             .args(["--bind-address", "127.0.0.1", "--http-port"])
             .arg(http.to_string())
             .arg("--udp-port")
             .arg(udp.to_string())
+            .args(extra)
             .env("SFU_CONTROL_SECRET", CONTROL_SECRET)
             .env("SFU_LOG", "warn")
             .stdout(Stdio::null())
