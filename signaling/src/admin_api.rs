@@ -1,6 +1,7 @@
 //! Admin REST API under `/v1/rooms` (bearer token): create, list, inspect, kick, close, and the
 //! moderation controls: lock and lobby (`PATCH /v1/rooms/{name}/controls`), end the call
-//! (`POST /v1/rooms/{name}/end`).
+//! (`POST /v1/rooms/{name}/end`); and the media nodes with the rooms placed on each
+//! (`GET /v1/media-nodes`).
 //! `signaling/openapi.json` describes it; a test validates real responses against it.
 //!
 //! Request bodies are strict, as the document's `additionalProperties: false` says: a field the
@@ -19,6 +20,7 @@ use subtle::ConstantTimeEq as _;
 use crate::app_state::AppState;
 use crate::auth::validate_room_name;
 use crate::hub::HubError;
+use crate::media_node::{MediaNodeList, media_node_list};
 use crate::policy::{RecordingPolicy, RoomKind, RoomPolicyRequest};
 use crate::protocol::{ModerationState, validate_device_id};
 use crate::room::{RoomDetail, RoomSummary};
@@ -32,6 +34,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/rooms/{name}/controls", patch(set_controls))
         .route("/v1/rooms/{name}/end", post(end_call))
         .route("/v1/rooms/{name}/participants/{device}/sever", post(sever))
+        .route("/v1/media-nodes", get(list_media_nodes))
 }
 
 /// An admin API error: HTTP status, stable code and human message.
@@ -218,6 +221,21 @@ async fn list_rooms(
     Ok(Json(RoomList {
         rooms: state.hub.list().await,
     }))
+}
+
+/// The media nodes: state, the rooms placed on each, and each node's registry record.
+async fn list_media_nodes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<MediaNodeList>, ApiError> {
+    authorize(&state, &headers)?;
+    let nodes = state
+        .hub
+        .media()
+        .map(|node| node.nodes())
+        .unwrap_or_default();
+    let rooms = state.hub.list().await;
+    Ok(Json(media_node_list(nodes, &rooms)))
 }
 
 async fn get_room(

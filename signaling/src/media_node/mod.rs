@@ -41,6 +41,7 @@
 //! and simulcast layers come from what the publisher announced with its offer, which the node
 //! does not know.
 
+mod admin_view;
 #[cfg(feature = "embedded-sfu")]
 mod embedded;
 mod placement;
@@ -49,6 +50,7 @@ mod registry_view;
 mod remote;
 mod translate;
 
+pub use admin_view::{MediaNodeList, MediaNodeView, media_node_list};
 #[cfg(feature = "embedded-sfu")]
 pub use embedded::{EmbeddedSfu, EmbeddedStartError};
 pub use placement::{NodeState, NodeView, Registered, choose};
@@ -249,6 +251,17 @@ pub enum MediaError {
     Failed(String),
 }
 
+/// One media node as the admin API shows it.
+#[derive(Clone, Debug)]
+pub struct MediaNodeInfo {
+    /// A remote node's control URL (what rooms' `media_node` names); `None` in this process.
+    pub url: Option<String>,
+    /// Attached, draining or detached.
+    pub state: NodeState,
+    /// Its live record in the node registry, when signaling reads one and the node has one.
+    pub registered: Option<sfu_registry::NodeRecord>,
+}
+
 /// A media node (SFU) as signaling sees it. See the module docs for the contract.
 #[async_trait]
 pub trait MediaNode: Send + Sync + 'static {
@@ -312,6 +325,16 @@ pub trait MediaNode: Send + Sync + 'static {
     /// state).
     fn node_states(&self) -> Vec<NodeState> {
         vec![self.state()]
+    }
+
+    /// Every node behind this one with its state and, with a node registry, its last record,
+    /// for the admin API's `GET /v1/media-nodes`.
+    fn nodes(&self) -> Vec<MediaNodeInfo> {
+        vec![MediaNodeInfo {
+            url: None,
+            state: self.state(),
+            registered: None,
+        }]
     }
 
     /// Reads of the node registry that succeeded and that failed, since the start, for

@@ -25,7 +25,8 @@ use tokio::sync::{mpsc, watch};
 use super::placement::{self, NodeState, NodeView, Registered};
 use super::registry_view::RegistrySnapshot;
 use super::{
-    MediaError, MediaEvent, MediaNode, MediaRoomSpec, ParticipantSpec, SessionDescription,
+    MediaError, MediaEvent, MediaNode, MediaNodeInfo, MediaRoomSpec, ParticipantSpec,
+    SessionDescription,
 };
 use crate::protocol::{MediaResetReason, ReceiveSlotCounts, Subscription, TrackAnnouncement};
 
@@ -420,6 +421,27 @@ impl MediaNode for SfuPool {
 
     fn node_states(&self) -> Vec<NodeState> {
         self.shared.nodes.iter().map(|n| n.state()).collect()
+    }
+
+    /// Each node with its state and, with a registry, its record as last read.
+    fn nodes(&self) -> Vec<MediaNodeInfo> {
+        let snapshot = self
+            .shared
+            .registry
+            .as_ref()
+            .map(|link| link.snapshot.borrow().clone());
+        self.shared
+            .nodes
+            .iter()
+            .flat_map(|n| n.nodes())
+            .map(|mut info| {
+                info.registered = match (&snapshot, &info.url) {
+                    (Some(snapshot), Some(url)) => snapshot.record(url).cloned(),
+                    _ => None,
+                };
+                info
+            })
+            .collect()
     }
 
     fn registry_reads(&self) -> Option<(u64, u64)> {

@@ -33,12 +33,17 @@ pub struct RegistrySnapshot {
 }
 
 impl RegistrySnapshot {
+    /// The live record of the node reached at `control_url`, if the last read found one.
+    pub fn record(&self, control_url: &str) -> Option<&NodeRecord> {
+        self.by_control_url.get(normalise(control_url))
+    }
+
     /// What the registry says of the node reached at `control_url`.
     pub fn registered(&self, control_url: &str) -> Registered {
         if !self.readable {
             return Registered::Unknown;
         }
-        match self.by_control_url.get(normalise(control_url)) {
+        match self.record(control_url) {
             Some(r) => Registered::Live {
                 participants: r.participants,
                 capacity: r.capacity,

@@ -35,7 +35,7 @@ use super::translate::{
     Announcements, create_room_body, receive_slot_counts, role_body, subscription_body,
 };
 use super::{
-    MediaError, MediaEvent, MediaNode, MediaRoomSpec, NodeState, ParticipantSpec,
+    MediaError, MediaEvent, MediaNode, MediaNodeInfo, MediaRoomSpec, NodeState, ParticipantSpec,
     SessionDescription,
 };
 use crate::auth::Secret;
@@ -430,6 +430,14 @@ impl MediaNode for RemoteSfu {
         self.rooms()
             .contains_key(room)
             .then(|| self.base.to_string())
+    }
+
+    fn nodes(&self) -> Vec<MediaNodeInfo> {
+        vec![MediaNodeInfo {
+            url: Some(self.base.to_string()),
+            state: self.state(),
+            registered: None,
+        }]
     }
 }
 

@@ -54,6 +54,23 @@ async fn rooms_lifecycle_matches_the_openapi_document() {
         .await;
     check("RoomDetail", &created);
     assert_eq!(created["policy"]["max_callers"], 5);
+    // The node in this process holds it (no URL, no registry).
+    let nodes: Value = s
+        .http
+        .get(s.url("/v1/media-nodes"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("media nodes answer")
+        .json()
+        .await
+        .expect("media nodes JSON");
+    check("MediaNodeList", &nodes);
+    assert_eq!(
+        nodes,
+        json!({"nodes": [{"state": "attached", "participants": 0,
+            "rooms": [{"name": "standup", "participants": 0}]}]})
+    );
     assert_eq!(created["policy"]["e2ee"], true);
 
     let rec_ik = common::bundle("rec-1")["identity_key"].clone();
@@ -203,6 +220,18 @@ async fn admin_requests_are_checked() {
         .await
         .expect("list");
     assert_eq!(r.status(), 401);
+    for path in ["/v1/media-nodes"] {
+        let r = s.http.get(s.url(path)).send().await.expect("answer");
+        assert_eq!(r.status(), 401, "{path} without a token");
+        let r = s
+            .http
+            .get(s.url(path))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(r.status(), 401, "{path} with a wrong token");
+    }
 
     let bad = [
         json!({"name": "a", "kind": "meeting", "max_callers": 101}),

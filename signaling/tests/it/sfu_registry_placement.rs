@@ -133,6 +133,22 @@ async fn media_node_of(s: &TestServer, room: &str) -> Value {
     detail["media_node"].clone()
 }
 
+/// `GET /v1/media-nodes`, checked against `openapi.json`.
+async fn media_nodes(s: &TestServer) -> Value {
+    let body: Value = s
+        .http
+        .get(s.url("/v1/media-nodes"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("admin answers")
+        .json()
+        .await
+        .expect("media nodes JSON");
+    crate::admin_api::check("MediaNodeList", &body);
+    body
+}
+
 /// `id` joins `room` and publishes (a participant of the room's SFU node).
 async fn participant(s: &TestServer, room: &str, id: &str, ssrc: u32) -> (Device, Media) {
     let mut dev = Device::join(s, room, id).await;
@@ -200,6 +216,13 @@ async fn a_node_at_its_capacity_takes_no_new_rooms() {
         media_node_of(&s, "next").await,
         json!(b.base),
         "the full node is skipped"
+    );
+    let nodes = media_nodes(&s).await;
+    assert_eq!(nodes["nodes"][0]["registry"]["capacity"], 1);
+    assert_eq!(nodes["nodes"][0]["registry"]["participants"], 1);
+    assert!(
+        nodes["nodes"][1]["registry"].get("capacity").is_none(),
+        "no capacity: unlimited"
     );
 }
 
