@@ -22,7 +22,7 @@ use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
-use super::adapters::{loopback_only_sdp, rewrite_candidates};
+use call_client::peer::{loopback_only_sdp, rewrite_candidates};
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()

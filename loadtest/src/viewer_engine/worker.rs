@@ -33,7 +33,7 @@ use super::datagrams::{RECV_BATCH, RecvBatch, send_all};
 use super::receiver::MediaReceiver;
 use super::viewer_peer::ViewerPeer;
 use crate::participant::LiveCounters;
-use crate::secure_media::FrameOpener;
+use crate::secure_media::{FrameOpener, MissingKey};
 
 /// The epoll token of the command `eventfd` (viewer ids are smaller).
 const WAKE_TOKEN: u64 = u64::MAX;
@@ -98,6 +98,9 @@ pub(super) enum MediaEvent {
     Failed(String),
     /// A key could not be installed.
     KeyRefused(String),
+    /// A frame arrived that no held key opens (unknown sender or generation, or a step
+    /// beyond the look-ahead): the key policy may ask its sender again.
+    KeyMissing(MissingKey),
 }
 
 /// What a viewer received, handed back when it leaves.
@@ -489,13 +492,20 @@ impl Worker {
                 // A packet of a track not announced yet is video or audio by payload type
                 // (the default codecs: Opus 111, VP8 96), as the SFU maps them.
                 let kind = viewer.kinds.get(&track).copied().unwrap_or(
-                    if packet.header.payload_type == super::adapters::OPUS_PT {
+                    if packet.header.payload_type == call_client::peer::OPUS_PT {
                         RtpCodecKind::Audio
                     } else {
                         RtpCodecKind::Video
                     },
                 );
                 media.on_rtp(kind, &packet, now, arrival_us);
+            }
+        }
+        // Frames without a key: the signaling side feeds them to the key policy (at most one
+        // report per sender every 250 ms, so this stays at control rate).
+        if media.opener.has_missing_keys() {
+            for missing in media.opener.take_missing_keys() {
+                let _ = viewer.events.send(MediaEvent::KeyMissing(missing));
             }
         }
         self.pass_packets += media.packets - packets;
