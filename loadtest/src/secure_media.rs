@@ -396,6 +396,52 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_without_its_key_is_reported_for_the_key_policy_once_per_interval() {
+        let (_, mut opener) = pair(1);
+        let (mut stranger, _) = pair(7);
+        let mut wire = Vec::new();
+        let now = Instant::now();
+        for i in 0..50u64 {
+            stranger
+                .seal(Stream::Audio, Codec::Opus, 0, &[0xfc; 20], i, &mut wire)
+                .unwrap();
+            assert!(opener.open(now, Codec::Opus, &wire, i).is_err());
+        }
+        assert_eq!(opener.frames_without_key(), 50);
+        // Fifty frames, one report: the sender's slot and the frame's generation.
+        let missing: Vec<MissingKey> = opener.take_missing_keys().collect();
+        assert_eq!(
+            missing,
+            vec![MissingKey {
+                slot: 7,
+                generation: 0
+            }]
+        );
+        assert!(!opener.has_missing_keys());
+        // Within the interval: counted, not reported again; after it: reported again.
+        stranger
+            .seal(Stream::Audio, Codec::Opus, 0, &[0xfc; 20], 0, &mut wire)
+            .unwrap();
+        assert!(opener.open(now, Codec::Opus, &wire, 0).is_err());
+        assert!(!opener.has_missing_keys());
+        let later = now + MISSING_KEY_REPORT_EVERY;
+        stranger
+            .seal(Stream::Audio, Codec::Opus, 0, &[0xfc; 20], 0, &mut wire)
+            .unwrap();
+        assert!(opener.open(later, Codec::Opus, &wire, 0).is_err());
+        assert_eq!(opener.take_missing_keys().count(), 1);
+        // A forged frame is a decrypt failure, never a missing key.
+        let (mut own, _) = pair(1);
+        own.seal(Stream::Audio, Codec::Opus, 0, &[0xfc; 20], 0, &mut wire)
+            .unwrap();
+        let last = wire.len() - 1;
+        wire[last] ^= 1;
+        assert!(opener.open(later, Codec::Opus, &wire, 0).is_err());
+        assert_eq!(opener.decrypt_failures(), 1);
+        assert!(!opener.has_missing_keys());
+    }
+
+    #[test]
     fn truncated_wire_frames_are_errors_for_every_length() {
         let (mut sealer, mut opener) = pair(4);
         let mut wire = Vec::new();

@@ -139,6 +139,8 @@ pub(super) struct WorkerCounters {
 /// One viewer's media session inside a worker.
 struct Viewer {
     socket: UdpSocket,
+    /// The socket's address (asked once, not per read: `getsockname` is a system call).
+    local: SocketAddr,
     peer: ViewerPeer,
     events: tokio_mpsc::UnboundedSender<MediaEvent>,
     /// Media kind of each remote track, learnt from `OnTrack`.
@@ -261,13 +263,12 @@ impl Worker {
         let Some(viewer) = self.viewers.get_mut(&id) else {
             return;
         };
-        let local = viewer.socket.local_addr().ok();
+        let local = viewer.local;
         loop {
             // A read error (an ICMP error queued on the socket) ends this read, like none queued.
             let n = recv.read(&viewer.socket).unwrap_or_default();
             for i in 0..n {
                 let (_, source) = recv.received[i];
-                let Some(local) = local else { break };
                 let _ = viewer.peer.pc.handle_read(TaggedBytesMut {
                     now,
                     transport: TransportContext {
@@ -395,6 +396,7 @@ impl Worker {
         self.media.entry(id).or_default().restart();
         let mut viewer = Viewer {
             socket,
+            local,
             peer,
             events,
             kinds: HashMap::new(),
