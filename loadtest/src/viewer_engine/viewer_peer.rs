@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
+use rtc::interceptor::{NackGeneratorBuilder, ReceiverReportBuilder};
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::interceptor::{NackGeneratorBuilder, ReceiverReportBuilder};
 use rtc::peer_connection::configuration::interceptor_registry::{
     Registry, Slot, configure_nack, configure_simulcast_extension_headers,
     configure_twcc_receiver_only,
