@@ -126,6 +126,10 @@ enum Command {
         /// --room).
         #[arg(long)]
         viewers_only: bool,
+        /// Fault injection (tests): every viewer ignores the key envelopes that reach it until
+        /// it has sent a `key_request`, so it decrypts only through the key policy's recovery.
+        #[arg(long, hide = true)]
+        viewers_miss_keys: bool,
     },
     /// A plain UDP relay fanning the publisher's packet stream out to N receivers: the floor
     /// an SFU's cost per forwarded packet is compared with.
@@ -188,6 +192,7 @@ fn main() -> ExitCode {
             viewers,
             join_rate,
             viewers_only,
+            viewers_miss_keys,
         } => (
             "broadcast",
             common_config(&cli.common).and_then(|common| {
@@ -197,6 +202,7 @@ fn main() -> ExitCode {
                         viewers: *viewers,
                         join_rate_per_s: *join_rate,
                         viewers_only: *viewers_only,
+                        viewers_miss_keys: *viewers_miss_keys,
                     },
                 )
                 .map_err(|e| e.to_string())

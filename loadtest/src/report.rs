@@ -72,6 +72,10 @@ pub struct Report {
     /// Frames that arrived at a receiver before the key of their KID (not authentication
     /// failures: the receiver held no key to try).
     pub frames_without_key: Option<u64>,
+    /// `key_request`s receivers sent for frames they held no key for (the key policy's
+    /// recovery, at most one a second per sender).
+    #[serde(default)]
+    pub key_requests_sent: Option<u64>,
     /// Participants expected to receive media that decrypted no frame at all.
     pub receivers_without_frames: Option<u64>,
     /// Packets the SFU (or the baseline relay) sent to subscribers during the run.
@@ -229,6 +233,7 @@ impl Report {
             frames_sent: 0,
             decrypt_failures: None,
             frames_without_key: None,
+            key_requests_sent: None,
             receivers_without_frames: None,
             packets_forwarded: None,
             sfu_cpu_seconds: None,
@@ -369,6 +374,7 @@ impl Report {
             ("frames received", self.frames_received.to_string()),
             ("decrypt failures", opt_u(self.decrypt_failures)),
             ("frames without key", opt_u(self.frames_without_key)),
+            ("key requests sent", opt_u(self.key_requests_sent)),
             (
                 "receivers without frames",
                 opt_u(self.receivers_without_frames),

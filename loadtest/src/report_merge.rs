@@ -260,6 +260,7 @@ pub fn merge_reports(reports: &[(String, Report)]) -> Result<Report, MergeError>
     merged.frames_received = all().map(|r| r.frames_received).sum();
     merged.decrypt_failures = sum_opt(all().map(|r| r.decrypt_failures));
     merged.frames_without_key = sum_opt(all().map(|r| r.frames_without_key));
+    merged.key_requests_sent = sum_opt(all().map(|r| r.key_requests_sent));
     merged.receivers_without_frames = sum_opt(all().map(|r| r.receivers_without_frames));
     histograms.apply_to(&mut merged);
 

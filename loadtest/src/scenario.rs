@@ -135,6 +135,9 @@ pub struct BroadcastConfig {
     /// Only viewers: the presenter is another generator's, in the room this run joins (needs
     /// `--url` and a room).
     pub viewers_only: bool,
+    /// Fault injection (`--viewers-miss-keys`, for tests): every viewer ignores the key
+    /// envelopes that reach it until it has sent a `key_request`.
+    pub viewers_miss_keys: bool,
 }
 
 /// Why a scenario did not run.
@@ -284,6 +287,7 @@ pub fn run_meeting(common: &CommonConfig, config: &MeetingConfig) -> Result<Repo
         rate_per_s: None,
         receive_slots: config.receive_slots,
         record: config.record,
+        viewers_miss_keys: false,
     };
     run(common, &plan)
 }
@@ -315,6 +319,7 @@ pub fn run_broadcast(
         // The sans-IO viewer engine does not offer receive slots yet.
         receive_slots: false,
         record: false,
+        viewers_miss_keys: config.viewers_miss_keys,
     };
     run(common, &plan)
 }
@@ -336,6 +341,8 @@ struct Plan {
     receive_slots: bool,
     /// The room is recorded by a `recorder record` process the run starts.
     record: bool,
+    /// Viewers ignore key envelopes until they asked for a key (fault injection).
+    viewers_miss_keys: bool,
 }
 
 fn run(common: &CommonConfig, plan: &Plan) -> Result<Report, ScenarioError> {
@@ -515,6 +522,7 @@ fn run_with(
         epoch,
         seed: common.seed,
         media_via,
+        miss_keys_until_request: plan.viewers_miss_keys && role == Role::Viewer,
     };
 
     let start_participant = |index: usize, role: Role| match (&engine, role) {
@@ -794,6 +802,7 @@ fn merge_outcomes(report: &mut Report, outcomes: &[ParticipantOutcome], plan: &P
     let mut first_frames = DurationHistogram::new();
     let mut totals = StatsTotals::default();
     let (mut decrypt_failures, mut keyless, mut without_frames) = (0, 0, 0);
+    let mut key_requests = 0;
     let mut failures: BTreeMap<String, usize> = BTreeMap::new();
     let roles: Vec<Role> = plan.first.iter().chain(&plan.rest).copied().collect();
     for (o, role) in outcomes.iter().zip(roles) {
@@ -813,6 +822,7 @@ fn merge_outcomes(report: &mut Report, outcomes: &[ParticipantOutcome], plan: &P
         totals.merge(&o.totals);
         decrypt_failures += o.decrypt_failures;
         keyless += o.frames_without_key;
+        key_requests += o.key_requests_sent;
         report.frames_sent += o.frames_sent;
         for e in o.failure.iter().chain(&o.errors) {
             *failures.entry(e.clone()).or_default() += 1;
@@ -823,6 +833,7 @@ fn merge_outcomes(report: &mut Report, outcomes: &[ParticipantOutcome], plan: &P
     report.set_receiver_totals(&totals);
     report.decrypt_failures = Some(decrypt_failures);
     report.frames_without_key = Some(keyless);
+    report.key_requests_sent = Some(key_requests);
     report.receivers_without_frames = Some(without_frames);
     for (e, n) in failures.iter().take(8) {
         eprintln!("{n} participant(s): {e}");
@@ -902,6 +913,7 @@ mod tests {
                         viewers,
                         join_rate_per_s: rate,
                         viewers_only: false,
+                        viewers_miss_keys: false,
                     }
                 ),
                 Err(ScenarioError::Config(_))
@@ -929,6 +941,7 @@ mod tests {
             viewers: 3,
             join_rate_per_s: None,
             viewers_only: true,
+            viewers_miss_keys: false,
         };
         let config_error = |c: &CommonConfig, b: &BroadcastConfig| {
             matches!(run_broadcast(c, b), Err(ScenarioError::Config(_)))

@@ -7,10 +7,12 @@
 //! SFU reads the clear prefix (VP8 frame tag, start code and size; Opus TOC) and nothing else. The probe is at the end of the plaintext, so it is encrypted and
 //! authenticated with the frame; a receiver can only measure a frame it decrypted.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use call_client::media::{self as client_media, Codec};
-use e2ee_frames::{KeyStore, SendError, Sender, Stream};
+use e2ee_frames::{
+    Header, KeyStore, Kid, ReceiveError, SendError, Sender, Stream, clear_prefix_len,
+};
 use thiserror::Error;
 
 use crate::probe::{PROBE_LEN, Probe, ProbeError};
@@ -90,6 +92,25 @@ impl FrameSealer {
     }
 }
 
+/// A frame could not be opened because no key is held for its sender and generation (or its
+/// step is beyond the look-ahead): the control loop feeds it to the key policy
+/// (`call_client::keys::KeyInput::Undecryptable`), which asks the sender with a `key_request`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingKey {
+    /// The sender's slot.
+    pub slot: u16,
+    /// The frame's generation.
+    pub generation: u16,
+}
+
+/// Least time between two reports of the same sender's missing key: the key policy asks at
+/// most once a second (`call_client::keys::REQUEST_INTERVAL`); this keeps the reports at
+/// control rate however many frames arrive without a key.
+const MISSING_KEY_REPORT_EVERY: Duration = Duration::from_millis(250);
+
+/// Senders whose missing key waits to be reported; more at once are reported on a later frame.
+const MAX_MISSING_PENDING: usize = 16;
+
 /// One participant's receiving side: its key store, what it measured and what it refused.
 #[derive(Debug, Default)]
 pub struct FrameOpener {
@@ -101,6 +122,10 @@ pub struct FrameOpener {
     probe_failures: u64,
     first_frame_us: Option<u64>,
     plaintext: Vec<u8>,
+    /// Missing keys not yet taken by the control loop ([`Self::take_missing_keys`]).
+    missing: Vec<MissingKey>,
+    /// When each sender's missing key was last reported.
+    missing_reported: Vec<(u16, Instant)>,
 }
 
 impl FrameOpener {
@@ -127,9 +152,12 @@ impl FrameOpener {
         if let Err(e) =
             client_media::open_frame(&mut self.keys, now, codec, wire, &mut self.plaintext)
         {
-            match e {
+            match &e {
                 client_media::OpenError::Replay(_) => self.replays += 1,
-                client_media::OpenError::KeyMissing(_) => self.keyless += 1,
+                client_media::OpenError::KeyMissing(cause) => {
+                    self.keyless += 1;
+                    self.note_missing_key(now, codec, wire, cause);
+                }
                 _ => self.decrypt_failures += 1,
             }
             return Err(e.into());
@@ -144,6 +172,45 @@ impl FrameOpener {
         self.first_frame_us.get_or_insert(arrival_us);
         self.stats.on_probe(&probe, arrival_us);
         Ok((probe, frame))
+    }
+
+    /// A frame refused for want of a key: remember its sender and generation for the key
+    /// policy, unless reported within [`MISSING_KEY_REPORT_EVERY`]. A step older than the held
+    /// one is not reported: that key is gone on purpose (forward secrecy on join), asking again
+    /// would not bring it back.
+    fn note_missing_key(&mut self, now: Instant, codec: Codec, wire: &[u8], cause: &ReceiveError) {
+        if !matches!(
+            cause,
+            ReceiveError::UnknownKid(_) | ReceiveError::RatchetBeyondBound { .. }
+        ) {
+            return;
+        }
+        let Some(kid) = frame_kid(codec, wire) else {
+            return;
+        };
+        let slot = kid.slot();
+        match self.missing_reported.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, at)) if now < *at + MISSING_KEY_REPORT_EVERY => return,
+            Some((_, at)) => *at = now,
+            None => self.missing_reported.push((slot, now)),
+        }
+        if self.missing.len() < MAX_MISSING_PENDING {
+            self.missing.push(MissingKey {
+                slot,
+                generation: kid.generation(),
+            });
+        }
+    }
+
+    /// The missing keys noted since the last call, for the key policy (at most one per sender
+    /// per [`MISSING_KEY_REPORT_EVERY`]).
+    pub fn take_missing_keys(&mut self) -> impl Iterator<Item = MissingKey> + '_ {
+        self.missing.drain(..)
+    }
+
+    /// Whether missing keys wait to be taken.
+    pub fn has_missing_keys(&self) -> bool {
+        !self.missing.is_empty()
     }
 
     /// Latency, loss and jitter of the frames that decrypted.
@@ -180,6 +247,13 @@ impl FrameOpener {
     pub fn first_frame_us(&self) -> Option<u64> {
         self.first_frame_us
     }
+}
+
+/// The KID of a sealed frame (behind its clear prefix), when its header parses.
+fn frame_kid(codec: Codec, wire: &[u8]) -> Option<Kid> {
+    let rest = wire.get(clear_prefix_len(codec, wire)..)?;
+    let (header, _) = Header::parse(rest).ok()?;
+    Kid::from_u64(header.kid).ok()
 }
 
 /// Bytes SFrame adds to a frame of `suite` at most (header up to 17 bytes plus the tag), plus
@@ -319,6 +393,52 @@ mod tests {
         assert_eq!(opener.decrypt_failures(), 3);
         assert_eq!(opener.frames_without_key(), 1);
         assert_eq!(opener.stats().totals().received, 1);
+    }
+
+    #[test]
+    fn a_frame_without_its_key_is_reported_for_the_key_policy_once_per_interval() {
+        let (_, mut opener) = pair(1);
+        let (mut stranger, _) = pair(7);
+        let mut wire = Vec::new();
+        let now = Instant::now();
+        for i in 0..50u64 {
+            stranger
+                .seal(Stream::Audio, Codec::Opus, 0, &[0xfc; 20], i, &mut wire)
+                .unwrap();
+            assert!(opener.open(now, Codec::Opus, &wire, i).is_err());
+        }
+        assert_eq!(opener.frames_without_key(), 50);
+        // Fifty frames, one report: the sender's slot and the frame's generation.
+        let missing: Vec<MissingKey> = opener.take_missing_keys().collect();
+        assert_eq!(
+            missing,
+            vec![MissingKey {
+                slot: 7,
+                generation: 0
+            }]
+        );
+        assert!(!opener.has_missing_keys());
+        // Within the interval: counted, not reported again; after it: reported again.
+        stranger
+            .seal(Stream::Audio, Codec::Opus, 0, &[0xfc; 20], 0, &mut wire)
+            .unwrap();
+        assert!(opener.open(now, Codec::Opus, &wire, 0).is_err());
+        assert!(!opener.has_missing_keys());
+        let later = now + MISSING_KEY_REPORT_EVERY;
+        stranger
+            .seal(Stream::Audio, Codec::Opus, 0, &[0xfc; 20], 0, &mut wire)
+            .unwrap();
+        assert!(opener.open(later, Codec::Opus, &wire, 0).is_err());
+        assert_eq!(opener.take_missing_keys().count(), 1);
+        // A forged frame is a decrypt failure, never a missing key.
+        let (mut own, _) = pair(1);
+        own.seal(Stream::Audio, Codec::Opus, 0, &[0xfc; 20], 0, &mut wire)
+            .unwrap();
+        let last = wire.len() - 1;
+        wire[last] ^= 1;
+        assert!(opener.open(later, Codec::Opus, &wire, 0).is_err());
+        assert_eq!(opener.decrypt_failures(), 1);
+        assert!(!opener.has_missing_keys());
     }
 
     #[test]

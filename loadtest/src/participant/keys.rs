@@ -11,7 +11,7 @@ use call_client::keys::{KeyError, KeyInput, KeyOutput, key_message};
 
 use super::session::Session;
 use super::{ParticipantError, ParticipantOutcome, keep_error, lock};
-use crate::secure_media::FrameSealer;
+use crate::secure_media::{FrameSealer, MissingKey};
 
 /// Counts a refused key input: a bad bundle or envelope is an envelope failure.
 pub(crate) fn count_key_error(outcome: &mut ParticipantOutcome, e: &KeyError) {
@@ -46,6 +46,25 @@ impl Session<'_> {
         self.apply_key_outputs(outcome)
     }
 
+    /// Feeds the frames the receiver could not open for want of a key to the policy, which
+    /// asks their senders with a `key_request` (rate-limited, as the browser does).
+    pub(super) fn report_missing_keys(
+        &mut self,
+        outcome: &mut ParticipantOutcome,
+    ) -> Result<(), ParticipantError> {
+        let missing: Vec<MissingKey> = {
+            let mut opener = lock(self.opener);
+            if !opener.has_missing_keys() {
+                return Ok(());
+            }
+            opener.take_missing_keys().collect()
+        };
+        for MissingKey { slot, generation } in missing {
+            self.key_input(KeyInput::Undecryptable { slot, generation }, outcome)?;
+        }
+        Ok(())
+    }
+
     /// Sends the envelopes and acks the policy asks for, switches the sealer to its sending key
     /// and installs (or forgets) receiving keys in the opener.
     fn apply_key_outputs(
@@ -54,6 +73,9 @@ impl Session<'_> {
     ) -> Result<(), ParticipantError> {
         while let Some(output) = self.keys.poll_output() {
             if let Some(message) = key_message(&output) {
+                if matches!(output, KeyOutput::SendRequest { .. }) {
+                    outcome.key_requests_sent += 1;
+                }
                 self.send(message, outcome)?;
                 continue;
             }

@@ -98,6 +98,9 @@ pub struct ParticipantSpec {
     pub seed: u64,
     /// The SFU's media address and the impairment relay in front of it, when media is impaired.
     pub media_via: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+    /// Fault injection: ignore every key envelope until this participant has sent a
+    /// `key_request` (it then decrypts only through the key policy's recovery).
+    pub miss_keys_until_request: bool,
 }
 
 /// Counters shared with the runner while the run goes on.
@@ -130,6 +133,8 @@ pub struct ParticipantOutcome {
     pub decrypt_failures: u64,
     /// Frames that arrived before their key.
     pub frames_without_key: u64,
+    /// `key_request`s sent for frames that arrived without a key.
+    pub key_requests_sent: u64,
     /// VP8 frames lost to a missing RTP packet before decryption.
     pub broken_frames: u64,
     /// Frames this participant published.

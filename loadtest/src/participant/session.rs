@@ -397,6 +397,13 @@ impl<'a> Session<'a> {
                     self.own.key_acked(&ack.from);
                     self.gate.send_replace(self.own.gate());
                 }
+                if matches!(msg, ServerMessage::KeyEnvelope(_))
+                    && self.spec.miss_keys_until_request
+                    && outcome.key_requests_sent == 0
+                {
+                    // Fault injection: this key is lost; recovery must ask for it again.
+                    return Ok(());
+                }
                 for input in key_inputs(&msg) {
                     self.key_input(input, outcome)?;
                 }
@@ -450,6 +457,7 @@ impl<'a> Session<'a> {
 
     async fn on_tick(&mut self, outcome: &mut ParticipantOutcome) -> Result<(), ParticipantError> {
         self.key_timers(outcome)?;
+        self.report_missing_keys(outcome)?;
         if self.connected
             && self.joined.receive_slots.is_none()
             && self.subscriptions_dirty

@@ -18,7 +18,7 @@ const DATAGRAM_MAX: usize = 2048;
 
 /// A worker's reusable receive buffers and headers.
 pub(super) struct RecvBatch {
-    buffers: Vec<Vec<u8>>,
+    buffers: [Vec<u8>; RECV_BATCH],
     headers: MultiHeaders<SockaddrStorage>,
     /// Length and source of each datagram of the last call.
     pub(super) received: Vec<(usize, SocketAddr)>,
@@ -27,7 +27,7 @@ pub(super) struct RecvBatch {
 impl RecvBatch {
     pub(super) fn new() -> Self {
         Self {
-            buffers: (0..RECV_BATCH).map(|_| vec![0u8; DATAGRAM_MAX]).collect(),
+            buffers: std::array::from_fn(|_| vec![0u8; DATAGRAM_MAX]),
             headers: MultiHeaders::preallocate(RECV_BATCH, None),
             received: Vec::with_capacity(RECV_BATCH),
         }
@@ -37,11 +37,12 @@ impl RecvBatch {
     /// Returns how many were read (0 when none was queued).
     pub(super) fn read(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         self.received.clear();
-        let mut slices: Vec<[IoSliceMut<'_>; 1]> = self
-            .buffers
-            .iter_mut()
-            .map(|b| [IoSliceMut::new(&mut b[..])])
-            .collect();
+        // On the stack: this runs once per ready socket per pass.
+        let mut buffers = self.buffers.iter_mut();
+        let mut slices: [[IoSliceMut<'_>; 1]; RECV_BATCH] = std::array::from_fn(|_| {
+            let buffer = buffers.next().map_or(&mut [][..], |b| &mut b[..]);
+            [IoSliceMut::new(buffer)]
+        });
         let results = match recvmmsg(
             socket.as_raw_fd(),
             &mut self.headers,

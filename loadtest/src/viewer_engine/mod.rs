@@ -18,9 +18,10 @@
 //! Each viewer has its own UDP socket (the SFU tells peers apart by their address); the
 //! reasons are in `loadtest/README.md` ("The sans-IO viewer engine").
 //!
-//! Signaling (WebSocket, roster, key envelopes, offer and answer) stays on the scenario's Tokio
-//! runtime ([`signaling`]): it hands SDP and keys to the viewer's worker as [`worker::Command`]s
-//! and hears back [`worker::MediaEvent`]s, at control rate.
+//! Signaling stays on the scenario's Tokio runtime ([`signaling`]), on the client library's
+//! session (`call_client::session`) and key policy (`call_client::keys`) like every other
+//! participant's: it hands SDP and keys to the viewer's worker as [`worker::Command`]s and hears
+//! back [`worker::MediaEvent`]s (connected, failed, a frame without its key), at control rate.
 //!
 //! | file | job |
 //! |---|---|
@@ -29,10 +30,8 @@
 //! | `viewer_peer.rs` | one viewer's `rtc` peer connection: loopback-only offer, answers |
 //! | `receiver.rs` | one viewer's received media: VP8 reassembly, SFrame, probes, stats |
 //! | `datagrams.rs` | `recvmmsg`/`sendmmsg` on a viewer's socket |
-//! | `signaling.rs` | one viewer's signaling session on the Tokio runtime |
-//! | `adapters.rs` | imports from the modules moving to `call-client` |
+//! | `signaling.rs` | one viewer's `call_client::session` and key policy, and what they hand the worker |
 
-mod adapters;
 mod datagrams;
 mod engine;
 mod receiver;

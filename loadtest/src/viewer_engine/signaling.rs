@@ -1,8 +1,8 @@
-//! One sans-IO viewer's signaling session, on the scenario's Tokio runtime: the WebSocket
-//! (`/v1/rtc`), the join with a fresh device bundle, the roster, the key envelopes (verified
-//! and opened by the client library's key policy, [`KeyManager`], as the `async` engine's
-//! participants' are), offer and answers, subscriptions. The media session lives in a worker
-//! thread; this side sends it [`Command`]s and hears [`MediaEvent`]s (control rate only).
+//! One sans-IO viewer's signaling, on the scenario's Tokio runtime: the client library's
+//! session (`call_client::session`: WebSocket, join, request ids, bounded queues) and key
+//! policy ([`KeyManager`], which verifies and opens the envelopes, as for the `async` engine's
+//! participants); what is specific to this engine is handing SDP and keys to the viewer's
+//! worker as [`Command`]s and hearing its [`MediaEvent`]s (control rate only).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -10,19 +10,20 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use e2ee_frames::{DeviceId, DeviceKeys};
-use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio_tungstenite::tungstenite::Message;
-
-use super::adapters::{
-    ClientMessage, ClientOffer, ErrorBody, Join, KeyConfig, KeyInput, KeyManager, KeyOutput, Leave,
-    LeftNotice, PROTOCOL_VERSION, RosterDevice, SdpBody, ServerMessage, TrackInfo, TrackPublished,
-    TrackUnpublished, key_inputs, key_message,
+use call_client::keys::{KeyConfig, KeyInput, KeyManager, KeyOutput, RosterDevice};
+use call_client::keys::{key_inputs, key_message};
+use call_client::protocol::{
+    ClientMessage, ClientOffer, ErrorBody, LeftNotice, SdpBody, ServerMessage, TrackInfo,
+    TrackPublished, TrackUnpublished,
 };
+use call_client::session::{Session, SessionConfig, SessionError};
+use e2ee_frames::{DeviceId, DeviceKeys};
+use tokio::sync::{mpsc, oneshot, watch};
+
 use super::engine::ViewerEngine;
 use super::worker::{Command, MediaEvent, ViewerId, ViewerMedia, WorkerHandle};
 use crate::participant::{LiveCounters, ParticipantOutcome, ParticipantSpec, subscriptions_for};
+use crate::secure_media::MissingKey;
 
 /// How often subscriptions are flushed.
 const TICK: Duration = Duration::from_millis(100);
@@ -33,11 +34,11 @@ const SUBSCRIBE_EVERY: Duration = Duration::from_millis(300);
 /// How long the worker may take to answer a command.
 const WORKER_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long connecting and joining may take: hundreds of viewers join at once.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Server errors kept per viewer for the run's diagnostics.
 const MAX_ERRORS_KEPT: usize = 4;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Runs one viewer on `engine` until `stop` turns true (or its session fails); the outcome has
 /// the same fields as an `async` participant's.
@@ -52,15 +53,7 @@ pub fn run_viewer(
         let mut outcome = ParticipantOutcome::default();
         let started = Instant::now();
         let id = ViewerId::from(spec.index);
-        let mut session = ViewerSession {
-            spec: &spec,
-            worker: &worker,
-            id,
-            outcome: &mut outcome,
-            counters: &counters,
-            started,
-        };
-        if let Err(e) = session.run(&mut stop).await {
+        if let Err(e) = run_session(&spec, &worker, id, &mut outcome, &counters, &mut stop).await {
             outcome.failure = Some(e);
         }
         let (reply, media) = oneshot::channel();
@@ -92,6 +85,81 @@ pub fn run_viewer(
     }
 }
 
+/// Joins, runs the viewer until `stop` and leaves.
+async fn run_session(
+    spec: &ParticipantSpec,
+    worker: &WorkerHandle,
+    id: ViewerId,
+    outcome: &mut ParticipantOutcome,
+    counters: &Arc<LiveCounters>,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let device = DeviceId::new(format!("lt-viewer-{}", spec.index))
+        .map_err(|e| format!("sender key: {e}"))?;
+    let device_keys = DeviceKeys::generate(device, &mut rand::rng());
+    let mut config = SessionConfig::new(
+        spec.ws_url.as_str(),
+        spec.room.as_str(),
+        spec.token.as_str(),
+        device_keys.bundle(),
+    );
+    config.name = Some(format!("loadtest viewer {}", spec.index));
+    config.join_timeout = JOIN_TIMEOUT;
+    let ws = Session::connect(config).await.map_err(|e| match e {
+        SessionError::Refused(ErrorBody { code, message, .. }) => {
+            format!("join refused: {}: {message}", code.as_str())
+        }
+        other => format!("websocket: {other}"),
+    })?;
+    let joined = ws.joined();
+    if !joined.media {
+        return Err("signaling has no media node (joined.media is false)".into());
+    }
+    // A viewer sends no media: it only receives keys (acks them, and asks again for one it
+    // misses).
+    let keys = KeyManager::new(
+        device_keys,
+        &joined.room,
+        &joined.call,
+        joined.slot,
+        false,
+        KeyConfig::default(),
+    );
+    let tracks = joined
+        .tracks
+        .iter()
+        .map(|t| (t.id.clone(), t.clone()))
+        .collect();
+    let roster: Vec<RosterDevice> = joined
+        .roster
+        .devices
+        .iter()
+        .map(RosterDevice::from)
+        .collect();
+    let mut viewer = ViewerSession {
+        spec,
+        worker,
+        id,
+        outcome,
+        counters,
+        started,
+        ws,
+        keys,
+        tracks,
+        subscriptions_dirty: true,
+        last_subscribe: None,
+        connected: false,
+    };
+    for device in roster {
+        viewer.key_input(KeyInput::RosterAdded(device));
+    }
+    let result = viewer.drive(stop).await;
+    viewer.ws.leave().await;
+    result
+}
+
+/// One viewer's signaling state: its session, key policy and the tracks it subscribes to.
 struct ViewerSession<'a> {
     spec: &'a ParticipantSpec,
     worker: &'a WorkerHandle,
@@ -99,10 +167,7 @@ struct ViewerSession<'a> {
     outcome: &'a mut ParticipantOutcome,
     counters: &'a Arc<LiveCounters>,
     started: Instant,
-}
-
-/// What the session knows besides the socket.
-struct State {
+    ws: Session,
     keys: KeyManager,
     tracks: BTreeMap<String, TrackInfo>,
     subscriptions_dirty: bool,
@@ -111,91 +176,27 @@ struct State {
 }
 
 impl ViewerSession<'_> {
-    async fn run(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), String> {
-        let (mut ws, _) = tokio_tungstenite::connect_async(self.spec.ws_url.as_str())
-            .await
-            .map_err(|e| format!("websocket: {e}"))?;
-        let device = DeviceId::new(format!("lt-viewer-{}", self.spec.index))
-            .map_err(|e| format!("sender key: {e}"))?;
-        let device_keys = DeviceKeys::generate(device, &mut rand::rng());
-        let join = ClientMessage::Join(Join {
-            v: PROTOCOL_VERSION,
-            room: self.spec.room.clone(),
-            token: self.spec.token.clone(),
-            name: Some(format!("loadtest viewer {}", self.spec.index)),
-            device: device_keys.bundle(),
-            resume: None,
-        });
-        send(&mut ws, &join).await?;
-        let joined = loop {
-            match next_message(&mut ws).await? {
-                ServerMessage::Joined(j) => break *j,
-                ServerMessage::Error(ErrorBody { code, message, .. }) => {
-                    return Err(format!("join refused: {}: {message}", code.as_str()));
-                }
-                _ => {}
-            }
-        };
-        if !joined.media {
-            return Err("signaling has no media node (joined.media is false)".into());
-        }
-        let mut state = State {
-            // A viewer sends no media: it only receives keys (and acks them).
-            keys: KeyManager::new(
-                device_keys,
-                &joined.room,
-                &joined.call,
-                joined.slot,
-                false,
-                KeyConfig::default(),
-            ),
-            tracks: joined
-                .tracks
-                .iter()
-                .map(|t| (t.id.clone(), t.clone()))
-                .collect(),
-            subscriptions_dirty: true,
-            last_subscribe: None,
-            connected: false,
-        };
-        for entry in &joined.roster.devices {
-            let added = KeyInput::RosterAdded(RosterDevice::from(entry));
-            if let Err(e) = state.keys.handle_input(Instant::now(), added) {
-                self.outcome.envelope_failures += 1;
-                self.keep_error(e.to_string());
-            }
-        }
-        let result = self.drive(&mut ws, &mut state, stop).await;
-        let _ = send(&mut ws, &ClientMessage::Leave(Leave {})).await;
-        let _ = ws.close(None).await;
-        result
-    }
-
-    async fn drive(
-        &mut self,
-        ws: &mut Ws,
-        state: &mut State,
-        stop: &mut watch::Receiver<bool>,
-    ) -> Result<(), String> {
-        let mut events = self.open_media(ws).await?;
+    async fn drive(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), String> {
+        let mut events = self.open_media().await?;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                msg = next_message(ws) => match msg? {
-                    ServerMessage::MediaReset(_) => {
+                msg = self.ws.recv() => match msg {
+                    Some(ServerMessage::MediaReset(_)) => {
                         // The SFU lost the media session: a fresh one (keys stay).
                         self.outcome.media_resets += 1;
-                        state.tracks.clear();
-                        state.subscriptions_dirty = true;
-                        state.connected = false;
-                        events = self.open_media(ws).await?;
+                        self.tracks.clear();
+                        self.subscriptions_dirty = true;
+                        self.connected = false;
+                        events = self.open_media().await?;
                     }
-                    m => self.on_message(ws, state, m).await?,
+                    Some(m) => self.on_message(m).await?,
+                    None => return Err("server ended the session: websocket ended".into()),
                 },
                 event = events.recv() => match event {
                     Some(MediaEvent::Connected(at)) => {
-                        state.connected = true;
+                        self.connected = true;
                         if !self.outcome.joined {
                             self.outcome.joined = true;
                             self.outcome.join_ms =
@@ -205,19 +206,19 @@ impl ViewerSession<'_> {
                     }
                     Some(MediaEvent::Failed(e)) => return Err(e),
                     Some(MediaEvent::KeyRefused(e)) => self.keep_error(e),
+                    Some(MediaEvent::KeyMissing(MissingKey { slot, generation })) => {
+                        self.key_input(KeyInput::Undecryptable { slot, generation });
+                    }
                     None => return Err("viewer engine stopped".into()),
                 },
-                _ = tick.tick() => self.flush_subscriptions(ws, state).await?,
+                _ = tick.tick() => self.flush_subscriptions()?,
                 () = stopped(stop) => return Ok(()),
             }
         }
     }
 
     /// A new media session in the worker; its offer is sent.
-    async fn open_media(
-        &mut self,
-        ws: &mut Ws,
-    ) -> Result<mpsc::UnboundedReceiver<MediaEvent>, String> {
+    async fn open_media(&mut self) -> Result<mpsc::UnboundedReceiver<MediaEvent>, String> {
         let (events_tx, events) = mpsc::unbounded_channel();
         let (reply, offer) = oneshot::channel();
         let command = Command::Open {
@@ -227,14 +228,10 @@ impl ViewerSession<'_> {
             reply,
         };
         let sdp = self.ask(command, offer).await?;
-        send(
-            ws,
-            &ClientMessage::Offer(ClientOffer {
-                sdp,
-                tracks: Vec::new(),
-            }),
-        )
-        .await?;
+        self.send_now(ClientMessage::Offer(ClientOffer {
+            sdp,
+            tracks: Vec::new(),
+        }))?;
         Ok(events)
     }
 
@@ -253,12 +250,7 @@ impl ViewerSession<'_> {
             .map_err(|e| format!("peer connection: {e}"))
     }
 
-    async fn on_message(
-        &mut self,
-        ws: &mut Ws,
-        state: &mut State,
-        msg: ServerMessage,
-    ) -> Result<(), String> {
+    async fn on_message(&mut self, msg: ServerMessage) -> Result<(), String> {
         match msg {
             ServerMessage::Answer(SdpBody { sdp }) => {
                 self.worker.send(Command::Answer {
@@ -268,34 +260,31 @@ impl ViewerSession<'_> {
             }
             ServerMessage::Offer(SdpBody { sdp }) => {
                 let (reply, answer) = oneshot::channel();
-                let sdp = self
-                    .ask(
-                        Command::Offer {
-                            viewer: self.id,
-                            sdp,
-                            reply,
-                        },
-                        answer,
-                    )
-                    .await?;
-                send(ws, &ClientMessage::Answer(SdpBody { sdp })).await?;
+                let command = Command::Offer {
+                    viewer: self.id,
+                    sdp,
+                    reply,
+                };
+                let sdp = self.ask(command, answer).await?;
+                self.send_now(ClientMessage::Answer(SdpBody { sdp }))?;
+            }
+            ServerMessage::KeyEnvelope(_)
+                if self.spec.miss_keys_until_request && self.outcome.key_requests_sent == 0 =>
+            {
+                // Fault injection: this key is lost; recovery must ask for it again.
             }
             ServerMessage::Roster(_) | ServerMessage::KeyEnvelope(_) => {
                 for input in key_inputs(&msg) {
-                    if let Err(e) = state.keys.handle_input(Instant::now(), input) {
-                        self.outcome.envelope_failures += 1;
-                        self.keep_error(e.to_string());
-                    }
+                    self.key_input(input);
                 }
-                self.apply_key_outputs(ws, state).await?;
             }
             ServerMessage::TrackPublished(TrackPublished { track }) => {
-                state.tracks.insert(track.id.clone(), track);
-                state.subscriptions_dirty = true;
+                self.tracks.insert(track.id.clone(), track);
+                self.subscriptions_dirty = true;
             }
             ServerMessage::TrackUnpublished(TrackUnpublished { track }) => {
-                state.tracks.remove(&track);
-                state.subscriptions_dirty = true;
+                self.tracks.remove(&track);
+                self.subscriptions_dirty = true;
             }
             ServerMessage::Error(ErrorBody { code, message, .. }) => {
                 self.keep_error(format!("{}: {message}", code.as_str()));
@@ -310,12 +299,23 @@ impl ViewerSession<'_> {
         Ok(())
     }
 
-    /// Hands received keys to the worker, forgets those of devices that left and sends the
-    /// acks the key policy asks for.
-    async fn apply_key_outputs(&mut self, ws: &mut Ws, state: &mut State) -> Result<(), String> {
-        while let Some(output) = state.keys.poll_output() {
+    /// Feeds `input` to the key policy and carries out what it asks: received keys go to the
+    /// worker, keys of devices that left are forgotten, acks and key requests are sent.
+    fn key_input(&mut self, input: KeyInput) {
+        if let Err(e) = self.keys.handle_input(Instant::now(), input) {
+            self.outcome.envelope_failures += 1;
+            self.keep_error(e.to_string());
+        }
+        while let Some(output) = self.keys.poll_output() {
             if let Some(message) = key_message(&output) {
-                send(ws, &message).await?;
+                if matches!(output, KeyOutput::SendRequest { .. }) {
+                    self.outcome.key_requests_sent += 1;
+                }
+                // A full queue or a lost connection: the key policy's request path recovers
+                // (and a lost connection ends the session at the next receive).
+                if let Err(e) = self.ws.send(message) {
+                    self.keep_error(e.to_string());
+                }
                 continue;
             }
             match output {
@@ -342,22 +342,29 @@ impl ViewerSession<'_> {
                 | KeyOutput::SendRequest { .. } => {}
             }
         }
-        Ok(())
     }
 
-    async fn flush_subscriptions(&mut self, ws: &mut Ws, state: &mut State) -> Result<(), String> {
-        if !(state.connected
-            && state.subscriptions_dirty
-            && state
+    fn flush_subscriptions(&mut self) -> Result<(), String> {
+        if !(self.connected
+            && self.subscriptions_dirty
+            && self
                 .last_subscribe
                 .is_none_or(|t| t.elapsed() >= SUBSCRIBE_EVERY))
         {
             return Ok(());
         }
-        state.subscriptions_dirty = false;
-        state.last_subscribe = Some(Instant::now());
-        let update = subscriptions_for(&state.tracks, state.keys.device());
-        send(ws, &ClientMessage::Subscribe(update)).await
+        self.subscriptions_dirty = false;
+        self.last_subscribe = Some(Instant::now());
+        let update = subscriptions_for(&self.tracks, self.keys.device());
+        self.send_now(ClientMessage::Subscribe(update))
+    }
+
+    /// Queues a message that must go out (SDP, subscriptions): failing to ends the session.
+    fn send_now(&mut self, message: ClientMessage) -> Result<(), String> {
+        self.ws
+            .send(message)
+            .map(drop)
+            .map_err(|e| format!("websocket: {e}"))
     }
 
     fn keep_error(&mut self, e: String) {
@@ -371,32 +378,4 @@ impl ViewerSession<'_> {
 /// dropped here, not held across the `select!`.
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
-}
-
-async fn send(ws: &mut Ws, msg: &ClientMessage) -> Result<(), String> {
-    ws.send(Message::text(msg.to_json()))
-        .await
-        .map_err(|e| format!("websocket: {e}"))
-}
-
-/// The next protocol message; pings are answered by tungstenite, malformed text is skipped.
-async fn next_message(ws: &mut Ws) -> Result<ServerMessage, String> {
-    loop {
-        match ws.next().await {
-            // Unknown message types are ignored (protocol §1); malformed ones are skipped too.
-            Some(Ok(Message::Text(text))) => match ServerMessage::parse(&text) {
-                Ok(Some(m)) => return Ok(m),
-                Ok(None) | Err(_) => continue,
-            },
-            Some(Ok(Message::Close(frame))) => {
-                return Err(format!(
-                    "server ended the session: websocket closed: {}",
-                    frame.map(|f| f.code.to_string()).unwrap_or_default()
-                ));
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(format!("websocket: {e}")),
-            None => return Err("server ended the session: websocket ended".into()),
-        }
-    }
 }

@@ -33,7 +33,7 @@ use super::datagrams::{RECV_BATCH, RecvBatch, send_all};
 use super::receiver::MediaReceiver;
 use super::viewer_peer::ViewerPeer;
 use crate::participant::LiveCounters;
-use crate::secure_media::FrameOpener;
+use crate::secure_media::{FrameOpener, MissingKey};
 
 /// The epoll token of the command `eventfd` (viewer ids are smaller).
 const WAKE_TOKEN: u64 = u64::MAX;
@@ -98,6 +98,9 @@ pub(super) enum MediaEvent {
     Failed(String),
     /// A key could not be installed.
     KeyRefused(String),
+    /// A frame arrived that no held key opens (unknown sender or generation, or a step
+    /// beyond the look-ahead): the key policy may ask its sender again.
+    KeyMissing(MissingKey),
 }
 
 /// What a viewer received, handed back when it leaves.
@@ -136,6 +139,8 @@ pub(super) struct WorkerCounters {
 /// One viewer's media session inside a worker.
 struct Viewer {
     socket: UdpSocket,
+    /// The socket's address (asked once, not per read: `getsockname` is a system call).
+    local: SocketAddr,
     peer: ViewerPeer,
     events: tokio_mpsc::UnboundedSender<MediaEvent>,
     /// Media kind of each remote track, learnt from `OnTrack`.
@@ -258,13 +263,12 @@ impl Worker {
         let Some(viewer) = self.viewers.get_mut(&id) else {
             return;
         };
-        let local = viewer.socket.local_addr().ok();
+        let local = viewer.local;
         loop {
             // A read error (an ICMP error queued on the socket) ends this read, like none queued.
             let n = recv.read(&viewer.socket).unwrap_or_default();
             for i in 0..n {
                 let (_, source) = recv.received[i];
-                let Some(local) = local else { break };
                 let _ = viewer.peer.pc.handle_read(TaggedBytesMut {
                     now,
                     transport: TransportContext {
@@ -392,6 +396,7 @@ impl Worker {
         self.media.entry(id).or_default().restart();
         let mut viewer = Viewer {
             socket,
+            local,
             peer,
             events,
             kinds: HashMap::new(),
@@ -489,13 +494,20 @@ impl Worker {
                 // A packet of a track not announced yet is video or audio by payload type
                 // (the default codecs: Opus 111, VP8 96), as the SFU maps them.
                 let kind = viewer.kinds.get(&track).copied().unwrap_or(
-                    if packet.header.payload_type == super::adapters::OPUS_PT {
+                    if packet.header.payload_type == call_client::peer::OPUS_PT {
                         RtpCodecKind::Audio
                     } else {
                         RtpCodecKind::Video
                     },
                 );
                 media.on_rtp(kind, &packet, now, arrival_us);
+            }
+        }
+        // Frames without a key: the signaling side feeds them to the key policy (at most one
+        // report per sender every 250 ms, so this stays at control rate).
+        if media.opener.has_missing_keys() {
+            for missing in media.opener.take_missing_keys() {
+                let _ = viewer.events.send(MediaEvent::KeyMissing(missing));
             }
         }
         self.pass_packets += media.packets - packets;

@@ -62,3 +62,56 @@ fn the_async_viewer_engine_still_runs_behind_its_flag() {
         "{report}"
     );
 }
+
+/// What a run with `--viewers-miss-keys` must show: every viewer lost the key envelopes sent
+/// to it before it asked, saw frames it could not open, asked the presenter with a
+/// `key_request` (the key policy's recovery, as the browser does) and then decrypted.
+fn check_recovered_through_key_request(report: &serde_json::Value, viewers: u64) {
+    check_common(report, viewers + 1);
+    assert!(u(report, "frames_without_key") >= viewers, "{report}");
+    assert!(u(report, "key_requests_sent") >= viewers, "{report}");
+    // Rate-limited: at most one request a second per sender, not one per frame.
+    let duration = f(report, "duration_s");
+    assert!(
+        (u(report, "key_requests_sent") as f64) < viewers as f64 * (duration + 20.0),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_sansio_viewer_that_missed_its_key_recovers_through_key_request() {
+    let report = run(
+        &[
+            "broadcast",
+            "--viewers",
+            "4",
+            "--workers",
+            "1",
+            "--viewer-engine",
+            "sansio",
+            "--viewers-miss-keys",
+            "--duration",
+            "3",
+        ],
+        "viewer-missed-key-sansio",
+    );
+    check_recovered_through_key_request(&report, 4);
+}
+
+#[test]
+fn an_async_viewer_that_missed_its_key_recovers_through_key_request() {
+    let report = run(
+        &[
+            "broadcast",
+            "--viewers",
+            "2",
+            "--viewer-engine",
+            "async",
+            "--viewers-miss-keys",
+            "--duration",
+            "3",
+        ],
+        "viewer-missed-key-async",
+    );
+    check_recovered_through_key_request(&report, 2);
+}
