@@ -25,7 +25,9 @@ use signaling::auth::{GrantClaims, Secret, TokenRequest, issue_token};
 use signaling::config::{Config, RedisUrl};
 #[cfg(feature = "embedded-sfu")]
 use signaling::media_node::EmbeddedSfu;
-use signaling::media_node::{MediaNode, READ_EVERY, RemoteSfu, SfuPool, watch_registry};
+use signaling::media_node::{
+    MediaNode, NodeFactory, READ_EVERY, RemoteSfu, SfuPool, watch_registry,
+};
 use signaling::policy::Role;
 use tracing_subscriber::EnvFilter;
 
@@ -145,6 +147,12 @@ struct ServeArgs {
     /// `media_unavailable`.
     #[arg(long, env = "SIGNALING_SFU_URL")]
     sfu_url: Option<String>,
+    /// Control URL prefixes, comma-separated (e.g. `http://sfu-`): with `--redis-url`, every SFU
+    /// node that publishes a record in the registry under such a URL joins the pool as it
+    /// appears (with or without `--sfu-url`). Default: none (only the listed nodes); a record
+    /// under another URL is refused, as signaling sends its control secret to its nodes.
+    #[arg(long, env = "SIGNALING_SFU_DISCOVER", value_delimiter = ',')]
+    sfu_discover: Vec<String>,
     /// The SFU's control secret (its `SFU_CONTROL_SECRET`).
     #[arg(long, env = "SIGNALING_SFU_CONTROL_SECRET", hide_env_values = true)]
     sfu_control_secret: Option<String>,
@@ -260,6 +268,8 @@ struct DevArgs {
 /// Where `serve` finds its SFU.
 struct SfuTarget {
     url: String,
+    /// Control URL prefixes of nodes taken from the registry.
+    discover: Vec<String>,
     secret: Secret,
     ca_pem: Option<Vec<u8>>,
 }
@@ -308,14 +318,26 @@ fn parse_api_keys(pairs: &[String]) -> Result<BTreeMap<String, Secret>, String> 
 }
 
 fn sfu_target(args: &ServeArgs) -> Result<Option<SfuTarget>, String> {
-    let Some(url) = args.sfu_url.clone().filter(|u| !u.is_empty()) else {
+    let url = args.sfu_url.clone().unwrap_or_default();
+    let discover: Vec<String> = args
+        .sfu_discover
+        .iter()
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if url.trim().is_empty() && discover.is_empty() {
         return Ok(None);
-    };
+    }
+    if !discover.is_empty() && args.redis_url.as_deref().is_none_or(str::is_empty) {
+        return Err("--sfu-discover needs --redis-url (SIGNALING_REDIS_URL): nodes are discovered in the node registry".into());
+    }
     let secret = args
         .sfu_control_secret
         .clone()
         .filter(|s| !s.is_empty())
-        .ok_or("--sfu-url needs --sfu-control-secret (SIGNALING_SFU_CONTROL_SECRET)")?;
+        .ok_or(
+            "--sfu-url and --sfu-discover need --sfu-control-secret (SIGNALING_SFU_CONTROL_SECRET)",
+        )?;
     let ca_pem = match &args.sfu_ca_file {
         Some(path) => {
             Some(std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?)
@@ -324,6 +346,7 @@ fn sfu_target(args: &ServeArgs) -> Result<Option<SfuTarget>, String> {
     };
     Ok(Some(SfuTarget {
         url,
+        discover,
         secret: Secret::new(secret),
         ca_pem,
     }))
@@ -425,48 +448,63 @@ enum Media {
     },
 }
 
+/// The media node of `serve`: one SFU, or a pool of the listed nodes, placed by the node
+/// registry and grown by discovery when configured.
+fn remote_media(config: &Config, t: SfuTarget) -> Result<Arc<dyn MediaNode>, String> {
+    let settings = config.pool_settings().map_err(|e| e.to_string())?;
+    let make: NodeFactory = {
+        let secret = t.secret.clone();
+        let ca_pem = t.ca_pem.clone();
+        Arc::new(move |url: &str| {
+            Ok(
+                Arc::new(RemoteSfu::new(url, secret.clone(), ca_pem.as_deref())?)
+                    as Arc<dyn MediaNode>,
+            )
+        })
+    };
+    let mut nodes: Vec<Arc<dyn MediaNode>> = Vec::new();
+    for url in t.url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        nodes.push(make(url).map_err(|e| e.to_string())?);
+        tracing::info!(sfu = %url, "media through a separate SFU");
+    }
+    let registry = match &config.media.redis_url {
+        None => None,
+        Some(url) => Some(
+            Registry::new(
+                &url.0,
+                RegistryConfig {
+                    keys: KeySpace::new(config.media.registry_prefix.clone()),
+                    ..RegistryConfig::default()
+                },
+            )
+            .map_err(|e| format!("media.redis_url: {e}"))?,
+        ),
+    };
+    let Some(registry) = registry else {
+        return Ok(if nodes.len() == 1 {
+            nodes.remove(0)
+        } else {
+            Arc::new(SfuPool::new(nodes, settings).map_err(|e| e.to_string())?)
+        });
+    };
+    tracing::info!(prefix = %config.media.registry_prefix, discover = ?t.discover, "rooms placed by the SFU node registry");
+    let snapshot = watch_registry(registry, READ_EVERY);
+    let pool = if nodes.is_empty() {
+        SfuPool::discovering(settings, snapshot, t.discover, make)
+    } else {
+        let pool = SfuPool::new(nodes, settings).and_then(|p| p.with_registry(snapshot));
+        if t.discover.is_empty() {
+            pool
+        } else {
+            pool.and_then(|p| p.with_discovery(t.discover, make))
+        }
+    };
+    Ok(Arc::new(pool.map_err(|e| e.to_string())?))
+}
+
 async fn run(config: Config, media: Media) -> Result<(), String> {
     let (node, extra, demo_room): (Arc<dyn MediaNode>, Router, Option<String>) = match media {
-        Media::Remote(t) => {
-            let settings = config.pool_settings().map_err(|e| e.to_string())?;
-            let mut nodes: Vec<Arc<dyn MediaNode>> = Vec::new();
-            let mut urls = Vec::new();
-            for url in t.url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
-                let node = RemoteSfu::new(url, t.secret.clone(), t.ca_pem.as_deref())
-                    .map_err(|e| e.to_string())?;
-                tracing::info!(sfu = %url, "media through a separate SFU");
-                nodes.push(Arc::new(node));
-                urls.push(url.to_owned());
-            }
-            let node: Arc<dyn MediaNode> = if nodes.len() == 1 {
-                if config.media.redis_url.is_some() {
-                    tracing::warn!(
-                        "one SFU node: the node registry is not read (it only places rooms among several)"
-                    );
-                }
-                nodes.remove(0)
-            } else {
-                let pool = SfuPool::new(nodes, settings).map_err(|e| e.to_string())?;
-                let pool = match &config.media.redis_url {
-                    Some(url) => {
-                        let registry = Registry::new(
-                            &url.0,
-                            RegistryConfig {
-                                keys: KeySpace::new(config.media.registry_prefix.clone()),
-                                ..RegistryConfig::default()
-                            },
-                        )
-                        .map_err(|e| format!("media.redis_url: {e}"))?;
-                        tracing::info!(prefix = %config.media.registry_prefix, "rooms placed by the SFU node registry");
-                        pool.with_registry(urls, watch_registry(registry, READ_EVERY))
-                            .map_err(|e| e.to_string())?
-                    }
-                    None => pool,
-                };
-                Arc::new(pool)
-            };
-            (node, Router::new(), None)
-        }
+        Media::Remote(t) => (remote_media(&config, t)?, Router::new(), None),
         #[cfg(feature = "embedded-sfu")]
         Media::Embedded {
             udp_port,

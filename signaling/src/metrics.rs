@@ -8,7 +8,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::media_node::NodeState;
+use crate::media_node::{NodeState, RegistryCounts};
 use crate::policy::Role;
 use crate::protocol::{
     CLIENT_MESSAGE_TYPES, MediaResetReason, ModerationAction, REJECT_REASONS, SERVER_MESSAGE_TYPES,
@@ -62,6 +62,8 @@ pub struct Metrics {
     /// Reads of the node registry on Redis by result (`ok`, `error`), copied from the media
     /// node at each scrape.
     pub registry_reads: IntCounterVec,
+    /// Node registry records not added to the pool (control URL not allowed or unusable).
+    pub registry_nodes_refused: IntCounter,
     /// Joins that replaced the same device's connection (a reconnect).
     pub rejoins: IntCounter,
     /// Joins that asked to resume, and suspensions that expired, by outcome
@@ -158,6 +160,10 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let registry_nodes_refused = IntCounter::new(
+            "signaling_registry_nodes_refused_total",
+            "SFU node registry records not added to the pool: a control URL no --sfu-discover prefix allows, or unusable",
+        )?;
         let rejoins = IntCounter::new(
             "signaling_rejoins_total",
             "Joins that replaced the same device's connection",
@@ -203,6 +209,7 @@ impl Metrics {
         registry.register(Box::new(media_resets.clone()))?;
         registry.register(Box::new(media_nodes.clone()))?;
         registry.register(Box::new(registry_reads.clone()))?;
+        registry.register(Box::new(registry_nodes_refused.clone()))?;
         registry.register(Box::new(rejoins.clone()))?;
         registry.register(Box::new(resumes.clone()))?;
         registry.register(Box::new(suspended_drops.clone()))?;
@@ -272,6 +279,7 @@ impl Metrics {
             media_resets,
             media_nodes,
             registry_reads,
+            registry_nodes_refused,
             rejoins,
             resumes,
             suspended_drops,
@@ -317,13 +325,15 @@ impl Metrics {
         }
     }
 
-    /// Brings `signaling_registry_reads_total` up to the media node's own counts of reads
-    /// (`ok`, `error`) since the start.
-    pub fn set_registry_reads(&self, ok: u64, failed: u64) {
-        for (result, total) in [("ok", ok), ("error", failed)] {
+    /// Brings `signaling_registry_reads_total` and `signaling_registry_nodes_refused_total`
+    /// up to the media node's own counts since the start.
+    pub fn set_registry_counts(&self, counts: RegistryCounts) {
+        for (result, total) in [("ok", counts.reads_ok), ("error", counts.reads_failed)] {
             let counter = self.registry_reads.with_label_values(&[result]);
             counter.inc_by(total.saturating_sub(counter.get()));
         }
+        let refused = &self.registry_nodes_refused;
+        refused.inc_by(counts.nodes_refused.saturating_sub(refused.get()));
     }
 
     /// The Prometheus text exposition of every metric.

@@ -307,8 +307,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .map(|node| node.node_states())
         .unwrap_or_default();
     state.hub.metrics().set_media_nodes(&nodes);
-    if let Some((ok, failed)) = state.hub.media().and_then(|node| node.registry_reads()) {
-        state.hub.metrics().set_registry_reads(ok, failed);
+    if let Some(counts) = state.hub.media().and_then(|node| node.registry_reads()) {
+        state.hub.metrics().set_registry_counts(counts);
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

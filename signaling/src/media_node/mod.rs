@@ -54,7 +54,7 @@ pub use admin_view::{MediaNodeList, MediaNodeView, media_node_list};
 #[cfg(feature = "embedded-sfu")]
 pub use embedded::{EmbeddedSfu, EmbeddedStartError};
 pub use placement::{NodeState, NodeView, Registered, choose};
-pub use pool::{PoolSettings, SfuPool};
+pub use pool::{NodeFactory, PoolSettings, SfuPool};
 pub use registry_view::{READ_EVERY, RegistrySnapshot, watch_registry};
 pub use remote::RemoteSfu;
 
@@ -251,6 +251,18 @@ pub enum MediaError {
     Failed(String),
 }
 
+/// What reading the node registry has counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegistryCounts {
+    /// Reads that succeeded.
+    pub reads_ok: u64,
+    /// Reads that failed (Redis unreachable, slow or refusing).
+    pub reads_failed: u64,
+    /// Records not added to the pool: a control URL no allowed prefix matches, or one no node
+    /// can be made from.
+    pub nodes_refused: u64,
+}
+
 /// One media node as the admin API shows it.
 #[derive(Clone, Debug)]
 pub struct MediaNodeInfo {
@@ -337,9 +349,9 @@ pub trait MediaNode: Send + Sync + 'static {
         }]
     }
 
-    /// Reads of the node registry that succeeded and that failed, since the start, for
-    /// `signaling_registry_reads_total`; `None` without a registry.
-    fn registry_reads(&self) -> Option<(u64, u64)> {
+    /// The node registry's counters since the start (`signaling_registry_reads_total`,
+    /// `signaling_registry_nodes_refused_total`); `None` without a registry.
+    fn registry_reads(&self) -> Option<RegistryCounts> {
         None
     }
 

@@ -6,6 +6,13 @@
 //! call for the room goes to that node. Events of all nodes are merged; an event a node sends
 //! about a room not placed on it (a stale copy on a node the room was moved off) is dropped.
 //!
+//! Discovery ([`SfuPool::with_discovery`]): with the registry, a node that publishes a record
+//! whose control URL starts with one of the allowed prefixes joins the pool as it appears, so
+//! SFU nodes can be added without restarting signaling. A node is never removed (placed rooms
+//! name nodes by index): one whose record is gone takes no new rooms, and its rooms move when
+//! its event stream is lost, as for a listed node. A record whose URL is not allowed is refused
+//! (logged once, counted): signaling sends its control secret only to nodes it was told to trust.
+//!
 //! Failover: a node unreachable for longer than [`PoolSettings::failover_after`] loses its
 //! rooms. Each is created on the node the same rule chooses, with the spec it was first created
 //! with; the lost node is told to forget it ([`MediaNode::abandon_room`]: not re-created there
@@ -15,18 +22,18 @@
 //! as soon as one is.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures_util::stream::{self, BoxStream, StreamExt as _};
+use futures_util::stream::{BoxStream, StreamExt as _};
 use tokio::sync::{mpsc, watch};
 
 use super::placement::{self, NodeState, NodeView, Registered};
 use super::registry_view::RegistrySnapshot;
 use super::{
     MediaError, MediaEvent, MediaNode, MediaNodeInfo, MediaRoomSpec, ParticipantSpec,
-    SessionDescription,
+    RegistryCounts, SessionDescription,
 };
 use crate::protocol::{MediaResetReason, ReceiveSlotCounts, Subscription, TrackAnnouncement};
 
@@ -59,20 +66,32 @@ pub struct SfuPool {
     settings: PoolSettings,
 }
 
-/// What the pool and its failover task share.
+/// What the pool, its failover task, its event forwarders and its discovery task share.
 struct Shared {
-    nodes: Vec<Arc<dyn MediaNode>>,
-    /// The node registry, when the pool reads one: each node's control URL (same order as
-    /// `nodes`) and the registry as last read.
-    registry: Option<RegistryLink>,
+    /// The nodes, listed then discovered, in that order; only ever appended to, so an index
+    /// names one node for the pool's life.
+    nodes: RwLock<Vec<Arc<dyn MediaNode>>>,
+    /// The node registry as last read, when the pool reads one.
+    registry: Option<watch::Receiver<RegistrySnapshot>>,
+    /// Which registry records may join the pool, and how a node is made from a URL.
+    discovery: Option<Discovery>,
     /// Room name → where it is and what it was created with.
     rooms: Mutex<HashMap<String, Placed>>,
+    /// Where the nodes' events go, once [`MediaNode::events`] was called (a node discovered
+    /// later gets its forwarder then).
+    events: Mutex<Option<mpsc::Sender<MediaEvent>>>,
+    /// Registry records refused for a control URL no allowed prefix matches.
+    refused: std::sync::atomic::AtomicU64,
 }
 
-/// How the pool finds each node's record in the registry.
-struct RegistryLink {
-    control_urls: Vec<String>,
-    snapshot: watch::Receiver<RegistrySnapshot>,
+/// Makes a node from a discovered control URL (a [`super::RemoteSfu`] with signaling's secret).
+pub type NodeFactory = Arc<dyn Fn(&str) -> Result<Arc<dyn MediaNode>, MediaError> + Send + Sync>;
+
+/// Which registry records join the pool.
+struct Discovery {
+    /// Control URL prefixes accepted (default deny: none means no record joins).
+    allowed: Vec<String>,
+    make: NodeFactory,
 }
 
 /// A room placed on a node.
@@ -86,7 +105,7 @@ struct Placed {
 impl std::fmt::Debug for SfuPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SfuPool")
-            .field("nodes", &self.shared.nodes.len())
+            .field("nodes", &self.shared.nodes().len())
             .field("settings", &self.settings)
             .finish()
     }
@@ -100,37 +119,66 @@ impl SfuPool {
         if nodes.is_empty() {
             return Err(MediaError::Failed("no SFU node configured".into()));
         }
-        Ok(SfuPool {
-            shared: Arc::new(Shared {
-                nodes,
-                registry: None,
-                rooms: Mutex::default(),
-            }),
-            settings,
-        })
+        Ok(SfuPool::with_nodes(nodes, settings))
     }
 
-    /// Places rooms by the node registry too: `control_urls[i]` is the control API URL node
-    /// `i` publishes its record under, `snapshot` the registry as a
-    /// [`watch_registry`](super::registry_view::watch_registry) task reads it. Call before
-    /// the pool is shared.
+    /// A pool that starts with no node and takes the nodes the registry announces
+    /// ([`SfuPool::with_discovery`]).
+    pub fn discovering(
+        settings: PoolSettings,
+        snapshot: watch::Receiver<RegistrySnapshot>,
+        allowed: Vec<String>,
+        make: NodeFactory,
+    ) -> Result<Self, MediaError> {
+        SfuPool::with_nodes(Vec::new(), settings)
+            .with_registry(snapshot)?
+            .with_discovery(allowed, make)
+    }
+
+    fn with_nodes(nodes: Vec<Arc<dyn MediaNode>>, settings: PoolSettings) -> Self {
+        SfuPool {
+            shared: Arc::new(Shared {
+                nodes: RwLock::new(nodes),
+                registry: None,
+                discovery: None,
+                rooms: Mutex::default(),
+                events: Mutex::default(),
+                refused: Default::default(),
+            }),
+            settings,
+        }
+    }
+
+    fn shared_mut(&mut self) -> Result<&mut Shared, MediaError> {
+        Arc::get_mut(&mut self.shared)
+            .ok_or_else(|| MediaError::Failed("the pool is configured before it is shared".into()))
+    }
+
+    /// Places rooms by the node registry too: `snapshot` is the registry as a
+    /// [`watch_registry`](super::registry_view::watch_registry) task reads it; each node's
+    /// record is the one published under its control URL. Call before the pool is shared.
     pub fn with_registry(
         mut self,
-        control_urls: Vec<String>,
         snapshot: watch::Receiver<RegistrySnapshot>,
     ) -> Result<Self, MediaError> {
-        if control_urls.len() != self.shared.nodes.len() {
+        self.shared_mut()?.registry = Some(snapshot);
+        Ok(self)
+    }
+
+    /// Adds every node the registry announces whose control URL starts with one of `allowed`
+    /// (made by `make`), as it appears. Needs [`SfuPool::with_registry`] first.
+    pub fn with_discovery(
+        mut self,
+        allowed: Vec<String>,
+        make: NodeFactory,
+    ) -> Result<Self, MediaError> {
+        let shared = self.shared_mut()?;
+        if shared.registry.is_none() {
             return Err(MediaError::Failed(
-                "one control URL per SFU node is needed to read the registry".into(),
+                "discovering SFU nodes needs the node registry".into(),
             ));
         }
-        let shared = Arc::get_mut(&mut self.shared).ok_or_else(|| {
-            MediaError::Failed("the registry is set before the pool is shared".into())
-        })?;
-        shared.registry = Some(RegistryLink {
-            control_urls,
-            snapshot,
-        });
+        shared.discovery = Some(Discovery { allowed, make });
         Ok(self)
     }
 
@@ -138,12 +186,49 @@ impl SfuPool {
         self.shared
             .rooms()
             .get(room)
-            .map(|p| self.shared.nodes[p.node].clone())
+            .map(|p| self.shared.node(p.node))
             .ok_or(MediaError::UnknownRoom)
     }
 }
 
 impl Shared {
+    fn nodes(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<dyn MediaNode>>> {
+        self.nodes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Node `i` (indexes come from `nodes`, which only grows).
+    fn node(&self, i: usize) -> Arc<dyn MediaNode> {
+        self.nodes()[i].clone()
+    }
+
+    /// The control URL a node publishes its record under (a remote node's base URL).
+    fn url_of(node: &Arc<dyn MediaNode>) -> Option<String> {
+        node.nodes().into_iter().next().and_then(|info| info.url)
+    }
+
+    /// Adds a node; with the events already followed, its events are forwarded from now on.
+    fn add_node(self: &Arc<Self>, node: Arc<dyn MediaNode>) -> usize {
+        let i = {
+            let mut nodes = self
+                .nodes
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            nodes.push(node.clone());
+            nodes.len() - 1
+        };
+        let events = self
+            .events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        if let Some(tx) = events {
+            tokio::spawn(forward_events(self.clone(), i, node.events(), tx));
+        }
+        i
+    }
+
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, Placed>> {
         // A panic while holding the lock leaves a usable map.
         self.rooms
@@ -154,7 +239,8 @@ impl Shared {
     /// What the placement rule sees of each node; the nodes in `failed` (a create just failed
     /// there) count as detached.
     fn views(&self, failed: &[usize]) -> Vec<NodeView> {
-        let mut load = vec![0usize; self.nodes.len()];
+        let nodes = self.nodes().clone();
+        let mut load = vec![0usize; nodes.len()];
         for p in self.rooms().values() {
             load[p.node] += 1;
         }
@@ -162,8 +248,8 @@ impl Shared {
         let registry = self
             .registry
             .as_ref()
-            .map(|link| (link.snapshot.borrow().clone(), &link.control_urls));
-        self.nodes
+            .map(|snapshot| snapshot.borrow().clone());
+        nodes
             .iter()
             .zip(load)
             .enumerate()
@@ -174,11 +260,10 @@ impl Shared {
                     node.state()
                 },
                 rooms,
-                registered: registry
-                    .as_ref()
-                    .map_or(Registered::Unknown, |(snapshot, urls)| {
-                        snapshot.registered(&urls[i])
-                    }),
+                registered: match (&registry, Shared::url_of(node)) {
+                    (Some(snapshot), Some(url)) => snapshot.registered(&url),
+                    _ => Registered::Unknown,
+                },
             })
             .collect()
     }
@@ -193,7 +278,7 @@ impl Shared {
         let mut failed = Vec::new();
         let mut last_error = None;
         while let Some(i) = placement::choose(&self.views(&failed)) {
-            match self.nodes[i].create_room(spec).await {
+            match self.node(i).create_room(spec).await {
                 Ok(counts) => return Ok((i, counts)),
                 Err(e @ MediaError::Failed(_)) => {
                     tracing::warn!(room = %spec.room, node = i, error = %e, "SFU node failed to create a room; trying another");
@@ -224,12 +309,12 @@ impl Shared {
             _ => false,
         };
         if !placed {
-            if let Err(e) = self.nodes[to].close_room(room).await {
+            if let Err(e) = self.node(to).close_room(room).await {
                 tracing::debug!(room, error = %e, "closing a room closed while it moved");
             }
             return Ok(false);
         }
-        self.nodes[from].abandon_room(room);
+        self.node(from).abandon_room(room);
         tracing::warn!(room, from, to, "room moved off a lost SFU node");
         Ok(true)
     }
@@ -246,7 +331,7 @@ async fn fail_over(shared: Arc<Shared>, settings: PoolSettings, moves: mpsc::Sen
         ticks.tick().await;
         let now = Instant::now();
         let lost: Vec<usize> = shared
-            .nodes
+            .nodes()
             .iter()
             .enumerate()
             .filter(|(_, n)| n.state().lost_for(settings.failover_after, now))
@@ -289,6 +374,89 @@ async fn fail_over(shared: Arc<Shared>, settings: PoolSettings, moves: mpsc::Sen
                     }
                 }
             }
+        }
+    }
+}
+
+/// Forwards node `i`'s events about rooms placed on it; ends with the node's stream or when
+/// the pool's events are no longer read.
+async fn forward_events(
+    shared: Arc<Shared>,
+    i: usize,
+    mut events: BoxStream<'static, MediaEvent>,
+    tx: mpsc::Sender<MediaEvent>,
+) {
+    while let Some(event) = events.next().await {
+        let placed_here = shared
+            .rooms()
+            .get(event.room())
+            .is_some_and(|p| p.node == i);
+        if !placed_here {
+            tracing::debug!(
+                node = i,
+                room = event.room(),
+                "dropped an event of a room not placed on its node"
+            );
+            continue;
+        }
+        if tx.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Adds each node the registry announces under an allowed control URL, as it appears; refuses
+/// (logs once, counts) the others. Ends when the registry reader ends.
+async fn discover(shared: Arc<Shared>, mut snapshot: watch::Receiver<RegistrySnapshot>) {
+    let Some(discovery) = &shared.discovery else {
+        return;
+    };
+    let mut refused: HashSet<String> = HashSet::new();
+    loop {
+        let urls: Vec<String> = snapshot
+            .borrow_and_update()
+            .by_control_url
+            .keys()
+            .cloned()
+            .collect();
+        let known: HashSet<String> = shared
+            .nodes()
+            .iter()
+            .filter_map(Shared::url_of)
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .collect();
+        for url in urls {
+            if known.contains(&url) || refused.contains(&url) {
+                continue;
+            }
+            if !discovery
+                .allowed
+                .iter()
+                .any(|prefix| url.starts_with(prefix.as_str()))
+            {
+                tracing::warn!(url = %url, "a node registry record names a control URL no --sfu-discover prefix allows; not added");
+                shared
+                    .refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                refused.insert(url);
+                continue;
+            }
+            match (discovery.make)(&url) {
+                Ok(node) => {
+                    let i = shared.add_node(node);
+                    tracing::info!(url = %url, node = i, "SFU node discovered in the registry; added to the pool");
+                }
+                Err(e) => {
+                    tracing::warn!(url = %url, error = %e, "a discovered SFU node cannot be used; not added");
+                    shared
+                        .refused
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    refused.insert(url);
+                }
+            }
+        }
+        if snapshot.changed().await.is_err() {
+            return;
         }
     }
 }
@@ -360,42 +528,36 @@ impl MediaNode for SfuPool {
     }
 
     /// The nodes' events (those about rooms placed on the node that sends them) and the
-    /// `media_reset`s of rooms moved off lost nodes. Starts the failover task.
+    /// `media_reset`s of rooms moved off lost nodes. Starts the failover task, one forwarder per
+    /// node, and with discovery the task that adds the nodes the registry announces.
     fn events(&self) -> BoxStream<'static, MediaEvent> {
-        let (moves_tx, moves_rx) = mpsc::channel(1024);
-        if self.shared.nodes.len() > 1 {
-            tokio::spawn(fail_over(self.shared.clone(), self.settings, moves_tx));
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(fail_over(self.shared.clone(), self.settings, tx.clone()));
+        let nodes = self.shared.nodes().clone();
+        for (i, node) in nodes.iter().enumerate() {
+            tokio::spawn(forward_events(
+                self.shared.clone(),
+                i,
+                node.events(),
+                tx.clone(),
+            ));
         }
-        let node_events = self.shared.nodes.iter().enumerate().map(|(i, node)| {
-            let shared = self.shared.clone();
-            node.events()
-                .filter(move |event| {
-                    let placed_here = shared
-                        .rooms()
-                        .get(event.room())
-                        .is_some_and(|p| p.node == i);
-                    if !placed_here {
-                        tracing::debug!(
-                            node = i,
-                            room = event.room(),
-                            "dropped an event of a room not placed on its node"
-                        );
-                    }
-                    std::future::ready(placed_here)
-                })
-                .boxed()
-        });
-        let moves = stream::unfold(moves_rx, |mut rx| async move {
-            rx.recv().await.map(|e| (e, rx))
-        })
-        .boxed();
-        stream::select_all(node_events.chain(std::iter::once(moves))).boxed()
+        *self
+            .shared
+            .events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(tx);
+        if let (Some(_), Some(snapshot)) = (&self.shared.discovery, &self.shared.registry) {
+            tokio::spawn(discover(self.shared.clone(), snapshot.clone()));
+        }
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
+            .boxed()
     }
 
     /// Attached while any node is: new rooms go to attached nodes, and the rooms of a lost one
     /// move to them.
     fn is_attached(&self) -> bool {
-        self.shared.nodes.iter().any(|n| n.is_attached())
+        self.shared.nodes().iter().any(|n| n.is_attached())
     }
 
     /// Attached while any node takes rooms; draining while none does but one is reachable;
@@ -420,7 +582,7 @@ impl MediaNode for SfuPool {
     }
 
     fn node_states(&self) -> Vec<NodeState> {
-        self.shared.nodes.iter().map(|n| n.state()).collect()
+        self.shared.nodes().iter().map(|n| n.state()).collect()
     }
 
     /// Each node with its state and, with a registry, its record as last read.
@@ -429,9 +591,9 @@ impl MediaNode for SfuPool {
             .shared
             .registry
             .as_ref()
-            .map(|link| link.snapshot.borrow().clone());
-        self.shared
-            .nodes
+            .map(|snapshot| snapshot.borrow().clone());
+        let nodes = self.shared.nodes().clone();
+        nodes
             .iter()
             .flat_map(|n| n.nodes())
             .map(|mut info| {
@@ -444,10 +606,16 @@ impl MediaNode for SfuPool {
             .collect()
     }
 
-    fn registry_reads(&self) -> Option<(u64, u64)> {
-        let link = self.shared.registry.as_ref()?;
-        let snapshot = link.snapshot.borrow();
-        Some((snapshot.reads_ok, snapshot.reads_failed))
+    fn registry_reads(&self) -> Option<RegistryCounts> {
+        let snapshot = self.shared.registry.as_ref()?.borrow();
+        Some(RegistryCounts {
+            reads_ok: snapshot.reads_ok,
+            reads_failed: snapshot.reads_failed,
+            nodes_refused: self
+                .shared
+                .refused
+                .load(std::sync::atomic::Ordering::Relaxed),
+        })
     }
 
     fn node_of_room(&self, room: &str) -> Option<String> {

@@ -4,7 +4,8 @@
 //! --redis-url …` runs). A new room goes to the node with the fewest participants by its own
 //! record, never to one at its `--capacity` or one whose lease ran out, and a Redis that goes
 //! away stops nothing: rooms are still placed (by what signaling itself sees) and the registry
-//! is read again once Redis is back.
+//! is read again once Redis is back. With discovery, a node that publishes under an allowed
+//! control URL joins the pool as it appears; one under another URL is refused and counted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sfu_registry::{KeySpace, RedisServer, Registry, RegistryConfig};
 use signaling::auth::Secret;
-use signaling::media_node::{MediaNode, PoolSettings, RemoteSfu, SfuPool, watch_registry};
+use signaling::media_node::{
+    MediaNode, NodeFactory, PoolSettings, RemoteSfu, SfuPool, watch_registry,
+};
 
 use crate::common::{ADMIN, TestServer, config};
 use crate::media_call::{CONTROL_SECRET, Device, Media, publish};
@@ -74,11 +77,24 @@ async fn registry_pool_server(nodes: &[&Node], redis: &RedisServer) -> TestServe
         .collect();
     let pool = SfuPool::new(remotes, PoolSettings::default())
         .expect("pool")
-        .with_registry(
-            nodes.iter().map(|n| n.base.clone()).collect(),
-            watch_registry(registry(redis), READ_EVERY),
-        )
+        .with_registry(watch_registry(registry(redis), READ_EVERY))
         .expect("registry link");
+    TestServer::start_with_node(config(), Arc::new(pool)).await
+}
+
+/// Signaling whose pool starts empty and takes the nodes the registry announces under a control
+/// URL starting with `allowed`.
+async fn discovering_server(redis: &RedisServer, allowed: &str) -> TestServer {
+    let make: NodeFactory = Arc::new(|url: &str| {
+        Ok(Arc::new(RemoteSfu::new(url, Secret::new(CONTROL_SECRET), None)?) as Arc<dyn MediaNode>)
+    });
+    let pool = SfuPool::discovering(
+        PoolSettings::default(),
+        watch_registry(registry(redis), READ_EVERY),
+        vec![allowed.to_owned()],
+        make,
+    )
+    .expect("discovering pool");
     TestServer::start_with_node(config(), Arc::new(pool)).await
 }
 
@@ -310,4 +326,83 @@ fn signal(process: &SfuProcess, sig: &str) {
         .status()
         .expect("kill runs");
     assert!(status.success(), "kill {sig}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_discovered_in_the_registry_join_the_pool() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let http = reqwest::Client::new();
+    let s = discovering_server(&redis, "http://127.0.0.1:").await;
+    assert_eq!(media_nodes(&s).await, json!({"nodes": []}), "no node yet");
+    let refused = s
+        .http
+        .post(s.url("/v1/rooms"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "early", "kind": "meeting"}))
+        .send()
+        .await
+        .expect("admin answers");
+    assert_eq!(refused.status(), 502, "no node to place a room on");
+
+    let a = Node::start(&http, &redis, "node-a", &[]).await;
+    poll_until(Duration::from_secs(10), "node A discovered", || async {
+        media_nodes(&s).await["nodes"][0]["url"] == json!(a.base)
+    })
+    .await;
+    poll_until(Duration::from_secs(10), "node A attached", || async {
+        media_nodes(&s).await["nodes"][0]["state"] == "attached"
+    })
+    .await;
+    s.meeting("first").await;
+    assert_eq!(media_node_of(&s, "first").await, json!(a.base));
+    // Media flows through a discovered node: a participant's offer is answered there.
+    let _alice = participant(&s, "first", "alice-dev", 0x0a11_ce00).await;
+    registered_with(&redis, &a, 1).await;
+
+    let b = Node::start(&http, &redis, "node-b", &[]).await;
+    poll_until(
+        Duration::from_secs(10),
+        "node B discovered and attached",
+        || async {
+            let nodes = media_nodes(&s).await;
+            nodes["nodes"][1]["url"] == json!(b.base) && nodes["nodes"][1]["state"] == "attached"
+        },
+    )
+    .await;
+    registered_with(&redis, &b, 0).await;
+    s.meeting("second").await;
+    assert_eq!(
+        media_node_of(&s, "second").await,
+        json!(b.base),
+        "the new node, with no participant"
+    );
+    assert_eq!(
+        s.metric("signaling_registry_nodes_refused_total").await,
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_record_under_a_url_not_allowed_is_refused() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let http = reqwest::Client::new();
+    let s = discovering_server(&redis, "https://sfu-").await;
+    let _a = Node::start(&http, &redis, "node-a", &[]).await;
+    poll_until(
+        Duration::from_secs(10),
+        "the record refused and counted",
+        || async { s.metric("signaling_registry_nodes_refused_total").await >= 1.0 },
+    )
+    .await;
+    assert_eq!(
+        media_nodes(&s).await,
+        json!({"nodes": []}),
+        "signaling sends its control secret to no node it was not told to trust"
+    );
+    // Counted once, not at every read.
+    tokio::time::sleep(READ_EVERY * 5).await;
+    assert_eq!(
+        s.metric("signaling_registry_nodes_refused_total").await,
+        1.0
+    );
 }
