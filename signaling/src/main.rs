@@ -56,7 +56,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the signaling service.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run locally for development: signaling with dev keys and auto-created rooms.
     #[cfg(feature = "embedded-sfu")]
     Dev(DevArgs),
@@ -653,7 +653,7 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Sign(args)) => policy_sign(args),
         Command::Serve(args) => sfu_target(&args).and_then(|target| {
             let development = args.development;
-            let config = serve_config(args)?;
+            let config = serve_config(*args)?;
             check_serve_settings(&config, target.as_ref(), development)?;
             match target {
                 Some(t) => runtime()?.block_on(run(config, Media::Remote(t))),
