@@ -13,6 +13,7 @@ use crate::policy::Role;
 use crate::protocol::{
     CLIENT_MESSAGE_TYPES, MediaResetReason, ModerationAction, REJECT_REASONS, SERVER_MESSAGE_TYPES,
 };
+use crate::room::OfferOutcome;
 use crate::room::{MODERATION_OUTCOMES, ResumeOutcome};
 
 /// The `reason` labels of `signaling_connection_drops_total`: connections the server refused or
@@ -62,6 +63,8 @@ pub struct Metrics {
     /// Reads of the node registry on Redis by result (`ok`, `error`), copied from the media
     /// node at each scrape.
     pub registry_reads: IntCounterVec,
+    /// Node offers sent again or given up, by outcome.
+    pub node_offers: IntCounterVec,
     /// Node registry records not added to the pool (control URL not allowed or unusable).
     pub registry_nodes_refused: IntCounter,
     /// Joins that replaced the same device's connection (a reconnect).
@@ -160,6 +163,13 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let node_offers = IntCounterVec::new(
+            Opts::new(
+                "signaling_node_offers_total",
+                "Media node offers left unanswered by a device: sent again, or its media session reset",
+            ),
+            &["outcome"],
+        )?;
         let registry_nodes_refused = IntCounter::new(
             "signaling_registry_nodes_refused_total",
             "SFU node registry records not added to the pool: a control URL no --sfu-discover prefix allows, or unusable",
@@ -210,6 +220,7 @@ impl Metrics {
         registry.register(Box::new(media_nodes.clone()))?;
         registry.register(Box::new(registry_reads.clone()))?;
         registry.register(Box::new(registry_nodes_refused.clone()))?;
+        registry.register(Box::new(node_offers.clone()))?;
         registry.register(Box::new(rejoins.clone()))?;
         registry.register(Box::new(resumes.clone()))?;
         registry.register(Box::new(suspended_drops.clone()))?;
@@ -260,6 +271,9 @@ impl Metrics {
         for result in ["ok", "error"] {
             registry_reads.with_label_values(&[result]);
         }
+        for outcome in OfferOutcome::ALL {
+            node_offers.with_label_values(&[outcome.as_str()]);
+        }
         for outcome in ResumeOutcome::ALL {
             resumes.with_label_values(&[outcome.as_str()]);
         }
@@ -280,6 +294,7 @@ impl Metrics {
             media_nodes,
             registry_reads,
             registry_nodes_refused,
+            node_offers,
             rejoins,
             resumes,
             suspended_drops,

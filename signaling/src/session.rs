@@ -1054,6 +1054,10 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         let Some(j) = &self.joined else {
             return Flow::Continue;
         };
+        // Settles a node offer this device had pending (before the node can make a new one).
+        let _ = j.room_tx.send(RoomCommand::SdpFromDevice {
+            device: device.clone(),
+        });
         let result = if j.media_session {
             match node
                 .renegotiate(
@@ -1122,6 +1126,9 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 .await;
         }
         let (room, device) = (j.room.clone(), j.device.clone());
+        let _ = j.room_tx.send(RoomCommand::SdpFromDevice {
+            device: device.clone(),
+        });
         match node
             .renegotiate(
                 &room,

@@ -186,6 +186,13 @@ pub enum RoomCommand {
         /// Stats.
         stats: ClientStats,
     },
+    /// The device sent SDP to the media node (an answer or its own offer): the node offer it
+    /// had pending is settled. Sent before the SDP goes to the node, so a node offer the SDP
+    /// causes is not taken for settled.
+    SdpFromDevice {
+        /// Device.
+        device: String,
+    },
     /// Store subscriptions.
     Subscriptions {
         /// Connection.
@@ -552,6 +559,7 @@ impl RoomActor {
                 device,
                 subscriptions,
             } => self.room.record_subscriptions(conn, &device, subscriptions),
+            RoomCommand::SdpFromDevice { device } => self.room.sdp_from_device(&device),
             RoomCommand::Media(ev) => {
                 let out = match ev {
                     MediaEvent::TrackPublished { track, .. } => self.room.publish(track),
@@ -563,10 +571,9 @@ impl RoomActor {
                         self.room.record_quality(&device, quality);
                         Vec::new()
                     }
-                    MediaEvent::Offer { device, sdp, .. } => self.room.to_device(
-                        &device,
-                        ServerMessage::Offer(crate::protocol::SdpBody { sdp }),
-                    ),
+                    MediaEvent::Offer { device, sdp, .. } => {
+                        self.room.node_offer(&device, sdp, now)
+                    }
                     MediaEvent::SubscriptionsLive { device, tracks, .. } => {
                         self.room.subscriptions_live(&device, &tracks)
                     }
@@ -715,6 +722,17 @@ impl RoomActor {
                     );
                     self.metrics
                         .resumes
+                        .with_label_values(&[outcome.as_str()])
+                        .inc();
+                }
+                Output::NodeOffer(outcome) => {
+                    info!(
+                        room = self.room.name(),
+                        outcome = outcome.as_str(),
+                        "node offer"
+                    );
+                    self.metrics
+                        .node_offers
                         .with_label_values(&[outcome.as_str()])
                         .inc();
                 }

@@ -44,6 +44,9 @@ mod media_state;
 mod moderation;
 #[cfg(test)]
 mod moderation_tests;
+mod node_offers;
+#[cfg(test)]
+mod node_offers_tests;
 mod rekey;
 mod resume;
 #[cfg(test)]
@@ -69,6 +72,7 @@ use join_ratchet::PendingRatchet;
 pub use keys::RouteError;
 use moderation::Controls;
 pub use moderation::{JoinAnswer, MODERATION_OUTCOMES, ModerationError};
+pub use node_offers::{OFFER_ANSWER_TIMEOUT, OFFER_RESENDS, OfferOutcome, PendingOffer};
 use rekey::PendingRekey;
 pub use rekey::RekeyTiming;
 pub use resume::{ResumeOutcome, call_for_new_room};
@@ -119,6 +123,8 @@ pub enum Output {
     },
     /// Count what became of a resume (`signaling_resumes_total`).
     Resume(ResumeOutcome),
+    /// Count a node offer sent again or given up (`signaling_node_offers_total`).
+    NodeOffer(OfferOutcome),
 }
 
 /// How a member departs.
@@ -173,6 +179,8 @@ pub struct Member {
     /// Its connection was lost: it departs at this instant unless it resumes before
     /// (`resume`). `conn` names the lost connection meanwhile, so what is sent to it is dropped.
     pub suspended_until: Option<Instant>,
+    /// The media node's offer it has not answered yet (`node_offers`).
+    pub node_offer: Option<PendingOffer>,
 }
 
 /// A room.

@@ -59,10 +59,15 @@ impl Room {
 
     /// When [`Room::handle_timeout`] next needs calling.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.ratchet_due(), self.rekey_due(), self.suspension_due()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.ratchet_due(),
+            self.rekey_due(),
+            self.suspension_due(),
+            self.node_offer_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn rekey_due(&self) -> Option<Instant> {
@@ -80,11 +85,13 @@ impl Room {
         })
     }
 
-    /// Ends the suspensions that are due, then sends the ratchet and rekey notices that are due.
+    /// Ends the suspensions that are due, then sends the ratchet and rekey notices that are due,
+    /// then the node offers left unanswered too long.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Output> {
         let mut out = self.expire_suspended(now);
         out.extend(self.ratchet_if_due(now));
         out.extend(self.rekey_if_due(now));
+        out.extend(self.resend_node_offers_if_due(now));
         out
     }
 

@@ -60,8 +60,9 @@ impl Room {
             return Err(JoinError::Closed);
         }
         self.check_role(&req.grants, &req.bundle)?;
-        if let Some(resumed) = self.resume(&req, media) {
-            return Ok(resumed);
+        if let Some((joined, mut out)) = self.resume(&req, media) {
+            out.extend(self.resend_offer_on_resume(&req.bundle.device, now));
+            return Ok((joined, out));
         }
         let replacing = match self.members.get(&req.bundle.device) {
             Some(old) if old.entry.identity == req.grants.identity => Some(old.entry.role),
@@ -131,6 +132,7 @@ impl Room {
                 hand: None,
                 moderator: req.grants.moderator,
                 suspended_until: None,
+                node_offer: None,
             },
         );
         out.extend(self.schedule_ratchet(joined.device.clone(), now));

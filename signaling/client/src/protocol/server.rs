@@ -408,6 +408,9 @@ pub enum MediaResetReason {
     MediaEventsLost,
     /// The media node stayed unreachable and the room was moved to another node of the pool.
     MediaNodeLost,
+    /// This device left the media node's offers unanswered (after re-sends): its session was
+    /// dropped; sent to that device only.
+    OfferUnanswered,
 }
 
 impl MediaResetReason {
@@ -417,6 +420,7 @@ impl MediaResetReason {
             MediaResetReason::MediaNodeRestarted => "media_node_restarted",
             MediaResetReason::MediaEventsLost => "media_events_lost",
             MediaResetReason::MediaNodeLost => "media_node_lost",
+            MediaResetReason::OfferUnanswered => "offer_unanswered",
         }
     }
 }
