@@ -306,7 +306,11 @@ async fn create_room(
     if let Some(n) = b.last_n {
         policy.last_n = n;
     }
-    match s.node.create_room_with(&b.room, policy, b.receive_slots) {
+    match s
+        .node
+        .create_room_with(&b.room, policy, b.receive_slots)
+        .await
+    {
         Ok(counts) => (
             StatusCode::CREATED,
             Json(RoomCreated {
