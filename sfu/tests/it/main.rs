@@ -29,6 +29,7 @@ mod publish_subscribe;
 mod publisher_gone;
 mod receive_slots_join;
 mod renegotiation;
+mod shard_jobs;
 mod sigterm_drain;
 mod silent_peer_freed;
 mod slow_link_layer_adaptation;
