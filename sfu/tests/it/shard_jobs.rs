@@ -74,7 +74,10 @@ impl MediaHandler for Recorder {
     }
 
     fn on_timeout(&mut self, now: Instant, _out: &mut Outbox<'_>) {
-        assert!(now >= self.next_tick, "the handler's timer never fires early");
+        assert!(
+            now >= self.next_tick,
+            "the handler's timer never fires early"
+        );
         self.ticks += 1;
         self.next_tick = now + TICK;
     }
@@ -109,18 +112,25 @@ async fn a_job_runs_on_the_shard_with_the_handler_and_the_transport() {
         .await
         .expect("the shard runs the job");
     assert_eq!(events_before, 0, "nothing happened before the job");
-    assert_eq!(peers_after, 1, "the job saw its own change to the transport");
+    assert_eq!(
+        peers_after, 1,
+        "the job saw its own change to the transport"
+    );
     client
         .apply_answer(&added.answer)
         .await
         .expect("answer applies");
-    poll_until(Duration::from_secs(10), "the handler sees the peer connect", async || {
-        shard
-            .run(|s| s.handler().connected())
-            .await
-            .expect("the shard runs the job")
-            == 1
-    })
+    poll_until(
+        Duration::from_secs(10),
+        "the handler sees the peer connect",
+        async || {
+            shard
+                .run(|s| s.handler().connected())
+                .await
+                .expect("the shard runs the job")
+                == 1
+        },
+    )
     .await;
 
     // The transport's calls in a job emit to the handler before the job goes on.
@@ -146,7 +156,10 @@ async fn the_handlers_timer_wakes_an_idle_shard() {
         .expect("the shard runs the job");
     // 15 ticks were due; a loaded test machine may run them late, never early (the handler
     // asserts that, and a panic there stops the shard: the job above would have failed).
-    assert!(ticks >= 5, "the handler's timer fired {ticks} times in 15 ticks");
+    assert!(
+        ticks >= 5,
+        "the handler's timer fired {ticks} times in 15 ticks"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,13 +176,17 @@ async fn work_a_callback_defers_runs_on_the_shard_after_it() {
         .await
         .expect("answer applies");
     // The `Connected` callback queued the removal; `run_deferred` did it on the shard.
-    poll_until(Duration::from_secs(10), "the connected peer removed", async || {
-        shard
-            .run(|s| s.handler().closed())
-            .await
-            .expect("the shard runs the job")
-            == vec![(added.peer, CloseReason::Removed)]
-    })
+    poll_until(
+        Duration::from_secs(10),
+        "the connected peer removed",
+        async || {
+            shard
+                .run(|s| s.handler().closed())
+                .await
+                .expect("the shard runs the job")
+                == vec![(added.peer, CloseReason::Removed)]
+        },
+    )
     .await;
     assert_eq!(shard.stats().await.expect("stats").peers, 0);
 }
