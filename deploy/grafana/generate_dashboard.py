@@ -304,14 +304,19 @@ def rows() -> list[tuple[str, tuple[dict, ...]]]:
                     "sfu_forwarding_latency_seconds", SFU, "s"),
             timeseries(
                 "Join latency",
-                "signaling: join message to SDP answer delivered; SFU: offer received to "
-                "DTLS connected. The difference is time spent in signaling.",
+                "The three join phases (docs/metrics.md, Join phases). signaling: join "
+                "message to SDP answer delivered; SFU: offer received to DTLS connected; "
+                "first keyframe: connected to the first video keyframe forwarded to the "
+                "participant (its first remote picture).",
                 "s",
                 targets(
                     (quantile(0.5, "signaling_join_latency_seconds", SIG), "signaling p50"),
                     (quantile(0.95, "signaling_join_latency_seconds", SIG), "signaling p95"),
                     (quantile(0.5, "sfu_join_latency_seconds", SFU), "SFU p50"),
                     (quantile(0.95, "sfu_join_latency_seconds", SFU), "SFU p95"),
+                    (quantile(0.5, "sfu_join_first_keyframe_seconds", SFU), "first keyframe p50"),
+                    (quantile(0.95, "sfu_join_first_keyframe_seconds", SFU),
+                     "first keyframe p95"),
                 ),
             ),
         ),

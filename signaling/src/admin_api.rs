@@ -152,6 +152,8 @@ pub(crate) struct CreateRoom {
     recording: Option<RecordingPolicy>,
     #[serde(default)]
     receive_slots: Option<bool>,
+    #[serde(default)]
+    last_n: Option<u32>,
 }
 
 impl CreateRoom {
@@ -165,6 +167,7 @@ impl CreateRoom {
             e2ee: self.e2ee,
             recording: self.recording,
             receive_slots: self.receive_slots,
+            last_n: self.last_n,
         };
         (self.name, policy)
     }
@@ -198,9 +201,10 @@ async fn create_room(
             "name must be 1-64 characters of [A-Za-z0-9_-]",
         )
     })?;
-    let policy = policy
-        .into_policy(&name)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_policy", e.to_string()))?;
+    let policy = policy.into_policy(&name).map_err(|e| {
+        state.hub.metrics().reject("bad_policy");
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_policy", e.to_string())
+    })?;
     state.hub.create_room(&name, policy, false).await?;
     let detail = state.hub.detail(&name).await?;
     Ok((StatusCode::CREATED, Json(detail)))

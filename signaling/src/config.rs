@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::auth::Secret;
 use crate::hub::HubSettings;
 use crate::listener::HttpLimits;
+use crate::media_node::PoolSettings;
 use crate::policy::RecordingPolicy;
 use crate::recorded_rooms::RecordedRoomsSettings;
 use crate::room::RekeyTiming;
@@ -34,6 +35,9 @@ pub struct Config {
     /// Whether rooms a join creates give every device receive slots (docs/architecture.md
     /// §7.18) instead of per-track subscriptions. Off by default.
     pub receive_slots: bool,
+    /// Cameras of the most recent speakers each device of a room a join creates receives
+    /// (1–25; the video slots of a slot room). Unset: the media node's default, 25.
+    pub last_n: Option<u32>,
     /// Limits.
     pub limits: LimitsConfig,
     /// Membership notice timing.
@@ -43,6 +47,8 @@ pub struct Config {
     /// Recorded rooms: the policy rooms a join creates get, the compliance alert delay, the
     /// recorder event streams' queues.
     pub recording: RecordingConfig,
+    /// The media nodes (`[media]`): how long a node of a pool may stay unreachable.
+    pub media: MediaConfig,
     /// After SIGTERM or SIGINT, the longest the service takes to close its WebSockets (1001),
     /// its rooms (on the media node too) and its HTTP connections before it exits, milliseconds.
     pub shutdown_timeout_ms: u64,
@@ -59,10 +65,12 @@ impl Default for Config {
             api_keys: BTreeMap::new(),
             auto_create_rooms: false,
             receive_slots: false,
+            last_n: None,
             limits: LimitsConfig::default(),
             rekey: RekeyConfig::default(),
             turn: TurnConfig::default(),
             recording: RecordingConfig::default(),
+            media: MediaConfig::default(),
             shutdown_timeout_ms: 10_000,
             test_hooks: TestHooks::default(),
         }
@@ -157,6 +165,24 @@ impl Default for RekeyConfig {
             join_window_ms: t.join_window.as_millis() as u64,
             join_batch_max: t.join_batch_max,
             resume_grace_ms: t.resume_grace.as_millis() as u64,
+        }
+    }
+}
+
+/// The media nodes (`[media]`).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// With several SFU nodes: a node unreachable for this long loses its rooms to the others
+    /// (they are created on another node and their clients get `media_reset`
+    /// `media_node_lost`), milliseconds. A single node's rooms wait for it.
+    pub failover_after_ms: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            failover_after_ms: PoolSettings::default().failover_after.as_millis() as u64,
         }
     }
 }
@@ -322,6 +348,16 @@ impl Config {
         })
     }
 
+    /// Checks the range and builds the settings of a pool of media nodes.
+    pub fn pool_settings(&self) -> Result<PoolSettings, ConfigError> {
+        Ok(PoolSettings {
+            failover_after: nonzero_ms(
+                self.media.failover_after_ms,
+                "media.failover_after_ms must be > 0",
+            )?,
+        })
+    }
+
     /// The shutdown timeout.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
@@ -363,6 +399,13 @@ impl Config {
             )?,
             stream_queue: r.stream_queue,
         })
+    }
+
+    /// The `last_n` of the rooms a join creates (and of `dev`'s demo room), checked: 1 to
+    /// [`crate::policy::MAX_LAST_N`].
+    pub fn auto_create_last_n(&self) -> Result<Option<u32>, ConfigError> {
+        crate::policy::check_last_n(self.last_n)
+            .map_err(|_| ConfigError::Invalid("last_n must be 1..=25"))
     }
 
     /// The policies of `[recording] policy_file` (none without one), each checked for shape.
@@ -447,6 +490,22 @@ fn nonzero_ms(ms: u64, what: &'static str) -> Result<Duration, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_failover_delay_from_toml_defaults_to_3_s_and_refuses_zero() {
+        assert_eq!(
+            Config::default().pool_settings().unwrap().failover_after,
+            Duration::from_millis(3000)
+        );
+        let c: Config = toml::from_str("[media]\nfailover_after_ms = 1500").unwrap();
+        assert_eq!(
+            c.pool_settings().unwrap().failover_after,
+            Duration::from_millis(1500)
+        );
+        let zero: Config = toml::from_str("[media]\nfailover_after_ms = 0").unwrap();
+        assert!(zero.pool_settings().is_err());
+        assert!(toml::from_str::<Config>("[media]\nfailover_after = 1").is_err());
+    }
 
     #[test]
     fn toml_file_overrides_defaults() {

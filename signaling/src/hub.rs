@@ -203,6 +203,7 @@ impl Hub {
     ) -> Result<RoomSummary, HubError> {
         let kind = policy.kind;
         let receive_slots = policy.receive_slots;
+        let last_n = policy.last_n;
         let summary = {
             let mut rooms = self.rooms();
             if rooms.contains_key(name) {
@@ -243,6 +244,7 @@ impl Hub {
                 room: name.to_string(),
                 kind,
                 receive_slots,
+                last_n,
             };
             match node.create_room(&spec).await {
                 Ok(Some(counts)) => {
@@ -277,7 +279,8 @@ impl Hub {
         let names: Vec<String> = self.rooms().keys().cloned().collect();
         let mut out = Vec::with_capacity(names.len());
         for name in names {
-            if let Ok(s) = self.ask(&name, RoomCommand::Summary).await {
+            if let Ok(mut s) = self.ask(&name, RoomCommand::Summary).await {
+                s.media_node = self.media_node_of(&name);
                 out.push(s);
             }
         }
@@ -287,7 +290,14 @@ impl Hub {
 
     /// One room in detail.
     pub async fn detail(&self, name: &str) -> Result<RoomDetail, HubError> {
-        self.ask(name, RoomCommand::Detail).await
+        let mut detail: RoomDetail = self.ask(name, RoomCommand::Detail).await?;
+        detail.media_node = self.media_node_of(name);
+        Ok(detail)
+    }
+
+    /// The media node holding room `name` (a remote node's URL), when known.
+    fn media_node_of(&self, name: &str) -> Option<String> {
+        self.inner.media.as_ref()?.node_of_room(name)
     }
 
     /// Removes a device from a room.

@@ -135,6 +135,10 @@ struct ServeArgs {
     /// the SFU maps the room's tracks onto) instead of per-track subscriptions.
     #[arg(long, env = "SIGNALING_RECEIVE_SLOTS")]
     receive_slots: bool,
+    /// Cameras of the most recent speakers each device of a room a join creates receives,
+    /// 1-25 (default 25); with `--receive-slots`, the number of video slots.
+    #[arg(long, env = "SIGNALING_LAST_N")]
+    last_n: Option<u32>,
     /// The SFU nodes' control APIs, comma-separated, e.g. `http://127.0.0.1:7880` (`https://`
     /// across hosts); rooms are spread over them. Without it, SDP messages are answered
     /// `media_unavailable`.
@@ -156,6 +160,10 @@ struct ServeArgs {
     /// After SIGTERM/SIGINT, the longest the drain takes before the process exits, milliseconds.
     #[arg(long, env = "SIGNALING_SHUTDOWN_TIMEOUT_MS")]
     shutdown_timeout_ms: Option<u64>,
+    /// With several SFU nodes: a node unreachable for this long loses its rooms to the other
+    /// nodes (their clients get `media_reset`), milliseconds (default 3000).
+    #[arg(long, env = "SIGNALING_FAILOVER_AFTER_MS")]
+    failover_after_ms: Option<u64>,
     #[command(flatten)]
     turn: TurnArgs,
 }
@@ -227,6 +235,10 @@ struct DevArgs {
     /// per-track subscriptions.
     #[arg(long)]
     receive_slots: bool,
+    /// Cameras of the most recent speakers each device of the demo room and the rooms a join
+    /// creates receives, 1-25 (default 25); with `--receive-slots`, the number of video slots.
+    #[arg(long)]
+    last_n: Option<u32>,
     /// A JSON file with a signed recording policy (or an array of them): a room a join creates
     /// whose name a policy names is created recorded.
     #[arg(long, env = "SIGNALING_RECORDING_POLICY")]
@@ -367,12 +379,18 @@ fn serve_config(args: ServeArgs) -> Result<Config, String> {
     if args.receive_slots {
         config.receive_slots = true;
     }
+    if let Some(n) = args.last_n {
+        config.last_n = Some(n);
+    }
     if let Some(path) = args.recording_policy {
         config.recording.policy_file = Some(path);
     }
     args.turn.apply(&mut config.turn);
     if let Some(ms) = args.shutdown_timeout_ms {
         config.shutdown_timeout_ms = ms;
+    }
+    if let Some(ms) = args.failover_after_ms {
+        config.media.failover_after_ms = ms;
     }
     Ok(config)
 }
@@ -394,6 +412,7 @@ enum Media {
 async fn run(config: Config, media: Media) -> Result<(), String> {
     let (node, extra, demo_room): (Arc<dyn MediaNode>, Router, Option<String>) = match media {
         Media::Remote(t) => {
+            let settings = config.pool_settings().map_err(|e| e.to_string())?;
             let mut nodes: Vec<Arc<dyn MediaNode>> = Vec::new();
             for url in t.url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
                 let node = RemoteSfu::new(url, t.secret.clone(), t.ca_pem.as_deref())
@@ -404,7 +423,7 @@ async fn run(config: Config, media: Media) -> Result<(), String> {
             let node: Arc<dyn MediaNode> = if nodes.len() == 1 {
                 nodes.remove(0)
             } else {
-                Arc::new(SfuPool::new(nodes).map_err(|e| e.to_string())?)
+                Arc::new(SfuPool::new(nodes, settings).map_err(|e| e.to_string())?)
             };
             (node, Router::new(), None)
         }
@@ -444,6 +463,7 @@ async fn run(config: Config, media: Media) -> Result<(), String> {
             .find(|p| p.document().is_ok_and(|d| d.applies_to(&room)));
         let policy = signaling::policy::RoomPolicy {
             receive_slots: config.receive_slots,
+            last_n: config.last_n,
             recording,
             ..signaling::policy::RoomPolicy::default_meeting()
         };
@@ -568,6 +588,7 @@ fn main() -> ExitCode {
                 listen: args.listen,
                 auto_create_rooms: true,
                 receive_slots: args.receive_slots,
+                last_n: args.last_n,
                 admin_token: Some(Secret::new(DEV_ADMIN_TOKEN)),
                 api_keys: BTreeMap::from([(DEV_API_KEY.to_string(), Secret::new(DEV_API_SECRET))]),
                 ..Config::default()

@@ -8,6 +8,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::media_node::NodeState;
 use crate::policy::Role;
 use crate::protocol::{
     CLIENT_MESSAGE_TYPES, MediaResetReason, ModerationAction, REJECT_REASONS, SERVER_MESSAGE_TYPES,
@@ -23,6 +24,9 @@ pub const CONNECTION_DROP_REASONS: &[&str] = &[
     "http_idle_timeout",
     "write_timeout",
 ];
+
+/// The `state` labels of `signaling_media_nodes`, in the order of [`Metrics::set_media_nodes`].
+pub const MEDIA_NODE_STATES: &[&str] = &["attached", "draining", "detached"];
 
 /// All signaling metrics, registered in their own registry.
 #[derive(Clone, Debug)]
@@ -53,6 +57,8 @@ pub struct Metrics {
     pub connection_drops: IntCounterVec,
     /// Rooms whose media sessions were reset (each of its clients got `media_reset`), by reason.
     pub media_resets: IntCounterVec,
+    /// Media nodes by state ([`MEDIA_NODE_STATES`]), read from the media node at each scrape.
+    pub media_nodes: IntGaugeVec,
     /// Joins that replaced the same device's connection (a reconnect).
     pub rejoins: IntCounter,
     /// Joins that asked to resume, and suspensions that expired, by outcome
@@ -135,6 +141,13 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let media_nodes = IntGaugeVec::new(
+            Opts::new(
+                "signaling_media_nodes",
+                "Media nodes by state (attached, draining: takes no new room, detached: unreachable)",
+            ),
+            &["state"],
+        )?;
         let rejoins = IntCounter::new(
             "signaling_rejoins_total",
             "Joins that replaced the same device's connection",
@@ -178,6 +191,7 @@ impl Metrics {
         registry.register(Box::new(recorder_stream_overflows.clone()))?;
         registry.register(Box::new(connection_drops.clone()))?;
         registry.register(Box::new(media_resets.clone()))?;
+        registry.register(Box::new(media_nodes.clone()))?;
         registry.register(Box::new(rejoins.clone()))?;
         registry.register(Box::new(resumes.clone()))?;
         registry.register(Box::new(suspended_drops.clone()))?;
@@ -218,8 +232,12 @@ impl Metrics {
         for reason in [
             MediaResetReason::MediaNodeRestarted,
             MediaResetReason::MediaEventsLost,
+            MediaResetReason::MediaNodeLost,
         ] {
             media_resets.with_label_values(&[reason.as_str()]);
+        }
+        for state in MEDIA_NODE_STATES {
+            media_nodes.with_label_values(&[*state]);
         }
         for outcome in ResumeOutcome::ALL {
             resumes.with_label_values(&[outcome.as_str()]);
@@ -238,6 +256,7 @@ impl Metrics {
             client_decrypt_failures,
             connection_drops,
             media_resets,
+            media_nodes,
             rejoins,
             resumes,
             suspended_drops,
@@ -265,6 +284,22 @@ impl Metrics {
     /// [`CONNECTION_DROP_REASONS`]).
     pub fn connection_dropped(&self, reason: &str) {
         self.connection_drops.with_label_values(&[reason]).inc();
+    }
+
+    /// Sets `signaling_media_nodes` from the states of the media nodes (none without media).
+    pub fn set_media_nodes(&self, states: &[NodeState]) {
+        let mut counts = [0i64; 3];
+        for state in states {
+            let i = match state {
+                NodeState::Attached => 0,
+                NodeState::Draining => 1,
+                NodeState::Detached { .. } => 2,
+            };
+            counts[i] += 1;
+        }
+        for (state, count) in MEDIA_NODE_STATES.iter().zip(counts) {
+            self.media_nodes.with_label_values(&[*state]).set(count);
+        }
     }
 
     /// The Prometheus text exposition of every metric.

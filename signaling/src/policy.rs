@@ -11,6 +11,7 @@ use crate::protocol::ShapeError;
 pub use crate::protocol::{
     MAX_RECORDERS, RecorderDevice, RecordingDocument, RecordingPolicy, Role, RoomKind,
 };
+pub use sfu_control_api::MAX_LAST_N;
 
 /// Most callers in a meeting (docs/architecture.md §4.5).
 pub const MAX_MEETING_CALLERS: u32 = 100;
@@ -39,6 +40,11 @@ pub struct RoomPolicy {
     /// §7.18) instead of subscribing per track; left out when false.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub receive_slots: bool,
+    /// Cameras of this many most recent speakers each device receives (1–[`MAX_LAST_N`]); in a
+    /// room with receive slots, its video slots. Left out when not set: the media node's
+    /// default, [`MAX_LAST_N`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_n: Option<u32>,
 }
 
 /// What an admin asks for when creating a room; missing capacities take the kind's maximum.
@@ -65,6 +71,10 @@ pub struct RoomPolicyRequest {
     /// Give every device receive slots (default false).
     #[serde(default)]
     pub receive_slots: Option<bool>,
+    /// Cameras of the most recent speakers each device receives, 1–[`MAX_LAST_N`] (default
+    /// [`MAX_LAST_N`]); the video slots of a room with receive slots.
+    #[serde(default)]
+    pub last_n: Option<u32>,
 }
 
 /// Why a room policy request is refused.
@@ -98,6 +108,20 @@ pub enum PolicyError {
     /// The recording policy names another room.
     #[error("recording policy names room {0:?}, not this room")]
     RecordingRoom(String),
+    /// `last_n` is 0 or above [`MAX_LAST_N`].
+    #[error(
+        "last_n must be between 1 and {MAX_LAST_N} (the video slots a browser's offer fits in \
+         the SDP cap), not {0}"
+    )]
+    LastN(u32),
+}
+
+/// Checks a room's `last_n` (from the admin API or `--last-n`): 1 to [`MAX_LAST_N`].
+pub fn check_last_n(last_n: Option<u32>) -> Result<Option<u32>, PolicyError> {
+    match last_n {
+        Some(n) if n == 0 || n as usize > MAX_LAST_N => Err(PolicyError::LastN(n)),
+        other => Ok(other),
+    }
 }
 
 impl RoomPolicyRequest {
@@ -152,6 +176,7 @@ impl RoomPolicyRequest {
                 )
             }
         };
+        let last_n = check_last_n(self.last_n)?;
         if let Some(rec) = &self.recording {
             let doc = rec.document()?;
             if !doc.applies_to(room) {
@@ -166,6 +191,7 @@ impl RoomPolicyRequest {
             e2ee: true,
             recording: self.recording,
             receive_slots: self.receive_slots.unwrap_or(false),
+            last_n,
         })
     }
 }
@@ -181,6 +207,7 @@ impl RoomPolicy {
             e2ee: true,
             recording: None,
             receive_slots: false,
+            last_n: None,
         }
     }
 
@@ -228,6 +255,7 @@ mod tests {
             e2ee: None,
             recording: None,
             receive_slots: None,
+            last_n: None,
         }
     }
 
@@ -254,6 +282,23 @@ mod tests {
             wrong.into_policy("r"),
             Err(PolicyError::NotApplicable { .. })
         ));
+    }
+
+    #[test]
+    fn last_n_out_of_range_is_refused_by_the_policy() {
+        for n in [0, MAX_LAST_N as u32 + 1] {
+            let mut r = req(RoomKind::Meeting);
+            r.last_n = Some(n);
+            assert_eq!(r.into_policy("r"), Err(PolicyError::LastN(n)));
+        }
+        let mut two = req(RoomKind::Meeting);
+        two.receive_slots = Some(true);
+        two.last_n = Some(2);
+        assert_eq!(two.into_policy("r").unwrap().last_n, Some(2));
+        assert_eq!(
+            req(RoomKind::Meeting).into_policy("r").unwrap().last_n,
+            None
+        );
     }
 
     #[test]

@@ -228,6 +228,7 @@ pub async fn start_with_routes(
             limits,
             auto_create_rooms: config.auto_create_rooms,
             receive_slots: config.receive_slots,
+            last_n: config.auto_create_last_n()?,
             auto_create_recording: config.auto_create_recording_policies()?.into(),
             shutdown: draining_rx.clone(),
         },
@@ -300,6 +301,12 @@ async fn rtc(
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    let nodes = state
+        .hub
+        .media()
+        .map(|node| node.node_states())
+        .unwrap_or_default();
+    state.hub.metrics().set_media_nodes(&nodes);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.hub.metrics().render(),
@@ -308,7 +315,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `200 ready` while serving with a media node attached; `503` while draining (`draining`) or
-/// while no media node is attached or the attached one is unreachable (`no_media`).
+/// while no media node is attached or the attached one is unreachable (`no_media`; with a pool
+/// of nodes: while none is reachable).
 async fn readyz(State(state): State<AppState>) -> Response {
     let not_ready = if *state.draining.borrow() {
         Some("draining")

@@ -103,6 +103,8 @@ pub struct SessionContext {
     pub auto_create_rooms: bool,
     /// Whether the rooms a join creates give receive slots.
     pub receive_slots: bool,
+    /// The `last_n` of the rooms a join creates (`None`: the media node's default).
+    pub last_n: Option<u32>,
     /// Signed recording policies for the rooms a join creates: a room whose name one names is
     /// created recorded under it (`--recording-policy`).
     pub auto_create_recording: Arc<[RecordingPolicy]>,
@@ -982,6 +984,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 name,
                 RoomPolicy {
                     receive_slots: self.ctx.receive_slots,
+                    last_n: self.ctx.last_n,
                     recording: self
                         .ctx
                         .auto_create_recording

@@ -12,6 +12,11 @@ pub enum RoomKindBody {
     Broadcast,
 }
 
+/// The largest `last_n` a room may have: 25 camera slots (with loudest-N + 1 audio and 2 screen
+/// slots) is what a browser's slot offer fits in the signaling protocol's 60 KiB SDP cap, and it
+/// is the forwarding core's default. The smallest is 1.
+pub const MAX_LAST_N: usize = 25;
+
 /// Body of `POST /control/rooms`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct CreateRoom {
@@ -22,7 +27,9 @@ pub struct CreateRoom {
     /// Forward only this many loudest audio tracks in large rooms (default 3).
     #[serde(default)]
     pub loudest_n: Option<usize>,
-    /// Cameras of this many recent speakers per subscriber (default 25).
+    /// Cameras of this many recent speakers per subscriber (default and most:
+    /// [`MAX_LAST_N`]); in a room with receive slots, the number of video slots. Outside
+    /// `1..=MAX_LAST_N` the room is refused (400 `invalid_last_n`).
     #[serde(default)]
     pub last_n: Option<usize>,
     /// Give every participant receive slots (docs/architecture.md §7.18): a fixed set of

@@ -6,7 +6,7 @@
 //!
 //! | status | codes |
 //! |---|---|
-//! | 400 | `malformed_json`, `invalid_body` (wrong type, missing field, unknown variant), `invalid_name` (room or device empty, longer than [`MAX_NAME_BYTES`], or with control characters), `invalid_path`, `too_many_items`, `sdp_too_large`, `bad_sdp` (the transport refused the SDP), `sends_without_publish_right` |
+//! | 400 | `malformed_json`, `invalid_body` (wrong type, missing field, unknown variant), `invalid_name` (room or device empty, longer than [`MAX_NAME_BYTES`], or with control characters), `invalid_path`, `too_many_items`, `sdp_too_large`, `bad_sdp` (the transport refused the SDP), `sends_without_publish_right`, `invalid_last_n` (a room's `last_n` outside 1–25) |
 //! | 401 | `unauthorized` |
 //! | 404 | `not_found` (route), `unknown_room`, `unknown_participant`, `unknown_track` |
 //! | 405 | `method_not_allowed` |

@@ -4,7 +4,7 @@
 //!
 //! | method and path | body | answer |
 //! |---|---|---|
-//! | `POST /control/rooms` | `{"room": "r1", "kind": "meeting"\|"broadcast", "loudest_n"?, "last_n"?, "receive_slots"?: bool}` | 201 `{"receive_slots"?: {"audio", "video", "screen"}}` (the slot counts, for a room with receive slots); 409 when it exists, 503 while draining |
+//! | `POST /control/rooms` | `{"room": "r1", "kind": "meeting"\|"broadcast", "loudest_n"?, "last_n"?: 1-25, "receive_slots"?: bool}` | 201 `{"receive_slots"?: {"audio", "video", "screen"}}` (the slot counts, for a room with receive slots: `last_n` video slots); 400 `invalid_last_n` outside 1-25, 409 when it exists, 503 while draining |
 //! | `DELETE /control/rooms/{room}` | | 204; 404 unknown |
 //! | `POST /control/rooms/{room}/participants` | `{"device": "d1", "role": "caller"\|"presenter"\|"viewer"\|"recorder", "offer": "<sdp>", "subscribe": [Subscription], "screen_mids": ["1"]}` | 200 `{"answer": "<sdp>"}` |
 //! | `POST /control/rooms/{room}/participants/{device}/sdp` | `{"type": "offer"\|"answer", "sdp": "<sdp>", "screen_mids": […]}` | 200 `{"answer": "<sdp>"}` for an offer, `{"answer": null}` for an answer |
@@ -63,7 +63,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use futures_util::StreamExt as _;
 use sfu_control_api::{EventsQuery, NodeEvent as WireEvent};
-use sfu_forwarding::{Role, RoomPolicy};
+use sfu_forwarding::Role;
 
 mod errors;
 
@@ -78,6 +78,8 @@ use crate::node::{
 };
 
 mod event_log;
+mod room_policy;
+pub use room_policy::{RoomPolicyError, room_policy};
 
 pub use event_log::{EventLog, HEARTBEAT_INTERVAL, REPLAY_CAPACITY};
 pub use sfu_control_api::{
@@ -296,16 +298,10 @@ async fn create_room(
 ) -> Response {
     let Json(b) = accept!(body, json_rejection);
     check!(check_name("room", &b.room));
-    let mut policy = match b.kind {
-        RoomKindBody::Meeting => RoomPolicy::meeting(),
-        RoomKindBody::Broadcast => RoomPolicy::broadcast(),
+    let policy = match room_policy(&b) {
+        Ok(policy) => policy,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
     };
-    if let Some(n) = b.loudest_n {
-        policy.loudest_n = n;
-    }
-    if let Some(n) = b.last_n {
-        policy.last_n = n;
-    }
     match s
         .node
         .create_room_with(&b.room, policy, b.receive_slots)

@@ -33,8 +33,10 @@ impl Glue {
     /// Drains the core's output: events become node events, transmits go out on the outbox.
     pub(crate) fn flush(&mut self, out: &mut Outbox<'_>) {
         let mut failures = 0;
-        self.state
-            .drain(&mut |peer, t| send_via_outbox(out, &mut failures, peer, t));
+        let now = out.now();
+        self.state.drain(now, &mut |peer, t| {
+            send_via_outbox(out, &mut failures, peer, t)
+        });
         self.state.send_failures += failures;
     }
 }

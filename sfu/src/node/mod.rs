@@ -19,6 +19,9 @@
 //!   peer, record the peer's id: one step) and answers on a oneshot.
 //! - What the handle reads without a trip to the shard: the drain flag and the participant
 //!   count (atomics, `state::Published`). The metrics snapshot is a job.
+//! - A participant's join progress (connected, first video given, first keyframe forwarded:
+//!   `join_phases.rs`) sits in its member entry in the state and is updated by the callbacks
+//!   and jobs that see those moments.
 //!
 //! What the node translates between the two:
 //!
@@ -43,12 +46,13 @@
 //! Files: this one starts the node and holds its handle; `participants.rs` has the room and
 //! participant commands, `state.rs` the state the handler owns, `translate.rs` what events do
 //! to it, `glue.rs` the shard-side handler, `sdp.rs` what is read from offers, `slots.rs`
-//! receive slots.
+//! receive slots, `join_phases.rs` a participant's progress to its first keyframe.
 
 mod direction;
 mod error;
 mod events;
 mod glue;
+mod join_phases;
 mod participants;
 mod renegotiations;
 mod sdp;

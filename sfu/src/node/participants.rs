@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use sfu_forwarding::{Role, RoomPolicy, SlotCounts, TrackId};
 
 use super::glue::Glue;
+use super::join_phases::JoinProgress;
 use super::renegotiations::OfferFacts;
 use super::slots::slots_need_offer;
 use super::state::{Member, PendingSub, State, parse_track, track_name};
@@ -290,6 +291,7 @@ fn add_participant(s: Shard<'_, '_>, join: Join) -> Result<(PeerId, String), Nod
             simulcast: facts.simulcast,
             last_offer: facts.last_offer,
             slots: None,
+            join: JoinProgress::default(),
         },
     );
     let outgoing = match slot_counts {

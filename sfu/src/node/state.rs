@@ -15,6 +15,7 @@ use sfu_forwarding::{
 use tokio::sync::broadcast;
 
 use super::events::NodeEvent;
+use super::join_phases::JoinProgress;
 use super::renegotiations::{OfferFacts, Renegotiations};
 use super::sdp::RidLayer;
 use super::slots::SlotPlan;
@@ -24,6 +25,10 @@ use crate::transport::PeerId;
 pub trait Observer: Send + Sync + 'static {
     /// A peer connected: time from its offer to DTLS connected.
     fn join_latency(&self, latency: Duration);
+    /// The first video keyframe was forwarded to a participant: time from its peer connection
+    /// connecting (or from its first video to receive, when later) to that keyframe
+    /// (`join_phases.rs`).
+    fn first_keyframe(&self, wait: Duration);
     /// Time from an RTP packet's arrival at the shard to its copies handed to the transport.
     fn forwarding_latency(&self, latency: Duration);
     /// A reception-quality figure from RTCP.
@@ -89,6 +94,8 @@ pub(crate) struct Member {
     pub(crate) last_offer: OfferFacts,
     /// Its receive slots, in a room with them (`slots.rs`).
     pub(crate) slots: Option<SlotPlan>,
+    /// How far its join has come (`join_phases.rs`).
+    pub(crate) join: JoinProgress,
 }
 
 /// An outgoing track handed to the transport whose negotiation has not completed yet.
@@ -238,16 +245,16 @@ impl State {
         }
     }
 
-    /// Drains the core's output: events are handled here, transmits go to `send` with the
-    /// peer they are for (transmits for participants without a peer are dropped).
-    pub(crate) fn drain(&mut self, send: &mut dyn FnMut(PeerId, Transmit)) {
+    /// Drains the core's output at `now`: events are handled here, transmits go to `send` with
+    /// the peer they are for (transmits for participants without a peer are dropped).
+    pub(crate) fn drain(&mut self, now: Instant, send: &mut dyn FnMut(PeerId, Transmit)) {
         while let Some(out) = self.sfu.poll_output() {
             match out {
                 Output::Transmit(t) => match self.members.get(&t.to()).and_then(|m| m.peer) {
                     Some(peer) => send(peer, t),
                     None => self.send_failures += 1,
                 },
-                Output::Event(e) => self.on_core_event(e),
+                Output::Event(e) => self.on_core_event(now, e),
             }
         }
         for event in std::mem::take(&mut self.after_drain) {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use sfu_forwarding::{
     Codec, Direction, DownstreamParams, Event, LayerSpec, MediaKind as CoreKind, RtxParams,
-    TrackKind, TrackSpec,
+    SlotKind, TrackKind, TrackSpec,
 };
 
 use super::events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, TrackClass};
@@ -36,10 +36,11 @@ impl State {
     /// Applies a transport event.
     pub(super) fn on_peer_event(&mut self, event: PeerEvent, now: Instant) {
         match event {
-            PeerEvent::Connected { join_latency, .. } => {
+            PeerEvent::Connected { peer, join_latency } => {
                 if let Some(o) = &self.observer {
                     o.join_latency(join_latency);
                 }
+                self.join_connected(peer, now);
             }
             PeerEvent::IncomingTrack { peer, track } => self.on_incoming_track(now, peer, track),
             PeerEvent::LocalOffer { peer, sdp } => {
@@ -84,6 +85,9 @@ impl State {
                         .subscribe(now, pending.subscriber, pending.track, down)
                     {
                         Ok(_) => {
+                            if entry.kind != TrackKind::Audio {
+                                self.join_video_given(pending.subscriber, now);
+                            }
                             self.apply_prefs(now, pending.subscriber, pending.track, pending.prefs);
                             live.push(track_name(pending.track));
                         }
@@ -202,8 +206,8 @@ impl State {
         }
     }
 
-    /// Turns one core event into node events.
-    pub(super) fn on_core_event(&mut self, event: Event) {
+    /// Turns one core event, drained at `now`, into node events.
+    pub(super) fn on_core_event(&mut self, now: Instant, event: Event) {
         match event {
             Event::TrackPublished {
                 room,
@@ -313,9 +317,30 @@ impl State {
                 version,
                 map,
             } => {
+                if map
+                    .iter()
+                    .any(|(slot, track)| slot.kind != SlotKind::Audio && track.is_some())
+                {
+                    self.join_video_given(subscriber, now);
+                }
                 if let Some(event) = self.slots_event(subscriber, version, &map) {
                     self.emit(event);
                 }
+            }
+            // Video (re)starts forwarding to a subscriber at a keyframe.
+            Event::LayerChanged {
+                subscriber,
+                track,
+                from: None,
+                to,
+            } => {
+                tracing::debug!(
+                    ?subscriber,
+                    ?track,
+                    to,
+                    "video starts forwarding at a keyframe"
+                );
+                self.join_keyframe_forwarded(subscriber, now);
             }
             // Layer switches, keyframe requests and the like: visible with RUST_LOG=sfu=debug.
             other => tracing::debug!(event = ?other, "core event"),

@@ -39,6 +39,7 @@ pub struct SfuMetrics {
     jitter: HistogramVec,
     rtt: Histogram,
     join_latency: Histogram,
+    join_first_keyframe: Histogram,
     forwarding_latency: Histogram,
 }
 
@@ -268,6 +269,13 @@ impl SfuMetrics {
                 "offer received to DTLS connected",
                 vec![0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0],
             )?,
+            join_first_keyframe: histogram(
+                &r,
+                "sfu_join_first_keyframe_seconds",
+                "DTLS connected (or first video to receive, when later) to the first video \
+                 keyframe forwarded to the participant",
+                vec![0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0],
+            )?,
             forwarding_latency: histogram(
                 &r,
                 "sfu_forwarding_latency_seconds",
@@ -444,6 +452,10 @@ impl SfuMetrics {
 impl Observer for SfuMetrics {
     fn join_latency(&self, latency: Duration) {
         self.join_latency.observe(latency.as_secs_f64());
+    }
+
+    fn first_keyframe(&self, wait: Duration) {
+        self.join_first_keyframe.observe(wait.as_secs_f64());
     }
 
     fn forwarding_latency(&self, latency: Duration) {

@@ -10,11 +10,11 @@ use sfu::ops::{OpsState, SfuMetrics};
 use sfu::transport::TransportConfig;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::translate::{Announcements, receive_slot_counts, subscription_body};
+use super::translate::{Announcements, create_room_body, receive_slot_counts, subscription_body};
 use super::{
     MediaError, MediaEvent, MediaNode, MediaRoomSpec, ParticipantSpec, SessionDescription,
 };
-use crate::policy::{Role, RoomKind};
+use crate::policy::Role;
 use crate::protocol::{ReceiveSlotCounts, Subscription, TrackAnnouncement};
 
 /// Why the embedded SFU did not start.
@@ -88,9 +88,11 @@ impl MediaNode for EmbeddedSfu {
         &self,
         room: &MediaRoomSpec,
     ) -> Result<Option<ReceiveSlotCounts>, MediaError> {
+        let policy = sfu::control::room_policy(&create_room_body(room))
+            .map_err(|e| MediaError::Refused(e.to_string()))?;
         let counts = self
             .node
-            .create_room_with(&room.room, node_policy(room.kind), room.receive_slots)
+            .create_room_with(&room.room, policy, room.receive_slots)
             .await
             .map_err(media_error)?;
         // Through the control API's shape, so the embedded and the remote node agree.
@@ -207,14 +209,6 @@ fn node_role(role: Role) -> sfu_forwarding::Role {
         Role::Presenter => sfu_forwarding::Role::Presenter,
         Role::Viewer => sfu_forwarding::Role::Viewer,
         Role::Recorder => sfu_forwarding::Role::Recorder,
-    }
-}
-
-/// The node's room policy for a room kind.
-fn node_policy(kind: RoomKind) -> sfu_forwarding::RoomPolicy {
-    match kind {
-        RoomKind::Meeting => sfu_forwarding::RoomPolicy::meeting(),
-        RoomKind::Broadcast => sfu_forwarding::RoomPolicy::broadcast(),
     }
 }
 

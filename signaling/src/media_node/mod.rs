@@ -24,7 +24,12 @@
 //! - When a node loses its state (a remote node restarted), the implementation re-creates the
 //!   rooms it holds and sends [`MediaEvent::MediaReset`] for each; signaling then tells the
 //!   room's clients (`media_reset`) to start fresh media sessions, whose first offer goes to
-//!   `add_participant` again. [`MediaNode::is_attached`] says whether the node is reachable.
+//!   `add_participant` again. [`MediaNode::is_attached`] says whether the node is reachable,
+//!   [`MediaNode::state`] since when not.
+//! - A pool moves the rooms of a node unreachable for longer than its failover delay to another
+//!   node ([`SfuPool`]): the room is created there with its original spec, the lost node is told
+//!   to forget it ([`MediaNode::abandon_room`]), and [`MediaEvent::MediaReset`] with
+//!   `media_node_lost` goes out for it, as after a restart.
 //!
 //! Implementations: `EmbeddedSfu` runs an SFU node inside this process (`signaling dev`; only
 //! with the `embedded-sfu` feature);
@@ -36,13 +41,15 @@
 
 #[cfg(feature = "embedded-sfu")]
 mod embedded;
+mod placement;
 mod pool;
 mod remote;
 mod translate;
 
 #[cfg(feature = "embedded-sfu")]
 pub use embedded::{EmbeddedSfu, EmbeddedStartError};
-pub use pool::SfuPool;
+pub use placement::{NodeState, NodeView, choose};
+pub use pool::{PoolSettings, SfuPool};
 pub use remote::RemoteSfu;
 
 use async_trait::async_trait;
@@ -63,6 +70,9 @@ pub struct MediaRoomSpec {
     /// Whether every participant gets receive slots (the node maps the room's tracks onto
     /// them; no per-track subscriptions).
     pub receive_slots: bool,
+    /// Cameras of the most recent speakers each participant receives (the video slots of a
+    /// room with receive slots); `None`: the node's default.
+    pub last_n: Option<u32>,
 }
 
 /// What a media node is told about a participant.
@@ -190,12 +200,12 @@ pub enum MediaEvent {
         map: SlotMap,
     },
     /// The node lost the room's media state (it restarted, or its events could not be
-    /// resumed) and the room was re-created on it: every media session of the room is gone,
-    /// clients must start fresh ones.
+    /// resumed) and the room was re-created on it, or the node was lost and the room was moved
+    /// to another: every media session of the room is gone, clients must start fresh ones.
     MediaReset {
         /// Room name.
         room: String,
-        /// Why (restarted, or events lost).
+        /// Why (restarted, events lost, or moved off a lost node).
         reason: crate::protocol::MediaResetReason,
     },
 }
@@ -285,6 +295,29 @@ pub trait MediaNode: Send + Sync + 'static {
     /// Whether the node is reachable now (`/healthz` reports `media: detached` otherwise). A
     /// node in this process always is.
     fn is_attached(&self) -> bool {
-        true
+        !matches!(self.state(), NodeState::Detached { .. })
+    }
+
+    /// Whether the node is reachable, since when not, and whether it takes new rooms (placement
+    /// and failover read it). A node in this process is always attached.
+    fn state(&self) -> NodeState {
+        NodeState::Attached
+    }
+
+    /// The state of every node behind this one, for `signaling_media_nodes` (one node: its own
+    /// state).
+    fn node_states(&self) -> Vec<NodeState> {
+        vec![self.state()]
+    }
+
+    /// The room was moved to another node: forget it here without asking the node (it is
+    /// unreachable). It is not re-created when the node comes back, and a copy the node still
+    /// holds then is closed. No-op for a node that cannot be lost.
+    fn abandon_room(&self, _room: &str) {}
+
+    /// The name of the node holding `room` (a remote node's URL), for the admin API; `None`
+    /// when not known or for a node in this process.
+    fn node_of_room(&self, _room: &str) -> Option<String> {
+        None
     }
 }

@@ -9,28 +9,34 @@
 //! re-creates every room it created on the node and emits [`MediaEvent::MediaReset`] for each,
 //! so signaling tells the room's clients to start a fresh media session.
 //! [`RemoteSfu::is_attached`](MediaNode::is_attached) is false from a failed connection attempt
-//! until the stream is back.
+//! (or a stream gone silent) until the stream is back; [`MediaNode::state`] says since when, and
+//! whether the node refused a room because it is draining.
+//!
+//! A room moved to another node of the pool ([`MediaNode::abandon_room`]) is forgotten here: it
+//! is not re-created after a reset, and a copy the node may still hold is closed as soon as the
+//! node is reachable again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::stream::{BoxStream, StreamExt as _};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use sfu_control_api::{
-    AddParticipant, AnswerBody, CreateRoom, ErrorBody, EventsQuery, ResetReason, RoomCreated,
-    SdpBody, SdpKind, StreamLine, SubscriptionBody,
+    AddParticipant, AnswerBody, ErrorBody, EventsQuery, ResetReason, RoomCreated, SdpBody, SdpKind,
+    StreamLine, SubscriptionBody,
 };
 use tokio::sync::mpsc;
 
 use super::translate::{
-    Announcements, receive_slot_counts, role_body, room_kind_body, subscription_body,
+    Announcements, create_room_body, receive_slot_counts, role_body, subscription_body,
 };
 use super::{
-    MediaError, MediaEvent, MediaNode, MediaRoomSpec, ParticipantSpec, SessionDescription,
+    MediaError, MediaEvent, MediaNode, MediaRoomSpec, NodeState, ParticipantSpec,
+    SessionDescription,
 };
 use crate::auth::Secret;
 use crate::protocol::{MediaResetReason, ReceiveSlotCounts, Subscription, TrackAnnouncement};
@@ -56,8 +62,65 @@ pub struct RemoteSfu {
     announced: Arc<Announcements>,
     /// The rooms created on the node and not closed, to re-create after a node restart.
     rooms: Arc<Mutex<HashMap<String, MediaRoomSpec>>>,
+    /// Rooms closed or moved away while the node was unreachable: the node may still hold
+    /// them, so they are closed there once it answers again.
+    stale: Arc<Mutex<HashSet<String>>>,
+    /// Whether the node is reachable, since when not, and whether it is draining.
+    attachment: Arc<Attachment>,
+}
+
+/// Whether a node is reachable: written by the event stream's task on each change, read by
+/// `/healthz`, placement and failover.
+#[derive(Debug)]
+struct Attachment {
     /// Whether the event stream is connected (or has not failed to connect yet).
-    attached: Arc<AtomicBool>,
+    attached: AtomicBool,
+    /// When the node was found unreachable (set with `attached` going false, cleared with it
+    /// going true; written on those transitions only).
+    detached_since: Mutex<Option<Instant>>,
+    /// The node refused a room because it is draining (cleared when it restarts).
+    draining: AtomicBool,
+}
+
+impl Attachment {
+    fn new() -> Self {
+        Attachment {
+            attached: AtomicBool::new(true),
+            detached_since: Mutex::new(None),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    fn since(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        // A panic while holding this lock leaves an instant that is still usable.
+        self.detached_since
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn mark_detached(&self) {
+        if self.attached.swap(false, Ordering::AcqRel) {
+            *self.since() = Some(Instant::now());
+        }
+    }
+
+    fn mark_attached(&self) {
+        if !self.attached.swap(true, Ordering::AcqRel) {
+            *self.since() = None;
+        }
+    }
+
+    fn state(&self) -> NodeState {
+        if !self.attached.load(Ordering::Acquire) {
+            // Between the flag and the instant being written: unreachable from now.
+            let since = self.since().unwrap_or_else(Instant::now);
+            NodeState::Detached { since }
+        } else if self.draining.load(Ordering::Relaxed) {
+            NodeState::Draining
+        } else {
+            NodeState::Attached
+        }
+    }
 }
 
 impl std::fmt::Debug for RemoteSfu {
@@ -88,8 +151,14 @@ impl RemoteSfu {
             http,
             announced: Arc::default(),
             rooms: Arc::default(),
-            attached: Arc::new(AtomicBool::new(true)),
+            stale: Arc::default(),
+            attachment: Arc::new(Attachment::new()),
         })
+    }
+
+    /// The node's base URL (names it in logs and the admin API; holds no secret).
+    pub fn base_url(&self) -> &str {
+        &self.base
     }
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, MediaRoomSpec>> {
@@ -99,19 +168,44 @@ impl RemoteSfu {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn stale(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // A panic while holding this lock leaves a set that is still usable.
+        self.stale
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Closes on the node the rooms it may still hold though they were closed or moved away
+    /// while it was unreachable; a room it still cannot be asked about stays for the next try.
+    async fn close_stale_rooms(&self) {
+        let rooms: Vec<String> = self.stale().drain().collect();
+        for room in rooms {
+            match self.delete_room(&room).await {
+                Ok(()) | Err(MediaError::UnknownRoom) => {
+                    tracing::info!(sfu = %self.base, room = %room, "closed a stale copy of a room moved or closed while the SFU was away");
+                }
+                Err(e) => {
+                    tracing::warn!(sfu = %self.base, room = %room, error = %e, "could not close a stale room on the SFU");
+                    self.stale().insert(room);
+                }
+            }
+        }
+    }
+
+    async fn delete_room(&self, room: &str) -> Result<(), MediaError> {
+        let path = format!("/control/rooms/{}", segment(room));
+        self.send(self.request(Method::DELETE, &path))
+            .await
+            .map(drop)
+    }
+
     /// Creates the room on the node; returns the receive slot counts it answers (a room with
     /// receive slots; a node older than them answers no body).
     async fn post_room(
         &self,
         room: &MediaRoomSpec,
     ) -> Result<Option<ReceiveSlotCounts>, MediaError> {
-        let body = CreateRoom {
-            room: room.room.clone(),
-            kind: room_kind_body(room.kind),
-            loudest_n: None,
-            last_n: None,
-            receive_slots: room.receive_slots,
-        };
+        let body = create_room_body(room);
         let resp = self
             .send_json(Method::POST, "/control/rooms", &body)
             .await?;
@@ -150,10 +244,14 @@ impl RemoteSfu {
         if status.is_success() {
             return Ok(resp);
         }
-        let reason = resp
-            .json::<ErrorBody>()
-            .await
-            .map_or_else(|_| status.to_string(), |b| b.error);
+        let body = resp.json::<ErrorBody>().await.ok();
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            && body.as_ref().is_some_and(|b| b.code == "draining")
+            && !self.attachment.draining.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(sfu = %self.base, "the SFU is draining: it takes no new rooms");
+        }
+        let reason = body.map_or_else(|| status.to_string(), |b| b.error);
         Err(match status {
             StatusCode::NOT_FOUND if reason.contains("room") => MediaError::UnknownRoom,
             StatusCode::NOT_FOUND if reason.contains("participant") => {
@@ -206,6 +304,12 @@ impl MediaNode for RemoteSfu {
         &self,
         room: &MediaRoomSpec,
     ) -> Result<Option<ReceiveSlotCounts>, MediaError> {
+        // A room moved back here: a copy the node may still hold from before is closed first.
+        if self.stale().remove(&room.room)
+            && let Err(e) = self.delete_room(&room.room).await
+        {
+            tracing::debug!(room = %room.room, error = %e, "closing a stale copy before creating the room again");
+        }
         let counts = self.post_room(room).await?;
         self.rooms().insert(room.room.clone(), room.clone());
         Ok(counts)
@@ -214,10 +318,12 @@ impl MediaNode for RemoteSfu {
     async fn close_room(&self, room: &str) -> Result<(), MediaError> {
         self.rooms().remove(room);
         self.announced.forget_room(room);
-        let path = format!("/control/rooms/{}", segment(room));
-        self.send(self.request(Method::DELETE, &path))
-            .await
-            .map(drop)
+        let result = self.delete_room(room).await;
+        if let Err(MediaError::Failed(_)) = &result {
+            // Unreachable: the node may still hold it when it comes back.
+            self.stale().insert(room.to_owned());
+        }
+        result
     }
 
     async fn add_participant(
@@ -309,8 +415,21 @@ impl MediaNode for RemoteSfu {
             .boxed()
     }
 
-    fn is_attached(&self) -> bool {
-        self.attached.load(Ordering::Relaxed)
+    fn state(&self) -> NodeState {
+        self.attachment.state()
+    }
+
+    fn abandon_room(&self, room: &str) {
+        if self.rooms().remove(room).is_some() {
+            self.announced.forget_room(room);
+            self.stale().insert(room.to_owned());
+        }
+    }
+
+    fn node_of_room(&self, room: &str) -> Option<String> {
+        self.rooms()
+            .contains_key(room)
+            .then(|| self.base.to_string())
     }
 }
 
@@ -352,11 +471,11 @@ async fn follow_events(node: RemoteSfu, tx: mpsc::Sender<MediaEvent>) {
                 tracing::warn!(sfu = %node.base, "the SFU's event stream broke; resuming");
             }
             Ok(Err(e)) => {
-                node.attached.store(false, Ordering::Relaxed);
+                node.attachment.mark_detached();
                 tracing::warn!(sfu = %node.base, error = %e, "SFU events unavailable");
             }
             Err(_) => {
-                node.attached.store(false, Ordering::Relaxed);
+                node.attachment.mark_detached();
                 tracing::warn!(sfu = %node.base, "SFU event stream did not open in time");
             }
         }
@@ -380,7 +499,7 @@ async fn read_events(
             Ok(Some(Ok(chunk))) => chunk,
             Ok(Some(Err(_)) | None) => return StreamEnd::Broken,
             Err(_) => {
-                node.attached.store(false, Ordering::Relaxed);
+                node.attachment.mark_detached();
                 tracing::warn!(sfu = %node.base, "no heartbeat from the SFU; reconnecting");
                 return StreamEnd::Broken;
             }
@@ -401,7 +520,10 @@ async fn read_events(
             } else {
                 match serde_json::from_slice::<StreamLine>(&line) {
                     Ok(stream_line) => {
-                        node.attached.store(true, Ordering::Relaxed);
+                        node.attachment.mark_attached();
+                        if !node.stale().is_empty() {
+                            node.close_stale_rooms().await;
+                        }
                         for event in on_line(node, cursor, stream_line).await {
                             if tx.send(event).await.is_err() {
                                 return StreamEnd::Unheard;
@@ -423,6 +545,10 @@ async fn on_line(node: &RemoteSfu, cursor: &mut Cursor, line: StreamLine) -> Vec
         .instance
         .as_deref()
         .is_some_and(|known| known != line.instance());
+    if instance_changed {
+        // A new process: whatever drain the old one was in is over.
+        node.attachment.draining.store(false, Ordering::Relaxed);
+    }
     let mut out = Vec::new();
     match line {
         StreamLine::Reset {

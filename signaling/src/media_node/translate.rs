@@ -9,11 +9,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use sfu_control_api::{
-    NodeEvent, QualityDirection, ReceiveSlotCounts as NodeSlotCounts, RoleBody, RoomKindBody,
-    SlotEntry, SubscriptionBody, TrackClass,
+    CreateRoom, NodeEvent, QualityDirection, ReceiveSlotCounts as NodeSlotCounts, RoleBody,
+    RoomKindBody, SlotEntry, SubscriptionBody, TrackClass,
 };
 
-use super::{MediaEvent, MediaQuality};
+use super::{MediaEvent, MediaQuality, MediaRoomSpec};
 use crate::policy::{Role, RoomKind};
 use crate::protocol::{
     Layer, ReceiveSlotCounts, ReceiveSlotKind, SlotAssignment, SlotMap, Speaker, Subscription,
@@ -248,6 +248,18 @@ pub(super) fn room_kind_body(kind: RoomKind) -> RoomKindBody {
     match kind {
         RoomKind::Meeting => RoomKindBody::Meeting,
         RoomKind::Broadcast => RoomKindBody::Broadcast,
+    }
+}
+
+/// A room as the control API's `POST /control/rooms` body: what the remote node is sent and
+/// what the embedded node reads its policy from, so both give the room the same limits.
+pub(super) fn create_room_body(room: &MediaRoomSpec) -> CreateRoom {
+    CreateRoom {
+        room: room.room.clone(),
+        kind: room_kind_body(room.kind),
+        loudest_n: None,
+        last_n: room.last_n.map(|n| n as usize),
+        receive_slots: room.receive_slots,
     }
 }
 

@@ -52,6 +52,7 @@ pub const REJECT_REASONS: &[&str] = &[
     "stats_out_of_bounds",
     "sdp_sends_without_grant",
     "unknown_field",
+    "bad_policy",
     "media_state_too_frequent",
     "chat_too_frequent",
     "hand_too_frequent",

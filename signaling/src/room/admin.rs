@@ -22,6 +22,10 @@ pub struct RoomSummary {
     pub created_at: u64,
     /// Whether a recording policy applies.
     pub recorded: bool,
+    /// The media node holding the room (a remote SFU's control URL); left out when there is
+    /// none or it is in this process. Filled in by the hub, which knows the node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_node: Option<String>,
 }
 
 /// A room in detail, for the admin API.
@@ -43,6 +47,10 @@ pub struct RoomDetail {
     pub tracks: Vec<TrackInfo>,
     /// The lock, the lobby and who waits in it.
     pub moderation: ModerationState,
+    /// The media node holding the room (a remote SFU's control URL); left out when there is
+    /// none or it is in this process. Filled in by the hub, which knows the node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_node: Option<String>,
 }
 
 /// One participant in detail.
@@ -86,6 +94,7 @@ impl Room {
             participants: self.members.len() as u32,
             created_at: self.created_at_unix,
             recorded: self.policy.recording.is_some(),
+            media_node: None,
         }
     }
 
@@ -116,6 +125,7 @@ impl Room {
                 .collect(),
             tracks: self.tracks.values().cloned().collect(),
             moderation: self.moderation_state(),
+            media_node: None,
         }
     }
 }

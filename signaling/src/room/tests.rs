@@ -28,6 +28,7 @@ pub(super) fn room(kind: RoomKind) -> Room {
         e2ee: None,
         recording: None,
         receive_slots: None,
+        last_n: None,
     };
     Room::new(
         "r".into(),

@@ -82,6 +82,41 @@ fn vp8_frame(i: u32) -> Vec<u8> {
 async fn two_callers_exchange_sframe_video_through_signaling_and_the_embedded_sfu() {
     let (s, sfu) = TestServer::start_with_sfu(config()).await;
     call(&s, sfu.node()).await;
+    join_phases_were_observed(&s).await;
+}
+
+/// Each phase of both callers' joins is on a metrics endpoint as a histogram (docs/metrics.md,
+/// "Join phases"): join → SDP answer on signaling's `/metrics`, answer → connected and
+/// connected → first keyframe forwarded on the SFU's (`/sfu/metrics` of the embedded node).
+async fn join_phases_were_observed(s: &TestServer) {
+    let sfu_metrics = reqwest::get(s.url("/sfu/metrics"))
+        .await
+        .expect("SFU metrics request")
+        .text()
+        .await
+        .expect("SFU metrics body");
+    let count = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{name} not exported"))
+    };
+    let phases = [
+        (
+            "signaling_join_latency_seconds_count",
+            count(&s.metrics().await, "signaling_join_latency_seconds_count"),
+        ),
+        (
+            "sfu_join_latency_seconds_count",
+            count(&sfu_metrics, "sfu_join_latency_seconds_count"),
+        ),
+        (
+            "sfu_join_first_keyframe_seconds_count",
+            count(&sfu_metrics, "sfu_join_first_keyframe_seconds_count"),
+        ),
+    ];
+    for (name, n) in phases {
+        assert!(n >= 2.0, "{name} = {n}: each caller's join is observed");
+    }
 }
 
 /// The same call with the SFU reached over its HTTP control API (the production split): the
@@ -233,6 +268,17 @@ pub(crate) async fn publish(dev: &mut Device, audio_ssrc: u32, level: u8) -> Med
 
 /// Sends encrypted frame `i` of both tracks.
 pub(crate) async fn send_frames(m: &mut Media, sender: &mut Sender, i: u32) {
+    send_frames_on(&mut m.camera, &mut m.audio, sender, i).await;
+}
+
+/// Sends encrypted frame `i` on a camera and an audio track (of a [`Media`] whose peer
+/// connection is used elsewhere meanwhile).
+pub(crate) async fn send_frames_on(
+    camera: &mut LocalTrack,
+    audio: &mut LocalTrack,
+    sender: &mut Sender,
+    i: u32,
+) {
     let mut wire = Vec::new();
     sender
         .encrypt_media(Stream::Camera, Codec::Vp8, &vp8_frame(i), &mut wire)
@@ -240,11 +286,11 @@ pub(crate) async fn send_frames(m: &mut Media, sender: &mut Sender, i: u32) {
     // VP8 payload descriptor: S bit, partition 0, no extensions.
     let mut payload = vec![0x10];
     payload.extend_from_slice(&wire);
-    m.camera.write_next(&payload).await.expect("video written");
+    camera.write_next(&payload).await.expect("video written");
     sender
         .encrypt_media(Stream::Audio, Codec::Opus, &opus_frame(i), &mut wire)
         .expect("audio encrypts");
-    m.audio.write_next(&wire).await.expect("audio written");
+    audio.write_next(&wire).await.expect("audio written");
 }
 
 /// Reads `dev`'s messages until the other's two tracks are published, subscribes to them and
@@ -300,10 +346,12 @@ pub(crate) struct Receiver {
 }
 
 /// Decrypts what `m` receives until `want` video frames and `want` audio frames, all from
-/// `slot`, each equal to what was encrypted. (The SFU sends every forwarded track on a
-/// `sendonly` section of its own, never on the client's sending sections.)
-pub(crate) async fn receive(m: &mut Receiver, slot: u16, want: u32) {
+/// `slot`, each equal to what was encrypted; returns when the first one was decrypted. (The
+/// SFU sends every forwarded track on a `sendonly` section of its own, never on the client's
+/// sending sections.)
+pub(crate) async fn receive(m: &mut Receiver, slot: u16, want: u32) -> tokio::time::Instant {
     let (mut audio, mut video) = (0u32, 0u32);
+    let mut first = None;
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while video < want || audio < want {
@@ -322,6 +370,7 @@ pub(crate) async fn receive(m: &mut Receiver, slot: u16, want: u32) {
             .decrypt_media(Instant::now(), codec, wire, &mut out)
             .expect("every forwarded frame authenticates with the sender's key");
         assert_eq!(received.kid.slot(), slot);
+        first.get_or_insert_with(tokio::time::Instant::now);
         if is_audio {
             let index = u32::from_be_bytes(out[1..5].try_into().expect("4 bytes"));
             assert_eq!(out, opus_frame(index), "audio frame {index} intact");
@@ -333,6 +382,8 @@ pub(crate) async fn receive(m: &mut Receiver, slot: u16, want: u32) {
             video += 1;
         }
     }
+    // `want` is at least one frame, so one was decrypted.
+    first.expect("a frame was decrypted")
 }
 
 async fn call(s: &TestServer, node: &NodeHandle) {

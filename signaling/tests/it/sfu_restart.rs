@@ -29,7 +29,7 @@ use signaling::media_node::RemoteSfu;
 const RECOVERY: Duration = Duration::from_secs(40);
 
 /// The `sfu` binary.
-fn sfu_binary() -> PathBuf {
+pub(crate) fn sfu_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("SFU_BIN") {
         return PathBuf::from(path);
     }
@@ -44,7 +44,7 @@ fn sfu_binary() -> PathBuf {
 }
 
 /// Ports free on loopback right now (the node binds them a moment later).
-fn free_ports() -> (u16, u16) {
+pub(crate) fn free_ports() -> (u16, u16) {
     let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("tcp port");
     let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("udp port");
     (
@@ -54,10 +54,10 @@ fn free_ports() -> (u16, u16) {
 }
 
 /// A running `sfu` process, killed (SIGKILL) on drop.
-struct SfuProcess(Child);
+pub(crate) struct SfuProcess(Child);
 
 impl SfuProcess {
-    fn start(http: u16, udp: u16) -> SfuProcess {
+    pub(crate) fn start(http: u16, udp: u16) -> SfuProcess {
         let child = Command::new(sfu_binary())
             .args(["--bind-address", "127.0.0.1", "--http-port"])
             .arg(http.to_string())
@@ -72,8 +72,13 @@ impl SfuProcess {
         SfuProcess(child)
     }
 
+    /// The process id (to signal it).
+    pub(crate) fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
     /// `kill -9`, and the process reaped.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         self.0.kill().expect("SIGKILL sent");
         self.0.wait().expect("sfu reaped");
     }
@@ -87,7 +92,7 @@ impl Drop for SfuProcess {
 }
 
 /// Polls `condition` every 50 ms until it holds; panics with `what` after `limit`.
-async fn poll_until<F, Fut>(limit: Duration, what: &str, mut condition: F)
+pub(crate) async fn poll_until<F, Fut>(limit: Duration, what: &str, mut condition: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -102,7 +107,7 @@ where
     }
 }
 
-async fn media_health(s: &TestServer) -> String {
+pub(crate) async fn media_health(s: &TestServer) -> String {
     let health: Value = s
         .http
         .get(s.url("/healthz"))
@@ -115,7 +120,7 @@ async fn media_health(s: &TestServer) -> String {
     health["media"].as_str().unwrap_or_default().to_owned()
 }
 
-async fn sfu_answers(http: &reqwest::Client, base: &str) -> bool {
+pub(crate) async fn sfu_answers(http: &reqwest::Client, base: &str) -> bool {
     http.get(format!("{base}/control/status"))
         .bearer_auth(CONTROL_SECRET)
         .send()
@@ -126,7 +131,7 @@ async fn sfu_answers(http: &reqwest::Client, base: &str) -> bool {
 /// Both publish (`a`, `b` hold the keys each received), subscribe to each other and decrypt 30
 /// frames of each kind from the other. Frames are numbered from `first_frame`; the senders come
 /// back (their frame counters go on) with the receive halves.
-async fn exchange(
+pub(crate) async fn exchange(
     alice: &mut Device,
     bob: &mut Device,
     mut a: Media,

@@ -33,3 +33,50 @@ export const NO_CAMERA = () => {
   const enumerate = md.enumerateDevices.bind(md);
   md.enumerateDevices = async () => (await enumerate()).filter((d) => d.kind !== 'videoinput');
 };
+
+/**
+ * A camera and a microphone a test can tell apart from every other page's: the camera is a
+ * 640×360 canvas filled with `[r, g, b]` (a small white square runs along its top edge, so the
+ * encoder always has a new frame), the microphone a 440 Hz tone that is silent until the test
+ * calls `window.__speak(true)` (and silent again after `window.__speak(false)`): the SFU's
+ * speaker detection (RFC 6464 levels) then sees exactly the page the test makes speak. Use as
+ * `init: \`(${PAINTED_MEDIA})(${JSON.stringify(rgb)})\``.
+ */
+export const PAINTED_MEDIA = (rgb) => {
+  const [r, g, b] = rgb;
+  let gain = null;
+  let speaking = false;
+  window.__speak = (on) => {
+    speaking = on;
+    if (gain) gain.gain.value = on ? 0.5 : 0;
+  };
+  const camera = () => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 640;
+    canvas.height = 360;
+    const g2d = canvas.getContext('2d');
+    let x = 0;
+    const paint = () => {
+      g2d.fillStyle = `rgb(${r}, ${g}, ${b})`;
+      g2d.fillRect(0, 0, canvas.width, canvas.height);
+      g2d.fillStyle = '#fff';
+      g2d.fillRect(x, 0, 16, 16);
+      x = (x + 8) % canvas.width;
+    };
+    paint();
+    setInterval(paint, 50);
+    return canvas.captureStream(20).getVideoTracks()[0];
+  };
+  const microphone = () => {
+    const ctx = new AudioContext();
+    const tone = ctx.createOscillator();
+    tone.frequency.value = 440;
+    gain = ctx.createGain();
+    gain.gain.value = speaking ? 0.5 : 0;
+    const out = ctx.createMediaStreamDestination();
+    tone.connect(gain).connect(out);
+    tone.start();
+    return out.stream.getAudioTracks()[0];
+  };
+  navigator.mediaDevices.getUserMedia = async (c) => new MediaStream([...(c?.video ? [camera()] : []), ...(c?.audio ? [microphone()] : [])]);
+};

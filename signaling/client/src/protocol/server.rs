@@ -406,6 +406,8 @@ pub enum MediaResetReason {
     MediaNodeRestarted,
     /// Signaling could not follow the media node's events and re-created the room on it.
     MediaEventsLost,
+    /// The media node stayed unreachable and the room was moved to another node of the pool.
+    MediaNodeLost,
 }
 
 impl MediaResetReason {
@@ -414,6 +416,7 @@ impl MediaResetReason {
         match self {
             MediaResetReason::MediaNodeRestarted => "media_node_restarted",
             MediaResetReason::MediaEventsLost => "media_events_lost",
+            MediaResetReason::MediaNodeLost => "media_node_lost",
         }
     }
 }
