@@ -16,7 +16,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 /// Reports every connected peer; drops all media (nothing is forwarded).
-struct ConnectionsOnly(mpsc::UnboundedSender<PeerId>);
+pub(crate) struct ConnectionsOnly(mpsc::UnboundedSender<PeerId>);
 
 impl MediaHandler for ConnectionsOnly {
     fn on_peer_event(&mut self, event: PeerEvent, _out: &mut Outbox<'_>) {
@@ -32,7 +32,7 @@ impl MediaHandler for ConnectionsOnly {
 
 /// A shard on loopback and the peers it reports connected.
 pub(crate) struct Shard {
-    pub(crate) handle: ShardHandle,
+    pub(crate) handle: ShardHandle<ConnectionsOnly>,
     connected: mpsc::UnboundedReceiver<PeerId>,
 }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use call_client::peer::Peer;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use loopback::{QuietableRelay, Shard};
+use loopback::{ConnectionsOnly, QuietableRelay, Shard};
 use rtc::shared::marshal::Marshal;
 use sfu::transport::{MediaKind, OutgoingTrack, PeerId, ShardHandle, TransportConfig};
 use tokio::net::UdpSocket;
@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 const PAYLOAD: usize = 1100;
 
 struct Setup {
-    sfu: ShardHandle,
+    sfu: ShardHandle<ConnectionsOnly>,
     subscribers: Vec<(PeerId, Bytes)>,
     plain: mpsc::Sender<PlainCommand>,
     plain_targets: Vec<(SocketAddr, Bytes)>,

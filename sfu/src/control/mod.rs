@@ -302,7 +302,11 @@ async fn create_room(
         Ok(policy) => policy,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
     };
-    match s.node.create_room_with(&b.room, policy, b.receive_slots) {
+    match s
+        .node
+        .create_room_with(&b.room, policy, b.receive_slots)
+        .await
+    {
         Ok(counts) => (
             StatusCode::CREATED,
             Json(RoomCreated {

@@ -1,19 +1,20 @@
-//! The shard-side handler: the node's [`MediaHandler`] runs the forwarding core on the
-//! transport shard's task, packet by packet, under the node's one lock.
+//! The shard-side handler: the node's [`MediaHandler`] owns the node's state and runs the
+//! forwarding core on the transport shard's task — packets, the core's timers, the work the
+//! core's output defers, and (as jobs, `participants.rs`) the node's commands. No lock: the
+//! shard's task is the only one that touches it.
 
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
 use sfu_forwarding::Transmit;
 
-use super::state::{State, lock};
-use crate::transport::{MediaHandler, Outbox, PeerEvent, PeerId};
+use super::state::{Deferred, State};
+use crate::transport::{MediaHandler, Outbox, PeerEvent, PeerId, ShardAccess};
 
-/// The [`MediaHandler`] the node plugs into its transport shard: runs the forwarding core on the
-/// shard's task, sending through the shard's outbox without a channel hop.
+/// The [`MediaHandler`] the node plugs into its transport shard: owns the node's [`State`] and
+/// sends the core's transmits through the shard's outbox without a channel hop.
 pub(crate) struct Glue {
-    pub(crate) state: Arc<Mutex<State>>,
+    pub(crate) state: State,
 }
 
 fn send_via_outbox(out: &mut Outbox<'_>, failures: &mut u64, peer: PeerId, t: Transmit) {
@@ -29,27 +30,27 @@ fn send_via_outbox(out: &mut Outbox<'_>, failures: &mut u64, peer: PeerId, t: Tr
 }
 
 impl Glue {
-    fn flush(state: &mut State, out: &mut Outbox<'_>) {
+    /// Drains the core's output: events become node events, transmits go out on the outbox.
+    pub(crate) fn flush(&mut self, out: &mut Outbox<'_>) {
         let mut failures = 0;
         let now = out.now();
-        state.drain(now, &mut |peer, t| {
+        self.state.drain(now, &mut |peer, t| {
             send_via_outbox(out, &mut failures, peer, t)
         });
-        state.send_failures += failures;
+        self.state.send_failures += failures;
     }
 }
 
 impl MediaHandler for Glue {
     fn on_peer_event(&mut self, event: PeerEvent, out: &mut Outbox<'_>) {
-        let mut state = lock(&self.state);
         let now = out.now();
-        state.on_peer_event(event, now);
-        Self::flush(&mut state, out);
+        self.state.on_peer_event(event, now);
+        self.flush(out);
     }
 
     fn on_rtp(&mut self, peer: PeerId, rtp: &[u8], arrival: Instant, out: &mut Outbox<'_>) {
         let now = out.now();
-        let mut state = lock(&self.state);
+        let state = &mut self.state;
         if let Some(p) = state.peers.get(&peer).copied() {
             // Refused packets are counted by the core (`sfu_packets_dropped_total`). The
             // transport-cc feedback reports `arrival`; the copies' send times are `now`.
@@ -58,20 +59,47 @@ impl MediaHandler for Glue {
                 .handle_rtp_arrived(now, arrival, p, Bytes::copy_from_slice(rtp));
         }
         state.run_timers(now);
-        Self::flush(&mut state, out);
-        if let Some(o) = &state.observer {
+        self.flush(out);
+        if let Some(o) = &self.state.observer {
             o.forwarding_latency(Instant::now().saturating_duration_since(arrival));
         }
     }
 
     fn on_rtcp(&mut self, peer: PeerId, rtcp: &[u8], arrival: Instant, out: &mut Outbox<'_>) {
-        let mut state = lock(&self.state);
+        let state = &mut self.state;
         if let Some(p) = state.peers.get(&peer).copied() {
             // Refused packets are counted by the core. A sender report's arrival is what the
             // next receiver report's DLSR counts from.
             let _ = state.sfu.handle_rtcp(arrival, p, rtcp);
         }
         state.run_timers(out.now());
-        Self::flush(&mut state, out);
+        self.flush(out);
+    }
+
+    /// The core's next deadline (reports, transport-wide CC feedback, speaker detection, layer
+    /// allocation): the shard wakes for it when no packet ran it first.
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.state.sfu.poll_timeout()
+    }
+
+    fn on_timeout(&mut self, now: Instant, out: &mut Outbox<'_>) {
+        self.state.run_timers(now);
+        self.flush(out);
+    }
+
+    fn run_deferred(shard: &mut ShardAccess<'_, Self>) {
+        if shard.handler().state.deferred.is_empty() {
+            return;
+        }
+        for job in std::mem::take(&mut shard.handler().state.deferred) {
+            match job {
+                Deferred::RemoveOutgoing { peer, ssrc } => {
+                    // The peer may be gone already; then there is nothing to remove.
+                    if shard.update_outgoing(peer, vec![ssrc], Vec::new()).is_ok() {
+                        shard.handler().state.renegotiations.unpublish += 1;
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,14 +1,27 @@
 //! The node: one transport shard and one forwarding core glued together, and the async
 //! [`NodeHandle`] the control API calls.
 //!
-//! The forwarding core ([`sfu_forwarding::Sfu`]) runs **on the shard's task**, inside the
-//! shard's [`MediaHandler`](crate::transport::MediaHandler) callbacks: a decrypted packet goes
-//! into `handle_rtp`, and the transmits it produces are encrypted and written in the same pass
-//! (no channel hop per packet). Commands from the control API take the same lock briefly
-//! (never across an `.await`) to change the core, then talk to the shard through its handle.
-//! A background task runs the core's timers when no packet arrives to run them (reports,
-//! transport-wide CC feedback, speaker detection) and finishes work the shard callbacks cannot
-//! await.
+//! The node's state — the forwarding core ([`sfu_forwarding::Sfu`]) and the node's maps — is
+//! **owned by the shard's task**, inside its [`MediaHandler`](crate::transport::MediaHandler)
+//! (`glue.rs`); there is no lock. What runs where:
+//!
+//! - Packets: a decrypted packet goes into `handle_rtp` in the shard's callback, and the
+//!   transmits it produces are encrypted and written in the same pass (no channel hop).
+//! - The core's timers (reports, transport-wide CC feedback, speaker detection, layer
+//!   allocation): the handler names the core's next deadline to the shard
+//!   (`MediaHandler::poll_timeout`), which wakes for the earlier of it and its peers' timers
+//!   and runs them with the outbox at hand; a packet also runs what is due.
+//! - Work the core's output defers (an unpublished track's outgoing tracks removed, which
+//!   makes an offer) runs on the shard right after the callback (`MediaHandler::run_deferred`).
+//! - The control API's commands ([`NodeHandle`] methods, `participants.rs`) are jobs sent to
+//!   the shard on its command channel ([`ShardHandle::run`]): each runs between two packets
+//!   with the state and the transport together (e.g. add the participant to the core, add its
+//!   peer, record the peer's id: one step) and answers on a oneshot.
+//! - What the handle reads without a trip to the shard: the drain flag and the participant
+//!   count (atomics, `state::Published`). The metrics snapshot is a job.
+//! - A participant's join progress (connected, first video given, first keyframe forwarded:
+//!   `join_phases.rs`) sits in its member entry in the state and is updated by the callbacks
+//!   and jobs that see those moments.
 //!
 //! What the node translates between the two:
 //!
@@ -30,10 +43,10 @@
 //! The core writes the transport-wide CC extension and all NACK/PLI/SR/RR/feedback RTCP; the
 //! transport runs no `rtc` interceptors.
 //!
-//! Files: this one starts the node and holds its handle and background task;
-//! `participants.rs` has the room and participant commands, `state.rs` the state behind the
-//! lock, `translate.rs` what events do to it, `glue.rs` the shard-side handler, `sdp.rs` what
-//! is read from offers, `slots.rs` receive slots.
+//! Files: this one starts the node and holds its handle; `participants.rs` has the room and
+//! participant commands, `state.rs` the state the handler owns, `translate.rs` what events do
+//! to it, `glue.rs` the shard-side handler, `sdp.rs` what is read from offers, `slots.rs`
+//! receive slots, `join_phases.rs` a participant's progress to its first keyframe.
 
 mod direction;
 mod error;
@@ -49,24 +62,24 @@ mod translate;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
 
-use sfu_forwarding::{Gauges, Metrics, Sfu, Transmit};
-use tokio::sync::{broadcast, mpsc, watch};
+use sfu_forwarding::{Gauges, Metrics, Sfu};
+use tokio::sync::{broadcast, watch};
 
 pub use error::NodeError;
 pub use events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, SlotEntry, TrackClass};
 pub use renegotiations::Renegotiations;
 pub use state::{LayerPrefs, Observer};
 
-use crate::transport::{PeerId, ShardHandle, ShardStats, StartError, TransportConfig, start_shard};
+use crate::transport::{
+    ShardAccess, ShardHandle, ShardStats, StartError, TransportConfig, start_shard,
+};
 use glue::Glue;
 use renegotiations::Renegotiations as RenegotiationCounts;
-use state::{Deferred, State, lock};
-
-/// How often the background task checks the core's timers when no packet arrived to run them.
-const TIMER_TICK: Duration = Duration::from_millis(20);
+use state::{Published, State};
 
 /// Capacity of the event channel; a listener that falls further behind loses the oldest events
 /// (and is told so by `broadcast`'s `Lagged`).
@@ -126,22 +139,24 @@ pub struct NodeSnapshot {
 }
 
 struct Inner {
-    state: Arc<Mutex<State>>,
-    shard: ShardHandle,
+    /// The shard whose handler owns the node's state.
+    shard: ShardHandle<Glue>,
+    /// What the handle reads without a trip to the shard.
+    published: Arc<Published>,
     events: broadcast::Sender<NodeEvent>,
     /// Set once when the process shuts down: open event streams end and new ones end at once.
     streams_stopped: watch::Sender<bool>,
 }
 
-/// The control surface of a running node. Cheap to clone; the node's background task stops
-/// when the last handle is dropped.
+/// The control surface of a running node. Cheap to clone; the node's shard (and the state it
+/// owns) stops when the last handle is dropped.
 #[derive(Clone)]
 pub struct NodeHandle {
     inner: Arc<Inner>,
 }
 
-/// Starts a node: binds the transport shard's socket and spawns its task and the node's
-/// background task on the current tokio runtime. `observer` receives join latencies and quality
+/// Starts a node: binds the transport shard's socket and spawns its task (which owns the node's
+/// state) on the current tokio runtime. `observer` receives join latencies and quality
 /// figures (the metrics module's histograms).
 pub async fn start_node(
     config: NodeConfig,
@@ -150,8 +165,8 @@ pub async fn start_node(
     let now = Instant::now();
     let ntp = sfu_forwarding::ntp_from_system_time(SystemTime::now());
     let (events, _) = broadcast::channel(EVENT_CAPACITY);
-    let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
-    let state = Arc::new(Mutex::new(State {
+    let published = Arc::new(Published::default());
+    let state = State {
         sfu: Sfu::new(config.forwarding, now, ntp),
         rooms: HashMap::new(),
         room_names: HashMap::new(),
@@ -162,29 +177,22 @@ pub async fn start_node(
         tracks: HashMap::new(),
         pending: HashMap::new(),
         next_ssrc: initial_ssrc(),
-        draining: false,
+        published: published.clone(),
         events: events.clone(),
-        deferred: deferred_tx,
+        deferred: Vec::new(),
         observer,
         send_failures: 0,
         renegotiations: RenegotiationCounts::default(),
         departed: HashMap::new(),
         after_drain: Vec::new(),
-    }));
-    let shard = start_shard(
-        config.transport,
-        Glue {
-            state: state.clone(),
-        },
-    )
-    .await?;
+    };
+    let shard = start_shard(config.transport, Glue { state }).await?;
     let inner = Arc::new(Inner {
-        state,
         shard,
+        published,
         events,
         streams_stopped: watch::Sender::new(false),
     });
-    tokio::spawn(background(Arc::downgrade(&inner), deferred_rx));
     Ok(NodeHandle { inner })
 }
 
@@ -196,52 +204,6 @@ fn initial_ssrc() -> u32 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     0x1000_0000 | (nanos & 0x0fff_ffff)
-}
-
-/// Runs the core's timers between packets and the shard work the handler deferred.
-async fn background(inner: Weak<Inner>, mut deferred: mpsc::UnboundedReceiver<Deferred>) {
-    let mut tick = tokio::time::interval(TIMER_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                let Some(inner) = inner.upgrade() else { return };
-                let mut out: Vec<(PeerId, bool, bytes::Bytes)> = Vec::new();
-                {
-                    let mut state = lock(&inner.state);
-                    let now = Instant::now();
-                    state.run_timers(now);
-                    state.drain(now, &mut |peer, t| {
-                        let mut buf = Vec::with_capacity(t.len());
-                        t.write_to(&mut buf);
-                        out.push((peer, matches!(t, Transmit::Rtp { .. }), buf.into()));
-                    });
-                }
-                for (peer, is_rtp, bytes) in out {
-                    // A peer that went away in between is not an error worth more than a count.
-                    let sent = if is_rtp {
-                        inner.shard.send_rtp(peer, bytes).await
-                    } else {
-                        inner.shard.send_rtcp(peer, bytes).await
-                    };
-                    if sent.is_err() {
-                        lock(&inner.state).send_failures += 1;
-                    }
-                }
-            }
-            job = deferred.recv() => {
-                let (Some(job), Some(inner)) = (job, inner.upgrade()) else { return };
-                match job {
-                    Deferred::RemoveOutgoing { peer, ssrc } => {
-                        // The peer may be gone already; then there is nothing to remove.
-                        if inner.shard.remove_outgoing_track(peer, ssrc).await.is_ok() {
-                            lock(&inner.state).renegotiations.unpublish += 1;
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 impl NodeHandle {
@@ -280,35 +242,68 @@ impl NodeHandle {
 
     /// Starts draining: no new room or participant is admitted; existing ones keep forwarding.
     pub fn start_drain(&self) {
-        lock(&self.inner.state).draining = true;
+        self.inner.published.draining.store(true, Ordering::Relaxed);
     }
 
     /// Whether the node is draining.
     pub fn is_draining(&self) -> bool {
-        lock(&self.inner.state).draining
+        self.inner.published.draining.load(Ordering::Relaxed)
     }
 
-    /// Participants on the node.
+    /// Participants on the node (as the shard last published it).
     pub fn participant_count(&self) -> usize {
-        lock(&self.inner.state).members.len()
+        self.inner.published.participants.load(Ordering::Relaxed)
     }
 
-    /// The node's numbers for the metrics endpoint.
+    /// The node's numbers for the metrics endpoint: one short job on the shard, between two
+    /// packets (the core's counters and the shard's are read in the same step). All zero when
+    /// the shard has stopped.
     pub async fn snapshot(&self) -> NodeSnapshot {
-        let (metrics, gauges, renegotiations) = {
-            let state = lock(&self.inner.state);
-            (
-                *state.sfu.metrics(),
-                state.sfu.gauges(),
-                state.renegotiations,
-            )
+        let numbers = self
+            .inner
+            .shard
+            .run(|s| {
+                let stats = s.stats();
+                let state = &s.handler().state;
+                (
+                    *state.sfu.metrics(),
+                    state.sfu.gauges(),
+                    state.renegotiations,
+                    stats,
+                )
+            })
+            .await;
+        let (metrics, gauges, renegotiations, shard) = match numbers {
+            Ok((metrics, gauges, renegotiations, stats)) => {
+                (metrics, gauges, renegotiations, Some(stats))
+            }
+            Err(_) => Default::default(),
         };
         NodeSnapshot {
             metrics,
             gauges,
-            shard: self.inner.shard.stats().await.ok(),
+            shard,
             udp_receive_buffer_drops: self.inner.shard.kernel_receive_drops(),
             renegotiations,
         }
+    }
+
+    /// Runs `job` on the shard with the node's state and the transport, then sends what the
+    /// core produced meanwhile; [`NodeError::Transport`] when the shard has stopped.
+    async fn on_shard<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut ShardAccess<'_, Glue>) -> T + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let result = self
+            .inner
+            .shard
+            .run(|shard| {
+                let result = job(shard);
+                let (glue, mut out) = shard.handler_and_outbox();
+                glue.flush(&mut out);
+                result
+            })
+            .await?;
+        Ok(result)
     }
 }

@@ -1,83 +1,50 @@
 //! The node's room and participant commands: rooms opened and closed, participants added from
-//! their offers, renegotiated, subscribed and removed. Each takes the node's lock briefly to
-//! change the core and the node's maps, then talks to the transport shard without it.
+//! their offers, renegotiated, subscribed and removed. Each is one job on the shard
+//! ([`NodeHandle::on_shard`]): it changes the core and the node's maps and calls the transport
+//! in the same step, between two packets, so no change races a packet or another command.
+//! What can be read from the SDP without the state is read before the job, off the shard.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use sfu_forwarding::{Role, RoomPolicy, SlotCounts, TrackId};
 
+use super::glue::Glue;
 use super::join_phases::JoinProgress;
 use super::renegotiations::OfferFacts;
 use super::slots::slots_need_offer;
-use super::state::{Member, PendingSub, State, lock, parse_track, track_name};
+use super::state::{Member, PendingSub, State, parse_track, track_name};
 use super::{
     LayerPrefs, NodeError, NodeHandle, SessionDescription, SubscriptionRequest, direction, sdp,
 };
-use crate::transport::{OutgoingTrack, PeerId};
+use crate::transport::{OutgoingTrack, PeerId, ShardAccess};
+
+/// The shard as the node's jobs see it.
+type Shard<'a, 'b> = &'a mut ShardAccess<'b, Glue>;
 
 impl NodeHandle {
     /// Opens a room named `room` with `policy` (participants subscribe per track).
-    pub fn create_room(&self, room: &str, policy: RoomPolicy) -> Result<(), NodeError> {
-        self.create_room_with(room, policy, false).map(|_| ())
+    pub async fn create_room(&self, room: &str, policy: RoomPolicy) -> Result<(), NodeError> {
+        self.create_room_with(room, policy, false).await.map(|_| ())
     }
 
     /// Opens a room named `room` with `policy`; with `receive_slots` every participant gets
     /// receive slots (`slots.rs`) in place of per-track subscriptions, and the slot counts each
     /// gets are returned (the policy's [`RoomPolicy::slot_counts`]).
-    pub fn create_room_with(
+    pub async fn create_room_with(
         &self,
         room: &str,
         policy: RoomPolicy,
         receive_slots: bool,
     ) -> Result<Option<SlotCounts>, NodeError> {
-        let mut state = lock(&self.inner.state);
-        if state.draining {
-            return Err(NodeError::Draining);
-        }
-        if state.rooms.contains_key(room) {
-            return Err(NodeError::RoomExists);
-        }
-        let id = state.sfu.create_room(policy)?;
-        state.rooms.insert(room.to_owned(), id);
-        state.room_names.insert(id, room.to_owned());
-        let counts = receive_slots.then(|| policy.slot_counts());
-        if let Some(counts) = counts {
-            state.slot_rooms.insert(room.to_owned(), counts);
-        }
-        tracing::info!(room, receive_slots, "room created");
-        Ok(counts)
+        let room = room.to_owned();
+        self.on_shard(move |s| create_room(&mut s.handler().state, room, policy, receive_slots))
+            .await?
     }
 
     /// Closes a room: every participant in it is removed and its peer connection closed.
     pub async fn close_room(&self, room: &str) -> Result<(), NodeError> {
-        let peers = {
-            let mut state = lock(&self.inner.state);
-            let id = state.rooms.remove(room).ok_or(NodeError::UnknownRoom)?;
-            state.room_names.remove(&id);
-            state.slot_rooms.remove(room);
-            let now = Instant::now();
-            let members: Vec<_> = state
-                .members
-                .iter()
-                .filter(|(_, m)| m.room == room)
-                .map(|(p, _)| *p)
-                .collect();
-            let mut peers = Vec::new();
-            for p in members {
-                if let Some(m) = state.forget(now, p) {
-                    peers.extend(m.peer);
-                }
-            }
-            state.sfu.close_room(now, id)?;
-            peers
-        };
-        for peer in peers {
-            // Already gone is fine.
-            let _ = self.inner.shard.remove_peer(peer).await;
-        }
-        tracing::info!(room, "room closed");
-        Ok(())
+        let room = room.to_owned();
+        self.on_shard(move |s| close_room(s, &room)).await?
     }
 
     /// Adds participant `device` with `role` to `room` from its SDP offer and returns the SDP
@@ -89,6 +56,9 @@ impl NodeHandle {
     /// be empty ([`NodeError::SlotRoom`]): the participant gets its slots instead, in the
     /// offer's `recvonly` sections (audio slots in the audio ones, then video and screen slots
     /// in the video ones, in order) and the rest in one offer right after it connected.
+    ///
+    /// [`NodeEvent::TrackPublished`]: super::NodeEvent::TrackPublished
+    /// [`NodeEvent::Offer`]: super::NodeEvent::Offer
     pub async fn add_participant(
         &self,
         room: &str,
@@ -101,84 +71,17 @@ impl NodeHandle {
         if !role.can_publish() {
             refuse_sending(&offer)?;
         }
-        let (participant, outgoing) = {
-            let mut state = lock(&self.inner.state);
-            if state.draining {
-                return Err(NodeError::Draining);
-            }
-            let room_id = *state.rooms.get(room).ok_or(NodeError::UnknownRoom)?;
-            let key = (room.to_owned(), device.to_owned());
-            if state.devices.contains_key(&key) {
-                return Err(NodeError::ParticipantExists);
-            }
-            let slot_counts = state.slot_rooms.get(room).copied();
-            if slot_counts.is_some() && !subscribe.is_empty() {
-                return Err(NodeError::SlotRoom);
-            }
-            let wanted = resolve_tracks(&state, room, &subscribe)?;
-            let participant =
-                state
-                    .sfu
-                    .add_participant(room_id, role, sdp::extension_ids(&offer))?;
-            state.devices.insert(key, participant);
-            state.members.insert(
-                participant,
-                Member {
-                    room: room.to_owned(),
-                    device: device.to_owned(),
-                    peer: None,
-                    can_publish: role.can_publish(),
-                    subs: HashMap::new(),
-                    published_mids: HashMap::new(),
-                    screen_mids: screen_mids.iter().cloned().collect(),
-                    simulcast: sdp::simulcast_layers(&offer),
-                    last_offer: OfferFacts::of(&offer),
-                    slots: None,
-                    join: JoinProgress::default(),
-                },
-            );
-            let outgoing = match slot_counts {
-                Some(counts) => {
-                    let (plan, outgoing) = state.plan_slots(participant, counts);
-                    if let Some(m) = state.members.get_mut(&participant) {
-                        m.slots = Some(plan);
-                    }
-                    if slots_need_offer(counts, direction::receive_only_sections(&offer)) {
-                        state.renegotiations.slots_at_join += 1;
-                    }
-                    outgoing
-                }
-                None => plan_subscriptions(&mut state, participant, wanted),
-            };
-            (participant, outgoing)
+        let join = Join {
+            room: room.to_owned(),
+            device: device.to_owned(),
+            role,
+            facts: JoinFacts::of(&offer, screen_mids),
+            offer,
+            subscribe,
         };
-        match self.inner.shard.add_peer(offer, outgoing).await {
-            Ok(added) => {
-                let registered = {
-                    let mut state = lock(&self.inner.state);
-                    match state.members.get_mut(&participant) {
-                        Some(m) => {
-                            m.peer = Some(added.peer);
-                            state.peers.insert(added.peer, participant);
-                            true
-                        }
-                        None => false,
-                    }
-                };
-                if registered {
-                    tracing::info!(room, device, peer = %added.peer, "participant added");
-                    Ok(added.answer)
-                } else {
-                    // Removed (or its room closed) while the transport was answering.
-                    let _ = self.inner.shard.remove_peer(added.peer).await;
-                    Err(NodeError::UnknownParticipant)
-                }
-            }
-            Err(e) => {
-                lock(&self.inner.state).forget(Instant::now(), participant);
-                Err(e.into())
-            }
-        }
+        let (peer, answer) = self.on_shard(move |s| add_participant(s, join)).await??;
+        tracing::info!(room, device, %peer, "participant added");
+        Ok(answer)
     }
 
     /// Applies a participant's later offer (returns the answer) or its answer to a node offer
@@ -191,64 +94,52 @@ impl NodeHandle {
         description: SessionDescription,
         screen_mids: &[String],
     ) -> Result<Option<String>, NodeError> {
-        let peer = self.peer_of(room, device)?;
-        let can_publish = {
-            let state = lock(&self.inner.state);
-            state
-                .devices
-                .get(&(room.to_owned(), device.to_owned()))
-                .and_then(|p| state.members.get(p))
-                .is_some_and(|m| m.can_publish)
-        };
-        if !can_publish {
-            match &description {
-                SessionDescription::Offer(sdp) | SessionDescription::Answer(sdp) => {
-                    refuse_sending(sdp)?;
-                }
+        let key = (room.to_owned(), device.to_owned());
+        let sending = match &description {
+            SessionDescription::Offer(sdp) | SessionDescription::Answer(sdp) => {
+                sending_refusal(sdp)
             }
-        }
+        };
         match description {
             SessionDescription::Offer(sdp) => {
-                {
-                    let mut state = lock(&self.inner.state);
-                    let p = state
-                        .devices
-                        .get(&(room.to_owned(), device.to_owned()))
-                        .copied();
-                    if let Some(m) = p.and_then(|p| state.members.get_mut(&p)) {
-                        m.screen_mids.extend(screen_mids.iter().cloned());
+                let facts = OfferFacts::of(&sdp);
+                let simulcast = sdp::simulcast_layers(&sdp);
+                let screen_mids = screen_mids.to_vec();
+                self.on_shard(move |s| {
+                    let (p, peer) = member_peer(&s.handler().state, &key, sending)?;
+                    if let Some(m) = s.handler().state.members.get_mut(&p) {
+                        m.screen_mids.extend(screen_mids);
                         // Sections already published keep their layers; new ones are added.
-                        for (mid, layers) in sdp::simulcast_layers(&sdp) {
+                        for (mid, layers) in simulcast {
                             m.simulcast.entry(mid).or_insert(layers);
                         }
                     }
-                }
-                let facts = OfferFacts::of(&sdp);
-                let answer = self.inner.shard.apply_offer(peer, sdp).await?;
-                let mut state = lock(&self.inner.state);
-                let p = state
-                    .devices
-                    .get(&(room.to_owned(), device.to_owned()))
-                    .copied();
-                let state = &mut *state;
-                if let Some(m) = p.and_then(|p| state.members.get_mut(&p)) {
-                    state
-                        .renegotiations
-                        .count_client_offer(&m.last_offer, &facts);
-                    m.last_offer = facts;
-                }
-                Ok(Some(answer))
+                    let answer = s.apply_offer(peer, sdp)?;
+                    let state = &mut s.handler().state;
+                    if let Some(m) = state.members.get_mut(&p) {
+                        state
+                            .renegotiations
+                            .count_client_offer(&m.last_offer, &facts);
+                        m.last_offer = facts;
+                    }
+                    Ok(Some(answer))
+                })
+                .await?
             }
             SessionDescription::Answer(sdp) => {
-                self.inner.shard.apply_answer(peer, sdp).await?;
-                Ok(None)
+                self.on_shard(move |s| {
+                    let (_, peer) = member_peer(&s.handler().state, &key, sending)?;
+                    s.apply_answer(peer, sdp)?;
+                    Ok(None)
+                })
+                .await?
             }
         }
     }
 
     /// Replaces a participant's subscriptions: tracks not listed are unsubscribed, new ones are
-    /// added (the node renegotiates: watch for [`NodeEvent::Offer`]), and layer wishes of
-    /// existing ones are updated.
+    /// added (the node renegotiates: watch for [`NodeEvent::Offer`](super::NodeEvent::Offer)),
+    /// and layer wishes of existing ones are updated.
     /// In a room with receive slots there are no per-track subscriptions: an empty list is
     /// accepted (nothing to do), any other is refused ([`NodeError::SlotRoom`]).
     pub async fn set_subscriptions(
@@ -257,104 +148,267 @@ impl NodeHandle {
         device: &str,
         subscriptions: Vec<SubscriptionRequest>,
     ) -> Result<(), NodeError> {
-        let (peer, removed, added) = {
-            let mut state = lock(&self.inner.state);
-            let now = Instant::now();
-            let p = *state
-                .devices
-                .get(&(room.to_owned(), device.to_owned()))
-                .ok_or(NodeError::UnknownParticipant)?;
-            if state.slot_rooms.contains_key(room) {
-                return if subscriptions.is_empty() {
-                    Ok(())
-                } else {
-                    Err(NodeError::SlotRoom)
-                };
-            }
-            let peer = state
-                .members
-                .get(&p)
-                .and_then(|m| m.peer)
-                .ok_or(NodeError::UnknownParticipant)?;
-            let wanted = resolve_tracks(&state, room, &subscriptions)?;
-            let current: Vec<(TrackId, u32)> = state
-                .members
-                .get(&p)
-                .map(|m| m.subs.iter().map(|(t, s)| (*t, *s)).collect())
-                .unwrap_or_default();
-            let mut removed = Vec::new();
-            for (track, ssrc) in &current {
-                if !wanted.iter().any(|(t, _)| t == track) {
-                    // Not subscribed in the core yet when still pending: nothing to undo there.
-                    let _ = state.sfu.unsubscribe(p, *track);
-                    state.pending.remove(ssrc);
-                    if let Some(m) = state.members.get_mut(&p) {
-                        m.subs.remove(track);
-                    }
-                    removed.push(*ssrc);
-                }
-            }
-            let mut new = Vec::new();
-            for (track, prefs) in wanted {
-                match current.iter().find(|(t, _)| *t == track) {
-                    Some((_, ssrc)) => match state.pending.get_mut(ssrc) {
-                        Some(pending) => pending.prefs = prefs,
-                        None => state.apply_prefs(now, p, track, prefs),
-                    },
-                    None => new.push((track, prefs)),
-                }
-            }
-            let added = plan_subscriptions(&mut state, p, new);
-            (peer, removed, added)
-        };
-        if !(removed.is_empty() && added.is_empty()) {
-            // One offer for the whole change.
-            let subscribes = !added.is_empty();
-            self.inner
-                .shard
-                .update_outgoing(peer, removed, added)
-                .await?;
-            let mut state = lock(&self.inner.state);
-            if subscribes {
-                state.renegotiations.subscribe += 1;
-            } else {
-                state.renegotiations.unsubscribe += 1;
-            }
-        }
-        Ok(())
+        let room = room.to_owned();
+        let device = device.to_owned();
+        self.on_shard(move |s| set_subscriptions(s, &room, &device, &subscriptions))
+            .await?
     }
 
     /// Removes a participant and closes its peer connection. Removing one that is not there
     /// is not an error (idempotent).
     pub async fn remove_participant(&self, room: &str, device: &str) -> Result<(), NodeError> {
-        let peer = {
-            let mut state = lock(&self.inner.state);
-            let Some(p) = state
-                .devices
-                .get(&(room.to_owned(), device.to_owned()))
-                .copied()
-            else {
-                return Ok(());
+        let key = (room.to_owned(), device.to_owned());
+        self.on_shard(move |s| {
+            let now = s.now();
+            let state = &mut s.handler().state;
+            let Some(p) = state.devices.get(&key).copied() else {
+                return;
             };
-            state.forget(Instant::now(), p).and_then(|m| m.peer)
-        };
-        if let Some(peer) = peer {
-            // Already closed by itself is fine.
-            let _ = self.inner.shard.remove_peer(peer).await;
-        }
+            if let Some(peer) = state.forget(now, p).and_then(|m| m.peer) {
+                // Already closed by itself is fine.
+                s.remove_peer(peer);
+            }
+        })
+        .await?;
         tracing::info!(room, device, "participant removed");
         Ok(())
     }
+}
 
-    fn peer_of(&self, room: &str, device: &str) -> Result<PeerId, NodeError> {
-        let state = lock(&self.inner.state);
-        state
-            .devices
-            .get(&(room.to_owned(), device.to_owned()))
-            .and_then(|p| state.members.get(p))
-            .and_then(|m| m.peer)
-            .ok_or(NodeError::UnknownParticipant)
+fn create_room(
+    state: &mut State,
+    room: String,
+    policy: RoomPolicy,
+    receive_slots: bool,
+) -> Result<Option<SlotCounts>, NodeError> {
+    if state.is_draining() {
+        return Err(NodeError::Draining);
     }
+    if state.rooms.contains_key(&room) {
+        return Err(NodeError::RoomExists);
+    }
+    let id = state.sfu.create_room(policy)?;
+    state.room_names.insert(id, room.clone());
+    let counts = receive_slots.then(|| policy.slot_counts());
+    if let Some(counts) = counts {
+        state.slot_rooms.insert(room.clone(), counts);
+    }
+    tracing::info!(room, receive_slots, "room created");
+    state.rooms.insert(room, id);
+    Ok(counts)
+}
+
+fn close_room(s: Shard<'_, '_>, room: &str) -> Result<(), NodeError> {
+    let now = s.now();
+    let state = &mut s.handler().state;
+    let id = state.rooms.remove(room).ok_or(NodeError::UnknownRoom)?;
+    state.room_names.remove(&id);
+    state.slot_rooms.remove(room);
+    let members: Vec<_> = state
+        .members
+        .iter()
+        .filter(|(_, m)| m.room == room)
+        .map(|(p, _)| *p)
+        .collect();
+    let mut peers = Vec::new();
+    for p in members {
+        if let Some(m) = state.forget(now, p) {
+            peers.extend(m.peer);
+        }
+    }
+    let closed = state.sfu.close_room(now, id);
+    for peer in peers {
+        // Already gone is fine.
+        s.remove_peer(peer);
+    }
+    closed?;
+    tracing::info!(room, "room closed");
+    Ok(())
+}
+
+/// What a join reads from the offer itself, before its job runs.
+struct JoinFacts {
+    extension_ids: sfu_forwarding::ExtensionIds,
+    simulcast: HashMap<String, Vec<sdp::RidLayer>>,
+    last_offer: OfferFacts,
+    receive_only: (usize, usize),
+    screen_mids: Vec<String>,
+}
+
+impl JoinFacts {
+    fn of(offer: &str, screen_mids: &[String]) -> Self {
+        JoinFacts {
+            extension_ids: sdp::extension_ids(offer),
+            simulcast: sdp::simulcast_layers(offer),
+            last_offer: OfferFacts::of(offer),
+            receive_only: direction::receive_only_sections(offer),
+            screen_mids: screen_mids.to_vec(),
+        }
+    }
+}
+
+/// A participant joining, as its job takes it.
+struct Join {
+    room: String,
+    device: String,
+    role: Role,
+    facts: JoinFacts,
+    offer: String,
+    subscribe: Vec<SubscriptionRequest>,
+}
+
+/// Adds the participant to the core and the node's maps, its peer to the transport, and records
+/// the peer's id: one step. Returns the peer and the SDP answer.
+fn add_participant(s: Shard<'_, '_>, join: Join) -> Result<(PeerId, String), NodeError> {
+    let state = &mut s.handler().state;
+    if state.is_draining() {
+        return Err(NodeError::Draining);
+    }
+    let room_id = *state.rooms.get(&join.room).ok_or(NodeError::UnknownRoom)?;
+    let key = (join.room.clone(), join.device.clone());
+    if state.devices.contains_key(&key) {
+        return Err(NodeError::ParticipantExists);
+    }
+    let slot_counts = state.slot_rooms.get(&join.room).copied();
+    if slot_counts.is_some() && !join.subscribe.is_empty() {
+        return Err(NodeError::SlotRoom);
+    }
+    let wanted = resolve_tracks(state, &join.room, &join.subscribe)?;
+    let facts = join.facts;
+    let participant = state
+        .sfu
+        .add_participant(room_id, join.role, facts.extension_ids)?;
+    state.add_member(
+        participant,
+        Member {
+            room: join.room,
+            device: join.device,
+            peer: None,
+            can_publish: join.role.can_publish(),
+            subs: HashMap::new(),
+            published_mids: HashMap::new(),
+            screen_mids: facts.screen_mids.into_iter().collect(),
+            simulcast: facts.simulcast,
+            last_offer: facts.last_offer,
+            slots: None,
+            join: JoinProgress::default(),
+        },
+    );
+    let outgoing = match slot_counts {
+        Some(counts) => {
+            let (plan, outgoing) = state.plan_slots(participant, counts);
+            if let Some(m) = state.members.get_mut(&participant) {
+                m.slots = Some(plan);
+            }
+            if slots_need_offer(counts, facts.receive_only) {
+                state.renegotiations.slots_at_join += 1;
+            }
+            outgoing
+        }
+        None => plan_subscriptions(state, participant, wanted),
+    };
+    match s.add_peer(join.offer, &outgoing) {
+        Ok(added) => {
+            let state = &mut s.handler().state;
+            if let Some(m) = state.members.get_mut(&participant) {
+                m.peer = Some(added.peer);
+            }
+            state.peers.insert(added.peer, participant);
+            Ok((added.peer, added.answer))
+        }
+        Err(e) => {
+            let now = s.now();
+            s.handler().state.forget(now, participant);
+            Err(e.into())
+        }
+    }
+}
+
+/// The participant `key` names and its peer, once `sending` (a refusal of an SDP that sends)
+/// is checked against its publish right.
+fn member_peer(
+    state: &State,
+    key: &(String, String),
+    sending: Option<NodeError>,
+) -> Result<(sfu_forwarding::ParticipantId, PeerId), NodeError> {
+    let p = *state
+        .devices
+        .get(key)
+        .ok_or(NodeError::UnknownParticipant)?;
+    let m = state.members.get(&p).ok_or(NodeError::UnknownParticipant)?;
+    let peer = m.peer.ok_or(NodeError::UnknownParticipant)?;
+    if let (false, Some(refusal)) = (m.can_publish, sending) {
+        return Err(refusal);
+    }
+    Ok((p, peer))
+}
+
+fn set_subscriptions(
+    s: Shard<'_, '_>,
+    room: &str,
+    device: &str,
+    subscriptions: &[SubscriptionRequest],
+) -> Result<(), NodeError> {
+    let now = s.now();
+    let state = &mut s.handler().state;
+    let p = *state
+        .devices
+        .get(&(room.to_owned(), device.to_owned()))
+        .ok_or(NodeError::UnknownParticipant)?;
+    if state.slot_rooms.contains_key(room) {
+        return if subscriptions.is_empty() {
+            Ok(())
+        } else {
+            Err(NodeError::SlotRoom)
+        };
+    }
+    let peer = state
+        .members
+        .get(&p)
+        .and_then(|m| m.peer)
+        .ok_or(NodeError::UnknownParticipant)?;
+    let wanted = resolve_tracks(state, room, subscriptions)?;
+    let current: Vec<(TrackId, u32)> = state
+        .members
+        .get(&p)
+        .map(|m| m.subs.iter().map(|(t, s)| (*t, *s)).collect())
+        .unwrap_or_default();
+    let mut removed = Vec::new();
+    for (track, ssrc) in &current {
+        if !wanted.iter().any(|(t, _)| t == track) {
+            // Not subscribed in the core yet when still pending: nothing to undo there.
+            let _ = state.sfu.unsubscribe(p, *track);
+            state.pending.remove(ssrc);
+            if let Some(m) = state.members.get_mut(&p) {
+                m.subs.remove(track);
+            }
+            removed.push(*ssrc);
+        }
+    }
+    let mut new = Vec::new();
+    for (track, prefs) in wanted {
+        match current.iter().find(|(t, _)| *t == track) {
+            Some((_, ssrc)) => match state.pending.get_mut(ssrc) {
+                Some(pending) => pending.prefs = prefs,
+                None => state.apply_prefs(now, p, track, prefs),
+            },
+            None => new.push((track, prefs)),
+        }
+    }
+    let added = plan_subscriptions(state, p, new);
+    if removed.is_empty() && added.is_empty() {
+        return Ok(());
+    }
+    // One offer for the whole change.
+    let subscribes = !added.is_empty();
+    s.update_outgoing(peer, removed, added)?;
+    let counts = &mut s.handler().state.renegotiations;
+    if subscribes {
+        counts.subscribe += 1;
+    } else {
+        counts.unsubscribe += 1;
+    }
+    Ok(())
 }
 
 /// Checks that every requested track exists in `room`, returning core ids and wishes.
@@ -432,10 +486,19 @@ fn plan_subscriptions(
 
 /// Refuses an SDP with media sections that send (for a participant without the publish right).
 fn refuse_sending(sdp: &str) -> Result<(), NodeError> {
+    match sending_refusal(sdp) {
+        Some(refusal) => Err(refusal),
+        None => Ok(()),
+    }
+}
+
+/// The refusal of an SDP with media sections that send, were it from a participant without the
+/// publish right; `None` when it sends nothing.
+fn sending_refusal(sdp: &str) -> Option<NodeError> {
     let sending = direction::sending_sections(sdp);
     if sending.is_empty() {
-        return Ok(());
+        return None;
     }
     let positions: Vec<String> = sending.iter().take(8).map(ToString::to_string).collect();
-    Err(NodeError::SendsWithoutPublishRight(positions.join(", ")))
+    Some(NodeError::SendsWithoutPublishRight(positions.join(", ")))
 }

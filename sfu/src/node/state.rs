@@ -1,17 +1,18 @@
-//! The node's state shared between the transport shard (which runs the forwarding core on its
-//! task, packet by packet) and the node's command methods: the core, and the names and SDP
-//! facts the core does not keep (room and device names, peer ids, chosen downstream SSRCs).
-//! How events change it is in `translate.rs`; the shard-side handler is in `glue.rs`.
+//! The node's state, owned by the transport shard's task (inside its handler, `glue.rs`): the
+//! forwarding core, and the names and SDP facts the core does not keep (room and device names,
+//! peer ids, chosen downstream SSRCs). Packets, timers and the node's commands all reach it on
+//! that one task, in turn; nothing else holds it. How events change it is in `translate.rs`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use sfu_forwarding::{
     Direction, MediaKind as CoreKind, Output, ParticipantId, RoomId, Sfu, SlotCounts, TrackId,
     TrackKind, Transmit,
 };
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 use super::events::NodeEvent;
 use super::join_phases::JoinProgress;
@@ -41,8 +42,10 @@ pub trait Observer: Send + Sync + 'static {
     );
 }
 
-/// Work the shard-side handler cannot do itself (it must not await): done by the node's
-/// background task.
+/// Work a handler callback queues because it needs the shard itself: run right after the
+/// callback, on the shard's task ([`MediaHandler::run_deferred`]).
+///
+/// [`MediaHandler::run_deferred`]: crate::transport::MediaHandler::run_deferred
 #[derive(Debug)]
 pub(crate) enum Deferred {
     /// Stop sending a track to a peer (its publisher left or unpublished).
@@ -104,7 +107,17 @@ pub(crate) struct PendingSub {
     pub(crate) prefs: LayerPrefs,
 }
 
-/// Everything behind the node's one lock.
+/// What the node's handle reads without a trip to the shard: written by whoever changes it
+/// (the drain flag by the handle, the participant count by the shard), read with no lock.
+#[derive(Debug, Default)]
+pub(crate) struct Published {
+    /// The node admits no new room or participant.
+    pub(crate) draining: AtomicBool,
+    /// Participants on the node.
+    pub(crate) participants: AtomicUsize,
+}
+
+/// The node's state, owned by the shard's handler.
 pub(crate) struct State {
     pub(crate) sfu: Sfu,
     pub(crate) rooms: HashMap<String, RoomId>,
@@ -117,9 +130,11 @@ pub(crate) struct State {
     pub(crate) tracks: HashMap<TrackId, TrackEntry>,
     pub(crate) pending: HashMap<u32, PendingSub>,
     pub(crate) next_ssrc: u32,
-    pub(crate) draining: bool,
+    /// The drain flag and the participant count, shared with the node's handle.
+    pub(crate) published: Arc<Published>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
-    pub(crate) deferred: mpsc::UnboundedSender<Deferred>,
+    /// Shard work queued by the core's output (see [`Deferred`]).
+    pub(crate) deferred: Vec<Deferred>,
     pub(crate) observer: Option<Arc<dyn Observer>>,
     /// Transmits the core produced for peers that were not connected yet, or could not be sent.
     pub(crate) send_failures: u64,
@@ -132,14 +147,6 @@ pub(crate) struct State {
     /// Node events to emit after the core's output is drained (so a participant's
     /// `TrackUnpublished` events come before its `ParticipantGone`).
     pub(crate) after_drain: Vec<NodeEvent>,
-}
-
-/// Locks the state; a poisoned lock (a panic elsewhere while holding it) still holds
-/// consistent-enough data for forwarding to go on, so it is recovered rather than propagated.
-pub(crate) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Track id as the control API spells it.
@@ -156,6 +163,21 @@ pub(crate) fn parse_track(name: &str) -> Option<TrackId> {
 }
 
 impl State {
+    /// Whether the node is draining (set by the handle, read here).
+    pub(crate) fn is_draining(&self) -> bool {
+        self.published.draining.load(Ordering::Relaxed)
+    }
+
+    /// Adds a participant to the node's maps and publishes the new count.
+    pub(crate) fn add_member(&mut self, p: ParticipantId, member: Member) {
+        self.devices
+            .insert((member.room.clone(), member.device.clone()), p);
+        self.members.insert(p, member);
+        self.published
+            .participants
+            .store(self.members.len(), Ordering::Relaxed);
+    }
+
     /// A fresh downstream SSRC, unique on this node (never 0, never the core's RTCP SSRC).
     pub(crate) fn allocate_ssrc(&mut self) -> u32 {
         loop {
@@ -181,6 +203,9 @@ impl State {
     /// Forgets a participant everywhere (core, maps, pending subscriptions).
     pub(crate) fn forget(&mut self, now: Instant, p: ParticipantId) -> Option<Member> {
         let member = self.members.remove(&p)?;
+        self.published
+            .participants
+            .store(self.members.len(), Ordering::Relaxed);
         self.departed
             .insert(p, (member.room.clone(), member.device.clone()));
         self.devices

@@ -242,7 +242,7 @@ impl State {
                     if let Some(ssrc) = m.subs.remove(&track)
                         && let Some(peer) = m.peer
                     {
-                        let _ = self.deferred.send(Deferred::RemoveOutgoing { peer, ssrc });
+                        self.deferred.push(Deferred::RemoveOutgoing { peer, ssrc });
                     }
                 }
                 self.pending.retain(|_, s| s.track != track);

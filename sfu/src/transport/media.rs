@@ -15,6 +15,7 @@ use super::error::TransportError;
 use super::events::{PeerEvent, PeerId};
 use super::peer::Peer;
 use super::send_batch::SendBatch;
+use super::shard::ShardAccess;
 
 /// What the rest of the SFU plugs into a shard. All calls happen on the shard's task, in the
 /// order packets and events occur; a call must not block.
@@ -35,6 +36,28 @@ pub trait MediaHandler: Send + 'static {
     /// An SRTCP-decrypted RTCP compound packet, with its datagram's arrival time as for
     /// [`MediaHandler::on_rtp`]. The slice is valid for this call only.
     fn on_rtcp(&mut self, peer: PeerId, rtcp: &[u8], arrival: Instant, out: &mut Outbox<'_>);
+
+    /// When the handler's own timers are due next ([`MediaHandler::on_timeout`]); the shard
+    /// wakes at the earlier of this and its peers' timers. `None`: no timer. Asked once per
+    /// pass of the shard's loop, so it should be cheap.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    /// The time [`MediaHandler::poll_timeout`] named has come (`now` is not earlier).
+    fn on_timeout(&mut self, now: Instant, out: &mut Outbox<'_>) {
+        let _ = (now, out);
+    }
+
+    /// Runs work a callback queued that needs the shard itself (a peer's outgoing tracks
+    /// changed, say: that makes an offer, whose event comes back to the handler, which a
+    /// callback cannot take while it runs). Called by the shard after each pass's callbacks.
+    fn run_deferred(shard: &mut ShardAccess<'_, Self>)
+    where
+        Self: Sized,
+    {
+        let _ = shard;
+    }
 }
 
 /// Sends media on the shard's peers from inside a [`MediaHandler`] callback. Packets are

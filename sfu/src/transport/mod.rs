@@ -37,6 +37,6 @@ pub use events::{
 };
 pub use ice_tcp::{DEFAULT_ICE_TCP_STUN_TIMEOUT, IceTcpClose, IceTcpCloses, IceTcpConfig};
 pub use media::{MediaHandler, Outbox};
-pub use shard::{PeerAdded, ShardHandle, start_shard};
+pub use shard::{PeerAdded, ShardAccess, ShardHandle, start_shard};
 pub use stats::{ShardStats, StunRefusal};
 pub use stun_gate::StunParseError;

@@ -234,6 +234,7 @@ async fn aiortc_viewer_decodes_every_frame_with_3_percent_video_loss() {
         .expect("node starts");
     let mut events = node.events();
     node.create_room("interop", RoomPolicy::broadcast())
+        .await
         .expect("room created");
 
     // The publisher joins and sends keyframes until its camera is published.

@@ -69,6 +69,7 @@ async fn fifty_viewers_receive_the_presenters_audio_and_video_unchanged() {
         .expect("node starts on loopback");
     let mut events = node.events();
     node.create_room("show", RoomPolicy::broadcast())
+        .await
         .expect("room created");
 
     let (peer, video) = publisher().await;

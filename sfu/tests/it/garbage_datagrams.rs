@@ -54,6 +54,7 @@ async fn garbage_datagrams_are_counted() {
     .await
     .expect("node starts");
     node.create_room("r", RoomPolicy::meeting())
+        .await
         .expect("room created");
     let (publisher, mut video) = publisher().await;
     join(&node, "r", "alice", Role::Caller, &publisher, vec![]).await;

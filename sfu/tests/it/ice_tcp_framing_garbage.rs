@@ -12,19 +12,23 @@ use std::time::Duration;
 use sfu::transport::{IceTcpClose, ShardHandle, ShardStats};
 use tokio::net::TcpStream;
 
-use crate::common::TestSfu;
 use crate::common::ice_tcp::{closed_by_sfu, ice_tcp_config, read_frame, write_frame};
 use crate::common::peers::publisher;
 use crate::common::poll_until;
 use crate::common::stun::{binding_request, ice_credentials};
+use crate::common::{PassThrough, TestSfu};
 
 const CLOSE_LIMIT: Duration = Duration::from_secs(2);
 
-async fn closed(handle: &ShardHandle, reason: IceTcpClose) -> u64 {
+async fn closed(handle: &ShardHandle<PassThrough>, reason: IceTcpClose) -> u64 {
     handle.stats().await.unwrap().ice_tcp_closed.get(reason)
 }
 
-async fn wait_counted(handle: &ShardHandle, reason: IceTcpClose, want: u64) -> ShardStats {
+async fn wait_counted(
+    handle: &ShardHandle<PassThrough>,
+    reason: IceTcpClose,
+    want: u64,
+) -> ShardStats {
     poll_until(CLOSE_LIMIT, reason.label(), async || {
         closed(handle, reason).await >= want
     })

@@ -12,15 +12,15 @@ use sfu::transport::{IceTcpClose, IceTcpConfig, ShardHandle, TransportConfig};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::common::TestSfu;
 use crate::common::ice_tcp::{closed_by_sfu, ice_tcp_config, read_frame, write_frame};
 use crate::common::peers::publisher;
 use crate::common::poll_until;
 use crate::common::stun::{binding_request, ice_credentials};
+use crate::common::{PassThrough, TestSfu};
 
 const LIMIT: Duration = Duration::from_secs(2);
 
-async fn closed(handle: &ShardHandle, reason: IceTcpClose) -> u64 {
+async fn closed(handle: &ShardHandle<PassThrough>, reason: IceTcpClose) -> u64 {
     handle.stats().await.unwrap().ice_tcp_closed.get(reason)
 }
 

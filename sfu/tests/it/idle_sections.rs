@@ -59,6 +59,7 @@ async fn room_with_camera() -> (
         .expect("node starts");
     let mut events = node.events();
     node.create_room("show", RoomPolicy::broadcast())
+        .await
         .expect("room created");
     let (publisher, mut video) = peers::publisher().await;
     let answer = node
@@ -166,6 +167,7 @@ async fn recvonly_offer_sections_without_track_are_inactive() {
         .await
         .expect("node starts");
     node.create_room("show", RoomPolicy::broadcast())
+        .await
         .expect("room created");
     let viewer = peers::audio_video_subscriber().await;
     let offer = viewer.offer().await.expect("offer");

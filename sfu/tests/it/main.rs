@@ -30,6 +30,7 @@ mod publisher_gone;
 mod receive_slots_join;
 mod registry_heartbeat;
 mod renegotiation;
+mod shard_jobs;
 mod sigterm_drain;
 mod silent_peer_freed;
 mod slow_link_layer_adaptation;

@@ -183,6 +183,7 @@ async fn malformed_rtp_and_rtcp_at_every_length_from_an_authenticated_peer_is_co
         .expect("node starts on loopback");
     let mut events = node.events();
     node.create_room("room-1", RoomPolicy::meeting())
+        .await
         .expect("room created");
 
     // The honest publisher; its camera track is published on its first packets.

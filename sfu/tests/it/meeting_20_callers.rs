@@ -41,6 +41,7 @@ async fn twenty_callers_each_receive_every_other_callers_frames_unchanged() {
         .expect("node starts on loopback");
     let mut events = node.events();
     node.create_room("meeting", RoomPolicy::meeting())
+        .await
         .expect("room created");
 
     // Everyone joins as a publisher.

@@ -56,6 +56,7 @@ async fn one_publisher_three_subscribers_receive_identical_audio_and_video_paylo
     let node = start().await;
     let mut events = node.events();
     node.create_room("room-1", RoomPolicy::meeting())
+        .await
         .expect("room created");
 
     // The publisher joins and starts sending; its tracks are published on their first packets.

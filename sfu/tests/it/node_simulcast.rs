@@ -20,6 +20,7 @@ async fn subscriber_gets_the_capped_simulcast_layer_and_switches_at_keyframes_co
         .expect("node starts on loopback");
     let mut events = node.events();
     node.create_room("room", RoomPolicy::meeting())
+        .await
         .expect("room created");
 
     let (mut source, track) = Source::join(&node, &mut events, "room", "alice").await;

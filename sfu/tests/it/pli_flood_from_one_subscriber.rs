@@ -98,6 +98,7 @@ async fn pli_flood_from_one_subscriber_reaches_the_publisher_at_most_5_times_a_s
         .expect("node starts on loopback");
     let mut events = node.events();
     node.create_room("room-1", RoomPolicy::meeting())
+        .await
         .expect("room created");
 
     // The publisher hands every inbound RTCP packet to its track.

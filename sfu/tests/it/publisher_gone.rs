@@ -40,6 +40,7 @@ async fn publisher_gone_unpublishes_its_track_and_removes_it_from_subscribers() 
         .expect("node starts on loopback");
     let mut events = node.events();
     node.create_room("room", RoomPolicy::meeting())
+        .await
         .expect("room created");
 
     let (publisher, mut video) = publisher().await;

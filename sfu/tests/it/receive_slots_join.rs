@@ -181,6 +181,7 @@ async fn slot_room(policy: RoomPolicy) -> (NodeHandle, SlotCounts) {
         .expect("node starts on loopback");
     let counts = node
         .create_room_with(ROOM, policy, true)
+        .await
         .expect("room created")
         .expect("a room with receive slots answers its slot counts");
     (node, counts)

@@ -36,6 +36,7 @@ async fn subscriber_on_a_slow_lossy_link_drops_a_layer_and_climbs_back_when_it_r
         .expect("node starts on loopback");
     let mut events = node.events();
     node.create_room("room", RoomPolicy::meeting())
+        .await
         .expect("room created");
     let (mut source, track) = Source::join(&node, &mut events, "room", "alice").await;
 

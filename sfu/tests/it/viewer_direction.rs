@@ -27,6 +27,7 @@ async fn viewer_sendonly_sdp_variants_refused_by_sfu() {
         .await
         .expect("node starts");
     node.create_room("show", RoomPolicy::broadcast())
+        .await
         .expect("room created");
 
     let viewer = audio_video_subscriber().await;

@@ -93,6 +93,7 @@ impl MediaNode for EmbeddedSfu {
         let counts = self
             .node
             .create_room_with(&room.room, policy, room.receive_slots)
+            .await
             .map_err(media_error)?;
         // Through the control API's shape, so the embedded and the remote node agree.
         Ok(counts.map(|c| {

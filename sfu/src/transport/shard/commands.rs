@@ -1,5 +1,7 @@
 //! The shard's command channel: the [`ShardHandle`] other tasks hold, and the shard's side of
-//! each request.
+//! each request. Besides the transport's own requests, [`ShardHandle::run`] runs a job on the
+//! shard's task with the media handler and the shard together ([`ShardAccess`]): how the node
+//! changes its state without a lock.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -9,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::trace;
 
 use super::ShardState;
+use super::access::ShardAccess;
 use crate::transport::error::TransportError;
 use crate::transport::events::{CloseReason, OutgoingTrack, PeerId};
 use crate::transport::kernel_drops;
@@ -24,7 +27,10 @@ pub struct PeerAdded {
     pub answer: String,
 }
 
-pub(super) enum Command {
+/// A job run on the shard's task with its handler and transport ([`ShardHandle::run`]).
+pub(super) type ShardJob<H> = Box<dyn for<'a, 'b> FnOnce(&'a mut ShardAccess<'b, H>) + Send>;
+
+pub(super) enum Command<H> {
     AddPeer {
         offer: String,
         outgoing: Vec<OutgoingTrack>,
@@ -61,12 +67,14 @@ pub(super) enum Command {
     Stats {
         reply: oneshot::Sender<ShardStats>,
     },
+    /// Run a job against the handler and the shard (it answers on its own channel).
+    Run(ShardJob<H>),
 }
 
-/// Commands into a running shard. Cheap to clone; the shard stops when every handle is dropped.
-#[derive(Clone)]
-pub struct ShardHandle {
-    pub(super) commands: mpsc::Sender<Command>,
+/// Commands into a running shard whose media handler is an `H`. Cheap to clone; the shard stops
+/// when every handle is dropped.
+pub struct ShardHandle<H> {
+    pub(super) commands: mpsc::Sender<Command<H>>,
     pub(super) local_addr: SocketAddr,
     /// The ICE-TCP listener's bound address, when it is on.
     pub(super) ice_tcp_addr: Option<SocketAddr>,
@@ -74,7 +82,18 @@ pub struct ShardHandle {
     pub(super) socket_inode: Option<u64>,
 }
 
-impl ShardHandle {
+impl<H> Clone for ShardHandle<H> {
+    fn clone(&self) -> Self {
+        ShardHandle {
+            commands: self.commands.clone(),
+            local_addr: self.local_addr,
+            ice_tcp_addr: self.ice_tcp_addr,
+            socket_inode: self.socket_inode,
+        }
+    }
+}
+
+impl<H: MediaHandler> ShardHandle<H> {
     /// The socket's bound address (its port is the advertised port).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -94,7 +113,7 @@ impl ShardHandle {
 
     async fn request<T>(
         &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command<H>,
     ) -> Result<T, TransportError> {
         let (tx, rx) = oneshot::channel();
         self.commands
@@ -198,10 +217,28 @@ impl ShardHandle {
     pub async fn stats(&self) -> Result<ShardStats, TransportError> {
         self.request(|reply| Command::Stats { reply }).await
     }
+
+    /// Runs `job` on the shard's task, between two packets, with the media handler and the
+    /// shard's transport ([`ShardAccess`]), and returns what it returns. Nothing else runs on
+    /// the shard meanwhile, so what the job changes cannot race a packet; the job must not
+    /// block. What its calls emit reaches the handler as usual, and what it sends leaves when
+    /// the shard's pass ends.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut ShardAccess<'_, H>) -> T + Send + 'static,
+    ) -> Result<T, TransportError> {
+        self.request(|reply| {
+            Command::Run(Box::new(move |shard: &mut ShardAccess<'_, H>| {
+                // The caller may have stopped waiting; the job's effects stay.
+                let _ = reply.send(job(shard));
+            }))
+        })
+        .await
+    }
 }
 
 impl<H: MediaHandler> ShardState<H> {
-    pub(super) fn on_command(&mut self, command: Command) {
+    pub(super) fn on_command(&mut self, command: Command<H>) {
         let now = Instant::now();
         match command {
             Command::AddPeer {
@@ -212,14 +249,10 @@ impl<H: MediaHandler> ShardState<H> {
                 let _ = reply.send(self.add_peer(offer, &outgoing, now));
             }
             Command::ApplyOffer { peer, sdp, reply } => {
-                let result = self.peer_mut(peer).and_then(|p| p.apply_offer(now, sdp));
-                self.after_negotiation(peer, now);
-                let _ = reply.send(result);
+                let _ = reply.send(self.apply_offer(peer, sdp, now));
             }
             Command::ApplyAnswer { peer, sdp, reply } => {
-                let result = self.peer_mut(peer).and_then(|p| p.apply_answer(now, sdp));
-                self.after_negotiation(peer, now);
-                let _ = reply.send(result);
+                let _ = reply.send(self.apply_answer(peer, sdp, now));
             }
             Command::UpdateOutgoing {
                 peer,
@@ -227,11 +260,7 @@ impl<H: MediaHandler> ShardState<H> {
                 add,
                 reply,
             } => {
-                let result = self.update_outgoing(peer, remove, add);
-                if let Ok(true) = result {
-                    self.offer_if_stable(peer, now);
-                }
-                let _ = reply.send(result.map(|_| ()));
+                let _ = reply.send(self.change_outgoing(peer, remove, add, now));
             }
             Command::SendRtp { peer, rtp } => {
                 if let Err(err) = self.outbox(now).send_rtp_bytes(peer, &rtp) {
@@ -244,21 +273,32 @@ impl<H: MediaHandler> ShardState<H> {
                 }
             }
             Command::RemovePeer { peer, reply } => {
-                let existed = self.peers.contains_key(&peer);
-                if existed {
-                    self.close_peer(peer, CloseReason::Removed, now);
-                }
-                let _ = reply.send(existed);
+                let _ = reply.send(self.remove_peer(peer, now));
             }
             Command::Stats { reply } => {
-                let mut stats = self.stats.clone();
-                stats.peers = self.peers.len();
-                stats.bound_addresses = self.by_addr.len();
-                stats.registered_usernames = self.by_ufrag.len();
-                stats.ice_tcp_connections = self.tcp_links.len();
-                stats.datagrams_without_kernel_time = self.receiver.without_kernel_time;
-                let _ = reply.send(stats);
+                let _ = reply.send(self.stats_now());
             }
+            Command::Run(job) => job(&mut ShardAccess { shard: self, now }),
         }
+    }
+
+    /// Closes and frees `peer` at the control surface's request; `false` if there was none.
+    pub(super) fn remove_peer(&mut self, peer: PeerId, now: Instant) -> bool {
+        let existed = self.peers.contains_key(&peer);
+        if existed {
+            self.close_peer(peer, CloseReason::Removed, now);
+        }
+        existed
+    }
+
+    /// The shard's counters with its current state sizes.
+    pub(super) fn stats_now(&self) -> ShardStats {
+        let mut stats = self.stats.clone();
+        stats.peers = self.peers.len();
+        stats.bound_addresses = self.by_addr.len();
+        stats.registered_usernames = self.by_ufrag.len();
+        stats.ice_tcp_connections = self.tcp_links.len();
+        stats.datagrams_without_kernel_time = self.receiver.without_kernel_time;
+        stats
     }
 }

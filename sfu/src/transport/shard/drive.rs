@@ -1,6 +1,7 @@
-//! The shard task's loop: wait for a command, a datagram, an ICE-TCP input, a timer or a
-//! writable socket; handle it; then drive every peer touched (its `rtc` output, events and decrypted media) and write
-//! the pass's datagrams together.
+//! The shard task's loop: wait for a command, a datagram, an ICE-TCP input, a timer (a peer's
+//! or the media handler's) or a writable socket; handle it; then drive every peer touched (its
+//! `rtc` output, events and decrypted media), run the work the handler deferred, and write the
+//! pass's datagrams together.
 
 use std::time::Instant;
 
@@ -13,6 +14,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::TcpInput;
+use super::access::ShardAccess;
 use super::commands::Command;
 use super::{RECV_BATCH, RECV_BUFFER, ShardState};
 use crate::transport::dtls_alert;
@@ -21,8 +23,8 @@ use crate::transport::media::{MediaHandler, Outbox};
 use crate::transport::peer::Peer;
 use crate::transport::send_batch;
 
-enum Wake {
-    Command(Option<Command>),
+enum Wake<H> {
+    Command(Option<Command<H>>),
     /// The socket has datagrams to read (or an error to report).
     Readable(std::io::Result<()>),
     Tcp(Option<TcpInput>),
@@ -32,14 +34,14 @@ enum Wake {
 
 pub(super) async fn run<H: MediaHandler>(
     mut state: ShardState<H>,
-    mut commands: mpsc::Receiver<Command>,
+    mut commands: mpsc::Receiver<Command<H>>,
     mut tcp_inputs: Option<mpsc::Receiver<TcpInput>>,
 ) {
     let socket = state.socket.clone();
     let mut buf = vec![0u8; RECV_BUFFER];
     loop {
-        state.drive_dirty(Instant::now());
-        let deadline = state.timers.first().map(|(t, _)| *t);
+        state.settle(Instant::now());
+        let deadline = state.next_deadline();
         let wake = tokio::select! {
             biased;
             command = commands.recv() => Wake::Command(command),
@@ -126,7 +128,35 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl<H: MediaHandler> ShardState<H> {
+    /// When the loop must wake at the latest: the earliest peer timer or the handler's own.
+    fn next_deadline(&self) -> Option<Instant> {
+        let peers = self.timers.first().map(|(t, _)| *t);
+        match (peers, self.handler.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Ends a pass: drives the peers touched, runs the work the handler deferred (which may
+    /// touch peers again: they are driven too), writes the pass's datagrams.
+    fn settle(&mut self, now: Instant) {
+        self.drive_dirty(now);
+        H::run_deferred(&mut ShardAccess { shard: self, now });
+        if !self.dirty.is_empty() || !self.batch.datagrams.is_empty() {
+            self.drive_dirty(now);
+        }
+    }
+
     fn on_timers(&mut self, now: Instant) {
+        if self.handler.poll_timeout().is_some_and(|t| t <= now) {
+            let mut outbox = Outbox {
+                peers: &mut self.peers,
+                dirty: &mut self.dirty,
+                batch: &mut self.batch,
+                now,
+            };
+            self.handler.on_timeout(now, &mut outbox);
+        }
         while let Some(&(deadline, id)) = self.timers.first() {
             if deadline > now {
                 break;

@@ -1,12 +1,14 @@
 //! The shard: one tokio task owning one UDP socket and many peer connections.
 //!
 //! Its jobs, one file each: [`commands`] (the [`ShardHandle`] other tasks hold and the shard's
-//! side of each request), [`demux`] (which peer a datagram belongs to), [`negotiation`] (offers,
+//! side of each request), [`access`] (the handler and the transport as a job on the shard's
+//! task sees them), [`demux`] (which peer a datagram belongs to), [`negotiation`] (offers,
 //! answers and outgoing-track changes), [`drive`] (the task's loop: receive, drive `rtc`,
 //! timers, the pass's send batch) and [`tcp_links`] (the ICE-TCP connections it holds and what
 //! it sends on them). This file holds the state they share, the start, and what every job
 //! needs: events to the handler, the dirty list, closing a peer.
 
+mod access;
 mod commands;
 mod demux;
 mod drive;
@@ -36,6 +38,7 @@ use super::send_batch::SendBatch;
 use super::stats::ShardStats;
 use super::udp_receive::UdpReceiver;
 
+pub use access::ShardAccess;
 pub use commands::{PeerAdded, ShardHandle};
 
 /// Largest datagram read from the socket.
@@ -51,7 +54,7 @@ const TCP_INPUT_CAPACITY: usize = 1024;
 pub async fn start_shard<H: MediaHandler>(
     config: TransportConfig,
     handler: H,
-) -> Result<ShardHandle, StartError> {
+) -> Result<ShardHandle<H>, StartError> {
     let socket = UdpSocket::bind(config.bind).await?;
     if let Some(bytes) = config.receive_buffer_bytes {
         nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RcvBuf, &bytes)

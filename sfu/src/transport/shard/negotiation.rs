@@ -41,6 +41,45 @@ impl<H: MediaHandler> ShardState<H> {
         Ok(PeerAdded { peer: id, answer })
     }
 
+    /// Answers a renegotiation offer from the client.
+    pub(super) fn apply_offer(
+        &mut self,
+        peer: PeerId,
+        sdp: String,
+        now: Instant,
+    ) -> Result<String, TransportError> {
+        let result = self.peer_mut(peer).and_then(|p| p.apply_offer(now, sdp));
+        self.after_negotiation(peer, now);
+        result
+    }
+
+    /// Applies the client's answer to the shard's offer.
+    pub(super) fn apply_answer(
+        &mut self,
+        peer: PeerId,
+        sdp: String,
+        now: Instant,
+    ) -> Result<(), TransportError> {
+        let result = self.peer_mut(peer).and_then(|p| p.apply_answer(now, sdp));
+        self.after_negotiation(peer, now);
+        result
+    }
+
+    /// Applies an outgoing-track change and offers it when the peer can take an offer now.
+    pub(super) fn change_outgoing(
+        &mut self,
+        peer: PeerId,
+        remove: Vec<u32>,
+        add: Vec<OutgoingTrack>,
+        now: Instant,
+    ) -> Result<(), TransportError> {
+        let offer_now = self.update_outgoing(peer, remove, add)?;
+        if offer_now {
+            self.offer_if_stable(peer, now);
+        }
+        Ok(())
+    }
+
     /// Reports the negotiated outgoing tracks and sends a queued offer, if any.
     pub(super) fn after_negotiation(&mut self, id: PeerId, now: Instant) {
         let Some(peer) = self.peers.get_mut(&id) else {

@@ -89,9 +89,10 @@ impl MediaHandler for PassThrough {
     fn on_rtcp(&mut self, _peer: PeerId, _rtcp: &[u8], _now: Instant, _out: &mut Outbox<'_>) {}
 }
 
-/// An SFU shard on 127.0.0.1 with the pass-through handler.
-pub(crate) struct TestSfu {
-    pub(crate) handle: ShardHandle,
+/// An SFU shard on 127.0.0.1 with the pass-through handler (or another that reports the same
+/// observations).
+pub(crate) struct TestSfu<H = PassThrough> {
+    pub(crate) handle: ShardHandle<H>,
     pub(crate) observed: mpsc::UnboundedReceiver<Observed>,
     pub(crate) routes: std::sync::mpsc::Sender<(PeerId, Route)>,
 }
@@ -106,7 +107,9 @@ impl TestSfu {
             routes,
         }
     }
+}
 
+impl<H: MediaHandler> TestSfu<H> {
     /// Waits up to `timeout` for an observation matching `pred`, skipping others.
     pub(crate) async fn wait_for<T>(
         &mut self,

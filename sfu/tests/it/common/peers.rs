@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use call_client::peer::{LocalTrack, Peer, PeerBuilder, RtpCodecKind, VideoLayer};
 use sfu::node::{NodeHandle, SubscriptionRequest};
-use sfu::transport::{OutgoingTrack, PeerId};
+use sfu::transport::{MediaHandler, OutgoingTrack, PeerId};
 use sfu_forwarding::Role;
 
 use super::TestSfu;
@@ -123,7 +123,7 @@ pub(crate) async fn all_connected<'a>(peers: impl IntoIterator<Item = &'a Peer>)
     }
 }
 
-impl TestSfu {
+impl<H: MediaHandler> TestSfu<H> {
     /// Adds `peer` to the shard with `outgoing` tracks, applies the answer, waits until the
     /// shard reports it connected, and returns its id.
     pub(crate) async fn connect(&mut self, peer: &Peer, outgoing: Vec<OutgoingTrack>) -> PeerId {
