@@ -122,6 +122,7 @@ async fn recorder_decrypts_every_frame_of_a_native_meeting() {
                 epoch,
                 seed: 7,
                 media_via: None,
+                miss_keys_until_request: false,
             };
             tokio::spawn(run_participant(spec, counters.clone(), stop_rx.clone()))
         })
@@ -529,6 +530,7 @@ async fn recorder_finishes_the_session_when_stopped_mid_call() {
         epoch: Instant::now(),
         seed: 3,
         media_via: None,
+        miss_keys_until_request: false,
     };
     let caller = tokio::spawn(run_participant(spec, counters.clone(), stop_rx));
     wait_until(Duration::from_secs(15), "frames recorded", || {

@@ -491,6 +491,7 @@ async fn a_native_meeting_is_recorded_whole_and_exports_cleanly() {
                 epoch,
                 seed: 11,
                 media_via: None,
+                miss_keys_until_request: false,
             };
             tokio::spawn(run_participant(spec, counters.clone(), stop_rx.clone()))
         })

@@ -91,6 +91,7 @@ async fn recorder_serve_records_active_rooms_and_stops_on_idle() {
                 epoch: Instant::now(),
                 seed: 5,
                 media_via: None,
+                miss_keys_until_request: false,
             };
             tokio::spawn(run_participant(spec, counters.clone(), stop_rx.clone()))
         })

@@ -122,6 +122,7 @@ async fn recorder_refuses_a_policy_signed_by_an_untrusted_admin_key() {
             epoch: Instant::now(),
             seed: 3,
             media_via: None,
+            miss_keys_until_request: false,
         },
         counters,
         stop_rx,
