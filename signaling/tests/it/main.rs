@@ -19,6 +19,7 @@ mod last_n_setting;
 mod media_call;
 mod media_state;
 mod moderation;
+mod node_offer_resend;
 mod policy_cli;
 mod receive_slots_room;
 mod recorder_events;
