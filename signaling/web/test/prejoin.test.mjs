@@ -300,6 +300,8 @@ describe('pre-join screen, device switch, encryption badge', { skip: serviceSkip
       return { track: c.local.mic.id, sdp: c.pc.localDescription.sdp };
     });
     await b.page.click('[data-ctl=devices]');
+    // The panel reads the device list when it opens; until then the picker is disabled.
+    await b.page.waitForSelector('select[name=microphone]:not([disabled])');
     const options = await b.page.$$eval('select[name=microphone] option', (os) => os.map((o) => ({ value: o.value, selected: o.selected })));
     assert.ok(options.length >= 1, JSON.stringify(options));
     // Another fake microphone where there is one; else the same device again, which still

@@ -41,6 +41,7 @@ export class DeviceSettingsPanel {
 
   async _load() {
     this.devices = await this.actions.listDevices();
+    this.loaded = true;
     if (this._state) this.render(this._state);
   }
 
@@ -68,7 +69,9 @@ export class DeviceSettingsPanel {
     const publish = !!state.self?.canPublish;
     // A viewer sends nothing; a call that started without a camera (or microphone) has no
     // sender to give a new one.
-    const why = (has, kind) => (!publish ? 'Watching: nothing is sent' : has === false ? `Joined without a ${kind}` : `No ${kind} found`);
+    // Until the first list arrives the pickers say so, not "none found".
+    const why = (has, kind) =>
+      !publish ? 'Watching: nothing is sent' : has === false ? `Joined without a ${kind}` : this.loaded ? `No ${kind} found` : 'Looking for devices…';
     updatePicker(this.camera, publish && l.hasCamera !== false ? this.devices.cameras : [], now.camera, why(l.hasCamera, 'camera'));
     updatePicker(this.microphone, publish && l.hasMic !== false ? this.devices.microphones : [], now.microphone, why(l.hasMic, 'microphone'));
     updatePicker(this.speaker, this.devices.speakers, now.speaker, 'This browser plays through its default output');
