@@ -91,7 +91,7 @@ async fn pool_server(bases: &[&str]) -> TestServer {
 }
 
 /// `media_node` of the admin API's view of `room`.
-async fn media_node_of(s: &TestServer, room: &str) -> Value {
+pub(crate) async fn media_node_of(s: &TestServer, room: &str) -> Value {
     let detail: Value = s
         .http
         .get(s.url(&format!("/v1/rooms/{room}")))

@@ -19,6 +19,7 @@ use signaling::media_node::{
 
 use crate::common::{ADMIN, TestServer, config};
 use crate::media_call::{CONTROL_SECRET, Device, Media, publish};
+use crate::sfu_failover::media_node_of;
 use crate::sfu_restart::{SfuProcess, free_ports, poll_until, sfu_answers};
 
 /// How often the tests' pools read the registry (the service reads it every second).
@@ -134,21 +135,6 @@ async fn unregistered(redis: &RedisServer, node: &Node, within: Duration) {
     tokio::time::sleep(READ_EVERY * 2).await;
 }
 
-/// `media_node` of the admin API's view of `room`.
-async fn media_node_of(s: &TestServer, room: &str) -> Value {
-    let detail: Value = s
-        .http
-        .get(s.url(&format!("/v1/rooms/{room}")))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("admin answers")
-        .json()
-        .await
-        .expect("room JSON");
-    detail["media_node"].clone()
-}
-
 /// `GET /v1/media-nodes`, checked against `openapi.json`.
 async fn media_nodes(s: &TestServer) -> Value {
     let body: Value = s
@@ -172,15 +158,31 @@ async fn participant(s: &TestServer, room: &str, id: &str, ssrc: u32) -> (Device
     (dev, media)
 }
 
+/// A real Redis, two `sfu` nodes publishing to it (node A with `a_args`), both registered
+/// empty, and signaling's pool over them reading the registry.
+struct Setup {
+    redis: RedisServer,
+    a: Node,
+    b: Node,
+    s: TestServer,
+}
+
+impl Setup {
+    async fn start(a_args: &[&str]) -> Setup {
+        let redis = RedisServer::start().expect("redis-server starts");
+        let http = reqwest::Client::new();
+        let a = Node::start(&http, &redis, "node-a", a_args).await;
+        let b = Node::start(&http, &redis, "node-b", &[]).await;
+        registered_with(&redis, &a, 0).await;
+        registered_with(&redis, &b, 0).await;
+        let s = registry_pool_server(&[&a, &b], &redis).await;
+        Setup { redis, a, b, s }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_go_to_the_node_with_fewest_participants_in_the_registry() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let http = reqwest::Client::new();
-    let a = Node::start(&http, &redis, "node-a", &[]).await;
-    let b = Node::start(&http, &redis, "node-b", &[]).await;
-    registered_with(&redis, &a, 0).await;
-    registered_with(&redis, &b, 0).await;
-    let s = registry_pool_server(&[&a, &b], &redis).await;
+    let Setup { redis, a, b, s } = Setup::start(&[]).await;
 
     // Both empty: the first listed. Two participants there.
     s.meeting("busy").await;
@@ -208,13 +210,7 @@ async fn rooms_go_to_the_node_with_fewest_participants_in_the_registry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_at_its_capacity_takes_no_new_rooms() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let http = reqwest::Client::new();
-    let a = Node::start(&http, &redis, "node-a", &["--capacity", "1"]).await;
-    let b = Node::start(&http, &redis, "node-b", &[]).await;
-    registered_with(&redis, &a, 0).await;
-    registered_with(&redis, &b, 0).await;
-    let s = registry_pool_server(&[&a, &b], &redis).await;
+    let Setup { redis, a, b, s } = Setup::start(&["--capacity", "1"]).await;
 
     s.meeting("small").await;
     assert_eq!(media_node_of(&s, "small").await, json!(a.base));
@@ -244,13 +240,7 @@ async fn a_node_at_its_capacity_takes_no_new_rooms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_lease_ran_out_takes_no_new_rooms() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let http = reqwest::Client::new();
-    let a = Node::start(&http, &redis, "node-a", &[]).await;
-    let b = Node::start(&http, &redis, "node-b", &[]).await;
-    registered_with(&redis, &a, 0).await;
-    registered_with(&redis, &b, 0).await;
-    let s = registry_pool_server(&[&a, &b], &redis).await;
+    let Setup { redis, a, b, s } = Setup::start(&[]).await;
 
     // A frozen node (SIGSTOP) still has an open event stream, so by it alone it looks attached
     // for seconds; its record's lease (3 s) runs out first.
@@ -274,13 +264,9 @@ async fn a_node_whose_lease_ran_out_takes_no_new_rooms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_keeps_placing_rooms() {
-    let mut redis = RedisServer::start().expect("redis-server starts");
-    let http = reqwest::Client::new();
-    let a = Node::start(&http, &redis, "node-a", &[]).await;
-    let b = Node::start(&http, &redis, "node-b", &[]).await;
-    registered_with(&redis, &a, 0).await;
-    registered_with(&redis, &b, 0).await;
-    let s = registry_pool_server(&[&a, &b], &redis).await;
+    let Setup {
+        mut redis, a, b, s, ..
+    } = Setup::start(&[]).await;
     s.meeting("before").await;
     assert_eq!(media_node_of(&s, "before").await, json!(a.base));
 
