@@ -184,7 +184,7 @@ async fn send_until(
 }
 
 /// Sends `sig` (`-STOP`, `-CONT`) to the node's process.
-fn signal(process: &SfuProcess, sig: &str) {
+pub(crate) fn signal(process: &SfuProcess, sig: &str) {
     let status = std::process::Command::new("kill")
         .arg(sig)
         .arg(process.pid().to_string())
