@@ -303,3 +303,82 @@ async fn redis_restart_keeps_placing_rooms() {
     s.meeting("after").await;
     assert_eq!(media_node_of(&s, "after").await, json!(a.base));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_discovered_in_the_registry_join_the_pool() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let http = reqwest::Client::new();
+    let s = discovering_server(&redis, "http://127.0.0.1:").await;
+    assert_eq!(media_nodes(&s).await, json!({"nodes": []}), "no node yet");
+    let refused = s
+        .http
+        .post(s.url("/v1/rooms"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "early", "kind": "meeting"}))
+        .send()
+        .await
+        .expect("admin answers");
+    assert_eq!(refused.status(), 502, "no node to place a room on");
+
+    let a = Node::start(&http, &redis, "node-a", &[]).await;
+    poll_until(Duration::from_secs(10), "node A discovered", || async {
+        media_nodes(&s).await["nodes"][0]["url"] == json!(a.base)
+    })
+    .await;
+    poll_until(Duration::from_secs(10), "node A attached", || async {
+        media_nodes(&s).await["nodes"][0]["state"] == "attached"
+    })
+    .await;
+    s.meeting("first").await;
+    assert_eq!(media_node_of(&s, "first").await, json!(a.base));
+    // Media flows through a discovered node: a participant's offer is answered there.
+    let _alice = participant(&s, "first", "alice-dev", 0x0a11_ce00).await;
+    registered_with(&redis, &a, 1).await;
+
+    let b = Node::start(&http, &redis, "node-b", &[]).await;
+    poll_until(
+        Duration::from_secs(10),
+        "node B discovered and attached",
+        || async {
+            let nodes = media_nodes(&s).await;
+            nodes["nodes"][1]["url"] == json!(b.base) && nodes["nodes"][1]["state"] == "attached"
+        },
+    )
+    .await;
+    registered_with(&redis, &b, 0).await;
+    s.meeting("second").await;
+    assert_eq!(
+        media_node_of(&s, "second").await,
+        json!(b.base),
+        "the new node, with no participant"
+    );
+    assert_eq!(
+        s.metric("signaling_registry_nodes_refused_total").await,
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_record_under_a_url_not_allowed_is_refused() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let http = reqwest::Client::new();
+    let s = discovering_server(&redis, "https://sfu-").await;
+    let _a = Node::start(&http, &redis, "node-a", &[]).await;
+    poll_until(
+        Duration::from_secs(10),
+        "the record refused and counted",
+        || async { s.metric("signaling_registry_nodes_refused_total").await >= 1.0 },
+    )
+    .await;
+    assert_eq!(
+        media_nodes(&s).await,
+        json!({"nodes": []}),
+        "signaling sends its control secret to no node it was not told to trust"
+    );
+    // Counted once, not at every read.
+    tokio::time::sleep(READ_EVERY * 5).await;
+    assert_eq!(
+        s.metric("signaling_registry_nodes_refused_total").await,
+        1.0
+    );
+}
