@@ -137,8 +137,9 @@ describe('moderation in the browser through signaling dev', { skip: serviceSkip(
     const endedAll = await waitFor(async () => {
       const c = await carol.page.evaluate(() => ({ reason: window.__call.state.leftReason, text: document.body.innerText }));
       const a = await alice.page.evaluate(() => window.__call.state.leftReason);
-      return { ok: c.reason === 'call_ended' && c.text.includes('A moderator ended the call for everyone.') && a === 'call_ended', c, a };
-    });
+      const aPhase = await alice.page.evaluate(() => window.__call.state.phase);
+      return { ok: c.reason === 'call_ended' && c.text.includes('A moderator ended the call for everyone.') && a === 'call_ended', c, a: a ?? null, aPhase };
+    }, { timeoutMs: 20_000 });
     assert.ok(endedAll.ok, JSON.stringify(endedAll));
     assert.equal(carolDevice.length > 0, true);
     for (const p of [alice, bob, carol]) assert.deepEqual(p.errors, [], 'no page errors');
