@@ -35,7 +35,7 @@ use tracing::{Instrument as _, Span, debug, info, info_span, warn};
 
 use crate::auth::{Grants, TokenVerifier, validate_room_name};
 use crate::hub::{Hub, HubError, JoinOutcome, Outbound, RoomCommand};
-use crate::media_node::{ParticipantSpec, SessionDescription};
+use crate::media_node::{MediaSessionId, ParticipantSpec, SessionDescription};
 use crate::policy::{RecordingPolicy, RoomPolicy};
 use crate::protocol::{
     CHAT_BURST, CHAT_PER_SECOND, CLIENT_MESSAGE_TYPES, ChatBody, ClientMessage, ClientOffer,
@@ -203,9 +203,9 @@ struct JoinedState {
     slot: u16,
     room_tx: mpsc::UnboundedSender<RoomCommand>,
     media_session: bool,
-    /// Resumed with `media_lost`: the next offer replaces the media node's session of the
-    /// device (its peer connection is new) instead of renegotiating it.
-    replace_media: bool,
+    /// The device's media session as the room last named it (with each SDP the device sent);
+    /// `None` before its first.
+    media_session_id: Option<MediaSessionId>,
     join_started: Option<Instant>,
     stats_gate: StatsGate,
     relay_gate: RelayGate,
@@ -612,8 +612,13 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 let Some(node) = self.ctx.hub.media().cloned() else {
                     return self.media_unavailable().await;
                 };
+                let Some(session) = j.media_session_id.filter(|_| j.media_session) else {
+                    return self
+                        .refuse(ErrorCode::WrongState, "subscribe before any media session")
+                        .await;
+                };
                 match node
-                    .set_subscriptions(&room, &device, update.subscriptions)
+                    .set_subscriptions(&room, &device, session, update.subscriptions)
                     .await
                 {
                     Ok(()) => Flow::Continue,
@@ -808,6 +813,25 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         }
     }
 
+    /// Tells the room the device sends SDP (settling a node offer it had pending) and returns
+    /// the media session the SDP is for, remembered for later calls; `None` when the device is
+    /// no longer in the room (its connection is being closed).
+    async fn sdp_from_device(&mut self) -> Option<MediaSessionId> {
+        let j = self.joined.as_ref()?;
+        let (reply, answer) = oneshot::channel();
+        j.room_tx
+            .send(RoomCommand::SdpFromDevice {
+                device: j.device.clone(),
+                reply,
+            })
+            .ok()?;
+        let session = answer.await.ok().flatten()?;
+        if let Some(j) = &mut self.joined {
+            j.media_session_id = Some(session);
+        }
+        Some(session)
+    }
+
     async fn media_unavailable(&mut self) -> Flow {
         self.refuse(
             ErrorCode::MediaUnavailable,
@@ -910,7 +934,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 slot: 0,
                 room_tx,
                 media_session: false,
-                replace_media: false,
+                media_session_id: None,
                 join_started: Some(started),
                 stats_gate: StatsGate::new(Instant::now()),
                 relay_gate: RelayGate::new(),
@@ -919,12 +943,12 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 JoinOutcome::Joined { slot, resumed } => {
                     info!(role = state.grants.role.as_str(), slot, resumed, "joined");
                     // A resumed device's media session is still on the media node, unless its
-                    // peer connection did not survive (its next offer starts a fresh one).
+                    // peer connection did not survive: its next offer then starts a fresh one,
+                    // which replaces the old one on the node in one step.
                     let media_lost = join.resume.as_ref().is_some_and(|r| r.media_lost);
                     self.joined = Some(JoinedState {
                         slot,
                         media_session: resumed && !media_lost,
-                        replace_media: resumed && media_lost,
                         ..state
                     });
                 }
@@ -1035,34 +1059,27 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             return self.media_unavailable().await;
         };
         let (room, device) = (j.room.clone(), j.device.clone());
+        // Settles a node offer this device had pending (before the node can make a new one).
+        let Some(session) = self.sdp_from_device().await else {
+            return Flow::Continue;
+        };
+        let Some(j) = &self.joined else {
+            return Flow::Continue;
+        };
         let spec = ParticipantSpec {
+            session,
             device: device.clone(),
             slot: j.slot,
             role: j.grants.role,
             can_publish: j.grants.can_publish,
             can_subscribe: j.grants.can_subscribe,
         };
-        if j.replace_media {
-            // The media node may still hold the lost peer connection's session: gone first.
-            if let Err(e) = node.remove_participant(&room, &device).await {
-                debug!(error = %e, "media session of a resumed device already gone");
-            }
-            if let Some(j) = &mut self.joined {
-                j.replace_media = false;
-            }
-        }
-        let Some(j) = &self.joined else {
-            return Flow::Continue;
-        };
-        // Settles a node offer this device had pending (before the node can make a new one).
-        let _ = j.room_tx.send(RoomCommand::SdpFromDevice {
-            device: device.clone(),
-        });
         let result = if j.media_session {
             match node
                 .renegotiate(
                     &room,
                     &device,
+                    session,
                     SessionDescription::Offer(offer.sdp.clone()),
                     offer.tracks.clone(),
                 )
@@ -1126,13 +1143,14 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 .await;
         }
         let (room, device) = (j.room.clone(), j.device.clone());
-        let _ = j.room_tx.send(RoomCommand::SdpFromDevice {
-            device: device.clone(),
-        });
+        let Some(session) = self.sdp_from_device().await else {
+            return Flow::Continue;
+        };
         match node
             .renegotiate(
                 &room,
                 &device,
+                session,
                 SessionDescription::Answer(answer.sdp),
                 Vec::new(),
             )

@@ -102,6 +102,9 @@ pub enum NodeEvent {
         device: String,
         /// Short reason, e.g. `consent_expired`.
         reason: String,
+        /// The media session that ended ([`crate::AddParticipant::session`]), when it had an id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<u64>,
     },
     /// A reception-quality figure about one participant (from RTCP reports).
     Quality {
@@ -130,6 +133,10 @@ pub enum NodeEvent {
         device: String,
         /// The SDP offer.
         sdp: String,
+        /// The media session it is for ([`crate::AddParticipant::session`]), when it has an
+        /// id: an offer for a session that was replaced since is not the current one's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<u64>,
     },
     /// Subscriptions of `device` went live: the negotiation that added them finished (the
     /// subscriber's answer was applied) and the node forwards these tracks' packets to it from
@@ -209,16 +216,27 @@ mod tests {
                 room: "r".into(),
                 device: "d1".into(),
                 reason: "consent_expired".into(),
+                session: None,
             },
             json!({"type": "participant_gone", "room": "r", "device": "d1", "reason": "consent_expired"}),
+        );
+        round_trip(
+            NodeEvent::ParticipantGone {
+                room: "r".into(),
+                device: "d1".into(),
+                reason: "dtls_failed".into(),
+                session: Some(7),
+            },
+            json!({"type": "participant_gone", "room": "r", "device": "d1", "reason": "dtls_failed", "session": 7}),
         );
         round_trip(
             NodeEvent::Offer {
                 room: "r".into(),
                 device: "d1".into(),
                 sdp: "v=0".into(),
+                session: Some(9),
             },
-            json!({"type": "offer", "room": "r", "device": "d1", "sdp": "v=0"}),
+            json!({"type": "offer", "room": "r", "device": "d1", "sdp": "v=0", "session": 9}),
         );
     }
 

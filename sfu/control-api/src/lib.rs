@@ -16,7 +16,7 @@ pub mod stream;
 
 pub use events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, SlotEntry, TrackClass};
 pub use requests::{
-    AddParticipant, CreateRoom, MAX_LAST_N, RoleBody, RoomKindBody, SdpBody, SdpKind,
+    AddParticipant, CreateRoom, MAX_LAST_N, RoleBody, RoomKindBody, SdpBody, SdpKind, SessionQuery,
     SubscriptionBody,
 };
 pub use responses::{AnswerBody, ErrorBody, NodeStatus, ReceiveSlotCounts, RoomCreated};

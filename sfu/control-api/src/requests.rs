@@ -87,6 +87,25 @@ pub struct AddParticipant {
     /// Media sections (`a=mid`) whose video is screen share.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub screen_mids: Vec<String>,
+    /// The media session's id, chosen by the caller (signaling) and unique to this session of
+    /// the device. A device already on the node with another session is replaced in the same
+    /// step (no moment without either, no removal racing the new session); a session that was
+    /// removed cannot be added again (`409 session_ended`). Absent: no id (the participant is
+    /// named by its device alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u64>,
+}
+
+/// Query of the calls about one participant (`…/participants/{device}`, its `/sdp` and
+/// `/subscriptions`): `?session=ID` names the media session the call is for. When the device's
+/// current session has another id the call is refused as `404 unknown_participant` (a
+/// `DELETE` does nothing, `204`), so a late call about a replaced or reset session cannot
+/// touch its successor. Without it the call is for whichever session the device has.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct SessionQuery {
+    /// The media session's id ([`AddParticipant::session`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u64>,
 }
 
 /// Body of `POST /control/rooms/{room}/participants/{device}/sdp`.
@@ -166,6 +185,7 @@ mod tests {
                 pinned: true,
             }],
             screen_mids: vec!["1".into()],
+            session: Some(42),
         };
         let v = serde_json::to_value(&body).unwrap();
         assert_eq!(
@@ -176,12 +196,14 @@ mod tests {
                 "offer": "v=0",
                 "subscribe": [{"track": "t1", "max_layer": 2, "width": 640, "height": 360, "pinned": true}],
                 "screen_mids": ["1"],
+                "session": 42,
             })
         );
         assert_eq!(serde_json::from_value::<AddParticipant>(v).unwrap(), body);
         let no_screen = AddParticipant {
             screen_mids: vec![],
             subscribe: vec![],
+            session: None,
             ..body
         };
         let v = serde_json::to_value(&no_screen).unwrap();
@@ -189,6 +211,7 @@ mod tests {
             v.get("screen_mids").is_none(),
             "empty screen_mids is left out"
         );
+        assert!(v.get("session").is_none(), "no session id is left out");
         assert_eq!(
             serde_json::from_value::<AddParticipant>(v).unwrap(),
             no_screen
@@ -221,5 +244,13 @@ mod tests {
             assert_eq!(v, json!({"type": name, "sdp": "v=0"}));
             assert_eq!(serde_json::from_value::<SdpBody>(v).unwrap(), body);
         }
+    }
+
+    #[test]
+    fn session_query_is_optional() {
+        let q: SessionQuery = serde_json::from_value(json!({"session": 7})).unwrap();
+        assert_eq!(q.session, Some(7));
+        let q: SessionQuery = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(q, SessionQuery::default());
     }
 }

@@ -113,6 +113,7 @@ mod tests {
                     room: "r".into(),
                     device: "d1".into(),
                     reason: "consent_expired".into(),
+                    session: None,
                 },
             },
             json!({"line": "event", "instance": "i1", "seq": 7, "event":

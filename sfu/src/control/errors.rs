@@ -6,19 +6,19 @@
 //!
 //! | status | codes |
 //! |---|---|
-//! | 400 | `malformed_json`, `invalid_body` (wrong type, missing field, unknown variant), `invalid_name` (room or device empty, longer than [`MAX_NAME_BYTES`], or with control characters), `invalid_path`, `too_many_items`, `sdp_too_large`, `bad_sdp` (the transport refused the SDP), `sends_without_publish_right`, `invalid_last_n` (a room's `last_n` outside 1–25) |
+//! | 400 | `malformed_json`, `invalid_body` (wrong type, missing field, unknown variant), `invalid_name` (room or device empty, longer than [`MAX_NAME_BYTES`], or with control characters), `invalid_path`, `invalid_query` (`?session=` not a number), `too_many_items`, `sdp_too_large`, `bad_sdp` (the transport refused the SDP), `sends_without_publish_right`, `invalid_last_n` (a room's `last_n` outside 1–25) |
 //! | 401 | `unauthorized` |
 //! | 404 | `not_found` (route), `unknown_room`, `unknown_participant`, `unknown_track` |
 //! | 405 | `method_not_allowed` |
 //! | 408 | `request_timeout` |
-//! | 409 | `room_exists`, `participant_exists`, `receive_slot_room` (per-track subscriptions in a room with receive slots) |
+//! | 409 | `room_exists`, `participant_exists`, `session_ended` (a removed media session added again), `receive_slot_room` (per-track subscriptions in a room with receive slots) |
 //! | 413 | `body_too_large` (over [`MAX_BODY_BYTES`]) |
 //! | 415 | `unsupported_media_type` (no `Content-Type: application/json`) |
 //! | 422 | `refused` (policy or capacity) |
 //! | 503 | `draining`, `shard_stopped` |
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sfu_control_api::ErrorBody;
@@ -98,6 +98,15 @@ pub(super) fn path_rejection(rejection: PathRejection) -> Response {
     )
 }
 
+/// The refusal of a query string that does not parse (e.g. `?session=` not a number).
+pub(super) fn query_rejection(rejection: QueryRejection) -> Response {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        &truncate(&rejection.body_text(), MAX_ECHO_CHARS),
+    )
+}
+
 /// The refusal of a bad room or device name, if it is bad. A name is 1 to [`MAX_NAME_BYTES`]
 /// bytes without control characters (names go into log lines).
 pub(super) fn check_name(what: &str, name: &str) -> Option<Response> {
@@ -149,6 +158,7 @@ pub(super) fn node_error(e: NodeError) -> Response {
         NodeError::UnknownTrack => (StatusCode::NOT_FOUND, "unknown_track"),
         NodeError::RoomExists => (StatusCode::CONFLICT, "room_exists"),
         NodeError::ParticipantExists => (StatusCode::CONFLICT, "participant_exists"),
+        NodeError::SessionEnded => (StatusCode::CONFLICT, "session_ended"),
         NodeError::SlotRoom => (StatusCode::CONFLICT, "receive_slot_room"),
         NodeError::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
         NodeError::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "refused"),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::Stream;
-use sfu_control_api::{EventsQuery, NodeEvent as WireEvent, ResetReason, StreamLine};
+use sfu_control_api::{EventsQuery, ResetReason, StreamLine};
 use tokio::sync::{broadcast, watch};
 
 use crate::node::NodeEvent;
@@ -116,7 +116,7 @@ impl EventLog {
                 Ok(event) => self.append(|instance, seq| StreamLine::Event {
                     instance,
                     seq,
-                    event: WireEvent::from(event),
+                    event,
                 }),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "control event log fell behind the node's events");
@@ -277,6 +277,7 @@ mod tests {
             room: "r".into(),
             device: format!("d{i}"),
             reason: "test".into(),
+            session: None,
         }
     }
 

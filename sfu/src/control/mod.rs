@@ -6,10 +6,10 @@
 //! |---|---|---|
 //! | `POST /control/rooms` | `{"room": "r1", "kind": "meeting"\|"broadcast", "loudest_n"?, "last_n"?: 1-25, "receive_slots"?: bool}` | 201 `{"receive_slots"?: {"audio", "video", "screen"}}` (the slot counts, for a room with receive slots: `last_n` video slots); 400 `invalid_last_n` outside 1-25, 409 when it exists, 503 while draining |
 //! | `DELETE /control/rooms/{room}` | | 204; 404 unknown |
-//! | `POST /control/rooms/{room}/participants` | `{"device": "d1", "role": "caller"\|"presenter"\|"viewer"\|"recorder", "offer": "<sdp>", "subscribe": [Subscription], "screen_mids": ["1"]}` | 200 `{"answer": "<sdp>"}` |
-//! | `POST /control/rooms/{room}/participants/{device}/sdp` | `{"type": "offer"\|"answer", "sdp": "<sdp>", "screen_mids": […]}` | 200 `{"answer": "<sdp>"}` for an offer, `{"answer": null}` for an answer |
-//! | `PUT /control/rooms/{room}/participants/{device}/subscriptions` | `[Subscription]` (replaces all) | 204 |
-//! | `DELETE /control/rooms/{room}/participants/{device}` | | 204 (idempotent) |
+//! | `POST /control/rooms/{room}/participants` | `{"device": "d1", "role": "caller"\|"presenter"\|"viewer"\|"recorder", "offer": "<sdp>", "subscribe": [Subscription], "screen_mids": ["1"], "session"?: u64}` | 200 `{"answer": "<sdp>"}`; with `session`, a device already there under another session is replaced in the same step; 409 `session_ended` for a removed session |
+//! | `POST /control/rooms/{room}/participants/{device}/sdp?session=<id>` | `{"type": "offer"\|"answer", "sdp": "<sdp>", "screen_mids": […]}` | 200 `{"answer": "<sdp>"}` for an offer, `{"answer": null}` for an answer |
+//! | `PUT /control/rooms/{room}/participants/{device}/subscriptions?session=<id>` | `[Subscription]` (replaces all) | 204 |
+//! | `DELETE /control/rooms/{room}/participants/{device}?session=<id>` | | 204 (idempotent; with `session`, only that session is removed, and it cannot be added again) |
 //! | `GET /control/events?instance=<id>&since=<seq>` | | a never-ending stream of newline-delimited JSON lines (below) |
 //! | `POST /control/drain` | | 202: stop admitting rooms and participants (`sfu drain`) |
 //! | `GET /control/status` | | `{"node_id", "participants", "draining"}` |
@@ -23,8 +23,8 @@
 //! Events (`"type"` field): `track_published {room, publisher, track, kind: audio|camera|screen,
 //! mid}`, `track_unpublished {room, publisher, track}`, `active_speakers {room, speakers:
 //! [{device, level}]}`,
-//! `participant_gone {room, device, reason}`, `quality {room, device, direction, kind,
-//! loss_ratio, jitter_seconds, rtt_seconds?}`, `offer {room, device, sdp}` (a node-initiated
+//! `participant_gone {room, device, reason, session?}`, `quality {room, device, direction, kind,
+//! loss_ratio, jitter_seconds, rtt_seconds?}`, `offer {room, device, sdp, session?}` (a node-initiated
 //! renegotiation: deliver to the client, post its answer to `.../sdp`), `slots {room, device,
 //! version, slots: [{slot, mid, track?, publisher?}]}` (rooms with receive slots: which track
 //! each of the device's receive slots carries; `PUT …/subscriptions` with a non-empty list
@@ -55,27 +55,25 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use futures_util::StreamExt as _;
-use sfu_control_api::{EventsQuery, NodeEvent as WireEvent};
+use sfu_control_api::{EventsQuery, SessionQuery};
 use sfu_forwarding::Role;
 
 mod errors;
 
 use errors::{
     MAX_BODY_BYTES, check_items, check_name, check_sdp, json_rejection, node_error, path_rejection,
+    query_rejection,
 };
 pub use errors::{MAX_NAME_BYTES, RejectedCode, error_response, truncate};
 
-use crate::node::{
-    LayerPrefs, MediaClass, NodeEvent, NodeHandle, QualityDirection, SessionDescription,
-    SubscriptionRequest, TrackClass,
-};
+use crate::node::{LayerPrefs, NodeHandle, SessionDescription, SubscriptionRequest};
 
 mod event_log;
 mod room_policy;
@@ -168,111 +166,6 @@ impl From<SubscriptionBody> for SubscriptionRequest {
     }
 }
 
-impl From<NodeEvent> for WireEvent {
-    /// The node's event as `GET /control/events` carries it (field for field).
-    fn from(e: NodeEvent) -> Self {
-        match e {
-            NodeEvent::TrackPublished {
-                room,
-                publisher,
-                track,
-                kind,
-                mid,
-            } => WireEvent::TrackPublished {
-                room,
-                publisher,
-                track,
-                kind: match kind {
-                    TrackClass::Audio => sfu_control_api::TrackClass::Audio,
-                    TrackClass::Camera => sfu_control_api::TrackClass::Camera,
-                    TrackClass::Screen => sfu_control_api::TrackClass::Screen,
-                },
-                mid,
-            },
-            NodeEvent::TrackUnpublished {
-                room,
-                publisher,
-                track,
-            } => WireEvent::TrackUnpublished {
-                room,
-                publisher,
-                track,
-            },
-            NodeEvent::ActiveSpeakers { room, speakers } => WireEvent::ActiveSpeakers {
-                room,
-                speakers: speakers
-                    .into_iter()
-                    .map(|s| sfu_control_api::ActiveSpeaker {
-                        device: s.device,
-                        level: s.level,
-                    })
-                    .collect(),
-            },
-            NodeEvent::ParticipantGone {
-                room,
-                device,
-                reason,
-            } => WireEvent::ParticipantGone {
-                room,
-                device,
-                reason,
-            },
-            NodeEvent::Quality {
-                room,
-                device,
-                direction,
-                kind,
-                loss_ratio,
-                jitter_seconds,
-                rtt_seconds,
-            } => WireEvent::Quality {
-                room,
-                device,
-                direction: match direction {
-                    QualityDirection::Publisher => sfu_control_api::QualityDirection::Publisher,
-                    QualityDirection::Subscriber => sfu_control_api::QualityDirection::Subscriber,
-                },
-                kind: match kind {
-                    MediaClass::Audio => sfu_control_api::MediaClass::Audio,
-                    MediaClass::Video => sfu_control_api::MediaClass::Video,
-                },
-                loss_ratio,
-                jitter_seconds,
-                rtt_seconds,
-            },
-            NodeEvent::Offer { room, device, sdp } => WireEvent::Offer { room, device, sdp },
-            NodeEvent::SubscriptionsLive {
-                room,
-                device,
-                tracks,
-            } => WireEvent::SubscriptionsLive {
-                room,
-                device,
-                tracks,
-            },
-            NodeEvent::Slots {
-                room,
-                device,
-                version,
-                slots,
-            } => WireEvent::Slots {
-                room,
-                device,
-                version,
-                slots: slots
-                    .into_iter()
-                    .map(|s| sfu_control_api::SlotEntry {
-                        slot: s.slot,
-                        mid: s.mid,
-                        track: s.track,
-                        publisher: s.publisher,
-                    })
-                    .collect(),
-            },
-        }
-    }
-}
-
 /// Unwraps an extractor's result or returns its JSON refusal.
 macro_rules! accept {
     ($extracted:expr, $reject:path) => {
@@ -355,7 +248,15 @@ async fn add_participant(
     let subscribe = b.subscribe.into_iter().map(Into::into).collect();
     match s
         .node
-        .add_participant(&room, &b.device, role, b.offer, subscribe, &b.screen_mids)
+        .add_participant(
+            &room,
+            &b.device,
+            role,
+            b.offer,
+            subscribe,
+            &b.screen_mids,
+            b.session,
+        )
         .await
     {
         Ok(answer) => Json(AnswerBody {
@@ -369,9 +270,11 @@ async fn add_participant(
 async fn renegotiate(
     State(s): State<ControlState>,
     names: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<SessionQuery>, QueryRejection>,
     body: Result<Json<SdpBody>, JsonRejection>,
 ) -> Response {
     let Path((room, device)) = accept!(names, path_rejection);
+    let Query(q) = accept!(query, query_rejection);
     let Json(b) = accept!(body, json_rejection);
     check!(check_name("room", &room));
     check!(check_name("device", &device));
@@ -383,7 +286,7 @@ async fn renegotiate(
     };
     match s
         .node
-        .renegotiate(&room, &device, description, &b.screen_mids)
+        .renegotiate(&room, &device, description, &b.screen_mids, q.session)
         .await
     {
         Ok(answer) => Json(AnswerBody { answer }).into_response(),
@@ -394,15 +297,21 @@ async fn renegotiate(
 async fn set_subscriptions(
     State(s): State<ControlState>,
     names: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<SessionQuery>, QueryRejection>,
     body: Result<Json<Vec<SubscriptionBody>>, JsonRejection>,
 ) -> Response {
     let Path((room, device)) = accept!(names, path_rejection);
+    let Query(q) = accept!(query, query_rejection);
     let Json(b) = accept!(body, json_rejection);
     check!(check_name("room", &room));
     check!(check_name("device", &device));
     check!(check_items("subscriptions", b.len()));
     let subs = b.into_iter().map(Into::into).collect();
-    match s.node.set_subscriptions(&room, &device, subs).await {
+    match s
+        .node
+        .set_subscriptions(&room, &device, subs, q.session)
+        .await
+    {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => node_error(e),
     }
@@ -411,11 +320,13 @@ async fn set_subscriptions(
 async fn remove_participant(
     State(s): State<ControlState>,
     names: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<SessionQuery>, QueryRejection>,
 ) -> Response {
     let Path((room, device)) = accept!(names, path_rejection);
+    let Query(q) = accept!(query, query_rejection);
     check!(check_name("room", &room));
     check!(check_name("device", &device));
-    match s.node.remove_participant(&room, &device).await {
+    match s.node.remove_participant(&room, &device, q.session).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => node_error(e),
     }
@@ -450,89 +361,4 @@ async fn status(State(s): State<ControlState>) -> Json<NodeStatus> {
         node_id: s.node_id.to_string(),
         participants: s.node.participant_count(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::node::ActiveSpeaker;
-
-    /// The events stream writes the wire type; its JSON must be what the node's own event
-    /// serializes to, field for field.
-    #[test]
-    fn wire_events_serialize_like_node_events() {
-        let events = [
-            NodeEvent::TrackPublished {
-                room: "r".into(),
-                publisher: "d1".into(),
-                track: "t1".into(),
-                kind: TrackClass::Camera,
-                mid: "1".into(),
-            },
-            NodeEvent::TrackUnpublished {
-                room: "r".into(),
-                publisher: "d1".into(),
-                track: "t1".into(),
-            },
-            NodeEvent::ActiveSpeakers {
-                room: "r".into(),
-                speakers: vec![ActiveSpeaker {
-                    device: "d1".into(),
-                    level: 0.75,
-                }],
-            },
-            NodeEvent::ParticipantGone {
-                room: "r".into(),
-                device: "d1".into(),
-                reason: "dtls_failed".into(),
-            },
-            NodeEvent::Quality {
-                room: "r".into(),
-                device: "d1".into(),
-                direction: QualityDirection::Publisher,
-                kind: MediaClass::Video,
-                loss_ratio: 0.5,
-                jitter_seconds: 0.25,
-                rtt_seconds: None,
-            },
-            NodeEvent::Quality {
-                room: "r".into(),
-                device: "d2".into(),
-                direction: QualityDirection::Subscriber,
-                kind: MediaClass::Audio,
-                loss_ratio: 0.0,
-                jitter_seconds: 0.0,
-                rtt_seconds: Some(0.125),
-            },
-            NodeEvent::Offer {
-                room: "r".into(),
-                device: "d1".into(),
-                sdp: "v=0".into(),
-            },
-            NodeEvent::Slots {
-                room: "r".into(),
-                device: "d2".into(),
-                version: 2,
-                slots: vec![
-                    crate::node::SlotEntry {
-                        slot: "v0".into(),
-                        mid: "3".into(),
-                        track: Some("t1".into()),
-                        publisher: Some("d1".into()),
-                    },
-                    crate::node::SlotEntry {
-                        slot: "a0".into(),
-                        mid: "2".into(),
-                        track: None,
-                        publisher: None,
-                    },
-                ],
-            },
-        ];
-        for event in events {
-            let node_json = serde_json::to_string(&event).unwrap();
-            let wire_json = serde_json::to_string(&WireEvent::from(event)).unwrap();
-            assert_eq!(wire_json, node_json);
-        }
-    }
 }

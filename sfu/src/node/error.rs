@@ -20,6 +20,9 @@ pub enum NodeError {
     /// A participant of that name is already in the room.
     #[error("participant already exists")]
     ParticipantExists,
+    /// The media session of that id was removed: it cannot be added again.
+    #[error("media session ended")]
+    SessionEnded,
     /// No track of that id is published in the room.
     #[error("unknown track")]
     UnknownTrack,

@@ -50,12 +50,12 @@
 
 mod direction;
 mod error;
-mod events;
 mod glue;
 mod join_phases;
 mod participants;
 mod renegotiations;
 mod sdp;
+mod sessions;
 mod slots;
 mod state;
 mod translate;
@@ -70,8 +70,12 @@ use sfu_forwarding::{Gauges, Metrics, Sfu};
 use tokio::sync::{broadcast, watch};
 
 pub use error::NodeError;
-pub use events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, SlotEntry, TrackClass};
 pub use renegotiations::Renegotiations;
+/// The node's events are the control API's wire events (`GET /control/events`), defined once in
+/// `sfu-control-api`: an embedded listener receives exactly what a remote one reads.
+pub use sfu_control_api::{
+    ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, SlotEntry, TrackClass,
+};
 pub use state::{LayerPrefs, Observer};
 
 use crate::transport::{
@@ -136,6 +140,8 @@ pub struct NodeSnapshot {
     pub udp_receive_buffer_drops: Option<u64>,
     /// Offers the node made or answered after a join, by reason.
     pub renegotiations: Renegotiations,
+    /// Media sessions replaced by a new session of their device (a reconnect).
+    pub sessions_replaced: u64,
 }
 
 struct Inner {
@@ -173,6 +179,8 @@ pub async fn start_node(
         slot_rooms: HashMap::new(),
         members: HashMap::new(),
         devices: HashMap::new(),
+        ended_sessions: Default::default(),
+        sessions_replaced: 0,
         peers: HashMap::new(),
         tracks: HashMap::new(),
         pending: HashMap::new(),
@@ -269,13 +277,14 @@ impl NodeHandle {
                     *state.sfu.metrics(),
                     state.sfu.gauges(),
                     state.renegotiations,
+                    state.sessions_replaced,
                     stats,
                 )
             })
             .await;
-        let (metrics, gauges, renegotiations, shard) = match numbers {
-            Ok((metrics, gauges, renegotiations, stats)) => {
-                (metrics, gauges, renegotiations, Some(stats))
+        let (metrics, gauges, renegotiations, sessions_replaced, shard) = match numbers {
+            Ok((metrics, gauges, renegotiations, replaced, stats)) => {
+                (metrics, gauges, renegotiations, replaced, Some(stats))
             }
             Err(_) => Default::default(),
         };
@@ -285,6 +294,7 @@ impl NodeHandle {
             shard,
             udp_receive_buffer_drops: self.inner.shard.kernel_receive_drops(),
             renegotiations,
+            sessions_replaced,
         }
     }
 

@@ -57,8 +57,16 @@ impl NodeHandle {
     /// offer's `recvonly` sections (audio slots in the audio ones, then video and screen slots
     /// in the video ones, in order) and the rest in one offer right after it connected.
     ///
+    /// `session` names this media session of the device (chosen by the caller, unique per
+    /// session). With it, a device already in the room under another session is replaced in
+    /// the same step (its old peer connection closed, no `ParticipantGone`), and a session
+    /// that was removed ([`NodeHandle::remove_participant`]) is refused
+    /// ([`NodeError::SessionEnded`]). Without it a device already there is refused
+    /// ([`NodeError::ParticipantExists`]).
+    ///
     /// [`NodeEvent::TrackPublished`]: super::NodeEvent::TrackPublished
     /// [`NodeEvent::Offer`]: super::NodeEvent::Offer
+    #[allow(clippy::too_many_arguments)]
     pub async fn add_participant(
         &self,
         room: &str,
@@ -67,6 +75,7 @@ impl NodeHandle {
         offer: String,
         subscribe: Vec<SubscriptionRequest>,
         screen_mids: &[String],
+        session: Option<u64>,
     ) -> Result<String, NodeError> {
         if !role.can_publish() {
             refuse_sending(&offer)?;
@@ -78,23 +87,26 @@ impl NodeHandle {
             facts: JoinFacts::of(&offer, screen_mids),
             offer,
             subscribe,
+            session,
         };
         let (peer, answer) = self.on_shard(move |s| add_participant(s, join)).await??;
-        tracing::info!(room, device, %peer, "participant added");
+        tracing::info!(room, device, %peer, ?session, "participant added");
         Ok(answer)
     }
 
     /// Applies a participant's later offer (returns the answer) or its answer to a node offer
     /// (returns `None`). With an offer, `screen_mids` adds media sections whose video is
-    /// screen share (sections announced before stay so).
+    /// screen share (sections announced before stay so). With `session`, the call is refused
+    /// ([`NodeError::UnknownParticipant`]) unless that is the device's current media session.
     pub async fn renegotiate(
         &self,
         room: &str,
         device: &str,
         description: SessionDescription,
         screen_mids: &[String],
+        session: Option<u64>,
     ) -> Result<Option<String>, NodeError> {
-        let key = (room.to_owned(), device.to_owned());
+        let key = ParticipantKey::new(room, device, session);
         let sending = match &description {
             SessionDescription::Offer(sdp) | SessionDescription::Answer(sdp) => {
                 sending_refusal(sdp)
@@ -141,27 +153,38 @@ impl NodeHandle {
     /// added (the node renegotiates: watch for [`NodeEvent::Offer`](super::NodeEvent::Offer)),
     /// and layer wishes of existing ones are updated.
     /// In a room with receive slots there are no per-track subscriptions: an empty list is
-    /// accepted (nothing to do), any other is refused ([`NodeError::SlotRoom`]).
+    /// accepted (nothing to do), any other is refused ([`NodeError::SlotRoom`]). With
+    /// `session`, only for that media session of the device (as [`Self::renegotiate`]).
     pub async fn set_subscriptions(
         &self,
         room: &str,
         device: &str,
         subscriptions: Vec<SubscriptionRequest>,
+        session: Option<u64>,
     ) -> Result<(), NodeError> {
-        let room = room.to_owned();
-        let device = device.to_owned();
-        self.on_shard(move |s| set_subscriptions(s, &room, &device, &subscriptions))
+        let key = ParticipantKey::new(room, device, session);
+        self.on_shard(move |s| set_subscriptions(s, &key, &subscriptions))
             .await?
     }
 
     /// Removes a participant and closes its peer connection. Removing one that is not there
-    /// is not an error (idempotent).
-    pub async fn remove_participant(&self, room: &str, device: &str) -> Result<(), NodeError> {
-        let key = (room.to_owned(), device.to_owned());
+    /// is not an error (idempotent). With `session`, only that media session of the device is
+    /// removed (a later session of the device stays), and that session can never be added
+    /// again.
+    pub async fn remove_participant(
+        &self,
+        room: &str,
+        device: &str,
+        session: Option<u64>,
+    ) -> Result<(), NodeError> {
+        let key = ParticipantKey::new(room, device, session);
         self.on_shard(move |s| {
             let now = s.now();
             let state = &mut s.handler().state;
-            let Some(p) = state.devices.get(&key).copied() else {
+            if let Some(id) = key.session {
+                state.ended_sessions.insert(id);
+            }
+            let Some(p) = state.participant(&key.room, &key.device, key.session) else {
                 return;
             };
             if let Some(peer) = state.forget(now, p).and_then(|m| m.peer) {
@@ -170,7 +193,7 @@ impl NodeHandle {
             }
         })
         .await?;
-        tracing::info!(room, device, "participant removed");
+        tracing::info!(room, device, ?session, "participant removed");
         Ok(())
     }
 }
@@ -255,6 +278,25 @@ struct Join {
     facts: JoinFacts,
     offer: String,
     subscribe: Vec<SubscriptionRequest>,
+    session: Option<u64>,
+}
+
+/// Names one participant in a command: its room, its device and, when the caller gives one,
+/// the media session the command is for.
+struct ParticipantKey {
+    room: String,
+    device: String,
+    session: Option<u64>,
+}
+
+impl ParticipantKey {
+    fn new(room: &str, device: &str, session: Option<u64>) -> Self {
+        ParticipantKey {
+            room: room.to_owned(),
+            device: device.to_owned(),
+            session,
+        }
+    }
 }
 
 /// Adds the participant to the core and the node's maps, its peer to the transport, and records
@@ -265,8 +307,15 @@ fn add_participant(s: Shard<'_, '_>, join: Join) -> Result<(PeerId, String), Nod
         return Err(NodeError::Draining);
     }
     let room_id = *state.rooms.get(&join.room).ok_or(NodeError::UnknownRoom)?;
+    if join
+        .session
+        .is_some_and(|id| state.ended_sessions.contains(id))
+    {
+        return Err(NodeError::SessionEnded);
+    }
     let key = (join.room.clone(), join.device.clone());
-    if state.devices.contains_key(&key) {
+    let previous = state.devices.get(&key).copied();
+    if previous.is_some() && join.session.is_none() {
         return Err(NodeError::ParticipantExists);
     }
     let slot_counts = state.slot_rooms.get(&join.room).copied();
@@ -274,6 +323,18 @@ fn add_participant(s: Shard<'_, '_>, join: Join) -> Result<(PeerId, String), Nod
         return Err(NodeError::SlotRoom);
     }
     let wanted = resolve_tracks(state, &join.room, &join.subscribe)?;
+    if let Some(old) = previous {
+        // The device's new session replaces its old one in this same job: no packet, event
+        // or command sees the room with both or with neither.
+        let now = s.now();
+        let state = &mut s.handler().state;
+        state.sessions_replaced += 1;
+        if let Some(peer) = state.forget(now, old).and_then(|m| m.peer) {
+            s.remove_peer(peer);
+        }
+        tracing::info!(room = %join.room, device = %join.device, "media session replaced");
+    }
+    let state = &mut s.handler().state;
     let facts = join.facts;
     let participant = state
         .sfu
@@ -283,6 +344,7 @@ fn add_participant(s: Shard<'_, '_>, join: Join) -> Result<(PeerId, String), Nod
         Member {
             room: join.room,
             device: join.device,
+            session: join.session,
             peer: None,
             can_publish: join.role.can_publish(),
             subs: HashMap::new(),
@@ -328,12 +390,11 @@ fn add_participant(s: Shard<'_, '_>, join: Join) -> Result<(PeerId, String), Nod
 /// is checked against its publish right.
 fn member_peer(
     state: &State,
-    key: &(String, String),
+    key: &ParticipantKey,
     sending: Option<NodeError>,
 ) -> Result<(sfu_forwarding::ParticipantId, PeerId), NodeError> {
-    let p = *state
-        .devices
-        .get(key)
+    let p = state
+        .participant(&key.room, &key.device, key.session)
         .ok_or(NodeError::UnknownParticipant)?;
     let m = state.members.get(&p).ok_or(NodeError::UnknownParticipant)?;
     let peer = m.peer.ok_or(NodeError::UnknownParticipant)?;
@@ -345,15 +406,14 @@ fn member_peer(
 
 fn set_subscriptions(
     s: Shard<'_, '_>,
-    room: &str,
-    device: &str,
+    key: &ParticipantKey,
     subscriptions: &[SubscriptionRequest],
 ) -> Result<(), NodeError> {
     let now = s.now();
     let state = &mut s.handler().state;
-    let p = *state
-        .devices
-        .get(&(room.to_owned(), device.to_owned()))
+    let room = key.room.as_str();
+    let p = state
+        .participant(room, &key.device, key.session)
         .ok_or(NodeError::UnknownParticipant)?;
     if state.slot_rooms.contains_key(room) {
         return if subscriptions.is_empty() {

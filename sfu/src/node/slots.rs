@@ -12,8 +12,8 @@ use sfu_forwarding::{
     DownstreamParams, ParticipantId, RtxParams, SlotCounts, SlotKind, SlotLayout, SlotRef, TrackId,
 };
 
-use super::events::{NodeEvent, SlotEntry};
 use super::state::{State, track_name};
+use super::{NodeEvent, SlotEntry};
 use crate::transport::{MediaKind, NegotiatedOutgoingTrack, OutgoingTrack};
 
 /// The codec of audio slots.

@@ -14,10 +14,11 @@ use sfu_forwarding::{
 };
 use tokio::sync::broadcast;
 
-use super::events::NodeEvent;
+use super::NodeEvent;
 use super::join_phases::JoinProgress;
 use super::renegotiations::{OfferFacts, Renegotiations};
 use super::sdp::RidLayer;
+use super::sessions::EndedSessions;
 use super::slots::SlotPlan;
 use crate::transport::PeerId;
 
@@ -76,6 +77,8 @@ pub(crate) struct TrackEntry {
 pub(crate) struct Member {
     pub(crate) room: String,
     pub(crate) device: String,
+    /// The media session's id, when its caller gave one (`sessions.rs`).
+    pub(crate) session: Option<u64>,
     pub(crate) peer: Option<PeerId>,
     /// Whether the role may publish; without it every SDP that sends is refused
     /// (`node/direction.rs`).
@@ -126,6 +129,10 @@ pub(crate) struct State {
     pub(crate) slot_rooms: HashMap<String, SlotCounts>,
     pub(crate) members: HashMap<ParticipantId, Member>,
     pub(crate) devices: HashMap<(String, String), ParticipantId>,
+    /// Media sessions removed on request: none of them can be added again.
+    pub(crate) ended_sessions: EndedSessions,
+    /// Media sessions replaced by a new session of their device (`sfu_media_sessions_replaced_total`).
+    pub(crate) sessions_replaced: u64,
     pub(crate) peers: HashMap<PeerId, ParticipantId>,
     pub(crate) tracks: HashMap<TrackId, TrackEntry>,
     pub(crate) pending: HashMap<u32, PendingSub>,
@@ -191,6 +198,26 @@ impl State {
     pub(super) fn emit(&self, event: NodeEvent) {
         // No receiver is fine: nobody is listening yet.
         let _ = self.events.send(event);
+    }
+
+    /// The media session id of participant `p`, when it has one.
+    pub(super) fn session_of(&self, p: ParticipantId) -> Option<u64> {
+        self.members.get(&p).and_then(|m| m.session)
+    }
+
+    /// The participant `(room, device)` names, when `session` (if given) is its current media
+    /// session: a call about a session that was replaced or reset is not about its successor.
+    pub(crate) fn participant(
+        &self,
+        room: &str,
+        device: &str,
+        session: Option<u64>,
+    ) -> Option<ParticipantId> {
+        let p = *self.devices.get(&(room.to_owned(), device.to_owned()))?;
+        match session {
+            Some(id) if self.members.get(&p)?.session != Some(id) => None,
+            _ => Some(p),
+        }
     }
 
     pub(super) fn names(&self, p: ParticipantId) -> Option<(String, String)> {

@@ -9,8 +9,8 @@ use sfu_forwarding::{
     SlotKind, TrackKind, TrackSpec,
 };
 
-use super::events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, TrackClass};
 use super::state::{Deferred, State, TrackEntry, track_name};
+use super::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, TrackClass};
 use crate::transport::{CloseReason, IncomingTrack, MediaKind, PeerEvent, PeerId};
 
 fn track_class(kind: TrackKind) -> TrackClass {
@@ -44,8 +44,16 @@ impl State {
             }
             PeerEvent::IncomingTrack { peer, track } => self.on_incoming_track(now, peer, track),
             PeerEvent::LocalOffer { peer, sdp } => {
-                if let Some((room, device)) = self.peers.get(&peer).and_then(|p| self.names(*p)) {
-                    self.emit(NodeEvent::Offer { room, device, sdp });
+                if let Some(&p) = self.peers.get(&peer)
+                    && let Some((room, device)) = self.names(p)
+                {
+                    let session = self.session_of(p);
+                    self.emit(NodeEvent::Offer {
+                        room,
+                        device,
+                        sdp,
+                        session,
+                    });
                 }
             }
             PeerEvent::Negotiated { peer, outgoing } => {
@@ -115,6 +123,7 @@ impl State {
                         room: member.room,
                         device: member.device,
                         reason: reason_name(&reason).to_owned(),
+                        session: member.session,
                     });
                 }
             }

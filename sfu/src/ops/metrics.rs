@@ -29,6 +29,8 @@ pub struct SfuMetrics {
     slot_reassignments: IntCounterVec,
     receive_slots: IntGaugeVec,
     consent_expired: IntCounter,
+    offers_withdrawn: IntCounter,
+    sessions_replaced: IntCounter,
     udp_receive_buffer_drops: IntCounter,
     udp_arrivals_without_kernel_time: IntCounter,
     ice_tcp_connections: IntGauge,
@@ -181,6 +183,22 @@ impl SfuMetrics {
                 &["kind"],
             )?,
             receive_slots,
+            sessions_replaced: {
+                let c = IntCounter::new(
+                    "sfu_media_sessions_replaced_total",
+                    "media sessions replaced by a new session of their device (a reconnect)",
+                )?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
+            offers_withdrawn: {
+                let c = IntCounter::new(
+                    "sfu_offers_withdrawn_total",
+                    "SFU offers rolled back because the client's offer crossed them (made again after the answer)",
+                )?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
             consent_expired: {
                 let c = IntCounter::new(
                     "sfu_consent_expired_total",
@@ -315,6 +333,7 @@ impl SfuMetrics {
         for (reason, count) in s.renegotiations.by_reason() {
             set_counter(&self.renegotiations.with_label_values(&[reason]), count);
         }
+        set_counter(&self.sessions_replaced, s.sessions_replaced);
         let g = &s.gauges;
         for (kind, reassigned, slots, filled) in [
             (
@@ -420,6 +439,7 @@ impl SfuMetrics {
                 set_counter(&self.stun_rejected.with_label_values(&[reason]), v);
             }
             set_counter(&self.consent_expired, t.consent_expired);
+            set_counter(&self.offers_withdrawn, t.offers_withdrawn);
             set_counter(
                 &self.udp_arrivals_without_kernel_time,
                 t.datagrams_without_kernel_time,

@@ -438,13 +438,27 @@ impl Peer {
         Ok(())
     }
 
-    /// Answers a client-initiated renegotiation offer.
+    /// Answers a client-initiated renegotiation offer. Returns the answer and whether an offer
+    /// of the SFU's own was withdrawn for it.
+    ///
+    /// Glare (the client's offer crossed one of ours, RFC 8829 §4.1.8.2 / perfect negotiation):
+    /// the SFU is the polite side. It rolls its own offer back, answers the client's, and offers
+    /// its change again once stable (`renegotiate_after_answer`): the client's offer is answered,
+    /// not lost, and the change is not lost either. The client is the impolite side: it drops an
+    /// SFU offer that reached it while its own was unanswered (signaling re-sends an SFU offer
+    /// left unanswered).
     pub(crate) fn apply_offer(
         &mut self,
         now: Instant,
         sdp: String,
-    ) -> Result<String, TransportError> {
-        if !self.is_stable() {
+    ) -> Result<(String, bool), TransportError> {
+        let withdrawn = self.pc.pending_local_description().is_some()
+            && self.pc.pending_remote_description().is_none();
+        if withdrawn {
+            self.pc
+                .set_local_description(now, RTCSessionDescription::rollback(None)?)?;
+            self.renegotiate_after_answer = true;
+        } else if !self.is_stable() {
             return Err(TransportError::NegotiationInProgress);
         }
         self.pc
@@ -453,7 +467,7 @@ impl Peer {
         let answer = self.pc.create_answer(None)?;
         let sdp = answer.sdp.clone();
         self.pc.set_local_description(now, answer)?;
-        Ok(sdp)
+        Ok((sdp, withdrawn))
     }
 
     /// Binds `addr` to this peer after an authenticated request; returns the address forgotten to

@@ -46,6 +46,9 @@ pub struct ShardStats {
     pub send_unvalidated_destination: u64,
     /// Peers dropped for lack of consent (RFC 7675).
     pub consent_expired: u64,
+    /// Offers of the SFU withdrawn (rolled back) because the client's own offer crossed them;
+    /// each is made again once the client's offer is answered.
+    pub offers_withdrawn: u64,
     /// RTP packets delivered to the media handler.
     pub rtp_in: u64,
     /// RTCP compound packets delivered to the media handler.

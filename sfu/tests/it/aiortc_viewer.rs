@@ -247,6 +247,7 @@ async fn aiortc_viewer_decodes_every_frame_with_3_percent_video_loss() {
             publisher.offer().await.expect("offer"),
             vec![],
             &[],
+            None,
         )
         .await
         .expect("publisher joins");
@@ -299,6 +300,7 @@ async fn aiortc_viewer_decodes_every_frame_with_3_percent_video_loss() {
             offer.to_owned(),
             vec![],
             &[],
+            None,
         )
         .await
         .expect("the aiortc viewer joins");
@@ -318,6 +320,7 @@ async fn aiortc_viewer_decodes_every_frame_with_3_percent_video_loss() {
             track: camera,
             prefs: Default::default(),
         }],
+        None,
     )
     .await
     .expect("subscribed");
@@ -348,6 +351,7 @@ async fn aiortc_viewer_decodes_every_frame_with_3_percent_video_loss() {
         "aiortc",
         SessionDescription::Answer(answer.as_str().expect("answer sdp").to_owned()),
         &[],
+        None,
     )
     .await
     .expect("the viewer's answer applies");

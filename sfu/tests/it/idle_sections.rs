@@ -70,6 +70,7 @@ async fn room_with_camera() -> (
             publisher.offer().await.expect("offer"),
             vec![],
             &[],
+            None,
         )
         .await
         .expect("publisher joins");
@@ -121,6 +122,7 @@ async fn join_viewer(node: &NodeHandle) -> Peer {
             viewer.offer().await.expect("offer"),
             vec![],
             &[],
+            None,
         )
         .await
         .expect("viewer joins");
@@ -149,14 +151,21 @@ async fn subscribe(
                 prefs: Default::default(),
             })
             .collect(),
+        None,
     )
     .await
     .expect("subscriptions set");
     let offer = next_offer(events, "viewer").await;
     let answer = viewer.answer(&offer).await.expect("answer");
-    node.renegotiate("show", "viewer", SessionDescription::Answer(answer), &[])
-        .await
-        .expect("the viewer's answer applies");
+    node.renegotiate(
+        "show",
+        "viewer",
+        SessionDescription::Answer(answer),
+        &[],
+        None,
+    )
+    .await
+    .expect("the viewer's answer applies");
     offer
 }
 
@@ -176,7 +185,7 @@ async fn recvonly_offer_sections_without_track_are_inactive() {
         pairs(&[("video", "recvonly"), ("audio", "recvonly")])
     );
     let answer = node
-        .add_participant("show", "viewer", Role::Viewer, offer, vec![], &[])
+        .add_participant("show", "viewer", Role::Viewer, offer, vec![], &[], None)
         .await
         .expect("viewer joins");
     assert_eq!(
@@ -235,6 +244,7 @@ async fn renegotiations_counted_by_reason() {
             "viewer",
             SessionDescription::Offer(viewer.offer().await.expect("offer")),
             &[],
+            None,
         )
         .await
         .expect("client offer answered")

@@ -98,7 +98,7 @@ async fn twenty_callers_each_receive_every_other_callers_frames_unchanged() {
                 prefs: Default::default(),
             })
             .collect();
-        node.set_subscriptions("meeting", &device, others)
+        node.set_subscriptions("meeting", &device, others, None)
             .await
             .expect("subscriptions set");
     }
@@ -119,9 +119,15 @@ async fn twenty_callers_each_receive_every_other_callers_frames_unchanged() {
                     .and_then(|n| n.parse().ok())
                     .expect("offer for a caller");
                 let answer = callers[c].0.answer(&sdp).await.expect("answer");
-                node.renegotiate("meeting", &device, SessionDescription::Answer(answer), &[])
-                    .await
-                    .expect("answer applied");
+                node.renegotiate(
+                    "meeting",
+                    &device,
+                    SessionDescription::Answer(answer),
+                    &[],
+                    None,
+                )
+                .await
+                .expect("answer applied");
                 offers_answered += 1;
             }
         }

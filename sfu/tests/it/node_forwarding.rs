@@ -140,7 +140,7 @@ async fn one_publisher_three_subscribers_receive_identical_audio_and_video_paylo
     assert_eq!(snapshot.gauges.participants, 4);
 
     // A removed subscriber leaves the core; the publisher's tracks stay.
-    node.remove_participant("room-1", "viewer-0")
+    node.remove_participant("room-1", "viewer-0", None)
         .await
         .expect("removed");
     assert_eq!(node.participant_count(), 3);

@@ -55,7 +55,7 @@ async fn subscriber_gets_the_capped_simulcast_layer_and_switches_at_keyframes_co
     assert!(seen[0].keyframe, "the stream starts at a keyframe");
 
     // Raise the cap to 2: it moves to `f`.
-    node.set_subscriptions("room", "bob", capped(2))
+    node.set_subscriptions("room", "bob", capped(2), None)
         .await
         .expect("cap raised");
     let raised = seen.len();
@@ -66,7 +66,7 @@ async fn subscriber_gets_the_capped_simulcast_layer_and_switches_at_keyframes_co
     assert!(ok, "switched up to layer 2");
 
     // Lower it to 1: it moves to `h`.
-    node.set_subscriptions("room", "bob", capped(1))
+    node.set_subscriptions("room", "bob", capped(1), None)
         .await
         .expect("cap lowered");
     let lowered = seen.len();

@@ -71,6 +71,7 @@ async fn publisher_gone_unpublishes_its_track_and_removes_it_from_subscribers() 
             subscriber.offer().await.expect("offer"),
             subscriptions([&track]),
             &[],
+            None,
         )
         .await
         .expect("subscriber added");
@@ -113,6 +114,7 @@ async fn publisher_gone_unpublishes_its_track_and_removes_it_from_subscribers() 
                 room,
                 device,
                 reason,
+                ..
             } => {
                 assert_eq!((room.as_str(), device.as_str()), ("room", "alice"));
                 // The client's close sends a DTLS close_notify: noticed at once, not by
@@ -142,12 +144,12 @@ async fn publisher_gone_unpublishes_its_track_and_removes_it_from_subscribers() 
         assert!(!ssrcs(&offer).contains(ssrc), "SSRC {ssrc} no longer sent");
     }
     let answer = subscriber.answer(&offer).await.expect("answer");
-    node.renegotiate("room", "bob", SessionDescription::Answer(answer), &[])
+    node.renegotiate("room", "bob", SessionDescription::Answer(answer), &[], None)
         .await
         .expect("answer applied");
     // The track id is no longer subscribable.
     let refused = node
-        .set_subscriptions("room", "bob", subscriptions([&track]))
+        .set_subscriptions("room", "bob", subscriptions([&track]), None)
         .await;
     assert!(refused.is_err(), "the unpublished track is unknown");
     subscriber.close().await;

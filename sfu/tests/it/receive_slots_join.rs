@@ -372,7 +372,7 @@ async fn a_leaving_publishers_slots_are_reassigned_in_a_new_slots_map() {
     };
 
     // Caller 1 leaves: its video slot at caller 0 now carries caller 3, the other keeps 2.
-    node.remove_participant(ROOM, &device(1))
+    node.remove_participant(ROOM, &device(1), None)
         .await
         .expect("caller 1 removed");
     let gone = callers.remove(1);
@@ -462,9 +462,15 @@ async fn a_joiner_without_receive_sections_gets_its_slots_in_one_offer_after_con
         for (offered, sdp) in std::mem::take(&mut reports.offer_sdps) {
             assert_eq!(offered, device(1), "only the joiner is offered anything");
             let answer = callers[1].peer.answer(&sdp).await.expect("answer");
-            node.renegotiate(ROOM, &offered, SessionDescription::Answer(answer), &[])
-                .await
-                .expect("answer applied");
+            node.renegotiate(
+                ROOM,
+                &offered,
+                SessionDescription::Answer(answer),
+                &[],
+                None,
+            )
+            .await
+            .expect("answer applied");
             offers += 1;
         }
         if offers > 0 && callers.iter().all(|c| slots_deliver(c, &reports)) {

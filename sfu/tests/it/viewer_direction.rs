@@ -60,7 +60,7 @@ async fn viewer_sendonly_sdp_variants_refused_by_sfu() {
     ] {
         for role in [Role::Viewer, Role::Recorder] {
             let refused = node
-                .add_participant("show", "v1", role, offer.clone(), vec![], &[])
+                .add_participant("show", "v1", role, offer.clone(), vec![], &[], None)
                 .await;
             assert!(
                 matches!(refused, Err(NodeError::SendsWithoutPublishRight(_))),
@@ -96,7 +96,7 @@ async fn viewer_sendonly_sdp_variants_refused_by_sfu() {
 
     // The clean viewer joins; its later offer that sends is refused too.
     let answer = node
-        .add_participant("show", "v1", Role::Viewer, clean.clone(), vec![], &[])
+        .add_participant("show", "v1", Role::Viewer, clean.clone(), vec![], &[], None)
         .await
         .expect("recvonly viewer joins");
     assert!(
@@ -109,6 +109,7 @@ async fn viewer_sendonly_sdp_variants_refused_by_sfu() {
             "v1",
             SessionDescription::Offer(two_directions.clone()),
             &[],
+            None,
         )
         .await;
     assert!(
@@ -125,6 +126,7 @@ async fn viewer_sendonly_sdp_variants_refused_by_sfu() {
         presenter.offer().await.expect("offer"),
         vec![],
         &[],
+        None,
     )
     .await
     .expect("presenter joins");

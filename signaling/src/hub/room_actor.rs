@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::HubInner;
-use crate::media_node::{MediaEvent, MediaNode};
+use crate::media_node::{MediaEvent, MediaNode, MediaSessionId};
 use crate::metrics::Metrics;
 use crate::policy::Role;
 use crate::protocol::{
@@ -192,6 +192,9 @@ pub enum RoomCommand {
     SdpFromDevice {
         /// Device.
         device: String,
+        /// The device's current media session, which the SDP is for (`None`: not in the
+        /// room).
+        reply: oneshot::Sender<Option<MediaSessionId>>,
     },
     /// Store subscriptions.
     Subscriptions {
@@ -559,7 +562,10 @@ impl RoomActor {
                 device,
                 subscriptions,
             } => self.room.record_subscriptions(conn, &device, subscriptions),
-            RoomCommand::SdpFromDevice { device } => self.room.sdp_from_device(&device),
+            RoomCommand::SdpFromDevice { device, reply } => {
+                // The session may have gone meanwhile; it then has nothing to send.
+                let _ = reply.send(self.room.sdp_from_device(&device));
+            }
             RoomCommand::Media(ev) => {
                 let out = match ev {
                     MediaEvent::TrackPublished { track, .. } => self.room.publish(track),
@@ -571,14 +577,26 @@ impl RoomActor {
                         self.room.record_quality(&device, quality);
                         Vec::new()
                     }
-                    MediaEvent::Offer { device, sdp, .. } => {
-                        self.room.node_offer(&device, sdp, now)
-                    }
+                    MediaEvent::Offer {
+                        device,
+                        sdp,
+                        session,
+                        ..
+                    } => self.room.node_offer(&device, session, sdp, now),
                     MediaEvent::SubscriptionsLive { device, tracks, .. } => {
                         self.room.subscriptions_live(&device, &tracks)
                     }
                     MediaEvent::Slots { device, map, .. } => {
                         self.room.slots_to_device(&device, map)
+                    }
+                    MediaEvent::ParticipantGone {
+                        device,
+                        reason,
+                        session,
+                        ..
+                    } if !self.room.is_current_session(&device, session) => {
+                        debug!(room = self.room.name(), device = %device, %reason, "an earlier media session gone");
+                        Vec::new()
                     }
                     MediaEvent::ParticipantGone { device, reason, .. } => {
                         info!(room = self.room.name(), device = %device, %reason, "media session gone");
@@ -736,11 +754,11 @@ impl RoomActor {
                         .with_label_values(&[outcome.as_str()])
                         .inc();
                 }
-                Output::MediaRemove { device } => {
+                Output::MediaRemove { device, session } => {
                     if let Some(node) = self.media.clone() {
                         let room = self.room.name().to_string();
                         tokio::spawn(async move {
-                            if let Err(e) = node.remove_participant(&room, &device).await {
+                            if let Err(e) = node.remove_participant(&room, &device, session).await {
                                 debug!(room = %room, device = %device, error = %e, "media remove failed");
                             }
                         });

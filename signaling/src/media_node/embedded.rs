@@ -12,7 +12,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::translate::{Announcements, create_room_body, receive_slot_counts, subscription_body};
 use super::{
-    MediaError, MediaEvent, MediaNode, MediaRoomSpec, ParticipantSpec, SessionDescription,
+    MediaError, MediaEvent, MediaNode, MediaRoomSpec, MediaSessionId, ParticipantSpec,
+    SessionDescription,
 };
 use crate::policy::Role;
 use crate::protocol::{ReceiveSlotCounts, Subscription, TrackAnnouncement};
@@ -117,7 +118,10 @@ impl MediaNode for EmbeddedSfu {
         offer: String,
         tracks: Vec<TrackAnnouncement>,
     ) -> Result<String, MediaError> {
-        let screen = self.announced.record(room, &participant.device, tracks);
+        let session = participant.session;
+        let screen = self
+            .announced
+            .record(room, &participant.device, session, tracks);
         let answer = self
             .node
             .add_participant(
@@ -127,10 +131,12 @@ impl MediaNode for EmbeddedSfu {
                 offer,
                 Vec::new(),
                 &screen,
+                Some(session.0),
             )
             .await;
         if answer.is_err() {
-            self.announced.forget(room, &participant.device);
+            self.announced
+                .forget(room, &participant.device, Some(session));
         }
         answer.map_err(media_error)
     }
@@ -139,16 +145,17 @@ impl MediaNode for EmbeddedSfu {
         &self,
         room: &str,
         device: &str,
+        session: MediaSessionId,
         description: SessionDescription,
         tracks: Vec<TrackAnnouncement>,
     ) -> Result<Option<String>, MediaError> {
-        let screen = self.announced.record(room, device, tracks);
+        let screen = self.announced.record(room, device, session, tracks);
         let description = match description {
             SessionDescription::Offer(sdp) => sfu::node::SessionDescription::Offer(sdp),
             SessionDescription::Answer(sdp) => sfu::node::SessionDescription::Answer(sdp),
         };
         self.node
-            .renegotiate(room, device, description, &screen)
+            .renegotiate(room, device, description, &screen, Some(session.0))
             .await
             .map_err(media_error)
     }
@@ -157,6 +164,7 @@ impl MediaNode for EmbeddedSfu {
         &self,
         room: &str,
         device: &str,
+        session: MediaSessionId,
         subscriptions: Vec<Subscription>,
     ) -> Result<(), MediaError> {
         self.node
@@ -164,15 +172,21 @@ impl MediaNode for EmbeddedSfu {
                 room,
                 device,
                 subscriptions.into_iter().map(subscription).collect(),
+                Some(session.0),
             )
             .await
             .map_err(media_error)
     }
 
-    async fn remove_participant(&self, room: &str, device: &str) -> Result<(), MediaError> {
-        self.announced.forget(room, device);
+    async fn remove_participant(
+        &self,
+        room: &str,
+        device: &str,
+        session: MediaSessionId,
+    ) -> Result<(), MediaError> {
+        self.announced.forget(room, device, Some(session));
         self.node
-            .remove_participant(room, device)
+            .remove_participant(room, device, Some(session.0))
             .await
             .map_err(media_error)
     }
@@ -186,7 +200,7 @@ impl MediaNode for EmbeddedSfu {
                     match rx.recv().await {
                         Ok(event) => {
                             // The same wire event a remote node sends, so both translate alike.
-                            if let Some(e) = announced.event(event.into()) {
+                            if let Some(e) = announced.event(event) {
                                 return Some((e, rx));
                             }
                         }
@@ -226,7 +240,8 @@ fn media_error(e: NodeError) -> MediaError {
         other @ (NodeError::Transport(_)
         | NodeError::UnknownTrack
         | NodeError::Refused(_)
-        | NodeError::SlotRoom) => MediaError::Refused(other.to_string()),
+        | NodeError::SlotRoom
+        | NodeError::SessionEnded) => MediaError::Refused(other.to_string()),
         other => MediaError::Failed(other.to_string()),
     }
 }

@@ -81,9 +81,26 @@ pub struct MediaRoomSpec {
     pub last_n: Option<u32>,
 }
 
+/// One media session of a device on a media node: chosen by the room when the device joins and
+/// again when its session is reset, and named in every call about the participant. The node
+/// replaces a device's older session when a newer one is added, and refuses calls about a
+/// session that is no longer the device's current one, so a late removal of a replaced
+/// session (a reconnect) or an offer meant for it can never touch its successor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MediaSessionId(pub u64);
+
+impl MediaSessionId {
+    /// A fresh id: random, so ids of different signaling processes and restarts do not meet.
+    pub fn random() -> Self {
+        MediaSessionId(rand::random())
+    }
+}
+
 /// What a media node is told about a participant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParticipantSpec {
+    /// The media session this add starts (it replaces the device's older one on the node).
+    pub session: MediaSessionId,
     /// Device id, unique in the room.
     pub device: String,
     /// Slot assigned by signaling (KID bits 12–23).
@@ -167,6 +184,8 @@ pub enum MediaEvent {
         device: String,
         /// Short reason for logs and the admin API.
         reason: String,
+        /// The session that ended, when the node names it.
+        session: Option<MediaSessionId>,
     },
     /// Periodic quality report for one participant.
     Quality {
@@ -185,6 +204,9 @@ pub enum MediaEvent {
         device: String,
         /// The SDP offer.
         sdp: String,
+        /// The media session it is for, when the node names it (an offer for a session that
+        /// was replaced since is dropped).
+        session: Option<MediaSessionId>,
     },
     /// Subscriptions of `device` went live: the node applied its answer and forwards these
     /// tracks to it from now on.
@@ -298,25 +320,35 @@ pub trait MediaNode: Send + Sync + 'static {
     ) -> Result<String, MediaError>;
 
     /// Applies a later offer (returns the answer) or the answer to a node-initiated offer
-    /// (returns `None`).
+    /// (returns `None`) in media session `session` of the device
+    /// ([`MediaError::UnknownParticipant`] when that is not its current session).
     async fn renegotiate(
         &self,
         room: &str,
         device: &str,
+        session: MediaSessionId,
         description: SessionDescription,
         tracks: Vec<TrackAnnouncement>,
     ) -> Result<Option<String>, MediaError>;
 
-    /// Replaces a participant's subscriptions (tracks, layers, visible sizes).
+    /// Replaces a participant's subscriptions (tracks, layers, visible sizes) in media session
+    /// `session`.
     async fn set_subscriptions(
         &self,
         room: &str,
         device: &str,
+        session: MediaSessionId,
         subscriptions: Vec<Subscription>,
     ) -> Result<(), MediaError>;
 
-    /// Removes a participant (idempotent).
-    async fn remove_participant(&self, room: &str, device: &str) -> Result<(), MediaError>;
+    /// Removes media session `session` of a participant (idempotent; a later session of the
+    /// device stays, and `session` cannot be added again).
+    async fn remove_participant(
+        &self,
+        room: &str,
+        device: &str,
+        session: MediaSessionId,
+    ) -> Result<(), MediaError>;
 
     /// The node's events. Called once, when the node is attached.
     fn events(&self) -> BoxStream<'static, MediaEvent>;

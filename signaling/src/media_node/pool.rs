@@ -32,8 +32,8 @@ use tokio::sync::{mpsc, watch};
 use super::placement::{self, NodeState, NodeView, Registered};
 use super::registry_view::RegistrySnapshot;
 use super::{
-    MediaError, MediaEvent, MediaNode, MediaNodeInfo, MediaRoomSpec, ParticipantSpec,
-    RegistryCounts, SessionDescription,
+    MediaError, MediaEvent, MediaNode, MediaNodeInfo, MediaRoomSpec, MediaSessionId,
+    ParticipantSpec, RegistryCounts, SessionDescription,
 };
 use crate::protocol::{MediaResetReason, ReceiveSlotCounts, Subscription, TrackAnnouncement};
 
@@ -500,11 +500,12 @@ impl MediaNode for SfuPool {
         &self,
         room: &str,
         device: &str,
+        session: MediaSessionId,
         description: SessionDescription,
         tracks: Vec<TrackAnnouncement>,
     ) -> Result<Option<String>, MediaError> {
         self.node_of(room)?
-            .renegotiate(room, device, description, tracks)
+            .renegotiate(room, device, session, description, tracks)
             .await
     }
 
@@ -512,16 +513,22 @@ impl MediaNode for SfuPool {
         &self,
         room: &str,
         device: &str,
+        session: MediaSessionId,
         subscriptions: Vec<Subscription>,
     ) -> Result<(), MediaError> {
         self.node_of(room)?
-            .set_subscriptions(room, device, subscriptions)
+            .set_subscriptions(room, device, session, subscriptions)
             .await
     }
 
-    async fn remove_participant(&self, room: &str, device: &str) -> Result<(), MediaError> {
+    async fn remove_participant(
+        &self,
+        room: &str,
+        device: &str,
+        session: MediaSessionId,
+    ) -> Result<(), MediaError> {
         match self.node_of(room) {
-            Ok(node) => node.remove_participant(room, device).await,
+            Ok(node) => node.remove_participant(room, device, session).await,
             // Idempotent: a room no node holds has no participant to remove.
             Err(_) => Ok(()),
         }

@@ -35,8 +35,8 @@ use super::translate::{
     Announcements, create_room_body, receive_slot_counts, role_body, subscription_body,
 };
 use super::{
-    MediaError, MediaEvent, MediaNode, MediaNodeInfo, MediaRoomSpec, NodeState, ParticipantSpec,
-    SessionDescription,
+    MediaError, MediaEvent, MediaNode, MediaNodeInfo, MediaRoomSpec, MediaSessionId, NodeState,
+    ParticipantSpec, SessionDescription,
 };
 use crate::auth::Secret;
 use crate::protocol::{MediaResetReason, ReceiveSlotCounts, Subscription, TrackAnnouncement};
@@ -278,6 +278,17 @@ impl RemoteSfu {
     }
 }
 
+/// The control API path of one participant's media session, plus `rest` (`""`, `"/sdp"` or
+/// `"/subscriptions"`), with the session in the query (`sfu_control_api::SessionQuery`).
+fn participant_path(room: &str, device: &str, rest: &str, session: MediaSessionId) -> String {
+    format!(
+        "/control/rooms/{}/participants/{}{rest}?session={}",
+        segment(room),
+        segment(device),
+        session.0
+    )
+}
+
 /// Percent-encodes a path segment (room and device names are free text).
 fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -333,13 +344,17 @@ impl MediaNode for RemoteSfu {
         offer: String,
         tracks: Vec<TrackAnnouncement>,
     ) -> Result<String, MediaError> {
-        let screen_mids = self.announced.record(room, &participant.device, tracks);
+        let session = participant.session;
+        let screen_mids = self
+            .announced
+            .record(room, &participant.device, session, tracks);
         let body = AddParticipant {
             device: participant.device.clone(),
             role: role_body(participant.role),
             offer,
             subscribe: Vec::new(),
             screen_mids,
+            session: Some(session.0),
         };
         let path = format!("/control/rooms/{}/participants", segment(room));
         let result = match self.send_json(Method::POST, &path, &body).await {
@@ -349,7 +364,8 @@ impl MediaNode for RemoteSfu {
             Err(e) => Err(e),
         };
         if result.is_err() {
-            self.announced.forget(room, &participant.device);
+            self.announced
+                .forget(room, &participant.device, Some(session));
         }
         result
     }
@@ -358,10 +374,11 @@ impl MediaNode for RemoteSfu {
         &self,
         room: &str,
         device: &str,
+        session: MediaSessionId,
         description: SessionDescription,
         tracks: Vec<TrackAnnouncement>,
     ) -> Result<Option<String>, MediaError> {
-        let screen_mids = self.announced.record(room, device, tracks);
+        let screen_mids = self.announced.record(room, device, session, tracks);
         let (kind, sdp) = match description {
             SessionDescription::Offer(s) => (SdpKind::Offer, s),
             SessionDescription::Answer(s) => (SdpKind::Answer, s),
@@ -371,11 +388,7 @@ impl MediaNode for RemoteSfu {
             sdp,
             screen_mids,
         };
-        let path = format!(
-            "/control/rooms/{}/participants/{}/sdp",
-            segment(room),
-            segment(device)
-        );
+        let path = participant_path(room, device, "/sdp", session);
         let resp = self.send_json(Method::POST, &path, &body).await?;
         answer_of(resp).await
     }
@@ -384,25 +397,23 @@ impl MediaNode for RemoteSfu {
         &self,
         room: &str,
         device: &str,
+        session: MediaSessionId,
         subscriptions: Vec<Subscription>,
     ) -> Result<(), MediaError> {
         let body: Vec<SubscriptionBody> =
             subscriptions.into_iter().map(subscription_body).collect();
-        let path = format!(
-            "/control/rooms/{}/participants/{}/subscriptions",
-            segment(room),
-            segment(device)
-        );
+        let path = participant_path(room, device, "/subscriptions", session);
         self.send_json(Method::PUT, &path, &body).await.map(drop)
     }
 
-    async fn remove_participant(&self, room: &str, device: &str) -> Result<(), MediaError> {
-        self.announced.forget(room, device);
-        let path = format!(
-            "/control/rooms/{}/participants/{}",
-            segment(room),
-            segment(device)
-        );
+    async fn remove_participant(
+        &self,
+        room: &str,
+        device: &str,
+        session: MediaSessionId,
+    ) -> Result<(), MediaError> {
+        self.announced.forget(room, device, Some(session));
+        let path = participant_path(room, device, "", session);
         self.send(self.request(Method::DELETE, &path))
             .await
             .map(drop)

@@ -13,53 +13,71 @@ use sfu_control_api::{
     RoomKindBody, SlotEntry, SubscriptionBody, TrackClass,
 };
 
-use super::{MediaEvent, MediaQuality, MediaRoomSpec};
+use super::{MediaEvent, MediaQuality, MediaRoomSpec, MediaSessionId};
 use crate::policy::{Role, RoomKind};
 use crate::protocol::{
     Layer, ReceiveSlotCounts, ReceiveSlotKind, SlotAssignment, SlotMap, Speaker, Subscription,
     TrackAnnouncement, TrackInfo, TrackKind, TrackSource,
 };
 
-/// What publishers announced, per (room, device), by media section.
+/// What publishers announced, per (room, device), by media section, in which media session.
 #[derive(Debug, Default)]
 pub(super) struct Announcements {
-    by_device: Mutex<HashMap<(String, String), HashMap<String, TrackAnnouncement>>>,
+    by_device: Mutex<HashMap<(String, String), Announced>>,
+}
+
+/// What one device announced in its current media session.
+#[derive(Debug, Default)]
+struct Announced {
+    session: Option<MediaSessionId>,
+    by_mid: HashMap<String, TrackAnnouncement>,
 }
 
 impl Announcements {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), HashMap<String, TrackAnnouncement>>>
-    {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Announced>> {
         // A panic while holding this lock leaves a map that is still usable.
         self.by_device
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Records a device's announced tracks (added to what it announced before) and returns the
-    /// media sections whose video is screen share.
+    /// Records a device's announced tracks in media session `session` (added to what it
+    /// announced before in that session; a new session starts afresh) and returns the media
+    /// sections whose video is screen share.
     pub(super) fn record(
         &self,
         room: &str,
         device: &str,
+        session: MediaSessionId,
         tracks: Vec<TrackAnnouncement>,
     ) -> Vec<String> {
         let mut map = self.lock();
         let entry = map.entry((room.to_owned(), device.to_owned())).or_default();
+        if entry.session != Some(session) {
+            *entry = Announced {
+                session: Some(session),
+                by_mid: HashMap::new(),
+            };
+        }
         for t in tracks {
-            entry.insert(t.mid.clone(), t);
+            entry.by_mid.insert(t.mid.clone(), t);
         }
         entry
+            .by_mid
             .values()
             .filter(|t| t.kind == TrackKind::Video && t.source == TrackSource::Screen)
             .map(|t| t.mid.clone())
             .collect()
     }
 
-    /// Forgets a device.
-    pub(super) fn forget(&self, room: &str, device: &str) {
-        self.lock().remove(&(room.to_owned(), device.to_owned()));
+    /// Forgets what a device announced in media session `session` (`None`: in any session);
+    /// what a later session of the device announced stays.
+    pub(super) fn forget(&self, room: &str, device: &str, session: Option<MediaSessionId>) {
+        let key = (room.to_owned(), device.to_owned());
+        let mut map = self.lock();
+        if session.is_none() || map.get(&key).is_some_and(|a| a.session == session) {
+            map.remove(&key);
+        }
     }
 
     /// Forgets a room.
@@ -80,7 +98,7 @@ impl Announcements {
         let announced = self
             .lock()
             .get(&(room.to_owned(), publisher.clone()))
-            .and_then(|m| m.get(mid))
+            .and_then(|a| a.by_mid.get(mid))
             .cloned();
         let kind = match class {
             TrackClass::Audio => TrackKind::Audio,
@@ -136,12 +154,15 @@ impl Announcements {
                 room,
                 device,
                 reason,
+                session,
             } => {
-                self.forget(&room, &device);
+                let session = session.map(MediaSessionId);
+                self.forget(&room, &device, session);
                 MediaEvent::ParticipantGone {
                     room,
                     device,
                     reason,
+                    session,
                 }
             }
             NodeEvent::Quality {
@@ -168,7 +189,17 @@ impl Announcements {
                     quality,
                 }
             }
-            NodeEvent::Offer { room, device, sdp } => MediaEvent::Offer { room, device, sdp },
+            NodeEvent::Offer {
+                room,
+                device,
+                sdp,
+                session,
+            } => MediaEvent::Offer {
+                room,
+                device,
+                sdp,
+                session: session.map(MediaSessionId),
+            },
             NodeEvent::SubscriptionsLive {
                 room,
                 device,

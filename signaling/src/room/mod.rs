@@ -58,7 +58,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::media_node::MediaQuality;
+use crate::media_node::{MediaQuality, MediaSessionId};
 use crate::policy::{Role, RoomPolicy};
 use crate::protocol::{
     ClientStats, ErrorCode, Joined, LeaveReason, MediaState, ReceiveSlotCounts, RosterEntry,
@@ -98,10 +98,13 @@ pub enum Output {
         /// Why.
         reason: LeaveReason,
     },
-    /// A device is gone: the media node should drop its session.
+    /// A device is gone, or its media session was reset: the media node should drop that
+    /// session (a later session of the device is not touched).
     MediaRemove {
         /// Device id.
         device: String,
+        /// The media session to drop.
+        session: MediaSessionId,
     },
     /// A device waiting in the lobby was let in: deliver its `joined` (first, before anything
     /// else to it); the connection is joined from now on.
@@ -181,6 +184,9 @@ pub struct Member {
     pub suspended_until: Option<Instant>,
     /// The media node's offer it has not answered yet (`node_offers`).
     pub node_offer: Option<PendingOffer>,
+    /// Its current media session on the media node: chosen at join, kept when it resumes,
+    /// new when its session is reset (`node_offers`).
+    pub media_session: MediaSessionId,
 }
 
 /// A room.

@@ -12,12 +12,14 @@
 //!   (keys untouched) as after a node restart.
 //!
 //! Any SDP from the device (its answer, or an offer of its own that moves the negotiation on)
-//! settles the pending offer. Each re-send and reset is counted
+//! settles the pending offer. An offer the node made for a media session the device no longer
+//! has (reset, or replaced by a reconnect, while the offer travelled) is dropped. Each re-send and reset is counted
 //! (`signaling_node_offers_total{outcome}`).
 
 use std::time::{Duration, Instant};
 
 use super::{Output, Room};
+use crate::media_node::MediaSessionId;
 use crate::protocol::{MediaResetNotice, MediaResetReason, SdpBody, ServerMessage};
 
 /// How long a device has to answer a node offer before it is sent again.
@@ -45,6 +47,9 @@ pub enum OfferOutcome {
     ResentAfterTimeout,
     /// Unanswered after every re-send: the device's media session was reset.
     SessionReset,
+    /// Made for a media session the device no longer has (reset or replaced meanwhile):
+    /// dropped, not sent.
+    StaleSession,
 }
 
 impl OfferOutcome {
@@ -54,23 +59,38 @@ impl OfferOutcome {
             OfferOutcome::ResentOnResume => "resent_on_resume",
             OfferOutcome::ResentAfterTimeout => "resent_after_timeout",
             OfferOutcome::SessionReset => "session_reset",
+            OfferOutcome::StaleSession => "stale_session",
         }
     }
 
     /// Every outcome, for the metric's series.
-    pub const ALL: [OfferOutcome; 3] = [
+    pub const ALL: [OfferOutcome; 4] = [
         OfferOutcome::ResentOnResume,
         OfferOutcome::ResentAfterTimeout,
         OfferOutcome::SessionReset,
+        OfferOutcome::StaleSession,
     ];
 }
 
 impl Room {
     /// The media node offers `sdp` to `device`: sent, and held until the device answers.
-    pub fn node_offer(&mut self, device: &str, sdp: String, now: Instant) -> Vec<Output> {
+    ///
+    /// An offer for a media session that is no longer the device's (`session` named and not
+    /// its current one: the session was reset or replaced while the offer was on its way) is
+    /// dropped: the device's current peer connection could not answer it.
+    pub fn node_offer(
+        &mut self,
+        device: &str,
+        session: Option<MediaSessionId>,
+        sdp: String,
+        now: Instant,
+    ) -> Vec<Output> {
         let Some(m) = self.members.get_mut(device) else {
             return Vec::new();
         };
+        if session.is_some_and(|s| s != m.media_session) {
+            return vec![Output::NodeOffer(OfferOutcome::StaleSession)];
+        }
         m.node_offer = Some(PendingOffer {
             sdp: sdp.clone(),
             sent_at: now,
@@ -83,11 +103,19 @@ impl Room {
     }
 
     /// `device` sent SDP to the media node (an answer, or an offer of its own): its pending node
-    /// offer, if any, is settled.
-    pub fn sdp_from_device(&mut self, device: &str) {
-        if let Some(m) = self.members.get_mut(device) {
-            m.node_offer = None;
-        }
+    /// offer, if any, is settled. Returns the media session the SDP is for (`None`: the device
+    /// is not in the room).
+    pub fn sdp_from_device(&mut self, device: &str) -> Option<MediaSessionId> {
+        let m = self.members.get_mut(device)?;
+        m.node_offer = None;
+        Some(m.media_session)
+    }
+
+    /// Whether `session` (when the media node names one) is `device`'s current media session.
+    pub fn is_current_session(&self, device: &str, session: Option<MediaSessionId>) -> bool {
+        self.members
+            .get(device)
+            .is_some_and(|m| session.is_none_or(|s| s == m.media_session))
     }
 
     /// The pending node offer of a device that just resumed on a new connection, sent there
@@ -151,7 +179,11 @@ impl Room {
             m.node_offer = None;
             out.push(Output::MediaRemove {
                 device: device.clone(),
+                session: m.media_session,
             });
+            // The device's next offer starts a new session; a late removal of this one cannot
+            // touch it.
+            m.media_session = MediaSessionId::random();
             out.push(Output::Send {
                 to: vec![m.conn],
                 message: ServerMessage::MediaReset(MediaResetNotice {

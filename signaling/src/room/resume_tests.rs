@@ -128,7 +128,7 @@ fn a_suspended_member_that_does_not_come_back_leaves_after_the_grace_window() {
     );
     assert!(
         out.iter()
-            .any(|o| matches!(o, Output::MediaRemove { device } if device == "b"))
+            .any(|o| matches!(o, Output::MediaRemove { device, .. } if device == "b"))
     );
     assert!(r.member("b").is_none());
     let rekey_at = r.poll_timeout().expect("a rekey is scheduled");

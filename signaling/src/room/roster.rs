@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use super::{ConnId, Departure, JoinError, Member, Output, ResumeOutcome, Room};
 use crate::auth::Grants;
+use crate::media_node::MediaSessionId;
 use crate::policy::{Role, RoomKind};
 use crate::protocol::{
     DeviceBundle, Joined, LeaveReason, PROTOCOL_VERSION, ResumeCall, Roster, RosterDelta,
@@ -133,6 +134,7 @@ impl Room {
                 moderator: req.grants.moderator,
                 suspended_until: None,
                 node_offer: None,
+                media_session: MediaSessionId::random(),
             },
         );
         out.extend(self.schedule_ratchet(joined.device.clone(), now));
@@ -230,6 +232,7 @@ impl Room {
             self.tracks.retain(|_, t| t.publisher != gone.entry.device);
             return vec![Output::MediaRemove {
                 device: gone.entry.device.clone(),
+                session: gone.media_session,
             }];
         }
         self.roster_version += 1;
@@ -263,6 +266,7 @@ impl Room {
         }
         out.push(Output::MediaRemove {
             device: gone.entry.device.clone(),
+            session: gone.media_session,
         });
         let stale: Vec<String> = self
             .tracks

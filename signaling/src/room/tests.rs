@@ -142,7 +142,7 @@ fn a_drained_session_leaves_without_telling_the_others() {
     });
     let out = r.leave(2, "b", Departure::ServerShutdown, t0 + T.join_window);
     assert!(
-        matches!(out.as_slice(), [Output::MediaRemove { device }] if device == "b"),
+        matches!(out.as_slice(), [Output::MediaRemove { device, .. }] if device == "b"),
         "only the media node hears it: {out:?}"
     );
     assert_eq!(r.poll_timeout(), None, "no rekey is scheduled");

@@ -70,6 +70,7 @@ fn numbered(room: &str, i: u32) -> NodeEvent {
         room: room.into(),
         device: "d".into(),
         sdp: i.to_string(),
+        session: None,
     }
 }
 

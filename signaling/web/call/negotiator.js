@@ -70,6 +70,8 @@ export class Negotiator {
     this.subTimer = null;
     this.resubscribeTimer = null;
     this.decrypting = new WeakMap();
+    /** This device's own offer waits for the SFU's answer (an SFU offer arriving now crossed it). */
+    this.offering = false;
   }
 
   get state() {
@@ -241,8 +243,14 @@ export class Negotiator {
       .filter((t) => t.transceiver.mid !== null && t.transceiver.direction !== 'inactive')
       .map((t) => ({ mid: t.transceiver.mid, kind: t.kind, source: t.source, ...(t.layers ? { layers: t.layers } : {}) }));
     const answer = sig.next(['answer'], 15_000);
-    sig.send({ type: 'offer', sdp: this.localSdp(), ...(this.state.self.canPublish ? { tracks } : {}) });
-    const m = await answer;
+    this.offering = true;
+    let m;
+    try {
+      sig.send({ type: 'offer', sdp: this.localSdp(), ...(this.state.self.canPublish ? { tracks } : {}) });
+      m = await answer;
+    } finally {
+      this.offering = false;
+    }
     await this.pc.setRemoteDescription({ type: 'answer', sdp: this._remoteSdp(m.sdp) });
   }
 

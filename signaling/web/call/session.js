@@ -228,7 +228,13 @@ export class SignalingSession {
     sig.on('track_published', (m) => neg.onTrackPublished(m.track));
     sig.on('track_unpublished', (m) => neg.onTrackUnpublished(m.track));
     sig.on('slots', (m) => neg.onSlots(m));
-    sig.on('offer', (m) => this.serial(() => neg.onRemoteOffer(m)));
+    sig.on('offer', (m) => {
+      // Glare (docs/protocol.md §6 `offer`): an SFU offer that arrives while this device's own
+      // offer waits for its answer crossed it. The SFU withdrew it and offers again once it
+      // has answered ours, so it is dropped here (answering it would answer a withdrawn offer).
+      if (neg.offering) return;
+      this.serial(() => neg.onRemoteOffer(m));
+    });
     sig.on('recording_ready', (m) => c.hold.onRecordingReady(m));
     sig.on('media_reset', (m) => this.serial(() => neg.restart(m.reason)));
     sig.on('error', (m) => this._onServerError(m));

@@ -41,7 +41,8 @@ impl<H: MediaHandler> ShardState<H> {
         Ok(PeerAdded { peer: id, answer })
     }
 
-    /// Answers a renegotiation offer from the client.
+    /// Answers a renegotiation offer from the client; an offer of ours it crossed is withdrawn
+    /// and made again after the answer (`Peer::apply_offer`).
     pub(super) fn apply_offer(
         &mut self,
         peer: PeerId,
@@ -49,8 +50,12 @@ impl<H: MediaHandler> ShardState<H> {
         now: Instant,
     ) -> Result<String, TransportError> {
         let result = self.peer_mut(peer).and_then(|p| p.apply_offer(now, sdp));
+        if let Ok((_, true)) = result {
+            self.stats.offers_withdrawn += 1;
+            debug!(%peer, "our offer crossed the client's: withdrawn, made again after the answer");
+        }
         self.after_negotiation(peer, now);
-        result
+        result.map(|(answer, _)| answer)
     }
 
     /// Applies the client's answer to the shard's offer.

@@ -83,7 +83,7 @@ pub(crate) async fn admit(
 ) {
     let offer = peer.offer().await.expect("offer");
     let answer = node
-        .add_participant(room, device, role, offer, subscribe, &[])
+        .add_participant(room, device, role, offer, subscribe, &[], None)
         .await
         .unwrap_or_else(|e| panic!("{device} added: {e}"));
     peer.apply_answer(&answer).await.expect("answer applies");
