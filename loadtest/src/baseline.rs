@@ -3,14 +3,17 @@
 //! to be compared with.
 //!
 //! A publisher thread sends real Opus frames (20 ms) and a VP8-shaped camera stream (one
-//! simulcast layer, the one a subscriber receives) packetized into RTP exactly as a WebRTC
-//! stack does (VP8 payload descriptor, 1200-byte packets), each packet ending in a
-//! [`Probe`]. A relay thread receives each packet on one UDP socket and sends it to every
-//! receiver with one `send_to` per receiver (no batching, no encryption, no per-subscriber
-//! state); it measures its own CPU time with the thread CPU clock. Receivers read the probes and
-//! measure latency, loss and jitter like the scenarios' receivers. With an impairment, the
-//! publisher's packets cross an [`ImpairmentRelay`] before the relay. Everything is on
-//! 127.0.0.1 and stops by itself after the configured duration.
+//! simulcast layer, the one a subscriber receives), each frame SFrame-encrypted with its
+//! [`Probe`] inside as a participant's are ([`FrameSealer`]), packetized into RTP exactly as a
+//! WebRTC stack does (VP8 payload descriptor, 1200-byte packets). A relay thread receives each
+//! packet on one UDP socket and sends it to every receiver with one `send_to` per receiver (no
+//! batching, no encryption, no per-subscriber state); it measures its own CPU time with the
+//! thread CPU clock. The receivers do what a viewer of the scenarios does with a packet after
+//! SRTP: reassemble VP8 frames, SFrame-decrypt **every** frame and check its probe (latency,
+//! loss, jitter); their thread's CPU time is the load generator's receive cost without a
+//! WebRTC transport (there is none to a plain relay: no ICE, DTLS or SRTP). With an
+//! impairment, the publisher's packets cross an [`ImpairmentRelay`] before the relay.
+//! Everything is on 127.0.0.1 and stops by itself after the configured duration.
 
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
@@ -18,16 +21,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use call_client::media::Vp8Packetizer;
-use shared::marshal::Marshal;
+use call_client::media::{Codec, Vp8Packetizer};
+use e2ee_frames::{BaseKey, CipherSuite, Sender, Stream};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use shared::marshal::{Marshal, Unmarshal};
 use thiserror::Error;
 
 use crate::impairment::{Impairment, ImpairmentRelay, RelayConfig, RelayError, RelayStats};
 use crate::media::opus_tone::{FRAME_MS, OpusSourceError, OpusToneSource};
 use crate::media::vp8_frames::{Vp8Config, Vp8ConfigError, Vp8FrameGenerator};
-use crate::probe::{PROBE_LEN, Probe};
 use crate::process_usage::{ProcessUsageError, thread_cpu_time};
-use crate::receiver_stats::{ReceiverStats, StatsTotals};
+use crate::receiver_stats::StatsTotals;
+use crate::secure_media::{FrameSealer, SealError};
+use crate::viewer_engine::MediaReceiver;
 
 /// RTP packets are at most this long, as WebRTC stacks send them.
 pub const RTP_MTU: usize = 1200;
@@ -44,6 +50,17 @@ pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 /// Probe stream numbers used by the baseline publisher.
 const AUDIO_STREAM: u8 = 0;
 const VIDEO_STREAM: u8 = 1;
+
+/// RTP payload types of the publisher's audio and video.
+const AUDIO_PT: u8 = 111;
+const VIDEO_PT: u8 = 96;
+
+/// The SFrame suite the baseline's frames are sealed with (the participants' default).
+const SUITE: CipherSuite = CipherSuite::Aes256GcmSha512_128;
+
+/// The publisher's slot (its KID's sender part) and key generation.
+const PUBLISHER_SLOT: u16 = 0;
+const GENERATION: u16 = 1;
 
 /// What a baseline run sends and to how many receivers.
 #[derive(Debug, Clone)]
@@ -89,10 +106,18 @@ pub struct BaselineOutcome {
     pub relay_packets_out: u64,
     /// CPU seconds of the relay thread.
     pub relay_cpu_seconds: f64,
-    /// Receivers that received at least one packet.
+    /// Receivers that decrypted at least one frame.
     pub receivers_reached: u64,
-    /// Latency, loss and jitter over all receivers.
+    /// Latency, loss and jitter of the decrypted frames over all receivers.
     pub totals: StatsTotals,
+    /// RTP packets the receivers read (every one reassembled into its frame).
+    pub receiver_packets: u64,
+    /// Frames the receivers decrypted and whose probe they checked.
+    pub frames_decrypted: u64,
+    /// Frames that did not decrypt or carried no valid probe.
+    pub decrypt_failures: u64,
+    /// CPU seconds of the receivers' thread (reading, reassembly, SFrame, measurement).
+    pub receiver_cpu_seconds: f64,
     /// Counters of the impairment relay, when there was one.
     pub impairment: Option<RelayStats>,
 }
@@ -133,6 +158,12 @@ pub enum BaselineError {
     /// RTP packetization failed.
     #[error("RTP packetization: {0}")]
     Rtp(String),
+    /// SFrame refused to seal a frame.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// The SFrame key could not be set up.
+    #[error("SFrame key: {0}")]
+    Key(String),
     /// A worker thread panicked.
     #[error("baseline {0} thread panicked")]
     Panicked(&'static str),
@@ -156,9 +187,10 @@ pub fn run_baseline(
     }
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let epoch = Instant::now();
+    let key = BaseKey::random(&mut rand::rng());
 
     // Receivers first, so the relay knows where to send.
-    let receivers = Receivers::start(config.receivers, epoch)?;
+    let receivers = Receivers::start(config.receivers, epoch, &key)?;
 
     // The relay.
     let relay_socket = StdUdpSocket::bind(loopback)?;
@@ -193,9 +225,12 @@ pub fn run_baseline(
     // The publisher.
     let publisher = {
         let config = config.clone();
+        let sender = Sender::new(SUITE, PUBLISHER_SLOT, GENERATION, key)
+            .map_err(|e| BaselineError::Key(e.to_string()))?;
+        let sealer = FrameSealer::new(sender, PUBLISHER_SLOT);
         std::thread::Builder::new()
             .name("baseline-publisher".into())
-            .spawn(move || publish(&config, publish_to, epoch))?
+            .spawn(move || publish(&config, sealer, publish_to, epoch))?
     };
 
     let started = Instant::now();
@@ -223,7 +258,7 @@ pub fn run_baseline(
     let (relay_in, relay_out, relay_cpu) = relay
         .join()
         .map_err(|_| BaselineError::Panicked("relay"))??;
-    let per_receiver = receivers.stop()?;
+    let (per_receiver, receiver_cpu) = receivers.stop()?;
     progress(BaselineProgress {
         elapsed: config.duration,
         duration: config.duration,
@@ -231,13 +266,17 @@ pub fn run_baseline(
     });
 
     let mut totals = StatsTotals::default();
-    let mut reached = 0;
-    for stats in &per_receiver {
-        let t = stats.totals();
+    let (mut reached, mut receiver_packets, mut frames_decrypted, mut decrypt_failures) =
+        (0, 0, 0, 0);
+    for media in &per_receiver {
+        let t = media.opener.stats().totals();
         if t.received > 0 {
             reached += 1;
         }
         totals.merge(&t);
+        receiver_packets += media.packets;
+        frames_decrypted += media.frames_decrypted;
+        decrypt_failures += media.opener.decrypt_failures() + media.opener.probe_failures();
     }
     Ok(BaselineOutcome {
         measured_s,
@@ -247,6 +286,10 @@ pub fn run_baseline(
         relay_cpu_seconds: relay_cpu.as_secs_f64(),
         receivers_reached: reached,
         totals,
+        receiver_packets,
+        frames_decrypted,
+        decrypt_failures,
+        receiver_cpu_seconds: receiver_cpu.as_secs_f64(),
         impairment,
     })
 }
@@ -289,46 +332,27 @@ fn relay_loop(
     Ok((packets_in, packets_out, cpu))
 }
 
-/// Builds RTP packets with a probe trailer and sends them to one address.
+/// Builds RTP packets and sends them to one address.
 struct RtpSender {
     socket: StdUdpSocket,
     ssrc: u32,
     payload_type: u8,
     seq: u16,
-    probe_seq: u32,
-    stream: u8,
     sent: u64,
 }
 
 impl RtpSender {
-    fn new(socket: StdUdpSocket, ssrc: u32, payload_type: u8, stream: u8) -> Self {
+    fn new(socket: StdUdpSocket, ssrc: u32, payload_type: u8) -> Self {
         RtpSender {
             socket,
             ssrc,
             payload_type,
             seq: 0,
-            probe_seq: 0,
-            stream,
             sent: 0,
         }
     }
 
-    fn send(
-        &mut self,
-        payload: &[u8],
-        timestamp: u32,
-        marker: bool,
-        epoch: Instant,
-    ) -> Result<(), BaselineError> {
-        let probe = Probe {
-            sender: 0,
-            stream: self.stream,
-            seq: self.probe_seq,
-            send_time_us: epoch.elapsed().as_micros() as u64,
-        };
-        let mut body = Vec::with_capacity(payload.len() + PROBE_LEN);
-        body.extend_from_slice(payload);
-        probe.append_to(&mut body);
+    fn send(&mut self, payload: &[u8], timestamp: u32, marker: bool) -> Result<(), BaselineError> {
         let packet = rtp::Packet {
             header: rtp::Header {
                 version: 2,
@@ -339,7 +363,7 @@ impl RtpSender {
                 ssrc: self.ssrc,
                 ..Default::default()
             },
-            payload: Bytes::from(body),
+            payload: Bytes::copy_from_slice(payload),
         };
         let wire = packet
             .marshal()
@@ -348,14 +372,19 @@ impl RtpSender {
         // real network and the receivers count it.
         let _ = self.socket.send(&wire);
         self.seq = self.seq.wrapping_add(1);
-        self.probe_seq += 1;
         self.sent += 1;
         Ok(())
     }
 }
 
-/// The publisher: audio every 20 ms, video every 1/30 s, until the duration is over.
-fn publish(config: &BaselineConfig, to: SocketAddr, epoch: Instant) -> Result<u64, BaselineError> {
+/// The publisher: audio every 20 ms, video every 1/30 s, each frame sealed with its probe,
+/// until the duration is over.
+fn publish(
+    config: &BaselineConfig,
+    mut sealer: FrameSealer,
+    to: SocketAddr,
+    epoch: Instant,
+) -> Result<u64, BaselineError> {
     let socket = || -> std::io::Result<StdUdpSocket> {
         let s = StdUdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         s.connect(to)?;
@@ -364,14 +393,12 @@ fn publish(config: &BaselineConfig, to: SocketAddr, epoch: Instant) -> Result<u6
     let mut audio = if config.audio {
         Some((
             OpusToneSource::new(440.0, 32_000)?,
-            RtpSender::new(socket()?, 0x1111_0001, 111, AUDIO_STREAM),
+            RtpSender::new(socket()?, 0x1111_0001, AUDIO_PT),
         ))
     } else {
         None
     };
     let mut video = if config.video_bitrate_bps > 0 {
-        // The probe rides in every packet, so the frame budget leaves room for one per
-        // packet plus the RTP and VP8 descriptor headers (about 6 packets per keyframe).
         let generator = Vp8FrameGenerator::new(Vp8Config {
             width: 1280,
             height: 720,
@@ -384,14 +411,15 @@ fn publish(config: &BaselineConfig, to: SocketAddr, epoch: Instant) -> Result<u6
         })?;
         Some((
             generator,
-            Vp8Packetizer::with_max_payload(0, RTP_MTU - RTP_HEADER_LEN - PROBE_LEN),
+            Vp8Packetizer::with_max_payload(0, RTP_MTU - RTP_HEADER_LEN),
             Vec::new(),
-            RtpSender::new(socket()?, 0x2222_0002, 96, VIDEO_STREAM),
+            RtpSender::new(socket()?, 0x2222_0002, VIDEO_PT),
         ))
     } else {
         None
     };
 
+    let mut sealed = Vec::new();
     let start = Instant::now();
     let end = start + config.duration;
     let audio_interval = Duration::from_millis(u64::from(FRAME_MS));
@@ -408,7 +436,16 @@ fn publish(config: &BaselineConfig, to: SocketAddr, epoch: Instant) -> Result<u6
         {
             let frame = source.next_frame()?;
             let ts = audio_frames.wrapping_mul(48_000 / 1000 * FRAME_MS);
-            sender.send(&frame, ts, false, epoch)?;
+            let now_us = epoch.elapsed().as_micros() as u64;
+            sealer.seal(
+                Stream::Audio,
+                Codec::Opus,
+                AUDIO_STREAM,
+                &frame,
+                now_us,
+                &mut sealed,
+            )?;
+            sender.send(&sealed, ts, false)?;
             audio_frames += 1;
             next_audio += audio_interval;
         }
@@ -416,11 +453,20 @@ fn publish(config: &BaselineConfig, to: SocketAddr, epoch: Instant) -> Result<u6
             && now >= next_video
         {
             let frame = generator.next_frame();
-            packetizer.packetize(&frame.data, chunks);
+            let now_us = epoch.elapsed().as_micros() as u64;
+            sealer.seal(
+                Stream::Camera,
+                Codec::Vp8,
+                VIDEO_STREAM,
+                &frame.data,
+                now_us,
+                &mut sealed,
+            )?;
+            packetizer.packetize(&sealed, chunks);
             let ts = video_frames.wrapping_mul(90_000 / 30);
             let last = chunks.len().saturating_sub(1);
             for (i, chunk) in chunks.iter().enumerate() {
-                sender.send(chunk, ts, i == last, epoch)?;
+                sender.send(chunk, ts, i == last)?;
             }
             video_frames += 1;
             next_video += video_interval;
@@ -438,22 +484,36 @@ fn publish(config: &BaselineConfig, to: SocketAddr, epoch: Instant) -> Result<u6
     Ok(sent)
 }
 
-/// The receivers: one socket each, all served by one thread running a small tokio runtime.
+/// The receivers: one socket each, all served by one thread running a small tokio runtime,
+/// each holding the publisher's key as a viewer does.
 struct Receivers {
     addrs: Vec<SocketAddr>,
     stop: tokio::sync::watch::Sender<bool>,
-    thread: std::thread::JoinHandle<Vec<ReceiverStats>>,
+    thread: std::thread::JoinHandle<Result<(Vec<MediaReceiver>, Duration), BaselineError>>,
 }
 
 impl Receivers {
-    fn start(n: usize, epoch: Instant) -> Result<Self, BaselineError> {
+    fn start(n: usize, epoch: Instant, key: &BaseKey) -> Result<Self, BaselineError> {
         let mut sockets = Vec::with_capacity(n);
         let mut addrs = Vec::with_capacity(n);
         for _ in 0..n {
             let s = StdUdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
             s.set_nonblocking(true)?;
             addrs.push(s.local_addr()?);
-            sockets.push(s);
+            let mut media = MediaReceiver::default();
+            media
+                .opener
+                .keys_mut()
+                .install(
+                    Instant::now(),
+                    PUBLISHER_SLOT,
+                    GENERATION,
+                    0,
+                    SUITE,
+                    key.clone(),
+                )
+                .map_err(|e| BaselineError::Key(e.to_string()))?;
+            sockets.push((s, media));
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -462,19 +522,22 @@ impl Receivers {
         let thread = std::thread::Builder::new()
             .name("baseline-receivers".into())
             .spawn(move || {
-                runtime.block_on(async move {
+                let cpu_start = thread_cpu_time()?;
+                let media = runtime.block_on(async move {
                     let tasks: Vec<_> = sockets
                         .into_iter()
-                        .map(|s| tokio::spawn(receive(s, epoch, stop_rx.clone())))
+                        .map(|(s, media)| tokio::spawn(receive(s, media, epoch, stop_rx.clone())))
                         .collect();
                     let mut out = Vec::with_capacity(tasks.len());
                     for task in tasks {
-                        // A receiver task only ends by returning its stats; a panic inside
-                        // one is a bug that should fail the run loudly.
+                        // A receiver task only ends by returning what it received; a panic
+                        // inside one is a bug that should fail the run loudly.
                         out.push(task.await.expect("receiver task panicked"));
                     }
                     out
-                })
+                });
+                let cpu = thread_cpu_time()?.saturating_sub(cpu_start);
+                Ok((media, cpu))
             })?;
         Ok(Receivers {
             addrs,
@@ -483,36 +546,44 @@ impl Receivers {
         })
     }
 
-    fn stop(self) -> Result<Vec<ReceiverStats>, BaselineError> {
+    /// Stops the receivers; returns what each received and the thread's CPU time.
+    fn stop(self) -> Result<(Vec<MediaReceiver>, Duration), BaselineError> {
         // Receivers that already ended have dropped their end; nothing to tell them.
         let _ = self.stop.send(true);
         self.thread
             .join()
-            .map_err(|_| BaselineError::Panicked("receivers"))
+            .map_err(|_| BaselineError::Panicked("receivers"))?
     }
 }
 
+/// One receiver: every packet parsed, reassembled into its frame, every frame SFrame-opened and
+/// its probe measured ([`MediaReceiver`], as a sans-IO viewer does after SRTP).
 async fn receive(
     socket: StdUdpSocket,
+    mut media: MediaReceiver,
     epoch: Instant,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> ReceiverStats {
-    let mut stats = ReceiverStats::new();
+) -> MediaReceiver {
     let Ok(socket) = tokio::net::UdpSocket::from_std(socket) else {
-        return stats;
+        return media;
     };
     let mut buf = [0u8; 2048];
     loop {
         tokio::select! {
-            _ = stop.changed() => return stats,
+            _ = stop.changed() => return media,
             received = socket.recv(&mut buf) => {
                 let Ok(len) = received else { continue };
-                let arrival = epoch.elapsed().as_micros() as u64;
-                // Anything that is not one of our probed packets is ignored (and cannot be
-                // confused with one: the probe has a magic number).
-                if let Ok((_, probe)) = Probe::split_trailer(&buf[..len]) {
-                    stats.on_probe(&probe, arrival);
-                }
+                let arrival_us = epoch.elapsed().as_micros() as u64;
+                // Anything that is not RTP of the publisher's two payload types is ignored.
+                let Ok(packet) = rtc::rtp::Packet::unmarshal(&mut &buf[..len]) else {
+                    continue;
+                };
+                let kind = match packet.header.payload_type {
+                    AUDIO_PT => RtpCodecKind::Audio,
+                    VIDEO_PT => RtpCodecKind::Video,
+                    _ => continue,
+                };
+                media.on_rtp(kind, &packet, Instant::now(), arrival_us);
             }
         }
     }
@@ -552,7 +623,7 @@ mod tests {
     }
 
     #[test]
-    fn short_run_relays_every_packet_to_every_receiver() {
+    fn short_run_relays_every_packet_to_every_receiver_which_decrypts_every_frame() {
         let config = BaselineConfig {
             receivers: 5,
             duration: Duration::from_millis(600),
@@ -567,9 +638,14 @@ mod tests {
         assert_eq!(out.relay_packets_in, out.packets_sent);
         assert_eq!(out.relay_packets_out, out.packets_sent * 5);
         assert_eq!(out.receivers_reached, 5);
-        assert_eq!(out.totals.received, out.packets_sent * 5);
+        assert_eq!(out.receiver_packets, out.packets_sent * 5);
+        // Every frame decrypted and measured: one probe per frame.
+        assert_eq!(out.decrypt_failures, 0, "{out:?}");
+        assert_eq!(out.totals.received, out.frames_decrypted);
+        assert!(out.frames_decrypted >= 5 * 40, "{out:?}");
         assert_eq!(out.totals.lost, 0);
         assert!(out.relay_cpu_seconds > 0.0);
+        assert!(out.receiver_cpu_seconds > 0.0);
         assert!(out.totals.latency.p99_ms().unwrap() < 500.0);
     }
 }

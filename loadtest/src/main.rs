@@ -341,7 +341,10 @@ fn baseline(
     report.joined = outcome.receivers_reached;
     report.frames_sent = outcome.packets_sent;
     report.set_receiver_totals(&outcome.totals);
+    report.decrypt_failures = Some(outcome.decrypt_failures);
     report.set_relay_cost(outcome.relay_cpu_seconds, outcome.relay_packets_out);
+    // The receivers' own cost: every packet read and reassembled, every frame SFrame-opened.
+    report.set_generator_cost(outcome.receiver_cpu_seconds, Some(outcome.receiver_packets));
     Ok(report)
 }
 

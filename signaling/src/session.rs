@@ -612,7 +612,8 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 let Some(node) = self.ctx.hub.media().cloned() else {
                     return self.media_unavailable().await;
                 };
-                let Some(session) = j.media_session_id.filter(|_| j.media_session) else {
+                // Known from the join (or the first SDP of a device let in from the lobby).
+                let Some(session) = j.media_session_id else {
                     return self
                         .refuse(ErrorCode::WrongState, "subscribe before any media session")
                         .await;
@@ -940,7 +941,11 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 relay_gate: RelayGate::new(),
             };
             match outcome {
-                JoinOutcome::Joined { slot, resumed } => {
+                JoinOutcome::Joined {
+                    slot,
+                    resumed,
+                    media_session,
+                } => {
                     info!(role = state.grants.role.as_str(), slot, resumed, "joined");
                     // A resumed device's media session is still on the media node, unless its
                     // peer connection did not survive: its next offer then starts a fresh one,
@@ -949,6 +954,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                     self.joined = Some(JoinedState {
                         slot,
                         media_session: resumed && !media_lost,
+                        media_session_id: Some(media_session),
                         ..state
                     });
                 }

@@ -40,6 +40,7 @@ mod viewer_peer;
 mod worker;
 
 pub use engine::{EngineStats, ViewerEngine};
+pub(crate) use receiver::MediaReceiver;
 pub use signaling::run_viewer;
 
 /// Which engine runs a broadcast's viewers (`--viewer-engine`).

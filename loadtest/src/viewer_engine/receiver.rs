@@ -1,7 +1,8 @@
 //! One viewer's received media, as the `async` engine's receiver does it
 //! (`participant/media_tasks.rs`): Opus packets are frames, VP8 packets are reassembled per
 //! SSRC, and every frame is SFrame-decrypted and its probe recorded by the viewer's
-//! [`FrameOpener`].
+//! [`FrameOpener`]. The `baseline` scenario's receivers use it too (`baseline.rs`), so the
+//! generator's receive cost has a figure without a WebRTC transport.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -14,20 +15,20 @@ use crate::secure_media::FrameOpener;
 
 /// What one viewer received and decrypted.
 #[derive(Debug, Default)]
-pub(super) struct MediaReceiver {
-    pub(super) opener: FrameOpener,
+pub(crate) struct MediaReceiver {
+    pub(crate) opener: FrameOpener,
     video: HashMap<u32, Vp8Reassembler>,
     /// VP8 frames lost to a missing RTP packet before decryption.
-    pub(super) broken_frames: u64,
+    pub(crate) broken_frames: u64,
     /// RTP packets received (after SRTP).
-    pub(super) packets: u64,
+    pub(crate) packets: u64,
     /// Frames that decrypted and carried a probe.
-    pub(super) frames_decrypted: u64,
+    pub(crate) frames_decrypted: u64,
 }
 
 impl MediaReceiver {
     /// One RTP packet of a track of `kind`, received at `now` (`arrival_us` on the run clock).
-    pub(super) fn on_rtp(
+    pub(crate) fn on_rtp(
         &mut self,
         kind: RtpCodecKind,
         packet: &rtc::rtp::Packet,
@@ -65,7 +66,7 @@ impl MediaReceiver {
 
     /// A new media session (after a `media_reset`): reassembly starts over, keys and
     /// measurements stay.
-    pub(super) fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.video.clear();
     }
 }

@@ -65,6 +65,8 @@ pub enum JoinOutcome {
         /// The join resumed the device's membership (`joined.resumed`): its media session on
         /// the media node is still there.
         resumed: bool,
+        /// The device's media session (kept from before when it resumed).
+        media_session: MediaSessionId,
     },
     /// Waiting in the lobby (`waiting` is the first message on the queue); then
     /// [`Outbound::Admitted`] or [`Outbound::Refused`].
@@ -426,9 +428,17 @@ impl RoomActor {
                             ty: "joined",
                             text: msg.to_json().into(),
                         });
+                        let media_session = self
+                            .room
+                            .member(&device)
+                            .map_or_else(MediaSessionId::random, |m| m.media_session);
                         self.conns.insert(conn, ConnHandle { device, tx });
                         self.deliver(out, now);
-                        let _ = reply.send(Ok(JoinOutcome::Joined { slot, resumed }));
+                        let _ = reply.send(Ok(JoinOutcome::Joined {
+                            slot,
+                            resumed,
+                            media_session,
+                        }));
                     }
                     Ok(JoinAnswer::Waiting(out)) => {
                         info!(room = self.room.name(), device = %device, "join waits in the lobby");
