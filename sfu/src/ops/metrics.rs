@@ -29,6 +29,7 @@ pub struct SfuMetrics {
     slot_reassignments: IntCounterVec,
     receive_slots: IntGaugeVec,
     consent_expired: IntCounter,
+    rtp_short_path: IntCounter,
     udp_receive_buffer_drops: IntCounter,
     udp_arrivals_without_kernel_time: IntCounter,
     ice_tcp_connections: IntGauge,
@@ -185,6 +186,14 @@ impl SfuMetrics {
                 let c = IntCounter::new(
                     "sfu_consent_expired_total",
                     "peers dropped for silence (RFC 7675)",
+                )?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
+            rtp_short_path: {
+                let c = IntCounter::new(
+                    "sfu_rtp_short_path_packets_total",
+                    "RTP packets decrypted and forwarded without crossing the peer's rtc pipeline",
                 )?;
                 r.register(Box::new(c.clone()))?;
                 c
@@ -420,6 +429,7 @@ impl SfuMetrics {
                 set_counter(&self.stun_rejected.with_label_values(&[reason]), v);
             }
             set_counter(&self.consent_expired, t.consent_expired);
+            set_counter(&self.rtp_short_path, t.rtp_short_path);
             set_counter(
                 &self.udp_arrivals_without_kernel_time,
                 t.datagrams_without_kernel_time,
