@@ -148,6 +148,7 @@ impl<H: MediaHandler> ShardState<H> {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
+        peer.pipeline_reads_pending = true;
         let result = peer.pc.handle_read(TaggedBytesMut {
             now,
             transport: TransportContext {

@@ -9,7 +9,10 @@
 //! connected, and the packets `rtc` must see (the first of every stream, which establish it and
 //! fire `OnTrack`; a simulcast layer's until their `mid`/`rid` extensions bound its SSRC; RTX it
 //! de-encapsulates; SSRCs it routes by payload type): for those `unprotect_rtp` answers `None`
-//! and touches nothing. The SFU loses nothing the pipeline did for the packets that skip it: it
+//! and touches nothing. What went into the pipeline reaches the handler when the shard drives
+//! the peer at the end of the pass; until then the peer's SRTP keeps taking the pipeline too, so
+//! the handler sees its packets in arrival order, and a stream's track (`OnTrack`) before the
+//! stream's packets. The SFU loses nothing the pipeline did for the packets that skip it: it
 //! registers no `rtc` interceptor that reads RTP (only `rtcp_delivery`'s, for RTCP), keeps its
 //! own receive statistics and transport-cc feedback in the forwarding core, and reads none of
 //! `rtc`'s statistics; ICE liveness is the shard's consent check, which only STUN feeds.
@@ -45,7 +48,7 @@ impl<H: MediaHandler> ShardState<H> {
         let Some(peer) = self.peers.get_mut(&id) else {
             return ShortReceive::Pipeline;
         };
-        if !peer.connected {
+        if !peer.connected || peer.pipeline_reads_pending {
             return ShortReceive::Pipeline;
         }
         let plaintext = match peer.pc.unprotect_rtp(data) {
