@@ -31,6 +31,7 @@ pub struct SfuMetrics {
     consent_expired: IntCounter,
     offers_withdrawn: IntCounter,
     sessions_replaced: IntCounter,
+    rtp_short_path: IntCounter,
     udp_receive_buffer_drops: IntCounter,
     udp_arrivals_without_kernel_time: IntCounter,
     ice_tcp_connections: IntGauge,
@@ -203,6 +204,14 @@ impl SfuMetrics {
                 let c = IntCounter::new(
                     "sfu_consent_expired_total",
                     "peers dropped for silence (RFC 7675)",
+                )?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
+            rtp_short_path: {
+                let c = IntCounter::new(
+                    "sfu_rtp_short_path_packets_total",
+                    "RTP packets decrypted and forwarded without crossing the peer's rtc pipeline",
                 )?;
                 r.register(Box::new(c.clone()))?;
                 c
@@ -440,6 +449,7 @@ impl SfuMetrics {
             }
             set_counter(&self.consent_expired, t.consent_expired);
             set_counter(&self.offers_withdrawn, t.offers_withdrawn);
+            set_counter(&self.rtp_short_path, t.rtp_short_path);
             set_counter(
                 &self.udp_arrivals_without_kernel_time,
                 t.datagrams_without_kernel_time,

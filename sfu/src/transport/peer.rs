@@ -189,6 +189,10 @@ pub(crate) struct Peer {
     pub(crate) dirty: bool,
     /// An outgoing track changed while an offer was outstanding: offer again after the answer.
     pub(crate) renegotiate_after_answer: bool,
+    /// A datagram went into the `rtc` pipeline since the shard last drained the session's
+    /// output: until it is drained the short receive path waits, so the media handler sees the
+    /// peer's packets, and the tracks they open, in arrival order.
+    pub(crate) pipeline_reads_pending: bool,
     outgoing: Vec<OutgoingSender>,
     /// Outgoing tracks added before the peer connected: the shard attaches them and offers once
     /// it is.
@@ -227,6 +231,7 @@ impl Peer {
             scheduled: None,
             dirty: false,
             renegotiate_after_answer: false,
+            pipeline_reads_pending: false,
             outgoing: Vec::new(),
             deferred: Vec::new(),
             offer_on_connect: false,

@@ -51,6 +51,9 @@ pub struct ShardStats {
     pub offers_withdrawn: u64,
     /// RTP packets delivered to the media handler.
     pub rtp_in: u64,
+    /// Of those, the packets that took the short receive path (decrypted by the peer's SRTP
+    /// context without crossing its `rtc` pipeline: an established stream's SRTP).
+    pub rtp_short_path: u64,
     /// RTCP compound packets delivered to the media handler.
     pub rtcp_in: u64,
     /// Datagrams written to the socket.

@@ -33,6 +33,7 @@ mod receive_slots_join;
 mod registry_heartbeat;
 mod renegotiation;
 mod shard_jobs;
+mod short_receive_path;
 mod sigterm_drain;
 mod silent_peer_freed;
 mod slow_link_layer_adaptation;

@@ -118,6 +118,14 @@ async fn subscriber_gets_the_capped_simulcast_layer_and_switches_at_keyframes_co
         snapshot.metrics.dropped.unknown_ssrc, 0,
         "every rid's packets belong to the track"
     );
+    // Once its rid bound a layer's SSRC, the layer's packets took the short receive path.
+    let shard = snapshot.shard.expect("the node's shard answers");
+    assert!(
+        shard.rtp_short_path * 2 > shard.rtp_in,
+        "most simulcast packets took the short receive path: {} of {}",
+        shard.rtp_short_path,
+        shard.rtp_in
+    );
     source.peer.close().await;
     subscriber.close().await;
 }

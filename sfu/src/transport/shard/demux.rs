@@ -18,6 +18,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tracing::{debug, trace};
 
 use super::ShardState;
+use super::short_receive::ShortReceive;
 use crate::transport::dtls_alert;
 use crate::transport::events::CloseReason;
 use crate::transport::ice_tcp::IceTcpClose;
@@ -140,6 +141,14 @@ impl<H: MediaHandler> ShardState<H> {
             self.close_peer(id, CloseReason::DtlsFailed, now);
             return;
         }
+        // SRTP of an established stream skips the `rtc` pipeline (see `short_receive`).
+        if let ShortReceive::Done = self.receive_short(id, data, now) {
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.pipeline_reads_pending = true;
         let result = peer.pc.handle_read(TaggedBytesMut {
             now,
             transport: TransportContext {

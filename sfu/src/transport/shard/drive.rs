@@ -321,6 +321,7 @@ impl<H: MediaHandler> ShardState<H> {
                 // `now` of a read message is its datagram's arrival time (`handle_read`'s `now`).
                 self.inbox.push((message.now, message.message));
             }
+            peer.pipeline_reads_pending = false;
         }
 
         let connected_now = events

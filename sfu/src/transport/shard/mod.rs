@@ -4,7 +4,8 @@
 //! side of each request), [`access`] (the handler and the transport as a job on the shard's
 //! task sees them), [`demux`] (which peer a datagram belongs to), [`negotiation`] (offers,
 //! answers and outgoing-track changes), [`drive`] (the task's loop: receive, drive `rtc`,
-//! timers, the pass's send batch) and [`tcp_links`] (the ICE-TCP connections it holds and what
+//! timers, the pass's send batch), [`short_receive`] (SRTP of established streams to the media
+//! handler without the `rtc` pipeline) and [`tcp_links`] (the ICE-TCP connections it holds and what
 //! it sends on them). This file holds the state they share, the start, and what every job
 //! needs: events to the handler, the dirty list, closing a peer.
 
@@ -13,6 +14,7 @@ mod commands;
 mod demux;
 mod drive;
 mod negotiation;
+mod short_receive;
 mod tcp_links;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};

@@ -1,5 +1,5 @@
-//! A UDP relay between a client and the SFU on loopback: lets a test duplicate (replay) SRTP
-//! packets, silence a peer, or police the SFU→client direction to a bit rate (a slow, lossy
+//! A UDP relay between a client and the SFU on loopback: lets a test duplicate (replay) or
+//! forge SRTP packets, silence a peer, or police the SFU→client direction to a bit rate (a slow, lossy
 //! downlink) without the client knowing.
 
 use std::net::SocketAddr;
@@ -18,6 +18,11 @@ pub(crate) struct RelayControl {
     pub(crate) replay_next_srtp: AtomicBool,
     /// SRTP packets replayed so far.
     pub(crate) replayed: AtomicUsize,
+    /// Send a forged copy of the next client→SFU SRTP packet (its authentication tag's last
+    /// byte flipped) just before the packet itself (set back to false once done).
+    pub(crate) forge_next_srtp: AtomicBool,
+    /// Forged SRTP packets sent so far.
+    pub(crate) forged: AtomicUsize,
     /// Police SFU→client datagrams to this many bit/s (0 = no limit): a token bucket of
     /// [`POLICER_BURST_BYTES`] drops what does not fit, like a slow link with a short queue.
     pub(crate) downlink_bps: AtomicU64,
@@ -59,9 +64,15 @@ impl Relay {
                     if control.blackhole.load(Ordering::SeqCst) {
                         continue;
                     }
-                    let _ = sfu_side.send_to(&buf[..n], sfu).await;
                     let is_rtp =
                         matches!(buf[0], 128..=191) && n > 12 && !matches!(buf[1], 192..=223);
+                    if is_rtp && control.forge_next_srtp.swap(false, Ordering::SeqCst) {
+                        let mut forged = buf[..n].to_vec();
+                        forged[n - 1] ^= 0x01;
+                        let _ = sfu_side.send_to(&forged, sfu).await;
+                        control.forged.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let _ = sfu_side.send_to(&buf[..n], sfu).await;
                     if is_rtp && control.replay_next_srtp.swap(false, Ordering::SeqCst) {
                         let _ = sfu_side.send_to(&buf[..n], sfu).await;
                         control.replayed.fetch_add(1, Ordering::SeqCst);

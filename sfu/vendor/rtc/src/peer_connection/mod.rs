@@ -797,6 +797,62 @@ impl RTCPeerConnection {
         Ok((peer_addr, context.encrypt_rtp(rtp)?))
     }
 
+    /// PATCH (e2ee-sfu): the receive twin of [`Self::protect_rtp`]: decrypts one received SRTP
+    /// datagram with the connection's remote SRTP context (replay check and authentication as in
+    /// the read pipeline) and returns the plaintext RTP packet, without the demuxer, ICE, DTLS,
+    /// interceptor and endpoint handlers, their queues or the statistics. Meant for an
+    /// application that has already demultiplexed the datagram (RFC 7983, RTP rather than RTCP)
+    /// and authenticated its source, and that needs nothing of the pipeline for media of a stream
+    /// already established (an SFU that writes its own receiver reports and feedback).
+    ///
+    /// Returns `Ok(None)`, having touched nothing, where the pipeline must see the packet: before
+    /// DTLS has produced the SRTP keys, for a header that does not parse, and for an SSRC that is
+    /// not the primary SSRC of a receiver's track whose stream the pipeline has established (its
+    /// first packets; a simulcast layer until its `mid`/`rid` extensions bound it; an RTX stream
+    /// the endpoint handler de-encapsulates; a packet the endpoint routes by payload type). Such
+    /// a datagram goes to `handle_read`. A packet the
+    /// SRTP context refuses (replayed, unauthenticated, too short) is an error, counted in
+    /// [`Self::take_read_errors`] like the pipeline's refusals.
+    pub fn unprotect_rtp(&mut self, datagram: &[u8]) -> Result<Option<bytes::BytesMut>> {
+        let header = {
+            let mut buf = datagram;
+            match <rtp::Header as shared::marshal::Unmarshal>::unmarshal(&mut buf) {
+                Ok(header) => header,
+                Err(_) => return Ok(None),
+            }
+        };
+        // Established: the SSRC is the primary SSRC of a receiver's track and the pipeline's
+        // first packet of it set the track's codec (`ensure_remote_stream_bound`: interceptors
+        // bound, `OnTrack` fired, a rid's SSRC learnt). The endpoint handler would then deliver
+        // the packet unchanged on that track.
+        let established = self.rtp_transceivers.iter().any(|transceiver| {
+            transceiver.receiver().as_ref().is_some_and(|receiver| {
+                receiver
+                    .track()
+                    .get_codec_by_ssrc(header.ssrc)
+                    .is_some_and(|codec| !codec.mime_type.is_empty())
+            })
+        });
+        if !established {
+            return Ok(None);
+        }
+        let Some(context) = self
+            .pipeline_context
+            .srtp_handler_context
+            .remote_srtp_context
+            .as_mut()
+        else {
+            return Ok(None);
+        };
+        match context.decrypt_rtp_with_header(datagram, &header) {
+            Ok(plaintext) => Ok(Some(plaintext)),
+            Err(err) => {
+                self.pipeline_context.read_errors.count(&err);
+                Err(err)
+            }
+        }
+    }
+
     /// Creates an SDP offer to start a new WebRTC connection to a remote peer.
     ///
     /// The offer includes information about the attached media tracks, codecs and options supported

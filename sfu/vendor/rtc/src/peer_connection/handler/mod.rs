@@ -155,7 +155,8 @@ pub struct RTCReadErrors {
 }
 
 impl RTCReadErrors {
-    fn count(&mut self, err: &Error) {
+    // PATCH (e2ee-sfu): crate-visible, so `RTCPeerConnection::unprotect_rtp` counts the same way.
+    pub(crate) fn count(&mut self, err: &Error) {
         match err {
             Error::ErrDuplicated
             | Error::SrtpSsrcDuplicated(..)
