@@ -5,28 +5,12 @@
 
 use crate::common;
 
-use std::time::Duration;
-
-use crate::common::peers::{accept_answer, join, publisher, subscriber, subscriptions};
-use call_client::peer::{LocalTrack, Peer};
-use sfu::node::{NodeConfig, NodeError, NodeEvent, NodeHandle, SessionDescription, start_node};
+use crate::common::peers::{
+    accept_answer, join, published_track, publisher, receives, subscriber, subscriptions,
+};
+use call_client::peer::Peer;
+use sfu::node::{NodeConfig, NodeError, NodeHandle, SessionDescription, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
-
-/// A VP8 keyframe: descriptor with S = 1, frame tag P = 0.
-const KEYFRAME: [u8; 10] = [0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 7, 7, 7];
-
-/// Sends keyframes until `viewer` receives one; whether it did within about 3 s.
-async fn receives(video: &mut LocalTrack, viewer: &mut Peer) -> bool {
-    for _ in 0..100 {
-        video.write_next(&KEYFRAME).await.expect("rtp written");
-        if let Ok(Some(_)) =
-            tokio::time::timeout(Duration::from_millis(30), viewer.incoming().recv()).await
-        {
-            return true;
-        }
-    }
-    false
-}
 
 /// Adds a fresh subscriber of `track` as `device` in media session `session` and waits until it
 /// is connected.
@@ -60,20 +44,7 @@ async fn reconnect_replaces_the_media_session_and_a_late_removal_of_the_old_one_
         .expect("room created");
     let (alice, mut video) = publisher().await;
     join(&node, "room", "alice", Role::Caller, &alice, vec![]).await;
-    let mut track = None;
-    for _ in 0..100 {
-        video.write_next(&KEYFRAME).await.expect("rtp written");
-        while let Ok(e) = events.try_recv() {
-            if let NodeEvent::TrackPublished { track: t, .. } = e {
-                track = Some(t);
-            }
-        }
-        if track.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let track = track.expect("track published");
+    let track = published_track(&mut events, &mut video).await;
 
     let mut first = viewer_session(&node, &track, 1).await;
     assert!(receives(&mut video, &mut first).await, "session 1 receives");

@@ -8,13 +8,11 @@ use crate::common;
 
 use std::time::Duration;
 
-use crate::common::peers::{join, publisher, subscriber, subscriptions};
+use crate::common::peers::{join, published_track, publisher, receives, subscriber, subscriptions};
 use sfu::node::{NodeConfig, NodeEvent, NodeHandle, SessionDescription, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
 use tokio::sync::broadcast;
 
-/// A VP8 keyframe: descriptor with S = 1, frame tag P = 0.
-const KEYFRAME: [u8; 10] = [0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 7, 7, 7];
 const BOB_AUDIO_SSRC: u32 = 0x0b0b_0001;
 
 /// The next node offer to `device`, within `within`.
@@ -53,20 +51,7 @@ async fn client_offer_crossing_an_sfu_offer_is_answered_and_the_sfu_offers_again
         .expect("room created");
     let (alice, mut video) = publisher().await;
     join(&node, "room", "alice", Role::Caller, &alice, vec![]).await;
-    let mut track = None;
-    for _ in 0..100 {
-        video.write_next(&KEYFRAME).await.expect("rtp written");
-        while let Ok(e) = events.try_recv() {
-            if let NodeEvent::TrackPublished { track: t, .. } = e {
-                track = Some(t);
-            }
-        }
-        if track.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let track = track.expect("alice's track published");
+    let track = published_track(&mut events, &mut video).await;
     let mut bob = subscriber().await;
     join(&node, "room", "bob", Role::Caller, &bob, vec![]).await;
 
@@ -127,17 +112,10 @@ async fn client_offer_crossing_an_sfu_offer_is_answered_and_the_sfu_offers_again
     node.renegotiate("room", "bob", SessionDescription::Answer(reply), &[], None)
         .await
         .expect("bob's answer applies");
-    let mut received = false;
-    for _ in 0..100 {
-        video.write_next(&KEYFRAME).await.expect("rtp written");
-        if let Ok(Some(_)) =
-            tokio::time::timeout(Duration::from_millis(30), bob.incoming().recv()).await
-        {
-            received = true;
-            break;
-        }
-    }
-    assert!(received, "alice's video reaches bob after the glare");
+    assert!(
+        receives(&mut video, &mut bob).await,
+        "alice's video reaches bob after the glare"
+    );
     alice.close().await;
     bob.close().await;
 }

@@ -7,7 +7,9 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use crate::common::peers::{accept_answer, join, publisher, subscriber, subscriptions};
+use crate::common::peers::{
+    accept_answer, join, published_track, publisher, receives, subscriber, subscriptions,
+};
 use sfu::node::{NodeConfig, NodeEvent, SessionDescription, start_node};
 use sfu::transport::TransportConfig;
 use sfu_forwarding::{Role, RoomPolicy};
@@ -45,22 +47,7 @@ async fn publisher_gone_unpublishes_its_track_and_removes_it_from_subscribers() 
 
     let (publisher, mut video) = publisher().await;
     join(&node, "room", "alice", Role::Caller, &publisher, vec![]).await;
-    // VP8 keyframes: descriptor with S = 1, frame tag P = 0.
-    let frame = [0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 7, 7, 7];
-    let mut track = None;
-    for _ in 0..100 {
-        video.write_next(&frame).await.expect("rtp written");
-        while let Ok(e) = events.try_recv() {
-            if let NodeEvent::TrackPublished { track: t, .. } = e {
-                track = Some(t);
-            }
-        }
-        if track.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let track = track.expect("track published");
+    let track = published_track(&mut events, &mut video).await;
 
     let mut subscriber = subscriber().await;
     let answer = node
@@ -78,17 +65,10 @@ async fn publisher_gone_unpublishes_its_track_and_removes_it_from_subscribers() 
     let sent_ssrcs = ssrcs(&answer);
     assert!(!sent_ssrcs.is_empty(), "the answer sends the track");
     accept_answer(&subscriber, &answer, "bob").await;
-    let mut received = false;
-    for _ in 0..100 {
-        video.write_next(&frame).await.expect("rtp written");
-        if let Ok(Some(_)) =
-            tokio::time::timeout(Duration::from_millis(30), subscriber.incoming().recv()).await
-        {
-            received = true;
-            break;
-        }
-    }
-    assert!(received, "media flows before the publisher goes");
+    assert!(
+        receives(&mut video, &mut subscriber).await,
+        "media flows before the publisher goes"
+    );
 
     // The publisher's client goes away.
     let gone_at = Instant::now();

@@ -12,7 +12,7 @@ use signaling::room::OFFER_ANSWER_TIMEOUT;
 use tokio::time::Instant;
 
 use crate::common::{TestServer, config};
-use crate::media_call::{Device, Receiver, SUITE, publish, receive, send_frames, send_key};
+use crate::media_call::{Device, Media, Receiver, SUITE, publish, receive, send_frames, send_key};
 
 /// The next `offer` to `dev` within `within`, skipping other messages.
 async fn next_offer(dev: &mut Device, within: Duration) -> String {
@@ -27,22 +27,30 @@ async fn next_offer(dev: &mut Device, within: Duration) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unanswered_sfu_offer_is_sent_again_and_the_call_goes_on() {
-    let s = TestServer::start(config()).await;
+/// Alice and Bob in a meeting, both publishing, Alice sending frames with a key Bob holds; Bob
+/// has asked for Alice's tracks and the SFU's offer for them is on its way to Bob (unanswered).
+struct PendingOffer {
+    alice: Device,
+    bob: Device,
+    a: Media,
+    b: Media,
+    a_sender: Sender,
+    alice_key: BaseKey,
+}
+
+async fn bob_subscribes_to_alice(s: &TestServer) -> PendingOffer {
     s.meeting("call").await;
-    let mut alice = Device::join(&s, "call", "alice-dev").await;
-    let mut bob = Device::join(&s, "call", "bob-dev").await;
+    let mut alice = Device::join(s, "call", "alice-dev").await;
+    let mut bob = Device::join(s, "call", "bob-dev").await;
     let mut a = publish(&mut alice, 0x3333_0001, 10).await;
     let mut b = publish(&mut bob, 0x3333_0002, 50).await;
     let alice_key = BaseKey::random(&mut rand::rng());
     send_key(&mut alice, &mut bob, &alice_key, &mut b.store).await;
-    let mut a_sender = Sender::new(SUITE, alice.slot(), 1, alice_key).expect("sender");
+    let mut a_sender = Sender::new(SUITE, alice.slot(), 1, alice_key.clone()).expect("sender");
     for i in 0..25 {
         send_frames(&mut a, &mut a_sender, i).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-
     // Bob subscribes to Alice's tracks once both are announced.
     let mut tracks: Vec<Value> = Vec::new();
     while tracks.len() < 2 {
@@ -55,6 +63,27 @@ async fn an_unanswered_sfu_offer_is_sent_again_and_the_call_goes_on() {
     bob.ws
         .send(&json!({"type": "subscribe", "subscriptions": subs}))
         .await;
+    PendingOffer {
+        alice,
+        bob,
+        a,
+        b,
+        a_sender,
+        alice_key,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_sfu_offer_is_sent_again_and_the_call_goes_on() {
+    let s = TestServer::start(config()).await;
+    let PendingOffer {
+        alice,
+        mut bob,
+        mut a,
+        mut b,
+        mut a_sender,
+        ..
+    } = bob_subscribes_to_alice(&s).await;
     // The SFU's offer: lost, as far as the SFU can tell (Bob never answers it).
     let first = next_offer(&mut bob, Duration::from_secs(10)).await;
     let ignored_at = Instant::now();
@@ -99,28 +128,14 @@ async fn an_unanswered_sfu_offer_is_sent_again_and_the_call_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_during_a_pending_sfu_offer_ends_in_one_working_session() {
     let s = TestServer::start(config()).await;
-    s.meeting("call").await;
-    let mut alice = Device::join(&s, "call", "alice-dev").await;
-    let mut bob = Device::join(&s, "call", "bob-dev").await;
-    let mut a = publish(&mut alice, 0x3333_0001, 10).await;
-    let b = publish(&mut bob, 0x3333_0002, 50).await;
-    let alice_key = BaseKey::random(&mut rand::rng());
-    let mut a_sender = Sender::new(SUITE, alice.slot(), 1, alice_key.clone()).expect("sender");
-    for i in 0..25 {
-        send_frames(&mut a, &mut a_sender, i).await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut tracks: Vec<Value> = Vec::new();
-    while tracks.len() < 2 {
-        let m = bob.ws.recv().await;
-        if m["type"] == "track_published" && m["track"]["publisher"] == "alice-dev" {
-            tracks.push(m["track"].clone());
-        }
-    }
-    let subs: Vec<Value> = tracks.iter().map(|t| json!({"track": t["id"]})).collect();
-    bob.ws
-        .send(&json!({"type": "subscribe", "subscriptions": subs}))
-        .await;
+    let PendingOffer {
+        mut alice,
+        mut bob,
+        mut a,
+        b,
+        mut a_sender,
+        alice_key,
+    } = bob_subscribes_to_alice(&s).await;
     // The SFU's offer for bob's first session: left unanswered.
     let pending = next_offer(&mut bob, Duration::from_secs(10)).await;
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use call_client::peer::{LocalTrack, Peer, PeerBuilder, RtpCodecKind, VideoLayer};
-use sfu::node::{NodeHandle, SubscriptionRequest};
+use sfu::node::{NodeEvent, NodeHandle, SubscriptionRequest};
 use sfu::transport::{MediaHandler, OutgoingTrack, PeerId};
 use sfu_forwarding::Role;
 
@@ -15,6 +15,40 @@ pub(crate) const VIDEO_SSRC: u32 = 0x1234_5678;
 /// How long a client may take to connect on loopback (the 50-viewer and 20-caller tests
 /// connect all their clients at once).
 pub(crate) const CONNECT: Duration = Duration::from_secs(20);
+
+/// A VP8 keyframe payload: descriptor with S = 1, frame tag P = 0.
+pub(crate) const KEYFRAME: [u8; 10] = [0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 7, 7, 7];
+
+/// Sends [`KEYFRAME`]s on `video` until the node reports a track published; returns its id.
+pub(crate) async fn published_track(
+    events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    video: &mut LocalTrack,
+) -> String {
+    for _ in 0..100 {
+        video.write_next(&KEYFRAME).await.expect("rtp written");
+        while let Ok(e) = events.try_recv() {
+            if let NodeEvent::TrackPublished { track, .. } = e {
+                return track;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no track published within 100 keyframes");
+}
+
+/// Sends [`KEYFRAME`]s on `video` until `viewer` receives a packet; whether it did within
+/// about 3 s.
+pub(crate) async fn receives(video: &mut LocalTrack, viewer: &mut Peer) -> bool {
+    for _ in 0..100 {
+        video.write_next(&KEYFRAME).await.expect("rtp written");
+        if let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_millis(30), viewer.incoming().recv()).await
+        {
+            return true;
+        }
+    }
+    false
+}
 
 /// A client built with `builder` that publishes one VP8 track with SSRC `ssrc`.
 pub(crate) async fn publisher_with(builder: PeerBuilder, ssrc: u32) -> (Peer, LocalTrack) {
