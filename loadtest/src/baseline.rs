@@ -16,6 +16,7 @@
 //! Everything is on 127.0.0.1 and stops by itself after the configured duration.
 
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use call_client::media::{Codec, Vp8Packetizer};
 use e2ee_frames::{BaseKey, CipherSuite, Sender, Stream};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use shared::marshal::{Marshal, Unmarshal};
 use thiserror::Error;
@@ -33,7 +35,7 @@ use crate::media::vp8_frames::{Vp8Config, Vp8ConfigError, Vp8FrameGenerator};
 use crate::process_usage::{ProcessUsageError, thread_cpu_time};
 use crate::receiver_stats::StatsTotals;
 use crate::secure_media::{FrameSealer, SealError};
-use crate::viewer_engine::MediaReceiver;
+use crate::viewer_engine::{MediaReceiver, RECV_BATCH, RecvBatch};
 
 /// RTP packets are at most this long, as WebRTC stacks send them.
 pub const RTP_MTU: usize = 1200;
@@ -484,22 +486,28 @@ fn publish(
     Ok(sent)
 }
 
-/// The receivers: one socket each, all served by one thread running a small tokio runtime,
-/// each holding the publisher's key as a viewer does.
+/// The receivers: one socket each, all served by one thread the way the viewer engine serves
+/// its viewers (one level-triggered `epoll` for every socket, each ready socket read with
+/// `recvmmsg`, no task or channel per packet), each holding the publisher's key as a viewer
+/// does.
 struct Receivers {
     addrs: Vec<SocketAddr>,
-    stop: tokio::sync::watch::Sender<bool>,
+    stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<Result<(Vec<MediaReceiver>, Duration), BaselineError>>,
 }
 
 impl Receivers {
     fn start(n: usize, epoch: Instant, key: &BaseKey) -> Result<Self, BaselineError> {
-        let mut sockets = Vec::with_capacity(n);
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(std::io::Error::from)?;
+        let mut receivers = Vec::with_capacity(n);
         let mut addrs = Vec::with_capacity(n);
-        for _ in 0..n {
+        for i in 0..n {
             let s = StdUdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
             s.set_nonblocking(true)?;
             addrs.push(s.local_addr()?);
+            epoll
+                .add(s.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, i as u64))
+                .map_err(std::io::Error::from)?;
             let mut media = MediaReceiver::default();
             media
                 .opener
@@ -513,32 +521,15 @@ impl Receivers {
                     key.clone(),
                 )
                 .map_err(|e| BaselineError::Key(e.to_string()))?;
-            sockets.push((s, media));
+            receivers.push((s, media));
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let thread = std::thread::Builder::new()
-            .name("baseline-receivers".into())
-            .spawn(move || {
-                let cpu_start = thread_cpu_time()?;
-                let media = runtime.block_on(async move {
-                    let tasks: Vec<_> = sockets
-                        .into_iter()
-                        .map(|(s, media)| tokio::spawn(receive(s, media, epoch, stop_rx.clone())))
-                        .collect();
-                    let mut out = Vec::with_capacity(tasks.len());
-                    for task in tasks {
-                        // A receiver task only ends by returning what it received; a panic
-                        // inside one is a bug that should fail the run loudly.
-                        out.push(task.await.expect("receiver task panicked"));
-                    }
-                    out
-                });
-                let cpu = thread_cpu_time()?.saturating_sub(cpu_start);
-                Ok((media, cpu))
-            })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("baseline-receivers".into())
+                .spawn(move || receive_loop(&epoll, receivers, epoch, &stop))?
+        };
         Ok(Receivers {
             addrs,
             stop,
@@ -548,45 +539,64 @@ impl Receivers {
 
     /// Stops the receivers; returns what each received and the thread's CPU time.
     fn stop(self) -> Result<(Vec<MediaReceiver>, Duration), BaselineError> {
-        // Receivers that already ended have dropped their end; nothing to tell them.
-        let _ = self.stop.send(true);
+        self.stop.store(true, Ordering::Relaxed);
         self.thread
             .join()
             .map_err(|_| BaselineError::Panicked("receivers"))?
     }
 }
 
-/// One receiver: every packet parsed, reassembled into its frame, every frame SFrame-opened and
-/// its probe measured ([`MediaReceiver`], as a sans-IO viewer does after SRTP).
-async fn receive(
-    socket: StdUdpSocket,
-    mut media: MediaReceiver,
+/// Epoll events taken per wait.
+const EVENTS_PER_WAIT: usize = 64;
+
+/// The receivers' loop until `stop`: every datagram parsed, reassembled into its frame, every
+/// frame SFrame-opened and its probe measured ([`MediaReceiver`], as a sans-IO viewer does after
+/// SRTP). Returns what each receiver got and the loop's CPU time.
+fn receive_loop(
+    epoll: &Epoll,
+    mut receivers: Vec<(StdUdpSocket, MediaReceiver)>,
     epoch: Instant,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> MediaReceiver {
-    let Ok(socket) = tokio::net::UdpSocket::from_std(socket) else {
-        return media;
-    };
-    let mut buf = [0u8; 2048];
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return media,
-            received = socket.recv(&mut buf) => {
-                let Ok(len) = received else { continue };
+    stop: &AtomicBool,
+) -> Result<(Vec<MediaReceiver>, Duration), BaselineError> {
+    let cpu_start = thread_cpu_time()?;
+    let mut events = vec![EpollEvent::empty(); EVENTS_PER_WAIT];
+    let mut batch = RecvBatch::new();
+    while !stop.load(Ordering::Relaxed) {
+        let ready = match epoll.wait(&mut events, EpollTimeout::from(20u16)) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(std::io::Error::from(e).into()),
+        };
+        for event in &events[..ready] {
+            let Some((socket, media)) = receivers.get_mut(event.data() as usize) else {
+                continue;
+            };
+            loop {
+                let n = batch.read(socket)?;
+                let now = Instant::now();
                 let arrival_us = epoch.elapsed().as_micros() as u64;
-                // Anything that is not RTP of the publisher's two payload types is ignored.
-                let Ok(packet) = rtc::rtp::Packet::unmarshal(&mut &buf[..len]) else {
-                    continue;
-                };
-                let kind = match packet.header.payload_type {
-                    AUDIO_PT => RtpCodecKind::Audio,
-                    VIDEO_PT => RtpCodecKind::Video,
-                    _ => continue,
-                };
-                media.on_rtp(kind, &packet, Instant::now(), arrival_us);
+                for i in 0..n {
+                    // Anything that is not RTP of the publisher's two payload types is ignored.
+                    let Ok(packet) = rtc::rtp::Packet::unmarshal(&mut batch.datagram(i)) else {
+                        continue;
+                    };
+                    let kind = match packet.header.payload_type {
+                        AUDIO_PT => RtpCodecKind::Audio,
+                        VIDEO_PT => RtpCodecKind::Video,
+                        _ => continue,
+                    };
+                    media.on_rtp(kind, &packet, now, arrival_us);
+                }
+                // Fewer than a full batch: the socket is drained (level-triggered: a datagram
+                // that arrives now wakes the next wait).
+                if n < RECV_BATCH {
+                    break;
+                }
             }
         }
     }
+    let cpu = thread_cpu_time()?.saturating_sub(cpu_start);
+    Ok((receivers.into_iter().map(|(_, media)| media).collect(), cpu))
 }
 
 #[cfg(test)]

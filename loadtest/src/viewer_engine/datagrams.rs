@@ -11,21 +11,21 @@ use nix::sys::socket::{
 };
 
 /// Datagrams read by one `recvmmsg` call.
-pub(super) const RECV_BATCH: usize = 32;
+pub(crate) const RECV_BATCH: usize = 32;
 
 /// Largest datagram read (RTP is at most ~1250 bytes; DTLS flights fit too).
 const DATAGRAM_MAX: usize = 2048;
 
 /// A worker's reusable receive buffers and headers.
-pub(super) struct RecvBatch {
+pub(crate) struct RecvBatch {
     buffers: [Vec<u8>; RECV_BATCH],
     headers: MultiHeaders<SockaddrStorage>,
     /// Length and source of each datagram of the last call.
-    pub(super) received: Vec<(usize, SocketAddr)>,
+    pub(crate) received: Vec<(usize, SocketAddr)>,
 }
 
 impl RecvBatch {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             buffers: std::array::from_fn(|_| vec![0u8; DATAGRAM_MAX]),
             headers: MultiHeaders::preallocate(RECV_BATCH, None),
@@ -35,7 +35,7 @@ impl RecvBatch {
 
     /// Reads what is queued on `socket`, up to [`RECV_BATCH`] datagrams, without blocking.
     /// Returns how many were read (0 when none was queued).
-    pub(super) fn read(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    pub(crate) fn read(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         self.received.clear();
         // On the stack: this runs once per ready socket per pass.
         let mut buffers = self.buffers.iter_mut();
@@ -68,7 +68,7 @@ impl RecvBatch {
     }
 
     /// The bytes of datagram `i` of the last [`RecvBatch::read`].
-    pub(super) fn datagram(&self, i: usize) -> &[u8] {
+    pub(crate) fn datagram(&self, i: usize) -> &[u8] {
         let (len, _) = self.received[i];
         &self.buffers[i][..len]
     }

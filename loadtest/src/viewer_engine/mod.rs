@@ -39,6 +39,7 @@ mod signaling;
 mod viewer_peer;
 mod worker;
 
+pub(crate) use datagrams::{RECV_BATCH, RecvBatch};
 pub use engine::{EngineStats, ViewerEngine};
 pub(crate) use receiver::MediaReceiver;
 pub use signaling::run_viewer;
