@@ -4,13 +4,14 @@
 //! be added again, and calls about it are refused. Real `webrtc` clients; the whole node.
 
 use crate::common;
+use crate::common::peers::node_with_meeting;
 
 use crate::common::peers::{
     accept_answer, join, published_track, publisher, receives, subscriber, subscriptions,
 };
 use call_client::peer::Peer;
-use sfu::node::{NodeConfig, NodeError, NodeHandle, SessionDescription, start_node};
-use sfu_forwarding::{Role, RoomPolicy};
+use sfu::node::{NodeConfig, NodeError, NodeHandle, SessionDescription};
+use sfu_forwarding::Role;
 
 /// Adds a fresh subscriber of `track` as `device` in media session `session` and waits until it
 /// is connected.
@@ -35,13 +36,7 @@ async fn viewer_session(node: &NodeHandle, track: &String, session: u64) -> Peer
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnect_replaces_the_media_session_and_a_late_removal_of_the_old_one_is_ignored() {
     common::init_tracing();
-    let node = start_node(NodeConfig::default(), None)
-        .await
-        .expect("node starts on loopback");
-    let mut events = node.events();
-    node.create_room("room", RoomPolicy::meeting())
-        .await
-        .expect("room created");
+    let (node, mut events) = node_with_meeting(NodeConfig::default(), "room").await;
     let (alice, mut video) = publisher().await;
     join(&node, "room", "alice", Role::Caller, &alice, vec![]).await;
     let track = published_track(&mut events, &mut video).await;
@@ -120,12 +115,7 @@ async fn reconnect_replaces_the_media_session_and_a_late_removal_of_the_old_one_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_session_id_a_second_add_of_the_device_is_refused() {
     common::init_tracing();
-    let node = start_node(NodeConfig::default(), None)
-        .await
-        .expect("node starts on loopback");
-    node.create_room("room", RoomPolicy::meeting())
-        .await
-        .expect("room created");
+    let (node, _events) = node_with_meeting(NodeConfig::default(), "room").await;
     let offer = || async { subscriber().await.offer().await.expect("offer") };
     node.add_participant(
         "room",

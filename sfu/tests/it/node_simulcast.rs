@@ -6,22 +6,17 @@
 //! gap or a repeat across the switches.
 
 use crate::common;
+use crate::common::peers::node_with_meeting;
 
 use crate::common::peers::{join, subscriber};
 use crate::common::simulcast::{Seen, Source, run};
-use sfu::node::{LayerPrefs, NodeConfig, SubscriptionRequest, start_node};
-use sfu_forwarding::{Role, RoomPolicy};
+use sfu::node::{LayerPrefs, NodeConfig, SubscriptionRequest};
+use sfu_forwarding::Role;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_gets_the_capped_simulcast_layer_and_switches_at_keyframes_continuously() {
     common::init_tracing();
-    let node = start_node(NodeConfig::default(), None)
-        .await
-        .expect("node starts on loopback");
-    let mut events = node.events();
-    node.create_room("room", RoomPolicy::meeting())
-        .await
-        .expect("room created");
+    let (node, mut events) = node_with_meeting(NodeConfig::default(), "room").await;
 
     let (mut source, track) = Source::join(&node, &mut events, "room", "alice").await;
 

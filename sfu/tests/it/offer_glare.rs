@@ -5,12 +5,13 @@
 //! clients; the whole node.
 
 use crate::common;
+use crate::common::peers::node_with_meeting;
 
 use std::time::Duration;
 
 use crate::common::peers::{join, published_track, publisher, receives, subscriber, subscriptions};
-use sfu::node::{NodeConfig, NodeEvent, NodeHandle, SessionDescription, start_node};
-use sfu_forwarding::{Role, RoomPolicy};
+use sfu::node::{NodeConfig, NodeEvent, NodeHandle, SessionDescription};
+use sfu_forwarding::Role;
 use tokio::sync::broadcast;
 
 const BOB_AUDIO_SSRC: u32 = 0x0b0b_0001;
@@ -42,13 +43,7 @@ async fn sfu_offer_sent_to_bob(node: &NodeHandle, track: &String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_offer_crossing_an_sfu_offer_is_answered_and_the_sfu_offers_again() {
     common::init_tracing();
-    let node = start_node(NodeConfig::default(), None)
-        .await
-        .expect("node starts on loopback");
-    let mut events = node.events();
-    node.create_room("room", RoomPolicy::meeting())
-        .await
-        .expect("room created");
+    let (node, mut events) = node_with_meeting(NodeConfig::default(), "room").await;
     let (alice, mut video) = publisher().await;
     join(&node, "room", "alice", Role::Caller, &alice, vec![]).await;
     let track = published_track(&mut events, &mut video).await;

@@ -4,15 +4,16 @@
 //! track (its SSRCs are gone from the SDP). Real `webrtc` clients; the whole node.
 
 use crate::common;
+use crate::common::peers::node_with_meeting;
 
 use std::time::{Duration, Instant};
 
 use crate::common::peers::{
     accept_answer, join, published_track, publisher, receives, subscriber, subscriptions,
 };
-use sfu::node::{NodeConfig, NodeEvent, SessionDescription, start_node};
+use sfu::node::{NodeConfig, NodeEvent, SessionDescription};
 use sfu::transport::TransportConfig;
-use sfu_forwarding::{Role, RoomPolicy};
+use sfu_forwarding::Role;
 
 /// The `a=ssrc:` values of an SDP.
 fn ssrcs(sdp: &str) -> Vec<u32> {
@@ -37,13 +38,7 @@ async fn publisher_gone_unpublishes_its_track_and_removes_it_from_subscribers() 
         },
         ..Default::default()
     };
-    let node = start_node(config, None)
-        .await
-        .expect("node starts on loopback");
-    let mut events = node.events();
-    node.create_room("room", RoomPolicy::meeting())
-        .await
-        .expect("room created");
+    let (node, mut events) = node_with_meeting(config, "room").await;
 
     let (publisher, mut video) = publisher().await;
     join(&node, "room", "alice", Role::Caller, &publisher, vec![]).await;

@@ -9,13 +9,14 @@
 //! climb back takes seconds, not the half minute a climb from the default 50 kbit/s would.
 
 use crate::common;
+use crate::common::peers::node_with_meeting;
 
 use crate::common::peers::{join, receiver_with, subscriptions};
 use crate::common::relay::Relay;
 use crate::common::simulcast::{Seen, Source, run};
 use call_client::peer::{Peer, RtpCodecKind};
-use sfu::node::{NodeConfig, start_node};
-use sfu_forwarding::{Role, RoomPolicy};
+use sfu::node::NodeConfig;
+use sfu_forwarding::Role;
 use std::sync::atomic::Ordering;
 
 /// The policed downlink rate: between the middle layer and the top layer.
@@ -31,13 +32,7 @@ async fn subscriber_on_a_slow_lossy_link_drops_a_layer_and_climbs_back_when_it_r
         },
         ..Default::default()
     };
-    let node = start_node(config, None)
-        .await
-        .expect("node starts on loopback");
-    let mut events = node.events();
-    node.create_room("room", RoomPolicy::meeting())
-        .await
-        .expect("room created");
+    let (node, mut events) = node_with_meeting(config, "room").await;
     let (mut source, track) = Source::join(&node, &mut events, "room", "alice").await;
 
     // The subscriber talks to the SFU through the relay.

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use call_client::peer::{LocalTrack, Peer, PeerBuilder, RtpCodecKind, VideoLayer};
-use sfu::node::{NodeEvent, NodeHandle, SubscriptionRequest};
+use sfu::node::{NodeConfig, NodeEvent, NodeHandle, SubscriptionRequest, start_node};
 use sfu::transport::{MediaHandler, OutgoingTrack, PeerId};
-use sfu_forwarding::Role;
+use sfu_forwarding::{Role, RoomPolicy};
 
 use super::TestSfu;
 
@@ -15,6 +15,22 @@ pub(crate) const VIDEO_SSRC: u32 = 0x1234_5678;
 /// How long a client may take to connect on loopback (the 50-viewer and 20-caller tests
 /// connect all their clients at once).
 pub(crate) const CONNECT: Duration = Duration::from_secs(20);
+
+/// A node started with `config` on loopback, its event receiver (subscribed before anything
+/// happens on it), and a meeting room named `room` on it.
+pub(crate) async fn node_with_meeting(
+    config: NodeConfig,
+    room: &str,
+) -> (NodeHandle, tokio::sync::broadcast::Receiver<NodeEvent>) {
+    let node = start_node(config, None)
+        .await
+        .expect("node starts on loopback");
+    let events = node.events();
+    node.create_room(room, RoomPolicy::meeting())
+        .await
+        .expect("room created");
+    (node, events)
+}
 
 /// A VP8 keyframe payload: descriptor with S = 1, frame tag P = 0.
 pub(crate) const KEYFRAME: [u8; 10] = [0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 7, 7, 7];
