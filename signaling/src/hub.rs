@@ -29,7 +29,7 @@ use crate::turn_credentials::TurnCredentials;
 mod room_actor;
 
 use room_actor::RoomActor;
-pub use room_actor::{JoinOutcome, Outbound, RoomCommand};
+pub use room_actor::{JoinOutcome, Outbound, RoomCommand, SdpSettled};
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -45,7 +45,7 @@ use crate::protocol::{
     ResumeCall, SdpBody, ServerMessage, ShapeError, Validate as _, reject_reason,
     sdp_sending_section,
 };
-use crate::room::{ConnId, Departure, JoinRequest, call_for_new_room};
+use crate::room::{ConnId, Departure, JoinRequest, OfferOutcome, call_for_new_room};
 
 mod flood;
 mod relay_gate;
@@ -163,6 +163,7 @@ where
         last_rate_error: None,
         write_stalled: false,
         severed: false,
+        settled_offers: 0,
         lost: false,
         drained: false,
         request_id: None,
@@ -240,6 +241,10 @@ struct Session<W> {
     drained: bool,
     /// The `id` of the client message being handled: every `error` answering it names it.
     request_id: Option<RequestId>,
+    /// SFU offers the device's SDP has settled: a queued [`Outbound::NodeOffer`] numbered up
+    /// to this is not sent (its answer was sent, or the SFU withdrew it for the device's own
+    /// offer, architecture §7.51).
+    settled_offers: u64,
     span: Span,
 }
 
@@ -313,6 +318,20 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                     match item {
                         Some(Outbound::Message { ty, text }) => {
                             if self.write(ty, text).await.is_err() {
+                                self.lost = true;
+                                break Flow::Continue;
+                            }
+                        }
+                        Some(Outbound::NodeOffer { seq, text }) => {
+                            if seq <= self.settled_offers {
+                                debug!(seq, "an SFU offer the device's own SDP settled is not sent");
+                                self.ctx
+                                    .hub
+                                    .metrics()
+                                    .node_offers
+                                    .with_label_values(&[OfferOutcome::Superseded.as_str()])
+                                    .inc();
+                            } else if self.write("offer", text).await.is_err() {
                                 self.lost = true;
                                 break Flow::Continue;
                             }
@@ -816,7 +835,8 @@ impl<W: Sink<Message> + Unpin> Session<W> {
 
     /// Tells the room the device sends SDP (settling a node offer it had pending) and returns
     /// the media session the SDP is for, remembered for later calls; `None` when the device is
-    /// no longer in the room (its connection is being closed).
+    /// no longer in the room (its connection is being closed). SFU offers still queued to this
+    /// connection from before are settled too, and not sent.
     async fn sdp_from_device(&mut self) -> Option<MediaSessionId> {
         let j = self.joined.as_ref()?;
         let (reply, answer) = oneshot::channel();
@@ -826,11 +846,12 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 reply,
             })
             .ok()?;
-        let session = answer.await.ok().flatten()?;
+        let settled = answer.await.ok().flatten()?;
+        self.settled_offers = self.settled_offers.max(settled.offers_queued);
         if let Some(j) = &mut self.joined {
-            j.media_session_id = Some(session);
+            j.media_session_id = Some(settled.media_session);
         }
-        Some(session)
+        Some(settled.media_session)
     }
 
     async fn media_unavailable(&mut self) -> Flow {

@@ -35,6 +35,14 @@ pub enum Outbound {
         /// The JSON text.
         text: Utf8Bytes,
     },
+    /// An SFU `offer` (serialized), numbered per connection from 1. The session does not send
+    /// one the device's own SDP has already settled ([`SdpSettled::offers_queued`]).
+    NodeOffer {
+        /// Its number on this connection.
+        seq: u64,
+        /// The JSON text.
+        text: Utf8Bytes,
+    },
     /// The device is out of the room: send `left` and close.
     Close(LeaveReason),
     /// Test hook [`crate::test_hooks::TestHook::SeverConnections`]: end the connection at once,
@@ -71,6 +79,17 @@ pub enum JoinOutcome {
     /// Waiting in the lobby (`waiting` is the first message on the queue); then
     /// [`Outbound::Admitted`] or [`Outbound::Refused`].
     Waiting,
+}
+
+/// What the room answers when the device sends SDP ([`RoomCommand::SdpFromDevice`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SdpSettled {
+    /// The media session the SDP is for.
+    pub media_session: MediaSessionId,
+    /// SFU offers queued to the device's connection before its SDP: each is settled by it (the
+    /// device answered it, or its own offer crossed it and the SFU withdrew it, §7.51), so one
+    /// still in the queue ([`Outbound::NodeOffer`] with `seq` up to this) is not sent.
+    pub offers_queued: u64,
 }
 
 /// A request to a room's actor.
@@ -194,9 +213,9 @@ pub enum RoomCommand {
     SdpFromDevice {
         /// Device.
         device: String,
-        /// The device's current media session, which the SDP is for (`None`: not in the
-        /// room).
-        reply: oneshot::Sender<Option<MediaSessionId>>,
+        /// The device's current media session, which the SDP is for, and the SFU offers
+        /// queued to its connection so far (`None`: not in the room).
+        reply: oneshot::Sender<Option<SdpSettled>>,
     },
     /// Store subscriptions.
     Subscriptions {
@@ -238,6 +257,8 @@ pub enum RoomCommand {
 struct ConnHandle {
     device: String,
     tx: mpsc::Sender<Outbound>,
+    /// SFU offers queued to this connection ([`Outbound::NodeOffer`]'s numbers).
+    offers_queued: u64,
 }
 
 /// The owner of one room (see the module docs).
@@ -432,7 +453,14 @@ impl RoomActor {
                             .room
                             .member(&device)
                             .map_or_else(MediaSessionId::random, |m| m.media_session);
-                        self.conns.insert(conn, ConnHandle { device, tx });
+                        self.conns.insert(
+                            conn,
+                            ConnHandle {
+                                device,
+                                tx,
+                                offers_queued: 0,
+                            },
+                        );
                         self.deliver(out, now);
                         let _ = reply.send(Ok(JoinOutcome::Joined {
                             slot,
@@ -442,7 +470,14 @@ impl RoomActor {
                     }
                     Ok(JoinAnswer::Waiting(out)) => {
                         info!(room = self.room.name(), device = %device, "join waits in the lobby");
-                        self.conns.insert(conn, ConnHandle { device, tx });
+                        self.conns.insert(
+                            conn,
+                            ConnHandle {
+                                device,
+                                tx,
+                                offers_queued: 0,
+                            },
+                        );
                         self.deliver(out, now);
                         let _ = reply.send(Ok(JoinOutcome::Waiting));
                     }
@@ -573,8 +608,20 @@ impl RoomActor {
                 subscriptions,
             } => self.room.record_subscriptions(conn, &device, subscriptions),
             RoomCommand::SdpFromDevice { device, reply } => {
+                let offers_queued = self
+                    .room
+                    .member(&device)
+                    .and_then(|m| self.conns.get(&m.conn))
+                    .map_or(0, |c| c.offers_queued);
+                let settled = self
+                    .room
+                    .sdp_from_device(&device)
+                    .map(|media_session| SdpSettled {
+                        media_session,
+                        offers_queued,
+                    });
                 // The session may have gone meanwhile; it then has nothing to send.
-                let _ = reply.send(self.room.sdp_from_device(&device));
+                let _ = reply.send(settled);
             }
             RoomCommand::Media(ev) => {
                 let out = match ev {
@@ -676,15 +723,23 @@ impl RoomActor {
                     let ty = message.type_name();
                     let text: Utf8Bytes = message.to_json().into();
                     for conn in to {
-                        let Some(c) = self.conns.get(&conn) else {
+                        let Some(c) = self.conns.get_mut(&conn) else {
                             if self.room.is_suspended_conn(conn) {
                                 self.metrics.suspended_drops.inc();
                             }
                             continue;
                         };
-                        let item = Outbound::Message {
-                            ty,
-                            text: text.clone(),
+                        let item = if ty == "offer" {
+                            c.offers_queued += 1;
+                            Outbound::NodeOffer {
+                                seq: c.offers_queued,
+                                text: text.clone(),
+                            }
+                        } else {
+                            Outbound::Message {
+                                ty,
+                                text: text.clone(),
+                            }
                         };
                         if let Err(mpsc::error::TrySendError::Full(_)) = c.tx.try_send(item) {
                             warn!(room = self.room.name(), device = %c.device, "outbound queue full; dropping the connection");

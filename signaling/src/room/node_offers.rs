@@ -50,6 +50,9 @@ pub enum OfferOutcome {
     /// Made for a media session the device no longer has (reset or replaced meanwhile):
     /// dropped, not sent.
     StaleSession,
+    /// Still queued to the device's connection when the device's own SDP settled it (its
+    /// answer went out, or its own offer crossed it and the SFU withdrew it): not sent.
+    Superseded,
 }
 
 impl OfferOutcome {
@@ -60,15 +63,17 @@ impl OfferOutcome {
             OfferOutcome::ResentAfterTimeout => "resent_after_timeout",
             OfferOutcome::SessionReset => "session_reset",
             OfferOutcome::StaleSession => "stale_session",
+            OfferOutcome::Superseded => "superseded",
         }
     }
 
     /// Every outcome, for the metric's series.
-    pub const ALL: [OfferOutcome; 4] = [
+    pub const ALL: [OfferOutcome; 5] = [
         OfferOutcome::ResentOnResume,
         OfferOutcome::ResentAfterTimeout,
         OfferOutcome::SessionReset,
         OfferOutcome::StaleSession,
+        OfferOutcome::Superseded,
     ];
 }
 
