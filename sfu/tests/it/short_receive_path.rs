@@ -5,13 +5,12 @@
 
 use crate::common;
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::common::peers::publisher;
 use crate::common::relay::Relay;
-use crate::common::{Observed, TestSfu, loopback_config};
+use crate::common::{TestSfu, loopback_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_and_forged_srtp_on_the_short_path_are_refused_and_counted() {
@@ -41,24 +40,7 @@ async fn replayed_and_forged_srtp_on_the_short_path_are_refused_and_counted() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
-    let mut seen: HashMap<u8, usize> = HashMap::new();
-    while let Some(marker) = sfu
-        .wait_for(Duration::from_millis(700), |o| match o {
-            Observed::Rtp(peer, bytes) if *peer == added => {
-                // 12-byte header, no CSRC; extensions may follow (X bit).
-                let mut offset = 12;
-                if bytes[0] & 0x10 != 0 {
-                    let words = u16::from_be_bytes([bytes[14], bytes[15]]) as usize;
-                    offset += 4 + 4 * words;
-                }
-                Some(bytes[offset])
-            }
-            _ => None,
-        })
-        .await
-    {
-        *seen.entry(marker).or_default() += 1;
-    }
+    let seen = sfu.rtp_markers(added, Duration::from_millis(700)).await;
     assert_eq!(relay.control.replayed.load(Ordering::SeqCst), 1);
     assert_eq!(relay.control.forged.load(Ordering::SeqCst), 1);
     assert_eq!(seen.get(&REPLAYED), Some(&1), "the replayed packet once");

@@ -261,6 +261,16 @@ struct ConnHandle {
     offers_queued: u64,
 }
 
+impl ConnHandle {
+    fn new(device: String, tx: mpsc::Sender<Outbound>) -> Self {
+        ConnHandle {
+            device,
+            tx,
+            offers_queued: 0,
+        }
+    }
+}
+
 /// The owner of one room (see the module docs).
 pub(super) struct RoomActor {
     room: Room,
@@ -453,14 +463,7 @@ impl RoomActor {
                             .room
                             .member(&device)
                             .map_or_else(MediaSessionId::random, |m| m.media_session);
-                        self.conns.insert(
-                            conn,
-                            ConnHandle {
-                                device,
-                                tx,
-                                offers_queued: 0,
-                            },
-                        );
+                        self.conns.insert(conn, ConnHandle::new(device, tx));
                         self.deliver(out, now);
                         let _ = reply.send(Ok(JoinOutcome::Joined {
                             slot,
@@ -470,14 +473,7 @@ impl RoomActor {
                     }
                     Ok(JoinAnswer::Waiting(out)) => {
                         info!(room = self.room.name(), device = %device, "join waits in the lobby");
-                        self.conns.insert(
-                            conn,
-                            ConnHandle {
-                                device,
-                                tx,
-                                offers_queued: 0,
-                            },
-                        );
+                        self.conns.insert(conn, ConnHandle::new(device, tx));
                         self.deliver(out, now);
                         let _ = reply.send(Ok(JoinOutcome::Waiting));
                     }

@@ -130,6 +130,34 @@ impl<H: MediaHandler> TestSfu<H> {
         }
     }
 
+    /// The first payload byte of each RTP packet the handler got from `peer`, counted, until
+    /// `quiet` passes without one (tests mark each packet they send with a unique first byte).
+    pub(crate) async fn rtp_markers(
+        &mut self,
+        peer: PeerId,
+        quiet: Duration,
+    ) -> HashMap<u8, usize> {
+        let mut seen: HashMap<u8, usize> = HashMap::new();
+        while let Some(marker) = self
+            .wait_for(quiet, |o| match o {
+                Observed::Rtp(p, bytes) if *p == peer => {
+                    // 12-byte header, no CSRC; extensions may follow (X bit).
+                    let mut offset = 12;
+                    if bytes[0] & 0x10 != 0 {
+                        let words = u16::from_be_bytes([bytes[14], bytes[15]]) as usize;
+                        offset += 4 + 4 * words;
+                    }
+                    Some(bytes[offset])
+                }
+                _ => None,
+            })
+            .await
+        {
+            *seen.entry(marker).or_default() += 1;
+        }
+        seen
+    }
+
     /// Waits for `peer` to connect.
     pub(crate) async fn wait_connected(&mut self, peer: PeerId, timeout: Duration) -> bool {
         self.wait_for(timeout, |o| match o {
