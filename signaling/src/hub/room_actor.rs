@@ -717,6 +717,7 @@ impl RoomActor {
             match o {
                 Output::Send { to, message } => {
                     let ty = message.type_name();
+                    let node_offer = matches!(message, ServerMessage::Offer(_));
                     let text: Utf8Bytes = message.to_json().into();
                     for conn in to {
                         let Some(c) = self.conns.get_mut(&conn) else {
@@ -725,7 +726,7 @@ impl RoomActor {
                             }
                             continue;
                         };
-                        let item = if ty == "offer" {
+                        let item = if node_offer {
                             c.offers_queued += 1;
                             Outbound::NodeOffer {
                                 seq: c.offers_queued,

@@ -206,3 +206,17 @@ pub(crate) async fn poll_until(
         tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
+
+/// Asserts what [`TestSfu::rtp_markers`] counted for `count` packets marked `0..count`: each
+/// delivered at most once, and all but two of them delivered (the stream kept flowing).
+pub(crate) fn assert_markers_once_and_flowing(seen: &HashMap<u8, usize>, count: u8) {
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "every packet at most once: {seen:?}"
+    );
+    assert!(
+        seen.len() >= usize::from(count) - 2,
+        "the stream keeps flowing: {}",
+        seen.len()
+    );
+}
