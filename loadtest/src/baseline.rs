@@ -26,7 +26,8 @@ use call_client::media::{Codec, Vp8Packetizer};
 use e2ee_frames::{BaseKey, CipherSuite, Sender, Stream};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use shared::marshal::{Marshal, Unmarshal};
+use sfu_forwarding::rtp::RtpPacket;
+use shared::marshal::Marshal;
 use thiserror::Error;
 
 use crate::impairment::{Impairment, ImpairmentRelay, RelayConfig, RelayError, RelayStats};
@@ -35,7 +36,7 @@ use crate::media::vp8_frames::{Vp8Config, Vp8ConfigError, Vp8FrameGenerator};
 use crate::process_usage::{ProcessUsageError, thread_cpu_time};
 use crate::receiver_stats::StatsTotals;
 use crate::secure_media::{FrameSealer, SealError};
-use crate::viewer_engine::{MediaReceiver, RECV_BATCH, RecvBatch};
+use crate::viewer_engine::{MediaReceiver, RECV_BATCH, RecvBatch, RtpView};
 
 /// RTP packets are at most this long, as WebRTC stacks send them.
 pub const RTP_MTU: usize = 1200;
@@ -577,15 +578,16 @@ fn receive_loop(
                 let arrival_us = epoch.elapsed().as_micros() as u64;
                 for i in 0..n {
                     // Anything that is not RTP of the publisher's two payload types is ignored.
-                    let Ok(packet) = rtc::rtp::Packet::unmarshal(&mut batch.datagram(i)) else {
+                    // Parsed in the receive buffer: no copy before reassembly.
+                    let Ok(packet) = RtpPacket::parse(batch.datagram(i)) else {
                         continue;
                     };
-                    let kind = match packet.header.payload_type {
+                    let kind = match packet.payload_type {
                         AUDIO_PT => RtpCodecKind::Audio,
                         VIDEO_PT => RtpCodecKind::Video,
                         _ => continue,
                     };
-                    media.on_rtp(kind, &packet, now, arrival_us);
+                    media.on_rtp(kind, RtpView::from(&packet), now, arrival_us);
                 }
                 // Fewer than a full batch: the socket is drained (level-triggered: a datagram
                 // that arrives now wakes the next wait).

@@ -122,6 +122,11 @@ pub struct Report {
     /// engine does not count them (`async`).
     #[serde(default)]
     pub generator_packets_received: Option<u64>,
+    /// Of `generator_packets_received`, the packets the viewers' short path took (SRTP
+    /// decrypted without `rtc`'s read pipeline); the rest (each stream's first packets,
+    /// retransmissions) crossed the pipeline.
+    #[serde(default)]
+    pub generator_packets_short_path: Option<u64>,
     /// `generator_cpu_seconds` per received packet, in nanoseconds.
     #[serde(default)]
     pub generator_cpu_ns_per_received_packet: Option<f64>,
@@ -248,6 +253,7 @@ impl Report {
             viewer_engine: None,
             generator_cpu_seconds: None,
             generator_packets_received: None,
+            generator_packets_short_path: None,
             generator_cpu_ns_per_received_packet: None,
             renegotiation: None,
             recorder: None,

@@ -538,7 +538,7 @@ fn run_with(
             stop.clone(),
         )),
     };
-    let received = || engine.as_ref().map(|e| e.stats().packets_received);
+    let received = || engine.as_ref().map(|e| e.stats());
 
     let (outcomes, measured, cost, window, sent, generator, sfu_counters_after, recorder_cost) =
         runtime.block_on(async {
@@ -627,7 +627,12 @@ fn run_with(
                 .and_then(|m| m.elapsed())
                 .ok()
                 .map(|(cpu, _)| {
-                    let packets = received().zip(received_before).map(|(b, a)| b - a);
+                    let packets = received().zip(received_before).map(|(b, a)| {
+                        (
+                            b.packets_received - a.packets_received,
+                            b.packets_short_path - a.packets_short_path,
+                        )
+                    });
                     (cpu, packets)
                 });
             let cost = match meter {
@@ -708,7 +713,8 @@ fn run_with(
         report.viewer_engine = Some(common.viewer_engine.to_string());
     }
     if let Some((cpu, packets)) = generator {
-        report.set_generator_cost(cpu, packets);
+        report.set_generator_cost(cpu, packets.map(|(received, _)| received));
+        report.generator_packets_short_path = packets.map(|(_, short)| short);
     }
     merge_streams(&mut report, &outcomes, window, &sent);
     let (sfu_renegotiations, sfu_slot_reassignments) =

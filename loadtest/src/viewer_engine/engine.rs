@@ -29,6 +29,8 @@ pub struct EngineStats {
     /// RTP packets received (after SRTP), every one of them reassembled and, with its frame,
     /// SFrame-decrypted.
     pub packets_received: u64,
+    /// Of those, the packets that took the short path (decrypted without `rtc`'s pipeline).
+    pub packets_short_path: u64,
     /// Datagrams the kernel refused to send (ICE, DTLS, RTCP of the viewers).
     pub send_dropped: u64,
 }
@@ -76,6 +78,7 @@ impl ViewerEngine {
         let mut stats = EngineStats::default();
         for c in &self.counters {
             stats.packets_received += c.packets_received.load(Ordering::Relaxed);
+            stats.packets_short_path += c.packets_short_path.load(Ordering::Relaxed);
             stats.send_dropped += c.send_dropped.load(Ordering::Relaxed);
         }
         stats
@@ -93,6 +96,7 @@ impl ViewerEngine {
         let mut stats = EngineStats::default();
         for c in &self.counters {
             stats.packets_received += c.packets_received.load(Ordering::Relaxed);
+            stats.packets_short_path += c.packets_short_path.load(Ordering::Relaxed);
             stats.send_dropped += c.send_dropped.load(Ordering::Relaxed);
         }
         stats

@@ -5,10 +5,12 @@
 //! the SFU it measures. Here every viewer's media is an `rtc` (sans-IO) peer connection driven
 //! the way the SFU drives its peers (`sfu/src/transport/shard/`): a worker thread owns a set of
 //! viewers, waits on one `epoll` for all their sockets, its timers and its commands, reads each
-//! ready socket with `recvmmsg`, feeds the datagrams to the viewer's `handle_read`, then drives
-//! every viewer it touched (`poll_write` → `sendmmsg`, `poll_event`, `poll_read` → reassembly,
-//! SFrame decryption and measurement) and fires the due `handle_timeout`s. No task, channel or
-//! lock per packet.
+//! ready socket with `recvmmsg`, decrypts the SRTP of established streams itself
+//! (`unprotect_rtp`, the SFU's short receive path) straight into reassembly, SFrame decryption
+//! and measurement, feeds every other datagram to the viewer's `handle_read`, then drives every
+//! viewer it touched (`poll_write` → `sendmmsg`, `poll_event`, `poll_read`) and fires the due
+//! `handle_timeout`s and the viewers' own RTCP (receiver reports, NACKs, transport-cc feedback).
+//! No task, channel or lock per packet.
 //!
 //! Every viewer still does ICE, DTLS and SRTP for real, decrypts **every** frame it receives
 //! with the SFrame keys it got through signaling and checks the frame's probe (the same
@@ -29,11 +31,13 @@
 //! | `worker.rs` | one worker's loop: epoll, commands, timers, the pass that drives viewers |
 //! | `viewer_peer.rs` | one viewer's `rtc` peer connection: loopback-only offer, answers |
 //! | `receiver.rs` | one viewer's received media: VP8 reassembly, SFrame, probes, stats |
+//! | `feedback.rs` | the RTCP a viewer owes the SFU: receiver reports, NACKs, transport-cc |
 //! | `datagrams.rs` | `recvmmsg`/`sendmmsg` on a viewer's socket |
 //! | `signaling.rs` | one viewer's `call_client::session` and key policy, and what they hand the worker |
 
 mod datagrams;
 mod engine;
+mod feedback;
 mod receiver;
 mod signaling;
 mod viewer_peer;
@@ -41,7 +45,7 @@ mod worker;
 
 pub(crate) use datagrams::{RECV_BATCH, RecvBatch};
 pub use engine::{EngineStats, ViewerEngine};
-pub(crate) use receiver::MediaReceiver;
+pub(crate) use receiver::{MediaReceiver, RtpView};
 pub use signaling::run_viewer;
 
 /// Which engine runs a broadcast's viewers (`--viewer-engine`).

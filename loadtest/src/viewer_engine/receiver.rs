@@ -13,6 +13,41 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 use crate::secure_media::FrameOpener;
 
+/// The fields of a received RTP packet the receiver uses, borrowed from wherever the packet
+/// was parsed: the short path's plaintext (no copy) or a packet `rtc`'s pipeline delivered.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RtpView<'a> {
+    pub(crate) ssrc: u32,
+    pub(crate) sequence_number: u16,
+    pub(crate) timestamp: u32,
+    pub(crate) marker: bool,
+    pub(crate) payload: &'a [u8],
+}
+
+impl<'a> From<&sfu_forwarding::rtp::RtpPacket<'a>> for RtpView<'a> {
+    fn from(p: &sfu_forwarding::rtp::RtpPacket<'a>) -> Self {
+        Self {
+            ssrc: p.ssrc,
+            sequence_number: p.sequence_number,
+            timestamp: p.timestamp,
+            marker: p.marker,
+            payload: p.payload(),
+        }
+    }
+}
+
+impl<'a> From<&'a rtc::rtp::Packet> for RtpView<'a> {
+    fn from(p: &'a rtc::rtp::Packet) -> Self {
+        Self {
+            ssrc: p.header.ssrc,
+            sequence_number: p.header.sequence_number,
+            timestamp: p.header.timestamp,
+            marker: p.header.marker,
+            payload: &p.payload,
+        }
+    }
+}
+
 /// What one viewer received and decrypted.
 #[derive(Debug, Default)]
 pub(crate) struct MediaReceiver {
@@ -31,7 +66,7 @@ impl MediaReceiver {
     pub(crate) fn on_rtp(
         &mut self,
         kind: RtpCodecKind,
-        packet: &rtc::rtp::Packet,
+        packet: RtpView<'_>,
         now: Instant,
         arrival_us: u64,
     ) {
@@ -39,18 +74,18 @@ impl MediaReceiver {
         if kind == RtpCodecKind::Audio {
             let opened = self
                 .opener
-                .open(now, Codec::Opus, &packet.payload, arrival_us)
+                .open(now, Codec::Opus, packet.payload, arrival_us)
                 .is_ok();
             self.frames_decrypted += u64::from(opened);
             return;
         }
-        let r = self.video.entry(packet.header.ssrc).or_default();
+        let r = self.video.entry(packet.ssrc).or_default();
         let before = r.counts().incomplete_frames;
         let pushed = r.push(
-            packet.header.sequence_number,
-            packet.header.timestamp,
-            packet.header.marker,
-            &packet.payload,
+            packet.sequence_number,
+            packet.timestamp,
+            packet.marker,
+            packet.payload,
         );
         if pushed.is_ok() {
             while let Some(frame) = r.next_frame() {

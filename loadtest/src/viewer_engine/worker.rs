@@ -23,14 +23,18 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::message::TaggedRTCMessage;
 use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use sfu_forwarding::rtp::{Extensions, RtpPacket};
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 
 use super::datagrams::{RECV_BATCH, RecvBatch, send_all};
-use super::receiver::MediaReceiver;
+use super::feedback::{Arrival, ViewerFeedback};
+use super::receiver::{MediaReceiver, RtpView};
 use super::viewer_peer::ViewerPeer;
 use crate::participant::LiveCounters;
 use crate::secure_media::{FrameOpener, MissingKey};
@@ -132,6 +136,9 @@ impl WorkerHandle {
 pub(super) struct WorkerCounters {
     /// RTP packets received by the worker's viewers (after SRTP).
     pub(super) packets_received: AtomicU64,
+    /// Of those, the packets that took the short path (SRTP decrypted without `rtc`'s
+    /// pipeline).
+    pub(super) packets_short_path: AtomicU64,
     /// Datagrams the kernel refused to send.
     pub(super) send_dropped: AtomicU64,
 }
@@ -145,6 +152,11 @@ struct Viewer {
     events: tokio_mpsc::UnboundedSender<MediaEvent>,
     /// Media kind of each remote track, learnt from `OnTrack`.
     kinds: HashMap<String, RtpCodecKind>,
+    /// The RTCP this viewer owes the SFU about what it receives (`feedback.rs`).
+    feedback: ViewerFeedback,
+    /// Datagrams given to `rtc`'s pipeline and not drained yet: the short path waits, so
+    /// packets reach the receiver in arrival order.
+    pipeline_reads_pending: bool,
     connected: bool,
     failed: bool,
     /// The deadline this viewer is filed under in the timer set.
@@ -170,7 +182,10 @@ pub(super) struct Worker {
     counters: Arc<WorkerCounters>,
     /// Packets and frames counted in this pass, added to the shared counters at its end.
     pass_packets: u64,
+    pass_short_path: u64,
     pass_frames: u64,
+    /// A reused buffer for the RTCP a viewer writes.
+    rtcp: Vec<u8>,
 }
 
 impl Worker {
@@ -206,7 +221,9 @@ impl Worker {
             live,
             counters,
             pass_packets: 0,
+            pass_short_path: 0,
             pass_frames: 0,
+            rtcp: Vec::new(),
         };
         Ok((worker, WorkerHandle { commands: tx, wake }))
     }
@@ -263,11 +280,19 @@ impl Worker {
         let Some(viewer) = self.viewers.get_mut(&id) else {
             return;
         };
+        let media = self.media.entry(id).or_default();
+        let (packets, frames) = (media.packets, media.frames_decrypted);
+        let arrival_us = now.duration_since(self.epoch).as_micros() as u64;
         let local = viewer.local;
         loop {
             // A read error (an ICMP error queued on the socket) ends this read, like none queued.
             let n = recv.read(&viewer.socket).unwrap_or_default();
             for i in 0..n {
+                let datagram = recv.datagram(i);
+                if viewer.receive_short(datagram, media, now, arrival_us) {
+                    self.pass_short_path += 1;
+                    continue;
+                }
                 let (_, source) = recv.received[i];
                 let _ = viewer.peer.pc.handle_read(TaggedBytesMut {
                     now,
@@ -277,8 +302,9 @@ impl Worker {
                         ecn: None,
                         transport_protocol: TransportProtocol::UDP,
                     },
-                    message: BytesMut::from(recv.datagram(i)),
+                    message: BytesMut::from(datagram),
                 });
+                viewer.pipeline_reads_pending = true;
             }
             // Fewer than a full batch: the socket is drained (epoll is level-triggered, a
             // datagram that arrives now wakes the next wait).
@@ -286,6 +312,8 @@ impl Worker {
                 break;
             }
         }
+        self.pass_packets += media.packets - packets;
+        self.pass_frames += media.frames_decrypted - frames;
         mark_dirty(&mut self.dirty, id, viewer);
     }
 
@@ -298,6 +326,7 @@ impl Worker {
             if let Some(viewer) = self.viewers.get_mut(&id) {
                 viewer.scheduled = None;
                 let _ = viewer.peer.pc.handle_timeout(now);
+                viewer.send_feedback(now, &mut self.rtcp);
                 mark_dirty(&mut self.dirty, id, viewer);
             }
         }
@@ -400,6 +429,8 @@ impl Worker {
             peer,
             events,
             kinds: HashMap::new(),
+            feedback: ViewerFeedback::new(rand::random(), now),
+            pipeline_reads_pending: false,
             connected: false,
             failed: false,
             scheduled: None,
@@ -449,6 +480,11 @@ impl Worker {
                 .packets_received
                 .fetch_add(std::mem::take(&mut self.pass_packets), Ordering::Relaxed);
         }
+        if self.pass_short_path > 0 {
+            self.counters
+                .packets_short_path
+                .fetch_add(std::mem::take(&mut self.pass_short_path), Ordering::Relaxed);
+        }
         if self.pass_frames > 0 {
             self.live
                 .frames_decrypted
@@ -490,19 +526,37 @@ impl Worker {
             }
         }
         while let Some(message) = viewer.peer.pc.poll_read() {
-            if let RTCMessage::RtpPacket(track, packet) = message.message {
-                // A packet of a track not announced yet is video or audio by payload type
-                // (the default codecs: Opus 111, VP8 96), as the SFU maps them.
-                let kind = viewer.kinds.get(&track).copied().unwrap_or(
-                    if packet.header.payload_type == call_client::peer::OPUS_PT {
-                        RtpCodecKind::Audio
-                    } else {
-                        RtpCodecKind::Video
-                    },
-                );
-                media.on_rtp(kind, &packet, now, arrival_us);
+            match message.message {
+                RTCMessage::RtpPacket(track, packet) => {
+                    let kind = viewer
+                        .kinds
+                        .get(&track)
+                        .copied()
+                        .unwrap_or_else(|| kind_of(packet.header.payload_type));
+                    let transport_cc = viewer
+                        .peer
+                        .extension_ids
+                        .transport_cc
+                        .and_then(|id| packet.header.get_extension(id))
+                        .and_then(|v| <[u8; 2]>::try_from(&v[..]).ok())
+                        .map(u16::from_be_bytes);
+                    let rtp = RtpView::from(&packet);
+                    viewer
+                        .feedback
+                        .on_rtp(arrival(&rtp, kind, transport_cc, now));
+                    media.on_rtp(kind, rtp, now, arrival_us);
+                }
+                RTCMessage::RtcpPacket(_, packets) => {
+                    for packet in &packets {
+                        if let Some(sr) = packet.as_any().downcast_ref::<SenderReport>() {
+                            viewer.feedback.on_sender_report(sr.ssrc, sr.ntp_time, now);
+                        }
+                    }
+                }
+                _ => {}
             }
         }
+        viewer.pipeline_reads_pending = false;
         // Frames without a key: the signaling side feeds them to the key policy (at most one
         // report per sender every 250 ms, so this stays at control rate).
         if media.opener.has_missing_keys() {
@@ -526,8 +580,12 @@ impl Worker {
             }
             self.out.clear();
         }
-        // File the next deadline.
-        let deadline = viewer.peer.pc.poll_timeout();
+        // File the next deadline: `rtc`'s, or the feedback's once the session is up.
+        let mut deadline = viewer.peer.pc.poll_timeout();
+        if viewer.connected {
+            let due = viewer.feedback.deadline(now);
+            deadline = Some(deadline.map_or(due, |t| t.min(due)));
+        }
         if viewer.scheduled != deadline {
             if let Some(old) = viewer.scheduled.take() {
                 self.timers.remove(&(old, id));
@@ -537,6 +595,102 @@ impl Worker {
             }
             viewer.scheduled = deadline;
         }
+    }
+}
+
+impl Viewer {
+    /// The short path: an SRTP packet of a stream `rtc` has established is decrypted by the
+    /// peer's SRTP context (`unprotect_rtp`, a patch of the vendored `rtc`: replay check and
+    /// authentication included) and goes straight to the receiver and the feedback, without
+    /// `rtc`'s read pipeline, as the SFU's shards receive (`sfu/src/transport/shard/
+    /// short_receive.rs`). True when the datagram was taken: received, or refused by SRTP
+    /// (lost, as the pipeline would lose it). Everything else (STUN, DTLS, SRTCP, a stream's
+    /// first packets, retransmissions, anything while pipeline reads are undrained, so packets
+    /// stay in arrival order) is left to the pipeline.
+    fn receive_short(
+        &mut self,
+        datagram: &[u8],
+        media: &mut MediaReceiver,
+        now: Instant,
+        arrival_us: u64,
+    ) -> bool {
+        if !self.connected
+            || self.pipeline_reads_pending
+            || !matches!(datagram.first(), Some(128..=191))
+            || rtc::shared::util::is_rtcp(datagram)
+        {
+            return false;
+        }
+        let plaintext = match self.peer.pc.unprotect_rtp(datagram) {
+            Ok(Some(plaintext)) => plaintext,
+            Ok(None) => return false,
+            Err(_) => {
+                let _ = self.peer.pc.take_read_errors();
+                return true;
+            }
+        };
+        let Ok(packet) = RtpPacket::parse(&plaintext) else {
+            return true;
+        };
+        let kind = kind_of(packet.payload_type);
+        let transport_cc = Extensions::parse(packet.extension, &self.peer.extension_ids)
+            .ok()
+            .and_then(|e| e.transport_cc);
+        let rtp = RtpView::from(&packet);
+        self.feedback.on_rtp(arrival(&rtp, kind, transport_cc, now));
+        media.on_rtp(kind, rtp, now, arrival_us);
+        true
+    }
+
+    /// Sends the RTCP the viewer owes the SFU now, if any, through `rtc` (SRTCP); `buf` is a
+    /// reused buffer.
+    fn send_feedback(&mut self, now: Instant, buf: &mut Vec<u8>) {
+        if !self.connected || self.feedback.deadline(now) > now {
+            return;
+        }
+        buf.clear();
+        self.feedback.write(now, buf);
+        if buf.is_empty() {
+            return;
+        }
+        let Ok(packets) = rtc::rtcp::packet::unmarshal(&mut &buf[..]) else {
+            return;
+        };
+        let _ = self.peer.pc.handle_write(TaggedRTCMessage {
+            now,
+            message: RTCMessage::RtcpPacket(String::new(), packets),
+        });
+    }
+}
+
+/// A packet's media kind by its payload type (the default codecs: Opus 111, VP8 96), as the
+/// SFU maps them; RTX and other types reach the receiver through the pipeline by track.
+fn kind_of(payload_type: u8) -> RtpCodecKind {
+    if payload_type == call_client::peer::OPUS_PT {
+        RtpCodecKind::Audio
+    } else {
+        RtpCodecKind::Video
+    }
+}
+
+/// What the feedback records of a received packet.
+fn arrival(
+    rtp: &RtpView<'_>,
+    kind: RtpCodecKind,
+    transport_cc: Option<u16>,
+    at: Instant,
+) -> Arrival {
+    Arrival {
+        ssrc: rtp.ssrc,
+        sequence_number: rtp.sequence_number,
+        timestamp: rtp.timestamp,
+        clock_rate: if kind == RtpCodecKind::Audio {
+            48_000
+        } else {
+            90_000
+        },
+        transport_cc,
+        at,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The sans-IO viewer engine (`--viewer-engine sansio`) against the real `sfu` and `signaling
 //! serve`: many viewers on one event loop each do ICE, DTLS and SRTP, get their keys through
-//! signaling and decrypt every frame; the report carries the generator's own cost. The old
+//! signaling and decrypt every frame (most packets on the short receive path, which skips
+//! `rtc`'s pipeline); the report carries the generator's own cost. The old
 //! `async` engine still runs behind its flag.
 //!
 //! Needs `cargo build -p sfu -p signaling` first, like `scenarios_cli`.
@@ -30,6 +31,9 @@ fn many_viewers_share_one_event_loop() {
     assert!(u(&report, "frames_received") > 20 * 100, "{report}");
     let packets = u(&report, "generator_packets_received");
     assert!(packets > 20 * 150, "{report}");
+    // The short receive path took all but each stream's first packets (and retransmissions).
+    let short = u(&report, "generator_packets_short_path");
+    assert!(short <= packets && short * 10 > packets * 9, "{report}");
     let cpu = f(&report, "generator_cpu_seconds");
     assert!(cpu > 0.0, "{report}");
     let per_packet = f(&report, "generator_cpu_ns_per_received_packet");

@@ -141,7 +141,7 @@ impl Sfu {
             rtp_timestamp,
             arrival: now,
         });
-        layer.recv.last_sr = Some(((ntp >> 16) as u32, now));
+        layer.recv.on_sender_report(ntp, now);
     }
 
     fn on_report_block(&mut self, now: Instant, from: ParticipantId, block: &ReportBlock) {

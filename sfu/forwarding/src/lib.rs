@@ -106,7 +106,7 @@ mod metrics;
 mod output;
 mod periodic;
 mod policy;
-mod recv_stats;
+pub mod recv_stats;
 mod rewriter;
 pub mod rtcp;
 pub mod rtp;
@@ -116,7 +116,7 @@ mod slab;
 mod slots;
 mod state;
 pub mod twcc;
-mod twcc_receiver;
+pub mod twcc_receiver;
 pub mod vp8;
 
 pub use crate::core::{Sfu, ntp_from_system_time};

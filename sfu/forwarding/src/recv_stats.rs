@@ -1,6 +1,7 @@
 //! Reception statistics of one incoming source, as RFC 3550 Appendix A.3 and A.8 define them:
 //! extended highest sequence number, cumulative and interval loss, interarrival jitter. They make
-//! the report blocks of the RRs the SFU sends to publishers.
+//! the report blocks of the RRs the SFU sends to publishers, and those the load generator's
+//! sans-IO viewers send the SFU (`loadtest/src/viewer_engine/feedback.rs`).
 
 use std::time::Instant;
 
@@ -8,7 +9,7 @@ use crate::{rtcp::ReportBlock, seq::seq_newer};
 
 /// See the module docs.
 #[derive(Debug, Default)]
-pub(crate) struct RecvStats {
+pub struct RecvStats {
     started: bool,
     base_seq: u32,
     max_seq: u16,
@@ -25,7 +26,7 @@ pub(crate) struct RecvStats {
 
 impl RecvStats {
     /// Records one packet; `arrival_ticks` is the arrival time in RTP clock units.
-    pub(crate) fn update(&mut self, seq: u16, timestamp: u32, arrival_ticks: i64) {
+    pub fn update(&mut self, seq: u16, timestamp: u32, arrival_ticks: i64) {
         if !self.started {
             self.started = true;
             self.base_seq = u32::from(seq);
@@ -48,7 +49,7 @@ impl RecvStats {
 
     /// The sequence numbers skipped if `seq` arrives next: (first missing, count), when the gap
     /// is 1 to `max_gap` packets. Larger jumps are a stream restart, not loss.
-    pub(crate) fn missing_before(&self, seq: u16, max_gap: u16) -> Option<(u16, u16)> {
+    pub fn missing_before(&self, seq: u16, max_gap: u16) -> Option<(u16, u16)> {
         if !self.started || !seq_newer(seq, self.max_seq) {
             return None;
         }
@@ -58,19 +59,25 @@ impl RecvStats {
             .then(|| (self.max_seq.wrapping_add(1), gap))
     }
 
+    /// Records a sender report of this source (its 64-bit NTP time) that arrived at `now`: the
+    /// next report block echoes it, so the sender can measure the round trip.
+    pub fn on_sender_report(&mut self, ntp: u64, now: Instant) {
+        self.last_sr = Some(((ntp >> 16) as u32, now));
+    }
+
     /// Whether any packet was received.
-    pub(crate) fn started(&self) -> bool {
+    pub fn started(&self) -> bool {
         self.started
     }
 
     /// Jitter in RTP units.
-    pub(crate) fn jitter(&self) -> f64 {
+    pub fn jitter(&self) -> f64 {
         self.jitter
     }
 
     /// Makes a report block and starts a new interval. Returns the block and the interval's
     /// fraction lost as 0–1.
-    pub(crate) fn report(&mut self, ssrc: u32, now: Instant) -> (ReportBlock, f64) {
+    pub fn report(&mut self, ssrc: u32, now: Instant) -> (ReportBlock, f64) {
         let extended_max = u64::from(self.cycles) + u64::from(self.max_seq);
         let expected = (extended_max + 1).saturating_sub(u64::from(self.base_seq));
         let lost = expected as i64 - self.received as i64;

@@ -1,7 +1,9 @@
 //! Transport-wide CC feedback *to* publishers: the arrival time of every packet that carried the
 //! publisher's transport-wide sequence number, reported back every
 //! [`crate::Config::feedback_interval`] so the publisher's own congestion controller (and with
-//! it the simulcast layers a browser sends) works through the SFU.
+//! it the simulcast layers a browser sends) works through the SFU. The load generator's sans-IO
+//! viewers report what they receive from the SFU with it too
+//! (`loadtest/src/viewer_engine/feedback.rs`).
 
 use crate::{seq::seq_newer, twcc};
 
@@ -10,7 +12,7 @@ const MAX_PENDING: usize = 2048;
 
 /// See the module docs.
 #[derive(Debug, Default)]
-pub(crate) struct TwccReceiver {
+pub struct TwccReceiver {
     /// (transport-wide sequence number, arrival µs on the core's clock), in arrival order.
     pending: Vec<(u16, i64)>,
     /// First sequence number not yet covered by a feedback.
@@ -19,7 +21,9 @@ pub(crate) struct TwccReceiver {
 }
 
 impl TwccReceiver {
-    pub(crate) fn on_packet(&mut self, seq: u16, arrival_us: i64) {
+    /// Records the arrival (µs on the receiver's clock) of the packet with transport-wide
+    /// sequence number `seq`.
+    pub fn on_packet(&mut self, seq: u16, arrival_us: i64) {
         if let Some(next) = self.next_expected
             && seq != next
             && seq_newer(next, seq)
@@ -33,7 +37,7 @@ impl TwccReceiver {
     }
 
     /// Appends a transport-cc packet covering everything pending, if anything is.
-    pub(crate) fn write_feedback(&mut self, out: &mut Vec<u8>, sender_ssrc: u32, media_ssrc: u32) {
+    pub fn write_feedback(&mut self, out: &mut Vec<u8>, sender_ssrc: u32, media_ssrc: u32) {
         let Some(&(first, _)) = self.pending.first() else {
             return;
         };
