@@ -20,7 +20,7 @@ use super::renegotiations::{OfferFacts, Renegotiations};
 use super::sdp::RidLayer;
 use super::sessions::EndedSessions;
 use super::slots::SlotPlan;
-use crate::transport::PeerId;
+use crate::transport::{PeerId, ReceiveSection};
 
 /// Receives the figures the node observes for histograms (implemented by the metrics module).
 pub trait Observer: Send + Sync + 'static {
@@ -97,8 +97,19 @@ pub(crate) struct Member {
     pub(crate) last_offer: OfferFacts,
     /// Its receive slots, in a room with them (`slots.rs`).
     pub(crate) slots: Option<SlotPlan>,
+    /// The section the node added to receive its screen share on, when it asked to publish
+    /// one after its first answer (`publications.rs`).
+    pub(crate) screen: Option<PublishedSource>,
     /// How far its join has come (`join_phases.rs`).
     pub(crate) join: JoinProgress,
+}
+
+/// The section the node receives a requested source on, and whether the source is published on
+/// it now (`recvonly`) or was (`inactive`; the next share gets a new section).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PublishedSource {
+    pub(crate) section: ReceiveSection,
+    pub(crate) on: bool,
 }
 
 /// An outgoing track handed to the transport whose negotiation has not completed yet.
