@@ -4,6 +4,7 @@
 //! the track at its subscribers. Real WebRTC clients (`call_client::peer`) through signaling and
 //! the embedded SFU; refusals name the request's id.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use call_client::peer::{Incoming, LocalTrack, Peer, RtpCodecKind, VideoLayer, vp8_frame_bytes};
@@ -13,11 +14,15 @@ use e2ee_frames::media::Codec;
 use e2ee_frames::receiver::KeyStore;
 use e2ee_frames::sender::Sender;
 use serde_json::{Value, json};
+use sfu::control::ControlState;
+use sfu::node::{NodeConfig, start_node};
+use signaling::auth::Secret;
+use signaling::media_node::RemoteSfu;
 use signaling::policy::Role;
 use tokio::time::Instant;
 
 use crate::common::{Client, TestServer, config, token};
-use crate::media_call::{Device, SUITE, publish, send_key};
+use crate::media_call::{CONTROL_SECRET, Device, SUITE, publish, send_key};
 
 /// The next message of type `ty` to `ws` within `within`, skipping others.
 async fn next_of(ws: &mut Client, ty: &str, within: Duration) -> Value {
@@ -102,7 +107,10 @@ struct Call {
 }
 
 async fn call() -> Call {
-    let s = TestServer::start(config()).await;
+    call_on(TestServer::start(config()).await).await
+}
+
+async fn call_on(s: TestServer) -> Call {
     s.meeting("call").await;
     let mut alice = Device::join(&s, "call", "alice-dev").await;
     let mut bob = Device::join(&s, "call", "bob-dev").await;
@@ -244,6 +252,52 @@ async fn publish_request_is_offered_by_the_sfu_and_its_media_reaches_subscribers
     bob_decrypts_screen(&mut c, &mut screen, next, 20).await;
     // Alice never offered after her first answer; the SFU did.
     assert_eq!(c.s.metric("signaling_client_reoffers_total").await, 0.0);
+}
+
+/// The same through an SFU reached over its HTTP control API (`RemoteSfu`: `POST
+/// …/publications`, `DELETE …/publications/screen`), with a refusal mapped back to the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_request_through_a_remote_sfu_reaches_subscribers_and_unpublishes() {
+    let node = start_node(NodeConfig::default(), None)
+        .await
+        .expect("node starts on loopback");
+    let app = sfu::control::router(ControlState {
+        node,
+        secret: CONTROL_SECRET.into(),
+        node_id: "sfu-test".into(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("control port");
+    let control = listener.local_addr().expect("bound");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let remote = RemoteSfu::new(
+        &format!("http://{control}"),
+        Secret::new(CONTROL_SECRET),
+        None,
+    )
+    .expect("client");
+    let mut c = call_on(TestServer::start_with_node(config(), Arc::new(remote)).await).await;
+    let (mut screen, _) = alice_shares(&mut c, 7).await;
+    c.alice
+        .ws
+        .send(&json!({"type": "publish", "id": 8, "kind": "video", "source": "screen"}))
+        .await;
+    let refused = next_of(&mut c.alice.ws, "error", Duration::from_secs(5)).await;
+    assert_eq!(
+        (refused["code"].clone(), refused["request_id"].clone()),
+        (json!("wrong_state"), json!(8)),
+        "the node's 409 already_published, named by the request: {refused}"
+    );
+    let (published, next) = shares_until_published(&mut c, &mut screen, 0).await;
+    bob_subscribes(&mut c, &published).await;
+    bob_decrypts_screen(&mut c, &mut screen, next, 10).await;
+    c.alice
+        .ws
+        .send(&json!({"type": "unpublish", "id": 9, "source": "screen"}))
+        .await;
+    let gone = next_of(&mut c.bob.ws, "track_unpublished", Duration::from_secs(5)).await;
+    assert_eq!(gone["track"], published["id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
