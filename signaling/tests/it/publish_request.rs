@@ -414,3 +414,23 @@ async fn publish_of_another_source_is_refused_as_malformed() {
     let refused = alice.ws.expect_error("malformed").await;
     assert_eq!(refused["request_id"], 11);
 }
+
+/// The compatibility path: a client that offers after its first answer (a standards client
+/// renegotiating on its own) is still answered, and counted in
+/// `signaling_client_reoffers_total`; its first offer is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reoffer_after_the_first_answer_is_answered_and_counted() {
+    let s = TestServer::start(config()).await;
+    s.meeting("call").await;
+    let mut alice = Device::join(&s, "call", "alice-dev").await;
+    let a = publish(&mut alice, 0x4444_0003, 10).await;
+    assert_eq!(s.metric("signaling_client_reoffers_total").await, 0.0);
+    let offer = a.peer.offer().await.expect("offer");
+    alice.ws.send(&json!({"type": "offer", "sdp": offer})).await;
+    let answer = next_of(&mut alice.ws, "answer", Duration::from_secs(10)).await;
+    a.peer
+        .apply_answer(answer["sdp"].as_str().expect("answer sdp"))
+        .await
+        .expect("answer applies");
+    assert_eq!(s.metric("signaling_client_reoffers_total").await, 1.0);
+}
