@@ -10,7 +10,7 @@
 //! an offer carried it) is recorded among the member's screen sections, so the video arriving
 //! there is published as [`TrackKind::Screen`](sfu_forwarding::TrackKind::Screen).
 
-use super::state::{PublishedSource, State};
+use super::state::State;
 use super::{NodeError, NodeHandle};
 use crate::transport::{MediaKind, PeerId, ShardAccess};
 
@@ -93,7 +93,7 @@ fn publish(
         .members
         .get(&p)
         .and_then(|m| m.screen)
-        .is_some_and(|section| section.on)
+        .is_some()
     {
         return Err(NodeError::AlreadyPublished);
     }
@@ -101,7 +101,7 @@ fn publish(
     let mid = s.receive_section_mid(peer, section);
     let state = &mut s.handler().state;
     if let Some(m) = state.members.get_mut(&p) {
-        m.screen = Some(PublishedSource { section, on: true });
+        m.screen = Some(section);
         m.screen_mids.extend(mid);
     }
     state.renegotiations.publish += 1;
@@ -117,17 +117,20 @@ fn unpublish(
 ) -> Result<(), NodeError> {
     let RequestedSource::Screen = source;
     let (p, peer) = publisher_peer(&s.handler().state, room, device, session)?;
-    let section = match s.handler().state.members.get(&p).and_then(|m| m.screen) {
-        Some(section) if section.on => section.section,
-        _ => return Err(NodeError::NotPublished),
-    };
+    let section = s
+        .handler()
+        .state
+        .members
+        .get(&p)
+        .and_then(|m| m.screen)
+        .ok_or(NodeError::NotPublished)?;
     s.stop_receiving(peer, section)?;
     let mid = s.receive_section_mid(peer, section);
     let now = s.now();
     let state = &mut s.handler().state;
     let mut track = None;
     if let Some(m) = state.members.get_mut(&p) {
-        m.screen = Some(PublishedSource { section, on: false });
+        m.screen = None;
         track = mid.and_then(|mid| m.published_mids.remove(&mid));
     }
     if let Some(track) = track {
@@ -138,7 +141,7 @@ fn unpublish(
     Ok(())
 }
 
-/// Records the `a=mid` of each member's requested sections once an offer carried it: called
+/// Records the `a=mid` of the member's requested section once an offer carried it: called
 /// before SDP from the device is applied, so the media that opens a section after its answer
 /// is published as what was asked for.
 pub(super) fn learn_section_mids(s: &mut ShardAccess<'_, Glue>, p: sfu_forwarding::ParticipantId) {
@@ -147,7 +150,7 @@ pub(super) fn learn_section_mids(s: &mut ShardAccess<'_, Glue>, p: sfu_forwardin
         .state
         .members
         .get(&p)
-        .and_then(|m| Some((m.peer?, m.screen?.section)))
+        .and_then(|m| Some((m.peer?, m.screen?)))
     else {
         return;
     };

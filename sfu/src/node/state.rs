@@ -97,19 +97,11 @@ pub(crate) struct Member {
     pub(crate) last_offer: OfferFacts,
     /// Its receive slots, in a room with them (`slots.rs`).
     pub(crate) slots: Option<SlotPlan>,
-    /// The section the node added to receive its screen share on, when it asked to publish
-    /// one after its first answer (`publications.rs`).
-    pub(crate) screen: Option<PublishedSource>,
+    /// The section the node receives its screen share on while it publishes one it asked for
+    /// after its first answer (`publications.rs`); a stopped share's section stays `inactive`.
+    pub(crate) screen: Option<ReceiveSection>,
     /// How far its join has come (`join_phases.rs`).
     pub(crate) join: JoinProgress,
-}
-
-/// The section the node receives a requested source on, and whether the source is published on
-/// it now (`recvonly`) or was (`inactive`; the next share gets a new section).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct PublishedSource {
-    pub(crate) section: ReceiveSection,
-    pub(crate) on: bool,
 }
 
 /// An outgoing track handed to the transport whose negotiation has not completed yet.
