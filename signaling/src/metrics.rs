@@ -67,6 +67,9 @@ pub struct Metrics {
     pub node_offers: IntCounterVec,
     /// Node registry records not added to the pool (control URL not allowed or unusable).
     pub registry_nodes_refused: IntCounter,
+    /// Client offers after the device's first answer (a standards client renegotiating on its
+    /// own; the web and native clients ask with `publish` instead): the compatibility path.
+    pub client_reoffers: IntCounter,
     /// Joins that replaced the same device's connection (a reconnect).
     pub rejoins: IntCounter,
     /// Joins that asked to resume, and suspensions that expired, by outcome
@@ -174,6 +177,11 @@ impl Metrics {
             "signaling_registry_nodes_refused_total",
             "SFU node registry records not added to the pool: a control URL no --sfu-discover prefix allows, or unusable",
         )?;
+        let client_reoffers = IntCounter::new(
+            "signaling_client_reoffers_total",
+            "Client offers after the device's first answer (renegotiations the client started; \
+             publish asks the SFU to offer instead)",
+        )?;
         let rejoins = IntCounter::new(
             "signaling_rejoins_total",
             "Joins that replaced the same device's connection",
@@ -221,6 +229,7 @@ impl Metrics {
         registry.register(Box::new(registry_reads.clone()))?;
         registry.register(Box::new(registry_nodes_refused.clone()))?;
         registry.register(Box::new(node_offers.clone()))?;
+        registry.register(Box::new(client_reoffers.clone()))?;
         registry.register(Box::new(rejoins.clone()))?;
         registry.register(Box::new(resumes.clone()))?;
         registry.register(Box::new(suspended_drops.clone()))?;
@@ -295,6 +304,7 @@ impl Metrics {
             registry_reads,
             registry_nodes_refused,
             node_offers,
+            client_reoffers,
             rejoins,
             resumes,
             suspended_drops,

@@ -35,15 +35,15 @@ use tracing::{Instrument as _, Span, debug, info, info_span, warn};
 
 use crate::auth::{Grants, TokenVerifier, validate_room_name};
 use crate::hub::{Hub, HubError, JoinOutcome, Outbound, RoomCommand};
-use crate::media_node::{MediaSessionId, ParticipantSpec, SessionDescription};
+use crate::media_node::{MediaSessionId, ParticipantSpec, PublishSource, SessionDescription};
 use crate::policy::{RecordingPolicy, RoomPolicy};
 use crate::protocol::{
     CHAT_BURST, CHAT_PER_SECOND, CLIENT_MESSAGE_TYPES, ChatBody, ClientMessage, ClientOffer,
     ClientStats, ErrorCode, HAND_BURST, HAND_PER_SECOND, Hand, Join, LeftNotice, MAX_NAME_BYTES,
     MAX_SDP_BYTES, MAX_SUBSCRIPTIONS, MAX_TRACKS_PER_OFFER, MEDIA_STATE_BURST,
     MEDIA_STATE_PER_SECOND, MediaState, PROTOCOL_VERSION, RequestHeader, RequestId, RequestIdField,
-    ResumeCall, SdpBody, ServerMessage, ShapeError, Validate as _, reject_reason,
-    sdp_sending_section,
+    ResumeCall, SdpBody, ServerMessage, ShapeError, TrackKind, TrackSource, Validate as _,
+    reject_reason, sdp_sending_section,
 };
 use crate::room::{ConnId, Departure, JoinRequest, OfferOutcome, call_for_new_room};
 
@@ -676,6 +676,13 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             (ClientMessage::MediaState(state), true) => self.media_state(state).await,
             (ClientMessage::Chat(body), true) => self.chat(body).await,
             (ClientMessage::Hand(hand), true) => self.hand(hand).await,
+            (ClientMessage::Publish(request), true) => {
+                self.publication(request.kind, request.source, true).await
+            }
+            (ClientMessage::Unpublish(request), true) => {
+                self.publication(TrackKind::Video, request.source, false)
+                    .await
+            }
             (ClientMessage::Moderate(action), true) => {
                 let request_id = self.request_id;
                 self.to_room(|conn, device| RoomCommand::Moderate {
@@ -1102,6 +1109,9 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             can_subscribe: j.grants.can_subscribe,
         };
         let result = if j.media_session {
+            // Only the SFU offers after the first answer; a client that offers anyway (a
+            // standards client renegotiating on its own) is still answered: counted.
+            self.ctx.hub.metrics().client_reoffers.inc();
             match node
                 .renegotiate(
                     &room,
@@ -1141,6 +1151,63 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                     }
                 }
                 flow
+            }
+            Err(e) => self.refuse(ErrorCode::MediaError, e.to_string()).await,
+        }
+    }
+
+    /// `publish` (`on`) or `unpublish`: the SFU adds a section it receives the source on, or
+    /// turns it `inactive`, and offers (docs/architecture.md §7.53). Refusals
+    /// name the message's id.
+    async fn publication(&mut self, kind: TrackKind, source: TrackSource, on: bool) -> Flow {
+        let Some(j) = &self.joined else {
+            return Flow::Continue;
+        };
+        let what = if on { "publish" } else { "unpublish" };
+        if (kind, source) != (TrackKind::Video, TrackSource::Screen) {
+            return self
+                .refuse(
+                    ErrorCode::Malformed,
+                    format!("only video screen can be asked for with {what}"),
+                )
+                .await;
+        }
+        if !j.grants.can_publish {
+            return self
+                .refuse(ErrorCode::Forbidden, "token does not grant can_publish")
+                .await;
+        }
+        if !j.media_session {
+            return self
+                .refuse(
+                    ErrorCode::WrongState,
+                    format!("{what} before the answer to the first offer"),
+                )
+                .await;
+        }
+        let Some(node) = self.ctx.hub.media().cloned() else {
+            return self.media_unavailable().await;
+        };
+        let Some(session) = j.media_session_id else {
+            return self
+                .refuse(
+                    ErrorCode::WrongState,
+                    format!("{what} before any media session"),
+                )
+                .await;
+        };
+        let (room, device) = (j.room.clone(), j.device.clone());
+        let result = if on {
+            node.publish(&room, &device, session, PublishSource::Screen)
+                .await
+        } else {
+            node.unpublish(&room, &device, session, PublishSource::Screen)
+                .await
+        };
+        match result {
+            Ok(()) => Flow::Continue,
+            Err(crate::media_node::MediaError::Publication(reason)) => {
+                self.refuse(ErrorCode::WrongState, reason).await
             }
             Err(e) => self.refuse(ErrorCode::MediaError, e.to_string()).await,
         }

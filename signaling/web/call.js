@@ -250,7 +250,7 @@ export class Call extends EventTarget {
     this.store.changed();
   }
 
-  /** Starts or stops sharing the screen (a third sendonly section, KID stream 2). */
+  /** Starts or stops sharing the screen (KID stream 2; asked for with `publish`, the SFU offers). */
   async setScreen(on) {
     if (!(await this.negotiator.setScreen(on))) return;
     this.session.sendMediaState();

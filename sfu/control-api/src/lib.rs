@@ -16,8 +16,8 @@ pub mod stream;
 
 pub use events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, SlotEntry, TrackClass};
 pub use requests::{
-    AddParticipant, CreateRoom, MAX_LAST_N, RoleBody, RoomKindBody, SdpBody, SdpKind, SessionQuery,
-    SubscriptionBody,
+    AddParticipant, CreateRoom, MAX_LAST_N, PublishBody, PublishSource, RoleBody, RoomKindBody,
+    SdpBody, SdpKind, SessionQuery, SubscriptionBody,
 };
 pub use responses::{AnswerBody, ErrorBody, NodeStatus, ReceiveSlotCounts, RoomCreated};
 pub use stream::{EventsQuery, ResetReason, StreamLine};

@@ -121,6 +121,32 @@ pub struct SdpBody {
     pub screen_mids: Vec<String>,
 }
 
+/// A source a participant asks to publish after its first answer (docs/architecture.md §7.53).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishSource {
+    /// Screen-share video.
+    Screen,
+}
+
+impl PublishSource {
+    /// The source as the API spells it (also the last segment of its `DELETE` path).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublishSource::Screen => "screen",
+        }
+    }
+}
+
+/// Body of `POST /control/rooms/{room}/participants/{device}/publications`: the node adds a
+/// section it receives `source` on and offers it (`offer` event); `204`. `DELETE
+/// …/publications/{source}` turns it `inactive`, offers, and unpublishes the source's track.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub struct PublishBody {
+    /// The source.
+    pub source: PublishSource,
+}
+
 /// Offer or answer.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -244,6 +270,18 @@ mod tests {
             assert_eq!(v, json!({"type": name, "sdp": "v=0"}));
             assert_eq!(serde_json::from_value::<SdpBody>(v).unwrap(), body);
         }
+    }
+
+    #[test]
+    fn publish_body_round_trips() {
+        let body = PublishBody {
+            source: PublishSource::Screen,
+        };
+        let v = serde_json::to_value(body).unwrap();
+        assert_eq!(v, json!({"source": "screen"}));
+        assert_eq!(serde_json::from_value::<PublishBody>(v).unwrap(), body);
+        assert_eq!(PublishSource::Screen.as_str(), "screen");
+        assert!(serde_json::from_value::<PublishBody>(json!({"source": "camera"})).is_err());
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! | `POST /control/rooms/{room}/participants` | `{"device": "d1", "role": "caller"\|"presenter"\|"viewer"\|"recorder", "offer": "<sdp>", "subscribe": [Subscription], "screen_mids": ["1"], "session"?: u64}` | 200 `{"answer": "<sdp>"}`; with `session`, a device already there under another session is replaced in the same step; 409 `session_ended` for a removed session |
 //! | `POST /control/rooms/{room}/participants/{device}/sdp?session=<id>` | `{"type": "offer"\|"answer", "sdp": "<sdp>", "screen_mids": […]}` | 200 `{"answer": "<sdp>"}` for an offer, `{"answer": null}` for an answer |
 //! | `PUT /control/rooms/{room}/participants/{device}/subscriptions?session=<id>` | `[Subscription]` (replaces all) | 204 |
+//! | `POST /control/rooms/{room}/participants/{device}/publications?session=<id>` | `{"source": "screen"}` | 204: the node adds a section it receives the source on (a new one each share) and offers it (`offer` event); 403 `publish_not_allowed`, 409 `already_published` |
+//! | `DELETE /control/rooms/{room}/participants/{device}/publications/{source}?session=<id>` | | 204: the section turns `inactive` (offered) and the source's track is unpublished; 404 `not_published` |
 //! | `DELETE /control/rooms/{room}/participants/{device}?session=<id>` | | 204 (idempotent; with `session`, only that session is removed, and it cannot be added again) |
 //! | `GET /control/events?instance=<id>&since=<seq>` | | a never-ending stream of newline-delimited JSON lines (below) |
 //! | `POST /control/drain` | | 202: stop admitting rooms and participants (`sfu drain`) |
@@ -62,7 +64,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use futures_util::StreamExt as _;
-use sfu_control_api::{EventsQuery, SessionQuery};
+use sfu_control_api::{EventsQuery, PublishBody, PublishSource, SessionQuery};
 use sfu_forwarding::Role;
 
 mod errors;
@@ -73,7 +75,9 @@ use errors::{
 };
 pub use errors::{MAX_NAME_BYTES, RejectedCode, error_response, truncate};
 
-use crate::node::{LayerPrefs, NodeHandle, SessionDescription, SubscriptionRequest};
+use crate::node::{
+    LayerPrefs, NodeHandle, RequestedSource, SessionDescription, SubscriptionRequest,
+};
 
 mod event_log;
 mod room_policy;
@@ -121,6 +125,14 @@ pub fn router_with_log(state: ControlState, log: EventLog) -> Router {
         .route(
             "/control/rooms/{room}/participants/{device}/subscriptions",
             put(set_subscriptions),
+        )
+        .route(
+            "/control/rooms/{room}/participants/{device}/publications",
+            post(publish),
+        )
+        .route(
+            "/control/rooms/{room}/participants/{device}/publications/{source}",
+            delete(unpublish),
         )
         .route("/control/events", get(events))
         .route("/control/drain", post(drain))
@@ -310,6 +322,52 @@ async fn set_subscriptions(
     match s
         .node
         .set_subscriptions(&room, &device, subs, q.session)
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+fn requested(source: PublishSource) -> RequestedSource {
+    match source {
+        PublishSource::Screen => RequestedSource::Screen,
+    }
+}
+
+async fn publish(
+    State(s): State<ControlState>,
+    names: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<SessionQuery>, QueryRejection>,
+    body: Result<Json<PublishBody>, JsonRejection>,
+) -> Response {
+    let Path((room, device)) = accept!(names, path_rejection);
+    let Query(q) = accept!(query, query_rejection);
+    let Json(b) = accept!(body, json_rejection);
+    check!(check_name("room", &room));
+    check!(check_name("device", &device));
+    match s
+        .node
+        .publish(&room, &device, requested(b.source), q.session)
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn unpublish(
+    State(s): State<ControlState>,
+    names: Result<Path<(String, String, PublishSource)>, PathRejection>,
+    query: Result<Query<SessionQuery>, QueryRejection>,
+) -> Response {
+    let Path((room, device, source)) = accept!(names, path_rejection);
+    let Query(q) = accept!(query, query_rejection);
+    check!(check_name("room", &room));
+    check!(check_name("device", &device));
+    match s
+        .node
+        .unpublish(&room, &device, requested(source), q.session)
         .await
     {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),

@@ -37,6 +37,15 @@ pub enum NodeError {
     /// positions are named); nothing was created.
     #[error("a participant without the publish right offers to send in media section {0}")]
     SendsWithoutPublishRight(String),
+    /// A participant whose role may not publish asked to publish a source.
+    #[error("this participant's role may not publish")]
+    PublishNotAllowed,
+    /// The participant asked to publish a source it publishes already.
+    #[error("the source is published already")]
+    AlreadyPublished,
+    /// The participant asked to unpublish a source it does not publish.
+    #[error("the source is not published")]
+    NotPublished,
     /// The forwarding core refused the command (policy, capacity, role).
     #[error("refused: {0}")]
     Refused(#[from] sfu_forwarding::Error),

@@ -44,7 +44,8 @@
 //! transport runs no `rtc` interceptors.
 //!
 //! Files: this one starts the node and holds its handle; `participants.rs` has the room and
-//! participant commands, `state.rs` the state the handler owns, `translate.rs` what events do
+//! participant commands, `publications.rs` the sources a participant asks to publish after its
+//! first answer, `state.rs` the state the handler owns, `translate.rs` what events do
 //! to it, `glue.rs` the shard-side handler, `sdp.rs` what is read from offers, `slots.rs`
 //! receive slots, `join_phases.rs` a participant's progress to its first keyframe.
 
@@ -53,6 +54,7 @@ mod error;
 mod glue;
 mod join_phases;
 mod participants;
+mod publications;
 mod renegotiations;
 mod sdp;
 mod sessions;
@@ -70,6 +72,7 @@ use sfu_forwarding::{Gauges, Metrics, Sfu};
 use tokio::sync::{broadcast, watch};
 
 pub use error::NodeError;
+pub use publications::RequestedSource;
 pub use renegotiations::Renegotiations;
 /// The node's events are the control API's wire events (`GET /control/events`), defined once in
 /// `sfu-control-api`: an embedded listener receives exactly what a remote one reads.

@@ -10,6 +10,7 @@ use sfu_forwarding::{Role, RoomPolicy, SlotCounts, TrackId};
 
 use super::glue::Glue;
 use super::join_phases::JoinProgress;
+use super::publications::learn_section_mids;
 use super::renegotiations::OfferFacts;
 use super::slots::slots_need_offer;
 use super::state::{Member, PendingSub, State, parse_track, track_name};
@@ -119,6 +120,7 @@ impl NodeHandle {
                 let screen_mids = screen_mids.to_vec();
                 self.on_shard(move |s| {
                     let (p, peer) = member_peer(&s.handler().state, &key, sending)?;
+                    learn_section_mids(s, p);
                     if let Some(m) = s.handler().state.members.get_mut(&p) {
                         m.screen_mids.extend(screen_mids);
                         // Sections already published keep their layers; new ones are added.
@@ -140,7 +142,8 @@ impl NodeHandle {
             }
             SessionDescription::Answer(sdp) => {
                 self.on_shard(move |s| {
-                    let (_, peer) = member_peer(&s.handler().state, &key, sending)?;
+                    let (p, peer) = member_peer(&s.handler().state, &key, sending)?;
+                    learn_section_mids(s, p);
                     s.apply_answer(peer, sdp)?;
                     Ok(None)
                 })
@@ -353,6 +356,7 @@ fn add_participant(s: Shard<'_, '_>, join: Join) -> Result<(PeerId, String), Nod
             simulcast: facts.simulcast,
             last_offer: facts.last_offer,
             slots: None,
+            screen: None,
             join: JoinProgress::default(),
         },
     );

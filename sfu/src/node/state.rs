@@ -20,7 +20,7 @@ use super::renegotiations::{OfferFacts, Renegotiations};
 use super::sdp::RidLayer;
 use super::sessions::EndedSessions;
 use super::slots::SlotPlan;
-use crate::transport::PeerId;
+use crate::transport::{PeerId, ReceiveSection};
 
 /// Receives the figures the node observes for histograms (implemented by the metrics module).
 pub trait Observer: Send + Sync + 'static {
@@ -97,6 +97,9 @@ pub(crate) struct Member {
     pub(crate) last_offer: OfferFacts,
     /// Its receive slots, in a room with them (`slots.rs`).
     pub(crate) slots: Option<SlotPlan>,
+    /// The section the node receives its screen share on while it publishes one it asked for
+    /// after its first answer (`publications.rs`); a stopped share's section stays `inactive`.
+    pub(crate) screen: Option<ReceiveSection>,
     /// How far its join has come (`join_phases.rs`).
     pub(crate) join: JoinProgress,
 }

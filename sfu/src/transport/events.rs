@@ -64,6 +64,14 @@ pub struct IncomingTrack {
     pub header_extensions: Vec<NegotiatedExtension>,
 }
 
+/// A media section the SFU added to receive on (`recvonly` on its side) when a participant
+/// asked to publish a source after its first answer (docs/architecture.md §7.53). Its `a=mid`
+/// is known once an offer carried it ([`ShardAccess::receive_section_mid`]).
+///
+/// [`ShardAccess::receive_section_mid`]: super::ShardAccess::receive_section_mid
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReceiveSection(pub(crate) usize);
+
 /// A track the SFU sends to a peer (a subscriber's copy of some publisher's track).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingTrack {

@@ -33,7 +33,7 @@ pub use config::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONSENT_TIMEOUT, DtlsRole, Tra
 pub use error::{StartError, TransportError};
 pub use events::{
     CloseReason, IncomingTrack, MediaKind, NegotiatedCodec, NegotiatedExtension,
-    NegotiatedOutgoingTrack, OutgoingTrack, PeerEvent, PeerId,
+    NegotiatedOutgoingTrack, OutgoingTrack, PeerEvent, PeerId, ReceiveSection,
 };
 pub use ice_tcp::{DEFAULT_ICE_TCP_STUN_TIMEOUT, IceTcpClose, IceTcpCloses, IceTcpConfig};
 pub use media::{MediaHandler, Outbox};

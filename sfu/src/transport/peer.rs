@@ -31,7 +31,7 @@ use super::config::{DtlsRole, TransportConfig};
 use super::error::TransportError;
 use super::events::{
     IncomingTrack, MediaKind, NegotiatedCodec, NegotiatedExtension, NegotiatedOutgoingTrack,
-    OutgoingTrack,
+    OutgoingTrack, ReceiveSection,
 };
 use super::rtcp_delivery;
 use super::sections::{SectionDirection, sections};
@@ -204,6 +204,9 @@ pub(crate) struct Peer {
     /// viewer's `recvonly` section the SFU had no track for, or one a removed track left. The
     /// next outgoing track of their kind takes one before a section is added.
     idle: Vec<RTCRtpTransceiverId>,
+    /// Sections the SFU added to receive on at a participant's request
+    /// ([`Peer::add_receive_section`]): never taken for an outgoing track, receiving or not.
+    receive_sections: Vec<RTCRtpTransceiverId>,
 }
 
 impl Peer {
@@ -236,6 +239,7 @@ impl Peer {
             deferred: Vec::new(),
             offer_on_connect: false,
             idle: Vec::new(),
+            receive_sections: Vec::new(),
         };
         for track in outgoing {
             peer.attach_outgoing(track)?;
@@ -324,11 +328,17 @@ impl Peer {
         let ids: Vec<RTCRtpTransceiverId> = self.pc.get_transceivers().collect();
         for id in ids {
             let idle = self.idle.contains(&id);
+            // A section the SFU receives a participant's source on (or did) is trackless and
+            // not stopped, so `add_track` would take it: a new section instead.
+            let requested = self.receive_sections.contains(&id);
             let Some(t) = self.pc.rtp_transceiver(id) else {
                 continue;
             };
             if t.sender().is_some() {
                 continue;
+            }
+            if requested {
+                return false;
             }
             // Trackless and neither idle nor receiving: stopped (a section the client's offer
             // made `inactive`), which `add_track` skips too.
@@ -377,6 +387,46 @@ impl Peer {
                 self.idle.retain(|i| *i != id);
             }
         }
+    }
+
+    /// Adds a media section of `kind` the SFU receives on (`recvonly` on its side), for a
+    /// source the participant asked to publish; negotiated by the next offer.
+    pub(crate) fn add_receive_section(
+        &mut self,
+        kind: MediaKind,
+    ) -> Result<ReceiveSection, TransportError> {
+        let id = self.pc.add_transceiver_from_kind(
+            rtc_kind(kind),
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )?;
+        self.receive_sections.push(id);
+        Ok(ReceiveSection(id))
+    }
+
+    /// Turns a section of [`Peer::add_receive_section`] `inactive` (the source is no longer
+    /// published); negotiated by the next offer.
+    pub(crate) fn stop_receiving(&mut self, section: ReceiveSection) -> Result<(), TransportError> {
+        let unknown = || TransportError::Negotiation("no such receive section".to_owned());
+        if !self.receive_sections.contains(&section.0) {
+            return Err(unknown());
+        }
+        let mut t = self.pc.rtp_transceiver(section.0).ok_or_else(unknown)?;
+        t.set_direction(RTCRtpTransceiverDirection::Inactive);
+        Ok(())
+    }
+
+    /// The `a=mid` of a section of [`Peer::add_receive_section`], once an offer carried it.
+    pub(crate) fn receive_section_mid(&mut self, section: ReceiveSection) -> Option<String> {
+        if !self.receive_sections.contains(&section.0) {
+            return None;
+        }
+        self.pc
+            .rtp_transceiver(section.0)
+            .and_then(|t| t.mid().clone())
     }
 
     /// Holds an outgoing track back until the peer is connected (see [`Peer::take_deferred`]).

@@ -27,6 +27,7 @@ mod node_forwarding;
 mod node_simulcast;
 mod offer_glare;
 mod pli_flood_from_one_subscriber;
+mod publish_request_refusals;
 mod publish_subscribe;
 mod publisher_gone;
 mod receive_slots_join;

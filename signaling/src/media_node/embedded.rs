@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures_util::stream::{self, BoxStream, StreamExt as _};
-use sfu::node::{NodeConfig, NodeError, NodeHandle, Observer, SubscriptionRequest, start_node};
+use sfu::node::{
+    NodeConfig, NodeError, NodeHandle, Observer, RequestedSource, SubscriptionRequest, start_node,
+};
 use sfu::ops::{OpsState, SfuMetrics};
 use sfu::transport::TransportConfig;
 use tokio::sync::broadcast::error::RecvError;
@@ -13,7 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::translate::{Announcements, create_room_body, receive_slot_counts, subscription_body};
 use super::{
     MediaError, MediaEvent, MediaNode, MediaRoomSpec, MediaSessionId, ParticipantSpec,
-    SessionDescription,
+    PublishSource, SessionDescription,
 };
 use crate::policy::Role;
 use crate::protocol::{ReceiveSlotCounts, Subscription, TrackAnnouncement};
@@ -178,6 +180,32 @@ impl MediaNode for EmbeddedSfu {
             .map_err(media_error)
     }
 
+    async fn publish(
+        &self,
+        room: &str,
+        device: &str,
+        session: MediaSessionId,
+        source: PublishSource,
+    ) -> Result<(), MediaError> {
+        self.node
+            .publish(room, device, requested(source), Some(session.0))
+            .await
+            .map_err(media_error)
+    }
+
+    async fn unpublish(
+        &self,
+        room: &str,
+        device: &str,
+        session: MediaSessionId,
+        source: PublishSource,
+    ) -> Result<(), MediaError> {
+        self.node
+            .unpublish(room, device, requested(source), Some(session.0))
+            .await
+            .map_err(media_error)
+    }
+
     async fn remove_participant(
         &self,
         room: &str,
@@ -233,14 +261,24 @@ fn subscription(s: Subscription) -> SubscriptionRequest {
 }
 
 /// A node refusal as signaling reports it.
+fn requested(source: PublishSource) -> RequestedSource {
+    match source {
+        PublishSource::Screen => RequestedSource::Screen,
+    }
+}
+
 fn media_error(e: NodeError) -> MediaError {
     match e {
+        other @ (NodeError::AlreadyPublished | NodeError::NotPublished) => {
+            MediaError::Publication(other.to_string())
+        }
         NodeError::UnknownRoom => MediaError::UnknownRoom,
         NodeError::UnknownParticipant => MediaError::UnknownParticipant,
         other @ (NodeError::Transport(_)
         | NodeError::UnknownTrack
         | NodeError::Refused(_)
         | NodeError::SlotRoom
+        | NodeError::PublishNotAllowed
         | NodeError::SessionEnded) => MediaError::Refused(other.to_string()),
         other => MediaError::Failed(other.to_string()),
     }

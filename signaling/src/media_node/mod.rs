@@ -15,7 +15,8 @@
 //! - `add_participant` is called with a participant's first SDP offer and returns the answer;
 //!   later offers and answers go through `renegotiate`. A node may start a renegotiation itself
 //!   (new tracks to subscribe) by sending [`MediaEvent::Offer`]; the client's answer comes back
-//!   through `renegotiate`.
+//!   through `renegotiate`. After the first answer a device asks for a new source with
+//!   `publish` (and stops it with `unpublish`); the node then offers.
 //! - The node enforces `can_publish`/`can_subscribe` of the [`ParticipantSpec`] itself as well
 //!   (signaling already refuses offers that send media without `can_publish`).
 //! - `remove_participant` is called when a device leaves, is kicked or its connection drops; it is
@@ -60,6 +61,7 @@ pub use remote::RemoteSfu;
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
+pub use sfu_control_api::PublishSource;
 
 use crate::policy::{Role, RoomKind};
 use crate::protocol::{
@@ -265,6 +267,9 @@ pub enum MediaError {
     /// The node does not know the participant.
     #[error("participant not known to the media node")]
     UnknownParticipant,
+    /// A `publish` of a source that is published already, or an `unpublish` of one that is not.
+    #[error("{0}")]
+    Publication(String),
     /// The SDP or the request was refused (bad SDP, codec not allowed in E2EE rooms...).
     #[error("refused by the media node: {0}")]
     Refused(String),
@@ -339,6 +344,28 @@ pub trait MediaNode: Send + Sync + 'static {
         device: &str,
         session: MediaSessionId,
         subscriptions: Vec<Subscription>,
+    ) -> Result<(), MediaError>;
+
+    /// Asks the node to receive `source` from the device in media session `session`
+    /// (docs/architecture.md §7.53): it adds a section for it and offers it
+    /// ([`MediaEvent::Offer`]).
+    /// [`MediaError::Publication`] when the source is published already.
+    async fn publish(
+        &self,
+        room: &str,
+        device: &str,
+        session: MediaSessionId,
+        source: PublishSource,
+    ) -> Result<(), MediaError>;
+
+    /// Stops receiving `source`: the node offers its section `inactive` and unpublishes its
+    /// track. [`MediaError::Publication`] when the source is not published.
+    async fn unpublish(
+        &self,
+        room: &str,
+        device: &str,
+        session: MediaSessionId,
+        source: PublishSource,
     ) -> Result<(), MediaError>;
 
     /// Removes media session `session` of a participant (idempotent; a later session of the

@@ -33,7 +33,7 @@ use super::placement::{self, NodeState, NodeView, Registered};
 use super::registry_view::RegistrySnapshot;
 use super::{
     MediaError, MediaEvent, MediaNode, MediaNodeInfo, MediaRoomSpec, MediaSessionId,
-    ParticipantSpec, RegistryCounts, SessionDescription,
+    ParticipantSpec, PublishSource, RegistryCounts, SessionDescription,
 };
 use crate::protocol::{MediaResetReason, ReceiveSlotCounts, Subscription, TrackAnnouncement};
 
@@ -518,6 +518,30 @@ impl MediaNode for SfuPool {
     ) -> Result<(), MediaError> {
         self.node_of(room)?
             .set_subscriptions(room, device, session, subscriptions)
+            .await
+    }
+
+    async fn publish(
+        &self,
+        room: &str,
+        device: &str,
+        session: MediaSessionId,
+        source: PublishSource,
+    ) -> Result<(), MediaError> {
+        self.node_of(room)?
+            .publish(room, device, session, source)
+            .await
+    }
+
+    async fn unpublish(
+        &self,
+        room: &str,
+        device: &str,
+        session: MediaSessionId,
+        source: PublishSource,
+    ) -> Result<(), MediaError> {
+        self.node_of(room)?
+            .unpublish(room, device, session, source)
             .await
     }
 

@@ -26,8 +26,8 @@ use futures_util::stream::{BoxStream, StreamExt as _};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use sfu_control_api::{
-    AddParticipant, AnswerBody, ErrorBody, EventsQuery, ResetReason, RoomCreated, SdpBody, SdpKind,
-    StreamLine, SubscriptionBody,
+    AddParticipant, AnswerBody, ErrorBody, EventsQuery, PublishBody, ResetReason, RoomCreated,
+    SdpBody, SdpKind, StreamLine, SubscriptionBody,
 };
 use tokio::sync::mpsc;
 
@@ -36,7 +36,7 @@ use super::translate::{
 };
 use super::{
     MediaError, MediaEvent, MediaNode, MediaNodeInfo, MediaRoomSpec, MediaSessionId, NodeState,
-    ParticipantSpec, SessionDescription,
+    ParticipantSpec, PublishSource, SessionDescription,
 };
 use crate::auth::Secret;
 use crate::protocol::{MediaResetReason, ReceiveSlotCounts, Subscription, TrackAnnouncement};
@@ -251,7 +251,11 @@ impl RemoteSfu {
         {
             tracing::warn!(sfu = %self.base, "the SFU is draining: it takes no new rooms");
         }
+        let code = body.as_ref().map(|b| b.code.clone()).unwrap_or_default();
         let reason = body.map_or_else(|| status.to_string(), |b| b.error);
+        if code == "already_published" || code == "not_published" {
+            return Err(MediaError::Publication(reason));
+        }
         Err(match status {
             StatusCode::NOT_FOUND if reason.contains("room") => MediaError::UnknownRoom,
             StatusCode::NOT_FOUND if reason.contains("participant") => {
@@ -404,6 +408,33 @@ impl MediaNode for RemoteSfu {
             subscriptions.into_iter().map(subscription_body).collect();
         let path = participant_path(room, device, "/subscriptions", session);
         self.send_json(Method::PUT, &path, &body).await.map(drop)
+    }
+
+    async fn publish(
+        &self,
+        room: &str,
+        device: &str,
+        session: MediaSessionId,
+        source: PublishSource,
+    ) -> Result<(), MediaError> {
+        let path = participant_path(room, device, "/publications", session);
+        self.send_json(Method::POST, &path, &PublishBody { source })
+            .await
+            .map(drop)
+    }
+
+    async fn unpublish(
+        &self,
+        room: &str,
+        device: &str,
+        session: MediaSessionId,
+        source: PublishSource,
+    ) -> Result<(), MediaError> {
+        let rest = format!("/publications/{}", source.as_str());
+        let path = participant_path(room, device, &rest, session);
+        self.send(self.request(Method::DELETE, &path))
+            .await
+            .map(drop)
     }
 
     async fn remove_participant(

@@ -21,6 +21,7 @@ mod media_state;
 mod moderation;
 mod node_offer_resend;
 mod policy_cli;
+mod publish_request;
 mod receive_slots_room;
 mod recorder_events;
 mod recording_hold;

@@ -37,6 +37,17 @@ export function remoteSendingMids(sdp) {
   return mids;
 }
 
+/** The mids of the `kind` media sections in which `sdp`'s author only receives (`recvonly`). */
+export function remoteReceiveOnlyMids(sdp, kind) {
+  const mids = new Set();
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    if (!section.startsWith(kind)) continue;
+    const mid = /^a=mid:(\S+)/m.exec(section)?.[1];
+    if (mid !== undefined && /^a=recvonly\s*$/m.test(section)) mids.add(mid);
+  }
+  return mids;
+}
+
 /** `joined.ice_servers` (docs/protocol.md) as `RTCIceServer`s. */
 export function rtcIceServers(list) {
   return (Array.isArray(list) ? list : [])
@@ -72,6 +83,10 @@ export class Negotiator {
     this.decrypting = new WeakMap();
     /** This device's own offer waits for the SFU's answer (an SFU offer arriving now crossed it). */
     this.offering = false;
+    /** The id of the last `publish` / `unpublish` this page sent. */
+    this.requestId = 0;
+    /** `{id, track}`: the screen track asked for with `publish`, until an SFU offer places it. */
+    this.screenRequest = null;
   }
 
   get state() {
@@ -195,6 +210,7 @@ export class Negotiator {
   _endScreen() {
     this.local.screen?.stop();
     this.local.screen = null;
+    this.screenRequest = null;
     this.local.screenTransceiver = null;
     this.state.local.screenOn = false;
   }
@@ -268,6 +284,7 @@ export class Negotiator {
       if (t.direction === 'sendonly') t.direction = 'sendrecv';
       else if (t.direction === 'inactive') t.direction = 'recvonly';
     }
+    await this._placeScreen(sdp);
     await this.pc.setLocalDescription(await this.pc.createAnswer());
     await gatheringComplete(this.pc);
     this.call.session.signaling.send({ type: 'answer', sdp: this.localSdp() });
@@ -444,43 +461,82 @@ export class Negotiator {
   }
 
   /**
-   * Starts or stops sharing the screen (a third sendonly section, KID stream 2); the
-   * renegotiation runs in the session's message order. False when there is nothing to do
-   * (no media session, or a viewer).
+   * Starts or stops sharing the screen (KID stream 2). After the first answer only the SFU
+   * offers (docs/architecture.md §7.53): starting sends `publish` and the SFU's next `offer`
+   * carries a section it receives on, which `onRemoteOffer` gives the screen track; stopping
+   * takes the track off, stops it and sends `unpublish`, and the SFU's offer turns the section
+   * `inactive`. This page never offers after its first answer. False when there is nothing to
+   * do (no media session, or a viewer).
    */
   async setScreen(on) {
     const s = this.state;
     if (!this.pc || !s.self.canPublish) return false;
+    const sig = this.call.session.signaling;
     if (on && !this.local.screen) {
       const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
       const track = stream.getVideoTracks()[0];
       track.addEventListener('ended', () => this.call.setScreen(false));
-      let t = this.local.screenTransceiver;
-      if (t) {
-        await t.sender.replaceTrack(track);
-        t.direction = 'sendonly';
-      } else {
-        t = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-        this.call.hold.attachSender(t.sender, { id: 'send-screen', kind: 'video', stream: Stream.SCREEN_VIDEO });
-        this.call.store.changed();
-        this._decryptIncoming(t.receiver, 'recv-screen', 'video');
-        preferCodec(t, 'video', /vp8/i);
-        this.local.screenTransceiver = t;
-        this.published.push({ transceiver: t, kind: 'video', source: 'screen' });
-      }
       this.local.screen = track;
       s.participants.get(s.self.device).screenTrack = track;
       s.local.screenOn = true;
-      await this.call.session.serial(() => this.negotiate());
+      this.requestId += 1;
+      this.screenRequest = { id: this.requestId, track };
+      await this.call.session.serial(() => {
+        sig.send({ type: 'publish', id: this.requestId, kind: 'video', source: 'screen' });
+      });
     } else if (!on && this.local.screen) {
-      this.local.screen.stop();
+      const track = this.local.screen;
       this.local.screen = null;
-      this.local.screenTransceiver.direction = 'inactive';
+      this.screenRequest = null;
       s.participants.get(s.self.device).screenTrack = null;
       s.local.screenOn = false;
-      await this.call.session.serial(() => this.negotiate());
+      await this.local.screenTransceiver?.sender.replaceTrack(null);
+      track.stop();
+      this.requestId += 1;
+      const id = this.requestId;
+      await this.call.session.serial(() => {
+        sig.send({ type: 'unpublish', id, source: 'screen' });
+      });
     }
     return true;
+  }
+
+  /**
+   * After `setRemoteDescription` of an SFU offer: the screen track asked for with `publish`
+   * goes on the section the SFU receives on (a new video section it offers `recvonly`, with
+   * nothing sent on it yet; each share gets one), sending, with the sending transform (KID
+   * stream 2) and VP8 first.
+   */
+  async _placeScreen(sdp) {
+    const request = this.screenRequest;
+    if (!request || this.local.screen !== request.track) return;
+    const receiving = remoteReceiveOnlyMids(sdp, 'video');
+    const t = this.pc.getTransceivers().find((x) => x.mid !== null && receiving.has(x.mid) && !x.sender.track && !this.published.some((p) => p.transceiver === x));
+    if (!t) return;
+    this.screenRequest = null;
+    t.direction = 'sendonly';
+    this.call.hold.attachSender(t.sender, { id: 'send-screen', kind: 'video', stream: Stream.SCREEN_VIDEO });
+    preferCodec(t, 'video', /vp8/i);
+    await t.sender.replaceTrack(request.track);
+    this.local.screenTransceiver = t;
+    // The stopped share's section stays `inactive`: this one replaces it.
+    this.published = [...this.published.filter((p) => p.source !== 'screen'), { transceiver: t, kind: 'video', source: 'screen' }];
+    this.call.store.changed();
+  }
+
+  /** An `error` naming this page's `publish`: the screen share did not start. */
+  onRequestRefused(m) {
+    if (!this.screenRequest || m.request_id !== this.screenRequest.id) return;
+    const track = this.screenRequest.track;
+    this.screenRequest = null;
+    if (this.local.screen === track) {
+      track.stop();
+      this.local.screen = null;
+      this.state.local.screenOn = false;
+      const me = this.state.participants.get(this.state.self.device);
+      if (me) me.screenTrack = null;
+      this.call.store.changed();
+    }
   }
 }
 

@@ -232,6 +232,8 @@ export class SignalingSession {
       // Glare (docs/protocol.md §6 `offer`): an SFU offer that arrives while this device's own
       // offer waits for its answer crossed it. The SFU withdrew it and offers again once it
       // has answered ours, so it is dropped here (answering it would answer a withdrawn offer).
+      // This page offers only to start a media session (a screen share is asked for with
+      // `publish`), so this is the first offer of a session after a media reset.
       if (neg.offering) return;
       this.serial(() => neg.onRemoteOffer(m));
     });
@@ -256,6 +258,7 @@ export class SignalingSession {
   _onServerError(m) {
     console.warn(`server error ${m.code}: ${m.message}`);
     this.call.store.recordServerError(m);
+    if (m.request_id !== undefined) this.call.negotiator.onRequestRefused(m);
     if (isRacedSubscription(m)) this.call.negotiator.resubscribeSoon();
     if (isDepartureRace(m)) {
       this.call.store.changed();

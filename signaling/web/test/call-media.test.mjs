@@ -38,13 +38,23 @@ describe('call media path in chromium', { skip: SKIP }, () => {
     assert.equal(typeof sending.v.stats[0].decrypt_failures, 'number');
     assert.equal(await page.evaluate(() => window.smoke.mute()), false);
     await page.screenshot({ path: artifact('call-smoke.png') });
-    // Screen share: getDisplayMedia (auto-accepted by the fake UI flag), a third section, a
-    // renegotiation announcing it as `screen`.
+    // Screen share: getDisplayMedia (auto-accepted by the fake UI flag), `publish`, the SFU's
+    // offer of a section it receives on, the page's answer sending the screen there (VP8). The
+    // page never offers after its first answer (docs/architecture.md §7.53).
     const shared = await page.evaluate(() => window.smoke.share());
     assert.equal(shared.screenOn, true);
-    assert.deepEqual(shared.lastTracks.map((t) => t.source), ['microphone', 'camera', 'screen']);
+    assert.equal(shared.publishes, 1);
+    assert.equal(shared.screenDirection, 'recvonly', JSON.stringify(shared));
+    assert.ok(shared.screenPackets > 10, JSON.stringify(shared));
+    assert.equal(shared.codec, 'VP8', JSON.stringify(shared));
+    assert.equal(shared.offers, 1, 'the page offered once: its first offer');
+    const stopped = await page.evaluate(() => window.smoke.unshare());
+    assert.deepEqual(stopped, { screenOn: false, offers: 1, screenDirection: 'inactive', unpublishes: 1 });
+    const again = await page.evaluate(() => window.smoke.share());
+    assert.equal(again.screenOn, true);
+    assert.equal(again.offers, 1, 'a second share asks again; still no offer from the page');
     const after = await page.evaluate(() => window.smoke.snapshot());
-    assert.equal(after.offers, 2);
+    assert.equal(after.offers, 1);
     const left = await page.evaluate(() => window.smoke.leave());
     assert.deepEqual(left, { phase: 'left', leaveSent: true });
     assert.deepEqual(errors, []);

@@ -1,6 +1,7 @@
 // The in-call page through the real service (`signaling dev` with its embedded SFU) in headless
 // Chromium with fake devices: a screen share beside the presenter's camera and the stage going
-// back when it stops; join and leave notices and the "only one here" card.
+// back when it stops (asked for with `publish` / `unpublish`: the page never offers after its
+// first answer); join and leave notices and the "only one here" card.
 //
 // Needs `signaling` with the embedded SFU ($SIGNALING_BIN, else target/debug/signaling);
 // skipped, saying why, without it. Screenshots go to artifacts/web/.
@@ -8,6 +9,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { artifact, launchBrowser, waitFor } from './harness.mjs';
 import { decodedFrom, openDevice, picture, serviceSkip, startDev } from './sfu-harness.mjs';
+
+/** The value of one series on the service's `/metrics`. */
+async function counter(http, series) {
+  const text = await (await fetch(`${http}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  assert.ok(line, `${series} on /metrics`);
+  return Number(line.split(' ')[1]);
+}
 
 /** What page `page` shows of `device`'s screen share and camera. */
 function shownOf(page, device) {
@@ -98,6 +107,11 @@ describe('screen share stage, join and leave notices', { skip: serviceSkip() }, 
         return { ok: s.stage && s.stageWidth > 0 && s.tileShowsCamera, ...s };
       }, { timeoutMs: 30_000 });
       assert.ok(again.ok, `a second share shows again: ${JSON.stringify(again)}`);
+      // Every share and stop was asked for (`publish` / `unpublish`) and offered by the SFU:
+      // no page offered after its first answer (docs/architecture.md §7.53).
+      assert.equal(await counter(dev.http, 'signaling_client_reoffers_total'), 0);
+      assert.ok((await counter(dev.http, 'signaling_messages_received_total{type="publish"}')) >= 2);
+      assert.ok((await counter(dev.http, 'signaling_messages_received_total{type="unpublish"}')) >= 1);
       assert.deepEqual(a.errors, []);
       assert.deepEqual(b.errors, []);
     } finally {

@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::ShardState;
 use super::commands::PeerAdded;
 use crate::transport::error::TransportError;
-use crate::transport::events::{OutgoingTrack, PeerId};
+use crate::transport::events::{MediaKind, OutgoingTrack, PeerId, ReceiveSection};
 use crate::transport::media::{MediaHandler, Outbox};
 use crate::transport::stats::ShardStats;
 
@@ -76,6 +76,30 @@ impl<H: MediaHandler> ShardAccess<'_, H> {
         add: Vec<OutgoingTrack>,
     ) -> Result<(), TransportError> {
         self.shard.change_outgoing(peer, remove, add, self.now)
+    }
+
+    /// Adds a media section the SFU receives `kind` on (`recvonly` on its side) and offers it
+    /// to `peer` (docs/architecture.md §7.53).
+    pub fn add_receive_section(
+        &mut self,
+        peer: PeerId,
+        kind: MediaKind,
+    ) -> Result<ReceiveSection, TransportError> {
+        self.shard.add_receive_section(peer, kind, self.now)
+    }
+
+    /// Turns a receive section `inactive` and offers the change.
+    pub fn stop_receiving(
+        &mut self,
+        peer: PeerId,
+        section: ReceiveSection,
+    ) -> Result<(), TransportError> {
+        self.shard.stop_receiving(peer, section, self.now)
+    }
+
+    /// The `a=mid` of a receive section, once an offer carried it (`None` before).
+    pub fn receive_section_mid(&mut self, peer: PeerId, section: ReceiveSection) -> Option<String> {
+        self.shard.receive_section_mid(peer, section)
     }
 
     /// Closes and frees `peer`; `false` if there was no such peer.

@@ -9,7 +9,7 @@ use tracing::{debug, warn};
 use super::ShardState;
 use super::commands::PeerAdded;
 use crate::transport::error::TransportError;
-use crate::transport::events::{OutgoingTrack, PeerEvent, PeerId};
+use crate::transport::events::{MediaKind, OutgoingTrack, PeerEvent, PeerId, ReceiveSection};
 use crate::transport::media::MediaHandler;
 use crate::transport::peer::Peer;
 
@@ -83,6 +83,52 @@ impl<H: MediaHandler> ShardState<H> {
             self.offer_if_stable(peer, now);
         }
         Ok(())
+    }
+
+    /// Adds a section the SFU receives `kind` on and offers it (once connected, and once any
+    /// offer outstanding is answered).
+    pub(super) fn add_receive_section(
+        &mut self,
+        peer: PeerId,
+        kind: MediaKind,
+        now: Instant,
+    ) -> Result<ReceiveSection, TransportError> {
+        let section = self.peer_mut(peer)?.add_receive_section(kind)?;
+        self.offer_change(peer, now);
+        Ok(section)
+    }
+
+    /// Turns a receive section `inactive` and offers the change.
+    pub(super) fn stop_receiving(
+        &mut self,
+        peer: PeerId,
+        section: ReceiveSection,
+        now: Instant,
+    ) -> Result<(), TransportError> {
+        self.peer_mut(peer)?.stop_receiving(section)?;
+        self.offer_change(peer, now);
+        Ok(())
+    }
+
+    /// The `a=mid` of a receive section, once an offer carried it.
+    pub(super) fn receive_section_mid(
+        &mut self,
+        peer: PeerId,
+        section: ReceiveSection,
+    ) -> Option<String> {
+        self.peers.get_mut(&peer)?.receive_section_mid(section)
+    }
+
+    /// Offers a change of the peer's sections now, or once it is connected.
+    fn offer_change(&mut self, peer: PeerId, now: Instant) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.connected {
+            self.offer_if_stable(peer, now);
+        } else {
+            p.offer_when_connected();
+        }
     }
 
     /// Reports the negotiated outgoing tracks and sends a queued offer, if any.

@@ -9,7 +9,9 @@
 //! complete.
 //!
 //! Publishing: [`Peer::add_audio`] adds an Opus track, [`Peer::add_video`] a VP8 track with one
-//! SSRC per simulcast layer (each named by its rid); [`LocalTrack`] writes their RTP.
+//! SSRC per simulcast layer (each named by its rid); [`LocalTrack`] writes their RTP. A source
+//! added after the first answer goes on the section the SFU offers for it
+//! ([`Peer::answer_publishing_video`], after `Session::publish`).
 //! Receiving: every packet of every remote track goes to one channel ([`Peer::incoming`]) with
 //! its kind and the mid of its media section ([`Incoming`]); [`Peer::add_receive_slots`] offers
 //! one receive-only section per receive slot of a room with them. [`Peer::route_media_via`] sends
@@ -549,6 +551,39 @@ impl Peer {
             .await
             .map_err(webrtc_err)?;
         self.local_sdp().await
+    }
+
+    /// Answers the SFU's offer after a `publish` (docs/protocol.md §5): a VP8 track named
+    /// `name` with `layers` goes on the section the SFU added to receive on (the stack puts a
+    /// new track on the first video section with nothing sent on it, so call it on a peer
+    /// whose other video sections send or whose offer the SFU made has no other such section),
+    /// and the answer sends on it. Returns the complete answer and the track.
+    ///
+    /// # Errors
+    ///
+    /// [`PeerError::Webrtc`], or [`PeerError::GatherTimeout`].
+    pub async fn answer_publishing_video(
+        &self,
+        offer: &str,
+        name: &str,
+        layers: &[VideoLayer],
+    ) -> Result<(String, LocalTrack), PeerError> {
+        let offer = RTCSessionDescription::offer(self.remote_sdp(offer)).map_err(webrtc_err)?;
+        self.connection
+            .set_remote_description(offer)
+            .await
+            .map_err(webrtc_err)?;
+        let track = self.add_video(name, layers).await?;
+        let answer = self
+            .connection
+            .create_answer(None)
+            .await
+            .map_err(webrtc_err)?;
+        self.connection
+            .set_local_description(answer)
+            .await
+            .map_err(webrtc_err)?;
+        Ok((self.local_sdp().await?, track))
     }
 
     /// Sends the media meant for the SFU at `server` to `relay` instead (an impairment relay in

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::chat::ChatBody;
 use super::hand::Hand;
 use super::keys::{DeviceBundle, EnvelopeBody};
-use super::media::{SdpBody, Subscription, TrackAnnouncement};
+use super::media::{PublishRequest, SdpBody, Subscription, TrackAnnouncement, UnpublishRequest};
 use super::media_state::MediaState;
 use super::moderation::ModerationAction;
 
@@ -36,6 +36,8 @@ pub const CLIENT_MESSAGE_TYPES: &[&str] = &[
     "chat",
     "moderate",
     "hand",
+    "publish",
+    "unpublish",
 ];
 
 /// A message from a client.
@@ -68,6 +70,12 @@ pub enum ClientMessage {
     Moderate(ModerationAction),
     /// This device raises or lowers its hand.
     Hand(Hand),
+    /// After the first answer: asks the SFU to receive a source (a screen share); the SFU
+    /// offers a section for it and the device answers with the track on it.
+    Publish(PublishRequest),
+    /// After the first answer: stops a source published with `publish`; the SFU offers the
+    /// section `inactive`.
+    Unpublish(UnpublishRequest),
 }
 
 impl ClientMessage {
@@ -87,6 +95,8 @@ impl ClientMessage {
             ClientMessage::Chat(_) => "chat",
             ClientMessage::Moderate(_) => "moderate",
             ClientMessage::Hand(_) => "hand",
+            ClientMessage::Publish(_) => "publish",
+            ClientMessage::Unpublish(_) => "unpublish",
         }
     }
 }

@@ -32,6 +32,25 @@ pub struct TrackAnnouncement {
     pub layers: Vec<Layer>,
 }
 
+/// `publish`: the device asks the SFU to receive one more source after its first answer
+/// (docs/architecture.md §7.53). Only `video` `screen` can be asked for; the SFU answers with an
+/// `offer` carrying a section it receives on, and errors name the message's `id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishRequest {
+    /// Audio or video (`video` for a screen share).
+    pub kind: TrackKind,
+    /// What it shows (`screen`).
+    pub source: TrackSource,
+}
+
+/// `unpublish`: the device stops a source it published with `publish`; the SFU offers its
+/// section `inactive` and subscribers get `track_unpublished`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnpublishRequest {
+    /// The source (`screen`).
+    pub source: TrackSource,
+}
+
 /// Media kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

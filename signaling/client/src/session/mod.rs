@@ -44,7 +44,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::protocol::{
     ClientMessage, ClientRequest, DeviceBundle, ErrorBody, Join, Joined, PROTOCOL_VERSION,
-    RequestId, ResumeCall, ServerMessage,
+    PublishRequest, RequestId, ResumeCall, ServerMessage, TrackKind, TrackSource, UnpublishRequest,
 };
 use connection::{Connection, Outgoing};
 
@@ -232,6 +232,26 @@ impl Session {
         let id = self.take_id();
         self.enqueue(id, message, None)?;
         Ok(id)
+    }
+
+    /// Asks the SFU to receive `source` after the first answer (docs/protocol.md §5
+    /// `publish`): the SFU's `offer` with a section for it follows on [`Self::recv`] (answer it
+    /// with the source's track on that section, e.g. `Peer::answer_publishing_video`); a
+    /// refusal arrives there as an `error` naming the returned id. After the first answer
+    /// only the SFU offers: this is how a client adds a source.
+    pub fn publish(&mut self, source: TrackSource) -> Result<RequestId, SessionError> {
+        let kind = match source {
+            TrackSource::Microphone | TrackSource::ScreenAudio => TrackKind::Audio,
+            TrackSource::Camera | TrackSource::Screen => TrackKind::Video,
+        };
+        self.send(ClientMessage::Publish(PublishRequest { kind, source }))
+    }
+
+    /// Stops a source published with [`Self::publish`]: the SFU's `offer` turning its section
+    /// `inactive` follows on [`Self::recv`]; a refusal arrives there as an `error` naming the
+    /// returned id.
+    pub fn unpublish(&mut self, source: TrackSource) -> Result<RequestId, SessionError> {
+        self.send(ClientMessage::Unpublish(UnpublishRequest { source }))
     }
 
     /// Sends `message` and waits up to [`SessionConfig::answer_timeout`] for an `error` naming

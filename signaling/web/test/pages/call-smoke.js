@@ -4,7 +4,8 @@
  * server that answers `join` and answers the offer with a receive-only peer connection (the
  * stand-in for the SFU). It shows the publishing side works: getUserMedia, simulcast sections,
  * VP8/Opus, sender transforms encrypting with the generation-0 key, loopback-only SDP, mute,
- * screen share renegotiation, `stats` messages and `leave`.
+ * a screen share asked for with `publish` and placed on the stand-in SFU's offered section (the
+ * page never offers again), `stats` messages and `leave`.
  */
 import { Call } from '../../call.js';
 import { createBundle } from '../../e2ee/identity.mjs';
@@ -31,6 +32,16 @@ class StandInSignaling extends SignalingClient {
     this._serve(msg).catch((e) => this._deliver({ type: 'error', code: 'internal', message: String(e) }));
     return true;
   }
+  /** An offer of the stand-in SFU's own; resolves when the page's answer is applied. */
+  async _offer() {
+    const answered = new Promise((resolve) => {
+      this.answered = resolve;
+    });
+    await this.sink.setLocalDescription(await this.sink.createOffer());
+    await gatheringComplete(this.sink);
+    this._deliver({ type: 'offer', sdp: loopbackOnlySdp(this.sink.localDescription.sdp) });
+    this.lastExchange = answered;
+  }
   async _serve(msg) {
     if (msg.type === 'join') {
       this._deliver({
@@ -50,6 +61,19 @@ class StandInSignaling extends SignalingClient {
       await this.sink.setLocalDescription(await this.sink.createAnswer());
       await gatheringComplete(this.sink);
       this._deliver({ type: 'answer', sdp: loopbackOnlySdp(this.sink.localDescription.sdp) });
+    } else if (msg.type === 'publish') {
+      // As the SFU does (docs/architecture.md §7.53): a section it receives the screen on, and
+      // an offer of its own; the page answers with the screen track on it.
+      this.publishes = (this.publishes ?? 0) + 1;
+      if (!this.screen) this.screen = this.sink.addTransceiver('video', { direction: 'recvonly' });
+      else this.screen.direction = 'recvonly';
+      await this._offer();
+    } else if (msg.type === 'unpublish') {
+      this.screen.direction = 'inactive';
+      await this._offer();
+    } else if (msg.type === 'answer') {
+      await this.sink.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+      this.answered?.();
     } else if (msg.type === 'leave') {
       this._deliver({ type: 'left', reason: 'leave' });
     }
@@ -106,10 +130,48 @@ export function mute() {
   return call.local.mic.enabled;
 }
 
-/** Starts a screen share (renegotiates). */
+/** Packets the stand-in SFU received on its screen section so far. */
+async function screenPacketsReceived() {
+  let n = 0;
+  (await signaling.sink.getStats(signaling.screen.receiver.track)).forEach((r) => {
+    if (r.type === 'inbound-rtp') n += r.packetsReceived ?? 0;
+  });
+  return n;
+}
+
+/** Waits until `condition()` holds (every 100 ms, up to 10 s). */
+async function until(condition) {
+  for (let i = 0; i < 100 && !(await condition()); i++) await new Promise((r) => setTimeout(r, 100));
+}
+
+/**
+ * Starts a screen share: `publish`, the stand-in SFU's offer, the page's answer; resolves once
+ * screen packets reach the stand-in SFU.
+ */
 export async function share() {
+  const before = signaling.lastExchange;
+  const packetsBefore = signaling.screen ? await screenPacketsReceived() : 0;
   await call.setScreen(true);
-  return { screenOn: call.state.local.screenOn, lastTracks: signaling.lastOffer.tracks };
+  await until(() => signaling.lastExchange !== before);
+  await signaling.lastExchange;
+  await until(async () => (await screenPacketsReceived()) > packetsBefore + 10);
+  return {
+    screenOn: call.state.local.screenOn,
+    publishes: signaling.publishes,
+    offers: signaling.offers,
+    screenDirection: signaling.screen.currentDirection,
+    screenPackets: (await screenPacketsReceived()) - packetsBefore,
+    codec: /a=rtpmap:\d+ (\S+)\//.exec(signaling.sink.currentRemoteDescription.sdp.split(/\r?\nm=/).find((m) => m.includes(`a=mid:${signaling.screen.mid}`)) ?? '')?.[1] ?? null,
+  };
+}
+
+/** Stops the screen share: `unpublish`, the stand-in SFU's offer turns the section inactive. */
+export async function unshare() {
+  const before = signaling.lastExchange;
+  await call.setScreen(false);
+  await until(() => signaling.lastExchange !== before);
+  await signaling.lastExchange;
+  return { screenOn: call.state.local.screenOn, offers: signaling.offers, screenDirection: signaling.screen.currentDirection, unpublishes: signaling.sentLog.filter((m) => m.type === 'unpublish').length };
 }
 
 /** Leaves. */
