@@ -45,8 +45,7 @@ impl DatagramPool {
     /// [`take`]: DatagramPool::take
     pub(crate) fn give_back(&mut self, mut buffer: BytesMut) {
         let capacity = buffer.capacity();
-        if self.free.len() < MAX_FREE && (BUFFER_CAPACITY..=MAX_KEPT_CAPACITY).contains(&capacity)
-        {
+        if self.free.len() < MAX_FREE && (BUFFER_CAPACITY..=MAX_KEPT_CAPACITY).contains(&capacity) {
             buffer.clear();
             self.free.push(buffer);
         }
