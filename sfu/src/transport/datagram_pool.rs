@@ -18,9 +18,9 @@ use bytes::BytesMut;
 pub(crate) const BUFFER_CAPACITY: usize = 1500;
 
 /// Largest buffer kept when it comes back (datagrams `rtc` made, DTLS flights, may be larger).
-pub(crate) const MAX_KEPT_CAPACITY: usize = 4 * BUFFER_CAPACITY;
+pub(crate) const MAX_KEPT_CAPACITY: usize = 2 * BUFFER_CAPACITY;
 
-/// Free buffers kept at most: eight `sendmmsg` calls' worth, about 1.5 MB per shard.
+/// Free buffers kept at most: eight `sendmmsg` calls' worth, 1.5 to 3 MB per shard.
 pub(crate) const MAX_FREE: usize = 1024;
 
 /// Free datagram buffers, and how many were allocated because none was free.
