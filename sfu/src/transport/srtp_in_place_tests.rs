@@ -47,7 +47,7 @@ fn rtp(seq: u16, len: usize) -> Vec<u8> {
             sequence_number: seq,
             timestamp: u32::from(seq) * 960,
             ssrc: SSRC,
-            marker: seq % 7 == 0,
+            marker: seq.is_multiple_of(7),
             ..Default::default()
         },
         payload: Bytes::from(
