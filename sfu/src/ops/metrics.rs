@@ -34,6 +34,7 @@ pub struct SfuMetrics {
     rtp_short_path: IntCounter,
     udp_receive_buffer_drops: IntCounter,
     udp_arrivals_without_kernel_time: IntCounter,
+    send_buffers_allocated: IntCounter,
     ice_tcp_connections: IntGauge,
     ice_tcp_closed: IntCounterVec,
     ice_tcp_frames: IntCounterVec,
@@ -228,6 +229,14 @@ impl SfuMetrics {
                 let c = IntCounter::new(
                     "sfu_udp_arrivals_without_kernel_time_total",
                     "datagrams read without a kernel receive timestamp (their read time stands in)",
+                )?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
+            send_buffers_allocated: {
+                let c = IntCounter::new(
+                    "sfu_send_buffers_allocated_total",
+                    "datagram buffers for forwarded RTP allocated because the shard's pool had none free",
                 )?;
                 r.register(Box::new(c.clone()))?;
                 c
@@ -454,6 +463,7 @@ impl SfuMetrics {
                 &self.udp_arrivals_without_kernel_time,
                 t.datagrams_without_kernel_time,
             );
+            set_counter(&self.send_buffers_allocated, t.send_buffers_allocated);
             self.ice_tcp_connections
                 .set(i64::try_from(t.ice_tcp_connections).unwrap_or(i64::MAX));
             for (reason, v) in t.ice_tcp_closed.iter() {

@@ -2,8 +2,8 @@
 //! the shard task, receives decrypted RTP/RTCP as borrowed bytes (no per-packet channel hop, no
 //! copy into an owned buffer) and sends through an [`Outbox`] that encrypts and queues on the
 //! shard's socket directly. Forwarded RTP takes the short way: assembled in one reused buffer,
-//! SRTP-protected into its datagram and batched for `sendmmsg` ([`super::send_batch`]), without
-//! crossing the `rtc` pipeline.
+//! SRTP-protected into a datagram buffer from the shard's pool and batched for `sendmmsg`
+//! ([`super::send_batch`], [`super::datagram_pool`]), without crossing the `rtc` pipeline.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -83,7 +83,8 @@ impl Outbox<'_> {
 
     /// Sends an RTP packet to `peer`, given as the bytes of its start (fixed header, CSRCs,
     /// header extensions and any payload bytes the forwarder rewrote) and the rest of its
-    /// payload; the two are joined in a reused buffer, not allocated per copy. Its SSRC should
+    /// payload; the two are joined in a reused buffer and encrypted into a buffer of the shard's
+    /// pool, nothing allocated per copy once the pool is warm. Its SSRC should
     /// be one of the peer's outgoing tracks (or their RTX SSRCs) and its payload type one
     /// negotiated for it; nothing checks that on this path, the receiving client does.
     pub fn send_rtp(
@@ -97,11 +98,16 @@ impl Outbox<'_> {
         assembly.clear();
         assembly.extend_from_slice(head);
         assembly.extend_from_slice(payload);
-        let (dest, datagram) = peer
-            .pc
-            .protect_rtp(assembly)
-            .map_err(|e| TransportError::MalformedPacket(e.to_string()))?;
+        let mut datagram = self.batch.pool.take();
+        let dest = match peer.pc.protect_rtp_into(assembly, &mut datagram) {
+            Ok(dest) => dest,
+            Err(e) => {
+                self.batch.pool.give_back(datagram);
+                return Err(TransportError::MalformedPacket(e.to_string()));
+            }
+        };
         if !peer.addresses.contains(&dest) {
+            self.batch.pool.give_back(datagram);
             self.batch.unvalidated_destination += 1;
             return Err(TransportError::UnvalidatedDestination(peer_id));
         }

@@ -8,6 +8,7 @@
 mod allow_list;
 mod codecs;
 mod config;
+mod datagram_pool;
 mod dtls_alert;
 mod error;
 mod events;
@@ -20,6 +21,8 @@ mod rtcp_delivery;
 mod sections;
 mod send_batch;
 mod shard;
+#[cfg(test)]
+mod srtp_in_place_tests;
 mod stats;
 mod stun_gate;
 mod udp_receive;

@@ -2,10 +2,12 @@
 //! `rtc` sessions emit (ICE, DTLS, RTCP) and, above all, forwarded RTP.
 //!
 //! Forwarded RTP does not cross the `rtc` pipeline: [`Outbox`](super::Outbox) assembles each
-//! copy in one reused buffer, the peer's SRTP context protects it into a datagram of its own
-//! (`RTCPeerConnection::protect_rtp`, a patch of the vendored `rtc`), and the datagram waits
-//! here until the pass ends. Then [`send_all`] writes them with `sendmmsg`: one system call for
-//! up to [`MAX_PER_CALL`] datagrams to as many destinations, instead of one `sendto` each.
+//! copy in one reused buffer, the peer's SRTP context protects it into a datagram buffer taken
+//! from the shard's [`DatagramPool`] (`RTCPeerConnection::protect_rtp_into`, a patch of the
+//! vendored `rtc`), and the datagram waits here until the pass ends. Then [`send_all`] writes
+//! them with `sendmmsg`: one system call for up to [`MAX_PER_CALL`] datagrams to as many
+//! destinations, instead of one `sendto` each; the shard gives each written datagram's buffer
+//! back to the pool.
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -16,15 +18,20 @@ use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, 
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
+use super::datagram_pool::DatagramPool;
+
 /// Datagrams handed to one `sendmmsg` call (Linux accepts up to 1024).
 pub(crate) const MAX_PER_CALL: usize = 128;
 
-/// Datagrams waiting for the end of the pass, and the buffer forwarded copies are assembled in.
+/// Datagrams waiting for the end of the pass, the buffer forwarded copies are assembled in, and
+/// the buffers they are encrypted into.
 #[derive(Default)]
 pub(crate) struct SendBatch {
     pub(crate) datagrams: Vec<(SocketAddr, BytesMut)>,
     /// Reused buffer a forwarded packet's header and payload are joined in before SRTP.
     pub(crate) assembly: Vec<u8>,
+    /// Buffers forwarded packets are SRTP-protected into; written datagrams' come back.
+    pub(crate) pool: DatagramPool,
     /// Packets not sent because `rtc` chose a destination the peer never proved (counted into
     /// the shard's `send_unvalidated_destination`).
     pub(crate) unvalidated_destination: u64,

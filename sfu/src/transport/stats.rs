@@ -58,6 +58,11 @@ pub struct ShardStats {
     pub rtcp_in: u64,
     /// Datagrams written to the socket.
     pub datagrams_out: u64,
+    /// Datagram buffers for forwarded RTP allocated because the shard's pool had none free
+    /// (`transport/datagram_pool.rs`); once the pool is warm this stands still.
+    pub send_buffers_allocated: u64,
+    /// Datagram buffers free in the shard's pool now (at most 1024).
+    pub send_buffers_free: usize,
     /// Datagrams read without a kernel receive timestamp: their read time stands in for their
     /// arrival time (in the transport-cc feedback too). Zero on Linux.
     pub datagrams_without_kernel_time: u64,

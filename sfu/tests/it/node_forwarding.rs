@@ -1,7 +1,8 @@
 //! The whole node (transport shard + forwarding core + glue) with real `webrtc` clients: one
 //! publisher sends audio and video, three subscribers that join with both tracks subscribed
 //! receive them, and every payload byte the publisher's client encrypted-and-sent arrives
-//! unchanged (the SFU rewrites RTP headers and the VP8 payload descriptor, never frame bytes).
+//! unchanged (the SFU rewrites RTP headers and the VP8 payload descriptor, never frame bytes),
+//! decrypted in the shard's receive buffer and encrypted into buffers of its pool.
 
 use crate::common;
 
@@ -138,6 +139,16 @@ async fn one_publisher_three_subscribers_receive_identical_audio_and_video_paylo
     assert!(snapshot.metrics.packets_sent.audio >= 15);
     assert!(snapshot.metrics.packets_sent.video >= 15);
     assert_eq!(snapshot.gauges.participants, 4);
+    // Each forwarded copy was encrypted into a buffer of the shard's pool, and the buffers came
+    // back after `sendmmsg`: far fewer allocated than copies sent.
+    let shard = snapshot.shard.expect("the shard answered");
+    let forwarded = snapshot.metrics.packets_sent.audio + snapshot.metrics.packets_sent.video;
+    assert!(
+        shard.send_buffers_allocated < forwarded && shard.send_buffers_free > 0,
+        "pooled datagram buffers reused: {} allocated for {forwarded} copies, {} free",
+        shard.send_buffers_allocated,
+        shard.send_buffers_free
+    );
 
     // A removed subscriber leaves the core; the publisher's tracks stay.
     node.remove_participant("room-1", "viewer-0", None)

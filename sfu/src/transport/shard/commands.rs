@@ -299,6 +299,8 @@ impl<H: MediaHandler> ShardState<H> {
         stats.registered_usernames = self.by_ufrag.len();
         stats.ice_tcp_connections = self.tcp_links.len();
         stats.datagrams_without_kernel_time = self.receiver.without_kernel_time;
+        stats.send_buffers_allocated = self.batch.pool.allocated();
+        stats.send_buffers_free = self.batch.pool.free();
         stats
     }
 }

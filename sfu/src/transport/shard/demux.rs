@@ -29,7 +29,8 @@ use crate::transport::stun_gate::{self, StunMessage};
 
 impl<H: MediaHandler> ShardState<H> {
     /// A datagram read from the UDP socket.
-    pub(super) fn on_datagram(&mut self, src: SocketAddr, data: &[u8], now: Instant) {
+    /// Its bytes may be decrypted in place (the short receive path): the buffer is the shard's.
+    pub(super) fn on_datagram(&mut self, src: SocketAddr, data: &mut [u8], now: Instant) {
         // An address with an ICE-TCP connection is that connection's: the peer's packets go
         // back on it, so the same address cannot also be proved over UDP.
         if !self.tcp_links.is_empty() && self.tcp_links.contains_key(&src) {
@@ -40,12 +41,13 @@ impl<H: MediaHandler> ShardState<H> {
     }
 
     /// A packet from `src` over `protocol`: a UDP datagram, or a frame of the ICE-TCP connection
-    /// from `src` (which the shard holds a link for).
+    /// from `src` (which the shard holds a link for). SRTP of an established stream is decrypted
+    /// where it lies in `data`.
     pub(super) fn on_packet(
         &mut self,
         src: SocketAddr,
         protocol: TransportProtocol,
-        data: &[u8],
+        data: &mut [u8],
         now: Instant,
     ) {
         if !self.config.allowed_sources.allows(src.ip()) {
@@ -157,7 +159,7 @@ impl<H: MediaHandler> ShardState<H> {
                 ecn: None,
                 transport_protocol: protocol,
             },
-            message: BytesMut::from(data),
+            message: BytesMut::from(&*data),
         });
         if let Err(err) = result {
             self.stats.transport_refused += 1;

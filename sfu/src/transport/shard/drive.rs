@@ -74,7 +74,7 @@ pub(super) async fn run<H: MediaHandler>(
                 state.receiver.start_batch();
                 for _ in 0..RECV_BATCH {
                     match state.receiver.try_recv(&socket, &mut buf) {
-                        Ok(d) => state.on_datagram(d.src, &buf[..d.len], d.arrival),
+                        Ok(d) => state.on_datagram(d.src, &mut buf[..d.len], d.arrival),
                         Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
                         Err(err) => {
                             // ICMP errors surface here on some platforms; they concern one
@@ -255,14 +255,19 @@ impl<H: MediaHandler> ShardState<H> {
             0
         };
         self.stats.datagrams_out += written as u64;
-        for (dest, data) in self.batch.datagrams.drain(written..) {
+        let pool = &mut self.batch.pool;
+        for (index, (dest, data)) in self.batch.datagrams.drain(..).enumerate() {
+            if index < written {
+                pool.give_back(data);
+                continue;
+            }
             if self.pending_out.len() >= self.config.max_pending_datagrams {
                 self.stats.send_queue_full += 1;
+                pool.give_back(data);
                 continue;
             }
             self.pending_out.push_back((dest, data));
         }
-        self.batch.datagrams.clear();
     }
 
     fn drive_peer(&mut self, id: PeerId, now: Instant) {
@@ -392,6 +397,8 @@ impl<H: MediaHandler> ShardState<H> {
     fn flush_pending(&mut self) {
         let written = send_batch::send_all(&self.socket, self.pending_out.make_contiguous());
         self.stats.datagrams_out += written as u64;
-        self.pending_out.drain(..written);
+        for (_, data) in self.pending_out.drain(..written) {
+            self.batch.pool.give_back(data);
+        }
     }
 }

@@ -1,15 +1,17 @@
 //! The short receive path: an SRTP packet of a stream already established goes from the receive
 //! buffer to the media handler without crossing the peer's `rtc` pipeline.
 //!
-//! `RTCPeerConnection::unprotect_rtp` (a patch of the vendored `rtc`, the twin of the send
-//! path's `protect_rtp`) decrypts it with the peer's SRTP context, replay check and
-//! authentication included, and the plaintext is handed to [`MediaHandler::on_rtp`] at once,
+//! `RTCPeerConnection::unprotect_rtp_in_place` (a patch of the vendored `rtc` and `rtc-srtp`,
+//! the twin of the send path's `protect_rtp_into`) decrypts it with the peer's SRTP context,
+//! replay check and authentication included, where it lies: in the shard's receive buffer, so
+//! the packet is copied once on its way in (by the kernel, into that buffer). The plaintext,
+//! the start of that buffer, is handed to [`MediaHandler::on_rtp`] at once,
 //! with the datagram's arrival time, as [`drive`](super::drive) hands what the pipeline
 //! decrypted. Everything else keeps the pipeline: STUN, DTLS, SRTCP, packets of a peer not yet
 //! connected, and the packets `rtc` must see (the first of every stream, which establish it and
 //! fire `OnTrack`; a simulcast layer's until their `mid`/`rid` extensions bound its SSRC; RTX it
-//! de-encapsulates; SSRCs it routes by payload type): for those `unprotect_rtp` answers `None`
-//! and touches nothing. What went into the pipeline reaches the handler when the shard drives
+//! de-encapsulates; SSRCs it routes by payload type): for those `unprotect_rtp_in_place` answers
+//! `None` and touches nothing, so the pipeline gets the datagram as received. What went into the pipeline reaches the handler when the shard drives
 //! the peer at the end of the pass; until then the peer's SRTP keeps taking the pipeline too, so
 //! the handler sees its packets in arrival order, and a stream's track (`OnTrack`) before the
 //! stream's packets. The SFU loses nothing the pipeline did for the packets that skip it: it
@@ -35,11 +37,14 @@ pub(super) enum ShortReceive {
 }
 
 impl<H: MediaHandler> ShardState<H> {
-    /// Offers a datagram from the authenticated address of peer `id` to the short path.
+    /// Offers a datagram from the authenticated address of peer `id` to the short path. `data`
+    /// is decrypted in place when the path takes it ([`ShortReceive::Done`]: its bytes are then
+    /// the shard's to reuse); it is left as it was when the answer is
+    /// [`ShortReceive::Pipeline`].
     pub(super) fn receive_short(
         &mut self,
         id: PeerId,
-        data: &[u8],
+        data: &mut [u8],
         arrival: Instant,
     ) -> ShortReceive {
         if !is_srtp(data) {
@@ -51,8 +56,8 @@ impl<H: MediaHandler> ShardState<H> {
         if !peer.connected || peer.pipeline_reads_pending {
             return ShortReceive::Pipeline;
         }
-        let plaintext = match peer.pc.unprotect_rtp(data) {
-            Ok(Some(plaintext)) => plaintext,
+        let plaintext_len = match peer.pc.unprotect_rtp_in_place(data) {
+            Ok(Some(len)) => len,
             Ok(None) => return ShortReceive::Pipeline,
             Err(err) => {
                 trace!(%id, %err, "SRTP refused on the short path");
@@ -69,7 +74,8 @@ impl<H: MediaHandler> ShardState<H> {
             batch: &mut self.batch,
             now: Instant::now().max(arrival),
         };
-        self.handler.on_rtp(id, &plaintext, arrival, &mut outbox);
+        self.handler
+            .on_rtp(id, &data[..plaintext_len], arrival, &mut outbox);
         ShortReceive::Done
     }
 }

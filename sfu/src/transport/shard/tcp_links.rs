@@ -23,14 +23,14 @@ impl<H: MediaHandler> ShardState<H> {
             TcpInput::Frame {
                 remote,
                 connection,
-                packet,
+                mut packet,
                 read_at,
             } => {
                 // A frame still in the channel when the shard closed its connection is dropped,
                 // like a datagram from an address no peer proved.
                 if self.is_open(remote, connection) {
                     self.stats.ice_tcp_frames_in += 1;
-                    self.on_packet(remote, TransportProtocol::TCP, &packet, read_at);
+                    self.on_packet(remote, TransportProtocol::TCP, &mut packet, read_at);
                 } else {
                     self.stats.unknown_source += 1;
                 }

@@ -773,13 +773,28 @@ impl RTCPeerConnection {
     /// for the caller to send. Unlike `handle_write`, the packet does not cross the interceptor
     /// chain, the statistics or the handler queues: one parse of the header, one encryption,
     /// one buffer. Meant for a forwarder that answers RTCP feedback itself (an SFU), where the
-    /// interceptors have nothing to do with forwarded packets.
+    /// interceptors have nothing to do with forwarded packets. [`Self::protect_rtp_into`] into
+    /// a new buffer.
     ///
     /// Fails before ICE has selected a pair or DTLS has produced the SRTP keys.
     pub fn protect_rtp(
         &mut self,
         rtp: &[u8],
     ) -> Result<(std::net::SocketAddr, bytes::BytesMut)> {
+        let mut datagram = bytes::BytesMut::new();
+        let peer_addr = self.protect_rtp_into(rtp, &mut datagram)?;
+        Ok((peer_addr, datagram))
+    }
+
+    /// PATCH (e2ee-sfu): [`Self::protect_rtp`] into a buffer the caller owns: the protected
+    /// packet is appended to `datagram` (which a caller reuses across packets, so nothing is
+    /// allocated per packet), and the selected pair's remote address returned. On an error
+    /// `datagram` is as it was.
+    pub fn protect_rtp_into(
+        &mut self,
+        rtp: &[u8],
+        datagram: &mut bytes::BytesMut,
+    ) -> Result<std::net::SocketAddr> {
         let peer_addr = self
             .pipeline_context
             .ice_handler_context
@@ -794,7 +809,12 @@ impl RTCPeerConnection {
             .local_srtp_context
             .as_mut()
             .ok_or_else(|| Error::Other("no SRTP context yet".to_owned()))?;
-        Ok((peer_addr, context.encrypt_rtp(rtp)?))
+        let header = {
+            let mut buf = rtp;
+            <rtp::Header as shared::marshal::Unmarshal>::unmarshal(&mut buf)?
+        };
+        context.encrypt_rtp_with_header_into(rtp, &header, datagram)?;
+        Ok(peer_addr)
     }
 
     /// PATCH (e2ee-sfu): the receive twin of [`Self::protect_rtp`]: decrypts one received SRTP
@@ -812,14 +832,37 @@ impl RTCPeerConnection {
     /// the endpoint handler de-encapsulates; a packet the endpoint routes by payload type). Such
     /// a datagram goes to `handle_read`. A packet the
     /// SRTP context refuses (replayed, unauthenticated, too short) is an error, counted in
-    /// [`Self::take_read_errors`] like the pipeline's refusals.
+    /// [`Self::take_read_errors`] like the pipeline's refusals. Decrypts a copy with
+    /// [`Self::unprotect_rtp_in_place`]'s steps.
     pub fn unprotect_rtp(&mut self, datagram: &[u8]) -> Result<Option<bytes::BytesMut>> {
+        let Some(header) = self.short_path_rtp_header(datagram) else {
+            return Ok(None);
+        };
+        let mut plaintext = bytes::BytesMut::from(datagram);
+        let len = self.decrypt_short_path_rtp(&mut plaintext, &header)?;
+        plaintext.truncate(len);
+        Ok(Some(plaintext))
+    }
+
+    /// PATCH (e2ee-sfu): [`Self::unprotect_rtp`] where the datagram lies: the same rule for
+    /// which packets it takes (`Ok(None)` and `datagram` untouched for the others), the same
+    /// replay check, authentication and counting of refusals, but the plaintext RTP packet is
+    /// written over the datagram's start and its length returned, nothing allocated. After a
+    /// refusal the datagram's bytes are unspecified (an AEAD profile decrypts before it knows the
+    /// tag is wrong); the buffer is the caller's to reuse.
+    pub fn unprotect_rtp_in_place(&mut self, datagram: &mut [u8]) -> Result<Option<usize>> {
+        let Some(header) = self.short_path_rtp_header(datagram) else {
+            return Ok(None);
+        };
+        self.decrypt_short_path_rtp(datagram, &header).map(Some)
+    }
+
+    /// PATCH (e2ee-sfu): the header of an SRTP datagram the short receive path takes, or `None`
+    /// where the pipeline must see it (see [`Self::unprotect_rtp`]).
+    fn short_path_rtp_header(&self, datagram: &[u8]) -> Option<rtp::Header> {
         let header = {
             let mut buf = datagram;
-            match <rtp::Header as shared::marshal::Unmarshal>::unmarshal(&mut buf) {
-                Ok(header) => header,
-                Err(_) => return Ok(None),
-            }
+            <rtp::Header as shared::marshal::Unmarshal>::unmarshal(&mut buf).ok()?
         };
         // Established: the SSRC is the primary SSRC of a receiver's track and the pipeline's
         // first packet of it set the track's codec (`ensure_remote_stream_bound`: interceptors
@@ -833,24 +876,28 @@ impl RTCPeerConnection {
                     .is_some_and(|codec| !codec.mime_type.is_empty())
             })
         });
-        if !established {
-            return Ok(None);
-        }
+        let keyed = self
+            .pipeline_context
+            .srtp_handler_context
+            .remote_srtp_context
+            .is_some();
+        (established && keyed).then_some(header)
+    }
+
+    /// PATCH (e2ee-sfu): decrypts a datagram [`Self::short_path_rtp_header`] took, in place;
+    /// a refusal is counted in [`Self::take_read_errors`].
+    fn decrypt_short_path_rtp(&mut self, datagram: &mut [u8], header: &rtp::Header) -> Result<usize> {
         let Some(context) = self
             .pipeline_context
             .srtp_handler_context
             .remote_srtp_context
             .as_mut()
         else {
-            return Ok(None);
+            return Err(Error::Other("no SRTP context yet".to_owned()));
         };
-        match context.decrypt_rtp_with_header(datagram, &header) {
-            Ok(plaintext) => Ok(Some(plaintext)),
-            Err(err) => {
-                self.pipeline_context.read_errors.count(&err);
-                Err(err)
-            }
-        }
+        context
+            .decrypt_rtp_in_place_with_header(datagram, header)
+            .inspect_err(|err| self.pipeline_context.read_errors.count(err))
     }
 
     /// Creates an SDP offer to start a new WebRTC connection to a remote peer.
