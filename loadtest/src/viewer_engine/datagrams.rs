@@ -72,6 +72,12 @@ impl RecvBatch {
         let (len, _) = self.received[i];
         &self.buffers[i][..len]
     }
+
+    /// Datagram `i` of the last [`RecvBatch::read`], to be decrypted where it lies.
+    pub(crate) fn datagram_mut(&mut self, i: usize) -> &mut [u8] {
+        let (len, _) = self.received[i];
+        &mut self.buffers[i][..len]
+    }
 }
 
 /// Writes `datagrams` from `socket`, as many per call as the kernel takes. A datagram the

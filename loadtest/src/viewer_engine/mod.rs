@@ -6,7 +6,7 @@
 //! the way the SFU drives its peers (`sfu/src/transport/shard/`): a worker thread owns a set of
 //! viewers, waits on one `epoll` for all their sockets, its timers and its commands, reads each
 //! ready socket with `recvmmsg`, decrypts the SRTP of established streams itself
-//! (`unprotect_rtp`, the SFU's short receive path) straight into reassembly, SFrame decryption
+//! (`unprotect_rtp_in_place`, the SFU's short receive path) straight into reassembly, SFrame decryption
 //! and measurement, feeds every other datagram to the viewer's `handle_read`, then drives every
 //! viewer it touched (`poll_write` → `sendmmsg`, `poll_event`, `poll_read`) and fires the due
 //! `handle_timeout`s and the viewers' own RTCP (receiver reports, NACKs, transport-cc feedback).

@@ -288,12 +288,13 @@ impl Worker {
             // A read error (an ICMP error queued on the socket) ends this read, like none queued.
             let n = recv.read(&viewer.socket).unwrap_or_default();
             for i in 0..n {
-                let datagram = recv.datagram(i);
-                if viewer.receive_short(datagram, media, now, arrival_us) {
+                if viewer.receive_short(recv.datagram_mut(i), media, now, arrival_us) {
                     self.pass_short_path += 1;
                     continue;
                 }
+                // Not taken: `unprotect_rtp_in_place` left the datagram as it was read.
                 let (_, source) = recv.received[i];
+                let datagram = recv.datagram(i);
                 let _ = viewer.peer.pc.handle_read(TaggedBytesMut {
                     now,
                     transport: TransportContext {
@@ -599,8 +600,9 @@ impl Worker {
 }
 
 impl Viewer {
-    /// The short path: an SRTP packet of a stream `rtc` has established is decrypted by the
-    /// peer's SRTP context (`unprotect_rtp`, a patch of the vendored `rtc`: replay check and
+    /// The short path: an SRTP packet of a stream `rtc` has established is decrypted in the
+    /// receive buffer by the peer's SRTP context (`unprotect_rtp_in_place`, a patch of the
+    /// vendored `rtc`: replay check and
     /// authentication included) and goes straight to the receiver and the feedback, without
     /// `rtc`'s read pipeline, as the SFU's shards receive (`sfu/src/transport/shard/
     /// short_receive.rs`). True when the datagram was taken: received, or refused by SRTP
@@ -609,7 +611,7 @@ impl Viewer {
     /// stay in arrival order) is left to the pipeline.
     fn receive_short(
         &mut self,
-        datagram: &[u8],
+        datagram: &mut [u8],
         media: &mut MediaReceiver,
         now: Instant,
         arrival_us: u64,
@@ -621,15 +623,16 @@ impl Viewer {
         {
             return false;
         }
-        let plaintext = match self.peer.pc.unprotect_rtp(datagram) {
-            Ok(Some(plaintext)) => plaintext,
+        // Decrypted in the receive buffer (no copy, no allocation): `None` touches nothing.
+        let plaintext = match self.peer.pc.unprotect_rtp_in_place(datagram) {
+            Ok(Some(len)) => &datagram[..len],
             Ok(None) => return false,
             Err(_) => {
                 let _ = self.peer.pc.take_read_errors();
                 return true;
             }
         };
-        let Ok(packet) = RtpPacket::parse(&plaintext) else {
+        let Ok(packet) = RtpPacket::parse(plaintext) else {
             return true;
         };
         let kind = kind_of(packet.payload_type);
