@@ -7,37 +7,15 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use sfu::control::ControlState;
-use sfu::node::{NodeConfig, start_node};
-use signaling::auth::Secret;
 use signaling::config::Config;
-use signaling::media_node::RemoteSfu;
 
 use crate::admin_api::check;
 use crate::common::{ADMIN, TestServer, config};
-use crate::media_call::{CONTROL_SECRET, Device};
+use crate::media_call::{Device, node_behind_control_api};
 
 /// A server whose media node is a real SFU reached over its HTTP control API.
 async fn with_remote_sfu(cfg: Config) -> TestServer {
-    let node = start_node(NodeConfig::default(), None)
-        .await
-        .expect("node starts on loopback");
-    let app = sfu::control::router(ControlState {
-        node,
-        secret: CONTROL_SECRET.into(),
-        node_id: "sfu-test".into(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("control port");
-    let control = listener.local_addr().expect("bound");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let remote = RemoteSfu::new(
-        &format!("http://{control}"),
-        Secret::new(CONTROL_SECRET),
-        None,
-    )
-    .expect("client");
+    let (_, remote) = node_behind_control_api().await;
     TestServer::start_with_node(cfg, Arc::new(remote)).await
 }
 

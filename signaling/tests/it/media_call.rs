@@ -123,6 +123,16 @@ async fn join_phases_were_observed(s: &TestServer) {
 /// node and its control router run on 127.0.0.1:0 in this process, signaling uses `RemoteSfu`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_callers_exchange_sframe_video_through_signaling_and_a_remote_sfu() {
+    let (node, remote) = node_behind_control_api().await;
+    let s = TestServer::start_with_node(config(), Arc::new(remote)).await;
+    call(&s, &node).await;
+}
+
+pub(crate) const CONTROL_SECRET: &str = "control-secret-for-the-test-0123456789";
+
+/// A real SFU node on loopback, served by its HTTP control API, and a [`RemoteSfu`] that reaches
+/// it there (signaling's split deployment).
+pub(crate) async fn node_behind_control_api() -> (NodeHandle, RemoteSfu) {
     let node = start_node(NodeConfig::default(), None)
         .await
         .expect("node starts on loopback");
@@ -142,11 +152,8 @@ async fn two_callers_exchange_sframe_video_through_signaling_and_a_remote_sfu() 
         None,
     )
     .expect("client");
-    let s = TestServer::start_with_node(config(), Arc::new(remote)).await;
-    call(&s, &node).await;
+    (node, remote)
 }
-
-pub(crate) const CONTROL_SECRET: &str = "control-secret-for-the-test-0123456789";
 
 /// One caller's media: its peer connection, its camera and Opus tracks (the audio carrying the
 /// level it "speaks" at, RFC 6464 -dBov), and the keys it received.

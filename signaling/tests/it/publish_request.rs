@@ -14,15 +14,11 @@ use e2ee_frames::media::Codec;
 use e2ee_frames::receiver::KeyStore;
 use e2ee_frames::sender::Sender;
 use serde_json::{Value, json};
-use sfu::control::ControlState;
-use sfu::node::{NodeConfig, start_node};
-use signaling::auth::Secret;
-use signaling::media_node::RemoteSfu;
 use signaling::policy::Role;
 use tokio::time::Instant;
 
 use crate::common::{Client, TestServer, config, token};
-use crate::media_call::{CONTROL_SECRET, Device, SUITE, publish, send_key};
+use crate::media_call::{Device, SUITE, node_behind_control_api, publish, send_key};
 
 /// The next message of type `ty` to `ws` within `within`, skipping others.
 async fn next_of(ws: &mut Client, ty: &str, within: Duration) -> Value {
@@ -258,25 +254,7 @@ async fn publish_request_is_offered_by_the_sfu_and_its_media_reaches_subscribers
 /// …/publications`, `DELETE …/publications/screen`), with a refusal mapped back to the client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_request_through_a_remote_sfu_reaches_subscribers_and_unpublishes() {
-    let node = start_node(NodeConfig::default(), None)
-        .await
-        .expect("node starts on loopback");
-    let app = sfu::control::router(ControlState {
-        node,
-        secret: CONTROL_SECRET.into(),
-        node_id: "sfu-test".into(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("control port");
-    let control = listener.local_addr().expect("bound");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let remote = RemoteSfu::new(
-        &format!("http://{control}"),
-        Secret::new(CONTROL_SECRET),
-        None,
-    )
-    .expect("client");
+    let (_, remote) = node_behind_control_api().await;
     let mut c = call_on(TestServer::start_with_node(config(), Arc::new(remote)).await).await;
     let (mut screen, _) = alice_shares(&mut c, 7).await;
     c.alice

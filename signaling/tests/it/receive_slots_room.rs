@@ -9,14 +9,11 @@ use std::time::Duration;
 
 use call_client::peer::{LocalTrack, Peer, VideoLayer, first_mid_of_kind};
 use serde_json::{Value, json};
-use sfu::control::ControlState;
-use sfu::node::{NodeConfig, NodeHandle, Renegotiations, start_node};
-use signaling::auth::Secret;
+use sfu::node::{NodeHandle, Renegotiations};
 use signaling::config::Config;
-use signaling::media_node::RemoteSfu;
 
 use crate::common::{ADMIN, TestServer, config};
-use crate::media_call::{CONTROL_SECRET, Device};
+use crate::media_call::{Device, node_behind_control_api};
 
 const ROOM: &str = "slot-room";
 const CALLERS: usize = 4;
@@ -144,25 +141,7 @@ async fn slot_room_join_sends_slots_and_renegotiates_no_one() {
 /// /control/rooms` answer and the maps from its event stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slot_room_join_through_a_remote_sfu_sends_slots_and_renegotiates_no_one() {
-    let node = start_node(NodeConfig::default(), None)
-        .await
-        .expect("node starts on loopback");
-    let app = sfu::control::router(ControlState {
-        node: node.clone(),
-        secret: CONTROL_SECRET.into(),
-        node_id: "sfu-test".into(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("control port");
-    let control = listener.local_addr().expect("bound");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let remote = RemoteSfu::new(
-        &format!("http://{control}"),
-        Secret::new(CONTROL_SECRET),
-        None,
-    )
-    .expect("client");
+    let (node, remote) = node_behind_control_api().await;
     let s = TestServer::start_with_node(slot_config(), Arc::new(remote)).await;
     slot_room_call(&s, &node).await;
 }
