@@ -39,13 +39,14 @@ const SERVER_TEXT = {
   token_not_yet_valid: 'Your access token is not valid yet: check your computer\'s clock.',
   role_not_allowed: 'Your access token does not allow that role in this room.',
   media_unavailable: 'The media server is not available right now: try again in a minute.',
+  unavailable: 'The call service cannot take new joins right now: try again in a minute.',
   connect_failed: 'The call server cannot be reached: check your network and try again.',
   closed: 'The connection to the call server was lost: check your network and try again.',
   timeout: 'The call server did not answer in time: check your network and try again.',
 };
 
 /** Join refusals whose sentence above says it all. */
-const JOIN_REFUSALS = new Set(['room_full', 'room_locked', 'join_denied', 'room_not_found', 'bad_token', 'wrong_room', 'token_expired', 'token_not_yet_valid', 'role_not_allowed', 'forbidden', 'media_unavailable', 'connect_failed', 'closed', 'timeout']);
+const JOIN_REFUSALS = new Set(['room_full', 'room_locked', 'join_denied', 'room_not_found', 'bad_token', 'wrong_room', 'token_expired', 'token_not_yet_valid', 'role_not_allowed', 'forbidden', 'media_unavailable', 'unavailable', 'connect_failed', 'closed', 'timeout']);
 
 /** A server `error` as a sentence for a banner. */
 export function serverErrorText(m) {

@@ -35,11 +35,11 @@ export function closeVerdict({ code, reason = '' } = {}) {
  * Join refusals (docs/protocol.md §6 codes) and client-side failures that may pass by
  * themselves: the server not reachable yet (`connect_failed`), the socket lost or silent
  * during the join (`closed`, `timeout`), no media node yet (`media_unavailable`), the media node
- * failing the new session (`media_error`), the rate limit, a server fault. A refusal that says
+ * failing the new session (`media_error`), the service's shared state away (`unavailable`), the rate limit, a server fault. A refusal that says
  * the device may not come back (the token refused or expired, the room gone or full, the role
  * or the device refused) is final.
  */
-const PASSING = new Set(['connect_failed', 'closed', 'timeout', 'media_unavailable', 'media_error', 'rate_limited', 'internal']);
+const PASSING = new Set(['connect_failed', 'closed', 'timeout', 'media_unavailable', 'media_error', 'unavailable', 'rate_limited', 'internal']);
 
 /**
  * Whether a failed reconnect attempt (`err` as `Call` throws it: a `SignalingError` with a

@@ -23,6 +23,7 @@ pub fn reject_reason(code: ErrorCode) -> &'static str {
         ErrorCode::MediaError => "media_error",
         ErrorCode::RoomLocked => "room_locked",
         ErrorCode::JoinDenied => "join_denied",
+        ErrorCode::Unavailable => "unavailable",
         ErrorCode::Internal => "internal",
     }
 }
@@ -59,6 +60,7 @@ pub const REJECT_REASONS: &[&str] = &[
     "chat_too_large",
     "room_locked",
     "join_denied",
+    "unavailable",
 ];
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ test('reconnect_close_codes_decide_whether_to_come_back', () => {
 });
 
 test('reconnect_refused_rejoins_stop_and_passing_failures_retry', () => {
-  for (const code of ['connect_failed', 'closed', 'timeout', 'media_unavailable', 'media_error', 'rate_limited', 'internal']) {
+  for (const code of ['connect_failed', 'closed', 'timeout', 'media_unavailable', 'media_error', 'unavailable', 'rate_limited', 'internal']) {
     assert.deepEqual(attemptVerdict({ code, message: 'x' }), { retry: true }, code);
   }
   // Auth refused, the room gone or full, the device refused: never come back on our own.

@@ -66,6 +66,9 @@ pub enum ErrorCode {
     RoomLocked,
     /// A moderator turned this join away from the lobby (or ended the call while it waited).
     JoinDenied,
+    /// The service cannot take this join for a moment (the replicas' shared state, Redis, is
+    /// unreachable); calls in progress go on. Try again.
+    Unavailable,
     /// Something failed inside the server.
     Internal,
 }
@@ -96,6 +99,7 @@ impl ErrorCode {
         ErrorCode::MediaError,
         ErrorCode::RoomLocked,
         ErrorCode::JoinDenied,
+        ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
 
@@ -125,6 +129,7 @@ impl ErrorCode {
             ErrorCode::MediaError => "media_error",
             ErrorCode::RoomLocked => "room_locked",
             ErrorCode::JoinDenied => "join_denied",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
     }
