@@ -290,6 +290,14 @@ impl Session {
         Ok(&self.joined)
     }
 
+    /// [`Self::reconnect`] to another replica of the service at `url` (`ws://HOST:PORT/v1/rtc`):
+    /// what a client does when the replica it was connected to is gone. Later reconnects go
+    /// there too.
+    pub async fn reconnect_to(&mut self, url: &str) -> Result<&Joined, SessionError> {
+        self.config.url = url.to_owned();
+        self.reconnect().await
+    }
+
     /// Sends `leave` and waits (up to the join timeout) for the server to end the connection;
     /// messages not read by then are dropped. Best effort: a connection already gone is left.
     pub async fn leave(&mut self) {
