@@ -270,6 +270,10 @@ pub enum MediaError {
     /// A `publish` of a source that is published already, or an `unpublish` of one that is not.
     #[error("{0}")]
     Publication(String),
+    /// The node holds a room of that name already (a copy left by an earlier owner: a
+    /// signaling process killed without closing it, or a replica that was lost).
+    #[error("the media node holds a room of that name already")]
+    RoomExists,
     /// The SDP or the request was refused (bad SDP, codec not allowed in E2EE rooms...).
     #[error("refused by the media node: {0}")]
     Refused(String),

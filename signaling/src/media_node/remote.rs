@@ -256,6 +256,9 @@ impl RemoteSfu {
         if code == "already_published" || code == "not_published" {
             return Err(MediaError::Publication(reason));
         }
+        if code == "room_exists" {
+            return Err(MediaError::RoomExists);
+        }
         Err(match status {
             StatusCode::NOT_FOUND if reason.contains("room") => MediaError::UnknownRoom,
             StatusCode::NOT_FOUND if reason.contains("participant") => {
@@ -325,7 +328,18 @@ impl MediaNode for RemoteSfu {
         {
             tracing::debug!(room = %room.room, error = %e, "closing a stale copy before creating the room again");
         }
-        let counts = self.post_room(room).await?;
+        let counts = match self.post_room(room).await {
+            // Only this process creates its rooms, and with several replicas only the room's
+            // owner does (docs/architecture.md §7.56): a copy the node holds was left by an
+            // earlier owner (killed, or a lost replica whose room was taken over here). Its
+            // media sessions belong to connections that are gone; it is replaced.
+            Err(MediaError::RoomExists) => {
+                tracing::info!(sfu = %self.base, room = %room.room, "replacing a copy of the room left on the SFU by an earlier owner");
+                self.delete_room(&room.room).await?;
+                self.post_room(room).await?
+            }
+            other => other?,
+        };
         self.rooms().insert(room.room.clone(), room.clone());
         Ok(counts)
     }
