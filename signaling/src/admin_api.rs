@@ -1,7 +1,8 @@
 //! Admin REST API under `/v1/rooms` (bearer token): create, list, inspect, kick, close, and the
 //! moderation controls: lock and lobby (`PATCH /v1/rooms/{name}/controls`), end the call
 //! (`POST /v1/rooms/{name}/end`); and the media nodes with the rooms placed on each
-//! (`GET /v1/media-nodes`).
+//! (`GET /v1/media-nodes`); with several replicas, which replica owns each room
+//! (`GET /v1/cluster`; the other routes answer for the rooms this replica owns).
 //! `signaling/openapi.json` describes it; a test validates real responses against it.
 //!
 //! Request bodies are strict, as the document's `additionalProperties: false` says: a field the
@@ -19,6 +20,7 @@ use subtle::ConstantTimeEq as _;
 
 use crate::app_state::AppState;
 use crate::auth::validate_room_name;
+use crate::cluster::{ClusterView, Route};
 use crate::hub::HubError;
 use crate::media_node::{MediaNodeList, media_node_list};
 use crate::policy::{RecordingPolicy, RoomKind, RoomPolicyRequest};
@@ -35,6 +37,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/rooms/{name}/end", post(end_call))
         .route("/v1/rooms/{name}/participants/{device}/sever", post(sever))
         .route("/v1/media-nodes", get(list_media_nodes))
+        .route("/v1/cluster", get(cluster_view))
 }
 
 /// An admin API error: HTTP status, stable code and human message.
@@ -208,6 +211,26 @@ async fn create_room(
         state.hub.metrics().reject("bad_policy");
         ApiError::new(StatusCode::BAD_REQUEST, "bad_policy", e.to_string())
     })?;
+    if let Some(cluster) = &state.cluster {
+        match cluster.route(&name, &state.hub).await {
+            Route::Local => {}
+            Route::Remote(owner) => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "room_exists",
+                    format!("the room exists on replica {owner}"),
+                ));
+            }
+            Route::Unavailable => {
+                state.hub.metrics().reject("unavailable");
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the cluster's shared state (Redis) is unreachable; try again",
+                ));
+            }
+        }
+    }
     state.hub.create_room(&name, policy, false).await?;
     let detail = state.hub.detail(&name).await?;
     Ok((StatusCode::CREATED, Json(detail)))
@@ -236,6 +259,29 @@ async fn list_media_nodes(
         .unwrap_or_default();
     let rooms = state.hub.list().await;
     Ok(Json(media_node_list(nodes, &rooms)))
+}
+
+/// `GET /v1/cluster`: this replica, the live replicas and which replica owns each room
+/// (404 `not_clustered` on a single replica).
+async fn cluster_view(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<ClusterView>, ApiError> {
+    authorize(&state, &headers)?;
+    let Some(cluster) = &state.cluster else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_clustered",
+            "this service runs as a single replica (no cluster.replica_id)",
+        ));
+    };
+    cluster.view().await.map(Json).map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the cluster's shared state (Redis) is unreachable; try again",
+        )
+    })
 }
 
 async fn get_room(

@@ -8,6 +8,7 @@ use governor::DefaultKeyedRateLimiter;
 use tokio::sync::watch;
 
 use crate::auth::Secret;
+use crate::cluster::Cluster;
 use crate::hub::Hub;
 use crate::session::SessionContext;
 
@@ -24,4 +25,6 @@ pub struct AppState {
     pub ip_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     /// True while the server drains (`/readyz` answers 503).
     pub draining: watch::Receiver<bool>,
+    /// This replica's cluster (`None`: a single replica).
+    pub cluster: Option<Cluster>,
 }

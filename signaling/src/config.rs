@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::auth::Secret;
+use crate::cluster::ClusterSettings;
 use crate::hub::HubSettings;
 use crate::listener::HttpLimits;
 use crate::media_node::PoolSettings;
@@ -49,6 +50,9 @@ pub struct Config {
     pub recording: RecordingConfig,
     /// The media nodes (`[media]`): how long a node of a pool may stay unreachable.
     pub media: MediaConfig,
+    /// Several replicas serving one deployment (`[cluster]`): this replica's id, on the Redis of
+    /// `media.redis_url`.
+    pub cluster: ClusterConfig,
     /// After SIGTERM or SIGINT, the longest the service takes to close its WebSockets (1001),
     /// its rooms (on the media node too) and its HTTP connections before it exits, milliseconds.
     pub shutdown_timeout_ms: u64,
@@ -71,6 +75,7 @@ impl Default for Config {
             turn: TurnConfig::default(),
             recording: RecordingConfig::default(),
             media: MediaConfig::default(),
+            cluster: ClusterConfig::default(),
             shutdown_timeout_ms: 10_000,
             test_hooks: TestHooks::default(),
         }
@@ -193,6 +198,16 @@ impl Default for MediaConfig {
             registry_prefix: sfu_registry::KeySpace::default().prefix().to_owned(),
         }
     }
+}
+
+/// Several replicas serving one deployment (`[cluster]`, docs/architecture.md §7.56).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This replica's id, unique in the deployment (e.g. the pod name). Set: the replica joins
+    /// the cluster on `media.redis_url` (rooms owned by leases, connections carried to their
+    /// room's owner). Unset: one replica, rooms in memory.
+    pub replica_id: Option<String>,
 }
 
 /// A Redis URL, which may hold a password: its `Debug` shows only that it is set.
@@ -365,6 +380,38 @@ impl Config {
                 "limits.http_idle_timeout_ms must be > 0",
             )?,
         })
+    }
+
+    /// The cluster settings (`None`: a single replica). A replica id needs `media.redis_url`
+    /// and must be a short name (letters, digits, `-`, `_`, `.`).
+    pub fn cluster_settings(&self) -> Result<Option<ClusterSettings>, ConfigError> {
+        let Some(id) = self
+            .cluster
+            .replica_id
+            .as_deref()
+            .filter(|id| !id.is_empty())
+        else {
+            return Ok(None);
+        };
+        let shaped = id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !shaped {
+            return Err(ConfigError::Invalid(
+                "cluster.replica_id must be 1-64 letters, digits, '-', '_' or '.'",
+            ));
+        }
+        let Some(url) = &self.media.redis_url else {
+            return Err(ConfigError::Invalid(
+                "cluster.replica_id needs media.redis_url (the cluster's Redis)",
+            ));
+        };
+        Ok(Some(ClusterSettings {
+            redis_url: url.0.clone(),
+            prefix: self.media.registry_prefix.clone(),
+            replica_id: id.to_owned(),
+        }))
     }
 
     /// Checks the range and builds the settings of a pool of media nodes.

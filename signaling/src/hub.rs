@@ -176,6 +176,11 @@ impl Hub {
         self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The names of the rooms that exist here.
+    pub fn room_names(&self) -> Vec<String> {
+        self.rooms().keys().cloned().collect()
+    }
+
     /// The command channel of room `name`.
     pub fn room(&self, name: &str) -> Option<mpsc::UnboundedSender<RoomCommand>> {
         self.rooms().get(name).map(|e| e.tx.clone())

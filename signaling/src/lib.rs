@@ -15,6 +15,7 @@
 pub mod admin_api;
 pub mod app_state;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod conn_limits;
 pub mod hub;

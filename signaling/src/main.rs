@@ -182,6 +182,11 @@ struct ServeArgs {
     /// Key prefix of the node registry in that Redis (the nodes' `--registry-prefix`).
     #[arg(long, env = "SIGNALING_REGISTRY_PREFIX")]
     registry_prefix: Option<String>,
+    /// This replica's id (unique in the deployment, e.g. the pod name): several replicas on
+    /// the Redis of `--redis-url` serve one deployment; a client may connect to any of them
+    /// (docs/architecture.md §7.56).
+    #[arg(long, env = "SIGNALING_REPLICA_ID")]
+    replica_id: Option<String>,
     #[command(flatten)]
     turn: TurnArgs,
 }
@@ -430,6 +435,9 @@ fn serve_config(args: ServeArgs) -> Result<Config, String> {
     }
     if let Some(prefix) = args.registry_prefix.clone() {
         config.media.registry_prefix = prefix;
+    }
+    if let Some(id) = args.replica_id.clone().filter(|id| !id.is_empty()) {
+        config.cluster.replica_id = Some(id);
     }
     Ok(config)
 }

@@ -8,6 +8,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::cluster::ClusterMetrics;
 use crate::media_node::{NodeState, RegistryCounts};
 use crate::policy::Role;
 use crate::protocol::{
@@ -58,6 +59,8 @@ pub struct Metrics {
     pub connection_drops: IntCounterVec,
     /// Rooms whose media sessions were reset (each of its clients got `media_reset`), by reason.
     pub media_resets: IntCounterVec,
+    /// The replicas' cluster (`signaling_cluster_*`).
+    pub cluster: ClusterMetrics,
     /// Media nodes by state ([`MEDIA_NODE_STATES`]), read from the media node at each scrape.
     pub media_nodes: IntGaugeVec,
     /// Reads of the node registry on Redis by result (`ok`, `error`), copied from the media
@@ -244,6 +247,7 @@ impl Metrics {
         registry.register(Box::new(rejected.clone()))?;
         registry.register(Box::new(client_decrypt_failures.clone()))?;
         registry.register(Box::new(process_metrics::ProcessCollector::for_self()?))?;
+        let cluster = ClusterMetrics::new(&registry)?;
         for role in Role::ALL {
             participants.with_label_values(&[role.as_str()]);
         }
@@ -290,6 +294,7 @@ impl Metrics {
             registry,
             connections,
             rooms,
+            cluster,
             participants,
             joins,
             join_latency,

@@ -29,6 +29,7 @@ use tracing::{info, warn};
 use crate::admin_api;
 use crate::app_state::AppState;
 use crate::auth::TokenVerifier;
+use crate::cluster::Cluster;
 use crate::config::{Config, ConfigError};
 use crate::hub::Hub;
 use crate::listener::SlotHandle;
@@ -47,6 +48,9 @@ pub enum ServeError {
     /// Metrics could not be registered.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// The cluster's Redis could not be reached at start.
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::StoreError),
     /// The listening socket could not be bound.
     #[error("binding {addr}: {source}")]
     Bind {
@@ -141,7 +145,11 @@ impl RunningServer {
         self.begin_drain();
         let metrics = self.state.hub.metrics().clone();
         let sessions_closed = wait_until(deadline, || metrics.connections.get() == 0).await;
+        let held = self.state.hub.room_names();
         let rooms_closed = self.state.hub.close_all(deadline).await;
+        if let Some(cluster) = &self.state.cluster {
+            let _ = tokio::time::timeout_at(deadline, cluster.leave(&held)).await;
+        }
         let _ = self.stop_listener.send(true);
         let listener_stopped = tokio::time::timeout_at(deadline, &mut self.task)
             .await
@@ -220,21 +228,27 @@ pub async fn start_with_routes(
     let ip_limiter = Arc::new(RateLimiter::keyed(quota));
     let (draining, draining_rx) = watch::channel(false);
     let (stop_listener, stop_rx) = watch::channel(false);
-    let state = AppState {
+    let session = SessionContext {
         hub: hub.clone(),
-        session: SessionContext {
-            hub,
-            verifier: Arc::new(TokenVerifier::new(&config.api_keys)),
-            limits,
-            auto_create_rooms: config.auto_create_rooms,
-            receive_slots: config.receive_slots,
-            last_n: config.auto_create_last_n()?,
-            auto_create_recording: config.auto_create_recording_policies()?.into(),
-            shutdown: draining_rx.clone(),
-        },
+        verifier: Arc::new(TokenVerifier::new(&config.api_keys)),
+        limits,
+        auto_create_rooms: config.auto_create_rooms,
+        receive_slots: config.receive_slots,
+        last_n: config.auto_create_last_n()?,
+        auto_create_recording: config.auto_create_recording_policies()?.into(),
+        shutdown: draining_rx.clone(),
+    };
+    let cluster = match config.cluster_settings()? {
+        Some(settings) => Some(Cluster::start(&settings, session.clone()).await?),
+        None => None,
+    };
+    let state = AppState {
+        hub,
+        session,
         admin_token: config.admin_token.clone(),
         ip_limiter: ip_limiter.clone(),
         draining: draining_rx,
+        cluster,
     };
     let listener = TcpListener::bind(config.listen)
         .await
@@ -289,6 +303,7 @@ async fn rtc(
         return (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
     }
     let ctx = state.session.clone();
+    let cluster = state.cluster.clone();
     let max = ctx.limits.max_message_bytes;
     ws.max_message_size(max)
         .max_frame_size(max)
@@ -296,7 +311,10 @@ async fn rtc(
             // The connection's place under the listener's caps lasts as long as the session.
             let _slot = slot;
             let (sink, stream) = socket.split();
-            run_session(sink, stream, ctx, Some(peer)).await;
+            match cluster {
+                Some(cluster) => cluster.serve_socket(ctx, sink, stream, Some(peer)).await,
+                None => run_session(sink, stream, ctx, Some(peer)).await,
+            }
         })
 }
 
