@@ -10,19 +10,20 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+use crate::cluster::RoomRecords;
 use crate::media_node::{MediaNode, MediaRoomSpec};
 use crate::metrics::Metrics;
 use crate::policy::RoomPolicy;
 use crate::protocol::ModerationState;
 use crate::recorded_rooms::{RecordedRooms, RecordedRoomsSettings};
-use crate::room::{ConnId, RekeyTiming, Room, RoomDetail, RoomSummary};
+use crate::room::{ConnId, RekeyTiming, Room, RoomDetail, RoomRecord, RoomSummary};
 use crate::test_hooks::TestHooks;
 use crate::turn_credentials::TurnCredentials;
 
@@ -80,6 +81,8 @@ struct HubInner {
     media_closes_pending: Arc<AtomicUsize>,
     /// Where recorded rooms report who is in them.
     recorded_rooms: RecordedRooms,
+    /// Where rooms keep their records, with several replicas (set once, at start).
+    records: OnceLock<RoomRecords>,
 }
 
 struct RoomEntry {
@@ -117,6 +120,7 @@ impl Hub {
         let hub = Hub {
             inner: Arc::new(HubInner {
                 recorded_rooms,
+                records: OnceLock::new(),
                 rooms: Mutex::new(HashMap::new()),
                 metrics,
                 media,
@@ -176,6 +180,12 @@ impl Hub {
         self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Keeps every room's record in `records` from now on (several replicas: the cluster calls
+    /// it once, at start, before any room exists).
+    pub fn keep_records(&self, records: RoomRecords) {
+        let _ = self.inner.records.set(records);
+    }
+
     /// The names of the rooms that exist here.
     pub fn room_names(&self) -> Vec<String> {
         self.rooms().keys().cloned().collect()
@@ -209,40 +219,14 @@ impl Hub {
         let kind = policy.kind;
         let receive_slots = policy.receive_slots;
         let last_n = policy.last_n;
-        let summary = {
-            let mut rooms = self.rooms();
-            if rooms.contains_key(name) {
-                return Err(HubError::Exists);
-            }
-            let room = Room::new(
-                name.to_string(),
-                call.unwrap_or_else(new_call_id),
-                policy,
-                self.inner.settings.rekey,
-                unix_now(),
-            )
-            .with_test_hooks(self.inner.settings.test_hooks.clone());
-            let summary = room.summary();
-            let (tx, rx) = mpsc::unbounded_channel();
-            let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-            rooms.insert(name.to_string(), RoomEntry { tx, id });
-            let recorded =
-                self.inner
-                    .recorded_rooms
-                    .open(id, name, room.policy().recording.as_ref());
-            let actor = RoomActor::new(
-                room,
-                id,
-                recorded,
-                ephemeral,
-                Arc::downgrade(&self.inner),
-                self.inner.metrics.clone(),
-                self.inner.media.clone(),
-            );
-            self.inner.metrics.rooms.inc();
-            tokio::spawn(actor.run(rx));
-            summary
-        };
+        let room = Room::new(
+            name.to_string(),
+            call.unwrap_or_else(new_call_id),
+            policy,
+            self.inner.settings.rekey,
+            unix_now(),
+        );
+        let summary = self.start_actor(room, ephemeral)?;
         info!(room = name, ?kind, ephemeral, "room created");
         if let Some(node) = &self.inner.media {
             let spec = MediaRoomSpec {
@@ -264,6 +248,64 @@ impl Hub {
                     return Err(HubError::Media(e.to_string()));
                 }
             }
+        }
+        Ok(summary)
+    }
+
+    /// Registers `room` and starts its actor; `Exists` when a room of that name is here.
+    fn start_actor(&self, room: Room, ephemeral: bool) -> Result<RoomSummary, HubError> {
+        let name = room.name().to_owned();
+        let mut rooms = self.rooms();
+        if rooms.contains_key(&name) {
+            return Err(HubError::Exists);
+        }
+        let room = room.with_test_hooks(self.inner.settings.test_hooks.clone());
+        let summary = room.summary();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        rooms.insert(name.clone(), RoomEntry { tx, id });
+        let recorded = self
+            .inner
+            .recorded_rooms
+            .open(id, &name, room.policy().recording.as_ref());
+        let record = self.inner.records.get().map(|r| r.writer(&name));
+        let actor = RoomActor::new(
+            room,
+            id,
+            recorded,
+            ephemeral,
+            Arc::downgrade(&self.inner),
+            self.inner.metrics.clone(),
+            self.inner.media.clone(),
+        )
+        .with_record(record);
+        self.inner.metrics.rooms.inc();
+        tokio::spawn(actor.run(rx));
+        Ok(summary)
+    }
+
+    /// Restores a room another replica owned from its record (a takeover, docs/architecture.md
+    /// §7.56): every member suspended, waiting to resume; the media node keeps its copy of the
+    /// room. `Exists` when the room is here already.
+    pub async fn restore_room(&self, record: RoomRecord) -> Result<RoomSummary, HubError> {
+        let name = record.name.clone();
+        let node_url = record.media_node.clone();
+        let ephemeral = record.ephemeral;
+        let room = Room::restore(record, self.inner.settings.rekey, std::time::Instant::now());
+        let spec = MediaRoomSpec {
+            room: name.clone(),
+            kind: room.policy().kind,
+            receive_slots: room.policy().receive_slots,
+            last_n: room.policy().last_n,
+        };
+        let summary = self.start_actor(room, ephemeral)?;
+        info!(room = %name, members = summary.participants, "room restored from its record");
+        if let Some(node) = &self.inner.media
+            && let Err(e) = node.adopt_room(&spec, node_url.as_deref()).await
+        {
+            warn!(room = %name, error = %e, "media node refused the restored room");
+            let _ = self.close(&name).await;
+            return Err(HubError::Media(e.to_string()));
         }
         Ok(summary)
     }

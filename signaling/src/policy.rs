@@ -20,8 +20,9 @@ pub const MAX_BROADCAST_VIEWERS: u32 = 500;
 /// Most presenters in a broadcast.
 pub const MAX_BROADCAST_PRESENTERS: u32 = 16;
 
-/// A room's policy as stored and returned by the admin API.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// A room's policy as stored and returned by the admin API (and kept in a room's record,
+/// `room/record.rs`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RoomPolicy {
     /// Meeting or broadcast.
     pub kind: RoomKind,
@@ -34,16 +35,16 @@ pub struct RoomPolicy {
     /// Always true: the service does not host unencrypted rooms.
     pub e2ee: bool,
     /// The signed recording policy, when the room is recorded.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<RecordingPolicy>,
     /// Whether every device gets receive slots from the media node (docs/architecture.md
     /// §7.18) instead of subscribing per track; left out when false.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub receive_slots: bool,
     /// Cameras of this many most recent speakers each device receives (1–[`MAX_LAST_N`]); in a
     /// room with receive slots, its video slots. Left out when not set: the media node's
     /// default, [`MAX_LAST_N`].
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_n: Option<u32>,
 }
 

@@ -11,6 +11,7 @@ pub const REDIS_OPS: &[&str] = &[
     "send",
     "subscribe",
     "liveness",
+    "record",
 ];
 
 /// The `reason` labels of `signaling_cluster_bus_dropped_total`.

@@ -18,6 +18,7 @@ mod bus;
 mod envelope;
 mod metrics;
 mod proxy;
+mod records;
 mod served;
 mod store;
 
@@ -30,12 +31,14 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
 use tracing::{info, warn};
 
+use crate::hub::{Hub, HubError};
 use crate::protocol::{ErrorBody, ErrorCode, ServerMessage};
 use crate::session::{SessionContext, TransportError, run_session};
 
 pub use envelope::{Body, BytesKind, Direction, Envelope};
 pub use metrics::{BUS_DROP_REASONS, ClusterMetrics, REDIS_OPS};
 pub use proxy::{CLOSE_REASON_OWNER_LOST, CLOSE_SERVICE_RESTART};
+pub use records::{RECORD_LEASE, RecordWriter, RoomRecords};
 pub use store::{Claim, Keys, Store, StoreError};
 
 /// How often a replica writes its heartbeat.
@@ -68,6 +71,7 @@ pub struct ClusterSettings {
 pub struct ServedContext {
     session: SessionContext,
     store: Store,
+    records: RoomRecords,
     metrics: ClusterMetrics,
 }
 
@@ -75,6 +79,7 @@ pub struct ServedContext {
 #[derive(Clone)]
 pub struct Cluster {
     store: Store,
+    records: RoomRecords,
     bus: bus::Bus,
     metrics: ClusterMetrics,
     next_conn: Arc<AtomicU64>,
@@ -134,9 +139,12 @@ impl Cluster {
         .await?;
         let metrics = session.hub.metrics().cluster.clone();
         store.heartbeat(REPLICA_LEASE).await?;
+        let records = RoomRecords::new(store.clone(), metrics.clone());
+        session.hub.keep_records(records.clone());
         let served = ServedContext {
             session: session.clone(),
             store: store.clone(),
+            records: records.clone(),
             metrics: metrics.clone(),
         };
         let bus = bus::Bus::start(store.clone(), metrics.clone(), served);
@@ -144,6 +152,7 @@ impl Cluster {
         info!(replica = %settings.replica_id, prefix = %settings.prefix, "signaling replica in a cluster");
         Ok(Cluster {
             store,
+            records,
             bus,
             metrics,
             next_conn: Arc::new(AtomicU64::new(1)),
@@ -160,24 +169,8 @@ impl Cluster {
     }
 
     /// Where `room` is served, claiming it for this replica when nobody (alive) owns it.
-    pub async fn route(&self, room: &str, hub: &crate::hub::Hub) -> Route {
-        if hub.room(room).is_some() {
-            return Route::Local;
-        }
-        match self.store.claim(room).await {
-            Ok(Claim::Mine) => Route::Local,
-            Ok(Claim::TakenOver(previous)) => {
-                self.metrics.takeovers.inc();
-                info!(room, previous = %previous, "took over a room from a lost replica");
-                Route::Local
-            }
-            Ok(Claim::Other(owner)) => Route::Remote(owner),
-            Err(e) => {
-                self.metrics.redis_error("claim");
-                warn!(room, error = %e, "cannot claim a room (Redis unreachable?)");
-                Route::Unavailable
-            }
-        }
+    pub async fn route(&self, room: &str, hub: &Hub) -> Route {
+        route_room(&self.store, &self.records, &self.metrics, room, hub).await
     }
 
     /// The cluster's replicas and rooms (admin API).
@@ -281,6 +274,45 @@ impl Cluster {
         }
         refuse_unavailable(&ctx, &mut sink, &first).await;
     }
+}
+
+/// Where `room` is served: here when it is here already, or when this replica wins its claim
+/// (restoring it from its record when another replica held it before); at its live owner
+/// otherwise.
+async fn route_room(
+    store: &Store,
+    records: &RoomRecords,
+    metrics: &ClusterMetrics,
+    room: &str,
+    hub: &Hub,
+) -> Route {
+    if hub.room(room).is_some() {
+        return Route::Local;
+    }
+    match store.claim(room).await {
+        Ok(Claim::Mine) => {}
+        Ok(Claim::TakenOver(previous)) => {
+            metrics.takeovers.inc();
+            info!(room, previous = %previous, "took over a room from a lost replica");
+        }
+        Ok(Claim::Other(owner)) => return Route::Remote(owner),
+        Err(e) => {
+            metrics.redis_error("claim");
+            warn!(room, error = %e, "cannot claim a room (Redis unreachable?)");
+            return Route::Unavailable;
+        }
+    }
+    // A room whose record is kept was held by another replica a moment ago: restored, so its
+    // devices resume (nobody told anything). Without a record, the join creates it.
+    match records.load(room).await {
+        Ok(Some(record)) => match hub.restore_room(record).await {
+            Ok(_) | Err(HubError::Exists) => {}
+            Err(e) => warn!(room, error = %e, "could not restore a room from its record"),
+        },
+        Ok(None) => {}
+        Err(_) => metrics.redis_error("record"),
+    }
+    Route::Local
 }
 
 /// The room a `join` names (`None`: not a join, or not JSON).

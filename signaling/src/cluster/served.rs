@@ -7,12 +7,11 @@ use std::convert::Infallible;
 use axum::extract::ws::Message;
 use futures_util::{StreamExt as _, stream};
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::debug;
 
 use super::ServedContext;
 use super::bus::{Bus, BusCommand};
 use super::envelope::{Body, Direction, Envelope};
-use super::store::Claim;
 use crate::session::run_session;
 
 /// Frames of one served session waiting to be published.
@@ -29,23 +28,15 @@ pub(super) async fn run(
     peer: Option<String>,
     frames: mpsc::Receiver<Message>,
 ) {
-    let owned = if ctx.session.hub.room(&room).is_some() {
-        true
-    } else {
-        match ctx.store.claim(&room).await {
-            Ok(Claim::Mine) => true,
-            Ok(Claim::TakenOver(previous)) => {
-                ctx.metrics.takeovers.inc();
-                info!(room = %room, previous = %previous, "took over a room from a lost replica");
-                true
-            }
-            Ok(Claim::Other(_)) => false,
-            Err(_) => {
-                ctx.metrics.redis_error("claim");
-                false
-            }
-        }
-    };
+    let route = super::route_room(
+        &ctx.store,
+        &ctx.records,
+        &ctx.metrics,
+        &room,
+        &ctx.session.hub,
+    )
+    .await;
+    let owned = route == super::Route::Local;
     let down = |body| Envelope {
         from: ctx.store.replica().to_owned(),
         conn,

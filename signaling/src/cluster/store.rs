@@ -52,6 +52,11 @@ impl Keys {
         }
     }
 
+    /// `<prefix>:sig:`.
+    pub(super) fn sig_prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// A replica's heartbeat key.
     pub fn replica(&self, id: &str) -> String {
         format!("{}replica:{id}", self.prefix)
@@ -102,16 +107,19 @@ end
 return 0
 ";
 
-/// Renews an owner lease this replica holds, or sets it again if it is gone (Redis restarted);
-/// 0 when another replica owns the room now.
+/// Renews an owner lease this replica holds, or sets it again if it is gone (Redis restarted),
+/// and the lease of the room's record (`KEYS[2]`, `ARGV[3]` ms); 0 when another replica owns
+/// the room now.
 const RENEW: &str = r"
 local owner = redis.call('GET', KEYS[1])
 if owner == false then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
   return 1
 end
 if owner == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
   return 1
 end
 return 0
@@ -177,6 +185,11 @@ impl Store {
             replica,
             room_lease,
         })
+    }
+
+    /// A handle on the shared connection.
+    pub(super) fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
     }
 
     /// The Redis client (for the pub/sub connection).
@@ -249,8 +262,10 @@ impl Store {
         for room in rooms {
             let kept: i64 = script
                 .key(self.keys.owner(room))
+                .key(self.keys.record(room))
                 .arg(&self.replica)
                 .arg(millis(self.room_lease))
+                .arg(millis(super::records::RECORD_LEASE))
                 .invoke_async(&mut c)
                 .await?;
             if kept == 0 {

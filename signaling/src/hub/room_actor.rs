@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::HubInner;
+use crate::cluster::RecordWriter;
 use crate::media_node::{MediaEvent, MediaNode, MediaSessionId};
 use crate::metrics::Metrics;
 use crate::policy::Role;
@@ -284,6 +285,11 @@ pub(super) struct RoomActor {
     /// Reports head counts to the recorded-room directory (recorded rooms only); dropped when
     /// the room ends, which tells the directory.
     recorded: Option<RecordedRoomReporter>,
+    /// Writes the room's record for the other replicas (several replicas only); dropped when
+    /// the room ends, which deletes the record.
+    record: Option<RecordWriter>,
+    /// What the last record written was made from ([`Room::record_stamp`]).
+    record_stamp: Option<(u64, usize, bool, bool, u64)>,
 }
 
 impl RoomActor {
@@ -308,7 +314,32 @@ impl RoomActor {
             conns: HashMap::new(),
             counts: BTreeMap::new(),
             recorded,
+            record: None,
+            record_stamp: None,
         }
+    }
+
+    /// The actor writing the room's record with `record` (several replicas).
+    pub(super) fn with_record(mut self, record: Option<RecordWriter>) -> Self {
+        self.record = record;
+        self
+    }
+
+    /// Writes the room's record when what it is made from changed.
+    fn write_record(&mut self) {
+        let Some(writer) = &self.record else {
+            return;
+        };
+        let stamp = self.room.record_stamp();
+        if self.record_stamp == Some(stamp) {
+            return;
+        }
+        self.record_stamp = Some(stamp);
+        let node = self
+            .media
+            .as_ref()
+            .and_then(|m| m.node_of_room(self.room.name()));
+        writer.write(self.room.record(self.ephemeral, node));
     }
 
     /// Serves commands until the room closes (or, when ephemeral, empties), then unregisters it.
@@ -337,6 +368,7 @@ impl RoomActor {
             if self.room.is_closed() || (self.ephemeral && self.room.is_empty() && !configures) {
                 break;
             }
+            self.write_record();
         }
         self.shutdown(&mut rx);
     }
@@ -364,8 +396,10 @@ impl RoomActor {
             self.deliver(out, Instant::now());
         }
         self.update_gauges();
-        // The room is out of the registry and empty: the directory hears it ended.
+        // The room is out of the registry and empty: the directory hears it ended, and its
+        // record goes.
         self.recorded = None;
+        self.record = None;
         self.metrics.rooms.dec();
         if let Some(node) = self.media.clone() {
             let name = self.room.name().to_string();

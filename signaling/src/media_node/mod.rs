@@ -315,6 +315,20 @@ pub trait MediaNode: Send + Sync + 'static {
         room: &MediaRoomSpec,
     ) -> Result<Option<ReceiveSlotCounts>, MediaError>;
 
+    /// Takes on a room another signaling replica created (a room taken over from a lost
+    /// replica, docs/architecture.md §7.56): on the node at `node_url` when this media node has
+    /// one by that control URL, keeping the node's copy and the media sessions in it (they
+    /// belong to devices that resume); created as new where the node does not hold it. The
+    /// default, for media nodes that cannot hold another process's rooms, creates it.
+    async fn adopt_room(
+        &self,
+        room: &MediaRoomSpec,
+        node_url: Option<&str>,
+    ) -> Result<Option<ReceiveSlotCounts>, MediaError> {
+        let _ = node_url;
+        self.create_room(room).await
+    }
+
     /// Closes a room and frees everything in it.
     async fn close_room(&self, room: &str) -> Result<(), MediaError>;
 

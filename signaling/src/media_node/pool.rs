@@ -478,6 +478,33 @@ impl MediaNode for SfuPool {
         Ok(counts)
     }
 
+    async fn adopt_room(
+        &self,
+        room: &MediaRoomSpec,
+        node_url: Option<&str>,
+    ) -> Result<Option<ReceiveSlotCounts>, MediaError> {
+        let known = node_url.and_then(|url| {
+            let nodes = self.shared.nodes();
+            nodes
+                .iter()
+                .position(|n| Shared::url_of(n).as_deref() == Some(url))
+                .map(|i| (i, nodes[i].clone()))
+        });
+        let Some((i, node)) = known else {
+            // Its node is not one of this pool's: placed as a new room.
+            return self.create_room(room).await;
+        };
+        let counts = node.adopt_room(room, node_url).await?;
+        self.shared.rooms().insert(
+            room.room.clone(),
+            Placed {
+                node: i,
+                spec: room.clone(),
+            },
+        );
+        Ok(counts)
+    }
+
     async fn close_room(&self, room: &str) -> Result<(), MediaError> {
         let node = self.node_of(room)?;
         self.shared.rooms().remove(room);

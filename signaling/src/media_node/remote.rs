@@ -344,6 +344,25 @@ impl MediaNode for RemoteSfu {
         Ok(counts)
     }
 
+    async fn adopt_room(
+        &self,
+        room: &MediaRoomSpec,
+        _node_url: Option<&str>,
+    ) -> Result<Option<ReceiveSlotCounts>, MediaError> {
+        self.stale().remove(&room.room);
+        let counts = match self.post_room(room).await {
+            // The copy the earlier owner made, with the media sessions of the devices that
+            // resume: kept. Its receive-slot counts are in the room's record.
+            Err(MediaError::RoomExists) => {
+                tracing::info!(sfu = %self.base, room = %room.room, "took on the room an earlier owner created on the SFU");
+                None
+            }
+            other => other?,
+        };
+        self.rooms().insert(room.room.clone(), room.clone());
+        Ok(counts)
+    }
+
     async fn close_room(&self, room: &str) -> Result<(), MediaError> {
         self.rooms().remove(room);
         self.announced.forget_room(room);

@@ -47,6 +47,9 @@ mod moderation_tests;
 mod node_offers;
 #[cfg(test)]
 mod node_offers_tests;
+mod record;
+#[cfg(test)]
+mod record_tests;
 mod rekey;
 mod resume;
 #[cfg(test)]
@@ -73,6 +76,7 @@ pub use keys::RouteError;
 use moderation::Controls;
 pub use moderation::{JoinAnswer, MODERATION_OUTCOMES, ModerationError};
 pub use node_offers::{OFFER_ANSWER_TIMEOUT, OFFER_RESENDS, OfferOutcome, PendingOffer};
+pub use record::{MemberRecord, NO_CONNECTION, RoomRecord};
 use rekey::PendingRekey;
 pub use rekey::RekeyTiming;
 pub use resume::{ResumeOutcome, call_for_new_room};

@@ -27,6 +27,22 @@ pub(super) struct Controls {
 }
 
 impl Controls {
+    /// Whether the room is locked.
+    pub(super) fn locked(&self) -> bool {
+        self.locked
+    }
+
+    /// Whether the lobby is on.
+    pub(super) fn lobby(&self) -> bool {
+        self.lobby
+    }
+
+    /// Sets the lock and the lobby (a room restored from its record).
+    pub(super) fn set(&mut self, locked: bool, lobby: bool) {
+        self.locked = locked;
+        self.lobby = lobby;
+    }
+
     /// The joins still waiting (the room closes).
     pub(super) fn into_waiting(self) -> Vec<JoinRequest> {
         self.waiting

@@ -401,8 +401,9 @@ impl Drop for ReplicaProcess {
 /// The replica that owns a room is killed (`kill -9`): the clients connected to it lose their
 /// socket, those connected to the other replica have theirs closed (1012) as soon as nobody
 /// reads the killed replica's inbox, and all of them are back in the call on the other replica
-/// within 5 s of the kill, in the same call with the same slots; every caller's key still
-/// reaches every other afterwards.
+/// within 5 s of the kill: it restored the room from its record, so each *resumes* (same call,
+/// slot and roster) and nobody is told anything (no roster change, no rekey); every caller's
+/// key still reaches every other afterwards.
 #[tokio::test]
 async fn killed_owner_replica_its_clients_are_back_on_the_other_within_5_s() {
     const ROOM: &str = "failover";
@@ -419,10 +420,6 @@ async fn killed_owner_replica_its_clients_are_back_on_the_other_within_5_s() {
         let at = if i % 2 == 0 { &a } else { &b };
         peers.push(KeyPeer::join(&at.ws_url(), ROOM, &format!("caller-{i}"), true).await);
     }
-    let before: Vec<(String, u16)> = peers
-        .iter()
-        .map(|p| (p.session.joined().call.clone(), p.slot()))
-        .collect();
     let served: Vec<_> = peers
         .into_iter()
         .map(|p| tokio::spawn(p.serve(Duration::from_millis(1500))))
@@ -431,6 +428,22 @@ async fn killed_owner_replica_its_clients_are_back_on_the_other_within_5_s() {
     for task in served {
         peers.push(task.await.expect("peer task"));
     }
+    // Where each stands before the kill: its call, slot and the room's roster version.
+    let before: Vec<(String, u16, u64)> = peers
+        .iter()
+        .map(|p| {
+            let version = p
+                .seen
+                .iter()
+                .filter_map(|m| match m {
+                    ServerMessage::Roster(d) => Some(d.version),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(p.session.joined().roster.version);
+            (p.session.joined().call.clone(), p.slot(), version)
+        })
+        .collect();
 
     a.kill();
     let killed = tokio::time::Instant::now();
@@ -470,9 +483,17 @@ async fn killed_owner_replica_its_clients_are_back_on_the_other_within_5_s() {
         worst <= Duration::from_secs(5),
         "every client is back within 5 s of the kill: worst {worst:?}"
     );
-    for ((_, p), (call, slot)) in back.iter().zip(&before) {
-        assert_eq!(&p.session.joined().call, call, "{}: same call", p.name());
+    for ((_, p), (call, slot, version)) in back.iter().zip(&before) {
+        let joined = p.session.joined();
+        assert_eq!(&joined.call, call, "{}: same call", p.name());
         assert_eq!(p.slot(), *slot, "{}: same slot", p.name());
+        assert!(joined.resumed, "{}: resumed, not joined again", p.name());
+        assert_eq!(
+            joined.roster.version,
+            *version,
+            "{}: the same roster",
+            p.name()
+        );
     }
     // The call goes on at b: the keys the callers send after the takeover reach everyone.
     let served: Vec<_> = back
@@ -488,15 +509,13 @@ async fn killed_owner_replica_its_clients_are_back_on_the_other_within_5_s() {
         peers.push(task.await.expect("peer task"));
     }
     every_key_reaches_every_other(&mut peers);
-    let told: usize = peers
-        .iter()
-        .map(|p| {
-            p.seen
-                .iter()
-                .filter(|m| matches!(m, ServerMessage::Membership(_)))
-                .count()
-        })
-        .sum();
-    // Not yet: a takeover without telling anyone (docs/architecture.md §7.56 "Not done").
-    eprintln!("membership notices after the takeover, all callers together: {told}");
+    // Nobody was told anything: no roster change, no rekey or ratchet.
+    for p in &peers {
+        let told: Vec<&ServerMessage> = p
+            .seen
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::Membership(_) | ServerMessage::Roster(_)))
+            .collect();
+        assert!(told.is_empty(), "{} was told {told:?}", p.name());
+    }
 }
