@@ -230,6 +230,8 @@ fn close_room(s: Shard<'_, '_>, room: &str) -> Result<(), NodeError> {
     let id = state.rooms.remove(room).ok_or(NodeError::UnknownRoom)?;
     state.room_names.remove(&id);
     state.slot_rooms.remove(room);
+    // Its relay links go first: an import's publishers are members of the room too.
+    state.relay_room_closed(now, room);
     let members: Vec<_> = state
         .members
         .iter()
