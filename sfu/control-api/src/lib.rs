@@ -17,13 +17,13 @@ pub mod responses;
 pub mod stream;
 
 pub use events::{ActiveSpeaker, MediaClass, NodeEvent, QualityDirection, SlotEntry, TrackClass};
+pub use relay::{
+    ImportedTrack, RelayExport, RelayExportRequest, RelayImported, RelayKey, RelayKeys,
+    RelayProfile, RelayTrack, RelayTracks,
+};
 pub use requests::{
     AddParticipant, CreateRoom, MAX_LAST_N, PublishBody, PublishSource, RoleBody, RoomKindBody,
     SdpBody, SdpKind, SessionQuery, SubscriptionBody,
-};
-pub use relay::{
-    ImportedTrack, RelayExport, RelayExportRequest, RelayImported, RelayKey, RelayKeys, RelayProfile,
-    RelayTrack, RelayTracks,
 };
 pub use responses::{AnswerBody, ErrorBody, NodeStatus, ReceiveSlotCounts, RoomCreated};
 pub use stream::{EventsQuery, ResetReason, StreamLine};

@@ -95,12 +95,10 @@ pub use room_policy::{RoomPolicyError, room_policy};
 
 pub use event_log::{EventLog, HEARTBEAT_INTERVAL, REPLAY_CAPACITY};
 pub use sfu_control_api::{
-    RelayExport, RelayExportRequest, RelayImported, RelayTracks,
-};
-pub use sfu_control_api::{
     AddParticipant, AnswerBody, CreateRoom, ErrorBody, NodeStatus, ReceiveSlotCounts, RoleBody,
     RoomCreated, RoomKindBody, SdpBody, SdpKind, SubscriptionBody,
 };
+pub use sfu_control_api::{RelayExport, RelayExportRequest, RelayImported, RelayTracks};
 
 /// What the control handlers use.
 #[derive(Clone)]
@@ -153,7 +151,10 @@ pub fn router_with_log(state: ControlState, log: EventLog) -> Router {
             get(relay_export_tracks).delete(relay_delete_export),
         )
         .route("/control/rooms/{room}/relay/imports", post(relay_import))
-        .route("/control/relay/imports/{link}/tracks", put(relay_sync_import))
+        .route(
+            "/control/relay/imports/{link}/tracks",
+            put(relay_sync_import),
+        )
         .route("/control/relay/imports/{link}", delete(relay_delete_import))
         .route("/control/events", get(events))
         .route("/control/drain", post(drain))
@@ -527,8 +528,8 @@ async fn relay_delete_import(
 /// The refusal of a relayed track list that is too long or names a publisher badly.
 fn check_relay_tracks(tracks: &[sfu_control_api::RelayTrack]) -> Option<Response> {
     check_items("tracks", tracks.len()).or_else(|| {
-        tracks
-            .iter()
-            .find_map(|t| check_name("device", &t.publisher).or_else(|| check_name("track", &t.track)))
+        tracks.iter().find_map(|t| {
+            check_name("device", &t.publisher).or_else(|| check_name("track", &t.track))
+        })
     })
 }

@@ -292,9 +292,14 @@ impl NodeHandle {
             })
             .await;
         let (metrics, gauges, renegotiations, sessions_replaced, shard, relay) = match numbers {
-            Ok((metrics, gauges, renegotiations, replaced, stats, relay)) => {
-                (metrics, gauges, renegotiations, replaced, Some(stats), relay)
-            }
+            Ok((metrics, gauges, renegotiations, replaced, stats, relay)) => (
+                metrics,
+                gauges,
+                renegotiations,
+                replaced,
+                Some(stats),
+                relay,
+            ),
             Err(_) => Default::default(),
         };
         NodeSnapshot {

@@ -207,10 +207,7 @@ pub(crate) struct Relays {
 impl Relays {
     /// The link end transmits for core participant `p` go to, with the counters, if `p` is a
     /// relay's participant.
-    pub(crate) fn end_for(
-        &mut self,
-        p: ParticipantId,
-    ) -> Option<(&mut LinkEnd, &mut RelayCounts)> {
+    pub(crate) fn end_for(&mut self, p: ParticipantId) -> Option<(&mut LinkEnd, &mut RelayCounts)> {
         let link = self.by_participant.get(&p)?;
         let link = self.links.get_mut(link)?;
         Some((&mut link.end, &mut self.counts))
@@ -318,10 +315,9 @@ impl State {
             return Err(self.relay_refuse(RelayRejectReason::UnknownRoom, NodeError::UnknownRoom));
         };
         let Some(edge) = parse_media_address(edge_address) else {
-            return Err(self.relay_refuse(
-                RelayRejectReason::BadAddress,
-                NodeError::BadRelayAddress,
-            ));
+            return Err(
+                self.relay_refuse(RelayRejectReason::BadAddress, NodeError::BadRelayAddress)
+            );
         };
         if self.relays.by_addr.contains_key(&edge) {
             return Err(self.relay_refuse(RelayRejectReason::DuplicateLink, NodeError::LinkExists));
@@ -337,7 +333,11 @@ impl State {
         let room_tracks: Vec<TrackId> = self
             .tracks
             .iter()
-            .filter(|(_, e)| self.members.get(&e.publisher).is_some_and(|m| m.room == room))
+            .filter(|(_, e)| {
+                self.members
+                    .get(&e.publisher)
+                    .is_some_and(|m| m.room == room)
+            })
             .map(|(t, _)| *t)
             .filter(|t| !self.is_relayed(*t))
             .collect();
@@ -459,13 +459,11 @@ impl State {
             return Err(self.relay_refuse(RelayRejectReason::UnknownRoom, NodeError::UnknownRoom));
         };
         let Some(origin) = parse_media_address(&export.origin_media_address) else {
-            return Err(self.relay_refuse(
-                RelayRejectReason::BadAddress,
-                NodeError::BadRelayAddress,
-            ));
+            return Err(
+                self.relay_refuse(RelayRejectReason::BadAddress, NodeError::BadRelayAddress)
+            );
         };
-        if self.relays.links.contains_key(&export.link)
-            || self.relays.by_addr.contains_key(&origin)
+        if self.relays.links.contains_key(&export.link) || self.relays.by_addr.contains_key(&origin)
         {
             return Err(self.relay_refuse(RelayRejectReason::DuplicateLink, NodeError::LinkExists));
         }
@@ -480,7 +478,10 @@ impl State {
             }
         };
         for t in &export.tracks {
-            if self.devices.contains_key(&(room.to_owned(), t.publisher.clone())) {
+            if self
+                .devices
+                .contains_key(&(room.to_owned(), t.publisher.clone()))
+            {
                 return Err(NodeError::ParticipantExists);
             }
         }
@@ -595,7 +596,10 @@ impl State {
         let publisher = match publishers.get(&t.publisher) {
             Some(p) => *p,
             None => {
-                if self.devices.contains_key(&(room.to_owned(), t.publisher.clone())) {
+                if self
+                    .devices
+                    .contains_key(&(room.to_owned(), t.publisher.clone()))
+                {
                     return Err(NodeError::ParticipantExists);
                 }
                 let p = match self
@@ -895,8 +899,9 @@ impl NodeHandle {
             let state = &mut s.handler().state;
             match state.export_tracks(&link) {
                 Some(tracks) => Ok(tracks),
-                None => Err(state
-                    .relay_refuse(RelayRejectReason::UnknownLink, NodeError::UnknownLink)),
+                None => {
+                    Err(state.relay_refuse(RelayRejectReason::UnknownLink, NodeError::UnknownLink))
+                }
             }
         })
         .await?

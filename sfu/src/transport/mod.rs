@@ -41,9 +41,7 @@ pub use events::{
 };
 pub use ice_tcp::{DEFAULT_ICE_TCP_STUN_TIMEOUT, IceTcpClose, IceTcpCloses, IceTcpConfig};
 pub use media::{MediaHandler, Outbox};
-pub use relay_srtp::{
-    RelayCrypto, RelayKeyError, RelayKeyMaterial, RelayRefusal, Unprotected,
-};
+pub use relay_srtp::{RelayCrypto, RelayKeyError, RelayKeyMaterial, RelayRefusal, Unprotected};
 pub use shard::{PeerAdded, ShardAccess, ShardHandle, start_shard};
 pub use stats::{ShardStats, StunRefusal};
 pub use stun_gate::StunParseError;

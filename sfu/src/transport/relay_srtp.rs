@@ -211,7 +211,20 @@ mod tests {
     use super::*;
 
     fn rtp(seq: u16) -> Vec<u8> {
-        let mut p = vec![0x80, 96, (seq >> 8) as u8, seq as u8, 0, 0, 0, 9, 0, 0, 0, 42];
+        let mut p = vec![
+            0x80,
+            96,
+            (seq >> 8) as u8,
+            seq as u8,
+            0,
+            0,
+            0,
+            9,
+            0,
+            0,
+            0,
+            42,
+        ];
         p.extend_from_slice(b"sframe payload, opaque");
         p
     }
@@ -262,7 +275,10 @@ mod tests {
         origin.protect_rtp_into(&rtp(2), &mut genuine).unwrap();
         let mut again = genuine.clone();
         assert!(edge.unprotect(&mut genuine).is_ok());
-        assert_eq!(edge.unprotect(&mut again).unwrap_err(), RelayRefusal::Replay);
+        assert_eq!(
+            edge.unprotect(&mut again).unwrap_err(),
+            RelayRefusal::Replay
+        );
         // What the origin sent, reflected back at it, does not verify with the upstream key.
         let mut reflected = BytesMut::new();
         origin.protect_rtp_into(&rtp(3), &mut reflected).unwrap();
@@ -275,7 +291,8 @@ mod tests {
             assert!(edge.unprotect(&mut junk).is_err(), "{len}");
         }
         assert_eq!(
-            edge.unprotect(&mut [0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0]).unwrap_err(),
+            edge.unprotect(&mut [0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0])
+                .unwrap_err(),
             RelayRefusal::Malformed
         );
     }

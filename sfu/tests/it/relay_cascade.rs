@@ -35,7 +35,9 @@ const WANTED: usize = 10;
 
 /// A VP8 keyframe of round `r` (10-byte clear prefix: frame tag, start code, size).
 fn video_frame(r: u8) -> Vec<u8> {
-    let mut f = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, r];
+    let mut f = vec![
+        0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, r,
+    ];
     f.extend((0..160u32).map(|i| (i as u8).wrapping_mul(29) ^ r));
     f
 }
@@ -118,7 +120,10 @@ impl Publisher {
         let pid = 0x8000 | self.picture_id;
         let mut payload = vec![0x90, 0x80, (pid >> 8) as u8, pid as u8];
         payload.extend_from_slice(&wire);
-        self.video.write_next(&payload).await.expect("video written");
+        self.video
+            .write_next(&payload)
+            .await
+            .expect("video written");
         seal_frame(
             &mut self.sender,
             Stream::Audio,
@@ -167,8 +172,14 @@ impl Viewer {
         while let Ok(received) = self.peer.incoming().try_recv() {
             let payload = &received.packet.payload[..];
             if received.kind == RtpCodecKind::Audio {
-                open_frame(&mut self.keys, Instant::now(), Codec::Opus, payload, &mut plain)
-                    .expect("audio decrypts at the edge viewer");
+                open_frame(
+                    &mut self.keys,
+                    Instant::now(),
+                    Codec::Opus,
+                    payload,
+                    &mut plain,
+                )
+                .expect("audio decrypts at the edge viewer");
                 assert_eq!(plain, audio_frame(plain[1]), "audio frame as sealed");
                 self.opened.0 += 1;
             } else {
@@ -320,12 +331,20 @@ impl Cascade {
     }
 
     async fn participants(&self, node: &SfuProcess) -> u64 {
-        let (_, status) = self
-            .call(node, Method::GET, "/control/status", None)
-            .await;
+        let (_, status) = self.call(node, Method::GET, "/control/status", None).await;
         status["participants"].as_u64().expect("participants")
     }
 }
+
+/// A request the test expects refused: the node, method, path, body, status and error code.
+type RefusalCase<'a> = (
+    &'a SfuProcess,
+    Method,
+    String,
+    Option<Value>,
+    u16,
+    &'static str,
+);
 
 /// The edge's track ids in an import answer.
 fn edge_tracks(imported: &Value) -> Vec<String> {
@@ -338,8 +357,7 @@ fn edge_tracks(imported: &Value) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relay_between_two_nodes_carries_sframe_media_to_edge_viewers_and_keyframe_requests_back()
-{
+async fn relay_between_two_nodes_carries_sframe_media_to_edge_viewers_and_keyframe_requests_back() {
     let c = Cascade::start().await;
     let mut publisher = c.publish("alice").await;
     let export = c.export().await;
@@ -475,7 +493,8 @@ async fn relay_between_two_nodes_carries_sframe_media_to_edge_viewers_and_keyfra
     assert!(out >= edge_in, "origin sent {out}, edge took {edge_in}");
     assert!(feedback_in >= 1.0, "feedback went up the link");
     assert_eq!(
-        c.metric(&c.origin, "sfu_relay_links{role=\"origin\"}").await,
+        c.metric(&c.origin, "sfu_relay_links{role=\"origin\"}")
+            .await,
         1.0
     );
     assert_eq!(
@@ -483,8 +502,11 @@ async fn relay_between_two_nodes_carries_sframe_media_to_edge_viewers_and_keyfra
         1.0
     );
     assert_eq!(
-        c.metric(&c.edge, "sfu_relay_rejected_total{reason=\"unauthenticated\"}")
-            .await,
+        c.metric(
+            &c.edge,
+            "sfu_relay_rejected_total{reason=\"unauthenticated\"}"
+        )
+        .await,
         0.0
     );
     // Neither node logged a transport key.
@@ -623,7 +645,11 @@ async fn an_import_with_wrong_keys_forwards_nothing_and_malformed_relay_requests
     assert_eq!(status, 201, "{imported}");
     let tracks = edge_tracks(&imported);
     let mut viewer = c
-        .view("grace", &tracks, &[RtpCodecKind::Video, RtpCodecKind::Audio])
+        .view(
+            "grace",
+            &tracks,
+            &[RtpCodecKind::Video, RtpCodecKind::Audio],
+        )
         .await;
     for _ in 0..50 {
         publisher.send_round().await;
@@ -632,9 +658,15 @@ async fn an_import_with_wrong_keys_forwards_nothing_and_malformed_relay_requests
     viewer.drain();
     assert_eq!(viewer.opened, (0, 0), "nothing forwarded with wrong keys");
     let refused = c
-        .metric(&c.edge, "sfu_relay_rejected_total{reason=\"unauthenticated\"}")
+        .metric(
+            &c.edge,
+            "sfu_relay_rejected_total{reason=\"unauthenticated\"}",
+        )
         .await;
-    assert!(refused >= 40.0, "the forged link's datagrams counted: {refused}");
+    assert!(
+        refused >= 40.0,
+        "the forged link's datagrams counted: {refused}"
+    );
     assert_eq!(
         c.metric(&c.edge, "sfu_relay_packets_total{direction=\"in\"}")
             .await,
@@ -651,7 +683,7 @@ async fn an_import_with_wrong_keys_forwards_nothing_and_malformed_relay_requests
     let mut bad_address = forged.clone();
     bad_address["link"] = json!("another");
     bad_address["origin_media_address"] = json!("origin.example:5000");
-    let cases: Vec<(&SfuProcess, Method, String, Option<Value>, u16, &str)> = vec![
+    let cases: Vec<RefusalCase<'_>> = vec![
         (
             &c.origin,
             Method::POST,
@@ -828,7 +860,10 @@ async fn deleting_the_link_stops_forwarding_and_frees_it_and_a_closing_room_take
             break;
         }
     }
-    assert!(viewer.opened.1 >= 3, "the link forwards before it is deleted");
+    assert!(
+        viewer.opened.1 >= 3,
+        "the link forwards before it is deleted"
+    );
 
     // Deleted on the origin: nothing more goes out on it.
     let (status, _) = c
@@ -841,7 +876,8 @@ async fn deleting_the_link_stops_forwarding_and_frees_it_and_a_closing_room_take
         .await;
     assert_eq!(status, 204);
     assert_eq!(
-        c.metric(&c.origin, "sfu_relay_links{role=\"origin\"}").await,
+        c.metric(&c.origin, "sfu_relay_links{role=\"origin\"}")
+            .await,
         0.0
     );
     let sent = c
@@ -895,7 +931,8 @@ async fn deleting_the_link_stops_forwarding_and_frees_it_and_a_closing_room_take
     // A new export, then the origin room closes: its link goes with it.
     c.export().await;
     assert_eq!(
-        c.metric(&c.origin, "sfu_relay_links{role=\"origin\"}").await,
+        c.metric(&c.origin, "sfu_relay_links{role=\"origin\"}")
+            .await,
         1.0
     );
     let (status, _) = c
@@ -908,7 +945,8 @@ async fn deleting_the_link_stops_forwarding_and_frees_it_and_a_closing_room_take
         .await;
     assert_eq!(status, 204);
     assert_eq!(
-        c.metric(&c.origin, "sfu_relay_links{role=\"origin\"}").await,
+        c.metric(&c.origin, "sfu_relay_links{role=\"origin\"}")
+            .await,
         0.0
     );
     viewer.peer.close().await;

@@ -53,4 +53,3 @@ impl Interceptor for DeliverRtcp {
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
-
