@@ -226,6 +226,12 @@ fn create_room(
 
 fn close_room(s: Shard<'_, '_>, room: &str) -> Result<(), NodeError> {
     let now = s.now();
+    {
+        // The edges of the room's exports hear that they end (§7.55).
+        let (glue, mut out) = s.handler_and_outbox();
+        let links = glue.state.relay_links_of(room);
+        glue.state.relay_say_goodbye(&links, &mut out);
+    }
     let state = &mut s.handler().state;
     let id = state.rooms.remove(room).ok_or(NodeError::UnknownRoom)?;
     state.room_names.remove(&id);

@@ -749,16 +749,42 @@ impl State {
         Ok(())
     }
 
-    /// Room `room` is closing: its links go with it.
-    pub(crate) fn relay_room_closed(&mut self, now: Instant, room: &str) {
-        let links: Vec<String> = self
-            .relays
+    /// Tells the edge of each export in `links` that the export ends: an RTCP BYE on the
+    /// link, protected with its key (sent [`GOODBYE_COPIES`] times, each a new SRTCP packet, as
+    /// UDP may lose one). The edge frees its import on the first it authenticates.
+    pub(crate) fn relay_say_goodbye(&mut self, links: &[String], out: &mut Outbox<'_>) {
+        let bye = goodbye_packet();
+        for id in links {
+            let Some(Link {
+                end,
+                kind: LinkKind::Export { .. },
+                ..
+            }) = self.relays.links.get_mut(id)
+            else {
+                continue;
+            };
+            for _ in 0..GOODBYE_COPIES {
+                if let Ok(size) = out.send_relay_rtcp(end.remote, &mut end.crypto, &bye) {
+                    self.relays.counts.packets_out += 1;
+                    self.relays.counts.bytes_out += size as u64;
+                }
+            }
+        }
+    }
+
+    /// The links of room `room`.
+    pub(crate) fn relay_links_of(&self, room: &str) -> Vec<String> {
+        self.relays
             .links
             .iter()
             .filter(|(_, l)| l.room == room)
             .map(|(id, _)| id.clone())
-            .collect();
-        for link in links {
+            .collect()
+    }
+
+    /// Room `room` is closing: its links go with it.
+    pub(crate) fn relay_room_closed(&mut self, now: Instant, room: &str) {
+        for link in self.relay_links_of(room) {
             let _ = self.relay_delete(now, &link);
         }
     }
@@ -808,6 +834,12 @@ impl State {
             Ok(Unprotected::Rtcp(rtcp)) => {
                 counts.packets_in += 1;
                 counts.bytes_in += size;
+                if matches!(link.kind, LinkKind::Import { .. }) && is_goodbye(&rtcp) {
+                    // The origin ended the export: the import goes with it.
+                    let link = link_id.clone();
+                    let _ = self.relay_delete(now, &link);
+                    return true;
+                }
                 let from = match &link.kind {
                     LinkKind::Export { participant, .. } => Some(*participant),
                     // The origin's reports name the sender's SSRC: the publisher of that stream.
@@ -823,6 +855,23 @@ impl State {
         }
         true
     }
+}
+
+/// How many copies of the goodbye an ending export sends.
+const GOODBYE_COPIES: usize = 3;
+
+/// The SSRC an export's goodbye names (the cores' own RTCP SSRC is 1; this one is the link's).
+const GOODBYE_SSRC: u32 = 0x5245_4c59;
+
+/// An RTCP BYE (RFC 3550 §6.6) naming [`GOODBYE_SSRC`]: an export ends.
+fn goodbye_packet() -> [u8; 8] {
+    let ssrc = GOODBYE_SSRC.to_be_bytes();
+    [0x81, 203, 0, 1, ssrc[0], ssrc[1], ssrc[2], ssrc[3]]
+}
+
+/// Whether an authenticated RTCP compound packet of a link is an export's goodbye.
+fn is_goodbye(rtcp: &[u8]) -> bool {
+    rtcp.len() >= 8 && rtcp[1] == 203 && rtcp[4..8] == GOODBYE_SSRC.to_be_bytes()
 }
 
 /// The member an import's publisher is on the edge: the origin publisher's device, no peer.
@@ -967,7 +1016,10 @@ impl NodeHandle {
                     state.relay_refuse(RelayRejectReason::UnknownLink, NodeError::UnknownLink)
                 );
             }
-            state.relay_delete(now, &link)
+            let (glue, mut out) = s.handler_and_outbox();
+            glue.state
+                .relay_say_goodbye(std::slice::from_ref(&link), &mut out);
+            glue.state.relay_delete(now, &link)
         })
         .await?
     }
@@ -992,6 +1044,15 @@ mod tests {
         ] {
             assert!(parse_media_address(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_the_goodbye_is_a_goodbye() {
+        assert!(is_goodbye(&goodbye_packet()));
+        // A BYE of another SSRC (a publisher's), a receiver report, short input.
+        assert!(!is_goodbye(&[0x81, 203, 0, 1, 0, 0, 0, 9]));
+        assert!(!is_goodbye(&[0x81, 201, 0, 1, 0x52, 0x45, 0x4c, 0x59]));
+        assert!(!is_goodbye(&goodbye_packet()[..7]));
     }
 
     #[test]

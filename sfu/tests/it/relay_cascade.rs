@@ -522,6 +522,48 @@ async fn relay_between_two_nodes_carries_sframe_media_to_edge_viewers_and_keyfra
 }
 
 impl Cascade {
+    /// Exports the room (carrying `count` tracks) and imports it on the edge; returns the
+    /// link's id.
+    async fn link_up(&self, count: usize) -> String {
+        let mut export = self.export().await;
+        let link = export["link"].as_str().expect("link").to_owned();
+        export["tracks"] = self.export_tracks(&link, count).await["tracks"].clone();
+        let (status, imported) = self
+            .call(
+                &self.edge,
+                Method::POST,
+                &format!("/control/rooms/{ROOM}/relay/imports"),
+                Some(export),
+            )
+            .await;
+        assert_eq!(status, 201, "{imported}");
+        link
+    }
+
+    /// Waits until the edge has freed import `link` (no edge link, only the viewer left).
+    async fn edge_freed(&self, link: &str) {
+        common::poll_until(
+            Duration::from_secs(5),
+            "the edge to free the import on the origin's goodbye",
+            async || {
+                self.metric(&self.edge, "sfu_relay_links{role=\"edge\"}")
+                    .await
+                    == 0.0
+                    && self.participants(&self.edge).await == 1
+            },
+        )
+        .await;
+        let (status, _) = self
+            .call(
+                &self.edge,
+                Method::DELETE,
+                &format!("/control/relay/imports/{link}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 404, "the import is gone already");
+    }
+
     /// How many tracks export `link` carries now.
     async fn export_tracks_now(&self, link: &str) -> usize {
         let (_, body) = self
@@ -902,7 +944,12 @@ async fn deleting_the_link_stops_forwarding_and_frees_it_and_a_closing_room_take
     viewer.drain();
     assert_eq!(viewer.opened, opened, "the edge viewer gets nothing more");
 
+    // The origin's goodbye on the link frees the import at the edge: the relayed publisher
+    // leaves and the link is gone there too.
+    c.edge_freed(&link).await;
+
     // Deleted on the edge: the relayed publisher leaves, and the link is free.
+    let link = c.link_up(2).await;
     assert_eq!(c.participants(&c.edge).await, 2);
     let (status, _) = c
         .call(
@@ -927,14 +974,19 @@ async fn deleting_the_link_stops_forwarding_and_frees_it_and_a_closing_room_take
         )
         .await;
     assert_eq!(status, 404, "deleted once");
+    let (status, _) = c
+        .call(
+            &c.origin,
+            Method::DELETE,
+            &format!("/control/relay/exports/{link}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
 
-    // A new export, then the origin room closes: its link goes with it.
-    c.export().await;
-    assert_eq!(
-        c.metric(&c.origin, "sfu_relay_links{role=\"origin\"}")
-            .await,
-        1.0
-    );
+    // A new link, then the origin room closes: its export goes with it, and its goodbye frees
+    // the import at the edge.
+    let link = c.link_up(2).await;
     let (status, _) = c
         .call(
             &c.origin,
@@ -949,6 +1001,7 @@ async fn deleting_the_link_stops_forwarding_and_frees_it_and_a_closing_room_take
             .await,
         0.0
     );
+    c.edge_freed(&link).await;
     viewer.peer.close().await;
     publisher.peer.close().await;
 }
