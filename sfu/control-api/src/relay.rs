@@ -86,8 +86,8 @@ pub struct RelayTrack {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RelayExport {
-    /// The link's id (chosen by the origin, unique on it); names the link in later calls on
-    /// both nodes.
+    /// The link's id (chosen by the origin at random); names the link in later calls on both
+    /// nodes.
     pub link: String,
     /// The origin node's media (UDP) address, `ip:port`: the only address the edge takes the
     /// link's packets from and sends its feedback to.

@@ -196,11 +196,14 @@ struct Link {
 pub(crate) struct Relays {
     links: HashMap<String, Link>,
     /// Which link a datagram from an address belongs to.
-    by_addr: HashMap<SocketAddr, String>,
+    by_addr: HashMap<SocketAddr, Vec<String>>,
+    /// Which import an RTP packet from an origin belongs to, by its address and SSRC (in clear;
+    /// an origin's SSRCs are unique on it, so several rooms' links between the same two nodes
+    /// do not mix). RTCP, at control rate, is tried against each link from its address.
+    by_remote_ssrc: HashMap<(SocketAddr, u32), String>,
     /// Which link a core participant is the relay's (the export's subscriber, the import's
     /// publishers): transmits for it go on that link.
     by_participant: HashMap<ParticipantId, String>,
-    next_link: u64,
     pub(crate) counts: RelayCounts,
 }
 
@@ -319,7 +322,12 @@ impl State {
                 self.relay_refuse(RelayRejectReason::BadAddress, NodeError::BadRelayAddress)
             );
         };
-        if self.relays.by_addr.contains_key(&edge) {
+        if self.relay_links_of(room).iter().any(|id| {
+            self.relays
+                .links
+                .get(id)
+                .is_some_and(|l| l.end.remote == edge && matches!(l.kind, LinkKind::Export { .. }))
+        }) {
             return Err(self.relay_refuse(RelayRejectReason::DuplicateLink, NodeError::LinkExists));
         }
         let participant = self
@@ -328,8 +336,7 @@ impl State {
         let down = RelayKeyMaterial::generate();
         let up = RelayKeyMaterial::generate();
         let crypto = RelayCrypto::new(&down, &up).map_err(NodeError::RelayCrypto)?;
-        self.relays.next_link += 1;
-        let link = format!("l{}", self.relays.next_link);
+        let link = new_link_id();
         let room_tracks: Vec<TrackId> = self
             .tracks
             .iter()
@@ -347,7 +354,11 @@ impl State {
                 tracks.insert(t, exported);
             }
         }
-        self.relays.by_addr.insert(edge, link.clone());
+        self.relays
+            .by_addr
+            .entry(edge)
+            .or_default()
+            .push(link.clone());
         self.relays.by_participant.insert(participant, link.clone());
         self.relays.links.insert(
             link.clone(),
@@ -463,8 +474,12 @@ impl State {
                 self.relay_refuse(RelayRejectReason::BadAddress, NodeError::BadRelayAddress)
             );
         };
-        if self.relays.links.contains_key(&export.link) || self.relays.by_addr.contains_key(&origin)
-        {
+        let imported_already = self.relay_links_of(room).iter().any(|id| {
+            self.relays.links.get(id).is_some_and(|l| {
+                l.end.remote == origin && matches!(l.kind, LinkKind::Import { .. })
+            })
+        });
+        if self.relays.links.contains_key(&export.link) || imported_already {
             return Err(self.relay_refuse(RelayRejectReason::DuplicateLink, NodeError::LinkExists));
         }
         let keys = &export.keys;
@@ -487,7 +502,11 @@ impl State {
         }
         let crypto = RelayCrypto::new(&up, &down).map_err(NodeError::RelayCrypto)?;
         let link = export.link.clone();
-        self.relays.by_addr.insert(origin, link.clone());
+        self.relays
+            .by_addr
+            .entry(origin)
+            .or_default()
+            .push(link.clone());
         self.relays.links.insert(
             link.clone(),
             Link {
@@ -649,6 +668,7 @@ impl State {
             m.published_mids.insert(t.track.clone(), id);
         }
         if let Some(Link {
+            end,
             kind: LinkKind::Import {
                 tracks, by_ssrc, ..
             },
@@ -656,6 +676,9 @@ impl State {
         }) = self.relays.links.get_mut(link)
         {
             by_ssrc.insert(t.ssrc, publisher);
+            self.relays
+                .by_remote_ssrc
+                .insert((end.remote, t.ssrc), link.to_owned());
             tracks.insert(
                 t.track,
                 ImportedEntry {
@@ -671,6 +694,7 @@ impl State {
     /// Stops presenting one relayed track on the edge.
     fn relay_unimport_track(&mut self, now: Instant, link: &str, origin_track: &str) {
         let Some(Link {
+            end,
             kind: LinkKind::Import {
                 tracks, by_ssrc, ..
             },
@@ -683,6 +707,7 @@ impl State {
             return;
         };
         by_ssrc.remove(&entry.ssrc);
+        self.relays.by_remote_ssrc.remove(&(end.remote, entry.ssrc));
         if let Some(m) = self.members.get_mut(&entry.publisher) {
             m.published_mids.remove(origin_track);
         }
@@ -732,14 +757,24 @@ impl State {
         let Some(l) = self.relays.links.remove(link) else {
             return Err(self.relay_refuse(RelayRejectReason::UnknownLink, NodeError::UnknownLink));
         };
-        self.relays.by_addr.remove(&l.end.remote);
+        if let Some(ids) = self.relays.by_addr.get_mut(&l.end.remote) {
+            ids.retain(|id| id != link);
+            if ids.is_empty() {
+                self.relays.by_addr.remove(&l.end.remote);
+            }
+        }
         match l.kind {
             LinkKind::Export { participant, .. } => {
                 self.relays.by_participant.remove(&participant);
                 // Already gone with its room is fine.
                 let _ = self.sfu.remove_participant(now, participant);
             }
-            LinkKind::Import { publishers, .. } => {
+            LinkKind::Import {
+                publishers, tracks, ..
+            } => {
+                for e in tracks.values() {
+                    self.relays.by_remote_ssrc.remove(&(l.end.remote, e.ssrc));
+                }
                 for p in publishers.into_values() {
                     self.relay_forget_publisher(now, p);
                 }
@@ -790,7 +825,9 @@ impl State {
     }
 
     /// A datagram from an address no peer proved: taken when it is a link's remote address
-    /// (authenticated with the link's keys and handed to the core), `false` otherwise.
+    /// (authenticated with the link's keys and handed to the core), `false` otherwise. RTP is
+    /// an import's by its SSRC; RTCP (control rate) is tried against each link from the
+    /// address until one authenticates it.
     pub(crate) fn on_relay_datagram(
         &mut self,
         src: SocketAddr,
@@ -798,63 +835,119 @@ impl State {
         now: Instant,
         arrival: Instant,
     ) -> bool {
-        let Some(link_id) = self.relays.by_addr.get(&src) else {
+        if !self.relays.by_addr.contains_key(&src) {
             return false;
-        };
-        let Some(link) = self.relays.links.get_mut(link_id) else {
-            return false;
-        };
-        let size = data.len() as u64;
-        let counts = &mut self.relays.counts;
-        match link.end.crypto.unprotect(data) {
-            Err(refusal) => {
-                counts.reject(refusal.into());
-            }
-            Ok(Unprotected::Rtp(len)) => {
-                let ssrc = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
-                let from = match &link.kind {
-                    LinkKind::Import { by_ssrc, .. } => by_ssrc.get(&ssrc).copied(),
-                    // The edge sends no media up the link.
-                    LinkKind::Export { .. } => None,
-                };
-                let Some(from) = from else {
-                    counts.reject(RelayRejectReason::UnknownSsrc);
-                    return true;
-                };
-                counts.packets_in += 1;
-                counts.bytes_in += size;
-                // Refused packets are counted by the core, as for a peer's.
-                let _ = self.sfu.handle_rtp_arrived(
-                    now,
-                    arrival,
-                    from,
-                    Bytes::copy_from_slice(&data[..len]),
-                );
-            }
-            Ok(Unprotected::Rtcp(rtcp)) => {
-                counts.packets_in += 1;
-                counts.bytes_in += size;
-                if matches!(link.kind, LinkKind::Import { .. }) && is_goodbye(&rtcp) {
-                    // The origin ended the export: the import goes with it.
-                    let link = link_id.clone();
-                    let _ = self.relay_delete(now, &link);
-                    return true;
-                }
-                let from = match &link.kind {
-                    LinkKind::Export { participant, .. } => Some(*participant),
-                    // The origin's reports name the sender's SSRC: the publisher of that stream.
-                    LinkKind::Import { by_ssrc, .. } => rtcp
-                        .get(4..8)
-                        .and_then(|s| by_ssrc.get(&u32::from_be_bytes([s[0], s[1], s[2], s[3]])))
-                        .copied(),
-                };
-                if let Some(from) = from {
-                    let _ = self.sfu.handle_rtcp(arrival, from, &rtcp);
-                }
-            }
+        }
+        if data.len() >= 8 && rtc::shared::util::is_rtcp(data) {
+            self.on_relay_rtcp(src, data, now, arrival);
+        } else {
+            self.on_relay_rtp(src, data, now, arrival);
         }
         true
     }
+
+    fn on_relay_rtp(&mut self, src: SocketAddr, data: &mut [u8], now: Instant, arrival: Instant) {
+        let relays = &mut self.relays;
+        let Some(ssrc) = data
+            .get(8..12)
+            .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+        else {
+            relays.counts.reject(RelayRejectReason::Malformed);
+            return;
+        };
+        let link = relays
+            .by_remote_ssrc
+            .get(&(src, ssrc))
+            .and_then(|id| relays.links.get_mut(id));
+        let Some(Link {
+            end,
+            kind: LinkKind::Import { by_ssrc, .. },
+            ..
+        }) = link
+        else {
+            relays.counts.reject(RelayRejectReason::UnknownSsrc);
+            return;
+        };
+        let size = data.len() as u64;
+        let len = match end.crypto.unprotect(data) {
+            Ok(Unprotected::Rtp(len)) => len,
+            Ok(Unprotected::Rtcp(_)) => {
+                relays.counts.reject(RelayRejectReason::Malformed);
+                return;
+            }
+            Err(refusal) => {
+                relays.counts.reject(refusal.into());
+                return;
+            }
+        };
+        let Some(&from) = by_ssrc.get(&ssrc) else {
+            relays.counts.reject(RelayRejectReason::UnknownSsrc);
+            return;
+        };
+        relays.counts.packets_in += 1;
+        relays.counts.bytes_in += size;
+        // Refused packets are counted by the core, as for a peer's.
+        let _ =
+            self.sfu
+                .handle_rtp_arrived(now, arrival, from, Bytes::copy_from_slice(&data[..len]));
+    }
+
+    fn on_relay_rtcp(&mut self, src: SocketAddr, data: &[u8], now: Instant, arrival: Instant) {
+        let size = data.len() as u64;
+        let ids = self.relays.by_addr.get(&src).cloned().unwrap_or_default();
+        let mut refusal = RelayRejectReason::Unauthenticated;
+        let mut taken = None;
+        for id in ids {
+            let Some(link) = self.relays.links.get_mut(&id) else {
+                continue;
+            };
+            // SRTCP is decrypted into a buffer of its own: a wrong key leaves `data` as it was.
+            match link.end.crypto.unprotect_rtcp(data) {
+                Ok(rtcp) => {
+                    taken = Some((id, rtcp));
+                    break;
+                }
+                Err(RelayRefusal::Replay) => refusal = RelayRejectReason::Replay,
+                Err(_) => {}
+            }
+        }
+        let Some((id, rtcp)) = taken else {
+            self.relays.counts.reject(refusal);
+            return;
+        };
+        self.relays.counts.packets_in += 1;
+        self.relays.counts.bytes_in += size;
+        let Some(link) = self.relays.links.get(&id) else {
+            return;
+        };
+        let from = match &link.kind {
+            LinkKind::Import { .. } if is_goodbye(&rtcp) => {
+                // The origin ended the export: the import goes with it.
+                let _ = self.relay_delete(now, &id);
+                return;
+            }
+            LinkKind::Export { participant, .. } => Some(*participant),
+            // The origin's reports name the sender's SSRC: the publisher of that stream.
+            LinkKind::Import { by_ssrc, .. } => rtcp
+                .get(4..8)
+                .and_then(|s| by_ssrc.get(&u32::from_be_bytes([s[0], s[1], s[2], s[3]])))
+                .copied(),
+        };
+        if let Some(from) = from {
+            let _ = self.sfu.handle_rtcp(arrival, from, &rtcp);
+        }
+    }
+}
+
+/// A fresh link id: random, so that links from several origins never share one at an edge.
+fn new_link_id() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 8];
+    // The system generator fails only when the OS has none, where nothing secure can run.
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the OS random generator works");
+    format!("l{:016x}", u64::from_be_bytes(bytes))
 }
 
 /// How many copies of the goodbye an ending export sends.

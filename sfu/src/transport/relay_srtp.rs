@@ -184,6 +184,15 @@ impl RelayCrypto {
         self.send.encrypt_rtcp(rtcp).map_err(|e| e.to_string())
     }
 
+    /// Authenticates and decrypts an SRTCP datagram of the link into a buffer of its own;
+    /// `data` is not touched, so a datagram may be tried against several links' keys.
+    pub fn unprotect_rtcp(&mut self, data: &[u8]) -> Result<BytesMut, RelayRefusal> {
+        if !matches!(data.first(), Some(128..=191)) || data.len() < 8 {
+            return Err(RelayRefusal::Malformed);
+        }
+        self.receive.decrypt_rtcp(data).map_err(|e| refusal(&e))
+    }
+
     /// Authenticates and decrypts a datagram of the link: RTP where it lies, RTCP into a buffer
     /// of its own. A refused datagram changes no state.
     pub fn unprotect(&mut self, data: &mut [u8]) -> Result<Unprotected, RelayRefusal> {
@@ -191,11 +200,7 @@ impl RelayCrypto {
             return Err(RelayRefusal::Malformed);
         }
         if rtc::shared::util::is_rtcp(data) {
-            return self
-                .receive
-                .decrypt_rtcp(data)
-                .map(Unprotected::Rtcp)
-                .map_err(|e| refusal(&e));
+            return self.unprotect_rtcp(data).map(Unprotected::Rtcp);
         }
         let header =
             rtc::rtp::Header::unmarshal(&mut &data[..]).map_err(|_| RelayRefusal::Malformed)?;

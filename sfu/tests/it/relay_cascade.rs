@@ -581,6 +581,28 @@ impl Cascade {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_track_published_after_the_link_reaches_the_edge_and_its_unpublish_ends_it_there() {
     let c = Cascade::start().await;
+    // A second room linked between the same two nodes first: each room's link is its own
+    // (own keys, own SSRCs), though both share the nodes' addresses.
+    c.origin.create_room(&c.http, "lobby").await;
+    c.edge.create_room(&c.http, "lobby").await;
+    let (status, lobby) = c
+        .call(
+            &c.origin,
+            Method::POST,
+            "/control/rooms/lobby/relay/exports",
+            Some(json!({"edge_media_address": c.edge_media()})),
+        )
+        .await;
+    assert_eq!(status, 201, "{lobby}");
+    let (status, imported) = c
+        .call(
+            &c.edge,
+            Method::POST,
+            "/control/rooms/lobby/relay/imports",
+            Some(lobby),
+        )
+        .await;
+    assert_eq!(status, 201, "{imported}");
     // The link exists before anything is published.
     let export = c.export().await;
     let link = export["link"].as_str().expect("link").to_owned();
@@ -629,6 +651,11 @@ async fn a_track_published_after_the_link_reaches_the_edge_and_its_unpublish_end
         viewer.opened.0 >= WANTED && viewer.opened.1 >= WANTED,
         "the later track reaches the edge viewer: {:?}",
         viewer.opened
+    );
+    assert_eq!(
+        c.metric(&c.edge, "sfu_relay_links{role=\"edge\"}").await,
+        2.0,
+        "two rooms' links between the same nodes"
     );
 
     // The publisher leaves the origin: its tracks leave the export, and the edge ends them.
