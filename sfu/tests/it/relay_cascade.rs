@@ -21,6 +21,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use crate::common;
 use crate::common::deliver_rtcp::DeliverRtcp;
 use crate::common::peers::{accept_answer, audio_video_subscriber, receiver_with};
+use crate::common::relay::Relay;
 use crate::common::sfu_process::{SECRET, SfuProcess, metric, scrape};
 
 const ROOM: &str = "cascade";
@@ -144,6 +145,8 @@ struct Viewer {
     opened: (usize, usize),
     /// The SSRC its video arrives on (for its keyframe request).
     video_ssrc: Option<u32>,
+    /// The rounds of the video frames it decrypted.
+    video_rounds: std::collections::BTreeSet<u8>,
 }
 
 impl Viewer {
@@ -163,6 +166,7 @@ impl Viewer {
             keys,
             opened: (0, 0),
             video_ssrc: None,
+            video_rounds: Default::default(),
         }
     }
 
@@ -188,6 +192,7 @@ impl Viewer {
                 open_frame(&mut self.keys, Instant::now(), Codec::Vp8, wire, &mut plain)
                     .expect("video decrypts at the edge viewer");
                 assert_eq!(plain, video_frame(plain[10]), "video frame as sealed");
+                self.video_rounds.insert(plain[10]);
                 self.opened.1 += 1;
             }
         }
@@ -1029,6 +1034,142 @@ async fn deleting_the_link_stops_forwarding_and_frees_it_and_a_closing_room_take
         0.0
     );
     c.edge_freed(&link).await;
+    viewer.peer.close().await;
+    publisher.peer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_on_the_link_is_repaired_by_nack_and_replayed_or_forged_link_datagrams_are_refused() {
+    let c = Cascade::start().await;
+    // The link runs through a UDP relay that can drop, replay and forge its datagrams.
+    let relay = Relay::start(format!("127.0.0.1:{}", c.edge.udp).parse().expect("addr")).await;
+    let mut publisher = c.publish("judy").await;
+    let (status, export) = c
+        .call(
+            &c.origin,
+            Method::POST,
+            &format!("/control/rooms/{ROOM}/relay/exports"),
+            Some(json!({"edge_media_address": relay.client_facing.to_string()})),
+        )
+        .await;
+    assert_eq!(status, 201, "{export}");
+    let link = export["link"].as_str().expect("link").to_owned();
+    for _ in 0..100 {
+        publisher.send_round().await;
+        if c.export_tracks_now(&link).await == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut export = export;
+    export["tracks"] = c.export_tracks(&link, 2).await["tracks"].clone();
+    export["origin_media_address"] = json!(relay.sfu_facing.to_string());
+    let (status, imported) = c
+        .call(
+            &c.edge,
+            Method::POST,
+            &format!("/control/rooms/{ROOM}/relay/imports"),
+            Some(export),
+        )
+        .await;
+    assert_eq!(status, 201, "{imported}");
+    let tracks = edge_tracks(&imported);
+    let mut viewer = c
+        .view("ken", &tracks, &[RtpCodecKind::Video, RtpCodecKind::Audio])
+        .await;
+    for _ in 0..300 {
+        publisher.send_round().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        viewer.drain();
+        if viewer.opened.1 >= 3 {
+            break;
+        }
+    }
+    assert!(
+        viewer.opened.1 >= 3,
+        "the link forwards: {:?}",
+        viewer.opened
+    );
+
+    // One origin→edge RTP datagram in 7 lost on the link: the edge NACKs up the link and the
+    // origin resends from its buffer, so the viewer still gets (nearly) every frame.
+    viewer.video_rounds.clear();
+    relay
+        .control
+        .drop_uplink_rtp_every
+        .store(7, Ordering::SeqCst);
+    let first = publisher.round.wrapping_add(1);
+    const ROUNDS: u8 = 100;
+    for _ in 0..ROUNDS {
+        publisher.send_round().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        viewer.drain();
+    }
+    relay
+        .control
+        .drop_uplink_rtp_every
+        .store(0, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    viewer.drain();
+    let dropped = relay.control.dropped_uplink.load(Ordering::SeqCst);
+    let got = (0..ROUNDS)
+        .filter(|i| viewer.video_rounds.contains(&first.wrapping_add(*i)))
+        .count();
+    let nacks = c
+        .metric(
+            &c.origin,
+            "sfu_rtcp_feedback_total{direction=\"received\",type=\"nack\"}",
+        )
+        .await;
+    let resent = c
+        .metric(
+            &c.origin,
+            "sfu_packets_sent_total{kind=\"video\",type=\"retransmit\"}",
+        )
+        .await
+        + c.metric(
+            &c.origin,
+            "sfu_packets_sent_total{kind=\"audio\",type=\"retransmit\"}",
+        )
+        .await;
+    eprintln!(
+        "link dropped {dropped} datagrams; origin got {nacks} NACKs and resent {resent}; \
+         the edge viewer decrypted {got} of {ROUNDS} video frames"
+    );
+    assert!(dropped >= 20, "the link lost datagrams: {dropped}");
+    assert!(nacks >= 1.0, "NACKs crossed the link: {nacks}");
+    assert!(resent >= 1.0, "the origin resent: {resent}");
+    assert!(
+        got >= usize::from(ROUNDS) * 95 / 100,
+        "loss on the link repaired: {got} of {ROUNDS} frames"
+    );
+
+    // A replayed and a forged copy of origin datagrams: refused at the edge and counted.
+    relay.control.replay_next_srtp.store(true, Ordering::SeqCst);
+    relay.control.forge_next_srtp.store(true, Ordering::SeqCst);
+    for _ in 0..5 {
+        publisher.send_round().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(relay.control.replayed.load(Ordering::SeqCst), 1);
+    assert_eq!(relay.control.forged.load(Ordering::SeqCst), 1);
+    common::poll_until(
+        Duration::from_secs(3),
+        "the edge to count the replay and the forgery",
+        async || {
+            c.metric(&c.edge, "sfu_relay_rejected_total{reason=\"replay\"}")
+                .await
+                >= 1.0
+                && c.metric(
+                    &c.edge,
+                    "sfu_relay_rejected_total{reason=\"unauthenticated\"}",
+                )
+                .await
+                    >= 1.0
+        },
+    )
+    .await;
+    viewer.drain();
     viewer.peer.close().await;
     publisher.peer.close().await;
 }
