@@ -77,7 +77,7 @@ impl Relay {
                     if is_rtp {
                         rtp_seen += 1;
                         let every = control.drop_uplink_rtp_every.load(Ordering::SeqCst);
-                        if every > 0 && rtp_seen % every == 0 {
+                        if every > 0 && rtp_seen.is_multiple_of(every) {
                             control.dropped_uplink.fetch_add(1, Ordering::SeqCst);
                             continue;
                         }
