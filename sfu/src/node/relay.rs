@@ -314,6 +314,9 @@ impl State {
         room: &str,
         edge_address: &str,
     ) -> Result<RelayExport, NodeError> {
+        if self.is_draining() {
+            return Err(NodeError::Draining);
+        }
         let Some(&room_id) = self.rooms.get(room) else {
             return Err(self.relay_refuse(RelayRejectReason::UnknownRoom, NodeError::UnknownRoom));
         };
@@ -466,6 +469,9 @@ impl State {
         room: &str,
         export: RelayExport,
     ) -> Result<RelayImported, NodeError> {
+        if self.is_draining() {
+            return Err(NodeError::Draining);
+        }
         let Some(&room_id) = self.rooms.get(room) else {
             return Err(self.relay_refuse(RelayRejectReason::UnknownRoom, NodeError::UnknownRoom));
         };
@@ -737,6 +743,39 @@ impl State {
         for (_, p) in idle {
             self.relay_forget_publisher(now, p);
         }
+    }
+
+    /// Participant `p` left the node some other way (removed over the control API, its room
+    /// closed): if it was an import's publisher, the import forgets it and its tracks, so a
+    /// later `PUT` of the export's list presents them again.
+    pub(crate) fn relay_participant_forgotten(&mut self, p: ParticipantId) {
+        let Some(link) = self.relays.by_participant.remove(&p) else {
+            return;
+        };
+        let Some(Link {
+            end,
+            kind:
+                LinkKind::Import {
+                    publishers,
+                    tracks,
+                    by_ssrc,
+                },
+            ..
+        }) = self.relays.links.get_mut(&link)
+        else {
+            return;
+        };
+        publishers.retain(|_, q| *q != p);
+        let remote = end.remote;
+        let by_remote_ssrc = &mut self.relays.by_remote_ssrc;
+        tracks.retain(|_, e| {
+            if e.publisher != p {
+                return true;
+            }
+            by_ssrc.remove(&e.ssrc);
+            by_remote_ssrc.remove(&(remote, e.ssrc));
+            false
+        });
     }
 
     fn relay_forget_publisher(&mut self, now: Instant, p: ParticipantId) {

@@ -255,6 +255,8 @@ impl State {
             self.peers.remove(&peer);
         }
         self.pending.retain(|_, s| s.subscriber != p);
+        // A relayed publisher leaves its import too (`relay.rs`).
+        self.relay_participant_forgotten(p);
         // The core may already have dropped it with its room; nothing else can fail here.
         let _ = self.sfu.remove_participant(now, p);
         Some(member)

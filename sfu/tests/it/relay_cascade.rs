@@ -663,6 +663,22 @@ async fn a_track_published_after_the_link_reaches_the_edge_and_its_unpublish_end
         "two rooms' links between the same nodes"
     );
 
+    // The relayed publisher removed on the edge by hand: the import forgets it, and the next
+    // put of the export's list presents it again.
+    let (status, _) = c
+        .call(
+            &c.edge,
+            Method::DELETE,
+            &format!("/control/rooms/{ROOM}/participants/dave"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(c.participants(&c.edge).await, 1);
+    let again = c.sync(&link, c.export_tracks(&link, 2).await).await;
+    assert_eq!(edge_tracks(&again).len(), 2, "{again}");
+    assert_eq!(c.participants(&c.edge).await, 2);
+
     // The publisher leaves the origin: its tracks leave the export, and the edge ends them.
     let (status, _) = c
         .call(
