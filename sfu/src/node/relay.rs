@@ -50,6 +50,9 @@ pub(crate) const LINK_EXTENSIONS: ExtensionIds = ExtensionIds {
     transport_cc: Some(2),
 };
 
+/// How many [`RelayRejectReason`]s there are.
+pub(crate) const REJECT_REASONS: usize = 9;
+
 /// Why the relay refused something (`sfu_relay_rejected_total{reason}`): a datagram of a link,
 /// or a control request about links.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +81,7 @@ pub enum RelayRejectReason {
 
 impl RelayRejectReason {
     /// Every reason, in the order of [`RelayCounts::rejected`].
-    pub const ALL: [RelayRejectReason; 9] = [
+    pub const ALL: [RelayRejectReason; REJECT_REASONS] = [
         RelayRejectReason::Unauthenticated,
         RelayRejectReason::Replay,
         RelayRejectReason::Malformed,
@@ -140,7 +143,7 @@ pub struct RelayCounts {
     /// Bytes of the datagrams taken from links.
     pub bytes_in: u64,
     /// Refusals, by [`RelayRejectReason::ALL`]'s order.
-    pub rejected: [u64; 9],
+    pub rejected: [u64; REJECT_REASONS],
 }
 
 impl RelayCounts {
