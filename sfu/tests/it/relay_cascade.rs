@@ -23,6 +23,7 @@ use crate::common::deliver_rtcp::DeliverRtcp;
 use crate::common::peers::{accept_answer, audio_video_subscriber, receiver_with};
 use crate::common::relay::Relay;
 use crate::common::sfu_process::{SECRET, SfuProcess, metric, scrape};
+use crate::common::simulcast::{self, Seen, Source};
 
 const ROOM: &str = "cascade";
 const SUITE: CipherSuite = CipherSuite::Aes256GcmSha512_128;
@@ -1188,4 +1189,57 @@ async fn loss_on_the_link_is_repaired_by_nack_and_replayed_or_forged_link_datagr
     viewer.drain();
     viewer.peer.close().await;
     publisher.peer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulcast_camera_reaches_the_edge_as_its_top_layer() {
+    let c = Cascade::start().await;
+    let mut source = Source::unjoined().await;
+    let offer = source.peer.offer().await.expect("offer");
+    let answer = c.origin.add_caller(&c.http, ROOM, "kim", &offer).await;
+    accept_answer(&source.peer, &answer, "kim").await;
+    let export = c.export().await;
+    let link = export["link"].as_str().expect("link").to_owned();
+    for _ in 0..100 {
+        source.send_frame().await;
+        if c.export_tracks_now(&link).await == 1 {
+            break;
+        }
+    }
+    let mut export = export;
+    export["tracks"] = c.export_tracks(&link, 1).await["tracks"].clone();
+    let (status, imported) = c
+        .call(
+            &c.edge,
+            Method::POST,
+            &format!("/control/rooms/{ROOM}/relay/imports"),
+            Some(export),
+        )
+        .await;
+    assert_eq!(status, 201, "{imported}");
+    let mut viewer = c
+        .view("leo", &edge_tracks(&imported), &[RtpCodecKind::Video])
+        .await;
+    // The export is a recorder-role subscriber: the origin sends it the top layer once that
+    // layer flows, so the edge (and every edge viewer) gets that one.
+    let mut seen: Vec<Seen> = Vec::new();
+    let settled = simulcast::run(&mut source, &mut viewer.peer, &mut seen, 300, |s| {
+        s.len() >= 30 && s[s.len() - 20..].iter().all(|x| x.rank == 2)
+    })
+    .await;
+    let ranks: Vec<u8> = seen.iter().map(|x| x.rank).collect();
+    assert!(
+        settled,
+        "the edge viewer settles on the top layer: {ranks:?}"
+    );
+    assert_eq!(
+        seen.iter()
+            .map(|x| x.ssrc)
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        1,
+        "one stream at the edge viewer"
+    );
+    viewer.peer.close().await;
+    source.peer.close().await;
 }
