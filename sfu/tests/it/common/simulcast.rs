@@ -100,14 +100,9 @@ pub(crate) async fn run(
 }
 
 impl Source {
-    /// Joins `device` to `room` as a caller publishing the three layers, sends until the node
-    /// reports the track published, and returns the source and the track id.
-    pub(crate) async fn join(
-        node: &NodeHandle,
-        events: &mut broadcast::Receiver<NodeEvent>,
-        room: &str,
-        device: &str,
-    ) -> (Self, String) {
+    /// The publisher of the three layers, not joined anywhere yet (its offer is the caller's
+    /// to deliver).
+    pub(crate) async fn unjoined() -> Self {
         let peer = Peer::builder()
             .simulcast_extensions()
             .build()
@@ -121,12 +116,23 @@ impl Source {
             .add_video("pub-simulcast", &layers)
             .await
             .expect("simulcast track added");
-        join(node, room, device, Role::Caller, &peer, vec![]).await;
-        let mut source = Source {
+        Source {
             peer,
             video,
             frame: 0,
-        };
+        }
+    }
+
+    /// Joins `device` to `room` as a caller publishing the three layers, sends until the node
+    /// reports the track published, and returns the source and the track id.
+    pub(crate) async fn join(
+        node: &NodeHandle,
+        events: &mut broadcast::Receiver<NodeEvent>,
+        room: &str,
+        device: &str,
+    ) -> (Self, String) {
+        let mut source = Self::unjoined().await;
+        join(node, room, device, Role::Caller, &source.peer, vec![]).await;
         for _ in 0..100 {
             source.send_frame().await;
             while let Ok(e) = events.try_recv() {
