@@ -15,8 +15,14 @@ pub use sfu_control_api::MAX_LAST_N;
 
 /// Most callers in a meeting (docs/architecture.md §4.5).
 pub const MAX_MEETING_CALLERS: u32 = 100;
-/// Most viewers in a broadcast (docs/architecture.md §4.5).
-pub const MAX_BROADCAST_VIEWERS: u32 = 500;
+/// Viewers of a broadcast whose policy does not say (docs/architecture.md §4.5): what one SFU
+/// node holds in one room.
+pub const DEFAULT_BROADCAST_VIEWERS: u32 = 500;
+/// Most viewers a broadcast's policy may ask for: above [`DEFAULT_BROADCAST_VIEWERS`] the
+/// audience spans several SFU nodes (cascade, docs/architecture.md §7.55), each holding its
+/// own 500. Every device of a call holds one of its 4,096 slots (the KID's sender field,
+/// docs/e2ee.md), presenters and recorders included: 4,000 viewers leave them room.
+pub const MAX_BROADCAST_VIEWERS: u32 = 4_000;
 /// Most presenters in a broadcast.
 pub const MAX_BROADCAST_PRESENTERS: u32 = 16;
 
@@ -173,7 +179,10 @@ impl RoomPolicyRequest {
                         1,
                         MAX_BROADCAST_PRESENTERS,
                     )?,
-                    cap(self.max_viewers, "max_viewers", 0, MAX_BROADCAST_VIEWERS)?,
+                    match self.max_viewers {
+                        None => DEFAULT_BROADCAST_VIEWERS,
+                        v => cap(v, "max_viewers", 0, MAX_BROADCAST_VIEWERS)?,
+                    },
                 )
             }
         };

@@ -10,6 +10,7 @@ use call_client::protocol::{DeviceBundle, ServerMessage};
 use call_client::session::{Session, SessionConfig};
 use e2ee_frames::{DeviceId, DeviceKeys, KeyStore};
 use signaling::policy::Role;
+use tokio::sync::watch;
 
 use crate::common::token;
 
@@ -23,15 +24,30 @@ pub(crate) struct KeyPeer {
     pub(crate) ratchets: u32,
     /// Every server message it received (after `joined`), in order.
     pub(crate) seen: Vec<ServerMessage>,
+    /// Each receiver key it installed: the sender's slot, the generation, when.
+    pub(crate) installed: Vec<(u16, u16, Instant)>,
 }
 
 impl KeyPeer {
     /// Joins `room` at `url` as device `name` (a caller; `publishes`: it sends a key).
     pub(crate) async fn join(url: &str, room: &str, name: &str, publishes: bool) -> KeyPeer {
+        Self::join_as(url, room, name, Role::Caller, publishes).await
+    }
+
+    /// [`Self::join`] with `role`.
+    pub(crate) async fn join_as(
+        url: &str,
+        room: &str,
+        name: &str,
+        role: Role,
+        publishes: bool,
+    ) -> KeyPeer {
         let keys = DeviceKeys::generate(DeviceId::new(name).expect("valid id"), &mut rand::rng());
         let bundle: DeviceBundle =
             serde_json::from_str(&keys.bundle().to_json()).expect("bundle parses");
-        let cfg = SessionConfig::new(url, room, token(room, name, Role::Caller), bundle);
+        let mut cfg = SessionConfig::new(url, room, token(room, name, role), bundle);
+        // A presenter's rekey of a large audience queues one envelope per viewer at once.
+        cfg.outgoing_capacity = 8192;
         let session = Session::connect(cfg)
             .await
             .unwrap_or_else(|e| panic!("{name} joins: {e}"));
@@ -58,6 +74,7 @@ impl KeyPeer {
             sending: None,
             ratchets: 0,
             seen: Vec::new(),
+            installed: Vec::new(),
         };
         peer.drain(now);
         peer
@@ -87,6 +104,7 @@ impl KeyPeer {
                     self.sending = Some(key);
                 }
                 KeyOutput::InstallReceiverKey(k) => {
+                    self.installed.push((k.slot, k.generation, now));
                     self.store
                         .install(now, k.slot, k.generation, k.step, k.suite, k.key)
                         .expect("key installs");
@@ -100,9 +118,23 @@ impl KeyPeer {
     }
 
     /// Serves key traffic for `how_long` (or until the connection ends).
-    pub(crate) async fn serve(mut self, how_long: Duration) -> KeyPeer {
-        let end = tokio::time::Instant::now() + how_long;
+    pub(crate) async fn serve(self, how_long: Duration) -> KeyPeer {
+        let (_keep, never) = watch::channel(false);
+        self.serve_until(tokio::time::Instant::now() + how_long, never)
+            .await
+    }
+
+    /// Serves key traffic until `end`, until `stop` turns true, or until the connection ends.
+    pub(crate) async fn serve_until(
+        mut self,
+        end: tokio::time::Instant,
+        mut stop: watch::Receiver<bool>,
+    ) -> KeyPeer {
+        let mut stoppable = true;
         loop {
+            if *stop.borrow() {
+                return self;
+            }
             let next = match self.policy.poll_timeout() {
                 Some(t) => tokio::time::Instant::from_std(t).min(end),
                 None => end,
@@ -116,6 +148,10 @@ impl KeyPeer {
                     }
                     self.seen.push(msg);
                     self.drain(now);
+                }
+                changed = stop.changed(), if stoppable => {
+                    // Nobody can stop it any more: it serves until `end`.
+                    stoppable = changed.is_ok();
                 }
                 () = tokio::time::sleep_until(next) => {
                     if tokio::time::Instant::now() >= end {

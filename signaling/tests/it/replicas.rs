@@ -13,11 +13,13 @@ use call_client::session::{Session, SessionError};
 use e2ee_frames::key::BaseKey;
 use e2ee_frames::sender::Sender;
 use e2ee_frames::{Codec, Stream};
+use futures_util::StreamExt as _;
 use serde_json::Value;
 use sfu_registry::RedisServer;
 use signaling::auth::Secret;
 use signaling::config::RedisUrl;
 use signaling::media_node::RemoteSfu;
+use signaling::policy::Role;
 
 use crate::common::{ADMIN, API_KEY, API_SECRET, TestServer, config, poll_until, session_config};
 use crate::key_peer::KeyPeer;
@@ -518,4 +520,115 @@ async fn killed_owner_replica_its_clients_are_back_on_the_other_within_5_s() {
             .collect();
         assert!(told.is_empty(), "{} was told {told:?}", p.name());
     }
+}
+
+/// A replica named `id` without a media node (the control plane alone).
+async fn control_replica(redis: &RedisServer, id: &str) -> TestServer {
+    let mut cfg = config();
+    cfg.media.redis_url = Some(RedisUrl(redis.url()));
+    cfg.cluster.replica_id = Some(id.to_owned());
+    cfg.limits.max_connections_per_ip = 20_000;
+    cfg.limits.max_connections = 20_000;
+    // A presenter's rekey sends one envelope per viewer at once: the load generator's limits
+    // (the default 50 messages/s would spread a 500-viewer rekey over 10 s).
+    cfg.limits.messages_per_second = 2000;
+    cfg.limits.message_burst = 4000;
+    TestServer::start_without_media(cfg).await
+}
+
+/// The control plane of a broadcast across two replicas (no media): viewers (native sessions
+/// with key managers, `CONTROL_PLANE_VIEWERS`, 200 by default) join alternately through each
+/// replica, 50 at a time, besides one that leaves after: the presenter rekeys, and the new key
+/// reaches every other viewer. Prints the join time and the rekey's spread; the test command runs
+/// the small version, the benchmark `CONTROL_PLANE_VIEWERS=3999` (4,000 with the one that leaves: the most a broadcast
+/// admits, as every device holds one of the call's 4,096 slots).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_control_plane_across_two_replicas() {
+    const ROOM: &str = "audience";
+    let viewers: usize = std::env::var("CONTROL_PLANE_VIEWERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let redis = RedisServer::start().expect("redis-server starts");
+    let a = control_replica(&redis, "replica-a").await;
+    let b = control_replica(&redis, "replica-b").await;
+    let resp = a
+        .http
+        .post(a.url("/v1/rooms"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"name": ROOM, "kind": "broadcast", "max_viewers": viewers + 1}))
+        .send()
+        .await
+        .expect("admin answers");
+    assert_eq!(resp.status(), 201, "{:?}", resp.text().await);
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let far = tokio::time::Instant::now() + Duration::from_secs(600);
+    let presenter = KeyPeer::join_as(&a.ws_url(), ROOM, "presenter", Role::Presenter, true).await;
+    let presenter_slot = presenter.slot();
+    let presenter = tokio::spawn(presenter.serve_until(far, stopped.clone()));
+    let mut leaver = KeyPeer::join_as(&b.ws_url(), ROOM, "leaver", Role::Viewer, false).await;
+
+    let urls = [a.ws_url(), b.ws_url()];
+    let started = Instant::now();
+    let tasks: Vec<_> = futures_util::stream::iter(0..viewers)
+        .map(|i| {
+            let url = urls[i % 2].clone();
+            let stopped = stopped.clone();
+            async move {
+                let p =
+                    KeyPeer::join_as(&url, ROOM, &format!("viewer-{i}"), Role::Viewer, false).await;
+                tokio::spawn(p.serve_until(far, stopped))
+            }
+        })
+        .buffer_unordered(50)
+        .collect()
+        .await;
+    let joined_in = started.elapsed();
+    eprintln!("control plane: {viewers} viewers joined across two replicas in {joined_in:?}");
+    assert!(
+        joined_in < Duration::from_secs(60),
+        "joins within 60 s: {joined_in:?}"
+    );
+
+    // Let the keys of the joins settle, then one viewer leaves: the presenter rekeys.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    leaver.session.leave().await;
+    let left = Instant::now();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    stop.send_replace(true);
+    let presenter = presenter.await.expect("presenter task");
+    let generation = presenter
+        .sending
+        .as_ref()
+        .expect("presenter sends")
+        .generation;
+    assert!(generation >= 1, "the leave made the presenter rekey");
+    let mut spread = Vec::with_capacity(viewers);
+    for task in tasks {
+        let v = task.await.expect("viewer task");
+        let got = v
+            .installed
+            .iter()
+            .find(|(slot, g, _)| *slot == presenter_slot && *g == generation)
+            .map(|(_, _, at)| at.duration_since(left))
+            .unwrap_or_else(|| panic!("{} got the presenter's new key", v.name()));
+        spread.push(got);
+    }
+    spread.sort();
+    let worst = *spread.last().expect("viewers");
+    eprintln!(
+        "control plane: rekey (generation {generation}) reached {} viewers, from the leave: median {:?}, worst {worst:?} (the room waits out its rekey debounce first)",
+        spread.len(),
+        spread[spread.len() / 2]
+    );
+    assert!(
+        worst <= Duration::from_secs(5),
+        "the rekey reaches everyone within 5 s: {worst:?}"
+    );
+    assert!(
+        b.metric(r#"signaling_cluster_connections{side="proxied"}"#)
+            .await
+            >= 0.0
+    );
 }
