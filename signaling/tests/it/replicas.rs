@@ -571,14 +571,15 @@ async fn broadcast_control_plane_across_two_replicas() {
 
     let urls = [a.ws_url(), b.ws_url()];
     let started = Instant::now();
-    let tasks: Vec<_> = futures_util::stream::iter(0..viewers)
+    let tasks: Vec<(usize, _)> = futures_util::stream::iter(0..viewers)
         .map(|i| {
             let url = urls[i % 2].clone();
             let stopped = stopped.clone();
             async move {
                 let p =
                     KeyPeer::join_as(&url, ROOM, &format!("viewer-{i}"), Role::Viewer, false).await;
-                tokio::spawn(p.serve_until(far, stopped))
+                // Numbered: the serving task is awaited later, not here.
+                (i, tokio::spawn(p.serve_until(far, stopped)))
             }
         })
         .buffer_unordered(50)
@@ -605,7 +606,7 @@ async fn broadcast_control_plane_across_two_replicas() {
         .generation;
     assert!(generation >= 1, "the leave made the presenter rekey");
     let mut spread = Vec::with_capacity(viewers);
-    for task in tasks {
+    for (_, task) in tasks {
         let v = task.await.expect("viewer task");
         let got = v
             .installed
