@@ -60,7 +60,7 @@ impl Device {
         self.joined["slot"].as_u64().expect("slot") as u16
     }
 
-    fn call(&self) -> String {
+    pub(crate) fn call(&self) -> String {
         self.joined["call"].as_str().expect("call id").to_owned()
     }
 }
@@ -177,8 +177,20 @@ fn opus_frame(i: u32) -> Vec<u8> {
     frame
 }
 
-/// Seals `from`'s key for `to` and sends it through signaling; `to` opens it and installs it.
+/// Seals `from`'s key for `to` and sends it through signaling; `to` opens it and installs it
+/// (room `call`).
 pub(crate) async fn send_key(
+    from: &mut Device,
+    to: &mut Device,
+    base: &BaseKey,
+    store: &mut KeyStore,
+) {
+    send_key_in("call", from, to, base, store).await;
+}
+
+/// [`send_key`] in room `room`.
+pub(crate) async fn send_key_in(
+    room: &str,
     from: &mut Device,
     to: &mut Device,
     base: &BaseKey,
@@ -197,7 +209,7 @@ pub(crate) async fn send_key(
     let envelope = KeyEnvelope::seal(
         &from.keys,
         &to_bundle,
-        "call",
+        room,
         &from.call(),
         grant,
         base,
@@ -216,7 +228,7 @@ pub(crate) async fn send_key(
         .verify()
         .expect("self-signed");
     let (got_grant, got_key) = relayed
-        .open(&to.keys, &from_bundle, "call", &to.call())
+        .open(&to.keys, &from_bundle, room, &to.call())
         .expect("the recipient opens the envelope");
     assert_eq!(got_grant, grant);
     assert_eq!(

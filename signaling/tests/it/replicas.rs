@@ -21,10 +21,15 @@ use signaling::config::RedisUrl;
 use signaling::media_node::RemoteSfu;
 use signaling::policy::Role;
 
+use crate::common::Client;
 use crate::common::{ADMIN, API_KEY, API_SECRET, TestServer, config, poll_until, session_config};
 use crate::key_peer::KeyPeer;
-use crate::media_call::{CONTROL_SECRET, Device, SUITE, publish, send_frames};
+use crate::media_call::{
+    CONTROL_SECRET, Device, Receiver, SUITE, publish, receive, send_frames, send_key_in,
+    subscribe_all,
+};
 use crate::sfu_restart::{SfuProcess, free_ports, sfu_answers};
+use e2ee_frames::identity::{DeviceId, DeviceKeys};
 
 /// One `sfu` process and its control URL.
 pub(crate) struct SfuNode {
@@ -632,4 +637,128 @@ async fn broadcast_control_plane_across_two_replicas() {
             .await
             >= 0.0
     );
+}
+
+/// A caller (identity keys, a raw WebSocket client) joined at `url`, resuming `resume`
+/// (`(call, slot)`) when given.
+async fn device_at(
+    url: &str,
+    room: &str,
+    id: &str,
+    keys: Option<DeviceKeys>,
+    resume: Option<(String, u16)>,
+) -> Device {
+    let keys = keys.unwrap_or_else(|| {
+        DeviceKeys::generate(DeviceId::new(id).expect("valid id"), &mut rand::rng())
+    });
+    let bundle: Value = serde_json::from_str(&keys.bundle().to_json()).expect("bundle JSON");
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("ws connect");
+    let mut ws = Client {
+        ws,
+        transcript: Vec::new(),
+    };
+    let mut join = serde_json::json!({"type": "join", "v": 1, "room": room, "device": bundle,
+        "token": crate::common::token(room, id, Role::Caller), "name": id});
+    if let Some((call, slot)) = resume {
+        join["resume"] = serde_json::json!({"call": call, "slot": slot});
+    }
+    ws.send(&join).await;
+    let joined = ws.recv_type("joined").await;
+    Device { keys, ws, joined }
+}
+
+/// Media does not depend on signaling: when the replica owning a call is killed, both callers'
+/// audio and video (SFrame-encrypted, through one `sfu` process) keep arriving and decrypting,
+/// and when their sockets come back on the other replica, which took the room over from its
+/// record and kept the SFU's copy of it, both resume (same call, same slot) and their media is
+/// still the same media sessions.
+#[tokio::test]
+async fn media_flows_through_an_owner_replica_kill_and_both_callers_resume() {
+    const ROOM: &str = "steady-media";
+    let redis = RedisServer::start().expect("redis-server starts");
+    let sfu = SfuNode::start_registered(&redis).await;
+    let mut a = ReplicaProcess::start(&redis, &sfu, "replica-a");
+    let b = ReplicaProcess::start(&redis, &sfu, "replica-b");
+    a.sees_the_node().await;
+    b.sees_the_node().await;
+
+    // Alice joins at a (its owner from here on), Bob at b (carried to a).
+    let mut alice = device_at(&a.ws_url(), ROOM, "alice-dev", None, None).await;
+    let mut bob = device_at(&b.ws_url(), ROOM, "bob-dev", None, None).await;
+    let mut am = publish(&mut alice, 0x4444_0001, 10).await;
+    let mut bm = publish(&mut bob, 0x4444_0002, 30).await;
+    let (alice_key, bob_key) = (
+        BaseKey::random(&mut rand::rng()),
+        BaseKey::random(&mut rand::rng()),
+    );
+    send_key_in(ROOM, &mut alice, &mut bob, &alice_key, &mut bm.store).await;
+    send_key_in(ROOM, &mut bob, &mut alice, &bob_key, &mut am.store).await;
+    let mut a_sender = Sender::new(SUITE, alice.slot(), 1, alice_key).expect("sender");
+    let mut b_sender = Sender::new(SUITE, bob.slot(), 1, bob_key).expect("sender");
+    for i in 0..50 {
+        send_frames(&mut am, &mut a_sender, i).await;
+        send_frames(&mut bm, &mut b_sender, i).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut speakers = Vec::new();
+    subscribe_all(&mut alice, &am.peer, "bob-dev", &mut speakers).await;
+    subscribe_all(&mut bob, &bm.peer, "alice-dev", &mut speakers).await;
+    let mut a_rx = Receiver {
+        rtp: am.peer.take_incoming(),
+        store: std::mem::take(&mut am.store),
+    };
+    let mut b_rx = Receiver {
+        rtp: bm.peer.take_incoming(),
+        store: std::mem::take(&mut bm.store),
+    };
+    let sending = tokio::spawn(async move {
+        for i in 50..650 {
+            send_frames(&mut am, &mut a_sender, i).await;
+            send_frames(&mut bm, &mut b_sender, i).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (am, bm)
+    });
+    receive(&mut a_rx, bob.slot(), 20).await;
+    receive(&mut b_rx, alice.slot(), 20).await;
+
+    a.kill();
+    // A second after the kill (what was queued before it read away), media still arrives.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    while a_rx.rtp.try_recv().is_ok() {}
+    while b_rx.rtp.try_recv().is_ok() {}
+    receive(&mut a_rx, bob.slot(), 20).await;
+    receive(&mut b_rx, alice.slot(), 20).await;
+
+    // Both sockets come back on b: the room was restored there, both resume.
+    let resume = |d: &Device| Some((d.call(), d.slot()));
+    let (alice_back, bob_back) = (resume(&alice), resume(&bob));
+    let alice_again = device_at(
+        &b.ws_url(),
+        ROOM,
+        "alice-dev",
+        Some(alice.keys),
+        alice_back.clone(),
+    )
+    .await;
+    let bob_again = device_at(
+        &b.ws_url(),
+        ROOM,
+        "bob-dev",
+        Some(bob.keys),
+        bob_back.clone(),
+    )
+    .await;
+    for (again, before) in [(&alice_again, &alice_back), (&bob_again, &bob_back)] {
+        let (call, slot) = before.clone().expect("resume");
+        assert_eq!(again.joined["resumed"], true, "{}", again.joined);
+        assert_eq!(again.call(), call);
+        assert_eq!(again.slot(), slot);
+    }
+    // The same media sessions carry on after the resume.
+    receive(&mut a_rx, bob_again.slot(), 20).await;
+    receive(&mut b_rx, alice_again.slot(), 20).await;
+    sending.abort();
 }
