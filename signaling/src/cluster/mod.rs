@@ -111,6 +111,12 @@ pub struct RoomOwner {
     pub room: String,
     /// The replica that owns it.
     pub replica: String,
+    /// Its devices, by its record (suspended ones included); absent without a record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub participants: Option<u32>,
+    /// The media node holding it (a control URL), by its record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_node: Option<String>,
 }
 
 /// The cluster as the admin API shows it.
@@ -176,13 +182,18 @@ impl Cluster {
     /// The cluster's replicas and rooms (admin API).
     pub async fn view(&self) -> Result<ClusterView, StoreError> {
         let replicas = self.store.live_replicas().await?;
-        let rooms = self
-            .store
-            .owners()
-            .await?
-            .into_iter()
-            .map(|(room, replica)| RoomOwner { room, replica })
-            .collect();
+        let mut rooms = Vec::new();
+        for (room, replica) in self.store.owners().await? {
+            let record = self.records.load(&room).await?;
+            rooms.push(RoomOwner {
+                participants: record
+                    .as_ref()
+                    .map(|r| u32::try_from(r.members.len()).unwrap_or(u32::MAX)),
+                media_node: record.and_then(|r| r.media_node),
+                room,
+                replica,
+            });
+        }
         Ok(ClusterView {
             replica: self.store.replica().to_owned(),
             replicas,
