@@ -182,6 +182,17 @@ impl SfuPool {
         Ok(self)
     }
 
+    /// Records that `room` is on node `i`.
+    fn placed(&self, room: &MediaRoomSpec, i: usize) {
+        self.shared.rooms().insert(
+            room.room.clone(),
+            Placed {
+                node: i,
+                spec: room.clone(),
+            },
+        );
+    }
+
     fn node_of(&self, room: &str) -> Result<Arc<dyn MediaNode>, MediaError> {
         self.shared
             .rooms()
@@ -468,13 +479,7 @@ impl MediaNode for SfuPool {
         room: &MediaRoomSpec,
     ) -> Result<Option<ReceiveSlotCounts>, MediaError> {
         let (i, counts) = self.shared.create(room).await?;
-        self.shared.rooms().insert(
-            room.room.clone(),
-            Placed {
-                node: i,
-                spec: room.clone(),
-            },
-        );
+        self.placed(room, i);
         Ok(counts)
     }
 
@@ -495,13 +500,7 @@ impl MediaNode for SfuPool {
             return self.create_room(room).await;
         };
         let counts = node.adopt_room(room, node_url).await?;
-        self.shared.rooms().insert(
-            room.room.clone(),
-            Placed {
-                node: i,
-                spec: room.clone(),
-            },
-        );
+        self.placed(room, i);
         Ok(counts)
     }
 

@@ -2,22 +2,12 @@
 
 use std::time::{Duration, Instant};
 
+use super::resume_tests::resuming;
 use super::tests::{join_req, membership, room};
 use super::*;
 use crate::policy::RoomKind;
-use crate::protocol::ResumeCall;
 
 const GRACE: Duration = Duration::from_secs(10);
-
-fn resuming(conn: ConnId, device: &str, call: &str, slot: u16) -> JoinRequest {
-    let mut req = join_req(conn, device, Role::Caller);
-    req.resume = Some(ResumeCall {
-        call: call.into(),
-        slot,
-        media_lost: false,
-    });
-    req
-}
 
 /// A meeting with `a` and `b` joined and a locked door, its record through JSON, restored.
 fn restored(t0: Instant) -> (Room, Joined) {

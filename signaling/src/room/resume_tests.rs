@@ -15,7 +15,7 @@ fn room_with_grace() -> Room {
     r
 }
 
-fn resuming(conn: ConnId, device: &str, call: &str, slot: u16) -> JoinRequest {
+pub(super) fn resuming(conn: ConnId, device: &str, call: &str, slot: u16) -> JoinRequest {
     let mut req = join_req(conn, device, Role::Caller);
     req.resume = Some(ResumeCall {
         call: call.into(),

@@ -324,6 +324,18 @@ async fn redis_restart_keeps_calls_and_refuses_joins_meanwhile() {
     );
 }
 
+/// A Redis, a registered `sfu` node and two `signaling serve` replicas on them, `replica-a` and
+/// `replica-b`, each reading the node's record.
+async fn two_replica_processes() -> (RedisServer, SfuNode, ReplicaProcess, ReplicaProcess) {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let sfu = SfuNode::start_registered(&redis).await;
+    let a = ReplicaProcess::start(&redis, &sfu, "replica-a");
+    let b = ReplicaProcess::start(&redis, &sfu, "replica-b");
+    a.sees_the_node().await;
+    b.sees_the_node().await;
+    (redis, sfu, a, b)
+}
+
 /// A `signaling serve` process that is one replica of the cluster (killed with SIGKILL on drop).
 struct ReplicaProcess {
     child: std::process::Child,
@@ -417,12 +429,8 @@ impl Drop for ReplicaProcess {
 #[tokio::test]
 async fn killed_owner_replica_its_clients_are_back_on_the_other_within_5_s() {
     const ROOM: &str = "failover";
-    let redis = RedisServer::start().expect("redis-server starts");
-    let sfu = SfuNode::start_registered(&redis).await;
-    let mut a = ReplicaProcess::start(&redis, &sfu, "replica-a");
-    let b = ReplicaProcess::start(&redis, &sfu, "replica-b");
-    a.sees_the_node().await;
-    b.sees_the_node().await;
+    // Redis and the node live to the end of the test.
+    let (_redis, _sfu, mut a, b) = two_replica_processes().await;
 
     // The first join, at a, makes a the owner; the others join alternately at a and b.
     let mut peers = Vec::new();
@@ -680,12 +688,8 @@ async fn device_at(
 #[tokio::test]
 async fn media_flows_through_an_owner_replica_kill_and_both_callers_resume() {
     const ROOM: &str = "steady-media";
-    let redis = RedisServer::start().expect("redis-server starts");
-    let sfu = SfuNode::start_registered(&redis).await;
-    let mut a = ReplicaProcess::start(&redis, &sfu, "replica-a");
-    let b = ReplicaProcess::start(&redis, &sfu, "replica-b");
-    a.sees_the_node().await;
-    b.sees_the_node().await;
+    // Redis and the node live to the end of the test.
+    let (_redis, _sfu, mut a, b) = two_replica_processes().await;
 
     // Alice joins at a (its owner from here on), Bob at b (carried to a).
     let mut alice = device_at(&a.ws_url(), ROOM, "alice-dev", None, None).await;
