@@ -18,7 +18,7 @@ mod media;
 mod peer;
 mod protocol_byte;
 mod relay_srtp;
-mod rtcp_delivery;
+pub mod rtcp_delivery;
 mod sections;
 mod send_batch;
 mod shard;

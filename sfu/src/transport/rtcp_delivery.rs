@@ -1,4 +1,5 @@
-//! The one `rtc` interceptor the shell installs: it lets every inbound RTCP packet through to
+//! The one `rtc` interceptor the shell installs (public: a test publisher installs it too, to see
+//! the SFU's keyframe requests): it lets every inbound RTCP packet through to
 //! the application (the forwarding core).
 //!
 //! `rtc` 0.21 ends its interceptor chain with a terminus (`NoopInterceptor`) that **drops all
@@ -17,11 +18,11 @@ use rtc::shared::error::Error;
 
 /// Where the interceptor sits: application-most, above every named slot (the jitter buffer is
 /// the highest at 13 000), so any interceptor added later still sees RTCP before it is handed on.
-pub(crate) const SLOT: usize = 20_000;
+pub const SLOT: usize = 20_000;
 
 /// Marks inbound RTCP for delivery; passes everything else unchanged.
 #[derive(Default)]
-pub(crate) struct DeliverRtcp {
+pub struct DeliverRtcp {
     reads: VecDeque<TaggedPacket>,
     writes: VecDeque<TaggedPacket>,
 }

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::deliver_rtcp::DeliverRtcp;
 use crate::common::peers::{VIDEO_SSRC, join, publisher_with, subscriber, subscriptions};
 use call_client::peer::{Peer, Registry};
 use rtc::interceptor::Slot;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use sfu::node::{NodeConfig, NodeEvent, start_node};
+use sfu::transport::rtcp_delivery::{DeliverRtcp, SLOT as DELIVER_RTCP_SLOT};
 use sfu_forwarding::{Role, RoomPolicy};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
@@ -54,7 +54,7 @@ async fn pli_flood_from_one_subscriber_reaches_the_publisher_at_most_5_times_a_s
         .expect("room created");
 
     // The publisher hands every inbound RTCP packet to its track.
-    let registry = Registry::new().with(Slot::from(20_000), DeliverRtcp::default());
+    let registry = Registry::new().with(Slot::from(DELIVER_RTCP_SLOT), DeliverRtcp::default());
     let (publisher, mut video) =
         publisher_with(Peer::builder().registry(registry), VIDEO_SSRC).await;
     join(&node, "room-1", "alice", Role::Caller, &publisher, vec![]).await;

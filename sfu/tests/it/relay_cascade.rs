@@ -19,11 +19,11 @@ use serde_json::{Value, json};
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
 use crate::common;
-use crate::common::deliver_rtcp::DeliverRtcp;
 use crate::common::peers::{accept_answer, audio_video_subscriber, receiver_with};
 use crate::common::relay::Relay;
 use crate::common::sfu_process::{SECRET, SfuProcess, metric, scrape};
 use crate::common::simulcast::{self, Seen, Source};
+use sfu::transport::rtcp_delivery::{DeliverRtcp, SLOT as DELIVER_RTCP_SLOT};
 
 const ROOM: &str = "cascade";
 const SUITE: CipherSuite = CipherSuite::Aes256GcmSha512_128;
@@ -65,7 +65,7 @@ struct Publisher {
 
 impl Publisher {
     async fn new() -> Self {
-        let registry = Registry::new().with(Slot::from(20_000), DeliverRtcp::default());
+        let registry = Registry::new().with(Slot::from(DELIVER_RTCP_SLOT), DeliverRtcp::default());
         let peer = Peer::builder()
             .registry(registry)
             .build()
@@ -258,6 +258,19 @@ impl Cascade {
     }
 
     /// Waits until export `link` carries `count` tracks; returns its track list.
+    /// Sends `publisher`'s media until the export `link` carries its two tracks; returns the
+    /// export's track list.
+    async fn tracks_once_published(&self, publisher: &mut Publisher, link: &str) -> Value {
+        for _ in 0..100 {
+            publisher.send_round().await;
+            if self.export_tracks_now(link).await == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.export_tracks(link, 2).await
+    }
+
     async fn export_tracks(&self, link: &str, count: usize) -> Value {
         let mut tracks = Value::Null;
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -373,15 +386,8 @@ async fn relay_between_two_nodes_carries_sframe_media_to_edge_viewers_and_keyfra
         format!("127.0.0.1:{}", c.origin.udp)
     );
     // The answer names the tracks once the publisher's media made them.
-    for _ in 0..100 {
-        publisher.send_round().await;
-        if c.export_tracks_now(&link).await == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let mut export = export;
-    export["tracks"] = c.export_tracks(&link, 2).await["tracks"].clone();
+    export["tracks"] = c.tracks_once_published(&mut publisher, &link).await["tracks"].clone();
     let keys: Vec<String> = ["origin_to_edge", "edge_to_origin"]
         .iter()
         .flat_map(|d| ["master_key", "master_salt"].map(|k| export["keys"][d][k].clone()))
@@ -625,14 +631,8 @@ async fn a_track_published_after_the_link_reaches_the_edge_and_its_unpublish_end
     assert_eq!(imported["tracks"], json!([]));
 
     let mut publisher = c.publish("dave").await;
-    for _ in 0..100 {
-        publisher.send_round().await;
-        if c.export_tracks_now(&link).await == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let imported = c.sync(&link, c.export_tracks(&link, 2).await).await;
+    let tracks = c.tracks_once_published(&mut publisher, &link).await;
+    let imported = c.sync(&link, tracks).await;
     let tracks = edge_tracks(&imported);
     assert_eq!(tracks.len(), 2, "{imported}");
     // Putting the same list again changes nothing.
@@ -709,15 +709,8 @@ async fn an_import_with_wrong_keys_forwards_nothing_and_malformed_relay_requests
     let mut publisher = c.publish("frank").await;
     let export = c.export().await;
     let link = export["link"].as_str().expect("link").to_owned();
-    for _ in 0..100 {
-        publisher.send_round().await;
-        if c.export_tracks_now(&link).await == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let mut forged = export.clone();
-    forged["tracks"] = c.export_tracks(&link, 2).await["tracks"].clone();
+    forged["tracks"] = c.tracks_once_published(&mut publisher, &link).await["tracks"].clone();
     // Valid hex, wrong key: the edge cannot authenticate the origin's packets.
     let key = forged["keys"]["origin_to_edge"]["master_key"]
         .as_str()
@@ -921,15 +914,8 @@ async fn deleting_the_link_stops_forwarding_and_frees_it_and_a_closing_room_take
     let mut publisher = c.publish("heidi").await;
     let export = c.export().await;
     let link = export["link"].as_str().expect("link").to_owned();
-    for _ in 0..100 {
-        publisher.send_round().await;
-        if c.export_tracks_now(&link).await == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let mut export = export;
-    export["tracks"] = c.export_tracks(&link, 2).await["tracks"].clone();
+    export["tracks"] = c.tracks_once_published(&mut publisher, &link).await["tracks"].clone();
     let (status, imported) = c
         .call(
             &c.edge,
@@ -1071,15 +1057,8 @@ async fn loss_on_the_link_is_repaired_by_nack_and_replayed_or_forged_link_datagr
         .await;
     assert_eq!(status, 201, "{export}");
     let link = export["link"].as_str().expect("link").to_owned();
-    for _ in 0..100 {
-        publisher.send_round().await;
-        if c.export_tracks_now(&link).await == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let mut export = export;
-    export["tracks"] = c.export_tracks(&link, 2).await["tracks"].clone();
+    export["tracks"] = c.tracks_once_published(&mut publisher, &link).await["tracks"].clone();
     export["origin_media_address"] = json!(relay.sfu_facing.to_string());
     let (status, imported) = c
         .call(
