@@ -6,13 +6,13 @@
 //!
 //! | status | codes |
 //! |---|---|
-//! | 400 | `malformed_json`, `invalid_body` (wrong type, missing field, unknown variant), `invalid_name` (room or device empty, longer than [`MAX_NAME_BYTES`], or with control characters), `invalid_path`, `invalid_query` (`?session=` not a number), `too_many_items`, `sdp_too_large`, `bad_sdp` (the transport refused the SDP), `sends_without_publish_right`, `invalid_last_n` (a room's `last_n` outside 1–25) |
+//! | 400 | `malformed_json`, `invalid_body` (wrong type, missing field, unknown variant), `invalid_name` (room or device empty, longer than [`MAX_NAME_BYTES`], or with control characters), `invalid_path`, `invalid_query` (`?session=` not a number), `too_many_items`, `sdp_too_large`, `bad_sdp` (the transport refused the SDP), `sends_without_publish_right`, `invalid_last_n` (a room's `last_n` outside 1–25), `invalid_address` (a relay's media address not `ip:port`), `invalid_keys` (a relay import's keys not hex of the profile's lengths) |
 //! | 401 | `unauthorized` |
 //! | 403 | `publish_not_allowed` (a role that may not publish asked to publish a source) |
-//! | 404 | `not_found` (route), `unknown_room`, `unknown_participant`, `unknown_track`, `not_published` (unpublish of a source that is not published) |
+//! | 404 | `not_found` (route), `unknown_room`, `unknown_participant`, `unknown_track`, `not_published` (unpublish of a source that is not published), `unknown_link` (relay link) |
 //! | 405 | `method_not_allowed` |
 //! | 408 | `request_timeout` |
-//! | 409 | `room_exists`, `participant_exists`, `session_ended` (a removed media session added again), `receive_slot_room` (per-track subscriptions in a room with receive slots), `already_published` (publish of a source that is published) |
+//! | 409 | `room_exists`, `participant_exists`, `session_ended` (a removed media session added again), `receive_slot_room` (per-track subscriptions in a room with receive slots), `already_published` (publish of a source that is published), `link_exists` (a relay link of that id, or with that address, exists) |
 //! | 413 | `body_too_large` (over [`MAX_BODY_BYTES`]) |
 //! | 415 | `unsupported_media_type` (no `Content-Type: application/json`) |
 //! | 422 | `refused` (policy or capacity) |
@@ -165,6 +165,12 @@ pub(super) fn node_error(e: NodeError) -> Response {
         NodeError::AlreadyPublished => (StatusCode::CONFLICT, "already_published"),
         NodeError::NotPublished => (StatusCode::NOT_FOUND, "not_published"),
         NodeError::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
+        NodeError::UnknownLink => (StatusCode::NOT_FOUND, "unknown_link"),
+        NodeError::LinkExists => (StatusCode::CONFLICT, "link_exists"),
+        NodeError::BadRelayAddress => (StatusCode::BAD_REQUEST, "invalid_address"),
+        NodeError::BadRelayKeys | NodeError::RelayCrypto(_) => {
+            (StatusCode::BAD_REQUEST, "invalid_keys")
+        }
         NodeError::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "refused"),
         NodeError::SendsWithoutPublishRight(_) => {
             (StatusCode::BAD_REQUEST, "sends_without_publish_right")

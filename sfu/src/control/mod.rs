@@ -12,9 +12,19 @@
 //! | `POST /control/rooms/{room}/participants/{device}/publications?session=<id>` | `{"source": "screen"}` | 204: the node adds a section it receives the source on (a new one each share) and offers it (`offer` event); 403 `publish_not_allowed`, 409 `already_published` |
 //! | `DELETE /control/rooms/{room}/participants/{device}/publications/{source}?session=<id>` | | 204: the section turns `inactive` (offered) and the source's track is unpublished; 404 `not_published` |
 //! | `DELETE /control/rooms/{room}/participants/{device}?session=<id>` | | 204 (idempotent; with `session`, only that session is removed, and it cannot be added again) |
+//! | `POST /control/rooms/{room}/relay/exports` | `{"edge_media_address": "ip:port"}` | 201 `RelayExport` `{"link", "origin_media_address", "edge_media_address", "keys": {"profile": "aead_aes128_gcm", "origin_to_edge": {"master_key", "master_salt"}, "edge_to_origin": {…}}, "tracks": [RelayTrack]}` (origin side of an SFU-to-SFU relay, §7.55); 404 `unknown_room`, 400 `invalid_address`, 409 `link_exists` (the room has an export to that address), 503 `draining` |
+//! | `GET /control/relay/exports/{link}` | | 200 `{"tracks": [RelayTrack]}`: what the export carries now; 404 `unknown_link` |
+//! | `DELETE /control/relay/exports/{link}` | | 204: forwarding on the link stops, and the edge hears it (an authenticated RTCP BYE on the link) and frees its import; 404 `unknown_link` |
+//! | `POST /control/rooms/{room}/relay/imports` | the origin's `RelayExport`, unchanged | 201 `{"link", "tracks": [{"origin_track", "track", "publisher"}]}`: the origin's publishers join the room under their own device ids and publish the relayed tracks (`track_published` events); 404 `unknown_room`, 400 `invalid_address`/`invalid_keys`, 409 `link_exists` (that link id, or the room imports from that origin already) or `participant_exists` (a relayed publisher's device id is in the room), 503 `draining` |
+//! | `PUT /control/relay/imports/{link}/tracks` | `{"tracks": [RelayTrack]}` (the export's current list) | 200 as the import's answer: new tracks presented, gone ones unpublished; 404 `unknown_link` |
+//! | `DELETE /control/relay/imports/{link}` | | 204: the relayed publishers leave the room (`track_unpublished`, `participant_gone` reason `relay_ended`); 404 `unknown_link` |
 //! | `GET /control/events?instance=<id>&since=<seq>` | | a never-ending stream of newline-delimited JSON lines (below) |
 //! | `POST /control/drain` | | 202: stop admitting rooms and participants (`sfu drain`) |
 //! | `GET /control/status` | | `{"node_id", "participants", "draining"}` |
+//!
+//! A `RelayTrack` is `{"track", "publisher", "kind": audio|camera|screen, "mime", "ssrc",
+//! "payload_type"}` (`sfu_control_api::relay`). Every refusal of a relay request is also counted
+//! in `sfu_relay_rejected_total{reason}`.
 //!
 //! A `Subscription` is `{"track": "t…", "max_layer": 0-2?, "width": u32?, "height": u32?,
 //! "pinned": bool?}`; track ids come from `track_published` events.
@@ -88,6 +98,7 @@ pub use sfu_control_api::{
     AddParticipant, AnswerBody, CreateRoom, ErrorBody, NodeStatus, ReceiveSlotCounts, RoleBody,
     RoomCreated, RoomKindBody, SdpBody, SdpKind, SubscriptionBody,
 };
+pub use sfu_control_api::{RelayExport, RelayExportRequest, RelayImported, RelayTracks};
 
 /// What the control handlers use.
 #[derive(Clone)]
@@ -134,6 +145,17 @@ pub fn router_with_log(state: ControlState, log: EventLog) -> Router {
             "/control/rooms/{room}/participants/{device}/publications/{source}",
             delete(unpublish),
         )
+        .route("/control/rooms/{room}/relay/exports", post(relay_export))
+        .route(
+            "/control/relay/exports/{link}",
+            get(relay_export_tracks).delete(relay_delete_export),
+        )
+        .route("/control/rooms/{room}/relay/imports", post(relay_import))
+        .route(
+            "/control/relay/imports/{link}/tracks",
+            put(relay_sync_import),
+        )
+        .route("/control/relay/imports/{link}", delete(relay_delete_import))
         .route("/control/events", get(events))
         .route("/control/drain", post(drain))
         .route("/control/status", get(status))
@@ -418,5 +440,96 @@ async fn status(State(s): State<ControlState>) -> Json<NodeStatus> {
         draining: s.node.is_draining(),
         node_id: s.node_id.to_string(),
         participants: s.node.participant_count(),
+    })
+}
+
+async fn relay_export(
+    State(s): State<ControlState>,
+    room: Result<Path<String>, PathRejection>,
+    body: Result<Json<RelayExportRequest>, JsonRejection>,
+) -> Response {
+    let Path(room) = accept!(room, path_rejection);
+    let Json(b) = accept!(body, json_rejection);
+    check!(check_name("room", &room));
+    check!(check_name("address", &b.edge_media_address));
+    match s.node.relay_export(&room, &b.edge_media_address).await {
+        Ok(export) => (StatusCode::CREATED, Json(export)).into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn relay_export_tracks(
+    State(s): State<ControlState>,
+    link: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Path(link) = accept!(link, path_rejection);
+    check!(check_name("link", &link));
+    match s.node.relay_export_tracks(&link).await {
+        Ok(tracks) => Json(tracks).into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn relay_delete_export(
+    State(s): State<ControlState>,
+    link: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Path(link) = accept!(link, path_rejection);
+    check!(check_name("link", &link));
+    match s.node.relay_delete(&link, true).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn relay_import(
+    State(s): State<ControlState>,
+    room: Result<Path<String>, PathRejection>,
+    body: Result<Json<RelayExport>, JsonRejection>,
+) -> Response {
+    let Path(room) = accept!(room, path_rejection);
+    let Json(b) = accept!(body, json_rejection);
+    check!(check_name("room", &room));
+    check!(check_name("link", &b.link));
+    check!(check_relay_tracks(&b.tracks));
+    match s.node.relay_import(&room, b).await {
+        Ok(imported) => (StatusCode::CREATED, Json(imported)).into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn relay_sync_import(
+    State(s): State<ControlState>,
+    link: Result<Path<String>, PathRejection>,
+    body: Result<Json<RelayTracks>, JsonRejection>,
+) -> Response {
+    let Path(link) = accept!(link, path_rejection);
+    let Json(b) = accept!(body, json_rejection);
+    check!(check_name("link", &link));
+    check!(check_relay_tracks(&b.tracks));
+    match s.node.relay_sync_import(&link, b).await {
+        Ok(imported) => Json(imported).into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn relay_delete_import(
+    State(s): State<ControlState>,
+    link: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Path(link) = accept!(link, path_rejection);
+    check!(check_name("link", &link));
+    match s.node.relay_delete(&link, false).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+/// The refusal of a relayed track list that is too long or names a publisher badly.
+fn check_relay_tracks(tracks: &[sfu_control_api::RelayTrack]) -> Option<Response> {
+    check_items("tracks", tracks.len()).or_else(|| {
+        tracks.iter().find_map(|t| {
+            check_name("device", &t.publisher).or_else(|| check_name("track", &t.track))
+        })
     })
 }

@@ -46,6 +46,21 @@ pub enum NodeError {
     /// The participant asked to unpublish a source it does not publish.
     #[error("the source is not published")]
     NotPublished,
+    /// No relay link of that id (of the kind the request names) is on this node.
+    #[error("unknown relay link")]
+    UnknownLink,
+    /// A relay link of that id, or to or from that media address, exists already.
+    #[error("relay link exists already")]
+    LinkExists,
+    /// A relay request's media address is not `ip:port` of an address that can receive.
+    #[error("media address is not ip:port")]
+    BadRelayAddress,
+    /// A relay import's keys are not hex of its profile's lengths.
+    #[error("relay keys are not hex of the profile's lengths")]
+    BadRelayKeys,
+    /// The relay link's SRTP could not be set up.
+    #[error("relay SRTP: {0}")]
+    RelayCrypto(String),
     /// The forwarding core refused the command (policy, capacity, role).
     #[error("refused: {0}")]
     Refused(#[from] sfu_forwarding::Error),

@@ -8,7 +8,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use sfu_forwarding::Transmit;
 
-use super::state::{Deferred, State};
+use super::relay;
+use super::state::{Deferred, Route, State};
 use crate::transport::{MediaHandler, Outbox, PeerEvent, PeerId, ShardAccess};
 
 /// The [`MediaHandler`] the node plugs into its transport shard: owns the node's [`State`] and
@@ -17,7 +18,16 @@ pub(crate) struct Glue {
     pub(crate) state: State,
 }
 
-fn send_via_outbox(out: &mut Outbox<'_>, failures: &mut u64, peer: PeerId, t: Transmit) {
+fn send_via_outbox(out: &mut Outbox<'_>, failures: &mut u64, route: Route<'_>, t: Transmit) {
+    let peer = match route {
+        Route::Peer(peer) => peer,
+        Route::Relay(end, counts) => {
+            if !relay::send_on_link(out, end, counts, t) {
+                *failures += 1;
+            }
+            return;
+        }
+    };
     let sent = match t {
         Transmit::Rtp {
             header, payload, ..
@@ -34,8 +44,8 @@ impl Glue {
     pub(crate) fn flush(&mut self, out: &mut Outbox<'_>) {
         let mut failures = 0;
         let now = out.now();
-        self.state.drain(now, &mut |peer, t| {
-            send_via_outbox(out, &mut failures, peer, t)
+        self.state.drain(now, &mut |route, t| {
+            send_via_outbox(out, &mut failures, route, t)
         });
         self.state.send_failures += failures;
     }
@@ -74,6 +84,22 @@ impl MediaHandler for Glue {
         }
         state.run_timers(out.now());
         self.flush(out);
+    }
+
+    fn on_unbound_datagram(
+        &mut self,
+        src: std::net::SocketAddr,
+        data: &mut [u8],
+        arrival: Instant,
+        out: &mut Outbox<'_>,
+    ) -> bool {
+        let now = out.now();
+        if !self.state.on_relay_datagram(src, data, now, arrival) {
+            return false;
+        }
+        self.state.run_timers(now);
+        self.flush(out);
+        true
     }
 
     /// The core's next deadline (reports, transport-wide CC feedback, speaker detection, layer

@@ -55,6 +55,7 @@ mod glue;
 mod join_phases;
 mod participants;
 mod publications;
+mod relay;
 mod renegotiations;
 mod sdp;
 mod sessions;
@@ -73,6 +74,7 @@ use tokio::sync::{broadcast, watch};
 
 pub use error::NodeError;
 pub use publications::RequestedSource;
+pub use relay::{RelayCounts, RelayRejectReason};
 pub use renegotiations::Renegotiations;
 /// The node's events are the control API's wire events (`GET /control/events`), defined once in
 /// `sfu-control-api`: an embedded listener receives exactly what a remote one reads.
@@ -145,6 +147,8 @@ pub struct NodeSnapshot {
     pub renegotiations: Renegotiations,
     /// Media sessions replaced by a new session of their device (a reconnect).
     pub sessions_replaced: u64,
+    /// The SFU-to-SFU relay's links, packets and refusals (§7.55).
+    pub relay: RelayCounts,
 }
 
 struct Inner {
@@ -196,6 +200,7 @@ pub async fn start_node(
         renegotiations: RenegotiationCounts::default(),
         departed: HashMap::new(),
         after_drain: Vec::new(),
+        relays: Default::default(),
     };
     let shard = start_shard(config.transport, Glue { state }).await?;
     let inner = Arc::new(Inner {
@@ -282,13 +287,19 @@ impl NodeHandle {
                     state.renegotiations,
                     state.sessions_replaced,
                     stats,
+                    state.relays.snapshot(),
                 )
             })
             .await;
-        let (metrics, gauges, renegotiations, sessions_replaced, shard) = match numbers {
-            Ok((metrics, gauges, renegotiations, replaced, stats)) => {
-                (metrics, gauges, renegotiations, replaced, Some(stats))
-            }
+        let (metrics, gauges, renegotiations, sessions_replaced, shard, relay) = match numbers {
+            Ok((metrics, gauges, renegotiations, replaced, stats, relay)) => (
+                metrics,
+                gauges,
+                renegotiations,
+                replaced,
+                Some(stats),
+                relay,
+            ),
             Err(_) => Default::default(),
         };
         NodeSnapshot {
@@ -298,6 +309,7 @@ impl NodeHandle {
             udp_receive_buffer_drops: self.inner.shard.kernel_receive_drops(),
             renegotiations,
             sessions_replaced,
+            relay,
         }
     }
 

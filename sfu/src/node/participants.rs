@@ -226,10 +226,18 @@ fn create_room(
 
 fn close_room(s: Shard<'_, '_>, room: &str) -> Result<(), NodeError> {
     let now = s.now();
+    {
+        // The edges of the room's exports hear that they end (§7.55).
+        let (glue, mut out) = s.handler_and_outbox();
+        let links = glue.state.relay_links_of(room);
+        glue.state.relay_say_goodbye(&links, &mut out);
+    }
     let state = &mut s.handler().state;
     let id = state.rooms.remove(room).ok_or(NodeError::UnknownRoom)?;
     state.room_names.remove(&id);
     state.slot_rooms.remove(room);
+    // Its relay links go first: an import's publishers are members of the room too.
+    state.relay_room_closed(now, room);
     let members: Vec<_> = state
         .members
         .iter()

@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 
 use super::NodeEvent;
 use super::join_phases::JoinProgress;
+use super::relay::{LinkEnd, RelayCounts, Relays};
 use super::renegotiations::{OfferFacts, Renegotiations};
 use super::sdp::RidLayer;
 use super::sessions::EndedSessions;
@@ -157,6 +158,16 @@ pub(crate) struct State {
     /// Node events to emit after the core's output is drained (so a participant's
     /// `TrackUnpublished` events come before its `ParticipantGone`).
     pub(crate) after_drain: Vec<NodeEvent>,
+    /// The SFU-to-SFU relay links (`relay.rs`, §7.55).
+    pub(crate) relays: Relays,
+}
+
+/// Where a transmit of the core goes.
+pub(crate) enum Route<'a> {
+    /// A participant's peer connection.
+    Peer(PeerId),
+    /// A relay link (the export's subscriber, an import's publishers).
+    Relay(&'a mut LinkEnd, &'a mut RelayCounts),
 }
 
 /// Track id as the control API spells it.
@@ -244,6 +255,8 @@ impl State {
             self.peers.remove(&peer);
         }
         self.pending.retain(|_, s| s.subscriber != p);
+        // A relayed publisher leaves its import too (`relay.rs`).
+        self.relay_participant_forgotten(p);
         // The core may already have dropped it with its room; nothing else can fail here.
         let _ = self.sfu.remove_participant(now, p);
         Some(member)
@@ -276,13 +289,17 @@ impl State {
     }
 
     /// Drains the core's output at `now`: events are handled here, transmits go to `send` with
-    /// the peer they are for (transmits for participants without a peer are dropped).
-    pub(crate) fn drain(&mut self, now: Instant, send: &mut dyn FnMut(PeerId, Transmit)) {
+    /// the peer or relay link they are for (transmits for participants with neither are
+    /// dropped).
+    pub(crate) fn drain(&mut self, now: Instant, send: &mut dyn FnMut(Route<'_>, Transmit)) {
         while let Some(out) = self.sfu.poll_output() {
             match out {
                 Output::Transmit(t) => match self.members.get(&t.to()).and_then(|m| m.peer) {
-                    Some(peer) => send(peer, t),
-                    None => self.send_failures += 1,
+                    Some(peer) => send(Route::Peer(peer), t),
+                    None => match self.relays.end_for(t.to()) {
+                        Some((end, counts)) => send(Route::Relay(end, counts), t),
+                        None => self.send_failures += 1,
+                    },
                 },
                 Output::Event(e) => self.on_core_event(now, e),
             }

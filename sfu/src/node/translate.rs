@@ -224,6 +224,8 @@ impl State {
                 track,
                 kind,
             } => {
+                // Every relay export of the room sends it too (§7.55).
+                self.relay_track_published(now, room, track);
                 let (Some(room), Some(m)) =
                     (self.room_names.get(&room), self.members.get(&publisher))
                 else {
@@ -246,6 +248,7 @@ impl State {
             Event::TrackUnpublished {
                 publisher, track, ..
             } => {
+                self.relay_track_unpublished(track);
                 self.tracks.remove(&track);
                 for m in self.members.values_mut() {
                     if let Some(ssrc) = m.subs.remove(&track)

@@ -9,7 +9,7 @@ use prometheus::{
 };
 use sfu_forwarding::{Direction, MediaKind};
 
-use crate::node::{NodeSnapshot, Observer};
+use crate::node::{NodeSnapshot, Observer, RelayRejectReason};
 
 /// Every `sfu_` metric of docs/metrics.md plus the process collector.
 pub struct SfuMetrics {
@@ -31,6 +31,10 @@ pub struct SfuMetrics {
     consent_expired: IntCounter,
     offers_withdrawn: IntCounter,
     sessions_replaced: IntCounter,
+    relay_links: IntGaugeVec,
+    relay_packets: IntCounterVec,
+    relay_bytes: IntCounterVec,
+    relay_rejected: IntCounterVec,
     rtp_short_path: IntCounter,
     udp_receive_buffer_drops: IntCounter,
     udp_arrivals_without_kernel_time: IntCounter,
@@ -121,6 +125,14 @@ impl SfuMetrics {
             &["kind", "state"],
         )?;
         r.register(Box::new(receive_slots.clone()))?;
+        let relay_links = IntGaugeVec::new(
+            Opts::new(
+                "sfu_relay_links",
+                "SFU-to-SFU relay links, by this node's role on them (origin exports, edge imports)",
+            ),
+            &["role"],
+        )?;
+        r.register(Box::new(relay_links.clone()))?;
         let ratio_buckets = vec![0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
         let time_buckets = vec![0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0];
         Ok(Self {
@@ -185,6 +197,25 @@ impl SfuMetrics {
                 &["kind"],
             )?,
             receive_slots,
+            relay_links,
+            relay_packets: counter_vec(
+                &r,
+                "sfu_relay_packets_total",
+                "datagrams sent on (out) and authenticated from (in) SFU-to-SFU relay links",
+                &["direction"],
+            )?,
+            relay_bytes: counter_vec(
+                &r,
+                "sfu_relay_bytes_total",
+                "bytes of the datagrams of sfu_relay_packets_total",
+                &["direction"],
+            )?,
+            relay_rejected: counter_vec(
+                &r,
+                "sfu_relay_rejected_total",
+                "relay datagrams and relay control requests refused",
+                &["reason"],
+            )?,
             sessions_replaced: {
                 let c = IntCounter::new(
                     "sfu_media_sessions_replaced_total",
@@ -352,6 +383,26 @@ impl SfuMetrics {
             set_counter(&self.renegotiations.with_label_values(&[reason]), count);
         }
         set_counter(&self.sessions_replaced, s.sessions_replaced);
+        let relay = &s.relay;
+        self.relay_links
+            .with_label_values(&["origin"])
+            .set(relay.origin_links as i64);
+        self.relay_links
+            .with_label_values(&["edge"])
+            .set(relay.edge_links as i64);
+        for (direction, packets, bytes) in [
+            ("out", relay.packets_out, relay.bytes_out),
+            ("in", relay.packets_in, relay.bytes_in),
+        ] {
+            set_counter(&self.relay_packets.with_label_values(&[direction]), packets);
+            set_counter(&self.relay_bytes.with_label_values(&[direction]), bytes);
+        }
+        for (reason, count) in RelayRejectReason::ALL.iter().zip(relay.rejected) {
+            set_counter(
+                &self.relay_rejected.with_label_values(&[reason.label()]),
+                count,
+            );
+        }
         let g = &s.gauges;
         for (kind, reassigned, slots, filled) in [
             (

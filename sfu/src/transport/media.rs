@@ -6,6 +6,7 @@
 //! ([`super::send_batch`], [`super::datagram_pool`]), without crossing the `rtc` pipeline.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
@@ -14,6 +15,7 @@ use rtc::sansio::Protocol;
 use super::error::TransportError;
 use super::events::{PeerEvent, PeerId};
 use super::peer::Peer;
+use super::relay_srtp::RelayCrypto;
 use super::send_batch::SendBatch;
 use super::shard::ShardAccess;
 
@@ -36,6 +38,23 @@ pub trait MediaHandler: Send + 'static {
     /// An SRTCP-decrypted RTCP compound packet, with its datagram's arrival time as for
     /// [`MediaHandler::on_rtp`]. The slice is valid for this call only.
     fn on_rtcp(&mut self, peer: PeerId, rtcp: &[u8], arrival: Instant, out: &mut Outbox<'_>);
+
+    /// A datagram (RTP or RTCP by its first byte) from an address no peer proved: offered to
+    /// the handler before it is dropped as from an unknown source, for the SFU-to-SFU relay
+    /// links the handler owns (§7.55), which it recognises by their address and authenticates
+    /// with their SRTP keys. Returns whether the handler took it (counted there, taken or
+    /// refused); `false` leaves it to the shard's `unknown_source` count. The datagram may be
+    /// decrypted in place: the buffer is the shard's.
+    fn on_unbound_datagram(
+        &mut self,
+        src: std::net::SocketAddr,
+        data: &mut [u8],
+        arrival: Instant,
+        out: &mut Outbox<'_>,
+    ) -> bool {
+        let _ = (src, data, arrival, out);
+        false
+    }
 
     /// When the handler's own timers are due next ([`MediaHandler::on_timeout`]); the shard
     /// wakes at the earlier of this and its peers' timers. `None`: no timer. Asked once per
@@ -126,6 +145,46 @@ impl Outbox<'_> {
         let packets = rtc::rtcp::packet::unmarshal(&mut buf)
             .map_err(|e| TransportError::MalformedPacket(e.to_string()))?;
         self.write(peer, RTCMessage::RtcpPacket(String::new(), packets))
+    }
+
+    /// Sends an RTP packet on a relay link (§7.55) to `dest`, given as [`Outbox::send_rtp`]
+    /// takes it and protected with the link's `crypto` into a buffer of the shard's pool.
+    /// Returns the datagram's size. `dest` is the address the link was created with; the
+    /// caller (the link's owner) vouches for it.
+    pub fn send_relay_rtp(
+        &mut self,
+        dest: SocketAddr,
+        crypto: &mut RelayCrypto,
+        head: &[u8],
+        payload: &[u8],
+    ) -> Result<usize, TransportError> {
+        let assembly = &mut self.batch.assembly;
+        assembly.clear();
+        assembly.extend_from_slice(head);
+        assembly.extend_from_slice(payload);
+        let mut datagram = self.batch.pool.take();
+        if let Err(e) = crypto.protect_rtp_into(assembly, &mut datagram) {
+            self.batch.pool.give_back(datagram);
+            return Err(TransportError::MalformedPacket(e));
+        }
+        let size = datagram.len();
+        self.batch.datagrams.push((dest, datagram));
+        Ok(size)
+    }
+
+    /// Sends an RTCP compound packet on a relay link (see [`Outbox::send_relay_rtp`]).
+    pub fn send_relay_rtcp(
+        &mut self,
+        dest: SocketAddr,
+        crypto: &mut RelayCrypto,
+        rtcp: &[u8],
+    ) -> Result<usize, TransportError> {
+        let datagram = crypto
+            .protect_rtcp(rtcp)
+            .map_err(TransportError::MalformedPacket)?;
+        let size = datagram.len();
+        self.batch.datagrams.push((dest, datagram));
+        Ok(size)
     }
 
     fn write(&mut self, peer_id: PeerId, message: RTCMessage) -> Result<(), TransportError> {

@@ -17,6 +17,7 @@ mod kernel_drops;
 mod media;
 mod peer;
 mod protocol_byte;
+mod relay_srtp;
 mod rtcp_delivery;
 mod sections;
 mod send_batch;
@@ -40,6 +41,7 @@ pub use events::{
 };
 pub use ice_tcp::{DEFAULT_ICE_TCP_STUN_TIMEOUT, IceTcpClose, IceTcpCloses, IceTcpConfig};
 pub use media::{MediaHandler, Outbox};
+pub use relay_srtp::{RelayCrypto, RelayKeyError, RelayKeyMaterial, RelayRefusal, Unprotected};
 pub use shard::{PeerAdded, ShardAccess, ShardHandle, start_shard};
 pub use stats::{ShardStats, StunRefusal};
 pub use stun_gate::StunParseError;

@@ -32,6 +32,7 @@ mod publish_subscribe;
 mod publisher_gone;
 mod receive_slots_join;
 mod registry_heartbeat;
+mod relay_cascade;
 mod renegotiation;
 mod shard_jobs;
 mod short_receive_path;

@@ -6,16 +6,15 @@
 
 use crate::common;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::common::deliver_rtcp::DeliverRtcp;
 use crate::common::peers::{VIDEO_SSRC, join, publisher_with, subscriber, subscriptions};
 use call_client::peer::{Peer, Registry};
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::Slot;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::sansio::Protocol;
 use sfu::node::{NodeConfig, NodeEvent, start_node};
 use sfu_forwarding::{Role, RoomPolicy};
 use tokio::sync::mpsc;
@@ -33,53 +32,6 @@ const QUIET: Duration = Duration::from_millis(300);
 /// Slack on the window for the publisher's arrival times: its stack may hand two requests over
 /// closer together than the SFU sent them.
 const ARRIVAL_JITTER: Duration = Duration::from_millis(100);
-
-/// Test-side interceptor: `rtc` 0.21 drops inbound RTCP at the end of the chain unless it is
-/// marked [`Attribute::DeliverToApplication`]; this marks every inbound RTCP packet so the
-/// publisher's track sees the SFU's keyframe requests.
-#[derive(Default)]
-struct DeliverRtcp {
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverRtcp {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if matches!(msg.message.packet, Packet::Rtcp(_))
-            && !msg.message.has(&Attribute::DeliverToApplication)
-        {
-            msg.message.add(Attribute::DeliverToApplication);
-        }
-        self.reads.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
-}
-
-impl Interceptor for DeliverRtcp {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
-}
 
 /// A VP8 keyframe-shaped payload (descriptor with a 15-bit picture id, then frame bytes).
 fn video_payload(i: u16) -> Vec<u8> {

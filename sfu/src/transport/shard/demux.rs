@@ -22,7 +22,7 @@ use super::short_receive::ShortReceive;
 use crate::transport::dtls_alert;
 use crate::transport::events::CloseReason;
 use crate::transport::ice_tcp::IceTcpClose;
-use crate::transport::media::MediaHandler;
+use crate::transport::media::{MediaHandler, Outbox};
 use crate::transport::protocol_byte::is_webrtc_protocol;
 use crate::transport::stats::StunRefusal;
 use crate::transport::stun_gate::{self, StunMessage};
@@ -129,6 +129,10 @@ impl<H: MediaHandler> ShardState<H> {
             match self.by_addr.get(&src) {
                 Some(&id) => id,
                 None => {
+                    // A relay link's datagram (§7.55), if the handler owns a link with `src`.
+                    if protocol == TransportProtocol::UDP && self.offer_unbound(src, data, now) {
+                        return;
+                    }
                     self.stats.unknown_source += 1;
                     return;
                 }
@@ -172,5 +176,19 @@ impl<H: MediaHandler> ShardState<H> {
             self.stats.add_rtc_refusals(&refused);
         }
         self.mark_dirty(id);
+    }
+}
+
+impl<H: MediaHandler> ShardState<H> {
+    /// Offers a datagram from an address no peer proved to the handler's relay links.
+    fn offer_unbound(&mut self, src: SocketAddr, data: &mut [u8], arrival: Instant) -> bool {
+        let mut outbox = Outbox {
+            peers: &mut self.peers,
+            dirty: &mut self.dirty,
+            batch: &mut self.batch,
+            now: Instant::now().max(arrival),
+        };
+        self.handler
+            .on_unbound_datagram(src, data, arrival, &mut outbox)
     }
 }

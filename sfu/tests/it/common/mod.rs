@@ -6,6 +6,7 @@
 //! Network rule: everything binds 127.0.0.1, mDNS is off, UDP4 only, the ICE server list is
 //! explicitly empty and the SFU advertises only 127.0.0.1.
 
+pub(crate) mod deliver_rtcp;
 pub(crate) mod ice_tcp;
 pub(crate) mod peers;
 pub(crate) mod relay;

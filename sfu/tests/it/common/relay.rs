@@ -28,6 +28,10 @@ pub(crate) struct RelayControl {
     pub(crate) downlink_bps: AtomicU64,
     /// SFU→client datagrams dropped by the policer.
     pub(crate) policed: AtomicUsize,
+    /// Drop every n-th client→SFU RTP datagram (0 = none): a lossy uplink.
+    pub(crate) drop_uplink_rtp_every: AtomicUsize,
+    /// Client→SFU RTP datagrams dropped that way.
+    pub(crate) dropped_uplink: AtomicUsize,
 }
 
 /// Depth of the downlink policer's token bucket.
@@ -37,6 +41,8 @@ pub(crate) struct Relay {
     /// The address the client should send to (`Peer::route_media_via` moves the SFU's
     /// candidate here).
     pub(crate) client_facing: SocketAddr,
+    /// The address the SFU sees the client's datagrams come from.
+    pub(crate) sfu_facing: SocketAddr,
     pub(crate) control: Arc<RelayControl>,
 }
 
@@ -47,6 +53,7 @@ impl Relay {
         let client_side = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let sfu_side = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let client_facing = client_side.local_addr().unwrap();
+        let sfu_facing = sfu_side.local_addr().unwrap();
         let control = Arc::new(RelayControl::default());
         let client_addr = Arc::new(tokio::sync::Mutex::new(None::<SocketAddr>));
 
@@ -59,6 +66,7 @@ impl Relay {
             );
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 2048];
+                let mut rtp_seen = 0usize;
                 while let Ok((n, from)) = client_side.recv_from(&mut buf).await {
                     *client_addr.lock().await = Some(from);
                     if control.blackhole.load(Ordering::SeqCst) {
@@ -66,6 +74,14 @@ impl Relay {
                     }
                     let is_rtp =
                         matches!(buf[0], 128..=191) && n > 12 && !matches!(buf[1], 192..=223);
+                    if is_rtp {
+                        rtp_seen += 1;
+                        let every = control.drop_uplink_rtp_every.load(Ordering::SeqCst);
+                        if every > 0 && rtp_seen.is_multiple_of(every) {
+                            control.dropped_uplink.fetch_add(1, Ordering::SeqCst);
+                            continue;
+                        }
+                    }
                     if is_rtp && control.forge_next_srtp.swap(false, Ordering::SeqCst) {
                         let mut forged = buf[..n].to_vec();
                         forged[n - 1] ^= 0x01;
@@ -113,6 +129,7 @@ impl Relay {
         }
         Self {
             client_facing,
+            sfu_facing,
             control,
         }
     }

@@ -17,6 +17,8 @@ pub(crate) struct SfuProcess {
     child: Child,
     /// The HTTP port (control API, metrics, probes).
     pub(crate) http: u16,
+    /// The media (UDP) port.
+    pub(crate) udp: u16,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
@@ -64,7 +66,12 @@ impl SfuProcess {
         let lines = Arc::new(Mutex::new(Vec::new()));
         capture(child.stdout.take().expect("stdout piped"), lines.clone());
         capture(child.stderr.take().expect("stderr piped"), lines.clone());
-        let node = Self { child, http, lines };
+        let node = Self {
+            child,
+            http,
+            udp,
+            lines,
+        };
         let http = reqwest::Client::new();
         let url = format!("{}/healthz", node.base());
         poll_until(
