@@ -544,6 +544,10 @@ async fn discover(shared: Arc<Shared>, mut snapshot: watch::Receiver<RegistrySna
     }
 }
 
+/// Places of a room's origin node that viewers leave free, for a publisher (a presenter, a
+/// caller) joining later: publishers are seated only on the origin (docs/architecture.md §7.57).
+const ORIGIN_KEEPS_FOR_PUBLISHERS: u64 = 1;
+
 /// Why an edge ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum EdgeEnd {
@@ -555,12 +559,14 @@ enum EdgeEnd {
 }
 
 impl Shared {
-    /// Whether node `i` takes one more media session: by its registry record
-    /// (`participants < capacity`, not draining), counting at least the sessions seated there
-    /// by this pool (the record lags by a heartbeat); any attached node without a registry.
+    /// Whether node `i` takes one more media session and still has `keep` places left after
+    /// it: by its registry record (`participants + keep < capacity`, not draining), counting at
+    /// least the sessions seated there by this pool (the record lags by a heartbeat); any
+    /// attached node without a registry.
     fn has_room(
         &self,
         i: usize,
+        keep: u64,
         registry: Option<&RegistrySnapshot>,
         seated: &HashMap<usize, u64>,
     ) -> bool {
@@ -580,7 +586,7 @@ impl Shared {
                 draining,
             } => {
                 let used = participants.max(seated.get(&i).copied().unwrap_or(0));
-                !draining && capacity.is_none_or(|cap| used < cap)
+                !draining && capacity.is_none_or(|cap| used.saturating_add(keep) < cap)
             }
         }
     }
@@ -608,6 +614,7 @@ impl Shared {
         }
         let p = rooms.get_mut(room).ok_or(MediaError::UnknownRoom)?;
         let viewer = p.spec.kind == RoomKind::Broadcast && !participant.can_publish;
+        let origin = p.node;
         let node = if force {
             p.node
         } else {
@@ -615,7 +622,16 @@ impl Shared {
                 p.node,
                 &participant.device,
                 viewer,
-                |i| self.has_room(i, registry.as_ref(), &seated),
+                // The origin keeps a place for a publisher joining later (publishers are only
+                // ever seated there).
+                |i| {
+                    let keep = if i == origin {
+                        ORIGIN_KEEPS_FOR_PUBLISHERS
+                    } else {
+                        0
+                    };
+                    self.has_room(i, keep, registry.as_ref(), &seated)
+                },
                 |i| self.node(i).is_attached(),
             ) {
                 Some(node) => node,
@@ -673,7 +689,7 @@ impl Shared {
         };
         let count = self.nodes().len();
         let full: Vec<usize> = (0..count)
-            .filter(|&i| !self.has_room(i, registry.as_ref(), &seated))
+            .filter(|&i| !self.has_room(i, 0, registry.as_ref(), &seated))
             .collect();
         skip.extend(full);
         while let Some(i) = placement::choose(&self.views(&skip)) {
