@@ -616,6 +616,29 @@ async fn edge_sfu_killed_its_viewers_receive_again_within_5_s() {
         b.replicas[0].metric("signaling_edge_failovers_total").await,
         1.0
     );
+    // The lost edge's export was deleted on the origin: it sends on two links (the other
+    // edge's and the new edge's), not three.
+    let origin_url = &seating
+        .iter()
+        .find(|(_, r, _)| r == "origin")
+        .expect("origin")
+        .0;
+    let text = reqwest::get(format!("{origin_url}/metrics"))
+        .await
+        .expect("sfu metrics answer")
+        .text()
+        .await
+        .expect("sfu metrics body");
+    let exports: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"sfu_relay_links{role="origin"} "#)?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .expect("sfu_relay_links on the origin's /metrics");
+    assert_eq!(exports, 2.0, "the lost edge's export deleted");
     b.stop();
 }
 
