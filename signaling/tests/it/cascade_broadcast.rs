@@ -304,20 +304,22 @@ async fn send_key(from: &mut Device, to: &mut Viewer, base: &BaseKey) {
         .expect("key installs");
 }
 
-/// Sends a frame of each track every 20 ms until `stop`.
+/// Sends a frame of each track every 20 ms until `stop`; returns the sender (its SFrame
+/// counter goes on in a next media session).
 async fn send_until(
     mut camera: LocalTrack,
     mut audio: LocalTrack,
     mut sender: Sender,
     stop: Arc<AtomicBool>,
-) {
+) -> Sender {
     for i in 0..10_000 {
         if stop.load(Ordering::Relaxed) {
-            return;
+            break;
         }
         send_frames_on(&mut camera, &mut audio, &mut sender, i).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    sender
 }
 
 /// The broadcast under test.
@@ -330,6 +332,8 @@ struct Broadcast {
     tracks: Vec<String>,
     viewers: Vec<Viewer>,
     stop: Arc<AtomicBool>,
+    /// The presenter's sending task.
+    sending: tokio::task::JoinHandle<Sender>,
     _redis: RedisServer,
 }
 
@@ -360,7 +364,7 @@ impl Broadcast {
         let base = BaseKey::random(&mut rand::rng());
         let sender = Sender::new(SUITE, presenter.slot(), 1, base.clone()).expect("sender");
         let stop = Arc::new(AtomicBool::new(false));
-        tokio::spawn(send_until(camera, audio, sender, stop.clone()));
+        let sending = tokio::spawn(send_until(camera, audio, sender, stop.clone()));
         let mut tracks = Vec::new();
         while tracks.len() < 2 {
             let m = presenter.ws.recv_type("track_published").await;
@@ -375,6 +379,7 @@ impl Broadcast {
             tracks,
             viewers: Vec::new(),
             stop,
+            sending,
             _redis: redis,
         };
         for i in 0..viewers {
@@ -792,4 +797,92 @@ impl Device {
         assert_eq!(joined["media"], true, "{joined}");
         Device { keys, ws, joined }
     }
+}
+
+/// `kill -9` of the origin: today's behaviour (docs/architecture.md §7.44) — the room moves to
+/// another node, everyone (presenter included) gets `media_reset` — and the edge copies are
+/// closed first; after their fresh sessions every viewer decrypts again and the room spans
+/// three live nodes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_sfu_killed_the_room_moves_its_edges_close_and_everyone_receives_again() {
+    let mut b = Broadcast::start(4, 10, 5).await;
+    b.every_viewer_decrypts(20).await;
+    let seating = b.seating().await;
+    assert_spans_three_nodes(&seating, 10);
+    let origin_url = seating
+        .iter()
+        .find(|(_, r, _)| r == "origin")
+        .expect("origin")
+        .0
+        .clone();
+    let killed = b
+        .nodes
+        .iter()
+        .position(|n| n.base == origin_url)
+        .expect("the origin is one of the nodes");
+    let kill = Instant::now();
+    b.nodes[killed].process.kill();
+
+    // The presenter starts a fresh session and publishes again, with the same key.
+    let reset = b.presenter.ws.recv_type("media_reset").await;
+    assert_eq!(reset["reason"], "media_node_lost", "{reset}");
+    b.stop.store(true, Ordering::Relaxed);
+    let sending = std::mem::replace(&mut b.sending, tokio::spawn(std::future::pending()));
+    let sender = sending.await.expect("sending task");
+    let Media {
+        mut peer,
+        camera,
+        audio,
+        ..
+    } = publish(&mut b.presenter, 0x5151_0003, 10).await;
+    let _ = peer.take_incoming();
+    b._presenter_peer = peer;
+    b.stop = Arc::new(AtomicBool::new(false));
+    b.sending = tokio::spawn(send_until(camera, audio, sender, b.stop.clone()));
+    let mut tracks = Vec::new();
+    while tracks.len() < 2 {
+        let m = b.presenter.ws.recv_type("track_published").await;
+        tracks.push(m["track"]["id"].as_str().expect("track id").to_owned());
+    }
+    b.tracks = tracks.clone();
+
+    let slot = b.presenter.slot();
+    let restarts = b.viewers.iter_mut().map(|v| {
+        let tracks = tracks.clone();
+        async move {
+            let reset = v.dev.ws.recv_type("media_reset").await;
+            assert_eq!(reset["reason"], "media_node_lost", "{reset}");
+            v.peer = None;
+            v.start_media(&tracks, slot).await;
+            let name = v.name();
+            poll_until(
+                Duration::from_secs(10),
+                &format!("{name} decrypts again"),
+                async || v.session_first.lock().expect("first").is_some(),
+            )
+            .await;
+            let again = v.session_first.lock().expect("first").expect("a frame");
+            again.saturating_duration_since(kill)
+        }
+    });
+    let times = futures_util::future::join_all(restarts).await;
+    let worst = times.iter().max().copied().unwrap_or_default();
+    println!(
+        "origin killed: 10 viewers decrypt again {:.2}–{:.2} s after the kill",
+        times
+            .iter()
+            .min()
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64(),
+        worst.as_secs_f64()
+    );
+    let seating = b.seating().await;
+    println!("after the kill: {seating:?}");
+    assert!(
+        seating.iter().all(|(url, _, _)| *url != origin_url),
+        "the killed origin holds nothing: {seating:?}"
+    );
+    assert_spans_three_nodes(&seating, 10);
+    b.stop();
 }
