@@ -19,7 +19,8 @@
 //! dropped; events about a device seated on that edge pass, a `subscriptions_live` with its
 //! edge track ids translated back to the origin's; events about any other device (the relayed
 //! publishers, named by their own device ids) are dropped. An edge's `media_reset` (it
-//! restarted and lost the import) counts as the edge lost.
+//! restarted and lost the import) counts as the edge lost; the origin's (it restarted and lost
+//! the exports) closes the edges and gives up every seat before the room is reset.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -183,6 +184,9 @@ pub(super) enum Route {
     Pass(MediaEvent),
     /// Pass it on and bring the room's edges in step with the origin's tracks.
     PassAndSync(MediaEvent),
+    /// The origin lost the room's media state (it restarted): its exports are gone, so the
+    /// edges are closed and every seat given up before the reset is passed on.
+    PassAfterClosingEdges(MediaEvent),
     /// Drop it.
     Drop,
     /// The edge lost the room's copy (it restarted): handle it as a lost edge.
@@ -198,6 +202,7 @@ pub(super) fn route(origin: usize, cascade: &Cascade, from: usize, event: MediaE
             {
                 Route::PassAndSync(event)
             }
+            MediaEvent::MediaReset { .. } => Route::PassAfterClosingEdges(event),
             _ => Route::Pass(event),
         };
     }
@@ -382,6 +387,15 @@ mod tests {
             Route::PassAndSync(_)
         ));
         assert!(matches!(route(0, &c, 2, gone_of("viewer")), Route::Drop));
+        let reset = MediaEvent::MediaReset {
+            room: "r".into(),
+            reason: crate::protocol::MediaResetReason::MediaNodeRestarted,
+        };
+        assert!(matches!(route(0, &c, 1, reset.clone()), Route::EdgeLost));
+        assert!(matches!(
+            route(0, &c, 0, reset),
+            Route::PassAfterClosingEdges(_)
+        ));
         let (link, devices) = c.remove_edge(1).expect("an edge");
         assert_eq!((link.as_str(), devices), ("l1", vec!["viewer".to_owned()]));
     }

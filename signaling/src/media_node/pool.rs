@@ -464,6 +464,11 @@ async fn forward_events(
                 tokio::spawn(sync_edges(shared.clone(), room));
                 event
             }
+            Route::PassAfterClosingEdges(event) => {
+                // Before the clients hear of the reset: their fresh offers are seated anew.
+                shared.close_edges(&room).await;
+                event
+            }
             Route::Drop => {
                 tracing::debug!(
                     node = i,
