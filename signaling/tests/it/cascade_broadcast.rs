@@ -135,6 +135,8 @@ struct Viewer {
     other_frames: Arc<AtomicU64>,
     /// When the last frame of the first presenter was decrypted.
     last_frame: Arc<Mutex<Option<Instant>>>,
+    /// The longest time between two frames of the first presenter (since set to zero).
+    max_gap: Arc<Mutex<Duration>>,
     /// When the current media session's first frame of the first presenter was decrypted.
     session_first: Arc<Mutex<Option<Instant>>>,
     store: Arc<Mutex<KeyStore>>,
@@ -159,6 +161,7 @@ impl Viewer {
             frames: Arc::default(),
             other_frames: Arc::default(),
             last_frame: Arc::default(),
+            max_gap: Arc::default(),
             session_first: Arc::default(),
             store: Arc::new(Mutex::new(KeyStore::new())),
             peer: None,
@@ -199,6 +202,7 @@ impl Viewer {
             presenter_slot,
             [self.frames.clone(), self.other_frames.clone()],
             [self.last_frame.clone(), self.session_first.clone()],
+            self.max_gap.clone(),
         ));
         let subs: Vec<Value> = tracks.iter().map(|t| json!({"track": t})).collect();
         self.dev
@@ -234,6 +238,7 @@ async fn decrypt_all(
     slot: u16,
     [frames, other]: [Arc<AtomicU64>; 2],
     [last, first]: [Arc<Mutex<Option<Instant>>>; 2],
+    max_gap: Arc<Mutex<Duration>>,
 ) {
     let mut out = Vec::new();
     while let Some(Incoming { kind, packet, .. }) = rx.recv().await {
@@ -251,7 +256,10 @@ async fn decrypt_all(
             Ok(received) if received.kid.slot() == slot => {
                 frames.fetch_add(1, Ordering::Relaxed);
                 let now = Instant::now();
-                *last.lock().expect("last") = Some(now);
+                if let Some(previous) = last.lock().expect("last").replace(now) {
+                    let mut max = max_gap.lock().expect("gap");
+                    *max = (*max).max(now.saturating_duration_since(previous));
+                }
                 first.lock().expect("first").get_or_insert(now);
             }
             Ok(_) => {
@@ -551,6 +559,9 @@ async fn edge_sfu_killed_its_viewers_receive_again_within_5_s() {
         .map(|&i| b.viewers[i].frames.load(Ordering::Relaxed))
         .collect();
 
+    for &i in &others {
+        *b.viewers[i].max_gap.lock().expect("gap") = Duration::ZERO;
+    }
     let kill = Instant::now();
     b.nodes[killed].process.kill();
     // Its viewers get media_reset and start fresh sessions; the others are not told anything.
@@ -607,6 +618,17 @@ async fn edge_sfu_killed_its_viewers_receive_again_within_5_s() {
         assert!(
             last.elapsed() < Duration::from_millis(500),
             "{} still receives",
+            v.name()
+        );
+        let gap = *v.max_gap.lock().expect("gap");
+        println!(
+            "{}: longest time between two frames through the kill {:.0} ms",
+            v.name(),
+            gap.as_secs_f64() * 1000.0
+        );
+        assert!(
+            gap < Duration::from_millis(500),
+            "{} saw a gap of {gap:?}",
             v.name()
         );
     }
