@@ -32,7 +32,10 @@
 //!   to forget it ([`MediaNode::abandon_room`]), and [`MediaEvent::MediaReset`] with
 //!   `media_node_lost` goes out for it, as after a restart. With the node registry on Redis
 //!   ([`SfuPool::with_registry`], [`watch_registry`]) placement also weighs each node's own
-//!   record (participants, capacity, drain state).
+//!   record (participants, capacity, drain state). A pool spreads a broadcast over several
+//!   nodes when its node is full (docs/architecture.md §7.57): viewers seated on edge nodes fed
+//!   by SFU-to-SFU relays (`relay_*` calls); a lost edge resets only its viewers
+//!   ([`MediaEvent::ParticipantsReset`]).
 //!
 //! Implementations: `EmbeddedSfu` runs an SFU node inside this process (`signaling dev`; only
 //! with the `embedded-sfu` feature);

@@ -6,6 +6,12 @@
 //! call for the room goes to that node. Events of all nodes are merged; an event a node sends
 //! about a room not placed on it (a stale copy on a node the room was moved off) is dropped.
 //!
+//! Cascade (docs/architecture.md §7.57, `cascade.rs`): a broadcast's viewers the room's node
+//! (its origin) has no room for are seated on edge nodes the room is spread to over the
+//! SFU-to-SFU relay; the pool keeps each device's node and sends every call about the device
+//! there, sets the relays up, keeps their tracks in step, routes the edges' events, and resets
+//! only a lost edge's viewers (`MediaEvent::ParticipantsReset`).
+//!
 //! Discovery ([`SfuPool::with_discovery`]): with the registry, a node that publishes a record
 //! whose control URL starts with one of the allowed prefixes joins the pool as it appears, so
 //! SFU nodes can be added without restarting signaling. A node is never removed (placed rooms
