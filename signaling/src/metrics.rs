@@ -9,7 +9,7 @@ use prometheus::{
 };
 
 use crate::cluster::ClusterMetrics;
-use crate::media_node::{NodeState, RegistryCounts};
+use crate::media_node::{NodeState, RegistryCounts, RelayCounts};
 use crate::policy::Role;
 use crate::protocol::{
     CLIENT_MESSAGE_TYPES, MediaResetReason, ModerationAction, REJECT_REASONS, SERVER_MESSAGE_TYPES,
@@ -61,6 +61,8 @@ pub struct Metrics {
     pub media_resets: IntCounterVec,
     /// The replicas' cluster (`signaling_cluster_*`).
     pub cluster: ClusterMetrics,
+    /// The SFU-to-SFU relays a pool drives (`signaling_relay_*`, `signaling_edge_failovers_total`).
+    pub relays: RelayMetrics,
     /// Media nodes by state ([`MEDIA_NODE_STATES`]), read from the media node at each scrape.
     pub media_nodes: IntGaugeVec,
     /// Reads of the node registry on Redis by result (`ok`, `error`), copied from the media
@@ -248,6 +250,7 @@ impl Metrics {
         registry.register(Box::new(client_decrypt_failures.clone()))?;
         registry.register(Box::new(process_metrics::ProcessCollector::for_self()?))?;
         let cluster = ClusterMetrics::new(&registry)?;
+        let relays = RelayMetrics::new(&registry)?;
         for role in Role::ALL {
             participants.with_label_values(&[role.as_str()]);
         }
@@ -295,6 +298,7 @@ impl Metrics {
             connections,
             rooms,
             cluster,
+            relays,
             participants,
             joins,
             join_latency,
@@ -366,6 +370,24 @@ impl Metrics {
         refused.inc_by(counts.nodes_refused.saturating_sub(refused.get()));
     }
 
+    /// Copies a pool's relay counts (read from the media node at each scrape).
+    pub fn set_relay_counts(&self, counts: RelayCounts) {
+        let r = &self.relays;
+        r.links.set(i64::try_from(counts.links).unwrap_or(i64::MAX));
+        for (counter, total) in [
+            (r.setups.with_label_values(&["ok"]), counts.setups_ok),
+            (
+                r.setups.with_label_values(&["failed"]),
+                counts.setups_failed,
+            ),
+            (r.syncs.with_label_values(&["ok"]), counts.syncs_ok),
+            (r.syncs.with_label_values(&["failed"]), counts.syncs_failed),
+            (r.edge_failovers.clone(), counts.edge_failovers),
+        ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -378,5 +400,60 @@ impl Metrics {
             return String::new();
         }
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Metrics of the SFU-to-SFU relays a pool of SFU nodes drives (docs/architecture.md §7.57),
+/// copied from the pool at each scrape.
+#[derive(Clone, Debug)]
+pub struct RelayMetrics {
+    /// Relay links up now (one per edge of a room).
+    pub links: IntGauge,
+    /// Edge setups by result (`ok`, `failed`).
+    pub setups: IntCounterVec,
+    /// Track syncs (origin export's tracks put to an edge's import) by result.
+    pub syncs: IntCounterVec,
+    /// Edges lost (killed, unreachable, restarted) whose viewers were reset.
+    pub edge_failovers: IntCounter,
+}
+
+impl RelayMetrics {
+    fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let links = IntGauge::new(
+            "signaling_relay_links",
+            "SFU-to-SFU relay links this process drives now (one per edge node of a room)",
+        )?;
+        let setups = IntCounterVec::new(
+            Opts::new(
+                "signaling_relay_setups_total",
+                "Edge setups (room created on the edge node, exported by the origin, imported), by result",
+            ),
+            &["result"],
+        )?;
+        let syncs = IntCounterVec::new(
+            Opts::new(
+                "signaling_relay_syncs_total",
+                "Relay track syncs after a track was published or unpublished on the origin, by result",
+            ),
+            &["result"],
+        )?;
+        let edge_failovers = IntCounter::new(
+            "signaling_edge_failovers_total",
+            "Edge nodes of a room lost (killed, unreachable, restarted): their viewers got media_reset",
+        )?;
+        registry.register(Box::new(links.clone()))?;
+        registry.register(Box::new(setups.clone()))?;
+        registry.register(Box::new(syncs.clone()))?;
+        registry.register(Box::new(edge_failovers.clone()))?;
+        for result in ["ok", "failed"] {
+            setups.with_label_values(&[result]);
+            syncs.with_label_values(&[result]);
+        }
+        Ok(RelayMetrics {
+            links,
+            setups,
+            syncs,
+            edge_failovers,
+        })
     }
 }

@@ -328,6 +328,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(counts) = state.hub.media().and_then(|node| node.registry_reads()) {
         state.hub.metrics().set_registry_counts(counts);
     }
+    if let Some(counts) = state.hub.media().and_then(|node| node.relay_counts()) {
+        state.hub.metrics().set_relay_counts(counts);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.hub.metrics().render(),

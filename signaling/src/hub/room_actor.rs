@@ -705,6 +705,16 @@ impl RoomActor {
                             .inc();
                         self.room.media_reset(reason)
                     }
+                    MediaEvent::ParticipantsReset {
+                        devices, reason, ..
+                    } => {
+                        warn!(room = self.room.name(), %reason, devices = devices.len(), "some media sessions reset");
+                        self.metrics
+                            .media_resets
+                            .with_label_values(&[reason.as_str()])
+                            .inc();
+                        self.room.media_reset_devices(&devices, reason)
+                    }
                 };
                 self.deliver(out, now);
             }

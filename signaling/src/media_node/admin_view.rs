@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{MediaNodeInfo, NodeState};
+use super::{CascadeRole, MediaNodeInfo, NodeState};
 use crate::room::RoomSummary;
 
 /// The body of `GET /v1/media-nodes`.
@@ -40,8 +40,15 @@ pub struct MediaNodeView {
 pub struct PlacedRoom {
     /// Room name.
     pub name: String,
-    /// Devices joined.
+    /// Devices joined (the whole room's on its origin; on an edge, the devices seated there).
     pub participants: u32,
+    /// With a pool: `origin` (the room's own node) or `edge` (a copy fed by a relay link,
+    /// docs/architecture.md §7.57).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<CascadeRole>,
+    /// With a pool: the devices whose media session this node holds, sorted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_sessions: Option<Vec<String>>,
 }
 
 /// What a node published about itself, as of its last heartbeat.
@@ -71,14 +78,28 @@ pub fn media_node_list(nodes: Vec<MediaNodeInfo>, rooms: &[RoomSummary]) -> Medi
     let nodes = nodes
         .into_iter()
         .map(|node| {
-            let placed: Vec<PlacedRoom> = rooms
+            let on_node = |name: &str| node.rooms.iter().find(|r| r.room == name);
+            let mut placed: Vec<PlacedRoom> = rooms
                 .iter()
                 .filter(|r| r.media_node == node.url)
                 .map(|r| PlacedRoom {
                     name: r.name.clone(),
                     participants: r.participants,
+                    role: on_node(&r.name).map(|n| n.role),
+                    media_sessions: on_node(&r.name).map(|n| n.devices.clone()),
                 })
                 .collect();
+            placed.extend(
+                node.rooms
+                    .iter()
+                    .filter(|r| r.role == CascadeRole::Edge)
+                    .map(|r| PlacedRoom {
+                        name: r.room.clone(),
+                        participants: r.devices.len() as u32,
+                        role: Some(CascadeRole::Edge),
+                        media_sessions: Some(r.devices.clone()),
+                    }),
+            );
             let (state, detached_for_ms) = match node.state {
                 NodeState::Attached => ("attached", None),
                 NodeState::Draining => ("draining", None),

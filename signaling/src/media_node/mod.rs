@@ -32,7 +32,10 @@
 //!   to forget it ([`MediaNode::abandon_room`]), and [`MediaEvent::MediaReset`] with
 //!   `media_node_lost` goes out for it, as after a restart. With the node registry on Redis
 //!   ([`SfuPool::with_registry`], [`watch_registry`]) placement also weighs each node's own
-//!   record (participants, capacity, drain state).
+//!   record (participants, capacity, drain state). A pool spreads a broadcast over several
+//!   nodes when its node is full (docs/architecture.md §7.57): viewers seated on edge nodes fed
+//!   by SFU-to-SFU relays (`relay_*` calls); a lost edge resets only its viewers
+//!   ([`MediaEvent::ParticipantsReset`]).
 //!
 //! Implementations: `EmbeddedSfu` runs an SFU node inside this process (`signaling dev`; only
 //! with the `embedded-sfu` feature);
@@ -43,6 +46,7 @@
 //! does not know.
 
 mod admin_view;
+mod cascade;
 #[cfg(feature = "embedded-sfu")]
 mod embedded;
 mod placement;
@@ -52,6 +56,7 @@ mod remote;
 mod translate;
 
 pub use admin_view::{MediaNodeList, MediaNodeView, media_node_list};
+pub use cascade::{CascadeRole, NodeRoom, RelayCounts};
 #[cfg(feature = "embedded-sfu")]
 pub use embedded::{EmbeddedSfu, EmbeddedStartError};
 pub use placement::{NodeState, NodeView, Registered, choose};
@@ -62,6 +67,7 @@ pub use remote::RemoteSfu;
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 pub use sfu_control_api::PublishSource;
+use sfu_control_api::relay::{RelayExport, RelayImported, RelayTracks};
 
 use crate::policy::{Role, RoomKind};
 use crate::protocol::{
@@ -238,6 +244,17 @@ pub enum MediaEvent {
         /// Why (restarted, events lost, or moved off a lost node).
         reason: crate::protocol::MediaResetReason,
     },
+    /// Only these devices' media sessions are gone (a room spread over several nodes lost an
+    /// edge node: its viewers' sessions went with it, the room stays on its origin;
+    /// docs/architecture.md §7.57): each of them must start a fresh one.
+    ParticipantsReset {
+        /// Room name.
+        room: String,
+        /// The devices whose sessions are gone.
+        devices: Vec<String>,
+        /// Why.
+        reason: crate::protocol::MediaResetReason,
+    },
 }
 
 impl MediaEvent {
@@ -252,7 +269,8 @@ impl MediaEvent {
             | MediaEvent::Offer { room, .. }
             | MediaEvent::Slots { room, .. }
             | MediaEvent::SubscriptionsLive { room, .. }
-            | MediaEvent::MediaReset { room, .. } => room,
+            | MediaEvent::MediaReset { room, .. }
+            | MediaEvent::ParticipantsReset { room, .. } => room,
         }
     }
 }
@@ -303,6 +321,9 @@ pub struct MediaNodeInfo {
     pub state: NodeState,
     /// Its live record in the node registry, when signaling reads one and the node has one.
     pub registered: Option<sfu_registry::NodeRecord>,
+    /// The rooms a pool spread over several nodes holds on it (origin or edge) with the devices
+    /// whose media sessions it holds; empty outside a pool.
+    pub rooms: Vec<NodeRoom>,
 }
 
 /// A media node (SFU) as signaling sees it. See the module docs for the contract.
@@ -423,6 +444,7 @@ pub trait MediaNode: Send + Sync + 'static {
             url: None,
             state: self.state(),
             registered: None,
+            rooms: Vec::new(),
         }]
     }
 
@@ -430,6 +452,51 @@ pub trait MediaNode: Send + Sync + 'static {
     /// `signaling_registry_nodes_refused_total`); `None` without a registry.
     fn registry_reads(&self) -> Option<RegistryCounts> {
         None
+    }
+
+    /// The relays this node drove since the start (`signaling_relays`,
+    /// `signaling_relay_setups_total`, `signaling_edge_failovers_total`); `None` for a node
+    /// that drives none (a single node).
+    fn relay_counts(&self) -> Option<RelayCounts> {
+        None
+    }
+
+    /// Asks the node (the origin) to export `room` to the edge node whose media address is
+    /// `edge_media_address` (docs/architecture.md §7.55). Refused by a node that cannot relay.
+    async fn relay_export(
+        &self,
+        _room: &str,
+        _edge_media_address: &str,
+    ) -> Result<RelayExport, MediaError> {
+        Err(MediaError::Refused("this media node does not relay".into()))
+    }
+
+    /// Asks the node (an edge) to import `room` with the origin's answer, unchanged.
+    async fn relay_import(
+        &self,
+        _room: &str,
+        _export: &RelayExport,
+    ) -> Result<RelayImported, MediaError> {
+        Err(MediaError::Refused("this media node does not relay".into()))
+    }
+
+    /// The tracks the origin's export `link` carries now.
+    async fn relay_export_tracks(&self, _link: &str) -> Result<RelayTracks, MediaError> {
+        Err(MediaError::Refused("this media node does not relay".into()))
+    }
+
+    /// Makes the edge's import `link` present exactly `tracks`.
+    async fn relay_import_tracks(
+        &self,
+        _link: &str,
+        _tracks: &RelayTracks,
+    ) -> Result<RelayImported, MediaError> {
+        Err(MediaError::Refused("this media node does not relay".into()))
+    }
+
+    /// Ends the origin's export `link`.
+    async fn delete_relay_export(&self, _link: &str) -> Result<(), MediaError> {
+        Err(MediaError::Refused("this media node does not relay".into()))
     }
 
     /// The room was moved to another node: forget it here without asking the node (it is

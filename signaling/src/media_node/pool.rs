@@ -6,6 +6,12 @@
 //! call for the room goes to that node. Events of all nodes are merged; an event a node sends
 //! about a room not placed on it (a stale copy on a node the room was moved off) is dropped.
 //!
+//! Cascade (docs/architecture.md §7.57, `cascade.rs`): a broadcast's viewers the room's node
+//! (its origin) has no room for are seated on edge nodes the room is spread to over the
+//! SFU-to-SFU relay; the pool keeps each device's node and sends every call about the device
+//! there, sets the relays up, keeps their tracks in step, routes the edges' events, and resets
+//! only a lost edge's viewers (`MediaEvent::ParticipantsReset`).
+//!
 //! Discovery ([`SfuPool::with_discovery`]): with the registry, a node that publishes a record
 //! whose control URL starts with one of the allowed prefixes joins the pool as it appears, so
 //! SFU nodes can be added without restarting signaling. A node is never removed (placed rooms
@@ -29,12 +35,15 @@ use async_trait::async_trait;
 use futures_util::stream::{BoxStream, StreamExt as _};
 use tokio::sync::{mpsc, watch};
 
+use super::cascade::{self, Cascade, Edge, RelayCounters, Route, Seat};
 use super::placement::{self, NodeState, NodeView, Registered};
 use super::registry_view::RegistrySnapshot;
+use super::{CascadeRole, NodeRoom, RelayCounts};
 use super::{
     MediaError, MediaEvent, MediaNode, MediaNodeInfo, MediaRoomSpec, MediaSessionId,
     ParticipantSpec, PublishSource, RegistryCounts, SessionDescription,
 };
+use crate::policy::RoomKind;
 use crate::protocol::{MediaResetReason, ReceiveSlotCounts, Subscription, TrackAnnouncement};
 
 /// How a pool treats lost nodes.
@@ -82,6 +91,11 @@ struct Shared {
     events: Mutex<Option<mpsc::Sender<MediaEvent>>>,
     /// Registry records refused for a control URL no allowed prefix matches.
     refused: std::sync::atomic::AtomicU64,
+    /// Held while a room's edges are set up or brought in step (control calls only), so that
+    /// viewers joining at once make one edge, not one each.
+    relay_control: tokio::sync::Mutex<()>,
+    /// What the relays did.
+    relays: RelayCounters,
 }
 
 /// Makes a node from a discovered control URL (a [`super::RemoteSfu`] with signaling's secret).
@@ -100,6 +114,8 @@ struct Placed {
     node: usize,
     /// What the room was created with (to create it again on another node).
     spec: MediaRoomSpec,
+    /// Where its devices' media sessions are and its edges (a broadcast spread over nodes).
+    cascade: Cascade,
 }
 
 impl std::fmt::Debug for SfuPool {
@@ -144,6 +160,8 @@ impl SfuPool {
                 rooms: Mutex::default(),
                 events: Mutex::default(),
                 refused: Default::default(),
+                relay_control: tokio::sync::Mutex::new(()),
+                relays: RelayCounters::default(),
             }),
             settings,
         }
@@ -189,6 +207,7 @@ impl SfuPool {
             Placed {
                 node: i,
                 spec: room.clone(),
+                cascade: Cascade::default(),
             },
         );
     }
@@ -199,6 +218,17 @@ impl SfuPool {
             .get(room)
             .map(|p| self.shared.node(p.node))
             .ok_or(MediaError::UnknownRoom)
+    }
+
+    /// The node holding `device`'s media session in `room` (the origin when it has none).
+    fn node_of_device(&self, room: &str, device: &str) -> Result<Arc<dyn MediaNode>, MediaError> {
+        let i = self
+            .shared
+            .rooms()
+            .get(room)
+            .map(|p| p.cascade.seats.get(device).map_or(p.node, |s| s.node))
+            .ok_or(MediaError::UnknownRoom)?;
+        Ok(self.shared.node(i))
     }
 }
 
@@ -309,6 +339,9 @@ impl Shared {
         let Some(spec) = self.rooms().get(room).map(|p| p.spec.clone()) else {
             return Ok(false);
         };
+        // Its edge copies go with it: every session of the room is reset anyway, and the
+        // new origin may be one of those nodes.
+        self.close_edges(room).await;
         let (to, _counts) = self.create(&spec).await?;
         // The slot counts come from the node's room policy, the same on every node of a pool:
         // the room keeps those it has.
@@ -328,6 +361,23 @@ impl Shared {
         self.node(from).abandon_room(room);
         tracing::warn!(room, from, to, "room moved off a lost SFU node");
         Ok(true)
+    }
+
+    /// Takes the room's edges and every seat, and closes the edge copies (their imports go
+    /// with them).
+    async fn close_edges(&self, room: &str) {
+        let edges: Vec<Edge> = match self.rooms().get_mut(room) {
+            Some(p) => {
+                p.cascade.seats.clear();
+                p.cascade.edges.drain(..).collect()
+            }
+            None => return,
+        };
+        for edge in edges {
+            if let Err(e) = self.node(edge.node).close_room(room).await {
+                tracing::debug!(room, node = edge.node, error = %e, "closing an edge copy");
+            }
+        }
     }
 }
 
@@ -358,6 +408,29 @@ async fn fail_over(shared: Arc<Shared>, settings: PoolSettings, moves: mpsc::Sen
                 .map(|(name, p)| (name.clone(), p.node))
                 .collect()
         };
+        let edges: Vec<(String, usize)> = if lost.is_empty() {
+            Vec::new()
+        } else {
+            shared
+                .rooms()
+                .iter()
+                .flat_map(|(name, p)| {
+                    p.cascade
+                        .edges
+                        .iter()
+                        .filter(|e| lost.contains(&e.node))
+                        .map(|e| (name.clone(), e.node))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        for (room, node) in edges {
+            if let Some(reset) = shared.drop_edge(&room, node, EdgeEnd::Lost).await
+                && moves.send(reset).await.is_err()
+            {
+                return;
+            }
+        }
         failing.retain(|r| rooms.iter().any(|(room, _)| room == r));
         for (room, from) in rooms {
             match shared.move_room(&room, from).await {
@@ -398,18 +471,40 @@ async fn forward_events(
     tx: mpsc::Sender<MediaEvent>,
 ) {
     while let Some(event) = events.next().await {
-        let placed_here = shared
-            .rooms()
-            .get(event.room())
-            .is_some_and(|p| p.node == i);
-        if !placed_here {
-            tracing::debug!(
-                node = i,
-                room = event.room(),
-                "dropped an event of a room not placed on its node"
-            );
-            continue;
-        }
+        let room = event.room().to_owned();
+        let route = match shared.rooms().get(&room) {
+            Some(p) => cascade::route(p.node, &p.cascade, i, event),
+            None => Route::Drop,
+        };
+        let event = match route {
+            Route::Pass(event) => event,
+            Route::PassAndSync(event) => {
+                tokio::spawn(sync_edges(shared.clone(), room));
+                event
+            }
+            Route::PassAfterClosingEdges(event) => {
+                // Before the clients hear of the reset: their fresh offers are seated anew.
+                shared.close_edges(&room).await;
+                event
+            }
+            Route::Drop => {
+                tracing::debug!(
+                    node = i,
+                    room,
+                    "dropped an event of a room not placed on its node, or a relayed one"
+                );
+                continue;
+            }
+            Route::EdgeLost => {
+                let (shared, tx) = (shared.clone(), tx.clone());
+                tokio::spawn(async move {
+                    if let Some(reset) = shared.drop_edge(&room, i, EdgeEnd::Restarted).await {
+                        let _ = tx.send(reset).await;
+                    }
+                });
+                continue;
+            }
+        };
         if tx.send(event).await.is_err() {
             return;
         }
@@ -472,6 +567,342 @@ async fn discover(shared: Arc<Shared>, mut snapshot: watch::Receiver<RegistrySna
     }
 }
 
+/// Places of a room's origin node that viewers leave free, for a publisher (a presenter, a
+/// caller) joining later: publishers are seated only on the origin (docs/architecture.md §7.57).
+const ORIGIN_KEEPS_FOR_PUBLISHERS: u64 = 1;
+
+/// Why an edge ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EdgeEnd {
+    /// Unreachable past the failover delay (killed, partitioned): its copy is forgotten, and
+    /// closed if it comes back.
+    Lost,
+    /// It restarted and lost the copy (its client re-created an empty one): closed now.
+    Restarted,
+}
+
+impl Shared {
+    /// Whether node `i` takes one more media session and still has `keep` places left after
+    /// it: by its registry record (`participants + keep < capacity`, not draining), counting at
+    /// least the sessions seated there by this pool (the record lags by a heartbeat); any
+    /// attached node without a registry.
+    fn has_room(
+        &self,
+        i: usize,
+        keep: u64,
+        registry: Option<&RegistrySnapshot>,
+        seated: &HashMap<usize, u64>,
+    ) -> bool {
+        let node = self.node(i);
+        if node.state() != NodeState::Attached {
+            return false;
+        }
+        let (Some(snapshot), Some(url)) = (registry, Shared::url_of(&node)) else {
+            return true;
+        };
+        match snapshot.registered(&url) {
+            Registered::Unknown => true,
+            Registered::Absent => false,
+            Registered::Live {
+                participants,
+                capacity,
+                draining,
+            } => {
+                let used = participants.max(seated.get(&i).copied().unwrap_or(0));
+                !draining && capacity.is_none_or(|cap| used.saturating_add(keep) < cap)
+            }
+        }
+    }
+
+    /// Seats `participant` of `room`: on the node the cascade rule names (and remembers it),
+    /// or `Ok(None)` when a new edge is needed. `force` seats it on the origin whatever the
+    /// rule says. Returns the node and the device's earlier seat when it was elsewhere.
+    #[allow(clippy::type_complexity)]
+    fn seat(
+        &self,
+        room: &str,
+        participant: &ParticipantSpec,
+        force: bool,
+    ) -> Result<Option<(usize, Option<(usize, MediaSessionId)>)>, MediaError> {
+        let registry = self
+            .registry
+            .as_ref()
+            .map(|snapshot| snapshot.borrow().clone());
+        let mut rooms = self.rooms();
+        let mut seated: HashMap<usize, u64> = HashMap::new();
+        for p in rooms.values() {
+            for s in p.cascade.seats.values() {
+                *seated.entry(s.node).or_default() += 1;
+            }
+        }
+        let p = rooms.get_mut(room).ok_or(MediaError::UnknownRoom)?;
+        let viewer = p.spec.kind == RoomKind::Broadcast && !participant.can_publish;
+        let origin = p.node;
+        let node = if force {
+            p.node
+        } else {
+            match p.cascade.seat_for(
+                p.node,
+                &participant.device,
+                viewer,
+                // The origin keeps a place for a publisher joining later (publishers are only
+                // ever seated there).
+                |i| {
+                    let keep = if i == origin {
+                        ORIGIN_KEEPS_FOR_PUBLISHERS
+                    } else {
+                        0
+                    };
+                    self.has_room(i, keep, registry.as_ref(), &seated)
+                },
+                |i| self.node(i).is_attached(),
+            ) {
+                Some(node) => node,
+                None => return Ok(None),
+            }
+        };
+        let earlier = p.cascade.seats.insert(
+            participant.device.clone(),
+            Seat {
+                node,
+                session: participant.session,
+                asked: Vec::new(),
+            },
+        );
+        Ok(Some((
+            node,
+            earlier
+                .filter(|s| s.node != node)
+                .map(|s| (s.node, s.session)),
+        )))
+    }
+
+    /// Gives up `device`'s seat when it is still `session`'s.
+    fn unseat(&self, room: &str, device: &str, session: MediaSessionId) -> Option<usize> {
+        let mut rooms = self.rooms();
+        let p = rooms.get_mut(room)?;
+        match p.cascade.seats.get(device) {
+            Some(s) if s.session == session => p.cascade.seats.remove(device).map(|s| s.node),
+            _ => None,
+        }
+    }
+
+    /// Adds an edge to `room`: the placement rule's choice among the attached nodes with room
+    /// that hold no copy of it; the room is created there, exported by the origin to the
+    /// edge's media address (from its registry record) and imported there. A node that fails
+    /// is skipped for the next choice. Call with `relay_control` held.
+    async fn add_edge(&self, room: &str) -> Result<usize, MediaError> {
+        let (spec, origin, mut skip) = {
+            let rooms = self.rooms();
+            let p = rooms.get(room).ok_or(MediaError::UnknownRoom)?;
+            (p.spec.clone(), p.node, p.cascade.nodes(p.node))
+        };
+        let registry = self
+            .registry
+            .as_ref()
+            .map(|snapshot| snapshot.borrow().clone());
+        let seated: HashMap<usize, u64> = {
+            let mut seated = HashMap::new();
+            for p in self.rooms().values() {
+                for s in p.cascade.seats.values() {
+                    *seated.entry(s.node).or_default() += 1;
+                }
+            }
+            seated
+        };
+        let count = self.nodes().len();
+        let full: Vec<usize> = (0..count)
+            .filter(|&i| !self.has_room(i, 0, registry.as_ref(), &seated))
+            .collect();
+        skip.extend(full);
+        while let Some(i) = placement::choose(&self.views(&skip)) {
+            match self
+                .link_edge(room, &spec, origin, i, registry.as_ref())
+                .await
+            {
+                Ok(edge) => {
+                    RelayCounters::bump(&self.relays.setups_ok);
+                    let placed = match self.rooms().get_mut(room) {
+                        Some(p) if p.node == origin => {
+                            p.cascade.edges.push(edge);
+                            true
+                        }
+                        _ => false,
+                    };
+                    if !placed {
+                        // The room closed or moved meanwhile.
+                        let _ = self.node(i).close_room(room).await;
+                        return Err(MediaError::UnknownRoom);
+                    }
+                    tracing::info!(room, origin, edge = i, "room spread to an edge SFU node");
+                    return Ok(i);
+                }
+                Err(e) => {
+                    RelayCounters::bump(&self.relays.setups_failed);
+                    tracing::warn!(room, node = i, error = %e, "could not make an edge of a room on an SFU node; trying another");
+                    skip.push(i);
+                }
+            }
+        }
+        Err(MediaError::Failed(
+            "no SFU node has room for an edge of the room".into(),
+        ))
+    }
+
+    /// Creates `room` on node `i`, exports it from `origin` and imports it on `i`; undoes what
+    /// was done when a step fails.
+    async fn link_edge(
+        &self,
+        room: &str,
+        spec: &MediaRoomSpec,
+        origin: usize,
+        i: usize,
+        registry: Option<&RegistrySnapshot>,
+    ) -> Result<Edge, MediaError> {
+        let edge = self.node(i);
+        let address = Shared::url_of(&edge)
+            .and_then(|url| {
+                registry.and_then(|r| r.record(&url).map(|rec| rec.media_address.clone()))
+            })
+            .ok_or_else(|| MediaError::Failed("the edge node has no registry record".into()))?;
+        edge.create_room(spec).await?;
+        let export = match self.node(origin).relay_export(room, &address).await {
+            Ok(export) => export,
+            Err(e) => {
+                let _ = edge.close_room(room).await;
+                return Err(e);
+            }
+        };
+        match edge.relay_import(room, &export).await {
+            Ok(imported) => Ok(Edge::new(i, &imported)),
+            Err(e) => {
+                let _ = self.node(origin).delete_relay_export(&export.link).await;
+                let _ = edge.close_room(room).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends `room`'s edge on `node`: the seats there are given up, the origin's export is
+    /// deleted, the edge's copy forgotten (lost) or closed (restarted). Returns the reset of
+    /// the devices that were seated there.
+    async fn drop_edge(&self, room: &str, node: usize, end: EdgeEnd) -> Option<MediaEvent> {
+        let (origin, link, devices) = {
+            let mut rooms = self.rooms();
+            let p = rooms.get_mut(room)?;
+            let (link, devices) = p.cascade.remove_edge(node)?;
+            (p.node, link, devices)
+        };
+        RelayCounters::bump(&self.relays.edge_failovers);
+        tracing::warn!(
+            room,
+            edge = node,
+            ?end,
+            viewers = devices.len(),
+            "edge SFU node of a room lost; its viewers start fresh media sessions"
+        );
+        match end {
+            EdgeEnd::Lost => self.node(node).abandon_room(room),
+            EdgeEnd::Restarted => {
+                if let Err(e) = self.node(node).close_room(room).await {
+                    tracing::debug!(room, node, error = %e, "closing a restarted edge's copy");
+                }
+            }
+        }
+        if let Err(e) = self.node(origin).delete_relay_export(&link).await {
+            tracing::debug!(room, origin, error = %e, "deleting the export of a lost edge");
+        }
+        Some(MediaEvent::ParticipantsReset {
+            room: room.to_owned(),
+            devices,
+            reason: MediaResetReason::MediaNodeLost,
+        })
+    }
+
+    /// The rooms on node `i` with their role and the devices seated there.
+    fn rooms_on(&self, i: usize) -> Vec<NodeRoom> {
+        let mut out: Vec<NodeRoom> = self
+            .rooms()
+            .iter()
+            .filter_map(|(name, p)| {
+                let role = if p.node == i {
+                    CascadeRole::Origin
+                } else if p.cascade.edges.iter().any(|e| e.node == i) {
+                    CascadeRole::Edge
+                } else {
+                    return None;
+                };
+                Some(NodeRoom {
+                    room: name.clone(),
+                    role,
+                    devices: p.cascade.devices_on(i),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.room.cmp(&b.room));
+        out
+    }
+}
+
+/// Brings every edge of `room` in step with the origin's export (its tracks read and put to
+/// the import), then applies again the subscriptions of the viewers seated on each edge (a
+/// track they asked for may only now be presented there).
+async fn sync_edges(shared: Arc<Shared>, room: String) {
+    let _control = shared.relay_control.lock().await;
+    let Some((origin, edges)) = shared.rooms().get(&room).map(|p| {
+        (
+            p.node,
+            p.cascade
+                .edges
+                .iter()
+                .map(|e| (e.node, e.link.clone()))
+                .collect::<Vec<_>>(),
+        )
+    }) else {
+        return;
+    };
+    for (node, link) in edges {
+        let edge = shared.node(node);
+        let synced = match shared.node(origin).relay_export_tracks(&link).await {
+            Ok(tracks) => edge.relay_import_tracks(&link, &tracks).await,
+            Err(e) => Err(e),
+        };
+        let imported = match synced {
+            Ok(imported) => imported,
+            Err(e) => {
+                RelayCounters::bump(&shared.relays.syncs_failed);
+                tracing::warn!(room, node, error = %e, "could not bring an edge's tracks in step");
+                continue;
+            }
+        };
+        RelayCounters::bump(&shared.relays.syncs_ok);
+        let again: Vec<(String, MediaSessionId, Vec<Subscription>)> = {
+            let mut rooms = shared.rooms();
+            let Some(p) = rooms.get_mut(&room) else {
+                return;
+            };
+            let Some(e) = p.cascade.edges.iter_mut().find(|e| e.link == link) else {
+                continue;
+            };
+            e.set_tracks(&imported);
+            p.cascade
+                .seats
+                .iter()
+                .filter(|(_, s)| s.node == node && !s.asked.is_empty())
+                .map(|(d, s)| (d.clone(), s.session, e.to_edge(&s.asked)))
+                .collect()
+        };
+        for (device, session, subscriptions) in again {
+            if let Err(e) = edge
+                .set_subscriptions(&room, &device, session, subscriptions)
+                .await
+            {
+                tracing::debug!(room, device, error = %e, "subscriptions of an edge viewer not applied again");
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl MediaNode for SfuPool {
     async fn create_room(
@@ -506,6 +937,7 @@ impl MediaNode for SfuPool {
 
     async fn close_room(&self, room: &str) -> Result<(), MediaError> {
         let node = self.node_of(room)?;
+        self.shared.close_edges(room).await;
         self.shared.rooms().remove(room);
         node.close_room(room).await
     }
@@ -517,9 +949,51 @@ impl MediaNode for SfuPool {
         offer: String,
         tracks: Vec<TrackAnnouncement>,
     ) -> Result<String, MediaError> {
-        self.node_of(room)?
+        let seated = match self.shared.seat(room, participant, false)? {
+            Some(seated) => seated,
+            None => {
+                let _control = self.shared.relay_control.lock().await;
+                match self.shared.seat(room, participant, false)? {
+                    Some(seated) => seated,
+                    None => match self.shared.add_edge(room).await {
+                        Ok(_) => match self.shared.seat(room, participant, false)? {
+                            Some(seated) => seated,
+                            None => self
+                                .shared
+                                .seat(room, participant, true)?
+                                .ok_or(MediaError::UnknownRoom)?,
+                        },
+                        Err(e) => {
+                            tracing::warn!(room, error = %e, "no edge for a viewer: seated on the origin");
+                            self.shared
+                                .seat(room, participant, true)?
+                                .ok_or(MediaError::UnknownRoom)?
+                        }
+                    },
+                }
+            }
+        };
+        let (i, earlier) = seated;
+        if let Some((node, session)) = earlier {
+            let (node, room, device) = (
+                self.shared.node(node),
+                room.to_owned(),
+                participant.device.clone(),
+            );
+            tokio::spawn(async move {
+                let _ = node.remove_participant(&room, &device, session).await;
+            });
+        }
+        let result = self
+            .shared
+            .node(i)
             .add_participant(room, participant, offer, tracks)
-            .await
+            .await;
+        if result.is_err() {
+            self.shared
+                .unseat(room, &participant.device, participant.session);
+        }
+        result
     }
 
     async fn renegotiate(
@@ -530,7 +1004,7 @@ impl MediaNode for SfuPool {
         description: SessionDescription,
         tracks: Vec<TrackAnnouncement>,
     ) -> Result<Option<String>, MediaError> {
-        self.node_of(room)?
+        self.node_of_device(room, device)?
             .renegotiate(room, device, session, description, tracks)
             .await
     }
@@ -542,7 +1016,31 @@ impl MediaNode for SfuPool {
         session: MediaSessionId,
         subscriptions: Vec<Subscription>,
     ) -> Result<(), MediaError> {
-        self.node_of(room)?
+        let (i, subscriptions) = {
+            let mut rooms = self.shared.rooms();
+            let p = rooms.get_mut(room).ok_or(MediaError::UnknownRoom)?;
+            let origin = p.node;
+            match p.cascade.seats.get_mut(device) {
+                // An edge viewer names origin tracks: the edge's ids of them.
+                Some(seat) if seat.node != origin => {
+                    if seat.session == session {
+                        seat.asked = subscriptions.clone();
+                    }
+                    let node = seat.node;
+                    let mapped = p
+                        .cascade
+                        .edges
+                        .iter()
+                        .find(|e| e.node == node)
+                        .map(|e| e.to_edge(&subscriptions))
+                        .unwrap_or_default();
+                    (node, mapped)
+                }
+                _ => (origin, subscriptions),
+            }
+        };
+        self.shared
+            .node(i)
             .set_subscriptions(room, device, session, subscriptions)
             .await
     }
@@ -554,7 +1052,7 @@ impl MediaNode for SfuPool {
         session: MediaSessionId,
         source: PublishSource,
     ) -> Result<(), MediaError> {
-        self.node_of(room)?
+        self.node_of_device(room, device)?
             .publish(room, device, session, source)
             .await
     }
@@ -566,7 +1064,7 @@ impl MediaNode for SfuPool {
         session: MediaSessionId,
         source: PublishSource,
     ) -> Result<(), MediaError> {
-        self.node_of(room)?
+        self.node_of_device(room, device)?
             .unpublish(room, device, session, source)
             .await
     }
@@ -577,7 +1075,12 @@ impl MediaNode for SfuPool {
         device: &str,
         session: MediaSessionId,
     ) -> Result<(), MediaError> {
-        match self.node_of(room) {
+        let seat = self.shared.unseat(room, device, session);
+        match seat
+            .map(|i| self.shared.node(i))
+            .ok_or(())
+            .or_else(|()| self.node_of(room))
+        {
             Ok(node) => node.remove_participant(room, device, session).await,
             // Idempotent: a room no node holds has no participant to remove.
             Err(_) => Ok(()),
@@ -652,7 +1155,14 @@ impl MediaNode for SfuPool {
         let nodes = self.shared.nodes().clone();
         nodes
             .iter()
-            .flat_map(|n| n.nodes())
+            .enumerate()
+            .flat_map(|(i, n)| {
+                let rooms = self.shared.rooms_on(i);
+                n.nodes().into_iter().map(move |mut info| {
+                    info.rooms = rooms.clone();
+                    info
+                })
+            })
             .map(|mut info| {
                 info.registered = match (&snapshot, &info.url) {
                     (Some(snapshot), Some(url)) => snapshot.record(url).cloned(),
@@ -661,6 +1171,16 @@ impl MediaNode for SfuPool {
                 info
             })
             .collect()
+    }
+
+    fn relay_counts(&self) -> Option<RelayCounts> {
+        let links = self
+            .shared
+            .rooms()
+            .values()
+            .map(|p| p.cascade.edges.len() as u64)
+            .sum();
+        Some(self.shared.relays.snapshot(links))
     }
 
     fn registry_reads(&self) -> Option<RegistryCounts> {

@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use futures_util::stream::{BoxStream, StreamExt as _};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
+use sfu_control_api::relay::{RelayExport, RelayExportRequest, RelayImported, RelayTracks};
 use sfu_control_api::{
     AddParticipant, AnswerBody, ErrorBody, EventsQuery, PublishBody, ResetReason, RoomCreated,
     SdpBody, SdpKind, StreamLine, SubscriptionBody,
@@ -309,6 +310,12 @@ fn segment(s: &str) -> String {
     out
 }
 
+async fn json_of<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, MediaError> {
+    resp.json::<T>()
+        .await
+        .map_err(|e| MediaError::Failed(format!("SFU answer unreadable: {e}")))
+}
+
 async fn answer_of(resp: reqwest::Response) -> Result<Option<String>, MediaError> {
     resp.json::<AnswerBody>()
         .await
@@ -494,6 +501,48 @@ impl MediaNode for RemoteSfu {
         self.attachment.state()
     }
 
+    async fn relay_export(
+        &self,
+        room: &str,
+        edge_media_address: &str,
+    ) -> Result<RelayExport, MediaError> {
+        let path = format!("/control/rooms/{}/relay/exports", segment(room));
+        let body = RelayExportRequest {
+            edge_media_address: edge_media_address.to_owned(),
+        };
+        json_of(self.send_json(Method::POST, &path, &body).await?).await
+    }
+
+    async fn relay_import(
+        &self,
+        room: &str,
+        export: &RelayExport,
+    ) -> Result<RelayImported, MediaError> {
+        let path = format!("/control/rooms/{}/relay/imports", segment(room));
+        json_of(self.send_json(Method::POST, &path, export).await?).await
+    }
+
+    async fn relay_export_tracks(&self, link: &str) -> Result<RelayTracks, MediaError> {
+        let path = format!("/control/relay/exports/{}", segment(link));
+        json_of(self.send(self.request(Method::GET, &path)).await?).await
+    }
+
+    async fn relay_import_tracks(
+        &self,
+        link: &str,
+        tracks: &RelayTracks,
+    ) -> Result<RelayImported, MediaError> {
+        let path = format!("/control/relay/imports/{}/tracks", segment(link));
+        json_of(self.send_json(Method::PUT, &path, tracks).await?).await
+    }
+
+    async fn delete_relay_export(&self, link: &str) -> Result<(), MediaError> {
+        let path = format!("/control/relay/exports/{}", segment(link));
+        self.send(self.request(Method::DELETE, &path))
+            .await
+            .map(drop)
+    }
+
     fn abandon_room(&self, room: &str) {
         if self.rooms().remove(room).is_some() {
             self.announced.forget_room(room);
@@ -512,6 +561,7 @@ impl MediaNode for RemoteSfu {
             url: Some(self.base.to_string()),
             state: self.state(),
             registered: None,
+            rooms: Vec::new(),
         }]
     }
 }

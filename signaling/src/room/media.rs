@@ -118,6 +118,34 @@ impl Room {
         }]
     }
 
+    /// Only `devices`' media sessions are gone (an edge node of a room spread over several was
+    /// lost; the room and everyone else's sessions stay): each of them gets a new media
+    /// session id (so a late call about the old one cannot touch the new one), loses its
+    /// subscriptions, quality figures and pending node offer, and is told to start fresh.
+    pub fn media_reset_devices(
+        &mut self,
+        devices: &[String],
+        reason: MediaResetReason,
+    ) -> Vec<Output> {
+        let mut to = Vec::new();
+        for device in devices {
+            if let Some(m) = self.members.get_mut(device) {
+                m.subscriptions.clear();
+                m.media_quality = None;
+                m.node_offer = None;
+                m.media_session = crate::media_node::MediaSessionId::random();
+                to.push(m.conn);
+            }
+        }
+        if to.is_empty() {
+            return Vec::new();
+        }
+        vec![Output::Send {
+            to,
+            message: ServerMessage::MediaReset(MediaResetNotice { reason }),
+        }]
+    }
+
     /// The media node made `subscriber`'s subscriptions to `tracks` live (it applied the
     /// subscriber's answer). Strict recording: when the subscriber is a recorder, the publisher
     /// of each of these tracks is told, in one `recording_ready` naming its tracks, that it may

@@ -6,6 +6,7 @@ mod common;
 
 mod admin_api;
 mod admin_api_strict;
+mod cascade_broadcast;
 mod chat_relay;
 mod cli;
 mod cli_serve_settings;
