@@ -31,7 +31,7 @@ use signaling::policy::Role;
 
 use crate::common::{ADMIN, TestServer, config, poll_until, token};
 use crate::media_call::{CONTROL_SECRET, Device, Media, SUITE, publish, send_frames_on};
-use crate::sfu_restart::{SfuProcess, free_ports, sfu_answers};
+use crate::sfu_registry_placement::Node;
 
 const ROOM: &str = "town-hall";
 /// How often the tests' pools read the registry (the service reads it every second).
@@ -39,37 +39,16 @@ const READ_EVERY: Duration = Duration::from_millis(200);
 /// The pools' failover delay (the service's default is 3 s).
 const FAILOVER_AFTER: Duration = Duration::from_millis(1000);
 
-/// One `sfu` process publishing its record.
-struct Node {
-    process: SfuProcess,
-    base: String,
-}
-
-impl Node {
-    async fn start(redis: &RedisServer, id: &str, capacity: u64) -> Node {
-        let (http_port, udp_port) = free_ports();
-        let base = format!("http://127.0.0.1:{http_port}");
-        let args: Vec<String> = vec![
-            "--node-id".into(),
-            id.into(),
-            "--redis-url".into(),
-            redis.url(),
-            "--control-url".into(),
-            base.clone(),
-            "--capacity".into(),
-            capacity.to_string(),
-        ];
-        let node = Node {
-            process: SfuProcess::start_with(http_port, udp_port, &args),
-            base,
-        };
-        let http = reqwest::Client::new();
-        crate::sfu_restart::poll_until(Duration::from_secs(20), "the sfu answers", || {
-            sfu_answers(&http, &node.base)
-        })
-        .await;
-        node
-    }
+/// Node `id` publishing its record to `redis`, taking at most `capacity` participants.
+async fn start_node(redis: &RedisServer, id: &str, capacity: u64) -> Node {
+    let capacity = capacity.to_string();
+    Node::start(
+        &reqwest::Client::new(),
+        redis,
+        id,
+        &["--capacity", &capacity],
+    )
+    .await
 }
 
 fn registry(redis: &RedisServer) -> Registry {
@@ -353,7 +332,7 @@ impl Broadcast {
         let count = nodes;
         let mut nodes = Vec::new();
         for i in 0..count {
-            nodes.push(Node::start(&redis, &format!("node-{i}"), capacity).await);
+            nodes.push(start_node(&redis, &format!("node-{i}"), capacity).await);
         }
         all_registered(&redis, &nodes).await;
         let a = replica(&redis, &nodes, "replica-a").await;

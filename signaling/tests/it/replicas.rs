@@ -28,6 +28,7 @@ use crate::media_call::{
     CONTROL_SECRET, Device, Receiver, SUITE, publish, receive, send_frames, send_key_in,
     subscribe_all,
 };
+use crate::sfu_registry_placement::Node;
 use crate::sfu_restart::{SfuProcess, free_ports, sfu_answers};
 use e2ee_frames::identity::{DeviceId, DeviceKeys};
 
@@ -43,31 +44,6 @@ impl SfuNode {
         let node = SfuNode {
             _process: SfuProcess::start(http_port, udp_port),
             base: format!("http://127.0.0.1:{http_port}"),
-        };
-        let http = reqwest::Client::new();
-        crate::sfu_restart::poll_until(Duration::from_secs(20), "the sfu answers", || {
-            sfu_answers(&http, &node.base)
-        })
-        .await;
-        node
-    }
-
-    /// A node that publishes its record to the registry in `redis` (what a replica started
-    /// with `--redis-url` places rooms by).
-    pub(crate) async fn start_registered(redis: &RedisServer) -> SfuNode {
-        let (http_port, udp_port) = free_ports();
-        let base = format!("http://127.0.0.1:{http_port}");
-        let args: Vec<String> = vec![
-            "--node-id".into(),
-            "node-1".into(),
-            "--redis-url".into(),
-            redis.url(),
-            "--control-url".into(),
-            base.clone(),
-        ];
-        let node = SfuNode {
-            _process: SfuProcess::start_with(http_port, udp_port, &args),
-            base,
         };
         let http = reqwest::Client::new();
         crate::sfu_restart::poll_until(Duration::from_secs(20), "the sfu answers", || {
@@ -326,9 +302,9 @@ async fn redis_restart_keeps_calls_and_refuses_joins_meanwhile() {
 
 /// A Redis, a registered `sfu` node and two `signaling serve` replicas on them, `replica-a` and
 /// `replica-b`, each reading the node's record.
-async fn two_replica_processes() -> (RedisServer, SfuNode, ReplicaProcess, ReplicaProcess) {
+async fn two_replica_processes() -> (RedisServer, Node, ReplicaProcess, ReplicaProcess) {
     let redis = RedisServer::start().expect("redis-server starts");
-    let sfu = SfuNode::start_registered(&redis).await;
+    let sfu = Node::start(&reqwest::Client::new(), &redis, "node-1", &[]).await;
     let a = ReplicaProcess::start(&redis, &sfu, "replica-a");
     let b = ReplicaProcess::start(&redis, &sfu, "replica-b");
     a.sees_the_node().await;
@@ -343,7 +319,7 @@ struct ReplicaProcess {
 }
 
 impl ReplicaProcess {
-    fn start(redis: &RedisServer, sfu: &SfuNode, id: &str) -> ReplicaProcess {
+    fn start(redis: &RedisServer, sfu: &Node, id: &str) -> ReplicaProcess {
         use std::io::BufRead as _;
         use std::process::{Command, Stdio};
         let mut child = Command::new(env!("CARGO_BIN_EXE_signaling"))

@@ -25,14 +25,21 @@ use crate::sfu_restart::{SfuProcess, free_ports, poll_until, sfu_answers};
 /// How often the tests' pools read the registry (the service reads it every second).
 const READ_EVERY: Duration = Duration::from_millis(200);
 
-/// One `sfu` process publishing to the registry.
-struct Node {
-    process: SfuProcess,
-    base: String,
+/// One `sfu` process publishing to the registry (the registry, cascade and replica tests').
+pub(crate) struct Node {
+    pub(crate) process: SfuProcess,
+    pub(crate) base: String,
 }
 
 impl Node {
-    async fn start(http: &reqwest::Client, redis: &RedisServer, id: &str, extra: &[&str]) -> Node {
+    /// Node `id` publishing to `redis` under its control URL, with `extra` arguments
+    /// (`--capacity`, ...); returns once its control API answers.
+    pub(crate) async fn start(
+        http: &reqwest::Client,
+        redis: &RedisServer,
+        id: &str,
+        extra: &[&str],
+    ) -> Node {
         let (http_port, udp_port) = free_ports();
         let base = format!("http://127.0.0.1:{http_port}");
         let mut args: Vec<String> = vec![
