@@ -125,18 +125,10 @@ struct Viewer {
 
 impl Viewer {
     async fn join(s: &TestServer, id: &str) -> Viewer {
-        let keys = DeviceKeys::generate(DeviceId::new(id).expect("valid id"), &mut rand::rng());
-        let bundle: Value = serde_json::from_str(&keys.bundle().to_json()).expect("bundle JSON");
-        let mut ws = s.connect().await;
-        ws.send(
-            &json!({"type": "join", "v": 1, "room": ROOM, "device": bundle,
-            "token": token(ROOM, id, Role::Viewer), "name": id}),
-        )
-        .await;
-        let joined = ws.recv_type("joined").await;
-        assert_eq!(joined["media"], true, "{joined}");
+        let dev = Device::join_at(&s.ws_url(), ROOM, id, Role::Viewer, None, None).await;
+        assert_eq!(dev.joined["media"], true, "{}", dev.joined);
         Viewer {
-            dev: Device { keys, ws, joined },
+            dev,
             frames: Arc::default(),
             other_frames: Arc::default(),
             last_frame: Arc::default(),

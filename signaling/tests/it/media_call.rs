@@ -43,16 +43,43 @@ pub(crate) struct Device {
 
 impl Device {
     pub(crate) async fn join(s: &TestServer, room: &str, id: &str) -> Device {
-        let keys = DeviceKeys::generate(DeviceId::new(id).expect("valid id"), &mut rand::rng());
+        let dev = Device::join_at(&s.ws_url(), room, id, Role::Caller, None, None).await;
+        assert_eq!(
+            dev.joined["media"], true,
+            "a media node is attached: {}",
+            dev.joined
+        );
+        dev
+    }
+
+    /// Joins `room` at `url` as device `id` with `role`: with its `keys` (new ones when
+    /// `None`), resuming `resume` (`(call, slot)`) when given.
+    pub(crate) async fn join_at(
+        url: &str,
+        room: &str,
+        id: &str,
+        role: Role,
+        keys: Option<DeviceKeys>,
+        resume: Option<(String, u16)>,
+    ) -> Device {
+        let keys = keys.unwrap_or_else(|| {
+            DeviceKeys::generate(DeviceId::new(id).expect("valid id"), &mut rand::rng())
+        });
         let bundle: Value = serde_json::from_str(&keys.bundle().to_json()).expect("bundle JSON");
-        let mut ws = s.connect().await;
-        ws.send(
-            &json!({"type": "join", "v": 1, "room": room, "device": bundle,
-            "token": token(room, id, Role::Caller), "name": id}),
-        )
-        .await;
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connect");
+        let mut ws = Client {
+            ws,
+            transcript: Vec::new(),
+        };
+        let mut join = json!({"type": "join", "v": 1, "room": room, "device": bundle,
+            "token": token(room, id, role), "name": id});
+        if let Some((call, slot)) = resume {
+            join["resume"] = json!({"call": call, "slot": slot});
+        }
+        ws.send(&join).await;
         let joined = ws.recv_type("joined").await;
-        assert_eq!(joined["media"], true, "a media node is attached: {joined}");
         Device { keys, ws, joined }
     }
 

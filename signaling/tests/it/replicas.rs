@@ -21,7 +21,6 @@ use signaling::config::RedisUrl;
 use signaling::media_node::RemoteSfu;
 use signaling::policy::Role;
 
-use crate::common::Client;
 use crate::common::{ADMIN, API_KEY, API_SECRET, TestServer, config, poll_until, session_config};
 use crate::key_peer::KeyPeer;
 use crate::media_call::{
@@ -30,7 +29,6 @@ use crate::media_call::{
 };
 use crate::sfu_registry_placement::Node;
 use crate::sfu_restart::{SfuProcess, free_ports, sfu_answers};
-use e2ee_frames::identity::{DeviceId, DeviceKeys};
 
 /// One `sfu` process and its control URL.
 pub(crate) struct SfuNode {
@@ -626,36 +624,6 @@ async fn broadcast_control_plane_across_two_replicas() {
     );
 }
 
-/// A caller (identity keys, a raw WebSocket client) joined at `url`, resuming `resume`
-/// (`(call, slot)`) when given.
-async fn device_at(
-    url: &str,
-    room: &str,
-    id: &str,
-    keys: Option<DeviceKeys>,
-    resume: Option<(String, u16)>,
-) -> Device {
-    let keys = keys.unwrap_or_else(|| {
-        DeviceKeys::generate(DeviceId::new(id).expect("valid id"), &mut rand::rng())
-    });
-    let bundle: Value = serde_json::from_str(&keys.bundle().to_json()).expect("bundle JSON");
-    let (ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("ws connect");
-    let mut ws = Client {
-        ws,
-        transcript: Vec::new(),
-    };
-    let mut join = serde_json::json!({"type": "join", "v": 1, "room": room, "device": bundle,
-        "token": crate::common::token(room, id, Role::Caller), "name": id});
-    if let Some((call, slot)) = resume {
-        join["resume"] = serde_json::json!({"call": call, "slot": slot});
-    }
-    ws.send(&join).await;
-    let joined = ws.recv_type("joined").await;
-    Device { keys, ws, joined }
-}
-
 /// Media does not depend on signaling: when the replica owning a call is killed, both callers'
 /// audio and video (SFrame-encrypted, through one `sfu` process) keep arriving and decrypting,
 /// and when their sockets come back on the other replica, which took the room over from its
@@ -668,8 +636,8 @@ async fn media_flows_through_an_owner_replica_kill_and_both_callers_resume() {
     let (_redis, _sfu, mut a, b) = two_replica_processes().await;
 
     // Alice joins at a (its owner from here on), Bob at b (carried to a).
-    let mut alice = device_at(&a.ws_url(), ROOM, "alice-dev", None, None).await;
-    let mut bob = device_at(&b.ws_url(), ROOM, "bob-dev", None, None).await;
+    let mut alice = Device::join_at(&a.ws_url(), ROOM, "alice-dev", Role::Caller, None, None).await;
+    let mut bob = Device::join_at(&b.ws_url(), ROOM, "bob-dev", Role::Caller, None, None).await;
     let mut am = publish(&mut alice, 0x4444_0001, 10).await;
     let mut bm = publish(&mut bob, 0x4444_0002, 30).await;
     let (alice_key, bob_key) = (
@@ -718,18 +686,20 @@ async fn media_flows_through_an_owner_replica_kill_and_both_callers_resume() {
     // Both sockets come back on b: the room was restored there, both resume.
     let resume = |d: &Device| Some((d.call(), d.slot()));
     let (alice_back, bob_back) = (resume(&alice), resume(&bob));
-    let alice_again = device_at(
+    let alice_again = Device::join_at(
         &b.ws_url(),
         ROOM,
         "alice-dev",
+        Role::Caller,
         Some(alice.keys),
         alice_back.clone(),
     )
     .await;
-    let bob_again = device_at(
+    let bob_again = Device::join_at(
         &b.ws_url(),
         ROOM,
         "bob-dev",
+        Role::Caller,
         Some(bob.keys),
         bob_back.clone(),
     )
