@@ -30,6 +30,8 @@ export class MediaCrypto {
     this.onStats = () => {};
     this._waiters = [];
     this._hashWaiters = [];
+    /** Set by {@link MediaCrypto.close}: the worker is stopped and answers nothing more. */
+    this.closed = false;
     this.worker.addEventListener('message', (e) => this._onMessage(e.data));
   }
 
@@ -95,10 +97,23 @@ export class MediaCrypto {
     this.worker.postMessage({ type: 'remove-sender', slot });
   }
 
-  /** Resolves with a fresh stats report of the worker. */
-  stats() {
+  /**
+   * Resolves with a fresh stats report of the worker; with the last one it sent when the
+   * worker is stopped (before or while asked) or does not answer within `timeoutMs`, so that a
+   * caller never waits on a worker a reconnect has just stopped.
+   */
+  stats({ timeoutMs = 2000 } = {}) {
+    if (this.closed) return Promise.resolve(this.latest);
     return new Promise((resolve) => {
-      this._waiters.push(resolve);
+      const waiter = (msg) => {
+        clearTimeout(timer);
+        resolve(msg);
+      };
+      const timer = setTimeout(() => {
+        this._waiters = this._waiters.filter((w) => w !== waiter);
+        resolve(this.latest);
+      }, timeoutMs);
+      this._waiters.push(waiter);
       this.worker.postMessage({ type: 'stats' });
     });
   }
@@ -113,14 +128,18 @@ export class MediaCrypto {
 
   /** Resolves with the recorded plaintext hashes (see {@link recordPlaintextHashes}). */
   plaintextHashes() {
+    if (this.closed) return Promise.resolve([]);
     return new Promise((resolve) => {
       this._hashWaiters.push(resolve);
       this.worker.postMessage({ type: 'plaintext-hashes' });
     });
   }
 
-  /** Stops the worker. */
+  /** Stops the worker; whoever waits for its stats or hashes gets the last it sent / none. */
   close() {
+    this.closed = true;
     this.worker.terminate();
+    for (const w of this._waiters.splice(0)) w(this.latest);
+    for (const w of this._hashWaiters.splice(0)) w([]);
   }
 }

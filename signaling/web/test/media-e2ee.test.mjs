@@ -131,4 +131,31 @@ describe('e2ee media in chromium', { skip: SKIP }, () => {
       await c.page.close();
     }
   });
+  // A reconnect stops the page's worker while a stats request (the quality panel, a test's
+  // sample) may be waiting for its answer: the request resolves with the last report instead
+  // of waiting forever, and so does one made after the stop.
+  test('stats_asked_of_a_stopped_worker_resolve_with_its_last_report', { timeout: 30_000 }, async () => {
+    const { page, errors } = await openPage(browser.context, `${server.url}/test/pages/loopback.html`);
+    try {
+      await page.waitForFunction(() => window.loopbackReady);
+      const r = await page.evaluate(async () => {
+        const { MediaCrypto } = await import(new URL('/media-crypto.js', location.href).href);
+        const m = new MediaCrypto();
+        const answered = await m.stats();
+        const pending = m.stats();
+        m.close();
+        const during = await pending;
+        const afterStop = await m.stats();
+        const hashes = await m.plaintextHashes();
+        return { answered: answered.totals, during: during.totals, afterStop: afterStop.totals, hashes };
+      });
+      assert.deepEqual(r.answered, { encrypted: 0, decrypted: 0, failures: 0, dropped: 0, keyChanges: 0 }, JSON.stringify(r));
+      assert.deepEqual(r.during, r.answered, 'a request pending at the stop gets the last report');
+      assert.deepEqual(r.afterStop, r.answered, 'a request after the stop gets the last report');
+      assert.deepEqual(r.hashes, [], 'no plaintext hashes from a stopped worker');
+      assert.deepEqual(errors, []);
+    } finally {
+      await page.close();
+    }
+  });
 });
