@@ -571,6 +571,10 @@ async fn discover(shared: Arc<Shared>, mut snapshot: watch::Receiver<RegistrySna
 /// caller) joining later: publishers are seated only on the origin (docs/architecture.md §7.57).
 const ORIGIN_KEEPS_FOR_PUBLISHERS: u64 = 1;
 
+/// How long a viewer's seating waits for fresh registry records before it is forced onto a
+/// full origin: two reads of the registry (`READ_EVERY`) and a margin.
+const FRESH_REGISTRY_WAIT: Duration = Duration::from_millis(2_500);
+
 /// Why an edge ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum EdgeEnd {
@@ -675,6 +679,63 @@ impl Shared {
                 .filter(|s| s.node != node)
                 .map(|s| (s.node, s.session)),
         )))
+    }
+
+    /// Seats `participant` of `room` when no node it may use has room: on a new edge, else
+    /// (no node has room for one) on the origin whatever its capacity. Before the origin is
+    /// forced, the registry is read afresh once: records lag their nodes by up to a heartbeat
+    /// and a read, so right after an origin was lost its former edges still count the viewers
+    /// that left them (docs/architecture.md §7.57).
+    async fn seat_on_a_new_edge(
+        &self,
+        room: &str,
+        participant: &ParticipantSpec,
+    ) -> Result<(usize, Option<(usize, MediaSessionId)>), MediaError> {
+        let _control = self.relay_control.lock().await;
+        let mut read_again = true;
+        loop {
+            if let Some(seated) = self.seat(room, participant, false)? {
+                return Ok(seated);
+            }
+            match self.add_edge(room).await {
+                Ok(_) => {
+                    if let Some(seated) = self.seat(room, participant, false)? {
+                        return Ok(seated);
+                    }
+                }
+                Err(e) if read_again && self.registry_read_afresh(FRESH_REGISTRY_WAIT).await => {
+                    tracing::debug!(room, error = %e, "no edge for a viewer yet: the registry is read again");
+                    read_again = false;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(room, error = %e, "no edge for a viewer: seated on the origin");
+                }
+            }
+            return self
+                .seat(room, participant, true)?
+                .ok_or(MediaError::UnknownRoom);
+        }
+    }
+
+    /// Waits, at most `limit`, for two more reads of the node registry, so that its records
+    /// show what the nodes held after this moment. False without a registry or when the time
+    /// ran out.
+    async fn registry_read_afresh(&self, limit: Duration) -> bool {
+        let Some(mut snapshot) = self.registry.clone() else {
+            return false;
+        };
+        let from = snapshot.borrow_and_update().reads_ok;
+        tokio::time::timeout(limit, async {
+            while snapshot.changed().await.is_ok() {
+                if snapshot.borrow_and_update().reads_ok >= from + 2 {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// Gives up `device`'s seat when it is still `session`'s.
@@ -951,27 +1012,7 @@ impl MediaNode for SfuPool {
     ) -> Result<String, MediaError> {
         let seated = match self.shared.seat(room, participant, false)? {
             Some(seated) => seated,
-            None => {
-                let _control = self.shared.relay_control.lock().await;
-                match self.shared.seat(room, participant, false)? {
-                    Some(seated) => seated,
-                    None => match self.shared.add_edge(room).await {
-                        Ok(_) => match self.shared.seat(room, participant, false)? {
-                            Some(seated) => seated,
-                            None => self
-                                .shared
-                                .seat(room, participant, true)?
-                                .ok_or(MediaError::UnknownRoom)?,
-                        },
-                        Err(e) => {
-                            tracing::warn!(room, error = %e, "no edge for a viewer: seated on the origin");
-                            self.shared
-                                .seat(room, participant, true)?
-                                .ok_or(MediaError::UnknownRoom)?
-                        }
-                    },
-                }
-            }
+            None => self.shared.seat_on_a_new_edge(room, participant).await?,
         };
         let (i, earlier) = seated;
         if let Some((node, session)) = earlier {

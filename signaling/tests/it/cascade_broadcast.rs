@@ -797,9 +797,6 @@ impl Device {
 /// closed first; after their fresh sessions every viewer decrypts again and the room spans
 /// three live nodes again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky: right after the origin's loss the former edges' registry records still count \
-            their old viewers, so no node has room for an edge and a viewer is forced onto the \
-            full origin, which refuses it (architecture §7.57 Not done); run with --run-ignored"]
 async fn origin_sfu_killed_the_room_moves_its_edges_close_and_everyone_receives_again() {
     let mut b = Broadcast::start(4, 10, 5).await;
     b.every_viewer_decrypts(20).await;
