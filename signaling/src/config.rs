@@ -92,6 +92,12 @@ pub struct LimitsConfig {
     pub messages_per_second: u32,
     /// Burst above that.
     pub message_burst: u32,
+    /// Sustained `key_envelope` messages per second from a device that may publish, counted
+    /// apart from the other messages: a sender wraps each new key once per device in its
+    /// roster, so a presenter's rekey in a large broadcast is one envelope per viewer.
+    pub key_envelopes_per_second: u32,
+    /// Burst of `key_envelope` messages above that (one rekey of the largest audience, twice).
+    pub key_envelope_burst: u32,
     /// Rate-limited (dropped) messages tolerated within 10 s before the connection is closed
     /// (1008); accepted messages in between do not reset the count.
     pub flood_close_after: u32,
@@ -126,6 +132,8 @@ impl Default for LimitsConfig {
             max_message_bytes: 64 * 1024,
             messages_per_second: 50,
             message_burst: 100,
+            key_envelopes_per_second: 2_000,
+            key_envelope_burst: 20_000,
             flood_close_after: 200,
             connections_per_second_per_ip: 10,
             connection_burst_per_ip: 50,
@@ -353,6 +361,12 @@ impl Config {
             )?,
             message_burst: NonZeroU32::new(l.message_burst)
                 .ok_or(ConfigError::Invalid("limits.message_burst must be > 0"))?,
+            key_envelopes_per_second: NonZeroU32::new(l.key_envelopes_per_second).ok_or(
+                ConfigError::Invalid("limits.key_envelopes_per_second must be > 0"),
+            )?,
+            key_envelope_burst: NonZeroU32::new(l.key_envelope_burst).ok_or(
+                ConfigError::Invalid("limits.key_envelope_burst must be > 0"),
+            )?,
             flood_close_after: l.flood_close_after,
             ping_interval: Duration::from_millis(l.ping_interval_ms),
             idle_timeout: Duration::from_millis(l.idle_timeout_ms),

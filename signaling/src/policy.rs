@@ -20,9 +20,10 @@ pub const MAX_MEETING_CALLERS: u32 = 100;
 pub const DEFAULT_BROADCAST_VIEWERS: u32 = 500;
 /// Most viewers a broadcast's policy may ask for: above [`DEFAULT_BROADCAST_VIEWERS`] the
 /// audience spans several SFU nodes (cascade, docs/architecture.md §7.55), each holding its
-/// own 500. Every device of a call holds one of its 4,096 slots (the KID's sender field,
-/// docs/e2ee.md), presenters and recorders included: 4,000 viewers leave them room.
-pub const MAX_BROADCAST_VIEWERS: u32 = 4_000;
+/// own 500. Viewers take receive-only slots (4096–65535, `room/capacity.rs`), not the KID's
+/// 4,096 sender slots; 10,000 is twice the audience the control plane was measured with
+/// (5,000, docs/architecture.md §7.56).
+pub const MAX_BROADCAST_VIEWERS: u32 = 10_000;
 /// Most presenters in a broadcast.
 pub const MAX_BROADCAST_PRESENTERS: u32 = 16;
 

@@ -3,7 +3,9 @@
 //! [`run_session`] is what the axum handler runs on a real socket; tests can run it on channels.
 //! The session authenticates the `join`, then relays between the client and its room's actor
 //! (see [`crate::hub`]) and the media node. Per connection it enforces the message size cap
-//! (close 1009), a message rate limit (excess dropped with `rate_limited`; more drops than the
+//! (close 1009), a message rate limit (excess dropped with `rate_limited`; a publishing
+//! device's `key_envelope` messages have a budget of their own, sized for a rekey of a large
+//! audience; more drops than the
 //! flood allowance within a sliding window close with 1008, see [`flood`]), bounds on `stats`
 //! ([`stats_gate`]) and on `media_state` and `chat` ([`relay_gate`]; a `chat` over its size bound
 //! is refused before it reaches the room), pings, an idle timeout, and a write timeout (a client that stops reading is
@@ -79,6 +81,11 @@ pub struct SessionLimits {
     pub messages_per_second: NonZeroU32,
     /// Burst allowance above the sustained rate.
     pub message_burst: NonZeroU32,
+    /// Sustained `key_envelope` messages per second of a device that may publish (its own
+    /// budget: a rekey wraps one envelope per device in the sender's roster).
+    pub key_envelopes_per_second: NonZeroU32,
+    /// Burst allowance of `key_envelope` messages.
+    pub key_envelope_burst: NonZeroU32,
     /// Rate-limited (dropped) messages tolerated within [`FLOOD_WINDOW`]; one more closes the
     /// connection (1008). Messages that get through in between do not reset the count.
     pub flood_close_after: u32,
@@ -137,6 +144,11 @@ impl TransportError for Infallible {
     }
 }
 
+/// Whether a client message is a `key_envelope` (its `type` alone is read).
+fn is_key_envelope(text: &str) -> bool {
+    serde_json::from_str::<RequestHeader<'_>>(text).is_ok_and(|h| h.ty == "key_envelope")
+}
+
 /// Runs one client session until the client leaves, is removed or the connection ends.
 pub async fn run_session<W, R, E>(sink: W, stream: R, ctx: SessionContext, peer: Option<SocketAddr>)
 where
@@ -152,6 +164,10 @@ where
     let limiter = RateLimiter::direct(
         Quota::per_second(ctx.limits.messages_per_second).allow_burst(ctx.limits.message_burst),
     );
+    let key_limiter = RateLimiter::direct(
+        Quota::per_second(ctx.limits.key_envelopes_per_second)
+            .allow_burst(ctx.limits.key_envelope_burst),
+    );
     let mut session = Session {
         sink,
         ctx,
@@ -159,6 +175,7 @@ where
         joined: None,
         lobby: None,
         limiter,
+        key_limiter,
         flood: FloodDetector::new(flood_allowance, Instant::now()),
         last_rate_error: None,
         write_stalled: false,
@@ -228,6 +245,9 @@ struct Session<W> {
     /// A join waiting in the lobby (never set together with `joined`).
     lobby: Option<Lobby>,
     limiter: DefaultDirectRateLimiter,
+    /// The budget of `key_envelope` messages of a device that may publish (every other
+    /// message, and a non-publisher's envelopes, count against `limiter`).
+    key_limiter: DefaultDirectRateLimiter,
     flood: FloodDetector,
     last_rate_error: Option<Instant>,
     /// A write blocked past the write timeout: nothing more is written, not even a close frame.
@@ -455,7 +475,12 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             self.ctx.hub.metrics().reject("oversized");
             return Some(Flow::Close(CLOSE_TOO_BIG, "message too big"));
         }
-        if self.limiter.check().is_err() {
+        let limiter = if text.is_some_and(|t| self.wraps_keys() && is_key_envelope(t)) {
+            &self.key_limiter
+        } else {
+            &self.limiter
+        };
+        if limiter.check().is_err() {
             self.ctx.hub.metrics().reject("rate_limited");
             let now = Instant::now();
             if self.flood.record_drop(now) {
@@ -489,6 +514,11 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             return Some(Flow::Continue);
         }
         None
+    }
+
+    /// Whether this connection's device sends key envelopes: joined with the publish grant.
+    fn wraps_keys(&self) -> bool {
+        self.joined.as_ref().is_some_and(|j| j.grants.can_publish)
     }
 
     async fn handle_binary(&mut self, len: usize) -> Flow {

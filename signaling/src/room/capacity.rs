@@ -1,4 +1,13 @@
 //! Which roles a room admits, how many places each role has, and the slot each member gets.
+//!
+//! Slots come from two spaces (docs/protocol.md §3): a device that may publish takes one of the
+//! KID's 4,096 sender slots (0–4095, e2ee.md §1.1); a device that never sends media (a
+//! broadcast viewer, a recorder, a caller without the publish grant) takes a receive-only slot
+//! (4096–65535), which no frame and no key envelope ever names. So the senders of a call are
+//! never crowded out by its audience, and a broadcast's audience is not capped by the KID.
+
+use std::collections::HashSet;
+use std::ops::Range;
 
 use super::Room;
 use crate::auth::Grants;
@@ -7,8 +16,19 @@ use e2ee_frames::wire::b64_encode;
 
 use crate::protocol::{DeviceBundle, ErrorCode};
 
-/// Number of slots (KID bits 12–23).
-const SLOTS: u32 = 4096;
+/// Slots of devices that may publish: the KID's sender field (bits 12–23).
+const SENDER_SLOTS: Range<u32> = 0..4096;
+/// Slots of devices that never send media: the rest of the `u16` range, outside any KID.
+const RECEIVE_ONLY_SLOTS: Range<u32> = 4096..65536;
+
+/// The slots a device takes: sender slots when it may publish, else receive-only ones.
+pub(super) fn slot_space(can_publish: bool) -> Range<u32> {
+    if can_publish {
+        SENDER_SLOTS
+    } else {
+        RECEIVE_ONLY_SLOTS
+    }
+}
 
 /// Why a join is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -28,7 +48,8 @@ pub enum JoinError {
     /// The device id is held by a connection of another identity.
     #[error("device id is in use by another identity")]
     DuplicateDevice,
-    /// No slot is free (cannot happen below 4096 members).
+    /// No slot of the device's space is free (cannot happen below 4,096 senders or 61,440
+    /// receive-only devices).
     #[error("no free slot")]
     NoSlot,
     /// The room is closed.
@@ -112,13 +133,24 @@ impl Room {
         Ok(())
     }
 
-    pub(super) fn allocate_slot(&mut self) -> Option<u16> {
-        for _ in 0..SLOTS {
-            let candidate = self.next_slot % SLOTS;
-            self.next_slot = (self.next_slot + 1) % SLOTS;
-            // `candidate` < 4096, so it fits in u16.
+    /// A free slot of the space a device that may (`can_publish`) or may not publish takes,
+    /// searched from where the previous search of that space stopped (a slot just given up is
+    /// not handed out again at once).
+    pub(super) fn allocate_slot(&mut self, can_publish: bool) -> Option<u16> {
+        let space = slot_space(can_publish);
+        let size = space.end - space.start;
+        let used: HashSet<u16> = self.members.values().map(|m| m.entry.slot).collect();
+        let cursor = if can_publish {
+            &mut self.next_slot
+        } else {
+            &mut self.next_receive_slot
+        };
+        for _ in 0..size {
+            let candidate = space.start + *cursor % size;
+            *cursor = (*cursor + 1) % size;
+            // Both spaces end at 65536, so `candidate` fits in u16.
             let slot = candidate as u16;
-            if self.members.values().all(|m| m.entry.slot != slot) {
+            if !used.contains(&slot) {
                 return Some(slot);
             }
         }

@@ -49,8 +49,12 @@ pub struct RoomRecord {
     pub created_at_unix: u64,
     /// Roster version.
     pub roster_version: u64,
-    /// Where the next slot search starts.
+    /// Where the next search of the sender slots starts.
     pub next_slot: u32,
+    /// Where the next search of the receive-only slots starts (absent in records written
+    /// before there were two spaces).
+    #[serde(default)]
+    pub next_receive_slot: u32,
     /// Locked.
     pub locked: bool,
     /// Lobby on.
@@ -92,6 +96,7 @@ impl Room {
             created_at_unix: self.created_at_unix,
             roster_version: self.roster_version,
             next_slot: self.next_slot,
+            next_receive_slot: self.next_receive_slot,
             locked: self.controls.locked(),
             lobby: self.controls.lobby(),
             tracks: self.tracks.values().cloned().collect(),
@@ -127,6 +132,7 @@ impl Room {
         );
         room.roster_version = record.roster_version;
         room.next_slot = record.next_slot;
+        room.next_receive_slot = record.next_receive_slot;
         room.controls.set(record.locked, record.lobby);
         room.receive_slots = record.receive_slots;
         room.tracks = record

@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use super::capacity::slot_space;
 use super::{ConnId, Departure, JoinError, Member, Output, ResumeOutcome, Room};
 use crate::auth::Grants;
 use crate::media_node::MediaSessionId;
@@ -79,7 +80,11 @@ impl Room {
         let old_slot = req
             .resume
             .as_ref()
-            .filter(|r| r.call == self.call && self.slot_is_free(r.slot))
+            .filter(|r| {
+                r.call == self.call
+                    && slot_space(req.grants.can_publish).contains(&u32::from(r.slot))
+                    && self.slot_is_free(r.slot)
+            })
             .map(|r| r.slot);
         let mut out = Vec::new();
         if replacing.is_some() {
@@ -94,7 +99,9 @@ impl Room {
         }
         let slot = match old_slot {
             Some(slot) => slot,
-            None => self.allocate_slot().ok_or(JoinError::NoSlot)?,
+            None => self
+                .allocate_slot(req.grants.can_publish)
+                .ok_or(JoinError::NoSlot)?,
         };
         let entry = RosterEntry {
             device: req.bundle.device.clone(),

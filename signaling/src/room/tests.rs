@@ -268,6 +268,83 @@ fn capacity_and_roles() {
     assert_eq!(r.member("v7").map(|m| m.conn), Some(1000));
 }
 
+/// Devices that may publish take the KID's sender slots (0–4095); viewers, who never send,
+/// take receive-only slots (4096–65535): a broadcast admits more viewers than there are KID
+/// slots, and its presenters still get sender slots after them.
+#[test]
+fn viewers_take_receive_only_slots_beyond_the_kid_range() {
+    let now = Instant::now();
+    let req = RoomPolicyRequest {
+        kind: RoomKind::Broadcast,
+        max_callers: None,
+        max_presenters: None,
+        max_viewers: Some(5_000),
+        e2ee: None,
+        recording: None,
+        receive_slots: None,
+        last_n: None,
+    };
+    let mut r = Room::new(
+        "r".into(),
+        "c-1".into(),
+        req.into_policy("r").unwrap(),
+        T,
+        0,
+    );
+    let mut slots = std::collections::HashSet::new();
+    for i in 0..5_000u64 {
+        let (joined, _) = r
+            .join(join_req(i, &format!("v{i}"), Role::Viewer), now, false)
+            .unwrap();
+        assert!(joined.slot >= 4096, "viewer slot {}", joined.slot);
+        assert!(
+            slots.insert(joined.slot),
+            "slot {} given twice",
+            joined.slot
+        );
+    }
+    let (presenter, _) = r
+        .join(join_req(9_000, "p", Role::Presenter), now, false)
+        .unwrap();
+    assert!(presenter.slot < 4096, "presenter slot {}", presenter.slot);
+    assert_eq!(
+        r.join(join_req(9_001, "v-extra", Role::Viewer), now, false)
+            .unwrap_err(),
+        JoinError::Full {
+            role: "viewer",
+            capacity: 5_000
+        }
+    );
+}
+
+/// A join that asks back a slot (`join.resume`) gets it only from its own space: a viewer
+/// never takes a sender slot that way, nor a presenter a receive-only one.
+#[test]
+fn a_slot_asked_back_must_be_of_the_devices_space() {
+    let now = Instant::now();
+    let mut r = room(RoomKind::Broadcast);
+    let resume = |slot| crate::protocol::ResumeCall {
+        call: "c-1".into(),
+        slot,
+        media_lost: false,
+    };
+    let mut viewer = join_req(1, "v", Role::Viewer);
+    viewer.resume = Some(resume(7));
+    let (joined, _) = r.join(viewer, now, false).unwrap();
+    assert!(joined.slot >= 4096, "viewer given {}", joined.slot);
+    let mut presenter = join_req(2, "p", Role::Presenter);
+    presenter.resume = Some(resume(5000));
+    let (joined, _) = r.join(presenter, now, false).unwrap();
+    assert!(joined.slot < 4096, "presenter given {}", joined.slot);
+    let mut back = join_req(3, "v2", Role::Viewer);
+    back.resume = Some(resume(4100));
+    let (joined, _) = r.join(back, now, false).unwrap();
+    assert_eq!(
+        joined.slot, 4100,
+        "a free slot of its own space is given back"
+    );
+}
+
 #[test]
 fn envelope_rules() {
     let now = Instant::now();

@@ -235,7 +235,7 @@ async fn admin_requests_are_checked() {
 
     let bad = [
         json!({"name": "a", "kind": "meeting", "max_callers": 101}),
-        json!({"name": "a", "kind": "broadcast", "max_viewers": 4_001}),
+        json!({"name": "a", "kind": "broadcast", "max_viewers": 10_001}),
         json!({"name": "a", "kind": "meeting", "e2ee": false}),
         json!({"name": "a", "kind": "meeting", "max_viewers": 3}),
         json!({"name": "a b", "kind": "meeting"}),

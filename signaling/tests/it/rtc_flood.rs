@@ -108,3 +108,73 @@ async fn flood_at_5k_per_second_closes_1008() {
         .await;
     b.expect_error("not_in_roster").await;
 }
+
+/// A device that may publish has a budget of its own for `key_envelope` messages (a presenter's
+/// rekey of a large broadcast is one envelope per viewer, far past the message burst): 250 at
+/// once are all handled (each refused here for its shape, none dropped as `rate_limited`),
+/// while 250 other messages at once are cut by the message limit. A viewer, which may not
+/// publish and sends no keys, has no such budget: its envelopes are cut like the rest.
+#[tokio::test]
+async fn key_envelopes_of_a_publisher_have_their_own_budget() {
+    const AT_ONCE: usize = 250;
+    let mut c = config();
+    // The default limits: 50/s with a burst of 100 for messages, 2,000/s with a burst of
+    // 20,000 for a publisher's key envelopes, 200 drops tolerated within 10 s.
+    c.limits = LimitsConfig::default();
+    let s = TestServer::start(c).await;
+    s.create_room(json!({"name": "stage", "kind": "broadcast"}))
+        .await;
+    let mut presenter = s.connect().await;
+    presenter
+        .join("stage", &token("stage", "host", Role::Presenter), "dev-p")
+        .await;
+    let mut viewer = s.connect().await;
+    viewer
+        .join("stage", &token("stage", "guest", Role::Viewer), "dev-v")
+        .await;
+
+    let envelope = json!({"type": "key_envelope"});
+    for _ in 0..AT_ONCE {
+        presenter.send(&envelope).await;
+    }
+    for i in 0..AT_ONCE {
+        let e = presenter.recv_type("error").await;
+        assert_ne!(
+            e["code"], "rate_limited",
+            "envelope {i} of the presenter: {e}"
+        );
+    }
+
+    let other = json!({"type": "key_request", "to": "dev-nobody"});
+    for _ in 0..AT_ONCE {
+        presenter.send(&other).await;
+    }
+    let mut seen = 0;
+    loop {
+        let e = presenter.recv_type("error").await;
+        seen += 1;
+        if e["code"] == "rate_limited" {
+            break;
+        }
+        assert!(
+            seen <= AT_ONCE,
+            "no rate_limited among {AT_ONCE} other messages"
+        );
+    }
+
+    for _ in 0..AT_ONCE {
+        viewer.send(&envelope).await;
+    }
+    let mut seen = 0;
+    loop {
+        let e = viewer.recv_type("error").await;
+        seen += 1;
+        if e["code"] == "rate_limited" {
+            break;
+        }
+        assert!(
+            seen <= AT_ONCE,
+            "a viewer's {AT_ONCE} envelopes were not rate limited"
+        );
+    }
+}
