@@ -190,6 +190,9 @@ pub struct MediaConfig {
     /// (they are created on another node and their clients get `media_reset`
     /// `media_node_lost`), milliseconds. A single node's rooms wait for it.
     pub failover_after_ms: u64,
+    /// An edge of a broadcast whose last viewer left is closed after this long without a
+    /// viewer seated there again, milliseconds.
+    pub edge_linger_ms: u64,
     /// The Redis of the SFU node registry (`redis://host:6379/0`): with several SFU nodes,
     /// rooms are placed by each node's own record (participants, capacity, drain state). A
     /// password may be in the URL, so it is never logged or shown.
@@ -202,6 +205,7 @@ impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
             failover_after_ms: PoolSettings::default().failover_after.as_millis() as u64,
+            edge_linger_ms: PoolSettings::default().edge_linger.as_millis() as u64,
             redis_url: None,
             registry_prefix: sfu_registry::KeySpace::default().prefix().to_owned(),
         }
@@ -435,6 +439,7 @@ impl Config {
                 self.media.failover_after_ms,
                 "media.failover_after_ms must be > 0",
             )?,
+            edge_linger: Duration::from_millis(self.media.edge_linger_ms),
         })
     }
 

@@ -383,6 +383,7 @@ impl Metrics {
             (r.syncs.with_label_values(&["ok"]), counts.syncs_ok),
             (r.syncs.with_label_values(&["failed"]), counts.syncs_failed),
             (r.edge_failovers.clone(), counts.edge_failovers),
+            (r.edges_closed.clone(), counts.edges_closed),
         ] {
             counter.inc_by(total.saturating_sub(counter.get()));
         }
@@ -415,6 +416,8 @@ pub struct RelayMetrics {
     pub syncs: IntCounterVec,
     /// Edges lost (killed, unreachable, restarted) whose viewers were reset.
     pub edge_failovers: IntCounter,
+    /// Edges closed when their last viewer had left.
+    pub edges_closed: IntCounter,
 }
 
 impl RelayMetrics {
@@ -444,7 +447,12 @@ impl RelayMetrics {
         registry.register(Box::new(links.clone()))?;
         registry.register(Box::new(setups.clone()))?;
         registry.register(Box::new(syncs.clone()))?;
+        let edges_closed = IntCounter::new(
+            "signaling_relay_edges_closed_total",
+            "Edge copies of a room closed (and their relay links ended) after their last viewer left",
+        )?;
         registry.register(Box::new(edge_failovers.clone()))?;
+        registry.register(Box::new(edges_closed.clone()))?;
         for result in ["ok", "failed"] {
             setups.with_label_values(&[result]);
             syncs.with_label_values(&[result]);
@@ -454,6 +462,7 @@ impl RelayMetrics {
             setups,
             syncs,
             edge_failovers,
+            edges_closed,
         })
     }
 }

@@ -164,6 +164,34 @@ impl Cascade {
         Some((edge.link, devices))
     }
 
+    /// Removes edge `node` when it is still the one of `link` and nobody is seated there;
+    /// whether it did.
+    pub(super) fn remove_empty_edge(&mut self, node: usize, link: &str) -> bool {
+        let empty = !self.seats.values().any(|s| s.node == node);
+        match self
+            .edges
+            .iter()
+            .position(|e| e.node == node && e.link == link)
+        {
+            Some(at) if empty => {
+                self.edges.remove(at);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The link of edge `node` when nobody is seated there.
+    pub(super) fn empty_edge_link(&self, node: usize) -> Option<String> {
+        if self.seats.values().any(|s| s.node == node) {
+            return None;
+        }
+        self.edges
+            .iter()
+            .find(|e| e.node == node)
+            .map(|e| e.link.clone())
+    }
+
     /// The devices seated on `node`, sorted.
     pub(super) fn devices_on(&self, node: usize) -> Vec<String> {
         let mut devices: Vec<String> = self
@@ -275,6 +303,8 @@ pub struct RelayCounts {
     /// Edges lost (killed, unreachable past the failover delay, restarted): their viewers
     /// were reset.
     pub edge_failovers: u64,
+    /// Edges closed after their last viewer left (and none came within the linger time).
+    pub edges_closed: u64,
 }
 
 /// The pool's relay counters.
@@ -285,6 +315,7 @@ pub(super) struct RelayCounters {
     pub(super) syncs_ok: AtomicU64,
     pub(super) syncs_failed: AtomicU64,
     pub(super) edge_failovers: AtomicU64,
+    pub(super) edges_closed: AtomicU64,
 }
 
 impl RelayCounters {
@@ -300,6 +331,7 @@ impl RelayCounters {
             syncs_ok: self.syncs_ok.load(Ordering::Relaxed),
             syncs_failed: self.syncs_failed.load(Ordering::Relaxed),
             edge_failovers: self.edge_failovers.load(Ordering::Relaxed),
+            edges_closed: self.edges_closed.load(Ordering::Relaxed),
         }
     }
 }

@@ -51,12 +51,16 @@ use crate::protocol::{MediaResetReason, ReceiveSlotCounts, Subscription, TrackAn
 pub struct PoolSettings {
     /// A node unreachable for this long loses its rooms to the other nodes.
     pub failover_after: Duration,
+    /// An edge of a room whose last viewer left is closed (its copy on the node and the
+    /// origin's export to it) when no viewer was seated there again for this long.
+    pub edge_linger: Duration,
 }
 
 impl Default for PoolSettings {
     fn default() -> Self {
         PoolSettings {
             failover_after: Duration::from_millis(3000),
+            edge_linger: Duration::from_secs(30),
         }
     }
 }
@@ -880,6 +884,48 @@ impl Shared {
         })
     }
 
+    /// When nobody is seated on `room`'s edge `node` any more: after `linger`, if still
+    /// nobody is, the edge is removed from the cascade (no seat can land there from then on),
+    /// its copy closed and the origin's export to it deleted.
+    fn close_edge_when_left_empty(self: &Arc<Self>, room: &str, node: usize, linger: Duration) {
+        let link = match self.rooms().get(room) {
+            Some(p) if p.node != node => p.cascade.empty_edge_link(node),
+            _ => None,
+        };
+        let Some(link) = link else {
+            return;
+        };
+        let (shared, room) = (self.clone(), room.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep(linger).await;
+            // Held to the end: no new edge of the room is made on this node while its old
+            // copy is being closed.
+            let _control = shared.relay_control.lock().await;
+            let origin = {
+                let mut rooms = shared.rooms();
+                let Some(p) = rooms.get_mut(&room) else {
+                    return;
+                };
+                if !p.cascade.remove_empty_edge(node, &link) {
+                    return;
+                }
+                p.node
+            };
+            RelayCounters::bump(&shared.relays.edges_closed);
+            tracing::info!(
+                room,
+                edge = node,
+                "edge SFU node of a room closed: its last viewer left"
+            );
+            if let Err(e) = shared.node(origin).delete_relay_export(&link).await {
+                tracing::debug!(room, origin, error = %e, "deleting the export of an empty edge");
+            }
+            if let Err(e) = shared.node(node).close_room(&room).await {
+                tracing::debug!(room, node, error = %e, "closing an empty edge's copy");
+            }
+        });
+    }
+
     /// The rooms on node `i` with their role and the devices seated there.
     fn rooms_on(&self, i: usize) -> Vec<NodeRoom> {
         let mut out: Vec<NodeRoom> = self
@@ -1117,6 +1163,10 @@ impl MediaNode for SfuPool {
         session: MediaSessionId,
     ) -> Result<(), MediaError> {
         let seat = self.shared.unseat(room, device, session);
+        if let Some(i) = seat {
+            self.shared
+                .close_edge_when_left_empty(room, i, self.settings.edge_linger);
+        }
         match seat
             .map(|i| self.shared.node(i))
             .ok_or(())

@@ -38,6 +38,22 @@ const ROOM: &str = "town-hall";
 const READ_EVERY: Duration = Duration::from_millis(200);
 /// The pools' failover delay (the service's default is 3 s).
 const FAILOVER_AFTER: Duration = Duration::from_millis(1000);
+/// How long the pools keep an edge its last viewer left (the service's default is 30 s).
+const EDGE_LINGER: Duration = Duration::from_millis(1000);
+
+/// The value of the metric line starting with `series` (name and labels) on the `/metrics`
+/// of the SFU node at `node_url`.
+async fn sfu_metric(node_url: &str, series: &str) -> f64 {
+    let text = reqwest::get(format!("{node_url}/metrics"))
+        .await
+        .expect("sfu metrics answer")
+        .text()
+        .await
+        .expect("sfu metrics body");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} on {node_url}/metrics"))
+}
 
 /// Node `id` publishing its record to `redis`, taking at most `capacity` participants.
 async fn start_node(redis: &RedisServer, id: &str, capacity: u64) -> Node {
@@ -80,10 +96,16 @@ async fn replica(
                 as Arc<dyn MediaNode>
         })
         .collect();
-    let pool = SfuPool::new(remotes, PoolSettings { failover_after })
-        .expect("pool")
-        .with_registry(watch_registry(registry(redis), READ_EVERY))
-        .expect("registry link");
+    let pool = SfuPool::new(
+        remotes,
+        PoolSettings {
+            failover_after,
+            edge_linger: EDGE_LINGER,
+        },
+    )
+    .expect("pool")
+    .with_registry(watch_registry(registry(redis), READ_EVERY))
+    .expect("registry link");
     TestServer::start_with_node(cfg, Arc::new(pool)).await
 }
 
@@ -633,22 +655,84 @@ async fn edge_sfu_killed_its_viewers_receive_again_within_5_s() {
         .find(|(_, r, _)| r == "origin")
         .expect("origin")
         .0;
-    let text = reqwest::get(format!("{origin_url}/metrics"))
-        .await
-        .expect("sfu metrics answer")
-        .text()
-        .await
-        .expect("sfu metrics body");
-    let exports: f64 = text
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(r#"sfu_relay_links{role="origin"} "#)?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .expect("sfu_relay_links on the origin's /metrics");
+    let exports = sfu_metric(origin_url, r#"sfu_relay_links{role="origin"} "#).await;
     assert_eq!(exports, 2.0, "the lost edge's export deleted");
+    b.stop();
+}
+
+/// The viewers of one edge all leave: once the linger time has passed with nobody seated
+/// there again, the edge is closed — its copy of the room on the node (and the import with
+/// it) and the origin's export to it — while the viewers on the other nodes keep receiving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_its_last_viewer_left_is_closed_after_the_linger() {
+    let mut b = Broadcast::start(3, 10, 5).await;
+    b.every_viewer_decrypts(20).await;
+    let seating = b.seating().await;
+    assert_spans_three_nodes(&seating, 10);
+    let (edge_url, _, leaving) = seating
+        .iter()
+        .filter(|(_, r, _)| r == "edge")
+        .min_by_key(|(_, _, d)| d.len())
+        .cloned()
+        .expect("an edge");
+    let origin_url = seating
+        .iter()
+        .find(|(_, r, _)| r == "origin")
+        .expect("origin")
+        .0
+        .clone();
+    assert_eq!(sfu_metric(&edge_url, "sfu_rooms ").await, 1.0);
+    for v in b.viewers.iter_mut().filter(|v| leaving.contains(&v.name())) {
+        v.dev.ws.send(&json!({"type": "leave"})).await;
+    }
+    let staying: Vec<usize> = (0..b.viewers.len())
+        .filter(|&i| !leaving.contains(&b.viewers[i].name()))
+        .collect();
+    let before: Vec<u64> = staying
+        .iter()
+        .map(|&i| b.viewers[i].frames.load(Ordering::Relaxed))
+        .collect();
+
+    // Still there within the linger time (the seats are given up at once).
+    tokio::time::sleep(EDGE_LINGER / 2).await;
+    assert_eq!(b.replicas[0].metric("signaling_relay_links").await, 2.0);
+    poll_until(
+        EDGE_LINGER + Duration::from_secs(5),
+        "the empty edge closed",
+        async || b.replicas[0].metric("signaling_relay_links").await == 1.0,
+    )
+    .await;
+    assert_eq!(
+        b.replicas[0]
+            .metric("signaling_relay_edges_closed_total")
+            .await,
+        1.0
+    );
+    poll_until(
+        Duration::from_secs(5),
+        "the edge node closed its copy and the origin its export",
+        async || {
+            sfu_metric(&edge_url, "sfu_rooms ").await == 0.0
+                && sfu_metric(&origin_url, r#"sfu_relay_links{role="origin"} "#).await == 1.0
+        },
+    )
+    .await;
+    let seating = b.seating().await;
+    assert_eq!(seating.len(), 2, "the room on two nodes now: {seating:?}");
+    assert!(
+        seating.iter().all(|(url, _, _)| *url != edge_url),
+        "{seating:?}"
+    );
+    // Nobody else lost anything.
+    for (&i, n) in staying.iter().zip(before) {
+        let v = &b.viewers[i];
+        poll_until(
+            Duration::from_secs(5),
+            &format!("{} keeps receiving", v.name()),
+            async || v.frames.load(Ordering::Relaxed) > n + 50,
+        )
+        .await;
+    }
     b.stop();
 }
 
