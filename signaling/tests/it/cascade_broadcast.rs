@@ -41,18 +41,9 @@ const FAILOVER_AFTER: Duration = Duration::from_millis(1000);
 /// How long the pools keep an edge its last viewer left (the service's default is 30 s).
 const EDGE_LINGER: Duration = Duration::from_millis(1000);
 
-/// The value of the metric line starting with `series` (name and labels) on the `/metrics`
-/// of the SFU node at `node_url`.
+/// The value of `series` (name and labels) on the `/metrics` of the SFU node at `node_url`.
 async fn sfu_metric(node_url: &str, series: &str) -> f64 {
-    let text = reqwest::get(format!("{node_url}/metrics"))
-        .await
-        .expect("sfu metrics answer")
-        .text()
-        .await
-        .expect("sfu metrics body");
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{series} on {node_url}/metrics"))
+    crate::common::metric_of(&reqwest::Client::new(), node_url, series).await
 }
 
 /// Node `id` publishing its record to `redis`, taking at most `capacity` participants.

@@ -61,17 +61,7 @@ impl Node {
 
     /// The node's own count of open rooms (`sfu_rooms` on its `/metrics`).
     async fn rooms(&self, http: &reqwest::Client) -> f64 {
-        let text = http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .expect("sfu metrics answer")
-            .text()
-            .await
-            .expect("sfu metrics body");
-        text.lines()
-            .find_map(|l| l.strip_prefix("sfu_rooms ")?.trim().parse().ok())
-            .expect("sfu_rooms on the node's /metrics")
+        crate::common::metric_of(http, &self.base, "sfu_rooms ").await
     }
 }
 

@@ -180,6 +180,22 @@ impl TestServer {
     }
 }
 
+/// The value of the metric line starting with `series` (its name and labels, then a space)
+/// on the `/metrics` of the service at `base` (an SFU node's, for one).
+pub async fn metric_of(http: &reqwest::Client, base: &str, series: &str) -> f64 {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} on {base}/metrics"))
+}
+
 pub fn token_with(
     room: &str,
     identity: &str,
