@@ -387,6 +387,13 @@ impl Hub {
         .await
     }
 
+    /// Gives up room `name` to the replica that holds its owner lease now (see
+    /// [`RoomCommand::Yield`]); false when no such room is held here.
+    pub fn yield_room(&self, name: &str) -> bool {
+        self.room(name)
+            .is_some_and(|tx| tx.send(RoomCommand::Yield).is_ok())
+    }
+
     /// Ends the call in a room for everyone (`left` `call_ended`); the room stays.
     pub async fn end_call(&self, name: &str) -> Result<(), HubError> {
         self.ask(name, RoomCommand::EndCall).await

@@ -397,7 +397,8 @@ async fn keep_leases(store: Store, session: SessionContext, metrics: ClusterMetr
                     Ok(lost) => {
                         for room in &lost {
                             metrics.leases_lost.inc();
-                            warn!(room = %room, "another replica holds the owner lease of a room held here");
+                            warn!(room = %room, "another replica holds the owner lease of a room held here; yielding it");
+                            session.hub.yield_room(room);
                         }
                         metrics.rooms_owned.set(i64::try_from(rooms.len() - lost.len()).unwrap_or(i64::MAX));
                     }

@@ -27,10 +27,11 @@ pub struct RoomRecords {
 }
 
 /// The owner's side of one room's record: send it each new record; dropped, the record is
-/// deleted.
+/// deleted (unless [abandoned](RecordWriter::abandon)).
 #[derive(Debug)]
 pub struct RecordWriter {
     latest: watch::Sender<Option<Arc<RoomRecord>>>,
+    abandoned: bool,
 }
 
 impl RecordWriter {
@@ -38,12 +39,20 @@ impl RecordWriter {
     pub fn write(&self, record: RoomRecord) {
         self.latest.send_replace(Some(Arc::new(record)));
     }
+
+    /// Stops writing and leaves the record as it is: another replica owns the room now, and
+    /// the record is its own.
+    pub fn abandon(mut self) {
+        self.abandoned = true;
+    }
 }
 
 impl Drop for RecordWriter {
     fn drop(&mut self) {
-        // The room closed here: its record goes.
-        self.latest.send_replace(None);
+        if !self.abandoned {
+            // The room closed here: its record goes.
+            self.latest.send_replace(None);
+        }
     }
 }
 
@@ -60,10 +69,13 @@ impl RoomRecords {
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
             loop {
-                let closed = rx.changed().await.is_err();
+                if rx.changed().await.is_err() {
+                    // Abandoned: the record is left to the room's new owner.
+                    return;
+                }
                 let record = rx.borrow_and_update().clone();
                 match record {
-                    Some(record) if !closed => {
+                    Some(record) => {
                         let json = match serde_json::to_string(&*record) {
                             Ok(json) => json,
                             Err(e) => {
@@ -84,7 +96,10 @@ impl RoomRecords {
                 }
             }
         });
-        RecordWriter { latest }
+        RecordWriter {
+            latest,
+            abandoned: false,
+        }
     }
 
     /// The record of room `name`, if one is kept (`Ok(None)`: none, or one that does not

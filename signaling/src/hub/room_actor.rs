@@ -244,6 +244,11 @@ pub enum RoomCommand {
     },
     /// Admin: close the room.
     Close(oneshot::Sender<()>),
+    /// Another replica holds the room's owner lease (split after a Redis that lost its data):
+    /// this copy ends without touching what is shared — its record and its media node copy are
+    /// left alone, no member's media session is removed — and every connection in it is cut
+    /// without a close frame, so its client reconnects and is carried to the owner.
+    Yield,
     /// Test hook [`crate::test_hooks::TestHook::SeverConnections`]: cut a device's connection
     /// without a close frame; replies whether the device was there.
     Sever {
@@ -290,6 +295,8 @@ pub(super) struct RoomActor {
     record: Option<RecordWriter>,
     /// What the last record written was made from ([`Room::record_stamp`]).
     record_stamp: Option<(u64, usize, bool, bool, u64)>,
+    /// The room was yielded to another replica ([`RoomCommand::Yield`]): the actor ends.
+    yielded: bool,
 }
 
 impl RoomActor {
@@ -316,6 +323,7 @@ impl RoomActor {
             recorded,
             record: None,
             record_stamp: None,
+            yielded: false,
         }
     }
 
@@ -365,7 +373,10 @@ impl RoomActor {
                 }
             }
             self.update_gauges();
-            if self.room.is_closed() || (self.ephemeral && self.room.is_empty() && !configures) {
+            if self.yielded
+                || self.room.is_closed()
+                || (self.ephemeral && self.room.is_empty() && !configures)
+            {
                 break;
             }
             self.write_record();
@@ -740,6 +751,22 @@ impl RoomActor {
                 let out = self.room.close();
                 self.deliver(out, now);
                 let _ = reply.send(());
+            }
+            RoomCommand::Yield => {
+                warn!(
+                    room = self.room.name(),
+                    connections = self.conns.len(),
+                    "another replica owns this room now: its copy here ends and its clients reconnect"
+                );
+                self.media = None;
+                if let Some(writer) = self.record.take() {
+                    writer.abandon();
+                }
+                for c in self.conns.values() {
+                    let _ = c.tx.try_send(Outbound::Sever);
+                }
+                self.conns.clear();
+                self.yielded = true;
             }
             RoomCommand::Sever { device, reply } => {
                 // The connection leaves the room when its session ends, as any dropped one.

@@ -515,6 +515,7 @@ async fn killed_owner_replica_its_clients_are_back_on_the_other_within_5_s() {
 /// A replica named `id` without a media node (the control plane alone).
 async fn control_replica(redis: &RedisServer, id: &str) -> TestServer {
     let mut cfg = config();
+    cfg.auto_create_rooms = true;
     cfg.media.redis_url = Some(RedisUrl(redis.url()));
     cfg.cluster.replica_id = Some(id.to_owned());
     cfg.limits.max_connections_per_ip = 20_000;
@@ -726,4 +727,95 @@ async fn media_flows_through_an_owner_replica_kill_and_both_callers_resume() {
     receive(&mut a_rx, bob_again.slot(), 20).await;
     receive(&mut b_rx, alice_again.slot(), 20).await;
     sending.abort();
+}
+
+/// After a Redis that lost its data, a join on the other replica claims a room a replica still
+/// holds: the room exists twice (split brain). At its next lease renewal the replica that lost
+/// the lease yields its copy: its connections there are cut without a close frame (no `left`:
+/// their clients reconnect), it deletes neither the record nor anything on the media node, and
+/// a returning client lands in the one room left, the new owner's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_data_loss_the_replica_that_lost_a_rooms_lease_yields_it() {
+    use crate::common::{Seen, token};
+    let redis = RedisServer::start().expect("redis-server starts");
+    let a = control_replica(&redis, "replica-a").await;
+    let b = control_replica(&redis, "replica-b").await;
+    let flush = async || {
+        let client = redis::Client::open(redis.url()).expect("redis client");
+        let mut c = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection");
+        let _: () = redis::cmd("FLUSHALL")
+            .query_async(&mut c)
+            .await
+            .expect("FLUSHALL");
+    };
+    // a renews its leases every second: a join on b right after the flush usually claims the
+    // room first; when a's renewal came first, bob simply joined a's room (no split): again.
+    for attempt in 0..5 {
+        let room = format!("split-{attempt}");
+        let mut alice = a.connect().await;
+        alice
+            .join(&room, &token(&room, "alice", Role::Caller), "dev-alice")
+            .await;
+        flush().await;
+        let mut bob = b.connect().await;
+        let joined = bob
+            .join(&room, &token(&room, "bob", Role::Caller), "dev-bob")
+            .await;
+        let with_alice = joined["roster"]["devices"]
+            .as_array()
+            .expect("roster")
+            .iter()
+            .any(|d| d["device"] == "dev-alice");
+        if with_alice {
+            continue;
+        }
+        // Split: a still holds its copy with alice; b owns the lease and its own copy.
+        let cut = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match alice.next().await {
+                    Seen::Closed(code) => return code,
+                    Seen::Json(m) => assert_ne!(m["type"], "left", "no `left`: {m}"),
+                }
+            }
+        })
+        .await
+        .expect("a yields the room within a renewal or two");
+        assert_eq!(
+            cut, None,
+            "cut without a close frame, so the client reconnects"
+        );
+        assert!(
+            a.metric("signaling_cluster_leases_lost_total").await >= 1.0,
+            "the lost lease is counted"
+        );
+        // alice comes back through a, which carries her to b's room: bob sees her join.
+        let mut again = a.connect().await;
+        let back = again
+            .join(&room, &token(&room, "alice", Role::Caller), "dev-alice")
+            .await;
+        let roster: Vec<&str> = back["roster"]["devices"]
+            .as_array()
+            .expect("roster")
+            .iter()
+            .filter_map(|d| d["device"].as_str())
+            .collect();
+        assert!(roster.contains(&"dev-bob"), "one room, b's: {back}");
+        let added = bob.recv_type("roster").await;
+        assert_eq!(added["added"][0]["device"], "dev-alice", "{added}");
+        // One owner, b, and b's record of the room is kept (a did not delete it).
+        let view = cluster_view(&a).await;
+        let owners: Vec<&Value> = view["rooms"]
+            .as_array()
+            .expect("rooms")
+            .iter()
+            .filter(|o| o["room"] == room.as_str())
+            .collect();
+        assert_eq!(owners.len(), 1, "{view}");
+        assert_eq!(owners[0]["replica"], "replica-b", "{view}");
+        return;
+    }
+    panic!("five attempts without a split: a renewed its lease first every time");
 }
