@@ -274,6 +274,13 @@ impl Shared {
         i
     }
 
+    /// The node registry as last read (none without a registry).
+    fn registry_now(&self) -> Option<RegistrySnapshot> {
+        self.registry
+            .as_ref()
+            .map(|snapshot| snapshot.borrow().clone())
+    }
+
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, Placed>> {
         // A panic while holding the lock leaves a usable map.
         self.rooms
@@ -290,10 +297,7 @@ impl Shared {
             load[p.node] += 1;
         }
         let now = Instant::now();
-        let registry = self
-            .registry
-            .as_ref()
-            .map(|snapshot| snapshot.borrow().clone());
+        let registry = self.registry_now();
         nodes
             .iter()
             .zip(load)
@@ -571,6 +575,17 @@ async fn discover(shared: Arc<Shared>, mut snapshot: watch::Receiver<RegistrySna
     }
 }
 
+/// How many media sessions this pool has seated on each node, over every room.
+fn seated_per_node(rooms: &HashMap<String, Placed>) -> HashMap<usize, u64> {
+    let mut seated = HashMap::new();
+    for p in rooms.values() {
+        for s in p.cascade.seats.values() {
+            *seated.entry(s.node).or_default() += 1;
+        }
+    }
+    seated
+}
+
 /// Places of a room's origin node that viewers leave free, for a publisher (a presenter, a
 /// caller) joining later: publishers are seated only on the origin (docs/architecture.md §7.57).
 const ORIGIN_KEEPS_FOR_PUBLISHERS: u64 = 1;
@@ -632,17 +647,9 @@ impl Shared {
         participant: &ParticipantSpec,
         force: bool,
     ) -> Result<Option<(usize, Option<(usize, MediaSessionId)>)>, MediaError> {
-        let registry = self
-            .registry
-            .as_ref()
-            .map(|snapshot| snapshot.borrow().clone());
+        let registry = self.registry_now();
         let mut rooms = self.rooms();
-        let mut seated: HashMap<usize, u64> = HashMap::new();
-        for p in rooms.values() {
-            for s in p.cascade.seats.values() {
-                *seated.entry(s.node).or_default() += 1;
-            }
-        }
+        let seated = seated_per_node(&rooms);
         let p = rooms.get_mut(room).ok_or(MediaError::UnknownRoom)?;
         let viewer = p.spec.kind == RoomKind::Broadcast && !participant.can_publish;
         let origin = p.node;
@@ -762,19 +769,8 @@ impl Shared {
             let p = rooms.get(room).ok_or(MediaError::UnknownRoom)?;
             (p.spec.clone(), p.node, p.cascade.nodes(p.node))
         };
-        let registry = self
-            .registry
-            .as_ref()
-            .map(|snapshot| snapshot.borrow().clone());
-        let seated: HashMap<usize, u64> = {
-            let mut seated = HashMap::new();
-            for p in self.rooms().values() {
-                for s in p.cascade.seats.values() {
-                    *seated.entry(s.node).or_default() += 1;
-                }
-            }
-            seated
-        };
+        let registry = self.registry_now();
+        let seated = seated_per_node(&self.rooms());
         let count = self.nodes().len();
         let full: Vec<usize> = (0..count)
             .filter(|&i| !self.has_room(i, 0, registry.as_ref(), &seated))
@@ -1238,11 +1234,7 @@ impl MediaNode for SfuPool {
 
     /// Each node with its state and, with a registry, its record as last read.
     fn nodes(&self) -> Vec<MediaNodeInfo> {
-        let snapshot = self
-            .shared
-            .registry
-            .as_ref()
-            .map(|snapshot| snapshot.borrow().clone());
+        let snapshot = self.shared.registry_now();
         let nodes = self.shared.nodes().clone();
         nodes
             .iter()
