@@ -257,6 +257,20 @@ impl Cascade {
         export
     }
 
+    /// Imports `export` (what the origin's export answered) on the edge; returns the import.
+    async fn import(&self, export: Value) -> Value {
+        let (status, imported) = self
+            .call(
+                &self.edge,
+                Method::POST,
+                &format!("/control/rooms/{ROOM}/relay/imports"),
+                Some(export),
+            )
+            .await;
+        assert_eq!(status, 201, "import created: {imported}");
+        imported
+    }
+
     /// Waits until export `link` carries `count` tracks; returns its track list.
     /// Sends `publisher`'s media until the export `link` carries its two tracks; returns the
     /// export's track list.
@@ -397,15 +411,7 @@ async fn relay_between_two_nodes_carries_sframe_media_to_edge_viewers_and_keyfra
         assert_eq!(t["publisher"], "alice", "{t}");
     }
     let started = Instant::now();
-    let (status, imported) = c
-        .call(
-            &c.edge,
-            Method::POST,
-            &format!("/control/rooms/{ROOM}/relay/imports"),
-            Some(export),
-        )
-        .await;
-    assert_eq!(status, 201, "import created: {imported}");
+    let imported = c.import(export).await;
     let tracks = edge_tracks(&imported);
     assert_eq!(tracks.len(), 2);
     for t in imported["tracks"].as_array().expect("tracks") {
@@ -540,15 +546,7 @@ impl Cascade {
         let mut export = self.export().await;
         let link = export["link"].as_str().expect("link").to_owned();
         export["tracks"] = self.export_tracks(&link, count).await["tracks"].clone();
-        let (status, imported) = self
-            .call(
-                &self.edge,
-                Method::POST,
-                &format!("/control/rooms/{ROOM}/relay/imports"),
-                Some(export),
-            )
-            .await;
-        assert_eq!(status, 201, "{imported}");
+        self.import(export).await;
         link
     }
 
@@ -619,15 +617,7 @@ async fn a_track_published_after_the_link_reaches_the_edge_and_its_unpublish_end
     let export = c.export().await;
     let link = export["link"].as_str().expect("link").to_owned();
     assert_eq!(export["tracks"], json!([]));
-    let (status, imported) = c
-        .call(
-            &c.edge,
-            Method::POST,
-            &format!("/control/rooms/{ROOM}/relay/imports"),
-            Some(export),
-        )
-        .await;
-    assert_eq!(status, 201, "{imported}");
+    let imported = c.import(export).await;
     assert_eq!(imported["tracks"], json!([]));
 
     let mut publisher = c.publish("dave").await;
@@ -718,15 +708,7 @@ async fn an_import_with_wrong_keys_forwards_nothing_and_malformed_relay_requests
         .to_owned();
     let flipped = if key.starts_with('0') { "1" } else { "0" };
     forged["keys"]["origin_to_edge"]["master_key"] = json!(format!("{flipped}{}", &key[1..]));
-    let (status, imported) = c
-        .call(
-            &c.edge,
-            Method::POST,
-            &format!("/control/rooms/{ROOM}/relay/imports"),
-            Some(forged.clone()),
-        )
-        .await;
-    assert_eq!(status, 201, "{imported}");
+    let imported = c.import(forged.clone()).await;
     let tracks = edge_tracks(&imported);
     let mut viewer = c
         .view(
@@ -916,15 +898,7 @@ async fn deleting_the_link_stops_forwarding_and_frees_it_and_a_closing_room_take
     let link = export["link"].as_str().expect("link").to_owned();
     let mut export = export;
     export["tracks"] = c.tracks_once_published(&mut publisher, &link).await["tracks"].clone();
-    let (status, imported) = c
-        .call(
-            &c.edge,
-            Method::POST,
-            &format!("/control/rooms/{ROOM}/relay/imports"),
-            Some(export),
-        )
-        .await;
-    assert_eq!(status, 201);
+    let imported = c.import(export).await;
     let tracks = edge_tracks(&imported);
     let mut viewer = c
         .view("ivan", &tracks, &[RtpCodecKind::Video, RtpCodecKind::Audio])
@@ -1060,15 +1034,7 @@ async fn loss_on_the_link_is_repaired_by_nack_and_replayed_or_forged_link_datagr
     let mut export = export;
     export["tracks"] = c.tracks_once_published(&mut publisher, &link).await["tracks"].clone();
     export["origin_media_address"] = json!(relay.sfu_facing.to_string());
-    let (status, imported) = c
-        .call(
-            &c.edge,
-            Method::POST,
-            &format!("/control/rooms/{ROOM}/relay/imports"),
-            Some(export),
-        )
-        .await;
-    assert_eq!(status, 201, "{imported}");
+    let imported = c.import(export).await;
     let tracks = edge_tracks(&imported);
     let mut viewer = c
         .view("ken", &tracks, &[RtpCodecKind::Video, RtpCodecKind::Audio])
@@ -1187,15 +1153,7 @@ async fn a_simulcast_camera_reaches_the_edge_as_its_top_layer() {
     }
     let mut export = export;
     export["tracks"] = c.export_tracks(&link, 1).await["tracks"].clone();
-    let (status, imported) = c
-        .call(
-            &c.edge,
-            Method::POST,
-            &format!("/control/rooms/{ROOM}/relay/imports"),
-            Some(export),
-        )
-        .await;
-    assert_eq!(status, 201, "{imported}");
+    let imported = c.import(export).await;
     let mut viewer = c
         .view("leo", &edge_tracks(&imported), &[RtpCodecKind::Video])
         .await;

@@ -159,6 +159,29 @@ impl Viewer {
             .to_owned()
     }
 
+    /// After its node was lost: the viewer's `media_reset` (`media_node_lost`), a fresh media
+    /// session, and the time from `since` until it decrypted the presenter's first frame again.
+    async fn media_back_after_reset(
+        &mut self,
+        tracks: &[String],
+        presenter_slot: u16,
+        since: Instant,
+    ) -> Duration {
+        let reset = self.dev.ws.recv_type("media_reset").await;
+        assert_eq!(reset["reason"], "media_node_lost", "{reset}");
+        self.peer = None;
+        self.start_media(tracks, presenter_slot).await;
+        let name = self.name();
+        poll_until(
+            Duration::from_secs(10),
+            &format!("{name} decrypts again"),
+            async || self.session_first.lock().expect("first").is_some(),
+        )
+        .await;
+        let again = self.session_first.lock().expect("first").expect("a frame");
+        again.saturating_duration_since(since)
+    }
+
     /// A fresh media session: receive-only offer, answer, subscriptions to `tracks` (origin
     /// ids), the SFU's offer answered; a task decrypts what arrives.
     async fn start_media(&mut self, tracks: &[String], presenter_slot: u16) {
@@ -314,6 +337,17 @@ async fn send_until(
     sender
 }
 
+/// The ids of the presenter's camera and microphone tracks, from its next two
+/// `track_published`.
+async fn published_tracks(presenter: &mut Device) -> Vec<String> {
+    let mut tracks = Vec::new();
+    while tracks.len() < 2 {
+        let m = presenter.ws.recv_type("track_published").await;
+        tracks.push(m["track"]["id"].as_str().expect("track id").to_owned());
+    }
+    tracks
+}
+
 /// The broadcast under test.
 struct Broadcast {
     nodes: Vec<Node>,
@@ -367,11 +401,7 @@ impl Broadcast {
         let sender = Sender::new(SUITE, presenter.slot(), 1, base.clone()).expect("sender");
         let stop = Arc::new(AtomicBool::new(false));
         let sending = tokio::spawn(send_until(camera, audio, sender, stop.clone()));
-        let mut tracks = Vec::new();
-        while tracks.len() < 2 {
-            let m = presenter.ws.recv_type("track_published").await;
-            tracks.push(m["track"]["id"].as_str().expect("track id").to_owned());
-        }
+        let tracks = published_tracks(&mut presenter).await;
         let mut broadcast = Broadcast {
             nodes,
             replicas: vec![a, b],
@@ -570,19 +600,8 @@ async fn edge_sfu_killed_its_viewers_receive_again_within_5_s() {
         .map(|v| {
             let tracks = tracks.clone();
             async move {
-                let reset = v.dev.ws.recv_type("media_reset").await;
-                assert_eq!(reset["reason"], "media_node_lost", "{reset}");
-                v.peer = None;
-                v.start_media(&tracks, slot).await;
-                let name = v.name();
-                poll_until(
-                    Duration::from_secs(10),
-                    &format!("{name} decrypts again"),
-                    async || v.session_first.lock().expect("first").is_some(),
-                )
-                .await;
-                let again = v.session_first.lock().expect("first").expect("a frame");
-                (name, again.saturating_duration_since(kill))
+                let took = v.media_back_after_reset(&tracks, slot, kill).await;
+                (v.name(), took)
             }
         });
     let times = futures_util::future::join_all(restarts).await;
@@ -919,31 +938,13 @@ async fn origin_sfu_killed_the_room_moves_its_edges_close_and_everyone_receives_
     b._presenter_peer = peer;
     b.stop = Arc::new(AtomicBool::new(false));
     b.sending = tokio::spawn(send_until(camera, audio, sender, b.stop.clone()));
-    let mut tracks = Vec::new();
-    while tracks.len() < 2 {
-        let m = b.presenter.ws.recv_type("track_published").await;
-        tracks.push(m["track"]["id"].as_str().expect("track id").to_owned());
-    }
+    let tracks = published_tracks(&mut b.presenter).await;
     b.tracks = tracks.clone();
 
     let slot = b.presenter.slot();
     let restarts = b.viewers.iter_mut().map(|v| {
         let tracks = tracks.clone();
-        async move {
-            let reset = v.dev.ws.recv_type("media_reset").await;
-            assert_eq!(reset["reason"], "media_node_lost", "{reset}");
-            v.peer = None;
-            v.start_media(&tracks, slot).await;
-            let name = v.name();
-            poll_until(
-                Duration::from_secs(10),
-                &format!("{name} decrypts again"),
-                async || v.session_first.lock().expect("first").is_some(),
-            )
-            .await;
-            let again = v.session_first.lock().expect("first").expect("a frame");
-            again.saturating_duration_since(kill)
-        }
+        async move { v.media_back_after_reset(&tracks, slot, kill).await }
     });
     let times = futures_util::future::join_all(restarts).await;
     let worst = times.iter().max().copied().unwrap_or_default();
